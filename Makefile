@@ -1,0 +1,72 @@
+# See https://tech.davis-hansson.com/p/make/
+SHELL := bash
+.DELETE_ON_ERROR:
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --warn-undefined-variables
+MAKEFLAGS += --no-builtin-rules
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The venv is rebuilt whenever the pinned dependencies change.
+STAMP := $(VENV)/.installed
+BUF := $(BIN)/buf
+# Put the venv first so buf finds the plugins installed in it.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: help
+help: ## Describe useful make targets
+	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*?## "}; {printf "%-15s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the pinned toolchain and this package
+
+.PHONY: generate
+generate: $(STAMP) ## Regenerate generated/ from proto/ with buf
+	$(BUF) generate
+
+.PHONY: format
+format: $(STAMP) ## Format .proto and Python files in place
+	$(BUF) format --write
+	$(BIN)/ruff format src tests tools
+	$(BIN)/ruff check --fix src tests tools
+
+.PHONY: lint
+lint: $(STAMP) ## Lint and format-check protos and Python, and type-check Python
+	$(BUF) lint
+	@$(BUF) format --diff --exit-code || { echo 'buf format found differences: run `make format`' >&2; exit 1; }
+	$(BIN)/ruff check src tests tools
+	@$(BIN)/ruff format --check src tests tools || { echo 'ruff format found differences: run `make format`' >&2; exit 1; }
+	$(BIN)/mypy
+
+.PHONY: checkgenerate
+checkgenerate: $(STAMP) ## Fail if generated/ differs from what buf produces
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BUF) generate --output "$$tmp"; \
+	if ! diff -r generated "$$tmp/generated" >&2; then \
+	  echo 'generated/ is out of date with proto/: run `make generate` and commit the result' >&2; exit 1; \
+	fi
+
+.PHONY: breaking
+breaking: $(STAMP) ## Check proto/ for wire-breaking changes against HEAD and the previous commit
+	@for ref in HEAD HEAD~1; do \
+	  if git rev-parse --verify --quiet "$$ref^{commit}" >/dev/null && git cat-file -e "$$ref:buf.yaml" 2>/dev/null && git cat-file -e "$$ref:proto" 2>/dev/null; then \
+	    echo "buf breaking against $$ref"; \
+	    $(BUF) breaking --against ".git#ref=$$ref"; \
+	  fi; \
+	done
+
+.PHONY: test
+test: lint checkgenerate breaking ## Run every check: lint, drift, breaking, and the test suite
+	$(BIN)/pytest
+
+.PHONY: clean
+clean: ## Remove the venv and caches
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist

@@ -1,0 +1,84 @@
+"""The JSON samples of the API documentation, kept as fixture files.
+
+``docs/`` holds every sample of ../shared/api-docs verbatim (``NAME.json``);
+where a sample cannot parse as written, ``NAME.corrected.json`` is its
+corrected twin (README, Spec notes). ``examples/`` holds samples we wrote for
+calls the docs show no JSON for.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import NamedTuple
+
+from google.protobuf.message import Message
+
+from auxia.decision.model import (
+    treatment_interaction_service_pb2,
+    treatment_management_service_pb2,
+)
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+_tm = treatment_management_service_pb2
+_ti = treatment_interaction_service_pb2
+
+
+class Sample(NamedTuple):
+    """One JSON sample and the message type it encodes."""
+
+    name: str
+    path: pathlib.Path
+    message_type: type[Message]
+    method: str
+    is_request: bool
+
+    def text(self) -> str:
+        """Return the sample's text."""
+        return self.path.read_text()
+
+
+def _sample(folder: str, name: str, message_type: type[Message], method: str) -> Sample:
+    return Sample(name, FIXTURES / folder / f"{name}.json", message_type, method, "request" in name)
+
+
+# Every sample that parses as written, or the corrected twin of one that does not.
+PARSEABLE = [
+    _sample("docs", "insert_treatment_request", _tm.InsertTreatmentRequest, "InsertTreatment"),
+    _sample(
+        "docs",
+        "insert_treatment_response.corrected",
+        _tm.InsertTreatmentResponse,
+        "InsertTreatment",
+    ),
+    _sample("docs", "update_treatment_request", _tm.UpdateTreatmentRequest, "UpdateTreatment"),
+    _sample(
+        "docs",
+        "update_treatment_response.corrected",
+        _tm.UpdateTreatmentResponse,
+        "UpdateTreatment",
+    ),
+    _sample(
+        "docs",
+        "get_data_fields_request.corrected",
+        _tm.GetDataFieldsByParamsRequest,
+        "GetDataFields",
+    ),
+    _sample("docs", "get_data_fields_response", _tm.GetDataFieldsByParamsResponse, "GetDataFields"),
+    _sample(
+        "examples",
+        "log_treatment_interaction_request",
+        _ti.LogTreatmentInteractionRequest,
+        "LogTreatmentInteraction",
+    ),
+]
+
+# The literal samples that do not parse, by name.
+BROKEN = {
+    name: _sample("docs", name, message_type, method)
+    for name, message_type, method in [
+        ("insert_treatment_response", _tm.InsertTreatmentResponse, "InsertTreatment"),
+        ("update_treatment_response", _tm.UpdateTreatmentResponse, "UpdateTreatment"),
+        ("get_data_fields_request", _tm.GetDataFieldsByParamsRequest, "GetDataFields"),
+    ]
+}

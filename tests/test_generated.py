@@ -1,0 +1,132 @@
+"""generated/ is exactly what buf produces, and the build guards catch drift and breaks."""
+
+from __future__ import annotations
+
+import filecmp
+import pathlib
+import re
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tests._repo import ROOT, VENV_BIN, copy_tree, run
+
+MODULES = sorted(
+    ".".join(path.relative_to(ROOT / "generated").with_suffix("").parts)
+    for path in (ROOT / "generated").rglob("*.py")
+)
+
+
+def _differences(left: pathlib.Path, right: pathlib.Path) -> list[str]:
+    compared = filecmp.dircmp(left, right)
+    found = [*compared.left_only, *compared.right_only]
+    # dircmp compares shallowly; compare contents byte for byte.
+    found += [
+        name
+        for name in compared.common_files
+        if (left / name).read_bytes() != (right / name).read_bytes()
+    ]
+    for sub in compared.common_dirs:
+        found += [f"{sub}/{name}" for name in _differences(left / sub, right / sub)]
+    return found
+
+
+def test_regeneration_matches_generated_byte_for_byte(tmp_path: pathlib.Path) -> None:
+    run([str(VENV_BIN / "buf"), "generate", "--output", str(tmp_path)], ROOT)
+    assert _differences(ROOT / "generated", tmp_path / "generated") == []
+    assert len(MODULES) >= 10
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_imports_without_warnings(module: str) -> None:
+    subprocess.run([sys.executable, "-W", "error", "-c", f"import {module}"], check=True)
+
+
+def test_drift_check_fails_when_a_generated_file_is_edited(tmp_path: pathlib.Path) -> None:
+    tree = copy_tree(tmp_path / "tree")
+    assert run(["make", "checkgenerate"], tree).returncode == 0
+    edited = tree / "generated/auxia/decision/model/treatment_pb2.py"
+    edited.write_text(edited.read_text() + "# hand edit\n")
+    result = run(["make", "checkgenerate"], tree, check=False)
+    assert result.returncode != 0
+    assert "run `make generate`" in result.stderr
+
+
+def test_breaking_check_fails_when_a_field_number_changes(tmp_path: pathlib.Path) -> None:
+    tree = copy_tree(tmp_path / "tree")
+    for args in (
+        ["git", "init", "--quiet", "--initial-branch=main"],
+        ["git", "add", "--all"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "base"],
+    ):
+        run(args, tree)
+    assert run(["make", "breaking"], tree).returncode == 0
+    proto = tree / "proto/auxia/decision/model/treatment_interaction_service.proto"
+    text = proto.read_text()
+    assert "string action_name = 8" in text
+    proto.write_text(text.replace("string action_name = 8", "string action_name = 9"))
+    result = run(["make", "breaking"], tree, check=False)
+    assert result.returncode != 0
+    assert 'Previously present field "8" with name "action_name"' in result.stdout + result.stderr
+
+
+def test_wheel_ships_generated_package_sources_and_protos(tmp_path: pathlib.Path) -> None:
+    run([str(VENV_BIN / "hatchling"), "build", "--target", "wheel", "-d", str(tmp_path)], ROOT)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for stem in ("treatment", "data_field", "treatment_management_service"):
+        for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", ".proto"):
+            assert f"auxia/decision/model/{stem}{suffix}" in names
+    assert "auxia/decision/model/py.typed" in names
+    assert "auxia_decision/__init__.py" in names
+    assert "auxia_decision/py.typed" in names
+    assert not any(name.startswith(("generated/", "src/", "proto/", "google/")) for name in names)
+    metadata = zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith(".dist-info/METADATA"))
+    )
+    requires = re.findall(rb"^Requires-Dist: (.*)$", metadata, re.MULTILINE)
+    assert b"protobuf<8,>=7.35.1" in requires
+    assert b"grpcio<2,>=1.85.1" in requires
+
+
+def test_generated_code_version_checks_match_the_runtime_bounds() -> None:
+    pb2 = (ROOT / "generated/auxia/decision/model/treatment_pb2.py").read_text()
+    assert "# Protobuf Python Version: 7.35.1" in pb2
+    grpc = ROOT / "generated/auxia/decision/model/treatment_management_service_pb2_grpc.py"
+    assert "GRPC_GENERATED_VERSION = '1.85.1'" in grpc.read_text()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"protobuf>=7.35.1,<8"' in pyproject
+    assert '"grpcio>=1.85.1,<2"' in pyproject
+
+
+def test_fresh_venv_installs_the_wheel_and_imports_without_warnings(
+    tmp_path: pathlib.Path,
+) -> None:
+    run([str(VENV_BIN / "hatchling"), "build", "--target", "wheel", "-d", str(tmp_path)], ROOT)
+    (wheel,) = tmp_path.glob("*.whl")
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", str(venv)], tmp_path)
+    run(
+        [
+            str(venv / "bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
+        tmp_path,
+    )
+    code = (
+        "import auxia_decision, auxia.decision.model.treatment_management_service_pb2 as t, "
+        "auxia.decision.model.treatment_management_service_pb2_grpc as g; "
+        "print(t.InsertTreatmentRequest(name='x').name, g.TreatmentManagementServiceStub.__name__,"
+        " (auxia_decision.proto_include_path() / 'auxia/decision/model/treatment.proto')"
+        ".is_file())"
+    )
+    result = run([str(venv / "bin/python"), "-W", "error", "-c", code], tmp_path)
+    assert result.stdout.split() == ["x", "TreatmentManagementServiceStub", "True"]
+    assert result.stderr == ""
