@@ -33,7 +33,7 @@ def copy_tree(destination: pathlib.Path) -> pathlib.Path:
     # The shared venv was installed for this tree's pyproject.toml: tell make
     # so, or it would try to rebuild the venv inside the copy.
     stamp = (ROOT / ".venv" / ".installed").stat()
-    os.utime(destination / "pyproject.toml", (stamp.st_atime, stamp.st_mtime))
+    os.utime(destination / "pyproject.toml", ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     return destination
 
 
