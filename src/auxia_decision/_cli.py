@@ -1,0 +1,116 @@
+"""The ``auxia-decision`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+from collections.abc import Sequence
+
+from google.protobuf import json_format
+
+from auxia_decision._client import DEFAULT_BASE_URL, Client
+from auxia_decision._codec import RestCodec
+from auxia_decision._errors import ApiError
+from auxia_decision._protos import proto_include_path
+from auxia_decision._routes import route_for, routes
+from auxia_decision._validation import validate
+
+
+def _read(source: str) -> bytes:
+    """Read ``@FILE``, ``FILE``, ``-`` (stdin) or, for ``--data``, literal JSON."""
+    if source == "-":
+        return sys.stdin.buffer.read()
+    return pathlib.Path(source.removeprefix("@")).read_bytes()
+
+
+def _validate(args: argparse.Namespace) -> int:
+    route = route_for(args.method)
+    try:
+        request = RestCodec().decode_request(_read(args.file), route.request_type)
+    except ApiError as error:
+        print(error, file=sys.stderr)
+        return 1
+    result = validate(request)
+    for warning in result.warnings:
+        print(f"warning: {warning.field}: {warning.description}", file=sys.stderr)
+    if result.errors:
+        print(ApiError.invalid_argument(result.errors), file=sys.stderr)
+        return 1
+    print(f"valid {route.request_type.DESCRIPTOR.name}")
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    route = route_for(args.method)
+    data = args.data.encode() if not args.data.startswith("@") else _read(args.data)
+    try:
+        request = RestCodec().decode_request(data, route.request_type)
+        with Client(base_url=args.base_url) as client:
+            response = client.call(route.name, request)
+    except ApiError as error:
+        print(error, file=sys.stderr)
+        return 1
+    except ValueError as error:  # no API key
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json_format.MessageToJson(response, indent=2))
+    return 0
+
+
+def _protos(args: argparse.Namespace) -> int:
+    del args
+    print(proto_include_path())
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    methods = ", ".join(route.name for route in routes())
+    parser = argparse.ArgumentParser(
+        prog="auxia-decision", description="Tools for the Auxia decisioning API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser(
+        "validate",
+        help="validate a request JSON file",
+        description="Print every violation of a request with its JSON path; exit 1 if invalid.",
+    )
+    check.add_argument("method", help=f"the RPC: {methods}")
+    check.add_argument("file", help="the request JSON file, or - for standard input")
+    check.set_defaults(run=_validate)
+
+    call = commands.add_parser(
+        "call",
+        help="call the API and print the response JSON",
+        description="Send a request (API key from AUXIA_API_KEY) and print the response.",
+    )
+    call.add_argument("method", help=f"the RPC: {methods}")
+    call.add_argument("--data", required=True, help="the request: @FILE.json, @- or JSON text")
+    call.add_argument("--base-url", default=DEFAULT_BASE_URL, help="default: %(default)s")
+    call.set_defaults(run=_call)
+
+    protos = commands.add_parser("protos", help="where the .proto files are installed")
+    protos.add_argument(
+        "--include-path",
+        action="store_true",
+        required=True,
+        help="print the folder to pass to protoc -I or to a buf workspace",
+    )
+    protos.set_defaults(run=_protos)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except KeyError as error:  # unknown method
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,354 @@
+"""Sync and async clients of the Auxia REST API, driven by the services' HTTP rules."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Final, Self, TypeVar
+
+import httpx
+from google.protobuf.message import Message
+
+from auxia.decision.model import (
+    treatment_interaction_service_pb2 as _interactions,
+)
+from auxia.decision.model import (
+    treatment_management_service_pb2 as _management,
+)
+from auxia_decision._codec import PROTO3_JSON, RestCodec
+from auxia_decision._errors import ApiError, Code
+from auxia_decision._routes import Route, route_for
+
+M = TypeVar("M", bound=Message)
+
+DEFAULT_BASE_URL: Final = "https://apis.auxia.io"
+API_KEY_ENV: Final = "AUXIA_API_KEY"
+DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
+_USER_AGENT: Final = "auxia-decision-api-python/0.1.0"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long a client waits before it sends a call again.
+
+    - An answer of 429 or 503 is retried for every method: the server did not
+      act on the call. A ``Retry-After`` header (seconds or an HTTP date) is
+      honoured; when it asks for more than ``max_retry_after`` seconds the
+      error is raised instead.
+    - A connection that could not be opened (connect error or connect
+      timeout) is retried for every method: nothing was sent.
+    - A timeout or a broken connection after the call was sent is retried only
+      for the methods in ``safe_to_repeat``, since the server may have acted on
+      it. By default these are GetDataFields (the same parameters always resolve
+      to the same data field) and UpdateTreatment (setting the same values
+      twice gives the same treatment). LogTreatmentInteraction is not: the
+      server records every call, so a repeat logs the interaction twice.
+      InsertTreatment is not: a repeat creates a second treatment.
+
+    Waits grow exponentially from ``initial_backoff`` by ``multiplier`` up to
+    ``max_backoff`` seconds, with full jitter. ``max_attempts`` counts the
+    first attempt; 1 disables retries.
+    """
+
+    max_attempts: int = 4
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+    multiplier: float = 2.0
+    max_retry_after: float = 30.0
+    retry_http_statuses: frozenset[int] = frozenset({429, 503})
+    safe_to_repeat: frozenset[str] = frozenset({"GetDataFields", "UpdateTreatment"})
+
+    def backoff(self, attempt: int) -> float:
+        """Return a jittered wait in seconds before attempt ``attempt + 1``."""
+        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+@dataclass
+class _Call:
+    """The transport-independent part of one API call: request, verdicts, retries."""
+
+    route: Route
+    request: Message
+    codec: RestCodec
+    retry: RetryPolicy
+    attempt: int = field(default=1)
+
+    def content(self) -> bytes:
+        return self.codec.encode(self.request)
+
+    def result(self, response: httpx.Response) -> Message:
+        if response.is_success:
+            try:
+                return self.codec.decode_response(response.content, self.route.response_type)
+            except ApiError as error:
+                message = (
+                    f"the server's answer to {self.route.name} is not a valid "
+                    f"{self.route.response_type.DESCRIPTOR.name}: {error.message}"
+                )
+                raise ApiError(Code.UNKNOWN, message, http_status=response.status_code) from None
+        raise ApiError.from_http_response(
+            response.status_code, response.headers.get("content-type", ""), response.content
+        )
+
+    def delay_after_status(self, response: httpx.Response) -> float | None:
+        """Return how long to wait before retrying, or None to give up."""
+        if response.status_code not in self.retry.retry_http_statuses:
+            return None
+        if self.attempt >= self.retry.max_attempts:
+            return None
+        retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+        if retry_after is not None:
+            return retry_after if retry_after <= self.retry.max_retry_after else None
+        return self.retry.backoff(self.attempt)
+
+    def delay_after_error(self, error: httpx.TransportError) -> float | None:
+        """Return how long to wait before retrying after a transport error, or None."""
+        if self.attempt >= self.retry.max_attempts:
+            return None
+        not_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        if not_sent or self.route.name in self.retry.safe_to_repeat:
+            return self.retry.backoff(self.attempt)
+        return None
+
+    def transport_failure(self, error: httpx.TransportError) -> ApiError:
+        code = (
+            Code.DEADLINE_EXCEEDED
+            if isinstance(error, httpx.TimeoutException)
+            else (Code.UNAVAILABLE)
+        )
+        tries = f"after {self.attempt} attempt{'s' if self.attempt != 1 else ''}"
+        message = f"{self.route.name} failed {tries}: {type(error).__name__}: {error}"
+        return ApiError(code, message)
+
+
+class _ClientBase:
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str,
+        retry: RetryPolicy,
+        codec: RestCodec | None,
+    ) -> None:
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        if not api_key:
+            msg = f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable"
+            raise ValueError(msg)
+        self._headers: Mapping[str, str] = {
+            "x-api-key": api_key,
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": _USER_AGENT,
+        }
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry
+        self.codec = codec or RestCodec(PROTO3_JSON)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _start(self, method: str, request: Message) -> _Call:
+        route = route_for(method)
+        if not isinstance(request, route.request_type):
+            expected = route.request_type.DESCRIPTOR.full_name
+            msg = f"{route.name} takes a {expected}, got {type(request).__name__}"
+            raise TypeError(msg)
+        return _Call(route, request, self.codec, self.retry)
+
+
+class Client(_ClientBase):
+    """A synchronous client of the Auxia REST API.
+
+    The API key comes from ``api_key`` or the ``AUXIA_API_KEY`` environment
+    variable and is sent only in the ``x-api-key`` header. Every method raises
+    ``ApiError`` on failure. Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = RetryPolicy(),
+        codec: RestCodec | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(api_key=api_key, base_url=base_url, retry=retry, codec=codec)
+        self._http = http_client or httpx.Client(timeout=timeout)
+
+    def call(self, method: str, request: Message) -> Message:
+        """Call an RPC by name (``InsertTreatment``) and return its response message."""
+        call = self._start(method, request)
+        content = call.content()
+        url = self.base_url + call.route.path
+        while True:
+            try:
+                response = self._http.request(
+                    call.route.http_method, url, content=content, headers=self._headers
+                )
+            except httpx.TransportError as error:
+                delay = call.delay_after_error(error)
+                if delay is None:
+                    raise call.transport_failure(error) from error
+            else:
+                delay = call.delay_after_status(response)
+                if delay is None:
+                    return call.result(response)
+            time.sleep(delay)
+            call.attempt += 1
+
+    def _typed(self, method: str, request: Message, response_type: type[M]) -> M:
+        response = self.call(method, request)
+        assert isinstance(response, response_type)
+        return response
+
+    def insert_treatment(
+        self, request: _management.InsertTreatmentRequest
+    ) -> _management.InsertTreatmentResponse:
+        """Create a treatment with one version."""
+        return self._typed("InsertTreatment", request, _management.InsertTreatmentResponse)
+
+    def update_treatment(
+        self, request: _management.UpdateTreatmentRequest
+    ) -> _management.UpdateTreatmentResponse:
+        """Update a treatment found by treatment_id or external_treatment_id."""
+        return self._typed("UpdateTreatment", request, _management.UpdateTreatmentResponse)
+
+    def get_data_fields(
+        self, request: _management.GetDataFieldsByParamsRequest
+    ) -> _management.GetDataFieldsByParamsResponse:
+        """Resolve data field parameters to data field identifiers."""
+        return self._typed("GetDataFields", request, _management.GetDataFieldsByParamsResponse)
+
+    def log_treatment_interaction(
+        self, request: _interactions.LogTreatmentInteractionRequest
+    ) -> _interactions.LogTreatmentInteractionResponse:
+        """Log one interaction of a user with a treatment."""
+        return self._typed(
+            "LogTreatmentInteraction", request, _interactions.LogTreatmentInteractionResponse
+        )
+
+    def close(self) -> None:
+        """Close the connections of the client."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClient(_ClientBase):
+    """An asyncio client of the Auxia REST API; the async twin of ``Client``."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = RetryPolicy(),
+        codec: RestCodec | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(api_key=api_key, base_url=base_url, retry=retry, codec=codec)
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+
+    async def call(self, method: str, request: Message) -> Message:
+        """Call an RPC by name (``InsertTreatment``) and return its response message."""
+        call = self._start(method, request)
+        content = call.content()
+        url = self.base_url + call.route.path
+        while True:
+            try:
+                response = await self._http.request(
+                    call.route.http_method, url, content=content, headers=self._headers
+                )
+            except httpx.TransportError as error:
+                delay = call.delay_after_error(error)
+                if delay is None:
+                    raise call.transport_failure(error) from error
+            else:
+                delay = call.delay_after_status(response)
+                if delay is None:
+                    return call.result(response)
+            await asyncio.sleep(delay)
+            call.attempt += 1
+
+    async def _typed(self, method: str, request: Message, response_type: type[M]) -> M:
+        response = await self.call(method, request)
+        assert isinstance(response, response_type)
+        return response
+
+    async def insert_treatment(
+        self, request: _management.InsertTreatmentRequest
+    ) -> _management.InsertTreatmentResponse:
+        """Create a treatment with one version."""
+        return await self._typed("InsertTreatment", request, _management.InsertTreatmentResponse)
+
+    async def update_treatment(
+        self, request: _management.UpdateTreatmentRequest
+    ) -> _management.UpdateTreatmentResponse:
+        """Update a treatment found by treatment_id or external_treatment_id."""
+        return await self._typed("UpdateTreatment", request, _management.UpdateTreatmentResponse)
+
+    async def get_data_fields(
+        self, request: _management.GetDataFieldsByParamsRequest
+    ) -> _management.GetDataFieldsByParamsResponse:
+        """Resolve data field parameters to data field identifiers."""
+        return await self._typed(
+            "GetDataFields", request, _management.GetDataFieldsByParamsResponse
+        )
+
+    async def log_treatment_interaction(
+        self, request: _interactions.LogTreatmentInteractionRequest
+    ) -> _interactions.LogTreatmentInteractionResponse:
+        """Log one interaction of a user with a treatment."""
+        return await self._typed(
+            "LogTreatmentInteraction", request, _interactions.LogTreatmentInteractionResponse
+        )
+
+    async def aclose(self) -> None:
+        """Close the connections of the client."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,135 @@
+"""Request validation read from the descriptors' field behaviors and oneof options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import cast
+
+from google.api import field_behavior_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from auxia.decision.model import oneof_behavior_pb2, treatment_management_service_pb2
+from auxia_decision._codec import json_path
+from auxia_decision._errors import ApiError, FieldViolation
+
+_REQUIRED = field_behavior_pb2.REQUIRED
+_OUTPUT_ONLY = field_behavior_pb2.OUTPUT_ONLY
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The outcome of validating a request.
+
+    ``errors`` make the request invalid. ``warnings`` are OUTPUT_ONLY fields the
+    request set: by policy (as AIP-203 asks) they are cleared from the message
+    and the request goes on, and the warnings say what was ignored.
+    """
+
+    errors: tuple[FieldViolation, ...]
+    warnings: tuple[FieldViolation, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the request has no errors."""
+        return not self.errors
+
+
+def validate(message: Message) -> ValidationResult:
+    """Validate a request message in place, returning every violation at once.
+
+    Checks REQUIRED fields (a proto3 scalar holding its default value counts as
+    missing), oneofs marked ``oneof_required``, and the documented cross-field
+    rules; clears OUTPUT_ONLY fields and reports them as warnings.
+    """
+    errors: list[FieldViolation] = []
+    warnings: list[FieldViolation] = []
+    _walk(message, "", errors, warnings)
+    return ValidationResult(tuple(errors), tuple(warnings))
+
+
+def check_request(message: Message) -> ValidationResult:
+    """Validate a request, raising ApiError (INVALID_ARGUMENT) when it has errors."""
+    result = validate(message)
+    if result.errors:
+        raise ApiError.invalid_argument(result.errors)
+    return result
+
+
+def _behaviors(field: FieldDescriptor) -> list[int]:
+    return list(field.GetOptions().Extensions[field_behavior_pb2.field_behavior])
+
+
+def _is_set(message: Message, field: FieldDescriptor) -> bool:
+    if field.is_repeated:
+        return len(getattr(message, field.name)) > 0
+    if field.has_presence:
+        return message.HasField(field.name)
+    return bool(getattr(message, field.name) != field.default_value)
+
+
+def _walk(
+    message: Message, path: str, errors: list[FieldViolation], warnings: list[FieldViolation]
+) -> None:
+    descriptor = cast(Descriptor, message.DESCRIPTOR)
+    for field in descriptor.fields:
+        field_path = json_path(path, field.json_name)
+        behaviors = _behaviors(field)
+        present = _is_set(message, field)
+        if _OUTPUT_ONLY in behaviors and present:
+            message.ClearField(field.name)
+            warnings.append(
+                FieldViolation(field=field_path, description="output only: the value was ignored")
+            )
+            continue
+        if _REQUIRED in behaviors and not present:
+            errors.append(FieldViolation(field=field_path, description="required"))
+            continue
+        if present and field.message_type is not None:
+            for child, child_path in _children(message, field, field_path):
+                _walk(child, child_path, errors, warnings)
+    for oneof in descriptor.oneofs:
+        required = oneof.GetOptions().Extensions[oneof_behavior_pb2.oneof_required]
+        if required and message.WhichOneof(oneof.name) is None:
+            names = ", ".join(f.json_name for f in oneof.fields)
+            errors.append(
+                FieldViolation(
+                    field=json_path(path, oneof.fields[0].json_name),
+                    description=f"required: set exactly one of {names}",
+                )
+            )
+    for rule in _CROSS_FIELD_RULES.get(descriptor.full_name, ()):
+        errors.extend(rule(message, path))
+
+
+def _children(message: Message, field: FieldDescriptor, path: str) -> Iterator[tuple[Message, str]]:
+    value = getattr(message, field.name)
+    assert field.message_type is not None
+    if field.message_type.GetOptions().map_entry:
+        value_field = field.message_type.fields_by_name["value"]
+        if value_field.message_type is not None:
+            for key in sorted(value):
+                yield value[key], f'{path}["{key}"]'
+    elif field.is_repeated:
+        for index, item in enumerate(value):
+            yield item, f"{path}[{index}]"
+    else:
+        yield value, path
+
+
+def _update_names_a_treatment(message: Message, path: str) -> Iterator[FieldViolation]:
+    assert isinstance(message, treatment_management_service_pb2.UpdateTreatmentRequest)
+    if not message.treatment_id and not message.external_treatment_id:
+        yield FieldViolation(
+            field=json_path(path, "treatmentId"),
+            description="required: set treatmentId or externalTreatmentId",
+        )
+
+
+# The documented rules that no single field's behavior expresses.
+_CROSS_FIELD_RULES: Mapping[str, tuple[Callable[[Message, str], Iterator[FieldViolation]], ...]] = {
+    treatment_management_service_pb2.UpdateTreatmentRequest.DESCRIPTOR.full_name: (
+        _update_names_a_treatment,
+    ),
+}

@@ -1,0 +1,142 @@
+"""The auxia-decision command line, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+
+from tests._fixtures import BROKEN, FIXTURES
+from tests._http_server import Answer, scripted_server
+from tests._repo import VENV_BIN
+
+CLI = str(VENV_BIN / "auxia-decision")
+KEY = "sk-cli-test-0f9e8d7c"
+
+
+def _run(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+def test_validate_accepts_a_doc_sample() -> None:
+    result = _run(
+        "validate", "InsertTreatment", str(FIXTURES / "docs/insert_treatment_request.json")
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "valid InsertTreatmentRequest\n"
+
+
+def test_validate_prints_every_violation_with_its_json_path(tmp_path: pathlib.Path) -> None:
+    request = tmp_path / "update.json"
+    request.write_text(
+        json.dumps(
+            {
+                "projectId": "P",
+                "content": {"contentByLanguage": [{"contentFields": [{"stringValue": "x"}]}]},
+            }
+        )
+    )
+    result = _run("validate", "UpdateTreatment", str(request))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "INVALID_ARGUMENT (HTTP 400): the request has 4 invalid fields",
+        "  lastModifiedBy: required",
+        "  content.contentByLanguage[0].languageCode: required",
+        "  content.contentByLanguage[0].contentFields[0].fieldName: required",
+        "  treatmentId: required: set treatmentId or externalTreatmentId",
+    ]
+
+
+def test_validate_reports_malformed_json_with_line_and_column() -> None:
+    result = _run("validate", "GetDataFields", str(BROKEN["get_data_fields_request"].path))
+    assert result.returncode == 1
+    assert "malformed JSON at line 25 column 1" in result.stderr
+
+
+def test_validate_reads_standard_input() -> None:
+    result = _run("validate", "LogTreatmentInteraction", "-", stdin='{"projectId": 1}')
+    assert result.returncode == 1
+    assert "projectId: expected a string, got a number" in result.stderr
+
+
+def test_unknown_method_is_a_usage_error() -> None:
+    result = _run("validate", "DeleteEverything", "-", stdin="{}")
+    assert result.returncode == 2
+    assert "unknown method 'DeleteEverything'" in result.stderr
+
+
+def test_call_prints_the_response_json() -> None:
+    with scripted_server() as server:
+        server.script("/v1/LogTreatmentInteraction", Answer(200, b"{}"))
+        result = _run(
+            "call",
+            "LogTreatmentInteraction",
+            "--data",
+            f"@{FIXTURES / 'examples/log_treatment_interaction_request.json'}",
+            "--base-url",
+            server.url,
+            AUXIA_API_KEY=KEY,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {}
+        assert server.received[0].headers["x-api-key"] == KEY
+
+
+def test_call_failure_prints_the_decoded_error_and_exits_non_zero() -> None:
+    status = {
+        "code": 7,
+        "message": "the key belongs to another project",
+        "details": [],
+    }
+    with scripted_server() as server:
+        server.script("/v1/GetDataFields", Answer(403, json.dumps(status).encode()))
+        result = _run(
+            "call",
+            "GetDataFields",
+            "--data",
+            '{"projectId": "P", "dataFieldParams": []}',
+            "--base-url",
+            server.url,
+            AUXIA_API_KEY=KEY,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "PERMISSION_DENIED (HTTP 403): the key belongs to another project"
+    )
+    assert KEY not in result.stderr + result.stdout
+
+
+def test_call_without_an_api_key_says_how_to_give_one() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AUXIA_API_KEY"}
+    result = subprocess.run(
+        [
+            CLI,
+            "call",
+            "LogTreatmentInteraction",
+            "--data",
+            "{}",
+            "--base-url",
+            "http://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "AUXIA_API_KEY" in result.stderr
+
+
+def test_protos_include_path_holds_the_proto_files() -> None:
+    result = _run("protos", "--include-path")
+    assert result.returncode == 0
+    root = pathlib.Path(result.stdout.strip())
+    assert (root / "auxia/decision/model/treatment_management_service.proto").is_file()

@@ -1,0 +1,350 @@
+"""The sync and async clients, against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from collections.abc import Iterator
+
+import pytest
+from google.protobuf.message import Message
+
+from auxia.decision.model import (
+    treatment_interaction_service_pb2 as interactions,
+)
+from auxia.decision.model import (
+    treatment_management_service_pb2 as management,
+)
+from auxia_decision import ApiError, AsyncClient, Client, Code, RestCodec, RetryPolicy
+from auxia_decision._errors import FieldViolation
+from tests._fixtures import PARSEABLE
+from tests._http_server import Answer, ScriptedServer, scripted_server
+
+KEY = "sk-test-4f3a9c2b1e8d7a6f"
+FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.02)
+CODEC = RestCodec()
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with scripted_server() as running:
+        yield running
+
+
+def _sample(name: str) -> tuple[Message, bytes]:
+    sample = next(s for s in PARSEABLE if s.name == name)
+    message = CODEC.decode_response(sample.text(), sample.message_type)
+    return message, sample.text().encode()
+
+
+def _log_request() -> interactions.LogTreatmentInteractionRequest:
+    return interactions.LogTreatmentInteractionRequest(
+        project_id="PROJECT_ID",
+        treatment_tracking_id="T1",
+        interaction_type=interactions.LogTreatmentInteractionRequest.VIEWED,
+        interaction_time_micros=1732312345123456,
+    )
+
+
+CASES = [
+    (
+        "/v1/InsertTreatment",
+        "insert_treatment_request",
+        "insert_treatment_response.corrected",
+    ),
+    (
+        "/v1/UpdateTreatment",
+        "update_treatment_request",
+        "update_treatment_response.corrected",
+    ),
+    ("/v1/GetDataFields", "get_data_fields_request.corrected", "get_data_fields_response"),
+]
+
+
+def _call_sync(client: Client, path: str, request: Message) -> Message:
+    if isinstance(request, management.InsertTreatmentRequest):
+        return client.insert_treatment(request)
+    if isinstance(request, management.UpdateTreatmentRequest):
+        return client.update_treatment(request)
+    if isinstance(request, management.GetDataFieldsByParamsRequest):
+        return client.get_data_fields(request)
+    assert isinstance(request, interactions.LogTreatmentInteractionRequest), path
+    return client.log_treatment_interaction(request)
+
+
+async def _call_async(client: AsyncClient, request: Message) -> Message:
+    if isinstance(request, management.InsertTreatmentRequest):
+        return await client.insert_treatment(request)
+    if isinstance(request, management.UpdateTreatmentRequest):
+        return await client.update_treatment(request)
+    if isinstance(request, management.GetDataFieldsByParamsRequest):
+        return await client.get_data_fields(request)
+    assert isinstance(request, interactions.LogTreatmentInteractionRequest)
+    return await client.log_treatment_interaction(request)
+
+
+def _all_cases() -> list[tuple[str, Message, Message, bytes]]:
+    cases: list[tuple[str, Message, Message, bytes]] = []
+    for path, request_name, response_name in CASES:
+        request, _ = _sample(request_name)
+        response, body = _sample(response_name)
+        cases.append((path, request, response, body))
+    log_response = interactions.LogTreatmentInteractionResponse()
+    cases.append(("/v1/LogTreatmentInteraction", _log_request(), log_response, b"{}"))
+    return cases
+
+
+def test_each_rpc_succeeds_and_sends_the_key_only_in_the_header(server: ScriptedServer) -> None:
+    with Client(api_key=KEY, base_url=server.url) as client:
+        for path, request, response, body in _all_cases():
+            server.script(path, Answer(200, body))
+            assert _call_sync(client, path, request) == response
+            (received,) = server.requests_to(path)
+            assert received.path == path
+            assert received.headers["x-api-key"] == KEY
+            assert received.headers["content-type"] == "application/json"
+            assert CODEC.decode_request(received.body, type(request)) == request
+    assert all(KEY not in request.path for request in server.received)
+
+
+def test_each_rpc_succeeds_with_the_async_client(server: ScriptedServer) -> None:
+    async def run() -> None:
+        async with AsyncClient(api_key=KEY, base_url=server.url) as client:
+            for path, request, response, body in _all_cases():
+                server.script(path, Answer(200, body))
+                assert await _call_async(client, request) == response
+
+    asyncio.run(run())
+    assert len(server.received) == 4
+
+
+def test_generic_call_by_method_name(server: ScriptedServer) -> None:
+    server.script("/v1/LogTreatmentInteraction", Answer(200, b"{}"))
+    with Client(api_key=KEY, base_url=server.url) as client:
+        response = client.call("LogTreatmentInteraction", _log_request())
+    assert isinstance(response, interactions.LogTreatmentInteractionResponse)
+
+
+def _status(code: int, message: str, *violations: tuple[str, str]) -> bytes:
+    document: dict[str, object] = {"code": code, "message": message}
+    if violations:
+        document["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": f, "description": d} for f, d in violations],
+            }
+        ]
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "text"),
+    [
+        (
+            Answer(
+                400, _status(3, "bad", ("content.contentByLanguage[0].languageCode", "required"))
+            ),
+            Code.INVALID_ARGUMENT,
+            "content.contentByLanguage[0].languageCode: required",
+        ),
+        (Answer(401, _status(16, "missing API key")), Code.UNAUTHENTICATED, "missing API key"),
+        (Answer(403, _status(7, "wrong project")), Code.PERMISSION_DENIED, "wrong project"),
+        (Answer(404, _status(5, "no such treatment")), Code.NOT_FOUND, "no such treatment"),
+        (Answer(409, _status(6, "exists")), Code.ALREADY_EXISTS, "exists"),
+        (Answer(500, _status(13, "boom")), Code.INTERNAL, "boom"),
+        (
+            Answer(502, b"<html>Bad Gateway</html>", (("content-type", "text/html"),)),
+            Code.UNAVAILABLE,
+            "HTTP 502 with a non-Status body (text/html): <html>Bad Gateway</html>",
+        ),
+    ],
+)
+def test_error_answers_become_api_errors(
+    server: ScriptedServer, answer: Answer, code: Code, text: str
+) -> None:
+    server.script("/v1/InsertTreatment", answer)
+    request, _ = _sample("insert_treatment_request")
+    assert isinstance(request, management.InsertTreatmentRequest)
+    with Client(api_key=KEY, base_url=server.url, retry=FAST_RETRY) as client:
+        with pytest.raises(ApiError) as caught:
+            client.insert_treatment(request)
+    assert caught.value.code is code
+    assert caught.value.http_status == answer.status
+    assert text in str(caught.value)
+    assert KEY not in str(caught.value)
+    assert len(server.received) == 1
+
+
+def test_429_is_retried_for_every_method_honouring_retry_after(server: ScriptedServer) -> None:
+    busy = Answer(429, _status(8, "slow down"), (("retry-after", "0"),))
+    server.script("/v1/LogTreatmentInteraction", busy, busy, Answer(200, b"{}"))
+    with Client(api_key=KEY, base_url=server.url, retry=FAST_RETRY) as client:
+        client.log_treatment_interaction(_log_request())
+    assert len(server.requests_to("/v1/LogTreatmentInteraction")) == 3
+
+
+def test_503_retries_stop_after_max_attempts(server: ScriptedServer) -> None:
+    server.script("/v1/InsertTreatment", Answer(503, _status(14, "down")))
+    request, _ = _sample("insert_treatment_request")
+    assert isinstance(request, management.InsertTreatmentRequest)
+    with Client(api_key=KEY, base_url=server.url, retry=FAST_RETRY) as client:
+        with pytest.raises(ApiError) as caught:
+            client.insert_treatment(request)
+    assert caught.value.code is Code.UNAVAILABLE
+    assert len(server.received) == 3
+
+
+def test_retry_after_longer_than_allowed_raises_at_once(server: ScriptedServer) -> None:
+    server.script(
+        "/v1/LogTreatmentInteraction",
+        Answer(503, _status(14, "maintenance"), (("retry-after", "3600"),)),
+    )
+    with Client(api_key=KEY, base_url=server.url, retry=FAST_RETRY) as client:
+        with pytest.raises(ApiError, match="maintenance"):
+            client.log_treatment_interaction(_log_request())
+    assert len(server.received) == 1
+
+
+def test_timeout_is_not_retried_for_log_treatment_interaction(server: ScriptedServer) -> None:
+    server.script("/v1/LogTreatmentInteraction", Answer(200, b"{}", delay=1.0))
+    with Client(api_key=KEY, base_url=server.url, timeout=0.2, retry=FAST_RETRY) as client:
+        with pytest.raises(ApiError) as caught:
+            client.log_treatment_interaction(_log_request())
+    assert caught.value.code is Code.DEADLINE_EXCEEDED
+    assert "LogTreatmentInteraction failed after 1 attempt: ReadTimeout" in str(caught.value)
+    assert len(server.received) == 1
+
+
+def test_timeout_is_retried_for_methods_safe_to_repeat(server: ScriptedServer) -> None:
+    server.script("/v1/GetDataFields", Answer(200, b"{}", delay=1.0))
+    request, _ = _sample("get_data_fields_request.corrected")
+    assert isinstance(request, management.GetDataFieldsByParamsRequest)
+    with Client(api_key=KEY, base_url=server.url, timeout=0.2, retry=FAST_RETRY) as client:
+        with pytest.raises(ApiError) as caught:
+            client.get_data_fields(request)
+    assert caught.value.code is Code.DEADLINE_EXCEEDED
+    assert len(server.received) == 3
+
+
+def test_which_methods_are_safe_to_repeat_is_configurable(server: ScriptedServer) -> None:
+    server.script("/v1/LogTreatmentInteraction", Answer(200, b"{}", delay=1.0))
+    retry = RetryPolicy(
+        max_attempts=2,
+        initial_backoff=0.01,
+        safe_to_repeat=frozenset({"LogTreatmentInteraction"}),
+    )
+    with Client(api_key=KEY, base_url=server.url, timeout=0.2, retry=retry) as client:
+        with pytest.raises(ApiError):
+            client.log_treatment_interaction(_log_request())
+    assert len(server.received) == 2
+
+
+def test_connection_refused_is_retried_then_raised_for_any_method() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with Client(api_key=KEY, base_url=f"http://127.0.0.1:{port}", retry=FAST_RETRY) as client:
+        with pytest.raises(ApiError) as caught:
+            client.log_treatment_interaction(_log_request())
+    assert caught.value.code is Code.UNAVAILABLE
+    assert "failed after 3 attempts: ConnectError" in str(caught.value)
+    assert KEY not in str(caught.value)
+
+
+def test_async_client_retries_and_times_out_too(server: ScriptedServer) -> None:
+    busy = Answer(503, _status(14, "down"), (("retry-after", "0"),))
+    server.script("/v1/LogTreatmentInteraction", busy, Answer(200, b"{}"))
+    server.script("/v1/InsertTreatment", Answer(200, b"{}", delay=1.0))
+    request, _ = _sample("insert_treatment_request")
+    assert isinstance(request, management.InsertTreatmentRequest)
+
+    async def run() -> ApiError:
+        async with AsyncClient(
+            api_key=KEY, base_url=server.url, timeout=0.2, retry=FAST_RETRY
+        ) as client:
+            await client.log_treatment_interaction(_log_request())
+            with pytest.raises(ApiError) as caught:
+                await client.insert_treatment(request)
+            return caught.value
+
+    error = asyncio.run(run())
+    assert error.code is Code.DEADLINE_EXCEEDED
+    assert len(server.requests_to("/v1/LogTreatmentInteraction")) == 2
+    assert len(server.requests_to("/v1/InsertTreatment")) == 1
+
+
+def test_response_with_fields_from_a_newer_server_is_parsed(server: ScriptedServer) -> None:
+    body = {
+        "treatment": {
+            "projectId": "PROJECT_ID",
+            "treatmentId": "T9",
+            "status": "HIBERNATING",
+            "aFieldAddedLater": [1, 2, 3],
+        },
+        "serverTimingMicros": "12",
+    }
+    server.script("/v1/UpdateTreatment", Answer(200, json.dumps(body).encode()))
+    request = management.UpdateTreatmentRequest(
+        project_id="PROJECT_ID", treatment_id="T9", last_modified_by="me"
+    )
+    with Client(api_key=KEY, base_url=server.url) as client:
+        response = client.update_treatment(request)
+    assert response.treatment.treatment_id == "T9"
+
+
+def test_invalid_success_body_is_an_error_naming_the_response_type(
+    server: ScriptedServer,
+) -> None:
+    server.script("/v1/LogTreatmentInteraction", Answer(200, b"<html>captive portal</html>"))
+    with Client(api_key=KEY, base_url=server.url) as client, pytest.raises(ApiError) as caught:
+        client.log_treatment_interaction(_log_request())
+    assert caught.value.code is Code.UNKNOWN
+    assert "is not a valid LogTreatmentInteractionResponse: malformed JSON" in str(caught.value)
+
+
+def test_api_key_from_the_environment_and_never_in_repr(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUXIA_API_KEY", KEY)
+    server.script("/v1/LogTreatmentInteraction", Answer(200, b"{}"))
+    with Client(base_url=server.url) as client:
+        client.log_treatment_interaction(_log_request())
+        assert KEY not in repr(client)
+    assert server.received[0].headers["x-api-key"] == KEY
+
+
+def test_missing_api_key_is_refused_before_any_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUXIA_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="AUXIA_API_KEY"):
+        Client()
+
+
+def test_wrong_request_type_is_refused(server: ScriptedServer) -> None:
+    with (
+        Client(api_key=KEY, base_url=server.url) as client,
+        pytest.raises(
+            TypeError, match=re.escape("takes a io.auxia.decision.model.InsertTreatmentRequest")
+        ),
+    ):
+        client.call("InsertTreatment", _log_request())
+    assert server.received == []
+
+
+def test_invalid_argument_violations_survive_the_round_trip(server: ScriptedServer) -> None:
+    error = ApiError.invalid_argument(
+        [
+            FieldViolation(field="dataFieldParams[1].eventDataFieldParams", description="x"),
+            FieldViolation(field="projectId", description="required"),
+        ]
+    )
+    server.script("/v1/GetDataFields", Answer(400, error.to_json()))
+    request, _ = _sample("get_data_fields_request.corrected")
+    assert isinstance(request, management.GetDataFieldsByParamsRequest)
+    with Client(api_key=KEY, base_url=server.url) as client, pytest.raises(ApiError) as caught:
+        client.get_data_fields(request)
+    assert [v.field for v in caught.value.field_violations] == [
+        "dataFieldParams[1].eventDataFieldParams",
+        "projectId",
+    ]

@@ -1,0 +1,253 @@
+"""The REST JSON codec: the PROTO3_JSON profile, strict requests, lenient responses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from google.protobuf import json_format
+
+from auxia.decision.model import (
+    treatment_interaction_service_pb2 as interactions,
+)
+from auxia.decision.model import (
+    treatment_management_service_pb2 as management,
+)
+from auxia.decision.model import treatment_pb2
+from auxia_decision import ApiError, Code, JsonProfile, RestCodec
+from tests._fixtures import BROKEN, PARSEABLE, Sample
+
+CODEC = RestCodec()
+
+
+def _violations(error: ApiError) -> list[tuple[str, str]]:
+    return [(v.field, v.description) for v in error.field_violations]
+
+
+def _log(**fields: object) -> bytes:
+    body: dict[str, object] = {
+        "projectId": "PROJECT_ID",
+        "treatmentTrackingId": "T1",
+        "interactionType": "CLICKED",
+        "interactionTimeMicros": 1732312345123456,
+    }
+    body.update(fields)
+    return json.dumps(body).encode()
+
+
+def test_encode_is_proto3_json_with_camel_case_int64_strings_and_enum_names() -> None:
+    request = interactions.LogTreatmentInteractionRequest(
+        project_id="P",
+        interaction_type=interactions.LogTreatmentInteractionRequest.SWIPE,
+        interaction_time_micros=2**62,
+    )
+    assert json.loads(CODEC.encode(request)) == {
+        "projectId": "P",
+        "interactionType": "SWIPE",
+        "interactionTimeMicros": str(2**62),
+    }
+
+
+def test_encode_timestamps_as_rfc3339_and_omits_unset_fields() -> None:
+    request = management.UpdateTreatmentRequest(project_id="P")
+    request.start_timestamp.FromJsonString("2017-01-15T01:30:15.010Z")
+    assert json.loads(CODEC.encode(request)) == {
+        "projectId": "P",
+        "startTimestamp": "2017-01-15T01:30:15.010Z",
+    }
+
+
+def test_encode_keeps_explicit_presence_of_optional_fields() -> None:
+    request = management.UpdateTreatmentRequest(mutual_exclusion_group="", should_publish=False)
+    assert json.loads(CODEC.encode(request)) == {"shouldPublish": False, "mutualExclusionGroup": ""}
+
+
+def test_proto_field_name_profile_writes_the_docs_curl_style() -> None:
+    codec = RestCodec(JsonProfile(use_proto_field_names=True))
+    request = management.GetDataFieldsByParamsRequest(project_id="P")
+    assert json.loads(codec.encode(request)) == {"project_id": "P"}
+
+
+def test_decode_accepts_both_name_styles_and_int64_as_number_or_string() -> None:
+    camel = CODEC.decode_request(_log(), interactions.LogTreatmentInteractionRequest)
+    snake = CODEC.decode_request(
+        b'{"project_id": "PROJECT_ID", "treatment_tracking_id": "T1",'
+        b' "interaction_type": "CLICKED", "interaction_time_micros": "1732312345123456"}',
+        interactions.LogTreatmentInteractionRequest,
+    )
+    assert camel == snake
+    assert camel.interaction_time_micros == 1732312345123456
+
+
+def test_decode_int64_extremes_exactly() -> None:
+    for value in (2**63 - 1, -(2**63)):
+        decoded = CODEC.decode_request(
+            _log(interactionTimeMicros=value), interactions.LogTreatmentInteractionRequest
+        )
+        assert decoded.interaction_time_micros == value
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            _log(bogus=1),
+            [("bogus", 'unknown field "bogus" in LogTreatmentInteractionRequest')],
+        ),
+        (
+            _log(interactionType="TAPPED"),
+            [
+                (
+                    "interactionType",
+                    'unknown value "TAPPED" of InteractionType: expected one of '
+                    "INTERACTION_TYPE_UNSPECIFIED, VIEWED, CLICKED, SNOOZED, DISMISSED, "
+                    "CTA_COMPLETED, SWIPE",
+                )
+            ],
+        ),
+        (_log(projectId=7), [("projectId", "expected a string, got a number")]),
+        (
+            _log(interactionTimeMicros="soon"),
+            [("interactionTimeMicros", 'expected an integer, got "soon"')],
+        ),
+        (
+            _log(interactionTimeMicros=2**63),
+            [
+                (
+                    "interactionTimeMicros",
+                    f"{2**63} is out of the int64 range [{-(2**63)}, {2**63 - 1}]",
+                )
+            ],
+        ),
+        (
+            _log(interactionTimeMicros=1.5),
+            [("interactionTimeMicros", "expected an integer, got 1.5")],
+        ),
+        (
+            b'{"projectId": "a", "projectId": "b"}',
+            [("projectId", 'the key "projectId" appears more than once')],
+        ),
+        (
+            b'{"projectId": "a", "project_id": "b"}',
+            [("projectId", 'set twice, as "projectId" and as "project_id"')],
+        ),
+        (
+            b"[1, 2]",
+            [("", "expected a JSON object (LogTreatmentInteractionRequest), got an array")],
+        ),
+    ],
+)
+def test_strict_request_errors_name_the_json_path(
+    body: bytes, expected: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_request(body, interactions.LogTreatmentInteractionRequest)
+    assert caught.value.code is Code.INVALID_ARGUMENT
+    assert caught.value.http_status == 400
+    assert _violations(caught.value) == expected
+
+
+def test_nested_errors_are_all_reported_with_array_indices() -> None:
+    body = {
+        "projectId": "P",
+        "dataFieldParams": [
+            {"userAttributeDataFieldParams": {"propertyName": "a"}},
+            {
+                "eventDataFieldParams": {
+                    "eventSchemaName": "E",
+                    "propertyValueByPropertyName": {"d": {"longValue": "x"}},
+                    "dailyCountAggregation": "LAST_1D",
+                }
+            },
+            {
+                "userAttributeDataFieldParams": {"propertyName": "b"},
+                "treatmentDataFieldParams": {},
+            },
+        ],
+    }
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_request(json.dumps(body), management.GetDataFieldsByParamsRequest)
+    assert _violations(caught.value) == [
+        (
+            'dataFieldParams[1].eventDataFieldParams.propertyValueByPropertyName["d"].longValue',
+            'expected an integer, got "x"',
+        ),
+        (
+            "dataFieldParams[1].eventDataFieldParams.dailyCountAggregation",
+            "expected a JSON object (DailyCountAggregation), got a string",
+        ),
+        (
+            "dataFieldParams[2].treatmentDataFieldParams",
+            '"userAttributeDataFieldParams" and "treatmentDataFieldParams" are both set, but at '
+            'most one field of oneof "params" may be',
+        ),
+    ]
+    assert "dataFieldParams[1].eventDataFieldParams.dailyCountAggregation" in str(caught.value)
+
+
+def test_int64_placeholder_of_the_docs_is_reported_at_its_path() -> None:
+    sample = BROKEN["insert_treatment_response"]
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_request(sample.text(), management.InsertTreatmentResponse)
+    assert _violations(caught.value) == [
+        ("treatment.mutualExclusionGroup.projectId", 'expected an integer, got "PROJECT_ID"')
+    ]
+
+
+def test_malformed_json_reports_line_and_column() -> None:
+    sample = BROKEN["get_data_fields_request"]
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_request(sample.text(), management.GetDataFieldsByParamsRequest)
+    assert caught.value.message == (
+        "malformed JSON at line 25 column 1: Expecting property name enclosed in double quotes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "description"),
+    [
+        (b"\xff{}", "the body is not valid UTF-8: invalid byte at offset 0"),
+        (b'{"projectId": NaN}', "malformed JSON: NaN is not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "malformed JSON: nested too deeply"),
+        (b"", "malformed JSON at line 1 column 1: Expecting value"),
+    ],
+)
+def test_hostile_bodies_get_a_clear_error(body: bytes, description: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_request(body, interactions.LogTreatmentInteractionRequest)
+    assert _violations(caught.value) == [("", description)]
+
+
+def test_lenient_response_ignores_unknown_fields_and_enum_values() -> None:
+    body = {
+        "treatment": {
+            "projectId": "P",
+            "status": "SUNSETTING",
+            "newFieldFromTheFuture": {"x": 1},
+            "treatmentType": {"deliveryType": "CARRIER_PIGEON", "name": "T"},
+        },
+        "requestId": "abc",
+    }
+    response = CODEC.decode_response(json.dumps(body), management.InsertTreatmentResponse)
+    assert response.treatment.project_id == "P"
+    assert response.treatment.status == treatment_pb2.TreatmentPb.STATUS_UNSPECIFIED
+    assert response.treatment.treatment_type.name == "T"
+
+
+def test_lenient_response_still_rejects_wrong_types() -> None:
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_response(b'{"treatment": {"name": 3}}', management.InsertTreatmentResponse)
+    assert _violations(caught.value) == [("treatment.name", "expected a string, got a number")]
+
+
+@pytest.mark.parametrize("sample", PARSEABLE, ids=lambda s: s.name)
+def test_doc_samples_decode_like_json_format_and_round_trip(sample: Sample) -> None:
+    decode = CODEC.decode_request if sample.is_request else CODEC.decode_response
+    message = decode(sample.text(), sample.message_type)
+    assert message == json_format.Parse(sample.text(), sample.message_type())
+    assert decode(CODEC.encode(message), sample.message_type) == message
+
+
+def test_every_doc_request_sample_is_strictly_valid() -> None:
+    for sample in PARSEABLE:
+        CODEC.decode_request(sample.text(), sample.message_type)
