@@ -28,6 +28,12 @@ $(STAMP): pyproject.toml
 .PHONY: install
 install: $(STAMP) ## Create .venv and install the pinned toolchain and this package
 
+SERVE_ARGS ?=
+
+.PHONY: serve
+serve: $(STAMP) ## Run the local REST (:8080) + gRPC (:50051) server; SERVE_ARGS='--db :memory:'
+	$(BIN)/auxia-decision serve $(SERVE_ARGS)
+
 .PHONY: generate
 generate: $(STAMP) ## Regenerate generated/ from proto/ with buf
 	$(BUF) generate

@@ -58,6 +58,32 @@ def _call(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here: the server's dependencies are not needed by the other commands.
+    import asyncio  # noqa: PLC0415
+    import logging  # noqa: PLC0415
+
+    from auxia_decision._server import ServerConfig, serve  # noqa: PLC0415
+
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
+    config = ServerConfig(
+        host=args.host,
+        grpc_port=args.grpc_port,
+        rest_port=args.rest_port,
+        db=args.db,
+        seed=args.seed,
+    )
+    try:
+        asyncio.run(serve(config))
+    except ApiError as error:
+        print(f"error: the seed is invalid:\n{error}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _protos(args: argparse.Namespace) -> int:
     del args
     print(proto_include_path())
@@ -89,6 +115,32 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--data", required=True, help="the request: @FILE.json, @- or JSON text")
     call.add_argument("--base-url", default=DEFAULT_BASE_URL, help="default: %(default)s")
     call.set_defaults(run=_call)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the local REST + gRPC reference server",
+        description="Serve the API over REST and gRPC from an embedded SQLite store.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--grpc-port", type=int, default=50051, help="default: %(default)s")
+    serve.add_argument("--rest-port", type=int, default=8080, help="default: %(default)s")
+    serve.add_argument(
+        "--db",
+        default="auxia-decision.db",
+        help="SQLite file, kept across restarts, or :memory: (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--seed",
+        type=pathlib.Path,
+        help="seed file (proto JSON of io.auxia.decision.server.Seed); default: the docs' world",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="INFO logs one line per REST call (default: %(default)s)",
+    )
+    serve.set_defaults(run=_serve)
 
     protos = commands.add_parser("protos", help="where the .proto files are installed")
     protos.add_argument(

@@ -230,7 +230,8 @@ class UpdateTreatmentRequest(_message.Message):
     The API documentation labels this field "Required." but also says that
     either treatment_id or external_treatment_id is required: it is optional
     on its own, and a request must set at least one of the two. When both
-    are set they must name the same treatment.
+    are set, treatment_id finds the treatment and external_treatment_id
+    becomes its external identifier, which no other treatment may have.
     """
     name: _builtins.str
     """Optional. The new name; unset keeps the current name."""

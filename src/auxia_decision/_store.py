@@ -1,0 +1,404 @@
+"""The embedded SQLite store of the reference server, with group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from auxia.decision.model import (
+    data_field_pb2,
+    treatment_interaction_service_pb2,
+    treatment_pb2,
+)
+
+T = TypeVar("T")
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS projects (
+  project_id TEXT PRIMARY KEY,
+  numeric_project_id INTEGER NOT NULL UNIQUE,
+  supported_language_codes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_sha256 BLOB PRIMARY KEY,
+  project_id TEXT NOT NULL REFERENCES projects(project_id)
+);
+CREATE TABLE IF NOT EXISTS treatment_types (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  name TEXT NOT NULL,
+  body BLOB NOT NULL,
+  PRIMARY KEY (project_id, name)
+);
+CREATE TABLE IF NOT EXISTS user_attribute_types (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  property_name TEXT NOT NULL,
+  data_field_type TEXT NOT NULL,
+  PRIMARY KEY (project_id, property_name)
+);
+CREATE TABLE IF NOT EXISTS data_fields (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  data_field_id INTEGER NOT NULL,
+  params_key BLOB NOT NULL,
+  params BLOB NOT NULL,
+  data_field_type TEXT NOT NULL,
+  PRIMARY KEY (project_id, data_field_id),
+  UNIQUE (project_id, params_key)
+);
+CREATE TABLE IF NOT EXISTS mutual_exclusion_groups (
+  mutual_exclusion_group_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  name TEXT NOT NULL,
+  UNIQUE (project_id, name)
+);
+CREATE TABLE IF NOT EXISTS treatments (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  treatment_id TEXT NOT NULL,
+  external_treatment_id TEXT,
+  body BLOB NOT NULL,
+  published_versions TEXT NOT NULL,
+  PRIMARY KEY (project_id, treatment_id),
+  UNIQUE (project_id, external_treatment_id)
+);
+CREATE TABLE IF NOT EXISTS interactions (
+  interaction_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id TEXT NOT NULL,
+  body BLOB NOT NULL
+);
+"""
+
+# How many queued operations one transaction may group before it commits.
+_MAX_GROUP: Final = 512
+
+
+def key_digest(api_key: str) -> bytes:
+    """Return the digest under which an API key is stored (keys are never stored)."""
+    return hashlib.sha256(api_key.encode()).digest()
+
+
+@dataclass(frozen=True)
+class ProjectRecord:
+    """A project as the store holds it."""
+
+    project_id: str
+    numeric_project_id: int
+    supported_language_codes: frozenset[str]
+
+
+@dataclass
+class StoredTreatment:
+    """A treatment and which of its versions are published (status is derived on read)."""
+
+    treatment: treatment_pb2.TreatmentPb
+    published_versions: list[bool]
+
+
+@dataclass
+class _Job:
+    operation: Callable[[sqlite3.Connection], Any]
+    future: concurrent.futures.Future[Any]
+
+
+class TreatmentStore:
+    """The server's state in one SQLite database, file-backed (WAL) or in memory.
+
+    Every operation runs on one database thread, inside its own savepoint; the
+    thread groups the operations queued meanwhile into one transaction and
+    commits it before any of them is answered (group commit), so a write is
+    durable before it is acknowledged and a failing operation undoes only itself.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._open_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="treatment-store", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._open_error is not None:
+            raise self._open_error
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if self.path != ":memory:":
+            connection.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before the operations it holds are answered.
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.executescript(_SCHEMA)
+        return connection
+
+    def _run(self) -> None:
+        try:
+            connection = self._connect()
+        except BaseException as error:
+            self._open_error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        stopping = False
+        while not stopping:
+            first = self._jobs.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < _MAX_GROUP:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                group.append(job)
+            self._run_group(connection, group)
+        connection.close()
+
+    @staticmethod
+    def _run_group(connection: sqlite3.Connection, group: list[_Job]) -> None:
+        outcomes: list[tuple[bool, object]] = []
+        connection.execute("BEGIN IMMEDIATE")
+        for job in group:
+            connection.execute("SAVEPOINT job")
+            try:
+                result = job.operation(connection)
+            except BaseException as error:
+                connection.execute("ROLLBACK TO job")
+                connection.execute("RELEASE job")
+                outcomes.append((False, error))
+            else:
+                connection.execute("RELEASE job")
+                outcomes.append((True, result))
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            connection.execute("ROLLBACK")
+            outcomes = [(False, error)] * len(group)
+        for job, (ok, value) in zip(group, outcomes, strict=True):
+            if ok:
+                job.future.set_result(value)
+            else:
+                assert isinstance(value, BaseException)
+                job.future.set_exception(value)
+
+    def submit(self, operation: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
+        """Queue an operation; its future resolves after its transaction commits."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._jobs.put(_Job(operation, future))
+        return future
+
+    async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run an operation and return its result once it is committed."""
+        return await asyncio.wrap_future(self.submit(operation))
+
+    def run_sync(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run an operation from a thread that is not the event loop's."""
+        return self.submit(operation).result()
+
+    def close(self) -> None:
+        """Finish the queued operations and close the database."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+
+
+# Operations: each runs on the store's thread, inside a savepoint.
+
+
+def insert_project(
+    connection: sqlite3.Connection,
+    project: ProjectRecord,
+    api_keys: Sequence[str],
+) -> None:
+    """Create or replace a project and its keys."""
+    connection.execute(
+        "INSERT INTO projects VALUES (?, ?, ?) ON CONFLICT (project_id) DO UPDATE SET "
+        "numeric_project_id = excluded.numeric_project_id, "
+        "supported_language_codes = excluded.supported_language_codes",
+        (
+            project.project_id,
+            project.numeric_project_id,
+            "\n".join(sorted(project.supported_language_codes)),
+        ),
+    )
+    for key in api_keys:
+        connection.execute(
+            "INSERT OR REPLACE INTO api_keys VALUES (?, ?)", (key_digest(key), project.project_id)
+        )
+
+
+def projects_by_key_digest(connection: sqlite3.Connection) -> dict[bytes, ProjectRecord]:
+    """Return every API key digest with the project it belongs to."""
+    rows = connection.execute(
+        "SELECT k.key_sha256, p.project_id, p.numeric_project_id, p.supported_language_codes "
+        "FROM api_keys k JOIN projects p USING (project_id)"
+    ).fetchall()
+    return {
+        row[0]: ProjectRecord(row[1], row[2], frozenset(filter(None, row[3].split("\n"))))
+        for row in rows
+    }
+
+
+def put_treatment_type(
+    connection: sqlite3.Connection, treatment_type: treatment_pb2.TreatmentTypePb
+) -> None:
+    """Create or replace a treatment type."""
+    connection.execute(
+        "INSERT OR REPLACE INTO treatment_types VALUES (?, ?, ?)",
+        (treatment_type.project_id, treatment_type.name, treatment_type.SerializeToString()),
+    )
+
+
+def get_treatment_type(
+    connection: sqlite3.Connection, project_id: str, name: str
+) -> treatment_pb2.TreatmentTypePb | None:
+    """Return a treatment type by name, or None."""
+    row = connection.execute(
+        "SELECT body FROM treatment_types WHERE project_id = ? AND name = ?", (project_id, name)
+    ).fetchone()
+    return None if row is None else treatment_pb2.TreatmentTypePb.FromString(row[0])
+
+
+def put_user_attribute_type(
+    connection: sqlite3.Connection, project_id: str, property_name: str, data_field_type: str
+) -> None:
+    """Declare the type of a user attribute."""
+    connection.execute(
+        "INSERT OR REPLACE INTO user_attribute_types VALUES (?, ?, ?)",
+        (project_id, property_name, data_field_type),
+    )
+
+
+def user_attribute_type(
+    connection: sqlite3.Connection, project_id: str, property_name: str
+) -> str | None:
+    """Return the declared type of a user attribute, or None."""
+    row = connection.execute(
+        "SELECT data_field_type FROM user_attribute_types "
+        "WHERE project_id = ? AND property_name = ?",
+        (project_id, property_name),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def resolve_data_field(
+    connection: sqlite3.Connection,
+    project_id: str,
+    params: data_field_pb2.DataFieldParams,
+    data_field_type: str,
+) -> int:
+    """Return the identifier of a data field, creating it the first time it is seen."""
+    params_key = params.SerializeToString(deterministic=True)
+    row = connection.execute(
+        "SELECT data_field_id FROM data_fields WHERE project_id = ? AND params_key = ?",
+        (project_id, params_key),
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    (next_id,) = connection.execute(
+        "SELECT COALESCE(MAX(data_field_id), 0) + 1 FROM data_fields WHERE project_id = ?",
+        (project_id,),
+    ).fetchone()
+    connection.execute(
+        "INSERT INTO data_fields VALUES (?, ?, ?, ?, ?)",
+        (project_id, next_id, params_key, params.SerializeToString(), data_field_type),
+    )
+    return int(next_id)
+
+
+def data_field_type(
+    connection: sqlite3.Connection, project_id: str, data_field_id: int
+) -> str | None:
+    """Return the type of a data field by identifier, or None when it does not exist."""
+    row = connection.execute(
+        "SELECT data_field_type FROM data_fields WHERE project_id = ? AND data_field_id = ?",
+        (project_id, data_field_id),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def mutual_exclusion_group(connection: sqlite3.Connection, project_id: str, name: str) -> int:
+    """Return the identifier of the project's group of that name, creating it if needed."""
+    connection.execute(
+        "INSERT OR IGNORE INTO mutual_exclusion_groups (project_id, name) VALUES (?, ?)",
+        (project_id, name),
+    )
+    (group_id,) = connection.execute(
+        "SELECT mutual_exclusion_group_id FROM mutual_exclusion_groups "
+        "WHERE project_id = ? AND name = ?",
+        (project_id, name),
+    ).fetchone()
+    return int(group_id)
+
+
+def find_treatment(
+    connection: sqlite3.Connection,
+    project_id: str,
+    *,
+    treatment_id: str = "",
+    external_treatment_id: str = "",
+) -> StoredTreatment | None:
+    """Return a treatment by identifier or external identifier, or None."""
+    if treatment_id:
+        row = connection.execute(
+            "SELECT body, published_versions FROM treatments "
+            "WHERE project_id = ? AND treatment_id = ?",
+            (project_id, treatment_id),
+        ).fetchone()
+    else:
+        row = connection.execute(
+            "SELECT body, published_versions FROM treatments "
+            "WHERE project_id = ? AND external_treatment_id = ?",
+            (project_id, external_treatment_id),
+        ).fetchone()
+    if row is None:
+        return None
+    return StoredTreatment(
+        treatment_pb2.TreatmentPb.FromString(row[0]), [flag == "1" for flag in row[1]]
+    )
+
+
+def put_treatment(connection: sqlite3.Connection, stored: StoredTreatment) -> None:
+    """Create or replace a treatment (raises sqlite3.IntegrityError on an external id clash)."""
+    treatment = stored.treatment
+    connection.execute(
+        "INSERT OR REPLACE INTO treatments VALUES (?, ?, ?, ?, ?)",
+        (
+            treatment.project_id,
+            treatment.treatment_id,
+            treatment.external_treatment_id or None,
+            treatment.SerializeToString(),
+            "".join("1" if flag else "0" for flag in stored.published_versions),
+        ),
+    )
+
+
+def insert_interaction(
+    connection: sqlite3.Connection,
+    request: treatment_interaction_service_pb2.LogTreatmentInteractionRequest,
+) -> None:
+    """Record one treatment interaction."""
+    connection.execute(
+        "INSERT INTO interactions (project_id, body) VALUES (?, ?)",
+        (request.project_id, request.SerializeToString()),
+    )
+
+
+def interactions(
+    connection: sqlite3.Connection, project_id: str
+) -> list[treatment_interaction_service_pb2.LogTreatmentInteractionRequest]:
+    """Return the project's recorded interactions, oldest first."""
+    rows = connection.execute(
+        "SELECT body FROM interactions WHERE project_id = ? ORDER BY interaction_id", (project_id,)
+    ).fetchall()
+    return [
+        treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString(row[0])
+        for row in rows
+    ]
