@@ -387,3 +387,11 @@ def test_serve_prints_a_ready_to_paste_curl_line(server: Served) -> None:
     assert lines[0] == f"auxia-decision: REST on {server.rest_url}"
     command = [line for line in lines if "curl -sS" in line]
     assert command, server.output
+
+
+def test_server_serves_the_generated_openapi_description(server: Served) -> None:
+    response = httpx.get(server.rest_url + "/openapi.json")
+    assert response.status_code == 200
+    spec = pathlib.Path(__file__).parent.parent / "generated/auxia/decision/model/openapi.json"
+    assert response.content == spec.read_bytes()
+    assert "/v1/LogTreatmentInteraction" in response.json()["paths"]

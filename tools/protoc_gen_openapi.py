@@ -1,0 +1,727 @@
+#!/usr/bin/env python3
+"""A protoc plugin that writes the OpenAPI 3.1 document of the REST API.
+
+The document is derived from the descriptors only, never from hand-kept
+tables, so it cannot drift from the ``.proto`` files:
+
+    plugins:
+      - local: [python, tools/protoc_gen_openapi.py]
+        out: generated
+        strategy: all
+
+It writes one file, ``openapi.json``, in the folder of the files that declare
+services with HTTP rules (``auxia/decision/model/openapi.json``), and nothing
+when no method has a rule:
+
+- one path per ``google.api.http`` rule (and additional binding) of the
+  services in those files, whose operation ``operationId`` is the RPC name and
+  whose request body and ``200`` response reference the RPC's messages;
+- one schema per message and enum that the operations reach (and no other
+  type of the request), named by its full proto name, in proto3 JSON form:
+  properties keyed by ``json_name``, ``required`` from
+  ``(google.api.field_behavior) = REQUIRED``, ``readOnly`` from
+  ``OUTPUT_ONLY``, oneof exclusivity as ``x-oneof`` and an ``allOf``
+  constraint, and the proto comments as descriptions;
+- the ``x-api-key`` header and ``api-key`` query API keys as alternative
+  security schemes, and ``google.rpc.Status`` as the error body.
+
+Options are read from the serialized option messages by field number, so the
+plugin works whether or not the extensions' Python modules are imported.
+Parameters (``opt``, ``key=value`` separated by commas) override the
+document's ``title``, ``version`` and ``server``, and its path (``output``).
+The output is deterministic: sorted keys, two-space indent and a trailing
+newline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import posixpath
+import sys
+from collections.abc import Iterator, Sequence
+
+from google.api import http_pb2
+from google.protobuf import descriptor_pb2
+from google.protobuf.compiler import plugin_pb2
+from google.protobuf.message import Message
+
+JsonObject = dict[str, object]
+
+OUTPUT_NAME = "openapi.json"
+# google.api.http, an extension of google.protobuf.MethodOptions.
+HTTP_RULE_FIELD = 72295728
+# google.api.field_behavior, a repeated enum extension of FieldOptions.
+FIELD_BEHAVIOR_FIELD = 1052
+FIELD_BEHAVIOR_REQUIRED = 2
+FIELD_BEHAVIOR_OUTPUT_ONLY = 3
+# Our OneofOptions extension marking oneofs of which exactly one member must
+# be set; its field number is looked up in the request by this name.
+ONEOF_REQUIRED_EXTENSION = "io.auxia.decision.model.oneof_required"
+
+_DEFAULTS = {
+    "title": "Auxia Decision API",
+    "version": "v1",
+    "server": "https://apis.auxia.io",
+    # Where to write the document; empty: openapi.json in the folder of the
+    # files that declare the HTTP-bound services.
+    "output": "",
+}
+
+_INFO_DESCRIPTION = """\
+The Auxia decisioning REST API: every call is a `POST` of a JSON request body \
+to `/v1/<Method>`, authenticated by an API key in the `x-api-key` header or the \
+`api-key` query parameter.
+
+This document is generated from the Protobuf schema (package \
+`io.auxia.decision.model`); each schema is named by the full name of its \
+message or enum. Bodies are proto3 JSON:
+
+- Properties are keyed by the fields' lowerCamelCase JSON names. Proto3 JSON \
+parsers also accept the original snake_case field names, which this document \
+does not list: normalize names before validating a body against it.
+- Fields holding their default value (empty string, 0, false, the zero enum \
+value, an empty list) are omitted by emitters, except proto3 `optional` fields \
+that are set.
+- 64-bit integers (`format: int64`) are written as decimal strings, because \
+JSON numbers lose precision past 2^53; parsers accept a string or a JSON \
+number, so the schema allows both (`type: [string, integer]`).
+- Floating-point values are JSON numbers, or the strings `NaN`, `Infinity` \
+and `-Infinity`.
+- Enums are written as their value names.
+- `google.protobuf.Timestamp` values are RFC 3339 strings in UTC \
+(`2024-05-30T11:32:44.279Z`), from 0001-01-01T00:00:00Z to \
+9999-12-31T23:59:59.999999999Z.
+- `required` lists the fields marked `REQUIRED` (a request must set them to a \
+non-default value); `readOnly` marks `OUTPUT_ONLY` fields, which the server \
+sets and clients leave unset.
+- At most one member of a oneof may be set (exactly one when the oneof is \
+required); `x-oneof` lists each oneof's members.
+
+Errors are `google.rpc.Status` bodies.
+"""
+
+_STATUS_SCHEMA: JsonObject = {
+    "type": "object",
+    "description": (
+        "An error (google.rpc.Status): a gRPC status code, a developer-facing message and details."
+    ),
+    "properties": {
+        "code": {
+            "type": "integer",
+            "format": "int32",
+            "description": "The status code, a value of `google.rpc.Code` (3 is INVALID_ARGUMENT).",
+        },
+        "message": {
+            "type": "string",
+            "description": "A developer-facing error message, in English.",
+        },
+        "details": {
+            "type": "array",
+            "description": "Messages that carry the error details.",
+            "items": {
+                "type": "object",
+                "description": "A `google.protobuf.Any` in proto3 JSON form.",
+                "properties": {
+                    "@type": {
+                        "type": "string",
+                        "description": "The type URL of the detail message.",
+                    },
+                },
+                "required": ["@type"],
+            },
+        },
+    },
+}
+
+
+class PluginError(Exception):
+    """A schema feature this plugin cannot express; reported to buf as the plugin's error."""
+
+
+_Type = descriptor_pb2.FieldDescriptorProto.Type
+_Label = descriptor_pb2.FieldDescriptorProto.Label
+
+_INT64_PATTERN = "^-?[0-9]+$"
+_UINT64_PATTERN = "^[0-9]+$"
+_FLOAT_STRINGS = ["NaN", "Infinity", "-Infinity"]
+
+
+def _int64_schema(*, unsigned: bool) -> JsonObject:
+    """Return the schema of a 64-bit integer: a decimal string, or a number."""
+    if unsigned:
+        return {
+            "type": ["string", "integer"],
+            "format": "uint64",
+            "pattern": _UINT64_PATTERN,
+            "minimum": 0,
+            "maximum": 2**64 - 1,
+        }
+    return {
+        "type": ["string", "integer"],
+        "format": "int64",
+        "pattern": _INT64_PATTERN,
+        "minimum": -(2**63),
+        "maximum": 2**63 - 1,
+    }
+
+
+def _float_schema(number_format: str) -> JsonObject:
+    """Return the schema of a floating-point value: a number or a special string."""
+    return {
+        "oneOf": [
+            {"type": "number", "format": number_format},
+            {"type": "string", "enum": list(_FLOAT_STRINGS)},
+        ],
+    }
+
+
+def _scalar_schema(field_type: int) -> JsonObject:
+    """Return a new proto3 JSON schema of a scalar field type."""
+    int32: JsonObject = {
+        "type": "integer",
+        "format": "int32",
+        "minimum": -(2**31),
+        "maximum": 2**31 - 1,
+    }
+    uint32: JsonObject = {"type": "integer", "format": "uint32", "minimum": 0, "maximum": 2**32 - 1}
+    schemas: dict[int, JsonObject] = {
+        _Type.TYPE_INT64: _int64_schema(unsigned=False),
+        _Type.TYPE_SINT64: _int64_schema(unsigned=False),
+        _Type.TYPE_SFIXED64: _int64_schema(unsigned=False),
+        _Type.TYPE_UINT64: _int64_schema(unsigned=True),
+        _Type.TYPE_FIXED64: _int64_schema(unsigned=True),
+        _Type.TYPE_INT32: int32,
+        _Type.TYPE_SINT32: dict(int32),
+        _Type.TYPE_SFIXED32: dict(int32),
+        _Type.TYPE_UINT32: uint32,
+        _Type.TYPE_FIXED32: dict(uint32),
+        _Type.TYPE_DOUBLE: _float_schema("double"),
+        _Type.TYPE_FLOAT: _float_schema("float"),
+        _Type.TYPE_BOOL: {"type": "boolean"},
+        _Type.TYPE_STRING: {"type": "string"},
+        _Type.TYPE_BYTES: {"type": "string", "format": "byte", "contentEncoding": "base64"},
+    }
+    if field_type not in schemas:
+        raise PluginError(f"unsupported scalar field type {field_type}")
+    return schemas[field_type]
+
+
+def _well_known_schema(full_name: str) -> JsonObject | None:
+    """Return the inline proto3 JSON schema of a well-known type, or None for others."""
+    wrapped = {
+        "google.protobuf.DoubleValue": _Type.TYPE_DOUBLE,
+        "google.protobuf.FloatValue": _Type.TYPE_FLOAT,
+        "google.protobuf.Int64Value": _Type.TYPE_INT64,
+        "google.protobuf.UInt64Value": _Type.TYPE_UINT64,
+        "google.protobuf.Int32Value": _Type.TYPE_INT32,
+        "google.protobuf.UInt32Value": _Type.TYPE_UINT32,
+        "google.protobuf.BoolValue": _Type.TYPE_BOOL,
+        "google.protobuf.StringValue": _Type.TYPE_STRING,
+        "google.protobuf.BytesValue": _Type.TYPE_BYTES,
+    }
+    if full_name in wrapped:
+        return _scalar_schema(wrapped[full_name])
+    special: dict[str, JsonObject] = {
+        "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
+        "google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$"},
+        "google.protobuf.FieldMask": {"type": "string"},
+        "google.protobuf.Struct": {"type": "object"},
+        "google.protobuf.Value": {},
+        "google.protobuf.ListValue": {"type": "array"},
+        "google.protobuf.Empty": {"type": "object"},
+        "google.protobuf.Any": {
+            "type": "object",
+            "properties": {"@type": {"type": "string"}},
+            "required": ["@type"],
+        },
+    }
+    return special.get(full_name)
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    """Decode the varint at position; return its value and the position after it."""
+    value = 0
+    shift = 0
+    while True:
+        if position >= len(data):
+            raise PluginError("truncated varint in serialized options")
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, position
+        shift += 7
+
+
+def _option_values(options: Message, number: int) -> list[tuple[int, int | bytes]]:
+    """Return the wire type and value of each occurrence of a field in serialized options.
+
+    Extensions that the running process has not imported are kept by protobuf
+    as unknown fields, and imported ones are parsed; both serialize back to the
+    same bytes, so reading the wire format finds them either way.
+    """
+    data = options.SerializeToString(deterministic=True)
+    found: list[tuple[int, int | bytes]] = []
+    position = 0
+    while position < len(data):
+        key, position = _varint(data, position)
+        wire_type = key & 7
+        value: int | bytes
+        if wire_type == 0:
+            value, position = _varint(data, position)
+        elif wire_type == 1:
+            value, position = data[position : position + 8], position + 8
+        elif wire_type == 2:
+            length, position = _varint(data, position)
+            value, position = data[position : position + length], position + length
+        elif wire_type == 5:
+            value, position = data[position : position + 4], position + 4
+        else:
+            raise PluginError(f"unsupported wire type {wire_type} in serialized options")
+        if key >> 3 == number:
+            found.append((wire_type, value))
+    return found
+
+
+def _varints(values: list[tuple[int, int | bytes]]) -> list[int]:
+    """Return the integers of a repeated varint field, packed or not."""
+    result: list[int] = []
+    for wire_type, value in values:
+        if wire_type == 0 and isinstance(value, int):
+            result.append(value)
+        elif wire_type == 2 and isinstance(value, bytes):
+            position = 0
+            while position < len(value):
+                item, position = _varint(value, position)
+                result.append(item)
+    return result
+
+
+def _clean_comment(comment: str) -> str:
+    """Turn a leading proto comment into description text: no comment indent, no blank ends."""
+    lines = [line.removeprefix(" ").rstrip() for line in comment.split("\n")]
+    return "\n".join(lines).strip()
+
+
+def _summary(description: str) -> str:
+    """Return the first sentence of the first paragraph of a description, on one line."""
+    paragraph = " ".join(description.split("\n\n", 1)[0].split())
+    end = paragraph.find(". ")
+    return paragraph if end < 0 else paragraph[: end + 1]
+
+
+def _ref(full_name: str) -> JsonObject:
+    """Return a reference to the component schema of a message or enum."""
+    return {"$ref": f"#/components/schemas/{full_name}"}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Declaration:
+    """A message or enum of the request, with where its comments are."""
+
+    full_name: str
+    file: descriptor_pb2.FileDescriptorProto
+    path: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class _MessageDecl(_Declaration):
+    proto: descriptor_pb2.DescriptorProto
+
+
+@dataclasses.dataclass(frozen=True)
+class _EnumDecl(_Declaration):
+    proto: descriptor_pb2.EnumDescriptorProto
+
+
+def _declarations(
+    file: descriptor_pb2.FileDescriptorProto,
+) -> Iterator[_MessageDecl | _EnumDecl]:
+    """Yield every message and enum of a file, nested ones included."""
+    prefix = f"{file.package}." if file.package else ""
+
+    def nested(
+        scope: str, path: tuple[int, ...], message: descriptor_pb2.DescriptorProto
+    ) -> Iterator[_MessageDecl | _EnumDecl]:
+        name = f"{scope}{message.name}"
+        yield _MessageDecl(name, file, path, message)
+        for index, enum in enumerate(message.enum_type):
+            yield _EnumDecl(f"{name}.{enum.name}", file, (*path, 4, index), enum)
+        for index, child in enumerate(message.nested_type):
+            yield from nested(f"{name}.", (*path, 3, index), child)
+
+    for index, enum in enumerate(file.enum_type):
+        yield _EnumDecl(f"{prefix}{enum.name}", file, (5, index), enum)
+    for index, message in enumerate(file.message_type):
+        yield from nested(prefix, (4, index), message)
+
+
+class _Builder:
+    """Builds the OpenAPI document from the request's descriptors."""
+
+    def __init__(self, request: plugin_pb2.CodeGeneratorRequest, settings: dict[str, str]) -> None:
+        self._settings = settings
+        self._messages: dict[str, _MessageDecl] = {}
+        self._enums: dict[str, _EnumDecl] = {}
+        self._comments: dict[tuple[str, tuple[int, ...]], str] = {}
+        self._oneof_required_field: int | None = None
+        for file in request.proto_file:
+            for declaration in _declarations(file):
+                if isinstance(declaration, _MessageDecl):
+                    self._messages[declaration.full_name] = declaration
+                else:
+                    self._enums[declaration.full_name] = declaration
+            for location in file.source_code_info.location:
+                if location.leading_comments:
+                    key = (file.name, tuple(location.path))
+                    self._comments[key] = _clean_comment(location.leading_comments)
+            prefix = f"{file.package}." if file.package else ""
+            for extension in file.extension:
+                if f"{prefix}{extension.name}" == ONEOF_REQUIRED_EXTENSION:
+                    self._oneof_required_field = extension.number
+        self._to_generate = [f for f in request.proto_file if f.name in request.file_to_generate]
+        # The files declaring services with HTTP rules, filled by build().
+        self.api_files: list[str] = []
+        # Component schemas, filled by _add_schema as types are reached.
+        self._schemas: dict[str, JsonObject] = {}
+
+    def _comment(self, file: descriptor_pb2.FileDescriptorProto, path: tuple[int, ...]) -> str:
+        return self._comments.get((file.name, path), "")
+
+    def build(self) -> JsonObject | None:
+        """Return the whole OpenAPI document, or None when no method has an HTTP rule.
+
+        The document holds the schemas of the types that the operations reach,
+        and no others: messages of the files that no HTTP method uses (a
+        server's own records, say) are not part of the REST API.
+        """
+        paths: dict[str, JsonObject] = {}
+        tags: list[JsonObject] = []
+        for file in self._to_generate:
+            for service_index, service in enumerate(file.service):
+                service_path = (6, service_index)
+                bound = False
+                for method_index, method in enumerate(service.method):
+                    comment = self._comment(file, (*service_path, 2, method_index))
+                    bound |= self._add_operations(paths, service.name, method, comment)
+                if not bound:
+                    continue
+                if file.name not in self.api_files:
+                    self.api_files.append(file.name)
+                tag: JsonObject = {"name": service.name}
+                if comment := self._comment(file, service_path):
+                    tag["description"] = comment
+                tags.append(tag)
+        if not paths:
+            return None
+        schemas = dict(self._schemas)
+        schemas["google.rpc.Status"] = _STATUS_SCHEMA
+        security_schemes: JsonObject = {
+            "apiKeyHeader": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-api-key",
+                "description": "The project's API key, in the `x-api-key` header.",
+            },
+            "apiKeyQuery": {
+                "type": "apiKey",
+                "in": "query",
+                "name": "api-key",
+                "description": "The project's API key, in the `api-key` query parameter.",
+            },
+        }
+        return {
+            "openapi": "3.1.0",
+            "info": {
+                "title": self._settings["title"],
+                "version": self._settings["version"],
+                "description": _INFO_DESCRIPTION,
+            },
+            "servers": [{"url": self._settings["server"]}],
+            "tags": sorted(tags, key=lambda t: str(t["name"])),
+            # Either key authenticates a call: the requirements are alternatives.
+            "security": [{"apiKeyHeader": []}, {"apiKeyQuery": []}],
+            "paths": paths,
+            "components": {
+                "schemas": schemas,
+                "responses": {
+                    "Error": {
+                        "description": "An error, as a `google.rpc.Status`.",
+                        "content": {"application/json": {"schema": _ref("google.rpc.Status")}},
+                    },
+                },
+                "securitySchemes": security_schemes,
+            },
+        }
+
+    def _add_operations(
+        self,
+        paths: dict[str, JsonObject],
+        service: str,
+        method: descriptor_pb2.MethodDescriptorProto,
+        comment: str,
+    ) -> bool:
+        """Add one operation per HTTP rule of a method; return whether it has any."""
+        occurrences = _option_values(method.options, HTTP_RULE_FIELD)
+        if not occurrences:
+            return False
+        rule = http_pb2.HttpRule()
+        for _, value in occurrences:
+            if isinstance(value, bytes):
+                rule.MergeFromString(value)
+        if method.client_streaming or method.server_streaming:
+            raise PluginError(f"{service}.{method.name}: streaming methods have no REST mapping")
+        bindings = [rule, *rule.additional_bindings]
+        for index, binding in enumerate(bindings):
+            verb, path = self._verb_and_path(service, method.name, binding)
+            operation_id = method.name if index == 0 else f"{method.name}_{index}"
+            operations = paths.setdefault(path, {})
+            if verb in operations:
+                raise PluginError(f"{service}.{method.name}: {verb.upper()} {path} is bound twice")
+            operations[verb] = self._operation(service, method, comment, operation_id)
+        return True
+
+    @staticmethod
+    def _verb_and_path(service: str, method: str, rule: http_pb2.HttpRule) -> tuple[str, str]:
+        """Return the lowercase HTTP method and the path of one HTTP rule."""
+        pattern = rule.WhichOneof("pattern")
+        if pattern is None:
+            raise PluginError(f"{service}.{method}: an HTTP rule has no method and path")
+        if pattern == "custom":
+            verb, path = rule.custom.kind.lower(), rule.custom.path
+        else:
+            verb, path = pattern, str(getattr(rule, pattern))
+        where = f"{service}.{method}: {verb.upper()} {path}"
+        if verb not in ("get", "put", "post", "delete", "patch", "head", "options", "trace"):
+            raise PluginError(f"{where}: not an HTTP method OpenAPI can describe")
+        if "{" in path:
+            raise PluginError(f"{where}: path variables are not supported")
+        if rule.body != "*" or rule.response_body:
+            raise PluginError(f'{where}: only body: "*" and a whole-message response are supported')
+        return verb, path
+
+    def _operation(
+        self,
+        service: str,
+        method: descriptor_pb2.MethodDescriptorProto,
+        comment: str,
+        operation_id: str,
+    ) -> JsonObject:
+        """Return the operation of one HTTP binding of a method."""
+        request_type = method.input_type.removeprefix(".")
+        response_type = method.output_type.removeprefix(".")
+        self._add_schema(request_type)
+        self._add_schema(response_type)
+        response = self._messages.get(response_type)
+        response_comment = self._comment(response.file, response.path) if response else ""
+        operation: JsonObject = {
+            "operationId": operation_id,
+            "tags": [service],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(request_type)}},
+            },
+            "responses": {
+                "200": {
+                    "description": _summary(response_comment) or "OK",
+                    "content": {"application/json": {"schema": _ref(response_type)}},
+                },
+                "default": {"$ref": "#/components/responses/Error"},
+            },
+        }
+        if comment:
+            operation["summary"] = _summary(comment)
+            operation["description"] = comment
+        return operation
+
+    def _add_schema(self, full_name: str) -> None:
+        """Add the component schema of a message or enum and of every type it reaches."""
+        if full_name in self._schemas or _well_known_schema(full_name) is not None:
+            return
+        if full_name in self._enums:
+            self._schemas[full_name] = self._enum_schema(self._enums[full_name])
+        elif full_name in self._messages:
+            # Reserve the name first: message types may be recursive.
+            self._schemas[full_name] = {}
+            self._schemas[full_name] = self._message_schema(self._messages[full_name])
+        else:
+            raise PluginError(f"type {full_name} is not in the request")
+
+    def _enum_schema(self, enum: _EnumDecl) -> JsonObject:
+        """Return the schema of an enum: its value names, each described."""
+        lines = []
+        for index, value in enumerate(enum.proto.value):
+            text = " ".join(self._comment(enum.file, (*enum.path, 2, index)).split())
+            lines.append(f"- `{value.name}`: {text}" if text else f"- `{value.name}`")
+        description = "\n\n".join(
+            part for part in (self._comment(enum.file, enum.path), "\n".join(lines)) if part
+        )
+        schema: JsonObject = {
+            "type": "string",
+            "enum": list(dict.fromkeys(value.name for value in enum.proto.value)),
+            "description": description,
+        }
+        if enum.full_name == "google.protobuf.NullValue":
+            schema = {"type": "null"}
+        return schema
+
+    def _message_schema(self, message: _MessageDecl) -> JsonObject:
+        """Return the schema of a message: its fields, their behaviors and its oneofs."""
+        properties: JsonObject = {}
+        required: list[str] = []
+        for index, field in enumerate(message.proto.field):
+            prop = self._field_schema(field)
+            behaviors = _varints(_option_values(field.options, FIELD_BEHAVIOR_FIELD))
+            if FIELD_BEHAVIOR_OUTPUT_ONLY in behaviors:
+                prop["readOnly"] = True
+            if FIELD_BEHAVIOR_REQUIRED in behaviors:
+                required.append(field.json_name)
+            if comment := self._comment(message.file, (*message.path, 2, index)):
+                prop["description"] = comment
+            properties[field.json_name] = prop
+        schema: JsonObject = {"type": "object", "properties": properties}
+        if required:
+            schema["required"] = required
+        notes, oneofs, constraints = self._oneofs(message)
+        description = "\n\n".join(
+            part for part in (self._comment(message.file, message.path), *notes) if part
+        )
+        if description:
+            schema["description"] = description
+        if oneofs:
+            schema["x-oneof"] = oneofs
+        if constraints:
+            schema["allOf"] = constraints
+        return schema
+
+    def _oneofs(self, message: _MessageDecl) -> tuple[list[str], JsonObject, list[JsonObject]]:
+        """Return the description notes, ``x-oneof`` and constraints of a message's oneofs.
+
+        Synthetic oneofs (of proto3 ``optional`` fields) are not oneofs of the
+        API and are left out.
+        """
+        notes: list[str] = []
+        oneofs: JsonObject = {}
+        constraints: list[JsonObject] = []
+        for index, oneof in enumerate(message.proto.oneof_decl):
+            members = [
+                field.json_name
+                for field in message.proto.field
+                if field.HasField("oneof_index")
+                and field.oneof_index == index
+                and not field.proto3_optional
+            ]
+            if not members:
+                continue
+            oneofs[oneof.name] = members
+            names = ", ".join(f"`{member}`" for member in members)
+            is_required = self._oneof_required_field is not None and any(
+                value != 0
+                for value in _varints(_option_values(oneof.options, self._oneof_required_field))
+            )
+            if is_required:
+                notes.append(f"Oneof `{oneof.name}` (required): exactly one of {names}.")
+                constraints.append(
+                    {
+                        "$comment": f"oneof {oneof.name}: exactly one member is set",
+                        "oneOf": [{"required": [member]} for member in members],
+                    }
+                )
+            else:
+                notes.append(f"Oneof `{oneof.name}`: at most one of {names}.")
+                pairs = [
+                    {"required": [first, second]}
+                    for position, first in enumerate(members)
+                    for second in members[position + 1 :]
+                ]
+                if pairs:
+                    constraints.append(
+                        {
+                            "$comment": f"oneof {oneof.name}: at most one member is set",
+                            "not": {"anyOf": pairs},
+                        }
+                    )
+        return notes, oneofs, constraints
+
+    def _field_schema(self, field: descriptor_pb2.FieldDescriptorProto) -> JsonObject:
+        """Return the schema of a field: a value, a list of values or a map."""
+        if field.label != _Label.LABEL_REPEATED:
+            return self._value_schema(field)
+        entry = self._messages.get(field.type_name.removeprefix("."))
+        if field.type == _Type.TYPE_MESSAGE and entry and entry.proto.options.map_entry:
+            key, value = entry.proto.field
+            schema: JsonObject = {
+                "type": "object",
+                "additionalProperties": self._value_schema(value),
+            }
+            if key.type == _Type.TYPE_BOOL:
+                schema["propertyNames"] = {"enum": ["true", "false"]}
+            elif key.type != _Type.TYPE_STRING:
+                unsigned = key.type in (_Type.TYPE_UINT32, _Type.TYPE_UINT64, _Type.TYPE_FIXED32)
+                unsigned = unsigned or key.type == _Type.TYPE_FIXED64
+                pattern = _UINT64_PATTERN if unsigned else _INT64_PATTERN
+                schema["propertyNames"] = {"pattern": pattern}
+            return schema
+        return {"type": "array", "items": self._value_schema(field)}
+
+    def _value_schema(self, field: descriptor_pb2.FieldDescriptorProto) -> JsonObject:
+        """Return the schema of one value of a field."""
+        if field.type in (_Type.TYPE_MESSAGE, _Type.TYPE_ENUM):
+            type_name = field.type_name.removeprefix(".")
+            well_known = _well_known_schema(type_name)
+            if well_known is not None:
+                return well_known
+            self._add_schema(type_name)
+            return _ref(type_name)
+        if field.type == _Type.TYPE_GROUP:
+            raise PluginError(f"field {field.name}: groups have no proto3 JSON form")
+        return _scalar_schema(field.type)
+
+
+def _settings(parameter: str) -> dict[str, str]:
+    """Parse the plugin parameter (``key=value,...``) over the defaults."""
+    settings = dict(_DEFAULTS)
+    for item in filter(None, parameter.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in settings:
+            raise PluginError(f"unknown parameter {item!r}; known: {', '.join(sorted(settings))}")
+        settings[key] = value
+    return settings
+
+
+def _output_name(files: Sequence[str]) -> str:
+    """Return the default output path: openapi.json in the folder of the given files."""
+    if not files:
+        return OUTPUT_NAME
+    folder = posixpath.commonpath([posixpath.dirname(name) for name in files])
+    return posixpath.join(folder, OUTPUT_NAME) if folder else OUTPUT_NAME
+
+
+def generate(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGeneratorResponse:
+    """Return the response holding the OpenAPI document of the request's files."""
+    response = plugin_pb2.CodeGeneratorResponse(
+        supported_features=plugin_pb2.CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL,
+    )
+    try:
+        settings = _settings(request.parameter)
+        builder = _Builder(request, settings)
+        document = builder.build()
+    except PluginError as error:
+        response.error = str(error)
+        return response
+    if document is not None:
+        content = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        name = settings["output"] or _output_name(builder.api_files)
+        response.file.add(name=name, content=content)
+    return response
+
+
+def main() -> None:
+    """Read a CodeGeneratorRequest on stdin and write the response to stdout."""
+    request = plugin_pb2.CodeGeneratorRequest.FromString(sys.stdin.buffer.read())
+    sys.stdout.buffer.write(generate(request).SerializeToString())
+
+
+if __name__ == "__main__":
+    main()
