@@ -34,9 +34,15 @@ SERVE_ARGS ?=
 serve: $(STAMP) ## Run the local REST (:8080) + gRPC (:50051) server; SERVE_ARGS='--db :memory:'
 	$(BIN)/auxia-decision serve $(SERVE_ARGS)
 
+# $(call regenerate,DIR): write generated/ under DIR: the buf plugins' output,
+# then the FileDescriptorSet (with source info and imports) shipped for other builds.
+regenerate = $(BUF) generate --output $(1) && \
+  $(BUF) build --path proto/auxia/decision/model --as-file-descriptor-set \
+    -o $(1)/generated/auxia/decision/model/descriptor_set.binpb
+
 .PHONY: generate
 generate: $(STAMP) ## Regenerate generated/ from proto/ with buf
-	$(BUF) generate
+	$(call regenerate,.)
 
 .PHONY: format
 format: $(STAMP) ## Format .proto and Python files in place
@@ -55,7 +61,7 @@ lint: $(STAMP) ## Lint and format-check protos and Python, and type-check Python
 .PHONY: checkgenerate
 checkgenerate: $(STAMP) ## Fail if generated/ differs from what buf produces
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	$(BUF) generate --output "$$tmp"; \
+	$(call regenerate,$$tmp); \
 	if ! diff -r generated "$$tmp/generated" >&2; then \
 	  echo 'generated/ is out of date with proto/: run `make generate` and commit the result' >&2; exit 1; \
 	fi
@@ -73,6 +79,12 @@ breaking: $(STAMP) ## Check proto/ for wire-breaking changes against HEAD and th
 test: lint checkgenerate breaking ## Run every check: lint, drift, breaking, and the test suite
 	$(BIN)/pytest
 
+FUZZ_EXAMPLES ?= 300
+
+.PHONY: fuzz
+fuzz: $(STAMP) ## Fuzz the live server longer than make test does (FUZZ_EXAMPLES per case)
+	AUXIA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_schemathesis.py
+
 .PHONY: clean
 clean: ## Remove the venv and caches
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist ts/node_modules ts/gen

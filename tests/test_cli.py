@@ -7,6 +7,8 @@ import os
 import pathlib
 import subprocess
 
+from google.protobuf import descriptor_pb2
+
 from tests._fixtures import BROKEN, FIXTURES
 from tests._http_server import Answer, scripted_server
 from tests._repo import VENV_BIN
@@ -140,3 +142,11 @@ def test_protos_include_path_holds_the_proto_files() -> None:
     assert result.returncode == 0
     root = pathlib.Path(result.stdout.strip())
     assert (root / "auxia/decision/model/treatment_management_service.proto").is_file()
+
+
+def test_protos_descriptor_set_is_a_file_descriptor_set() -> None:
+    result = _run("protos", "--descriptor-set")
+    assert result.returncode == 0, result.stderr
+    data = pathlib.Path(result.stdout.strip()).read_bytes()
+    names = [f.name for f in descriptor_pb2.FileDescriptorSet.FromString(data).file]
+    assert "auxia/decision/model/treatment_management_service.proto" in names

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import filecmp
 import pathlib
 import re
 import subprocess
@@ -10,6 +9,7 @@ import sys
 import zipfile
 
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool
 
 from tests._repo import ROOT, VENV_BIN, copy_tree, run
 
@@ -19,24 +19,45 @@ MODULES = sorted(
 )
 
 
-def _differences(left: pathlib.Path, right: pathlib.Path) -> list[str]:
-    compared = filecmp.dircmp(left, right)
-    found = [*compared.left_only, *compared.right_only]
-    # dircmp compares shallowly; compare contents byte for byte.
-    found += [
-        name
-        for name in compared.common_files
-        if (left / name).read_bytes() != (right / name).read_bytes()
-    ]
-    for sub in compared.common_dirs:
-        found += [f"{sub}/{name}" for name in _differences(left / sub, right / sub)]
-    return found
-
-
-def test_regeneration_matches_generated_byte_for_byte(tmp_path: pathlib.Path) -> None:
-    run([str(VENV_BIN / "buf"), "generate", "--output", str(tmp_path)], ROOT)
-    assert _differences(ROOT / "generated", tmp_path / "generated") == []
+def test_regeneration_matches_generated_byte_for_byte() -> None:
+    result = run(["make", "checkgenerate"], ROOT, check=False)
+    assert result.returncode == 0, result.stderr
     assert len(MODULES) >= 10
+
+
+def test_descriptor_set_ships_with_source_info_and_imports() -> None:
+    data = (ROOT / "generated/auxia/decision/model/descriptor_set.binpb").read_bytes()
+    files = {f.name: f for f in descriptor_pb2.FileDescriptorSet.FromString(data).file}
+    assert {
+        "auxia/decision/model/treatment.proto",
+        "auxia/decision/model/treatment_management_service.proto",
+        "google/api/field_behavior.proto",
+        "google/protobuf/timestamp.proto",
+    } <= set(files)
+    assert not any(name.startswith("auxia/decision/server/") for name in files)
+    service = files["auxia/decision/model/treatment_interaction_service.proto"]
+    comments = [loc.leading_comments for loc in service.source_code_info.location]
+    assert any("Logs one interaction of a user with a treatment." in c for c in comments)
+    pool = descriptor_pool.DescriptorPool()
+    for name in _dependency_order(files):
+        pool.Add(files[name])
+    assert pool.FindMethodByName(
+        "io.auxia.decision.model.TreatmentManagementService.InsertTreatment"
+    )
+
+
+def _dependency_order(files: dict[str, descriptor_pb2.FileDescriptorProto]) -> list[str]:
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in ordered:
+            for dependency in files[name].dependency:
+                visit(dependency)
+            ordered.append(name)
+
+    for name in files:
+        visit(name)
+    return ordered
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -80,6 +101,8 @@ def test_wheel_ships_generated_package_sources_and_protos(tmp_path: pathlib.Path
         for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", ".proto"):
             assert f"auxia/decision/model/{stem}{suffix}" in names
     assert "auxia/decision/model/py.typed" in names
+    assert "auxia/decision/model/descriptor_set.binpb" in names
+    assert "auxia/decision/model/openapi.json" in names
     assert "auxia_decision/__init__.py" in names
     assert "auxia_decision/py.typed" in names
     assert not any(name.startswith(("generated/", "src/", "proto/", "google/")) for name in names)

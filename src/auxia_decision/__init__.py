@@ -9,7 +9,7 @@ from __future__ import annotations
 from auxia_decision._client import AsyncClient, Client, RetryPolicy
 from auxia_decision._codec import PROTO3_JSON, JsonProfile, RestCodec
 from auxia_decision._errors import ApiError, Code
-from auxia_decision._protos import proto_include_path
+from auxia_decision._protos import descriptor_set_path, proto_include_path
 from auxia_decision._validation import ValidationResult, check_request, validate
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "RetryPolicy",
     "ValidationResult",
     "check_request",
+    "descriptor_set_path",
     "proto_include_path",
     "validate",
 ]

@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from auxia_decision._client import DEFAULT_BASE_URL, Client
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError
-from auxia_decision._protos import proto_include_path
+from auxia_decision._protos import descriptor_set_path, proto_include_path
 from auxia_decision._routes import route_for, routes
 from auxia_decision._validation import validate
 
@@ -85,8 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _protos(args: argparse.Namespace) -> int:
-    del args
-    print(proto_include_path())
+    print(descriptor_set_path() if args.descriptor_set else proto_include_path())
     return 0
 
 
@@ -143,11 +142,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     protos = commands.add_parser("protos", help="where the .proto files are installed")
-    protos.add_argument(
+    what = protos.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--include-path",
         action="store_true",
-        required=True,
         help="print the folder to pass to protoc -I or to a buf workspace",
+    )
+    what.add_argument(
+        "--descriptor-set",
+        action="store_true",
+        help="print the path of the FileDescriptorSet (source info and imports included)",
     )
     protos.set_defaults(run=_protos)
     return parser

@@ -23,3 +23,18 @@ def proto_include_path() -> pathlib.Path:
             return checkout
     msg = "the auxia/decision/model .proto files are not installed next to the package"
     raise FileNotFoundError(msg)
+
+
+def descriptor_set_path() -> pathlib.Path:
+    """Return the FileDescriptorSet of the schema (with source info and its imports).
+
+    It holds ``io.auxia.decision.model`` and the googleapis and well-known
+    types it imports, comments included, for tools that take a descriptor
+    set (``protoc --descriptor_set_in``, ``buf curl --schema``, grpcurl).
+    """
+    for entry in auxia.decision.model.__path__:
+        candidate = pathlib.Path(entry) / "descriptor_set.binpb"
+        if candidate.is_file():
+            return candidate
+    msg = "descriptor_set.binpb is not installed next to auxia.decision.model"
+    raise FileNotFoundError(msg)
