@@ -8,6 +8,7 @@ import re
 import socket
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from google.protobuf.message import Message
 
@@ -348,3 +349,12 @@ def test_invalid_argument_violations_survive_the_round_trip(server: ScriptedServ
         "dataFieldParams[1].eventDataFieldParams",
         "projectId",
     ]
+
+
+def test_a_passed_in_http_client_is_used_and_left_open(server: ScriptedServer) -> None:
+    server.script("/v1/LogTreatmentInteraction", Answer(200, b"{}"))
+    with httpx.Client(headers={"x-trace": "t1"}) as http:
+        with Client(api_key=KEY, base_url=server.url, http_client=http) as client:
+            client.log_treatment_interaction(_log_request())
+        assert not http.is_closed
+    assert server.received[0].headers["x-trace"] == "t1"

@@ -198,6 +198,7 @@ class Client(_ClientBase):
         http_client: httpx.Client | None = None,
     ) -> None:
         super().__init__(api_key=api_key, base_url=base_url, retry=retry, codec=codec)
+        self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
 
     def call(self, method: str, request: Message) -> Message:
@@ -253,8 +254,9 @@ class Client(_ClientBase):
         )
 
     def close(self) -> None:
-        """Close the connections of the client."""
-        self._http.close()
+        """Close the client's connections (not those of an ``http_client`` passed in)."""
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> Self:
         return self
@@ -282,6 +284,7 @@ class AsyncClient(_ClientBase):
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         super().__init__(api_key=api_key, base_url=base_url, retry=retry, codec=codec)
+        self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
 
     async def call(self, method: str, request: Message) -> Message:
@@ -339,8 +342,9 @@ class AsyncClient(_ClientBase):
         )
 
     async def aclose(self) -> None:
-        """Close the connections of the client."""
-        await self._http.aclose()
+        """Close the client's connections (not those of an ``http_client`` passed in)."""
+        if self._owns_http:
+            await self._http.aclose()
 
     async def __aenter__(self) -> Self:
         return self
