@@ -79,6 +79,10 @@ breaking: $(STAMP) ## Check proto/ for wire-breaking changes against HEAD and th
 test: lint checkgenerate breaking ## Run every check: lint, drift, breaking, and the test suite
 	$(BIN)/pytest
 
+.PHONY: bench
+bench: $(STAMP) ## Benchmark the JSON codec against json_format (writes bench/results/codec.md)
+	$(BIN)/python bench/bench_codec.py
+
 FUZZ_EXAMPLES ?= 300
 
 .PHONY: fuzz
