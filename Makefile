@@ -47,15 +47,15 @@ generate: $(STAMP) ## Regenerate generated/ from proto/ with buf
 .PHONY: format
 format: $(STAMP) ## Format .proto and Python files in place
 	$(BUF) format --write
-	$(BIN)/ruff format src tests tools
-	$(BIN)/ruff check --fix src tests tools
+	$(BIN)/ruff format src tests tools bench
+	$(BIN)/ruff check --fix src tests tools bench
 
 .PHONY: lint
 lint: $(STAMP) ## Lint and format-check protos and Python, and type-check Python
 	$(BUF) lint
 	@$(BUF) format --diff --exit-code || { echo 'buf format found differences: run `make format`' >&2; exit 1; }
-	$(BIN)/ruff check src tests tools
-	@$(BIN)/ruff format --check src tests tools || { echo 'ruff format found differences: run `make format`' >&2; exit 1; }
+	$(BIN)/ruff check src tests tools bench
+	@$(BIN)/ruff format --check src tests tools bench || { echo 'ruff format found differences: run `make format`' >&2; exit 1; }
 	$(BIN)/mypy
 
 .PHONY: checkgenerate
@@ -87,7 +87,13 @@ FUZZ_EXAMPLES ?= 300
 
 .PHONY: fuzz
 fuzz: $(STAMP) ## Fuzz the live server longer than make test does (FUZZ_EXAMPLES per case)
-	AUXIA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_schemathesis.py
+	AUXIA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_schemathesis.py tests/test_hostile_input.py
+
+BENCH_SERVER_ARGS ?=
+
+.PHONY: bench-server
+bench-server: $(STAMP) ## Load-test LogTreatmentInteraction against its baselines (writes bench/results/server.md)
+	$(BIN)/python -m bench.bench_server $(BENCH_SERVER_ARGS)
 
 .PHONY: clean
 clean: ## Remove the venv and caches

@@ -60,10 +60,9 @@ def _call(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     # Imported here: the server's dependencies are not needed by the other commands.
-    import asyncio  # noqa: PLC0415
     import logging  # noqa: PLC0415
 
-    from auxia_decision._server import ServerConfig, serve  # noqa: PLC0415
+    from auxia_decision._server import ServerConfig, run_event_loop, serve  # noqa: PLC0415
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     config = ServerConfig(
@@ -74,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     try:
-        asyncio.run(serve(config))
+        run_event_loop(serve(config))
     except ApiError as error:
         print(f"error: the seed is invalid:\n{error}", file=sys.stderr)
         return 2

@@ -32,19 +32,37 @@ def _is_json(content_type: bytes) -> bool:
     )
 
 
+class _RequestHeaders:
+    """What the gateway reads from a request's headers, found in one pass over them."""
+
+    __slots__ = ("api_key", "content_length", "content_type")
+
+    def __init__(self, scope: Scope) -> None:
+        self.api_key: str | None = None
+        self.content_type = b""
+        self.content_length: bytes | None = None
+        keys: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if name in _KEY_HEADERS:
+                keys.setdefault(name, value)
+            elif name == b"content-type":
+                self.content_type = value
+            elif name == b"content-length":
+                self.content_length = value
+        for wanted in _KEY_HEADERS:
+            if wanted in keys:
+                self.api_key = keys[wanted].decode("latin-1")
+                return
+        query = scope.get("query_string", b"")
+        if query:
+            values = urllib.parse.parse_qs(query.decode("latin-1")).get(_KEY_QUERY)
+            if values:
+                self.api_key = str(values[0])
+
+
 def api_key_of(scope: Scope) -> str | None:
     """Return the API key of a request: x-api-key or api-key header, else the api-key query."""
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    for wanted in _KEY_HEADERS:
-        for name, value in headers:
-            if name == wanted:
-                return value.decode("latin-1")
-    query = scope.get("query_string", b"")
-    if query:
-        values = urllib.parse.parse_qs(query.decode("latin-1")).get(_KEY_QUERY)
-        if values:
-            return str(values[0])
-    return None
+    return _RequestHeaders(scope).api_key
 
 
 class RestGateway:
@@ -73,10 +91,12 @@ class RestGateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one ASGI connection scope."""
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+            return
+        if not _log.isEnabledFor(logging.INFO):
+            await self._answer(scope, receive, send)
             return
         started = time.perf_counter()
         status = await self._answer(scope, receive, send)
@@ -123,31 +143,31 @@ class RestGateway:
                 f"{path} accepts {route.http_method}, not {method}",
                 http_status=405,
             )
-        api_key = api_key_of(scope)
-        await self.servicer.authenticate(api_key)
-        headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type", b"")
-        if not _is_json(content_type):
-            shown = content_type.decode("latin-1") or "none"
+        headers = _RequestHeaders(scope)
+        # The key is checked before the body is read, and once per request.
+        project = await self.servicer.authenticate(headers.api_key)
+        if not _is_json(headers.content_type):
+            shown = headers.content_type.decode("latin-1") or "none"
             raise ApiError(
                 Code.INVALID_ARGUMENT,
                 f"the body must be application/json, not {shown}",
                 http_status=415,
             )
-        body = await self._read_body(headers, receive)
+        body = await self._read_body(headers.content_length, receive)
         request = self.codec.decode_request(body, route.request_type)
-        response = await self.servicer.invoke(route.name, request, api_key)
+        response = await self.servicer.invoke_for(project, route.name, request)
         return 200, self.codec.encode(response)
 
-    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
-        too_large = ApiError(
+    def _too_large(self) -> ApiError:
+        return ApiError(
             Code.INVALID_ARGUMENT,
             f"the body is larger than {self.max_body_bytes} bytes",
             http_status=413,
         )
-        declared = headers.get(b"content-length")
+
+    async def _read_body(self, declared: bytes | None, receive: Receive) -> bytes:
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise too_large
+            raise self._too_large()
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -157,10 +177,13 @@ class RestGateway:
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                raise too_large
-            chunks.append(chunk)
+                raise self._too_large()
             if not message.get("more_body", False):
+                if not chunks:
+                    return chunk  # the whole body came in one piece
+                chunks.append(chunk)
                 return b"".join(chunks)
+            chunks.append(chunk)
 
 
 async def _respond(
@@ -170,7 +193,7 @@ async def _respond(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            "headers": [*headers, (b"content-length", b"%d" % len(body))],
         }
     )
     await send({"type": "http.response.body", "body": body})

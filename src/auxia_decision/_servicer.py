@@ -149,10 +149,15 @@ class DecisionServicer:
 
     async def invoke(self, method: str, request: Message, api_key: str | None) -> Message:
         """Run an RPC by short name for the holder of ``api_key``."""
+        if method not in self._handlers:
+            raise ApiError(Code.UNIMPLEMENTED, f"the method {method} is not implemented")
+        return await self.invoke_for(await self.authenticate(api_key), method, request)
+
+    async def invoke_for(self, project: ProjectRecord, method: str, request: Message) -> Message:
+        """Run an RPC by short name for a caller already authenticated as ``project``."""
         handler = self._handlers.get(method)
         if handler is None:
             raise ApiError(Code.UNIMPLEMENTED, f"the method {method} is not implemented")
-        project = await self.authenticate(api_key)
         requested = getattr(request, "project_id", "")
         if requested and requested != project.project_id:
             raise ApiError(
@@ -244,7 +249,7 @@ class DecisionServicer:
     ) -> interactions.LogTreatmentInteractionResponse:
         assert isinstance(request, interactions.LogTreatmentInteractionRequest)
         del project
-        await self.store.run(lambda c: _store.insert_interaction(c, request))
+        await self.store.log_interaction(request)
         return interactions.LogTreatmentInteractionResponse()
 
 

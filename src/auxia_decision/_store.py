@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import functools
 import hashlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -75,6 +78,10 @@ CREATE TABLE IF NOT EXISTS interactions (
 
 # How many queued operations one transaction may group before it commits.
 _MAX_GROUP: Final = 512
+# Under load, a group smaller than this waits for company, a few steps at most.
+_LINGER_BELOW: Final = 16
+_LINGER_STEPS: Final = 4
+_LINGER_STEP_SECONDS: Final = 0.00025
 
 
 def key_digest(api_key: str) -> bytes:
@@ -99,10 +106,79 @@ class StoredTreatment:
     published_versions: list[bool]
 
 
-@dataclass
+_Waiter = concurrent.futures.Future[Any] | asyncio.Future[Any]
+_Outcome = tuple[bool, object]
+
+
+@dataclass(slots=True)
 class _Job:
-    operation: Callable[[sqlite3.Connection], Any]
-    future: concurrent.futures.Future[Any]
+    """One queued operation, or one interaction row, and who waits for its outcome."""
+
+    operation: Callable[[sqlite3.Connection], Any] | None
+    waiter: _Waiter
+    loop: asyncio.AbstractEventLoop | None = None
+    """The event loop of an asyncio waiter, which only that loop's thread may settle."""
+    interaction: tuple[str, bytes] | None = None
+    """For ``log_interaction``: the row (project id, serialized request) to append."""
+
+
+def _settle(settled: list[tuple[_Waiter, _Outcome]]) -> None:
+    """Give each waiter its outcome (a waiter whose caller gave up is skipped)."""
+    for waiter, (ok, value) in settled:
+        if waiter.cancelled():
+            continue
+        if ok:
+            waiter.set_result(value)
+        else:
+            assert isinstance(value, BaseException)
+            waiter.set_exception(value)
+
+
+@functools.cache
+def _insert_interactions_sql(rows: int) -> str:
+    # Only the placeholders are repeated: the values are bound, never formatted in.
+    placeholders = ", ".join(["(?, ?)"] * rows)
+    return f"INSERT INTO interactions (project_id, body) VALUES {placeholders}"  # noqa: S608
+
+
+def _append_interactions(
+    connection: sqlite3.Connection,
+    group: list[_Job],
+    pending: list[int],
+    outcomes: list[_Outcome],
+) -> None:
+    """Append the pending interactions of a group with one statement, in the order queued."""
+    if not pending:
+        return
+    rows: list[str | bytes] = []
+    for position in pending:
+        row = group[position].interaction
+        assert row is not None
+        rows.extend(row)
+    try:
+        connection.execute(_insert_interactions_sql(len(pending)), rows)
+    except sqlite3.Error as error:
+        # One statement: it appended all of them or none.
+        for position in pending:
+            outcomes[position] = (False, error)
+    pending.clear()
+
+
+def _append_only(connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
+    """Append a group of interactions as one statement, which is its own transaction.
+
+    Outside BEGIN ... COMMIT the statement commits by itself: the database
+    thread makes one call into SQLite for the whole group, commit included.
+    """
+    rows: list[str | bytes] = []
+    for job in group:
+        assert job.interaction is not None
+        rows.extend(job.interaction)
+    try:
+        connection.execute(_insert_interactions_sql(len(group)), rows)
+    except sqlite3.Error as error:
+        return [(False, error)] * len(group)
+    return [(True, None)] * len(group)
 
 
 class TreatmentStore:
@@ -112,11 +188,14 @@ class TreatmentStore:
     thread groups the operations queued meanwhile into one transaction and
     commits it before any of them is answered (group commit), so a write is
     durable before it is acknowledged and a failing operation undoes only itself.
+    Interactions logged meanwhile are appended together by one statement, and
+    the waiters of one event loop are woken together, once per transaction.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._loops: dict[int, asyncio.AbstractEventLoop] = {}
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="treatment-store", daemon=True)
@@ -145,27 +224,67 @@ class TreatmentStore:
         self._ready.set()
         stopping = False
         while not stopping:
-            first = self._jobs.get()
+            try:
+                first = self._jobs.get_nowait()
+                busy = True  # it came while the last group was being committed
+            except queue.Empty:
+                first = self._jobs.get()
+                busy = False
             if first is None:
                 break
             group = [first]
-            while len(group) < _MAX_GROUP:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                group.append(job)
-            self._run_group(connection, group)
+            stopping = self._take_queued(group)
+            if busy and not stopping:
+                stopping = self._linger(group)
+            self._finish(group, self._run_group(connection, group))
         connection.close()
 
+    def _linger(self, group: list[_Job]) -> bool:
+        """Let a small group wait a little for more jobs; return whether to stop after it.
+
+        Under load more jobs are on their way, and waiting for them costs less
+        than a commit (an fsync) each. The wait ends as soon as a pause brings
+        no new job, so a few clients are not held back; an idle store, which
+        found no job waiting, commits a lone job at once.
+        """
+        for _ in range(_LINGER_STEPS):
+            if len(group) >= _LINGER_BELOW:
+                break
+            size = len(group)
+            time.sleep(_LINGER_STEP_SECONDS)
+            if self._take_queued(group):
+                return True
+            if len(group) == size:
+                break
+        return False
+
+    def _take_queued(self, group: list[_Job]) -> bool:
+        """Move the queued jobs into ``group`` (up to its limit); return whether to stop."""
+        while len(group) < _MAX_GROUP:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return False
+            if job is None:
+                return True
+            group.append(job)
+        return False
+
     @staticmethod
-    def _run_group(connection: sqlite3.Connection, group: list[_Job]) -> None:
-        outcomes: list[tuple[bool, object]] = []
+    def _run_group(connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
+        """Run a group of jobs in one transaction and return each one's outcome once committed."""
+        if all(job.interaction is not None for job in group):
+            return _append_only(connection, group)
+        outcomes: list[_Outcome] = []
+        pending: list[int] = []  # the positions of the interactions not yet appended
         connection.execute("BEGIN IMMEDIATE")
         for job in group:
+            if job.interaction is not None:
+                pending.append(len(outcomes))
+                outcomes.append((True, None))
+                continue
+            _append_interactions(connection, group, pending, outcomes)
+            assert job.operation is not None
             connection.execute("SAVEPOINT job")
             try:
                 result = job.operation(connection)
@@ -176,17 +295,30 @@ class TreatmentStore:
             else:
                 connection.execute("RELEASE job")
                 outcomes.append((True, result))
+        _append_interactions(connection, group, pending, outcomes)
         try:
             connection.execute("COMMIT")
         except sqlite3.Error as error:
-            connection.execute("ROLLBACK")
-            outcomes = [(False, error)] * len(group)
-        for job, (ok, value) in zip(group, outcomes, strict=True):
-            if ok:
-                job.future.set_result(value)
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            return [(False, error)] * len(group)
+        return outcomes
+
+    @staticmethod
+    def _finish(group: list[_Job], outcomes: list[_Outcome]) -> None:
+        """Hand the outcomes to their waiters: one wake-up per event loop, not per job."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiter, _Outcome]]] = {}
+        direct: list[tuple[_Waiter, _Outcome]] = []
+        for job, outcome in zip(group, outcomes, strict=True):
+            if job.loop is None:
+                direct.append((job.waiter, outcome))
             else:
-                assert isinstance(value, BaseException)
-                job.future.set_exception(value)
+                by_loop.setdefault(job.loop, []).append((job.waiter, outcome))
+        _settle(direct)
+        for loop, settled in by_loop.items():
+            # A closed loop has nobody left waiting.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, settled)
 
     def submit(self, operation: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
         """Queue an operation; its future resolves after its transaction commits."""
@@ -196,7 +328,41 @@ class TreatmentStore:
 
     async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """Run an operation and return its result once it is committed."""
-        return await asyncio.wrap_future(self.submit(operation))
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(operation, waiter, loop))
+        return await waiter
+
+    def log_interaction(
+        self, request: treatment_interaction_service_pb2.LogTreatmentInteractionRequest
+    ) -> asyncio.Future[None]:
+        """Record one treatment interaction; the future resolves once it is committed."""
+        return self.append_interaction(request.project_id, request.SerializeToString())
+
+    def append_interaction(self, project_id: str, body: bytes) -> asyncio.Future[None]:
+        """Append one row to the interactions table; the future resolves once it is committed.
+
+        Call it from a running event loop.
+        """
+        loop = self._running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._jobs.put(_Job(None, waiter, loop, (project_id, body)))
+        return waiter
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """Return the running event loop of this thread.
+
+        It is remembered per thread: ``asyncio.get_running_loop`` makes a system
+        call (getpid) each time, and this runs once per logged interaction. A
+        remembered loop that is running in its thread is that thread's loop.
+        """
+        thread = threading.get_ident()
+        remembered = self._loops.get(thread)
+        if remembered is not None and remembered.is_running():
+            return remembered
+        loop = asyncio.get_running_loop()
+        self._loops[thread] = loop
+        return loop
 
     def run_sync(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """Run an operation from a thread that is not the event loop's."""

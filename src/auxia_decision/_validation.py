@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import cast
 
 from google.api import field_behavior_pb2
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, OneofDescriptor
 from google.protobuf.message import Message
 
 from auxia.decision.model import oneof_behavior_pb2, treatment_management_service_pb2
@@ -57,8 +58,39 @@ def check_request(message: Message) -> ValidationResult:
     return result
 
 
-def _behaviors(field: FieldDescriptor) -> list[int]:
-    return list(field.GetOptions().Extensions[field_behavior_pb2.field_behavior])
+@dataclass(frozen=True)
+class _FieldRule:
+    """What validation checks of one field: read once per field from its options."""
+
+    field: FieldDescriptor
+    output_only: bool
+    required: bool
+
+
+@dataclass(frozen=True)
+class _MessageRules:
+    """The fields of a message type that validation looks at, and its required oneofs."""
+
+    fields: tuple[_FieldRule, ...]
+    required_oneofs: tuple[OneofDescriptor, ...]
+
+
+@functools.cache
+def _rules(descriptor: Descriptor) -> _MessageRules:
+    """Return the validation rules of a message type (descriptors are immutable: cached)."""
+    fields = []
+    for field in descriptor.fields:
+        behaviors = field.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+        rule = _FieldRule(field, _OUTPUT_ONLY in behaviors, _REQUIRED in behaviors)
+        # A field with no behavior to check and no message inside is never looked at.
+        if rule.output_only or rule.required or field.message_type is not None:
+            fields.append(rule)
+    oneofs = tuple(
+        oneof
+        for oneof in descriptor.oneofs
+        if oneof.GetOptions().Extensions[oneof_behavior_pb2.oneof_required]
+    )
+    return _MessageRules(tuple(fields), oneofs)
 
 
 def _is_set(message: Message, field: FieldDescriptor) -> bool:
@@ -73,25 +105,29 @@ def _walk(
     message: Message, path: str, errors: list[FieldViolation], warnings: list[FieldViolation]
 ) -> None:
     descriptor = cast(Descriptor, message.DESCRIPTOR)
-    for field in descriptor.fields:
-        field_path = json_path(path, field.json_name)
-        behaviors = _behaviors(field)
+    rules = _rules(descriptor)
+    for rule in rules.fields:
+        field = rule.field
         present = _is_set(message, field)
-        if _OUTPUT_ONLY in behaviors and present:
+        if rule.output_only and present:
             message.ClearField(field.name)
             warnings.append(
-                FieldViolation(field=field_path, description="output only: the value was ignored")
+                FieldViolation(
+                    field=json_path(path, field.json_name),
+                    description="output only: the value was ignored",
+                )
             )
             continue
-        if _REQUIRED in behaviors and not present:
-            errors.append(FieldViolation(field=field_path, description="required"))
+        if rule.required and not present:
+            errors.append(
+                FieldViolation(field=json_path(path, field.json_name), description="required")
+            )
             continue
         if present and field.message_type is not None:
-            for child, child_path in _children(message, field, field_path):
+            for child, child_path in _children(message, field, json_path(path, field.json_name)):
                 _walk(child, child_path, errors, warnings)
-    for oneof in descriptor.oneofs:
-        required = oneof.GetOptions().Extensions[oneof_behavior_pb2.oneof_required]
-        if required and message.WhichOneof(oneof.name) is None:
+    for oneof in rules.required_oneofs:
+        if message.WhichOneof(oneof.name) is None:
             names = ", ".join(f.json_name for f in oneof.fields)
             errors.append(
                 FieldViolation(
@@ -99,8 +135,8 @@ def _walk(
                     description=f"required: set exactly one of {names}",
                 )
             )
-    for rule in _CROSS_FIELD_RULES.get(descriptor.full_name, ()):
-        errors.extend(rule(message, path))
+    for rule_check in _CROSS_FIELD_RULES.get(descriptor.full_name, ()):
+        errors.extend(rule_check(message, path))
 
 
 def _children(message: Message, field: FieldDescriptor, path: str) -> Iterator[tuple[Message, str]]:

@@ -1,0 +1,1 @@
+"""Load benchmarks of the reference server, and the peers it is measured against."""

@@ -1,0 +1,391 @@
+"""Load benchmark of the reference server's LogTreatmentInteraction, against its baselines.
+
+``make bench-server`` runs it: for each target (the reference server over
+REST and over gRPC, the bare ASGI ceiling, the FastAPI + pydantic peer and
+the bare grpc.aio servicer) it starts the server as a process on 127.0.0.1,
+warms it up, sends ``--requests`` requests with the same load generator
+(``bench.loadgen``, another process), records requests/s, p50/p99 latency,
+the server's peak RSS and CPU time, stops the server with SIGTERM and checks
+the store row by row against the acknowledged requests. The targets run in
+turn, ``--rounds`` times, so that each ratio compares runs made back to back
+(a shared machine drifts); the median round is reported. It prints the ratios
+and writes the report to ``bench/results/server.md``; it exits 1 if a store
+lost, duplicated or added a row, or a server answered 5xx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import importlib.metadata
+import os
+import pathlib
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from bench.loadgen import (
+    LoadResult,
+    Reconciliation,
+    is_server_error,
+    reconcile,
+    run_in_process,
+    stored_tracking_ids,
+)
+
+ROOT: Final = pathlib.Path(__file__).resolve().parent.parent
+RESULTS: Final = ROOT / "bench" / "results" / "server.md"
+_READY_TIMEOUT: Final = 60.0
+_STOP_TIMEOUT: Final = 30.0
+_REST: Final = re.compile(r"REST on (http://[\d.]+:\d+)")
+_GRPC: Final = re.compile(r"gRPC on ([\d.]+:\d+)")
+_CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+_PACKAGES: Final = (
+    "uvicorn",
+    "httptools",
+    "uvloop",
+    "grpcio",
+    "protobuf",
+    "fastapi",
+    "starlette",
+    "pydantic",
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server to measure: how to start it, what it speaks and how its rows are encoded."""
+
+    key: str
+    title: str
+    transport: str
+    module: str
+    """``auxia-decision`` for the reference server, else a ``bench.peers`` module."""
+    stored_body: str | None
+    """``proto`` or ``json`` for a server that stores each request, None for a bare one."""
+
+    def command(self, db: pathlib.Path) -> list[str]:
+        """Return the command line that starts the server on free ports."""
+        if self.module == "auxia-decision":
+            executable = pathlib.Path(sys.executable).parent / "auxia-decision"
+            return [
+                str(executable),
+                "serve",
+                "--rest-port",
+                "0",
+                "--grpc-port",
+                "0",
+                "--db",
+                str(db),
+            ]
+        return [sys.executable, "-m", self.module, "--port", "0", "--db", str(db)]
+
+
+TARGETS: Final = (
+    Target("asgi", "bare ASGI app (ceiling)", "rest", "bench.peers.bare_asgi", None),
+    Target("fastapi", "FastAPI + pydantic (peer)", "rest", "bench.peers.fastapi_peer", "json"),
+    Target("rest", "auxia-decision REST", "rest", "auxia-decision", "proto"),
+    Target("bare-grpc", "bare grpc.aio servicer (ceiling)", "grpc", "bench.peers.bare_grpc", None),
+    Target("grpc", "auxia-decision gRPC", "grpc", "auxia-decision", "proto"),
+)
+
+
+@dataclass
+class Measurement:
+    """One measured run of one target."""
+
+    target: Target
+    load: LoadResult
+    peak_rss_mib: float
+    server_cpu_seconds: float
+    reconciliation: Reconciliation | None
+
+    @property
+    def server_errors(self) -> int:
+        """Return how many answers were server failures (5xx, INTERNAL, ...)."""
+        return self.load.count(is_server_error)
+
+
+class ServerProcess:
+    """A server started as a child process, with its address once it said it is ready."""
+
+    def __init__(self, target: Target, db: pathlib.Path, log: pathlib.Path) -> None:
+        self.log = log.open("w")
+        self.process = subprocess.Popen(  # noqa: S603  # our own executables
+            target.command(db),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.address = self._wait_ready(target.transport)
+
+    def _wait_ready(self, transport: str) -> str:
+        assert self.process.stdout is not None
+        output = ""
+        deadline = time.monotonic() + _READY_TIMEOUT
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            output += line
+            if "ready" in line:
+                found = (_REST if transport == "rest" else _GRPC).search(output)
+                if found:
+                    return found.group(1)
+        self.kill()
+        msg = f"the server did not start:\n{output}"
+        raise RuntimeError(msg)
+
+    def cpu_seconds(self) -> float:
+        """Return the CPU time (user + system) the server has used so far."""
+        fields = pathlib.Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2]
+        utime, stime = fields.split()[11:13]
+        return (int(utime) + int(stime)) / _CLOCK_TICKS
+
+    def peak_rss_mib(self) -> float:
+        """Return the server's peak resident set size so far (VmHWM), in MiB."""
+        status = pathlib.Path(f"/proc/{self.process.pid}/status").read_text()
+        found = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(found.group(1)) / 1024 if found else float("nan")
+
+    def stop(self) -> int:
+        """Stop the server with SIGTERM (SIGKILL if it does not stop) and return its status."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """Kill the server and reap it."""
+        self.process.kill()
+        self.process.wait()
+
+
+def measure(
+    target: Target,
+    workdir: pathlib.Path,
+    *,
+    requests: int,
+    warmup: int,
+    connections: int,
+    time_limit: float,
+) -> Measurement:
+    """Start the target, warm it up, load it, stop it and check its store."""
+    db = workdir / f"{target.key}.db"
+    for stale in workdir.glob(f"{target.key}.db*"):
+        stale.unlink()
+    server = ServerProcess(target, db, workdir / f"{target.key}.log")
+    try:
+        if warmup:
+            run_in_process(
+                target.transport,
+                server.address,
+                requests=warmup,
+                connections=connections,
+                time_limit=time_limit,
+                tag="warmup",
+            )
+        cpu_before = server.cpu_seconds()
+        load = run_in_process(
+            target.transport,
+            server.address,
+            requests=requests,
+            connections=connections,
+            time_limit=time_limit,
+            tag="run",
+        )
+        cpu = server.cpu_seconds() - cpu_before
+        rss = server.peak_rss_mib()
+    finally:
+        status = server.stop()
+    if status != 0:
+        msg = f"{target.title} exited with status {status}; see {server.log.name}"
+        raise RuntimeError(msg)
+    reconciliation = None
+    if target.stored_body is not None:
+        ids = stored_tracking_ids(db, body=target.stored_body)
+        reconciliation = reconcile(load, ids, "run")
+    return Measurement(target, load, rss, cpu, reconciliation)
+
+
+def _median_run(runs: list[Measurement]) -> Measurement:
+    ordered = sorted(runs, key=lambda run: run.load.throughput)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _cpu_per_request_us(seconds: float, load: LoadResult) -> float:
+    answered = load.requests - load.statuses.get("no answer", 0)
+    return seconds / answered * 1e6 if answered else float("nan")
+
+
+def _versions() -> str:
+    found = []
+    for name in _PACKAGES:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
+# (what, ours, baseline, target, unit): the ratios the issue sets a target for.
+RATIOS: Final = (
+    ("REST vs the FastAPI + pydantic peer", "rest", "fastapi", 2.0, "x"),
+    ("REST vs the bare ASGI ceiling", "rest", "asgi", 0.6, "%"),
+    ("gRPC vs the bare grpc.aio servicer", "grpc", "bare-grpc", 0.6, "%"),
+)
+
+
+def _ratios(runs: dict[str, list[Measurement]]) -> list[tuple[str, list[float], float, str]]:
+    """Return each ratio of the issue, round by round (both sides of a ratio ran back to back)."""
+    found = []
+    for what, ours, baseline, target, unit in RATIOS:
+        if ours in runs and baseline in runs:
+            per_round = [
+                mine.load.throughput / theirs.load.throughput
+                for mine, theirs in zip(runs[ours], runs[baseline], strict=True)
+            ]
+            found.append((what, per_round, target, unit))
+    return found
+
+
+def _shown(value: float, unit: str) -> str:
+    return f"{value:.2f}x" if unit == "x" else f"{value:.0%}"
+
+
+def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
+    """Return the Markdown report of a benchmark run."""
+    best = {key: _median_run(measured) for key, measured in runs.items()}
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# LogTreatmentInteraction under load",
+        "",
+        f"Written by `make bench-server` on {now}: {args.requests:,} requests per target "
+        f"after {args.warmup:,} of warm-up, {args.connections} concurrent "
+        f"(REST: {args.connections} keep-alive HTTP/1.1 connections; gRPC: "
+        f"{args.connections} concurrent calls over 4 HTTP/2 connections), "
+        f"{args.rounds} round(s), the median round shown. The generator is "
+        "`bench/loadgen.py`, one process on uvloop, closed loop, every request a distinct "
+        "`treatmentTrackingId`; each server is its own process on 127.0.0.1.",
+        "",
+        f"Machine: {os.cpu_count()} CPUs, {platform.python_implementation()} "
+        f"{platform.python_version()} on {platform.system()}; {_versions()}.",
+        "",
+        "| target | requests/s | p50 ms | p99 ms | peak RSS MiB "
+        "| server CPU µs/request | generator CPU µs/request | answers |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for measured in best.values():
+        load = measured.load
+        answers = ", ".join(f"{n:,} {status}" for status, n in load.statuses.items())
+        lines.append(
+            f"| {measured.target.title} | {load.throughput:,.0f} "
+            f"| {load.latency_ms.get('p50', float('nan')):.1f} "
+            f"| {load.latency_ms.get('p99', float('nan')):.1f} "
+            f"| {measured.peak_rss_mib:.0f} "
+            f"| {_cpu_per_request_us(measured.server_cpu_seconds, load):.0f} "
+            f"| {_cpu_per_request_us(load.cpu_seconds, load):.0f} | {answers} |"
+        )
+    lines += ["", "## Ratios", ""]
+    for what, per_round, target, unit in _ratios(runs):
+        reached = statistics.median(per_round)
+        verdict = "met" if reached >= target else "NOT met"
+        rounds = ""
+        if len(per_round) > 1:
+            rounds = " (rounds: " + ", ".join(_shown(r, unit) for r in per_round) + ")"
+        lines.append(
+            f"- {what}: **{_shown(reached, unit)}**{rounds}; "
+            f"target ≥ {_shown(target, unit)}: {verdict}"
+        )
+    if args.rounds > 1:
+        lines += ["", "Requests/s, round by round:", ""]
+        for every_round in runs.values():
+            rates = ", ".join(f"{run.load.throughput:,.0f}" for run in every_round)
+            lines.append(f"- {every_round[0].target.title}: {rates}")
+    lines += [
+        "",
+        "## Nothing lost",
+        "",
+        "After each run the server was stopped with SIGTERM and its SQLite file read back: "
+        "one row per acknowledged request, by tracking id.",
+        "",
+        "| target | acknowledged | rows | lost | duplicated | stored, not acknowledged | 5xx |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for measured_runs in runs.values():
+        for measured in measured_runs:
+            found = measured.reconciliation
+            if found is None:
+                continue
+            lines.append(
+                f"| {measured.target.title} | {found.acknowledged:,} | {found.stored:,} "
+                f"| {found.lost} | {found.duplicated} | {found.stored_unacknowledged} "
+                f"| {measured.server_errors} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark, print the report and write it to ``--out``."""
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_server", description=__doc__)
+    parser.add_argument("--requests", type=int, default=100_000, help="per target and round")
+    parser.add_argument("--warmup", type=int, default=5_000, help="requests before measuring")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="targets run in turn, round after round"
+    )
+    parser.add_argument("--time-limit", type=float, default=300.0, help="seconds per run")
+    parser.add_argument("--targets", default=",".join(t.key for t in TARGETS))
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    chosen = [t for t in TARGETS if t.key in args.targets.split(",")]
+    runs: dict[str, list[Measurement]] = {t.key: [] for t in chosen}
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
+        for round_number in range(args.rounds):
+            for target in chosen:
+                measured = measure(
+                    target,
+                    pathlib.Path(tmp),
+                    requests=args.requests,
+                    warmup=args.warmup,
+                    connections=args.connections,
+                    time_limit=args.time_limit,
+                )
+                runs[target.key].append(measured)
+                print(
+                    f"round {round_number + 1}: {target.title}: "
+                    f"{measured.load.throughput:,.0f} requests/s, {measured.load.statuses}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    text = report(runs, args)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    faulty = [
+        m
+        for measured in runs.values()
+        for m in measured
+        if m.server_errors or (m.reconciliation is not None and not m.reconciliation.exact)
+    ]
+    for m in faulty:
+        print(f"FAILED: {m.target.title}: {dataclasses.asdict(m.reconciliation or m.load)}")
+    return 1 if faulty else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

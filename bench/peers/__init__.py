@@ -1,0 +1,1 @@
+"""Baseline servers measured in the same run as the reference server."""

@@ -1,0 +1,51 @@
+"""What every peer shares: its command line, the readiness line, and stopping on SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+from auxia_decision._server import rest_server_for, rest_socket, run_event_loop
+
+
+def parse_address(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Read ``--host``, ``--port`` (0: a free port) and ``--db`` from the command line."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--db", default=":memory:", help="SQLite file, for peers that store")
+    return parser.parse_args(argv)
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
+async def _serve_rest(app: Callable[..., Awaitable[None]], host: str, port: int) -> None:
+    sock = rest_socket(host, port)
+    server = rest_server_for(app)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task
+        await asyncio.sleep(0.01)
+    print(f"REST on http://{host}:{sock.getsockname()[1]}\nready", flush=True)
+    await _until_signalled()
+    server.should_exit = True
+    await task
+
+
+def serve_rest(app: Callable[..., Awaitable[None]], host: str, port: int) -> None:
+    """Serve an ASGI app exactly as the reference server serves its gateway, until SIGTERM."""
+    run_event_loop(_serve_rest(app, host, port))
+
+
+async def until_signalled() -> None:
+    """Return on SIGINT or SIGTERM."""
+    await _until_signalled()
