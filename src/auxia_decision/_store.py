@@ -170,15 +170,9 @@ def _append_only(connection: sqlite3.Connection, group: list[_Job]) -> list[_Out
     Outside BEGIN ... COMMIT the statement commits by itself: the database
     thread makes one call into SQLite for the whole group, commit included.
     """
-    rows: list[str | bytes] = []
-    for job in group:
-        assert job.interaction is not None
-        rows.extend(job.interaction)
-    try:
-        connection.execute(_insert_interactions_sql(len(group)), rows)
-    except sqlite3.Error as error:
-        return [(False, error)] * len(group)
-    return [(True, None)] * len(group)
+    outcomes: list[_Outcome] = [(True, None)] * len(group)
+    _append_interactions(connection, group, list(range(len(group))), outcomes)
+    return outcomes
 
 
 class TreatmentStore:
@@ -543,17 +537,6 @@ def put_treatment(connection: sqlite3.Connection, stored: StoredTreatment) -> No
             treatment.SerializeToString(),
             "".join("1" if flag else "0" for flag in stored.published_versions),
         ),
-    )
-
-
-def insert_interaction(
-    connection: sqlite3.Connection,
-    request: treatment_interaction_service_pb2.LogTreatmentInteractionRequest,
-) -> None:
-    """Record one treatment interaction."""
-    connection.execute(
-        "INSERT INTO interactions (project_id, body) VALUES (?, ?)",
-        (request.project_id, request.SerializeToString()),
     )
 
 
