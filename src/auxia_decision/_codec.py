@@ -74,14 +74,33 @@ class RestCodec:
     """
 
     def __init__(self, profile: JsonProfile = PROTO3_JSON, *, fast: bool = True) -> None:
-        self.profile = profile
-        self.fast = fast
+        self._profile = profile
+        self._fast = fast
+        # The fast encoder and request decoder of each type, once looked up.
+        self._encoders: dict[type[Message], _fastjson.Encoder | None] = {}
+        self._request_decoders: dict[type[Message], _fastjson.Decoder[Message] | None] = {}
+
+    @property
+    def profile(self) -> JsonProfile:
+        """Return how this codec writes and reads JSON."""
+        return self._profile
+
+    @property
+    def fast(self) -> bool:
+        """Return whether this codec uses the specialised encoders and decoders."""
+        return self._fast
 
     def encode(self, message: Message) -> bytes:
         """Return the message as compact proto3 JSON (UTF-8)."""
-        use_proto_field_names = self.profile.use_proto_field_names
-        if self.fast:
-            encoder = _fastjson.encoder(type(message), proto_field_names=use_proto_field_names)
+        use_proto_field_names = self._profile.use_proto_field_names
+        if self._fast:
+            message_type = type(message)
+            try:
+                encoder = self._encoders[message_type]
+            except KeyError:
+                encoder = self._encoders[message_type] = _fastjson.encoder(
+                    message_type, proto_field_names=use_proto_field_names
+                )
             if encoder is not None:
                 try:
                     return encoder(message)
@@ -95,7 +114,19 @@ class RestCodec:
 
     def decode_request(self, data: bytes | str, message_type: type[M]) -> M:
         """Parse a request strictly; raise ApiError naming every bad field."""
-        return self._decode(data, message_type, strict=True)
+        if self._fast:
+            try:
+                decoder = self._request_decoders[message_type]
+            except KeyError:
+                decoder = self._request_decoders[message_type] = _fastjson.decoder(
+                    message_type, strict=True
+                )
+            if decoder is not None:
+                try:
+                    return cast(M, decoder(data))
+                except Exception:  # noqa: S110 - every document it does not accept:
+                    pass  # the generic path decides, and words the errors
+        return self._decode_generic(data, message_type, strict=True)
 
     def decode_response(self, data: bytes | str, message_type: type[M]) -> M:
         """Parse a response leniently (unknown fields and enum values are ignored)."""

@@ -193,6 +193,18 @@ def _skip_unknown(key: str, value: object) -> None:
         raise Fallback
 
 
+def _unknown_members(members: dict[str, Any], known: frozenset[str], found: int) -> None:
+    """Check the members of a leniently read object that no field took."""
+    taken = 0
+    for key, value in members.items():
+        if key in known:
+            taken += 1
+        else:
+            _skip_unknown(key, value)
+    if taken != found:
+        raise Fallback  # a field given under both of its names
+
+
 def _double_text(value: float) -> str:
     if value - value == 0.0:
         return float.__repr__(value)
@@ -255,6 +267,9 @@ def _timestamp_text(timestamp: Message) -> str:
     )
 
 
+# What the generated decoders get for a member the object does not have.
+_ABSENT = object()
+
 _HELPERS: dict[str, object] = {
     "_Fallback": Fallback,
     "_fail": _fail,
@@ -265,6 +280,8 @@ _HELPERS: dict[str, object] = {
     "_timestamp": _timestamp,
     "_same_size": _same_size,
     "_skip_unknown": _skip_unknown,
+    "_unknown_members": _unknown_members,
+    "_ABSENT": _ABSENT,
     "_string": _string_text,
     "_double_text": _double_text,
     "_is_negative_zero": _is_negative_zero,
@@ -631,41 +648,33 @@ class _DecoderCompiler(_Compiler):
         self._strict = strict
 
     def body(self, descriptor: Descriptor) -> list[str]:
-        fields = list(descriptor.fields)
-        index_by_key: dict[str, int] = {}
-        for index, field in enumerate(fields):
-            index_by_key[field.name] = index
-            index_by_key[field.json_name] = index
-        keys = self.source.constant(index_by_key)
-        names = self.source.constant(tuple(field.name for field in fields))
+        # Each field looks up its own key (then its proto name), and the members
+        # found are counted: any other member (unknown, or a field given under
+        # both names) leaves the count short of the object's size.
         lines = [
             "    if type(m) is not dict:",
             "        raise _Fallback",
             "    kw = {}",
+            "    n = 0",
         ]
-        if not self._strict:
-            lines.append("    n = 0")
-        lines += [
-            "    for key, x in m.items():",
-            f"        i = {keys}.get(key)",
-            "        if i is None:",
-        ]
+        for field in descriptor.fields:
+            lines.append(f"    x = m.get({field.json_name!r}, _ABSENT)")
+            if field.name != field.json_name:
+                lines += ["    if x is _ABSENT:", f"        x = m.get({field.name!r}, _ABSENT)"]
+            lines += [
+                "    if x is not _ABSENT:",
+                "        n += 1",
+                f"        kw[{field.name!r}] = None if x is None else {self.field(field)}",
+            ]
         if self._strict:
-            lines.append("            raise _Fallback")
+            lines += ["    if n != len(m):", "        raise _Fallback"]
         else:
-            lines += [
-                "            _skip_unknown(key, x)",
-                "            n += 1",
-                "            continue",
-            ]
-        lines += ["        if x is None:", f"            kw[{names}[i]] = None"]
-        for index, field in enumerate(fields):
-            lines += [
-                f"        elif i == {index}:",
-                f"            kw[{field.name!r}] = {self.field(field)}",
-            ]
-        size = "len(m)" if self._strict else "len(m) - n"
-        lines += [f"    if len(kw) != {size}:", "        raise _Fallback"]
+            known = self.source.constant(
+                frozenset(
+                    name for field in descriptor.fields for name in (field.name, field.json_name)
+                )
+            )
+            lines += ["    if n != len(m):", f"        _unknown_members(m, {known}, n)"]
         for members in _multi_member_oneofs(descriptor):
             count = " + ".join(f"(kw.get({field.name!r}) is not None)" for field in members)
             lines += [f"    if {count} > 1:", "        raise _Fallback"]
@@ -688,9 +697,14 @@ class _DecoderCompiler(_Compiler):
             return _DECODE_TEMPLATES[kind].format(v=variable)
         if kind in ("int32", "int64"):
             low, high = _int_range(field)
+            v = variable
+            # A string of fewer ASCII digits than the largest value is in range.
+            digits = len(str(high))
             return (
-                f"({variable} if type({variable}) is int and {low} <= {variable} <= {high} "
-                f"else _integer({variable}, {low}, {high}))"
+                f"({v} if type({v}) is int and {low} <= {v} <= {high} "
+                f"else int({v}) if type({v}) is str and len({v}) < {digits} "
+                f"and {v}.isdigit() and {v}.isascii() "
+                f"else _integer({v}, {low}, {high}))"
             )
         if kind == "enum":
             assert field.enum_type is not None
@@ -744,11 +758,18 @@ def _root(descriptor: Descriptor) -> None:
     _check_message(descriptor)
 
 
+def _encode_empty(message: Message) -> bytes:
+    del message
+    return b"{}"
+
+
 def _build_encoder(message_type: type[Message], proto_field_names: bool) -> Encoder | None:
     descriptor = cast(Descriptor, message_type.DESCRIPTOR)
     compiler = _EncoderCompiler(proto_field_names=proto_field_names)
     try:
         _root(descriptor)
+        if not descriptor.fields:
+            return _encode_empty  # a type without fields (nor extensions) always writes {}
         name = compiler.function(descriptor)
     except Unsupported:
         return None
@@ -781,19 +802,22 @@ def _build_decoder(
         document = loads(data)
         arguments = convert(document)
         # orjson keeps the last of repeated keys, which the generic path
-        # rejects. A colon in the text is a key's or inside a string, and
-        # one inside a string is written as ":" or as "\u003a"; so the
-        # colons of the text and its escaped colons add up to the colons
-        # of the document written again exactly when no key was dropped.
+        # rejects. Every key in the text is followed by a colon: when the
+        # colons are as many as the top-level members, no key was repeated
+        # (nor is there a nested one). Otherwise, a colon in the text is a
+        # key's or inside a string, and one inside a string is written as
+        # ":" or as "\u003a"; so the colons of the text and its escaped
+        # colons add up to the colons of the document written again exactly
+        # when no key was dropped.
         if isinstance(data, str):
             colons = data.count(":")
-            if "\\u003" in data:
+            if colons != len(document) and "\\u003" in data:
                 colons += len(_ESCAPED_COLON_TEXT.findall(data))
         else:
             colons = data.count(b":")
-            if b"\\u003" in data:
+            if colons != len(document) and b"\\u003" in data:
                 colons += len(_ESCAPED_COLON.findall(data))
-        if colons != dumps(document).count(b":"):
+        if colons != len(document) and colons != dumps(document).count(b":"):
             raise Fallback
         return message_type(**arguments)
 

@@ -6,7 +6,10 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any, Final
+
+from google.protobuf.message import Message
 
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
@@ -19,50 +22,60 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
-_KEY_HEADERS: Final = (b"x-api-key", b"api-key")
 _KEY_QUERY: Final = "api-key"
 
 _log = logging.getLogger("auxia_decision.gateway")
 
 
 def _is_json(content_type: bytes) -> bool:
+    if content_type == b"application/json":
+        return True
     media_type = content_type.split(b";", 1)[0].strip().lower()
     return media_type == b"application/json" or (
         media_type.startswith(b"application/") and media_type.endswith(b"+json")
     )
 
 
-class _RequestHeaders:
-    """What the gateway reads from a request's headers, found in one pass over them."""
+def _read_headers(scope: Scope) -> tuple[str | None, bytes, bytes | None]:
+    """Return a request's API key, Content-Type and Content-Length, found in one pass.
 
-    __slots__ = ("api_key", "content_length", "content_type")
+    The key is the first x-api-key header, else the first api-key header,
+    else the api-key query parameter.
+    """
+    key: bytes | None = None
+    other_key: bytes | None = None
+    content_type = b""
+    content_length: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"x-api-key":
+            if key is None:
+                key = value
+        elif name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            content_length = value
+        elif name == b"api-key" and other_key is None:
+            other_key = value
+    if key is None:
+        key = other_key
+    if key is not None:
+        return key.decode("latin-1"), content_type, content_length
+    query = scope.get("query_string", b"")
+    if query:
+        values = urllib.parse.parse_qs(query.decode("latin-1")).get(_KEY_QUERY)
+        if values:
+            return str(values[0]), content_type, content_length
+    return None, content_type, content_length
 
-    def __init__(self, scope: Scope) -> None:
-        self.api_key: str | None = None
-        self.content_type = b""
-        self.content_length: bytes | None = None
-        keys: dict[bytes, bytes] = {}
-        for name, value in scope["headers"]:
-            if name in _KEY_HEADERS:
-                keys.setdefault(name, value)
-            elif name == b"content-type":
-                self.content_type = value
-            elif name == b"content-length":
-                self.content_length = value
-        for wanted in _KEY_HEADERS:
-            if wanted in keys:
-                self.api_key = keys[wanted].decode("latin-1")
-                return
-        query = scope.get("query_string", b"")
-        if query:
-            values = urllib.parse.parse_qs(query.decode("latin-1")).get(_KEY_QUERY)
-            if values:
-                self.api_key = str(values[0])
 
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """What the gateway needs of a route on every request, read once."""
 
-def api_key_of(scope: Scope) -> str | None:
-    """Return the API key of a request: x-api-key or api-key header, else the api-key query."""
-    return _RequestHeaders(scope).api_key
+    route: Route
+    http_method: str
+    name: str
+    request_type: type[Message]
 
 
 class RestGateway:
@@ -87,7 +100,10 @@ class RestGateway:
         self.codec = codec or RestCodec()
         self.max_body_bytes = max_body_bytes
         self.documents = dict(documents or {})
-        self._routes: dict[str, Route] = {route.path: route for route in routes()}
+        self._endpoints: dict[str, _Endpoint] = {
+            route.path: _Endpoint(route, route.http_method, route.name, route.request_type)
+            for route in routes()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one ASGI connection scope."""
@@ -95,68 +111,84 @@ class RestGateway:
             if scope["type"] == "lifespan":
                 await _lifespan(receive, send)
             return
-        if not _log.isEnabledFor(logging.INFO):
-            await self._answer(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = await self._answer(scope, receive, send)
-        # The query string may hold an API key: only the path is logged.
-        _log.info(
-            "%s %s %d %.1fms",
-            scope["method"],
-            scope["path"],
-            status,
-            (time.perf_counter() - started) * 1000,
-        )
-
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int:
+        started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
+        headers = _JSON_HEADERS
         try:
-            status, body = await self._handle(scope, receive)
+            endpoint = self._endpoints.get(scope["path"])
+            if endpoint is not None and scope["method"] == endpoint.http_method:
+                status = 200
+                body = await self._call(endpoint, scope, receive)
+            else:
+                status, body = self._off_route(scope, endpoint)
         except ApiError as error:
             status, body = error.http_status, error.to_json()
-            headers = list(_JSON_HEADERS)
             if status == 405:
-                route = self._routes[scope["path"]]
-                headers.append((b"allow", route.http_method.encode()))
-            await _respond(send, status, body, headers)
-            return status
+                allowed = self._endpoints[scope["path"]].http_method
+                headers = [*_JSON_HEADERS, (b"allow", allowed.encode())]
         except Exception:
             _log.exception("internal error answering %s %s", scope["method"], scope["path"])
-            internal = ApiError(Code.INTERNAL, "internal error")
-            await _respond(send, 500, internal.to_json(), _JSON_HEADERS)
-            return 500
-        await _respond(send, status, body, _JSON_HEADERS)
-        return status
+            status, body = 500, ApiError(Code.INTERNAL, "internal error").to_json()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        if started is not None:
+            # The query string may hold an API key: only the path is logged.
+            _log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
 
-    async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+    def _off_route(self, scope: Scope, endpoint: _Endpoint | None) -> tuple[int, bytes]:
+        """Answer a request that names no RPC: a document, or 404 or 405."""
         path: str = scope["path"]
         method: str = scope["method"]
-        route = self._routes.get(path)
-        if route is None:
-            if method == "GET" and path in self.documents:
-                return 200, self.documents[path]
-            known = ", ".join(sorted(self._routes))
-            raise ApiError(Code.NOT_FOUND, f"no route for {path}; the API serves {known}")
-        if method != route.http_method:
+        if endpoint is not None:
             raise ApiError(
                 Code.UNIMPLEMENTED,
-                f"{path} accepts {route.http_method}, not {method}",
+                f"{path} accepts {endpoint.http_method}, not {method}",
                 http_status=405,
             )
-        headers = _RequestHeaders(scope)
+        if method == "GET" and path in self.documents:
+            return 200, self.documents[path]
+        known = ", ".join(sorted(self._endpoints))
+        raise ApiError(Code.NOT_FOUND, f"no route for {path}; the API serves {known}")
+
+    async def _call(self, endpoint: _Endpoint, scope: Scope, receive: Receive) -> bytes:
+        """Run the RPC of a request to its route and return the response body."""
+        api_key, content_type, content_length = _read_headers(scope)
         # The key is checked before the body is read, and once per request.
-        project = await self.servicer.authenticate(headers.api_key)
-        if not _is_json(headers.content_type):
-            shown = headers.content_type.decode("latin-1") or "none"
+        project = await self.servicer.authenticate(api_key)
+        if not _is_json(content_type):
+            shown = content_type.decode("latin-1") or "none"
             raise ApiError(
                 Code.INVALID_ARGUMENT,
                 f"the body must be application/json, not {shown}",
                 http_status=415,
             )
-        body = await self._read_body(headers.content_length, receive)
-        request = self.codec.decode_request(body, route.request_type)
-        response = await self.servicer.invoke_for(project, route.name, request)
-        return 200, self.codec.encode(response)
+        if (
+            content_length is not None
+            and content_length.isdigit()
+            and int(content_length) > self.max_body_bytes
+        ):
+            raise self._too_large()
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body: bytes = message.get("body", b"")  # the whole body came in one piece
+            if len(body) > self.max_body_bytes:
+                raise self._too_large()
+        else:
+            body = await self._read_rest(message, receive)
+        request = self.codec.decode_request(body, endpoint.request_type)
+        response = await self.servicer.invoke_for(project, endpoint.name, request)
+        return self.codec.encode(response)
 
     def _too_large(self) -> ApiError:
         return ApiError(
@@ -165,38 +197,21 @@ class RestGateway:
             http_status=413,
         )
 
-    async def _read_body(self, declared: bytes | None, receive: Receive) -> bytes:
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise self._too_large()
+    async def _read_rest(self, message: MutableMapping[str, Any], receive: Receive) -> bytes:
+        """Read a body that did not come in one piece, starting from its first message."""
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
             if message["type"] == "http.disconnect":
                 raise ApiError(Code.CANCELLED, "the client disconnected")
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
                 raise self._too_large()
-            if not message.get("more_body", False):
-                if not chunks:
-                    return chunk  # the whole body came in one piece
-                chunks.append(chunk)
-                return b"".join(chunks)
             chunks.append(chunk)
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", b"%d" % len(body))],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+            message = await receive()
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -111,15 +111,29 @@ _Outcome = tuple[bool, object]
 
 
 @dataclass(slots=True)
+class _Interactions:
+    """Interactions logged by one event loop in one pass of it, queued as one job."""
+
+    rows: list[str | bytes]
+    """Each row's values in turn: project id, serialized request."""
+    waiters: list[asyncio.Future[None]]
+
+
+@dataclass(slots=True)
 class _Job:
-    """One queued operation, or one interaction row, and who waits for its outcome."""
+    """One queued operation, or a batch of interactions, and who waits for the outcome."""
 
     operation: Callable[[sqlite3.Connection], Any] | None
-    waiter: _Waiter
+    waiter: _Waiter | None
+    """The operation's waiter (a batch of interactions has a waiter per row)."""
     loop: asyncio.AbstractEventLoop | None = None
-    """The event loop of an asyncio waiter, which only that loop's thread may settle."""
-    interaction: tuple[str, bytes] | None = None
-    """For ``log_interaction``: the row (project id, serialized request) to append."""
+    """The event loop of asyncio waiters, which only that loop's thread may settle."""
+    interactions: _Interactions | None = None
+
+
+def _size(job: _Job) -> int:
+    """Return how many writes a job holds: an operation, or the interactions of a batch."""
+    return 1 if job.interactions is None else len(job.interactions.waiters)
 
 
 def _settle(settled: list[tuple[_Waiter, _Outcome]]) -> None:
@@ -134,11 +148,24 @@ def _settle(settled: list[tuple[_Waiter, _Outcome]]) -> None:
             waiter.set_exception(value)
 
 
+# Rows appended by one INSERT statement at most; a group with more rows is
+# appended by several statements in one transaction.
+_ROWS_PER_STATEMENT: Final = 256
+
+
 @functools.cache
 def _insert_interactions_sql(rows: int) -> str:
     # Only the placeholders are repeated: the values are bound, never formatted in.
     placeholders = ", ".join(["(?, ?)"] * rows)
     return f"INSERT INTO interactions (project_id, body) VALUES {placeholders}"  # noqa: S608
+
+
+def _insert_rows(connection: sqlite3.Connection, rows: list[str | bytes]) -> None:
+    """Insert rows given as their values in turn, a statement per ``_ROWS_PER_STATEMENT``."""
+    step = 2 * _ROWS_PER_STATEMENT
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step] if len(rows) > step else rows
+        connection.execute(_insert_interactions_sql(len(chunk) // 2), chunk)
 
 
 def _append_interactions(
@@ -147,32 +174,56 @@ def _append_interactions(
     pending: list[int],
     outcomes: list[_Outcome],
 ) -> None:
-    """Append the pending interactions of a group with one statement, in the order queued."""
+    """Append the pending batches of a group in the order queued, inside its transaction."""
     if not pending:
         return
     rows: list[str | bytes] = []
     for position in pending:
-        row = group[position].interaction
-        assert row is not None
-        rows.extend(row)
+        batch = group[position].interactions
+        assert batch is not None
+        rows += batch.rows
+    several = len(rows) > 2 * _ROWS_PER_STATEMENT
     try:
-        connection.execute(_insert_interactions_sql(len(pending)), rows)
+        if several:
+            connection.execute("SAVEPOINT interactions")
+        _insert_rows(connection, rows)
+        if several:
+            connection.execute("RELEASE interactions")
     except sqlite3.Error as error:
-        # One statement: it appended all of them or none.
+        # All of them or none: one statement is atomic, several share a savepoint.
+        if several:
+            connection.execute("ROLLBACK TO interactions")
+            connection.execute("RELEASE interactions")
         for position in pending:
             outcomes[position] = (False, error)
     pending.clear()
 
 
 def _append_only(connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
-    """Append a group of interactions as one statement, which is its own transaction.
+    """Append a group of interaction batches, committed before it returns.
 
-    Outside BEGIN ... COMMIT the statement commits by itself: the database
-    thread makes one call into SQLite for the whole group, commit included.
+    When one statement holds them all, it runs outside BEGIN ... COMMIT and so
+    commits by itself: the database thread makes one call into SQLite for the
+    whole group, commit included.
     """
-    outcomes: list[_Outcome] = [(True, None)] * len(group)
-    _append_interactions(connection, group, list(range(len(group))), outcomes)
-    return outcomes
+    rows: list[str | bytes] = []
+    for job in group:
+        assert job.interactions is not None
+        rows += job.interactions.rows
+    try:
+        if len(rows) <= 2 * _ROWS_PER_STATEMENT:
+            connection.execute(_insert_interactions_sql(len(rows) // 2), rows)
+        else:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                _insert_rows(connection, rows)
+                connection.execute("COMMIT")
+            finally:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+    except sqlite3.Error as error:
+        return [(False, error)] * len(group)
+    return [(True, None)] * len(group)
 
 
 class TreatmentStore:
@@ -182,7 +233,8 @@ class TreatmentStore:
     thread groups the operations queued meanwhile into one transaction and
     commits it before any of them is answered (group commit), so a write is
     durable before it is acknowledged and a failing operation undoes only itself.
-    Interactions logged meanwhile are appended together by one statement, and
+    The interactions an event loop logs in one pass of it are queued as one
+    job, those queued meanwhile are appended together by one statement, and
     the waiters of one event loop are woken together, once per transaction.
     """
 
@@ -190,6 +242,8 @@ class TreatmentStore:
         self.path = path
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
+        # The batch of interactions each event loop is filling (only its thread touches it).
+        self._batches: dict[asyncio.AbstractEventLoop, _Interactions] = {}
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="treatment-store", daemon=True)
@@ -199,7 +253,13 @@ class TreatmentStore:
             raise self._open_error
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Room for an INSERT of each size up to _ROWS_PER_STATEMENT rows, and the rest.
+        connection = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=_ROWS_PER_STATEMENT + 128,
+        )
         if self.path != ":memory:":
             connection.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk before the operations it holds are answered.
@@ -239,17 +299,20 @@ class TreatmentStore:
         Under load more jobs are on their way, and waiting for them costs less
         than a commit (an fsync) each. The wait ends as soon as a pause brings
         no new job, so a few clients are not held back; an idle store, which
-        found no job waiting, commits a lone job at once.
+        found no job waiting, commits a lone job at once. A group's size counts
+        each interaction of a batch.
         """
+        size = sum(_size(job) for job in group)
         for _ in range(_LINGER_STEPS):
-            if len(group) >= _LINGER_BELOW:
+            if size >= _LINGER_BELOW:
                 break
-            size = len(group)
+            jobs = len(group)
             time.sleep(_LINGER_STEP_SECONDS)
             if self._take_queued(group):
                 return True
-            if len(group) == size:
+            if len(group) == jobs:
                 break
+            size += sum(_size(job) for job in group[jobs:])
         return False
 
     def _take_queued(self, group: list[_Job]) -> bool:
@@ -267,13 +330,13 @@ class TreatmentStore:
     @staticmethod
     def _run_group(connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
         """Run a group of jobs in one transaction and return each one's outcome once committed."""
-        if all(job.interaction is not None for job in group):
+        if all(job.interactions is not None for job in group):
             return _append_only(connection, group)
         outcomes: list[_Outcome] = []
         pending: list[int] = []  # the positions of the interactions not yet appended
         connection.execute("BEGIN IMMEDIATE")
         for job in group:
-            if job.interaction is not None:
+            if job.interactions is not None:
                 pending.append(len(outcomes))
                 outcomes.append((True, None))
                 continue
@@ -304,10 +367,12 @@ class TreatmentStore:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiter, _Outcome]]] = {}
         direct: list[tuple[_Waiter, _Outcome]] = []
         for job, outcome in zip(group, outcomes, strict=True):
-            if job.loop is None:
-                direct.append((job.waiter, outcome))
+            settled = direct if job.loop is None else by_loop.setdefault(job.loop, [])
+            if job.interactions is not None:
+                settled += [(waiter, outcome) for waiter in job.interactions.waiters]
             else:
-                by_loop.setdefault(job.loop, []).append((job.waiter, outcome))
+                assert job.waiter is not None
+                settled.append((job.waiter, outcome))
         _settle(direct)
         for loop, settled in by_loop.items():
             # A closed loop has nobody left waiting.
@@ -336,12 +401,21 @@ class TreatmentStore:
     def append_interaction(self, project_id: str, body: bytes) -> asyncio.Future[None]:
         """Append one row to the interactions table; the future resolves once it is committed.
 
-        Call it from a running event loop.
+        Call it from a running event loop. The rows a loop appends in one pass
+        of it are queued together, as one job, when the pass ends.
         """
         loop = self._running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        self._jobs.put(_Job(None, waiter, loop, (project_id, body)))
+        batch = self._batches.get(loop)
+        if batch is None:
+            batch = self._batches[loop] = _Interactions([], [])
+            loop.call_soon(self._queue_batch, loop)
+        batch.rows += (project_id, body)
+        batch.waiters.append(waiter)
         return waiter
+
+    def _queue_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._jobs.put(_Job(None, None, loop, self._batches.pop(loop)))
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """Return the running event loop of this thread.

@@ -44,6 +44,13 @@ def validate(message: Message) -> ValidationResult:
     missing), oneofs marked ``oneof_required``, and the documented cross-field
     rules; clears OUTPUT_ONLY fields and reports them as warnings.
     """
+    rules = _rules(message.DESCRIPTOR)
+    if rules.flat is not None:
+        for name, default in rules.flat:
+            if getattr(message, name) == default:
+                break  # a required field is missing: the walk words the error
+        else:
+            return _VALID
     errors: list[FieldViolation] = []
     warnings: list[FieldViolation] = []
     _walk(message, "", errors, warnings)
@@ -56,6 +63,9 @@ def check_request(message: Message) -> ValidationResult:
     if result.errors:
         raise ApiError.invalid_argument(result.errors)
     return result
+
+
+_VALID = ValidationResult((), ())
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,10 @@ class _MessageRules:
 
     fields: tuple[_FieldRule, ...]
     required_oneofs: tuple[OneofDescriptor, ...]
+    flat: tuple[tuple[str, object], ...] | None
+    """For a type whose only rules are required singular scalars without presence:
+    each one's name and default value (a message is valid when none holds its
+    default). None for any other type, which is walked."""
 
 
 @functools.cache
@@ -90,7 +104,22 @@ def _rules(descriptor: Descriptor) -> _MessageRules:
         for oneof in descriptor.oneofs
         if oneof.GetOptions().Extensions[oneof_behavior_pb2.oneof_required]
     )
-    return _MessageRules(tuple(fields), oneofs)
+    flat: tuple[tuple[str, object], ...] | None = tuple(
+        (rule.field.name, rule.field.default_value) for rule in fields
+    )
+    if (
+        oneofs
+        or descriptor.full_name in _CROSS_FIELD_RULES
+        or any(
+            rule.output_only
+            or rule.field.message_type is not None
+            or rule.field.is_repeated
+            or rule.field.has_presence
+            for rule in fields
+        )
+    ):
+        flat = None
+    return _MessageRules(tuple(fields), oneofs, flat)
 
 
 def _is_set(message: Message, field: FieldDescriptor) -> bool:
