@@ -78,7 +78,7 @@ class RestCodec:
         self._fast = fast
         # The fast encoder and request decoder of each type, once looked up.
         self._encoders: dict[type[Message], _fastjson.Encoder | None] = {}
-        self._request_decoders: dict[type[Message], _fastjson.Decoder[Message] | None] = {}
+        self._request_decoders: dict[type[Message], _fastjson.Decoder[Any] | None] = {}
 
     @property
     def profile(self) -> JsonProfile:
@@ -123,7 +123,8 @@ class RestCodec:
                 )
             if decoder is not None:
                 try:
-                    return cast(M, decoder(data))
+                    message: M = decoder(data)
+                    return message
                 except Exception:  # noqa: S110 - every document it does not accept:
                     pass  # the generic path decides, and words the errors
         return self._decode_generic(data, message_type, strict=True)

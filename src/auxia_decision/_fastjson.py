@@ -374,6 +374,25 @@ def _value_kind(field: FieldDescriptor) -> str:
     raise Unsupported(f"{field.full_name} has type {field.type}")
 
 
+def _checked_by_constructor(field: FieldDescriptor) -> bool:
+    """Whether a message constructor takes exactly the JSON values of a field, as they are.
+
+    It does for a singular string (it refuses every other JSON type) and a
+    singular open enum (a value name, or an int32 number but not a boolean);
+    null leaves the field unset, as in JSON.
+    """
+    if field.is_repeated:
+        return False
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return True
+    return (
+        field.type == FieldDescriptor.TYPE_ENUM
+        and field.enum_type is not None
+        and not field.enum_type.is_closed
+        and _value_kind(field) == "enum"
+    )
+
+
 def _int_range(field: FieldDescriptor) -> tuple[int, int]:
     ranges = {**_INT32_CPP_TYPES, **_INT64_CPP_TYPES}
     return ranges[field.cpp_type]
@@ -648,33 +667,39 @@ class _DecoderCompiler(_Compiler):
         self._strict = strict
 
     def body(self, descriptor: Descriptor) -> list[str]:
-        # Each field looks up its own key (then its proto name), and the members
-        # found are counted: any other member (unknown, or a field given under
-        # both names) leaves the count short of the object's size.
-        lines = [
-            "    if type(m) is not dict:",
-            "        raise _Fallback",
-            "    kw = {}",
-            "    n = 0",
-        ]
-        for field in descriptor.fields:
-            lines.append(f"    x = m.get({field.json_name!r}, _ABSENT)")
-            if field.name != field.json_name:
-                lines += ["    if x is _ABSENT:", f"        x = m.get({field.name!r}, _ABSENT)"]
-            lines += [
-                "    if x is not _ABSENT:",
-                "        n += 1",
-                f"        kw[{field.name!r}] = None if x is None else {self.field(field)}",
-            ]
+        # The members are renamed to the fields they set: a member that is
+        # no field, or a field given under both of its names, leaves fewer
+        # arguments than members. Then each value is converted, but those the
+        # message constructor checks as JSON would (singular strings, open
+        # enums by name or number): it raises for any other value, and the
+        # generic path decides.
+        fields = list(descriptor.fields)
+        names = self.source.constant(
+            {key: field.name for field in fields for key in (field.json_name, field.name)}
+        )
+        lines = ["    if type(m) is not dict:", "        raise _Fallback"]
         if self._strict:
-            lines += ["    if n != len(m):", "        raise _Fallback"]
+            lines += [
+                "    try:",
+                f"        kw = {{{names}[k]: x for k, x in m.items()}}",
+                "    except KeyError:",
+                "        raise _Fallback from None",
+                "    if len(kw) != len(m):",
+                "        raise _Fallback",
+            ]
         else:
-            known = self.source.constant(
-                frozenset(
-                    name for field in descriptor.fields for name in (field.name, field.json_name)
-                )
-            )
-            lines += ["    if n != len(m):", f"        _unknown_members(m, {known}, n)"]
+            lines += [
+                f"    kw = {{{names}[k]: x for k, x in m.items() if k in {names}}}",
+                "    if len(kw) != len(m):",
+                f"        _unknown_members(m, {names}, len(kw))",
+            ]
+        for field in fields:
+            if not _checked_by_constructor(field):
+                lines += [
+                    f"    x = kw.get({field.name!r})",
+                    "    if x is not None:",
+                    f"        kw[{field.name!r}] = {self.field(field)}",
+                ]
         for members in _multi_member_oneofs(descriptor):
             count = " + ".join(f"(kw.get({field.name!r}) is not None)" for field in members)
             lines += [f"    if {count} > 1:", "        raise _Fallback"]

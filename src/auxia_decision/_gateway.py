@@ -115,11 +115,26 @@ class RestGateway:
         headers = _JSON_HEADERS
         try:
             endpoint = self._endpoints.get(scope["path"])
-            if endpoint is not None and scope["method"] == endpoint.http_method:
-                status = 200
-                body = await self._call(endpoint, scope, receive)
-            else:
+            if endpoint is None or scope["method"] != endpoint.http_method:
                 status, body = self._off_route(scope, endpoint)
+            else:
+                # The RPC is run here rather than in a helper coroutine: while it
+                # waits for the store, every frame between the task and the wait
+                # is crossed again on waking.
+                api_key, content_type, content_length = _read_headers(scope)
+                # The key is checked before the body is read, and once per request.
+                project = await self.servicer.authenticate(api_key)
+                self._check_body_headers(content_type, content_length)
+                message = await receive()
+                if message["type"] == "http.request" and not message.get("more_body", False):
+                    body = message.get("body", b"")  # the whole body came in one piece
+                    if len(body) > self.max_body_bytes:
+                        raise self._too_large()
+                else:
+                    body = await self._read_rest(message, receive)
+                request = self.codec.decode_request(body, endpoint.request_type)
+                response = await self.servicer.invoke_for(project, endpoint.name, request)
+                status, body = 200, self.codec.encode(response)
         except ApiError as error:
             status, body = error.http_status, error.to_json()
             if status == 405:
@@ -161,11 +176,8 @@ class RestGateway:
         known = ", ".join(sorted(self._endpoints))
         raise ApiError(Code.NOT_FOUND, f"no route for {path}; the API serves {known}")
 
-    async def _call(self, endpoint: _Endpoint, scope: Scope, receive: Receive) -> bytes:
-        """Run the RPC of a request to its route and return the response body."""
-        api_key, content_type, content_length = _read_headers(scope)
-        # The key is checked before the body is read, and once per request.
-        project = await self.servicer.authenticate(api_key)
+    def _check_body_headers(self, content_type: bytes, content_length: bytes | None) -> None:
+        """Refuse a body that is not JSON (415) or declares more than the limit (413)."""
         if not _is_json(content_type):
             shown = content_type.decode("latin-1") or "none"
             raise ApiError(
@@ -179,16 +191,6 @@ class RestGateway:
             and int(content_length) > self.max_body_bytes
         ):
             raise self._too_large()
-        message = await receive()
-        if message["type"] == "http.request" and not message.get("more_body", False):
-            body: bytes = message.get("body", b"")  # the whole body came in one piece
-            if len(body) > self.max_body_bytes:
-                raise self._too_large()
-        else:
-            body = await self._read_rest(message, receive)
-        request = self.codec.decode_request(body, endpoint.request_type)
-        response = await self.servicer.invoke_for(project, endpoint.name, request)
-        return self.codec.encode(response)
 
     def _too_large(self) -> ApiError:
         return ApiError(

@@ -153,8 +153,14 @@ class DecisionServicer:
             raise ApiError(Code.UNIMPLEMENTED, f"the method {method} is not implemented")
         return await self.invoke_for(await self.authenticate(api_key), method, request)
 
-    async def invoke_for(self, project: ProjectRecord, method: str, request: Message) -> Message:
-        """Run an RPC by short name for a caller already authenticated as ``project``."""
+    def invoke_for(
+        self, project: ProjectRecord, method: str, request: Message
+    ) -> Awaitable[Message]:
+        """Run an RPC by short name for a caller already authenticated as ``project``.
+
+        The request is authorized and validated before this returns (raising
+        ApiError); awaiting the result runs the RPC.
+        """
         handler = self._handlers.get(method)
         if handler is None:
             raise ApiError(Code.UNIMPLEMENTED, f"the method {method} is not implemented")
@@ -165,7 +171,7 @@ class DecisionServicer:
                 f'the API key does not belong to project "{requested}"',
             )
         check_request(request)
-        return await handler(project, request)
+        return handler(project, request)
 
     # InsertTreatment and UpdateTreatment.
 

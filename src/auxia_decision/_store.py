@@ -7,13 +7,14 @@ import concurrent.futures
 import contextlib
 import functools
 import hashlib
+import importlib
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from auxia.decision.model import (
     data_field_pb2,
@@ -84,9 +85,27 @@ _LINGER_STEPS: Final = 4
 _LINGER_STEP_SECONDS: Final = 0.00025
 
 
+def _builtin_sha256() -> Callable[[bytes], Any]:
+    """Return CPython's own SHA-256 constructor, else hashlib's.
+
+    Every request's key is digested. Through OpenSSL 3 each new hash looks
+    its algorithm up again, taking locks (openssl/openssl#19612): measured on
+    the server under load, about 11 us a request against 2 us for the
+    interpreter's own implementation of the same SHA-256.
+    """
+    for module_name in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
+        with contextlib.suppress(ImportError):
+            module = importlib.import_module(module_name)
+            return cast(Callable[[bytes], Any], module.sha256)
+    return hashlib.sha256
+
+
+_sha256: Final = _builtin_sha256()
+
+
 def key_digest(api_key: str) -> bytes:
-    """Return the digest under which an API key is stored (keys are never stored)."""
-    return hashlib.sha256(api_key.encode()).digest()
+    """Return the SHA-256 digest under which an API key is stored (keys are never stored)."""
+    return bytes(_sha256(api_key.encode()).digest())
 
 
 @dataclass(frozen=True)
