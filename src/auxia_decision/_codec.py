@@ -76,9 +76,8 @@ class RestCodec:
     def __init__(self, profile: JsonProfile = PROTO3_JSON, *, fast: bool = True) -> None:
         self._profile = profile
         self._fast = fast
-        # The fast encoder and request decoder of each type, once looked up.
+        # The fast encoder of each type, once looked up.
         self._encoders: dict[type[Message], _fastjson.Encoder | None] = {}
-        self._request_decoders: dict[type[Message], _fastjson.Decoder[Any] | None] = {}
 
     @property
     def profile(self) -> JsonProfile:
@@ -114,20 +113,26 @@ class RestCodec:
 
     def decode_request(self, data: bytes | str, message_type: type[M]) -> M:
         """Parse a request strictly; raise ApiError naming every bad field."""
-        if self._fast:
+        return self.request_decoder(message_type)(data)
+
+    def request_decoder(self, message_type: type[M]) -> Callable[[bytes | str], M]:
+        """Return ``decode_request`` for one message type, with its decoder looked up once."""
+        decoder = _fastjson.decoder(message_type, strict=True) if self._fast else None
+
+        def decode_generic(data: bytes | str) -> M:
+            return self._decode_generic(data, message_type, strict=True)
+
+        if decoder is None:
+            return decode_generic
+        fast: _fastjson.Decoder[M] = decoder
+
+        def decode(data: bytes | str) -> M:
             try:
-                decoder = self._request_decoders[message_type]
-            except KeyError:
-                decoder = self._request_decoders[message_type] = _fastjson.decoder(
-                    message_type, strict=True
-                )
-            if decoder is not None:
-                try:
-                    message: M = decoder(data)
-                    return message
-                except Exception:  # noqa: S110 - every document it does not accept:
-                    pass  # the generic path decides, and words the errors
-        return self._decode_generic(data, message_type, strict=True)
+                return fast(data)
+            except Exception:  # every document it does not accept:
+                return decode_generic(data)  # the generic path decides, and words the errors
+
+        return decode
 
     def decode_response(self, data: bytes | str, message_type: type[M]) -> M:
         """Parse a response leniently (unknown fields and enum values are ignored)."""

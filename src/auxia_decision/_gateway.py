@@ -75,7 +75,8 @@ class _Endpoint:
     route: Route
     http_method: str
     name: str
-    request_type: type[Message]
+    decode: Callable[[bytes], Message]
+    """The codec's ``decode_request`` for the route's request type."""
 
 
 class RestGateway:
@@ -100,16 +101,22 @@ class RestGateway:
         self.codec = codec or RestCodec()
         self.max_body_bytes = max_body_bytes
         self.documents = dict(documents or {})
+        # A Content-Length of fewer digits than the limit is within it.
+        self._length_digits = len(str(max_body_bytes))
         self._endpoints: dict[str, _Endpoint] = {
-            route.path: _Endpoint(route, route.http_method, route.name, route.request_type)
+            route.path: _Endpoint(
+                route,
+                route.http_method,
+                route.name,
+                self.codec.request_decoder(route.request_type),
+            )
             for route in routes()
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one ASGI connection scope."""
         if scope["type"] != "http":
-            if scope["type"] == "lifespan":
-                await _lifespan(receive, send)
+            await _not_http(scope, receive, send)
             return
         started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
         headers = _JSON_HEADERS
@@ -123,8 +130,17 @@ class RestGateway:
                 # is crossed again on waking.
                 api_key, content_type, content_length = _read_headers(scope)
                 # The key is checked before the body is read, and once per request.
-                project = await self.servicer.authenticate(api_key)
-                self._check_body_headers(content_type, content_length)
+                servicer = self.servicer
+                if servicer.keys_loaded:
+                    project = servicer.project_of(api_key)
+                else:
+                    project = await servicer.authenticate(api_key)
+                if (
+                    content_type != b"application/json"
+                    or content_length is None
+                    or len(content_length) >= self._length_digits
+                ):
+                    self._check_body_headers(content_type, content_length)
                 message = await receive()
                 if message["type"] == "http.request" and not message.get("more_body", False):
                     body = message.get("body", b"")  # the whole body came in one piece
@@ -132,14 +148,12 @@ class RestGateway:
                         raise self._too_large()
                 else:
                     body = await self._read_rest(message, receive)
-                request = self.codec.decode_request(body, endpoint.request_type)
+                request = endpoint.decode(body)
                 response = await self.servicer.invoke_for(project, endpoint.name, request)
                 status, body = 200, self.codec.encode(response)
         except ApiError as error:
             status, body = error.http_status, error.to_json()
-            if status == 405:
-                allowed = self._endpoints[scope["path"]].http_method
-                headers = [*_JSON_HEADERS, (b"allow", allowed.encode())]
+            headers = self._error_headers(scope, status)
         except Exception:
             _log.exception("internal error answering %s %s", scope["method"], scope["path"])
             status, body = 500, ApiError(Code.INTERNAL, "internal error").to_json()
@@ -160,6 +174,13 @@ class RestGateway:
                 status,
                 (time.perf_counter() - started) * 1000,
             )
+
+    def _error_headers(self, scope: Scope, status: int) -> list[tuple[bytes, bytes]]:
+        """Return the headers of an error answer: a 405 says which method the path allows."""
+        if status != 405:
+            return _JSON_HEADERS
+        allowed = self._endpoints[scope["path"]].http_method
+        return [*_JSON_HEADERS, (b"allow", allowed.encode())]
 
     def _off_route(self, scope: Scope, endpoint: _Endpoint | None) -> tuple[int, bytes]:
         """Answer a request that names no RPC: a document, or 404 or 405."""
@@ -216,7 +237,10 @@ class RestGateway:
             message = await receive()
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _not_http(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer a scope other than HTTP: the lifespan protocol; nothing else is served."""
+    if scope["type"] != "lifespan":
+        return
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

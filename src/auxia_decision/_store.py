@@ -23,6 +23,7 @@ from auxia.decision.model import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -135,7 +136,9 @@ class _Interactions:
 
     rows: list[str | bytes]
     """Each row's values in turn: project id, serialized request."""
-    waiters: list[asyncio.Future[None]]
+    waiters: list[asyncio.Future[Any]]
+    results: list[object]
+    """What each waiter resolves to once its row is committed."""
 
 
 @dataclass(slots=True)
@@ -155,16 +158,34 @@ def _size(job: _Job) -> int:
     return 1 if job.interactions is None else len(job.interactions.waiters)
 
 
-def _settle(settled: list[tuple[_Waiter, _Outcome]]) -> None:
-    """Give each waiter its outcome (a waiter whose caller gave up is skipped)."""
-    for waiter, (ok, value) in settled:
-        if waiter.cancelled():
-            continue
-        if ok:
-            waiter.set_result(value)
+def _resolve(waiter: _Waiter, ok: bool, value: object) -> None:
+    if waiter.cancelled():
+        return  # its caller gave up
+    if ok:
+        waiter.set_result(value)
+    else:
+        assert isinstance(value, BaseException)
+        waiter.set_exception(value)
+
+
+def _settle(settled: list[tuple[_Job, _Outcome]]) -> None:
+    """Give the waiters of each job their outcome (a waiter whose caller gave up is skipped).
+
+    A batch of interactions that was committed resolves each waiter to its
+    own result; one that failed gives each the error.
+    """
+    for job, (ok, value) in settled:
+        batch = job.interactions
+        if batch is None:
+            assert job.waiter is not None
+            _resolve(job.waiter, ok, value)
+        elif ok:
+            for waiter, result in zip(batch.waiters, batch.results, strict=True):
+                if not waiter.cancelled():
+                    waiter.set_result(result)
         else:
-            assert isinstance(value, BaseException)
-            waiter.set_exception(value)
+            for waiter in batch.waiters:
+                _resolve(waiter, ok, value)
 
 
 # Rows appended by one INSERT statement at most; a group with more rows is
@@ -383,15 +404,11 @@ class TreatmentStore:
     @staticmethod
     def _finish(group: list[_Job], outcomes: list[_Outcome]) -> None:
         """Hand the outcomes to their waiters: one wake-up per event loop, not per job."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiter, _Outcome]]] = {}
-        direct: list[tuple[_Waiter, _Outcome]] = []
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, _Outcome]]] = {}
+        direct: list[tuple[_Job, _Outcome]] = []
         for job, outcome in zip(group, outcomes, strict=True):
             settled = direct if job.loop is None else by_loop.setdefault(job.loop, [])
-            if job.interactions is not None:
-                settled += [(waiter, outcome) for waiter in job.interactions.waiters]
-            else:
-                assert job.waiter is not None
-                settled.append((job.waiter, outcome))
+            settled.append((job, outcome))
         _settle(direct)
         for loop, settled in by_loop.items():
             # A closed loop has nobody left waiting.
@@ -412,10 +429,10 @@ class TreatmentStore:
         return await waiter
 
     def log_interaction(
-        self, request: treatment_interaction_service_pb2.LogTreatmentInteractionRequest
-    ) -> asyncio.Future[None]:
-        """Record one treatment interaction; the future resolves once it is committed."""
-        return self.append_interaction(request.project_id, request.SerializeToString())
+        self, request: treatment_interaction_service_pb2.LogTreatmentInteractionRequest, result: R
+    ) -> asyncio.Future[R]:
+        """Record one treatment interaction; the future resolves to ``result`` once committed."""
+        return self._append(request.project_id, request.SerializeToString(), result)
 
     def append_interaction(self, project_id: str, body: bytes) -> asyncio.Future[None]:
         """Append one row to the interactions table; the future resolves once it is committed.
@@ -423,14 +440,18 @@ class TreatmentStore:
         Call it from a running event loop. The rows a loop appends in one pass
         of it are queued together, as one job, when the pass ends.
         """
+        return self._append(project_id, body, None)
+
+    def _append(self, project_id: str, body: bytes, result: R) -> asyncio.Future[R]:
         loop = self._running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
+        waiter: asyncio.Future[R] = loop.create_future()
         batch = self._batches.get(loop)
         if batch is None:
-            batch = self._batches[loop] = _Interactions([], [])
+            batch = self._batches[loop] = _Interactions([], [], [])
             loop.call_soon(self._queue_batch, loop)
         batch.rows += (project_id, body)
         batch.waiters.append(waiter)
+        batch.results.append(result)
         return waiter
 
     def _queue_batch(self, loop: asyncio.AbstractEventLoop) -> None:
