@@ -71,8 +71,10 @@ CREATE TABLE IF NOT EXISTS treatments (
   PRIMARY KEY (project_id, treatment_id),
   UNIQUE (project_id, external_treatment_id)
 );
+-- Rows are only ever appended, so the rowid numbers them in order without
+-- AUTOINCREMENT (whose sqlite_sequence row every commit would write as well).
 CREATE TABLE IF NOT EXISTS interactions (
-  interaction_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  interaction_id INTEGER PRIMARY KEY,
   project_id TEXT NOT NULL,
   body BLOB NOT NULL
 );
@@ -106,7 +108,8 @@ _sha256: Final = _builtin_sha256()
 
 def key_digest(api_key: str) -> bytes:
     """Return the SHA-256 digest under which an API key is stored (keys are never stored)."""
-    return bytes(_sha256(api_key.encode()).digest())
+    digest: bytes = _sha256(api_key.encode()).digest()
+    return digest
 
 
 @dataclass(frozen=True)
