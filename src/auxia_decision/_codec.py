@@ -78,6 +78,7 @@ class RestCodec:
         self._fast = fast
         # The fast encoder of each type, once looked up.
         self._encoders: dict[type[Message], _fastjson.Encoder | None] = {}
+        self._request_decoders: dict[type[Message], Callable[[bytes | str], Any]] = {}
 
     @property
     def profile(self) -> JsonProfile:
@@ -113,7 +114,12 @@ class RestCodec:
 
     def decode_request(self, data: bytes | str, message_type: type[M]) -> M:
         """Parse a request strictly; raise ApiError naming every bad field."""
-        return self.request_decoder(message_type)(data)
+        try:
+            decode = self._request_decoders[message_type]
+        except KeyError:
+            decode = self._request_decoders[message_type] = self.request_decoder(message_type)
+        message: M = decode(data)
+        return message
 
     def request_decoder(self, message_type: type[M]) -> Callable[[bytes | str], M]:
         """Return ``decode_request`` for one message type, with its decoder looked up once."""

@@ -678,10 +678,14 @@ class _DecoderCompiler(_Compiler):
             {key: field.name for field in fields for key in (field.json_name, field.name)}
         )
         lines = ["    if type(m) is not dict:", "        raise _Fallback"]
+        # A loop rather than a comprehension: on Python 3.11 a comprehension
+        # is a function call of its own.
+        lines += ["    kw = {}"]
         if self._strict:
             lines += [
                 "    try:",
-                f"        kw = {{{names}[k]: x for k, x in m.items()}}",
+                "        for k, x in m.items():",
+                f"            kw[{names}[k]] = x",
                 "    except KeyError:",
                 "        raise _Fallback from None",
                 "    if len(kw) != len(m):",
@@ -689,7 +693,9 @@ class _DecoderCompiler(_Compiler):
             ]
         else:
             lines += [
-                f"    kw = {{{names}[k]: x for k, x in m.items() if k in {names}}}",
+                "    for k, x in m.items():",
+                f"        if k in {names}:",
+                f"            kw[{names}[k]] = x",
                 "    if len(kw) != len(m):",
                 f"        _unknown_members(m, {names}, len(kw))",
             ]
