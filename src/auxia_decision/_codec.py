@@ -76,9 +76,9 @@ class RestCodec:
     def __init__(self, profile: JsonProfile = PROTO3_JSON, *, fast: bool = True) -> None:
         self._profile = profile
         self._fast = fast
-        # The fast encoder of each type, once looked up.
+        # The fast encoder of each type, and the decoding of each (type, strict), built once.
         self._encoders: dict[type[Message], _fastjson.Encoder | None] = {}
-        self._request_decoders: dict[type[Message], Callable[[bytes | str], Any]] = {}
+        self._decoders: dict[tuple[type[Message], bool], Callable[[bytes | str], Any]] = {}
 
     @property
     def profile(self) -> JsonProfile:
@@ -114,45 +114,41 @@ class RestCodec:
 
     def decode_request(self, data: bytes | str, message_type: type[M]) -> M:
         """Parse a request strictly; raise ApiError naming every bad field."""
-        try:
-            decode = self._request_decoders[message_type]
-        except KeyError:
-            decode = self._request_decoders[message_type] = self.request_decoder(message_type)
-        message: M = decode(data)
-        return message
+        return self._decoder(message_type, strict=True)(data)
 
     def request_decoder(self, message_type: type[M]) -> Callable[[bytes | str], M]:
         """Return ``decode_request`` for one message type, with its decoder looked up once."""
-        decoder = _fastjson.decoder(message_type, strict=True) if self._fast else None
+        return self._decoder(message_type, strict=True)
 
+    def decode_response(self, data: bytes | str, message_type: type[M]) -> M:
+        """Parse a response leniently (unknown fields and enum values are ignored)."""
+        return self._decoder(message_type, strict=False)(data)
+
+    def _decoder(self, message_type: type[M], *, strict: bool) -> Callable[[bytes | str], M]:
+        """Return the decoding of one type, read strictly or leniently, built once per codec."""
+        key = (message_type, strict)
+        try:
+            found: Callable[[bytes | str], M] = self._decoders[key]
+        except KeyError:
+            found = self._decoders[key] = self._build_decoder(message_type, strict=strict)
+        return found
+
+    def _build_decoder(self, message_type: type[M], *, strict: bool) -> Callable[[bytes | str], M]:
         def decode_generic(data: bytes | str) -> M:
-            return self._decode_generic(data, message_type, strict=True)
+            return self._decode_generic(data, message_type, strict=strict)
 
-        if decoder is None:
+        fast = _fastjson.decoder(message_type, strict=strict) if self._fast else None
+        if fast is None:
             return decode_generic
-        fast: _fastjson.Decoder[M] = decoder
+        specialised: _fastjson.Decoder[M] = fast
 
         def decode(data: bytes | str) -> M:
             try:
-                return fast(data)
+                return specialised(data)
             except Exception:  # every document it does not accept:
                 return decode_generic(data)  # the generic path decides, and words the errors
 
         return decode
-
-    def decode_response(self, data: bytes | str, message_type: type[M]) -> M:
-        """Parse a response leniently (unknown fields and enum values are ignored)."""
-        return self._decode(data, message_type, strict=False)
-
-    def _decode(self, data: bytes | str, message_type: type[M], *, strict: bool) -> M:
-        if self.fast:
-            decoder = _fastjson.decoder(message_type, strict=strict)
-            if decoder is not None:
-                try:
-                    return decoder(data)
-                except Exception:  # noqa: S110 - every document it does not accept:
-                    pass  # the generic path decides, and words the errors
-        return self._decode_generic(data, message_type, strict=strict)
 
     def _decode_generic(self, data: bytes | str, message_type: type[M], *, strict: bool) -> M:
         document = load_json(data)

@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
-from auxia_decision._routes import Route, routes
+from auxia_decision._routes import routes
 from auxia_decision._servicer import DecisionServicer
 
 Scope = MutableMapping[str, Any]
@@ -72,7 +72,6 @@ def _read_headers(scope: Scope) -> tuple[str | None, bytes, bytes | None]:
 class _Endpoint:
     """What the gateway needs of a route on every request, read once."""
 
-    route: Route
     http_method: str
     name: str
     decode: Callable[[bytes], Message]
@@ -105,7 +104,6 @@ class RestGateway:
         self._length_digits = len(str(max_body_bytes))
         self._endpoints: dict[str, _Endpoint] = {
             route.path: _Endpoint(
-                route,
                 route.http_method,
                 route.name,
                 self.codec.request_decoder(route.request_type),
