@@ -855,6 +855,21 @@ def _build_decoder(
     return decode
 
 
+def _built_once(
+    cache: dict[tuple[type[Message], bool], Any],
+    key: tuple[type[Message], bool],
+    build: Callable[[type[Message], bool], object],
+) -> object:
+    """Return ``cache[key]``, built by ``build(*key)`` the first time (once across threads)."""
+    found = cache.get(key, _MISSING)
+    if found is _MISSING:
+        with _lock:
+            found = cache.get(key, _MISSING)
+            if found is _MISSING:
+                found = cache[key] = build(*key)
+    return found
+
+
 def encoder(message_type: type[Message], *, proto_field_names: bool) -> Encoder | None:
     """Return the specialised encoder of a message type, or None if it has none.
 
@@ -862,13 +877,7 @@ def encoder(message_type: type[Message], *, proto_field_names: bool) -> Encoder 
     indent=None, preserving_proto_field_name=proto_field_names)`` encoded as
     UTF-8, or raises where json_format would raise (or where it is unsure).
     """
-    key = (message_type, proto_field_names)
-    found = _encoders.get(key, _MISSING)
-    if found is _MISSING:
-        with _lock:
-            found = _encoders.get(key, _MISSING)
-            if found is _MISSING:
-                found = _encoders[key] = _build_encoder(message_type, proto_field_names)
+    found = _built_once(_encoders, (message_type, proto_field_names), _build_encoder)
     return cast("Encoder | None", found)
 
 
@@ -880,11 +889,5 @@ def decoder(message_type: type[M], *, strict: bool) -> Decoder[M] | None:
     codec must decide: for every document it rejects, and for some unusual
     ones it accepts.
     """
-    key = (cast(type[Message], message_type), strict)
-    found = _decoders.get(key, _MISSING)
-    if found is _MISSING:
-        with _lock:
-            found = _decoders.get(key, _MISSING)
-            if found is _MISSING:
-                found = _decoders[key] = _build_decoder(message_type, strict)
+    found = _built_once(_decoders, (cast(type[Message], message_type), strict), _build_decoder)
     return cast("Decoder[M] | None", found)
