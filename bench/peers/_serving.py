@@ -7,7 +7,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 
-from auxia_decision._server import rest_server_for, rest_socket, run_event_loop
+from auxia_decision._server import rest_socket, run_event_loop, start_rest
 
 
 def parse_address(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -29,12 +29,7 @@ async def _until_signalled() -> None:
 
 async def _serve_rest(app: Callable[..., Awaitable[None]], host: str, port: int) -> None:
     sock = rest_socket(host, port)
-    server = rest_server_for(app)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            await task
-        await asyncio.sleep(0.01)
+    server, task = await start_rest(app, sock)
     print(f"REST on http://{host}:{sock.getsockname()[1]}\nready", flush=True)
     await _until_signalled()
     server.should_exit = True

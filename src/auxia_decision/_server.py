@@ -162,6 +162,19 @@ def rest_server_for(app: Callable[..., Awaitable[None]]) -> uvicorn.Server:
     )
 
 
+async def start_rest(
+    app: Callable[..., Awaitable[None]], sock: socket.socket
+) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Serve an ASGI app on a bound socket as ``rest_server_for`` does; return once it listens."""
+    server = rest_server_for(app)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task  # it failed to start: raise its error
+        await asyncio.sleep(0.01)
+    return server, task
+
+
 def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion on uvloop when it is installed, else on asyncio's loop."""
     try:
@@ -211,12 +224,7 @@ async def start_server(config: ServerConfig, clock: Clock = system_clock) -> Run
     sock = rest_socket(config.host, config.rest_port)
     rest_port = sock.getsockname()[1]
     gateway = RestGateway(servicer, documents=_documents())
-    rest_server = rest_server_for(gateway)
-    rest_task = asyncio.create_task(rest_server.serve(sockets=[sock]))
-    while not rest_server.started:
-        if rest_task.done():
-            await rest_task
-        await asyncio.sleep(0.01)
+    rest_server, rest_task = await start_rest(gateway, sock)
     return RunningServer(
         servicer, grpc_server, rest_server, rest_task, grpc_port, rest_port, config.host
     )
