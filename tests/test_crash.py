@@ -218,3 +218,44 @@ def test_an_idle_server_stops_at_once(tmp_path: pathlib.Path, signum: signal.Sig
     code, output = running.stop(signum)
     assert code == 0, output
     assert time.monotonic() - started < 3
+
+
+def _children(pid: int) -> list[int]:
+    """Return the processes whose parent is ``pid``."""
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                # The fields after the command name: state, then the parent's pid.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    """Whether a process has exited (a zombie waiting to be reaped counts)."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_the_writer_process_does_not_outlive_the_server(
+    tmp_path: pathlib.Path, signum: signal.Signals
+) -> None:
+    db = tmp_path / "writer.db"
+    running = start(db)
+    try:
+        writers = _children(running.process.pid)
+        assert len(writers) == 1, writers
+        running.process.send_signal(signum)
+        running.process.communicate(timeout=30)
+        deadline = time.monotonic() + 10
+        while not _gone(writers[0]):
+            assert time.monotonic() < deadline, "the writer outlived the server"
+            time.sleep(0.02)
+    finally:
+        _kill(running)

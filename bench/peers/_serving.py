@@ -8,6 +8,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 
 from auxia_decision._server import rest_socket, run_event_loop, start_rest
+from auxia_decision._store import TreatmentStore
 
 
 def parse_address(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -27,18 +28,33 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-async def _serve_rest(app: Callable[..., Awaitable[None]], host: str, port: int) -> None:
+async def _serve_rest(
+    app: Callable[..., Awaitable[None]], host: str, port: int, store: TreatmentStore | None
+) -> None:
+    if store is not None:
+        await store.start_writer()
     sock = rest_socket(host, port)
     server, task = await start_rest(app, sock)
     print(f"REST on http://{host}:{sock.getsockname()[1]}\nready", flush=True)
     await _until_signalled()
     server.should_exit = True
     await task
+    if store is not None:
+        store.close()
 
 
-def serve_rest(app: Callable[..., Awaitable[None]], host: str, port: int) -> None:
-    """Serve an ASGI app exactly as the reference server serves its gateway, until SIGTERM."""
-    run_event_loop(_serve_rest(app, host, port))
+def serve_rest(
+    app: Callable[..., Awaitable[None]],
+    host: str,
+    port: int,
+    store: TreatmentStore | None = None,
+) -> None:
+    """Serve an ASGI app exactly as the reference server serves its gateway, until SIGTERM.
+
+    An app that writes to a ``store`` has it set up as the reference server
+    does (its interactions appended by a writer process), and closed after.
+    """
+    run_event_loop(_serve_rest(app, host, port, store))
 
 
 async def until_signalled() -> None:

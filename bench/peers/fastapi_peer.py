@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     store = TreatmentStore(args.db)
     try:
-        serve_rest(create_app(store, projects_by_key), args.host, args.port)
+        serve_rest(create_app(store, projects_by_key), args.host, args.port, store)
     finally:
         store.close()
     return 0

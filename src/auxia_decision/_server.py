@@ -210,7 +210,8 @@ async def start_server(config: ServerConfig, clock: Clock = system_clock) -> Run
     store = TreatmentStore(config.db)
     try:
         await store.run(lambda connection: apply_seed(connection, seed, clock()))
-    except (ApiError, ValueError):
+        await store.start_writer()
+    except (ApiError, ValueError, sqlite3.Error):
         store.close()
         raise
     servicer = DecisionServicer(store, clock)

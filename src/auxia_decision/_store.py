@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import hashlib
 import importlib
 import queue
@@ -20,6 +19,13 @@ from auxia.decision.model import (
     data_field_pb2,
     treatment_interaction_service_pb2,
     treatment_pb2,
+)
+from auxia_decision._writer import (
+    ROWS_PER_STATEMENT,
+    InteractionWriter,
+    commit_interactions,
+    insert_interactions,
+    open_database,
 )
 
 T = TypeVar("T")
@@ -191,26 +197,6 @@ def _settle(settled: list[tuple[_Job, _Outcome]]) -> None:
                 _resolve(waiter, ok, value)
 
 
-# Rows appended by one INSERT statement at most; a group with more rows is
-# appended by several statements in one transaction.
-_ROWS_PER_STATEMENT: Final = 256
-
-
-@functools.cache
-def _insert_interactions_sql(rows: int) -> str:
-    # Only the placeholders are repeated: the values are bound, never formatted in.
-    placeholders = ", ".join(["(?, ?)"] * rows)
-    return f"INSERT INTO interactions (project_id, body) VALUES {placeholders}"  # noqa: S608
-
-
-def _insert_rows(connection: sqlite3.Connection, rows: list[str | bytes]) -> None:
-    """Insert rows given as their values in turn, a statement per ``_ROWS_PER_STATEMENT``."""
-    step = 2 * _ROWS_PER_STATEMENT
-    for start in range(0, len(rows), step):
-        chunk = rows[start : start + step] if len(rows) > step else rows
-        connection.execute(_insert_interactions_sql(len(chunk) // 2), chunk)
-
-
 def _append_interactions(
     connection: sqlite3.Connection,
     group: list[_Job],
@@ -225,11 +211,11 @@ def _append_interactions(
         batch = group[position].interactions
         assert batch is not None
         rows += batch.rows
-    several = len(rows) > 2 * _ROWS_PER_STATEMENT
+    several = len(rows) > 2 * ROWS_PER_STATEMENT
     try:
         if several:
             connection.execute("SAVEPOINT interactions")
-        _insert_rows(connection, rows)
+        insert_interactions(connection, rows)
         if several:
             connection.execute("RELEASE interactions")
     except sqlite3.Error as error:
@@ -243,27 +229,13 @@ def _append_interactions(
 
 
 def _append_only(connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
-    """Append a group of interaction batches, committed before it returns.
-
-    When one statement holds them all, it runs outside BEGIN ... COMMIT and so
-    commits by itself: the database thread makes one call into SQLite for the
-    whole group, commit included.
-    """
+    """Append a group of interaction batches, committed before it returns."""
     rows: list[str | bytes] = []
     for job in group:
         assert job.interactions is not None
         rows += job.interactions.rows
     try:
-        if len(rows) <= 2 * _ROWS_PER_STATEMENT:
-            connection.execute(_insert_interactions_sql(len(rows) // 2), rows)
-        else:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                _insert_rows(connection, rows)
-                connection.execute("COMMIT")
-            finally:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
+        commit_interactions(connection, rows)
     except sqlite3.Error as error:
         return [(False, error)] * len(group)
     return [(True, None)] * len(group)
@@ -279,6 +251,11 @@ class TreatmentStore:
     The interactions an event loop logs in one pass of it are queued as one
     job, those queued meanwhile are appended together by one statement, and
     the waiters of one event loop are woken together, once per transaction.
+
+    A file-backed store can instead hand the interactions of one event loop
+    to a writer process (``start_writer``), which commits them the same way
+    (grouped, on disk before they are answered) without taking turns with the
+    event loop's thread for the interpreter.
     """
 
     def __init__(self, path: str) -> None:
@@ -287,6 +264,7 @@ class TreatmentStore:
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
         # The batch of interactions each event loop is filling (only its thread touches it).
         self._batches: dict[asyncio.AbstractEventLoop, _Interactions] = {}
+        self._writer: InteractionWriter | None = None
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="treatment-store", daemon=True)
@@ -296,18 +274,7 @@ class TreatmentStore:
             raise self._open_error
 
     def _connect(self) -> sqlite3.Connection:
-        # Room for an INSERT of each size up to _ROWS_PER_STATEMENT rows, and the rest.
-        connection = sqlite3.connect(
-            self.path,
-            isolation_level=None,
-            check_same_thread=False,
-            cached_statements=_ROWS_PER_STATEMENT + 128,
-        )
-        if self.path != ":memory:":
-            connection.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the operations it holds are answered.
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("PRAGMA foreign_keys=ON")
+        connection = open_database(self.path)
         connection.executescript(_SCHEMA)
         return connection
 
@@ -458,7 +425,35 @@ class TreatmentStore:
         return waiter
 
     def _queue_batch(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._jobs.put(_Job(None, None, loop, self._batches.pop(loop)))
+        batch = self._batches.pop(loop)
+        writer = self._writer
+        if writer is not None and writer.running and writer.loop is loop:
+            writer.send(batch.rows, batch.waiters, batch.results)
+        else:
+            self._jobs.put(_Job(None, None, loop, batch))
+
+    async def start_writer(self) -> None:
+        """Append the interactions logged from the running event loop in a writer process.
+
+        Other event loops, and a store in memory (which another process cannot
+        open), keep appending through the database thread, as do all the
+        interactions after the writer process stops unexpectedly.
+        """
+        if self.path == ":memory:" or self._writer is not None:
+            return
+        writer = InteractionWriter(self.path, asyncio.get_running_loop())
+        try:
+            await writer.started()
+        except BaseException:
+            writer.close()
+            raise
+        self._writer = writer
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The process id of the running writer process, or None."""
+        writer = self._writer
+        return writer.process.pid if writer is not None and writer.running else None
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """Return the running event loop of this thread.
@@ -480,7 +475,15 @@ class TreatmentStore:
         return self.submit(operation).result()
 
     def close(self) -> None:
-        """Finish the queued operations and close the database."""
+        """Finish the queued operations and close the database.
+
+        With a writer process, call it from that event loop's thread or after
+        the loop has stopped: the interactions handed to the process are
+        committed and answered for before it stops.
+        """
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
         if self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join()

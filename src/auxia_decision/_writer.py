@@ -1,0 +1,345 @@
+"""The interactions writer: a process of its own that appends and commits interaction rows.
+
+The server's event loop hands each batch of logged interactions to this
+process over a private socket pair and goes on serving; the process appends
+the batches that arrived meanwhile in one transaction, commits it to disk
+(``synchronous=FULL``) and only then acknowledges them. With its own
+interpreter it neither waits for nor holds up the server's, and no thread of
+the server has to be woken for a commit: the acknowledgements arrive as
+ordinary socket reads of the event loop.
+
+Run as a script (``python -I _writer.py FD PATH``), this module imports only
+the standard library, so the writer starts in a few milliseconds.
+
+Both directions carry frames: a 4-byte little-endian length, then a
+``marshal`` payload (both ends are this module, on the same interpreter).
+To the writer, a frame is a batch: the values of its rows in turn (project
+id, serialized request, ...). From the writer, a frame is ``(count, error)``:
+the ``count`` oldest unanswered batches were committed (``error`` None) or
+were not (``error`` the reason, and none of them is stored). The first frame
+from the writer, ``(0, None)``, says that it has opened the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+import marshal
+import pathlib
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any, Final
+
+# Rows appended by one INSERT statement at most; a group with more rows is
+# appended by several statements in one transaction.
+ROWS_PER_STATEMENT: Final = 256
+# How long a connection waits for another one's write transaction to end.
+BUSY_TIMEOUT_MS: Final = 30_000
+
+_LENGTH: Final = struct.Struct("<I")
+_READ_SIZE: Final = 1 << 16
+_START_TIMEOUT_SECONDS: Final = 30.0
+
+_log = logging.getLogger("auxia_decision.store")
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    # Only the placeholders are repeated: the values are bound, never formatted in.
+    placeholders = ", ".join(["(?, ?)"] * rows)
+    return f"INSERT INTO interactions (project_id, body) VALUES {placeholders}"  # noqa: S608
+
+
+def insert_interactions(connection: sqlite3.Connection, rows: Sequence[str | bytes]) -> None:
+    """Append interaction rows given as their values in turn (project id, body, ...).
+
+    One statement appends up to ``ROWS_PER_STATEMENT`` rows; more take several
+    statements, which the caller runs inside one transaction.
+    """
+    step = 2 * ROWS_PER_STATEMENT
+    if len(rows) <= step:
+        connection.execute(_insert_sql(len(rows) // 2), rows)
+        return
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        connection.execute(_insert_sql(len(chunk) // 2), chunk)
+
+
+def commit_interactions(connection: sqlite3.Connection, rows: Sequence[str | bytes]) -> None:
+    """Append interaction rows and commit them, all or none, on an autocommit connection."""
+    if len(rows) <= 2 * ROWS_PER_STATEMENT:
+        insert_interactions(connection, rows)  # one statement commits by itself
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        insert_interactions(connection, rows)
+        connection.execute("COMMIT")
+    finally:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+
+
+def open_database(path: str) -> sqlite3.Connection:
+    """Open a store's SQLite file the way every connection to it is configured."""
+    # Room for an INSERT of each size up to ROWS_PER_STATEMENT rows, and the rest.
+    connection = sqlite3.connect(
+        path,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=ROWS_PER_STATEMENT + 128,
+    )
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    if path != ":memory:":
+        connection.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before the operations it holds are answered.
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
+def _frame(payload: list[str | bytes] | tuple[int, str | None]) -> bytes:
+    data = marshal.dumps(payload)
+    return _LENGTH.pack(len(data)) + data
+
+
+class _Frames:
+    """Cuts a byte stream into the payloads of its frames."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        """Take more bytes; return the payloads of the frames now complete."""
+        buffer = self._buffer
+        buffer += data
+        payloads = []
+        start = 0
+        with memoryview(buffer) as view:
+            while len(buffer) - start >= _LENGTH.size:
+                (length,) = _LENGTH.unpack_from(buffer, start)
+                end = start + _LENGTH.size + length
+                if end > len(buffer):
+                    break
+                # Only the other end of a private socket pair, this very module, writes these.
+                with view[start + _LENGTH.size : end] as frame:
+                    payloads.append(marshal.loads(frame))  # noqa: S302
+                start = end
+        del buffer[:start]
+        return payloads
+
+
+def _receive_all(sock: socket.socket, frames: _Frames) -> tuple[list[Any], bool]:
+    """Wait for data, then take all that has arrived.
+
+    Return the frames it completes and whether the other end has closed.
+    """
+    data = sock.recv(_READ_SIZE)
+    if not data:
+        return [], True
+    payloads = frames.feed(data)
+    sock.setblocking(False)
+    try:
+        while True:
+            data = sock.recv(_READ_SIZE)
+            if not data:
+                return payloads, True
+            payloads += frames.feed(data)
+    except BlockingIOError:
+        return payloads, False
+    finally:
+        sock.setblocking(True)
+
+
+def _serve(fd: int, path: str) -> int:
+    """Append the batches that arrive on ``fd`` to the database at ``path`` until it closes."""
+    # Signals for the server (a terminal's Ctrl-C) are its to handle: the
+    # writer stops when the server closes its end of the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with socket.socket(fileno=fd) as sock:
+        try:
+            connection = open_database(path)
+        except sqlite3.Error as error:
+            sock.sendall(_frame((0, str(error))))
+            return 1
+        sock.sendall(_frame((0, None)))
+        frames = _Frames()
+        closed = False
+        while not closed:
+            batches, closed = _receive_all(sock, frames)
+            if not batches:
+                continue
+            rows = batches[0] if len(batches) == 1 else [value for b in batches for value in b]
+            answer: str | None = None
+            try:
+                if rows:  # batches are never empty; an empty INSERT is not valid SQL
+                    commit_interactions(connection, rows)
+            except sqlite3.Error as error:
+                answer = f"{type(error).__name__}: {error}"
+            with contextlib.suppress(OSError):  # a server that died reads no answer
+                sock.sendall(_frame((len(batches), answer)))
+        connection.close()
+    return 0
+
+
+class WriterStopped(sqlite3.OperationalError):
+    """The writer process stopped before it answered for a batch."""
+
+
+class InteractionWriter:
+    """The server side of a writer process, bound to one event loop.
+
+    ``send`` hands a batch of rows to the process; each batch's waiters
+    resolve, in the event loop, to their results once the batch is committed,
+    or to the error that kept it from being stored. If the process stops,
+    the batches it has not answered for fail with ``WriterStopped`` and
+    ``running`` turns false.
+    """
+
+    def __init__(self, path: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self.process = subprocess.Popen(  # noqa: S603 (our interpreter, our script)
+                [sys.executable, "-I", str(pathlib.Path(__file__)), str(theirs.fileno()), path],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                # Not in the server's process group: a terminal's signals are the server's.
+                start_new_session=True,
+            )
+        ours.setblocking(False)
+        self._socket: socket.socket | None = ours
+        self._frames = _Frames()
+        self._outgoing = bytearray()
+        self._pending: collections.deque[tuple[list[asyncio.Future[Any]], list[object]]] = (
+            collections.deque()
+        )
+        self._started: asyncio.Future[None] = loop.create_future()
+        self.running = True
+        loop.add_reader(ours, self._on_readable)
+
+    async def started(self) -> None:
+        """Wait until the process has opened the database; raise if it could not."""
+        await asyncio.wait_for(self._started, _START_TIMEOUT_SECONDS)
+
+    def send(
+        self, rows: list[str | bytes], waiters: list[asyncio.Future[Any]], results: list[object]
+    ) -> None:
+        """Hand a batch to the process; each waiter resolves to its result once committed."""
+        sock = self._socket
+        assert sock is not None, "send() after the writer stopped"
+        data = _frame(rows)
+        self._pending.append((waiters, results))
+        if self._outgoing:
+            self._outgoing += data
+            return
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as error:
+            self._stop(f"the interactions writer is gone ({error})", unexpected=True)
+            return
+        if sent < len(data):
+            self._outgoing += memoryview(data)[sent:]
+            self.loop.add_writer(sock, self._on_writable)
+
+    def _on_writable(self) -> None:
+        sock = self._socket
+        assert sock is not None
+        try:
+            sent = sock.send(self._outgoing)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self._stop(f"the interactions writer is gone ({error})", unexpected=True)
+            return
+        del self._outgoing[:sent]
+        if not self._outgoing:
+            self.loop.remove_writer(sock)
+
+    def _on_readable(self) -> None:
+        sock = self._socket
+        assert sock is not None
+        try:
+            data = sock.recv(_READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self._stop(f"the interactions writer is gone ({error})", unexpected=True)
+            return
+        if not data:
+            self._stop("the interactions writer stopped before committing", unexpected=True)
+            return
+        self._answer(self._frames.feed(data))
+
+    def _answer(self, answers: list[Any]) -> None:
+        for count, error in answers:
+            if not self._started.done():
+                if error is None:
+                    self._started.set_result(None)
+                else:
+                    self._started.set_exception(sqlite3.OperationalError(error))
+                continue
+            for _ in range(count):
+                waiters, results = self._pending.popleft()
+                if error is None:
+                    for waiter, result in zip(waiters, results, strict=True):
+                        if not waiter.cancelled():
+                            waiter.set_result(result)
+                else:
+                    for waiter in waiters:
+                        if not waiter.cancelled():
+                            waiter.set_exception(sqlite3.OperationalError(error))
+
+    def _stop(self, reason: str, *, unexpected: bool = False) -> None:
+        """Let go of the process: the batches it has not answered for fail."""
+        self.running = False
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            if not self.loop.is_closed():
+                self.loop.remove_reader(sock)
+                self.loop.remove_writer(sock)
+            sock.close()
+        if not self._started.done():
+            self._started.set_exception(WriterStopped(reason))
+        while self._pending:
+            waiters, _ = self._pending.popleft()
+            for waiter in waiters:
+                if not waiter.cancelled():
+                    waiter.set_exception(WriterStopped(reason))
+        if unexpected:
+            _log.error("%s; interactions go through the database thread from now on", reason)
+
+    def close(self) -> None:
+        """Have the process commit and answer for what it was sent, then stop it.
+
+        Call it from the event loop's thread, or once that loop has stopped.
+        """
+        sock = self._socket
+        if sock is not None:
+            try:
+                sock.setblocking(True)
+                if self._outgoing:
+                    sock.sendall(self._outgoing)
+                    self._outgoing.clear()
+                sock.shutdown(socket.SHUT_WR)  # the writer stops after what it has
+                while data := sock.recv(_READ_SIZE):
+                    self._answer(self._frames.feed(data))
+            except OSError:
+                pass
+            self._stop("the interactions writer was closed before committing")
+        self.process.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(_serve(int(sys.argv[1]), sys.argv[2]))
