@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import cast
@@ -48,12 +49,8 @@ def validate(message: Message) -> ValidationResult:
     rules = _RULES_BY_TYPE.get(message_type)
     if rules is None:
         rules = _RULES_BY_TYPE[message_type] = _rules(message.DESCRIPTOR)
-    if rules.flat is not None:
-        for name, default in rules.flat:
-            if getattr(message, name) == default:
-                break  # a required field is missing: the walk words the error
-        else:
-            return _VALID
+    if rules.flat is not None and all(rules.flat(message)):
+        return _VALID  # else a required field is missing: the walk words the error
     errors: list[FieldViolation] = []
     warnings: list[FieldViolation] = []
     _walk(message, "", errors, warnings)
@@ -86,10 +83,21 @@ class _MessageRules:
 
     fields: tuple[_FieldRule, ...]
     required_oneofs: tuple[OneofDescriptor, ...]
-    flat: tuple[tuple[str, object], ...] | None
+    flat: Callable[[Message], tuple[object, ...]] | None
     """For a type whose only rules are required singular scalars without presence:
-    each one's name and default value (a message is valid when none holds its
-    default). None for any other type, which is walked."""
+    returns their values. Their defaults (zero, false, empty) are all false, so
+    a message is valid when every value is true. None for any other type,
+    which is walked."""
+
+
+def _required_values(names: list[str]) -> Callable[[Message], tuple[object, ...]]:
+    """Return a function reading the named fields of a message into a tuple."""
+    if len(names) > 1:
+        return cast(Callable[[Message], tuple[object, ...]], operator.attrgetter(*names))
+    if names:
+        getter = operator.attrgetter(names[0])
+        return lambda message: (getter(message),)
+    return lambda message: ()
 
 
 @functools.cache
@@ -107,8 +115,8 @@ def _rules(descriptor: Descriptor) -> _MessageRules:
         for oneof in descriptor.oneofs
         if oneof.GetOptions().Extensions[oneof_behavior_pb2.oneof_required]
     )
-    flat: tuple[tuple[str, object], ...] | None = tuple(
-        (rule.field.name, rule.field.default_value) for rule in fields
+    flat: Callable[[Message], tuple[object, ...]] | None = _required_values(
+        [rule.field.name for rule in fields]
     )
     if (
         oneofs
