@@ -825,34 +825,41 @@ def _build_decoder(
         name = compiler.function(descriptor)
     except Unsupported:
         return None
-    namespace = compiler.source.compile(f"decode {descriptor.full_name}")
-    convert = cast(Callable[[object], dict[str, Any]], namespace[name])
-    loads, dumps = orjson.loads, orjson.dumps
+    source = compiler.source
+    # The entry point is generated too: one function, not a closure around
+    # the generated one, between the caller and the message constructor.
+    source.lines += [
+        "def _decode(data):",
+        f"    document = {source.constant(orjson.loads)}(data)",
+        f"    kw = {name}(document)",
+        "    if (data.count(b':') if type(data) is bytes else data.count(':')) != len(document):",
+        f"        {source.constant(_check_no_repeated_keys)}(data, document)",
+        f"    return {source.constant(message_type)}(**kw)",
+    ]
+    namespace = source.compile(f"decode {descriptor.full_name}")
+    return cast(Callable[[bytes | str], Message], namespace["_decode"])
 
-    def decode(data: bytes | str) -> Message:
-        document = loads(data)
-        arguments = convert(document)
-        # orjson keeps the last of repeated keys, which the generic path
-        # rejects. Every key in the text is followed by a colon: when the
-        # colons are as many as the top-level members, no key was repeated
-        # (nor is there a nested one). Otherwise, a colon in the text is a
-        # key's or inside a string, and one inside a string is written as
-        # ":" or as "\u003a"; so the colons of the text and its escaped
-        # colons add up to the colons of the document written again exactly
-        # when no key was dropped.
-        if isinstance(data, str):
-            colons = data.count(":")
-            if colons != len(document) and "\\u003" in data:
-                colons += len(_ESCAPED_COLON_TEXT.findall(data))
-        else:
-            colons = data.count(b":")
-            if colons != len(document) and b"\\u003" in data:
-                colons += len(_ESCAPED_COLON.findall(data))
-        if colons != len(document) and colons != dumps(document).count(b":"):
-            raise Fallback
-        return message_type(**arguments)
 
-    return decode
+def _check_no_repeated_keys(data: bytes | str, document: object) -> None:
+    r"""Raise Fallback if the text repeats a key of an object (orjson keeps the last one).
+
+    Every key in the text is followed by a colon, so when the colons are as
+    many as the top-level members no key was repeated (the caller checks
+    that). Otherwise a colon in the text is a key's or inside a string, and
+    one inside a string is written as ":" or as "\u003a"; so the colons of
+    the text and its escaped colons add up to the colons of the document
+    written again exactly when no key was dropped.
+    """
+    if isinstance(data, str):
+        colons = data.count(":")
+        if "\\u003" in data:
+            colons += len(_ESCAPED_COLON_TEXT.findall(data))
+    else:
+        colons = data.count(b":")
+        if b"\\u003" in data:
+            colons += len(_ESCAPED_COLON.findall(data))
+    if colons != orjson.dumps(document).count(b":"):
+        raise Fallback
 
 
 def _built_once(
