@@ -76,8 +76,8 @@ class RestCodec:
     def __init__(self, profile: JsonProfile = PROTO3_JSON, *, fast: bool = True) -> None:
         self._profile = profile
         self._fast = fast
-        # The fast encoder of each type, and the decoding of each (type, strict), built once.
-        self._encoders: dict[type[Message], _fastjson.Encoder | None] = {}
+        # The encoding of each type, and the decoding of each (type, strict), built once.
+        self._encoders: dict[type[Message], Callable[[Message], bytes]] = {}
         self._decoders: dict[tuple[type[Message], bool], Callable[[bytes | str], Any]] = {}
 
     @property
@@ -92,25 +92,44 @@ class RestCodec:
 
     def encode(self, message: Message) -> bytes:
         """Return the message as compact proto3 JSON (UTF-8)."""
+        return self.encoder(type(message))(message)
+
+    def encoder(self, message_type: type[Message]) -> Callable[[Message], bytes]:
+        """Return ``encode`` for messages of one type, with its encoder looked up once."""
+        try:
+            return self._encoders[message_type]
+        except KeyError:
+            found = self._encoders[message_type] = self._build_encoder(message_type)
+            return found
+
+    def _build_encoder(self, message_type: type[Message]) -> Callable[[Message], bytes]:
         use_proto_field_names = self._profile.use_proto_field_names
-        if self._fast:
-            message_type = type(message)
+
+        def encode_generic(message: Message) -> bytes:
+            return json_format.MessageToJson(
+                message,
+                preserving_proto_field_name=use_proto_field_names,
+                indent=None,
+            ).encode()
+
+        fast = (
+            _fastjson.encoder(message_type, proto_field_names=use_proto_field_names)
+            if self._fast
+            else None
+        )
+        if fast is None:
+            return encode_generic
+        if not message_type.DESCRIPTOR.fields:
+            return fast  # a type without fields always writes {}: nothing to be unsure of
+        specialised: _fastjson.Encoder = fast
+
+        def encode(message: Message) -> bytes:
             try:
-                encoder = self._encoders[message_type]
-            except KeyError:
-                encoder = self._encoders[message_type] = _fastjson.encoder(
-                    message_type, proto_field_names=use_proto_field_names
-                )
-            if encoder is not None:
-                try:
-                    return encoder(message)
-                except Exception:  # noqa: S110 - unsure, or json_format would fail:
-                    pass  # the generic path writes the JSON or raises json_format's error
-        return json_format.MessageToJson(
-            message,
-            preserving_proto_field_name=use_proto_field_names,
-            indent=None,
-        ).encode()
+                return specialised(message)
+            except Exception:  # unsure, or json_format would fail:
+                return encode_generic(message)  # it writes the JSON or raises its error
+
+        return encode
 
     def decode_request(self, data: bytes | str, message_type: type[M]) -> M:
         """Parse a request strictly; raise ApiError naming every bad field."""

@@ -70,6 +70,8 @@ class _Endpoint:
     name: str
     decode: Callable[[bytes], Message]
     """The codec's ``decode_request`` for the route's request type."""
+    encode: Callable[[Message], bytes]
+    """The codec's ``encode`` for the route's response type."""
 
 
 class RestGateway:
@@ -101,6 +103,7 @@ class RestGateway:
                 route.http_method,
                 route.name,
                 self.codec.request_decoder(route.request_type),
+                self.codec.encoder(route.response_type),
             )
             for route in routes()
         }
@@ -142,7 +145,7 @@ class RestGateway:
                     body = await self._read_rest(message, receive)
                 request = endpoint.decode(body)
                 response = await self.servicer.invoke_for(project, endpoint.name, request)
-                status, body = 200, self.codec.encode(response)
+                status, body = 200, endpoint.encode(response)
         except ApiError as error:
             status, body = error.http_status, error.to_json()
             headers = self._error_headers(scope, status)

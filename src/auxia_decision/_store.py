@@ -413,7 +413,13 @@ class TreatmentStore:
         return self._append(project_id, body, None)
 
     def _append(self, project_id: str, body: bytes, result: R) -> asyncio.Future[R]:
-        loop = self._running_loop()
+        # The running loop is remembered per thread: asyncio.get_running_loop
+        # makes a system call (getpid) each time, and this runs once per
+        # logged interaction. A remembered loop running in its thread is
+        # that thread's loop.
+        loop = self._loops.get(threading.get_ident())
+        if loop is None or not loop.is_running():
+            loop = self._remember_running_loop()
         waiter: asyncio.Future[R] = loop.create_future()
         batch = self._batches.get(loop)
         if batch is None:
@@ -455,19 +461,10 @@ class TreatmentStore:
         writer = self._writer
         return writer.process.pid if writer is not None and writer.running else None
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        """Return the running event loop of this thread.
-
-        It is remembered per thread: ``asyncio.get_running_loop`` makes a system
-        call (getpid) each time, and this runs once per logged interaction. A
-        remembered loop that is running in its thread is that thread's loop.
-        """
-        thread = threading.get_ident()
-        remembered = self._loops.get(thread)
-        if remembered is not None and remembered.is_running():
-            return remembered
+    def _remember_running_loop(self) -> asyncio.AbstractEventLoop:
+        """Return the running event loop of this thread, remembered for ``_append``."""
         loop = asyncio.get_running_loop()
-        self._loops[thread] = loop
+        self._loops[threading.get_ident()] = loop
         return loop
 
     def run_sync(self, operation: Callable[[sqlite3.Connection], T]) -> T:
