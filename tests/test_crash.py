@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.bench_server import process_tree
 from bench.loadgen import (
     LoadResult,
     collect,
@@ -220,19 +221,6 @@ def test_an_idle_server_stops_at_once(tmp_path: pathlib.Path, signum: signal.Sig
     assert time.monotonic() - started < 3
 
 
-def _children(pid: int) -> list[int]:
-    """Return the processes whose parent is ``pid``."""
-    found = []
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                # The fields after the command name: state, then the parent's pid.
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    found.append(int(entry.name))
-    return found
-
-
 def _gone(pid: int) -> bool:
     """Whether a process has exited (a zombie waiting to be reaped counts)."""
     try:
@@ -249,7 +237,7 @@ def test_the_writer_process_does_not_outlive_the_server(
     db = tmp_path / "writer.db"
     running = start(db)
     try:
-        writers = _children(running.process.pid)
+        writers = process_tree(running.process.pid)[1:]
         assert len(writers) == 1, writers
         running.process.send_signal(signum)
         running.process.communicate(timeout=30)
