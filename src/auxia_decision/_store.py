@@ -21,6 +21,9 @@ from auxia.decision.model import (
     treatment_pb2,
 )
 from auxia_decision._writer import (
+    LINGER_BELOW,
+    LINGER_STEP_SECONDS,
+    LINGER_STEPS,
     ROWS_PER_STATEMENT,
     InteractionWriter,
     commit_interactions,
@@ -88,10 +91,6 @@ CREATE TABLE IF NOT EXISTS interactions (
 
 # How many queued operations one transaction may group before it commits.
 _MAX_GROUP: Final = 512
-# Under load, a group smaller than this waits for company, a few steps at most.
-_LINGER_BELOW: Final = 16
-_LINGER_STEPS: Final = 4
-_LINGER_STEP_SECONDS: Final = 0.00025
 
 
 def _builtin_sha256() -> Callable[[bytes], Any]:
@@ -313,11 +312,11 @@ class TreatmentStore:
         each interaction of a batch.
         """
         size = sum(_size(job) for job in group)
-        for _ in range(_LINGER_STEPS):
-            if size >= _LINGER_BELOW:
+        for _ in range(LINGER_STEPS):
+            if size >= LINGER_BELOW:
                 break
             jobs = len(group)
-            time.sleep(_LINGER_STEP_SECONDS)
+            time.sleep(LINGER_STEP_SECONDS)
             if self._take_queued(group):
                 return True
             if len(group) == jobs:

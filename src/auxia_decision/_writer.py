@@ -35,6 +35,7 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -43,6 +44,13 @@ from typing import Any, Final
 ROWS_PER_STATEMENT: Final = 256
 # How long a connection waits for another one's write transaction to end.
 BUSY_TIMEOUT_MS: Final = 30_000
+# Under load, a group of fewer rows than this waits for company: up to
+# LINGER_STEPS pauses, and no longer than a pause that brings nothing. Waiting
+# costs less than committing in small groups, each with its fsync and, measured
+# on a 2-core machine under gRPC load, about 200 us of the writer's CPU time.
+LINGER_BELOW: Final = 64
+LINGER_STEPS: Final = 8
+LINGER_STEP_SECONDS: Final = 0.00025
 
 _LENGTH: Final = struct.Struct("<I")
 _READ_SIZE: Final = 1 << 16
@@ -136,26 +144,59 @@ class _Frames:
         return payloads
 
 
-def _receive_all(sock: socket.socket, frames: _Frames) -> tuple[list[Any], bool]:
-    """Wait for data, then take all that has arrived.
+class _Inbox:
+    """The batches the writer has received and not yet committed."""
 
-    Return the frames it completes and whether the other end has closed.
-    """
-    data = sock.recv(_READ_SIZE)
-    if not data:
-        return [], True
-    payloads = frames.feed(data)
-    sock.setblocking(False)
-    try:
-        while True:
-            data = sock.recv(_READ_SIZE)
+    def __init__(self, sock: socket.socket) -> None:
+        self._socket = sock
+        self._frames = _Frames()
+        self.batches: list[list[str | bytes]] = []
+        self.rows = 0
+        self.closed = False
+        """Whether the server has closed its end: no batch comes after these."""
+
+    def wait(self) -> None:
+        """Wait for data, then take all that has arrived."""
+        data = self._socket.recv(_READ_SIZE)
+        if data:
+            self._add(data)
+            self.read_available()
+        else:
+            self.closed = True
+
+    def read_available(self) -> bool:
+        """Take what has arrived without waiting; return whether anything had."""
+        arrived = False
+        while not self.closed:
+            try:
+                data = self._socket.recv(_READ_SIZE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
             if not data:
-                return payloads, True
-            payloads += frames.feed(data)
-    except BlockingIOError:
-        return payloads, False
-    finally:
-        sock.setblocking(True)
+                self.closed = True
+                break
+            self._add(data)
+            arrived = True
+        return arrived
+
+    def linger(self) -> None:
+        """Let a small group wait a little for more batches (see ``LINGER_BELOW``)."""
+        for _ in range(LINGER_STEPS):
+            if self.rows >= LINGER_BELOW or self.closed:
+                return
+            time.sleep(LINGER_STEP_SECONDS)
+            if not self.read_available():
+                return
+
+    def take(self) -> list[list[str | bytes]]:
+        """Return the batches received so far, and forget them."""
+        batches, self.batches, self.rows = self.batches, [], 0
+        return batches
+
+    def _add(self, data: bytes) -> None:
+        for batch in self._frames.feed(data):
+            self.batches.append(batch)
+            self.rows += len(batch) // 2
 
 
 def _serve(fd: int, path: str) -> int:
@@ -171,10 +212,18 @@ def _serve(fd: int, path: str) -> int:
             sock.sendall(_frame((0, str(error))))
             return 1
         sock.sendall(_frame((0, None)))
-        frames = _Frames()
-        closed = False
-        while not closed:
-            batches, closed = _receive_all(sock, frames)
+        inbox = _Inbox(sock)
+        while True:
+            # Batches that came while the last group was being committed mean
+            # load: a small group waits a little for company. A lone batch
+            # that finds the writer idle is committed at once.
+            if inbox.read_available():
+                inbox.linger()
+            elif not inbox.batches:
+                if inbox.closed:
+                    break
+                inbox.wait()
+            batches = inbox.take()
             if not batches:
                 continue
             rows = batches[0] if len(batches) == 1 else [value for b in batches for value in b]
