@@ -48,7 +48,7 @@ BUSY_TIMEOUT_MS: Final = 30_000
 # LINGER_STEPS pauses, and no longer than a pause that brings nothing. Waiting
 # costs less than committing in small groups, each with its fsync and, measured
 # on a 2-core machine under gRPC load, about 200 us of the writer's CPU time.
-LINGER_BELOW: Final = 64
+LINGER_BELOW: Final = 16
 LINGER_STEPS: Final = 8
 LINGER_STEP_SECONDS: Final = 0.00025
 
