@@ -23,7 +23,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 _KEY_QUERY: Final = "api-key"
-_KEY_HEADERS: Final = frozenset({b"x-api-key", b"api-key"})
 
 _log = logging.getLogger("auxia_decision.gateway")
 
@@ -38,20 +37,27 @@ def _is_json(content_type: bytes) -> bool:
 
 
 def _read_headers(scope: Scope) -> tuple[str | None, bytes, bytes | None]:
-    """Return a request's API key, Content-Type and Content-Length.
+    """Return a request's API key, Content-Type and Content-Length, found in one pass.
 
     The key is the first x-api-key header, else the first api-key header,
-    else the api-key query parameter; of the other two, the last one counts.
+    else the api-key query parameter.
     """
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    found = dict(headers)
-    if len(found) != len(headers):  # a header repeated: the first key counts
-        found.update(reversed([(name, value) for name, value in headers if name in _KEY_HEADERS]))
-    key = found.get(b"x-api-key")
+    key: bytes | None = None
+    other_key: bytes | None = None
+    content_type = b""
+    content_length: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"x-api-key":
+            if key is None:
+                key = value
+        elif name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            content_length = value
+        elif name == b"api-key" and other_key is None:
+            other_key = value
     if key is None:
-        key = found.get(b"api-key")
-    content_type = found.get(b"content-type", b"")
-    content_length = found.get(b"content-length")
+        key = other_key
     if key is not None:
         return key.decode("latin-1"), content_type, content_length
     query = scope.get("query_string", b"")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import itertools
 import re
 import sqlite3
 import time
@@ -110,8 +109,7 @@ class DecisionServicer:
     def __init__(self, store: TreatmentStore, clock: Clock = system_clock) -> None:
         self.store = store
         self.clock = clock
-        # The digests of the API keys, and the project of each, in the same order.
-        self._keys: tuple[tuple[bytes, ...], tuple[ProjectRecord, ...]] | None = None
+        self._projects: dict[bytes, ProjectRecord] | None = None
         self._handlers: Mapping[str, Callable[[ProjectRecord, Message], Awaitable[Message]]] = {
             "InsertTreatment": self._insert_treatment,
             "UpdateTreatment": self._update_treatment,
@@ -126,17 +124,16 @@ class DecisionServicer:
 
     async def load_keys(self) -> None:
         """(Re)load the API keys from the store; call after the store's keys change."""
-        projects = await self.store.run(_store.projects_by_key_digest)
-        self._keys = (tuple(projects), tuple(projects.values()))
+        self._projects = await self.store.run(_store.projects_by_key_digest)
 
     @property
     def keys_loaded(self) -> bool:
         """Whether the API keys are loaded, so that ``project_of`` can answer."""
-        return self._keys is not None
+        return self._projects is not None
 
     async def authenticate(self, api_key: str | None) -> ProjectRecord:
         """Return the project of an API key; raise UNAUTHENTICATED for a missing or unknown key."""
-        if self._keys is None and api_key:
+        if self._projects is None and api_key:
             await self.load_keys()
         return self.project_of(api_key)
 
@@ -147,16 +144,19 @@ class DecisionServicer:
                 Code.UNAUTHENTICATED,
                 "missing API key: send it in the x-api-key header",
             )
-        if self._keys is None:
+        if self._projects is None:
             msg = "the API keys are not loaded: await load_keys() or authenticate() first"
             raise RuntimeError(msg)
-        digests, projects = self._keys
+        digest = key_digest(api_key)
         # Keys are held only as digests, and every one is compared in
         # constant time, so timing tells nothing about the keys.
-        matches = list(map(hmac.compare_digest, digests, itertools.repeat(key_digest(api_key))))
-        if True not in matches:
+        found: ProjectRecord | None = None
+        for known, project in self._projects.items():
+            if hmac.compare_digest(known, digest):
+                found = project
+        if found is None:
             raise ApiError(Code.UNAUTHENTICATED, "the API key is not valid")
-        return projects[matches.index(True)]
+        return found
 
     async def invoke(self, method: str, request: Message, api_key: str | None) -> Message:
         """Run an RPC by short name for the holder of ``api_key``."""
