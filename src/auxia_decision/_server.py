@@ -21,7 +21,6 @@ import uvicorn
 from auxia.decision.server import seed_pb2
 from auxia_decision import _store
 from auxia_decision._codec import RestCodec
-from auxia_decision._errors import ApiError
 from auxia_decision._gateway import RestGateway
 from auxia_decision._grpc import add_to_server
 from auxia_decision._servicer import (
@@ -211,7 +210,7 @@ async def start_server(config: ServerConfig, clock: Clock = system_clock) -> Run
     try:
         await store.run(lambda connection: apply_seed(connection, seed, clock()))
         await store.start_writer()
-    except (ApiError, ValueError, sqlite3.Error):
+    except BaseException:  # a bad seed, or a writer process that did not start
         store.close()
         raise
     servicer = DecisionServicer(store, clock)

@@ -257,14 +257,18 @@ class InteractionWriter:
         self.loop = loop
         ours, theirs = socket.socketpair()
         with theirs:
-            self.process = subprocess.Popen(  # noqa: S603 (our interpreter, our script)
-                [sys.executable, "-I", str(pathlib.Path(__file__)), str(theirs.fileno()), path],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                # Not in the server's process group: a terminal's signals are the server's.
-                start_new_session=True,
-            )
+            try:
+                self.process = subprocess.Popen(  # noqa: S603 (our interpreter, our script)
+                    [sys.executable, "-I", str(pathlib.Path(__file__)), str(theirs.fileno()), path],
+                    pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    # Not in the server's process group: a terminal's signals are the server's.
+                    start_new_session=True,
+                )
+            except BaseException:
+                ours.close()
+                raise
         ours.setblocking(False)
         self._socket: socket.socket | None = ours
         self._frames = _Frames()
