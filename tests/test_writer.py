@@ -90,6 +90,24 @@ def test_each_row_is_committed_before_it_is_answered(path: str) -> None:
     assert not _exists(pid)  # closing the store stopped and reaped the writer
 
 
+def test_a_batch_larger_than_the_socket_buffer_is_sent_whole(path: str) -> None:
+    # About 2 MiB in one pass: the socket takes part of it, the rest waits
+    # for the event loop to find the socket writable again.
+    body = bytes(range(256)) * 16
+
+    async def scenario() -> list[None]:
+        store = TreatmentStore(path)
+        try:
+            await store.start_writer()
+            waiters = [store.append_interaction("P", b"%d " % i + body) for i in range(500)]
+            return list(await asyncio.gather(*waiters))
+        finally:
+            store.close()
+
+    assert asyncio.run(scenario()) == [None] * 500
+    assert _committed(path) == [("P", b"%d " % i + body) for i in range(500)]
+
+
 def test_batches_sent_while_the_writer_waits_are_committed_together_in_order(
     path: str,
 ) -> None:
