@@ -10,7 +10,6 @@ import importlib
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
@@ -21,14 +20,13 @@ from auxia.decision.model import (
     treatment_pb2,
 )
 from auxia_decision._writer import (
-    LINGER_BELOW,
-    LINGER_STEP_SECONDS,
-    LINGER_STEPS,
     ROWS_PER_STATEMENT,
     InteractionWriter,
     commit_interactions,
     insert_interactions,
+    linger,
     open_database,
+    resolve_batch,
 )
 
 T = TypeVar("T")
@@ -187,13 +185,10 @@ def _settle(settled: list[tuple[_Job, _Outcome]]) -> None:
         if batch is None:
             assert job.waiter is not None
             _resolve(job.waiter, ok, value)
-        elif ok:
-            for waiter, result in zip(batch.waiters, batch.results, strict=True):
-                if not waiter.cancelled():
-                    waiter.set_result(result)
         else:
-            for waiter in batch.waiters:
-                _resolve(waiter, ok, value)
+            error = None if ok else value
+            assert error is None or isinstance(error, BaseException)
+            resolve_batch(batch.waiters, batch.results, error)
 
 
 def _append_interactions(
@@ -311,18 +306,16 @@ class TreatmentStore:
         found no job waiting, commits a lone job at once. A group's size counts
         each interaction of a batch.
         """
-        size = sum(_size(job) for job in group)
-        for _ in range(LINGER_STEPS):
-            if size >= LINGER_BELOW:
-                break
+        stopping = False
+
+        def take_more() -> int:
+            nonlocal stopping
             jobs = len(group)
-            time.sleep(LINGER_STEP_SECONDS)
-            if self._take_queued(group):
-                return True
-            if len(group) == jobs:
-                break
-            size += sum(_size(job) for job in group[jobs:])
-        return False
+            stopping = self._take_queued(group)
+            return 0 if stopping else sum(_size(job) for job in group[jobs:])
+
+        linger(sum(_size(job) for job in group), take_more)
+        return stopping
 
     def _take_queued(self, group: list[_Job]) -> bool:
         """Move the queued jobs into ``group`` (up to its limit); return whether to stop."""

@@ -36,7 +36,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 # Rows appended by one INSERT statement at most; a group with more rows is
@@ -118,6 +118,41 @@ def _frame(payload: list[str | bytes] | tuple[int, str | None]) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
+def resolve_batch(
+    waiters: Sequence[asyncio.Future[Any]],
+    results: Sequence[object],
+    error: BaseException | None,
+) -> None:
+    """Resolve each waiter of a batch to its own result, or every one to ``error``.
+
+    A waiter whose caller gave up (cancelled) is skipped.
+    """
+    if error is None:
+        for waiter, result in zip(waiters, results, strict=True):
+            if not waiter.cancelled():
+                waiter.set_result(result)
+    else:
+        for waiter in waiters:
+            if not waiter.cancelled():
+                waiter.set_exception(error)
+
+
+def linger(rows: int, take_more: Callable[[], int]) -> None:
+    """Let a group of ``rows`` rows wait a little for company (see ``LINGER_BELOW``).
+
+    ``take_more`` takes into the group what has arrived meanwhile and returns
+    how many rows that added; none ends the wait.
+    """
+    for _ in range(LINGER_STEPS):
+        if rows >= LINGER_BELOW:
+            return
+        time.sleep(LINGER_STEP_SECONDS)
+        added = take_more()
+        if not added:
+            return
+        rows += added
+
+
 class _Frames:
     """Cuts a byte stream into the payloads of its frames."""
 
@@ -180,13 +215,15 @@ class _Inbox:
         return arrived
 
     def linger(self) -> None:
-        """Let a small group wait a little for more batches (see ``LINGER_BELOW``)."""
-        for _ in range(LINGER_STEPS):
-            if self.rows >= LINGER_BELOW or self.closed:
-                return
-            time.sleep(LINGER_STEP_SECONDS)
-            if not self.read_available():
-                return
+        """Let a small group wait a little for more batches (see ``linger``)."""
+
+        def take_more() -> int:
+            before = self.rows
+            self.read_available()
+            return 0 if self.closed else self.rows - before
+
+        if not self.closed:
+            linger(self.rows, take_more)
 
     def take(self) -> list[list[str | bytes]]:
         """Return the batches received so far, and forget them."""
@@ -345,14 +382,8 @@ class InteractionWriter:
                 continue
             for _ in range(count):
                 waiters, results = self._pending.popleft()
-                if error is None:
-                    for waiter, result in zip(waiters, results, strict=True):
-                        if not waiter.cancelled():
-                            waiter.set_result(result)
-                else:
-                    for waiter in waiters:
-                        if not waiter.cancelled():
-                            waiter.set_exception(sqlite3.OperationalError(error))
+                failure = None if error is None else sqlite3.OperationalError(error)
+                resolve_batch(waiters, results, failure)
 
     def _stop(self, reason: str, *, unexpected: bool = False) -> None:
         """Let go of the process: the batches it has not answered for fail."""
@@ -366,10 +397,8 @@ class InteractionWriter:
         if not self._started.done():
             self._started.set_exception(WriterStopped(reason))
         while self._pending:
-            waiters, _ = self._pending.popleft()
-            for waiter in waiters:
-                if not waiter.cancelled():
-                    waiter.set_exception(WriterStopped(reason))
+            waiters, results = self._pending.popleft()
+            resolve_batch(waiters, results, WriterStopped(reason))
         if unexpected:
             _log.error("%s; interactions go through the database thread from now on", reason)
 
