@@ -10,23 +10,39 @@ MAKEFLAGS += --no-print-directory
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The venv is rebuilt whenever the pinned dependencies change.
+# The venv is synced again whenever the project or its lock changes.
 STAMP := $(VENV)/.installed
 BUF := $(BIN)/buf
+UV := $(BIN)/uv
+# The uv that installs the toolchain: the version the dev group pins.
+UV_VERSION := $(shell sed -n 's/^ *"uv==\([0-9.]*\)".*/\1/p' pyproject.toml)
 # Put the venv first so buf finds the plugins installed in it.
 export PATH := $(abspath $(BIN)):$(PATH)
+# uv uses this venv and the interpreter that made it; it never downloads one.
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: help
 help: ## Describe useful make targets
 	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*?## "}; {printf "%-15s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Python, make and git are all a machine needs: pip (in the new venv) installs
+# uv, and uv installs the locked toolchain, every extra and this package
+# (editable) exactly as uv.lock says; --locked fails if the lock is stale.
+$(UV):
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --all-extras --quiet
 	touch $@
 
 .PHONY: install
-install: $(STAMP) ## Create .venv and install the pinned toolchain and this package
+install: $(STAMP) ## Create .venv and install the locked toolchain, every extra and this package
+
+.PHONY: lock
+lock: | $(UV) ## Update uv.lock after a change to the dependencies in pyproject.toml
+	$(UV) lock
 
 SERVE_ARGS ?=
 
@@ -79,15 +95,23 @@ breaking: $(STAMP) ## Check proto/ for wire-breaking changes against HEAD and th
 test: lint checkgenerate breaking ## Run every check: lint, drift, breaking, and the test suite
 	$(BIN)/pytest
 
+.PHONY: unit
+unit: $(STAMP) ## Run the fast unit tests alone (tests/unit: in-process, no server process)
+	$(BIN)/pytest tests/unit
+
 .PHONY: bench
 bench: $(STAMP) ## Benchmark the JSON codec against json_format (writes bench/results/codec.md)
-	$(BIN)/python bench/bench_codec.py
+	$(BIN)/python -m bench.bench_codec
+
+.PHONY: bench-install
+bench-install: $(STAMP) ## Measure each install (core, extras) in a fresh venv (writes bench/results/install.md)
+	$(BIN)/python -m bench.bench_install
 
 FUZZ_EXAMPLES ?= 300
 
 .PHONY: fuzz
 fuzz: $(STAMP) ## Fuzz the live server longer than make test does (FUZZ_EXAMPLES per case)
-	AUXIA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_schemathesis.py tests/test_hostile_input.py
+	AUXIA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/system/test_schemathesis.py tests/system/test_hostile_input.py
 
 BENCH_SERVER_ARGS ?=
 

@@ -39,6 +39,7 @@ from google.protobuf.message import Message
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia_decision import RestCodec
+from bench._report import publish
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -285,10 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *_summary(cases),
     ]
-    text = "\n".join(lines) + "\n"
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print(text)
+    publish("\n".join(lines) + "\n", args.output)
     return 0
 
 

@@ -4,7 +4,7 @@
 REST and over gRPC, the bare ASGI ceiling, the FastAPI + pydantic peer and
 the bare grpc.aio servicer) it starts the server as a process on 127.0.0.1,
 warms it up, sends ``--requests`` requests with the same load generator
-(``bench.loadgen``, another process), records requests/s, p50/p99 latency,
+(``tools.loadgen``, another process), records requests/s, p50/p99 latency,
 the server's peak RSS and CPU time, stops the server with SIGTERM and checks
 the store row by row against the acknowledged requests. The targets run in
 turn, ``--rounds`` times, so that each ratio compares runs made back to back
@@ -34,7 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from bench.loadgen import (
+from bench._report import publish
+from tools.loadgen import (
     LoadResult,
     Reconciliation,
     is_server_error,
@@ -42,6 +43,7 @@ from bench.loadgen import (
     run_in_process,
     stored_tracking_ids,
 )
+from tools.processes import process_tree
 
 ROOT: Final = pathlib.Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "bench" / "results" / "server.md"
@@ -115,19 +117,6 @@ class Measurement:
     def server_errors(self) -> int:
         """Return how many answers were server failures (5xx, INTERNAL, ...)."""
         return self.load.count(is_server_error)
-
-
-def process_tree(pid: int) -> list[int]:
-    """Return a process and its children (such as the server's writer process)."""
-    children = []
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                # After the command name: the state, then the parent's pid.
-                fields = (entry / "stat").read_text().rpartition(")")[2].split()
-                if int(fields[1]) == pid:
-                    children.append(int(entry.name))
-    return [pid, *children]
 
 
 class ServerProcess:
@@ -302,7 +291,7 @@ def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
         f"(REST: {args.connections} keep-alive HTTP/1.1 connections; gRPC: "
         f"{args.connections} concurrent calls over 4 HTTP/2 connections), "
         f"{args.rounds} round(s), the median round shown. The generator is "
-        "`bench/loadgen.py`, one process on uvloop, closed loop, every request a distinct "
+        "`tools/loadgen.py`, one process on uvloop, closed loop, every request a distinct "
         "`treatmentTrackingId`; each server is its own process on 127.0.0.1 (a server's "
         "peak RSS and CPU time include its child processes: the reference server's and the "
         "FastAPI peer's interactions writer).",
@@ -397,10 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-    text = report(runs, args)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    publish(report(runs, args), args.out)
     faulty = [
         m
         for measured in runs.values()

@@ -73,6 +73,9 @@ PARSEABLE = [
     ),
 ]
 
+REQUESTS: dict[str, Sample] = {sample.method: sample for sample in PARSEABLE if sample.is_request}
+"""A request sample of every method, by method name (the corrected twin where needed)."""
+
 # The literal samples that do not parse, by name.
 BROKEN = {
     name: _sample("docs", name, message_type, method)

@@ -10,9 +10,9 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from auxia_decision._server import ServerConfig, apply_seed, load_seed
-from auxia_decision._servicer import DecisionServicer
-from auxia_decision._store import TreatmentStore
+from auxia_decision.server._seed import apply_seed, load_seed
+from auxia_decision.server._servicer import DecisionServicer
+from auxia_decision.server._store import TreatmentStore
 
 T = TypeVar("T")
 KEY = "TEST_API_KEY"
@@ -33,8 +33,8 @@ class World:
     store: TreatmentStore = field(default_factory=lambda: TreatmentStore(":memory:"))
 
     def __post_init__(self) -> None:
-        seed = load_seed(ServerConfig())
-        self.store.run_sync(lambda connection: apply_seed(connection, seed, self.now))
+        seed = load_seed()
+        self.store.run_sync(lambda repository: apply_seed(repository, seed, self.now))
         self.servicer = DecisionServicer(self.store, clock=lambda: self.now)
         self.loop = asyncio.new_event_loop()
 

@@ -16,7 +16,7 @@ import grpc
 
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia.decision.model import treatment_interaction_service_pb2_grpc as interactions_grpc
-from auxia_decision._server import run_event_loop
+from auxia_decision.server import run_event_loop
 from bench.peers._serving import parse_address, until_signalled
 
 _GRACE_SECONDS: Final = 5.0

@@ -22,8 +22,8 @@ from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from auxia_decision._server import ServerConfig, load_seed
-from auxia_decision._store import TreatmentStore
+from auxia_decision.server._seed import load_seed
+from auxia_decision.server._store import TreatmentStore
 from bench.peers._serving import parse_address, serve_rest
 
 _INT64 = 2**63
@@ -87,7 +87,7 @@ def create_app(store: TreatmentStore, projects_by_key: dict[str, str]) -> FastAP
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the peer until SIGTERM, then close its store."""
     args = parse_address(__doc__ or "", argv)
-    seed = load_seed(ServerConfig())
+    seed = load_seed()
     projects_by_key = {
         key: project.project_id for project in seed.projects for key in project.api_keys
     }

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 
 from google.protobuf import json_format
 
-from auxia_decision._client import DEFAULT_BASE_URL, Client
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError
+from auxia_decision._extras import MissingExtraError, import_optional
 from auxia_decision._protos import descriptor_set_path, proto_include_path
-from auxia_decision._routes import route_for, routes
+from auxia_decision._routes import DEFAULT_BASE_URL, route_for, routes
 from auxia_decision._validation import validate
+from auxia_decision._version import __version__
 
 
 def _read(source: str) -> bytes:
@@ -44,9 +45,10 @@ def _validate(args: argparse.Namespace) -> int:
 def _call(args: argparse.Namespace) -> int:
     route = route_for(args.method)
     data = args.data.encode() if not args.data.startswith("@") else _read(args.data)
+    client_module = import_optional("client", "auxia_decision._client")
     try:
         request = RestCodec().decode_request(data, route.request_type)
-        with Client(base_url=args.base_url) as client:
+        with client_module.Client(base_url=args.base_url) as client:
             response = client.call(route.name, request)
     except ApiError as error:
         print(error, file=sys.stderr)
@@ -59,10 +61,11 @@ def _call(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # Imported here: the server's dependencies are not needed by the other commands.
+    # Imported here: the server's dependencies (the [server] extra) are not
+    # needed by the other commands.
     import logging  # noqa: PLC0415
 
-    from auxia_decision._server import ServerConfig, run_event_loop, serve  # noqa: PLC0415
+    from auxia_decision.server import ServerConfig, run_event_loop, serve  # noqa: PLC0415
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     config = ServerConfig(
@@ -93,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auxia-decision", description="Tools for the Auxia decisioning API."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser(
@@ -163,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.run(args)
     except KeyError as error:  # unknown method
         print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    except MissingExtraError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     return status
 

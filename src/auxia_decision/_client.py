@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import os
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,67 +21,15 @@ from auxia.decision.model import (
 )
 from auxia_decision._codec import PROTO3_JSON, RestCodec
 from auxia_decision._errors import ApiError, Code
-from auxia_decision._routes import Route, route_for
+from auxia_decision._retry import DEFAULT_RETRY, RetryPolicy, retry_after_seconds
+from auxia_decision._routes import DEFAULT_BASE_URL, Route, route_for
+from auxia_decision._version import __version__
 
 M = TypeVar("M", bound=Message)
 
-DEFAULT_BASE_URL: Final = "https://apis.auxia.io"
 API_KEY_ENV: Final = "AUXIA_API_KEY"
 DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
-_USER_AGENT: Final = "auxia-decision-api-python/0.1.0"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When and how long a client waits before it sends a call again.
-
-    - An answer of 429 or 503 is retried for every method: the server did not
-      act on the call. A ``Retry-After`` header (seconds or an HTTP date) is
-      honoured; when it asks for more than ``max_retry_after`` seconds the
-      error is raised instead.
-    - A connection that could not be opened (connect error or connect
-      timeout) is retried for every method: nothing was sent.
-    - A timeout or a broken connection after the call was sent is retried only
-      for the methods in ``safe_to_repeat``, since the server may have acted on
-      it. By default these are GetDataFields (the same parameters always resolve
-      to the same data field) and UpdateTreatment (setting the same values
-      twice gives the same treatment). LogTreatmentInteraction is not: the
-      server records every call, so a repeat logs the interaction twice.
-      InsertTreatment is not: a repeat creates a second treatment.
-
-    Waits grow exponentially from ``initial_backoff`` by ``multiplier`` up to
-    ``max_backoff`` seconds, with full jitter. ``max_attempts`` counts the
-    first attempt; 1 disables retries.
-    """
-
-    max_attempts: int = 4
-    initial_backoff: float = 0.2
-    max_backoff: float = 5.0
-    multiplier: float = 2.0
-    max_retry_after: float = 30.0
-    retry_http_statuses: frozenset[int] = frozenset({429, 503})
-    safe_to_repeat: frozenset[str] = frozenset({"GetDataFields", "UpdateTreatment"})
-
-    def backoff(self, attempt: int) -> float:
-        """Return a jittered wait in seconds before attempt ``attempt + 1``."""
-        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
-
-
-NO_RETRY = RetryPolicy(max_attempts=1)
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
+_USER_AGENT: Final = f"auxia-decision-api-python/{__version__}"
 
 
 @dataclass
@@ -119,7 +65,7 @@ class _Call:
             return None
         if self.attempt >= self.retry.max_attempts:
             return None
-        retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
         if retry_after is not None:
             return retry_after if retry_after <= self.retry.max_retry_after else None
         return self.retry.backoff(self.attempt)
@@ -182,9 +128,19 @@ class _ClientBase:
 class Client(_ClientBase):
     """A synchronous client of the Auxia REST API.
 
-    The API key comes from ``api_key`` or the ``AUXIA_API_KEY`` environment
-    variable and is sent only in the ``x-api-key`` header. Every method raises
-    ``ApiError`` on failure. Use it as a context manager, or call ``close()``.
+    Every method raises ``ApiError`` on failure. Use it as a context manager,
+    or call ``close()``. Needs the ``[client]`` extra (httpx).
+
+    Args:
+        api_key: the API key, sent only in the ``x-api-key`` header; by
+            default the ``AUXIA_API_KEY`` environment variable.
+        base_url: where the API is served (``https://apis.auxia.io``).
+        timeout: seconds, or an ``httpx.Timeout`` (10 s, 5 s to connect).
+        retry: when to send a call again (see ``RetryPolicy``).
+        codec: the JSON codec of requests and responses (proto3 JSON).
+        http_client: an ``httpx.Client`` to send with (its timeout then
+            applies); the client does not close it.
+
     """
 
     def __init__(
@@ -193,7 +149,7 @@ class Client(_ClientBase):
         api_key: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         codec: RestCodec | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
@@ -271,7 +227,19 @@ class Client(_ClientBase):
 
 
 class AsyncClient(_ClientBase):
-    """An asyncio client of the Auxia REST API; the async twin of ``Client``."""
+    """An asyncio client of the Auxia REST API; the async twin of ``Client``.
+
+    Args:
+        api_key: the API key, sent only in the ``x-api-key`` header; by
+            default the ``AUXIA_API_KEY`` environment variable.
+        base_url: where the API is served (``https://apis.auxia.io``).
+        timeout: seconds, or an ``httpx.Timeout`` (10 s, 5 s to connect).
+        retry: when to send a call again (see ``RetryPolicy``).
+        codec: the JSON codec of requests and responses (proto3 JSON).
+        http_client: an ``httpx.AsyncClient`` to send with (its timeout then
+            applies); the client does not close it.
+
+    """
 
     def __init__(
         self,
@@ -279,7 +247,7 @@ class AsyncClient(_ClientBase):
         api_key: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         codec: RestCodec | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, Protocol
 
 from google.protobuf import any_pb2, json_format
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 
 # Importing error_details_pb2 registers the google.rpc detail types, so the
@@ -15,6 +16,25 @@ from google.rpc import error_details_pb2, status_pb2
 FieldViolation = error_details_pb2.BadRequest.FieldViolation
 
 _MAX_BODY_EXCERPT = 200
+
+GRPC_DETAILS_METADATA: Final = "grpc-status-details-bin"
+"""The gRPC trailer that carries the serialized ``google.rpc.Status`` of an error."""
+
+
+class GrpcCall(Protocol):
+    """What ``from_grpc_error`` reads of a failed gRPC call (a ``grpc.Call``)."""
+
+    def code(self) -> Any:  # noqa: ANN401 - a grpc.StatusCode, without importing grpc
+        """Return the call's status code."""
+        ...
+
+    def details(self) -> str | None:
+        """Return the call's status message."""
+        ...
+
+    def trailing_metadata(self) -> Any:  # noqa: ANN401 - grpc's metadata type
+        """Return the call's trailing metadata: (key, value) pairs."""
+        ...
 
 
 class Code(enum.IntEnum):
@@ -172,6 +192,32 @@ class ApiError(Exception):
             message += f": {excerpt}"
         return cls(code, message, http_status=http_status)
 
+    @classmethod
+    def from_grpc_error(cls, error: GrpcCall) -> ApiError:
+        """Return the error a failed gRPC call describes, with its rich details.
+
+        ``error`` is what a stub raises (a ``grpc.RpcError`` that is also a
+        ``grpc.Call``). The ``google.rpc.Status`` in its
+        ``grpc-status-details-bin`` trailer is decoded, details included,
+        when the server sent one whose code matches the call's.
+        """
+        code_value = error.code().value
+        number = code_value[0] if isinstance(code_value, tuple) else int(code_value)
+        for key, value in error.trailing_metadata() or ():
+            if key == GRPC_DETAILS_METADATA and isinstance(value, bytes):
+                try:
+                    status = status_pb2.Status.FromString(value)
+                except DecodeError:
+                    break
+                if status.code == number:
+                    return cls.from_status(status)
+                break
+        try:
+            code = Code(number)
+        except ValueError:
+            code = Code.UNKNOWN
+        return cls(code, error.details() or "")
+
     @property
     def status(self) -> status_pb2.Status:
         """Return the error as a ``google.rpc.Status`` with packed details."""
@@ -203,6 +249,11 @@ class ApiError(Exception):
             for violation in self.field_violations
         ]
         return "\n".join(lines)
+
+
+def invalid_field(path: str, description: str) -> ApiError:
+    """Return an INVALID_ARGUMENT error naming one field by its JSON path."""
+    return ApiError.invalid_argument([FieldViolation(field=path, description=description)])
 
 
 def _unpack(details: Iterable[any_pb2.Any]) -> list[Message]:

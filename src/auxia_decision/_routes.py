@@ -6,6 +6,7 @@ import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from typing import Final
 
 from google.api import annotations_pb2
 from google.protobuf import message_factory
@@ -13,6 +14,9 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 import auxia.decision.model
+
+DEFAULT_BASE_URL: Final = "https://apis.auxia.io"
+"""Where the Auxia API is served; each route's path is appended to it."""
 
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 

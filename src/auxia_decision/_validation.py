@@ -13,8 +13,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, OneofDescrip
 from google.protobuf.message import Message
 
 from auxia.decision.model import oneof_behavior_pb2, treatment_management_service_pb2
-from auxia_decision._codec import json_path
 from auxia_decision._errors import ApiError, FieldViolation
+from auxia_decision._json import json_path
 
 _REQUIRED = field_behavior_pb2.REQUIRED
 _OUTPUT_ONLY = field_behavior_pb2.OUTPUT_ONLY
@@ -25,8 +25,8 @@ class ValidationResult:
     """The outcome of validating a request.
 
     ``errors`` make the request invalid. ``warnings`` are OUTPUT_ONLY fields the
-    request set: by policy (as AIP-203 asks) they are cleared from the message
-    and the request goes on, and the warnings say what was ignored.
+    request set: by policy (as AIP-203 asks) a server ignores them and the
+    request goes on; ``clear_output_only`` clears them from a message.
     """
 
     errors: tuple[FieldViolation, ...]
@@ -39,11 +39,11 @@ class ValidationResult:
 
 
 def validate(message: Message) -> ValidationResult:
-    """Validate a request message in place, returning every violation at once.
+    """Return every violation of a request message at once; the message is not changed.
 
     Checks REQUIRED fields (a proto3 scalar holding its default value counts as
     missing), oneofs marked ``oneof_required``, and the documented cross-field
-    rules; clears OUTPUT_ONLY fields and reports them as warnings.
+    rules; OUTPUT_ONLY fields that are set are reported as warnings.
     """
     message_type = type(message)
     rules = _RULES_BY_TYPE.get(message_type)
@@ -53,16 +53,31 @@ def validate(message: Message) -> ValidationResult:
         return _VALID  # else a required field is missing: the walk words the error
     errors: list[FieldViolation] = []
     warnings: list[FieldViolation] = []
-    _walk(message, "", errors, warnings)
+    _walk(message, "", errors, warnings, clear=False)
     return ValidationResult(tuple(errors), tuple(warnings))
 
 
 def check_request(message: Message) -> ValidationResult:
-    """Validate a request, raising ApiError (INVALID_ARGUMENT) when it has errors."""
+    """Validate a request, raising ApiError (INVALID_ARGUMENT) when it has errors.
+
+    The message is not changed; the result holds the warnings.
+    """
     result = validate(message)
     if result.errors:
         raise ApiError.invalid_argument(result.errors)
     return result
+
+
+def clear_output_only(message: Message) -> tuple[FieldViolation, ...]:
+    """Clear every OUTPUT_ONLY field set in a message, at any depth; return what was cleared.
+
+    This is what a server does with them (AIP-203: ignored, not an error).
+    The result names each cleared field by its JSON path, as the warnings of
+    ``validate`` do.
+    """
+    cleared: list[FieldViolation] = []
+    _walk(message, "", [], cleared, clear=True)
+    return tuple(cleared)
 
 
 _VALID = ValidationResult((), ())
@@ -147,7 +162,12 @@ def _is_set(message: Message, field: FieldDescriptor) -> bool:
 
 
 def _walk(
-    message: Message, path: str, errors: list[FieldViolation], warnings: list[FieldViolation]
+    message: Message,
+    path: str,
+    errors: list[FieldViolation],
+    warnings: list[FieldViolation],
+    *,
+    clear: bool,
 ) -> None:
     descriptor = cast(Descriptor, message.DESCRIPTOR)
     rules = _rules(descriptor)
@@ -155,7 +175,8 @@ def _walk(
         field = rule.field
         present = _is_set(message, field)
         if rule.output_only and present:
-            message.ClearField(field.name)
+            if clear:
+                message.ClearField(field.name)
             warnings.append(
                 FieldViolation(
                     field=json_path(path, field.json_name),
@@ -170,7 +191,7 @@ def _walk(
             continue
         if present and field.message_type is not None:
             for child, child_path in _children(message, field, json_path(path, field.json_name)):
-                _walk(child, child_path, errors, warnings)
+                _walk(child, child_path, errors, warnings, clear=clear)
     for oneof in rules.required_oneofs:
         if message.WhichOneof(oneof.name) is None:
             names = ", ".join(f.json_name for f in oneof.fields)

@@ -1,0 +1,97 @@
+"""Proto3 JSON encoders and decoders specialised per message type.
+
+``google.protobuf.json_format`` walks descriptors field by field for every
+message. Here each message type gets, once, Python source generated from its
+descriptors (one function per reachable message type, for encoding and for
+decoding, exec'd once and cached), so a call does only the work its fields
+need: no descriptor is read, no JSON object built as a dict first.
+
+Encoding is byte-identical to ``json_format.MessageToJson(indent=None)``
+(:mod:`._encoders`); decoding gives a message equal to what the generic
+codec gives, and decides only what it is sure of (:mod:`._decoders`),
+parsing with orjson when it is installed, else with the standard library
+(:mod:`.json_backend`). The generated code calls the helpers of
+:mod:`._runtime`; :mod:`._kinds` reads what each field is from its
+descriptor, and :mod:`._source` holds the source being generated.
+
+Message types using a feature without a specialised form here (``bytes`` or
+``float`` fields, well-known types other than Timestamp, extensions,
+recursive types) get no fast functions: :func:`encoder` and :func:`decoder`
+return ``None`` for them, and the generic path does all the work.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import TypeVar, cast
+
+from google.protobuf.message import Message
+
+from auxia_decision._fastjson import json_backend
+from auxia_decision._fastjson._decoders import Decoder, build_decoder
+from auxia_decision._fastjson._encoders import Encoder, build_encoder
+from auxia_decision._fastjson._kinds import Unsupported
+from auxia_decision._fastjson._runtime import Fallback
+
+__all__ = ["Decoder", "Encoder", "Fallback", "Unsupported", "decoder", "encoder"]
+
+M = TypeVar("M", bound=Message)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+_lock = threading.Lock()
+_MISSING = object()
+_built_encoders: dict[tuple[type[Message], bool], Encoder | None] = {}
+_built_decoders: dict[
+    tuple[type[Message], bool, json_backend.JsonBackend], Decoder[Message] | None
+] = {}
+
+
+def _built_once(cache: dict[_K, _V], key: _K, build: Callable[[], _V]) -> _V:
+    """Return ``cache[key]``, built by ``build()`` the first time (once across threads)."""
+    found = cache.get(key, _MISSING)
+    if found is _MISSING:
+        with _lock:
+            found = cache.get(key, _MISSING)
+            if found is _MISSING:
+                found = cache[key] = build()
+    return cast(_V, found)
+
+
+def encoder(message_type: type[Message], *, proto_field_names: bool) -> Encoder | None:
+    """Return the specialised encoder of a message type, or None if it has none.
+
+    The encoder returns exactly the bytes of ``json_format.MessageToJson(message,
+    indent=None, preserving_proto_field_name=proto_field_names)`` encoded as
+    UTF-8, or raises where json_format would raise (or where it is unsure).
+    """
+    build = functools.partial(build_encoder, message_type, proto_field_names)
+    return _built_once(_built_encoders, (message_type, proto_field_names), build)
+
+
+def decoder(message_type: type[M], *, strict: bool) -> Decoder[M] | None:
+    """Return the specialised decoder of a message type, or None if it has none.
+
+    The decoder returns a message equal to what the generic codec returns for
+    the same text (strictly or leniently read), or raises when the generic
+    codec must decide: for every document it rejects, and for some unusual
+    ones it accepts. It parses with the backend in use (orjson if installed,
+    else the standard library), chosen when the first decoder is built.
+    """
+    return _decoder_on(json_backend.in_use(), message_type, strict=strict)
+
+
+def _decoder_on(
+    backend: json_backend.JsonBackend, message_type: type[M], *, strict: bool
+) -> Decoder[M] | None:
+    """Return the specialised decoder of a message type parsing with a given backend.
+
+    :func:`decoder` with the backend named rather than chosen, so that tests
+    can build decoders on each (``json_backend.ORJSON``, ``json_backend.STDLIB``).
+    """
+    root = cast(type[Message], message_type)
+    build = functools.partial(build_decoder, root, strict, backend)
+    found = _built_once(_built_decoders, (root, strict, backend), build)
+    return cast("Decoder[M] | None", found)

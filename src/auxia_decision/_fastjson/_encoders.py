@@ -1,0 +1,252 @@
+r"""Encoders: proto3 JSON written byte for byte as ``json_format`` writes it.
+
+**Encoding is byte-identical** to ``json_format.MessageToJson(message,
+indent=None, preserving_proto_field_name=...)``, not merely equal after
+parsing: the same keys in the same order (field-number order, as
+``ListFields``), the same ``", "`` and ``": "`` separators, and the same
+text for every value: int64 as quoted decimals, enums by name (unknown
+numbers bare), doubles as ``float.__repr__`` (``1e-07``), ``"NaN"`` and
+``"Infinity"`` quoted, Timestamps with 0, 3, 6 or 9 fractional digits. Clients,
+caches, signatures and golden files see the same bytes whichever path wrote
+them, and the generic path stays a byte-for-byte oracle. ``MessageToJson``
+writes ASCII only (its ``ensure_ascii=True`` default: ``"é"`` becomes
+``"\u00e9"``), which orjson cannot do, so strings are escaped by the stdlib's
+C escaper that ``json.dumps`` itself calls (identical by construction), and
+orjson's compact layout (``{"a":1}``) is not used: encoding needs no JSON
+library beyond the standard one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import cast
+
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from auxia_decision._fastjson._kinds import (
+    Unsupported,
+    check_root,
+    is_map,
+    multi_member_oneofs,
+    value_kind,
+)
+from auxia_decision._fastjson._runtime import string_text
+from auxia_decision._fastjson._source import Compiler
+
+Encoder = Callable[[Message], bytes]
+"""Turns a message into proto3 JSON bytes (or raises: then use the generic path)."""
+
+_QUOTED_INTEGER = '"%d"'
+
+
+class EncoderCompiler(Compiler):
+    """Generates ``def _eN(m, p)``, appending the text of message ``m`` to the list ``p``.
+
+    The caller has already appended the text up to and including the opening
+    brace. Every member is appended with a leading ``", "``, which is cut from
+    the first one at the end, and then the closing brace.
+    """
+
+    parameters = "m, p"
+
+    def __init__(self, *, proto_field_names: bool) -> None:
+        super().__init__("e")
+        self._proto_field_names = proto_field_names
+
+    def key(self, field: FieldDescriptor) -> str:
+        name = field.name if self._proto_field_names else field.json_name
+        return ", " + string_text(name) + ": "
+
+    def body(self, descriptor: Descriptor) -> list[str]:
+        lines = ["    a = p.append", "    s = len(p)"]
+        # HasField and WhichOneof are called unbound, which skips looking them
+        # up on the message (upb first looks for a field of that name).
+        message_class = message_factory.GetMessageClass(descriptor)
+        has_field = self.source.constant(message_class.HasField)
+        oneof_of: dict[str, str] = {}
+        for index, members in enumerate(multi_member_oneofs(descriptor)):
+            oneof = members[0].containing_oneof
+            assert oneof is not None
+            which_oneof = self.source.constant(message_class.WhichOneof)
+            lines.append(f"    w{index} = {which_oneof}(m, {oneof.name!r})")
+            oneof_of.update({field.name: f"w{index}" for field in members})
+        for field in sorted(descriptor.fields, key=lambda field: field.number):
+            lines += self.field(field, oneof_of.get(field.name), has_field)
+        lines += ["    if len(p) > s:", "        p[s] = p[s][2:]", "    a('}')"]
+        return lines
+
+    def field(
+        self, field: FieldDescriptor, oneof_variable: str | None, has_field: str
+    ) -> list[str]:
+        name = field.name
+        key = self.key(field)
+        if is_map(field):
+            return [f"    v = m.{name}", "    if v:", *self.map(field, key)]
+        kind = value_kind(field)
+        if field.is_repeated:
+            return [f"    v = m.{name}", "    if v:", *self.repeated(field, kind, key)]
+        if oneof_variable is not None:
+            condition = f"{oneof_variable} == {name!r}"
+        elif field.has_presence and (kind in ("message", "timestamp") or field.default_value):
+            condition = f"{has_field}(m, {name!r})"
+        else:
+            # A scalar holding something other than its falsy default is
+            # present; only the others need asking.
+            test = "v or _is_negative_zero(v)" if kind == "double" else "v"
+            if field.has_presence:
+                test += f" or {has_field}(m, {name!r})"
+            return [f"    v = m.{name}", f"    if {test}:", *self.single(field, kind, key)]
+        return [f"    if {condition}:", f"        v = m.{name}", *self.single(field, kind, key)]
+
+    def single(self, field: FieldDescriptor, kind: str, key: str) -> list[str]:
+        """Return the statements appending the key and value ``v`` of a singular field."""
+        constant = self.source.constant
+        formats = {"int32": "%d", "int64": _QUOTED_INTEGER}
+        if kind in formats:
+            return [f"        a({constant(key + formats[kind])} % v)"]
+        if kind == "bool":
+            return [f"        a({constant(key + 'true')} if v else {constant(key + 'false')})"]
+        if kind == "message":
+            assert field.message_type is not None
+            return self.single_message(field.message_type, key)
+        return [f"        a({constant(key)} + {self.scalar('v', field, kind)})"]
+
+    def single_message(self, descriptor: Descriptor, key: str) -> list[str]:
+        """Return the statements appending the key and message ``v`` of a singular field."""
+        constant = self.source.constant
+        if not descriptor.fields:
+            return [f"        a({constant(key + '{}')})"]
+        inline = self.inline(descriptor, "v")
+        if inline is not None:
+            return [f"        a({constant(key)} + {inline})"]
+        return [f"        a({constant(key + '{')})", f"        {self.function(descriptor)}(v, p)"]
+
+    def inline(self, descriptor: Descriptor, variable: str) -> str | None:
+        """Return an expression writing a message of one implicit scalar field, if it is one.
+
+        Such small messages (``{"name": "SURFACE"}``) are written in place,
+        saving a function call.
+        """
+        if len(descriptor.fields) != 1:
+            return None
+        field = descriptor.fields[0]
+        if field.is_repeated or field.has_presence or field.message_type is not None:
+            return None
+        kind = value_kind(field)
+        test = "(z := {v}.{f}) or _is_negative_zero(z)" if kind == "double" else "(z := {v}.{f})"
+        test = test.format(v=variable, f=field.name)
+        member = "{" + self.key(field)[2:]
+        constant = self.source.constant
+        if kind == "bool":
+            return f"({constant(member + 'true}')} if {test} else '{{}}')"
+        if kind in ("int32", "int64"):
+            number = "%d" if kind == "int32" else _QUOTED_INTEGER
+            return f"({constant(member + number + '}')} % z if {test} else '{{}}')"
+        value = self.scalar("z", field, kind)
+        return f"({constant(member)} + {value} + '}}' if {test} else '{{}}')"
+
+    def repeated(self, field: FieldDescriptor, kind: str, key: str) -> list[str]:
+        """Return the statements appending the key and the non-empty list ``v``."""
+        constant = self.source.constant
+        if kind == "message":
+            assert field.message_type is not None
+            if not field.message_type.fields:
+                return [f"        a({constant(key + '[')} + ', '.join(['{{}}'] * len(v)) + ']')"]
+            inline = self.inline(field.message_type, "y")
+            if inline is not None:
+                return [
+                    f"        o = {constant(key + '[')}",
+                    "        for y in v:",
+                    f"            a(o + {inline})",
+                    "            o = ', '",
+                    "        a(']')",
+                ]
+            function = self.function(field.message_type)
+            return [
+                f"        o = {constant(key + '[{')}",
+                "        for x in v:",
+                "            a(o)",
+                f"            {function}(x, p)",
+                "            o = ', {'",
+                "        a(']')",
+            ]
+        if kind == "enum":
+            items = f"[{self.scalar('x', field, kind)} for x in v]"
+        else:
+            items = f"map({self.scalar_function(kind)}, v)"
+        return [f"        a({constant(key + '[')} + ', '.join({items}) + ']')"]
+
+    def scalar_function(self, kind: str) -> str:
+        """Return the name of a function writing one scalar value of a kind (not enums)."""
+        functions = {
+            "string": "_string",
+            "int32": f"{self.source.constant('%d')}.__mod__",
+            "int64": f"{self.source.constant(_QUOTED_INTEGER)}.__mod__",
+            "bool": f"{self.source.constant({True: 'true', False: 'false'})}.__getitem__",
+            "double": "_double_text",
+            "timestamp": "_timestamp_text",
+        }
+        return functions[kind]
+
+    def scalar(self, variable: str, field: FieldDescriptor, kind: str) -> str:
+        """Return the expression of the JSON text of one non-message value."""
+        if kind == "enum":
+            enum_type = field.enum_type
+            assert enum_type is not None
+            names = {value.number: string_text(value.name) for value in enum_type.values}
+            unknown = "_closed_enum_text" if enum_type.is_closed else "_enum_text"
+            return f"({self.source.constant(names)}.get({variable}) or {unknown}({variable}))"
+        return f"{self.scalar_function(kind)}({variable})"
+
+    def map(self, field: FieldDescriptor, key: str) -> list[str]:
+        """Return the statements appending the key and the non-empty map ``v``."""
+        entry = field.message_type
+        assert entry is not None
+        key_kind = value_kind(entry.fields_by_name["key"])
+        key_text = {
+            "string": "_string(k)",
+            "bool": "('\"true\"' if k else '\"false\"')",
+        }.get(key_kind, f"{self.source.constant(_QUOTED_INTEGER)} % k")
+        value_field = entry.fields_by_name["value"]
+        value_field_kind = value_kind(value_field)
+        value_type = value_field.message_type
+        lines = [f"        o = {self.source.constant(key + '{')}", "        for k in v:"]
+        if value_type is not None and value_field_kind == "message" and value_type.fields:
+            function = self.function(value_type)
+            lines += [f"            a(o + {key_text} + ': {{')", f"            {function}(v[k], p)"]
+        elif value_field_kind == "message":
+            lines.append(f"            a(o + {key_text} + ': {{}}')")
+        else:
+            value = self.scalar("v[k]", value_field, value_field_kind)
+            lines.append(f"            a(o + {key_text} + ': ' + {value})")
+        lines += ["            o = ', '", "        a('}')"]
+        return lines
+
+
+def _encode_empty(message: Message) -> bytes:
+    del message
+    return b"{}"
+
+
+def build_encoder(message_type: type[Message], proto_field_names: bool) -> Encoder | None:
+    """Generate and compile the encoder of a message type, or return None if it has none."""
+    descriptor = cast(Descriptor, message_type.DESCRIPTOR)
+    compiler = EncoderCompiler(proto_field_names=proto_field_names)
+    try:
+        check_root(descriptor)
+        if not descriptor.fields:
+            return _encode_empty  # a type without fields (nor extensions) always writes {}
+        name = compiler.function(descriptor)
+    except Unsupported:
+        return None
+    namespace = compiler.source.compile(f"encode {descriptor.full_name}")
+    append = cast(Callable[[Message, list[str]], None], namespace[name])
+
+    def encode(message: Message) -> bytes:
+        pieces = ["{"]
+        append(message, pieces)
+        return "".join(pieces).encode()
+
+    return encode

@@ -1,0 +1,261 @@
+"""The JSON-path checker: every value of a document that a message type cannot take."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Callable
+
+from google.protobuf import timestamp_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from auxia_decision._errors import FieldViolation
+from auxia_decision._json import json_path
+from auxia_decision._json import kind_of as _kind
+
+_INT_RANGES: dict[int, tuple[int, int]] = {
+    FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
+}
+_FLOAT32_MAX = 3.4028234663852886e38
+_SPECIAL_FLOATS = ("NaN", "Infinity", "-Infinity")
+_UNPAIRED_SURROGATE = re.compile(
+    "[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]"
+)
+_TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
+
+
+def _fields_by_key(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+    fields: dict[str, FieldDescriptor] = {}
+    for field in descriptor.fields:
+        fields[field.name] = field
+        fields[field.json_name] = field
+    return fields
+
+
+class JsonChecker:
+    """Walks a JSON document against a message descriptor and reports every bad value.
+
+    It accepts only what ``json_format`` accepts, and words each refusal with
+    the value's JSON path.
+
+    Args:
+        strict: whether unknown fields and unknown enum value names are errors
+            (requests) or ignored (responses).
+        report: called with each violation found.
+
+    """
+
+    def __init__(self, strict: bool, report: Callable[[FieldViolation], None]) -> None:
+        self.strict = strict
+        self._report = report
+
+    def error(self, path: str, description: str) -> None:
+        self._report(FieldViolation(field=path, description=description))
+
+    def message(self, value: object, descriptor: Descriptor, path: str) -> None:
+        if not isinstance(value, dict):
+            what = f"a JSON object ({descriptor.name})"
+            self.error(path, f"expected {what}, got {_kind(value)}")
+            return
+        for key in getattr(value, "duplicates", ()):
+            self.error(json_path(path, key), f'the key "{key}" appears more than once')
+        fields = _fields_by_key(descriptor)
+        set_by_number: dict[int, str] = {}
+        set_in_oneof: dict[str, str] = {}
+        for key, item in value.items():
+            field = fields.get(key)
+            if field is None:
+                if self.strict:
+                    self.error(json_path(path, key), f'unknown field "{key}" in {descriptor.name}')
+                continue
+            field_path = json_path(path, field.json_name)
+            if field.number in set_by_number:
+                other = set_by_number[field.number]
+                self.error(field_path, f'set twice, as "{other}" and as "{key}"')
+                continue
+            set_by_number[field.number] = key
+            if item is None:
+                continue  # null means unset in proto3 JSON
+            oneof = field.containing_oneof
+            if oneof is not None:
+                if oneof.name in set_in_oneof:
+                    self.error(
+                        field_path,
+                        f'"{set_in_oneof[oneof.name]}" and "{key}" are both set, but at most '
+                        f'one field of oneof "{oneof.name}" may be',
+                    )
+                set_in_oneof[oneof.name] = key
+            self.field(item, field, field_path)
+
+    def field(self, value: object, field: FieldDescriptor, path: str) -> None:
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            self.map(value, field.message_type, path)
+        elif field.is_repeated:
+            if not isinstance(value, list):
+                self.error(path, f"expected an array, got {_kind(value)}")
+                return
+            for index, item in enumerate(value):
+                item_path = f"{path}[{index}]"
+                if item is None:
+                    self.error(item_path, "null is not allowed in an array")
+                else:
+                    self.single(item, field, item_path)
+        else:
+            self.single(value, field, path)
+
+    def map(self, value: object, entry: Descriptor, path: str) -> None:
+        if not isinstance(value, dict):
+            self.error(path, f"expected a JSON object (a map), got {_kind(value)}")
+            return
+        for key in getattr(value, "duplicates", ()):
+            self.error(f'{path}["{key}"]', f'the key "{key}" appears more than once')
+        key_field = entry.fields_by_name["key"]
+        value_field = entry.fields_by_name["value"]
+        for key, item in value.items():
+            item_path = f'{path}["{key}"]'
+            self.map_key(key, key_field, item_path)
+            if item is None:
+                self.error(item_path, "null is not allowed as a map value")
+            else:
+                self.single(item, value_field, item_path)
+
+    def map_key(self, key: str, field: FieldDescriptor, path: str) -> None:
+        if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
+            if key not in ("true", "false"):
+                self.error(path, f'map key "{key}" is not "true" or "false"')
+        elif field.cpp_type in _INT_RANGES:
+            self.integer(key, field, path)
+
+    def single(self, value: object, field: FieldDescriptor, path: str) -> None:  # noqa: PLR0912
+        cpp_type = field.cpp_type
+        if field.message_type is not None:
+            if field.message_type.full_name == _TIMESTAMP:
+                self.timestamp(value, path)
+            else:
+                self.message(value, field.message_type, path)
+        elif cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+            self.enum(value, field, path)
+        elif cpp_type in _INT_RANGES:
+            self.integer(value, field, path)
+        elif cpp_type in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):
+            self.floating(value, field, path)
+        elif cpp_type == FieldDescriptor.CPPTYPE_BOOL:
+            if not isinstance(value, bool):
+                self.error(path, f"expected true or false, got {_kind(value)}")
+        elif field.type == FieldDescriptor.TYPE_BYTES:
+            if not isinstance(value, str):
+                self.error(path, f"expected a base64 string, got {_kind(value)}")
+            else:
+                try:
+                    padded = value + "=" * (-len(value) % 4)
+                    base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+                except (binascii.Error, ValueError):
+                    self.error(path, "expected a base64 string")
+        elif not isinstance(value, str):
+            self.error(path, f"expected a string, got {_kind(value)}")
+        elif _UNPAIRED_SURROGATE.search(value):
+            self.error(path, "the string has an unpaired surrogate")
+
+    def enum(self, value: object, field: FieldDescriptor, path: str) -> None:
+        enum_type = field.enum_type
+        assert enum_type is not None
+        if isinstance(value, str):
+            if value in enum_type.values_by_name:
+                return
+            try:
+                number = int(value)
+            except ValueError:
+                if self.strict:
+                    names = ", ".join(v.name for v in enum_type.values)
+                    self.error(
+                        path,
+                        f'unknown value "{value}" of {enum_type.name}: expected one of {names}',
+                    )
+                return
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            self.error(path, f"expected an enum value name, got {_kind(value)}")
+            return
+        low, high = _INT_RANGES[FieldDescriptor.CPPTYPE_INT32]
+        if not low <= number <= high:
+            self.error(path, f"enum number {number} is out of the int32 range")
+
+    def integer(self, value: object, field: FieldDescriptor, path: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            self.error(path, f"expected an integer (a number or a string), got {_kind(value)}")
+            return
+        number = _as_integer(value)
+        if number is None:
+            self.error(path, f"expected an integer, got {json.dumps(value)}")
+            return
+        low, high = _INT_RANGES[field.cpp_type]
+        if not low <= number <= high:
+            type_name = _TYPE_NAMES.get(field.type, "integer")
+            self.error(path, f"{number} is out of the {type_name} range [{low}, {high}]")
+
+    def floating(self, value: object, field: FieldDescriptor, path: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            self.error(path, f"expected a number, got {_kind(value)}")
+            return
+        if isinstance(value, str):
+            if value in _SPECIAL_FLOATS:
+                return
+            try:
+                number = float(value)
+            except ValueError:
+                self.error(path, f'expected a number or "NaN", "Infinity", got "{value}"')
+                return
+        else:
+            number = float(value)
+        if math.isinf(number) or math.isnan(number):
+            self.error(path, 'out of range: use "Infinity", "-Infinity" or "NaN"')
+        elif field.cpp_type == FieldDescriptor.CPPTYPE_FLOAT and abs(number) > _FLOAT32_MAX:
+            self.error(path, f"{value} is out of the float range")
+
+    def timestamp(self, value: object, path: str) -> None:
+        if not isinstance(value, str):
+            self.error(path, f"expected an RFC 3339 timestamp string, got {_kind(value)}")
+            return
+        try:
+            timestamp_pb2.Timestamp().FromJsonString(value)
+        except ValueError as error:
+            self.error(path, f'"{value}" is not an RFC 3339 timestamp: {error}')
+
+
+_TYPE_NAMES = {
+    FieldDescriptor.TYPE_INT32: "int32",
+    FieldDescriptor.TYPE_SINT32: "sint32",
+    FieldDescriptor.TYPE_SFIXED32: "sfixed32",
+    FieldDescriptor.TYPE_UINT32: "uint32",
+    FieldDescriptor.TYPE_FIXED32: "fixed32",
+    FieldDescriptor.TYPE_INT64: "int64",
+    FieldDescriptor.TYPE_SINT64: "sint64",
+    FieldDescriptor.TYPE_SFIXED64: "sfixed64",
+    FieldDescriptor.TYPE_UINT64: "uint64",
+    FieldDescriptor.TYPE_FIXED64: "fixed64",
+}
+
+
+def _as_integer(value: int | float | str) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if " " in value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None

@@ -1,0 +1,63 @@
+"""When a client sends a call again, and how long it waits first."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long a client waits before it sends a call again.
+
+    - An answer of 429 or 503 is retried for every method: the server did not
+      act on the call. A ``Retry-After`` header (seconds or an HTTP date) is
+      honoured; when it asks for more than ``max_retry_after`` seconds the
+      error is raised instead.
+    - A connection that could not be opened (connect error or connect
+      timeout) is retried for every method: nothing was sent.
+    - A timeout or a broken connection after the call was sent is retried only
+      for the methods in ``safe_to_repeat``, since the server may have acted on
+      it. By default these are GetDataFields (the same parameters always resolve
+      to the same data field) and UpdateTreatment (setting the same values
+      twice gives the same treatment). LogTreatmentInteraction is not: the
+      server records every call, so a repeat logs the interaction twice.
+      InsertTreatment is not: a repeat creates a second treatment.
+
+    Waits grow exponentially from ``initial_backoff`` by ``multiplier`` up to
+    ``max_backoff`` seconds, with full jitter. ``max_attempts`` counts the
+    first attempt; 1 disables retries.
+    """
+
+    max_attempts: int = 4
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+    multiplier: float = 2.0
+    max_retry_after: float = 30.0
+    retry_http_statuses: frozenset[int] = frozenset({429, 503})
+    safe_to_repeat: frozenset[str] = frozenset({"GetDataFields", "UpdateTreatment"})
+
+    def backoff(self, attempt: int) -> float:
+        """Return a jittered wait in seconds before attempt ``attempt + 1``."""
+        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Return the wait a ``Retry-After`` header asks for (seconds or an HTTP date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+DEFAULT_RETRY = RetryPolicy()
+"""The policy of a client given none: up to 4 attempts."""

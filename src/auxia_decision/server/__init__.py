@@ -1,0 +1,30 @@
+"""The local reference server of the Auxia API: REST and gRPC on an embedded SQLite store.
+
+It needs the ``[server]`` extra (``pip install 'auxia-decision-api[server]'``);
+importing this package without it raises ``MissingExtraError`` saying so.
+``auxia-decision serve`` is its command line.
+"""
+
+from __future__ import annotations
+
+from auxia_decision._extras import require
+
+require("server", "grpc", "grpc_health", "grpc_reflection", "uvicorn")
+
+from auxia_decision.server._app import (  # noqa: E402 - after the check for the extra
+    RunningServer,
+    ServerConfig,
+    ready_message,
+    serve,
+    start_server,
+)
+from auxia_decision.server._runtime import run_event_loop  # noqa: E402
+
+__all__ = [
+    "RunningServer",
+    "ServerConfig",
+    "ready_message",
+    "run_event_loop",
+    "serve",
+    "start_server",
+]

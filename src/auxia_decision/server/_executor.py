@@ -1,0 +1,286 @@
+"""The database thread: operations and interaction batches run in grouped transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from auxia_decision.server._writer import (
+    ROWS_PER_STATEMENT,
+    commit_interactions,
+    insert_interactions,
+    linger,
+    resolve_batch,
+)
+
+T = TypeVar("T")
+
+# How many queued operations one transaction may group before it commits.
+_MAX_GROUP: Final = 512
+
+_Waiter = concurrent.futures.Future[Any] | asyncio.Future[Any]
+_Outcome = tuple[bool, object]
+
+
+@dataclass(slots=True)
+class InteractionBatch:
+    """Interactions logged by one event loop in one pass of it, queued as one job."""
+
+    rows: list[str | bytes]
+    """Each row's values in turn: project id, serialized request."""
+    waiters: list[asyncio.Future[Any]]
+    results: list[object]
+    """What each waiter resolves to once its row is committed."""
+
+
+@dataclass(slots=True)
+class _Job:
+    """One queued operation, or a batch of interactions, and who waits for the outcome."""
+
+    operation: Callable[[sqlite3.Connection], Any] | None
+    waiter: _Waiter | None
+    """The operation's waiter (a batch of interactions has a waiter per row)."""
+    loop: asyncio.AbstractEventLoop | None = None
+    """The event loop of asyncio waiters, which only that loop's thread may settle."""
+    interactions: InteractionBatch | None = None
+
+
+def _size(job: _Job) -> int:
+    """Return how many writes a job holds: an operation, or the interactions of a batch."""
+    return 1 if job.interactions is None else len(job.interactions.waiters)
+
+
+def _resolve(waiter: _Waiter, ok: bool, value: object) -> None:
+    if waiter.cancelled():
+        return  # its caller gave up
+    if ok:
+        waiter.set_result(value)
+    else:
+        assert isinstance(value, BaseException)
+        waiter.set_exception(value)
+
+
+def _settle(settled: list[tuple[_Job, _Outcome]]) -> None:
+    """Give the waiters of each job their outcome (a waiter whose caller gave up is skipped).
+
+    A batch of interactions that was committed resolves each waiter to its
+    own result; one that failed gives each the error.
+    """
+    for job, (ok, value) in settled:
+        batch = job.interactions
+        if batch is None:
+            assert job.waiter is not None
+            _resolve(job.waiter, ok, value)
+        else:
+            error = None if ok else value
+            assert error is None or isinstance(error, BaseException)
+            resolve_batch(batch.waiters, batch.results, error)
+
+
+def _append_interactions(
+    connection: sqlite3.Connection,
+    group: list[_Job],
+    pending: list[int],
+    outcomes: list[_Outcome],
+) -> None:
+    """Append the pending batches of a group in the order queued, inside its transaction."""
+    if not pending:
+        return
+    rows: list[str | bytes] = []
+    for position in pending:
+        batch = group[position].interactions
+        assert batch is not None
+        rows += batch.rows
+    several = len(rows) > 2 * ROWS_PER_STATEMENT
+    try:
+        if several:
+            connection.execute("SAVEPOINT interactions")
+        insert_interactions(connection, rows)
+        if several:
+            connection.execute("RELEASE interactions")
+    except sqlite3.Error as error:
+        # All of them or none: one statement is atomic, several share a savepoint.
+        if several:
+            connection.execute("ROLLBACK TO interactions")
+            connection.execute("RELEASE interactions")
+        for position in pending:
+            outcomes[position] = (False, error)
+    pending.clear()
+
+
+def _append_only(connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
+    """Append a group of interaction batches, committed before it returns."""
+    rows: list[str | bytes] = []
+    for job in group:
+        assert job.interactions is not None
+        rows += job.interactions.rows
+    try:
+        commit_interactions(connection, rows)
+    except sqlite3.Error as error:
+        return [(False, error)] * len(group)
+    return [(True, None)] * len(group)
+
+
+class GroupCommitExecutor:
+    """Runs operations on one SQLite connection, in one thread, with group commit.
+
+    Every operation runs inside its own savepoint; the thread groups the
+    operations and interaction batches queued meanwhile into one transaction
+    and commits it before any of them is answered, so a write is durable
+    before it is acknowledged and a failing operation undoes only itself.
+    The waiters of one event loop are woken together, once per transaction.
+
+    Args:
+        connect: opens the connection, in the database thread; what it raises
+            is raised by the constructor.
+        name: the thread's name.
+
+    """
+
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], *, name: str = "treatment-store"
+    ) -> None:
+        self._connect = connect
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._open_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._open_error is not None:
+            raise self._open_error
+
+    def _run(self) -> None:
+        try:
+            connection = self._connect()
+        except BaseException as error:
+            self._open_error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        stopping = False
+        while not stopping:
+            try:
+                first = self._jobs.get_nowait()
+                busy = True  # it came while the last group was being committed
+            except queue.Empty:
+                first = self._jobs.get()
+                busy = False
+            if first is None:
+                break
+            group = [first]
+            stopping = self._take_queued(group)
+            if busy and not stopping:
+                stopping = self._linger(group)
+            self._finish(group, self._run_group(connection, group))
+        connection.close()
+
+    def _linger(self, group: list[_Job]) -> bool:
+        """Let a small group wait a little for more jobs; return whether to stop after it.
+
+        Under load more jobs are on their way, and waiting for them costs less
+        than a commit (an fsync) each. The wait ends as soon as a pause brings
+        no new job, so a few clients are not held back; an idle store, which
+        found no job waiting, commits a lone job at once. A group's size counts
+        each interaction of a batch.
+        """
+        stopping = False
+
+        def take_more() -> int:
+            nonlocal stopping
+            jobs = len(group)
+            stopping = self._take_queued(group)
+            return 0 if stopping else sum(_size(job) for job in group[jobs:])
+
+        linger(sum(_size(job) for job in group), take_more)
+        return stopping
+
+    def _take_queued(self, group: list[_Job]) -> bool:
+        """Move the queued jobs into ``group`` (up to its limit); return whether to stop."""
+        while len(group) < _MAX_GROUP:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return False
+            if job is None:
+                return True
+            group.append(job)
+        return False
+
+    @staticmethod
+    def _run_group(connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
+        """Run a group of jobs in one transaction and return each one's outcome once committed."""
+        if all(job.interactions is not None for job in group):
+            return _append_only(connection, group)
+        outcomes: list[_Outcome] = []
+        pending: list[int] = []  # the positions of the interactions not yet appended
+        connection.execute("BEGIN IMMEDIATE")
+        for job in group:
+            if job.interactions is not None:
+                pending.append(len(outcomes))
+                outcomes.append((True, None))
+                continue
+            _append_interactions(connection, group, pending, outcomes)
+            assert job.operation is not None
+            connection.execute("SAVEPOINT job")
+            try:
+                result = job.operation(connection)
+            except BaseException as error:
+                connection.execute("ROLLBACK TO job")
+                connection.execute("RELEASE job")
+                outcomes.append((False, error))
+            else:
+                connection.execute("RELEASE job")
+                outcomes.append((True, result))
+        _append_interactions(connection, group, pending, outcomes)
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            return [(False, error)] * len(group)
+        return outcomes
+
+    @staticmethod
+    def _finish(group: list[_Job], outcomes: list[_Outcome]) -> None:
+        """Hand the outcomes to their waiters: one wake-up per event loop, not per job."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, _Outcome]]] = {}
+        direct: list[tuple[_Job, _Outcome]] = []
+        for job, outcome in zip(group, outcomes, strict=True):
+            settled = direct if job.loop is None else by_loop.setdefault(job.loop, [])
+            settled.append((job, outcome))
+        _settle(direct)
+        for loop, settled in by_loop.items():
+            # A closed loop has nobody left waiting.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, settled)
+
+    def submit(self, operation: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
+        """Queue an operation; its future resolves after its transaction commits."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._jobs.put(_Job(operation, future))
+        return future
+
+    async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run an operation from the running event loop; return its result once committed."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(operation, waiter, loop))
+        return await waiter
+
+    def queue_batch(self, batch: InteractionBatch, loop: asyncio.AbstractEventLoop) -> None:
+        """Queue a batch of interactions whose waiters belong to ``loop``."""
+        self._jobs.put(_Job(None, None, loop, batch))
+
+    def close(self) -> None:
+        """Finish the queued jobs, close the connection and end the thread."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()

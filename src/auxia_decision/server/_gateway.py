@@ -1,0 +1,251 @@
+"""The REST gateway: an ASGI app whose routes are the services' ``google.api.http`` rules."""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from google.protobuf.message import Message
+
+from auxia_decision._codec import RestCodec
+from auxia_decision._errors import ApiError, Code
+from auxia_decision._routes import routes
+from auxia_decision.server._servicer import DecisionServicer
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+_KEY_QUERY: Final = "api-key"
+
+_log = logging.getLogger("auxia_decision.gateway")
+
+
+def _is_json(content_type: bytes) -> bool:
+    if content_type == b"application/json":
+        return True
+    media_type = content_type.split(b";", 1)[0].strip().lower()
+    return media_type == b"application/json" or (
+        media_type.startswith(b"application/") and media_type.endswith(b"+json")
+    )
+
+
+def _read_headers(scope: Scope) -> tuple[str | None, bytes, bytes | None]:
+    """Return a request's API key, Content-Type and Content-Length, found in one pass.
+
+    The key is the first x-api-key header, else the first api-key header,
+    else the api-key query parameter.
+    """
+    key: bytes | None = None
+    other_key: bytes | None = None
+    content_type = b""
+    content_length: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"x-api-key":
+            if key is None:
+                key = value
+        elif name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            content_length = value
+        elif name == b"api-key" and other_key is None:
+            other_key = value
+    if key is None:
+        key = other_key
+    if key is not None:
+        return key.decode("latin-1"), content_type, content_length
+    query = scope.get("query_string", b"")
+    if query:
+        values = urllib.parse.parse_qs(query.decode("latin-1")).get(_KEY_QUERY)
+        if values:
+            return str(values[0]), content_type, content_length
+    return None, content_type, content_length
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """What the gateway needs of a route on every request, read once."""
+
+    http_method: str
+    name: str
+    decode: Callable[[bytes], Message]
+    """The codec's ``decode_request`` for the route's request type."""
+    encode: Callable[[Message], bytes]
+    """The codec's ``encode`` for the route's response type."""
+
+
+class RestGateway:
+    """Serves the API as JSON over HTTP, calling the DecisionServicer.
+
+    Every error answer is a ``google.rpc.Status`` JSON body with the HTTP status
+    of the shared code table: unknown path 404, wrong method 405, missing or
+    unknown key 401, wrong Content-Type 415, body over the limit 413, malformed
+    or invalid JSON 400 naming each bad field. ``documents`` maps extra GET
+    paths (such as ``/openapi.json``) to static JSON bodies.
+    """
+
+    def __init__(
+        self,
+        servicer: DecisionServicer,
+        codec: RestCodec | None = None,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        documents: Mapping[str, bytes] | None = None,
+    ) -> None:
+        self.servicer = servicer
+        self.codec = codec or RestCodec()
+        self.max_body_bytes = max_body_bytes
+        self.documents = dict(documents or {})
+        # A Content-Length of fewer digits than the limit is within it.
+        self._length_digits = len(str(max_body_bytes))
+        self._endpoints: dict[str, _Endpoint] = {
+            route.path: _Endpoint(
+                route.http_method,
+                route.name,
+                self.codec.request_decoder(route.request_type),
+                self.codec.encoder(route.response_type),
+            )
+            for route in routes()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one ASGI connection scope."""
+        if scope["type"] != "http":
+            await _not_http(scope, receive, send)
+            return
+        started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
+        headers = _JSON_HEADERS
+        try:
+            endpoint = self._endpoints.get(scope["path"])
+            if endpoint is None or scope["method"] != endpoint.http_method:
+                status, body = self._off_route(scope, endpoint)
+            else:
+                # The RPC is run here rather than in a helper coroutine: while it
+                # waits for the store, every frame between the task and the wait
+                # is crossed again on waking.
+                api_key, content_type, content_length = _read_headers(scope)
+                # The key is checked before the body is read, and once per request.
+                servicer = self.servicer
+                if servicer.keys_loaded:
+                    project = servicer.project_of(api_key)
+                else:
+                    project = await servicer.authenticate(api_key)
+                if (
+                    content_type != b"application/json"
+                    or content_length is None
+                    or len(content_length) >= self._length_digits
+                ):
+                    self._check_body_headers(content_type, content_length)
+                message = await receive()
+                if message["type"] == "http.request" and not message.get("more_body", False):
+                    body = message.get("body", b"")  # the whole body came in one piece
+                    if len(body) > self.max_body_bytes:
+                        raise self._too_large()
+                else:
+                    body = await self._read_rest(message, receive)
+                request = endpoint.decode(body)
+                response = await self.servicer.invoke_for(project, endpoint.name, request)
+                status, body = 200, endpoint.encode(response)
+        except ApiError as error:
+            status, body = error.http_status, error.to_json()
+            headers = self._error_headers(scope, status)
+        except Exception:
+            _log.exception("internal error answering %s %s", scope["method"], scope["path"])
+            status, body = 500, ApiError(Code.INTERNAL, "internal error").to_json()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        if started is not None:
+            # The query string may hold an API key: only the path is logged.
+            _log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    def _error_headers(self, scope: Scope, status: int) -> list[tuple[bytes, bytes]]:
+        """Return the headers of an error answer: a 405 says which method the path allows."""
+        if status != 405:
+            return _JSON_HEADERS
+        allowed = self._endpoints[scope["path"]].http_method
+        return [*_JSON_HEADERS, (b"allow", allowed.encode())]
+
+    def _off_route(self, scope: Scope, endpoint: _Endpoint | None) -> tuple[int, bytes]:
+        """Answer a request that names no RPC: a document, or 404 or 405."""
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if endpoint is not None:
+            raise ApiError(
+                Code.UNIMPLEMENTED,
+                f"{path} accepts {endpoint.http_method}, not {method}",
+                http_status=405,
+            )
+        if method == "GET" and path in self.documents:
+            return 200, self.documents[path]
+        known = ", ".join(sorted(self._endpoints))
+        raise ApiError(Code.NOT_FOUND, f"no route for {path}; the API serves {known}")
+
+    def _check_body_headers(self, content_type: bytes, content_length: bytes | None) -> None:
+        """Refuse a body that is not JSON (415) or declares more than the limit (413)."""
+        if not _is_json(content_type):
+            shown = content_type.decode("latin-1") or "none"
+            raise ApiError(
+                Code.INVALID_ARGUMENT,
+                f"the body must be application/json, not {shown}",
+                http_status=415,
+            )
+        if (
+            content_length is not None
+            and content_length.isdigit()
+            and int(content_length) > self.max_body_bytes
+        ):
+            raise self._too_large()
+
+    def _too_large(self) -> ApiError:
+        return ApiError(
+            Code.INVALID_ARGUMENT,
+            f"the body is larger than {self.max_body_bytes} bytes",
+            http_status=413,
+        )
+
+    async def _read_rest(self, message: MutableMapping[str, Any], receive: Receive) -> bytes:
+        """Read a body that did not come in one piece, starting from its first message."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            if message["type"] == "http.disconnect":
+                raise ApiError(Code.CANCELLED, "the client disconnected")
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise self._too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+            message = await receive()
+
+
+async def _not_http(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer a scope other than HTTP: the lifespan protocol; nothing else is served."""
+    if scope["type"] != "lifespan":
+        return
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,82 @@
+"""The seed: the world the reference server starts with (``io.auxia.decision.server.Seed``)."""
+
+from __future__ import annotations
+
+import importlib.resources
+import pathlib
+
+from auxia.decision.server import seed_pb2
+from auxia_decision._codec import RestCodec
+from auxia_decision._validation import check_request
+from auxia_decision.server._auth import key_digest
+from auxia_decision.server._data_fields import DATA_FIELD_TYPES, data_field_type_of
+from auxia_decision.server._storage import ProjectRecord, Repository
+from auxia_decision.server._treatments import new_treatment
+
+
+def default_seed_text() -> str:
+    """Return the default seed: the world of the API documentation's samples."""
+    return (
+        importlib.resources.files("auxia_decision.server").joinpath("default_seed.json").read_text()
+    )
+
+
+def load_seed(path: pathlib.Path | None = None) -> seed_pb2.Seed:
+    """Read and check a seed file (proto JSON), or the default seed when ``path`` is None."""
+    text = path.read_text() if path is not None else default_seed_text()
+    seed = RestCodec().decode_request(text, seed_pb2.Seed)
+    for project in seed.projects:
+        # What belongs to a project names it; the seed may leave that implied.
+        for treatment_type in project.treatment_types:
+            treatment_type.project_id = treatment_type.project_id or project.project_id
+        for seeded in project.treatments:
+            seeded.insert.project_id = seeded.insert.project_id or project.project_id
+    check_request(seed)
+    return seed
+
+
+def apply_seed(repository: Repository, seed: seed_pb2.Seed, now: int) -> None:
+    """Write a seed to the store: configuration is replaced, data is added once.
+
+    Projects, keys, treatment types and user-attribute types are written at
+    every start; seeded data fields are resolved (which changes nothing when
+    they exist) and seeded treatments are created only when their identifier is
+    not taken, so data written through the API survives a restart.
+    """
+    for index, project in enumerate(seed.projects):
+        path = f"projects[{index}]"
+        record = ProjectRecord(
+            project.project_id,
+            project.numeric_project_id,
+            frozenset(project.supported_language_codes),
+        )
+        repository.put_project(record, [key_digest(key) for key in project.api_keys])
+        for treatment_type in project.treatment_types:
+            repository.put_treatment_type(treatment_type)
+        for attribute in project.user_attribute_types:
+            if attribute.data_field_type not in DATA_FIELD_TYPES:
+                msg = (
+                    f"{path}: user attribute {attribute.property_name} has type "
+                    f"{attribute.data_field_type}, not one of {sorted(DATA_FIELD_TYPES)}"
+                )
+                raise ValueError(msg)
+            repository.put_user_attribute_type(
+                project.project_id, attribute.property_name, attribute.data_field_type
+            )
+        for number, params in enumerate(project.data_fields):
+            field_type = data_field_type_of(
+                repository, project.project_id, params, f"{path}.dataFields[{number}]"
+            )
+            repository.resolve_data_field(project.project_id, params, field_type)
+        for seeded in project.treatments:
+            if repository.find_treatment(project.project_id, treatment_id=seeded.treatment_id):
+                continue
+            insert = seeded.insert
+            seeded_type = repository.treatment_type(project.project_id, insert.treatment_type_name)
+            if seeded_type is None:
+                msg = f"{path}: no treatment type {insert.treatment_type_name}"
+                raise ValueError(msg)
+            stored = new_treatment(
+                repository, record, insert, seeded_type, now, treatment_id=seeded.treatment_id
+            )
+            repository.put_treatment(stored)

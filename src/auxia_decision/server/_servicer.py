@@ -1,0 +1,147 @@
+"""The reference implementation of the API, independent of the transport that calls it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+from auxia.decision.model import treatment_interaction_service_pb2 as interactions
+from auxia.decision.model import treatment_management_service_pb2 as management
+from auxia.decision.model import treatment_pb2
+from auxia_decision._errors import ApiError, Code
+from auxia_decision._validation import check_request, clear_output_only
+from auxia_decision.server import _data_fields, _treatments
+from auxia_decision.server._auth import KeyRing
+from auxia_decision.server._clock import Clock, system_clock
+from auxia_decision.server._storage import ProjectRecord, Repository, Store, StoredTreatment
+
+M = TypeVar("M", bound=Message)
+
+
+class DecisionServicer:
+    """Serves every RPC of the API from a store.
+
+    Transports call ``invoke`` with the decoded request and the caller's API
+    key; it authenticates, authorizes, validates and runs the RPC, and raises
+    ApiError for every failure. It never knows which transport called it, and
+    reaches the store only through the named operations of ``Store`` and
+    ``Repository``; the rules of each RPC live in modules of their own.
+
+    Args:
+        store: where treatments, data fields and interactions are kept.
+        clock: the current time in microseconds since the Unix epoch.
+
+    """
+
+    def __init__(self, store: Store, clock: Clock = system_clock) -> None:
+        self.store = store
+        self.clock = clock
+        self._keys: KeyRing | None = None
+        self._handlers: Mapping[str, Callable[[ProjectRecord, Message], Awaitable[Message]]] = {
+            "InsertTreatment": self._insert_treatment,
+            "UpdateTreatment": self._update_treatment,
+            "GetDataFields": self._get_data_fields,
+            "LogTreatmentInteraction": self._log_treatment_interaction,
+        }
+
+    @property
+    def methods(self) -> frozenset[str]:
+        """Return the names of the RPCs this servicer implements."""
+        return frozenset(self._handlers)
+
+    async def load_keys(self) -> None:
+        """(Re)load the API keys from the store; call after the store's keys change."""
+        self._keys = KeyRing(await self.store.run(lambda found: found.projects_by_key_digest()))
+
+    @property
+    def keys_loaded(self) -> bool:
+        """Whether the API keys are loaded, so that ``project_of`` can answer."""
+        return self._keys is not None
+
+    async def authenticate(self, api_key: str | None) -> ProjectRecord:
+        """Return the project of an API key; raise UNAUTHENTICATED for a missing or unknown key."""
+        if self._keys is None and api_key:
+            await self.load_keys()
+        return self.project_of(api_key)
+
+    def project_of(self, api_key: str | None) -> ProjectRecord:
+        """Return the project of an API key from the keys loaded (see ``authenticate``)."""
+        keys = self._keys
+        if keys is None:
+            if not api_key:
+                return KeyRing({}).project_of(api_key)  # UNAUTHENTICATED: no key
+            msg = "the API keys are not loaded: await load_keys() or authenticate() first"
+            raise RuntimeError(msg)
+        return keys.project_of(api_key)
+
+    async def invoke(self, method: str, request: Message, api_key: str | None) -> Message:
+        """Run an RPC by short name for the holder of ``api_key``."""
+        if method not in self._handlers:
+            raise ApiError(Code.UNIMPLEMENTED, f"the method {method} is not implemented")
+        return await self.invoke_for(await self.authenticate(api_key), method, request)
+
+    def invoke_for(
+        self, project: ProjectRecord, method: str, request: Message
+    ) -> Awaitable[Message]:
+        """Run an RPC by short name for a caller already authenticated as ``project``.
+
+        The request is authorized and validated before this returns (raising
+        ApiError), and its OUTPUT_ONLY fields are cleared (AIP-203: the server
+        ignores them); awaiting the result runs the RPC.
+        """
+        handler = self._handlers.get(method)
+        if handler is None:
+            raise ApiError(Code.UNIMPLEMENTED, f"the method {method} is not implemented")
+        requested = getattr(request, "project_id", "")
+        if requested and requested != project.project_id:
+            raise ApiError(
+                Code.PERMISSION_DENIED,
+                f'the API key does not belong to project "{requested}"',
+            )
+        if check_request(request).warnings:
+            clear_output_only(request)
+        return handler(project, request)
+
+    async def _insert_treatment(
+        self, project: ProjectRecord, request: Message
+    ) -> management.InsertTreatmentResponse:
+        assert isinstance(request, management.InsertTreatmentRequest)
+        treatment = await self._write_treatment(_treatments.insert_treatment, project, request)
+        return management.InsertTreatmentResponse(treatment=treatment)
+
+    async def _update_treatment(
+        self, project: ProjectRecord, request: Message
+    ) -> management.UpdateTreatmentResponse:
+        assert isinstance(request, management.UpdateTreatmentRequest)
+        treatment = await self._write_treatment(_treatments.update_treatment, project, request)
+        return management.UpdateTreatmentResponse(treatment=treatment)
+
+    async def _write_treatment(
+        self,
+        write: Callable[[Repository, ProjectRecord, M, int], StoredTreatment],
+        project: ProjectRecord,
+        request: M,
+    ) -> treatment_pb2.TreatmentPb:
+        """Run a rule that writes a treatment now; return it with its statuses at that time."""
+        now = self.clock()
+        stored = await self.store.run(lambda repository: write(repository, project, request, now))
+        return _treatments.with_statuses(stored, now)
+
+    async def _get_data_fields(
+        self, project: ProjectRecord, request: Message
+    ) -> management.GetDataFieldsByParamsResponse:
+        assert isinstance(request, management.GetDataFieldsByParamsRequest)
+        return await self.store.run(
+            lambda repository: _data_fields.get_data_fields(repository, project, request)
+        )
+
+    def _log_treatment_interaction(
+        self, project: ProjectRecord, request: Message
+    ) -> Awaitable[interactions.LogTreatmentInteractionResponse]:
+        # A plain function returning the store's awaitable: the high-volume RPC
+        # adds no coroutine of its own between its caller and the commit.
+        assert isinstance(request, interactions.LogTreatmentInteractionRequest)
+        del project
+        return self.store.log_interaction(request, interactions.LogTreatmentInteractionResponse())

@@ -1,0 +1,255 @@
+"""The SQLite side of the store: the schema and the repository's operations as SQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Final
+
+from auxia.decision.model import (
+    data_field_pb2,
+    treatment_interaction_service_pb2,
+    treatment_pb2,
+)
+from auxia_decision.server._storage import ExternalIdTakenError, ProjectRecord, StoredTreatment
+from auxia_decision.server._writer import open_database
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS projects (
+  project_id TEXT PRIMARY KEY,
+  numeric_project_id INTEGER NOT NULL UNIQUE,
+  supported_language_codes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_sha256 BLOB PRIMARY KEY,
+  project_id TEXT NOT NULL REFERENCES projects(project_id)
+);
+CREATE TABLE IF NOT EXISTS treatment_types (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  name TEXT NOT NULL,
+  body BLOB NOT NULL,
+  PRIMARY KEY (project_id, name)
+);
+CREATE TABLE IF NOT EXISTS user_attribute_types (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  property_name TEXT NOT NULL,
+  data_field_type TEXT NOT NULL,
+  PRIMARY KEY (project_id, property_name)
+);
+CREATE TABLE IF NOT EXISTS data_fields (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  data_field_id INTEGER NOT NULL,
+  params_key BLOB NOT NULL,
+  params BLOB NOT NULL,
+  data_field_type TEXT NOT NULL,
+  PRIMARY KEY (project_id, data_field_id),
+  UNIQUE (project_id, params_key)
+);
+CREATE TABLE IF NOT EXISTS mutual_exclusion_groups (
+  mutual_exclusion_group_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  name TEXT NOT NULL,
+  UNIQUE (project_id, name)
+);
+CREATE TABLE IF NOT EXISTS treatments (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  treatment_id TEXT NOT NULL,
+  external_treatment_id TEXT,
+  body BLOB NOT NULL,
+  published_versions TEXT NOT NULL,
+  PRIMARY KEY (project_id, treatment_id),
+  UNIQUE (project_id, external_treatment_id)
+);
+-- Rows are only ever appended, so the rowid numbers them in order without
+-- AUTOINCREMENT (whose sqlite_sequence row every commit would write as well).
+CREATE TABLE IF NOT EXISTS interactions (
+  interaction_id INTEGER PRIMARY KEY,
+  project_id TEXT NOT NULL,
+  body BLOB NOT NULL
+);
+"""
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open a store's database (a file, or ``:memory:``) and create its tables if needed."""
+    connection = open_database(path)
+    connection.executescript(SCHEMA)
+    return connection
+
+
+class SqliteRepository:
+    """The named operations of the store (``Repository``) on one SQLite connection.
+
+    Its methods run inside the transaction the caller has opened.
+
+    Args:
+        connection: an open connection to the store's database.
+
+    """
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def projects_by_key_digest(self) -> dict[bytes, ProjectRecord]:
+        """Return every API key digest with the project it belongs to."""
+        rows = self._connection.execute(
+            "SELECT k.key_sha256, p.project_id, p.numeric_project_id, "
+            "p.supported_language_codes FROM api_keys k JOIN projects p USING (project_id)"
+        ).fetchall()
+        return {
+            row[0]: ProjectRecord(row[1], row[2], frozenset(filter(None, row[3].split("\n"))))
+            for row in rows
+        }
+
+    def put_project(self, project: ProjectRecord, key_digests: Sequence[bytes]) -> None:
+        """Create or replace a project and add API keys, given by digest, to it."""
+        self._connection.execute(
+            "INSERT INTO projects VALUES (?, ?, ?) ON CONFLICT (project_id) DO UPDATE SET "
+            "numeric_project_id = excluded.numeric_project_id, "
+            "supported_language_codes = excluded.supported_language_codes",
+            (
+                project.project_id,
+                project.numeric_project_id,
+                "\n".join(sorted(project.supported_language_codes)),
+            ),
+        )
+        self._connection.executemany(
+            "INSERT OR REPLACE INTO api_keys VALUES (?, ?)",
+            [(digest, project.project_id) for digest in key_digests],
+        )
+
+    def put_treatment_type(self, treatment_type: treatment_pb2.TreatmentTypePb) -> None:
+        """Create or replace a treatment type."""
+        self._connection.execute(
+            "INSERT OR REPLACE INTO treatment_types VALUES (?, ?, ?)",
+            (treatment_type.project_id, treatment_type.name, treatment_type.SerializeToString()),
+        )
+
+    def treatment_type(self, project_id: str, name: str) -> treatment_pb2.TreatmentTypePb | None:
+        """Return a treatment type by name, or None."""
+        row = self._connection.execute(
+            "SELECT body FROM treatment_types WHERE project_id = ? AND name = ?",
+            (project_id, name),
+        ).fetchone()
+        return None if row is None else treatment_pb2.TreatmentTypePb.FromString(row[0])
+
+    def put_user_attribute_type(
+        self, project_id: str, property_name: str, data_field_type: str
+    ) -> None:
+        """Declare the type of a user attribute."""
+        self._connection.execute(
+            "INSERT OR REPLACE INTO user_attribute_types VALUES (?, ?, ?)",
+            (project_id, property_name, data_field_type),
+        )
+
+    def user_attribute_type(self, project_id: str, property_name: str) -> str | None:
+        """Return the declared type of a user attribute, or None."""
+        row = self._connection.execute(
+            "SELECT data_field_type FROM user_attribute_types "
+            "WHERE project_id = ? AND property_name = ?",
+            (project_id, property_name),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def resolve_data_field(
+        self, project_id: str, params: data_field_pb2.DataFieldParams, data_field_type: str
+    ) -> int:
+        """Return the identifier of a data field, creating it the first time it is seen.
+
+        Parameters are keyed by their deterministic serialization.
+        """
+        params_key = params.SerializeToString(deterministic=True)
+        row = self._connection.execute(
+            "SELECT data_field_id FROM data_fields WHERE project_id = ? AND params_key = ?",
+            (project_id, params_key),
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        (next_id,) = self._connection.execute(
+            "SELECT COALESCE(MAX(data_field_id), 0) + 1 FROM data_fields WHERE project_id = ?",
+            (project_id,),
+        ).fetchone()
+        self._connection.execute(
+            "INSERT INTO data_fields VALUES (?, ?, ?, ?, ?)",
+            (project_id, next_id, params_key, params.SerializeToString(), data_field_type),
+        )
+        return int(next_id)
+
+    def data_field_type(self, project_id: str, data_field_id: int) -> str | None:
+        """Return the type of a data field by identifier, or None when it does not exist."""
+        row = self._connection.execute(
+            "SELECT data_field_type FROM data_fields WHERE project_id = ? AND data_field_id = ?",
+            (project_id, data_field_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def mutual_exclusion_group(self, project_id: str, name: str) -> int:
+        """Return the identifier of the project's group of that name, creating it if needed."""
+        self._connection.execute(
+            "INSERT OR IGNORE INTO mutual_exclusion_groups (project_id, name) VALUES (?, ?)",
+            (project_id, name),
+        )
+        (group_id,) = self._connection.execute(
+            "SELECT mutual_exclusion_group_id FROM mutual_exclusion_groups "
+            "WHERE project_id = ? AND name = ?",
+            (project_id, name),
+        ).fetchone()
+        return int(group_id)
+
+    def find_treatment(
+        self, project_id: str, *, treatment_id: str = "", external_treatment_id: str = ""
+    ) -> StoredTreatment | None:
+        """Return a treatment by identifier or external identifier, or None."""
+        if treatment_id:
+            row = self._connection.execute(
+                "SELECT body, published_versions FROM treatments "
+                "WHERE project_id = ? AND treatment_id = ?",
+                (project_id, treatment_id),
+            ).fetchone()
+        else:
+            row = self._connection.execute(
+                "SELECT body, published_versions FROM treatments "
+                "WHERE project_id = ? AND external_treatment_id = ?",
+                (project_id, external_treatment_id),
+            ).fetchone()
+        if row is None:
+            return None
+        return StoredTreatment(
+            treatment_pb2.TreatmentPb.FromString(row[0]), [flag == "1" for flag in row[1]]
+        )
+
+    def put_treatment(self, stored: StoredTreatment) -> None:
+        """Create or replace a treatment; ExternalIdTakenError on an external id clash."""
+        treatment = stored.treatment
+        try:
+            # Not INSERT OR REPLACE: REPLACE would also delete another
+            # treatment holding the same external id instead of failing.
+            self._connection.execute(
+                "INSERT INTO treatments VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (project_id, treatment_id) DO UPDATE SET "
+                "external_treatment_id = excluded.external_treatment_id, "
+                "body = excluded.body, published_versions = excluded.published_versions",
+                (
+                    treatment.project_id,
+                    treatment.treatment_id,
+                    treatment.external_treatment_id or None,
+                    treatment.SerializeToString(),
+                    "".join("1" if flag else "0" for flag in stored.published_versions),
+                ),
+            )
+        except sqlite3.IntegrityError as error:
+            # The primary key is resolved by the upsert; only the external id can clash.
+            raise ExternalIdTakenError(treatment.external_treatment_id) from error
+
+    def interactions(
+        self, project_id: str
+    ) -> list[treatment_interaction_service_pb2.LogTreatmentInteractionRequest]:
+        """Return the project's recorded interactions, oldest first."""
+        rows = self._connection.execute(
+            "SELECT body FROM interactions WHERE project_id = ? ORDER BY interaction_id",
+            (project_id,),
+        ).fetchall()
+        parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
+        return [parse(row[0]) for row in rows]

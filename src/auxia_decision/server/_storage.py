@@ -1,0 +1,136 @@
+"""The seam between the server's rules and its storage: records and named operations.
+
+The servicer and the rules of the API (treatments, data fields, the seed)
+read and write through a :class:`Repository`, the operations one transaction
+may run, and a :class:`Store`, which runs a unit of work in a transaction and
+appends logged interactions. They know no SQL: the SQLite store
+(``_sqlite``, ``_store``) is one implementation, and another could stand
+behind the same protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from auxia.decision.model import (
+    data_field_pb2,
+    treatment_interaction_service_pb2,
+    treatment_pb2,
+)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ProjectRecord:
+    """A project as the store holds it."""
+
+    project_id: str
+    numeric_project_id: int
+    supported_language_codes: frozenset[str]
+
+
+@dataclass
+class StoredTreatment:
+    """A treatment and which of its versions are published (status is derived on read)."""
+
+    treatment: treatment_pb2.TreatmentPb
+    published_versions: list[bool]
+
+
+class ExternalIdTakenError(Exception):
+    """Another treatment of the project already has this external treatment id."""
+
+
+class Repository(Protocol):
+    """The named operations that one transaction of a store may run.
+
+    Each is called inside the transaction of a unit of work (``Store.run``):
+    what it writes is committed with the rest of that work, or not at all.
+    """
+
+    def projects_by_key_digest(self) -> dict[bytes, ProjectRecord]:
+        """Return every API key digest (SHA-256) with the project it belongs to."""
+        ...
+
+    def put_project(self, project: ProjectRecord, key_digests: Sequence[bytes]) -> None:
+        """Create or replace a project and add API keys, given by digest, to it."""
+        ...
+
+    def put_treatment_type(self, treatment_type: treatment_pb2.TreatmentTypePb) -> None:
+        """Create or replace a treatment type (of ``treatment_type.project_id``)."""
+        ...
+
+    def treatment_type(self, project_id: str, name: str) -> treatment_pb2.TreatmentTypePb | None:
+        """Return a treatment type of a project by name, or None."""
+        ...
+
+    def put_user_attribute_type(
+        self, project_id: str, property_name: str, data_field_type: str
+    ) -> None:
+        """Declare the type of a user attribute of a project."""
+        ...
+
+    def user_attribute_type(self, project_id: str, property_name: str) -> str | None:
+        """Return the declared type of a user attribute, or None."""
+        ...
+
+    def resolve_data_field(
+        self, project_id: str, params: data_field_pb2.DataFieldParams, data_field_type: str
+    ) -> int:
+        """Return the identifier of a data field, creating it the first time it is seen.
+
+        The same parameters get the same identifier, whatever the order of
+        their map entries; identifiers count up from 1 in each project.
+        """
+        ...
+
+    def data_field_type(self, project_id: str, data_field_id: int) -> str | None:
+        """Return the type of a data field by identifier, or None when it does not exist."""
+        ...
+
+    def mutual_exclusion_group(self, project_id: str, name: str) -> int:
+        """Return the identifier of the project's group of that name, creating it if needed."""
+        ...
+
+    def find_treatment(
+        self, project_id: str, *, treatment_id: str = "", external_treatment_id: str = ""
+    ) -> StoredTreatment | None:
+        """Return a treatment by identifier, else by external identifier, or None."""
+        ...
+
+    def put_treatment(self, stored: StoredTreatment) -> None:
+        """Create or replace a treatment.
+
+        Raises ExternalIdTakenError when another treatment of the project has
+        its external treatment id.
+        """
+        ...
+
+    def interactions(
+        self, project_id: str
+    ) -> list[treatment_interaction_service_pb2.LogTreatmentInteractionRequest]:
+        """Return the project's logged interactions, oldest first."""
+        ...
+
+
+class Store(Protocol):
+    """Runs units of work in transactions and appends logged interactions."""
+
+    async def run(self, work: Callable[[Repository], T]) -> T:
+        """Run ``work`` in a transaction; return its result once committed.
+
+        If ``work`` raises, nothing it wrote is kept and the error is raised.
+        """
+        ...
+
+    def log_interaction(
+        self,
+        request: treatment_interaction_service_pb2.LogTreatmentInteractionRequest,
+        result: R,
+    ) -> Awaitable[R]:
+        """Record one interaction; the awaitable gives ``result`` once it is committed."""
+        ...

@@ -1,0 +1,192 @@
+"""The built wheel in fresh environments: what each install holds, imports and can run.
+
+Each install (core, ``[client]``, ``[grpc]``, ``[server]``, ``[all]``) is the
+wheel built from this checkout in a new virtual environment, with the locked
+versions of its dependencies.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import signal
+import subprocess
+from typing import Final
+
+import pytest
+
+from tests._fixtures import FIXTURES
+from tools.installs import FLAVOURS, Install, build_wheel, install, locked_constraints
+
+CORE: Final = {"auxia-decision-api", "googleapis-common-protos", "protobuf"}
+SERVER: Final = {
+    "grpcio",
+    "grpcio-health-checking",
+    "grpcio-reflection",
+    "httptools",
+    "orjson",
+    "uvicorn",
+    "uvloop",
+}
+HEAVY: Final = ("httpx", "grpc", "uvicorn", "orjson")
+# (what the install must hold beyond the core, what it must not hold)
+CONTENTS: Final = {
+    "core": (set(), {"httpx", "grpcio", *SERVER}),
+    "client": ({"httpx"}, SERVER),
+    "grpc": ({"grpcio"}, {"httpx", *(SERVER - {"grpcio"})}),
+    "server": (SERVER, {"httpx"}),
+    "all": ({"httpx", *SERVER}, set()),
+}
+WITH_SERVER: Final = ("server", "all")
+
+
+@pytest.fixture(scope="module")
+def installs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Install]:
+    folder = tmp_path_factory.mktemp("installs")
+    wheel = build_wheel(folder)
+    constraints = locked_constraints(folder)
+    return {flavour: install(wheel, flavour, folder, constraints) for flavour in FLAVOURS}
+
+
+def _python(installed: Install, code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(installed.python), "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_an_install_holds_its_extras_and_nothing_more(
+    installs: dict[str, Install], flavour: str
+) -> None:
+    packages = set(installs[flavour].packages())
+    needed, unwanted = CONTENTS[flavour]
+    assert CORE | needed <= packages
+    assert not packages & unwanted
+    assert not packages & {"pytest", "hypothesis", "grpcio-status", "mypy", "fastapi", "buf-bin"}
+    if flavour == "core":
+        assert packages == CORE
+
+
+def test_the_core_install_weighs_at_most_a_third_of_the_full_one(
+    installs: dict[str, Install],
+) -> None:
+    core = installs["core"].site_packages_bytes()
+    full = installs["all"].site_packages_bytes()
+    assert core * 3 <= full, (core, full)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_importing_the_package_and_the_messages_loads_no_optional_dependency(
+    installs: dict[str, Install], flavour: str
+) -> None:
+    code = (
+        "import sys, auxia_decision\n"
+        "from auxia.decision.model import treatment_pb2, treatment_management_service_pb2\n"
+        f"print(sorted(name for name in {HEAVY!r} if name in sys.modules))"
+    )
+    result = _python(installs[flavour], code)
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout.strip(), result.stderr) == ("[]", "")
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_the_codec_gives_the_same_json_with_or_without_orjson(
+    installs: dict[str, Install], flavour: str
+) -> None:
+    sample = FIXTURES / "docs" / "insert_treatment_request.json"
+    code = (
+        "import pathlib\n"
+        "from auxia_decision import RestCodec\n"
+        "from auxia.decision.model.treatment_management_service_pb2 import "
+        "InsertTreatmentRequest\n"
+        f"text = pathlib.Path({str(sample)!r}).read_bytes()\n"
+        "message = RestCodec().decode_request(text, InsertTreatmentRequest)\n"
+        "print(RestCodec().encode(message).decode())"
+    )
+    outputs = {name: _python(installs[name], code) for name in ("core", flavour)}
+    for result in outputs.values():
+        assert result.returncode == 0, result.stderr
+    assert outputs["core"].stdout == outputs[flavour].stdout
+    assert json.loads(outputs["core"].stdout)["name"] == "CCB treatment"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_the_client_loads_only_with_its_extra(installs: dict[str, Install], flavour: str) -> None:
+    result = _python(
+        installs[flavour],
+        "from auxia_decision import Client\nprint(Client(api_key='K').base_url)",
+    )
+    if flavour in ("client", "all"):
+        assert (result.returncode, result.stdout.strip()) == (0, "https://apis.auxia.io")
+    else:
+        assert result.returncode == 1
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("auxia_decision._extras.MissingExtraError: ")
+        assert "pip install 'auxia-decision-api[client]'" in last
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_the_grpc_stubs_load_only_with_grpcio(installs: dict[str, Install], flavour: str) -> None:
+    result = _python(
+        installs[flavour],
+        "from auxia.decision.model import treatment_management_service_pb2_grpc as stubs\n"
+        "print(stubs.TreatmentManagementServiceStub.__name__)",
+    )
+    if flavour in ("grpc", *WITH_SERVER):
+        assert (result.returncode, result.stdout.strip()) == (0, "TreatmentManagementServiceStub")
+    else:
+        assert "No module named 'grpc'" in result.stderr
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_serve_starts_only_with_the_server_extra(
+    installs: dict[str, Install], flavour: str, tmp_path: pathlib.Path
+) -> None:
+    args = [str(installs[flavour].command), "serve", "--rest-port", "0", "--grpc-port", "0"]
+    args += ["--db", str(tmp_path / "server.db")]
+    if flavour not in WITH_SERVER:
+        result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=120)
+        assert result.returncode == 2
+        assert result.stdout == ""
+        missing = "grpc_health" if flavour == "grpc" else "grpc"
+        assert result.stderr.splitlines() == [
+            "error: the reference server (auxia-decision serve) needs the [server] extra, "
+            f"which is not installed (no module named {missing!r}): "
+            "pip install 'auxia-decision-api[server]'"
+        ]
+        assert not (tmp_path / "server.db").exists()
+        return
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(2)]
+        assert lines[0].startswith("auxia-decision: REST on http://127.0.0.1:")
+        assert lines[1].startswith("auxia-decision: gRPC on 127.0.0.1:")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_the_commands_that_need_no_extra_work_everywhere(
+    installs: dict[str, Install], flavour: str
+) -> None:
+    command = str(installs[flavour].command)
+    sample = FIXTURES / "examples" / "log_treatment_interaction_request.json"
+    checked = subprocess.run(
+        [command, "validate", "LogTreatmentInteraction", str(sample)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert (checked.returncode, checked.stdout) == (0, "valid LogTreatmentInteractionRequest\n")
+    include = subprocess.run(
+        [command, "protos", "--include-path"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert (pathlib.Path(include) / "auxia/decision/model/treatment.proto").is_file()

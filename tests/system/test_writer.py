@@ -1,0 +1,213 @@
+"""The interactions writer process of a file-backed store, on real SQLite files.
+
+Each test runs in one event loop (the writer is bound to the loop that starts
+it) and checks what reached the file through a connection of its own. A
+connection holding the write lock (``BEGIN IMMEDIATE``) keeps the writer
+waiting, so that batches are sent and not yet committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pathlib
+import signal
+import sqlite3
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from auxia_decision.server._store import TreatmentStore
+from auxia_decision.server._writer import WriterStopped
+from tools.loadgen import stored_interactions
+
+# More rows in one pass than one INSERT statement holds (256).
+MANY = 600
+
+
+@pytest.fixture
+def path(tmp_path: pathlib.Path) -> str:
+    return str(tmp_path / "store.db")
+
+
+@contextlib.contextmanager
+def _write_lock(path: str) -> Iterator[sqlite3.Connection]:
+    """Hold the database's write lock until the block ends or the connection rolls back."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    finally:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        connection.close()
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_each_row_is_committed_before_it_is_answered(path: str) -> None:
+    async def scenario() -> tuple[int, list[int], list[None]]:
+        store = TreatmentStore(path)
+        try:
+            await store.start_writer()
+            pid = store.writer_pid
+            assert pid is not None
+            seen = []
+            for index in range(20):
+                await store.append_interaction("P", b"%d" % index)
+                seen.append(len(stored_interactions(path)))
+            # Many rows in one pass: one batch, appended by several statements.
+            many = await asyncio.gather(
+                *[store.append_interaction("P", b"m%d" % index) for index in range(MANY)]
+            )
+            return pid, seen, list(many)
+        finally:
+            store.close()
+
+    pid, seen, many = asyncio.run(scenario())
+    assert pid != os.getpid()
+    assert seen == list(range(1, 21))  # answered only once another connection sees it
+    assert many == [None] * MANY
+    expected = [("P", b"%d" % index) for index in range(20)]
+    expected += [("P", b"m%d" % index) for index in range(MANY)]
+    assert stored_interactions(path) == expected
+    assert not _exists(pid)  # closing the store stopped and reaped the writer
+
+
+def test_a_batch_larger_than_the_socket_buffer_is_sent_whole(path: str) -> None:
+    # About 2 MiB in one pass: the socket takes part of it, the rest waits
+    # for the event loop to find the socket writable again.
+    body = bytes(range(256)) * 16
+
+    async def scenario() -> list[None]:
+        store = TreatmentStore(path)
+        try:
+            await store.start_writer()
+            waiters = [store.append_interaction("P", b"%d " % i + body) for i in range(500)]
+            return list(await asyncio.gather(*waiters))
+        finally:
+            store.close()
+
+    assert asyncio.run(scenario()) == [None] * 500
+    assert stored_interactions(path) == [("P", b"%d " % i + body) for i in range(500)]
+
+
+def test_batches_sent_while_the_writer_waits_are_committed_together_in_order(
+    path: str,
+) -> None:
+    async def scenario() -> list[object]:
+        store = TreatmentStore(path)
+        try:
+            await store.start_writer()
+            with _write_lock(path):
+                waiters = []
+                for batch in range(5):  # five passes of the loop: five batches
+                    waiters += [
+                        store.append_interaction("P", b"%d.%d" % (batch, i)) for i in range(3)
+                    ]
+                    await asyncio.sleep(0.01)
+                assert not any(waiter.done() for waiter in waiters)
+                assert stored_interactions(path) == []
+            return list(await asyncio.gather(*waiters))
+        finally:
+            store.close()
+
+    assert asyncio.run(scenario()) == [None] * 15
+    assert stored_interactions(path) == [
+        ("P", b"%d.%d" % (b, i)) for b in range(5) for i in range(3)
+    ]
+
+
+def test_a_batch_the_database_refuses_gets_the_error_and_the_writer_goes_on(
+    path: str,
+) -> None:
+    def refuse(connection: sqlite3.Connection) -> None:
+        connection.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON interactions "
+            "WHEN NEW.project_id = 'refused' BEGIN SELECT RAISE(ABORT, 'refused here'); END"
+        )
+
+    async def scenario() -> tuple[list[BaseException | None], list[None]]:
+        store = TreatmentStore(path)
+        try:
+            await store.executor.run(refuse)
+            await store.start_writer()
+            refused = [
+                store.append_interaction("refused", b"x"),
+                store.append_interaction("P", b"y"),
+            ]
+            outcomes = await asyncio.gather(*refused, return_exceptions=True)
+            after = await asyncio.gather(store.append_interaction("P", b"after"))
+            return list(outcomes), list(after)
+        finally:
+            store.close()
+
+    outcomes, after = asyncio.run(scenario())
+    # The rows of one batch are stored all or none.
+    for outcome in outcomes:
+        assert isinstance(outcome, sqlite3.Error)
+        assert "refused here" in str(outcome)
+    assert after == [None]
+    assert stored_interactions(path) == [("P", b"after")]
+
+
+def test_when_the_writer_dies_its_batches_fail_and_the_store_goes_on(path: str) -> None:
+    async def scenario() -> tuple[list[BaseException | None], int | None]:
+        store = TreatmentStore(path)
+        try:
+            await store.start_writer()
+            pid = store.writer_pid
+            assert pid is not None
+            with _write_lock(path):
+                waiters = [store.append_interaction("P", b"lost %d" % i) for i in range(3)]
+                await asyncio.sleep(0.05)  # sent: the writer waits for the lock
+                os.kill(pid, signal.SIGKILL)
+                outcomes = await asyncio.wait_for(
+                    asyncio.gather(*waiters, return_exceptions=True), timeout=30
+                )
+            # Interactions go through the database thread from now on.
+            await store.append_interaction("P", b"after")
+            return list(outcomes), store.writer_pid
+        finally:
+            store.close()
+
+    outcomes, pid_after = asyncio.run(scenario())
+    assert all(isinstance(outcome, WriterStopped) for outcome in outcomes), outcomes
+    assert pid_after is None
+    assert stored_interactions(path) == [("P", b"after")]
+
+
+def test_closing_commits_and_answers_what_the_writer_was_sent(path: str) -> None:
+    async def scenario() -> list[object]:
+        store = TreatmentStore(path)
+        await store.start_writer()
+        with _write_lock(path) as lock:
+            waiters = [store.append_interaction("P", b"%d" % i) for i in range(5)]
+            await asyncio.sleep(0.05)  # sent: the writer waits for the lock
+            threading.Timer(0.2, lock.rollback).start()
+            store.close()  # returns once the writer committed and answered
+        return [waiter.result() for waiter in waiters]
+
+    assert asyncio.run(scenario()) == [None] * 5
+    assert stored_interactions(path) == [("P", b"%d" % i) for i in range(5)]
+
+
+def test_a_store_in_memory_appends_without_a_writer() -> None:
+    async def scenario() -> tuple[int | None, list[None]]:
+        store = TreatmentStore(":memory:")
+        try:
+            await store.start_writer()  # another process cannot open it: nothing to start
+            answers = await asyncio.gather(store.append_interaction("P", b"x"))
+            return store.writer_pid, list(answers)
+        finally:
+            store.close()
+
+    assert asyncio.run(scenario()) == (None, [None])

@@ -1,0 +1,132 @@
+"""The store's group commit of interactions, on real SQLite files.
+
+The interactions one event loop logs in one pass of it are queued as one
+batch; batches and operations queued while the database thread is busy are
+committed together. These tests hold the database thread with an operation
+that waits, so that what they queue meanwhile lands in one group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from auxia_decision.server._store import TreatmentStore
+from tools.loadgen import stored_interactions
+
+# More than one INSERT statement holds (the store appends 256 rows per statement).
+MANY = 600
+
+
+@pytest.fixture
+def store(tmp_path: pathlib.Path) -> Iterator[TreatmentStore]:
+    opened = TreatmentStore(str(tmp_path / "store.db"))
+    yield opened
+    opened.close()
+
+
+def _rows(store: TreatmentStore) -> list[tuple[str, bytes]]:
+    """Return the rows committed to the store's file, read by a connection of our own."""
+    return stored_interactions(store.path)
+
+
+def _hold(store: TreatmentStore) -> threading.Event:
+    """Keep the database thread busy until the returned event is set."""
+    release = threading.Event()
+    started = threading.Event()
+
+    def wait(connection: sqlite3.Connection) -> None:
+        del connection
+        started.set()
+        release.wait(timeout=30)
+
+    store.executor.submit(wait)
+    assert started.wait(timeout=30)
+    return release
+
+
+async def _append(
+    store: TreatmentStore, rows: list[tuple[str | None, bytes]]
+) -> list[BaseException | None]:
+    waiters = [store.append_interaction(project, body) for project, body in rows]  # type: ignore[arg-type]
+    return await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def test_a_batch_larger_than_one_statement_is_stored_in_order(store: TreatmentStore) -> None:
+    rows: list[tuple[str | None, bytes]] = [("P", b"%d" % index) for index in range(MANY)]
+    outcomes = asyncio.run(_append(store, rows))
+    assert outcomes == [None] * MANY
+    assert _rows(store) == rows
+
+
+@pytest.mark.parametrize("size", [10, MANY], ids=["one statement", "several statements"])
+def test_a_batch_is_stored_whole_or_not_at_all(store: TreatmentStore, size: int) -> None:
+    rows: list[tuple[str | None, bytes]] = [("P", b"%d" % index) for index in range(size)]
+    rows[size // 2] = (None, b"no project")  # project_id is NOT NULL
+    outcomes = asyncio.run(_append(store, rows))
+    assert all(isinstance(outcome, sqlite3.IntegrityError) for outcome in outcomes)
+    assert _rows(store) == []
+    # The store goes on: the next batch is stored.
+    assert asyncio.run(_append(store, [("P", b"after")])) == [None]
+    assert _rows(store) == [("P", b"after")]
+
+
+def test_operations_and_batches_of_one_group_succeed_or_fail_alone(
+    store: TreatmentStore,
+) -> None:
+    # Batches queued between two operations are appended by one statement,
+    # and so succeed or fail together; each operation succeeds or fails alone.
+    def failing(connection: sqlite3.Connection) -> object:
+        connection.execute("INSERT INTO interactions (project_id, body) VALUES ('Q', x'00')")
+        raise ValueError("the operation fails after writing")
+
+    def succeeding(connection: sqlite3.Connection) -> object:
+        return int(connection.execute("SELECT COUNT(*) FROM interactions").fetchone()[0])
+
+    async def group() -> list[list[object]]:
+        release = _hold(store)
+        before = [store.append_interaction("P", b"%d" % index) for index in range(MANY)]
+        await asyncio.sleep(0)  # the pass ends: the batch is queued
+        operations: list[asyncio.Future[object]] = [
+            asyncio.wrap_future(store.executor.submit(failing))
+        ]
+        bad = [store.append_interaction("P", b"x"), store.append_interaction(None, b"y")]  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        operations.append(asyncio.wrap_future(store.executor.submit(succeeding)))
+        after = [store.append_interaction("P", b"after %d" % index) for index in range(3)]
+        await asyncio.sleep(0)
+        release.set()
+        return [
+            list(await asyncio.gather(*waiters, return_exceptions=True))
+            for waiters in (before, operations, bad, after)
+        ]
+
+    before, operations, bad, after = asyncio.run(group())
+    assert before == [None] * MANY
+    assert isinstance(operations[0], ValueError)
+    assert operations[1] == MANY  # it saw the first batch, not the failed writes
+    assert all(isinstance(outcome, sqlite3.IntegrityError) for outcome in bad)
+    assert after == [None] * 3
+    expected = [("P", b"%d" % index) for index in range(MANY)]
+    expected += [("P", b"after %d" % index) for index in range(3)]
+    assert _rows(store) == expected
+
+
+def test_a_waiter_whose_caller_gave_up_does_not_hold_back_the_others(
+    store: TreatmentStore,
+) -> None:
+    async def cancel_one() -> list[None]:
+        release = _hold(store)
+        waiters = [store.append_interaction("P", b"%d" % index) for index in range(3)]
+        waiters[1].cancel()
+        release.set()
+        return list(await asyncio.gather(waiters[0], waiters[2]))
+
+    assert asyncio.run(cancel_one()) == [None, None]
+    # Cancelling the wait does not unwrite the row: it was queued.
+    assert [body for _, body in _rows(store)] == [b"0", b"1", b"2"]

@@ -1,0 +1,181 @@
+"""Validation read from field behaviors, oneof options and the documented cross-field rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from auxia.decision.model import (
+    data_field_pb2,
+    treatment_pb2,
+)
+from auxia.decision.model import (
+    treatment_interaction_service_pb2 as interactions,
+)
+from auxia.decision.model import (
+    treatment_management_service_pb2 as management,
+)
+from auxia_decision import ApiError, RestCodec, check_request, clear_output_only, validate
+from tests._fixtures import PARSEABLE
+
+
+def _fields(violations: object) -> list[str]:
+    assert isinstance(violations, tuple)
+    return [violation.field for violation in violations]
+
+
+def test_every_doc_request_sample_is_valid() -> None:
+    for sample in PARSEABLE:
+        if sample.is_request:
+            message = RestCodec().decode_request(sample.text(), sample.message_type)
+            assert validate(message).errors == (), sample.name
+
+
+def test_missing_required_fields_are_all_reported_with_json_paths() -> None:
+    result = validate(management.InsertTreatmentRequest(name="n"))
+    assert _fields(result.errors) == [
+        "projectId",
+        "description",
+        "treatmentTypeName",
+        "lastModifiedBy",
+        "startTimestamp",
+        "content",
+    ]
+    assert {v.description for v in result.errors} == {"required"}
+
+
+def test_default_scalar_counts_as_missing() -> None:
+    request = interactions.LogTreatmentInteractionRequest(
+        project_id="P", treatment_tracking_id="T", interaction_time_micros=0
+    )
+    assert _fields(validate(request).errors) == ["interactionType", "interactionTimeMicros"]
+
+
+def test_fields_optional_until_clients_migrate_may_be_empty() -> None:
+    request = interactions.LogTreatmentInteractionRequest(
+        project_id="P",
+        treatment_tracking_id="T",
+        interaction_type=interactions.LogTreatmentInteractionRequest.VIEWED,
+        interaction_time_micros=1,
+    )
+    assert validate(request).ok
+
+
+def test_nested_required_fields_are_checked_only_inside_set_messages() -> None:
+    request = management.InsertTreatmentRequest(
+        project_id="P",
+        name="n",
+        description="d",
+        treatment_type_name="T",
+        last_modified_by="me",
+    )
+    request.start_timestamp.GetCurrentTime()
+    by_language = request.content.content_by_language.add()
+    by_language.content_fields.add(string_value="x")
+    request.eligibility_rules.rules.add(data_field_id=1, rhs_value="18")
+    request.removed_surfaces.surfaces.add()
+    # In the order the fields are declared.
+    assert _fields(validate(request).errors) == [
+        "removedSurfaces.surfaces[0].name",
+        "content.contentByLanguage[0].languageCode",
+        "content.contentByLanguage[0].contentFields[0].fieldName",
+        "eligibilityRules.rules[0].condition",
+    ]
+
+
+def test_required_oneofs_are_read_from_the_oneof_option() -> None:
+    request = management.GetDataFieldsByParamsRequest(project_id="P")
+    request.data_field_params.add()
+    treatment = request.data_field_params.add().treatment_data_field_params
+    treatment.treatment_interaction_type = (
+        data_field_pb2.DataFieldParams.TreatmentDataFieldParams.VIEWED
+    )
+    result = validate(request)
+    assert [(v.field, v.description) for v in result.errors] == [
+        (
+            "dataFieldParams[0].userAttributeDataFieldParams",
+            "required: set exactly one of userAttributeDataFieldParams, "
+            "treatmentDataFieldParams, eventDataFieldParams",
+        ),
+        (
+            "dataFieldParams[1].treatmentDataFieldParams.dailyCountAggregation",
+            "required: set exactly one of dailyCountAggregation, firstTimestampAggregation, "
+            "latestTimestampAggregation, daysSinceFirstTimestampAggregation, "
+            "daysSinceLastTimestampAggregation",
+        ),
+    ]
+
+
+def test_required_repeated_field_must_not_be_empty() -> None:
+    result = validate(management.GetDataFieldsByParamsRequest(project_id="P"))
+    assert _fields(result.errors) == ["dataFieldParams"]
+
+
+@pytest.mark.parametrize(
+    ("identifiers", "ok"),
+    [
+        ({}, False),
+        ({"treatment_id": "T"}, True),
+        ({"external_treatment_id": "E"}, True),
+        ({"external_treatment_id": ""}, False),
+    ],
+)
+def test_update_needs_treatment_id_or_external_treatment_id(
+    identifiers: dict[str, str], ok: bool
+) -> None:
+    request = management.UpdateTreatmentRequest(project_id="P", last_modified_by="me")
+    for name, value in identifiers.items():
+        setattr(request, name, value)
+    result = validate(request)
+    assert result.ok is ok
+    if not ok:
+        assert [(v.field, v.description) for v in result.errors] == [
+            ("treatmentId", "required: set treatmentId or externalTreatmentId")
+        ]
+
+
+def _with_output_only_fields() -> treatment_pb2.TreatmentPb:
+    treatment = treatment_pb2.TreatmentPb(
+        project_id="P",
+        treatment_id="T",
+        name="n",
+        status=treatment_pb2.TreatmentPb.LIVE,
+        last_modified_by="me",
+    )
+    treatment.treatment_type.name = "t"
+    treatment.versions.add(status=treatment_pb2.TreatmentVersionPb.DRAFT)
+    return treatment
+
+
+def test_output_only_fields_are_reported_as_warnings_and_left_alone() -> None:
+    treatment = _with_output_only_fields()
+    result = validate(treatment)
+    assert _fields(result.warnings) == ["versions[0].status", "status", "lastModifiedBy"]
+    assert {v.description for v in result.warnings} == {"output only: the value was ignored"}
+    assert treatment == _with_output_only_fields()  # validate is pure
+    with pytest.raises(ApiError):
+        check_request(treatment)  # the treatment type is incomplete
+    assert treatment == _with_output_only_fields()
+
+
+def test_clear_output_only_clears_at_every_depth_and_says_what() -> None:
+    treatment = _with_output_only_fields()
+    warnings = validate(treatment).warnings
+    assert clear_output_only(treatment) == warnings
+    assert treatment.status == treatment_pb2.TreatmentPb.STATUS_UNSPECIFIED
+    assert treatment.last_modified_by == ""
+    assert treatment.versions[0].status == treatment_pb2.TreatmentVersionPb.STATUS_UNSPECIFIED
+    assert treatment.name == "n"  # other fields stay
+    assert validate(treatment).warnings == ()
+    assert clear_output_only(treatment) == ()
+
+
+def test_check_request_raises_an_api_error_listing_every_violation() -> None:
+    with pytest.raises(ApiError) as caught:
+        check_request(management.UpdateTreatmentRequest())
+    text = str(caught.value)
+    assert text.splitlines() == [
+        "INVALID_ARGUMENT (HTTP 400): the request has 3 invalid fields",
+        "  projectId: required",
+        "  lastModifiedBy: required",
+        "  treatmentId: required: set treatmentId or externalTreatmentId",
+    ]
