@@ -111,7 +111,7 @@ FUZZ_EXAMPLES ?= 300
 
 .PHONY: fuzz
 fuzz: $(STAMP) ## Fuzz the live server longer than make test does (FUZZ_EXAMPLES per case)
-	AUXIA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/system/test_schemathesis.py tests/system/test_hostile_input.py
+	AUXIA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) AUXIA_MUTATED_BODIES=25000 $(BIN)/pytest tests/system/test_schemathesis.py tests/system/test_hostile_input.py
 
 BENCH_SERVER_ARGS ?=
 

@@ -27,6 +27,18 @@ class Served:
     rest_url: str
     grpc_target: str
     output: str
+    db: pathlib.Path | str
+    """The server's database: a file, or ``:memory:``."""
+
+    @property
+    def rest_port(self) -> int:
+        """Return the REST port."""
+        return int(self.rest_url.rsplit(":", 1)[1])
+
+    @property
+    def grpc_port(self) -> int:
+        """Return the gRPC port."""
+        return int(self.grpc_target.rsplit(":", 1)[1])
 
     def stop(self, signum: int = signal.SIGTERM) -> tuple[int, str]:
         """Signal the server and return its exit status and remaining output."""
@@ -68,7 +80,7 @@ def start(db: pathlib.Path | str, *extra: str, timeout: float = 30.0) -> Served:
         output += line
         match = _READY.search(output)
         if match:
-            return Served(process, match.group(1), match.group(2), output)
+            return Served(process, match.group(1), match.group(2), output, db)
     process.kill()
     _, err = process.communicate()
     msg = f"the server did not start:\n{output}\n{err}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -18,11 +19,19 @@ from auxia_decision._validation import validate
 from auxia_decision._version import __version__
 
 
+class _UsageError(Exception):
+    """A command cannot run as asked; the message is one line."""
+
+
 def _read(source: str) -> bytes:
-    """Read ``@FILE``, ``FILE``, ``-`` (stdin) or, for ``--data``, literal JSON."""
-    if source == "-":
+    """Read ``FILE`` or ``@FILE``, or standard input for ``-`` or ``@-``."""
+    name = source.removeprefix("@")
+    if name == "-":
         return sys.stdin.buffer.read()
-    return pathlib.Path(source.removeprefix("@")).read_bytes()
+    try:
+        return pathlib.Path(name).read_bytes()
+    except OSError as error:
+        raise _UsageError(f"cannot read {name}: {error.strerror}") from None
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -44,18 +53,19 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _call(args: argparse.Namespace) -> int:
     route = route_for(args.method)
-    data = args.data.encode() if not args.data.startswith("@") else _read(args.data)
     client_module = import_optional("client", "auxia_decision._client")
+    api_key = args.api_key or os.environ.get(client_module.API_KEY_ENV)
+    if not api_key:
+        msg = f"no API key: pass --api-key or set {client_module.API_KEY_ENV}"
+        raise _UsageError(msg)
+    data = args.data.encode() if not args.data.startswith("@") else _read(args.data)
     try:
         request = RestCodec().decode_request(data, route.request_type)
-        with client_module.Client(base_url=args.base_url) as client:
+        with client_module.Client(api_key=api_key, base_url=args.base_url) as client:
             response = client.call(route.name, request)
     except ApiError as error:
         print(error, file=sys.stderr)
         return 1
-    except ValueError as error:  # no API key
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     print(json_format.MessageToJson(response, indent=2))
     return 0
 
@@ -65,7 +75,13 @@ def _serve(args: argparse.Namespace) -> int:
     # needed by the other commands.
     import logging  # noqa: PLC0415
 
-    from auxia_decision.server import ServerConfig, run_event_loop, serve  # noqa: PLC0415
+    from auxia_decision.server import (  # noqa: PLC0415
+        HttpLimits,
+        ServerConfig,
+        StartupError,
+        run_event_loop,
+        serve,
+    )
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     config = ServerConfig(
@@ -74,13 +90,15 @@ def _serve(args: argparse.Namespace) -> int:
         rest_port=args.rest_port,
         db=args.db,
         seed=args.seed,
+        limits=HttpLimits(
+            idle_timeout=args.idle_timeout,
+            request_timeout=args.request_timeout,
+            max_connections=args.max_connections,
+        ),
     )
     try:
         run_event_loop(serve(config))
-    except ApiError as error:
-        print(f"error: the seed is invalid:\n{error}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as error:
+    except StartupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
@@ -111,11 +129,18 @@ def _parser() -> argparse.ArgumentParser:
     call = commands.add_parser(
         "call",
         help="call the API and print the response JSON",
-        description="Send a request (API key from AUXIA_API_KEY) and print the response.",
+        description="Send a request and print the response.",
     )
     call.add_argument("method", help=f"the RPC: {methods}")
     call.add_argument("--data", required=True, help="the request: @FILE.json, @- or JSON text")
-    call.add_argument("--base-url", default=DEFAULT_BASE_URL, help="default: %(default)s")
+    call.add_argument(
+        "--base-url",
+        help=f"where the API is served (default: AUXIA_BASE_URL, else {DEFAULT_BASE_URL})",
+    )
+    call.add_argument(
+        "--api-key",
+        help="the API key (default: AUXIA_API_KEY, which other users cannot see in ps)",
+    )
     call.set_defaults(run=_call)
 
     serve = commands.add_parser(
@@ -135,6 +160,23 @@ def _parser() -> argparse.ArgumentParser:
         "--seed",
         type=pathlib.Path,
         help="seed file (proto JSON of io.auxia.decision.server.Seed); default: the docs' world",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=5.0,
+        help="seconds a REST connection may stay silent (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--request-timeout",
+        type=float,
+        default=30.0,
+        help="seconds from a REST request's first byte to its last (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        help="open REST connections at most (default: the open-files limit less 1,024)",
     )
     serve.add_argument(
         "--log-level",
@@ -168,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyError as error:  # unknown method
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 2
-    except MissingExtraError as error:
+    except (MissingExtraError, _UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return status

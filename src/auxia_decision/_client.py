@@ -28,6 +28,7 @@ from auxia_decision._version import __version__
 M = TypeVar("M", bound=Message)
 
 API_KEY_ENV: Final = "AUXIA_API_KEY"
+BASE_URL_ENV: Final = "AUXIA_BASE_URL"
 DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
 _USER_AGENT: Final = f"auxia-decision-api-python/{__version__}"
 
@@ -87,7 +88,7 @@ class _Call:
         )
         tries = f"after {self.attempt} attempt{'s' if self.attempt != 1 else ''}"
         message = f"{self.route.name} failed {tries}: {type(error).__name__}: {error}"
-        return ApiError(code, message)
+        return ApiError.without_answer(code, message)
 
 
 class _ClientBase:
@@ -95,7 +96,7 @@ class _ClientBase:
         self,
         *,
         api_key: str | None,
-        base_url: str,
+        base_url: str | None,
         retry: RetryPolicy,
         codec: RestCodec | None,
     ) -> None:
@@ -109,6 +110,7 @@ class _ClientBase:
             "accept": "application/json",
             "user-agent": _USER_AGENT,
         }
+        base_url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
         self.base_url = base_url.rstrip("/")
         self.retry = retry
         self.codec = codec or RestCodec(PROTO3_JSON)
@@ -134,7 +136,8 @@ class Client(_ClientBase):
     Args:
         api_key: the API key, sent only in the ``x-api-key`` header; by
             default the ``AUXIA_API_KEY`` environment variable.
-        base_url: where the API is served (``https://apis.auxia.io``).
+        base_url: where the API is served; by default the ``AUXIA_BASE_URL``
+            environment variable, else ``https://apis.auxia.io``.
         timeout: seconds, or an ``httpx.Timeout`` (10 s, 5 s to connect).
         retry: when to send a call again (see ``RetryPolicy``).
         codec: the JSON codec of requests and responses (proto3 JSON).
@@ -147,7 +150,7 @@ class Client(_ClientBase):
         self,
         *,
         api_key: str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
         codec: RestCodec | None = None,
@@ -232,7 +235,8 @@ class AsyncClient(_ClientBase):
     Args:
         api_key: the API key, sent only in the ``x-api-key`` header; by
             default the ``AUXIA_API_KEY`` environment variable.
-        base_url: where the API is served (``https://apis.auxia.io``).
+        base_url: where the API is served; by default the ``AUXIA_BASE_URL``
+            environment variable, else ``https://apis.auxia.io``.
         timeout: seconds, or an ``httpx.Timeout`` (10 s, 5 s to connect).
         retry: when to send a call again (see ``RetryPolicy``).
         codec: the JSON codec of requests and responses (proto3 JSON).
@@ -245,7 +249,7 @@ class AsyncClient(_ClientBase):
         self,
         *,
         api_key: str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
         codec: RestCodec | None = None,

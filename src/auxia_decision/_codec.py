@@ -11,7 +11,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from auxia_decision import _fastjson
-from auxia_decision._errors import ApiError, FieldViolation
+from auxia_decision._errors import ApiError, FieldViolation, violation
 from auxia_decision._json import load_json
 from auxia_decision._json_checker import JsonChecker
 
@@ -158,15 +158,19 @@ class RestCodec:
         document = load_json(data)
         violations: list[FieldViolation] = []
         descriptor = cast(Descriptor, message_type.DESCRIPTOR)
-        JsonChecker(strict, violations.append).message(document, descriptor, "")
+        checker = JsonChecker(strict, violations.append)
+        checker.message(document, descriptor, "")
         if violations:
+            # Missing fields are reported with the errors, not after they are fixed.
+            reported = {violation.field for violation in violations}
+            violations += [v for v in checker.missing if v.field not in reported]
             raise ApiError.invalid_argument(violations)
         assert isinstance(document, dict)  # the checker reports anything else
         message = message_type()
         try:
             json_format.ParseDict(document, message, ignore_unknown_fields=not strict)
-        except (json_format.ParseError, ValueError, TypeError) as error:
+        except (json_format.ParseError, ValueError, TypeError, ArithmeticError) as error:
             # The checker accepts only what json_format accepts; should they
             # ever disagree, the request still gets a 400 rather than a 500.
-            raise ApiError.invalid_argument([FieldViolation(description=str(error))]) from None
+            raise ApiError.invalid_argument([violation("", str(error))]) from None
         return message

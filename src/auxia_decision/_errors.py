@@ -124,11 +124,21 @@ class ApiError(Exception):
 
     ``details`` are the decoded ``google.rpc.Status`` details (for example a
     ``google.rpc.BadRequest`` whose field violations name each bad field by
-    its JSON path). ``str(error)`` lists every violation.
+    its JSON path). ``str(error)`` lists every violation; it names the HTTP
+    status only of an error that came in an HTTP answer.
+
+    Args:
+        code: the status code.
+        message: what went wrong, for a developer.
+        details: ``google.rpc`` detail messages (``BadRequest``, ``RetryInfo``, ...).
+        http_status: the HTTP status that carries the error; by default the
+            one the shared table gives its code.
+
     """
 
     code: Code
-    http_status: int
+    http_status: int | None
+    """The HTTP status that carries the error, or None when no HTTP answer came at all."""
     message: str
     details: tuple[Message, ...]
 
@@ -144,7 +154,21 @@ class ApiError(Exception):
         self.message = message
         self.details = tuple(details)
         self.http_status = http_status_for(code) if http_status is None else http_status
+        self._answered = False
         super().__init__(self._describe())
+
+    @classmethod
+    def without_answer(cls, code: Code, message: str) -> ApiError:
+        """Return an error for a call that got no HTTP answer (the connection failed)."""
+        error = cls(code, message)
+        error.http_status = None
+        error.args = (error._describe(),)
+        return error
+
+    def _answered_over_http(self) -> ApiError:
+        self._answered = True
+        self.args = (self._describe(),)
+        return self
 
     @classmethod
     def invalid_argument(
@@ -182,7 +206,7 @@ class ApiError(Exception):
         """
         status = _status_from_json(body)
         if status is not None and status.code != Code.OK:
-            return cls.from_status(status, http_status=http_status)
+            return cls.from_status(status, http_status=http_status)._answered_over_http()
         code = code_for_http_status(http_status)
         text = body.decode("utf-8", errors="replace").strip()
         excerpt = " ".join(text.split())[:_MAX_BODY_EXCERPT]
@@ -190,7 +214,7 @@ class ApiError(Exception):
         message = f"HTTP {http_status} with a non-Status body ({kind})"
         if excerpt:
             message += f": {excerpt}"
-        return cls(code, message, http_status=http_status)
+        return cls(code, message, http_status=http_status)._answered_over_http()
 
     @classmethod
     def from_grpc_error(cls, error: GrpcCall) -> ApiError:
@@ -238,22 +262,59 @@ class ApiError(Exception):
             for violation in detail.field_violations
         ]
 
+    @property
+    def retry_delay(self) -> float | None:
+        """Return how many seconds the error asks to wait before trying again, if it says."""
+        for detail in self.details:
+            if isinstance(detail, error_details_pb2.RetryInfo) and detail.HasField("retry_delay"):
+                return detail.retry_delay.ToTimedelta().total_seconds()
+        return None
+
     def to_json(self) -> bytes:
         """Return the error as ``google.rpc.Status`` proto3 JSON."""
         return json_format.MessageToJson(self.status, indent=None).encode()
 
     def _describe(self) -> str:
-        lines = [f"{self.code.name} (HTTP {self.http_status}): {self.message}"]
-        lines += [
-            f"  {violation.field or '<request>'}: {violation.description}"
-            for violation in self.field_violations
-        ]
+        if self.http_status is None:
+            where = " (no HTTP answer)"
+        elif self._answered:
+            where = f" (HTTP {self.http_status})"
+        else:
+            where = ""
+        lines = [f"{self.code.name}{where}: {self.message}"]
+        violations = self.field_violations
+        if len(violations) == 1 and self.message in _violation_lines(violations):
+            return lines[0]  # the message is the one violation: say it once
+        lines += [f"  {line}" for line in _violation_lines(violations)]
         return "\n".join(lines)
+
+
+def printable(text: str) -> str:
+    r"""Return text that protobuf and JSON can carry: lone surrogates as ``\udXXX`` escapes.
+
+    A request's JSON may hold unpaired surrogates (``"\ud800"``); quoted in an
+    error as they are, they would make the error itself unencodable.
+    """
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def violation(field: str, description: str) -> FieldViolation:
+    """Return a field violation whose path and description may quote the request's text."""
+    return FieldViolation(field=printable(field), description=printable(description))
 
 
 def invalid_field(path: str, description: str) -> ApiError:
     """Return an INVALID_ARGUMENT error naming one field by its JSON path."""
-    return ApiError.invalid_argument([FieldViolation(field=path, description=description)])
+    return ApiError.invalid_argument([violation(path, description)])
+
+
+def _violation_lines(violations: Sequence[FieldViolation]) -> list[str]:
+    return [
+        f"{violation.field}: {violation.description}" if violation.field else violation.description
+        for violation in violations
+    ]
 
 
 def _unpack(details: Iterable[any_pb2.Any]) -> list[Message]:

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from google.protobuf import timestamp_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from auxia_decision._errors import FieldViolation
+from auxia_decision._errors import FieldViolation, violation
 from auxia_decision._json import json_path
 from auxia_decision._json import kind_of as _kind
+from auxia_decision._validation import missing_from_json
 
 _INT_RANGES: dict[int, tuple[int, int]] = {
     FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
@@ -54,9 +55,12 @@ class JsonChecker:
     def __init__(self, strict: bool, report: Callable[[FieldViolation], None]) -> None:
         self.strict = strict
         self._report = report
+        self.missing: list[FieldViolation] = []
+        """When strict: the REQUIRED fields and oneofs the objects walked lack
+        (as validation words them), to report beside the errors found."""
 
     def error(self, path: str, description: str) -> None:
-        self._report(FieldViolation(field=path, description=description))
+        self._report(violation(path, description))
 
     def message(self, value: object, descriptor: Descriptor, path: str) -> None:
         if not isinstance(value, dict):
@@ -92,6 +96,8 @@ class JsonChecker:
                     )
                 set_in_oneof[oneof.name] = key
             self.field(item, field, field_path)
+        if self.strict:
+            self.missing += missing_from_json(value, descriptor, path)
 
     def field(self, value: object, field: FieldDescriptor, path: str) -> None:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
@@ -225,7 +231,7 @@ class JsonChecker:
             return
         try:
             timestamp_pb2.Timestamp().FromJsonString(value)
-        except ValueError as error:
+        except (ValueError, ArithmeticError) as error:  # "...12:00:00.1e999Z" overflows
             self.error(path, f'"{value}" is not an RFC 3339 timestamp: {error}')
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import email.utils
+import datetime
 import random
 import time
 from dataclasses import dataclass
@@ -53,7 +53,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     if value.isdigit():
         return float(value)
     try:
-        moment = email.utils.parsedate_to_datetime(value)
+        moment = _parse_http_date(value)
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - time.time())
@@ -61,3 +61,11 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 DEFAULT_RETRY = RetryPolicy()
 """The policy of a client given none: up to 4 attempts."""
+
+
+def _parse_http_date(value: str) -> datetime.datetime:
+    # Imported here: email.utils costs about 10 ms at import (it imports
+    # socket and urllib), paid only by a client that meets a Retry-After date.
+    import email.utils  # noqa: PLC0415
+
+    return email.utils.parsedate_to_datetime(value)

@@ -6,7 +6,7 @@ import functools
 import operator
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Final, cast
 
 from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, OneofDescriptor
@@ -186,7 +186,7 @@ def _walk(
             continue
         if rule.required and not present:
             errors.append(
-                FieldViolation(field=json_path(path, field.json_name), description="required")
+                FieldViolation(field=json_path(path, field.json_name), description=REQUIRED)
             )
             continue
         if present and field.message_type is not None:
@@ -194,15 +194,45 @@ def _walk(
                 _walk(child, child_path, errors, warnings, clear=clear)
     for oneof in rules.required_oneofs:
         if message.WhichOneof(oneof.name) is None:
-            names = ", ".join(f.json_name for f in oneof.fields)
-            errors.append(
-                FieldViolation(
-                    field=json_path(path, oneof.fields[0].json_name),
-                    description=f"required: set exactly one of {names}",
-                )
-            )
+            errors.append(_oneof_missing(oneof, path))
     for rule_check in _CROSS_FIELD_RULES.get(descriptor.full_name, ()):
         errors.extend(rule_check(message, path))
+
+
+REQUIRED: Final = "required"
+"""What validation says of a REQUIRED field that is not set."""
+
+
+def _oneof_missing(oneof: OneofDescriptor, path: str) -> FieldViolation:
+    names = ", ".join(f.json_name for f in oneof.fields)
+    return FieldViolation(
+        field=json_path(path, oneof.fields[0].json_name),
+        description=f"{REQUIRED}: set exactly one of {names}",
+    )
+
+
+def missing_from_json(
+    members: Mapping[str, object], descriptor: Descriptor, path: str
+) -> list[FieldViolation]:
+    """Return what validation would say is missing from a JSON object of a message type.
+
+    A REQUIRED field counts as missing when the object has no member for it,
+    or null; a required oneof when it has none for any of its fields. Used to
+    report missing fields with the errors that keep a document from being read.
+    """
+    rules = _rules(descriptor)
+    given = {key for key, value in members.items() if value is not None}
+    missing = [
+        FieldViolation(field=json_path(path, rule.field.json_name), description=REQUIRED)
+        for rule in rules.fields
+        if rule.required and not given & {rule.field.json_name, rule.field.name}
+    ]
+    missing += [
+        _oneof_missing(oneof, path)
+        for oneof in rules.required_oneofs
+        if not any(given & {field.json_name, field.name} for field in oneof.fields)
+    ]
+    return missing
 
 
 def _children(message: Message, field: FieldDescriptor, path: str) -> Iterator[tuple[Message, str]]:

@@ -49,7 +49,7 @@ def test_validate_prints_every_violation_with_its_json_path(tmp_path: pathlib.Pa
     result = _run("validate", "UpdateTreatment", str(request))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "INVALID_ARGUMENT (HTTP 400): the request has 4 invalid fields",
+        "INVALID_ARGUMENT: the request has 4 invalid fields",
         "  lastModifiedBy: required",
         "  content.contentByLanguage[0].languageCode: required",
         "  content.contentByLanguage[0].contentFields[0].fieldName: required",

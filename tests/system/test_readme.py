@@ -244,7 +244,7 @@ def test_the_server_docs_grpc_snippets_work(server: NewUser) -> None:
     (python_block,) = code_blocks(SERVER_DOC, "python")
     result = server.python(server.localize(python_block))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("INVALID_ARGUMENT (HTTP 400): the request has")
+    assert result.stdout.startswith("INVALID_ARGUMENT: the request has")
     (buf_block,) = [text for text in code_blocks(SERVER_DOC, "sh") if "buf curl" in text]
     listed = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", server.localize(buf_block)],

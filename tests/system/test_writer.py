@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from auxia_decision import ApiError, Code
 from auxia_decision.server._store import TreatmentStore
-from auxia_decision.server._writer import WriterStopped
 from tools.loadgen import stored_interactions
 
 # More rows in one pass than one INSERT statement holds (256).
@@ -127,7 +127,7 @@ def test_batches_sent_while_the_writer_waits_are_committed_together_in_order(
 
 
 def test_a_batch_the_database_refuses_gets_the_error_and_the_writer_goes_on(
-    path: str,
+    path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     def refuse(connection: sqlite3.Connection) -> None:
         connection.execute(
@@ -153,8 +153,9 @@ def test_a_batch_the_database_refuses_gets_the_error_and_the_writer_goes_on(
     outcomes, after = asyncio.run(scenario())
     # The rows of one batch are stored all or none.
     for outcome in outcomes:
-        assert isinstance(outcome, sqlite3.Error)
-        assert "refused here" in str(outcome)
+        assert isinstance(outcome, ApiError)
+        assert outcome.code is Code.INTERNAL  # the caller is told the store failed
+    assert "refused here" in caplog.text  # and the log says why
     assert after == [None]
     assert stored_interactions(path) == [("P", b"after")]
 
@@ -180,7 +181,10 @@ def test_when_the_writer_dies_its_batches_fail_and_the_store_goes_on(path: str) 
             store.close()
 
     outcomes, pid_after = asyncio.run(scenario())
-    assert all(isinstance(outcome, WriterStopped) for outcome in outcomes), outcomes
+    for outcome in outcomes:
+        assert isinstance(outcome, ApiError), outcomes
+        assert outcome.code is Code.INTERNAL
+        assert "the interactions writer stopped" in outcome.message
     assert pid_after is None
     assert stored_interactions(path) == [("P", b"after")]
 

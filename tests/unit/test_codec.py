@@ -87,6 +87,15 @@ def test_decode_int64_extremes_exactly() -> None:
         assert decoded.interaction_time_micros == value
 
 
+# The REQUIRED fields a LogTreatmentInteraction body of a projectId alone lacks:
+# reported with the errors that keep the body from being read.
+MISSING = [
+    ("treatmentTrackingId", "required"),
+    ("interactionType", "required"),
+    ("interactionTimeMicros", "required"),
+]
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -125,11 +134,11 @@ def test_decode_int64_extremes_exactly() -> None:
         ),
         (
             b'{"projectId": "a", "projectId": "b"}',
-            [("projectId", 'the key "projectId" appears more than once')],
+            [("projectId", 'the key "projectId" appears more than once'), *MISSING],
         ),
         (
             b'{"projectId": "a", "project_id": "b"}',
-            [("projectId", 'set twice, as "projectId" and as "project_id"')],
+            [("projectId", 'set twice, as "projectId" and as "project_id"'), *MISSING],
         ),
         (
             b"[1, 2]",
@@ -180,6 +189,14 @@ def test_nested_errors_are_all_reported_with_array_indices() -> None:
             "dataFieldParams[2].treatmentDataFieldParams",
             '"userAttributeDataFieldParams" and "treatmentDataFieldParams" are both set, but at '
             'most one field of oneof "params" may be',
+        ),
+        # What is missing is said with the errors that keep the body from being read.
+        ("dataFieldParams[2].treatmentDataFieldParams.treatmentInteractionType", "required"),
+        (
+            "dataFieldParams[2].treatmentDataFieldParams.dailyCountAggregation",
+            "required: set exactly one of dailyCountAggregation, firstTimestampAggregation, "
+            "latestTimestampAggregation, daysSinceFirstTimestampAggregation, "
+            "daysSinceLastTimestampAggregation",
         ),
     ]
     assert "dataFieldParams[1].eventDataFieldParams.dailyCountAggregation" in str(caught.value)
@@ -251,3 +268,13 @@ def test_doc_samples_decode_like_json_format_and_round_trip(sample: Sample) -> N
 def test_every_doc_request_sample_is_strictly_valid() -> None:
     for sample in PARSEABLE:
         CODEC.decode_request(sample.text(), sample.message_type)
+
+
+@pytest.mark.parametrize("value", ["2024-01-01T00:00:00.1e999Z", "2024-01-01T00:00:00.1e9Z"])
+def test_a_timestamp_fraction_in_exponent_form_is_a_400_naming_it(value: str) -> None:
+    body = json.dumps({"startTimestamp": value, "projectId": "P"})
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_request(body, management.InsertTreatmentRequest)
+    first = caught.value.field_violations[0]
+    assert first.field == "startTimestamp"
+    assert "is not an RFC 3339 timestamp" in first.description

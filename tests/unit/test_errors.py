@@ -8,7 +8,7 @@ import pytest
 from google.rpc import error_details_pb2
 
 from auxia_decision import ApiError, Code
-from auxia_decision._errors import HTTP_STATUS_BY_CODE, FieldViolation
+from auxia_decision._errors import HTTP_STATUS_BY_CODE, FieldViolation, violation
 
 
 def test_every_code_has_an_http_status() -> None:
@@ -36,10 +36,29 @@ def test_status_json_round_trips_with_bad_request_details() -> None:
     assert [v.field for v in decoded.field_violations] == [
         "content.contentByLanguage[0].languageCode"
     ]
+    # One violation is said once; an error that came over HTTP names its status.
     assert str(decoded) == (
-        "INVALID_ARGUMENT (HTTP 400): content.contentByLanguage[0].languageCode: required\n"
-        "  content.contentByLanguage[0].languageCode: required"
+        "INVALID_ARGUMENT (HTTP 400): content.contentByLanguage[0].languageCode: required"
     )
+    assert str(error) == "INVALID_ARGUMENT: content.contentByLanguage[0].languageCode: required"
+
+
+def test_an_error_without_an_http_answer_says_so() -> None:
+    error = ApiError.without_answer(Code.UNAVAILABLE, "InsertTreatment failed: ConnectError")
+    assert error.http_status is None
+    assert str(error) == "UNAVAILABLE (no HTTP answer): InsertTreatment failed: ConnectError"
+
+
+def test_violations_quoting_lone_surrogates_stay_encodable() -> None:
+    error = ApiError.invalid_argument([violation('["\ud800"]', 'unknown value "\udfff"')])
+    assert json.loads(error.to_json())["message"] == '["\\ud800"]: unknown value "\\udfff"'
+
+
+def test_a_retry_delay_is_read_from_the_details() -> None:
+    retry = error_details_pb2.RetryInfo()
+    retry.retry_delay.FromSeconds(3)
+    assert ApiError(Code.UNAVAILABLE, "busy", details=[retry]).retry_delay == 3.0
+    assert ApiError(Code.UNAVAILABLE, "busy").retry_delay is None
 
 
 def test_html_error_page_of_a_proxy_still_gives_a_useful_error() -> None:

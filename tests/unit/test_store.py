@@ -16,6 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from auxia_decision import ApiError, Code
+from auxia_decision.server._executor import GroupCommitExecutor
+from auxia_decision.server._sqlite import storage_error
 from auxia_decision.server._store import TreatmentStore
 from tools.loadgen import stored_interactions
 
@@ -33,6 +36,11 @@ def store(tmp_path: pathlib.Path) -> Iterator[TreatmentStore]:
 def _rows(store: TreatmentStore) -> list[tuple[str, bytes]]:
     """Return the rows committed to the store's file, read by a connection of our own."""
     return stored_interactions(store.path)
+
+
+def _failed_in_store(outcome: object) -> bool:
+    """Whether a caller got the error of a write its store refused (INTERNAL, stored nothing)."""
+    return isinstance(outcome, ApiError) and outcome.code is Code.INTERNAL
 
 
 def _hold(store: TreatmentStore) -> threading.Event:
@@ -69,7 +77,7 @@ def test_a_batch_is_stored_whole_or_not_at_all(store: TreatmentStore, size: int)
     rows: list[tuple[str | None, bytes]] = [("P", b"%d" % index) for index in range(size)]
     rows[size // 2] = (None, b"no project")  # project_id is NOT NULL
     outcomes = asyncio.run(_append(store, rows))
-    assert all(isinstance(outcome, sqlite3.IntegrityError) for outcome in outcomes)
+    assert all(_failed_in_store(outcome) for outcome in outcomes)
     assert _rows(store) == []
     # The store goes on: the next batch is stored.
     assert asyncio.run(_append(store, [("P", b"after")])) == [None]
@@ -110,7 +118,7 @@ def test_operations_and_batches_of_one_group_succeed_or_fail_alone(
     assert before == [None] * MANY
     assert isinstance(operations[0], ValueError)
     assert operations[1] == MANY  # it saw the first batch, not the failed writes
-    assert all(isinstance(outcome, sqlite3.IntegrityError) for outcome in bad)
+    assert all(_failed_in_store(outcome) for outcome in bad)
     assert after == [None] * 3
     expected = [("P", b"%d" % index) for index in range(MANY)]
     expected += [("P", b"after %d" % index) for index in range(3)]
@@ -130,3 +138,54 @@ def test_a_waiter_whose_caller_gave_up_does_not_hold_back_the_others(
     assert asyncio.run(cancel_one()) == [None, None]
     # Cancelling the wait does not unwrite the row: it was queued.
     assert [body for _, body in _rows(store)] == [b"0", b"1", b"2"]
+
+
+def _locked_connection(path: str) -> sqlite3.Connection:
+    """Open a connection that waits 50 ms for another one's lock, then fails."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA busy_timeout=50")
+    connection.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    return connection
+
+
+def test_a_transaction_that_cannot_begin_fails_its_callers_and_the_thread_goes_on(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = str(tmp_path / "locked.db")
+    executor = GroupCommitExecutor(lambda: _locked_connection(path), error_for=storage_error)
+    try:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        failed = executor.submit(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+        with pytest.raises(ApiError) as caught:
+            failed.result(timeout=30)
+        assert caught.value.code is Code.UNAVAILABLE
+        assert caught.value.retry_delay == 1.0
+        assert "locked" in caught.value.message
+        holder.execute("ROLLBACK")
+        holder.close()
+        after = executor.submit(lambda c: c.execute("INSERT INTO t VALUES (2)").rowcount)
+        assert after.result(timeout=30) == 1
+    finally:
+        executor.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "words"),
+    [
+        (sqlite3.SQLITE_BUSY, Code.UNAVAILABLE, "locked"),
+        (sqlite3.SQLITE_LOCKED, Code.UNAVAILABLE, "locked"),
+        (sqlite3.SQLITE_FULL, Code.UNAVAILABLE, "disk is full"),
+        (sqlite3.SQLITE_IOERR | (3 << 8), Code.UNAVAILABLE, "cannot write"),
+        (sqlite3.SQLITE_CONSTRAINT, Code.INTERNAL, "store failed"),
+    ],
+)
+def test_sqlite_errors_become_errors_a_caller_can_act_on(
+    code: int, status: Code, words: str
+) -> None:
+    error = sqlite3.OperationalError("from SQLite")
+    error.sqlite_errorcode = code
+    mapped = storage_error(error)
+    assert mapped.code is status
+    assert words in mapped.message
+    assert (mapped.retry_delay is not None) is (status is Code.UNAVAILABLE)

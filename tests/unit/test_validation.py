@@ -174,7 +174,7 @@ def test_check_request_raises_an_api_error_listing_every_violation() -> None:
         check_request(management.UpdateTreatmentRequest())
     text = str(caught.value)
     assert text.splitlines() == [
-        "INVALID_ARGUMENT (HTTP 400): the request has 3 invalid fields",
+        "INVALID_ARGUMENT: the request has 3 invalid fields",
         "  projectId: required",
         "  lastModifiedBy: required",
         "  treatmentId: required: set treatmentId or externalTreatmentId",

@@ -14,15 +14,19 @@ require("server", "grpc", "grpc_health", "grpc_reflection", "uvicorn")
 from auxia_decision.server._app import (  # noqa: E402 - after the check for the extra
     RunningServer,
     ServerConfig,
+    StartupError,
     ready_message,
     serve,
     start_server,
 )
+from auxia_decision.server._http import HttpLimits  # noqa: E402
 from auxia_decision.server._runtime import run_event_loop  # noqa: E402
 
 __all__ = [
+    "HttpLimits",
     "RunningServer",
     "ServerConfig",
+    "StartupError",
     "ready_message",
     "run_event_loop",
     "serve",

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import importlib.resources
 import logging
 import pathlib
+import resource
 import signal
+import socket
+import sqlite3
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import grpc
 import uvicorn
 
+from auxia.decision.server import seed_pb2
+from auxia_decision._errors import ApiError
 from auxia_decision.server._clock import Clock, system_clock
 from auxia_decision.server._gateway import RestGateway
 from auxia_decision.server._grpc import add_to_server
+from auxia_decision.server._http import HttpLimits, protocol_with
 from auxia_decision.server._runtime import GRACE_SECONDS, rest_socket, start_rest
 from auxia_decision.server._seed import apply_seed, load_seed
 from auxia_decision.server._servicer import DecisionServicer
@@ -36,6 +44,8 @@ class ServerConfig:
     db: str = DEFAULT_DB
     seed: pathlib.Path | None = None
     """A seed file (proto JSON of ``io.auxia.decision.server.Seed``); None: the default seed."""
+    limits: HttpLimits = field(default_factory=HttpLimits)
+    """What one REST connection may take of the server."""
 
 
 @dataclass
@@ -58,31 +68,140 @@ class RunningServer:
         self.store.close()
 
 
+class StartupError(Exception):
+    """The server could not start; the message is one line naming what is wrong."""
+
+
 async def start_server(config: ServerConfig, clock: Clock = system_clock) -> RunningServer:
-    """Open the store, apply the seed and start both transports."""
-    seed = load_seed(config.seed)
-    store = TreatmentStore(config.db)
+    """Open the store, apply the seed and start both transports.
+
+    Raises StartupError, with everything it had started stopped again, when
+    the seed, the database or a port is not usable.
+    """
+    seed = _seed(config.seed)
+    store = open_store(config.db)
+    grpc_server: grpc.aio.Server | None = None
     try:
-        await store.run(lambda repository: apply_seed(repository, seed, clock()))
-        await store.start_writer()
-    except BaseException:  # a bad seed, or a writer process that did not start
+        try:
+            await store.run(lambda repository: apply_seed(repository, seed, clock()))
+        except (ApiError, ValueError) as error:
+            raise StartupError(
+                f"{_seed_name(config.seed)} is invalid: {_one_line(error)}"
+            ) from None
+        try:
+            await store.start_writer()
+        except sqlite3.Error as error:
+            raise StartupError(f"the database {config.db} cannot be used: {error}") from None
+        servicer = DecisionServicer(store, clock)
+        await servicer.load_keys()
+        # grpc's default SO_REUSEPORT would let a second server share the port
+        # (and split the calls between two databases): refuse it instead.
+        grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        await add_to_server(servicer, grpc_server)
+        grpc_port = _bind_grpc(grpc_server, config.host, config.grpc_port)
+        await grpc_server.start()
+        sock = _bind_rest(config.host, config.rest_port)
+        gateway = RestGateway(servicer, documents=_documents())
+        protocol = protocol_with(config.limits, _open_files_limit())
+        rest_server, rest_task = await start_rest(gateway, sock, protocol)
+    except BaseException:
+        if grpc_server is not None:
+            await grpc_server.stop(None)
         store.close()
         raise
-    servicer = DecisionServicer(store, clock)
-    await servicer.load_keys()
-
-    grpc_server = grpc.aio.server()
-    await add_to_server(servicer, grpc_server)
-    grpc_port = grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
-    await grpc_server.start()
-
-    sock = rest_socket(config.host, config.rest_port)
-    rest_port = sock.getsockname()[1]
-    gateway = RestGateway(servicer, documents=_documents())
-    rest_server, rest_task = await start_rest(gateway, sock)
     return RunningServer(
-        servicer, store, grpc_server, rest_server, rest_task, grpc_port, rest_port, config.host
+        servicer,
+        store,
+        grpc_server,
+        rest_server,
+        rest_task,
+        grpc_port,
+        sock.getsockname()[1],
+        config.host,
     )
+
+
+def _open_files_limit() -> int:
+    """Raise the process's limit of open files to its hard limit; return the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def _seed_name(path: pathlib.Path | None) -> str:
+    return "the default seed" if path is None else f"the seed {path}"
+
+
+def _one_line(error: BaseException) -> str:
+    """Return an error as one line: a request error's violations joined by semicolons."""
+    if isinstance(error, ApiError) and error.field_violations:
+        return "; ".join(
+            f"{violation.field}: {violation.description}"
+            if violation.field
+            else violation.description
+            for violation in error.field_violations
+        )
+    return str(error).replace("\n", "; ")
+
+
+def _seed(path: pathlib.Path | None) -> seed_pb2.Seed:
+    try:
+        return load_seed(path)
+    except OSError as error:
+        raise StartupError(f"{_seed_name(path)} cannot be read: {error.strerror}") from None
+    except (ApiError, ValueError) as error:
+        raise StartupError(f"{_seed_name(path)} is invalid: {_one_line(error)}") from None
+
+
+def open_store(path: str) -> TreatmentStore:
+    """Open the store's database, or raise StartupError naming the path and what is wrong.
+
+    A file that is not a usable SQLite database is left as it is.
+    """
+    if path != ":memory:":
+        file = pathlib.Path(path)
+        if file.is_dir():
+            raise StartupError(f"the database {path} is a directory, not a file")
+        if not file.parent.is_dir():
+            raise StartupError(f"the database {path} cannot be created: no folder {file.parent}")
+    try:
+        return TreatmentStore(path)
+    except sqlite3.Error as error:
+        reason = str(error)
+        code = int(getattr(error, "sqlite_errorcode", 0)) & 0xFF
+        if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            reason = f"it is not a SQLite database, or it is damaged ({error})"
+        elif code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+            reason = f"it cannot be opened for writing ({error})"
+        raise StartupError(f"the database {path} cannot be used: {reason}") from None
+
+
+def _bind_grpc(server: grpc.aio.Server, host: str, port: int) -> int:
+    if port:
+        # Tried first with a socket of our own, so that a port in use is one
+        # line of ours rather than grpc's log line and then ours.
+        try:
+            rest_socket(host, port).close()
+        except OSError as error:
+            reason = "it is in use" if error.errno == errno.EADDRINUSE else error.strerror
+            raise StartupError(f"the gRPC port {host}:{port} cannot be bound: {reason}") from None
+    try:
+        return server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        raise StartupError(
+            f"the gRPC port {host}:{port} cannot be bound: it is in use, or not an address here"
+        ) from None
+
+
+def _bind_rest(host: str, port: int) -> socket.socket:
+    try:
+        return rest_socket(host, port)
+    except OSError as error:
+        reason = "it is in use" if error.errno == errno.EADDRINUSE else error.strerror
+        raise StartupError(f"the REST port {host}:{port} cannot be bound: {reason}") from None
 
 
 def _documents() -> dict[str, bytes]:

@@ -27,6 +27,8 @@ _MAX_GROUP: Final = 512
 
 _Waiter = concurrent.futures.Future[Any] | asyncio.Future[Any]
 _Outcome = tuple[bool, object]
+ErrorFor = Callable[[sqlite3.Error], BaseException]
+"""Turns a SQLite error into the error its callers get."""
 
 
 @dataclass(slots=True)
@@ -89,6 +91,7 @@ def _append_interactions(
     group: list[_Job],
     pending: list[int],
     outcomes: list[_Outcome],
+    error_for: ErrorFor,
 ) -> None:
     """Append the pending batches of a group in the order queued, inside its transaction."""
     if not pending:
@@ -111,11 +114,13 @@ def _append_interactions(
             connection.execute("ROLLBACK TO interactions")
             connection.execute("RELEASE interactions")
         for position in pending:
-            outcomes[position] = (False, error)
+            outcomes[position] = (False, error_for(error))
     pending.clear()
 
 
-def _append_only(connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
+def _append_only(
+    connection: sqlite3.Connection, group: list[_Job], error_for: ErrorFor
+) -> list[_Outcome]:
     """Append a group of interaction batches, committed before it returns."""
     rows: list[str | bytes] = []
     for job in group:
@@ -124,7 +129,7 @@ def _append_only(connection: sqlite3.Connection, group: list[_Job]) -> list[_Out
     try:
         commit_interactions(connection, rows)
     except sqlite3.Error as error:
-        return [(False, error)] * len(group)
+        return [(False, error_for(error))] * len(group)
     return [(True, None)] * len(group)
 
 
@@ -137,17 +142,29 @@ class GroupCommitExecutor:
     before it is acknowledged and a failing operation undoes only itself.
     The waiters of one event loop are woken together, once per transaction.
 
+    A group whose transaction cannot begin or commit (the database locked by
+    another process beyond the busy timeout, a full disk) fails each of its
+    callers with ``error_for`` of the SQLite error; the thread goes on with the
+    next group.
+
     Args:
         connect: opens the connection, in the database thread; what it raises
             is raised by the constructor.
+        error_for: what callers get for a SQLite error (the error itself by
+            default); errors an operation raises itself reach its caller as they are.
         name: the thread's name.
 
     """
 
     def __init__(
-        self, connect: Callable[[], sqlite3.Connection], *, name: str = "treatment-store"
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        error_for: ErrorFor = lambda error: error,
+        name: str = "treatment-store",
     ) -> None:
         self._connect = connect
+        self._error_for = error_for
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
@@ -179,7 +196,7 @@ class GroupCommitExecutor:
             stopping = self._take_queued(group)
             if busy and not stopping:
                 stopping = self._linger(group)
-            self._finish(group, self._run_group(connection, group))
+            self._finish(group, self._outcomes(connection, group))
         connection.close()
 
     def _linger(self, group: list[_Job]) -> bool:
@@ -214,11 +231,26 @@ class GroupCommitExecutor:
             group.append(job)
         return False
 
-    @staticmethod
-    def _run_group(connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
-        """Run a group of jobs in one transaction and return each one's outcome once committed."""
+    def _outcomes(self, connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
+        """Run a group of jobs; return each one's outcome, never raising (the thread goes on)."""
+        try:
+            return self._run_group(connection, group)
+        except BaseException as error:
+            with contextlib.suppress(sqlite3.Error):
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+            failure = self._error_for(error) if isinstance(error, sqlite3.Error) else error
+            return [(False, failure)] * len(group)
+
+    def _run_group(self, connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
+        """Run a group of jobs in one transaction and return each one's outcome once committed.
+
+        A SQLite error of the transaction itself (begin, savepoints, commit)
+        is raised: no job of the group is stored.
+        """
+        error_for = self._error_for
         if all(job.interactions is not None for job in group):
-            return _append_only(connection, group)
+            return _append_only(connection, group, error_for)
         outcomes: list[_Outcome] = []
         pending: list[int] = []  # the positions of the interactions not yet appended
         connection.execute("BEGIN IMMEDIATE")
@@ -227,7 +259,7 @@ class GroupCommitExecutor:
                 pending.append(len(outcomes))
                 outcomes.append((True, None))
                 continue
-            _append_interactions(connection, group, pending, outcomes)
+            _append_interactions(connection, group, pending, outcomes, error_for)
             assert job.operation is not None
             connection.execute("SAVEPOINT job")
             try:
@@ -235,17 +267,13 @@ class GroupCommitExecutor:
             except BaseException as error:
                 connection.execute("ROLLBACK TO job")
                 connection.execute("RELEASE job")
-                outcomes.append((False, error))
+                failure = error_for(error) if isinstance(error, sqlite3.Error) else error
+                outcomes.append((False, failure))
             else:
                 connection.execute("RELEASE job")
                 outcomes.append((True, result))
-        _append_interactions(connection, group, pending, outcomes)
-        try:
-            connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            return [(False, error)] * len(group)
+        _append_interactions(connection, group, pending, outcomes, error_for)
+        connection.execute("COMMIT")
         return outcomes
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -36,16 +37,28 @@ def _is_json(content_type: bytes) -> bool:
     )
 
 
-def _read_headers(scope: Scope) -> tuple[str | None, bytes, bytes | None]:
-    """Return a request's API key, Content-Type and Content-Length, found in one pass.
+@dataclass(slots=True)
+class _Headers:
+    """What the gateway reads of a request's headers, found in one pass."""
 
-    The key is the first x-api-key header, else the first api-key header,
-    else the api-key query parameter.
-    """
+    api_key: str | None
+    """The first x-api-key header, else the first api-key header, else the
+    api-key query parameter; without surrounding white space (RFC 9110)."""
+    content_type: bytes
+    content_length: bytes | None
+    content_encoding: bytes | None
+    missing_host: bool
+    """An HTTP/1.1 request without a Host header (RFC 9112 says: answer 400)."""
+
+
+def _read_headers(scope: Scope) -> _Headers:
+    """Return what the gateway reads of a request's headers."""
     key: bytes | None = None
     other_key: bytes | None = None
     content_type = b""
     content_length: bytes | None = None
+    content_encoding: bytes | None = None
+    has_host = False
     for name, value in scope["headers"]:
         if name == b"x-api-key":
             if key is None:
@@ -54,18 +67,28 @@ def _read_headers(scope: Scope) -> tuple[str | None, bytes, bytes | None]:
             content_type = value
         elif name == b"content-length":
             content_length = value
-        elif name == b"api-key" and other_key is None:
-            other_key = value
+        elif name == b"host":
+            has_host = True
+        elif name == b"api-key":
+            if other_key is None:
+                other_key = value
+        elif name == b"content-encoding":
+            content_encoding = value
     if key is None:
         key = other_key
-    if key is not None:
-        return key.decode("latin-1"), content_type, content_length
+    api_key = _query_key(scope) if key is None else key.strip(b" \t").decode("latin-1")
+    missing_host = not has_host and scope["http_version"] == "1.1"
+    return _Headers(api_key, content_type, content_length, content_encoding, missing_host)
+
+
+def _query_key(scope: Scope) -> str | None:
+    """Return the api-key query parameter, without surrounding white space, or None."""
     query = scope.get("query_string", b"")
     if query:
         values = urllib.parse.parse_qs(query.decode("latin-1")).get(_KEY_QUERY)
         if values:
-            return str(values[0]), content_type, content_length
-    return None, content_type, content_length
+            return str(values[0]).strip(" \t")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +137,7 @@ class RestGateway:
             for route in routes()
         }
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0912 - the hot path, kept in one frame
         """Answer one ASGI connection scope."""
         if scope["type"] != "http":
             await _not_http(scope, receive, send)
@@ -129,19 +152,25 @@ class RestGateway:
                 # The RPC is run here rather than in a helper coroutine: while it
                 # waits for the store, every frame between the task and the wait
                 # is crossed again on waking.
-                api_key, content_type, content_length = _read_headers(scope)
+                request_headers = _read_headers(scope)
+                if request_headers.missing_host:
+                    raise ApiError(
+                        Code.INVALID_ARGUMENT, "an HTTP/1.1 request must have a Host header"
+                    )
                 # The key is checked before the body is read, and once per request.
                 servicer = self.servicer
                 if servicer.keys_loaded:
-                    project = servicer.project_of(api_key)
+                    project = servicer.project_of(request_headers.api_key)
                 else:
-                    project = await servicer.authenticate(api_key)
+                    project = await servicer.authenticate(request_headers.api_key)
+                content_length = request_headers.content_length
                 if (
-                    content_type != b"application/json"
+                    request_headers.content_type != b"application/json"
                     or content_length is None
                     or len(content_length) >= self._length_digits
+                    or request_headers.content_encoding is not None
                 ):
-                    self._check_body_headers(content_type, content_length)
+                    self._check_body_headers(request_headers)
                 message = await receive()
                 if message["type"] == "http.request" and not message.get("more_body", False):
                     body = message.get("body", b"")  # the whole body came in one piece
@@ -153,8 +182,8 @@ class RestGateway:
                 response = await self.servicer.invoke_for(project, endpoint.name, request)
                 status, body = 200, endpoint.encode(response)
         except ApiError as error:
-            status, body = error.http_status, error.to_json()
-            headers = self._error_headers(scope, status)
+            status, body = error.http_status or 500, error.to_json()
+            headers = self._error_headers(scope, error)
         except Exception:
             _log.exception("internal error answering %s %s", scope["method"], scope["path"])
             status, body = 500, ApiError(Code.INTERNAL, "internal error").to_json()
@@ -176,12 +205,20 @@ class RestGateway:
                 (time.perf_counter() - started) * 1000,
             )
 
-    def _error_headers(self, scope: Scope, status: int) -> list[tuple[bytes, bytes]]:
-        """Return the headers of an error answer: a 405 says which method the path allows."""
-        if status != 405:
-            return _JSON_HEADERS
-        allowed = self._endpoints[scope["path"]].http_method
-        return [*_JSON_HEADERS, (b"allow", allowed.encode())]
+    def _error_headers(self, scope: Scope, error: ApiError) -> list[tuple[bytes, bytes]]:
+        """Return the headers of an error answer.
+
+        A 405 says which method the path allows; an error that says when to
+        try again (a ``google.rpc.RetryInfo``) says it in ``Retry-After`` too.
+        """
+        headers = _JSON_HEADERS
+        if error.http_status == 405:
+            allowed = self._endpoints[scope["path"]].http_method
+            headers = [*headers, (b"allow", allowed.encode())]
+        delay = error.retry_delay
+        if delay is not None:
+            headers = [*headers, (b"retry-after", b"%d" % math.ceil(delay))]
+        return headers
 
     def _off_route(self, scope: Scope, endpoint: _Endpoint | None) -> tuple[int, bytes]:
         """Answer a request that names no RPC: a document, or 404 or 405."""
@@ -198,8 +235,9 @@ class RestGateway:
         known = ", ".join(sorted(self._endpoints))
         raise ApiError(Code.NOT_FOUND, f"no route for {path}; the API serves {known}")
 
-    def _check_body_headers(self, content_type: bytes, content_length: bytes | None) -> None:
-        """Refuse a body that is not JSON (415) or declares more than the limit (413)."""
+    def _check_body_headers(self, headers: _Headers) -> None:
+        """Refuse a body that is not plain JSON (415) or declares more than the limit (413)."""
+        content_type = headers.content_type
         if not _is_json(content_type):
             shown = content_type.decode("latin-1") or "none"
             raise ApiError(
@@ -207,6 +245,15 @@ class RestGateway:
                 f"the body must be application/json, not {shown}",
                 http_status=415,
             )
+        encoding = headers.content_encoding
+        if encoding is not None and encoding.strip().lower() not in (b"", b"identity"):
+            raise ApiError(
+                Code.INVALID_ARGUMENT,
+                f"the body must not be encoded (Content-Encoding: "
+                f"{encoding.decode('latin-1')}): send it as plain JSON",
+                http_status=415,
+            )
+        content_length = headers.content_length
         if (
             content_length is not None
             and content_length.isdigit()

@@ -3,31 +3,62 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from auxia_decision._errors import GRPC_DETAILS_METADATA, ApiError, Code, FieldViolation
 from auxia_decision._routes import services
 from auxia_decision.server._servicer import DecisionServicer
 
-_KEY_METADATA: Final = "x-api-key"
+# The key's metadata names, preferred first: as the REST gateway's headers.
+_KEY_METADATA: Final = ("x-api-key", "api-key")
 
 _log = logging.getLogger("auxia_decision.grpc")
+M = TypeVar("M", bound=Message)
 
 RawHandler = Callable[[bytes, grpc.aio.ServicerContext[bytes, Message]], Awaitable[Message]]
 
 
 def _api_key(context: grpc.aio.ServicerContext[bytes, Message]) -> str | None:
+    """Return the key of a call: ``x-api-key`` metadata, else ``api-key``, without white space."""
+    found: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
-        if key == _KEY_METADATA:
-            return value if isinstance(value, str) else value.decode("latin-1")
+        if key in _KEY_METADATA and key not in found:
+            text = value if isinstance(value, str) else value.decode("latin-1")
+            found[key] = text.strip(" \t")
+    for name in _KEY_METADATA:
+        if name in found:
+            return found[name]
     return None
+
+
+def _parse(request_type: type[M], request: bytes) -> M:
+    """Parse a request's bytes; a payload that is not the message is INVALID_ARGUMENT."""
+    try:
+        return request_type.FromString(request)
+    except DecodeError as error:
+        description = (
+            f"the request is not a valid {request_type.DESCRIPTOR.full_name} message: {error}"
+        )
+        raise ApiError.invalid_argument([FieldViolation(description=description)]) from None
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ApiError) -> NoReturn:
+    """End a call with an error; its rich details travel as a google.rpc.Status trailer."""
+    status = error.status
+    await context.abort(
+        grpc.StatusCode[Code(status.code).name],
+        status.message,
+        trailing_metadata=((GRPC_DETAILS_METADATA, status.SerializeToString()),),
+    )
+    raise AssertionError("abort returned")  # pragma: no cover
 
 
 def _handler(servicer: DecisionServicer, method: str, request_type: type[Message]) -> RawHandler:
@@ -37,27 +68,14 @@ def _handler(servicer: DecisionServicer, method: str, request_type: type[Message
             # parsed here, not by grpc: a payload that is not the request
             # message is the caller's error (INVALID_ARGUMENT), not UNKNOWN.
             project = await servicer.authenticate(_api_key(context))
-            try:
-                message = request_type.FromString(request)
-            except DecodeError as error:
-                description = (
-                    f"the request is not a valid {request_type.DESCRIPTOR.full_name} "
-                    f"message: {error}"
-                )
-                raise ApiError.invalid_argument([FieldViolation(description=description)]) from None
+            message = _parse(request_type, request)
             return await servicer.invoke_for(project, method, message)
         except ApiError as error:
-            error_status = error.status
+            failure = error
         except Exception:
             _log.exception("internal error answering %s", method)
-            error_status = ApiError(Code.INTERNAL, "internal error").status
-        # Rich details travel as a serialized google.rpc.Status in the trailers.
-        await context.abort(
-            grpc.StatusCode[Code(error_status.code).name],
-            error_status.message,
-            trailing_metadata=((GRPC_DETAILS_METADATA, error_status.SerializeToString()),),
-        )
-        raise AssertionError("abort returned")  # pragma: no cover
+            failure = ApiError(Code.INTERNAL, "internal error")
+        return await _abort(context, failure)
 
     return handle
 
@@ -93,10 +111,100 @@ async def add_to_server(servicer: DecisionServicer, server: grpc.aio.Server) -> 
         # newer than the grpc-stubs types).
         server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]
         names.append(service.full_name)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # grpc_reflection's asyncio servicer is `reflection.aio`, unknown to its types too.
+    reflection_servicer = reflection.aio.ReflectionServicer(  # type: ignore[attr-defined]
+        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    )
+    server.add_generic_rpc_handlers(
+        (
+            _parsing_handlers(health_pb2.DESCRIPTOR.services_by_name["Health"], health_servicer),
+            _parsing_handlers(
+                reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
+                reflection_servicer,
+            ),
+        )
+    )
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
     return names
+
+
+def _parsing_handlers(
+    service: ServiceDescriptor,
+    implementation: Any,  # noqa: ANN401 - grpc_health's and grpc_reflection's untyped servicers
+) -> grpc.GenericRpcHandler[Any, Any]:
+    """Return a service's handlers that parse each request message themselves.
+
+    ``implementation`` is a servicer of the service (grpc_health's, grpc_reflection's).
+    Bytes that are not a request message end the call with INVALID_ARGUMENT,
+    as for the API's own methods, rather than with grpc's UNKNOWN and a
+    traceback in the log.
+    """
+    handlers = {}
+    for method in service.methods:
+        request_type = message_factory.GetMessageClass(method.input_type)
+        behavior = getattr(implementation, method.name)
+        if method.client_streaming:
+            handler = grpc.stream_stream_rpc_method_handler(
+                _streaming_requests(behavior, request_type),
+                request_deserializer=None,
+                response_serializer=_serialize,
+            )
+        elif method.server_streaming:
+            handler = grpc.unary_stream_rpc_method_handler(
+                _written_responses(behavior, request_type),
+                request_deserializer=None,
+                response_serializer=_serialize,
+            )
+        else:
+            handler = grpc.unary_unary_rpc_method_handler(
+                _one_response(behavior, request_type),
+                request_deserializer=None,
+                response_serializer=_serialize,
+            )
+        handlers[method.name] = handler
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+async def _parsed(request_type: type[M], request: bytes, context: Context) -> M:
+    try:
+        return _parse(request_type, request)
+    except ApiError as error:
+        return await _abort(context, error)
+
+
+def _one_response(
+    behavior: Callable[[Message, Context], Awaitable[Message]], request_type: type[Message]
+) -> Callable[[bytes, Context], Awaitable[Message]]:
+    async def handle(request: bytes, context: Context) -> Message:
+        return await behavior(await _parsed(request_type, request, context), context)
+
+    return handle
+
+
+def _written_responses(
+    behavior: Callable[[Message, Context], Awaitable[None]], request_type: type[Message]
+) -> Callable[[bytes, Context], Awaitable[None]]:
+    # A server-streaming servicer that writes its responses with context.write.
+    async def handle(request: bytes, context: Context) -> None:
+        await behavior(await _parsed(request_type, request, context), context)
+
+    return handle
+
+
+def _streaming_requests(
+    behavior: Callable[[AsyncIterator[Message], Context], AsyncIterator[Message]],
+    request_type: type[Message],
+) -> Callable[[AsyncIterator[bytes], Context], AsyncIterator[Message]]:
+    async def handle(requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[Message]:
+        async def parsed() -> AsyncIterator[Message]:
+            async for request in requests:
+                yield await _parsed(request_type, request, context)
+
+        async for response in behavior(parsed(), context):
+            yield response
+
+    return handle

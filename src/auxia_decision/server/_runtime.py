@@ -35,16 +35,20 @@ def rest_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def rest_server_for(app: Callable[..., Awaitable[None]]) -> uvicorn.Server:
+def rest_server_for(
+    app: Callable[..., Awaitable[None]], protocol: type[asyncio.Protocol] | None = None
+) -> uvicorn.Server:
     """Return the HTTP server the REST gateway runs on, serving any ASGI app the same way.
 
     No access log (the gateway logs), no lifespan, no proxy-header rewriting
     (the server reads no client address), and a graceful shutdown that lets
-    requests in flight finish.
+    requests in flight finish. ``protocol`` is the HTTP/1.1 protocol class;
+    by default uvicorn's own (httptools).
     """
     return _Uvicorn(
         uvicorn.Config(
             app,
+            http=protocol or "httptools",
             access_log=False,
             log_level="warning",
             lifespan="off",
@@ -55,10 +59,12 @@ def rest_server_for(app: Callable[..., Awaitable[None]]) -> uvicorn.Server:
 
 
 async def start_rest(
-    app: Callable[..., Awaitable[None]], sock: socket.socket
+    app: Callable[..., Awaitable[None]],
+    sock: socket.socket,
+    protocol: type[asyncio.Protocol] | None = None,
 ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     """Serve an ASGI app on a bound socket as ``rest_server_for`` does; return once it listens."""
-    server = rest_server_for(app)
+    server = rest_server_for(app, protocol)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

@@ -7,6 +7,7 @@ import pathlib
 
 from auxia.decision.server import seed_pb2
 from auxia_decision._codec import RestCodec
+from auxia_decision._errors import ApiError, FieldViolation, violation
 from auxia_decision._validation import check_request
 from auxia_decision.server._auth import key_digest
 from auxia_decision.server._data_fields import DATA_FIELD_TYPES, data_field_type_of
@@ -32,7 +33,44 @@ def load_seed(path: pathlib.Path | None = None) -> seed_pb2.Seed:
         for seeded in project.treatments:
             seeded.insert.project_id = seeded.insert.project_id or project.project_id
     check_request(seed)
+    _check_unique(seed)
     return seed
+
+
+def _check_unique(seed: seed_pb2.Seed) -> None:
+    """Refuse a seed that gives two projects one identifier, numeric identifier or API key.
+
+    The error names where each clash is; never a key itself.
+    """
+    violations: list[FieldViolation] = []
+    ids: dict[str, int] = {}
+    numeric_ids: dict[int, int] = {}
+    keys: dict[str, int] = {}
+    for index, project in enumerate(seed.projects):
+        path = f"projects[{index}]"
+        if project.project_id in ids:
+            violations.append(
+                violation(f"{path}.projectId", f"projects[{ids[project.project_id]}] has it too")
+            )
+        ids.setdefault(project.project_id, index)
+        if project.numeric_project_id in numeric_ids:
+            other = numeric_ids[project.numeric_project_id]
+            violations.append(
+                violation(f"{path}.numericProjectId", f"projects[{other}] has it too")
+            )
+        numeric_ids.setdefault(project.numeric_project_id, index)
+        for key_index, key in enumerate(project.api_keys):
+            owner = keys.setdefault(key, index)
+            if owner != index:
+                violations.append(
+                    violation(
+                        f"{path}.apiKeys[{key_index}]",
+                        f'the key is also a key of project "{seed.projects[owner].project_id}" '
+                        f"(projects[{owner}]): a key belongs to one project",
+                    )
+                )
+    if violations:
+        raise ApiError.invalid_argument(violations)
 
 
 def apply_seed(repository: Repository, seed: seed_pb2.Seed, now: int) -> None:

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from auxia.decision.model import treatment_interaction_service_pb2
 from auxia_decision.server._executor import GroupCommitExecutor, InteractionBatch
-from auxia_decision.server._sqlite import SqliteRepository, connect
+from auxia_decision.server._sqlite import SqliteRepository, connect, storage_error
 from auxia_decision.server._storage import Repository
 from auxia_decision.server._writer import InteractionWriter
 
@@ -38,7 +38,7 @@ class TreatmentStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.executor = GroupCommitExecutor(lambda: connect(path))
+        self.executor = GroupCommitExecutor(lambda: connect(path), error_for=storage_error)
         """The database thread, which also takes operations on the raw connection."""
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
         # The batch of interactions each event loop is filling (only its thread touches it).
@@ -102,7 +102,7 @@ class TreatmentStore:
         """
         if self.path == ":memory:" or self._writer is not None:
             return
-        writer = InteractionWriter(self.path, asyncio.get_running_loop())
+        writer = InteractionWriter(self.path, asyncio.get_running_loop(), storage_error)
         try:
             await writer.started()
         except BaseException:

@@ -14,10 +14,11 @@ the standard library, so the writer starts in a few milliseconds.
 Both directions carry frames: a 4-byte little-endian length, then a
 ``marshal`` payload (both ends are this module, on the same interpreter).
 To the writer, a frame is a batch: the values of its rows in turn (project
-id, serialized request, ...). From the writer, a frame is ``(count, error)``:
-the ``count`` oldest unanswered batches were committed (``error`` None) or
-were not (``error`` the reason, and none of them is stored). The first frame
-from the writer, ``(0, None)``, says that it has opened the database.
+id, serialized request, ...). From the writer, a frame is ``(count, error,
+code)``: the ``count`` oldest unanswered batches were committed (``error``
+None) or were not (``error`` the reason and ``code`` SQLite's extended error
+code, and none of them is stored). The first frame from the writer, ``(0,
+None, 0)``, says that it has opened the database.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import Any, Final
 # appended by several statements in one transaction.
 ROWS_PER_STATEMENT: Final = 256
 # How long a connection waits for another one's write transaction to end.
-BUSY_TIMEOUT_MS: Final = 30_000
+BUSY_TIMEOUT_MS: Final = 5_000
 # Under load, a group of fewer rows than this waits for company: up to
 # LINGER_STEPS pauses, and no longer than a pause that brings nothing. Waiting
 # costs less than committing in small groups, each with its fsync and, measured
@@ -113,7 +114,7 @@ def open_database(path: str) -> sqlite3.Connection:
     return connection
 
 
-def _frame(payload: list[str | bytes] | tuple[int, str | None]) -> bytes:
+def _frame(payload: list[str | bytes] | tuple[int, str | None, int]) -> bytes:
     data = marshal.dumps(payload)
     return _LENGTH.pack(len(data)) + data
 
@@ -246,9 +247,9 @@ def _serve(fd: int, path: str) -> int:
         try:
             connection = open_database(path)
         except sqlite3.Error as error:
-            sock.sendall(_frame((0, str(error))))
+            sock.sendall(_frame((0, str(error), _error_code(error))))
             return 1
-        sock.sendall(_frame((0, None)))
+        sock.sendall(_frame((0, None, 0)))
         inbox = _Inbox(sock)
         while True:
             # Batches that came while the last group was being committed mean
@@ -265,15 +266,27 @@ def _serve(fd: int, path: str) -> int:
                 continue
             rows = batches[0] if len(batches) == 1 else [value for b in batches for value in b]
             answer: str | None = None
+            code = 0
             try:
                 if rows:  # batches are never empty; an empty INSERT is not valid SQL
                     commit_interactions(connection, rows)
             except sqlite3.Error as error:
-                answer = f"{type(error).__name__}: {error}"
+                answer, code = str(error), _error_code(error)
             with contextlib.suppress(OSError):  # a server that died reads no answer
-                sock.sendall(_frame((len(batches), answer)))
+                sock.sendall(_frame((len(batches), answer, code)))
         connection.close()
     return 0
+
+
+def _error_code(error: sqlite3.Error) -> int:
+    return int(getattr(error, "sqlite_errorcode", sqlite3.SQLITE_ERROR))
+
+
+def writer_error(message: str, code: int) -> sqlite3.OperationalError:
+    """Return the error the writer process answered with, with SQLite's error code."""
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorcode = code
+    return error
 
 
 class WriterStopped(sqlite3.OperationalError):
@@ -288,10 +301,24 @@ class InteractionWriter:
     or to the error that kept it from being stored. If the process stops,
     the batches it has not answered for fail with ``WriterStopped`` and
     ``running`` turns false.
+
+    Args:
+        path: the SQLite file the process appends to.
+        loop: the event loop whose waiters it resolves; it must be running
+            in this thread when the writer is used.
+        error_for: what a waiter gets for a SQLite error (the error itself
+            by default): a store turns them into the errors of its callers.
+
     """
 
-    def __init__(self, path: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        path: str,
+        loop: asyncio.AbstractEventLoop,
+        error_for: Callable[[sqlite3.Error], BaseException] = lambda error: error,
+    ) -> None:
         self.loop = loop
+        self._error_for = error_for
         ours, theirs = socket.socketpair()
         with theirs:
             try:
@@ -373,16 +400,16 @@ class InteractionWriter:
         self._answer(self._frames.feed(data))
 
     def _answer(self, answers: list[Any]) -> None:
-        for count, error in answers:
+        for count, error, code in answers:
             if not self._started.done():
                 if error is None:
                     self._started.set_result(None)
                 else:
-                    self._started.set_exception(sqlite3.OperationalError(error))
+                    self._started.set_exception(writer_error(error, code))
                 continue
             for _ in range(count):
                 waiters, results = self._pending.popleft()
-                failure = None if error is None else sqlite3.OperationalError(error)
+                failure = None if error is None else self._error_for(writer_error(error, code))
                 resolve_batch(waiters, results, failure)
 
     def _stop(self, reason: str, *, unexpected: bool = False) -> None:
@@ -398,7 +425,7 @@ class InteractionWriter:
             self._started.set_exception(WriterStopped(reason))
         while self._pending:
             waiters, results = self._pending.popleft()
-            resolve_batch(waiters, results, WriterStopped(reason))
+            resolve_batch(waiters, results, self._error_for(WriterStopped(reason)))
         if unexpected:
             _log.error("%s; interactions go through the database thread from now on", reason)
 
