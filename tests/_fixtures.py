@@ -14,6 +14,7 @@ from typing import NamedTuple
 from google.protobuf.message import Message
 
 from auxia.decision.model import (
+    treatment_decision_service_pb2,
     treatment_interaction_service_pb2,
     treatment_management_service_pb2,
 )
@@ -22,6 +23,7 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 _tm = treatment_management_service_pb2
 _ti = treatment_interaction_service_pb2
+_td = treatment_decision_service_pb2
 
 
 class Sample(NamedTuple):
@@ -70,6 +72,12 @@ PARSEABLE = [
         "log_treatment_interaction_request",
         _ti.LogTreatmentInteractionRequest,
         "LogTreatmentInteraction",
+    ),
+    _sample("examples", "get_treatments_request", _td.GetTreatmentsRequest, "GetTreatments"),
+    _sample("examples", "get_treatments_response", _td.GetTreatmentsResponse, "GetTreatments"),
+    _sample("examples", "get_treatment_request", _tm.GetTreatmentRequest, "GetTreatment"),
+    _sample(
+        "examples", "get_all_treatments_request", _tm.GetAllTreatmentsRequest, "GetAllTreatments"
     ),
 ]
 

@@ -14,6 +14,9 @@ import httpx
 from google.protobuf.message import Message
 
 from auxia.decision.model import (
+    treatment_decision_service_pb2 as _decisions,
+)
+from auxia.decision.model import (
     treatment_interaction_service_pb2 as _interactions,
 )
 from auxia.decision.model import (
@@ -212,6 +215,24 @@ class Client(_ClientBase):
             "LogTreatmentInteraction", request, _interactions.LogTreatmentInteractionResponse
         )
 
+    def get_treatments(
+        self, request: _decisions.GetTreatmentsRequest
+    ) -> _decisions.GetTreatmentsResponse:
+        """Get the treatments to show a user on each requested surface."""
+        return self._typed("GetTreatments", request, _decisions.GetTreatmentsResponse)
+
+    def get_treatment(
+        self, request: _management.GetTreatmentRequest
+    ) -> _management.GetTreatmentResponse:
+        """Get one treatment by identifier."""
+        return self._typed("GetTreatment", request, _management.GetTreatmentResponse)
+
+    def get_all_treatments(
+        self, request: _management.GetAllTreatmentsRequest
+    ) -> _management.GetAllTreatmentsResponse:
+        """Get one page of the project's treatments that match the filters."""
+        return self._typed("GetAllTreatments", request, _management.GetAllTreatmentsResponse)
+
     def close(self) -> None:
         """Close the client's connections (not those of an ``http_client`` passed in)."""
         if self._owns_http:
@@ -312,6 +333,24 @@ class AsyncClient(_ClientBase):
         return await self._typed(
             "LogTreatmentInteraction", request, _interactions.LogTreatmentInteractionResponse
         )
+
+    async def get_treatments(
+        self, request: _decisions.GetTreatmentsRequest
+    ) -> _decisions.GetTreatmentsResponse:
+        """Get the treatments to show a user on each requested surface."""
+        return await self._typed("GetTreatments", request, _decisions.GetTreatmentsResponse)
+
+    async def get_treatment(
+        self, request: _management.GetTreatmentRequest
+    ) -> _management.GetTreatmentResponse:
+        """Get one treatment by identifier."""
+        return await self._typed("GetTreatment", request, _management.GetTreatmentResponse)
+
+    async def get_all_treatments(
+        self, request: _management.GetAllTreatmentsRequest
+    ) -> _management.GetAllTreatmentsResponse:
+        """Get one page of the project's treatments that match the filters."""
+        return await self._typed("GetAllTreatments", request, _management.GetAllTreatmentsResponse)
 
     async def aclose(self) -> None:
         """Close the client's connections (not those of an ``http_client`` passed in)."""

@@ -21,10 +21,12 @@ class RetryPolicy:
     - A timeout or a broken connection after the call was sent is retried only
       for the methods in ``safe_to_repeat``, since the server may have acted on
       it. By default these are GetDataFields (the same parameters always resolve
-      to the same data field) and UpdateTreatment (setting the same values
-      twice gives the same treatment). LogTreatmentInteraction is not: the
-      server records every call, so a repeat logs the interaction twice.
-      InsertTreatment is not: a repeat creates a second treatment.
+      to the same data field), UpdateTreatment (setting the same values
+      twice gives the same treatment), GetTreatment and GetAllTreatments (they
+      read). LogTreatmentInteraction is not: the server records every call, so
+      a repeat logs the interaction twice. InsertTreatment is not: a repeat
+      creates a second treatment. GetTreatments is not: what it returns counts
+      as SENT, and a repeat counts again.
 
     Waits grow exponentially from ``initial_backoff`` by ``multiplier`` up to
     ``max_backoff`` seconds, with full jitter. ``max_attempts`` counts the
@@ -37,7 +39,9 @@ class RetryPolicy:
     multiplier: float = 2.0
     max_retry_after: float = 30.0
     retry_http_statuses: frozenset[int] = frozenset({429, 503})
-    safe_to_repeat: frozenset[str] = frozenset({"GetDataFields", "UpdateTreatment"})
+    safe_to_repeat: frozenset[str] = frozenset(
+        {"GetDataFields", "UpdateTreatment", "GetTreatment", "GetAllTreatments"}
+    )
 
     def backoff(self, attempt: int) -> float:
         """Return a jittered wait in seconds before attempt ``attempt + 1``."""

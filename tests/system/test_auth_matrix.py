@@ -49,6 +49,7 @@ REST_CASES: Final = [
     ("x-api-key header", {"x-api-key": "TEST_API_KEY"}, "", 200),
     ("api-key header", {"api-key": "API_KEY"}, "", 200),
     ("query", {}, "?api-key=TEST_API_KEY", 200),
+    ("query with an underscore", {}, "?api_key=TEST_API_KEY", 200),
     ("wrong key in the query", {}, "?api-key=WRONG_KEY", 401),
     ("other project's key in the query", {}, "?api-key=OTHER_API_KEY", 403),
     ("the header wins over the query", {"x-api-key": "WRONG_KEY"}, "?api-key=TEST_API_KEY", 401),

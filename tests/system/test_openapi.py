@@ -10,9 +10,11 @@ samples against its schemas with jsonschema (Draft 2020-12).
 from __future__ import annotations
 
 import copy
+import importlib
 import importlib.resources
 import json
 import pathlib
+import pkgutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,24 +28,17 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from auxia.decision.model import (
-    data_field_pb2,
-    treatment_interaction_service_pb2,
-    treatment_management_service_pb2,
-    treatment_pb2,
-)
+import auxia.decision.model
+from auxia_decision._routes import routes, services
 from tests._fixtures import BROKEN, PARSEABLE, Sample
 from tests._repo import ROOT, VENV_BIN, run
 from tools import protoc_gen_openapi
 
+# Every file of the schema's package, read from the package itself.
 FILES: list[FileDescriptor] = [
-    module.DESCRIPTOR
-    for module in (
-        treatment_pb2,
-        data_field_pb2,
-        treatment_management_service_pb2,
-        treatment_interaction_service_pb2,
-    )
+    importlib.import_module(f"auxia.decision.model.{info.name}").DESCRIPTOR
+    for info in pkgutil.iter_modules(auxia.decision.model.__path__)
+    if info.name.endswith("_pb2")
 ]
 SPEC_URI = "urn:auxia-decision-api:openapi"
 SCHEMAS = "#/components/schemas/"
@@ -183,7 +178,7 @@ def test_one_path_per_http_rule(spec: dict[str, Any]) -> None:
                         service.name,
                     )
                 )
-    assert len(expected) == 4
+    assert len(expected) == len(routes())
     found = set()
     for path, operations in spec["paths"].items():
         for verb, operation in operations.items():
@@ -212,10 +207,7 @@ def test_operations_carry_the_rpc_comments(spec: dict[str, Any]) -> None:
     assert "ALREADY_EXISTS" in insert["description"]
     log = spec["paths"]["/v1/LogTreatmentInteraction"]["post"]
     assert log["responses"]["200"]["description"].startswith("An empty response indicates")
-    assert {tag["name"] for tag in spec["tags"]} == {
-        "TreatmentManagementService",
-        "TreatmentInteractionService",
-    }
+    assert {tag["name"] for tag in spec["tags"]} == {service.name for service in services()}
 
 
 def test_info_servers_security_and_errors(spec: dict[str, Any]) -> None:

@@ -197,7 +197,8 @@ def test_the_curl_quickstart_answers_as_documented(server: NewUser) -> None:
     (block,) = [text for text in code_blocks(README, "sh") if text.startswith("curl")]
     result = server.shell(server.localize(block))
     assert result.returncode == 0, result.stderr
-    logged, fields = _json_documents(result.stdout)
+    decided, logged, fields = _json_documents(result.stdout)
+    assert [t["treatmentId"] for t in decided["userTreatments"]] == ["CART_REMINDER"]
     assert logged == {}
     assert fields["dataFields"][0]["dataFieldType"] == "STRING"
 

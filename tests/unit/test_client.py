@@ -6,7 +6,9 @@ import asyncio
 import json
 import re
 import socket
+import typing
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +22,7 @@ from auxia.decision.model import (
 )
 from auxia_decision import ApiError, AsyncClient, Client, Code, RestCodec, RetryPolicy
 from auxia_decision._errors import FieldViolation
+from auxia_decision._routes import Route, routes
 from tests._fixtures import PARSEABLE
 from tests._http_server import Answer, ScriptedServer, scripted_server
 
@@ -358,3 +361,12 @@ def test_a_passed_in_http_client_is_used_and_left_open(server: ScriptedServer) -
             client.log_treatment_interaction(_log_request())
         assert not http.is_closed
     assert server.received[0].headers["x-trace"] == "t1"
+
+
+@pytest.mark.parametrize("route", routes(), ids=lambda route: route.name)
+@pytest.mark.parametrize("client_class", [Client, AsyncClient], ids=["sync", "async"])
+def test_every_rpc_has_a_typed_method(client_class: type[Any], route: Route) -> None:
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", route.name).lower()
+    hints = typing.get_type_hints(getattr(client_class, name))
+    assert hints["request"] is route.request_type
+    assert hints["return"] is route.response_type

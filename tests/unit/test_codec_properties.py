@@ -47,8 +47,14 @@ def test_decoding_agrees_with_json_format(message_type: type[Message]) -> None:
 
 def test_every_api_type_is_covered() -> None:
     assert [t.DESCRIPTOR.name for t in TYPES] == [
+        "GetAllTreatmentsRequest",
+        "GetAllTreatmentsResponse",
         "GetDataFieldsByParamsRequest",
         "GetDataFieldsByParamsResponse",
+        "GetTreatmentRequest",
+        "GetTreatmentResponse",
+        "GetTreatmentsRequest",
+        "GetTreatmentsResponse",
         "InsertTreatmentRequest",
         "InsertTreatmentResponse",
         "LogTreatmentInteractionRequest",

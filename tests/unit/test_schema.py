@@ -18,6 +18,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 from auxia.decision.model import (
     data_field_pb2,
     oneof_behavior_pb2,
+    treatment_decision_service_pb2,
     treatment_interaction_service_pb2,
     treatment_management_service_pb2,
     treatment_pb2,
@@ -255,6 +256,62 @@ DOCUMENTED: dict[str, list[Field]] = {
         f("action_name", 8, "string"),
     ],
     "LogTreatmentInteractionResponse": [],
+    # GetTreatments (decisioning.md): JSON names and types are published, field
+    # numbers are ours, in documented order.
+    "GetTreatmentsRequest": [
+        f("project_id", 1, "string"),
+        f("user_id", 2, "string"),
+        f("contextual_attributes", 3, P + "ContextualAttribute", "repeated"),
+        f("surfaces", 4, P + "SurfaceRequest", "repeated"),
+        f("language_code", 5, "string"),
+    ],
+    "ContextualAttribute": [
+        f("key", 1, "string"),
+        f("string_value", 2, "string", oneof="value"),
+        f("bool_value", 3, "bool", oneof="value"),
+        f("integer_value", 4, "int64", oneof="value"),
+    ],
+    "SurfaceRequest": [
+        f("surface", 1, "string"),
+        f("maximum_treatment_count", 2, "int64"),
+        f("minimum_treatment_count", 3, "int64"),
+    ],
+    "GetTreatmentsResponse": [
+        f("response_id", 1, "string"),
+        f("user_treatments", 2, P + "UserTreatment", "repeated"),
+    ],
+    "UserTreatment": [
+        f("treatment_id", 1, "string"),
+        f("treatment_tracking_id", 2, "string"),
+        f("rank", 3, "int64"),
+        f("content_language_code", 4, "string"),
+        f("treatment_content", 5, "string"),
+        f("treatment_type", 6, "string"),
+        f("surface", 7, "string"),
+    ],
+    # GetTreatment: published with its numbers.
+    "GetTreatmentRequest": [f("project_id", 1, "string"), f("treatment_id", 2, "string")],
+    "GetTreatmentResponse": [f("treatment", 1, P + "TreatmentPb")],
+    # GetAllTreatments: the filters are published with their numbers; the
+    # request and response are ours.
+    "TreatmentFilter": [f("treatment_type_name", 1, "string")],
+    "TreatmentVersionFilter": [
+        f("surface", 1, P + "TreatmentVersionFilter.SurfaceFilter"),
+        f("tag", 2, P + "TreatmentVersionFilter.TagFilter"),
+    ],
+    "TreatmentVersionFilter.SurfaceFilter": [f("surface_names", 1, "string", "repeated")],
+    "TreatmentVersionFilter.TagFilter": [f("tags", 1, "string", "repeated")],
+    "GetAllTreatmentsRequest": [
+        f("project_id", 1, "string"),
+        f("treatment_filter", 2, P + "TreatmentFilter"),
+        f("treatment_version_filter", 3, P + "TreatmentVersionFilter"),
+        f("page_size", 4, "int32"),
+        f("page_token", 5, "string"),
+    ],
+    "GetAllTreatmentsResponse": [
+        f("treatments", 1, P + "TreatmentPb", "repeated"),
+        f("next_page_token", 2, "string"),
+    ],
 }
 
 DOCUMENTED_ENUMS: dict[str, list[tuple[str, int]]] = {
@@ -360,6 +417,7 @@ def _all_messages() -> set[str]:
         treatment_pb2,
         treatment_management_service_pb2,
         treatment_interaction_service_pb2,
+        treatment_decision_service_pb2,
     ):
         for message in module.DESCRIPTOR.message_types_by_name.values():
             walk(message)
@@ -440,6 +498,21 @@ HTTP_RULES = {
         "/v1/LogTreatmentInteraction",
         "LogTreatmentInteractionRequest",
         "LogTreatmentInteractionResponse",
+    ),
+    "TreatmentDecisionService.GetTreatments": (
+        "/v1/GetTreatments",
+        "GetTreatmentsRequest",
+        "GetTreatmentsResponse",
+    ),
+    "TreatmentManagementService.GetTreatment": (
+        "/v1/GetTreatment",
+        "GetTreatmentRequest",
+        "GetTreatmentResponse",
+    ),
+    "TreatmentManagementService.GetAllTreatments": (
+        "/v1/GetAllTreatments",
+        "GetAllTreatmentsRequest",
+        "GetAllTreatmentsResponse",
     ),
 }
 
@@ -544,6 +617,7 @@ def test_file_options_name_the_package_for_other_languages() -> None:
         treatment_pb2,
         treatment_management_service_pb2,
         treatment_interaction_service_pb2,
+        treatment_decision_service_pb2,
     ):
         file = module.DESCRIPTOR
         assert file.package == PACKAGE
@@ -553,3 +627,33 @@ def test_file_options_name_the_package_for_other_languages() -> None:
         assert options.java_multiple_files
         assert options.go_package.endswith(";modelpb")
         assert options.csharp_namespace == "Io.Auxia.Decision.Model"
+
+
+@pytest.mark.parametrize(
+    ("message_name", "json_names"),
+    [
+        (
+            "GetTreatmentsRequest",
+            ["projectId", "userId", "contextualAttributes", "surfaces", "languageCode"],
+        ),
+        ("ContextualAttribute", ["key", "stringValue", "boolValue", "integerValue"]),
+        ("SurfaceRequest", ["surface", "maximumTreatmentCount", "minimumTreatmentCount"]),
+        ("GetTreatmentsResponse", ["responseId", "userTreatments"]),
+        (
+            "UserTreatment",
+            [
+                "treatmentId",
+                "treatmentTrackingId",
+                "rank",
+                "contentLanguageCode",
+                "treatmentContent",
+                "treatmentType",
+                "surface",
+            ],
+        ),
+    ],
+)
+def test_get_treatments_json_names_are_the_documented_ones(
+    message_name: str, json_names: list[str]
+) -> None:
+    assert [field.json_name for field in _message(message_name).fields] == json_names

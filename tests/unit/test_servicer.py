@@ -149,7 +149,8 @@ def test_removed_surfaces_must_exactly_match_the_type_surfaces(world: World) -> 
     assert _violations(error) == [
         (
             "removedSurfaces.surfaces[0].name",
-            '"surface" is not a surface of treatment type "IN_APP_CONTENT" (surfaces: SURFACE)',
+            '"surface" is not a surface of treatment type "IN_APP_CONTENT" '
+            "(surfaces: ARTICLE_PAGE, CART_SCREEN, HOME_SCREEN, SURFACE)",
         )
     ]
 
@@ -327,7 +328,7 @@ def _resolve(world: World, text: str) -> list[tuple[int, str]]:
 
 def test_get_data_fields_resolves_the_docs_sample(world: World) -> None:
     text = (FIXTURES / "docs/get_data_fields_request.corrected.json").read_text()
-    # Ids 1 and 2 are seeded; the event metric is new and gets 3.
+    # The seed resolves the sample's fields first (1, 3 and 4), then the rules' own.
     assert _resolve(world, text) == [(1, "INTEGER"), (3, "INTEGER"), (4, "TIMESTAMP_SECONDS")]
     assert _resolve(world, text) == [(1, "INTEGER"), (3, "INTEGER"), (4, "TIMESTAMP_SECONDS")]
 
@@ -344,7 +345,7 @@ def test_same_params_get_the_same_id_whatever_the_order_or_name_style(world: Wor
         ' "event_schema_name": "Play"}}], "project_id": "PROJECT_ID"}'
     )
     first = _resolve(world, camel)
-    assert first == [(3, "TIMESTAMP_SECONDS")]
+    assert first == [(10, "TIMESTAMP_SECONDS")]  # the seed resolves 1 to 9
     assert _resolve(world, snake) == first
 
 

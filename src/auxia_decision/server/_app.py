@@ -88,6 +88,7 @@ async def start_server(config: ServerConfig, clock: Clock = system_clock) -> Run
             raise StartupError(
                 f"{_seed_name(config.seed)} is invalid: {_one_line(error)}"
             ) from None
+        await store.load_activity()
         try:
             await store.start_writer()
         except sqlite3.Error as error:

@@ -14,8 +14,10 @@ from typing import Any, Final, TypeVar
 
 from auxia_decision.server._writer import (
     ROWS_PER_STATEMENT,
-    commit_interactions,
+    Batch,
+    commit_rows,
     insert_interactions,
+    insert_served,
     linger,
     resolve_batch,
 )
@@ -33,13 +35,20 @@ ErrorFor = Callable[[sqlite3.Error], BaseException]
 
 @dataclass(slots=True)
 class InteractionBatch:
-    """Interactions logged by one event loop in one pass of it, queued as one job."""
+    """Rows appended by one event loop in one pass of it, queued as one job.
 
-    rows: list[str | bytes]
-    """Each row's values in turn: project id, serialized request."""
+    Interactions (``rows`` a list) or served treatments (``rows`` a tuple), as
+    the writer process takes them.
+    """
+
+    rows: Batch
+    """Each row's values in turn: project id, serialized request (a list), or
+    the ``SERVED_COLUMNS`` of each served row (a tuple)."""
     waiters: list[asyncio.Future[Any]]
     results: list[object]
     """What each waiter resolves to once its row is committed."""
+    committed: Callable[[], None] | None = None
+    """Called once the rows are committed, before any waiter is resolved."""
 
 
 @dataclass(slots=True)
@@ -83,6 +92,8 @@ def _settle(settled: list[tuple[_Job, _Outcome]]) -> None:
         else:
             error = None if ok else value
             assert error is None or isinstance(error, BaseException)
+            if error is None and batch.committed is not None:
+                batch.committed()
             resolve_batch(batch.waiters, batch.results, error)
 
 
@@ -96,16 +107,15 @@ def _append_interactions(
     """Append the pending batches of a group in the order queued, inside its transaction."""
     if not pending:
         return
-    rows: list[str | bytes] = []
-    for position in pending:
-        batch = group[position].interactions
-        assert batch is not None
-        rows += batch.rows
-    several = len(rows) > 2 * ROWS_PER_STATEMENT
+    rows, served = _split([group[position] for position in pending])
+    several = len(rows) > 2 * ROWS_PER_STATEMENT or bool(served)
     try:
         if several:
             connection.execute("SAVEPOINT interactions")
-        insert_interactions(connection, rows)
+        if rows:
+            insert_interactions(connection, rows)
+        if served:
+            insert_served(connection, served)
         if several:
             connection.execute("RELEASE interactions")
     except sqlite3.Error as error:
@@ -118,16 +128,27 @@ def _append_interactions(
     pending.clear()
 
 
+def _split(jobs: list[_Job]) -> tuple[list[str | bytes], list[str | int]]:
+    """Return the interaction rows and the served rows of some batches, in order."""
+    rows: list[str | bytes] = []
+    served: list[str | int] = []
+    for job in jobs:
+        batch = job.interactions
+        assert batch is not None
+        if isinstance(batch.rows, tuple):
+            served += batch.rows
+        else:
+            rows += batch.rows
+    return rows, served
+
+
 def _append_only(
     connection: sqlite3.Connection, group: list[_Job], error_for: ErrorFor
 ) -> list[_Outcome]:
-    """Append a group of interaction batches, committed before it returns."""
-    rows: list[str | bytes] = []
-    for job in group:
-        assert job.interactions is not None
-        rows += job.interactions.rows
+    """Append a group of batches, committed before it returns."""
+    rows, served = _split(group)
     try:
-        commit_interactions(connection, rows)
+        commit_rows(connection, rows, served)
     except sqlite3.Error as error:
         return [(False, error_for(error))] * len(group)
     return [(True, None)] * len(group)

@@ -23,7 +23,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
-_KEY_QUERY: Final = "api-key"
+# The key's query parameters, preferred first: `api-key` (LogTreatmentInteraction's
+# documentation), `api_key` (decisioning.md's "api_key request parameter").
+_KEY_QUERY: Final = ("api-key", "api_key")
 
 _log = logging.getLogger("auxia_decision.gateway")
 
@@ -85,9 +87,11 @@ def _query_key(scope: Scope) -> str | None:
     """Return the api-key query parameter, without surrounding white space, or None."""
     query = scope.get("query_string", b"")
     if query:
-        values = urllib.parse.parse_qs(query.decode("latin-1")).get(_KEY_QUERY)
-        if values:
-            return str(values[0]).strip(" \t")
+        parameters = urllib.parse.parse_qs(query.decode("latin-1"))
+        for name in _KEY_QUERY:
+            values = parameters.get(name)
+            if values:
+                return str(values[0]).strip(" \t")
     return None
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia.decision.model import treatment_pb2
@@ -14,10 +16,19 @@ from auxia_decision._errors import ApiError, Code
 from auxia_decision._validation import check_request, clear_output_only
 from auxia_decision.server import _data_fields, _treatments
 from auxia_decision.server._auth import KeyRing
+from auxia_decision.server._catalog import Catalog, compile_catalog
 from auxia_decision.server._clock import Clock, system_clock
-from auxia_decision.server._storage import ProjectRecord, Repository, Store, StoredTreatment
+from auxia_decision.server._decisions import decide, tracking_id, user_treatments
+from auxia_decision.server._storage import (
+    ProjectRecord,
+    Repository,
+    ServedTreatment,
+    Store,
+    StoredTreatment,
+)
 
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 
 
 class DecisionServicer:
@@ -43,8 +54,13 @@ class DecisionServicer:
             "InsertTreatment": self._insert_treatment,
             "UpdateTreatment": self._update_treatment,
             "GetDataFields": self._get_data_fields,
+            "GetTreatment": self._get_treatment,
+            "GetAllTreatments": self._get_all_treatments,
             "LogTreatmentInteraction": self._log_treatment_interaction,
+            "GetTreatments": self._get_treatments,
         }
+        # The compiled catalog of each project, with the store's version it was read at.
+        self._catalogs: dict[str, tuple[int, Catalog]] = {}
 
     @property
     def methods(self) -> frozenset[str]:
@@ -145,3 +161,93 @@ class DecisionServicer:
         assert isinstance(request, interactions.LogTreatmentInteractionRequest)
         del project
         return self.store.log_interaction(request, interactions.LogTreatmentInteractionResponse())
+
+    # GetTreatment and GetAllTreatments.
+
+    async def _get_treatment(
+        self, project: ProjectRecord, request: Message
+    ) -> management.GetTreatmentResponse:
+        assert isinstance(request, management.GetTreatmentRequest)
+        now = self.clock()
+        stored = await self.store.run(
+            lambda repository: _treatments.get_treatment(repository, project, request.treatment_id)
+        )
+        return management.GetTreatmentResponse(treatment=_treatments.with_statuses(stored, now))
+
+    async def _get_all_treatments(
+        self, project: ProjectRecord, request: Message
+    ) -> management.GetAllTreatmentsResponse:
+        assert isinstance(request, management.GetAllTreatmentsRequest)
+        now = self.clock()
+        page, token = await self.store.run(
+            lambda repository: _treatments.get_all_treatments(repository, project, request)
+        )
+        return management.GetAllTreatmentsResponse(
+            treatments=[_treatments.with_statuses(stored, now) for stored in page],
+            next_page_token=token,
+        )
+
+    # GetTreatments.
+
+    def _get_treatments(
+        self, project: ProjectRecord, request: Message
+    ) -> Awaitable[decisions.GetTreatmentsResponse]:
+        # Like LogTreatmentInteraction, a plain function: with the project's
+        # catalog at hand, the decision is made now and only the store is waited for.
+        assert isinstance(request, decisions.GetTreatmentsRequest)
+        cached = self._catalogs.get(project.project_id)
+        if cached is None or cached[0] != self.store.version(project.project_id):
+            return self._get_treatments_with_a_new_catalog(project, request)
+        return self._serve(cached[1], project, request)
+
+    async def _get_treatments_with_a_new_catalog(
+        self, project: ProjectRecord, request: decisions.GetTreatmentsRequest
+    ) -> decisions.GetTreatmentsResponse:
+        return await self._serve(await self.catalog(project.project_id), project, request)
+
+    async def catalog(self, project_id: str) -> Catalog:
+        """Return the project's compiled catalog, read again when the project has changed."""
+        version = self.store.version(project_id)
+        cached = self._catalogs.get(project_id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        catalog = await self.store.run(
+            lambda repository: compile_catalog(
+                project_id,
+                repository.treatment_types(project_id),
+                repository.user_attribute_types(project_id),
+                repository.data_fields(project_id),
+                repository.treatments(project_id),
+            )
+        )
+        self._catalogs[project_id] = (version, catalog)
+        return catalog
+
+    def _serve(
+        self, catalog: Catalog, project: ProjectRecord, request: decisions.GetTreatmentsRequest
+    ) -> Awaitable[decisions.GetTreatmentsResponse]:
+        """Decide, and answer once what is served is stored (it counts as SENT)."""
+        now = self.clock()
+        user_id = request.user_id
+        decision = decide(catalog, request, self.store.activity(project.project_id, user_id), now)
+        response_id = str(uuid.uuid4())
+        response = decisions.GetTreatmentsResponse(
+            response_id=response_id, user_treatments=user_treatments(decision, response_id)
+        )
+        if not decision.choices:
+            return _resolved(response)
+        served = [
+            ServedTreatment(
+                response_id,
+                choice.treatment.treatment_id,
+                choice.surface,
+                tracking_id(choice.treatment.treatment_id, response_id),
+                now,
+            )
+            for choice in decision.choices
+        ]
+        return self.store.record_served(project.project_id, user_id, served, response)
+
+
+async def _resolved(value: T) -> T:
+    return value

@@ -16,7 +16,14 @@ from auxia.decision.model import (
     treatment_pb2,
 )
 from auxia_decision._errors import ApiError, Code
-from auxia_decision.server._storage import ExternalIdTakenError, ProjectRecord, StoredTreatment
+from auxia_decision.server._activity import Event
+from auxia_decision.server._storage import (
+    SENT,
+    ExternalIdTakenError,
+    ProjectRecord,
+    StoredTreatment,
+    interaction_event,
+)
 from auxia_decision.server._writer import WriterStopped, open_database
 
 SCHEMA: Final = """
@@ -72,6 +79,17 @@ CREATE TABLE IF NOT EXISTS interactions (
   project_id TEXT NOT NULL,
   body BLOB NOT NULL
 );
+-- The treatments GetTreatments returned: one row each, appended.
+CREATE TABLE IF NOT EXISTS served (
+  served_id INTEGER PRIMARY KEY,
+  project_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  response_id TEXT NOT NULL,
+  treatment_id TEXT NOT NULL,
+  surface TEXT NOT NULL,
+  tracking_id TEXT NOT NULL,
+  time_micros INTEGER NOT NULL
+);
 """
 
 
@@ -118,13 +136,16 @@ class SqliteRepository:
 
     Args:
         connection: an open connection to the store's database.
+        touched: where the projects whose configuration or treatments the
+            operations change are added.
 
     """
 
-    __slots__ = ("_connection",)
+    __slots__ = ("_connection", "_touched")
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, touched: set[str] | None = None) -> None:
         self._connection = connection
+        self._touched = touched if touched is not None else set()
 
     def projects_by_key_digest(self) -> dict[bytes, ProjectRecord]:
         """Return every API key digest with the project it belongs to."""
@@ -139,6 +160,7 @@ class SqliteRepository:
 
     def put_project(self, project: ProjectRecord, key_digests: Sequence[bytes]) -> None:
         """Create or replace a project and add API keys, given by digest, to it."""
+        self._touched.add(project.project_id)
         self._connection.execute(
             "INSERT INTO projects VALUES (?, ?, ?) ON CONFLICT (project_id) DO UPDATE SET "
             "numeric_project_id = excluded.numeric_project_id, "
@@ -156,6 +178,7 @@ class SqliteRepository:
 
     def put_treatment_type(self, treatment_type: treatment_pb2.TreatmentTypePb) -> None:
         """Create or replace a treatment type."""
+        self._touched.add(treatment_type.project_id)
         self._connection.execute(
             "INSERT OR REPLACE INTO treatment_types VALUES (?, ?, ?)",
             (treatment_type.project_id, treatment_type.name, treatment_type.SerializeToString()),
@@ -173,6 +196,7 @@ class SqliteRepository:
         self, project_id: str, property_name: str, data_field_type: str
     ) -> None:
         """Declare the type of a user attribute."""
+        self._touched.add(project_id)
         self._connection.execute(
             "INSERT OR REPLACE INTO user_attribute_types VALUES (?, ?, ?)",
             (project_id, property_name, data_field_type),
@@ -205,6 +229,7 @@ class SqliteRepository:
             "SELECT COALESCE(MAX(data_field_id), 0) + 1 FROM data_fields WHERE project_id = ?",
             (project_id,),
         ).fetchone()
+        self._touched.add(project_id)
         self._connection.execute(
             "INSERT INTO data_fields VALUES (?, ?, ?, ?, ?)",
             (project_id, next_id, params_key, params.SerializeToString(), data_field_type),
@@ -257,6 +282,7 @@ class SqliteRepository:
     def put_treatment(self, stored: StoredTreatment) -> None:
         """Create or replace a treatment; ExternalIdTakenError on an external id clash."""
         treatment = stored.treatment
+        self._touched.add(treatment.project_id)
         try:
             # Not INSERT OR REPLACE: REPLACE would also delete another
             # treatment holding the same external id instead of failing.
@@ -287,3 +313,59 @@ class SqliteRepository:
         ).fetchall()
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
         return [parse(row[0]) for row in rows]
+
+    def treatment_types(self, project_id: str) -> list[treatment_pb2.TreatmentTypePb]:
+        """Return the project's treatment types, by name."""
+        rows = self._connection.execute(
+            "SELECT body FROM treatment_types WHERE project_id = ? ORDER BY name", (project_id,)
+        ).fetchall()
+        return [treatment_pb2.TreatmentTypePb.FromString(row[0]) for row in rows]
+
+    def user_attribute_types(self, project_id: str) -> dict[str, str]:
+        """Return the declared type of each of the project's user attributes."""
+        rows = self._connection.execute(
+            "SELECT property_name, data_field_type FROM user_attribute_types WHERE project_id = ?",
+            (project_id,),
+        ).fetchall()
+        return {str(name): str(data_field_type) for name, data_field_type in rows}
+
+    def data_fields(self, project_id: str) -> dict[int, tuple[data_field_pb2.DataFieldParams, str]]:
+        """Return the project's data fields: parameters and type, by identifier."""
+        rows = self._connection.execute(
+            "SELECT data_field_id, params, data_field_type FROM data_fields WHERE project_id = ?",
+            (project_id,),
+        ).fetchall()
+        parse = data_field_pb2.DataFieldParams.FromString
+        return {int(number): (parse(params), str(kind)) for number, params, kind in rows}
+
+    def treatments(self, project_id: str) -> list[StoredTreatment]:
+        """Return the project's treatments, by treatment identifier."""
+        rows = self._connection.execute(
+            "SELECT body, published_versions FROM treatments WHERE project_id = ? "
+            "ORDER BY treatment_id",
+            (project_id,),
+        ).fetchall()
+        return [
+            StoredTreatment(
+                treatment_pb2.TreatmentPb.FromString(body), [flag == "1" for flag in published]
+            )
+            for body, published in rows
+        ]
+
+    def activity(self) -> list[tuple[str, str, Event]]:
+        """Return every stored event of a user: (project id, user id, event), oldest first."""
+        parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
+        events: list[tuple[str, str, Event]] = []
+        for project_id, body in self._connection.execute(
+            "SELECT project_id, body FROM interactions ORDER BY interaction_id"
+        ):
+            request = parse(body)
+            if request.user_id:
+                events.append((str(project_id), request.user_id, interaction_event(request)))
+        for project_id, user_id, treatment_id, surface, time_micros in self._connection.execute(
+            "SELECT project_id, user_id, treatment_id, surface, time_micros FROM served "
+            "ORDER BY served_id"
+        ):
+            event = (SENT, str(treatment_id), str(surface), int(time_micros))
+            events.append((str(project_id), str(user_id), event))
+        return events

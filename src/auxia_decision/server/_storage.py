@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from auxia.decision.model import (
     data_field_pb2,
     treatment_interaction_service_pb2,
     treatment_pb2,
 )
+from auxia_decision.server._activity import Event, UserActivity
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,6 +40,37 @@ class StoredTreatment:
 
     treatment: treatment_pb2.TreatmentPb
     published_versions: list[bool]
+
+
+SENT: Final = int(data_field_pb2.DataFieldParams.TreatmentDataFieldParams.SENT)
+"""The kind of event of a treatment served by GetTreatments."""
+
+
+def interaction_event(
+    request: treatment_interaction_service_pb2.LogTreatmentInteractionRequest,
+) -> Event:
+    """Return the event a logged interaction is, as rules count it.
+
+    Its kind is the ``TreatmentInteractionType`` of the same name: the
+    interaction types are numbered as they are, one after SENT.
+    """
+    return (
+        request.interaction_type + 1,
+        request.treatment_id,
+        request.surface,
+        request.interaction_time_micros,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServedTreatment:
+    """A treatment GetTreatments returned to a user."""
+
+    response_id: str
+    treatment_id: str
+    surface: str
+    tracking_id: str
+    time_micros: int
 
 
 class ExternalIdTakenError(Exception):
@@ -116,6 +148,30 @@ class Repository(Protocol):
         """Return the project's logged interactions, oldest first."""
         ...
 
+    def treatment_types(self, project_id: str) -> list[treatment_pb2.TreatmentTypePb]:
+        """Return the project's treatment types, by name."""
+        ...
+
+    def user_attribute_types(self, project_id: str) -> dict[str, str]:
+        """Return the declared type of each of the project's user attributes."""
+        ...
+
+    def data_fields(self, project_id: str) -> dict[int, tuple[data_field_pb2.DataFieldParams, str]]:
+        """Return the project's data fields: parameters and type, by identifier."""
+        ...
+
+    def treatments(self, project_id: str) -> list[StoredTreatment]:
+        """Return the project's treatments, by treatment identifier."""
+        ...
+
+    def activity(self) -> list[tuple[str, str, Event]]:
+        """Return every stored event of a user: (project id, user id, event), oldest first.
+
+        The events are the logged interactions that name a user, then the
+        treatments served.
+        """
+        ...
+
 
 class Store(Protocol):
     """Runs units of work in transactions and appends logged interactions."""
@@ -133,4 +189,18 @@ class Store(Protocol):
         result: R,
     ) -> Awaitable[R]:
         """Record one interaction; the awaitable gives ``result`` once it is committed."""
+        ...
+
+    def record_served(
+        self, project_id: str, user_id: str, served: Sequence[ServedTreatment], result: R
+    ) -> Awaitable[R]:
+        """Record the treatments served to a user; the awaitable gives ``result`` once committed."""
+        ...
+
+    def activity(self, project_id: str, user_id: str) -> UserActivity:
+        """Return what a user did (interactions, treatments served), as far as committed."""
+        ...
+
+    def version(self, project_id: str) -> int:
+        """Return a number that changes whenever the project's configuration or treatments do."""
         ...

@@ -3,32 +3,52 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from auxia.decision.model import treatment_interaction_service_pb2
+from auxia_decision.server._activity import ActivityBook, Event, UserActivity
 from auxia_decision.server._executor import GroupCommitExecutor, InteractionBatch
 from auxia_decision.server._sqlite import SqliteRepository, connect, storage_error
-from auxia_decision.server._storage import Repository
+from auxia_decision.server._storage import SENT, Repository, ServedTreatment, interaction_event
 from auxia_decision.server._writer import InteractionWriter
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
+@dataclass(slots=True)
+class _Filling:
+    """The rows an event loop appends in one pass of it, before they are queued."""
+
+    loop: asyncio.AbstractEventLoop
+    rows: list[Any]
+    waiters: list[asyncio.Future[Any]]
+    results: list[object]
+    events: list[tuple[str, str, Event]]
+    """The activity the rows add, applied once they are committed."""
+
+
 class TreatmentStore:
     """The server's state in one SQLite database, file-backed (WAL) or in memory.
 
-    Units of work (``run``) and logged interactions go to one database thread
+    Units of work (``run``) and appended rows go to one database thread
     (``executor``), which groups what was queued meanwhile into one
     transaction and commits it before answering any of it. The interactions
-    an event loop logs in one pass of it are queued as one batch.
+    an event loop logs in one pass of it are queued as one batch, and so are
+    the treatments it serves.
 
-    A file-backed store can instead hand the interactions of one event loop
-    to a writer process (``start_writer``), which commits them the same way
+    A file-backed store can instead hand the rows of one event loop to a
+    writer process (``start_writer``), which commits them the same way
     (grouped, on disk before they are answered) without taking turns with the
     event loop's thread for the interpreter.
+
+    What users did (their interactions, the treatments served to them) is also
+    kept in memory, as rules read it (``activity``): loaded from the database
+    by ``load_activity`` and added to as rows are committed.
 
     Args:
         path: the SQLite file (created with its tables if missing), or
@@ -41,23 +61,68 @@ class TreatmentStore:
         self.executor = GroupCommitExecutor(lambda: connect(path), error_for=storage_error)
         """The database thread, which also takes operations on the raw connection."""
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
-        # The batch of interactions each event loop is filling (only its thread touches it).
-        self._batches: dict[asyncio.AbstractEventLoop, InteractionBatch] = {}
+        # What each event loop is filling (only its thread touches it).
+        self._interactions: dict[asyncio.AbstractEventLoop, _Filling] = {}
+        self._served: dict[asyncio.AbstractEventLoop, _Filling] = {}
         self._writer: InteractionWriter | None = None
+        self._book = ActivityBook()
+        self._versions: dict[str, int] = {}
 
     async def run(self, work: Callable[[Repository], T]) -> T:
         """Run a unit of work in a transaction; return its result once committed."""
-        return await self.executor.run(lambda connection: work(SqliteRepository(connection)))
+        touched: set[str] = set()
+        result = await self.executor.run(
+            lambda connection: work(SqliteRepository(connection, touched))
+        )
+        self._changed(touched)
+        return result
 
     def run_sync(self, work: Callable[[Repository], T]) -> T:
         """Run a unit of work from a thread that is not running an event loop."""
-        return self.executor.submit(lambda connection: work(SqliteRepository(connection))).result()
+        touched: set[str] = set()
+        result = self.executor.submit(
+            lambda connection: work(SqliteRepository(connection, touched))
+        ).result()
+        self._changed(touched)
+        return result
+
+    def _changed(self, projects: set[str]) -> None:
+        for project_id in projects:
+            self._versions[project_id] = self._versions.get(project_id, 0) + 1
+
+    def version(self, project_id: str) -> int:
+        """Return a number that changes whenever the project's configuration or treatments do."""
+        return self._versions.get(project_id, 0)
+
+    # Activity.
+
+    def activity(self, project_id: str, user_id: str) -> UserActivity:
+        """Return what a user did, as far as it is committed."""
+        return self._book.of(project_id, user_id)
+
+    async def load_activity(self) -> None:
+        """Read what users did from the database; call before rows are appended."""
+        events = await self.run(lambda repository: repository.activity())
+        self._book.forget()
+        self._book.add_all(events)
+
+    # Appending rows.
 
     def log_interaction(
         self, request: treatment_interaction_service_pb2.LogTreatmentInteractionRequest, result: R
     ) -> asyncio.Future[R]:
         """Record one treatment interaction; the future resolves to ``result`` once committed."""
-        return self._append(request.project_id, request.SerializeToString(), result)
+        # The high-volume path: what the helpers do, inline.
+        filling = self._filling(self._interactions)
+        project_id = request.project_id
+        filling.rows += (project_id, request.SerializeToString())
+        user_id = request.user_id
+        if user_id:
+            filling.events.append((project_id, user_id, interaction_event(request)))
+        waiter: asyncio.Future[R] = filling.loop.create_future()
+        filling.waiters.append(waiter)
+        filling.results.append(result)
+        return waiter
 
     def append_interaction(self, project_id: str, body: bytes) -> asyncio.Future[None]:
         """Append one row to the interactions table; the future resolves once it is committed.
@@ -65,9 +130,33 @@ class TreatmentStore:
         Call it from a running event loop. The rows a loop appends in one pass
         of it are queued together, as one job, when the pass ends.
         """
-        return self._append(project_id, body, None)
+        filling = self._filling(self._interactions)
+        filling.rows += (project_id, body)
+        return self._wait(filling, None)
 
-    def _append(self, project_id: str, body: bytes, result: R) -> asyncio.Future[R]:
+    def record_served(
+        self, project_id: str, user_id: str, served: Sequence[ServedTreatment], result: R
+    ) -> asyncio.Future[R]:
+        """Record the treatments a response serves a user; resolves to ``result`` once committed.
+
+        Each counts as a SENT interaction once committed.
+        """
+        filling = self._filling(self._served)
+        for treatment in served:
+            filling.rows += (
+                project_id,
+                user_id,
+                treatment.response_id,
+                treatment.treatment_id,
+                treatment.surface,
+                treatment.tracking_id,
+                treatment.time_micros,
+            )
+            event = (SENT, treatment.treatment_id, treatment.surface, treatment.time_micros)
+            filling.events.append((project_id, user_id, event))
+        return self._wait(filling, result)
+
+    def _filling(self, fillings: dict[asyncio.AbstractEventLoop, _Filling]) -> _Filling:
         # The running loop is remembered per thread: asyncio.get_running_loop
         # makes a system call (getpid) each time, and this runs once per
         # logged interaction. A remembered loop running in its thread is
@@ -75,30 +164,42 @@ class TreatmentStore:
         loop = self._loops.get(threading.get_ident())
         if loop is None or not loop.is_running():
             loop = self._remember_running_loop()
-        waiter: asyncio.Future[R] = loop.create_future()
-        batch = self._batches.get(loop)
-        if batch is None:
-            batch = self._batches[loop] = InteractionBatch([], [], [])
-            loop.call_soon(self._queue_batch, loop)
-        batch.rows += (project_id, body)
-        batch.waiters.append(waiter)
-        batch.results.append(result)
+        filling = fillings.get(loop)
+        if filling is None:
+            filling = fillings[loop] = _Filling(loop, [], [], [], [])
+            loop.call_soon(self._queue, loop, fillings)
+        return filling
+
+    @staticmethod
+    def _wait(filling: _Filling, result: R) -> asyncio.Future[R]:
+        waiter: asyncio.Future[R] = filling.loop.create_future()
+        filling.waiters.append(waiter)
+        filling.results.append(result)
         return waiter
 
-    def _queue_batch(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch = self._batches.pop(loop)
+    def _queue(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fillings: dict[asyncio.AbstractEventLoop, _Filling],
+    ) -> None:
+        filling = fillings.pop(loop)
+        rows = tuple(filling.rows) if fillings is self._served else filling.rows
+        committed = (
+            functools.partial(self._book.add_all, filling.events) if filling.events else None
+        )
         writer = self._writer
         if writer is not None and writer.running and writer.loop is loop:
-            writer.send(batch.rows, batch.waiters, batch.results)
+            writer.send(rows, filling.waiters, filling.results, committed)
         else:
+            batch = InteractionBatch(rows, filling.waiters, filling.results, committed)
             self.executor.queue_batch(batch, loop)
 
     async def start_writer(self) -> None:
-        """Append the interactions logged from the running event loop in a writer process.
+        """Append the rows appended from the running event loop in a writer process.
 
         Other event loops, and a store in memory (which another process cannot
-        open), keep appending through the database thread, as do all the
-        interactions after the writer process stops unexpectedly.
+        open), keep appending through the database thread, as do all the rows
+        after the writer process stops unexpectedly.
         """
         if self.path == ":memory:" or self._writer is not None:
             return
@@ -117,7 +218,7 @@ class TreatmentStore:
         return writer.process.pid if writer is not None and writer.running else None
 
     def _remember_running_loop(self) -> asyncio.AbstractEventLoop:
-        """Return the running event loop of this thread, remembered for ``_append``."""
+        """Return the running event loop of this thread, remembered for ``_filling``."""
         loop = asyncio.get_running_loop()
         self._loops[threading.get_ident()] = loop
         return loop
@@ -126,8 +227,8 @@ class TreatmentStore:
         """Finish the queued operations and close the database.
 
         With a writer process, call it from that event loop's thread or after
-        the loop has stopped: the interactions handed to the process are
-        committed and answered for before it stops.
+        the loop has stopped: the rows handed to the process are committed and
+        answered for before it stops.
         """
         writer, self._writer = self._writer, None
         if writer is not None:

@@ -7,6 +7,10 @@ types, languages and data fields, and builds the treatments they describe.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
 import uuid
 from typing import Final
 
@@ -446,3 +450,103 @@ def _changes_version(
         _has(request, name) and getattr(request, name) != getattr(version, name)
         for name in _VERSION_FIELDS
     )
+
+
+# GetTreatment and GetAllTreatments.
+
+
+def get_treatment(
+    repository: Repository, project: ProjectRecord, treatment_id: str
+) -> StoredTreatment:
+    """Return a treatment of the project; NOT_FOUND when it has none of that identifier."""
+    stored = repository.find_treatment(project.project_id, treatment_id=treatment_id)
+    if stored is None:
+        raise ApiError(
+            Code.NOT_FOUND, f'no treatment "{treatment_id}" in project "{project.project_id}"'
+        )
+    return stored
+
+
+DEFAULT_PAGE_SIZE: Final = 50
+MAX_PAGE_SIZE: Final = 1000
+
+
+def get_all_treatments(
+    repository: Repository, project: ProjectRecord, request: management.GetAllTreatmentsRequest
+) -> tuple[list[StoredTreatment], str]:
+    """Return one page of the project's treatments that match the filters, and the next token.
+
+    Treatments are ordered by identifier; the token names the last one of the
+    page and the filters it was made for, so that a token is refused with
+    other filters or another project.
+    """
+    if request.page_size < 0:
+        raise invalid_field("pageSize", "must not be negative")
+    size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    filters = _filters_digest(project.project_id, request)
+    after = _page_start(request.page_token, filters)
+    types = {t.name: t for t in repository.treatment_types(project.project_id)}
+    matching = [
+        stored
+        for stored in repository.treatments(project.project_id)
+        if stored.treatment.treatment_id > after and _matches(stored, request, types)
+    ]
+    page = matching[:size]
+    token = _page_token(page[-1].treatment.treatment_id, filters) if len(matching) > size else ""
+    return page, token
+
+
+def _matches(
+    stored: StoredTreatment,
+    request: management.GetAllTreatmentsRequest,
+    types: dict[str, treatment_pb2.TreatmentTypePb],
+) -> bool:
+    treatment = stored.treatment
+    wanted_type = request.treatment_filter.treatment_type_name
+    if wanted_type and treatment.treatment_type.name != wanted_type:
+        return False
+    surfaces = set(request.treatment_version_filter.surface.surface_names)
+    tags = set(request.treatment_version_filter.tag.tags)
+    if not surfaces and not tags:
+        return True
+    treatment_type = types.get(treatment.treatment_type.name, treatment.treatment_type)
+    offered = {surface.name for surface in treatment_type.surfaces}
+    for version in treatment.versions:
+        version_surfaces = offered - {s.name for s in version.removed_surfaces.surfaces}
+        if surfaces and not surfaces & version_surfaces:
+            continue
+        if tags and not tags & {tag.name for tag in version.tags}:
+            continue
+        return True
+    return False
+
+
+def _filters_digest(project_id: str, request: management.GetAllTreatmentsRequest) -> str:
+    filters = management.GetAllTreatmentsRequest(
+        project_id=project_id,
+        treatment_filter=request.treatment_filter,
+        treatment_version_filter=request.treatment_version_filter,
+    )
+    return hashlib.sha256(filters.SerializeToString(deterministic=True)).hexdigest()[:16]
+
+
+def _page_token(last_treatment_id: str, filters: str) -> str:
+    text = json.dumps({"after": last_treatment_id, "filters": filters}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _page_start(token: str, filters: str) -> str:
+    """Return the treatment identifier a page token continues after ("" for the first page)."""
+    if not token:
+        return ""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        document = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        after, made_for = document["after"], document["filters"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise invalid_field("pageToken", "not a token this method returned") from None
+    if made_for != filters or not isinstance(after, str):
+        raise invalid_field(
+            "pageToken", "the token was returned for another project or other filters"
+        )
+    return after

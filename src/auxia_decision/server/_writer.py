@@ -13,8 +13,9 @@ the standard library, so the writer starts in a few milliseconds.
 
 Both directions carry frames: a 4-byte little-endian length, then a
 ``marshal`` payload (both ends are this module, on the same interpreter).
-To the writer, a frame is a batch: the values of its rows in turn (project
-id, serialized request, ...). From the writer, a frame is ``(count, error,
+To the writer, a frame is a batch: the values of its rows in turn; a list of
+interaction rows (project id, serialized request, ...) or a tuple of served
+rows (``SERVED_COLUMNS`` each). From the writer, a frame is ``(count, error,
 code)``: the ``count`` oldest unanswered batches were committed (``error``
 None) or were not (``error`` the reason and ``code`` SQLite's extended error
 code, and none of them is stored). The first frame from the writer, ``(0,
@@ -82,14 +83,53 @@ def insert_interactions(connection: sqlite3.Connection, rows: Sequence[str | byt
         connection.execute(_insert_sql(len(chunk) // 2), chunk)
 
 
-def commit_interactions(connection: sqlite3.Connection, rows: Sequence[str | bytes]) -> None:
-    """Append interaction rows and commit them, all or none, on an autocommit connection."""
-    if len(rows) <= 2 * ROWS_PER_STATEMENT:
-        insert_interactions(connection, rows)  # one statement commits by itself
+SERVED_COLUMNS: Final = (
+    "project_id",
+    "user_id",
+    "response_id",
+    "treatment_id",
+    "surface",
+    "tracking_id",
+    "time_micros",
+)
+"""The columns of a served row (a treatment GetTreatments returned), in the order given."""
+
+
+@functools.cache
+def _insert_served_sql(rows: int) -> str:
+    one = "(" + ", ".join(["?"] * len(SERVED_COLUMNS)) + ")"
+    columns = ", ".join(SERVED_COLUMNS)
+    return f"INSERT INTO served ({columns}) VALUES {', '.join([one] * rows)}"  # noqa: S608
+
+
+def insert_served(connection: sqlite3.Connection, rows: Sequence[str | int]) -> None:
+    """Append served rows given as their values in turn (``SERVED_COLUMNS`` each)."""
+    width = len(SERVED_COLUMNS)
+    step = width * ROWS_PER_STATEMENT
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        connection.execute(_insert_served_sql(len(chunk) // width), chunk)
+
+
+def commit_rows(
+    connection: sqlite3.Connection,
+    rows: Sequence[str | bytes],
+    served: Sequence[str | int] = (),
+) -> None:
+    """Append interaction rows and served rows and commit them, all or none.
+
+    ``connection`` is in autocommit mode; a few interactions alone are one
+    statement, which commits by itself.
+    """
+    if not served and len(rows) <= 2 * ROWS_PER_STATEMENT:
+        insert_interactions(connection, rows)
         return
     connection.execute("BEGIN IMMEDIATE")
     try:
-        insert_interactions(connection, rows)
+        if rows:
+            insert_interactions(connection, rows)
+        if served:
+            insert_served(connection, served)
         connection.execute("COMMIT")
     finally:
         if connection.in_transaction:
@@ -114,7 +154,11 @@ def open_database(path: str) -> sqlite3.Connection:
     return connection
 
 
-def _frame(payload: list[str | bytes] | tuple[int, str | None, int]) -> bytes:
+Batch = list[str | bytes] | tuple[str | int, ...]
+"""Interaction rows (a list) or served rows (a tuple), their values in turn."""
+
+
+def _frame(payload: Batch | tuple[int, str | None, int]) -> bytes:
     data = marshal.dumps(payload)
     return _LENGTH.pack(len(data)) + data
 
@@ -186,7 +230,7 @@ class _Inbox:
     def __init__(self, sock: socket.socket) -> None:
         self._socket = sock
         self._frames = _Frames()
-        self.batches: list[list[str | bytes]] = []
+        self.batches: list[Batch] = []
         self.rows = 0
         self.closed = False
         """Whether the server has closed its end: no batch comes after these."""
@@ -226,7 +270,7 @@ class _Inbox:
         if not self.closed:
             linger(self.rows, take_more)
 
-    def take(self) -> list[list[str | bytes]]:
+    def take(self) -> list[Batch]:
         """Return the batches received so far, and forget them."""
         batches, self.batches, self.rows = self.batches, [], 0
         return batches
@@ -234,7 +278,8 @@ class _Inbox:
     def _add(self, data: bytes) -> None:
         for batch in self._frames.feed(data):
             self.batches.append(batch)
-            self.rows += len(batch) // 2
+            width = len(SERVED_COLUMNS) if type(batch) is tuple else 2
+            self.rows += len(batch) // width
 
 
 def _serve(fd: int, path: str) -> int:
@@ -264,18 +309,31 @@ def _serve(fd: int, path: str) -> int:
             batches = inbox.take()
             if not batches:
                 continue
-            rows = batches[0] if len(batches) == 1 else [value for b in batches for value in b]
             answer: str | None = None
             code = 0
             try:
-                if rows:  # batches are never empty; an empty INSERT is not valid SQL
-                    commit_interactions(connection, rows)
+                _commit(connection, batches)
             except sqlite3.Error as error:
                 answer, code = str(error), _error_code(error)
             with contextlib.suppress(OSError):  # a server that died reads no answer
                 sock.sendall(_frame((len(batches), answer, code)))
         connection.close()
     return 0
+
+
+def _commit(connection: sqlite3.Connection, batches: list[Batch]) -> None:
+    """Commit the rows of a group of batches in one transaction."""
+    if len(batches) == 1 and type(batches[0]) is list:
+        commit_rows(connection, batches[0])
+        return
+    rows: list[str | bytes] = []
+    served: list[str | int] = []
+    for batch in batches:
+        if isinstance(batch, tuple):
+            served += batch
+        else:
+            rows += batch
+    commit_rows(connection, rows, served)
 
 
 def _error_code(error: sqlite3.Error) -> int:
@@ -337,9 +395,9 @@ class InteractionWriter:
         self._socket: socket.socket | None = ours
         self._frames = _Frames()
         self._outgoing = bytearray()
-        self._pending: collections.deque[tuple[list[asyncio.Future[Any]], list[object]]] = (
-            collections.deque()
-        )
+        self._pending: collections.deque[
+            tuple[list[asyncio.Future[Any]], list[object], Callable[[], None] | None]
+        ] = collections.deque()
         self._started: asyncio.Future[None] = loop.create_future()
         self.running = True
         loop.add_reader(ours, self._on_readable)
@@ -349,13 +407,21 @@ class InteractionWriter:
         await asyncio.wait_for(self._started, _START_TIMEOUT_SECONDS)
 
     def send(
-        self, rows: list[str | bytes], waiters: list[asyncio.Future[Any]], results: list[object]
+        self,
+        rows: Batch,
+        waiters: list[asyncio.Future[Any]],
+        results: list[object],
+        committed: Callable[[], None] | None = None,
     ) -> None:
-        """Hand a batch to the process; each waiter resolves to its result once committed."""
+        """Hand a batch to the process; each waiter resolves to its result once committed.
+
+        ``committed`` is called once the batch is committed, before any waiter
+        is resolved.
+        """
         sock = self._socket
         assert sock is not None, "send() after the writer stopped"
         data = _frame(rows)
-        self._pending.append((waiters, results))
+        self._pending.append((waiters, results, committed))
         if self._outgoing:
             self._outgoing += data
             return
@@ -408,8 +474,10 @@ class InteractionWriter:
                     self._started.set_exception(writer_error(error, code))
                 continue
             for _ in range(count):
-                waiters, results = self._pending.popleft()
+                waiters, results, committed = self._pending.popleft()
                 failure = None if error is None else self._error_for(writer_error(error, code))
+                if failure is None and committed is not None:
+                    committed()
                 resolve_batch(waiters, results, failure)
 
     def _stop(self, reason: str, *, unexpected: bool = False) -> None:
@@ -424,7 +492,7 @@ class InteractionWriter:
         if not self._started.done():
             self._started.set_exception(WriterStopped(reason))
         while self._pending:
-            waiters, results = self._pending.popleft()
+            waiters, results, _ = self._pending.popleft()
             resolve_batch(waiters, results, self._error_for(WriterStopped(reason)))
         if unexpected:
             _log.error("%s; interactions go through the database thread from now on", reason)

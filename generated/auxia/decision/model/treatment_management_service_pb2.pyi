@@ -436,3 +436,244 @@ class GetDataFieldsByParamsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDataFieldsByParamsResponse: _TypeAlias = GetDataFieldsByParamsResponse  # noqa: Y015
+
+@_typing.final
+class GetTreatmentRequest(_message.Message):
+    """Which treatment to return."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    TREATMENT_ID_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    """Required. The project of the treatment."""
+    treatment_id: _builtins.str
+    """Required. The Auxia identifier of the treatment."""
+    def __init__(
+        self,
+        *,
+        project_id: _builtins.str = ...,
+        treatment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["project_id", b"project_id", "treatment_id", b"treatment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTreatmentRequest: _TypeAlias = GetTreatmentRequest  # noqa: Y015
+
+@_typing.final
+class GetTreatmentResponse(_message.Message):
+    """The result of GetTreatment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TREATMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def treatment(self) -> _treatment_pb2.TreatmentPb:
+        """The treatment, with the statuses of its versions derived now."""
+
+    def __init__(
+        self,
+        *,
+        treatment: _treatment_pb2.TreatmentPb | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["treatment", b"treatment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["treatment", b"treatment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTreatmentResponse: _TypeAlias = GetTreatmentResponse  # noqa: Y015
+
+@_typing.final
+class TreatmentFilter(_message.Message):
+    """A filter on treatments. Published by the API documentation, with its
+    field numbers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TREATMENT_TYPE_NAME_FIELD_NUMBER: _builtins.int
+    treatment_type_name: _builtins.str
+    """Optional. Only treatments of this treatment type. Empty matches every
+    type.
+    """
+    def __init__(
+        self,
+        *,
+        treatment_type_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["treatment_type_name", b"treatment_type_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TreatmentFilter: _TypeAlias = TreatmentFilter  # noqa: Y015
+
+@_typing.final
+class TreatmentVersionFilter(_message.Message):
+    """A filter on treatment versions: a treatment matches when one of its
+    versions matches every filter set. Published by the API documentation,
+    with its field numbers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SurfaceFilter(_message.Message):
+        """Versions that may be shown on one of some surfaces."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        SURFACE_NAMES_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def surface_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+            """Optional. Surface names; a version matches when its treatment type
+            offers one of them and the version has not removed it. Empty matches
+            every version.
+            """
+
+        def __init__(
+            self,
+            *,
+            surface_names: _abc.Iterable[_builtins.str] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["surface_names", b"surface_names"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class TagFilter(_message.Message):
+        """Versions with one of some tags."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        TAGS_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+            """Optional. Tag names; a version matches when it has one of them. Empty
+            matches every version.
+            """
+
+        def __init__(
+            self,
+            *,
+            tags: _abc.Iterable[_builtins.str] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["tags", b"tags"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SURFACE_FIELD_NUMBER: _builtins.int
+    TAG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def surface(self) -> Global___TreatmentVersionFilter.SurfaceFilter:
+        """Optional. Only versions that may be shown on one of these surfaces."""
+
+    @_builtins.property
+    def tag(self) -> Global___TreatmentVersionFilter.TagFilter:
+        """Optional. Only versions with one of these tags."""
+
+    def __init__(
+        self,
+        *,
+        surface: Global___TreatmentVersionFilter.SurfaceFilter | None = ...,
+        tag: Global___TreatmentVersionFilter.TagFilter | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["surface", b"surface", "tag", b"tag"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["surface", b"surface", "tag", b"tag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TreatmentVersionFilter: _TypeAlias = TreatmentVersionFilter  # noqa: Y015
+
+@_typing.final
+class GetAllTreatmentsRequest(_message.Message):
+    """Which treatments of a project to return, and which page of them.
+    The API documentation publishes the filters but not this message: its field
+    numbers are ours. Paging follows AIP-158.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    TREATMENT_FILTER_FIELD_NUMBER: _builtins.int
+    TREATMENT_VERSION_FILTER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    """Required. The project whose treatments are returned."""
+    page_size: _builtins.int
+    """Optional. The most treatments to return in one page; 0 (unset) means 50,
+    and more than 1000 means 1000. Must not be negative.
+    """
+    page_token: _builtins.str
+    """Optional. The `next_page_token` of the previous page, to get the next
+    one, with the same project and filters; empty for the first page.
+    """
+    @_builtins.property
+    def treatment_filter(self) -> Global___TreatmentFilter:
+        """Optional. Only treatments that match; unset matches every treatment."""
+
+    @_builtins.property
+    def treatment_version_filter(self) -> Global___TreatmentVersionFilter:
+        """Optional. Only treatments with a version that matches; unset matches
+        every treatment.
+        """
+
+    def __init__(
+        self,
+        *,
+        project_id: _builtins.str = ...,
+        treatment_filter: Global___TreatmentFilter | None = ...,
+        treatment_version_filter: Global___TreatmentVersionFilter | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["treatment_filter", b"treatment_filter", "treatment_version_filter", b"treatment_version_filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "project_id", b"project_id", "treatment_filter", b"treatment_filter", "treatment_version_filter", b"treatment_version_filter"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAllTreatmentsRequest: _TypeAlias = GetAllTreatmentsRequest  # noqa: Y015
+
+@_typing.final
+class GetAllTreatmentsResponse(_message.Message):
+    """The result of GetAllTreatments: one page of treatments.
+    Field numbers are ours.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TREATMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token of the next page; empty when this page is the last."""
+    @_builtins.property
+    def treatments(self) -> _containers.RepeatedCompositeFieldContainer[_treatment_pb2.TreatmentPb]:
+        """The matching treatments of this page, ordered by treatment identifier,
+        with the statuses of their versions derived now.
+        """
+
+    def __init__(
+        self,
+        *,
+        treatments: _abc.Iterable[_treatment_pb2.TreatmentPb] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "treatments", b"treatments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAllTreatmentsResponse: _TypeAlias = GetAllTreatmentsResponse  # noqa: Y015

@@ -52,6 +52,16 @@ class TreatmentManagementServiceStub:
                 request_serializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetDataFieldsByParamsRequest.SerializeToString,
                 response_deserializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetDataFieldsByParamsResponse.FromString,
                 _registered_method=True)
+        self.GetTreatment = channel.unary_unary(
+                '/io.auxia.decision.model.TreatmentManagementService/GetTreatment',
+                request_serializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetTreatmentRequest.SerializeToString,
+                response_deserializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetTreatmentResponse.FromString,
+                _registered_method=True)
+        self.GetAllTreatments = channel.unary_unary(
+                '/io.auxia.decision.model.TreatmentManagementService/GetAllTreatments',
+                request_serializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetAllTreatmentsRequest.SerializeToString,
+                response_deserializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetAllTreatmentsResponse.FromString,
+                _registered_method=True)
 
 
 class TreatmentManagementServiceServicer:
@@ -101,6 +111,33 @@ class TreatmentManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTreatment(self, request, context):
+        """Returns one treatment of the project, with the statuses of its versions
+        derived now: the same `TreatmentPb` that InsertTreatment and
+        UpdateTreatment return.
+
+        Returns INVALID_ARGUMENT when a required field is missing; NOT_FOUND
+        when the project has no treatment with that identifier; UNAUTHENTICATED
+        without a valid API key; PERMISSION_DENIED when the key belongs to
+        another project.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAllTreatments(self, request, context):
+        """Returns the treatments of the project that match the filters, ordered
+        by treatment identifier, a page at a time (AIP-158).
+
+        Returns INVALID_ARGUMENT when a required field is missing, `page_size`
+        is negative, or `page_token` is not one this method returned for the same
+        project and filters; UNAUTHENTICATED without a valid API key;
+        PERMISSION_DENIED when the key belongs to another project.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TreatmentManagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +155,16 @@ def add_TreatmentManagementServiceServicer_to_server(servicer, server):
                     servicer.GetDataFields,
                     request_deserializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetDataFieldsByParamsRequest.FromString,
                     response_serializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetDataFieldsByParamsResponse.SerializeToString,
+            ),
+            'GetTreatment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTreatment,
+                    request_deserializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetTreatmentRequest.FromString,
+                    response_serializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetTreatmentResponse.SerializeToString,
+            ),
+            'GetAllTreatments': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAllTreatments,
+                    request_deserializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetAllTreatmentsRequest.FromString,
+                    response_serializer=auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetAllTreatmentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -204,6 +251,60 @@ class TreatmentManagementService:
             '/io.auxia.decision.model.TreatmentManagementService/GetDataFields',
             auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetDataFieldsByParamsRequest.SerializeToString,
             auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetDataFieldsByParamsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTreatment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/io.auxia.decision.model.TreatmentManagementService/GetTreatment',
+            auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetTreatmentRequest.SerializeToString,
+            auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetTreatmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAllTreatments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/io.auxia.decision.model.TreatmentManagementService/GetAllTreatments',
+            auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetAllTreatmentsRequest.SerializeToString,
+            auxia_dot_decision_dot_model_dot_treatment__management__service__pb2.GetAllTreatmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -78,6 +78,25 @@ class TreatmentManagementServiceStub:
     UNAUTHENTICATED without a valid API key; PERMISSION_DENIED when the key
     belongs to another project.
     """
+    GetTreatment: _grpc.UnaryUnaryMultiCallable[_treatment_management_service_pb2.GetTreatmentRequest, _treatment_management_service_pb2.GetTreatmentResponse]
+    """Returns one treatment of the project, with the statuses of its versions
+    derived now: the same `TreatmentPb` that InsertTreatment and
+    UpdateTreatment return.
+
+    Returns INVALID_ARGUMENT when a required field is missing; NOT_FOUND
+    when the project has no treatment with that identifier; UNAUTHENTICATED
+    without a valid API key; PERMISSION_DENIED when the key belongs to
+    another project.
+    """
+    GetAllTreatments: _grpc.UnaryUnaryMultiCallable[_treatment_management_service_pb2.GetAllTreatmentsRequest, _treatment_management_service_pb2.GetAllTreatmentsResponse]
+    """Returns the treatments of the project that match the filters, ordered
+    by treatment identifier, a page at a time (AIP-158).
+
+    Returns INVALID_ARGUMENT when a required field is missing, `page_size`
+    is negative, or `page_token` is not one this method returned for the same
+    project and filters; UNAUTHENTICATED without a valid API key;
+    PERMISSION_DENIED when the key belongs to another project.
+    """
 
 @_typing.type_check_only
 class TreatmentManagementServiceAsyncStub(TreatmentManagementServiceStub):
@@ -115,6 +134,25 @@ class TreatmentManagementServiceAsyncStub(TreatmentManagementServiceStub):
     Returns INVALID_ARGUMENT when a parameter set is incomplete or malformed;
     UNAUTHENTICATED without a valid API key; PERMISSION_DENIED when the key
     belongs to another project.
+    """
+    GetTreatment: _aio.UnaryUnaryMultiCallable[_treatment_management_service_pb2.GetTreatmentRequest, _treatment_management_service_pb2.GetTreatmentResponse]  # type: ignore[assignment]
+    """Returns one treatment of the project, with the statuses of its versions
+    derived now: the same `TreatmentPb` that InsertTreatment and
+    UpdateTreatment return.
+
+    Returns INVALID_ARGUMENT when a required field is missing; NOT_FOUND
+    when the project has no treatment with that identifier; UNAUTHENTICATED
+    without a valid API key; PERMISSION_DENIED when the key belongs to
+    another project.
+    """
+    GetAllTreatments: _aio.UnaryUnaryMultiCallable[_treatment_management_service_pb2.GetAllTreatmentsRequest, _treatment_management_service_pb2.GetAllTreatmentsResponse]  # type: ignore[assignment]
+    """Returns the treatments of the project that match the filters, ordered
+    by treatment identifier, a page at a time (AIP-158).
+
+    Returns INVALID_ARGUMENT when a required field is missing, `page_size`
+    is negative, or `page_token` is not one this method returned for the same
+    project and filters; UNAUTHENTICATED without a valid API key;
+    PERMISSION_DENIED when the key belongs to another project.
     """
 
 class TreatmentManagementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -168,6 +206,37 @@ class TreatmentManagementServiceServicer(metaclass=_abc_1.ABCMeta):
         Returns INVALID_ARGUMENT when a parameter set is incomplete or malformed;
         UNAUTHENTICATED without a valid API key; PERMISSION_DENIED when the key
         belongs to another project.
+        """
+
+    @_abc_1.abstractmethod
+    def GetTreatment(
+        self,
+        request: _treatment_management_service_pb2.GetTreatmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_treatment_management_service_pb2.GetTreatmentResponse, _abc.Awaitable[_treatment_management_service_pb2.GetTreatmentResponse]]:
+        """Returns one treatment of the project, with the statuses of its versions
+        derived now: the same `TreatmentPb` that InsertTreatment and
+        UpdateTreatment return.
+
+        Returns INVALID_ARGUMENT when a required field is missing; NOT_FOUND
+        when the project has no treatment with that identifier; UNAUTHENTICATED
+        without a valid API key; PERMISSION_DENIED when the key belongs to
+        another project.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAllTreatments(
+        self,
+        request: _treatment_management_service_pb2.GetAllTreatmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_treatment_management_service_pb2.GetAllTreatmentsResponse, _abc.Awaitable[_treatment_management_service_pb2.GetAllTreatmentsResponse]]:
+        """Returns the treatments of the project that match the filters, ordered
+        by treatment identifier, a page at a time (AIP-158).
+
+        Returns INVALID_ARGUMENT when a required field is missing, `page_size`
+        is negative, or `page_token` is not one this method returned for the same
+        project and filters; UNAUTHENTICATED without a valid API key;
+        PERMISSION_DENIED when the key belongs to another project.
         """
 
 def add_TreatmentManagementServiceServicer_to_server(servicer: TreatmentManagementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

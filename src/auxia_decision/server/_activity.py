@@ -1,0 +1,161 @@
+"""What each user did with treatments: the counts and times that eligibility rules read.
+
+Every stored interaction of a user (LogTreatmentInteraction) and every
+treatment served to them (SENT, by GetTreatments) is one event: a kind, a
+treatment, a surface and a time. Rules ask for counts over trailing windows
+of days, first and latest times, and days since those, per treatment, per
+surface or over all treatments, counting repeats or distinct treatments. Only
+what those questions need is kept: per kind, treatment and surface, a count
+per UTC day and the first and latest times, so a user's activity takes room
+by the days and treatments it spans, not by its number of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+MICROS_PER_DAY: Final = 86_400_000_000
+
+
+def day_of(time_micros: int) -> int:
+    """Return the UTC day (days since the Unix epoch) of a time in microseconds."""
+    return time_micros // MICROS_PER_DAY
+
+
+@dataclass(slots=True)
+class _Stats:
+    """The events of one kind, with one treatment, on one surface."""
+
+    per_day: dict[int, int] = field(default_factory=dict)
+    first: int = 0
+    latest: int = 0
+
+    def add(self, time_micros: int) -> None:
+        day = time_micros // MICROS_PER_DAY
+        per_day = self.per_day
+        per_day[day] = per_day.get(day, 0) + 1
+        if not self.first or time_micros < self.first:
+            self.first = time_micros
+        self.latest = max(self.latest, time_micros)
+
+    def count(self, first_day: int, last_day: int) -> int:
+        return sum(n for day, n in self.per_day.items() if first_day <= day <= last_day)
+
+
+Event = tuple[int, str, str, int]
+"""One event: its kind (a ``TreatmentInteractionType`` number), treatment, surface, time (µs)."""
+
+
+class UserActivity:
+    """The events of one user, as eligibility rules ask about them."""
+
+    __slots__ = ("_by_kind",)
+
+    def __init__(self) -> None:
+        # kind -> treatment id -> surface -> stats
+        self._by_kind: dict[int, dict[str, dict[str, _Stats]]] = {}
+
+    def add(self, kind: int, treatment_id: str, surface: str, time_micros: int) -> None:
+        """Record one event."""
+        by_treatment = self._by_kind.setdefault(kind, {})
+        by_surface = by_treatment.setdefault(treatment_id, {})
+        stats = by_surface.get(surface)
+        if stats is None:
+            stats = by_surface[surface] = _Stats()
+        stats.add(time_micros)
+
+    def _selected(
+        self, kind: int, treatment_id: str | None, surface: str | None
+    ) -> Iterator[tuple[str, _Stats]]:
+        """Yield (treatment, stats) of the events of a kind, with a treatment or on a surface."""
+        by_treatment = self._by_kind.get(kind)
+        if not by_treatment:
+            return
+        if treatment_id is not None:
+            selected: Iterable[tuple[str, dict[str, _Stats]]] = (
+                [(treatment_id, by_treatment[treatment_id])] if treatment_id in by_treatment else []
+            )
+        else:
+            selected = by_treatment.items()
+        for treatment, by_surface in selected:
+            if surface is None:
+                for stats in by_surface.values():
+                    yield treatment, stats
+            elif surface in by_surface:
+                yield treatment, by_surface[surface]
+
+    def count(
+        self,
+        kind: int,
+        *,
+        treatment_id: str | None = None,
+        surface: str | None = None,
+        distinct: bool = False,
+        first_day: int,
+        last_day: int,
+    ) -> int:
+        """Return how many events (or distinct treatments) fall on the days given, both included."""
+        if not distinct:
+            return sum(
+                stats.count(first_day, last_day)
+                for _, stats in self._selected(kind, treatment_id, surface)
+            )
+        return len(
+            {
+                treatment
+                for treatment, stats in self._selected(kind, treatment_id, surface)
+                if stats.count(first_day, last_day)
+            }
+        )
+
+    def first(
+        self, kind: int, *, treatment_id: str | None = None, surface: str | None = None
+    ) -> int | None:
+        """Return the time (µs) of the first such event, or None when there is none."""
+        times = [stats.first for _, stats in self._selected(kind, treatment_id, surface)]
+        return min(times) if times else None
+
+    def latest(
+        self, kind: int, *, treatment_id: str | None = None, surface: str | None = None
+    ) -> int | None:
+        """Return the time (µs) of the latest such event, or None when there is none."""
+        times = [stats.latest for _, stats in self._selected(kind, treatment_id, surface)]
+        return max(times) if times else None
+
+
+NO_ACTIVITY: Final = UserActivity()
+"""The activity of a user of whom nothing is stored (never written to)."""
+
+
+class ActivityBook:
+    """The activity of every user of every project, kept as the events are stored."""
+
+    def __init__(self) -> None:
+        self._users: dict[tuple[str, str], UserActivity] = {}
+
+    def of(self, project_id: str, user_id: str) -> UserActivity:
+        """Return a user's activity (an empty one, not kept, for a user with none)."""
+        return self._users.get((project_id, user_id), NO_ACTIVITY)
+
+    def add(self, project_id: str, user_id: str, event: Event) -> None:
+        """Record one stored event of a user."""
+        key = (project_id, user_id)
+        activity = self._users.get(key)
+        if activity is None:
+            activity = self._users[key] = UserActivity()
+        activity.add(*event)
+
+    def add_all(self, events: Iterable[tuple[str, str, Event]]) -> None:
+        """Record stored events given as (project id, user id, event)."""
+        for project_id, user_id, event in events:
+            self.add(project_id, user_id, event)
+
+    def forget(self, project_id: str | None = None) -> None:
+        """Forget the activity of one project's users, or of everyone."""
+        if project_id is None:
+            self._users.clear()
+        else:
+            for key in [key for key in self._users if key[0] == project_id]:
+                del self._users[key]

@@ -1,0 +1,330 @@
+"""A project's treatments, compiled once for deciding: versions, content and rules.
+
+GetTreatments runs on every page view; what it needs of a project's
+treatments, treatment types and data fields is read from the store once and
+compiled here: each version's launch window, the surfaces it may be shown
+on, its content as the JSON string a response carries (per language), and
+its eligibility rules as functions of a user's context. A catalog is
+replaced, not changed, when the project's treatments or data fields change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from auxia.decision.model import data_field_pb2, treatment_pb2
+from auxia_decision.server._activity import MICROS_PER_DAY, UserActivity
+from auxia_decision.server._storage import StoredTreatment
+
+_Condition = treatment_pb2.Condition
+_Interaction = data_field_pb2.DataFieldParams.TreatmentDataFieldParams
+DEFAULT_LANGUAGE: Final = "en"
+_SECONDS: Final = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What rules read about one request: the user's attributes and activity, and the time."""
+
+    attributes: Mapping[str, object]
+    """The contextual attributes by key, as values of their declared types."""
+    activity: UserActivity
+    now: int
+    """Microseconds since the Unix epoch."""
+
+    @property
+    def today(self) -> int:
+        """Return the UTC day of ``now``."""
+        return self.now // MICROS_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One eligibility rule: a data field's value compared with a constant."""
+
+    data_field_id: int
+    description: str
+    """The rule as a person reads it: ``country EQUALS "US"``."""
+    value: Callable[[Context], object]
+    """The data field's value for a request, or None when it has none."""
+    holds: Callable[[object], bool]
+    """Whether a (present) value satisfies the rule."""
+
+    def evaluate(self, context: Context) -> tuple[bool, object]:
+        """Return whether the rule holds for a request, and the value it read."""
+        value = self.value(context)
+        return (value is not None and self.holds(value)), value
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One version of a treatment, as a decision reads it."""
+
+    index: int
+    """Its position among the treatment's versions, 0 the oldest."""
+    published: bool
+    start: int | None
+    """Microseconds since the Unix epoch, or None: no start time."""
+    end: int | None
+    surfaces: frozenset[str]
+    """The surfaces it may be shown on: its type's, less the ones it removed."""
+    content: Mapping[str, str]
+    """The response's ``treatment_content`` (a JSON object as a string) by language code."""
+    rules: tuple[Rule, ...]
+
+    def live_at(self, now: int) -> bool:
+        """Whether the version is LIVE at ``now``: published and inside its launch window."""
+        return (
+            self.published
+            and (self.start is None or self.start <= now)
+            and (self.end is None or self.end > now)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Treatment:
+    """A treatment, as a decision reads it."""
+
+    treatment_id: str
+    name: str
+    type_name: str
+    group: str | None
+    """The name of its mutual exclusion group, or None."""
+    versions: tuple[Version, ...]
+
+    def live_version(self, now: int) -> Version | None:
+        """Return the latest version LIVE at ``now``, or None when none is."""
+        for version in reversed(self.versions):
+            if version.live_at(now):
+                return version
+        return None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A project's treatments and what GetTreatments needs to know of its configuration."""
+
+    project_id: str
+    treatments: tuple[Treatment, ...]
+    surfaces: frozenset[str]
+    """Every surface of the project's treatment types."""
+    attribute_types: Mapping[str, str]
+    """The declared type of each user attribute (``INTEGER``, ``STRING``, ...)."""
+
+
+def compile_catalog(
+    project_id: str,
+    treatment_types: Sequence[treatment_pb2.TreatmentTypePb],
+    attribute_types: Mapping[str, str],
+    data_fields: Mapping[int, tuple[data_field_pb2.DataFieldParams, str]],
+    treatments: Sequence[StoredTreatment],
+) -> Catalog:
+    """Compile a project's treatments, their types and the data fields their rules name."""
+    types = {treatment_type.name: treatment_type for treatment_type in treatment_types}
+    rules: dict[tuple[int, int, str], Rule] = {}
+
+    def rule(message: treatment_pb2.EligibilityRulePb) -> Rule:
+        key = (message.data_field_id, message.condition, message.rhs_value)
+        if key not in rules:
+            rules[key] = _compile_rule(message, data_fields)
+        return rules[key]
+
+    compiled = []
+    for stored in treatments:
+        treatment = stored.treatment
+        treatment_type = types.get(treatment.treatment_type.name, treatment.treatment_type)
+        type_surfaces = frozenset(surface.name for surface in treatment_type.surfaces)
+        versions = tuple(
+            Version(
+                index=index,
+                published=published,
+                start=_micros(version, "start_timestamp"),
+                end=_micros(version, "end_timestamp"),
+                surfaces=type_surfaces
+                - {surface.name for surface in version.removed_surfaces.surfaces},
+                content=_content_by_language(version.content, treatment_type),
+                rules=tuple(rule(message) for message in version.eligibility_rules.rules),
+            )
+            for index, (published, version) in enumerate(
+                zip(stored.published_versions, treatment.versions, strict=True)
+            )
+        )
+        group = (
+            treatment.mutual_exclusion_group.name
+            if treatment.HasField("mutual_exclusion_group")
+            else None
+        )
+        compiled.append(
+            Treatment(treatment.treatment_id, treatment.name, treatment_type.name, group, versions)
+        )
+    surfaces = frozenset(
+        surface.name for treatment_type in treatment_types for surface in treatment_type.surfaces
+    )
+    return Catalog(
+        project_id,
+        tuple(sorted(compiled, key=lambda t: t.treatment_id)),
+        surfaces,
+        dict(attribute_types),
+    )
+
+
+def _micros(
+    version: treatment_pb2.TreatmentVersionPb, name: Literal["start_timestamp", "end_timestamp"]
+) -> int | None:
+    if not version.HasField(name):
+        return None
+    timestamp = getattr(version, name)
+    return int(timestamp.seconds) * _SECONDS + int(timestamp.nanos) // 1000
+
+
+def _content_by_language(
+    content: treatment_pb2.ContentPb, treatment_type: treatment_pb2.TreatmentTypePb
+) -> dict[str, str]:
+    """Return, per language, the content fields of that language and the agnostic ones as JSON.
+
+    The fields are in the order the treatment type declares them (the
+    language-specific ones first); fields without a value are left out.
+    """
+    order = [f.field_name for f in treatment_type.language_specific_content_field_types]
+    order += [f.field_name for f in treatment_type.language_agnostic_content_field_types]
+    position = {name: index for index, name in enumerate(order)}
+    agnostic = {
+        field.field_name: field.string_value
+        for field in content.language_agnostic_content_fields
+        if field.HasField("string_value")
+    }
+    result = {}
+    for by_language in content.content_by_language:
+        values = {
+            field.field_name: field.string_value
+            for field in by_language.content_fields
+            if field.HasField("string_value")
+        }
+        values.update(agnostic)
+        ordered = dict(sorted(values.items(), key=lambda item: position.get(item[0], len(order))))
+        result[by_language.language_code.language_code] = json.dumps(
+            ordered, ensure_ascii=False, separators=(",", ":")
+        )
+    return result
+
+
+# Rules.
+
+_COMPARISONS: Final[dict[int, Callable[[Any, Any], bool]]] = {
+    _Condition.LESS_THAN: lambda value, rhs: bool(value < rhs),
+    _Condition.LESS_THAN_OR_EQUALS: lambda value, rhs: bool(value <= rhs),
+    _Condition.GREATER_THAN: lambda value, rhs: bool(value > rhs),
+    _Condition.GREATER_THAN_OR_EQUALS: lambda value, rhs: bool(value >= rhs),
+    _Condition.EQUALS: lambda value, rhs: bool(value == rhs),
+    _Condition.NOT_EQUALS: lambda value, rhs: bool(value != rhs),
+}
+
+
+def parse_value(data_field_type: str, text: str) -> object:
+    """Return a rule's right-hand side as a value of the data field's type."""
+    if data_field_type in ("INTEGER", "TIMESTAMP_SECONDS"):
+        return int(text, 10)
+    if data_field_type == "DOUBLE":
+        return float(text)
+    if data_field_type == "BOOLEAN":
+        return text == "true"
+    return text
+
+
+def _compile_rule(
+    message: treatment_pb2.EligibilityRulePb,
+    data_fields: Mapping[int, tuple[data_field_pb2.DataFieldParams, str]],
+) -> Rule:
+    condition_name = treatment_pb2.Condition.Name(message.condition)
+    found = data_fields.get(message.data_field_id)
+    if found is None or message.condition not in _COMPARISONS:
+        # Checked when the rule was written; a rule that cannot be read never holds.
+        return Rule(
+            message.data_field_id,
+            f"data field {message.data_field_id} {condition_name} {message.rhs_value!r}",
+            lambda context: None,
+            lambda value: False,
+        )
+    params, data_field_type = found
+    rhs = parse_value(data_field_type, message.rhs_value)
+    compare = _COMPARISONS[message.condition]
+    value, name = _value_reader(params)
+    shown = json.dumps(message.rhs_value) if data_field_type == "STRING" else message.rhs_value
+    return Rule(
+        message.data_field_id,
+        f"{name} {condition_name} {shown}",
+        value,
+        lambda current: compare(current, rhs),
+    )
+
+
+def _value_reader(params: data_field_pb2.DataFieldParams) -> tuple[Callable[[Context], Any], str]:
+    """Return how to read a data field's value for a request, and the field as a person names it."""
+    kind = params.WhichOneof("params")
+    if kind == "user_attribute_data_field_params":
+        key = params.user_attribute_data_field_params.property_name
+        return (lambda context: context.attributes.get(key)), key
+    if kind == "event_data_field_params":
+        # No events are ingested by this API: counts are 0, times absent.
+        event = params.event_data_field_params
+        name = f"events {event.event_schema_name!r} ({event.WhichOneof('aggregation')})"
+        if event.WhichOneof("aggregation") == "daily_count_aggregation":
+            return (lambda context: 0), name
+        return (lambda context: None), name
+    return _interaction_reader(params.treatment_data_field_params)
+
+
+def _interaction_reader(
+    params: data_field_pb2.DataFieldParams.TreatmentDataFieldParams,
+) -> tuple[Callable[[Context], Any], str]:
+    kind = int(params.treatment_interaction_type)
+    treatment_id = (
+        params.treatment_id if params.WhichOneof("aggregate_by") == "treatment_id" else None
+    )
+    surface = params.surface_id if params.WhichOneof("aggregate_by") == "surface_id" else None
+    distinct = params.is_distinct_interaction
+    kind_name = _Interaction.TreatmentInteractionType.Name(params.treatment_interaction_type)
+    scope = (f" of {treatment_id}" if treatment_id else f" on {surface}" if surface else "") + (
+        " (distinct treatments)" if distinct else ""
+    )
+    aggregation = params.WhichOneof("aggregation")
+    if aggregation == "daily_count_aggregation":
+        days = int(params.daily_count_aggregation.window_name[len("LAST_") : -1])
+
+        def count(context: Context) -> int:
+            today = context.today
+            return context.activity.count(
+                kind,
+                treatment_id=treatment_id,
+                surface=surface,
+                distinct=distinct,
+                first_day=today - days + 1,
+                last_day=today,
+            )
+
+        return count, f"{kind_name} count{scope} in the last {days} days"
+    first = aggregation in ("first_timestamp_aggregation", "days_since_first_timestamp_aggregation")
+
+    def time(context: Context) -> int | None:
+        activity = context.activity
+        if first:
+            return activity.first(kind, treatment_id=treatment_id, surface=surface)
+        return activity.latest(kind, treatment_id=treatment_id, surface=surface)
+
+    which = "first" if first else "latest"
+    if aggregation in ("first_timestamp_aggregation", "latest_timestamp_aggregation"):
+
+        def seconds(context: Context) -> int | None:
+            found = time(context)
+            return None if found is None else found // _SECONDS
+
+        return seconds, f"time of the {which} {kind_name}{scope} (seconds)"
+
+    def days_since(context: Context) -> int | None:
+        found = time(context)
+        return None if found is None else (context.now - found) // MICROS_PER_DAY
+
+    return days_since, f"days since the {which} {kind_name}{scope}"

@@ -1,0 +1,318 @@
+"""The decision of GetTreatments: which treatments one user sees, on which surface, in what order.
+
+Deterministic, so that a consumer's test can predict it (docs/decisions.md):
+
+1. Candidates for a surface: the treatments LIVE now (their latest LIVE
+   version) whose version may be shown on the surface (its type offers it and
+   the version did not remove it) and has content in the requested language.
+2. Eligible: every eligibility rule of that version holds (a rule whose data
+   field has no value does not hold).
+3. Order: by the CRC-32 of the user id, a NUL byte and the treatment id,
+   ascending (ties by treatment id): each user sees their own order, the same
+   every time.
+4. Choice, surface by surface in the order requested: in that order, a
+   treatment not yet chosen for this response and whose mutual exclusion group
+   has no treatment in it yet, until the surface has its maximum; a surface
+   that cannot reach its minimum gets none (and its treatments free their
+   groups again).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from auxia.decision.model import treatment_decision_service_pb2 as decisions
+from auxia_decision._errors import ApiError, FieldViolation, violation
+from auxia_decision.server._activity import UserActivity
+from auxia_decision.server._catalog import DEFAULT_LANGUAGE, Catalog, Context, Treatment, Version
+
+_VALUE_KINDS: Final = {
+    # The value kinds an attribute of each declared type may be given as.
+    "STRING": ("string_value",),
+    "BOOLEAN": ("bool_value",),
+    "INTEGER": ("integer_value",),
+    "TIMESTAMP_SECONDS": ("integer_value",),
+    "DOUBLE": ("integer_value",),
+}
+_JSON_KINDS: Final = {
+    "string_value": "stringValue",
+    "bool_value": "boolValue",
+    "integer_value": "integerValue",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A treatment chosen for a surface."""
+
+    surface: str
+    treatment: Treatment
+    version: Version
+    rank: int
+    """1 is best, on its surface."""
+    content: str
+    """The content in the language used, as the response's JSON string."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why a treatment was, or was not, chosen for a surface."""
+
+    surface: str
+    treatment_id: str
+    outcome: str
+    """``served``, or why not: ``not live``, ``not on this surface``, ``no content``,
+    ``ineligible``, ``chosen for another surface``, ``exclusion group``,
+    ``surface full``, ``below the minimum``."""
+    detail: str
+    """The specifics, for a person: the rule that failed and the value it read, ..."""
+
+
+@dataclass
+class _Surface:
+    name: str
+    maximum: int
+    minimum: int
+
+
+@dataclass
+class Decision:
+    """What GetTreatments decided for one request, and, when asked, why."""
+
+    language: str
+    choices: list[Choice] = field(default_factory=list)
+    verdicts: list[Verdict] | None = None
+
+
+def decide(
+    catalog: Catalog,
+    request: decisions.GetTreatmentsRequest,
+    activity: UserActivity,
+    now: int,
+    *,
+    explain: bool = False,
+) -> Decision:
+    """Decide which treatments a user sees; raise INVALID_ARGUMENT for a bad request.
+
+    ``now`` is microseconds since the Unix epoch. With ``explain``, the
+    decision also says, for every treatment and surface, why it was or was not
+    chosen.
+    """
+    surfaces = _surfaces(request, catalog)
+    context = Context(_attributes(request, catalog), activity, now)
+    decision = Decision(request.language_code or DEFAULT_LANGUAGE)
+    if explain:
+        decision.verdicts = []
+    _Decider(catalog, request.user_id, context, decision).run(surfaces)
+    return decision
+
+
+class _Decider:
+    """One decision being made: what is chosen so far, surface by surface."""
+
+    def __init__(
+        self, catalog: Catalog, user_id: str, context: Context, decision: Decision
+    ) -> None:
+        self.catalog = catalog
+        self.user = user_id.encode() + b"\0"
+        self.context = context
+        self.decision = decision
+        self.verdicts = decision.verdicts
+        self.eligible: dict[str, tuple[bool, str]] = {}
+        self.chosen: set[str] = set()
+        self.groups: set[str] = set()
+
+    def run(self, surfaces: list[_Surface]) -> None:
+        for surface in surfaces:
+            picked = self.pick(surface, self.ranked(surface.name))
+            if len(picked) < surface.minimum:
+                self.release(surface, picked)
+                continue
+            for rank, (treatment, version) in enumerate(picked, start=1):
+                content = version.content[self.decision.language]
+                self.decision.choices.append(
+                    Choice(surface.name, treatment, version, rank, content)
+                )
+                self.verdict(surface.name, treatment.treatment_id, "served", f"rank {rank}")
+
+    def verdict(self, surface: str, treatment_id: str, outcome: str, detail: str) -> None:
+        if self.verdicts is not None:
+            self.verdicts.append(Verdict(surface, treatment_id, outcome, detail))
+
+    def ranked(self, surface: str) -> list[tuple[int, str, Treatment, Version]]:
+        """Return the eligible candidates for a surface, in the user's order."""
+        ranked = []
+        for treatment in self.catalog.treatments:
+            version = _candidate(
+                treatment, surface, self.decision.language, self.context.now, self.verdicts
+            )
+            if version is None:
+                continue
+            found = self.eligible.get(treatment.treatment_id)
+            if found is None:
+                found = _eligibility(version, self.context, self.verdicts is not None)
+                self.eligible[treatment.treatment_id] = found
+            if not found[0]:
+                self.verdict(surface, treatment.treatment_id, "ineligible", found[1])
+                continue
+            key = zlib.crc32(self.user + treatment.treatment_id.encode())
+            ranked.append((key, treatment.treatment_id, treatment, version))
+        ranked.sort(key=lambda item: (item[0], item[1]))
+        return ranked
+
+    def pick(
+        self, surface: _Surface, ranked: list[tuple[int, str, Treatment, Version]]
+    ) -> list[tuple[Treatment, Version]]:
+        """Take treatments for a surface, in order, within its maximum and the groups."""
+        picked: list[tuple[Treatment, Version]] = []
+        for _, treatment_id, treatment, version in ranked:
+            if treatment_id in self.chosen:
+                reason = ("chosen for another surface", "a treatment is served once a response")
+            elif treatment.group is not None and treatment.group in self.groups:
+                reason = ("exclusion group", f"another treatment of {treatment.group!r} is served")
+            elif len(picked) >= surface.maximum:
+                reason = ("surface full", f"the surface takes {surface.maximum}")
+            else:
+                picked.append((treatment, version))
+                self.chosen.add(treatment_id)
+                if treatment.group is not None:
+                    self.groups.add(treatment.group)
+                continue
+            self.verdict(surface.name, treatment_id, *reason)
+        return picked
+
+    def release(self, surface: _Surface, picked: list[tuple[Treatment, Version]]) -> None:
+        """Give up what was picked for a surface that cannot reach its minimum."""
+        for treatment, _ in picked:
+            self.chosen.discard(treatment.treatment_id)
+            if treatment.group is not None:
+                self.groups.discard(treatment.group)
+            self.verdict(
+                surface.name,
+                treatment.treatment_id,
+                "below the minimum",
+                f"{len(picked)} eligible, the surface asks for at least {surface.minimum}",
+            )
+
+
+def _candidate(
+    treatment: Treatment,
+    surface: str,
+    language: str,
+    now: int,
+    verdicts: list[Verdict] | None,
+) -> Version | None:
+    """Return the version of a treatment that may be shown on a surface now, or None."""
+    version = treatment.live_version(now)
+    reason = None
+    if version is None:
+        reason = ("not live", "no version is LIVE now")
+    elif surface not in version.surfaces:
+        reason = ("not on this surface", f"its version offers {sorted(version.surfaces)}")
+    elif language not in version.content:
+        reason = ("no content", f"its version has content in {sorted(version.content)}")
+    if reason is None:
+        return version
+    if verdicts is not None:
+        verdicts.append(Verdict(surface, treatment.treatment_id, *reason))
+    return None
+
+
+def _eligibility(version: Version, context: Context, explain: bool) -> tuple[bool, str]:
+    """Return whether every rule of a version holds, and (when explaining) which failed."""
+    for rule in version.rules:
+        holds, value = rule.evaluate(context)
+        if not holds:
+            if not explain:
+                return False, ""
+            shown = "no value" if value is None else f"the value is {value!r}"
+            return False, f"rule failed: {rule.description} ({shown})"
+    return True, ""
+
+
+def _surfaces(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> list[_Surface]:
+    """Return the surfaces asked for, checking the counts and names."""
+    found: list[_Surface] = []
+    problems: list[FieldViolation] = []
+    for index, asked in enumerate(request.surfaces):
+        path = f"surfaces[{index}]"
+        if asked.surface not in catalog.surfaces:
+            known = ", ".join(sorted(catalog.surfaces)) or "none"
+            problems.append(
+                violation(
+                    f"{path}.surface",
+                    f'"{asked.surface}" is not a surface of the project (surfaces: {known})',
+                )
+            )
+        maximum = asked.maximum_treatment_count or 1
+        minimum = asked.minimum_treatment_count
+        if maximum < 0:
+            problems.append(violation(f"{path}.maximumTreatmentCount", "must not be negative"))
+            maximum = 1
+        if minimum < 0:
+            problems.append(violation(f"{path}.minimumTreatmentCount", "must not be negative"))
+        elif minimum > maximum:
+            problems.append(
+                violation(
+                    f"{path}.minimumTreatmentCount",
+                    f"{minimum} is above the maximum, {maximum}",
+                )
+            )
+        found.append(_Surface(asked.surface, maximum, minimum))
+    if problems:
+        raise ApiError.invalid_argument(problems)
+    return found
+
+
+def _attributes(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> dict[str, object]:
+    """Return the contextual attributes by key, checking each is given once, as its type."""
+    values: dict[str, object] = {}
+    problems: list[FieldViolation] = []
+    for index, attribute in enumerate(request.contextual_attributes):
+        path = f"contextualAttributes[{index}]"
+        key = attribute.key
+        kind = attribute.WhichOneof("value")
+        if key in values:
+            problems.append(violation(f"{path}.key", f'"{key}" is given more than once'))
+            continue
+        declared = catalog.attribute_types.get(key)
+        if declared is not None and kind not in _VALUE_KINDS[declared]:
+            expected = " or ".join(_JSON_KINDS[k] for k in _VALUE_KINDS[declared])
+            problems.append(
+                violation(
+                    f"{path}.{_JSON_KINDS[str(kind)]}",
+                    f'"{key}" is a {declared} attribute: give it as {expected}',
+                )
+            )
+            continue
+        value: object = getattr(attribute, str(kind))
+        if declared == "DOUBLE":
+            value = float(value)  # type: ignore[arg-type]
+        values[key] = value
+    if problems:
+        raise ApiError.invalid_argument(problems)
+    return values
+
+
+def tracking_id(treatment_id: str, response_id: str) -> str:
+    """Return the tracking id of a treatment served in a response: ``<treatment>_<response>``."""
+    return f"{treatment_id}_{response_id}"
+
+
+def user_treatments(decision: Decision, response_id: str) -> Sequence[decisions.UserTreatment]:
+    """Return the response's user treatments for a decision."""
+    return [
+        decisions.UserTreatment(
+            treatment_id=choice.treatment.treatment_id,
+            treatment_tracking_id=tracking_id(choice.treatment.treatment_id, response_id),
+            rank=choice.rank,
+            content_language_code=decision.language,
+            treatment_content=choice.content,
+            treatment_type=choice.treatment.type_name,
+            surface=choice.surface,
+        )
+        for choice in decision.choices
+    ]

@@ -1,0 +1,376 @@
+"""GetTreatments, GetTreatment and GetAllTreatments on the default seed's world, in process.
+
+The world (docs/decisions.md): treatments WELCOME_BACK (HOME_SCREEN, at most 3
+views in 7 days), CART_REMINDER (CART_SCREEN, never after a dismissal),
+SUBSCRIBE_OFFER and SIGN_IN_GATE (ARTICLE_PAGE, one exclusion group) and
+DONATION_ASK (HOME_SCREEN and ARTICLE_PAGE, adults), all LIVE since 2024.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from auxia.decision.model import treatment_decision_service_pb2 as decisions
+from auxia.decision.model import treatment_interaction_service_pb2 as interactions
+from auxia.decision.model import treatment_management_service_pb2 as management
+from auxia.decision.model import treatment_pb2
+from auxia_decision import ApiError, Code, RestCodec
+from tests._fixtures import REQUESTS
+from tests._world import World, micros
+
+CODEC = RestCodec()
+DAY = 86_400_000_000
+Interaction = interactions.LogTreatmentInteractionRequest
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    running = World()
+    yield running
+    running.close()
+
+
+def get_treatments(world: World, **document: Any) -> decisions.GetTreatmentsResponse:
+    body = {"projectId": "PROJECT_ID", "userId": "reader-1", **document}
+    request = CODEC.decode_request(json.dumps(body), decisions.GetTreatmentsRequest)
+    response = world.call("GetTreatments", request)
+    assert isinstance(response, decisions.GetTreatmentsResponse)
+    return response
+
+
+def served(response: decisions.GetTreatmentsResponse) -> list[tuple[str, str, int]]:
+    return [(t.surface, t.treatment_id, t.rank) for t in response.user_treatments]
+
+
+def log(
+    world: World,
+    treatment: decisions.UserTreatment,
+    kind: Interaction.InteractionType.ValueType,
+    user_id: str = "reader-1",
+) -> None:
+    world.call(
+        "LogTreatmentInteraction",
+        Interaction(
+            project_id="PROJECT_ID",
+            user_id=user_id,
+            treatment_tracking_id=treatment.treatment_tracking_id,
+            treatment_id=treatment.treatment_id,
+            surface=treatment.surface,
+            interaction_type=kind,
+            interaction_time_micros=world.now,
+        ),
+    )
+
+
+ADULT = [{"key": "age", "integerValue": 34}]
+READER = [
+    {"key": "country", "stringValue": "US"},
+    {"key": "subscriber", "boolValue": False},
+    {"key": "daily_article_count", "integerValue": 5},
+    {"key": "age", "integerValue": 34},
+]
+
+
+def test_the_production_clients_call_gets_one_treatment_with_everything_it_reads(
+    world: World,
+) -> None:
+    text = REQUESTS["GetTreatments"].text()
+    request = CODEC.decode_request(text, decisions.GetTreatmentsRequest)
+    response = world.call("GetTreatments", request)
+    assert isinstance(response, decisions.GetTreatmentsResponse)
+    (chosen,) = response.user_treatments
+    assert chosen.surface == "ARTICLE_PAGE"
+    assert chosen.rank == 1
+    assert chosen.treatment_tracking_id == f"{chosen.treatment_id}_{response.response_id}"
+    assert chosen.content_language_code == "en"
+    assert chosen.treatment_type == "IN_APP_CONTENT"
+    content = json.loads(chosen.treatment_content)
+    assert set(content) >= {"title", "cta_name", "cta_link"}
+    # The same user gets the same order every time.
+    again = world.call("GetTreatments", request)
+    assert isinstance(again, decisions.GetTreatmentsResponse)
+    assert [t.treatment_id for t in again.user_treatments] == [chosen.treatment_id]
+    assert again.response_id != response.response_id
+
+
+def test_one_treatment_per_exclusion_group_and_per_response(world: World) -> None:
+    response = get_treatments(
+        world,
+        contextualAttributes=READER,
+        surfaces=[
+            {"surface": "ARTICLE_PAGE", "maximumTreatmentCount": 5},
+            {"surface": "HOME_SCREEN", "maximumTreatmentCount": 5},
+        ],
+    )
+    article = [t.treatment_id for t in response.user_treatments if t.surface == "ARTICLE_PAGE"]
+    home = [t.treatment_id for t in response.user_treatments if t.surface == "HOME_SCREEN"]
+    # SUBSCRIBE_OFFER and SIGN_IN_GATE are both eligible, in one group: one of them.
+    assert len(set(article) & {"SUBSCRIBE_OFFER", "SIGN_IN_GATE"}) == 1
+    assert "DONATION_ASK" in article
+    # DONATION_ASK is also a HOME_SCREEN treatment, but served once a response.
+    assert home == ["WELCOME_BACK"]
+    assert [t.rank for t in response.user_treatments if t.surface == "ARTICLE_PAGE"] == [1, 2]
+
+
+def test_different_users_get_different_orders(world: World) -> None:
+    firsts = {
+        get_treatments(
+            world,
+            userId=f"user-{index}",
+            contextualAttributes=READER,
+            surfaces=[{"surface": "ARTICLE_PAGE"}],
+        )
+        .user_treatments[0]
+        .treatment_id
+        for index in range(40)
+    }
+    assert firsts == {"SUBSCRIBE_OFFER", "SIGN_IN_GATE", "DONATION_ASK"}
+
+
+def test_a_rule_without_its_attribute_does_not_hold(world: World) -> None:
+    response = get_treatments(world, surfaces=[{"surface": "ARTICLE_PAGE"}])
+    assert response.user_treatments == []  # no age, no subscriber flag: nobody is eligible
+    home = get_treatments(world, surfaces=[{"surface": "HOME_SCREEN", "maximumTreatmentCount": 3}])
+    assert served(home) == [("HOME_SCREEN", "WELCOME_BACK", 1)]
+
+
+def test_dismissed_once_then_never_shown_again(world: World) -> None:
+    first = get_treatments(world, surfaces=[{"surface": "CART_SCREEN"}])
+    (reminder,) = first.user_treatments
+    assert reminder.treatment_id == "CART_REMINDER"
+    log(world, reminder, Interaction.VIEWED)
+    assert served(get_treatments(world, surfaces=[{"surface": "CART_SCREEN"}])) == [
+        ("CART_SCREEN", "CART_REMINDER", 1)
+    ]
+    log(world, reminder, Interaction.DISMISSED)
+    assert get_treatments(world, surfaces=[{"surface": "CART_SCREEN"}]).user_treatments == []
+    world.now += 29 * DAY
+    assert get_treatments(world, surfaces=[{"surface": "CART_SCREEN"}]).user_treatments == []
+    world.now += 2 * DAY  # the rule counts dismissals of the last 30 days
+    assert len(get_treatments(world, surfaces=[{"surface": "CART_SCREEN"}]).user_treatments) == 1
+    # Another user was never suppressed.
+    other = get_treatments(world, userId="reader-2", surfaces=[{"surface": "CART_SCREEN"}])
+    assert len(other.user_treatments) == 1
+
+
+def test_at_most_three_views_in_seven_days(world: World) -> None:
+    ask = {"surfaces": [{"surface": "HOME_SCREEN"}]}
+    for _ in range(3):
+        (welcome,) = get_treatments(world, **ask).user_treatments
+        assert welcome.treatment_id == "WELCOME_BACK"
+        log(world, welcome, Interaction.VIEWED)
+        world.now += DAY
+    assert get_treatments(world, **ask).user_treatments == []
+    world.now += 4 * DAY  # the first view leaves the window
+    assert len(get_treatments(world, **ask).user_treatments) == 1
+
+
+def test_the_language_of_the_content_and_a_language_without_content(world: World) -> None:
+    german = get_treatments(world, surfaces=[{"surface": "HOME_SCREEN"}], languageCode="de")
+    (welcome,) = german.user_treatments
+    assert welcome.content_language_code == "de"
+    assert json.loads(welcome.treatment_content)["title"] == "Willkommen zurück!"
+    french = get_treatments(world, surfaces=[{"surface": "HOME_SCREEN"}], languageCode="fr")
+    assert french.user_treatments == []
+
+
+def test_a_surface_that_cannot_reach_its_minimum_gets_nothing(world: World) -> None:
+    response = get_treatments(
+        world,
+        contextualAttributes=ADULT,
+        surfaces=[
+            {"surface": "ARTICLE_PAGE", "maximumTreatmentCount": 3, "minimumTreatmentCount": 2}
+        ],
+    )
+    assert response.user_treatments == []  # only DONATION_ASK is eligible
+    enough = get_treatments(
+        world,
+        contextualAttributes=READER,
+        surfaces=[
+            {"surface": "ARTICLE_PAGE", "maximumTreatmentCount": 3, "minimumTreatmentCount": 2}
+        ],
+    )
+    assert len(enough.user_treatments) == 2
+
+
+def test_served_treatments_count_as_sent(world: World) -> None:
+    # A rule on SENT: the treatment is served at most twice a day.
+    fields = world.call(
+        "GetDataFields",
+        CODEC.decode_request(
+            json.dumps(
+                {
+                    "projectId": "PROJECT_ID",
+                    "dataFieldParams": [
+                        {
+                            "treatmentDataFieldParams": {
+                                "treatmentInteractionType": "SENT",
+                                "treatmentId": "DONATION_ASK",
+                                "dailyCountAggregation": {"windowName": "LAST_1D"},
+                            }
+                        }
+                    ],
+                }
+            ),
+            management.GetDataFieldsByParamsRequest,
+        ),
+    )
+    assert isinstance(fields, management.GetDataFieldsByParamsResponse)
+    sent_field = fields.data_fields[0].data_field_id
+    world.call(
+        "UpdateTreatment",
+        CODEC.decode_request(
+            json.dumps(
+                {
+                    "projectId": "PROJECT_ID",
+                    "treatmentId": "DONATION_ASK",
+                    "lastModifiedBy": "tester",
+                    "eligibilityRules": {
+                        "rules": [
+                            {
+                                "dataFieldId": str(sent_field),
+                                "condition": "LESS_THAN",
+                                "rhsValue": "2",
+                            }
+                        ]
+                    },
+                    "shouldPublish": True,
+                }
+            ),
+            management.UpdateTreatmentRequest,
+        ),
+    )
+    ask = {"surfaces": [{"surface": "ARTICLE_PAGE"}]}
+    assert [served(get_treatments(world, **ask)) for _ in range(3)] == [
+        [("ARTICLE_PAGE", "DONATION_ASK", 1)],
+        [("ARTICLE_PAGE", "DONATION_ASK", 1)],
+        [],
+    ]
+
+
+def test_the_clock_decides_what_is_live(world: World) -> None:
+    world.now = micros("2023-06-01T00:00:00Z")  # before the seed's treatments start
+    assert get_treatments(world, surfaces=[{"surface": "HOME_SCREEN"}]).user_treatments == []
+
+
+@pytest.mark.parametrize(
+    ("document", "fields"),
+    [
+        ({"surfaces": []}, ["surfaces"]),
+        ({"surfaces": [{"surface": "NOWHERE"}]}, ["surfaces[0].surface"]),
+        ({"surfaces": [{"surface": "HOME_SCREEN", "maximumTreatmentCount": -1}]},
+         ["surfaces[0].maximumTreatmentCount"]),
+        ({"surfaces": [{"surface": "HOME_SCREEN", "minimumTreatmentCount": -2}]},
+         ["surfaces[0].minimumTreatmentCount"]),
+        ({"surfaces": [{"surface": "HOME_SCREEN", "maximumTreatmentCount": 2,
+                        "minimumTreatmentCount": 3}]}, ["surfaces[0].minimumTreatmentCount"]),
+        ({"surfaces": [{"surface": "HOME_SCREEN"}],
+          "contextualAttributes": [{"key": "age", "integerValue": 1},
+                                   {"key": "age", "integerValue": 2}]},
+         ["contextualAttributes[1].key"]),
+        ({"surfaces": [{"surface": "HOME_SCREEN"}],
+          "contextualAttributes": [{"key": "age"}]}, ["contextualAttributes[0].stringValue"]),
+        ({"surfaces": [{"surface": "HOME_SCREEN"}],
+          "contextualAttributes": [{"key": "age", "stringValue": "34"}]},
+         ["contextualAttributes[0].stringValue"]),
+        ({"surfaces": [{"surface": "HOME_SCREEN"}],
+          "contextualAttributes": [{"key": "subscriber", "integerValue": 1}]},
+         ["contextualAttributes[0].integerValue"]),
+    ],
+    ids=[
+        "no surface", "unknown surface", "negative maximum", "negative minimum",
+        "minimum above maximum", "a key twice", "no value", "age as a string",
+        "a boolean as a number",
+    ],
+)  # fmt: skip
+def test_bad_requests_name_the_field(
+    world: World, document: dict[str, Any], fields: list[str]
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        get_treatments(world, **document)
+    assert caught.value.code is Code.INVALID_ARGUMENT
+    assert [v.field for v in caught.value.field_violations] == fields
+
+
+def test_an_attribute_with_two_values_is_refused_by_the_codec() -> None:
+    body = {
+        "projectId": "PROJECT_ID",
+        "userId": "u",
+        "surfaces": [{"surface": "HOME_SCREEN"}],
+        "contextualAttributes": [{"key": "age", "integerValue": 1, "stringValue": "1"}],
+    }
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_request(json.dumps(body), decisions.GetTreatmentsRequest)
+    assert caught.value.field_violations[0].field == "contextualAttributes[0].stringValue"
+
+
+# GetTreatment and GetAllTreatments.
+
+
+def test_get_treatment_returns_it_with_statuses_or_not_found(world: World) -> None:
+    response = world.call(
+        "GetTreatment",
+        management.GetTreatmentRequest(project_id="PROJECT_ID", treatment_id="CART_REMINDER"),
+    )
+    assert isinstance(response, management.GetTreatmentResponse)
+    assert response.treatment.status == treatment_pb2.TreatmentPb.LIVE
+    assert response.treatment.versions[0].status == treatment_pb2.TreatmentVersionPb.LIVE
+    with pytest.raises(ApiError) as caught:
+        world.call(
+            "GetTreatment",
+            management.GetTreatmentRequest(project_id="PROJECT_ID", treatment_id="NOPE"),
+        )
+    assert caught.value.code is Code.NOT_FOUND
+
+
+def _all(world: World, **document: Any) -> management.GetAllTreatmentsResponse:
+    request = CODEC.decode_request(
+        json.dumps({"projectId": "PROJECT_ID", **document}), management.GetAllTreatmentsRequest
+    )
+    response = world.call("GetAllTreatments", request)
+    assert isinstance(response, management.GetAllTreatmentsResponse)
+    return response
+
+
+def _ids(response: management.GetAllTreatmentsResponse) -> list[str]:
+    return [t.treatment_id for t in response.treatments]
+
+
+def test_get_all_treatments_filters_by_type_surface_and_tag(world: World) -> None:
+    assert _ids(_all(world)) == [
+        "CART_REMINDER", "DONATION_ASK", "SIGN_IN_GATE", "SUBSCRIBE_OFFER", "TREATMENT_ID",
+        "WELCOME_BACK",
+    ]  # fmt: skip
+    assert _ids(_all(world, treatmentFilter={"treatmentTypeName": "IN_APP_CONTENT_CARD"})) == [
+        "TREATMENT_ID"
+    ]
+    article = _all(world, treatmentVersionFilter={"surface": {"surfaceNames": ["ARTICLE_PAGE"]}})
+    assert _ids(article) == ["DONATION_ASK", "SIGN_IN_GATE", "SUBSCRIBE_OFFER"]
+    tagged = _all(world, treatmentVersionFilter={"tag": {"tags": ["christmas_coupons"]}})
+    assert _ids(tagged) == ["TREATMENT_ID"]
+
+
+def test_get_all_treatments_pages_through_with_tokens(world: World) -> None:
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        page = _all(world, pageSize=4, pageToken=token)
+        seen += _ids(page)
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    assert pages == 2
+    assert seen == _ids(_all(world))
+    with pytest.raises(ApiError) as caught:
+        _all(world, pageSize=4, pageToken=_all(world, pageSize=2).next_page_token,
+             treatmentFilter={"treatmentTypeName": "IN_APP_CONTENT"})  # fmt: skip
+    assert [v.field for v in caught.value.field_violations] == ["pageToken"]
+    for bad in ({"pageToken": "garbage!"}, {"pageSize": -1}):
+        with pytest.raises(ApiError):
+            _all(world, **bad)
