@@ -116,7 +116,7 @@ fuzz: $(STAMP) ## Fuzz the live server longer than make test does (FUZZ_EXAMPLES
 BENCH_SERVER_ARGS ?=
 
 .PHONY: bench-server
-bench-server: $(STAMP) ## Load-test LogTreatmentInteraction against its baselines (writes bench/results/server.md)
+bench-server: $(STAMP) ## Load-test LogTreatmentInteraction and GetTreatments against their baselines (writes bench/results/server.md)
 	$(BIN)/python -m bench.bench_server $(BENCH_SERVER_ARGS)
 
 .PHONY: clean

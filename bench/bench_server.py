@@ -1,8 +1,10 @@
-"""Load benchmark of the reference server's LogTreatmentInteraction, against its baselines.
+"""Load benchmark of the reference server's LogTreatmentInteraction and GetTreatments.
 
 ``make bench-server`` runs it: for each target (the reference server over
 REST and over gRPC, the bare ASGI ceiling, the FastAPI + pydantic peer and
-the bare grpc.aio servicer) it starts the server as a process on 127.0.0.1,
+the bare grpc.aio servicer; then GetTreatments on the reference server, its
+ceiling and its FastAPI peer, in the world of ``bench/decision_world.py``)
+it starts the server as a process on 127.0.0.1,
 warms it up, sends ``--requests`` requests with the same load generator
 (``tools.loadgen``, another process), records requests/s, p50/p99 latency,
 the server's peak RSS and CPU time, stops the server with SIGTERM and checks
@@ -25,6 +27,7 @@ import pathlib
 import platform
 import re
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bench._report import publish
+from bench.decision_world import write_history, write_seed
 from tools.loadgen import (
     LoadResult,
     Reconciliation,
@@ -75,12 +79,16 @@ class Target:
     """``auxia-decision`` for the reference server, else a ``bench.peers`` module."""
     stored_body: str | None
     """``proto`` or ``json`` for a server that stores each request, None for a bare one."""
+    workload: str = "log"
+    """What the generator sends: ``log`` (LogTreatmentInteraction) or ``decide`` (GetTreatments)."""
+    world: bool = False
+    """Whether the server starts in the decision world: its seed, and users with a history."""
 
-    def command(self, db: pathlib.Path) -> list[str]:
+    def command(self, db: pathlib.Path, seed: pathlib.Path | None) -> list[str]:
         """Return the command line that starts the server on free ports."""
         if self.module == "auxia-decision":
             executable = pathlib.Path(sys.executable).parent / "auxia-decision"
-            return [
+            command = [
                 str(executable),
                 "serve",
                 "--rest-port",
@@ -90,7 +98,11 @@ class Target:
                 "--db",
                 str(db),
             ]
-        return [sys.executable, "-m", self.module, "--port", "0", "--db", str(db)]
+        else:
+            command = [sys.executable, "-m", self.module, "--port", "0", "--db", str(db)]
+        if self.world and seed is not None:
+            command += ["--seed", str(seed)]
+        return command
 
 
 # Each server runs right after its ceiling: the ratio compares runs back to back.
@@ -100,7 +112,35 @@ TARGETS: Final = (
     Target("fastapi", "FastAPI + pydantic (peer)", "rest", "bench.peers.fastapi_peer", "json"),
     Target("bare-grpc", "bare grpc.aio servicer (ceiling)", "grpc", "bench.peers.bare_grpc", None),
     Target("grpc", "auxia-decision gRPC", "grpc", "auxia-decision", "proto"),
+    Target(
+        "asgi-decide",
+        "bare ASGI app (ceiling), GetTreatments bodies",
+        "rest",
+        "bench.peers.bare_asgi",
+        None,
+        workload="decide",
+    ),
+    Target(
+        "decide",
+        "auxia-decision REST GetTreatments",
+        "rest",
+        "auxia-decision",
+        None,
+        workload="decide",
+        world=True,
+    ),
+    Target(
+        "fastapi-decide",
+        "FastAPI + pydantic GetTreatments (peer)",
+        "rest",
+        "bench.peers.fastapi_decisions",
+        None,
+        workload="decide",
+        world=True,
+    ),
 )
+USERS: Final = 1000
+"""The users of the decision world, each with a history of ``HISTORY_PER_USER`` interactions."""
 
 
 @dataclass
@@ -112,6 +152,8 @@ class Measurement:
     peak_rss_mib: float
     server_cpu_seconds: float
     reconciliation: Reconciliation | None
+    served: tuple[int, int] | None = None
+    """For GetTreatments: treatments the answers held (warm-up included), and rows stored."""
 
     @property
     def server_errors(self) -> int:
@@ -122,10 +164,12 @@ class Measurement:
 class ServerProcess:
     """A server started as a child process, with its address once it said it is ready."""
 
-    def __init__(self, target: Target, db: pathlib.Path, log: pathlib.Path) -> None:
+    def __init__(
+        self, target: Target, db: pathlib.Path, log: pathlib.Path, seed: pathlib.Path | None
+    ) -> None:
         self.log = log.open("w")
         self.process = subprocess.Popen(  # noqa: S603  # our own executables
-            target.command(db),
+            target.command(db, seed),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -200,16 +244,22 @@ def measure(
     db = workdir / f"{target.key}.db"
     for stale in workdir.glob(f"{target.key}.db*"):
         stale.unlink()
-    server = ServerProcess(target, db, workdir / f"{target.key}.log")
+    seed = None
+    if target.world:
+        seed = write_seed(workdir / "decision-seed.json")
+        write_history(db, USERS)
+    server = ServerProcess(target, db, workdir / f"{target.key}.log", seed)
+    warmed = None
     try:
         if warmup:
-            run_in_process(
+            warmed = run_in_process(
                 target.transport,
                 server.address,
                 requests=warmup,
                 connections=connections,
                 time_limit=time_limit,
                 tag="warmup",
+                workload=target.workload,
             )
         cpu_before = server.cpu_seconds()
         load = run_in_process(
@@ -219,6 +269,7 @@ def measure(
             connections=connections,
             time_limit=time_limit,
             tag="run",
+            workload=target.workload,
         )
         cpu = server.cpu_seconds() - cpu_before
         rss = server.peak_rss_mib()
@@ -231,7 +282,17 @@ def measure(
     if target.stored_body is not None:
         ids = stored_tracking_ids(db, body=target.stored_body)
         reconciliation = reconcile(load, ids, "run")
-    return Measurement(target, load, rss, cpu, reconciliation)
+    served = None
+    if target.world:
+        answered = load.served + (warmed.served if warmed is not None else 0)
+        served = (answered, _served_rows(db))
+    return Measurement(target, load, rss, cpu, reconciliation, served)
+
+
+def _served_rows(db: pathlib.Path) -> int:
+    """Return how many served treatments a store holds."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+        return int(connection.execute("SELECT COUNT(*) FROM served").fetchone()[0])
 
 
 def _median_run(runs: list[Measurement]) -> Measurement:
@@ -259,7 +320,11 @@ RATIOS: Final = (
     ("REST vs the FastAPI + pydantic peer", "rest", "fastapi", 2.0, "x"),
     ("REST vs the bare ASGI ceiling", "rest", "asgi", 0.6, "%"),
     ("gRPC vs the bare grpc.aio servicer", "grpc", "bare-grpc", 0.6, "%"),
+    ("GetTreatments vs the FastAPI + pydantic peer", "decide", "fastapi-decide", 2.0, "x"),
+    ("GetTreatments vs the bare ASGI ceiling", "decide", "asgi-decide", 0.35, "%"),
 )
+P99_TARGETS: Final = {"decide": 10.0}
+"""p99 latency targets in milliseconds, by target."""
 
 
 def _ratios(runs: dict[str, list[Measurement]]) -> list[tuple[str, list[float], float, str]]:
@@ -284,7 +349,7 @@ def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
     best = {key: _median_run(measured) for key, measured in runs.items()}
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "# LogTreatmentInteraction under load",
+        "# LogTreatmentInteraction and GetTreatments under load",
         "",
         f"Written by `make bench-server` on {now}: {args.requests:,} requests per target "
         f"after {args.warmup:,} of warm-up, {args.connections} concurrent "
@@ -294,7 +359,10 @@ def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
         "`tools/loadgen.py`, one process on uvloop, closed loop, every request a distinct "
         "`treatmentTrackingId`; each server is its own process on 127.0.0.1 (a server's "
         "peak RSS and CPU time include its child processes: the reference server's and the "
-        "FastAPI peer's interactions writer).",
+        "FastAPI peer's interactions writer). GetTreatments runs in the world of "
+        f"`bench/decision_world.py`: 24 LIVE treatments over 3 surfaces with 2 or 3 rules each "
+        f"(one on the user's views), {USERS:,} users with 20 past interactions each, every request "
+        "one surface, at most one treatment, as the production client asks.",
         "",
         f"Machine: {os.cpu_count()} CPUs, {platform.python_implementation()} "
         f"{platform.python_version()} on {platform.system()}; {_versions()}.",
@@ -325,6 +393,14 @@ def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
             f"- {what}: **{_shown(reached, unit)}**{rounds}; "
             f"target ≥ {_shown(target, unit)}: {verdict}"
         )
+    for key, limit in P99_TARGETS.items():
+        if key in best:
+            p99 = best[key].load.latency_ms.get("p99", float("nan"))
+            verdict = "met" if p99 < limit else "NOT met"
+            lines.append(
+                f"- {best[key].target.title} p99: **{p99:.1f} ms**; target < {limit:.0f} ms: "
+                f"{verdict}"
+            )
     if args.rounds > 1:
         lines += ["", "Requests/s, round by round:", ""]
         for every_round in runs.values():
@@ -349,6 +425,23 @@ def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
                 f"| {measured.target.title} | {found.acknowledged:,} | {found.stored:,} "
                 f"| {found.lost} | {found.duplicated} | {found.stored_unacknowledged} "
                 f"| {measured.server_errors} |"
+            )
+    decided = [m for measured in runs.values() for m in measured if m.served is not None]
+    if decided:
+        lines += [
+            "",
+            "GetTreatments: every treatment an acknowledged answer held (warm-up included) "
+            "has its row in the `served` table.",
+            "",
+            "| target | treatments answered | rows | lost | 5xx |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for measured in decided:
+            assert measured.served is not None
+            answered, rows = measured.served
+            lines.append(
+                f"| {measured.target.title} | {answered:,} | {rows:,} "
+                f"| {max(0, answered - rows)} | {measured.server_errors} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -391,7 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         m
         for measured in runs.values()
         for m in measured
-        if m.server_errors or (m.reconciliation is not None and not m.reconciliation.exact)
+        if m.server_errors
+        or (m.reconciliation is not None and not m.reconciliation.exact)
+        or (m.served is not None and m.served[0] != m.served[1])
     ]
     for m in faulty:
         print(f"FAILED: {m.target.title}: {dataclasses.asdict(m.reconciliation or m.load)}")

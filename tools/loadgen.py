@@ -1,4 +1,4 @@
-"""A closed-loop load generator for LogTreatmentInteraction over REST and gRPC.
+"""A closed-loop load generator of LogTreatmentInteraction (REST, gRPC) and GetTreatments (REST).
 
 It runs in a process of its own (``python -m tools.loadgen``) so that it does
 not share an interpreter with the server or the test that drives it, and
@@ -64,6 +64,48 @@ def rest_body(tag: str, index: int) -> bytes:
     return _BODY_START + tracking_id(tag, index).encode() + _BODY_END
 
 
+DECIDE_PATH: Final = "/v1/GetTreatments"
+DECISION_SURFACES: Final = ("HOME_SCREEN", "CART_SCREEN", "ARTICLE_PAGE")
+COUNTRIES: Final = ("US", "DE", "FR", "GB")
+
+
+def user_id(index: int) -> str:
+    """Return the id of user ``index`` of a decision world."""
+    return f"u{index}"
+
+
+def user_attributes(index: int) -> list[dict[str, object]]:
+    """Return the contextual attributes user ``index`` sends, as a production client does."""
+    return [
+        {"key": "country", "stringValue": COUNTRIES[index % len(COUNTRIES)]},
+        {"key": "age", "integerValue": 16 + index % 50},
+        {"key": "subscriber", "boolValue": index % 3 == 0},
+        {"key": "daily_article_count", "integerValue": index % 7},
+        {"key": "current_screen", "stringValue": "article"},
+    ]
+
+
+def decide_body(index: int, users: int) -> bytes:
+    """Return GetTreatments request ``index``: of one of ``users`` users, for one surface."""
+    user = index % users
+    document = {
+        "projectId": PROJECT_ID,
+        "userId": user_id(user),
+        "contextualAttributes": user_attributes(user),
+        "surfaces": [
+            {
+                "surface": DECISION_SURFACES[index % len(DECISION_SURFACES)],
+                "maximumTreatmentCount": 1,
+            }
+        ],
+        "languageCode": "en",
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+_SERVED: Final = b'"treatmentTrackingId"'
+
+
 def grpc_request(tag: str, index: int) -> interactions.LogTreatmentInteractionRequest:
     """Return request ``index`` as a message: the same content as ``rest_body``."""
     return interactions.LogTreatmentInteractionRequest(
@@ -97,6 +139,8 @@ class LoadResult:
     """CPU time the generator process used (user + system)."""
     first_failure: str = ""
     """The first transport error, for the report."""
+    served: int = 0
+    """Treatments in the GetTreatments answers acknowledged (the decide workload)."""
 
     @property
     def throughput(self) -> float:
@@ -125,6 +169,7 @@ class _Tally:
     statuses: dict[str, int] = field(default_factory=dict)
     latencies_ns: list[int] = field(default_factory=list)
     first_failure: str = ""
+    served: int = 0
 
     def take(self) -> int | None:
         """Return the next request index, or None when the count or the time is spent."""
@@ -150,11 +195,19 @@ class _Tally:
 class _HttpConnection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection sending requests one after the other."""
 
-    def __init__(self, tally: _Tally, head: bytes, tag: str, done: asyncio.Future[None]) -> None:
+    def __init__(
+        self,
+        tally: _Tally,
+        head: bytes,
+        body: Callable[[int], bytes],
+        done: asyncio.Future[None],
+        count_served: bool,
+    ) -> None:
         self.tally = tally
         self.head = head
-        self.tag = tag
+        self.body = body
         self.done = done
+        self.count_served = count_served
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.index: int | None = None
@@ -171,7 +224,7 @@ class _HttpConnection(asyncio.Protocol):
         if self.index is None:
             self.transport.close()
             return
-        body = rest_body(self.tag, self.index)
+        body = self.body(self.index)
         self.started_ns = time.perf_counter_ns()
         self.transport.write(self.head + b"%d\r\n\r\n" % len(body) + body)
 
@@ -192,8 +245,10 @@ class _HttpConnection(asyncio.Protocol):
                     close = True
             if len(self.buffer) < end + 4 + length:
                 return
-            del self.buffer[: end + 4 + length]
             status = head[9:12].decode()
+            if self.count_served and status.startswith("2"):
+                self.tally.served += self.buffer.count(_SERVED, end + 4, end + 4 + length)
+            del self.buffer[: end + 4 + length]
             self.tally.record(
                 status,
                 ok=status.startswith("2"),
@@ -215,14 +270,24 @@ class _HttpConnection(asyncio.Protocol):
             self.done.set_result(None)
 
 
-async def _rest_worker(host: str, port: int, head: bytes, tally: _Tally, tag: str) -> None:
+async def _rest_worker(
+    host: str,
+    port: int,
+    head: bytes,
+    tally: _Tally,
+    *,
+    body: Callable[[int], bytes],
+    count_served: bool,
+) -> None:
     loop = asyncio.get_running_loop()
     attempts = 0
     while tally.next_index < tally.total and time.monotonic() < tally.deadline:
         done: asyncio.Future[None] = loop.create_future()
         try:
             await loop.create_connection(
-                functools.partial(_HttpConnection, tally, head, tag, done), host, port
+                functools.partial(_HttpConnection, tally, head, body, done, count_served),
+                host,
+                port,
             )
         except OSError as error:
             tally.first_failure = tally.first_failure or f"connect: {error}"
@@ -235,16 +300,37 @@ async def _rest_worker(host: str, port: int, head: bytes, tally: _Tally, tag: st
         await done
 
 
-async def _run_rest(url: str, tally: _Tally, connections: int, key: str, tag: str) -> None:
+async def _run_rest(
+    url: str,
+    tally: _Tally,
+    connections: int,
+    *,
+    key: str,
+    tag: str,
+    workload: str,
+    users: int,
+) -> None:
     address = url.removeprefix("http://").rstrip("/")
     host, _, port = address.rpartition(":")
+    path = DECIDE_PATH if workload == "decide" else REST_PATH
     head = (
-        f"POST {REST_PATH} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n"
         f"x-api-key: {key}\r\ncontent-length: "
     ).encode()
+    if workload == "decide":
+        body: Callable[[int], bytes] = functools.partial(_decide_body_of, users)
+    else:
+        body = functools.partial(rest_body, tag)
     await asyncio.gather(
-        *(_rest_worker(host, int(port), head, tally, tag) for _ in range(connections))
+        *(
+            _rest_worker(host, int(port), head, tally, body=body, count_served=workload == "decide")
+            for _ in range(connections)
+        )
     )
+
+
+def _decide_body_of(users: int, index: int) -> bytes:
+    return decide_body(index, users)
 
 
 # HTTP/2 (RFC 9113) frame types and flags, for the gRPC client.
@@ -544,13 +630,21 @@ def generate(
     key: str = DEFAULT_KEY,
     tag: str = "load",
     channels: int = 4,
+    workload: str = "log",
+    users: int = 1000,
 ) -> LoadResult:
-    """Run one closed-loop load in this process and return what it saw."""
+    """Run one closed-loop load in this process and return what it saw.
+
+    ``workload`` is ``log`` (LogTreatmentInteraction, REST or gRPC) or
+    ``decide`` (GetTreatments over REST, for ``users`` users).
+    """
     tally = _Tally(total=requests, deadline=time.monotonic() + time_limit)
     cpu_before = os.times()
     started = time.perf_counter()
     if transport == "rest":
-        runner = _run_rest(address, tally, connections, key, tag)
+        runner = _run_rest(
+            address, tally, connections, key=key, tag=tag, workload=workload, users=users
+        )
     else:
         runner = _run_grpc(
             address, tally, connections=connections, key=key, tag=tag, channels=channels
@@ -573,6 +667,7 @@ def generate(
         latency_ms=_percentiles(tally.latencies_ns),
         cpu_seconds=(cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system),
         first_failure=tally.first_failure,
+        served=tally.served,
     )
 
 
@@ -590,6 +685,7 @@ def spawn(
     time_limit: float,
     key: str = DEFAULT_KEY,
     tag: str = "load",
+    workload: str = "log",
 ) -> subprocess.Popen[str]:
     """Start ``generate`` in a separate Python process; ``collect`` returns its result."""
     command = [
@@ -608,6 +704,8 @@ def spawn(
         key,
         "--tag",
         tag,
+        "--workload",
+        workload,
     ]
     return subprocess.Popen(  # noqa: S603  # our own interpreter and module
         command, cwd=_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -638,6 +736,7 @@ def run_in_process(
     time_limit: float,
     key: str = DEFAULT_KEY,
     tag: str = "load",
+    workload: str = "log",
 ) -> LoadResult:
     """Run ``generate`` in a separate Python process and return its result."""
     process = spawn(
@@ -648,6 +747,7 @@ def run_in_process(
         time_limit=time_limit,
         key=key,
         tag=tag,
+        workload=workload,
     )
     return collect(process, timeout=time_limit + 2 * _GRACE_SECONDS + 30)
 
@@ -718,7 +818,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds")
     parser.add_argument("--key", default=DEFAULT_KEY)
     parser.add_argument("--tag", default="load")
+    parser.add_argument("--workload", choices=["log", "decide"], default="log")
+    parser.add_argument("--users", type=int, default=1000, help="users of the decide workload")
     args = parser.parse_args(argv)
+    if args.workload == "decide" and args.transport != "rest":
+        parser.error("the decide workload runs over REST")
     host = args.address.removeprefix("http://").rpartition(":")[0]
     if host not in ("127.0.0.1", "localhost", "[::1]") and not host.startswith("127."):
         parser.error("the load generator only targets loopback addresses")
@@ -730,6 +834,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         time_limit=args.time_limit,
         key=args.key,
         tag=args.tag,
+        workload=args.workload,
+        users=args.users,
     )
     json.dump(asdict(result), sys.stdout)
     return 0

@@ -49,8 +49,11 @@ def validate(message: Message) -> ValidationResult:
     rules = _RULES_BY_TYPE.get(message_type)
     if rules is None:
         rules = _RULES_BY_TYPE[message_type] = _rules(message.DESCRIPTOR)
-    if rules.flat is not None and all(rules.flat(message)):
-        return _VALID  # else a required field is missing: the walk words the error
+    if rules.flat is not None:
+        if all(rules.flat(message)):
+            return _VALID  # else a required field is missing: the walk words the error
+    elif rules.quick is None or rules.quick(message):
+        return _VALID
     errors: list[FieldViolation] = []
     warnings: list[FieldViolation] = []
     _walk(message, "", errors, warnings, clear=False)
@@ -101,8 +104,11 @@ class _MessageRules:
     flat: Callable[[Message], tuple[object, ...]] | None
     """For a type whose only rules are required singular scalars without presence:
     returns their values. Their defaults (zero, false, empty) are all false, so
-    a message is valid when every value is true. None for any other type,
-    which is walked."""
+    a message is valid when every value is true. None for any other type."""
+    quick: Callable[[Message], bool] | None
+    """For any other type: whether a message certainly has no error and no
+    warning, at any depth (False: the walk decides, and words what it finds);
+    None when the type has nothing to check."""
 
 
 def _required_values(names: list[str]) -> Callable[[Message], tuple[object, ...]]:
@@ -145,7 +151,118 @@ def _rules(descriptor: Descriptor) -> _MessageRules:
         )
     ):
         flat = None
-    return _MessageRules(tuple(fields), oneofs, flat)
+    quick = None if flat is not None else _quick(descriptor)
+    return _MessageRules(tuple(fields), oneofs, flat, quick)
+
+
+_Check = Callable[[Message], bool]
+_IN_PROGRESS: set[str] = set()
+
+
+def _unsure(message: Message) -> bool:
+    del message
+    return False
+
+
+def _quick(descriptor: Descriptor) -> _Check | None:
+    """Return a quick check of a message type (see ``_MessageRules.quick``).
+
+    A recursive type is not checked quickly: the walk always decides.
+    """
+    if descriptor.full_name in _IN_PROGRESS:
+        return _unsure
+    _IN_PROGRESS.add(descriptor.full_name)
+    try:
+        checks = _quick_checks(descriptor)
+    finally:
+        _IN_PROGRESS.discard(descriptor.full_name)
+    if not checks:
+        return None
+    if len(checks) == 1:
+        return checks[0]
+
+    def every(message: Message) -> bool:
+        # A loop: all() over a generator costs a frame of its own per message.
+        for check in checks:  # noqa: SIM110
+            if not check(message):
+                return False
+        return True
+
+    return every
+
+
+def _values_true(fields: list[str]) -> _Check:
+    values = _required_values(fields)
+    return lambda message: all(values(message))
+
+
+def _unset(field: FieldDescriptor) -> _Check:
+    return lambda message: not _is_set(message, field)
+
+
+def _set(field: FieldDescriptor) -> _Check:
+    return lambda message: _is_set(message, field)
+
+
+def _each(name: str, child: _Check) -> _Check:
+    return lambda message: all(map(child, getattr(message, name)))
+
+
+def _each_value(name: str, child: _Check) -> _Check:
+    return lambda message: all(map(child, getattr(message, name).values()))
+
+
+def _inside(name: str, child: _Check) -> _Check:
+    return lambda message: not message.HasField(name) or child(getattr(message, name))
+
+
+def _one_of(name: str) -> _Check:
+    return lambda message: message.WhichOneof(name) is not None
+
+
+def _holds(rule: Callable[[Message, str], Iterator[FieldViolation]]) -> _Check:
+    return lambda message: next(iter(rule(message, "")), None) is None
+
+
+def _quick_checks(descriptor: Descriptor) -> list[_Check]:
+    rules = _rules(descriptor)
+    checks: list[_Check] = []
+    plain = [
+        rule.field.name
+        for rule in rules.fields
+        if rule.required
+        and not rule.field.is_repeated
+        and not rule.field.has_presence
+        and rule.field.message_type is None
+    ]
+    if plain:
+        checks.append(_values_true(plain))
+    for rule in rules.fields:
+        field = rule.field
+        if rule.output_only:
+            checks.append(_unset(field))
+            continue
+        if rule.required and (field.is_repeated or field.has_presence):
+            checks.append(_set(field))
+        if field.message_type is not None:
+            checks += _children_checks(field)
+    checks += [_one_of(oneof.name) for oneof in rules.required_oneofs]
+    checks += [_holds(rule) for rule in _CROSS_FIELD_RULES.get(descriptor.full_name, ())]
+    return checks
+
+
+def _children_checks(field: FieldDescriptor) -> list[_Check]:
+    """Return the quick check of the messages a field holds, if they have anything to check."""
+    entry = field.message_type
+    assert entry is not None
+    if entry.GetOptions().map_entry:
+        value_type = entry.fields_by_name["value"].message_type
+        child = _quick(value_type) if value_type is not None else None
+        return [] if child is None else [_each_value(field.name, child)]
+    child = _quick(entry)
+    if child is None:
+        return []
+    return [_each(field.name, child) if field.is_repeated else _inside(field.name, child)]
 
 
 # The rules of each message class validated so far. Looked up by class: the

@@ -9,6 +9,7 @@ DONATION_ASK (HOME_SCREEN and ARTICLE_PAGE, adults), all LIVE since 2024.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -374,3 +375,13 @@ def test_get_all_treatments_pages_through_with_tokens(world: World) -> None:
     for bad in ({"pageToken": "garbage!"}, {"pageSize": -1}):
         with pytest.raises(ApiError):
             _all(world, **bad)
+
+
+def test_response_ids_are_version_4_uuids(world: World) -> None:
+    ids = {
+        get_treatments(world, surfaces=[{"surface": "HOME_SCREEN"}]).response_id for _ in range(50)
+    }
+    assert len(ids) == 50
+    for found in ids:
+        parsed = uuid.UUID(found)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, found)

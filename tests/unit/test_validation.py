@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from google.protobuf.message import Message
+from hypothesis import HealthCheck, given, settings
 
 from auxia.decision.model import (
     data_field_pb2,
@@ -15,7 +17,11 @@ from auxia.decision.model import (
     treatment_management_service_pb2 as management,
 )
 from auxia_decision import ApiError, RestCodec, check_request, clear_output_only, validate
+from auxia_decision._errors import FieldViolation
+from auxia_decision._routes import routes
+from auxia_decision._validation import ValidationResult, _walk
 from tests._fixtures import PARSEABLE
+from tests._strategies import messages
 
 
 def _fields(violations: object) -> list[str]:
@@ -179,3 +185,19 @@ def test_check_request_raises_an_api_error_listing_every_violation() -> None:
         "  lastModifiedBy: required",
         "  treatmentId: required: set treatmentId or externalTreatmentId",
     ]
+
+
+REQUEST_TYPES = sorted({route.request_type for route in routes()}, key=lambda t: t.__name__)
+
+
+@pytest.mark.parametrize("message_type", REQUEST_TYPES, ids=lambda t: t.__name__)
+def test_the_quick_check_agrees_with_the_walk(message_type: type[Message]) -> None:
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(message=messages(message_type))
+    def check(message: Message) -> None:
+        errors: list[FieldViolation] = []
+        warnings: list[FieldViolation] = []
+        _walk(message, "", errors, warnings, clear=False)
+        assert validate(message) == ValidationResult(tuple(errors), tuple(warnings))
+
+    check()

@@ -110,6 +110,21 @@ class UserActivity:
             }
         )
 
+    def count_of(self, kind: int, treatment_id: str, first_day: int, last_day: int) -> int:
+        """Return how many events of a kind with one treatment fall on the days given."""
+        by_treatment = self._by_kind.get(kind)
+        if not by_treatment:
+            return 0
+        by_surface = by_treatment.get(treatment_id)
+        if not by_surface:
+            return 0
+        total = 0
+        for stats in by_surface.values():
+            for day, number in stats.per_day.items():
+                if first_day <= day <= last_day:
+                    total += number
+        return total
+
     def first(
         self, kind: int, *, treatment_id: str | None = None, surface: str | None = None
     ) -> int | None:

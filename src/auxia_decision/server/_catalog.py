@@ -10,9 +10,11 @@ replaced, not changed, when the project's treatments or data fields change.
 
 from __future__ import annotations
 
+import bisect
 import json
+import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from auxia.decision.model import data_field_pb2, treatment_pb2
@@ -52,6 +54,10 @@ class Rule:
     """The data field's value for a request, or None when it has none."""
     holds: Callable[[object], bool]
     """Whether a (present) value satisfies the rule."""
+    check: Callable[[Context], bool]
+    """Whether the rule holds for a request: ``value`` then ``holds``, in one call."""
+    costly: bool = False
+    """Whether reading the value counts a user's activity (rather than reading an attribute)."""
 
     def evaluate(self, context: Context) -> tuple[bool, object]:
         """Return whether the rule holds for a request, and the value it read."""
@@ -103,6 +109,9 @@ class Treatment:
         return None
 
 
+Candidates = tuple[tuple[Treatment, Version], ...]
+
+
 @dataclass(frozen=True)
 class Catalog:
     """A project's treatments and what GetTreatments needs to know of its configuration."""
@@ -113,6 +122,33 @@ class Catalog:
     """Every surface of the project's treatment types."""
     attribute_types: Mapping[str, str]
     """The declared type of each user attribute (``INTEGER``, ``STRING``, ...)."""
+    boundaries: tuple[int, ...] = ()
+    """Every start and end time of every version, sorted: what is LIVE changes only there."""
+    _candidates: dict[tuple[str, str], tuple[int, int, Candidates]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def candidates(self, surface: str, language: str, now: int) -> Candidates:
+        """Return the treatments LIVE at ``now`` that may be shown on a surface in a language.
+
+        Each with the version that is LIVE; by treatment identifier. The answer
+        holds between two boundaries, and is kept until ``now`` leaves them.
+        """
+        key = (surface, language)
+        cached = self._candidates.get(key)
+        if cached is not None and cached[0] <= now < cached[1]:
+            return cached[2]
+        position = bisect.bisect_right(self.boundaries, now)
+        valid_from = self.boundaries[position - 1] if position else -(1 << 62)
+        valid_until = self.boundaries[position] if position < len(self.boundaries) else 1 << 62
+        found = []
+        for treatment in self.treatments:
+            version = treatment.live_version(now)
+            if version is not None and surface in version.surfaces and language in version.content:
+                found.append((treatment, version))
+        candidates = tuple(found)
+        self._candidates[key] = (valid_from, valid_until, candidates)
+        return candidates
 
 
 def compile_catalog(
@@ -146,7 +182,9 @@ def compile_catalog(
                 surfaces=type_surfaces
                 - {surface.name for surface in version.removed_surfaces.surfaces},
                 content=_content_by_language(version.content, treatment_type),
-                rules=tuple(rule(message) for message in version.eligibility_rules.rules),
+                rules=_cheapest_first(
+                    tuple(rule(message) for message in version.eligibility_rules.rules)
+                ),
             )
             for index, (published, version) in enumerate(
                 zip(stored.published_versions, treatment.versions, strict=True)
@@ -163,12 +201,27 @@ def compile_catalog(
     surfaces = frozenset(
         surface.name for treatment_type in treatment_types for surface in treatment_type.surfaces
     )
+    boundaries = sorted(
+        {
+            moment
+            for treatment in compiled
+            for version in treatment.versions
+            for moment in (version.start, version.end)
+            if moment is not None
+        }
+    )
     return Catalog(
         project_id,
         tuple(sorted(compiled, key=lambda t: t.treatment_id)),
         surfaces,
         dict(attribute_types),
+        tuple(boundaries),
     )
+
+
+def _cheapest_first(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """Order rules to read attributes before counting activity: all must hold, in any order."""
+    return tuple(sorted(rules, key=lambda rule: rule.costly))
 
 
 def _micros(
@@ -213,13 +266,13 @@ def _content_by_language(
 
 # Rules.
 
-_COMPARISONS: Final[dict[int, Callable[[Any, Any], bool]]] = {
-    _Condition.LESS_THAN: lambda value, rhs: bool(value < rhs),
-    _Condition.LESS_THAN_OR_EQUALS: lambda value, rhs: bool(value <= rhs),
-    _Condition.GREATER_THAN: lambda value, rhs: bool(value > rhs),
-    _Condition.GREATER_THAN_OR_EQUALS: lambda value, rhs: bool(value >= rhs),
-    _Condition.EQUALS: lambda value, rhs: bool(value == rhs),
-    _Condition.NOT_EQUALS: lambda value, rhs: bool(value != rhs),
+_COMPARISONS: Final[dict[int, Callable[[Any, Any], Any]]] = {
+    _Condition.LESS_THAN: operator.lt,
+    _Condition.LESS_THAN_OR_EQUALS: operator.le,
+    _Condition.GREATER_THAN: operator.gt,
+    _Condition.GREATER_THAN_OR_EQUALS: operator.ge,
+    _Condition.EQUALS: operator.eq,
+    _Condition.NOT_EQUALS: operator.ne,
 }
 
 
@@ -247,17 +300,25 @@ def _compile_rule(
             f"data field {message.data_field_id} {condition_name} {message.rhs_value!r}",
             lambda context: None,
             lambda value: False,
+            lambda context: False,
         )
     params, data_field_type = found
     rhs = parse_value(data_field_type, message.rhs_value)
     compare = _COMPARISONS[message.condition]
     value, name = _value_reader(params)
     shown = json.dumps(message.rhs_value) if data_field_type == "STRING" else message.rhs_value
+
+    def check(context: Context) -> bool:
+        current = value(context)
+        return current is not None and bool(compare(current, rhs))
+
     return Rule(
         message.data_field_id,
         f"{name} {condition_name} {shown}",
         value,
-        lambda current: compare(current, rhs),
+        lambda current: bool(compare(current, rhs)),
+        check,
+        costly=params.WhichOneof("params") == "treatment_data_field_params",
     )
 
 
@@ -294,16 +355,25 @@ def _interaction_reader(
     if aggregation == "daily_count_aggregation":
         days = int(params.daily_count_aggregation.window_name[len("LAST_") : -1])
 
-        def count(context: Context) -> int:
-            today = context.today
-            return context.activity.count(
-                kind,
-                treatment_id=treatment_id,
-                surface=surface,
-                distinct=distinct,
-                first_day=today - days + 1,
-                last_day=today,
-            )
+        if treatment_id is not None and surface is None and not distinct:
+            one = treatment_id
+
+            def count(context: Context) -> int:
+                today = context.now // MICROS_PER_DAY
+                return context.activity.count_of(kind, one, today - days + 1, today)
+
+        else:
+
+            def count(context: Context) -> int:
+                today = context.now // MICROS_PER_DAY
+                return context.activity.count(
+                    kind,
+                    treatment_id=treatment_id,
+                    surface=surface,
+                    distinct=distinct,
+                    first_day=today - days + 1,
+                    last_day=today,
+                )
 
         return count, f"{kind_name} count{scope} in the last {days} days"
     first = aggregation in ("first_timestamp_aggregation", "days_since_first_timestamp_aggregation")

@@ -19,8 +19,8 @@ Deterministic, so that a consumer's test can predict it (docs/decisions.md):
 
 from __future__ import annotations
 
+import os
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -144,6 +144,31 @@ class _Decider:
 
     def ranked(self, surface: str) -> list[tuple[int, str, Treatment, Version]]:
         """Return the eligible candidates for a surface, in the user's order."""
+        if self.verdicts is not None:
+            return self.ranked_with_verdicts(surface)
+        ranked = []
+        context = self.context
+        eligible = self.eligible
+        for treatment, version in self.catalog.candidates(
+            surface, self.decision.language, context.now
+        ):
+            treatment_id = treatment.treatment_id
+            found = eligible.get(treatment_id)
+            if found is None:
+                holds = True
+                for rule in version.rules:
+                    if not rule.check(context):
+                        holds = False
+                        break
+                found = eligible[treatment_id] = (holds, "")
+            if found[0]:
+                key = zlib.crc32(self.user + treatment_id.encode())
+                ranked.append((key, treatment_id, treatment, version))
+        ranked.sort()
+        return ranked
+
+    def ranked_with_verdicts(self, surface: str) -> list[tuple[int, str, Treatment, Version]]:
+        """Return what ``ranked`` does, saying why each other treatment is not a candidate."""
         ranked = []
         for treatment in self.catalog.treatments:
             version = _candidate(
@@ -168,7 +193,10 @@ class _Decider:
     ) -> list[tuple[Treatment, Version]]:
         """Take treatments for a surface, in order, within its maximum and the groups."""
         picked: list[tuple[Treatment, Version]] = []
+        explain = self.verdicts is not None
         for _, treatment_id, treatment, version in ranked:
+            if not explain and len(picked) >= surface.maximum:
+                break  # nobody asks why the others were not taken
             if treatment_id in self.chosen:
                 reason = ("chosen for another surface", "a treatment is served once a response")
             elif treatment.group is not None and treatment.group in self.groups:
@@ -271,27 +299,24 @@ def _attributes(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> di
     """Return the contextual attributes by key, checking each is given once, as its type."""
     values: dict[str, object] = {}
     problems: list[FieldViolation] = []
+    declared_types = catalog.attribute_types
     for index, attribute in enumerate(request.contextual_attributes):
-        path = f"contextualAttributes[{index}]"
         key = attribute.key
         kind = attribute.WhichOneof("value")
         if key in values:
-            problems.append(violation(f"{path}.key", f'"{key}" is given more than once'))
+            path = f"contextualAttributes[{index}].key"
+            problems.append(violation(path, f'"{key}" is given more than once'))
             continue
-        declared = catalog.attribute_types.get(key)
+        declared = declared_types.get(key)
         if declared is not None and kind not in _VALUE_KINDS[declared]:
             expected = " or ".join(_JSON_KINDS[k] for k in _VALUE_KINDS[declared])
+            path = f"contextualAttributes[{index}].{_JSON_KINDS[str(kind)]}"
             problems.append(
-                violation(
-                    f"{path}.{_JSON_KINDS[str(kind)]}",
-                    f'"{key}" is a {declared} attribute: give it as {expected}',
-                )
+                violation(path, f'"{key}" is a {declared} attribute: give it as {expected}')
             )
             continue
-        value: object = getattr(attribute, str(kind))
-        if declared == "DOUBLE":
-            value = float(value)  # type: ignore[arg-type]
-        values[key] = value
+        value: object = getattr(attribute, kind)  # type: ignore[arg-type]
+        values[key] = float(value) if declared == "DOUBLE" else value  # type: ignore[arg-type]
     if problems:
         raise ApiError.invalid_argument(problems)
     return values
@@ -302,17 +327,26 @@ def tracking_id(treatment_id: str, response_id: str) -> str:
     return f"{treatment_id}_{response_id}"
 
 
-def user_treatments(decision: Decision, response_id: str) -> Sequence[decisions.UserTreatment]:
-    """Return the response's user treatments for a decision."""
-    return [
-        decisions.UserTreatment(
-            treatment_id=choice.treatment.treatment_id,
-            treatment_tracking_id=tracking_id(choice.treatment.treatment_id, response_id),
+def response(decision: Decision, response_id: str) -> decisions.GetTreatmentsResponse:
+    """Return the GetTreatments response of a decision."""
+    answer = decisions.GetTreatmentsResponse(response_id=response_id)
+    add = answer.user_treatments.add
+    for choice in decision.choices:
+        treatment = choice.treatment
+        add(
+            treatment_id=treatment.treatment_id,
+            treatment_tracking_id=tracking_id(treatment.treatment_id, response_id),
             rank=choice.rank,
             content_language_code=decision.language,
             treatment_content=choice.content,
-            treatment_type=choice.treatment.type_name,
+            treatment_type=treatment.type_name,
             surface=choice.surface,
         )
-        for choice in decision.choices
-    ]
+    return answer
+
+
+def response_id() -> str:
+    """Return a new response id: a random (version 4) UUID."""
+    digits = os.urandom(16).hex()
+    variant = "89ab"[int(digits[16], 16) & 3]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:32]}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -18,7 +17,7 @@ from auxia_decision.server import _data_fields, _treatments
 from auxia_decision.server._auth import KeyRing
 from auxia_decision.server._catalog import Catalog, compile_catalog
 from auxia_decision.server._clock import Clock, system_clock
-from auxia_decision.server._decisions import decide, tracking_id, user_treatments
+from auxia_decision.server._decisions import decide, response, response_id, tracking_id
 from auxia_decision.server._storage import (
     ProjectRecord,
     Repository,
@@ -230,23 +229,21 @@ class DecisionServicer:
         now = self.clock()
         user_id = request.user_id
         decision = decide(catalog, request, self.store.activity(project.project_id, user_id), now)
-        response_id = str(uuid.uuid4())
-        response = decisions.GetTreatmentsResponse(
-            response_id=response_id, user_treatments=user_treatments(decision, response_id)
-        )
+        answer_id = response_id()
+        answer = response(decision, answer_id)
         if not decision.choices:
-            return _resolved(response)
+            return _resolved(answer)
         served = [
             ServedTreatment(
-                response_id,
+                answer_id,
                 choice.treatment.treatment_id,
                 choice.surface,
-                tracking_id(choice.treatment.treatment_id, response_id),
+                tracking_id(choice.treatment.treatment_id, answer_id),
                 now,
             )
             for choice in decision.choices
         ]
-        return self.store.record_served(project.project_id, user_id, served, response)
+        return self.store.record_served(project.project_id, user_id, served, answer)
 
 
 async def _resolved(value: T) -> T:
