@@ -63,15 +63,15 @@ generate: $(STAMP) ## Regenerate generated/ from proto/ with buf
 .PHONY: format
 format: $(STAMP) ## Format .proto and Python files in place
 	$(BUF) format --write
-	$(BIN)/ruff format src tests tools bench
-	$(BIN)/ruff check --fix src tests tools bench
+	$(BIN)/ruff format src tests tools bench examples
+	$(BIN)/ruff check --fix src tests tools bench examples
 
 .PHONY: lint
 lint: $(STAMP) ## Lint and format-check protos and Python, and type-check Python
 	$(BUF) lint
 	@$(BUF) format --diff --exit-code || { echo 'buf format found differences: run `make format`' >&2; exit 1; }
-	$(BIN)/ruff check src tests tools bench
-	@$(BIN)/ruff format --check src tests tools bench || { echo 'ruff format found differences: run `make format`' >&2; exit 1; }
+	$(BIN)/ruff check src tests tools bench examples
+	@$(BIN)/ruff format --check src tests tools bench examples || { echo 'ruff format found differences: run `make format`' >&2; exit 1; }
 	$(BIN)/mypy
 
 .PHONY: checkgenerate
@@ -106,6 +106,10 @@ bench: $(STAMP) ## Benchmark the JSON codec against json_format (writes bench/re
 .PHONY: bench-install
 bench-install: $(STAMP) ## Measure each install (core, extras) in a fresh venv (writes bench/results/install.md)
 	$(BIN)/python -m bench.bench_install
+
+.PHONY: bench-emulator
+bench-emulator: $(STAMP) ## Measure the local server in a test suite: start, reset, fixture overhead (writes bench/results/emulator.md)
+	$(BIN)/python -m bench.bench_emulator
 
 FUZZ_EXAMPLES ?= 300
 

@@ -166,6 +166,22 @@ def install(
     return Install(flavour, venv)
 
 
+def add_packages(installed: Install, *requirements: str) -> None:
+    """Install more distributions (a consumer's test tools, say) into an install's environment."""
+    _run(
+        [
+            str(VENV_BIN / "uv"),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(installed.python),
+            *requirements,
+        ],
+        installed.venv,
+    )
+
+
 def tree_bytes(folder: pathlib.Path) -> int:
     """Return the apparent size of every file below a folder, links not followed."""
     files = (path for path in folder.rglob("*") if path.is_file() and not path.is_symlink())

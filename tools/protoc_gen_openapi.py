@@ -22,13 +22,17 @@ when no method has a rule:
   ``(google.api.field_behavior) = REQUIRED``, ``readOnly`` from
   ``OUTPUT_ONLY``, oneof exclusivity as ``x-oneof`` and an ``allOf``
   constraint, and the proto comments as descriptions;
-- the ``x-api-key`` header and ``api-key`` query API keys as alternative
-  security schemes, and ``google.rpc.Status`` as the error body.
+- the ``x-api-key`` header and ``api-key``/``api_key`` query API keys as
+  alternative security schemes (or the ``x-admin-key`` header), and
+  ``google.rpc.Status`` as the error body.
 
 Options are read from the serialized option messages by field number, so the
 plugin works whether or not the extensions' Python modules are imported.
 Parameters (``opt``, ``key=value`` separated by commas) override the
-document's ``title``, ``version`` and ``server``, and its path (``output``).
+document's ``title``, ``version`` and ``server``, its path (``output``), the
+proto ``package`` whose services it describes (by default every file's;
+one document per API) and how calls authenticate (``auth``: ``api-key``, or
+``admin-key`` for the emulator's admin API).
 The output is deterministic: sorted keys, two-space indent and a trailing
 newline.
 """
@@ -63,18 +67,35 @@ _DEFAULTS = {
     "title": "Auxia Decision API",
     "version": "v1",
     "server": "https://apis.auxia.io",
+    # The proto package whose HTTP-bound services the document describes
+    # (empty: every file's): one document per API, so that the emulator's
+    # admin API stays out of the Auxia API's.
+    "package": "",
+    # How calls authenticate: `api-key` (the Auxia API's x-api-key header or
+    # api-key query parameter) or `admin-key` (the emulator's x-admin-key header).
+    "auth": "api-key",
     # Where to write the document; empty: openapi.json in the folder of the
     # files that declare the HTTP-bound services.
     "output": "",
 }
 
-_INFO_DESCRIPTION = """\
+_INTRODUCTIONS = {
+    "api-key": """\
 The Auxia decisioning REST API: every call is a `POST` of a JSON request body \
 to `/v1/<Method>`, authenticated by an API key in the `x-api-key` header or the \
 `api-key` query parameter.
+""",
+    "admin-key": """\
+The admin API of the local reference server when it stands in for the Auxia API \
+in tests (it is not part of the Auxia API): every call is a `POST` of a JSON \
+request body to `/emulator/v1/<Method>`, authenticated by an admin key of the \
+server's seed in the `x-admin-key` header. An Auxia API key is refused.
+""",
+}
 
+_INFO_DESCRIPTION = """
 This document is generated from the Protobuf schema (package \
-`io.auxia.decision.model`); each schema is named by the full name of its \
+`{package}`); each schema is named by the full name of its \
 message or enum. Bodies are proto3 JSON:
 
 - Properties are keyed by the fields' lowerCamelCase JSON names. Proto3 JSON \
@@ -380,7 +401,11 @@ class _Builder:
             for extension in file.extension:
                 if f"{prefix}{extension.name}" == ONEOF_REQUIRED_EXTENSION:
                     self._oneof_required_field = extension.number
-        self._to_generate = [f for f in request.proto_file if f.name in request.file_to_generate]
+        self._to_generate = [
+            f
+            for f in request.proto_file
+            if f.name in request.file_to_generate and settings["package"] in ("", f.package)
+        ]
         # The files declaring services with HTTP rules, filled by build().
         self.api_files: list[str] = []
         # Component schemas, filled by _add_schema as types are reached.
@@ -417,31 +442,23 @@ class _Builder:
             return None
         schemas = dict(self._schemas)
         schemas["google.rpc.Status"] = _STATUS_SCHEMA
-        security_schemes: JsonObject = {
-            "apiKeyHeader": {
-                "type": "apiKey",
-                "in": "header",
-                "name": "x-api-key",
-                "description": "The project's API key, in the `x-api-key` header.",
-            },
-            "apiKeyQuery": {
-                "type": "apiKey",
-                "in": "query",
-                "name": "api-key",
-                "description": "The project's API key, in the `api-key` query parameter.",
-            },
-        }
+        security_schemes, security = _security(self._settings["auth"])
+        packages = sorted(
+            {file.package for file in self._to_generate if file.name in self.api_files}
+        )
+        description = _INTRODUCTIONS[self._settings["auth"]] + _INFO_DESCRIPTION.replace(
+            "{package}", "`, `".join(packages)
+        )
         return {
             "openapi": "3.1.0",
             "info": {
                 "title": self._settings["title"],
                 "version": self._settings["version"],
-                "description": _INFO_DESCRIPTION,
+                "description": description,
             },
             "servers": [{"url": self._settings["server"]}],
             "tags": sorted(tags, key=lambda t: str(t["name"])),
-            # Either key authenticates a call: the requirements are alternatives.
-            "security": [{"apiKeyHeader": []}, {"apiKeyQuery": []}],
+            "security": security,
             "paths": paths,
             "components": {
                 "schemas": schemas,
@@ -677,6 +694,47 @@ class _Builder:
         if field.type == _Type.TYPE_GROUP:
             raise PluginError(f"field {field.name}: groups have no proto3 JSON form")
         return _scalar_schema(field.type)
+
+
+def _security(auth: str) -> tuple[JsonObject, list[JsonObject]]:
+    """Return the security schemes and requirements of an ``auth`` setting."""
+    if auth == "admin-key":
+        schemes: JsonObject = {
+            "adminKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-admin-key",
+                "description": "An admin key of the server's seed, in the `x-admin-key` header.",
+            },
+        }
+        return schemes, [{"adminKey": []}]
+    if auth != "api-key":
+        raise PluginError(f"unknown auth {auth!r}; known: admin-key, api-key")
+    schemes = {
+        "apiKeyHeader": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "x-api-key",
+            "description": "The project's API key, in the `x-api-key` header.",
+        },
+        "apiKeyQuery": {
+            "type": "apiKey",
+            "in": "query",
+            "name": "api-key",
+            "description": "The project's API key, in the `api-key` query parameter.",
+        },
+        "apiKeyUnderscoreQuery": {
+            "type": "apiKey",
+            "in": "query",
+            "name": "api_key",
+            "description": (
+                "The project's API key, in the `api_key` query parameter (the name "
+                "the GetTreatments documentation uses)."
+            ),
+        },
+    }
+    # Any one key authenticates a call: the requirements are alternatives.
+    return schemes, [{name: []} for name in schemes]
 
 
 def _settings(parameter: str) -> dict[str, str]:

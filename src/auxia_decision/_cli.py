@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import pathlib
 import sys
@@ -95,6 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
             request_timeout=args.request_timeout,
             max_connections=args.max_connections,
         ),
+        frozen_at=args.clock,
     )
     try:
         run_event_loop(serve(config))
@@ -102,6 +104,23 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _clock(text: str) -> datetime.datetime | None:
+    """Parse ``--clock``: ``real``, or an RFC 3339 time with its offset to freeze at."""
+    if text == "real":
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        msg = (
+            "neither real nor an RFC 3339 time with an offset "
+            f"(such as 2030-01-01T00:00:00Z): {text!r}"
+        )
+        raise argparse.ArgumentTypeError(msg)
+    return moment
 
 
 def _protos(args: argparse.Namespace) -> int:
@@ -162,6 +181,14 @@ def _parser() -> argparse.ArgumentParser:
         help="seed file (proto JSON of io.auxia.decision.server.Seed); default: the docs' world",
     )
     serve.add_argument(
+        "--clock",
+        type=_clock,
+        default=None,
+        metavar="real|TIME",
+        help="real: the system's time (the default); an RFC 3339 time such as "
+        "2030-01-01T00:00:00Z: start frozen at it (the emulator admin API moves it)",
+    )
+    serve.add_argument(
         "--idle-timeout",
         type=float,
         default=5.0,
@@ -182,7 +209,7 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level",
         default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="INFO logs one line per REST call (default: %(default)s)",
+        help="INFO logs one line per REST or gRPC call (default: %(default)s)",
     )
     serve.set_defaults(run=_serve)
 

@@ -12,7 +12,7 @@ DISTRIBUTION: Final = "auxia-decision-api"
 EXTRAS: Final = {
     "grpc": "gRPC support (the *_pb2_grpc stubs, rich error details)",
     "client": "the REST client (Client, AsyncClient)",
-    "server": "the reference server (auxia-decision serve)",
+    "server": "the reference server (auxia-decision serve, LocalServer, the auxia_server fixture)",
 }
 """What each extra enables; ``all`` installs every one."""
 

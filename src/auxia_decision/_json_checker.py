@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Callable
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from auxia_decision._errors import FieldViolation, violation
@@ -29,6 +29,7 @@ _UNPAIRED_SURROGATE = re.compile(
     "[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]"
 )
 _TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
+_DURATION = duration_pb2.Duration.DESCRIPTOR.full_name
 
 
 def _fields_by_key(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
@@ -143,6 +144,8 @@ class JsonChecker:
         if field.message_type is not None:
             if field.message_type.full_name == _TIMESTAMP:
                 self.timestamp(value, path)
+            elif field.message_type.full_name == _DURATION:
+                self.duration(value, path)
             else:
                 self.message(value, field.message_type, path)
         elif cpp_type == FieldDescriptor.CPPTYPE_ENUM:
@@ -233,6 +236,15 @@ class JsonChecker:
             timestamp_pb2.Timestamp().FromJsonString(value)
         except (ValueError, ArithmeticError) as error:  # "...12:00:00.1e999Z" overflows
             self.error(path, f'"{value}" is not an RFC 3339 timestamp: {error}')
+
+    def duration(self, value: object, path: str) -> None:
+        if not isinstance(value, str):
+            self.error(path, f'expected a duration string such as "1.5s", got {_kind(value)}')
+            return
+        try:
+            duration_pb2.Duration().FromJsonString(value)
+        except (ValueError, ArithmeticError) as error:
+            self.error(path, f'"{value}" is not a duration such as "1.5s": {error}')
 
 
 _TYPE_NAMES = {

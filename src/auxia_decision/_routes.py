@@ -74,16 +74,21 @@ def services() -> tuple[ServiceDescriptor, ...]:
     return tuple(found[name] for name in sorted(found))
 
 
-@functools.cache
-def routes() -> tuple[Route, ...]:
-    """Return the route of every RPC that has an HTTP rule, sorted by path."""
+def service_routes(*services: ServiceDescriptor) -> tuple[Route, ...]:
+    """Return the route of every RPC of the services that has an HTTP rule, sorted by path."""
     found = [
         route
-        for service in services()
+        for service in services
         for method in service.methods
         if (route := _route(method)) is not None
     ]
     return tuple(sorted(found, key=lambda route: route.path))
+
+
+@functools.cache
+def routes() -> tuple[Route, ...]:
+    """Return the route of every RPC of the API that has an HTTP rule, sorted by path."""
+    return service_routes(*services())
 
 
 def route_for(method_name: str) -> Route:

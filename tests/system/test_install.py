@@ -7,8 +7,10 @@ versions of its dependencies.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import pathlib
+import shutil
 import signal
 import subprocess
 from typing import Final
@@ -16,7 +18,15 @@ from typing import Final
 import pytest
 
 from tests._fixtures import FIXTURES
-from tools.installs import FLAVOURS, Install, build_wheel, install, locked_constraints
+from tests._repo import ROOT
+from tools.installs import (
+    FLAVOURS,
+    Install,
+    add_packages,
+    build_wheel,
+    install,
+    locked_constraints,
+)
 
 CORE: Final = {"auxia-decision-api", "googleapis-common-protos", "protobuf"}
 SERVER: Final = {
@@ -24,6 +34,7 @@ SERVER: Final = {
     "grpcio-health-checking",
     "grpcio-reflection",
     "httptools",
+    "httpx",
     "orjson",
     "uvicorn",
     "uvloop",
@@ -32,20 +43,79 @@ HEAVY: Final = ("httpx", "grpc", "uvicorn", "orjson")
 # (what the install must hold beyond the core, what it must not hold)
 CONTENTS: Final = {
     "core": (set(), {"httpx", "grpcio", *SERVER}),
-    "client": ({"httpx"}, SERVER),
-    "grpc": ({"grpcio"}, {"httpx", *(SERVER - {"grpcio"})}),
-    "server": (SERVER, {"httpx"}),
-    "all": ({"httpx", *SERVER}, set()),
+    "client": ({"httpx"}, SERVER - {"httpx"}),
+    "grpc": ({"grpcio"}, SERVER - {"grpcio"}),
+    "server": (SERVER, set()),
+    "all": (SERVER, set()),
 }
 WITH_SERVER: Final = ("server", "all")
 
 
 @pytest.fixture(scope="module")
-def installs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Install]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
+    """The wheel of this checkout, and the locked versions of its dependencies."""
+    folder = tmp_path_factory.mktemp("wheel")
+    return build_wheel(folder), locked_constraints(folder)
+
+
+@pytest.fixture(scope="module")
+def installs(
+    tmp_path_factory: pytest.TempPathFactory, built: tuple[pathlib.Path, pathlib.Path]
+) -> dict[str, Install]:
     folder = tmp_path_factory.mktemp("installs")
-    wheel = build_wheel(folder)
-    constraints = locked_constraints(folder)
+    wheel, constraints = built
     return {flavour: install(wheel, flavour, folder, constraints) for flavour in FLAVOURS}
+
+
+def _with_pytest(
+    built: tuple[pathlib.Path, pathlib.Path], flavour: str, folder: pathlib.Path
+) -> Install:
+    """A fresh install of the wheel, plus the pytest this checkout tests with."""
+    wheel, constraints = built
+    installed = install(wheel, flavour, folder, constraints)
+    add_packages(installed, f"pytest=={importlib.metadata.version('pytest')}")
+    return installed
+
+
+def _pytest(installed: Install, project: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(installed.python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_the_example_consumer_passes_with_the_server_extra(
+    built: tuple[pathlib.Path, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    # From `pip install 'auxia-decision-api[server]'` (and pytest) to a passing test suite.
+    installed = _with_pytest(built, "server", tmp_path)
+    project = shutil.copytree(ROOT / "examples" / "consumer", tmp_path / "consumer")
+    result = _pytest(installed, project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 passed" in result.stdout
+
+
+def test_without_the_server_extra_the_fixture_names_it(
+    built: tuple[pathlib.Path, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    installed = _with_pytest(built, "core", tmp_path)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_it.py").write_text(
+        "def test_without_the_fixture():\n    pass\n\n\ndef test_with_it(auxia_server):\n    pass\n"
+    )
+    result = _pytest(installed, project)
+    assert result.returncode == 1
+    assert "1 passed, 1 error" in result.stdout
+    assert (
+        "auxia_server: the reference server (auxia-decision serve, LocalServer, the "
+        "auxia_server fixture) needs the [server] extra, which is not installed (no module "
+        "named 'grpc'): pip install 'auxia-decision-api[server]'"
+    ) in result.stdout
 
 
 def _python(installed: Install, code: str) -> subprocess.CompletedProcess[str]:
@@ -120,7 +190,7 @@ def test_the_client_loads_only_with_its_extra(installs: dict[str, Install], flav
         installs[flavour],
         "from auxia_decision import Client\nprint(Client(api_key='K').base_url)",
     )
-    if flavour in ("client", "all"):
+    if flavour in ("client", "server", "all"):
         assert (result.returncode, result.stdout.strip()) == (0, "https://apis.auxia.io")
     else:
         assert result.returncode == 1
@@ -154,7 +224,8 @@ def test_serve_starts_only_with_the_server_extra(
         assert result.stdout == ""
         missing = "grpc_health" if flavour == "grpc" else "grpc"
         assert result.stderr.splitlines() == [
-            "error: the reference server (auxia-decision serve) needs the [server] extra, "
+            "error: the reference server (auxia-decision serve, LocalServer, the auxia_server "
+            "fixture) needs the [server] extra, "
             f"which is not installed (no module named {missing!r}): "
             "pip install 'auxia-decision-api[server]'"
         ]

@@ -218,6 +218,7 @@ def test_info_servers_security_and_errors(spec: dict[str, Any]) -> None:
     assert {(s["type"], s["in"], s["name"]) for s in schemes.values()} == {
         ("apiKey", "header", "x-api-key"),
         ("apiKey", "query", "api-key"),
+        ("apiKey", "query", "api_key"),
     }
     # Alternatives: each requirement object names one scheme.
     assert sorted(spec["security"], key=str) == [{name: []} for name in sorted(schemes)]
@@ -482,19 +483,44 @@ def _request(
     )
 
 
-def test_plugin_output_is_the_generated_file(image: descriptor_pb2.FileDescriptorSet) -> None:
+@pytest.mark.parametrize(
+    ("parameter", "name"),
+    [
+        ("package=io.auxia.decision.model", "auxia/decision/model/openapi.json"),
+        (
+            "package=io.auxia.decision.emulator.v1,auth=admin-key,"
+            "title=Auxia Decision Emulator Admin API,server=http://127.0.0.1:8080",
+            "auxia/decision/emulator/v1/openapi.json",
+        ),
+    ],
+    ids=["api", "emulator"],
+)
+def test_plugin_output_is_the_generated_file(
+    image: descriptor_pb2.FileDescriptorSet, parameter: str, name: str
+) -> None:
     # Every file of the proto/ module, as `buf generate` sends them (strategy: all).
     ours = [f.name for f in image.file if f.name.startswith("auxia/")]
     assert "auxia/decision/model/treatment.proto" in ours
-    response = protoc_gen_openapi.generate(_request(list(image.file), ours))
+    response = protoc_gen_openapi.generate(_request(list(image.file), ours, parameter))
     assert response.error == ""
     assert response.supported_features == plugin_pb2.CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL
     (output,) = response.file
-    assert output.name == "auxia/decision/model/openapi.json"
+    assert output.name == name
     generated = ROOT / "generated" / output.name
     assert output.content == generated.read_text()
-    again = protoc_gen_openapi.generate(_request(list(image.file), list(reversed(ours))))
+    again = protoc_gen_openapi.generate(_request(list(image.file), list(reversed(ours)), parameter))
     assert again.file[0].content == output.content
+
+
+def test_the_api_document_leaves_the_emulator_out_and_the_emulator_has_its_own() -> None:
+    api = json.loads((ROOT / "generated/auxia/decision/model/openapi.json").read_text())
+    emulator = json.loads((ROOT / "generated/auxia/decision/emulator/v1/openapi.json").read_text())
+    assert all(path.startswith("/v1/") for path in api["paths"])
+    assert not [name for name in api["components"]["schemas"] if "emulator" in name]
+    assert all(path.startswith("/emulator/v1/") for path in emulator["paths"])
+    assert emulator["security"] == [{"adminKey": []}]
+    assert emulator["components"]["securitySchemes"]["adminKey"]["name"] == "x-admin-key"
+    assert "/emulator/v1/Reset" in emulator["paths"]
 
 
 def test_plugin_parameters(image: descriptor_pb2.FileDescriptorSet) -> None:

@@ -11,6 +11,7 @@ depends on them being free.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -259,3 +260,60 @@ def test_the_server_docs_grpc_snippets_work(server: NewUser) -> None:
     assert listed.returncode == 0, listed.stderr
     assert "io.auxia.decision.model.TreatmentManagementService/GetDataFields" in listed.stdout
     assert '"dataFieldType": "STRING"' in listed.stdout
+
+
+EMULATOR_DOC: Final = ROOT / "docs" / "emulator.md"
+
+
+def test_the_readme_fixture_example_passes_under_pytest(new_user: NewUser) -> None:
+    (example,) = [block for block in code_blocks(README, "python") if "auxia_server" in block]
+    installed = new_user.run(
+        [
+            str(new_user.venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            f"pytest=={importlib.metadata.version('pytest')}",
+        ],
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+    )
+    assert installed.returncode == 0, installed.stderr
+    project = new_user.home / "fixture-example"
+    project.mkdir()
+    (project / "test_example.py").write_text(example)
+    result = new_user.run(
+        [
+            str(new_user.venv / "bin" / "python"),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(project),
+        ]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+def test_the_emulator_docs_local_server_example_prints_what_they_say(new_user: NewUser) -> None:
+    (example,) = code_blocks(EMULATOR_DOC, "python")
+    (printed,) = code_blocks(EMULATOR_DOC, "text")
+    result = new_user.python(example)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed
+
+
+def test_the_emulator_docs_curls_drive_the_admin_api(server: NewUser) -> None:
+    (block,) = [text for text in code_blocks(EMULATOR_DOC, "sh") if "x-admin-key" in text]
+    result = server.shell(server.localize(block))
+    assert result.returncode == 0, result.stderr
+    clock, fault, failed, stored, listed, reset, health = _json_documents(result.stdout)
+    assert clock == {"clock": {"now": "2030-01-01T00:00:00Z", "frozen": True}}
+    assert (fault["name"], fault["remainingCount"]) == ("faults/1", 1)
+    assert (failed["code"], stored) == (14, {})
+    (logged,) = listed["interactions"]
+    assert logged["interaction"]["userId"] == "reader-1"
+    assert reset == {"clock": {"now": reset["clock"]["now"]}}
+    assert health == {"status": "SERVING"}

@@ -2,7 +2,9 @@
 
 The library imports nothing of the server nor anything an extra installs at
 import time; the server's rules reach storage only through the seam of
-``_storage`` and know no SQL; nothing imports the CLI.
+``_storage`` and know no SQL; nothing imports the CLI. The entry points (the
+command line, ``python -m``, the pytest plugin) sit on top of both; the pytest
+plugin imports the server only when a test asks for it.
 """
 
 from __future__ import annotations
@@ -16,15 +18,27 @@ import pytest
 from tests._repo import ROOT
 
 PACKAGE: Final = ROOT / "src" / "auxia_decision"
-# Everything but the server and the command line, which sits on top of both.
+# The entry points, on top of the library and the server.
+ENTRY_POINTS: Final = ("_cli.py", "__main__.py", "pytest_plugin.py")
+# Everything but the server and the entry points.
 LIBRARY: Final = sorted(
     path
     for path in PACKAGE.rglob("*.py")
-    if "server" not in path.relative_to(PACKAGE).parts and path.name != "_cli.py"
+    if "server" not in path.relative_to(PACKAGE).parts and path.name not in ENTRY_POINTS
 )
 SERVER: Final = sorted((PACKAGE / "server").glob("*.py"))
 # The server's rules: what they may know of storage is the seam, _storage.
-RULES: Final = ("_servicer", "_treatments", "_data_fields", "_seed", "_auth", "_storage")
+RULES: Final = (
+    "_servicer",
+    "_treatments",
+    "_data_fields",
+    "_seed",
+    "_auth",
+    "_storage",
+    "_emulator",
+    "_inspection",
+    "_faults",
+)
 SQL_MODULES: Final = {
     "sqlite3",
     "auxia_decision.server._sqlite",
@@ -73,3 +87,17 @@ def test_the_rules_of_the_server_know_no_sql(module: str) -> None:
 @pytest.mark.parametrize("path", [*LIBRARY, *SERVER], ids=_name)
 def test_nothing_imports_the_command_line(path: pathlib.Path) -> None:
     assert "auxia_decision._cli" not in _imports(path, top_level_only=False)
+
+
+def test_the_pytest_plugin_loads_neither_the_server_nor_an_extra() -> None:
+    # pytest loads it in every run of every project that installs the package.
+    imported = _imports(PACKAGE / "pytest_plugin.py", top_level_only=True)
+    assert not {name for name in imported if name.startswith("auxia_decision.server")}
+    assert not {name.partition(".")[0] for name in imported} & {
+        "httpx",
+        "grpc",
+        "uvicorn",
+        "orjson",
+        "uvloop",
+        "httptools",
+    }

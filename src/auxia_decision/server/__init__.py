@@ -2,7 +2,9 @@
 
 It needs the ``[server]`` extra (``pip install 'auxia-decision-api[server]'``);
 importing this package without it raises ``MissingExtraError`` saying so.
-``auxia-decision serve`` is its command line.
+``auxia-decision serve`` is its command line; ``LocalServer`` starts it for a
+test suite, and ``EmulatorAdmin`` drives the emulator admin API of a server
+that runs elsewhere.
 """
 
 from __future__ import annotations
@@ -11,7 +13,12 @@ from auxia_decision._extras import require
 
 require("server", "grpc", "grpc_health", "grpc_reflection", "uvicorn")
 
-from auxia_decision.server._app import (  # noqa: E402 - after the check for the extra
+from auxia_decision.server._admin import (  # noqa: E402 - after the check for the extra
+    ClockControl,
+    EmulatorAdmin,
+    FaultControl,
+)
+from auxia_decision.server._app import (  # noqa: E402
     RunningServer,
     ServerConfig,
     StartupError,
@@ -20,10 +27,15 @@ from auxia_decision.server._app import (  # noqa: E402 - after the check for the
     start_server,
 )
 from auxia_decision.server._http import HttpLimits  # noqa: E402
+from auxia_decision.server._local import LocalServer  # noqa: E402
 from auxia_decision.server._runtime import run_event_loop  # noqa: E402
 
 __all__ = [
+    "ClockControl",
+    "EmulatorAdmin",
+    "FaultControl",
     "HttpLimits",
+    "LocalServer",
     "RunningServer",
     "ServerConfig",
     "StartupError",

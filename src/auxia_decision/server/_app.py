@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import errno
 import importlib.resources
 import logging
@@ -21,12 +22,13 @@ import uvicorn
 
 from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError
-from auxia_decision.server._clock import Clock, system_clock
+from auxia_decision.server._clock import ControlledClock
+from auxia_decision.server._emulator import EmulatorServicer
 from auxia_decision.server._gateway import RestGateway
 from auxia_decision.server._grpc import add_to_server
 from auxia_decision.server._http import HttpLimits, protocol_with
 from auxia_decision.server._runtime import GRACE_SECONDS, rest_socket, start_rest
-from auxia_decision.server._seed import apply_seed, load_seed
+from auxia_decision.server._seed import apply_seed, checked_seed, load_seed
 from auxia_decision.server._servicer import DecisionServicer
 from auxia_decision.server._store import TreatmentStore
 
@@ -42,10 +44,13 @@ class ServerConfig:
     grpc_port: int = 50051
     rest_port: int = 8080
     db: str = DEFAULT_DB
-    seed: pathlib.Path | None = None
-    """A seed file (proto JSON of ``io.auxia.decision.server.Seed``); None: the default seed."""
+    seed: pathlib.Path | seed_pb2.Seed | None = None
+    """A seed file (proto JSON of ``io.auxia.decision.server.Seed``), a ``Seed``
+    message, or None: the default seed."""
     limits: HttpLimits = field(default_factory=HttpLimits)
     """What one REST connection may take of the server."""
+    frozen_at: datetime.datetime | None = None
+    """Start with the clock frozen at this time (timezone-aware); None: the system's time."""
 
 
 @dataclass
@@ -53,6 +58,8 @@ class RunningServer:
     """A started server: its bound ports, and how to stop it."""
 
     servicer: DecisionServicer
+    emulator: EmulatorServicer
+    clock: ControlledClock
     store: TreatmentStore
     grpc_server: grpc.aio.Server
     rest_server: uvicorn.Server
@@ -72,18 +79,20 @@ class StartupError(Exception):
     """The server could not start; the message is one line naming what is wrong."""
 
 
-async def start_server(config: ServerConfig, clock: Clock = system_clock) -> RunningServer:
+async def start_server(config: ServerConfig) -> RunningServer:
     """Open the store, apply the seed and start both transports.
 
     Raises StartupError, with everything it had started stopped again, when
     the seed, the database or a port is not usable.
     """
-    seed = _seed(config.seed)
+    seed = seed_of(config.seed)
+    clock = ControlledClock(_micros(config.frozen_at))
     store = open_store(config.db)
     grpc_server: grpc.aio.Server | None = None
     try:
         try:
-            await store.run(lambda repository: apply_seed(repository, seed, clock()))
+            now = clock.now()
+            await store.run(lambda repository: apply_seed(repository, seed, now))
         except (ApiError, ValueError) as error:
             raise StartupError(
                 f"{_seed_name(config.seed)} is invalid: {_one_line(error)}"
@@ -93,16 +102,17 @@ async def start_server(config: ServerConfig, clock: Clock = system_clock) -> Run
             await store.start_writer()
         except sqlite3.Error as error:
             raise StartupError(f"the database {config.db} cannot be used: {error}") from None
-        servicer = DecisionServicer(store, clock)
+        servicer = DecisionServicer(store, clock.now)
         await servicer.load_keys()
+        emulator = EmulatorServicer(servicer, store, seed, clock)
         # grpc's default SO_REUSEPORT would let a second server share the port
         # (and split the calls between two databases): refuse it instead.
         grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        await add_to_server(servicer, grpc_server)
+        await add_to_server(servicer, grpc_server, emulator)
         grpc_port = _bind_grpc(grpc_server, config.host, config.grpc_port)
         await grpc_server.start()
         sock = _bind_rest(config.host, config.rest_port)
-        gateway = RestGateway(servicer, documents=_documents())
+        gateway = RestGateway(servicer, documents=_documents(), emulator=emulator)
         protocol = protocol_with(config.limits, _open_files_limit())
         rest_server, rest_task = await start_rest(gateway, sock, protocol)
     except BaseException:
@@ -112,6 +122,8 @@ async def start_server(config: ServerConfig, clock: Clock = system_clock) -> Run
         raise
     return RunningServer(
         servicer,
+        emulator,
+        clock,
         store,
         grpc_server,
         rest_server,
@@ -132,8 +144,10 @@ def _open_files_limit() -> int:
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
-def _seed_name(path: pathlib.Path | None) -> str:
-    return "the default seed" if path is None else f"the seed {path}"
+def _seed_name(seed: pathlib.Path | seed_pb2.Seed | None) -> str:
+    if isinstance(seed, seed_pb2.Seed):
+        return "the seed"
+    return "the default seed" if seed is None else f"the seed {seed}"
 
 
 def _one_line(error: BaseException) -> str:
@@ -148,7 +162,27 @@ def _one_line(error: BaseException) -> str:
     return str(error).replace("\n", "; ")
 
 
-def _seed(path: pathlib.Path | None) -> seed_pb2.Seed:
+def _micros(moment: datetime.datetime | None) -> int | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        msg = f"the clock's start time {moment.isoformat()} needs a time zone (UTC: ...Z)"
+        raise StartupError(msg)
+    delta = moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    return delta // datetime.timedelta(microseconds=1)
+
+
+def seed_of(given: pathlib.Path | seed_pb2.Seed | None) -> seed_pb2.Seed:
+    """Return a checked seed: a copy of a message, a file's, or the default one.
+
+    Raises StartupError, one line naming the seed and each bad field.
+    """
+    if isinstance(given, seed_pb2.Seed):
+        try:
+            return checked_seed(given)
+        except ApiError as error:
+            raise StartupError(f"the seed is invalid: {_one_line(error)}") from None
+    path = given
     try:
         return load_seed(path)
     except OSError as error:
@@ -205,10 +239,20 @@ def _bind_rest(host: str, port: int) -> socket.socket:
         raise StartupError(f"the REST port {host}:{port} cannot be bound: {reason}") from None
 
 
+_HEALTHY: Final = b'{"status":"SERVING"}'
+
+
 def _documents() -> dict[str, bytes]:
-    """Return the static documents the gateway serves on GET, such as the OpenAPI spec."""
-    spec = importlib.resources.files("auxia.decision.model").joinpath("openapi.json")
-    return {"/openapi.json": spec.read_bytes()} if spec.is_file() else {}
+    """Return the static documents the gateway serves on GET: health, the OpenAPI documents."""
+    documents = {"/healthz": _HEALTHY}
+    for path, package in (
+        ("/openapi.json", "auxia.decision.model"),
+        ("/emulator/v1/openapi.json", "auxia.decision.emulator.v1"),
+    ):
+        spec = importlib.resources.files(package).joinpath("openapi.json")
+        if spec.is_file():
+            documents[path] = spec.read_bytes()
+    return documents
 
 
 def ready_message(running: RunningServer) -> str:
@@ -230,6 +274,8 @@ def ready_message(running: RunningServer) -> str:
             '    -H \'x-api-key: API_KEY\' -d \'{"projectId": "PROJECT_ID", '
             '"dataFieldParams": [{"userAttributeDataFieldParams": '
             '{"propertyName": "country"}}]}\'',
+            f"auxia-decision: emulator admin API on {rest}/emulator/v1/ and gRPC "
+            "(x-admin-key: see the seed), health on /healthz",
             "auxia-decision: ready (Ctrl-C to stop)",
         ]
     )

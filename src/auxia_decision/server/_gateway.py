@@ -14,7 +14,8 @@ from google.protobuf.message import Message
 
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
-from auxia_decision._routes import routes
+from auxia_decision._routes import Route, routes, service_routes
+from auxia_decision.server._emulator import ADMIN_KEY_HEADER, SERVICE, EmulatorServicer
 from auxia_decision.server._servicer import DecisionServicer
 
 Scope = MutableMapping[str, Any]
@@ -26,6 +27,8 @@ _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 # The key's query parameters, preferred first: `api-key` (LogTreatmentInteraction's
 # documentation), `api_key` (decisioning.md's "api_key request parameter").
 _KEY_QUERY: Final = ("api-key", "api_key")
+
+_ADMIN_KEY_HEADER: Final = ADMIN_KEY_HEADER.encode()
 
 _log = logging.getLogger("auxia_decision.gateway")
 
@@ -105,6 +108,8 @@ class _Endpoint:
     """The codec's ``decode_request`` for the route's request type."""
     encode: Callable[[Message], bytes]
     """The codec's ``encode`` for the route's response type."""
+    admin: bool = False
+    """Whether the route is the emulator admin API's (admin key, not API key)."""
 
 
 class RestGateway:
@@ -114,7 +119,9 @@ class RestGateway:
     of the shared code table: unknown path 404, wrong method 405, missing or
     unknown key 401, wrong Content-Type 415, body over the limit 413, malformed
     or invalid JSON 400 naming each bad field. ``documents`` maps extra GET
-    paths (such as ``/openapi.json``) to static JSON bodies.
+    paths (such as ``/openapi.json``) to static JSON bodies. With an
+    ``emulator``, the routes of the emulator admin API are served too,
+    authenticated by the ``x-admin-key`` header instead of an API key.
     """
 
     def __init__(
@@ -124,22 +131,30 @@ class RestGateway:
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         documents: Mapping[str, bytes] | None = None,
+        emulator: EmulatorServicer | None = None,
     ) -> None:
         self.servicer = servicer
+        self.emulator = emulator
         self.codec = codec or RestCodec()
         self.max_body_bytes = max_body_bytes
         self.documents = dict(documents or {})
         # A Content-Length of fewer digits than the limit is within it.
         self._length_digits = len(str(max_body_bytes))
         self._endpoints: dict[str, _Endpoint] = {
-            route.path: _Endpoint(
-                route.http_method,
-                route.name,
-                self.codec.request_decoder(route.request_type),
-                self.codec.encoder(route.response_type),
-            )
-            for route in routes()
+            route.path: self._endpoint(route) for route in routes()
         }
+        if emulator is not None:
+            for route in service_routes(SERVICE):
+                self._endpoints[route.path] = self._endpoint(route, admin=True)
+
+    def _endpoint(self, route: Route, *, admin: bool = False) -> _Endpoint:
+        return _Endpoint(
+            route.http_method,
+            route.name,
+            self.codec.request_decoder(route.request_type),
+            self.codec.encoder(route.response_type),
+            admin,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0912 - the hot path, kept in one frame
         """Answer one ASGI connection scope."""
@@ -152,6 +167,8 @@ class RestGateway:
             endpoint = self._endpoints.get(scope["path"])
             if endpoint is None or scope["method"] != endpoint.http_method:
                 status, body = self._off_route(scope, endpoint)
+            elif endpoint.admin:
+                status, body = await self._admin_call(scope, receive, endpoint)
             else:
                 # The RPC is run here rather than in a helper coroutine: while it
                 # waits for the store, every frame between the task and the wait
@@ -209,6 +226,29 @@ class RestGateway:
                 (time.perf_counter() - started) * 1000,
             )
 
+    async def _admin_call(
+        self, scope: Scope, receive: Receive, endpoint: _Endpoint
+    ) -> tuple[int, bytes]:
+        """Answer a call of the emulator admin API: admin key first, then the body."""
+        emulator = self.emulator
+        assert emulator is not None, "admin routes exist only with an emulator"
+        request_headers = _read_headers(scope)
+        if request_headers.missing_host:
+            raise ApiError(Code.INVALID_ARGUMENT, "an HTTP/1.1 request must have a Host header")
+        admin_key = next(
+            (
+                value.strip(b" \t").decode("latin-1")
+                for name, value in scope["headers"]
+                if name == _ADMIN_KEY_HEADER
+            ),
+            None,
+        )
+        emulator.authorize(admin_key, api_key_offered=request_headers.api_key is not None)
+        self._check_body_headers(request_headers)
+        body = await self._read_rest(await receive(), receive)
+        response = await emulator.invoke(endpoint.name, endpoint.decode(body))
+        return 200, endpoint.encode(response)
+
     def _error_headers(self, scope: Scope, error: ApiError) -> list[tuple[bytes, bytes]]:
         """Return the headers of an error answer.
 
@@ -236,7 +276,7 @@ class RestGateway:
             )
         if method == "GET" and path in self.documents:
             return 200, self.documents[path]
-        known = ", ".join(sorted(self._endpoints))
+        known = ", ".join(sorted(p for p, found in self._endpoints.items() if not found.admin))
         raise ApiError(Code.NOT_FOUND, f"no route for {path}; the API serves {known}")
 
     def _check_body_headers(self, headers: _Headers) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, NoReturn, TypeVar
 
@@ -15,6 +16,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from auxia_decision._errors import GRPC_DETAILS_METADATA, ApiError, Code, FieldViolation
 from auxia_decision._routes import services
+from auxia_decision.server._emulator import ADMIN_KEY_HEADER, SERVICE, EmulatorServicer
 from auxia_decision.server._servicer import DecisionServicer
 
 # The key's metadata names, preferred first: as the REST gateway's headers.
@@ -26,17 +28,24 @@ M = TypeVar("M", bound=Message)
 RawHandler = Callable[[bytes, grpc.aio.ServicerContext[bytes, Message]], Awaitable[Message]]
 
 
-def _api_key(context: grpc.aio.ServicerContext[bytes, Message]) -> str | None:
-    """Return the key of a call: ``x-api-key`` metadata, else ``api-key``, without white space."""
+def _metadata_value(
+    context: grpc.aio.ServicerContext[bytes, Message], names: tuple[str, ...]
+) -> str | None:
+    """Return the first value of the first of ``names`` a call's metadata has, stripped."""
     found: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
-        if key in _KEY_METADATA and key not in found:
+        if key in names and key not in found:
             text = value if isinstance(value, str) else value.decode("latin-1")
             found[key] = text.strip(" \t")
-    for name in _KEY_METADATA:
+    for name in names:
         if name in found:
             return found[name]
     return None
+
+
+def _api_key(context: grpc.aio.ServicerContext[bytes, Message]) -> str | None:
+    """Return the key of a call: ``x-api-key`` metadata, else ``api-key``, without white space."""
+    return _metadata_value(context, _KEY_METADATA)
 
 
 def _parse(request_type: type[M], request: bytes) -> M:
@@ -63,42 +72,92 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ApiError) -
 
 def _handler(servicer: DecisionServicer, method: str, request_type: type[Message]) -> RawHandler:
     async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, Message]) -> Message:
+        started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
         try:
             # As over REST, the key is checked first; then the request is
             # parsed here, not by grpc: a payload that is not the request
             # message is the caller's error (INVALID_ARGUMENT), not UNKNOWN.
             project = await servicer.authenticate(_api_key(context))
             message = _parse(request_type, request)
-            return await servicer.invoke_for(project, method, message)
+            response = await servicer.invoke_for(project, method, message)
         except ApiError as error:
             failure = error
         except Exception:
             _log.exception("internal error answering %s", method)
             failure = ApiError(Code.INTERNAL, "internal error")
+        else:
+            if started is not None:
+                _log_call(method, Code.OK, started)
+            return response
+        if started is not None:
+            _log_call(method, failure.code, started)
         return await _abort(context, failure)
 
     return handle
+
+
+def _admin_handler(
+    emulator: EmulatorServicer, method: str, request_type: type[Message]
+) -> RawHandler:
+    async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, Message]) -> Message:
+        started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
+        try:
+            emulator.authorize(
+                _metadata_value(context, (ADMIN_KEY_HEADER,)),
+                api_key_offered=_api_key(context) is not None,
+            )
+            response = await emulator.invoke(method, _parse(request_type, request))
+        except ApiError as error:
+            failure = error
+        except Exception:
+            _log.exception("internal error answering %s", method)
+            failure = ApiError(Code.INTERNAL, "internal error")
+        else:
+            if started is not None:
+                _log_call(method, Code.OK, started)
+            return response
+        if started is not None:
+            _log_call(method, failure.code, started)
+        return await _abort(context, failure)
+
+    return handle
+
+
+def _log_call(method: str, code: Code, started: float) -> None:
+    """Log one gRPC call as the gateway logs a REST call: what, how it ended, how long."""
+    _log.info("gRPC %s %s %.1fms", method, code.name, (time.perf_counter() - started) * 1000)
 
 
 def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-async def add_to_server(servicer: DecisionServicer, server: grpc.aio.Server) -> list[str]:
+async def add_to_server(
+    servicer: DecisionServicer,
+    server: grpc.aio.Server,
+    emulator: EmulatorServicer | None = None,
+) -> list[str]:
     """Register every service of the schema, health checking and reflection on a server.
 
     Each RPC read from the service descriptors gets a handler that takes the
     request's bytes and parses them itself, registered under the same service
     and method names as the generated ``add_<Service>Servicer_to_server``
-    would. Returns the full names of the registered services.
+    would. With an ``emulator``, its admin service is registered too,
+    authenticated by ``x-admin-key`` metadata. Returns the full names of the
+    registered services.
     """
     names: list[str] = []
     # grpc_health exposes its asyncio servicer as `health.aio`, unknown to its types.
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
-    for service in services():
+    bound: list[tuple[ServiceDescriptor, Callable[[str, type[Message]], RawHandler]]] = [
+        (service, lambda name, kind: _handler(servicer, name, kind)) for service in services()
+    ]
+    if emulator is not None:
+        bound.append((SERVICE, lambda name, kind: _admin_handler(emulator, name, kind)))
+    for service, make_handler in bound:
         handlers = {
             method.name: grpc.unary_unary_rpc_method_handler(
-                _handler(servicer, method.name, message_factory.GetMessageClass(method.input_type)),
+                make_handler(method.name, message_factory.GetMessageClass(method.input_type)),
                 request_deserializer=None,
                 response_serializer=_serialize,
             )

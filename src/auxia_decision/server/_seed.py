@@ -25,7 +25,16 @@ def default_seed_text() -> str:
 def load_seed(path: pathlib.Path | None = None) -> seed_pb2.Seed:
     """Read and check a seed file (proto JSON), or the default seed when ``path`` is None."""
     text = path.read_text() if path is not None else default_seed_text()
-    seed = RestCodec().decode_request(text, seed_pb2.Seed)
+    return checked_seed(RestCodec().decode_request(text, seed_pb2.Seed))
+
+
+def checked_seed(given: seed_pb2.Seed) -> seed_pb2.Seed:
+    """Return a checked copy of a seed, with what it leaves implied filled in.
+
+    Raises ApiError (INVALID_ARGUMENT) naming each bad field by its JSON path.
+    """
+    seed = seed_pb2.Seed()
+    seed.CopyFrom(given)
     for project in seed.projects:
         # What belongs to a project names it; the seed may leave that implied.
         for treatment_type in project.treatment_types:
@@ -35,6 +44,14 @@ def load_seed(path: pathlib.Path | None = None) -> seed_pb2.Seed:
     check_request(seed)
     _check_unique(seed)
     return seed
+
+
+def project_seed(seed: seed_pb2.Seed, project_id: str) -> seed_pb2.Seed | None:
+    """Return the part of a seed that makes one project, or None when it has no such project."""
+    for project in seed.projects:
+        if project.project_id == project_id:
+            return seed_pb2.Seed(projects=[project], admin_keys=seed.admin_keys)
+    return None
 
 
 def _check_unique(seed: seed_pb2.Seed) -> None:
@@ -69,6 +86,17 @@ def _check_unique(seed: seed_pb2.Seed) -> None:
                         f"(projects[{owner}]): a key belongs to one project",
                     )
                 )
+    for key_index, key in enumerate(seed.admin_keys):
+        if key in keys:
+            violations.append(
+                violation(
+                    f"adminKeys[{key_index}]",
+                    f'the key is also an API key of project "{seed.projects[keys[key]].project_id}"'
+                    f" (projects[{keys[key]}]): admin keys and API keys must differ",
+                )
+            )
+        elif not key.strip():
+            violations.append(violation(f"adminKeys[{key_index}]", "must not be empty"))
     if violations:
         raise ApiError.invalid_argument(violations)
 

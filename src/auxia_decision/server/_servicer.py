@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -18,6 +19,7 @@ from auxia_decision.server._auth import KeyRing
 from auxia_decision.server._catalog import Catalog, compile_catalog
 from auxia_decision.server._clock import Clock, system_clock
 from auxia_decision.server._decisions import decide, response, response_id, tracking_id
+from auxia_decision.server._faults import ArmedFault, FaultPlan
 from auxia_decision.server._storage import (
     ProjectRecord,
     Repository,
@@ -60,6 +62,8 @@ class DecisionServicer:
         }
         # The compiled catalog of each project, with the store's version it was read at.
         self._catalogs: dict[str, tuple[int, Catalog]] = {}
+        self.faults = FaultPlan(self._handlers)
+        """The faults armed on the calls (through the emulator admin API)."""
 
     @property
     def methods(self) -> frozenset[str]:
@@ -104,7 +108,8 @@ class DecisionServicer:
 
         The request is authorized and validated before this returns (raising
         ApiError), and its OUTPUT_ONLY fields are cleared (AIP-203: the server
-        ignores them); awaiting the result runs the RPC.
+        ignores them); awaiting the result runs the RPC, unless an armed fault
+        fails or delays it.
         """
         handler = self._handlers.get(method)
         if handler is None:
@@ -117,6 +122,13 @@ class DecisionServicer:
             )
         if check_request(request).warnings:
             clear_output_only(request)
+        if self.faults.armed:
+            fault = self.faults.select(method)
+            if fault is not None:
+                error = fault.error()
+                if error is not None and not fault.delay_seconds:
+                    raise error
+                return _delayed(fault, lambda: handler(project, request))
         return handler(project, request)
 
     async def _insert_treatment(
@@ -248,3 +260,12 @@ class DecisionServicer:
 
 async def _resolved(value: T) -> T:
     return value
+
+
+async def _delayed(fault: ArmedFault, run: Callable[[], Awaitable[Message]]) -> Message:
+    """Wait for a fault's delay; then fail with its error, or run the call."""
+    await asyncio.sleep(fault.delay_seconds)
+    error = fault.error()
+    if error is not None:
+        raise error
+    return await run()

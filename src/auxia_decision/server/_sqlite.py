@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 from google.protobuf import duration_pb2
@@ -21,6 +21,8 @@ from auxia_decision.server._storage import (
     SENT,
     ExternalIdTakenError,
     ProjectRecord,
+    ServedRow,
+    ServedTreatment,
     StoredTreatment,
     interaction_event,
 )
@@ -92,6 +94,19 @@ CREATE TABLE IF NOT EXISTS served (
 );
 """
 
+
+# Every table with a project_id column, the projects table last (the others refer to it).
+_PROJECT_TABLES: Final = (
+    "api_keys",
+    "treatment_types",
+    "user_attribute_types",
+    "data_fields",
+    "mutual_exclusion_groups",
+    "treatments",
+    "interactions",
+    "served",
+    "projects",
+)
 
 _log = logging.getLogger("auxia_decision.store")
 _RETRY_AFTER: Final = duration_pb2.Duration(seconds=1)
@@ -313,6 +328,67 @@ class SqliteRepository:
         ).fetchall()
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
         return [parse(row[0]) for row in rows]
+
+    def logged_interactions(
+        self, project_id: str, after: int
+    ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
+        """Yield (sequence, request) for the interactions stored after ``after``, oldest first."""
+        parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
+        if project_id:
+            rows = self._connection.execute(
+                "SELECT interaction_id, body FROM interactions "
+                "WHERE project_id = ? AND interaction_id > ? ORDER BY interaction_id",
+                (project_id, after),
+            )
+        else:
+            rows = self._connection.execute(
+                "SELECT interaction_id, body FROM interactions "
+                "WHERE interaction_id > ? ORDER BY interaction_id",
+                (after,),
+            )
+        for sequence, body in rows:
+            yield int(sequence), parse(body)
+
+    def served_rows(self, project_id: str, after: int) -> Iterator[ServedRow]:
+        """Yield the served treatments stored after sequence ``after``, oldest first."""
+        columns = (
+            "SELECT served_id, project_id, user_id, response_id, treatment_id, surface, "
+            "tracking_id, time_micros FROM served "
+        )
+        if project_id:
+            rows = self._connection.execute(
+                columns + "WHERE project_id = ? AND served_id > ? ORDER BY served_id",
+                (project_id, after),
+            )
+        else:
+            rows = self._connection.execute(
+                columns + "WHERE served_id > ? ORDER BY served_id", (after,)
+            )
+        for sequence, project, user, response, treatment, surface, tracking, time in rows:
+            served = ServedTreatment(
+                str(response), str(treatment), str(surface), str(tracking), int(time)
+            )
+            yield ServedRow(int(sequence), str(project), str(user), served)
+
+    def delete_project(self, project_id: str) -> None:
+        """Delete a project and everything of it: keys, configuration, treatments, records."""
+        self._touched.add(project_id)
+        for table in _PROJECT_TABLES:
+            self._connection.execute(f"DELETE FROM {table} WHERE project_id = ?", (project_id,))  # noqa: S608 - our own table names
+
+    def delete_everything(self) -> None:
+        """Delete every project and everything of them; numbering starts again."""
+        self._touched.update(self.project_ids())
+        for table in _PROJECT_TABLES:
+            self._connection.execute(f"DELETE FROM {table}")  # noqa: S608 - our own table names
+        self._connection.execute(
+            "DELETE FROM sqlite_sequence WHERE name = 'mutual_exclusion_groups'"
+        )
+
+    def project_ids(self) -> list[str]:
+        """Return the identifiers of every project, sorted."""
+        rows = self._connection.execute("SELECT project_id FROM projects ORDER BY project_id")
+        return [str(row[0]) for row in rows]
 
     def treatment_types(self, project_id: str) -> list[treatment_pb2.TreatmentTypePb]:
         """Return the project's treatment types, by name."""

@@ -10,7 +10,7 @@ behind the same protocols.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeVar
 
@@ -71,6 +71,16 @@ class ServedTreatment:
     surface: str
     tracking_id: str
     time_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRow:
+    """A served treatment as the store keeps it, numbered in the order it was stored."""
+
+    sequence: int
+    project_id: str
+    user_id: str
+    served: ServedTreatment
 
 
 class ExternalIdTakenError(Exception):
@@ -148,6 +158,34 @@ class Repository(Protocol):
         """Return the project's logged interactions, oldest first."""
         ...
 
+    def logged_interactions(
+        self, project_id: str, after: int
+    ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
+        """Yield (sequence, request) for the interactions stored after ``after``, oldest first.
+
+        An empty ``project_id`` yields every project's.
+        """
+        ...
+
+    def served_rows(self, project_id: str, after: int) -> Iterator[ServedRow]:
+        """Yield the served treatments stored after sequence ``after``, oldest first.
+
+        An empty ``project_id`` yields every project's.
+        """
+        ...
+
+    def delete_project(self, project_id: str) -> None:
+        """Delete a project and everything of it: keys, configuration, treatments, records."""
+        ...
+
+    def delete_everything(self) -> None:
+        """Delete every project and everything of them; numbering starts again."""
+        ...
+
+    def project_ids(self) -> list[str]:
+        """Return the identifiers of every project, sorted."""
+        ...
+
     def treatment_types(self, project_id: str) -> list[treatment_pb2.TreatmentTypePb]:
         """Return the project's treatment types, by name."""
         ...
@@ -180,6 +218,14 @@ class Store(Protocol):
         """Run ``work`` in a transaction; return its result once committed.
 
         If ``work`` raises, nothing it wrote is kept and the error is raised.
+        """
+        ...
+
+    async def replace(self, project_id: str | None, work: Callable[[Repository], T]) -> T:
+        """Run ``work``, which replaces a project's data (None: everyone's).
+
+        It runs after what was appended before is committed; what users did
+        is read again for that project once ``work`` is committed.
         """
         ...
 

@@ -100,6 +100,33 @@ class TreatmentStore:
         """Return what a user did, as far as it is committed."""
         return self._book.of(project_id, user_id)
 
+    async def replace(self, project_id: str | None, work: Callable[[Repository], T]) -> T:
+        """Run a unit of work that replaces a project's data (None: everyone's); return its result.
+
+        What this event loop appended before is committed first, and what the
+        store remembers of the users' activity is forgotten and read again
+        from the database once the work is committed.
+        """
+        await self.drain()
+        result = await self.run(work)
+        events = await self.run(lambda repository: repository.activity())
+        self._book.forget(project_id)
+        self._book.add_all(
+            event for event in events if project_id is None or event[0] == project_id
+        )
+        return result
+
+    async def drain(self) -> None:
+        """Wait until the rows this event loop appended so far are committed (or failed)."""
+        # The rows of this pass of the loop are queued by a callback of the
+        # pass: one turn of the loop lets it run.
+        await asyncio.sleep(0)
+        writer = self._writer
+        if writer is not None and writer.running:
+            await writer.drained()
+        # The database thread runs jobs in order: an empty job ends after them.
+        await self.executor.run(lambda _: None)
+
     async def load_activity(self) -> None:
         """Read what users did from the database; call before rows are appended."""
         events = await self.run(lambda repository: repository.activity())

@@ -399,12 +399,26 @@ class InteractionWriter:
             tuple[list[asyncio.Future[Any]], list[object], Callable[[], None] | None]
         ] = collections.deque()
         self._started: asyncio.Future[None] = loop.create_future()
+        self._idle: list[asyncio.Future[None]] = []
         self.running = True
         loop.add_reader(ours, self._on_readable)
 
     async def started(self) -> None:
         """Wait until the process has opened the database; raise if it could not."""
         await asyncio.wait_for(self._started, _START_TIMEOUT_SECONDS)
+
+    async def drained(self) -> None:
+        """Wait until every batch sent so far is answered for (or the writer has stopped)."""
+        if self._pending:
+            idle: asyncio.Future[None] = self.loop.create_future()
+            self._idle.append(idle)
+            await idle
+
+    def _wake_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for waiter in idle:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def send(
         self,
@@ -479,6 +493,8 @@ class InteractionWriter:
                 if failure is None and committed is not None:
                     committed()
                 resolve_batch(waiters, results, failure)
+        if not self._pending and self._idle:
+            self._wake_idle()
 
     def _stop(self, reason: str, *, unexpected: bool = False) -> None:
         """Let go of the process: the batches it has not answered for fail."""
@@ -494,6 +510,7 @@ class InteractionWriter:
         while self._pending:
             waiters, results, _ = self._pending.popleft()
             resolve_batch(waiters, results, self._error_for(WriterStopped(reason)))
+        self._wake_idle()
         if unexpected:
             _log.error("%s; interactions go through the database thread from now on", reason)
 

@@ -28,7 +28,7 @@ from auxia.decision.model import treatment_management_service_pb2 as auxia_dot_d
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n auxia/decision/server/seed.proto\x12\x18io.auxia.decision.server\x1a%auxia/decision/model/data_field.proto\x1a$auxia/decision/model/treatment.proto\x1a\x37\x61uxia/decision/model/treatment_management_service.proto\x1a\x1fgoogle/api/field_behavior.proto\"K\n\x04Seed\x12\x43\n\x08projects\x18\x01 \x03(\x0b\x32!.io.auxia.decision.server.ProjectB\x04\xe2\x41\x01\x02R\x08projects\"\xa1\x04\n\x07Project\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12\x32\n\x12numeric_project_id\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02R\x10numericProjectId\x12\x1f\n\x08\x61pi_keys\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02R\x07\x61piKeys\x12>\n\x18supported_language_codes\x18\x04 \x03(\tB\x04\xe2\x41\x01\x02R\x16supportedLanguageCodes\x12W\n\x0ftreatment_types\x18\x05 \x03(\x0b\x32(.io.auxia.decision.model.TreatmentTypePbB\x04\xe2\x41\x01\x01R\x0etreatmentTypes\x12\x63\n\x14user_attribute_types\x18\x06 \x03(\x0b\x32+.io.auxia.decision.server.UserAttributeTypeB\x04\xe2\x41\x01\x01R\x12userAttributeTypes\x12O\n\x0b\x64\x61ta_fields\x18\x07 \x03(\x0b\x32(.io.auxia.decision.model.DataFieldParamsB\x04\xe2\x41\x01\x01R\ndataFields\x12M\n\ntreatments\x18\x08 \x03(\x0b\x32\'.io.auxia.decision.server.SeedTreatmentB\x04\xe2\x41\x01\x01R\ntreatments\"l\n\x11UserAttributeType\x12)\n\rproperty_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0cpropertyName\x12,\n\x0f\x64\x61ta_field_type\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rdataFieldType\"\x87\x01\n\rSeedTreatment\x12\'\n\x0ctreatment_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0btreatmentId\x12M\n\x06insert\x18\x02 \x01(\x0b\x32/.io.auxia.decision.model.InsertTreatmentRequestB\x04\xe2\x41\x01\x02R\x06insertB\xcc\x01\n\x18io.auxia.decision.serverB\tSeedProtoP\x01ZIgithub.com/auxia/auxia-decision-api/gen/go/auxia/decision/server;serverpb\xa2\x02\x03\x41\x44S\xaa\x02\x18Io.Auxia.Decision.Server\xca\x02\x18Io\\Auxia\\Decision\\Server\xea\x02\x1bIo::Auxia::Decision::Serverb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n auxia/decision/server/seed.proto\x12\x18io.auxia.decision.server\x1a%auxia/decision/model/data_field.proto\x1a$auxia/decision/model/treatment.proto\x1a\x37\x61uxia/decision/model/treatment_management_service.proto\x1a\x1fgoogle/api/field_behavior.proto\"p\n\x04Seed\x12\x43\n\x08projects\x18\x01 \x03(\x0b\x32!.io.auxia.decision.server.ProjectB\x04\xe2\x41\x01\x02R\x08projects\x12#\n\nadmin_keys\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01R\tadminKeys\"\xa1\x04\n\x07Project\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12\x32\n\x12numeric_project_id\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02R\x10numericProjectId\x12\x1f\n\x08\x61pi_keys\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02R\x07\x61piKeys\x12>\n\x18supported_language_codes\x18\x04 \x03(\tB\x04\xe2\x41\x01\x02R\x16supportedLanguageCodes\x12W\n\x0ftreatment_types\x18\x05 \x03(\x0b\x32(.io.auxia.decision.model.TreatmentTypePbB\x04\xe2\x41\x01\x01R\x0etreatmentTypes\x12\x63\n\x14user_attribute_types\x18\x06 \x03(\x0b\x32+.io.auxia.decision.server.UserAttributeTypeB\x04\xe2\x41\x01\x01R\x12userAttributeTypes\x12O\n\x0b\x64\x61ta_fields\x18\x07 \x03(\x0b\x32(.io.auxia.decision.model.DataFieldParamsB\x04\xe2\x41\x01\x01R\ndataFields\x12M\n\ntreatments\x18\x08 \x03(\x0b\x32\'.io.auxia.decision.server.SeedTreatmentB\x04\xe2\x41\x01\x01R\ntreatments\"l\n\x11UserAttributeType\x12)\n\rproperty_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0cpropertyName\x12,\n\x0f\x64\x61ta_field_type\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rdataFieldType\"\x87\x01\n\rSeedTreatment\x12\'\n\x0ctreatment_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0btreatmentId\x12M\n\x06insert\x18\x02 \x01(\x0b\x32/.io.auxia.decision.model.InsertTreatmentRequestB\x04\xe2\x41\x01\x02R\x06insertB\xcc\x01\n\x18io.auxia.decision.serverB\tSeedProtoP\x01ZIgithub.com/auxia/auxia-decision-api/gen/go/auxia/decision/server;serverpb\xa2\x02\x03\x41\x44S\xaa\x02\x18Io.Auxia.Decision.Server\xca\x02\x18Io\\Auxia\\Decision\\Server\xea\x02\x1bIo::Auxia::Decision::Serverb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\030io.auxia.decision.serverB\tSeedProtoP\001ZIgithub.com/auxia/auxia-decision-api/gen/go/auxia/decision/server;serverpb\242\002\003ADS\252\002\030Io.Auxia.Decision.Server\312\002\030Io\\Auxia\\Decision\\Server\352\002\033Io::Auxia::Decision::Server'
   _globals['_SEED'].fields_by_name['projects']._loaded_options = None
   _globals['_SEED'].fields_by_name['projects']._serialized_options = b'\342A\001\002'
+  _globals['_SEED'].fields_by_name['admin_keys']._loaded_options = None
+  _globals['_SEED'].fields_by_name['admin_keys']._serialized_options = b'\342A\001\001'
   _globals['_PROJECT'].fields_by_name['project_id']._loaded_options = None
   _globals['_PROJECT'].fields_by_name['project_id']._serialized_options = b'\342A\001\002'
   _globals['_PROJECT'].fields_by_name['numeric_project_id']._loaded_options = None
@@ -63,11 +65,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEEDTREATMENT'].fields_by_name['insert']._loaded_options = None
   _globals['_SEEDTREATMENT'].fields_by_name['insert']._serialized_options = b'\342A\001\002'
   _globals['_SEED']._serialized_start=229
-  _globals['_SEED']._serialized_end=304
-  _globals['_PROJECT']._serialized_start=307
-  _globals['_PROJECT']._serialized_end=852
-  _globals['_USERATTRIBUTETYPE']._serialized_start=854
-  _globals['_USERATTRIBUTETYPE']._serialized_end=962
-  _globals['_SEEDTREATMENT']._serialized_start=965
-  _globals['_SEEDTREATMENT']._serialized_end=1100
+  _globals['_SEED']._serialized_end=341
+  _globals['_PROJECT']._serialized_start=344
+  _globals['_PROJECT']._serialized_end=889
+  _globals['_USERATTRIBUTETYPE']._serialized_start=891
+  _globals['_USERATTRIBUTETYPE']._serialized_end=999
+  _globals['_SEEDTREATMENT']._serialized_start=1002
+  _globals['_SEEDTREATMENT']._serialized_end=1137
 # @@protoc_insertion_point(module_scope)

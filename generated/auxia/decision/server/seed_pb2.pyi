@@ -43,18 +43,28 @@ class Seed(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PROJECTS_FIELD_NUMBER: _builtins.int
+    ADMIN_KEYS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def projects(self) -> _containers.RepeatedCompositeFieldContainer[Global___Project]:
         """Required. The projects the server knows, with their API keys and data."""
+
+    @_builtins.property
+    def admin_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional. The keys that authenticate calls of the emulator admin API
+        (`io.auxia.decision.emulator.v1.EmulatorService`), sent in the
+        `x-admin-key` header or metadata. None: that API refuses every call. An
+        admin key must not also be an API key of a project.
+        """
 
     def __init__(
         self,
         *,
         projects: _abc.Iterable[Global___Project] | None = ...,
+        admin_keys: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["projects", b"projects"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_keys", b"admin_keys", "projects", b"projects"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

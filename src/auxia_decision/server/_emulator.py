@@ -1,0 +1,184 @@
+"""The emulator admin API (``io.auxia.decision.emulator.v1.EmulatorService``), for any transport."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+
+from google.protobuf.message import Message
+
+from auxia.decision.emulator.v1 import emulator_pb2
+from auxia.decision.server import seed_pb2
+from auxia_decision._errors import ApiError, Code, invalid_field
+from auxia_decision._routes import services
+from auxia_decision._validation import check_request, clear_output_only
+from auxia_decision.server._auth import key_digest
+from auxia_decision.server._clock import ControlledClock
+from auxia_decision.server._inspection import list_decisions, list_interactions
+from auxia_decision.server._seed import apply_seed, project_seed
+from auxia_decision.server._servicer import DecisionServicer
+from auxia_decision.server._storage import Repository, Store
+
+ADMIN_KEY_HEADER = "x-admin-key"
+"""The header (REST) or metadata key (gRPC) that carries an admin key."""
+
+SERVICE = emulator_pb2.DESCRIPTOR.services_by_name["EmulatorService"]
+"""The descriptor of the admin API's service."""
+
+
+class EmulatorServicer:
+    """Serves the emulator admin API: inspection, reset, clock and faults.
+
+    Transports call ``authorize`` with the admin key of a call (and whether it
+    offered an API key instead), then ``invoke``. Every failure is an ApiError.
+
+    Args:
+        api: the servicer of the Auxia API, whose faults and keys this controls.
+        store: the store both servicers use.
+        seed: the checked seed the server started from, what a reset restores.
+        clock: the server's clock, the one ``api`` reads.
+
+    """
+
+    def __init__(
+        self,
+        api: DecisionServicer,
+        store: Store,
+        seed: seed_pb2.Seed,
+        clock: ControlledClock,
+    ) -> None:
+        self._api = api
+        self._store = store
+        self._seed = seed
+        self._clock = clock
+        self._admin_digests = tuple(key_digest(key) for key in seed.admin_keys)
+        self._full_names = {
+            method.full_name: method.name for service in services() for method in service.methods
+        }
+        self._handlers: Mapping[str, Callable[[Message], Awaitable[Message]]] = {
+            "ListInteractions": self._list_interactions,
+            "ListDecisions": self._list_decisions,
+            "Reset": self._reset,
+            "GetClock": self._get_clock,
+            "SetClock": self._set_clock,
+            "CreateFault": self._create_fault,
+            "ListFaults": self._list_faults,
+            "ClearFaults": self._clear_faults,
+        }
+
+    def authorize(self, admin_key: str | None, *, api_key_offered: bool = False) -> None:
+        """Raise UNAUTHENTICATED unless ``admin_key`` is an admin key of the seed.
+
+        Keys are compared by digest, in constant time; no key is ever named in
+        an error.
+        """
+        if not admin_key:
+            if api_key_offered:
+                msg = (
+                    "the emulator admin API does not accept API keys: send an admin key "
+                    f"of the seed in the {ADMIN_KEY_HEADER} header"
+                )
+            else:
+                msg = f"the emulator admin API needs an admin key of the seed in {ADMIN_KEY_HEADER}"
+            raise ApiError(Code.UNAUTHENTICATED, msg)
+        if not self._admin_digests:
+            raise ApiError(
+                Code.PERMISSION_DENIED,
+                "the seed has no adminKeys, so the emulator admin API is off",
+            )
+        digest = key_digest(admin_key)
+        matched = False
+        for known in self._admin_digests:
+            matched |= hmac.compare_digest(digest, known)
+        if not matched:
+            raise ApiError(
+                Code.UNAUTHENTICATED, f"the {ADMIN_KEY_HEADER} is not an admin key of the seed"
+            )
+
+    async def invoke(self, method: str, request: Message) -> Message:
+        """Run an admin RPC by short name for an authorized caller."""
+        handler = self._handlers.get(method)
+        if handler is None:
+            raise ApiError(Code.UNIMPLEMENTED, f"the method {method} is not implemented")
+        if check_request(request).warnings:
+            clear_output_only(request)
+        return await handler(request)
+
+    # Inspection.
+
+    async def _list_interactions(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.ListInteractionsRequest)
+        return await self._store.run(lambda repository: list_interactions(repository, request))
+
+    async def _list_decisions(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.ListDecisionsRequest)
+        return await self._store.run(lambda repository: list_decisions(repository, request))
+
+    # Reset.
+
+    async def _reset(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.ResetRequest)
+        project_id = request.project_id
+        if project_id:
+            seed = project_seed(self._seed, project_id)
+            if seed is None:
+                raise ApiError(Code.NOT_FOUND, f'projectId: the seed has no project "{project_id}"')
+        else:
+            seed = self._seed
+            self._api.faults.reset()
+            self._clock.restore()
+        now = self._clock.now()
+
+        def replace(repository: Repository) -> None:
+            if project_id:
+                repository.delete_project(project_id)
+            else:
+                repository.delete_everything()
+            apply_seed(repository, seed, now)
+
+        await self._store.replace(project_id or None, replace)
+        await self._api.load_keys()
+        return emulator_pb2.ResetResponse(clock=self._clock_message())
+
+    # The clock.
+
+    def _clock_message(self) -> emulator_pb2.Clock:
+        clock = emulator_pb2.Clock(frozen=self._clock.frozen)
+        clock.now.FromMicroseconds(self._clock.now())
+        return clock
+
+    async def _get_clock(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.GetClockRequest)
+        return emulator_pb2.GetClockResponse(clock=self._clock_message())
+
+    async def _set_clock(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.SetClockRequest)
+        change = request.WhichOneof("change")
+        if change == "freeze_time":
+            self._clock.freeze(request.freeze_time.ToMicroseconds())
+        elif change == "advance":
+            micros = request.advance.ToMicroseconds()
+            if micros <= 0:
+                raise invalid_field("advance", "must be a positive duration")
+            self._clock.advance(micros)
+        elif request.real_time:
+            self._clock.use_real_time()
+        else:
+            raise invalid_field("realTime", "must be true when it is the change given")
+        return emulator_pb2.SetClockResponse(clock=self._clock_message())
+
+    # Faults.
+
+    async def _create_fault(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.CreateFaultRequest)
+        return self._api.faults.arm(request.fault, self._full_names).as_message()
+
+    async def _list_faults(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.ListFaultsRequest)
+        return emulator_pb2.ListFaultsResponse(
+            faults=[fault.as_message() for fault in self._api.faults.faults()]
+        )
+
+    async def _clear_faults(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.ClearFaultsRequest)
+        return emulator_pb2.ClearFaultsResponse(cleared_count=self._api.faults.clear())

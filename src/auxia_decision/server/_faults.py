@@ -1,0 +1,171 @@
+"""Faults that the emulator admin API arms on the Auxia API's methods."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Final
+
+from google.rpc import code_pb2
+
+from auxia.decision.emulator.v1 import emulator_pb2
+from auxia_decision._errors import ApiError, Code, FieldViolation, violation
+
+ANY_METHOD: Final = "*"
+MAX_DELAY_MICROS: Final = 60_000_000
+
+
+@dataclass(slots=True)
+class ArmedFault:
+    """A fault as the servicer applies it."""
+
+    name: str
+    method: str
+    """The short name of the method it selects, or ``*``."""
+    remaining: int | None
+    """How many more calls it selects; None: it selects a fraction of them."""
+    fraction: float
+    draw: random.Random | None
+    code: Code | None
+    """The code a selected call fails with; None: it is only delayed."""
+    http_status: int | None
+    message: str
+    delay_seconds: float
+    selected: int = 0
+    definition: emulator_pb2.Fault = field(default_factory=emulator_pb2.Fault)
+
+    def error(self) -> ApiError | None:
+        """Return the error a selected call fails with, or None when it is only delayed."""
+        if self.code is None:
+            return None
+        return ApiError(self.code, self.message, http_status=self.http_status)
+
+    def as_message(self) -> emulator_pb2.Fault:
+        """Return the fault as the admin API shows it."""
+        shown = emulator_pb2.Fault()
+        shown.CopyFrom(self.definition)
+        shown.name = self.name
+        shown.remaining_count = self.remaining or 0
+        shown.selected_count = self.selected
+        return shown
+
+
+class FaultPlan:
+    """The armed faults, in the order they apply.
+
+    ``armed`` is false when there are none, so that a call checks one
+    attribute. ``select`` is called once per authorized, valid call.
+
+    Args:
+        methods: the short names of the methods that faults may select.
+
+    """
+
+    def __init__(self, methods: Collection[str]) -> None:
+        self._methods = frozenset(methods)
+        self._faults: list[ArmedFault] = []
+        self._created = 0
+        self.armed = False
+
+    def arm(self, fault: emulator_pb2.Fault, full_names: dict[str, str]) -> ArmedFault:
+        """Check a fault's definition and arm it; raise INVALID_ARGUMENT naming bad fields.
+
+        ``full_names`` maps the full name of each method to its short name.
+        """
+        method = full_names.get(fault.method.removeprefix("/").replace("/", "."), fault.method)
+        violations = _violations(fault, method, self._methods)
+        if violations:
+            raise ApiError.invalid_argument(violations)
+        self._created += 1
+        name = f"faults/{self._created}"
+        code = Code(fault.code) if fault.code != code_pb2.OK else None
+        selection = fault.WhichOneof("selection")
+        armed = ArmedFault(
+            name=name,
+            method=method,
+            remaining=fault.count if selection == "count" else None,
+            fraction=fault.fraction,
+            draw=random.Random(fault.random_seed) if selection == "fraction" else None,  # noqa: S311 - a test's reproducible choice, not a secret
+            code=code,
+            http_status=fault.http_status or None,
+            message=fault.message
+            or f"{name} failed this call ({code.name if code else 'delay'}): "
+            "a fault armed through the emulator admin API",
+            delay_seconds=fault.delay.ToMicroseconds() / 1e6,
+        )
+        armed.definition.CopyFrom(fault)
+        armed.definition.ClearField("remaining_count")
+        armed.definition.ClearField("selected_count")
+        self._faults.append(armed)
+        self.armed = True
+        return armed
+
+    def select(self, method: str) -> ArmedFault | None:
+        """Return the fault that applies to a call of ``method`` now, if any; count it."""
+        for fault in self._faults:
+            if fault.method not in (method, ANY_METHOD):
+                continue
+            if fault.remaining is not None:
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+                    self.armed = bool(self._faults)
+            elif fault.draw is None or fault.draw.random() >= fault.fraction:
+                continue
+            fault.selected += 1
+            return fault
+        return None
+
+    def faults(self) -> list[ArmedFault]:
+        """Return the armed faults, in the order they apply."""
+        return list(self._faults)
+
+    def clear(self) -> int:
+        """Disarm every fault; return how many there were."""
+        count = len(self._faults)
+        self._faults.clear()
+        self.armed = False
+        return count
+
+    def reset(self) -> None:
+        """Disarm every fault and number the next one 1 again."""
+        self.clear()
+        self._created = 0
+
+
+def _violations(
+    fault: emulator_pb2.Fault, method: str, methods: frozenset[str]
+) -> list[FieldViolation]:
+    violations: list[FieldViolation] = []
+    if method != ANY_METHOD and method not in methods:
+        violations.append(
+            violation(
+                "fault.method",
+                f'"{fault.method}" is not a method of the Auxia API; '
+                f"use one of {', '.join(sorted(methods))}, or * for all",
+            )
+        )
+    selection = fault.WhichOneof("selection")
+    if selection == "count" and fault.count < 1:
+        violations.append(violation("fault.count", "must be at least 1"))
+    if selection == "fraction" and not 0 < fault.fraction <= 1:
+        violations.append(violation("fault.fraction", "must be above 0 and at most 1"))
+    if fault.code not in code_pb2.Code.values():
+        violations.append(violation("fault.code", f"{fault.code} is not a google.rpc.Code"))
+    if fault.http_status and not 400 <= fault.http_status <= 599:
+        violations.append(violation("fault.httpStatus", "must be an HTTP error status, 400 to 599"))
+    if fault.http_status and fault.code == code_pb2.OK:
+        violations.append(
+            violation("fault.httpStatus", "needs a code: a fault without one only delays")
+        )
+    delay = fault.delay.ToMicroseconds()
+    if not 0 <= delay <= MAX_DELAY_MICROS:
+        violations.append(violation("fault.delay", "must be from 0 to 60 seconds"))
+    if fault.code == code_pb2.OK and delay == 0:
+        violations.append(
+            violation(
+                "fault.code", "the fault neither fails nor delays calls: set a code or a delay"
+            )
+        )
+    return violations

@@ -1,0 +1,154 @@
+"""What the emulator admin API lists: logged interactions and served decisions, paged.
+
+Each listing runs inside one unit of work of the store and writes nothing.
+Page tokens are the sequence number of the last record of the page: opaque
+to callers, and checked on the way back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from auxia.decision.emulator.v1 import emulator_pb2
+from auxia_decision._errors import ApiError, FieldViolation, violation
+from auxia_decision.server._storage import Repository, ServedRow
+
+DEFAULT_PAGE_SIZE: Final = 100
+MAX_PAGE_SIZE: Final = 1000
+
+
+_Listing = emulator_pb2.ListInteractionsRequest | emulator_pb2.ListDecisionsRequest
+"""The requests that list records: both have paging and a time window."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """A listing's page and time window, checked."""
+
+    after: int
+    """The sequence number the page starts after."""
+    size: int
+    start: int | None
+    """Inclusive, in microseconds since the Unix epoch; None: unbounded."""
+    end: int | None
+    """Exclusive, in microseconds since the Unix epoch; None: unbounded."""
+
+    def holds(self, time_micros: int) -> bool:
+        """Whether a time is within the window."""
+        return (self.start is None or time_micros >= self.start) and (
+            self.end is None or time_micros < self.end
+        )
+
+
+def _window(request: _Listing) -> _Window:
+    """Check a listing's paging and time fields; raise INVALID_ARGUMENT naming each bad one."""
+    violations: list[FieldViolation] = []
+    if request.page_size < 0:
+        violations.append(violation("pageSize", "must not be negative"))
+    after = 0
+    if request.page_token:
+        token = request.page_token
+        if not (token.isascii() and token.isdigit()) or int(token) <= 0:
+            violations.append(
+                violation("pageToken", "is not a page token of this listing: pass next_page_token")
+            )
+        else:
+            after = int(token)
+    start = request.start_time.ToMicroseconds() if request.HasField("start_time") else None
+    end = request.end_time.ToMicroseconds() if request.HasField("end_time") else None
+    if start is not None and end is not None and end < start:
+        violations.append(violation("endTime", "must not be before startTime"))
+    if violations:
+        raise ApiError.invalid_argument(violations)
+    size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    return _Window(after, size, start, end)
+
+
+def list_interactions(
+    repository: Repository, request: emulator_pb2.ListInteractionsRequest
+) -> emulator_pb2.ListInteractionsResponse:
+    """Return one page of the logged interactions that match a request's filters."""
+    window = _window(request)
+    response = emulator_pb2.ListInteractionsResponse()
+    for sequence, interaction in repository.logged_interactions(request.project_id, window.after):
+        if not (
+            (not request.user_id or interaction.user_id == request.user_id)
+            and (
+                not request.treatment_tracking_id
+                or interaction.treatment_tracking_id == request.treatment_tracking_id
+            )
+            and (not request.treatment_id or interaction.treatment_id == request.treatment_id)
+            and (
+                not request.interaction_type
+                or interaction.interaction_type == request.interaction_type
+            )
+            and window.holds(interaction.interaction_time_micros)
+        ):
+            continue
+        if len(response.interactions) == window.size:
+            response.next_page_token = str(response.interactions[-1].sequence)
+            break
+        response.interactions.add(sequence=sequence, interaction=interaction)
+    return response
+
+
+def _decisions(rows: Iterable[ServedRow]) -> Iterator[tuple[int, emulator_pb2.ServedDecision]]:
+    """Group served rows into decisions: (sequence of the decision's last row, decision).
+
+    The rows of one response are stored together, one after another.
+    """
+    current: emulator_pb2.ServedDecision | None = None
+    last = 0
+    for row in rows:
+        served = row.served
+        if current is None or (
+            current.response_id != served.response_id or current.project_id != row.project_id
+        ):
+            if current is not None:
+                yield last, current
+            current = emulator_pb2.ServedDecision(
+                project_id=row.project_id, user_id=row.user_id, response_id=served.response_id
+            )
+            current.decide_time.FromMicroseconds(served.time_micros)
+        current.served_treatments.add(
+            treatment_id=served.treatment_id,
+            surface=served.surface,
+            treatment_tracking_id=served.tracking_id,
+        )
+        last = row.sequence
+    if current is not None:
+        yield last, current
+
+
+def list_decisions(
+    repository: Repository, request: emulator_pb2.ListDecisionsRequest
+) -> emulator_pb2.ListDecisionsResponse:
+    """Return one page of the served decisions that match a request's filters."""
+    window = _window(request)
+    response = emulator_pb2.ListDecisionsResponse()
+    last_sequence = 0
+    rows = repository.served_rows(request.project_id, window.after)
+    for sequence, decision in _decisions(rows):
+        served = decision.served_treatments
+        if not (
+            (not request.user_id or decision.user_id == request.user_id)
+            and (
+                not request.treatment_tracking_id
+                or any(s.treatment_tracking_id == request.treatment_tracking_id for s in served)
+            )
+            and (
+                not request.treatment_id
+                or any(s.treatment_id == request.treatment_id for s in served)
+            )
+            and (not request.surface or any(s.surface == request.surface for s in served))
+            and window.holds(decision.decide_time.ToMicroseconds())
+        ):
+            continue
+        if len(response.decisions) == window.size:
+            response.next_page_token = str(last_sequence)
+            break
+        response.decisions.append(decision)
+        last_sequence = sequence
+    return response

@@ -1,0 +1,108 @@
+"""The emulator's clock and fault plan, apart from any transport."""
+
+from __future__ import annotations
+
+import pytest
+from google.rpc import code_pb2
+
+from auxia.decision.emulator.v1 import emulator_pb2
+from auxia_decision import ApiError, Code
+from auxia_decision.server._clock import ControlledClock
+from auxia_decision.server._faults import FaultPlan
+
+METHODS = ("GetTreatments", "LogTreatmentInteraction")
+FULL_NAMES = {"io.auxia.decision.model.TreatmentDecisionService.GetTreatments": "GetTreatments"}
+
+
+class _Ticking:
+    """A system clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def test_a_real_clock_runs_shifted_by_its_advances() -> None:
+    system = _Ticking()
+    clock = ControlledClock(source=system)
+    clock.advance(500)
+    system.now += 10
+    assert (clock.now(), clock.frozen) == (1_510, False)
+    clock.use_real_time()
+    assert clock.now() == 1_010
+
+
+def test_a_frozen_clock_stands_until_advanced_and_restores_to_its_start() -> None:
+    system = _Ticking()
+    clock = ControlledClock(frozen_at=50, source=system)
+    system.now += 10
+    assert clock.now() == 50
+    clock.advance(7)
+    assert clock.now() == 57
+    clock.use_real_time()
+    assert clock.now() == system.now
+    clock.restore()
+    assert (clock.now(), clock.frozen) == (50, True)
+
+
+@pytest.mark.parametrize("micros", [0, -1])
+def test_a_clock_only_advances(micros: int) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        ControlledClock().advance(micros)
+
+
+def _plan(*faults: emulator_pb2.Fault) -> FaultPlan:
+    plan = FaultPlan(METHODS)
+    for fault in faults:
+        plan.arm(fault, FULL_NAMES)
+    return plan
+
+
+def test_a_counted_fault_selects_the_next_calls_of_its_method_then_is_gone() -> None:
+    plan = _plan(emulator_pb2.Fault(method="GetTreatments", count=2, code=code_pb2.ABORTED))
+    assert plan.select("LogTreatmentInteraction") is None
+    first, second = plan.select("GetTreatments"), plan.select("GetTreatments")
+    assert first is not None
+    assert second is first
+    error = first.error()
+    assert isinstance(error, ApiError)
+    assert error.code == Code.ABORTED
+    assert plan.select("GetTreatments") is None
+    assert not plan.armed
+
+
+def test_faults_apply_in_the_order_they_were_made() -> None:
+    plan = _plan(
+        emulator_pb2.Fault(method="*", count=1, code=code_pb2.INTERNAL),
+        emulator_pb2.Fault(
+            method="io.auxia.decision.model.TreatmentDecisionService.GetTreatments",
+            count=1,
+            code=code_pb2.UNAVAILABLE,
+        ),
+    )
+    names = [getattr(plan.select("GetTreatments"), "name", None) for _ in range(3)]
+    assert names == ["faults/1", "faults/2", None]
+
+
+def test_a_fraction_is_the_same_draw_for_the_same_seed() -> None:
+    def draws(seed: int) -> list[bool]:
+        plan = _plan(
+            emulator_pb2.Fault(
+                method="GetTreatments", fraction=0.25, random_seed=seed, code=code_pb2.INTERNAL
+            )
+        )
+        return [plan.select("GetTreatments") is not None for _ in range(400)]
+
+    assert draws(3) == draws(3)
+    assert draws(3) != draws(4)
+    assert 60 <= draws(3).count(True) <= 140
+
+
+def test_reset_numbers_faults_from_1_again() -> None:
+    plan = _plan(emulator_pb2.Fault(method="*", count=1, code=code_pb2.INTERNAL))
+    plan.reset()
+    assert plan.faults() == []
+    armed = plan.arm(emulator_pb2.Fault(method="*", count=1, code=code_pb2.INTERNAL), FULL_NAMES)
+    assert armed.name == "faults/1"
