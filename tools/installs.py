@@ -148,26 +148,14 @@ def install(
 
     ``extras`` (``"[server]"``) defaults to those of the flavour.
     """
-    venv = empty_venv(folder / f"venv-{flavour}")
-    _run(
-        [
-            str(VENV_BIN / "uv"),
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(venv / "bin" / "python"),
-            "--constraint",
-            str(constraints),
-            f"{DISTRIBUTION}{FLAVOURS[flavour] if extras is None else extras} @ {wheel.as_uri()}",
-        ],
-        folder,
-    )
-    return Install(flavour, venv)
+    installed = Install(flavour, empty_venv(folder / f"venv-{flavour}"))
+    requirement = f"{DISTRIBUTION}{FLAVOURS[flavour] if extras is None else extras}"
+    add_packages(installed, "--constraint", str(constraints), f"{requirement} @ {wheel.as_uri()}")
+    return installed
 
 
-def add_packages(installed: Install, *requirements: str) -> None:
-    """Install more distributions (a consumer's test tools, say) into an install's environment."""
+def add_packages(installed: Install, *arguments: str) -> None:
+    """Install distributions into an install's environment (``uv pip install`` arguments)."""
     _run(
         [
             str(VENV_BIN / "uv"),
@@ -176,7 +164,7 @@ def add_packages(installed: Install, *requirements: str) -> None:
             "--quiet",
             "--python",
             str(installed.python),
-            *requirements,
+            *arguments,
         ],
         installed.venv,
     )

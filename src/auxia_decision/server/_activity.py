@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 MICROS_PER_DAY: Final = 86_400_000_000
 
@@ -44,6 +44,23 @@ class _Stats:
         return sum(n for day, n in self.per_day.items() if first_day <= day <= last_day)
 
 
+class LoggedInteraction(Protocol):
+    """What activity reads of a logged interaction (a ``LogTreatmentInteractionRequest``)."""
+
+    @property
+    def project_id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def interaction_type(self) -> int: ...
+    @property
+    def treatment_id(self) -> str: ...
+    @property
+    def surface(self) -> str: ...
+    @property
+    def interaction_time_micros(self) -> int: ...
+
+
 Event = tuple[int, str, str, int]
 """One event: its kind (a ``TreatmentInteractionType`` number), treatment, surface, time (µs)."""
 
@@ -59,12 +76,24 @@ class UserActivity:
 
     def add(self, kind: int, treatment_id: str, surface: str, time_micros: int) -> None:
         """Record one event."""
-        by_treatment = self._by_kind.setdefault(kind, {})
-        by_surface = by_treatment.setdefault(treatment_id, {})
+        # Called for every interaction logged: _Stats.add, inline.
+        by_kind = self._by_kind
+        by_treatment = by_kind.get(kind)
+        if by_treatment is None:
+            by_treatment = by_kind[kind] = {}
+        by_surface = by_treatment.get(treatment_id)
+        if by_surface is None:
+            by_surface = by_treatment[treatment_id] = {}
         stats = by_surface.get(surface)
         if stats is None:
             stats = by_surface[surface] = _Stats()
-        stats.add(time_micros)
+        day = time_micros // MICROS_PER_DAY
+        per_day = stats.per_day
+        per_day[day] = per_day.get(day, 0) + 1
+        if not stats.first or time_micros < stats.first:
+            stats.first = time_micros
+        if time_micros > stats.latest:  # noqa: PLR1730 - max() is a call, twice as slow here
+            stats.latest = time_micros
 
     def _selected(
         self, kind: int, treatment_id: str | None, surface: str | None
@@ -166,6 +195,25 @@ class ActivityBook:
         """Record stored events given as (project id, user id, event)."""
         for project_id, user_id, event in events:
             self.add(project_id, user_id, event)
+
+    def add_interactions(self, requests: Iterable[LoggedInteraction]) -> None:
+        """Record stored interactions (``LogTreatmentInteractionRequest``s that name a user).
+
+        Each is the event ``interaction_event`` makes of it: of the
+        ``TreatmentInteractionType`` one after its interaction type.
+        """
+        users = self._users
+        for request in requests:
+            key = (request.project_id, request.user_id)
+            activity = users.get(key)
+            if activity is None:
+                activity = users[key] = UserActivity()
+            activity.add(
+                request.interaction_type + 1,
+                request.treatment_id,
+                request.surface,
+                request.interaction_time_micros,
+            )
 
     def forget(self, project_id: str | None = None) -> None:
         """Forget the activity of one project's users, or of everyone."""

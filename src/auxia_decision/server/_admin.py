@@ -41,6 +41,17 @@ def _duration(span: datetime.timedelta | float) -> duration_pb2.Duration | None:
     return duration
 
 
+def _set_window(
+    request: emulator_pb2.ListInteractionsRequest | emulator_pb2.ListDecisionsRequest,
+    start_time: datetime.datetime | None,
+    end_time: datetime.datetime | None,
+) -> None:
+    if start_time is not None:
+        request.start_time.CopyFrom(_timestamp(start_time))
+    if end_time is not None:
+        request.end_time.CopyFrom(_timestamp(end_time))
+
+
 def _datetime(timestamp: timestamp_pb2.Timestamp) -> datetime.datetime:
     return _EPOCH + datetime.timedelta(microseconds=timestamp.ToMicroseconds())
 
@@ -108,10 +119,7 @@ class EmulatorAdmin:
                 if isinstance(interaction_type, str)
                 else interaction_type
             )
-        if start_time is not None:
-            request.start_time.CopyFrom(_timestamp(start_time))
-        if end_time is not None:
-            request.end_time.CopyFrom(_timestamp(end_time))
+        _set_window(request, start_time, end_time)
         return [logged.interaction for logged in self._interaction_pages(request)]
 
     def _interaction_pages(
@@ -143,10 +151,7 @@ class EmulatorAdmin:
             treatment_id=treatment_id,
             surface=surface,
         )
-        if start_time is not None:
-            request.start_time.CopyFrom(_timestamp(start_time))
-        if end_time is not None:
-            request.end_time.CopyFrom(_timestamp(end_time))
+        _set_window(request, start_time, end_time)
         found: list[emulator_pb2.ServedDecision] = []
         while True:
             page = self.call(self.stub.ListDecisions, request)

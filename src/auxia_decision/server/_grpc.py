@@ -80,18 +80,11 @@ def _handler(servicer: DecisionServicer, method: str, request_type: type[Message
             project = await servicer.authenticate(_api_key(context))
             message = _parse(request_type, request)
             response = await servicer.invoke_for(project, method, message)
-        except ApiError as error:
-            failure = error
-        except Exception:
-            _log.exception("internal error answering %s", method)
-            failure = ApiError(Code.INTERNAL, "internal error")
-        else:
-            if started is not None:
-                _log_call(method, Code.OK, started)
-            return response
+        except Exception as error:  # every failure ends the call with a status
+            return await _fail(context, method, error, started)
         if started is not None:
-            _log_call(method, failure.code, started)
-        return await _abort(context, failure)
+            _log_call(method, Code.OK, started)
+        return response
 
     return handle
 
@@ -107,20 +100,28 @@ def _admin_handler(
                 api_key_offered=_api_key(context) is not None,
             )
             response = await emulator.invoke(method, _parse(request_type, request))
-        except ApiError as error:
-            failure = error
-        except Exception:
-            _log.exception("internal error answering %s", method)
-            failure = ApiError(Code.INTERNAL, "internal error")
-        else:
-            if started is not None:
-                _log_call(method, Code.OK, started)
-            return response
+        except Exception as error:  # every failure ends the call with a status
+            return await _fail(context, method, error, started)
         if started is not None:
-            _log_call(method, failure.code, started)
-        return await _abort(context, failure)
+            _log_call(method, Code.OK, started)
+        return response
 
     return handle
+
+
+async def _fail(
+    context: grpc.aio.ServicerContext[bytes, Message],
+    method: str,
+    error: Exception,
+    started: float | None,
+) -> NoReturn:
+    """End a failed call: an ApiError as its status, anything else as INTERNAL (and logged)."""
+    if not isinstance(error, ApiError):
+        _log.error("internal error answering %s", method, exc_info=error)
+        error = ApiError(Code.INTERNAL, "internal error")
+    if started is not None:
+        _log_call(method, error.code, started)
+    await _abort(context, error)
 
 
 def _log_call(method: str, code: Code, started: float) -> None:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from auxia.decision.model import treatment_interaction_service_pb2
-from auxia_decision.server._activity import ActivityBook, Event, UserActivity
+from auxia_decision.server._activity import ActivityBook, UserActivity
 from auxia_decision.server._executor import GroupCommitExecutor, InteractionBatch
 from auxia_decision.server._sqlite import SqliteRepository, connect, storage_error
-from auxia_decision.server._storage import SENT, Repository, ServedTreatment, interaction_event
+from auxia_decision.server._storage import SENT, Repository, ServedTreatment
 from auxia_decision.server._writer import InteractionWriter
 
 T = TypeVar("T")
@@ -28,8 +28,9 @@ class _Filling:
     rows: list[Any]
     waiters: list[asyncio.Future[Any]]
     results: list[object]
-    events: list[tuple[str, str, Event]]
-    """The activity the rows add, applied once they are committed."""
+    events: list[Any]
+    """The activity the rows add, applied once they are committed: logged
+    interactions (requests that name a user), or served (project, user, event)."""
 
 
 class TreatmentStore:
@@ -143,9 +144,8 @@ class TreatmentStore:
         filling = self._filling(self._interactions)
         project_id = request.project_id
         filling.rows += (project_id, request.SerializeToString())
-        user_id = request.user_id
-        if user_id:
-            filling.events.append((project_id, user_id, interaction_event(request)))
+        if request.user_id:
+            filling.events.append(request)
         waiter: asyncio.Future[R] = filling.loop.create_future()
         filling.waiters.append(waiter)
         filling.results.append(result)
@@ -211,9 +211,10 @@ class TreatmentStore:
     ) -> None:
         filling = fillings.pop(loop)
         rows = tuple(filling.rows) if fillings is self._served else filling.rows
-        committed = (
-            functools.partial(self._book.add_all, filling.events) if filling.events else None
-        )
+        committed = None
+        if filling.events:
+            add = self._book.add_all if fillings is self._served else self._book.add_interactions
+            committed = functools.partial(add, filling.events)
         writer = self._writer
         if writer is not None and writer.running and writer.loop is loop:
             writer.send(rows, filling.waiters, filling.results, committed)
