@@ -82,12 +82,19 @@ checkgenerate: $(STAMP) ## Fail if generated/ differs from what buf produces
 	  echo 'generated/ is out of date with proto/: run `make generate` and commit the result' >&2; exit 1; \
 	fi
 
+# Each part is checked where the commit has it: the API's package
+# (proto/auxia/decision/model) and the local server's protos (server-proto/,
+# which earlier commits kept in proto/).
 .PHONY: breaking
-breaking: $(STAMP) ## Check proto/ for wire-breaking changes against HEAD and the previous commit
+breaking: $(STAMP) ## Check the API and the server's protos for wire-breaking changes against HEAD and the previous commit
 	@for ref in HEAD HEAD~1; do \
-	  if git rev-parse --verify --quiet "$$ref^{commit}" >/dev/null && git cat-file -e "$$ref:buf.yaml" 2>/dev/null && git cat-file -e "$$ref:proto" 2>/dev/null; then \
-	    echo "buf breaking against $$ref"; \
-	    $(BUF) breaking --against ".git#ref=$$ref"; \
+	  if git rev-parse --verify --quiet "$$ref^{commit}" >/dev/null && git cat-file -e "$$ref:buf.yaml" 2>/dev/null; then \
+	    for part in proto/auxia/decision/model server-proto/auxia; do \
+	      if git cat-file -e "$$ref:$$part" 2>/dev/null; then \
+	        echo "buf breaking $$part against $$ref"; \
+	        $(BUF) breaking --against ".git#ref=$$ref" --path "$$part"; \
+	      fi; \
+	    done; \
 	  fi; \
 	done
 

@@ -8,8 +8,9 @@ calls the docs show no JSON for.
 
 from __future__ import annotations
 
+import json
 import pathlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from google.protobuf.message import Message
 
@@ -93,3 +94,36 @@ BROKEN = {
         ("get_data_fields_request", _tm.GetDataFieldsByParamsRequest, "GetDataFields"),
     ]
 }
+
+
+def json_names(value: Any, message: Any) -> Any:
+    """Rename a proto3 JSON value's original field names to JSON names, as parsers read them.
+
+    The documentation's samples mix `project_id` and `projectId`; both parse,
+    but the OpenAPI document describes the JSON names only.
+    """
+    if not isinstance(value, dict) or message.full_name.startswith("google.protobuf."):
+        return value
+    renamed: dict[str, Any] = {}
+    for key, item in value.items():
+        field = message.fields_by_name.get(key) or message.fields_by_camelcase_name.get(key)
+        if field is None:
+            renamed[key] = item
+            continue
+        nested = field.message_type
+        converted = item
+        if nested is not None and nested.GetOptions().map_entry:
+            value_type = nested.fields_by_name["value"].message_type
+            if value_type is not None:
+                converted = {k: json_names(v, value_type) for k, v in item.items()}
+        elif nested is not None and field.is_repeated:
+            converted = [json_names(element, nested) for element in item]
+        elif nested is not None:
+            converted = json_names(item, nested)
+        renamed[field.json_name] = converted
+    return renamed
+
+
+def sample_json(sample: Sample) -> Any:
+    """Return a sample's JSON with every field under its JSON (lowerCamelCase) name."""
+    return json_names(json.loads(sample.text()), sample.message_type.DESCRIPTOR)

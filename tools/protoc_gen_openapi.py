@@ -62,6 +62,11 @@ FIELD_BEHAVIOR_OUTPUT_ONLY = 3
 # Our OneofOptions extension marking oneofs of which exactly one member must
 # be set; its field number is looked up in the request by this name.
 ONEOF_REQUIRED_EXTENSION = "io.auxia.decision.model.oneof_required"
+# Our rules on values and across fields (auxia/decision/model/field_rules.proto).
+FIELD_RULES_EXTENSION = "io.auxia.decision.model.field_rules"
+MESSAGE_RULES_EXTENSION = "io.auxia.decision.model.message_rules"
+# Request schemas are components of their own: `request.<full name>`.
+REQUEST_PREFIX = "request."
 
 _DEFAULTS = {
     "title": "Auxia Decision API",
@@ -116,6 +121,12 @@ and `-Infinity`.
 - `required` lists the fields marked `REQUIRED` (a request must set them to a \
 non-default value); `readOnly` marks `OUTPUT_ONLY` fields, which the server \
 sets and clients leave unset.
+- Request bodies have schemas of their own, `request.<full name>`: closed \
+(`additionalProperties: false`), with REQUIRED values other than their \
+default and the schema's other rules (`pattern`, `minimum`, fields of which \
+at least one is set as `anyOf`, enum values by name or number). A body valid \
+against them is one the server's validation accepts. Response schemas, \
+`<full name>`, stay open: clients should accept members added later.
 - At most one member of a oneof may be set (exactly one when the oneof is \
 required); `x-oneof` lists each oneof's members.
 
@@ -163,8 +174,28 @@ class PluginError(Exception):
 _Type = descriptor_pb2.FieldDescriptorProto.Type
 _Label = descriptor_pb2.FieldDescriptorProto.Label
 
-_INT64_PATTERN = "^-?[0-9]+$"
-_UINT64_PATTERN = "^[0-9]+$"
+
+def _at_most(limit: str) -> str:
+    """Return a regular expression of the decimals from 0 to ``limit``, without leading zeros."""
+    size = len(limit)
+    choices = ["0"]
+    if size > 1:
+        choices.append(f"[1-9][0-9]{{0,{size - 2}}}" if size > 2 else "[1-9]")
+    for position, digit in enumerate(map(int, limit)):
+        lowest = 1 if position == 0 else 0
+        rest = size - position - 1
+        if digit > lowest:
+            tail = f"[0-9]{{{rest}}}" if rest > 1 else "[0-9]" if rest else ""
+            choices.append(f"{limit[:position]}[{lowest}-{digit - 1}]{tail}")
+    choices.append(limit)
+    return "(" + "|".join(dict.fromkeys(choices)) + ")"
+
+
+# The decimal strings of each range, exactly (parsers accept leading zeros and -0).
+INT64_PATTERN = f"^(0*{_at_most(str(2**63 - 1))}|-0*{_at_most(str(2**63))})$"
+UINT64_PATTERN = f"^(0*{_at_most(str(2**64 - 1))}|-0+)$"
+NON_NEGATIVE_INT64_PATTERN = f"^(0*{_at_most(str(2**63 - 1))}|-0+)$"
+_ZERO_PATTERN = "^-?0+$"
 _FLOAT_STRINGS = ["NaN", "Infinity", "-Infinity"]
 
 
@@ -174,14 +205,14 @@ def _int64_schema(*, unsigned: bool) -> JsonObject:
         return {
             "type": ["string", "integer"],
             "format": "uint64",
-            "pattern": _UINT64_PATTERN,
+            "pattern": UINT64_PATTERN,
             "minimum": 0,
             "maximum": 2**64 - 1,
         }
     return {
         "type": ["string", "integer"],
         "format": "int64",
-        "pattern": _INT64_PATTERN,
+        "pattern": INT64_PATTERN,
         "minimum": -(2**63),
         "maximum": 2**63 - 1,
     }
@@ -282,7 +313,11 @@ def _option_values(options: Message, number: int) -> list[tuple[int, int | bytes
     as unknown fields, and imported ones are parsed; both serialize back to the
     same bytes, so reading the wire format finds them either way.
     """
-    data = options.SerializeToString(deterministic=True)
+    return _wire_values(options.SerializeToString(deterministic=True), number)
+
+
+def _wire_values(data: bytes, number: int) -> list[tuple[int, int | bytes]]:
+    """Return the wire type and value of each occurrence of a field in a serialized message."""
     found: list[tuple[int, int | bytes]] = []
     position = 0
     while position < len(data):
@@ -317,6 +352,34 @@ def _varints(values: list[tuple[int, int | bytes]]) -> list[int]:
                 item, position = _varint(value, position)
                 result.append(item)
     return result
+
+
+def _strings(data: bytes, number: int) -> list[str]:
+    """Return the values of a string field of a serialized message."""
+    return [
+        value.decode()
+        for wire_type, value in _wire_values(data, number)
+        if isinstance(value, bytes)
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class _FieldRules:
+    """A field's ``field_rules`` option, read from its wire form."""
+
+    pattern: str = ""
+    minimum: int | None = None
+
+    @classmethod
+    def parse(cls, occurrences: list[tuple[int, int | bytes]]) -> _FieldRules:
+        data = b"".join(value for _, value in occurrences if isinstance(value, bytes))
+        pattern = "".join(_strings(data, 1)[-1:])
+        minimums = _varints(_wire_values(data, 3))
+        minimum = None
+        if minimums:
+            # An int64 travels as its 64-bit two's complement.
+            minimum = minimums[-1] - 2**64 if minimums[-1] >= 2**63 else minimums[-1]
+        return cls(pattern, minimum)
 
 
 def _clean_comment(comment: str) -> str:
@@ -387,6 +450,8 @@ class _Builder:
         self._enums: dict[str, _EnumDecl] = {}
         self._comments: dict[tuple[str, tuple[int, ...]], str] = {}
         self._oneof_required_field: int | None = None
+        self._field_rules_field: int | None = None
+        self._message_rules_field: int | None = None
         for file in request.proto_file:
             for declaration in _declarations(file):
                 if isinstance(declaration, _MessageDecl):
@@ -399,8 +464,13 @@ class _Builder:
                     self._comments[key] = _clean_comment(location.leading_comments)
             prefix = f"{file.package}." if file.package else ""
             for extension in file.extension:
-                if f"{prefix}{extension.name}" == ONEOF_REQUIRED_EXTENSION:
+                name = f"{prefix}{extension.name}"
+                if name == ONEOF_REQUIRED_EXTENSION:
                     self._oneof_required_field = extension.number
+                elif name == FIELD_RULES_EXTENSION:
+                    self._field_rules_field = extension.number
+                elif name == MESSAGE_RULES_EXTENSION:
+                    self._message_rules_field = extension.number
         self._to_generate = [
             f
             for f in request.proto_file
@@ -528,7 +598,7 @@ class _Builder:
         """Return the operation of one HTTP binding of a method."""
         request_type = method.input_type.removeprefix(".")
         response_type = method.output_type.removeprefix(".")
-        self._add_schema(request_type)
+        self._add_schema(request_type, request=True)
         self._add_schema(response_type)
         response = self._messages.get(response_type)
         response_comment = self._comment(response.file, response.path) if response else ""
@@ -537,7 +607,7 @@ class _Builder:
             "tags": [service],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref(request_type)}},
+                "content": {"application/json": {"schema": _ref(REQUEST_PREFIX + request_type)}},
             },
             "responses": {
                 "200": {
@@ -552,20 +622,26 @@ class _Builder:
             operation["description"] = comment
         return operation
 
-    def _add_schema(self, full_name: str) -> None:
-        """Add the component schema of a message or enum and of every type it reaches."""
-        if full_name in self._schemas or _well_known_schema(full_name) is not None:
+    def _add_schema(self, full_name: str, *, request: bool = False) -> None:
+        """Add the component schema of a message or enum and of every type it reaches.
+
+        A request's types get schemas of their own (``request.<full name>``),
+        closed and carrying the rules a valid request follows; a response's
+        stay open, so that clients accept what later versions add.
+        """
+        name = REQUEST_PREFIX + full_name if request else full_name
+        if name in self._schemas or _well_known_schema(full_name) is not None:
             return
         if full_name in self._enums:
-            self._schemas[full_name] = self._enum_schema(self._enums[full_name])
+            self._schemas[name] = self._enum_schema(self._enums[full_name], request=request)
         elif full_name in self._messages:
             # Reserve the name first: message types may be recursive.
-            self._schemas[full_name] = {}
-            self._schemas[full_name] = self._message_schema(self._messages[full_name])
+            self._schemas[name] = {}
+            self._schemas[name] = self._message_schema(self._messages[full_name], request=request)
         else:
             raise PluginError(f"type {full_name} is not in the request")
 
-    def _enum_schema(self, enum: _EnumDecl) -> JsonObject:
+    def _enum_schema(self, enum: _EnumDecl, *, request: bool = False) -> JsonObject:
         """Return the schema of an enum: its value names, each described."""
         lines = []
         for index, value in enumerate(enum.proto.value):
@@ -579,28 +655,44 @@ class _Builder:
             "enum": list(dict.fromkeys(value.name for value in enum.proto.value)),
             "description": description,
         }
+        if request:
+            # Parsers also take a value's number; a request holds only defined values.
+            values: list[object] = list(dict.fromkeys(value.name for value in enum.proto.value))
+            values += dict.fromkeys(value.number for value in enum.proto.value)
+            schema = {"enum": values, "description": description}
         if enum.full_name == "google.protobuf.NullValue":
             schema = {"type": "null"}
         return schema
 
-    def _message_schema(self, message: _MessageDecl) -> JsonObject:
-        """Return the schema of a message: its fields, their behaviors and its oneofs."""
+    def _message_schema(self, message: _MessageDecl, *, request: bool = False) -> JsonObject:
+        """Return the schema of a message: its fields, their behaviors and its oneofs.
+
+        A request's schema also holds the rules: no other properties, REQUIRED
+        values other than their default, ``field_rules`` as ``pattern`` and
+        ``minimum``, ``message_rules`` as ``anyOf``.
+        """
         properties: JsonObject = {}
         required: list[str] = []
         for index, field in enumerate(message.proto.field):
-            prop = self._field_schema(field)
+            prop = self._field_schema(field, request=request)
             behaviors = _varints(_option_values(field.options, FIELD_BEHAVIOR_FIELD))
             if FIELD_BEHAVIOR_OUTPUT_ONLY in behaviors:
                 prop["readOnly"] = True
             if FIELD_BEHAVIOR_REQUIRED in behaviors:
                 required.append(field.json_name)
+                if request:
+                    prop.update(self._not_default(field))
             if comment := self._comment(message.file, (*message.path, 2, index)):
                 prop["description"] = comment
             properties[field.json_name] = prop
         schema: JsonObject = {"type": "object", "properties": properties}
         if required:
             schema["required"] = required
+        if request:
+            schema["additionalProperties"] = False
         notes, oneofs, constraints = self._oneofs(message)
+        if request:
+            constraints += self._message_rules(message)
         description = "\n\n".join(
             part for part in (self._comment(message.file, message.path), *notes) if part
         )
@@ -661,39 +753,114 @@ class _Builder:
                     )
         return notes, oneofs, constraints
 
-    def _field_schema(self, field: descriptor_pb2.FieldDescriptorProto) -> JsonObject:
+    def _message_rules(self, message: _MessageDecl) -> list[JsonObject]:
+        """Return the constraints of a message's ``message_rules`` (at least one of a group)."""
+        if self._message_rules_field is None:
+            return []
+        occurrences = _option_values(message.proto.options, self._message_rules_field)
+        data = b"".join(value for _, value in occurrences if isinstance(value, bytes))
+        fields = {field.name: field for field in message.proto.field}
+        constraints: list[JsonObject] = []
+        for _, group in _wire_values(data, 1):
+            assert isinstance(group, bytes)
+            members = [fields[name] for name in _strings(group, 1)]
+            names = ", ".join(member.json_name for member in members)
+            constraints.append(
+                {
+                    "$comment": f"at least one of {names} is set",
+                    "anyOf": [
+                        {
+                            "required": [member.json_name],
+                            "properties": {member.json_name: self._not_default(member)},
+                        }
+                        for member in members
+                    ],
+                }
+            )
+        return constraints
+
+    def _not_default(self, field: descriptor_pb2.FieldDescriptorProto) -> JsonObject:
+        """Return what a value of a field must be to count as set: not its default."""
+        if field.label == _Label.LABEL_REPEATED:
+            entry = self._messages.get(field.type_name.removeprefix("."))
+            is_map = entry is not None and entry.proto.options.map_entry
+            return {"minProperties": 1} if is_map else {"minItems": 1}
+        if field.type in (_Type.TYPE_STRING, _Type.TYPE_BYTES):
+            return {"minLength": 1}
+        if field.type == _Type.TYPE_BOOL:
+            return {"const": True}
+        if field.type == _Type.TYPE_MESSAGE:
+            return {}
+        if field.type == _Type.TYPE_ENUM:
+            enum = self._enums[field.type_name.removeprefix(".")]
+            zero = [value.name for value in enum.proto.value if value.number == 0]
+            return {"not": {"enum": [*zero, 0]}}
+        return {"not": {"anyOf": [{"const": 0}, {"type": "string", "pattern": _ZERO_PATTERN}]}}
+
+    def _rules_of(self, field: descriptor_pb2.FieldDescriptorProto) -> _FieldRules:
+        if self._field_rules_field is None:
+            return _FieldRules()
+        return _FieldRules.parse(_option_values(field.options, self._field_rules_field))
+
+    def _field_schema(
+        self, field: descriptor_pb2.FieldDescriptorProto, *, request: bool = False
+    ) -> JsonObject:
         """Return the schema of a field: a value, a list of values or a map."""
         if field.label != _Label.LABEL_REPEATED:
-            return self._value_schema(field)
+            return self._value_schema(field, request=request)
         entry = self._messages.get(field.type_name.removeprefix("."))
         if field.type == _Type.TYPE_MESSAGE and entry and entry.proto.options.map_entry:
             key, value = entry.proto.field
             schema: JsonObject = {
                 "type": "object",
-                "additionalProperties": self._value_schema(value),
+                "additionalProperties": self._value_schema(value, request=request),
             }
             if key.type == _Type.TYPE_BOOL:
                 schema["propertyNames"] = {"enum": ["true", "false"]}
             elif key.type != _Type.TYPE_STRING:
                 unsigned = key.type in (_Type.TYPE_UINT32, _Type.TYPE_UINT64, _Type.TYPE_FIXED32)
                 unsigned = unsigned or key.type == _Type.TYPE_FIXED64
-                pattern = _UINT64_PATTERN if unsigned else _INT64_PATTERN
+                pattern = UINT64_PATTERN if unsigned else INT64_PATTERN
                 schema["propertyNames"] = {"pattern": pattern}
             return schema
-        return {"type": "array", "items": self._value_schema(field)}
+        return {"type": "array", "items": self._value_schema(field, request=request)}
 
-    def _value_schema(self, field: descriptor_pb2.FieldDescriptorProto) -> JsonObject:
-        """Return the schema of one value of a field."""
+    def _value_schema(
+        self, field: descriptor_pb2.FieldDescriptorProto, *, request: bool = False
+    ) -> JsonObject:
+        """Return the schema of one value of a field (with its rules, in a request)."""
         if field.type in (_Type.TYPE_MESSAGE, _Type.TYPE_ENUM):
             type_name = field.type_name.removeprefix(".")
             well_known = _well_known_schema(type_name)
             if well_known is not None:
                 return well_known
-            self._add_schema(type_name)
-            return _ref(type_name)
+            self._add_schema(type_name, request=request)
+            return _ref(REQUEST_PREFIX + type_name if request else type_name)
         if field.type == _Type.TYPE_GROUP:
             raise PluginError(f"field {field.name}: groups have no proto3 JSON form")
-        return _scalar_schema(field.type)
+        schema = _scalar_schema(field.type)
+        if request:
+            _apply_rules(schema, self._rules_of(field), field)
+        return schema
+
+
+def _apply_rules(
+    schema: JsonObject, rules: _FieldRules, field: descriptor_pb2.FieldDescriptorProto
+) -> None:
+    """Add a field's ``field_rules`` to the schema of one of its values."""
+    if rules.pattern:
+        if field.type != _Type.TYPE_STRING:
+            raise PluginError(f"field {field.name}: a pattern applies to strings only")
+        schema["pattern"] = rules.pattern
+    if rules.minimum is not None:
+        if "minimum" not in schema:
+            raise PluginError(f"field {field.name}: a minimum applies to integers only")
+        schema["minimum"] = max(int(str(schema["minimum"])), rules.minimum)
+        if schema.get("pattern") == INT64_PATTERN:
+            # The string form of a 64-bit integer: a pattern of the range.
+            if rules.minimum != 0:
+                raise PluginError(f"field {field.name}: a 64-bit minimum must be 0")
+            schema["pattern"] = NON_NEGATIVE_INT64_PATTERN
 
 
 def _security(auth: str) -> tuple[JsonObject, list[JsonObject]]:

@@ -1,9 +1,16 @@
-"""Request validation read from the descriptors' field behaviors and oneof options."""
+"""Request validation read from the descriptors: field behaviors and our rule options.
+
+Every rule is written once, in the protos: ``google.api.field_behavior``
+(REQUIRED, OUTPUT_ONLY), ``oneof_required`` and ``field_rules`` /
+``message_rules`` (``auxia/decision/model/field_rules.proto``). The OpenAPI
+document exports the same rules as JSON Schema.
+"""
 
 from __future__ import annotations
 
 import functools
 import operator
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, cast
@@ -12,7 +19,7 @@ from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, OneofDescriptor
 from google.protobuf.message import Message
 
-from auxia.decision.model import oneof_behavior_pb2, treatment_management_service_pb2
+from auxia.decision.model import field_rules_pb2, oneof_behavior_pb2
 from auxia_decision._errors import ApiError, FieldViolation
 from auxia_decision._json import json_path
 
@@ -42,16 +49,24 @@ def validate(message: Message) -> ValidationResult:
     """Return every violation of a request message at once; the message is not changed.
 
     Checks REQUIRED fields (a proto3 scalar holding its default value counts as
-    missing), oneofs marked ``oneof_required``, and the documented cross-field
-    rules; OUTPUT_ONLY fields that are set are reported as warnings.
+    missing), oneofs marked ``oneof_required``, the ``field_rules`` of values
+    (patterns, minimums), enum values the schema defines, and the
+    ``message_rules`` across fields; OUTPUT_ONLY fields that are set are
+    reported as warnings.
     """
     message_type = type(message)
     rules = _RULES_BY_TYPE.get(message_type)
     if rules is None:
         rules = _RULES_BY_TYPE[message_type] = _rules(message.DESCRIPTOR)
     if rules.flat is not None:
-        if all(rules.flat(message)):
-            return _VALID  # else a required field is missing: the walk words the error
+        values = rules.flat(message)
+        if all(values):
+            for index, defined in rules.flat_enums:
+                if values[index] not in defined:
+                    break
+            else:
+                return _VALID
+        # A field is missing or wrong: the walk words the error.
     elif rules.quick is None or rules.quick(message):
         return _VALID
     errors: list[FieldViolation] = []
@@ -93,6 +108,62 @@ class _FieldRule:
     field: FieldDescriptor
     output_only: bool
     required: bool
+    value_check: Callable[[object], str | None] | None = None
+    """For a field whose values have rules (``field_rules``, defined enum values):
+    returns what is wrong with one value that is not the default, or None."""
+    enum_values: frozenset[int] | None = None
+    """For an enum field whose only value rule is to be a defined value: the
+    defined numbers (the flat check tests them directly)."""
+
+
+def _value_check(field: FieldDescriptor) -> Callable[[object], str | None] | None:
+    """Return the check of one value of a field from its rules, or None when it has none."""
+    rules = field.GetOptions().Extensions[field_rules_pb2.field_rules]
+    checks: list[Callable[[object], str | None]] = []
+    if rules.pattern:
+        # A final $ in ECMAScript (and RE2) ends the string; Python's would also
+        # match before a final newline: \Z is the same end.
+        source = rules.pattern
+        if source.endswith("$") and not source.endswith("\\$"):
+            source = source[:-1] + r"\Z"
+        pattern = re.compile(source)
+        wanted = rules.pattern_description or f"a match of {rules.pattern}"
+
+        def matches(value: object) -> str | None:
+            return None if pattern.search(str(value)) else f'"{value}" is not {wanted}'
+
+        checks.append(matches)
+    if rules.HasField("minimum"):
+        minimum = rules.minimum
+        wording = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
+
+        def at_least(value: object) -> str | None:
+            return None if cast(int, value) >= minimum else wording
+
+        checks.append(at_least)
+    if field.enum_type is not None:
+        defined = frozenset(field.enum_type.values_by_number)
+        names = ", ".join(value.name for value in field.enum_type.values)
+
+        def known(value: object) -> str | None:
+            if value in defined:
+                return None
+            return f"{value} is not a value of {field.enum_type.name}: expected one of {names}"  # type: ignore[union-attr]
+
+        checks.append(known)
+    if not checks:
+        return None
+    if len(checks) == 1:
+        return checks[0]
+
+    def every(value: object) -> str | None:
+        for check in checks:
+            problem = check(value)
+            if problem is not None:
+                return problem
+        return None
+
+    return every
 
 
 @dataclass(frozen=True)
@@ -101,10 +172,16 @@ class _MessageRules:
 
     fields: tuple[_FieldRule, ...]
     required_oneofs: tuple[OneofDescriptor, ...]
+    at_least_one_of: tuple[tuple[FieldDescriptor, ...], ...]
+    """Groups of fields of which at least one must be set (``message_rules``)."""
     flat: Callable[[Message], tuple[object, ...]] | None
     """For a type whose only rules are required singular scalars without presence:
     returns their values. Their defaults (zero, false, empty) are all false, so
-    a message is valid when every value is true. None for any other type."""
+    a message is valid when every value is true (and ``flat_enums`` holds).
+    None for any other type."""
+    flat_enums: tuple[tuple[int, frozenset[int]], ...]
+    """With ``flat``: the enum values among the values (by index), with the
+    numbers each may hold."""
     quick: Callable[[Message], bool] | None
     """For any other type: whether a message certainly has no error and no
     warning, at any depth (False: the walk decides, and words what it finds);
@@ -127,23 +204,36 @@ def _rules(descriptor: Descriptor) -> _MessageRules:
     fields = []
     for field in descriptor.fields:
         behaviors = field.GetOptions().Extensions[field_behavior_pb2.field_behavior]
-        rule = _FieldRule(field, _OUTPUT_ONLY in behaviors, _REQUIRED in behaviors)
-        # A field with no behavior to check and no message inside is never looked at.
-        if rule.output_only or rule.required or field.message_type is not None:
+        value_check = _value_check(field)
+        rule = _FieldRule(
+            field,
+            _OUTPUT_ONLY in behaviors,
+            _REQUIRED in behaviors,
+            value_check,
+            _only_enum_values(field) if value_check is not None else None,
+        )
+        # A field with nothing to check and no message inside is never looked at.
+        if rule.output_only or rule.required or rule.value_check or field.message_type:
             fields.append(rule)
     oneofs = tuple(
         oneof
         for oneof in descriptor.oneofs
         if oneof.GetOptions().Extensions[oneof_behavior_pb2.oneof_required]
     )
+    message_rules = descriptor.GetOptions().Extensions[field_rules_pb2.message_rules]
+    groups = tuple(
+        tuple(descriptor.fields_by_name[name] for name in group.fields)
+        for group in message_rules.at_least_one_of
+    )
     flat: Callable[[Message], tuple[object, ...]] | None = _required_values(
         [rule.field.name for rule in fields]
     )
     if (
         oneofs
-        or descriptor.full_name in _CROSS_FIELD_RULES
+        or groups
         or any(
             rule.output_only
+            or (rule.value_check is not None and not (rule.required and rule.enum_values))
             or rule.field.message_type is not None
             or rule.field.is_repeated
             or rule.field.has_presence
@@ -151,8 +241,19 @@ def _rules(descriptor: Descriptor) -> _MessageRules:
         )
     ):
         flat = None
+    flat_enums = tuple(
+        (index, rule.enum_values) for index, rule in enumerate(fields) if rule.enum_values
+    )
     quick = None if flat is not None else _quick(descriptor)
-    return _MessageRules(tuple(fields), oneofs, flat, quick)
+    return _MessageRules(tuple(fields), oneofs, groups, flat, flat_enums, quick)
+
+
+def _only_enum_values(field: FieldDescriptor) -> frozenset[int] | None:
+    """Return an enum field's defined numbers if being one of them is its only value rule."""
+    rules = field.GetOptions().Extensions[field_rules_pb2.field_rules]
+    if field.enum_type is None or rules.pattern or rules.HasField("minimum"):
+        return None
+    return frozenset(field.enum_type.values_by_number)
 
 
 _Check = Callable[[Message], bool]
@@ -220,8 +321,16 @@ def _one_of(name: str) -> _Check:
     return lambda message: message.WhichOneof(name) is not None
 
 
-def _holds(rule: Callable[[Message, str], Iterator[FieldViolation]]) -> _Check:
-    return lambda message: next(iter(rule(message, "")), None) is None
+def _any_set(group: tuple[FieldDescriptor, ...]) -> _Check:
+    return lambda message: any(_has_value(message, field) for field in group)
+
+
+def _values_hold(field: FieldDescriptor, check: Callable[[object], str | None]) -> _Check:
+    name = field.name
+    if field.is_repeated:
+        return lambda message: all(check(value) is None for value in getattr(message, name))
+    default = field.default_value
+    return lambda message: (value := getattr(message, name)) == default or check(value) is None
 
 
 def _quick_checks(descriptor: Descriptor) -> list[_Check]:
@@ -244,10 +353,12 @@ def _quick_checks(descriptor: Descriptor) -> list[_Check]:
             continue
         if rule.required and (field.is_repeated or field.has_presence):
             checks.append(_set(field))
+        if rule.value_check is not None:
+            checks.append(_values_hold(field, rule.value_check))
         if field.message_type is not None:
             checks += _children_checks(field)
     checks += [_one_of(oneof.name) for oneof in rules.required_oneofs]
-    checks += [_holds(rule) for rule in _CROSS_FIELD_RULES.get(descriptor.full_name, ())]
+    checks += [_any_set(group) for group in rules.at_least_one_of]
     return checks
 
 
@@ -274,6 +385,15 @@ def _is_set(message: Message, field: FieldDescriptor) -> bool:
     if field.is_repeated:
         return len(getattr(message, field.name)) > 0
     if field.has_presence:
+        return message.HasField(field.name)
+    return bool(getattr(message, field.name) != field.default_value)
+
+
+def _has_value(message: Message, field: FieldDescriptor) -> bool:
+    """Whether a field holds something other than its default (an empty ``optional`` does not)."""
+    if field.is_repeated:
+        return len(getattr(message, field.name)) > 0
+    if field.message_type is not None:
         return message.HasField(field.name)
     return bool(getattr(message, field.name) != field.default_value)
 
@@ -306,14 +426,40 @@ def _walk(
                 FieldViolation(field=json_path(path, field.json_name), description=REQUIRED)
             )
             continue
+        if present and rule.value_check is not None:
+            errors.extend(_value_violations(message, field, rule.value_check, path))
         if present and field.message_type is not None:
             for child, child_path in _children(message, field, json_path(path, field.json_name)):
                 _walk(child, child_path, errors, warnings, clear=clear)
     for oneof in rules.required_oneofs:
         if message.WhichOneof(oneof.name) is None:
             errors.append(_oneof_missing(oneof, path))
-    for rule_check in _CROSS_FIELD_RULES.get(descriptor.full_name, ()):
-        errors.extend(rule_check(message, path))
+    for group in rules.at_least_one_of:
+        if not any(_has_value(message, field) for field in group):
+            names = " or ".join(field.json_name for field in group)
+            errors.append(
+                FieldViolation(
+                    field=json_path(path, group[0].json_name),
+                    description=f"{REQUIRED}: set {names}",
+                )
+            )
+
+
+def _value_violations(
+    message: Message, field: FieldDescriptor, check: Callable[[object], str | None], path: str
+) -> Iterator[FieldViolation]:
+    """Yield what is wrong with the values of a field that has value rules."""
+    field_path = json_path(path, field.json_name)
+    value = getattr(message, field.name)
+    values = (
+        [(item, f"{field_path}[{index}]") for index, item in enumerate(value)]
+        if field.is_repeated
+        else [(value, field_path)]
+    )
+    for item, item_path in values:
+        problem = check(item) if item != field.default_value or field.is_repeated else None
+        if problem is not None:
+            yield FieldViolation(field=item_path, description=problem)
 
 
 REQUIRED: Final = "required"
@@ -365,20 +511,3 @@ def _children(message: Message, field: FieldDescriptor, path: str) -> Iterator[t
             yield item, f"{path}[{index}]"
     else:
         yield value, path
-
-
-def _update_names_a_treatment(message: Message, path: str) -> Iterator[FieldViolation]:
-    assert isinstance(message, treatment_management_service_pb2.UpdateTreatmentRequest)
-    if not message.treatment_id and not message.external_treatment_id:
-        yield FieldViolation(
-            field=json_path(path, "treatmentId"),
-            description="required: set treatmentId or externalTreatmentId",
-        )
-
-
-# The documented rules that no single field's behavior expresses.
-_CROSS_FIELD_RULES: Mapping[str, tuple[Callable[[Message, str], Iterator[FieldViolation]], ...]] = {
-    treatment_management_service_pb2.UpdateTreatmentRequest.DESCRIPTOR.full_name: (
-        _update_names_a_treatment,
-    ),
-}

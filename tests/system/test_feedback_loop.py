@@ -172,7 +172,13 @@ def test_bad_requests_are_400_over_rest_and_invalid_argument_over_grpc(server: S
     response = _post(server, "GetTreatments", document)
     assert response.status_code == 400
     fields = [v["field"] for v in response.json()["details"][0]["fieldViolations"]]
-    assert fields == ["surfaces[0].surface", "surfaces[0].maximumTreatmentCount"]
+    # The field's rule (a count is not negative) is checked with the request's
+    # form, before the project's surfaces are looked at.
+    assert fields == ["surfaces[0].maximumTreatmentCount"]
+    document["surfaces"] = [{"surface": "NOWHERE"}]
+    response = _post(server, "GetTreatments", document)
+    fields = [v["field"] for v in response.json()["details"][0]["fieldViolations"]]
+    assert fields == ["surfaces[0].surface"]
     with grpc.insecure_channel(server.grpc_target) as channel:
         stub = decisions_grpc.TreatmentDecisionServiceStub(channel)
         with pytest.raises(grpc.RpcError) as caught:

@@ -30,15 +30,17 @@ from referencing.jsonschema import DRAFT202012
 
 import auxia.decision.model
 from auxia_decision._routes import routes, services
-from tests._fixtures import BROKEN, PARSEABLE, Sample
+from tests._fixtures import BROKEN, PARSEABLE, Sample, sample_json
 from tests._repo import ROOT, VENV_BIN, run
 from tools import protoc_gen_openapi
 
 # Every file of the schema's package, read from the package itself.
+# The schema's files, but those that only declare options (annotations on the
+# schema, not types of the API).
 FILES: list[FileDescriptor] = [
     importlib.import_module(f"auxia.decision.model.{info.name}").DESCRIPTOR
     for info in pkgutil.iter_modules(auxia.decision.model.__path__)
-    if info.name.endswith("_pb2")
+    if info.name.endswith("_pb2") and info.name not in ("field_rules_pb2", "oneof_behavior_pb2")
 ]
 SPEC_URI = "urn:auxia-decision-api:openapi"
 SCHEMAS = "#/components/schemas/"
@@ -104,38 +106,6 @@ def _schema(spec: dict[str, Any], full_name: str) -> dict[str, Any]:
     return schema
 
 
-def _json_names(value: Any, message: Any) -> Any:
-    """Rename a proto3 JSON value's original field names to JSON names, as parsers read them.
-
-    The documentation's samples mix `project_id` and `projectId`; both parse,
-    but the OpenAPI document describes the JSON names only.
-    """
-    if not isinstance(value, dict) or message.full_name.startswith("google.protobuf."):
-        return value
-    renamed: dict[str, Any] = {}
-    for key, item in value.items():
-        field = message.fields_by_name.get(key) or message.fields_by_camelcase_name.get(key)
-        if field is None:
-            renamed[key] = item
-            continue
-        nested = field.message_type
-        converted = item
-        if nested is not None and nested.GetOptions().map_entry:
-            value_type = nested.fields_by_name["value"].message_type
-            if value_type is not None:
-                converted = {k: _json_names(v, value_type) for k, v in item.items()}
-        elif nested is not None and field.is_repeated:
-            converted = [_json_names(element, nested) for element in item]
-        elif nested is not None:
-            converted = _json_names(item, nested)
-        renamed[field.json_name] = converted
-    return renamed
-
-
-def _sample_json(sample: Sample) -> Any:
-    return _json_names(json.loads(sample.text()), sample.message_type.DESCRIPTOR)
-
-
 def _errors(spec: dict[str, Any], schema_name: str, instance: Any) -> list[str]:
     validator = _validator(spec, schema_name)
     return sorted(
@@ -173,7 +143,7 @@ def test_one_path_per_http_rule(spec: dict[str, Any]) -> None:
                         getattr(rule, str(verb)),
                         verb,
                         method.name,
-                        method.input_type.full_name,
+                        f"request.{method.input_type.full_name}",
                         method.output_type.full_name,
                         service.name,
                     )
@@ -232,16 +202,15 @@ def test_info_servers_security_and_errors(spec: dict[str, Any]) -> None:
     assert _errors(spec, "google.rpc.Status", {"details": [{"reason": "x"}]}) != []
 
 
-def _reachable() -> set[str]:
-    """The full names of the messages and enums that the HTTP methods reach."""
+def _reachable(side: str) -> set[str]:
+    """The full names of the messages and enums that the methods' requests or responses reach."""
     found: set[str] = set()
     pending: list[Any] = [
-        type_
+        method.input_type if side == "request" else method.output_type
         for file in FILES
         for service in file.services_by_name.values()
         for method in service.methods
         if method.GetOptions().Extensions[annotations_pb2.http].WhichOneof("pattern")
-        for type_ in (method.input_type, method.output_type)
     ]
     while pending:
         message = pending.pop()
@@ -257,19 +226,34 @@ def _reachable() -> set[str]:
     return found
 
 
+def _names(full_name: str) -> list[str]:
+    """Return the components of a type: its request schema, its response schema, or both."""
+    names = [f"request.{full_name}"] if full_name in _reachable("request") else []
+    return names + ([full_name] if full_name in _reachable("response") else [])
+
+
 def test_schemas_are_the_types_the_operations_reach(spec: dict[str, Any]) -> None:
-    reachable = _reachable()
-    assert reachable | {"google.rpc.Status"} == set(spec["components"]["schemas"])
+    requests, responses = _reachable("request"), _reachable("response")
+    expected = {f"request.{name}" for name in requests} | responses | {"google.rpc.Status"}
+    assert expected == set(spec["components"]["schemas"])
     # Every message and enum of the API's files is reached: none is left out.
     declared = {m.full_name for m in _messages()} | {e.full_name for e in _enums()}
-    assert declared == reachable
+    assert declared == requests | responses
+
+
+def test_request_schemas_are_closed_and_response_schemas_open(spec: dict[str, Any]) -> None:
+    for message in _messages():
+        for name in _names(message.full_name):
+            closed = _schema(spec, name).get("additionalProperties")
+            assert closed is (False if name.startswith("request.") else None), name
 
 
 def test_properties_are_keyed_by_json_name(spec: dict[str, Any]) -> None:
     for message in _messages():
-        schema = _schema(spec, message.full_name)
-        assert schema["type"] == "object"
-        assert set(schema["properties"]) == {f.json_name for f in message.fields}, message
+        for name in _names(message.full_name):
+            schema = _schema(spec, name)
+            assert schema["type"] == "object"
+            assert set(schema["properties"]) == {f.json_name for f in message.fields}, name
 
 
 def test_int64_fields_are_strings_with_format_int64(spec: dict[str, Any]) -> None:
@@ -278,11 +262,12 @@ def test_int64_fields_are_strings_with_format_int64(spec: dict[str, Any]) -> Non
         for field in message.fields:
             if field.type not in INT64_TYPES:
                 continue
-            prop = _schema(spec, message.full_name)["properties"][field.json_name]
-            value = prop["items"] if field.is_repeated else prop
-            assert value["type"] == ["string", "integer"], field.full_name
-            assert value["format"] == "int64"
-            seen += 1
+            for name in _names(message.full_name):
+                prop = _schema(spec, name)["properties"][field.json_name]
+                value = prop["items"] if field.is_repeated else prop
+                assert value["type"] == ["string", "integer"], field.full_name
+                assert value["format"] == "int64"
+                seen += 1
     assert seen >= 5
     validator = _validator(spec, "io.auxia.decision.model.TargetActionPb")
     for good in ("9223372036854775807", "-9223372036854775808", 123):
@@ -313,17 +298,18 @@ def test_scalar_types(spec: dict[str, Any]) -> None:
 def test_required_and_output_only_follow_field_behavior(spec: dict[str, Any]) -> None:
     counts: dict[int, int] = {BEHAVIOR.REQUIRED: 0, BEHAVIOR.OUTPUT_ONLY: 0}
     for message in _messages():
-        schema = _schema(spec, message.full_name)
-        required = [f.json_name for f in message.fields if BEHAVIOR.REQUIRED in _behaviors(f)]
-        assert schema.get("required", []) == required, message.full_name
-        for field in message.fields:
-            prop = schema["properties"][field.json_name]
-            behaviors = _behaviors(field)
-            assert prop.get("readOnly", False) is (BEHAVIOR.OUTPUT_ONLY in behaviors)
-            for behavior in behaviors:
-                counts[behavior] = counts.get(behavior, 0) + 1
-                # The field's comment became its description.
-                assert prop["description"].startswith(BEHAVIOR_WORDS[behavior]), field.full_name
+        for name in _names(message.full_name):
+            schema = _schema(spec, name)
+            required = [f.json_name for f in message.fields if BEHAVIOR.REQUIRED in _behaviors(f)]
+            assert schema.get("required", []) == required, name
+            for field in message.fields:
+                prop = schema["properties"][field.json_name]
+                behaviors = _behaviors(field)
+                assert prop.get("readOnly", False) is (BEHAVIOR.OUTPUT_ONLY in behaviors)
+                for behavior in behaviors:
+                    counts[behavior] = counts.get(behavior, 0) + 1
+                    # The field's comment became its description.
+                    assert prop["description"].startswith(BEHAVIOR_WORDS[behavior]), name
     assert counts[BEHAVIOR.REQUIRED] >= 30
     assert counts[BEHAVIOR.OUTPUT_ONLY] >= 8
 
@@ -332,15 +318,23 @@ def test_enums_list_their_value_names(spec: dict[str, Any]) -> None:
     enums = list(_enums())
     assert len(enums) >= 8
     for enum in enums:
-        schema = _schema(spec, enum.full_name)
-        assert schema["type"] == "string"
-        assert schema["enum"] == [value.name for value in enum.values]
+        names = [value.name for value in enum.values]
+        for name in _names(enum.full_name):
+            schema = _schema(spec, name)
+            if name.startswith("request."):
+                # A request may give a value by its number, as parsers accept.
+                assert schema["enum"] == names + [value.number for value in enum.values]
+            else:
+                assert schema["type"] == "string"
+                assert schema["enum"] == names
     for message in _messages():
-        for field in message.fields:
-            if field.enum_type is not None:
-                prop = _schema(spec, message.full_name)["properties"][field.json_name]
-                assert prop["$ref"] == SCHEMAS + field.enum_type.full_name
-    interaction = "io.auxia.decision.model.LogTreatmentInteractionRequest.InteractionType"
+        for name in _names(message.full_name):
+            prefix = name.removesuffix(message.full_name)
+            for field in message.fields:
+                if field.enum_type is not None:
+                    prop = _schema(spec, name)["properties"][field.json_name]
+                    assert prop["$ref"] == SCHEMAS + prefix + field.enum_type.full_name
+    interaction = "request.io.auxia.decision.model.LogTreatmentInteractionRequest.InteractionType"
     assert "- `SWIPE`: The user swiped the treatment." in _schema(spec, interaction)["description"]
 
 
@@ -358,7 +352,6 @@ def test_maps_repeated_fields_and_messages(spec: dict[str, Any]) -> None:
 
 def test_oneofs_are_documented_and_exclusive(spec: dict[str, Any]) -> None:
     for message in _messages():
-        schema = _schema(spec, message.full_name)
         proto = descriptor_pb2.DescriptorProto()
         message.CopyToProto(proto)
         # proto3 `optional` fields sit in synthetic oneofs, which are not the API's.
@@ -368,9 +361,11 @@ def test_oneofs_are_documented_and_exclusive(spec: dict[str, Any]) -> None:
             for oneof in message.oneofs
             if [f.name for f in oneof.fields if f.name not in optional]
         }
-        assert schema.get("x-oneof", {}) == real, message.full_name
-        for name in real:
-            assert f"Oneof `{name}`" in schema["description"]
+        for schema_name in _names(message.full_name):
+            schema = _schema(spec, schema_name)
+            assert schema.get("x-oneof", {}) == real, schema_name
+            for name in real:
+                assert f"Oneof `{name}`" in schema["description"]
     tdfp = "io.auxia.decision.model.DataFieldParams.TreatmentDataFieldParams"
     validator = _validator(spec, tdfp)
     base = {"treatmentInteractionType": "VIEWED"}
@@ -401,24 +396,31 @@ def test_sample_validates_against_its_operation_schema(
         ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     else:
         ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
-    assert ref == SCHEMAS + sample.message_type.DESCRIPTOR.full_name
-    assert _errors(spec, ref.removeprefix(SCHEMAS), _sample_json(sample)) == []
+    assert ref == SCHEMAS + _schema_name(sample)
+    assert _errors(spec, ref.removeprefix(SCHEMAS), sample_json(sample)) == []
+
+
+def _schema_name(sample: Sample) -> str:
+    """Return the component of a sample's type: request bodies have closed schemas of their own."""
+    full_name = sample.message_type.DESCRIPTOR.full_name
+    return f"request.{full_name}" if sample.is_request else full_name
 
 
 def test_samples_with_snake_case_names_need_normalizing(spec: dict[str, Any]) -> None:
     sample = next(s for s in PARSEABLE if s.name == "insert_treatment_request")
     raw = json.loads(sample.text())
     assert "project_id" in raw
-    errors = _errors(spec, "io.auxia.decision.model.InsertTreatmentRequest", raw)
+    errors = _errors(spec, "request.io.auxia.decision.model.InsertTreatmentRequest", raw)
     assert "'projectId' is a required property" in "\n".join(errors)
 
 
 @pytest.mark.parametrize("name", ["insert_treatment_response", "update_treatment_response"])
 def test_literal_samples_with_a_placeholder_int64_fail(spec: dict[str, Any], name: str) -> None:
     sample = BROKEN[name]
-    errors = _errors(spec, sample.message_type.DESCRIPTOR.full_name, _sample_json(sample))
+    errors = _errors(spec, sample.message_type.DESCRIPTOR.full_name, sample_json(sample))
     assert errors == [
-        "treatment/mutualExclusionGroup/projectId: 'PROJECT_ID' does not match '^-?[0-9]+$'"
+        "treatment/mutualExclusionGroup/projectId: 'PROJECT_ID' does not match "
+        f"'{protoc_gen_openapi.INT64_PATTERN}'"
     ]
 
 
@@ -450,12 +452,12 @@ def test_mutated_sample_fails(
     spec: dict[str, Any], name: str, path: list[str | int], value: Any, parse_fails: bool
 ) -> None:
     sample = next(s for s in PARSEABLE if s.name == name)
-    instance = copy.deepcopy(_sample_json(sample))
+    instance = copy.deepcopy(sample_json(sample))
     target = instance
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
-    errors = _errors(spec, sample.message_type.DESCRIPTOR.full_name, instance)
+    errors = _errors(spec, _schema_name(sample), instance)
     assert errors, f"{name} with {path} = {value!r} validated"
     if parse_fails:
         with pytest.raises(json_format.ParseError):
@@ -637,7 +639,7 @@ def test_plugin_maps_every_scalar_and_well_known_type() -> None:
     assert props["fbytes"]["format"] == "byte"
     assert props["wkt50"] == {"type": "string", "format": "date-time"}
     assert props["wkt51"]["type"] == "string"
-    assert props["byId"]["propertyNames"] == {"pattern": "^-?[0-9]+$"}
+    assert props["byId"]["propertyNames"] == {"pattern": protoc_gen_openapi.INT64_PATTERN}
     assert props["byId"]["additionalProperties"] == {"type": "boolean"}
     assert props["both"]["readOnly"] is True
     assert schema["required"] == ["both"]

@@ -8,8 +8,9 @@ code, content type, body schema). The budget is small in ``make test``;
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+from typing import Any, Final
 
 import pytest
 import schemathesis
@@ -23,7 +24,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from auxia_decision._routes import routes
+from auxia_decision import ApiError, RestCodec, check_request
+from auxia_decision._routes import route_for, routes
 from tests._served import Served
 
 MAX_EXAMPLES = int(os.environ.get("AUXIA_FUZZ_EXAMPLES", "15"))
@@ -73,3 +75,44 @@ def test_operation_conforms_and_never_fails_with_5xx(
         )
 
     check()
+
+
+REACHED_AT_LEAST: Final = 0.5
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_positive_cases_reach_the_rpc(
+    api_schema: schemathesis.BaseSchema, server: Served, label: str
+) -> None:
+    # A positive case that the server's validation refuses (400 before the RPC
+    # runs) tests the description, not the API. With request schemas that are
+    # closed and carry the protos' rules, the cases reach the RPCs: 10% did with
+    # the open schemas before (60 cases per operation), 100% with these.
+    operation = api_schema.find_operation_by_label(label)
+    assert operation is not None
+    request_type = route_for(label.split()[1]).request_type
+    codec = RestCodec()
+    outcomes: list[bool] = []
+
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
+    def check(case: schemathesis.Case[Any]) -> None:
+        assert isinstance(case.body, dict)
+        case.body["projectId"] = "PROJECT_ID"
+        response = case.call(base_url=server.rest_url, headers={"x-api-key": "TEST_API_KEY"})
+        assert response.status_code < 500
+        try:
+            check_request(codec.decode_request(json.dumps(case.body), request_type))
+        except ApiError:
+            outcomes.append(False)  # the server's validation refuses it: a 400
+            assert response.status_code == 400
+        else:
+            outcomes.append(True)
+
+    check()
+    assert sum(outcomes) / len(outcomes) >= REACHED_AT_LEAST, outcomes

@@ -17,12 +17,9 @@ Node.js and npm are required: without them the tests fail, never skip.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import shutil
-import subprocess
 from collections.abc import Iterator
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from google.protobuf.message import Message
@@ -36,7 +33,8 @@ from auxia.decision.model import (
 )
 from auxia_decision import RestCodec
 from tests._fixtures import BROKEN, PARSEABLE, Sample
-from tests._repo import ROOT, VENV_BIN, run
+from tests._node import TS, LineScript, checked, install_ts
+from tests._repo import ROOT, VENV_BIN
 from tests._strategies import messages
 
 M = TypeVar("M", bound=Message)
@@ -64,8 +62,6 @@ def _same_json(left: str, right: str) -> bool:
     return bool(json.loads(left, parse_int=float) == json.loads(right, parse_int=float))
 
 
-TS = ROOT / "ts"
-MIN_NODE_MAJOR = 20
 _tm = treatment_management_service_pb2
 _ti = treatment_interaction_service_pb2
 # Every request and response type of the API; together they reach every message.
@@ -84,31 +80,13 @@ API_TYPES: list[type[Message]] = [
 class ProtobufEs:
     """The running ``roundtrip.mjs``: one request line in, one result line out."""
 
-    def __init__(
-        self, process: subprocess.Popen[str], generated: pathlib.Path, stderr: pathlib.Path
-    ) -> None:
-        self._process = process
+    def __init__(self, script: LineScript, generated: pathlib.Path) -> None:
+        self._script = script
         self.generated = generated
-        self._stderr = stderr
-
-    def _pipes(self) -> tuple[IO[str], IO[str]]:
-        assert self._process.stdin is not None
-        assert self._process.stdout is not None
-        return self._process.stdin, self._process.stdout
 
     def round_trip(self, type_name: str, value: Any) -> dict[str, Any]:
         """Return protobuf-es's answer for one value: ``{"json": ...}`` or ``{"error": ...}``."""
-        stdin, stdout = self._pipes()
-        stdin.write(json.dumps({"type": type_name, "json": value}) + "\n")
-        stdin.flush()
-        line = stdout.readline()
-        if not line:
-            self._process.wait(timeout=10)
-            pytest.fail(
-                f"roundtrip.mjs exited ({self._process.returncode}):\n{self._stderr.read_text()}"
-            )
-        answer: dict[str, Any] = json.loads(line)
-        return answer
+        return self._script.ask({"type": type_name, "json": value})
 
     def through_ts(self, message: Message) -> str:
         """Encode in Python, read and rewrite in protobuf-es; return protobuf-es's JSON text."""
@@ -118,45 +96,15 @@ class ProtobufEs:
 
     def close(self) -> None:
         """End the process: it exits at the end of its input."""
-        stdin, stdout = self._pipes()
-        stdin.close()
-        self._process.wait(timeout=30)
-        stdout.close()
-
-
-def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.fail(
-            f"{tool} is not on PATH: the TypeScript round-trip tests need Node.js "
-            f">= {MIN_NODE_MAJOR} and npm (Debian: apt-get install nodejs npm)",
-            pytrace=False,
-        )
-    return path
-
-
-def _checked(args: list[str], cwd: pathlib.Path) -> subprocess.CompletedProcess[str]:
-    result = run(args, cwd, check=False)
-    if result.returncode != 0:
-        pytest.fail(
-            f"{' '.join(args)} failed ({result.returncode}) in {cwd}:\n"
-            f"{result.stdout}\n{result.stderr}",
-            pytrace=False,
-        )
-    return result
+        self._script.close()
 
 
 @pytest.fixture(scope="session")
 def protobuf_es(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProtobufEs]:
     """Install ts/, generate the protobuf-es modules and start roundtrip.mjs."""
-    node = _require("node")
-    npm = _require("npm")
-    version = _checked([node, "--version"], ROOT).stdout.strip()
-    if int(version.lstrip("v").split(".")[0]) < MIN_NODE_MAJOR:
-        pytest.fail(f"Node.js {version} is too old: need >= {MIN_NODE_MAJOR}", pytrace=False)
-    _checked([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], TS)
+    node = install_ts()
     out = tmp_path_factory.mktemp("protobuf-es")
-    _checked(
+    checked(
         [
             str(VENV_BIN / "buf"),
             "generate",
@@ -171,22 +119,12 @@ def protobuf_es(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProtobufEs
     # the folder a module package that resolves packages from ts/node_modules.
     (out / "package.json").write_text('{"type": "module"}\n')
     (out / "node_modules").symlink_to(TS / "node_modules", target_is_directory=True)
-    stderr = out / "roundtrip.stderr"
-    with stderr.open("w") as errors:
-        process = subprocess.Popen(
-            [node, str(TS / "roundtrip.mjs"), str(out / "ts/gen")],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-            encoding="utf-8",
-            env={**os.environ, "NODE_NO_WARNINGS": "1"},
-        )
-    es = ProtobufEs(process, out / "ts/gen", stderr)
+    script = LineScript(
+        [node, str(TS / "roundtrip.mjs"), str(out / "ts/gen")], out / "roundtrip.stderr"
+    )
+    es = ProtobufEs(script, out / "ts/gen")
     yield es
     es.close()
-    assert process.returncode == 0, stderr.read_text()
 
 
 def test_protobuf_es_generated_javascript_and_declarations(protobuf_es: ProtobufEs) -> None:

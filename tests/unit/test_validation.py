@@ -10,6 +10,7 @@ from auxia.decision.model import (
     data_field_pb2,
     treatment_pb2,
 )
+from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.model import (
     treatment_interaction_service_pb2 as interactions,
 )
@@ -201,3 +202,46 @@ def test_the_quick_check_agrees_with_the_walk(message_type: type[Message]) -> No
         assert validate(message) == ValidationResult(tuple(errors), tuple(warnings))
 
     check()
+
+
+@pytest.mark.parametrize(
+    ("window", "problem"),
+    [
+        ("LAST_1D", None),
+        ("LAST_365D", None),
+        ("LAST_366D", '"LAST_366D" is not a window LAST_<N>D with N from 1 to 365'),
+        ("LAST_0D", '"LAST_0D" is not a window LAST_<N>D with N from 1 to 365'),
+        ("last_7d", '"last_7d" is not a window LAST_<N>D with N from 1 to 365'),
+        ("LAST_7D\n", '"LAST_7D\n" is not a window LAST_<N>D with N from 1 to 365'),
+    ],
+)
+def test_a_window_follows_its_field_rule(window: str, problem: str | None) -> None:
+    request = management.GetDataFieldsByParamsRequest(project_id="P")
+    metric = request.data_field_params.add().treatment_data_field_params
+    metric.treatment_interaction_type = metric.VIEWED
+    metric.daily_count_aggregation.window_name = window
+    errors = [(v.field, v.description) for v in validate(request).errors]
+    path = "dataFieldParams[0].treatmentDataFieldParams.dailyCountAggregation.windowName"
+    assert errors == ([] if problem is None else [(path, problem)])
+
+
+@pytest.mark.parametrize("count", [-1, 0, 3])
+def test_counts_are_not_negative(count: int) -> None:
+    request = decisions.GetTreatmentsRequest(project_id="P", user_id="u")
+    request.surfaces.add(surface="S", maximum_treatment_count=count, minimum_treatment_count=count)
+    errors = [(v.field, v.description) for v in validate(request).errors]
+    wrong = [
+        (f"surfaces[0].{name}", "must not be negative")
+        for name in ("maximumTreatmentCount", "minimumTreatmentCount")
+    ]
+    assert errors == (wrong if count < 0 else [])
+
+
+def test_an_enum_value_the_schema_does_not_define_is_an_error() -> None:
+    request = interactions.LogTreatmentInteractionRequest(
+        project_id="P", treatment_tracking_id="t", interaction_time_micros=1
+    )
+    request.interaction_type = 99  # type: ignore[assignment]
+    (error,) = validate(request).errors
+    assert error.field == "interactionType"
+    assert error.description.startswith("99 is not a value of InteractionType: expected one of")

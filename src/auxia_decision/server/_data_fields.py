@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from auxia.decision.model import data_field_pb2
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia_decision._errors import invalid_field
-from auxia_decision._json import json_path
 from auxia_decision.server._storage import ProjectRecord, Repository
-
-_WINDOW: Final = re.compile(r"LAST_([1-9][0-9]{0,2})D")
-MAX_WINDOW_DAYS: Final = 365
 
 # The type of a metric, by the aggregation that computes it.
 _TYPE_BY_AGGREGATION: Final = {
@@ -48,22 +43,9 @@ def data_field_type_of(
         if kind == "treatment_data_field_params"
         else params.event_data_field_params
     )
-    metric_path = json_path(
-        path,
-        "treatmentDataFieldParams"
-        if kind == "treatment_data_field_params"
-        else "eventDataFieldParams",
-    )
+    # The aggregation's oneof and its window's form are field rules, checked by validation.
     aggregation = metric.WhichOneof("aggregation")
-    assert aggregation is not None  # oneof_required, checked by validation
-    if aggregation == "daily_count_aggregation":
-        window = metric.daily_count_aggregation.window_name
-        match = _WINDOW.fullmatch(window)
-        if match is None or int(match.group(1)) > MAX_WINDOW_DAYS:
-            raise invalid_field(
-                f"{metric_path}.dailyCountAggregation.windowName",
-                f'"{window}" is not a window LAST_<N>D with N from 1 to {MAX_WINDOW_DAYS}',
-            )
+    assert aggregation is not None
     return _TYPE_BY_AGGREGATION[aggregation]
 
 

@@ -275,14 +275,10 @@ def _surfaces(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> list
                     f'"{asked.surface}" is not a surface of the project (surfaces: {known})',
                 )
             )
+        # Negative counts are refused by validation (the fields' rules).
         maximum = asked.maximum_treatment_count or 1
         minimum = asked.minimum_treatment_count
-        if maximum < 0:
-            problems.append(violation(f"{path}.maximumTreatmentCount", "must not be negative"))
-            maximum = 1
-        if minimum < 0:
-            problems.append(violation(f"{path}.minimumTreatmentCount", "must not be negative"))
-        elif minimum > maximum:
+        if minimum > maximum:
             problems.append(
                 violation(
                     f"{path}.minimumTreatmentCount",

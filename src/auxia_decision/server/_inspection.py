@@ -45,8 +45,6 @@ class _Window:
 def _window(request: _Listing) -> _Window:
     """Check a listing's paging and time fields; raise INVALID_ARGUMENT naming each bad one."""
     violations: list[FieldViolation] = []
-    if request.page_size < 0:
-        violations.append(violation("pageSize", "must not be negative"))
     after = 0
     if request.page_token:
         token = request.page_token

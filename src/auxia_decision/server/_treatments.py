@@ -480,8 +480,6 @@ def get_all_treatments(
     page and the filters it was made for, so that a token is refused with
     other filters or another project.
     """
-    if request.page_size < 0:
-        raise invalid_field("pageSize", "must not be negative")
     size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     filters = _filters_digest(project.project_id, request)
     after = _page_start(request.page_token, filters)

@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from auxia.decision.model import field_rules_pb2 as auxia_dot_decision_dot_model_dot_field__rules__pb2
 from auxia.decision.model import oneof_behavior_pb2 as auxia_dot_decision_dot_model_dot_oneof__behavior__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n5auxia/decision/model/treatment_decision_service.proto\x12\x17io.auxia.decision.model\x1a)auxia/decision/model/oneof_behavior.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"\xb9\x02\n\x14GetTreatmentsRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12\x1d\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06userId\x12g\n\x15\x63ontextual_attributes\x18\x03 \x03(\x0b\x32,.io.auxia.decision.model.ContextualAttributeB\x04\xe2\x41\x01\x01R\x14\x63ontextualAttributes\x12I\n\x08surfaces\x18\x04 \x03(\x0b\x32\'.io.auxia.decision.model.SurfaceRequestB\x04\xe2\x41\x01\x02R\x08surfaces\x12)\n\rlanguage_code\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01R\x0clanguageCode\"\xa9\x01\n\x13\x43ontextualAttribute\x12\x16\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x03key\x12#\n\x0cstring_value\x18\x02 \x01(\tH\x00R\x0bstringValue\x12\x1f\n\nbool_value\x18\x03 \x01(\x08H\x00R\tboolValue\x12%\n\rinteger_value\x18\x04 \x01(\x03H\x00R\x0cintegerValueB\r\n\x05value\x12\x04\x88\xb5\x18\x01\"\xac\x01\n\x0eSurfaceRequest\x12\x1e\n\x07surface\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x07surface\x12<\n\x17maximum_treatment_count\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01R\x15maximumTreatmentCount\x12<\n\x17minimum_treatment_count\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01R\x15minimumTreatmentCount\"\x89\x01\n\x15GetTreatmentsResponse\x12\x1f\n\x0bresponse_id\x18\x01 \x01(\tR\nresponseId\x12O\n\x0fuser_treatments\x18\x02 \x03(\x0b\x32&.io.auxia.decision.model.UserTreatmentR\x0euserTreatments\"\xc6\x02\n\rUserTreatment\x12\'\n\x0ctreatment_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x0btreatmentId\x12\x38\n\x15treatment_tracking_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x13treatmentTrackingId\x12\x18\n\x04rank\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x04rank\x12\x38\n\x15\x63ontent_language_code\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x13\x63ontentLanguageCode\x12\x31\n\x11treatment_content\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x10treatmentContent\x12+\n\x0etreatment_type\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03R\rtreatmentType\x12\x1e\n\x07surface\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03R\x07surface2\xa9\x01\n\x18TreatmentDecisionService\x12\x8c\x01\n\rGetTreatments\x12-.io.auxia.decision.model.GetTreatmentsRequest\x1a..io.auxia.decision.model.GetTreatmentsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/v1/GetTreatments:\x01*B\xda\x01\n\x17io.auxia.decision.modelB\x1dTreatmentDecisionServiceProtoP\x01ZGgithub.com/auxia/auxia-decision-api/gen/go/auxia/decision/model;modelpb\xa2\x02\x03\x41\x44M\xaa\x02\x17Io.Auxia.Decision.Model\xca\x02\x17Io\\Auxia\\Decision\\Model\xea\x02\x1aIo::Auxia::Decision::Modelb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n5auxia/decision/model/treatment_decision_service.proto\x12\x17io.auxia.decision.model\x1a&auxia/decision/model/field_rules.proto\x1a)auxia/decision/model/oneof_behavior.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"\xb9\x02\n\x14GetTreatmentsRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12\x1d\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06userId\x12g\n\x15\x63ontextual_attributes\x18\x03 \x03(\x0b\x32,.io.auxia.decision.model.ContextualAttributeB\x04\xe2\x41\x01\x01R\x14\x63ontextualAttributes\x12I\n\x08surfaces\x18\x04 \x03(\x0b\x32\'.io.auxia.decision.model.SurfaceRequestB\x04\xe2\x41\x01\x02R\x08surfaces\x12)\n\rlanguage_code\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01R\x0clanguageCode\"\xa9\x01\n\x13\x43ontextualAttribute\x12\x16\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x03key\x12#\n\x0cstring_value\x18\x02 \x01(\tH\x00R\x0bstringValue\x12\x1f\n\nbool_value\x18\x03 \x01(\x08H\x00R\tboolValue\x12%\n\rinteger_value\x18\x04 \x01(\x03H\x00R\x0cintegerValueB\r\n\x05value\x12\x04\x88\xb5\x18\x01\"\xb8\x01\n\x0eSurfaceRequest\x12\x1e\n\x07surface\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x07surface\x12\x42\n\x17maximum_treatment_count\x18\x02 \x01(\x03\x42\n\xe2\x41\x01\x01\x92\xb5\x18\x02\x18\x00R\x15maximumTreatmentCount\x12\x42\n\x17minimum_treatment_count\x18\x03 \x01(\x03\x42\n\xe2\x41\x01\x01\x92\xb5\x18\x02\x18\x00R\x15minimumTreatmentCount\"\x89\x01\n\x15GetTreatmentsResponse\x12\x1f\n\x0bresponse_id\x18\x01 \x01(\tR\nresponseId\x12O\n\x0fuser_treatments\x18\x02 \x03(\x0b\x32&.io.auxia.decision.model.UserTreatmentR\x0euserTreatments\"\xc6\x02\n\rUserTreatment\x12\'\n\x0ctreatment_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x0btreatmentId\x12\x38\n\x15treatment_tracking_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x13treatmentTrackingId\x12\x18\n\x04rank\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x04rank\x12\x38\n\x15\x63ontent_language_code\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x13\x63ontentLanguageCode\x12\x31\n\x11treatment_content\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x10treatmentContent\x12+\n\x0etreatment_type\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03R\rtreatmentType\x12\x1e\n\x07surface\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03R\x07surface2\xa9\x01\n\x18TreatmentDecisionService\x12\x8c\x01\n\rGetTreatments\x12-.io.auxia.decision.model.GetTreatmentsRequest\x1a..io.auxia.decision.model.GetTreatmentsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/v1/GetTreatments:\x01*B\xda\x01\n\x17io.auxia.decision.modelB\x1dTreatmentDecisionServiceProtoP\x01ZGgithub.com/auxia/auxia-decision-api/gen/go/auxia/decision/model;modelpb\xa2\x02\x03\x41\x44M\xaa\x02\x17Io.Auxia.Decision.Model\xca\x02\x17Io\\Auxia\\Decision\\Model\xea\x02\x1aIo::Auxia::Decision::Modelb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,9 +53,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SURFACEREQUEST'].fields_by_name['surface']._loaded_options = None
   _globals['_SURFACEREQUEST'].fields_by_name['surface']._serialized_options = b'\342A\001\002'
   _globals['_SURFACEREQUEST'].fields_by_name['maximum_treatment_count']._loaded_options = None
-  _globals['_SURFACEREQUEST'].fields_by_name['maximum_treatment_count']._serialized_options = b'\342A\001\001'
+  _globals['_SURFACEREQUEST'].fields_by_name['maximum_treatment_count']._serialized_options = b'\342A\001\001\222\265\030\002\030\000'
   _globals['_SURFACEREQUEST'].fields_by_name['minimum_treatment_count']._loaded_options = None
-  _globals['_SURFACEREQUEST'].fields_by_name['minimum_treatment_count']._serialized_options = b'\342A\001\001'
+  _globals['_SURFACEREQUEST'].fields_by_name['minimum_treatment_count']._serialized_options = b'\342A\001\001\222\265\030\002\030\000'
   _globals['_USERTREATMENT'].fields_by_name['treatment_id']._loaded_options = None
   _globals['_USERTREATMENT'].fields_by_name['treatment_id']._serialized_options = b'\342A\001\003'
   _globals['_USERTREATMENT'].fields_by_name['treatment_tracking_id']._loaded_options = None
@@ -71,16 +72,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERTREATMENT'].fields_by_name['surface']._serialized_options = b'\342A\001\003'
   _globals['_TREATMENTDECISIONSERVICE'].methods_by_name['GetTreatments']._loaded_options = None
   _globals['_TREATMENTDECISIONSERVICE'].methods_by_name['GetTreatments']._serialized_options = b'\202\323\344\223\002\026\"\021/v1/GetTreatments:\001*'
-  _globals['_GETTREATMENTSREQUEST']._serialized_start=189
-  _globals['_GETTREATMENTSREQUEST']._serialized_end=502
-  _globals['_CONTEXTUALATTRIBUTE']._serialized_start=505
-  _globals['_CONTEXTUALATTRIBUTE']._serialized_end=674
-  _globals['_SURFACEREQUEST']._serialized_start=677
-  _globals['_SURFACEREQUEST']._serialized_end=849
-  _globals['_GETTREATMENTSRESPONSE']._serialized_start=852
-  _globals['_GETTREATMENTSRESPONSE']._serialized_end=989
-  _globals['_USERTREATMENT']._serialized_start=992
-  _globals['_USERTREATMENT']._serialized_end=1318
-  _globals['_TREATMENTDECISIONSERVICE']._serialized_start=1321
-  _globals['_TREATMENTDECISIONSERVICE']._serialized_end=1490
+  _globals['_GETTREATMENTSREQUEST']._serialized_start=229
+  _globals['_GETTREATMENTSREQUEST']._serialized_end=542
+  _globals['_CONTEXTUALATTRIBUTE']._serialized_start=545
+  _globals['_CONTEXTUALATTRIBUTE']._serialized_end=714
+  _globals['_SURFACEREQUEST']._serialized_start=717
+  _globals['_SURFACEREQUEST']._serialized_end=901
+  _globals['_GETTREATMENTSRESPONSE']._serialized_start=904
+  _globals['_GETTREATMENTSRESPONSE']._serialized_end=1041
+  _globals['_USERTREATMENT']._serialized_start=1044
+  _globals['_USERTREATMENT']._serialized_end=1370
+  _globals['_TREATMENTDECISIONSERVICE']._serialized_start=1373
+  _globals['_TREATMENTDECISIONSERVICE']._serialized_end=1542
 # @@protoc_insertion_point(module_scope)
