@@ -98,8 +98,26 @@ breaking: $(STAMP) ## Check the API and the server's protos for wire-breaking ch
 	  fi; \
 	done
 
+# What the monorepo test builds with besides buf and npm: Debian's protoc, the
+# well-known types and the protobuf Java library, of one version (3.21), and a
+# JDK. Installed with apt-get when missing (as root; otherwise the line to run).
+DEBIAN_PACKAGES := protobuf-compiler libprotobuf-dev libprotobuf-java default-jdk-headless
+
+.PHONY: system-packages
+system-packages: ## Install the Debian packages the monorepo test needs, if they are missing
+	@if ! command -v protoc >/dev/null || ! command -v javac >/dev/null \
+	  || [ ! -f /usr/share/java/protobuf.jar ] || [ ! -f /usr/include/google/protobuf/timestamp.proto ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null \
+	      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; }; \
+	  else \
+	    echo "make test needs Debian's $(DEBIAN_PACKAGES): sudo apt-get install $(DEBIAN_PACKAGES)" >&2; exit 1; \
+	  fi; \
+	fi
+
 .PHONY: test
-test: lint checkgenerate breaking ## Run every check: lint, drift, breaking, and the test suite
+test: lint checkgenerate breaking system-packages ## Run every check: lint, drift, breaking, and the test suite
 	$(BIN)/pytest
 
 .PHONY: unit

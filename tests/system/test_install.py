@@ -261,3 +261,6 @@ def test_the_commands_that_need_no_extra_work_everywhere(
         [command, "protos", "--include-path"], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert (pathlib.Path(include) / "auxia/decision/model/treatment.proto").is_file()
+    # What our protos import is there too (the well-known types come with protoc).
+    assert (pathlib.Path(include) / "google/api/field_behavior.proto").is_file()
+    assert not (pathlib.Path(include) / "auxia/decision/model/seed.proto").exists()

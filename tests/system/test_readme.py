@@ -15,7 +15,6 @@ import importlib.metadata
 import json
 import os
 import pathlib
-import re
 import shlex
 import signal
 import socket
@@ -27,17 +26,12 @@ from typing import Any, Final
 
 import pytest
 
+from tests._docs import code_blocks
 from tests._repo import ROOT, VENV_BIN, copy_tree
 from tools.installs import build_wheel, locked_constraints
 
-_BLOCK: Final = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
 README: Final = ROOT / "README.md"
 SERVER_DOC: Final = ROOT / "docs" / "server.md"
-
-
-def code_blocks(path: pathlib.Path, language: str) -> list[str]:
-    """Return the fenced code blocks of a markdown file in a language, in order."""
-    return [text for lang, text in _BLOCK.findall(path.read_text()) if lang == language]
 
 
 def _free_port() -> int:
