@@ -98,14 +98,15 @@ breaking: $(STAMP) ## Check the API and the server's protos for wire-breaking ch
 	  fi; \
 	done
 
-# What the monorepo test builds with besides buf and npm: Debian's protoc, the
-# well-known types and the protobuf Java library, of one version (3.21), and a
-# JDK. Installed with apt-get when missing (as root; otherwise the line to run).
-DEBIAN_PACKAGES := protobuf-compiler libprotobuf-dev libprotobuf-java default-jdk-headless
+# What the tests need from Debian besides buf and npm: for the monorepo test,
+# protoc, the well-known types and the protobuf Java library of one version
+# (3.21), and a JDK; for the console's browser test, Chromium. Installed with
+# apt-get when missing (as root; otherwise the line to run).
+DEBIAN_PACKAGES := protobuf-compiler libprotobuf-dev libprotobuf-java default-jdk-headless chromium
 
 .PHONY: system-packages
-system-packages: ## Install the Debian packages the monorepo test needs, if they are missing
-	@if ! command -v protoc >/dev/null || ! command -v javac >/dev/null \
+system-packages: ## Install the Debian packages the monorepo and browser tests need, if missing
+	@if ! command -v protoc >/dev/null || ! command -v javac >/dev/null || ! command -v chromium >/dev/null \
 	  || [ ! -f /usr/share/java/protobuf.jar ] || [ ! -f /usr/include/google/protobuf/timestamp.proto ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    export DEBIAN_FRONTEND=noninteractive; \

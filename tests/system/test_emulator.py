@@ -629,3 +629,70 @@ def test_health_and_the_documents(auxia_server: LocalServer) -> None:
     assert not [path for path in api["paths"] if "emulator" in path]
     assert "/emulator/v1/ListInteractions" in emulator["paths"]
     assert json.dumps(api).count("x-admin-key") == 0
+
+
+# Why (not), and the projects.
+
+
+def test_a_decision_is_explained_without_being_made(admin: AdminCall, client: Client) -> None:
+    asked = decisions.GetTreatmentsRequest(
+        project_id="PROJECT_ID",
+        user_id="u11",
+        surfaces=[decisions.SurfaceRequest(surface="CART_SCREEN")],
+    )
+    explained = admin("ExplainDecision", emulator_pb2.ExplainDecisionRequest(request=asked))
+    assert isinstance(explained, emulator_pb2.ExplainDecisionResponse)
+    outcomes = {v.treatment_id: v.outcome for v in explained.verdicts}
+    assert outcomes["CART_REMINDER"] == emulator_pb2.Verdict.SERVED
+    assert outcomes["WELCOME_BACK"] == emulator_pb2.Verdict.NOT_ON_SURFACE
+    # Explaining served nothing: no decision is listed.
+    assert admin("ListDecisions", emulator_pb2.ListDecisionsRequest(user_id="u11")) == (
+        emulator_pb2.ListDecisionsResponse()
+    )
+    now = datetime.datetime.now(UTC).timestamp()
+    _log(
+        client,
+        "u11",
+        Interaction.DISMISSED,
+        treatment_id="CART_REMINDER",
+        time_micros=int(now * 1_000_000),
+    )
+    again = admin("ExplainDecision", emulator_pb2.ExplainDecisionRequest(request=asked))
+    assert isinstance(again, emulator_pb2.ExplainDecisionResponse)
+    (suppressed,) = [v for v in again.verdicts if v.treatment_id == "CART_REMINDER"]
+    assert suppressed.outcome == emulator_pb2.Verdict.SUPPRESSED
+    assert suppressed.detail.startswith("rule failed: DISMISSED count of CART_REMINDER")
+
+
+@pytest.mark.parametrize(
+    ("asked", "code"),
+    [
+        (decisions.GetTreatmentsRequest(project_id="NOPE", user_id="u"), Code.INVALID_ARGUMENT),
+        (
+            decisions.GetTreatmentsRequest(
+                project_id="NOPE",
+                user_id="u",
+                surfaces=[decisions.SurfaceRequest(surface="S")],
+            ),
+            Code.NOT_FOUND,
+        ),
+    ],
+    ids=["no-surface", "no-project"],
+)
+def test_a_decision_that_cannot_be_explained_says_why(
+    admin: AdminCall, asked: decisions.GetTreatmentsRequest, code: Code
+) -> None:
+    with pytest.raises(ApiError) as raised:
+        admin("ExplainDecision", emulator_pb2.ExplainDecisionRequest(request=asked))
+    assert raised.value.code == code
+
+
+def test_the_projects_are_listed_with_their_treatments(admin: AdminCall) -> None:
+    listed = admin("ListProjects", emulator_pb2.ListProjectsRequest())
+    assert isinstance(listed, emulator_pb2.ListProjectsResponse)
+    (project,) = [p for p in listed.projects if p.project_id == "PROJECT_ID"]
+    assert project.numeric_project_id == 1
+    treatments = {t.treatment_id: t for t in project.treatments}
+    assert treatments["CART_REMINDER"].status == treatment_pb2.TreatmentPb.LIVE
+    assert [field.data_field_id for field in project.data_fields] == list(range(1, 10))
+    assert {t.name for t in project.treatment_types} == {"IN_APP_CONTENT", "IN_APP_CONTENT_CARD"}

@@ -15,6 +15,7 @@ import signal
 import subprocess
 from typing import Final
 
+import httpx
 import pytest
 
 from tests._fixtures import FIXTURES
@@ -237,6 +238,10 @@ def test_serve_starts_only_with_the_server_extra(
         lines = [process.stdout.readline() for _ in range(2)]
         assert lines[0].startswith("auxia-decision: REST on http://127.0.0.1:")
         assert lines[1].startswith("auxia-decision: gRPC on 127.0.0.1:")
+        # The console's files are in the wheel.
+        rest = lines[0].split()[-1]
+        for path in ("/console/", "/console/explorer.html", "/console/vendor/rapidoc-min.js"):
+            assert httpx.get(rest + path).status_code == 200, path
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)

@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from auxia.decision.emulator.v1 import emulator_pb2, emulator_pb2_grpc
+from auxia.decision.model import treatment_decision_service_pb2 as decision_service
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision._errors import ApiError, Code
 from auxia_decision.server._emulator import ADMIN_KEY_HEADER
@@ -159,6 +160,20 @@ class EmulatorAdmin:
             if not page.next_page_token:
                 return found
             request.page_token = page.next_page_token
+
+    def explain(self, request: decision_service.GetTreatmentsRequest) -> list[emulator_pb2.Verdict]:
+        """Return what GetTreatments would give each treatment for a request now, and why.
+
+        Nothing is served or stored.
+        """
+        explained = self.call(
+            self.stub.ExplainDecision, emulator_pb2.ExplainDecisionRequest(request=request)
+        )
+        return list(explained.verdicts)
+
+    def projects(self) -> list[emulator_pb2.ProjectView]:
+        """Return the projects with their treatment types, data fields and treatments."""
+        return list(self.call(self.stub.ListProjects, emulator_pb2.ListProjectsRequest()).projects)
 
     def close(self) -> None:
         """Close the gRPC channel."""

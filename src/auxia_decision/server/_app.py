@@ -23,8 +23,10 @@ import uvicorn
 from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError
 from auxia_decision.server._clock import ControlledClock
+from auxia_decision.server._console import PREFIX as CONSOLE
+from auxia_decision.server._console import console_documents
 from auxia_decision.server._emulator import EmulatorServicer
-from auxia_decision.server._gateway import RestGateway
+from auxia_decision.server._gateway import Document, RestGateway
 from auxia_decision.server._grpc import add_to_server
 from auxia_decision.server._http import HttpLimits, protocol_with
 from auxia_decision.server._runtime import GRACE_SECONDS, rest_socket, start_rest
@@ -242,16 +244,21 @@ def _bind_rest(host: str, port: int) -> socket.socket:
 _HEALTHY: Final = b'{"status":"SERVING"}'
 
 
-def _documents() -> dict[str, bytes]:
-    """Return the static documents the gateway serves on GET: health, the OpenAPI documents."""
-    documents = {"/healthz": _HEALTHY}
+def _documents() -> dict[str, Document]:
+    """Return the static documents the gateway serves on GET.
+
+    Health, the OpenAPI documents, and the console's pages and explorer.
+    """
+    documents = {"/healthz": Document(_HEALTHY)}
     for path, package in (
         ("/openapi.json", "auxia.decision.model"),
         ("/emulator/v1/openapi.json", "auxia.decision.emulator.v1"),
     ):
         spec = importlib.resources.files(package).joinpath("openapi.json")
         if spec.is_file():
-            documents[path] = spec.read_bytes()
+            documents[path] = Document(spec.read_bytes())
+    api = documents.get("/openapi.json")
+    documents.update(console_documents(api.body if api is not None else None))
     return documents
 
 
@@ -274,6 +281,7 @@ def ready_message(running: RunningServer) -> str:
             '    -H \'x-api-key: API_KEY\' -d \'{"projectId": "PROJECT_ID", '
             '"dataFieldParams": [{"userAttributeDataFieldParams": '
             '{"propertyName": "country"}}]}\'',
+            f"auxia-decision: console on {rest}{CONSOLE} (the seed's admin key opens it)",
             f"auxia-decision: emulator admin API on {rest}/emulator/v1/ and gRPC "
             "(x-admin-key: see the seed), health on /healthz",
             "auxia-decision: ready (Ctrl-C to stop)",

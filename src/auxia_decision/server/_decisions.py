@@ -65,7 +65,7 @@ class Verdict:
     treatment_id: str
     outcome: str
     """``served``, or why not: ``not live``, ``not on this surface``, ``no content``,
-    ``ineligible``, ``chosen for another surface``, ``exclusion group``,
+    ``suppressed`` (a rule does not hold), ``chosen for another surface``, ``exclusion group``,
     ``surface full``, ``below the minimum``."""
     detail: str
     """The specifics, for a person: the rule that failed and the value it read, ..."""
@@ -181,7 +181,7 @@ class _Decider:
                 found = _eligibility(version, self.context, self.verdicts is not None)
                 self.eligible[treatment.treatment_id] = found
             if not found[0]:
-                self.verdict(surface, treatment.treatment_id, "ineligible", found[1])
+                self.verdict(surface, treatment.treatment_id, "suppressed", found[1])
                 continue
             key = zlib.crc32(self.user + treatment.treatment_id.encode())
             ranked.append((key, treatment.treatment_id, treatment, version))

@@ -8,22 +8,58 @@ from collections.abc import Awaitable, Callable, Mapping
 from google.protobuf.message import Message
 
 from auxia.decision.emulator.v1 import emulator_pb2
+from auxia.decision.model import data_field_pb2, treatment_pb2
 from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError, Code, invalid_field
 from auxia_decision._routes import services
 from auxia_decision._validation import check_request, clear_output_only
 from auxia_decision.server._auth import key_digest
 from auxia_decision.server._clock import ControlledClock
+from auxia_decision.server._decisions import decide
 from auxia_decision.server._inspection import list_decisions, list_interactions
 from auxia_decision.server._seed import apply_seed, project_seed
 from auxia_decision.server._servicer import DecisionServicer
-from auxia_decision.server._storage import Repository, Store
+from auxia_decision.server._storage import ProjectRecord, Repository, Store, StoredTreatment
+from auxia_decision.server._treatments import with_statuses
 
 ADMIN_KEY_HEADER = "x-admin-key"
 """The header (REST) or metadata key (gRPC) that carries an admin key."""
 
 SERVICE = emulator_pb2.DESCRIPTOR.services_by_name["EmulatorService"]
 """The descriptor of the admin API's service."""
+
+_Outcome = emulator_pb2.Verdict.Outcome
+_OUTCOMES = {
+    "served": _Outcome.SERVED,
+    "not live": _Outcome.NOT_LIVE,
+    "not on this surface": _Outcome.NOT_ON_SURFACE,
+    "no content": _Outcome.NO_CONTENT,
+    "suppressed": _Outcome.SUPPRESSED,
+    "chosen for another surface": _Outcome.CHOSEN_FOR_ANOTHER_SURFACE,
+    "exclusion group": _Outcome.EXCLUDED_BY_GROUP,
+    "surface full": _Outcome.SURFACE_FULL,
+    "below the minimum": _Outcome.BELOW_MINIMUM,
+}
+
+_ProjectContents = tuple[
+    ProjectRecord,
+    list[treatment_pb2.TreatmentTypePb],
+    dict[int, tuple[data_field_pb2.DataFieldParams, str]],
+    list[StoredTreatment],
+]
+
+
+def _projects(repository: Repository) -> list[_ProjectContents]:
+    """Return every project with its treatment types, data fields and treatments."""
+    return [
+        (
+            project,
+            repository.treatment_types(project.project_id),
+            repository.data_fields(project.project_id),
+            repository.treatments(project.project_id),
+        )
+        for project in repository.projects()
+    ]
 
 
 class EmulatorServicer:
@@ -58,6 +94,8 @@ class EmulatorServicer:
         self._handlers: Mapping[str, Callable[[Message], Awaitable[Message]]] = {
             "ListInteractions": self._list_interactions,
             "ListDecisions": self._list_decisions,
+            "ExplainDecision": self._explain_decision,
+            "ListProjects": self._list_projects,
             "Reset": self._reset,
             "GetClock": self._get_clock,
             "SetClock": self._set_clock,
@@ -113,6 +151,51 @@ class EmulatorServicer:
     async def _list_decisions(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ListDecisionsRequest)
         return await self._store.run(lambda repository: list_decisions(repository, request))
+
+    async def _explain_decision(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.ExplainDecisionRequest)
+        asked = request.request
+        project_id = asked.project_id
+        known = await self._store.run(lambda repository: repository.project_ids())
+        if project_id not in known:
+            raise ApiError(Code.NOT_FOUND, f'request.projectId: there is no project "{project_id}"')
+        catalog = await self._api.catalog(project_id)
+        activity = self._store.activity(project_id, asked.user_id)
+        decision = decide(catalog, asked, activity, self._clock.now(), explain=True)
+        return emulator_pb2.ExplainDecisionResponse(
+            verdicts=[
+                emulator_pb2.Verdict(
+                    surface=verdict.surface,
+                    treatment_id=verdict.treatment_id,
+                    outcome=_OUTCOMES[verdict.outcome],
+                    detail=verdict.detail,
+                )
+                for verdict in decision.verdicts or ()
+            ]
+        )
+
+    async def _list_projects(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.ListProjectsRequest)
+        now = self._clock.now()
+        found = await self._store.run(_projects)
+        return emulator_pb2.ListProjectsResponse(
+            projects=[
+                emulator_pb2.ProjectView(
+                    project_id=project.project_id,
+                    numeric_project_id=project.numeric_project_id,
+                    supported_language_codes=sorted(project.supported_language_codes),
+                    treatment_types=types,
+                    data_fields=[
+                        data_field_pb2.ResolvedDataFieldPb(
+                            data_field_id=number, data_field_params=params, data_field_type=kind
+                        )
+                        for number, (params, kind) in sorted(fields.items())
+                    ],
+                    treatments=[with_statuses(stored, now) for stored in treatments],
+                )
+                for project, types, fields, treatments in found
+            ]
+        )
 
     # Reset.
 

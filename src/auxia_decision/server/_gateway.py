@@ -98,6 +98,16 @@ def _query_key(scope: Scope) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Document:
+    """A static answer to a GET: its body, content type, status and any other headers."""
+
+    body: bytes
+    content_type: bytes = b"application/json"
+    status: int = 200
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class _Endpoint:
     """What the gateway needs of a route on every request, read once."""
@@ -119,7 +129,7 @@ class RestGateway:
     of the shared code table: unknown path 404, wrong method 405, missing or
     unknown key 401, wrong Content-Type 415, body over the limit 413, malformed
     or invalid JSON 400 naming each bad field. ``documents`` maps extra GET
-    paths (such as ``/openapi.json``) to static JSON bodies. With an
+    paths (such as ``/openapi.json`` or the console's pages) to static answers. With an
     ``emulator``, the routes of the emulator admin API are served too,
     authenticated by the ``x-admin-key`` header instead of an API key.
     """
@@ -130,7 +140,7 @@ class RestGateway:
         codec: RestCodec | None = None,
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
-        documents: Mapping[str, bytes] | None = None,
+        documents: Mapping[str, Document] | None = None,
         emulator: EmulatorServicer | None = None,
     ) -> None:
         self.servicer = servicer
@@ -166,7 +176,7 @@ class RestGateway:
         try:
             endpoint = self._endpoints.get(scope["path"])
             if endpoint is None or scope["method"] != endpoint.http_method:
-                status, body = self._off_route(scope, endpoint)
+                status, body, headers = self._off_route(scope, endpoint)
             elif endpoint.admin:
                 status, body = await self._admin_call(scope, receive, endpoint)
             else:
@@ -264,7 +274,9 @@ class RestGateway:
             headers = [*headers, (b"retry-after", b"%d" % math.ceil(delay))]
         return headers
 
-    def _off_route(self, scope: Scope, endpoint: _Endpoint | None) -> tuple[int, bytes]:
+    def _off_route(
+        self, scope: Scope, endpoint: _Endpoint | None
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """Answer a request that names no RPC: a document, or 404 or 405."""
         path: str = scope["path"]
         method: str = scope["method"]
@@ -274,8 +286,10 @@ class RestGateway:
                 f"{path} accepts {endpoint.http_method}, not {method}",
                 http_status=405,
             )
-        if method == "GET" and path in self.documents:
-            return 200, self.documents[path]
+        document = self.documents.get(path) if method in ("GET", "HEAD") else None
+        if document is not None:
+            headers = [(b"content-type", document.content_type), *document.headers]
+            return document.status, document.body, headers
         known = ", ".join(sorted(p for p, found in self._endpoints.items() if not found.admin))
         raise ApiError(Code.NOT_FOUND, f"no route for {path}; the API serves {known}")
 

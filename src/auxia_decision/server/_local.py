@@ -22,6 +22,7 @@ import grpc
 from google.protobuf import json_format
 
 from auxia.decision.emulator.v1 import emulator_pb2
+from auxia.decision.model import treatment_decision_service_pb2 as decision_service
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia.decision.server import seed_pb2
 from auxia_decision._extras import import_optional
@@ -245,6 +246,10 @@ class LocalServer:
         ``interaction_type``, ``start_time``, ``end_time``.
         """
         return self.admin.interactions(**filters)
+
+    def explain(self, request: decision_service.GetTreatmentsRequest) -> list[emulator_pb2.Verdict]:
+        """Return what GetTreatments would give each treatment for a request now, and why."""
+        return self.admin.explain(request)
 
     def decisions(
         self,

@@ -387,8 +387,18 @@ class SqliteRepository:
 
     def project_ids(self) -> list[str]:
         """Return the identifiers of every project, sorted."""
-        rows = self._connection.execute("SELECT project_id FROM projects ORDER BY project_id")
-        return [str(row[0]) for row in rows]
+        return [project.project_id for project in self.projects()]
+
+    def projects(self) -> list[ProjectRecord]:
+        """Return every project, by identifier."""
+        rows = self._connection.execute(
+            "SELECT project_id, numeric_project_id, supported_language_codes FROM projects "
+            "ORDER BY project_id"
+        )
+        return [
+            ProjectRecord(str(pid), int(number), frozenset(filter(None, str(codes).split("\n"))))
+            for pid, number, codes in rows
+        ]
 
     def treatment_types(self, project_id: str) -> list[treatment_pb2.TreatmentTypePb]:
         """Return the project's treatment types, by name."""

@@ -186,6 +186,10 @@ class Repository(Protocol):
         """Return the identifiers of every project, sorted."""
         ...
 
+    def projects(self) -> list[ProjectRecord]:
+        """Return every project, by identifier."""
+        ...
+
     def treatment_types(self, project_id: str) -> list[treatment_pb2.TreatmentTypePb]:
         """Return the project's treatment types, by name."""
         ...

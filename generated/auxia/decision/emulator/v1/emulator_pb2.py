@@ -22,8 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from auxia.decision.model import data_field_pb2 as auxia_dot_decision_dot_model_dot_data__field__pb2
 from auxia.decision.model import field_rules_pb2 as auxia_dot_decision_dot_model_dot_field__rules__pb2
 from auxia.decision.model import oneof_behavior_pb2 as auxia_dot_decision_dot_model_dot_oneof__behavior__pb2
+from auxia.decision.model import treatment_pb2 as auxia_dot_decision_dot_model_dot_treatment__pb2
+from auxia.decision.model import treatment_decision_service_pb2 as auxia_dot_decision_dot_model_dot_treatment__decision__service__pb2
 from auxia.decision.model import treatment_interaction_service_pb2 as auxia_dot_decision_dot_model_dot_treatment__interaction__service__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
@@ -32,7 +35,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import code_pb2 as google_dot_rpc_dot_code__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)auxia/decision/emulator/v1/emulator.proto\x12\x1dio.auxia.decision.emulator.v1\x1a&auxia/decision/model/field_rules.proto\x1a)auxia/decision/model/oneof_behavior.proto\x1a\x38\x61uxia/decision/model/treatment_interaction_service.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15google/rpc/code.proto\"\x96\x01\n\x11LoggedInteraction\x12 \n\x08sequence\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08sequence\x12_\n\x0binteraction\x18\x02 \x01(\x0b\x32\x37.io.auxia.decision.model.LogTreatmentInteractionRequestB\x04\xe2\x41\x01\x03R\x0binteraction\"\x86\x04\n\x17ListInteractionsRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01R\tprojectId\x12\x1d\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\x06userId\x12\x38\n\x15treatment_tracking_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x13treatmentTrackingId\x12\'\n\x0ctreatment_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x0btreatmentId\x12x\n\x10interaction_type\x18\x05 \x01(\x0e\x32G.io.auxia.decision.model.LogTreatmentInteractionRequest.InteractionTypeB\x04\xe2\x41\x01\x01R\x0finteractionType\x12?\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\tstartTime\x12;\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\x07\x65ndTime\x12\'\n\tpage_size\x18\x08 \x01(\x05\x42\n\xe2\x41\x01\x01\x92\xb5\x18\x02\x18\x00R\x08pageSize\x12#\n\npage_token\x18\t \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\"\xa4\x01\n\x18ListInteractionsResponse\x12Z\n\x0cinteractions\x18\x01 \x03(\x0b\x32\x30.io.auxia.decision.emulator.v1.LoggedInteractionB\x04\xe2\x41\x01\x03R\x0cinteractions\x12,\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\rnextPageToken\"\xc7\x03\n\x0eServedDecision\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\tprojectId\x12\x1d\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x06userId\x12%\n\x0bresponse_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\nresponseId\x12\x41\n\x0b\x64\x65\x63ide_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ndecideTime\x12p\n\x11served_treatments\x18\x05 \x03(\x0b\x32=.io.auxia.decision.emulator.v1.ServedDecision.ServedTreatmentB\x04\xe2\x41\x01\x03R\x10servedTreatments\x1a\x94\x01\n\x0fServedTreatment\x12\'\n\x0ctreatment_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x0btreatmentId\x12\x1e\n\x07surface\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x07surface\x12\x38\n\x15treatment_tracking_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\x13treatmentTrackingId\"\xa9\x03\n\x14ListDecisionsRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01R\tprojectId\x12\x1d\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\x06userId\x12\x38\n\x15treatment_tracking_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x13treatmentTrackingId\x12\'\n\x0ctreatment_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x0btreatmentId\x12\x1e\n\x07surface\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01R\x07surface\x12?\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\tstartTime\x12;\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\x07\x65ndTime\x12\'\n\tpage_size\x18\x08 \x01(\x05\x42\n\xe2\x41\x01\x01\x92\xb5\x18\x02\x18\x00R\x08pageSize\x12#\n\npage_token\x18\t \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\"\x98\x01\n\x15ListDecisionsResponse\x12Q\n\tdecisions\x18\x01 \x03(\x0b\x32-.io.auxia.decision.emulator.v1.ServedDecisionB\x04\xe2\x41\x01\x03R\tdecisions\x12,\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\rnextPageToken\"3\n\x0cResetRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01R\tprojectId\"Q\n\rResetResponse\x12@\n\x05\x63lock\x18\x01 \x01(\x0b\x32$.io.auxia.decision.emulator.v1.ClockB\x04\xe2\x41\x01\x03R\x05\x63lock\"\x11\n\x0fGetClockRequest\"T\n\x10GetClockResponse\x12@\n\x05\x63lock\x18\x01 \x01(\x0b\x32$.io.auxia.decision.emulator.v1.ClockB\x04\xe2\x41\x01\x03R\x05\x63lock\"Y\n\x05\x43lock\x12\x32\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x03now\x12\x1c\n\x06\x66rozen\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x03R\x06\x66rozen\"\xb6\x01\n\x0fSetClockRequest\x12=\n\x0b\x66reeze_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00R\nfreezeTime\x12\x35\n\x07\x61\x64vance\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00R\x07\x61\x64vance\x12\x1d\n\treal_time\x18\x03 \x01(\x08H\x00R\x08realTimeB\x0e\n\x06\x63hange\x12\x04\x88\xb5\x18\x01\"T\n\x10SetClockResponse\x12@\n\x05\x63lock\x18\x01 \x01(\x0b\x32$.io.auxia.decision.emulator.v1.ClockB\x04\xe2\x41\x01\x03R\x05\x63lock\"\xb5\x03\n\x05\x46\x61ult\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x04name\x12\x1c\n\x06method\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06method\x12\x16\n\x05\x63ount\x18\x03 \x01(\x05H\x00R\x05\x63ount\x12\x1c\n\x08\x66raction\x18\x04 \x01(\x01H\x00R\x08\x66raction\x12%\n\x0brandom_seed\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x01R\nrandomSeed\x12*\n\x04\x63ode\x18\x06 \x01(\x0e\x32\x10.google.rpc.CodeB\x04\xe2\x41\x01\x01R\x04\x63ode\x12%\n\x0bhttp_status\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01R\nhttpStatus\x12\x1e\n\x07message\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01R\x07message\x12\x35\n\x05\x64\x65lay\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01R\x05\x64\x65lay\x12-\n\x0fremaining_count\x18\n \x01(\x05\x42\x04\xe2\x41\x01\x03R\x0eremainingCount\x12+\n\x0eselected_count\x18\x0b \x01(\x03\x42\x04\xe2\x41\x01\x03R\rselectedCountB\x11\n\tselection\x12\x04\x88\xb5\x18\x01\"V\n\x12\x43reateFaultRequest\x12@\n\x05\x66\x61ult\x18\x01 \x01(\x0b\x32$.io.auxia.decision.emulator.v1.FaultB\x04\xe2\x41\x01\x02R\x05\x66\x61ult\"\x13\n\x11ListFaultsRequest\"X\n\x12ListFaultsResponse\x12\x42\n\x06\x66\x61ults\x18\x01 \x03(\x0b\x32$.io.auxia.decision.emulator.v1.FaultB\x04\xe2\x41\x01\x03R\x06\x66\x61ults\"\x14\n\x12\x43learFaultsRequest\"@\n\x13\x43learFaultsResponse\x12)\n\rcleared_count\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x03R\x0c\x63learedCount2\xcb\t\n\x0f\x45mulatorService\x12\xad\x01\n\x10ListInteractions\x12\x36.io.auxia.decision.emulator.v1.ListInteractionsRequest\x1a\x37.io.auxia.decision.emulator.v1.ListInteractionsResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/emulator/v1/ListInteractions:\x01*\x12\xa1\x01\n\rListDecisions\x12\x33.io.auxia.decision.emulator.v1.ListDecisionsRequest\x1a\x34.io.auxia.decision.emulator.v1.ListDecisionsResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/emulator/v1/ListDecisions:\x01*\x12\x81\x01\n\x05Reset\x12+.io.auxia.decision.emulator.v1.ResetRequest\x1a,.io.auxia.decision.emulator.v1.ResetResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/emulator/v1/Reset:\x01*\x12\x8d\x01\n\x08GetClock\x12..io.auxia.decision.emulator.v1.GetClockRequest\x1a/.io.auxia.decision.emulator.v1.GetClockResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/emulator/v1/GetClock:\x01*\x12\x8d\x01\n\x08SetClock\x12..io.auxia.decision.emulator.v1.SetClockRequest\x1a/.io.auxia.decision.emulator.v1.SetClockResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/emulator/v1/SetClock:\x01*\x12\x8b\x01\n\x0b\x43reateFault\x12\x31.io.auxia.decision.emulator.v1.CreateFaultRequest\x1a$.io.auxia.decision.emulator.v1.Fault\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/emulator/v1/CreateFault:\x01*\x12\x95\x01\n\nListFaults\x12\x30.io.auxia.decision.emulator.v1.ListFaultsRequest\x1a\x31.io.auxia.decision.emulator.v1.ListFaultsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/emulator/v1/ListFaults:\x01*\x12\x99\x01\n\x0b\x43learFaults\x12\x31.io.auxia.decision.emulator.v1.ClearFaultsRequest\x1a\x32.io.auxia.decision.emulator.v1.ClearFaultsResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/emulator/v1/ClearFaults:\x01*B\xec\x01\n\x1dio.auxia.decision.emulator.v1B\rEmulatorProtoP\x01ZPgithub.com/auxia/auxia-decision-api/gen/go/auxia/decision/emulator/v1;emulatorpb\xa2\x02\x03\x41\x44\x45\xaa\x02\x1dIo.Auxia.Decision.Emulator.V1\xca\x02\x1dIo\\Auxia\\Decision\\Emulator\\V1\xea\x02!Io::Auxia::Decision::Emulator::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)auxia/decision/emulator/v1/emulator.proto\x12\x1dio.auxia.decision.emulator.v1\x1a%auxia/decision/model/data_field.proto\x1a&auxia/decision/model/field_rules.proto\x1a)auxia/decision/model/oneof_behavior.proto\x1a$auxia/decision/model/treatment.proto\x1a\x35\x61uxia/decision/model/treatment_decision_service.proto\x1a\x38\x61uxia/decision/model/treatment_interaction_service.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15google/rpc/code.proto\"\x96\x01\n\x11LoggedInteraction\x12 \n\x08sequence\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08sequence\x12_\n\x0binteraction\x18\x02 \x01(\x0b\x32\x37.io.auxia.decision.model.LogTreatmentInteractionRequestB\x04\xe2\x41\x01\x03R\x0binteraction\"\x86\x04\n\x17ListInteractionsRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01R\tprojectId\x12\x1d\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\x06userId\x12\x38\n\x15treatment_tracking_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x13treatmentTrackingId\x12\'\n\x0ctreatment_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x0btreatmentId\x12x\n\x10interaction_type\x18\x05 \x01(\x0e\x32G.io.auxia.decision.model.LogTreatmentInteractionRequest.InteractionTypeB\x04\xe2\x41\x01\x01R\x0finteractionType\x12?\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\tstartTime\x12;\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\x07\x65ndTime\x12\'\n\tpage_size\x18\x08 \x01(\x05\x42\n\xe2\x41\x01\x01\x92\xb5\x18\x02\x18\x00R\x08pageSize\x12#\n\npage_token\x18\t \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\"\xa4\x01\n\x18ListInteractionsResponse\x12Z\n\x0cinteractions\x18\x01 \x03(\x0b\x32\x30.io.auxia.decision.emulator.v1.LoggedInteractionB\x04\xe2\x41\x01\x03R\x0cinteractions\x12,\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\rnextPageToken\"\xc7\x03\n\x0eServedDecision\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\tprojectId\x12\x1d\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x06userId\x12%\n\x0bresponse_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\nresponseId\x12\x41\n\x0b\x64\x65\x63ide_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ndecideTime\x12p\n\x11served_treatments\x18\x05 \x03(\x0b\x32=.io.auxia.decision.emulator.v1.ServedDecision.ServedTreatmentB\x04\xe2\x41\x01\x03R\x10servedTreatments\x1a\x94\x01\n\x0fServedTreatment\x12\'\n\x0ctreatment_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x0btreatmentId\x12\x1e\n\x07surface\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x07surface\x12\x38\n\x15treatment_tracking_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\x13treatmentTrackingId\"\xa9\x03\n\x14ListDecisionsRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01R\tprojectId\x12\x1d\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\x06userId\x12\x38\n\x15treatment_tracking_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x13treatmentTrackingId\x12\'\n\x0ctreatment_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x0btreatmentId\x12\x1e\n\x07surface\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01R\x07surface\x12?\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\tstartTime\x12;\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\x07\x65ndTime\x12\'\n\tpage_size\x18\x08 \x01(\x05\x42\n\xe2\x41\x01\x01\x92\xb5\x18\x02\x18\x00R\x08pageSize\x12#\n\npage_token\x18\t \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\"\x98\x01\n\x15ListDecisionsResponse\x12Q\n\tdecisions\x18\x01 \x03(\x0b\x32-.io.auxia.decision.emulator.v1.ServedDecisionB\x04\xe2\x41\x01\x03R\tdecisions\x12,\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\rnextPageToken\"g\n\x16\x45xplainDecisionRequest\x12M\n\x07request\x18\x01 \x01(\x0b\x32-.io.auxia.decision.model.GetTreatmentsRequestB\x04\xe2\x41\x01\x02R\x07request\"c\n\x17\x45xplainDecisionResponse\x12H\n\x08verdicts\x18\x01 \x03(\x0b\x32&.io.auxia.decision.emulator.v1.VerdictB\x04\xe2\x41\x01\x03R\x08verdicts\"\x8f\x03\n\x07Verdict\x12\x1e\n\x07surface\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x07surface\x12\'\n\x0ctreatment_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x0btreatmentId\x12N\n\x07outcome\x18\x03 \x01(\x0e\x32..io.auxia.decision.emulator.v1.Verdict.OutcomeB\x04\xe2\x41\x01\x03R\x07outcome\x12\x1c\n\x06\x64\x65tail\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x06\x64\x65tail\"\xcc\x01\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\n\n\x06SERVED\x10\x01\x12\x0c\n\x08NOT_LIVE\x10\x02\x12\x12\n\x0eNOT_ON_SURFACE\x10\x03\x12\x0e\n\nNO_CONTENT\x10\x04\x12\x0e\n\nSUPPRESSED\x10\x05\x12\x1e\n\x1a\x43HOSEN_FOR_ANOTHER_SURFACE\x10\x06\x12\x15\n\x11\x45XCLUDED_BY_GROUP\x10\x07\x12\x10\n\x0cSURFACE_FULL\x10\x08\x12\x11\n\rBELOW_MINIMUM\x10\t\"\x15\n\x13ListProjectsRequest\"d\n\x14ListProjectsResponse\x12L\n\x08projects\x18\x01 \x03(\x0b\x32*.io.auxia.decision.emulator.v1.ProjectViewB\x04\xe2\x41\x01\x03R\x08projects\"\xa0\x03\n\x0bProjectView\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\tprojectId\x12\x32\n\x12numeric_project_id\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x10numericProjectId\x12>\n\x18supported_language_codes\x18\x03 \x03(\tB\x04\xe2\x41\x01\x03R\x16supportedLanguageCodes\x12W\n\x0ftreatment_types\x18\x04 \x03(\x0b\x32(.io.auxia.decision.model.TreatmentTypePbB\x04\xe2\x41\x01\x03R\x0etreatmentTypes\x12S\n\x0b\x64\x61ta_fields\x18\x05 \x03(\x0b\x32,.io.auxia.decision.model.ResolvedDataFieldPbB\x04\xe2\x41\x01\x03R\ndataFields\x12J\n\ntreatments\x18\x06 \x03(\x0b\x32$.io.auxia.decision.model.TreatmentPbB\x04\xe2\x41\x01\x03R\ntreatments\"3\n\x0cResetRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01R\tprojectId\"Q\n\rResetResponse\x12@\n\x05\x63lock\x18\x01 \x01(\x0b\x32$.io.auxia.decision.emulator.v1.ClockB\x04\xe2\x41\x01\x03R\x05\x63lock\"\x11\n\x0fGetClockRequest\"T\n\x10GetClockResponse\x12@\n\x05\x63lock\x18\x01 \x01(\x0b\x32$.io.auxia.decision.emulator.v1.ClockB\x04\xe2\x41\x01\x03R\x05\x63lock\"Y\n\x05\x43lock\x12\x32\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x03now\x12\x1c\n\x06\x66rozen\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x03R\x06\x66rozen\"\xb6\x01\n\x0fSetClockRequest\x12=\n\x0b\x66reeze_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00R\nfreezeTime\x12\x35\n\x07\x61\x64vance\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00R\x07\x61\x64vance\x12\x1d\n\treal_time\x18\x03 \x01(\x08H\x00R\x08realTimeB\x0e\n\x06\x63hange\x12\x04\x88\xb5\x18\x01\"T\n\x10SetClockResponse\x12@\n\x05\x63lock\x18\x01 \x01(\x0b\x32$.io.auxia.decision.emulator.v1.ClockB\x04\xe2\x41\x01\x03R\x05\x63lock\"\xb5\x03\n\x05\x46\x61ult\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x04name\x12\x1c\n\x06method\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06method\x12\x16\n\x05\x63ount\x18\x03 \x01(\x05H\x00R\x05\x63ount\x12\x1c\n\x08\x66raction\x18\x04 \x01(\x01H\x00R\x08\x66raction\x12%\n\x0brandom_seed\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x01R\nrandomSeed\x12*\n\x04\x63ode\x18\x06 \x01(\x0e\x32\x10.google.rpc.CodeB\x04\xe2\x41\x01\x01R\x04\x63ode\x12%\n\x0bhttp_status\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01R\nhttpStatus\x12\x1e\n\x07message\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01R\x07message\x12\x35\n\x05\x64\x65lay\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01R\x05\x64\x65lay\x12-\n\x0fremaining_count\x18\n \x01(\x05\x42\x04\xe2\x41\x01\x03R\x0eremainingCount\x12+\n\x0eselected_count\x18\x0b \x01(\x03\x42\x04\xe2\x41\x01\x03R\rselectedCountB\x11\n\tselection\x12\x04\x88\xb5\x18\x01\"V\n\x12\x43reateFaultRequest\x12@\n\x05\x66\x61ult\x18\x01 \x01(\x0b\x32$.io.auxia.decision.emulator.v1.FaultB\x04\xe2\x41\x01\x02R\x05\x66\x61ult\"\x13\n\x11ListFaultsRequest\"X\n\x12ListFaultsResponse\x12\x42\n\x06\x66\x61ults\x18\x01 \x03(\x0b\x32$.io.auxia.decision.emulator.v1.FaultB\x04\xe2\x41\x01\x03R\x06\x66\x61ults\"\x14\n\x12\x43learFaultsRequest\"@\n\x13\x43learFaultsResponse\x12)\n\rcleared_count\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x03R\x0c\x63learedCount2\x97\x0c\n\x0f\x45mulatorService\x12\xad\x01\n\x10ListInteractions\x12\x36.io.auxia.decision.emulator.v1.ListInteractionsRequest\x1a\x37.io.auxia.decision.emulator.v1.ListInteractionsResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/emulator/v1/ListInteractions:\x01*\x12\xa1\x01\n\rListDecisions\x12\x33.io.auxia.decision.emulator.v1.ListDecisionsRequest\x1a\x34.io.auxia.decision.emulator.v1.ListDecisionsResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/emulator/v1/ListDecisions:\x01*\x12\xa9\x01\n\x0f\x45xplainDecision\x12\x35.io.auxia.decision.emulator.v1.ExplainDecisionRequest\x1a\x36.io.auxia.decision.emulator.v1.ExplainDecisionResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/emulator/v1/ExplainDecision:\x01*\x12\x9d\x01\n\x0cListProjects\x12\x32.io.auxia.decision.emulator.v1.ListProjectsRequest\x1a\x33.io.auxia.decision.emulator.v1.ListProjectsResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/emulator/v1/ListProjects:\x01*\x12\x81\x01\n\x05Reset\x12+.io.auxia.decision.emulator.v1.ResetRequest\x1a,.io.auxia.decision.emulator.v1.ResetResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/emulator/v1/Reset:\x01*\x12\x8d\x01\n\x08GetClock\x12..io.auxia.decision.emulator.v1.GetClockRequest\x1a/.io.auxia.decision.emulator.v1.GetClockResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/emulator/v1/GetClock:\x01*\x12\x8d\x01\n\x08SetClock\x12..io.auxia.decision.emulator.v1.SetClockRequest\x1a/.io.auxia.decision.emulator.v1.SetClockResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/emulator/v1/SetClock:\x01*\x12\x8b\x01\n\x0b\x43reateFault\x12\x31.io.auxia.decision.emulator.v1.CreateFaultRequest\x1a$.io.auxia.decision.emulator.v1.Fault\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/emulator/v1/CreateFault:\x01*\x12\x95\x01\n\nListFaults\x12\x30.io.auxia.decision.emulator.v1.ListFaultsRequest\x1a\x31.io.auxia.decision.emulator.v1.ListFaultsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/emulator/v1/ListFaults:\x01*\x12\x99\x01\n\x0b\x43learFaults\x12\x31.io.auxia.decision.emulator.v1.ClearFaultsRequest\x1a\x32.io.auxia.decision.emulator.v1.ClearFaultsResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/emulator/v1/ClearFaults:\x01*B\xec\x01\n\x1dio.auxia.decision.emulator.v1B\rEmulatorProtoP\x01ZPgithub.com/auxia/auxia-decision-api/gen/go/auxia/decision/emulator/v1;emulatorpb\xa2\x02\x03\x41\x44\x45\xaa\x02\x1dIo.Auxia.Decision.Emulator.V1\xca\x02\x1dIo\\Auxia\\Decision\\Emulator\\V1\xea\x02!Io::Auxia::Decision::Emulator::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -104,6 +107,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTDECISIONSRESPONSE'].fields_by_name['decisions']._serialized_options = b'\342A\001\003'
   _globals['_LISTDECISIONSRESPONSE'].fields_by_name['next_page_token']._loaded_options = None
   _globals['_LISTDECISIONSRESPONSE'].fields_by_name['next_page_token']._serialized_options = b'\342A\001\003'
+  _globals['_EXPLAINDECISIONREQUEST'].fields_by_name['request']._loaded_options = None
+  _globals['_EXPLAINDECISIONREQUEST'].fields_by_name['request']._serialized_options = b'\342A\001\002'
+  _globals['_EXPLAINDECISIONRESPONSE'].fields_by_name['verdicts']._loaded_options = None
+  _globals['_EXPLAINDECISIONRESPONSE'].fields_by_name['verdicts']._serialized_options = b'\342A\001\003'
+  _globals['_VERDICT'].fields_by_name['surface']._loaded_options = None
+  _globals['_VERDICT'].fields_by_name['surface']._serialized_options = b'\342A\001\003'
+  _globals['_VERDICT'].fields_by_name['treatment_id']._loaded_options = None
+  _globals['_VERDICT'].fields_by_name['treatment_id']._serialized_options = b'\342A\001\003'
+  _globals['_VERDICT'].fields_by_name['outcome']._loaded_options = None
+  _globals['_VERDICT'].fields_by_name['outcome']._serialized_options = b'\342A\001\003'
+  _globals['_VERDICT'].fields_by_name['detail']._loaded_options = None
+  _globals['_VERDICT'].fields_by_name['detail']._serialized_options = b'\342A\001\003'
+  _globals['_LISTPROJECTSRESPONSE'].fields_by_name['projects']._loaded_options = None
+  _globals['_LISTPROJECTSRESPONSE'].fields_by_name['projects']._serialized_options = b'\342A\001\003'
+  _globals['_PROJECTVIEW'].fields_by_name['project_id']._loaded_options = None
+  _globals['_PROJECTVIEW'].fields_by_name['project_id']._serialized_options = b'\342A\001\003'
+  _globals['_PROJECTVIEW'].fields_by_name['numeric_project_id']._loaded_options = None
+  _globals['_PROJECTVIEW'].fields_by_name['numeric_project_id']._serialized_options = b'\342A\001\003'
+  _globals['_PROJECTVIEW'].fields_by_name['supported_language_codes']._loaded_options = None
+  _globals['_PROJECTVIEW'].fields_by_name['supported_language_codes']._serialized_options = b'\342A\001\003'
+  _globals['_PROJECTVIEW'].fields_by_name['treatment_types']._loaded_options = None
+  _globals['_PROJECTVIEW'].fields_by_name['treatment_types']._serialized_options = b'\342A\001\003'
+  _globals['_PROJECTVIEW'].fields_by_name['data_fields']._loaded_options = None
+  _globals['_PROJECTVIEW'].fields_by_name['data_fields']._serialized_options = b'\342A\001\003'
+  _globals['_PROJECTVIEW'].fields_by_name['treatments']._loaded_options = None
+  _globals['_PROJECTVIEW'].fields_by_name['treatments']._serialized_options = b'\342A\001\003'
   _globals['_RESETREQUEST'].fields_by_name['project_id']._loaded_options = None
   _globals['_RESETREQUEST'].fields_by_name['project_id']._serialized_options = b'\342A\001\001'
   _globals['_RESETRESPONSE'].fields_by_name['clock']._loaded_options = None
@@ -148,6 +177,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMULATORSERVICE'].methods_by_name['ListInteractions']._serialized_options = b'\202\323\344\223\002\"\"\035/emulator/v1/ListInteractions:\001*'
   _globals['_EMULATORSERVICE'].methods_by_name['ListDecisions']._loaded_options = None
   _globals['_EMULATORSERVICE'].methods_by_name['ListDecisions']._serialized_options = b'\202\323\344\223\002\037\"\032/emulator/v1/ListDecisions:\001*'
+  _globals['_EMULATORSERVICE'].methods_by_name['ExplainDecision']._loaded_options = None
+  _globals['_EMULATORSERVICE'].methods_by_name['ExplainDecision']._serialized_options = b'\202\323\344\223\002!\"\034/emulator/v1/ExplainDecision:\001*'
+  _globals['_EMULATORSERVICE'].methods_by_name['ListProjects']._loaded_options = None
+  _globals['_EMULATORSERVICE'].methods_by_name['ListProjects']._serialized_options = b'\202\323\344\223\002\036\"\031/emulator/v1/ListProjects:\001*'
   _globals['_EMULATORSERVICE'].methods_by_name['Reset']._loaded_options = None
   _globals['_EMULATORSERVICE'].methods_by_name['Reset']._serialized_options = b'\202\323\344\223\002\027\"\022/emulator/v1/Reset:\001*'
   _globals['_EMULATORSERVICE'].methods_by_name['GetClock']._loaded_options = None
@@ -160,46 +193,60 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMULATORSERVICE'].methods_by_name['ListFaults']._serialized_options = b'\202\323\344\223\002\034\"\027/emulator/v1/ListFaults:\001*'
   _globals['_EMULATORSERVICE'].methods_by_name['ClearFaults']._loaded_options = None
   _globals['_EMULATORSERVICE'].methods_by_name['ClearFaults']._serialized_options = b'\202\323\344\223\002\035\"\030/emulator/v1/ClearFaults:\001*'
-  _globals['_LOGGEDINTERACTION']._serialized_start=369
-  _globals['_LOGGEDINTERACTION']._serialized_end=519
-  _globals['_LISTINTERACTIONSREQUEST']._serialized_start=522
-  _globals['_LISTINTERACTIONSREQUEST']._serialized_end=1040
-  _globals['_LISTINTERACTIONSRESPONSE']._serialized_start=1043
-  _globals['_LISTINTERACTIONSRESPONSE']._serialized_end=1207
-  _globals['_SERVEDDECISION']._serialized_start=1210
-  _globals['_SERVEDDECISION']._serialized_end=1665
-  _globals['_SERVEDDECISION_SERVEDTREATMENT']._serialized_start=1517
-  _globals['_SERVEDDECISION_SERVEDTREATMENT']._serialized_end=1665
-  _globals['_LISTDECISIONSREQUEST']._serialized_start=1668
-  _globals['_LISTDECISIONSREQUEST']._serialized_end=2093
-  _globals['_LISTDECISIONSRESPONSE']._serialized_start=2096
-  _globals['_LISTDECISIONSRESPONSE']._serialized_end=2248
-  _globals['_RESETREQUEST']._serialized_start=2250
-  _globals['_RESETREQUEST']._serialized_end=2301
-  _globals['_RESETRESPONSE']._serialized_start=2303
-  _globals['_RESETRESPONSE']._serialized_end=2384
-  _globals['_GETCLOCKREQUEST']._serialized_start=2386
-  _globals['_GETCLOCKREQUEST']._serialized_end=2403
-  _globals['_GETCLOCKRESPONSE']._serialized_start=2405
-  _globals['_GETCLOCKRESPONSE']._serialized_end=2489
-  _globals['_CLOCK']._serialized_start=2491
-  _globals['_CLOCK']._serialized_end=2580
-  _globals['_SETCLOCKREQUEST']._serialized_start=2583
-  _globals['_SETCLOCKREQUEST']._serialized_end=2765
-  _globals['_SETCLOCKRESPONSE']._serialized_start=2767
-  _globals['_SETCLOCKRESPONSE']._serialized_end=2851
-  _globals['_FAULT']._serialized_start=2854
-  _globals['_FAULT']._serialized_end=3291
-  _globals['_CREATEFAULTREQUEST']._serialized_start=3293
-  _globals['_CREATEFAULTREQUEST']._serialized_end=3379
-  _globals['_LISTFAULTSREQUEST']._serialized_start=3381
-  _globals['_LISTFAULTSREQUEST']._serialized_end=3400
-  _globals['_LISTFAULTSRESPONSE']._serialized_start=3402
-  _globals['_LISTFAULTSRESPONSE']._serialized_end=3490
-  _globals['_CLEARFAULTSREQUEST']._serialized_start=3492
-  _globals['_CLEARFAULTSREQUEST']._serialized_end=3512
-  _globals['_CLEARFAULTSRESPONSE']._serialized_start=3514
-  _globals['_CLEARFAULTSRESPONSE']._serialized_end=3578
-  _globals['_EMULATORSERVICE']._serialized_start=3581
-  _globals['_EMULATORSERVICE']._serialized_end=4808
+  _globals['_LOGGEDINTERACTION']._serialized_start=501
+  _globals['_LOGGEDINTERACTION']._serialized_end=651
+  _globals['_LISTINTERACTIONSREQUEST']._serialized_start=654
+  _globals['_LISTINTERACTIONSREQUEST']._serialized_end=1172
+  _globals['_LISTINTERACTIONSRESPONSE']._serialized_start=1175
+  _globals['_LISTINTERACTIONSRESPONSE']._serialized_end=1339
+  _globals['_SERVEDDECISION']._serialized_start=1342
+  _globals['_SERVEDDECISION']._serialized_end=1797
+  _globals['_SERVEDDECISION_SERVEDTREATMENT']._serialized_start=1649
+  _globals['_SERVEDDECISION_SERVEDTREATMENT']._serialized_end=1797
+  _globals['_LISTDECISIONSREQUEST']._serialized_start=1800
+  _globals['_LISTDECISIONSREQUEST']._serialized_end=2225
+  _globals['_LISTDECISIONSRESPONSE']._serialized_start=2228
+  _globals['_LISTDECISIONSRESPONSE']._serialized_end=2380
+  _globals['_EXPLAINDECISIONREQUEST']._serialized_start=2382
+  _globals['_EXPLAINDECISIONREQUEST']._serialized_end=2485
+  _globals['_EXPLAINDECISIONRESPONSE']._serialized_start=2487
+  _globals['_EXPLAINDECISIONRESPONSE']._serialized_end=2586
+  _globals['_VERDICT']._serialized_start=2589
+  _globals['_VERDICT']._serialized_end=2988
+  _globals['_VERDICT_OUTCOME']._serialized_start=2784
+  _globals['_VERDICT_OUTCOME']._serialized_end=2988
+  _globals['_LISTPROJECTSREQUEST']._serialized_start=2990
+  _globals['_LISTPROJECTSREQUEST']._serialized_end=3011
+  _globals['_LISTPROJECTSRESPONSE']._serialized_start=3013
+  _globals['_LISTPROJECTSRESPONSE']._serialized_end=3113
+  _globals['_PROJECTVIEW']._serialized_start=3116
+  _globals['_PROJECTVIEW']._serialized_end=3532
+  _globals['_RESETREQUEST']._serialized_start=3534
+  _globals['_RESETREQUEST']._serialized_end=3585
+  _globals['_RESETRESPONSE']._serialized_start=3587
+  _globals['_RESETRESPONSE']._serialized_end=3668
+  _globals['_GETCLOCKREQUEST']._serialized_start=3670
+  _globals['_GETCLOCKREQUEST']._serialized_end=3687
+  _globals['_GETCLOCKRESPONSE']._serialized_start=3689
+  _globals['_GETCLOCKRESPONSE']._serialized_end=3773
+  _globals['_CLOCK']._serialized_start=3775
+  _globals['_CLOCK']._serialized_end=3864
+  _globals['_SETCLOCKREQUEST']._serialized_start=3867
+  _globals['_SETCLOCKREQUEST']._serialized_end=4049
+  _globals['_SETCLOCKRESPONSE']._serialized_start=4051
+  _globals['_SETCLOCKRESPONSE']._serialized_end=4135
+  _globals['_FAULT']._serialized_start=4138
+  _globals['_FAULT']._serialized_end=4575
+  _globals['_CREATEFAULTREQUEST']._serialized_start=4577
+  _globals['_CREATEFAULTREQUEST']._serialized_end=4663
+  _globals['_LISTFAULTSREQUEST']._serialized_start=4665
+  _globals['_LISTFAULTSREQUEST']._serialized_end=4684
+  _globals['_LISTFAULTSRESPONSE']._serialized_start=4686
+  _globals['_LISTFAULTSRESPONSE']._serialized_end=4774
+  _globals['_CLEARFAULTSREQUEST']._serialized_start=4776
+  _globals['_CLEARFAULTSREQUEST']._serialized_end=4796
+  _globals['_CLEARFAULTSRESPONSE']._serialized_start=4798
+  _globals['_CLEARFAULTSRESPONSE']._serialized_end=4862
+  _globals['_EMULATORSERVICE']._serialized_start=4865
+  _globals['_EMULATORSERVICE']._serialized_end=6424
 # @@protoc_insertion_point(module_scope)

@@ -16,13 +16,17 @@ See the License for the specific language governing permissions and
 limitations under the License.
 """
 
+from auxia.decision.model import data_field_pb2 as _data_field_pb2
+from auxia.decision.model import treatment_decision_service_pb2 as _treatment_decision_service_pb2
 from auxia.decision.model import treatment_interaction_service_pb2 as _treatment_interaction_service_pb2
+from auxia.decision.model import treatment_pb2 as _treatment_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.rpc import code_pb2 as _code_pb2
 import builtins as _builtins
 import sys
@@ -322,6 +326,240 @@ class ListDecisionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDecisionsResponse: _TypeAlias = ListDecisionsResponse  # noqa: Y015
+
+@_typing.final
+class ExplainDecisionRequest(_message.Message):
+    """Which decision to explain."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _treatment_decision_service_pb2.GetTreatmentsRequest:
+        """Required. The GetTreatments request to explain, as a client would send
+        it.
+        """
+
+    def __init__(
+        self,
+        *,
+        request: _treatment_decision_service_pb2.GetTreatmentsRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainDecisionRequest: _TypeAlias = ExplainDecisionRequest  # noqa: Y015
+
+@_typing.final
+class ExplainDecisionResponse(_message.Message):
+    """Why each treatment would or would not be served."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERDICTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Verdict]:
+        """Output only. A verdict for each treatment of the project on each surface
+        asked, surface by surface in the order asked; on a surface, the
+        treatments that are not candidates first, then the candidates in the
+        user's order.
+        """
+
+    def __init__(
+        self,
+        *,
+        verdicts: _abc.Iterable[Global___Verdict] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["verdicts", b"verdicts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainDecisionResponse: _TypeAlias = ExplainDecisionResponse  # noqa: Y015
+
+@_typing.final
+class Verdict(_message.Message):
+    """What one treatment gets on one surface, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Outcome:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _OutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Verdict._Outcome.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        OUTCOME_UNSPECIFIED: Verdict._Outcome.ValueType  # 0
+        """Never set."""
+        SERVED: Verdict._Outcome.ValueType  # 1
+        """It is served."""
+        NOT_LIVE: Verdict._Outcome.ValueType  # 2
+        """No version of it is LIVE now."""
+        NOT_ON_SURFACE: Verdict._Outcome.ValueType  # 3
+        """Its LIVE version does not offer the surface."""
+        NO_CONTENT: Verdict._Outcome.ValueType  # 4
+        """Its LIVE version has no content in the language asked for."""
+        SUPPRESSED: Verdict._Outcome.ValueType  # 5
+        """One of its eligibility rules does not hold for the user."""
+        CHOSEN_FOR_ANOTHER_SURFACE: Verdict._Outcome.ValueType  # 6
+        """It is served on an earlier surface of the same request."""
+        EXCLUDED_BY_GROUP: Verdict._Outcome.ValueType  # 7
+        """Another treatment of its mutual exclusion group is served."""
+        SURFACE_FULL: Verdict._Outcome.ValueType  # 8
+        """The surface already has as many treatments as it asks for."""
+        BELOW_MINIMUM: Verdict._Outcome.ValueType  # 9
+        """The surface cannot reach the minimum it asks for, so it gets none."""
+
+    class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper):
+        """What a treatment gets."""
+
+    OUTCOME_UNSPECIFIED: Verdict.Outcome.ValueType  # 0
+    """Never set."""
+    SERVED: Verdict.Outcome.ValueType  # 1
+    """It is served."""
+    NOT_LIVE: Verdict.Outcome.ValueType  # 2
+    """No version of it is LIVE now."""
+    NOT_ON_SURFACE: Verdict.Outcome.ValueType  # 3
+    """Its LIVE version does not offer the surface."""
+    NO_CONTENT: Verdict.Outcome.ValueType  # 4
+    """Its LIVE version has no content in the language asked for."""
+    SUPPRESSED: Verdict.Outcome.ValueType  # 5
+    """One of its eligibility rules does not hold for the user."""
+    CHOSEN_FOR_ANOTHER_SURFACE: Verdict.Outcome.ValueType  # 6
+    """It is served on an earlier surface of the same request."""
+    EXCLUDED_BY_GROUP: Verdict.Outcome.ValueType  # 7
+    """Another treatment of its mutual exclusion group is served."""
+    SURFACE_FULL: Verdict.Outcome.ValueType  # 8
+    """The surface already has as many treatments as it asks for."""
+    BELOW_MINIMUM: Verdict.Outcome.ValueType  # 9
+    """The surface cannot reach the minimum it asks for, so it gets none."""
+
+    SURFACE_FIELD_NUMBER: _builtins.int
+    TREATMENT_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    surface: _builtins.str
+    """Output only. The surface."""
+    treatment_id: _builtins.str
+    """Output only. The treatment."""
+    outcome: Global___Verdict.Outcome.ValueType
+    """Output only. What the treatment gets."""
+    detail: _builtins.str
+    """Output only. The specifics, for a person: the rank served at, the rule
+    that does not hold and the value it read, the group, ...
+    """
+    def __init__(
+        self,
+        *,
+        surface: _builtins.str = ...,
+        treatment_id: _builtins.str = ...,
+        outcome: Global___Verdict.Outcome.ValueType = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "outcome", b"outcome", "surface", b"surface", "treatment_id", b"treatment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Verdict: _TypeAlias = Verdict  # noqa: Y015
+
+@_typing.final
+class ListProjectsRequest(_message.Message):
+    """Asks for the projects."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListProjectsRequest: _TypeAlias = ListProjectsRequest  # noqa: Y015
+
+@_typing.final
+class ListProjectsResponse(_message.Message):
+    """The projects of the server."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def projects(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProjectView]:
+        """Output only. The projects, by identifier."""
+
+    def __init__(
+        self,
+        *,
+        projects: _abc.Iterable[Global___ProjectView] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["projects", b"projects"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListProjectsResponse: _TypeAlias = ListProjectsResponse  # noqa: Y015
+
+@_typing.final
+class ProjectView(_message.Message):
+    """One project as the server holds it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    NUMERIC_PROJECT_ID_FIELD_NUMBER: _builtins.int
+    SUPPORTED_LANGUAGE_CODES_FIELD_NUMBER: _builtins.int
+    TREATMENT_TYPES_FIELD_NUMBER: _builtins.int
+    DATA_FIELDS_FIELD_NUMBER: _builtins.int
+    TREATMENTS_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    """Output only. The project identifier."""
+    numeric_project_id: _builtins.int
+    """Output only. The numeric project identifier."""
+    @_builtins.property
+    def supported_language_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Output only. The language codes content may use."""
+
+    @_builtins.property
+    def treatment_types(self) -> _containers.RepeatedCompositeFieldContainer[_treatment_pb2.TreatmentTypePb]:
+        """Output only. The treatment types, by name."""
+
+    @_builtins.property
+    def data_fields(self) -> _containers.RepeatedCompositeFieldContainer[_data_field_pb2.ResolvedDataFieldPb]:
+        """Output only. The data fields, by identifier."""
+
+    @_builtins.property
+    def treatments(self) -> _containers.RepeatedCompositeFieldContainer[_treatment_pb2.TreatmentPb]:
+        """Output only. The treatments, by identifier, with their statuses derived
+        now.
+        """
+
+    def __init__(
+        self,
+        *,
+        project_id: _builtins.str = ...,
+        numeric_project_id: _builtins.int = ...,
+        supported_language_codes: _abc.Iterable[_builtins.str] | None = ...,
+        treatment_types: _abc.Iterable[_treatment_pb2.TreatmentTypePb] | None = ...,
+        data_fields: _abc.Iterable[_data_field_pb2.ResolvedDataFieldPb] | None = ...,
+        treatments: _abc.Iterable[_treatment_pb2.TreatmentPb] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_fields", b"data_fields", "numeric_project_id", b"numeric_project_id", "project_id", b"project_id", "supported_language_codes", b"supported_language_codes", "treatment_types", b"treatment_types", "treatments", b"treatments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProjectView: _TypeAlias = ProjectView  # noqa: Y015
 
 @_typing.final
 class ResetRequest(_message.Message):

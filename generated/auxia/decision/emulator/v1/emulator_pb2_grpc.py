@@ -53,6 +53,16 @@ class EmulatorServiceStub:
                 request_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsRequest.SerializeToString,
                 response_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsResponse.FromString,
                 _registered_method=True)
+        self.ExplainDecision = channel.unary_unary(
+                '/io.auxia.decision.emulator.v1.EmulatorService/ExplainDecision',
+                request_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ExplainDecisionRequest.SerializeToString,
+                response_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ExplainDecisionResponse.FromString,
+                _registered_method=True)
+        self.ListProjects = channel.unary_unary(
+                '/io.auxia.decision.emulator.v1.EmulatorService/ListProjects',
+                request_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListProjectsRequest.SerializeToString,
+                response_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListProjectsResponse.FromString,
+                _registered_method=True)
         self.Reset = channel.unary_unary(
                 '/io.auxia.decision.emulator.v1.EmulatorService/Reset',
                 request_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ResetRequest.SerializeToString,
@@ -115,6 +125,27 @@ class EmulatorServiceServicer:
 
         Returns INVALID_ARGUMENT for a page token this service did not issue, a
         negative page size or an end time before the start time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainDecision(self, request, context):
+        """Explains a decision without making it: for one GetTreatments request,
+        the verdict of each of the project's treatments on each surface asked,
+        as GetTreatments would decide it now, with the reason. Nothing is served
+        or stored.
+
+        Returns NOT_FOUND when the project does not exist, and INVALID_ARGUMENT
+        for a request GetTreatments would refuse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProjects(self, request, context):
+        """Lists the projects with their treatment types, data fields and
+        treatments (their statuses derived now).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -193,6 +224,16 @@ def add_EmulatorServiceServicer_to_server(servicer, server):
                     servicer.ListDecisions,
                     request_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsRequest.FromString,
                     response_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsResponse.SerializeToString,
+            ),
+            'ExplainDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainDecision,
+                    request_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ExplainDecisionRequest.FromString,
+                    response_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ExplainDecisionResponse.SerializeToString,
+            ),
+            'ListProjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjects,
+                    request_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListProjectsRequest.FromString,
+                    response_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListProjectsResponse.SerializeToString,
             ),
             'Reset': grpc.unary_unary_rpc_method_handler(
                     servicer.Reset,
@@ -288,6 +329,60 @@ class EmulatorService:
             '/io.auxia.decision.emulator.v1.EmulatorService/ListDecisions',
             auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsRequest.SerializeToString,
             auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/io.auxia.decision.emulator.v1.EmulatorService/ExplainDecision',
+            auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ExplainDecisionRequest.SerializeToString,
+            auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ExplainDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/io.auxia.decision.emulator.v1.EmulatorService/ListProjects',
+            auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListProjectsRequest.SerializeToString,
+            auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListProjectsResponse.FromString,
             options,
             channel_credentials,
             insecure,

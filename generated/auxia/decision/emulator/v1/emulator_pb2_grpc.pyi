@@ -70,6 +70,19 @@ class EmulatorServiceStub:
     Returns INVALID_ARGUMENT for a page token this service did not issue, a
     negative page size or an end time before the start time.
     """
+    ExplainDecision: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ExplainDecisionRequest, _emulator_pb2.ExplainDecisionResponse]
+    """Explains a decision without making it: for one GetTreatments request,
+    the verdict of each of the project's treatments on each surface asked,
+    as GetTreatments would decide it now, with the reason. Nothing is served
+    or stored.
+
+    Returns NOT_FOUND when the project does not exist, and INVALID_ARGUMENT
+    for a request GetTreatments would refuse.
+    """
+    ListProjects: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ListProjectsRequest, _emulator_pb2.ListProjectsResponse]
+    """Lists the projects with their treatment types, data fields and
+    treatments (their statuses derived now).
+    """
     Reset: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ResetRequest, _emulator_pb2.ResetResponse]
     """Puts the server back as its seed made it: every project (or the one
     named) loses what calls wrote (treatments, data fields, interactions,
@@ -135,6 +148,19 @@ class EmulatorServiceAsyncStub(EmulatorServiceStub):
 
     Returns INVALID_ARGUMENT for a page token this service did not issue, a
     negative page size or an end time before the start time.
+    """
+    ExplainDecision: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ExplainDecisionRequest, _emulator_pb2.ExplainDecisionResponse]  # type: ignore[assignment]
+    """Explains a decision without making it: for one GetTreatments request,
+    the verdict of each of the project's treatments on each surface asked,
+    as GetTreatments would decide it now, with the reason. Nothing is served
+    or stored.
+
+    Returns NOT_FOUND when the project does not exist, and INVALID_ARGUMENT
+    for a request GetTreatments would refuse.
+    """
+    ListProjects: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ListProjectsRequest, _emulator_pb2.ListProjectsResponse]  # type: ignore[assignment]
+    """Lists the projects with their treatment types, data fields and
+    treatments (their statuses derived now).
     """
     Reset: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ResetRequest, _emulator_pb2.ResetResponse]  # type: ignore[assignment]
     """Puts the server back as its seed made it: every project (or the one
@@ -210,6 +236,31 @@ class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Returns INVALID_ARGUMENT for a page token this service did not issue, a
         negative page size or an end time before the start time.
+        """
+
+    @_abc_1.abstractmethod
+    def ExplainDecision(
+        self,
+        request: _emulator_pb2.ExplainDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_emulator_pb2.ExplainDecisionResponse, _abc.Awaitable[_emulator_pb2.ExplainDecisionResponse]]:
+        """Explains a decision without making it: for one GetTreatments request,
+        the verdict of each of the project's treatments on each surface asked,
+        as GetTreatments would decide it now, with the reason. Nothing is served
+        or stored.
+
+        Returns NOT_FOUND when the project does not exist, and INVALID_ARGUMENT
+        for a request GetTreatments would refuse.
+        """
+
+    @_abc_1.abstractmethod
+    def ListProjects(
+        self,
+        request: _emulator_pb2.ListProjectsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_emulator_pb2.ListProjectsResponse, _abc.Awaitable[_emulator_pb2.ListProjectsResponse]]:
+        """Lists the projects with their treatment types, data fields and
+        treatments (their statuses derived now).
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,197 @@
+"""The console and the explorer in a real browser: headless Chromium, driven by Playwright.
+
+One session: the console opens with the admin key and shows the treatments;
+GetTreatments is tried through the explorer (RapiDoc) with an API key typed
+into it; a DISMISSED is logged through the API; the console's feed shows it
+and the treatment's verdict for that user turns from "served" to
+"suppressed". Every request the pages make goes to the local server. A
+screenshot of each view is kept in ``build/test-artifacts/console/``.
+
+Chromium is Debian's (``make system-packages`` installs it); without one the
+test is skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import time
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any, Final
+
+import httpx
+import pytest
+
+from auxia.decision.model import treatment_interaction_service_pb2 as interactions
+from auxia_decision.server import LocalServer
+from tests._repo import ROOT
+
+ARTIFACTS: Final = (
+    pathlib.Path(os.environ.get("AUXIA_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts"))
+    / "console"
+)
+CHROMIUM_FLAGS: Final = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+Interaction = interactions.LogTreatmentInteractionRequest
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    pytest.skip(
+        "no Chromium on this machine: `make system-packages` installs Debian's chromium "
+        "(as root); without it the console's browser test cannot run"
+    )
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    with LocalServer() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def browser_page(server: LocalServer) -> Iterator[tuple[Any, list[str]]]:
+    """A page of headless Chromium, and the URL of every request it made."""
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only with Chromium
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    requests: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("request", lambda request: requests.append(request.url))
+        page.set_default_timeout(15_000)
+        yield page, requests
+        browser.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _verdict(page: Any, treatment_id: str) -> str:
+    """Return the verdict the console shows for a treatment."""
+    row = page.locator("#verdicts tbody tr", has_text=treatment_id)
+    return str(row.locator(".verdict").inner_text())
+
+
+def test_a_developer_finds_why_a_user_is_not_served(
+    server: LocalServer, browser_page: tuple[Any, list[str]]
+) -> None:
+    page, requests = browser_page
+    console = f"{server.rest_url}/console/"
+
+    # The console opens with the admin key and shows the project's treatments.
+    page.goto(console)
+    page.fill("#admin-key", server.admin_key)
+    page.click("#key-form button")
+    page.locator("#treatments tbody tr", has_text="CART_REMINDER").wait_for()
+    row = page.locator("#treatments tbody tr", has_text="CART_REMINDER").inner_text()
+    assert "LIVE" in row
+    assert "DISMISSED of CART_REMINDER in LAST_30D EQUALS 0" in row
+    _shot(page, "1-treatments")
+
+    # GetTreatments, tried through the explorer with the API key typed in.
+    page.goto(f"{console}explorer.html")
+    page.locator('[data-content-id="auth"]').click()
+    page.fill("#apiKey-apiKeyHeader-api-key-input", server.api_key)
+    page.locator("button", has_text="SET").first.click()
+    page.locator('[data-content-id="post-/v1/GetTreatments"]').click()
+    body = {
+        "projectId": server.project_id,
+        "userId": "shopper-1",
+        "surfaces": [{"surface": "CART_SCREEN"}],
+    }
+    page.locator("textarea.request-body-param-user-input").fill(json.dumps(body))
+    page.locator("button", has_text="TRY").first.click()
+    page.get_by_text("Response Status: OK:200").wait_for()
+    _shot(page, "2-explorer-get-treatments")
+    (decision,) = server.decisions(user_id="shopper-1")
+    served = decision.served_treatments[0]
+    assert served.treatment_id == "CART_REMINDER"
+
+    # The console explains the decision: served.
+    page.goto(console)
+    page.locator("#decision-feed tbody tr", has_text="shopper-1").click()
+    page.locator("#verdicts tbody tr", has_text="CART_REMINDER").wait_for()
+    assert _verdict(page, "CART_REMINDER") == "served"
+    _shot(page, "3-why-served")
+
+    # The user dismisses it; the service logs that through the API.
+    with server.client() as client:
+        client.log_treatment_interaction(
+            Interaction(
+                project_id=server.project_id,
+                user_id="shopper-1",
+                treatment_id=served.treatment_id,
+                treatment_tracking_id=served.treatment_tracking_id,
+                interaction_type=Interaction.DISMISSED,
+                interaction_time_micros=time.time_ns() // 1000,
+                surface="CART_SCREEN",
+            )
+        )
+
+    # The feed shows it, and the next verdict is "suppressed", with the rule.
+    page.fill("#filter-user", "shopper-1")
+    page.locator("#interaction-feed tbody tr", has_text="DISMISSED").wait_for()
+    page.locator("#verdicts .verdict-suppressed").wait_for()
+    assert _verdict(page, "CART_REMINDER") == "suppressed"
+    why = page.locator("#verdicts tbody tr", has_text="CART_REMINDER").inner_text()
+    assert "DISMISSED count of CART_REMINDER in the last 30 days" in why
+    _shot(page, "4-why-suppressed")
+
+    # Nothing left the machine, and no key travelled in a URL.
+    hosts = {urllib.parse.urlsplit(url).netloc for url in requests if not url.startswith("data:")}
+    assert hosts == {urllib.parse.urlsplit(server.rest_url).netloc}
+    assert not [url for url in requests if server.admin_key in url or server.api_key in url]
+
+
+def test_an_api_key_does_not_open_the_console(
+    server: LocalServer, browser_page: tuple[Any, list[str]]
+) -> None:
+    page, _ = browser_page
+    page.evaluate("sessionStorage.clear()")
+    page.goto(f"{server.rest_url}/console/")
+    page.fill("#admin-key", server.api_key)
+    page.click("#key-form button")
+    page.locator("#status", has_text="is not an admin key of the seed").wait_for()
+    assert page.locator("#views").is_hidden()
+    _shot(page, "5-api-key-refused")
+
+
+@pytest.mark.parametrize(
+    ("path", "inline_styles"),
+    [("/console/", False), ("/console/console.js", False), ("/console/explorer.html", True)],
+)
+def test_the_pages_are_same_origin_only(
+    server: LocalServer, path: str, inline_styles: bool
+) -> None:
+    answer = httpx.get(server.rest_url + path)
+    assert answer.status_code == 200
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self';" in policy
+    assert "connect-src 'self'" in policy
+    assert ("'unsafe-inline'" in policy) is inline_styles
+    assert "unsafe-eval" not in policy
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert server.admin_key not in answer.text
+
+
+def test_the_console_url_without_a_slash_redirects(server: LocalServer) -> None:
+    answer = httpx.get(f"{server.rest_url}/console")
+    assert (answer.status_code, answer.headers["location"]) == (308, "/console/")
