@@ -25,6 +25,7 @@ from typing import Any, Final
 import httpx
 import pytest
 
+from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision.server import LocalServer
 from tests._repo import ROOT
@@ -145,9 +146,20 @@ def test_a_developer_finds_why_a_user_is_not_served(
             )
         )
 
-    # The feed shows it, and the next verdict is "suppressed", with the rule.
+        # The next page view shows nothing on the cart.
+        nothing = client.get_treatments(
+            decisions.GetTreatmentsRequest(
+                project_id=server.project_id,
+                user_id="shopper-1",
+                surfaces=[decisions.SurfaceRequest(surface="CART_SCREEN")],
+            )
+        )
+        assert not nothing.user_treatments
+
+    # The feeds show both, and the verdict of that empty decision is "suppressed", with the rule.
     page.fill("#filter-user", "shopper-1")
     page.locator("#interaction-feed tbody tr", has_text="DISMISSED").wait_for()
+    page.locator("#decision-feed tbody tr", has_text="nothing").click()
     page.locator("#verdicts .verdict-suppressed").wait_for()
     assert _verdict(page, "CART_REMINDER") == "suppressed"
     why = page.locator("#verdicts tbody tr", has_text="CART_REMINDER").inner_text()

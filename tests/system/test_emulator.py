@@ -696,3 +696,26 @@ def test_the_projects_are_listed_with_their_treatments(admin: AdminCall) -> None
     assert treatments["CART_REMINDER"].status == treatment_pb2.TreatmentPb.LIVE
     assert [field.data_field_id for field in project.data_fields] == list(range(1, 10))
     assert {t.name for t in project.treatment_types} == {"IN_APP_CONTENT", "IN_APP_CONTENT_CARD"}
+
+
+def test_recent_decisions_include_those_that_served_nothing(
+    admin: AdminCall, auxia_server: LocalServer, client: Client
+) -> None:
+    served = _cart(client, "u12")
+    nothing = client.get_treatments(
+        decisions.GetTreatmentsRequest(
+            project_id="PROJECT_ID",
+            user_id="u12",
+            surfaces=[decisions.SurfaceRequest(surface="SURFACE")],
+            language_code="ja",  # TREATMENT_ID has no Japanese content
+        )
+    )
+    listed = admin("ListRecentDecisions", emulator_pb2.ListRecentDecisionsRequest(user_id="u12"))
+    assert isinstance(listed, emulator_pb2.ListRecentDecisionsResponse)
+    newest, oldest = listed.decisions
+    assert (newest.response, oldest.response) == (nothing, served)
+    assert newest.request.language_code == "ja"
+    assert not newest.response.user_treatments
+    auxia_server.reset()
+    again = admin("ListRecentDecisions", emulator_pb2.ListRecentDecisionsRequest())
+    assert again == emulator_pb2.ListRecentDecisionsResponse()

@@ -94,6 +94,7 @@ class EmulatorServicer:
         self._handlers: Mapping[str, Callable[[Message], Awaitable[Message]]] = {
             "ListInteractions": self._list_interactions,
             "ListDecisions": self._list_decisions,
+            "ListRecentDecisions": self._list_recent_decisions,
             "ExplainDecision": self._explain_decision,
             "ListProjects": self._list_projects,
             "Reset": self._reset,
@@ -152,6 +153,18 @@ class EmulatorServicer:
         assert isinstance(request, emulator_pb2.ListDecisionsRequest)
         return await self._store.run(lambda repository: list_decisions(repository, request))
 
+    async def _list_recent_decisions(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.ListRecentDecisionsRequest)
+        found = emulator_pb2.ListRecentDecisionsResponse()
+        for time_micros, project_id, asked, answered in reversed(self._api.recent_decisions):
+            if request.project_id and project_id != request.project_id:
+                continue
+            if request.user_id and asked.user_id != request.user_id:
+                continue
+            recent = found.decisions.add(request=asked, response=answered)
+            recent.decide_time.FromMicroseconds(time_micros)
+        return found
+
     async def _explain_decision(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ExplainDecisionRequest)
         asked = request.request
@@ -202,14 +215,19 @@ class EmulatorServicer:
     async def _reset(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ResetRequest)
         project_id = request.project_id
+        recent = self._api.recent_decisions
         if project_id:
             seed = project_seed(self._seed, project_id)
             if seed is None:
                 raise ApiError(Code.NOT_FOUND, f'projectId: the seed has no project "{project_id}"')
+            kept = [decision for decision in recent if decision[1] != project_id]
+            recent.clear()
+            recent.extend(kept)
         else:
             seed = self._seed
             self._api.faults.reset()
             self._clock.restore()
+            recent.clear()
         now = self._clock.now()
 
         def replace(repository: Repository) -> None:

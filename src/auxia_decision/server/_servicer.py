@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from google.protobuf.message import Message
 
@@ -30,6 +31,10 @@ from auxia_decision.server._storage import (
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
+RECENT_DECISIONS: Final = 200
+"""How many of the last GetTreatments calls the servicer keeps, for the emulator's console."""
+RecentDecision = tuple[int, str, decisions.GetTreatmentsRequest, decisions.GetTreatmentsResponse]
+"""A GetTreatments call answered: when (µs since the epoch), project, request, response."""
 
 
 class DecisionServicer:
@@ -64,6 +69,10 @@ class DecisionServicer:
         self._catalogs: dict[str, tuple[int, Catalog]] = {}
         self.faults = FaultPlan(self._handlers)
         """The faults armed on the calls (through the emulator admin API)."""
+        self.recent_decisions: collections.deque[RecentDecision] = collections.deque(
+            maxlen=RECENT_DECISIONS
+        )
+        """The last GetTreatments calls answered, oldest first (the emulator lists them)."""
 
     @property
     def methods(self) -> frozenset[str]:
@@ -243,6 +252,7 @@ class DecisionServicer:
         decision = decide(catalog, request, self.store.activity(project.project_id, user_id), now)
         answer_id = response_id()
         answer = response(decision, answer_id)
+        self.recent_decisions.append((now, project.project_id, request, answer))
         if not decision.choices:
             return _resolved(answer)
         served = [

@@ -198,20 +198,31 @@ function micros(value) {
   return Number.isFinite(number) ? new Date(number / 1000).toISOString() : String(value);
 }
 
+function attributeText(attributes) {
+  return (attributes || [])
+    .map((a) => `${a.key}=${a.stringValue ?? a.boolValue ?? a.integerValue ?? ""}`)
+    .join(" ");
+}
+
 async function refreshDecisions() {
-  const found = await everyPage("ListDecisions", { projectId: $("#project").value }, "decisions");
-  fill($("#decision-feed"), found.reverse().slice(0, 100), (row, decision) => {
-    const served = (decision.servedTreatments || []).map((s) => `${s.treatmentId} on ${s.surface}`);
+  const answer = await admin("ListRecentDecisions", { projectId: $("#project").value });
+  fill($("#decision-feed"), answer.decisions || [], (row, decision) => {
+    const asked = decision.request || {};
+    const answered = decision.response || {};
+    const served = (answered.userTreatments || []).map((t) => `${t.treatmentId} on ${t.surface}`);
     cell(row, decision.decideTime);
-    cell(row, decision.userId);
-    cell(row, served.join(", "));
-    cell(row, decision.responseId);
+    cell(row, asked.userId);
+    cell(row, (asked.surfaces || []).map((s) => s.surface).join(", "));
+    cell(row, served.length ? served.join(", ") : "nothing");
+    cell(row, answered.responseId);
     row.addEventListener("click", () => {
-      $("#why-user").value = decision.userId;
-      const first = (decision.servedTreatments || [])[0];
+      $("#why-user").value = asked.userId || "";
+      const first = (asked.surfaces || [])[0];
       if (first) {
         $("#why-surface").value = first.surface;
       }
+      $("#why-language").value = asked.languageCode || "";
+      $("#why-attributes").value = attributeText(asked.contextualAttributes);
       explain().catch(showError);
     });
   });

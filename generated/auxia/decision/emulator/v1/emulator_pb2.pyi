@@ -328,6 +328,92 @@ class ListDecisionsResponse(_message.Message):
 Global___ListDecisionsResponse: _TypeAlias = ListDecisionsResponse  # noqa: Y015
 
 @_typing.final
+class ListRecentDecisionsRequest(_message.Message):
+    """Which recent decisions to list. Every filter that is set must match."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    """Optional. Only this project's; empty: every project's."""
+    user_id: _builtins.str
+    """Optional. Only this user's."""
+    def __init__(
+        self,
+        *,
+        project_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["project_id", b"project_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecentDecisionsRequest: _TypeAlias = ListRecentDecisionsRequest  # noqa: Y015
+
+@_typing.final
+class ListRecentDecisionsResponse(_message.Message):
+    """The recent decisions, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecentDecision]:
+        """Output only. The decisions, newest first."""
+
+    def __init__(
+        self,
+        *,
+        decisions: _abc.Iterable[Global___RecentDecision] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecentDecisionsResponse: _TypeAlias = ListRecentDecisionsResponse  # noqa: Y015
+
+@_typing.final
+class RecentDecision(_message.Message):
+    """One GetTreatments call the server answered."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    REQUEST_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the server decided, by its clock."""
+
+    @_builtins.property
+    def request(self) -> _treatment_decision_service_pb2.GetTreatmentsRequest:
+        """Output only. The request, as the server read it."""
+
+    @_builtins.property
+    def response(self) -> _treatment_decision_service_pb2.GetTreatmentsResponse:
+        """Output only. The response; without user treatments when none was served."""
+
+    def __init__(
+        self,
+        *,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
+        request: _treatment_decision_service_pb2.GetTreatmentsRequest | None = ...,
+        response: _treatment_decision_service_pb2.GetTreatmentsResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "request", b"request", "response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "request", b"request", "response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecentDecision: _TypeAlias = RecentDecision  # noqa: Y015
+
+@_typing.final
 class ExplainDecisionRequest(_message.Message):
     """Which decision to explain."""
 

@@ -53,6 +53,11 @@ class EmulatorServiceStub:
                 request_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsRequest.SerializeToString,
                 response_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsResponse.FromString,
                 _registered_method=True)
+        self.ListRecentDecisions = channel.unary_unary(
+                '/io.auxia.decision.emulator.v1.EmulatorService/ListRecentDecisions',
+                request_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListRecentDecisionsRequest.SerializeToString,
+                response_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListRecentDecisionsResponse.FromString,
+                _registered_method=True)
         self.ExplainDecision = channel.unary_unary(
                 '/io.auxia.decision.emulator.v1.EmulatorService/ExplainDecision',
                 request_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ExplainDecisionRequest.SerializeToString,
@@ -125,6 +130,15 @@ class EmulatorServiceServicer:
 
         Returns INVALID_ARGUMENT for a page token this service did not issue, a
         negative page size or an end time before the start time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecentDecisions(self, request, context):
+        """Lists the last GetTreatments calls the server answered (at most 200,
+        kept in memory, newest first): what was asked and what was answered,
+        treatments served or none. A reset forgets them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -224,6 +238,11 @@ def add_EmulatorServiceServicer_to_server(servicer, server):
                     servicer.ListDecisions,
                     request_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsRequest.FromString,
                     response_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsResponse.SerializeToString,
+            ),
+            'ListRecentDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecentDecisions,
+                    request_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListRecentDecisionsRequest.FromString,
+                    response_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListRecentDecisionsResponse.SerializeToString,
             ),
             'ExplainDecision': grpc.unary_unary_rpc_method_handler(
                     servicer.ExplainDecision,
@@ -329,6 +348,33 @@ class EmulatorService:
             '/io.auxia.decision.emulator.v1.EmulatorService/ListDecisions',
             auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsRequest.SerializeToString,
             auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecentDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/io.auxia.decision.emulator.v1.EmulatorService/ListRecentDecisions',
+            auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListRecentDecisionsRequest.SerializeToString,
+            auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListRecentDecisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

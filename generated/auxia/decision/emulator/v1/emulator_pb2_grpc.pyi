@@ -70,6 +70,11 @@ class EmulatorServiceStub:
     Returns INVALID_ARGUMENT for a page token this service did not issue, a
     negative page size or an end time before the start time.
     """
+    ListRecentDecisions: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ListRecentDecisionsRequest, _emulator_pb2.ListRecentDecisionsResponse]
+    """Lists the last GetTreatments calls the server answered (at most 200,
+    kept in memory, newest first): what was asked and what was answered,
+    treatments served or none. A reset forgets them.
+    """
     ExplainDecision: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ExplainDecisionRequest, _emulator_pb2.ExplainDecisionResponse]
     """Explains a decision without making it: for one GetTreatments request,
     the verdict of each of the project's treatments on each surface asked,
@@ -148,6 +153,11 @@ class EmulatorServiceAsyncStub(EmulatorServiceStub):
 
     Returns INVALID_ARGUMENT for a page token this service did not issue, a
     negative page size or an end time before the start time.
+    """
+    ListRecentDecisions: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ListRecentDecisionsRequest, _emulator_pb2.ListRecentDecisionsResponse]  # type: ignore[assignment]
+    """Lists the last GetTreatments calls the server answered (at most 200,
+    kept in memory, newest first): what was asked and what was answered,
+    treatments served or none. A reset forgets them.
     """
     ExplainDecision: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ExplainDecisionRequest, _emulator_pb2.ExplainDecisionResponse]  # type: ignore[assignment]
     """Explains a decision without making it: for one GetTreatments request,
@@ -236,6 +246,17 @@ class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Returns INVALID_ARGUMENT for a page token this service did not issue, a
         negative page size or an end time before the start time.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRecentDecisions(
+        self,
+        request: _emulator_pb2.ListRecentDecisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_emulator_pb2.ListRecentDecisionsResponse, _abc.Awaitable[_emulator_pb2.ListRecentDecisionsResponse]]:
+        """Lists the last GetTreatments calls the server answered (at most 200,
+        kept in memory, newest first): what was asked and what was answered,
+        treatments served or none. A reset forgets them.
         """
 
     @_abc_1.abstractmethod
