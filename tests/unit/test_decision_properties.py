@@ -222,6 +222,11 @@ def test_the_decision_keeps_every_rule(world: World) -> None:
         decision = decide(catalog, world.request, activity, NOW)
     except ApiError:
         raise AssertionError("a valid request was refused") from None
+    # Explaining reads every candidate's rules; deciding stops at a full surface: same choices.
+    explained = decide(catalog, world.request, activity, NOW, explain=True)
+    assert [(c.surface, c.treatment.treatment_id, c.rank) for c in explained.choices] == [
+        (c.surface, c.treatment.treatment_id, c.rank) for c in decision.choices
+    ]
     language = world.request.language_code or "en"
     groups = {
         s.treatment.treatment_id: (

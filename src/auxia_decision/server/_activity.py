@@ -183,18 +183,16 @@ class ActivityBook:
         """Return a user's activity (an empty one, not kept, for a user with none)."""
         return self._users.get((project_id, user_id), NO_ACTIVITY)
 
-    def add(self, project_id: str, user_id: str, event: Event) -> None:
-        """Record one stored event of a user."""
-        key = (project_id, user_id)
-        activity = self._users.get(key)
-        if activity is None:
-            activity = self._users[key] = UserActivity()
-        activity.add(*event)
-
     def add_all(self, events: Iterable[tuple[str, str, Event]]) -> None:
         """Record stored events given as (project id, user id, event)."""
+        # Called for every treatment served: kept to one frame.
+        users = self._users
         for project_id, user_id, event in events:
-            self.add(project_id, user_id, event)
+            key = (project_id, user_id)
+            activity = users.get(key)
+            if activity is None:
+                activity = users[key] = UserActivity()
+            activity.add(*event)
 
     def add_interactions(self, requests: Iterable[LoggedInteraction]) -> None:
         """Record stored interactions (``LogTreatmentInteractionRequest``s that name a user).

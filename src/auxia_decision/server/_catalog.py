@@ -27,7 +27,7 @@ DEFAULT_LANGUAGE: Final = "en"
 _SECONDS: Final = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Context:
     """What rules read about one request: the user's attributes and activity, and the time."""
 
@@ -109,7 +109,8 @@ class Treatment:
         return None
 
 
-Candidates = tuple[tuple[Treatment, Version], ...]
+Candidates = tuple[tuple[Treatment, Version, bytes], ...]
+"""Treatments with their LIVE version and their identifier as UTF-8 (what ranking hashes)."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,8 @@ class Catalog:
     def candidates(self, surface: str, language: str, now: int) -> Candidates:
         """Return the treatments LIVE at ``now`` that may be shown on a surface in a language.
 
-        Each with the version that is LIVE; by treatment identifier. The answer
+        Each with the version that is LIVE and its identifier as UTF-8; by
+        treatment identifier. The answer
         holds between two boundaries, and is kept until ``now`` leaves them.
         """
         key = (surface, language)
@@ -145,7 +147,7 @@ class Catalog:
         for treatment in self.treatments:
             version = treatment.live_version(now)
             if version is not None and surface in version.surfaces and language in version.content:
-                found.append((treatment, version))
+                found.append((treatment, version, treatment.treatment_id.encode()))
         candidates = tuple(found)
         self._candidates[key] = (valid_from, valid_until, candidates)
         return candidates

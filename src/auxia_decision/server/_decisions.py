@@ -20,7 +20,9 @@ Deterministic, so that a consumer's test can predict it (docs/decisions.md):
 from __future__ import annotations
 
 import os
+import random
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -44,7 +46,7 @@ _JSON_KINDS: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Choice:
     """A treatment chosen for a surface."""
 
@@ -71,7 +73,7 @@ class Verdict:
     """The specifics, for a person: the rule that failed and the value it read, ..."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Surface:
     name: str
     maximum: int
@@ -117,7 +119,8 @@ class _Decider:
         self, catalog: Catalog, user_id: str, context: Context, decision: Decision
     ) -> None:
         self.catalog = catalog
-        self.user = user_id.encode() + b"\0"
+        # The CRC-32 of the user id and a NUL byte, continued over each treatment id.
+        self.user_crc = zlib.crc32(user_id.encode() + b"\0")
         self.context = context
         self.decision = decision
         self.verdicts = decision.verdicts
@@ -127,7 +130,10 @@ class _Decider:
 
     def run(self, surfaces: list[_Surface]) -> None:
         for surface in surfaces:
-            picked = self.pick(surface, self.ranked(surface.name))
+            if self.verdicts is None:
+                picked = self.pick_first(surface)
+            else:
+                picked = self.pick(surface, self.ranked_with_verdicts(surface.name))
             if len(picked) < surface.minimum:
                 self.release(surface, picked)
                 continue
@@ -142,17 +148,35 @@ class _Decider:
         if self.verdicts is not None:
             self.verdicts.append(Verdict(surface, treatment_id, outcome, detail))
 
-    def ranked(self, surface: str) -> list[tuple[int, str, Treatment, Version]]:
-        """Return the eligible candidates for a surface, in the user's order."""
-        if self.verdicts is not None:
-            return self.ranked_with_verdicts(surface)
-        ranked = []
+    def pick_first(self, surface: _Surface) -> list[tuple[Treatment, Version]]:
+        """Take treatments for a surface as ``pick`` does, checking rules only of those reached.
+
+        The user's order does not depend on eligibility, so the candidates are
+        ranked first and a candidate's rules are read only when it is next in
+        line: once the surface is full, the rest are never looked at.
+        """
         context = self.context
+        user_crc = self.user_crc
+        crc32 = zlib.crc32
+        ranked = sorted(
+            [
+                (crc32(encoded, user_crc), treatment.treatment_id, treatment, version)
+                for treatment, version, encoded in self.catalog.candidates(
+                    surface.name, self.decision.language, context.now
+                )
+            ]
+        )
+        picked: list[tuple[Treatment, Version]] = []
+        maximum = surface.maximum
+        chosen = self.chosen
+        groups = self.groups
         eligible = self.eligible
-        for treatment, version in self.catalog.candidates(
-            surface, self.decision.language, context.now
-        ):
-            treatment_id = treatment.treatment_id
+        for _, treatment_id, treatment, version in ranked:
+            if treatment_id in chosen:
+                continue
+            group = treatment.group
+            if group is not None and group in groups:
+                continue
             found = eligible.get(treatment_id)
             if found is None:
                 holds = True
@@ -161,11 +185,15 @@ class _Decider:
                         holds = False
                         break
                 found = eligible[treatment_id] = (holds, "")
-            if found[0]:
-                key = zlib.crc32(self.user + treatment_id.encode())
-                ranked.append((key, treatment_id, treatment, version))
-        ranked.sort()
-        return ranked
+            if not found[0]:
+                continue
+            picked.append((treatment, version))
+            chosen.add(treatment_id)
+            if group is not None:
+                groups.add(group)
+            if len(picked) >= maximum:
+                break
+        return picked
 
     def ranked_with_verdicts(self, surface: str) -> list[tuple[int, str, Treatment, Version]]:
         """Return what ``ranked`` does, saying why each other treatment is not a candidate."""
@@ -183,7 +211,7 @@ class _Decider:
             if not found[0]:
                 self.verdict(surface, treatment.treatment_id, "suppressed", found[1])
                 continue
-            key = zlib.crc32(self.user + treatment.treatment_id.encode())
+            key = zlib.crc32(treatment.treatment_id.encode(), self.user_crc)
             ranked.append((key, treatment.treatment_id, treatment, version))
         ranked.sort(key=lambda item: (item[0], item[1]))
         return ranked
@@ -264,6 +292,22 @@ def _eligibility(version: Version, context: Context, explain: bool) -> tuple[boo
 def _surfaces(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> list[_Surface]:
     """Return the surfaces asked for, checking the counts and names."""
     found: list[_Surface] = []
+    known = catalog.surfaces
+    for asked in request.surfaces[:]:
+        name = asked.surface
+        # Negative counts are refused by validation (the fields' rules).
+        maximum = asked.maximum_treatment_count or 1
+        minimum = asked.minimum_treatment_count
+        if name not in known or minimum > maximum:
+            raise ApiError.invalid_argument(_surface_problems(request, catalog))
+        found.append(_Surface(name, maximum, minimum))
+    return found
+
+
+def _surface_problems(
+    request: decisions.GetTreatmentsRequest, catalog: Catalog
+) -> list[FieldViolation]:
+    """Return every unknown surface and every minimum above its maximum."""
     problems: list[FieldViolation] = []
     for index, asked in enumerate(request.surfaces):
         path = f"surfaces[{index}]"
@@ -275,7 +319,6 @@ def _surfaces(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> list
                     f'"{asked.surface}" is not a surface of the project (surfaces: {known})',
                 )
             )
-        # Negative counts are refused by validation (the fields' rules).
         maximum = asked.maximum_treatment_count or 1
         minimum = asked.minimum_treatment_count
         if minimum > maximum:
@@ -285,37 +328,47 @@ def _surfaces(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> list
                     f"{minimum} is above the maximum, {maximum}",
                 )
             )
-        found.append(_Surface(asked.surface, maximum, minimum))
-    if problems:
-        raise ApiError.invalid_argument(problems)
-    return found
+    return problems
 
 
 def _attributes(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> dict[str, object]:
     """Return the contextual attributes by key, checking each is given once, as its type."""
     values: dict[str, object] = {}
-    problems: list[FieldViolation] = []
     declared_types = catalog.attribute_types
+    # A slice is a list: iterating the container itself ends on an IndexError.
+    for attribute in request.contextual_attributes[:]:
+        key = attribute.key
+        kind = attribute.WhichOneof("value")  # never None: validation requires the value
+        declared = declared_types.get(key)
+        if key in values or (declared is not None and kind not in _VALUE_KINDS[declared]):
+            raise ApiError.invalid_argument(_attribute_problems(request, declared_types))
+        value: object = getattr(attribute, kind)  # type: ignore[arg-type]
+        values[key] = float(value) if declared == "DOUBLE" else value  # type: ignore[arg-type]
+    return values
+
+
+def _attribute_problems(
+    request: decisions.GetTreatmentsRequest, declared_types: Mapping[str, str]
+) -> list[FieldViolation]:
+    """Return every attribute given twice or as a value of another type than its declared one."""
+    seen: set[str] = set()
+    problems: list[FieldViolation] = []
     for index, attribute in enumerate(request.contextual_attributes):
         key = attribute.key
-        kind = attribute.WhichOneof("value")
-        if key in values:
+        kind = str(attribute.WhichOneof("value"))
+        if key in seen:
             path = f"contextualAttributes[{index}].key"
             problems.append(violation(path, f'"{key}" is given more than once'))
             continue
+        seen.add(key)
         declared = declared_types.get(key)
         if declared is not None and kind not in _VALUE_KINDS[declared]:
             expected = " or ".join(_JSON_KINDS[k] for k in _VALUE_KINDS[declared])
-            path = f"contextualAttributes[{index}].{_JSON_KINDS[str(kind)]}"
+            path = f"contextualAttributes[{index}].{_JSON_KINDS[kind]}"
             problems.append(
                 violation(path, f'"{key}" is a {declared} attribute: give it as {expected}')
             )
-            continue
-        value: object = getattr(attribute, kind)  # type: ignore[arg-type]
-        values[key] = float(value) if declared == "DOUBLE" else value  # type: ignore[arg-type]
-    if problems:
-        raise ApiError.invalid_argument(problems)
-    return values
+    return problems
 
 
 def tracking_id(treatment_id: str, response_id: str) -> str:
@@ -341,8 +394,15 @@ def response(decision: Decision, response_id: str) -> decisions.GetTreatmentsRes
     return answer
 
 
+# Response ids need to be unique, not secret: a generator seeded from the
+# system's randomness, once per process, draws them (twice as fast as
+# os.urandom per id, timeit).
+_random_bits = random.Random(os.urandom(32)).getrandbits  # noqa: S311 - ids, not secrets
+_UUID4_CLEAR: Final = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET: Final = (0x4 << 76) | (0x2 << 62)  # version 4, RFC 4122 variant
+
+
 def response_id() -> str:
     """Return a new response id: a random (version 4) UUID."""
-    digits = os.urandom(16).hex()
-    variant = "89ab"[int(digits[16], 16) & 3]
-    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:32]}"
+    digits = "%032x" % (_random_bits(128) & _UUID4_CLEAR | _UUID4_SET)
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
