@@ -20,6 +20,9 @@ What it adds to uvicorn, so that no client can hold more than its share:
   ``Content-Length`` body; a chunked one is refused with 400 and the
   connection closed), and the bytes after it go to a fresh parser. The body
   of a request is never parsed as a request.
+
+Its connections write through a ``CoalescingTransport``: an answer's head
+and body leave in one write (``send`` system call) rather than two.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from auxia_decision._errors import Code
+from auxia_decision.server._transport import CoalescingTransport
 
 _RESERVED_DESCRIPTORS: Final = 1024
 
@@ -113,6 +117,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             transport.close()
             return
         super().connection_made(transport)
+        # An answer's head and body leave in one write (see _transport).
+        self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         self._idle()
         self._start_sweeping()
 
@@ -163,7 +169,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         )
 
     def on_response_complete(self) -> None:
-        """Start a pipelined request, or let the connection idle (as uvicorn's, without a timer)."""
+        """Send the answer; start a pipelined request, or let the connection idle (no timer)."""
+        self.transport.flush()  # type: ignore[attr-defined]
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
