@@ -282,8 +282,6 @@ def _quick(descriptor: Descriptor) -> _Check | None:
     name = compiler.function(descriptor)
     if name is None:
         return None
-    if name == "_unsure":
-        return _unsure
     code = compile(
         "\n".join(compiler.lines) + "\n", f"<quick check: {descriptor.full_name}>", "exec"
     )

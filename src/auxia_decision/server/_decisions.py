@@ -196,7 +196,11 @@ class _Decider:
         return picked
 
     def ranked_with_verdicts(self, surface: str) -> list[tuple[int, str, Treatment, Version]]:
-        """Return what ``ranked`` does, saying why each other treatment is not a candidate."""
+        """Return the eligible candidates for a surface, in the user's order.
+
+        Every treatment's rules are read, and each one that is not a candidate
+        gets its verdict: why not.
+        """
         ranked = []
         for treatment in self.catalog.treatments:
             version = _candidate(
@@ -219,12 +223,13 @@ class _Decider:
     def pick(
         self, surface: _Surface, ranked: list[tuple[int, str, Treatment, Version]]
     ) -> list[tuple[Treatment, Version]]:
-        """Take treatments for a surface, in order, within its maximum and the groups."""
+        """Take treatments for a surface, in order, within its maximum and the groups.
+
+        Every candidate gets its verdict (the explained decision); ``pick_first``
+        takes the same ones without them.
+        """
         picked: list[tuple[Treatment, Version]] = []
-        explain = self.verdicts is not None
         for _, treatment_id, treatment, version in ranked:
-            if not explain and len(picked) >= surface.maximum:
-                break  # nobody asks why the others were not taken
             if treatment_id in self.chosen:
                 reason = ("chosen for another surface", "a treatment is served once a response")
             elif treatment.group is not None and treatment.group in self.groups:
