@@ -19,11 +19,6 @@ from typing import Final, Protocol
 MICROS_PER_DAY: Final = 86_400_000_000
 
 
-def day_of(time_micros: int) -> int:
-    """Return the UTC day (days since the Unix epoch) of a time in microseconds."""
-    return time_micros // MICROS_PER_DAY
-
-
 @dataclass(slots=True)
 class _Stats:
     """The events of one kind, with one treatment, on one surface."""
@@ -31,14 +26,6 @@ class _Stats:
     per_day: dict[int, int] = field(default_factory=dict)
     first: int = 0
     latest: int = 0
-
-    def add(self, time_micros: int) -> None:
-        day = time_micros // MICROS_PER_DAY
-        per_day = self.per_day
-        per_day[day] = per_day.get(day, 0) + 1
-        if not self.first or time_micros < self.first:
-            self.first = time_micros
-        self.latest = max(self.latest, time_micros)
 
     def count(self, first_day: int, last_day: int) -> int:
         return sum(n for day, n in self.per_day.items() if first_day <= day <= last_day)
@@ -76,7 +63,7 @@ class UserActivity:
 
     def add(self, kind: int, treatment_id: str, surface: str, time_micros: int) -> None:
         """Record one event."""
-        # Called for every interaction logged: _Stats.add, inline.
+        # Called for every event stored: the lookups and the counting in one frame.
         by_kind = self._by_kind
         by_treatment = by_kind.get(kind)
         if by_treatment is None:

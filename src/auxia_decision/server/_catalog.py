@@ -37,11 +37,6 @@ class Context:
     now: int
     """Microseconds since the Unix epoch."""
 
-    @property
-    def today(self) -> int:
-        """Return the UTC day of ``now``."""
-        return self.now // MICROS_PER_DAY
-
 
 @dataclass(frozen=True, slots=True)
 class Rule:

@@ -142,7 +142,8 @@ class _Decider:
                 self.decision.choices.append(
                     Choice(surface.name, treatment, version, rank, content)
                 )
-                self.verdict(surface.name, treatment.treatment_id, "served", f"rank {rank}")
+                if self.verdicts is not None:
+                    self.verdict(surface.name, treatment.treatment_id, "served", f"rank {rank}")
 
     def verdict(self, surface: str, treatment_id: str, outcome: str, detail: str) -> None:
         if self.verdicts is not None:
