@@ -29,64 +29,21 @@ from grpc_reflection.v1alpha import reflection_pb2
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia.decision.model import treatment_interaction_service_pb2_grpc as interactions_grpc
 from tests._fixtures import REQUESTS
+from tests._raw_http import (
+    KEY,
+    PATH,
+    body,
+    connect,
+    count_responses,
+    http_request,
+    read_all,
+    status_of,
+)
 from tests._repo import VENV_BIN
 from tests._served import Served, served
 from tools.loadgen import stored_tracking_ids
 
-KEY: Final = "TEST_API_KEY"
-PATH: Final = "/v1/LogTreatmentInteraction"
 CLI: Final = str(VENV_BIN / "auxia-decision")
-
-
-def body(tracking_id: str) -> bytes:
-    """Return a valid LogTreatmentInteraction body with its own tracking id."""
-    return json.dumps(
-        {
-            "projectId": "PROJECT_ID",
-            "treatmentTrackingId": tracking_id,
-            "interactionType": "VIEWED",
-            "interactionTimeMicros": 1,
-        }
-    ).encode()
-
-
-def http_request(path: str, payload: bytes, *extra: str, host: bool = True) -> bytes:
-    """Return the bytes of a POST request, with more header lines if given."""
-    lines = [f"POST {path} HTTP/1.1"]
-    if host:
-        lines.append("Host: 127.0.0.1")
-    lines += [
-        "Content-Type: application/json",
-        f"x-api-key: {KEY}",
-        f"Content-Length: {len(payload)}",
-        *extra,
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
-
-
-def read_all(sock: socket.socket, timeout: float = 10.0) -> bytes:
-    """Read until the server closes the connection or ``timeout`` passes."""
-    sock.settimeout(timeout)
-    chunks = []
-    with contextlib.suppress(TimeoutError, ConnectionResetError):
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def status_of(response: bytes) -> int:
-    """Return the status code of the first response in raw bytes."""
-    return int(response.split(b" ", 2)[1])
-
-
-def count_responses(raw: bytes) -> int:
-    """Return how many HTTP responses raw bytes hold."""
-    return raw.count(b"HTTP/1.1 ")
-
-
-def connect(served_server: Served) -> socket.socket:
-    """Open a TCP connection to the server's REST port."""
-    return socket.create_connection(("127.0.0.1", served_server.rest_port), timeout=10)
 
 
 def timed_post(served_server: Served, tracking_id: str) -> float:

@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
+from tests._raw_http import KEY, PATH, body, connect, http_request, read_all
 from tests._served import Served
-from tests.system.test_hardening import KEY, PATH, body, connect, http_request, read_all
 from tools.loadgen import stored_tracking_ids
 
 
