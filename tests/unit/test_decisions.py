@@ -281,11 +281,16 @@ def test_the_clock_decides_what_is_live(world: World) -> None:
         ({"surfaces": [{"surface": "HOME_SCREEN"}],
           "contextualAttributes": [{"key": "subscriber", "integerValue": 1}]},
          ["contextualAttributes[0].integerValue"]),
+
+        ({"surfaces": [{"surface": "NOWHERE"}],
+          "contextualAttributes": [{"key": "age", "integerValue": 1},
+                                   {"key": "age", "integerValue": 2}]},
+         ["surfaces[0].surface", "contextualAttributes[1].key"]),
     ],
     ids=[
         "no surface", "unknown surface", "negative maximum", "negative minimum",
         "minimum above maximum", "a key twice", "no value", "age as a string",
-        "a boolean as a number",
+        "a boolean as a number", "a surface and an attribute at once",
     ],
 )  # fmt: skip
 def test_bad_requests_name_the_field(

@@ -104,7 +104,12 @@ def decide(
     chosen.
     """
     surfaces = _surfaces(request, catalog)
-    context = Context(_attributes(request, catalog), activity, now)
+    attributes = _attributes(request, catalog)
+    if surfaces is None or attributes is None:
+        problems = _surface_problems(request, catalog)
+        problems += _attribute_problems(request, catalog.attribute_types)
+        raise ApiError.invalid_argument(problems)
+    context = Context(attributes, activity, now)
     decision = Decision(request.language_code or DEFAULT_LANGUAGE)
     if explain:
         decision.verdicts = []
@@ -295,8 +300,8 @@ def _eligibility(version: Version, context: Context, explain: bool) -> tuple[boo
     return True, ""
 
 
-def _surfaces(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> list[_Surface]:
-    """Return the surfaces asked for, checking the counts and names."""
+def _surfaces(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> list[_Surface] | None:
+    """Return the surfaces asked for, or None if a name or a count is wrong (see the problems)."""
     found: list[_Surface] = []
     known = catalog.surfaces
     for asked in request.surfaces[:]:
@@ -305,7 +310,7 @@ def _surfaces(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> list
         maximum = asked.maximum_treatment_count or 1
         minimum = asked.minimum_treatment_count
         if name not in known or minimum > maximum:
-            raise ApiError.invalid_argument(_surface_problems(request, catalog))
+            return None
         found.append(_Surface(name, maximum, minimum))
     return found
 
@@ -337,8 +342,10 @@ def _surface_problems(
     return problems
 
 
-def _attributes(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> dict[str, object]:
-    """Return the contextual attributes by key, checking each is given once, as its type."""
+def _attributes(
+    request: decisions.GetTreatmentsRequest, catalog: Catalog
+) -> dict[str, object] | None:
+    """Return the contextual attributes by key, or None if one is repeated or mistyped."""
     values: dict[str, object] = {}
     declared_types = catalog.attribute_types
     # A slice is a list: iterating the container itself ends on an IndexError.
@@ -347,7 +354,7 @@ def _attributes(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> di
         kind = attribute.WhichOneof("value")  # never None: validation requires the value
         declared = declared_types.get(key)
         if key in values or (declared is not None and kind not in _VALUE_KINDS[declared]):
-            raise ApiError.invalid_argument(_attribute_problems(request, declared_types))
+            return None
         value: object = getattr(attribute, kind)  # type: ignore[arg-type]
         values[key] = float(value) if declared == "DOUBLE" else value  # type: ignore[arg-type]
     return values
