@@ -6,7 +6,7 @@ import logging
 import math
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -15,12 +15,9 @@ from google.protobuf.message import Message
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
 from auxia_decision._routes import Route, routes, service_routes
+from auxia_decision.server._asgi import ANSWER, WHOLE_ANSWER, Receive, Scope, Send
 from auxia_decision.server._emulator import ADMIN_KEY_HEADER, SERVICE, EmulatorServicer
 from auxia_decision.server._servicer import DecisionServicer
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
@@ -29,6 +26,7 @@ _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 _KEY_QUERY: Final = ("api-key", "api_key")
 
 _ADMIN_KEY_HEADER: Final = ADMIN_KEY_HEADER.encode()
+_NO_EXTENSIONS: Final[Mapping[str, Any]] = {}
 
 _log = logging.getLogger("auxia_decision.gateway")
 
@@ -218,14 +216,16 @@ class RestGateway:
         except Exception:
             _log.exception("internal error answering %s %s", scope["method"], scope["path"])
             status, body = 500, ApiError(Code.INTERNAL, "internal error").to_json()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*headers, (b"content-length", b"%d" % len(body))],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        whole = scope.get("extensions", _NO_EXTENSIONS).get(WHOLE_ANSWER)
+        if whole is None or not whole[ANSWER](status, headers, body):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [*headers, (b"content-length", b"%d" % len(body))],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
         if started is not None:
             # The query string may hold an API key: only the path is logged.
             _log.info(

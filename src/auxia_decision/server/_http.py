@@ -21,22 +21,30 @@ What it adds to uvicorn, so that no client can hold more than its share:
   connection closed), and the bytes after it go to a fresh parser. The body
   of a request is never parsed as a request.
 
-Its connections write through a ``CoalescingTransport``: an answer's head
-and body leave in one write (``send`` system call) rather than two.
+Each request's scope offers the whole-answer extension (``_asgi``): the
+gateway's answer (status line, headers and body) leaves in one write (one
+``send`` system call with uvloop), where uvicorn's two ASGI messages write
+the head and the body apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from auxia_decision._errors import Code
-from auxia_decision.server._transport import CoalescingTransport
+from auxia_decision.server._asgi import ANSWER, WHOLE_ANSWER
 
 _RESERVED_DESCRIPTORS: Final = 1024
 
@@ -117,8 +125,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             transport.close()
             return
         super().connection_made(transport)
-        # An answer's head and body leave in one write (see _transport).
-        self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         self._idle()
         self._start_sweeping()
 
@@ -169,8 +175,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         )
 
     def on_response_complete(self) -> None:
-        """Send the answer; start a pipelined request, or let the connection idle (no timer)."""
-        self.transport.flush()  # type: ignore[attr-defined]
+        """Start a pipelined request, or let the connection idle (no timer)."""
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
@@ -268,10 +273,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             )
 
     def on_headers_complete(self) -> None:
-        """Stop counting the head: the body is not counted against its limit."""
+        """Stop counting the head (the body is not counted); offer the whole-answer extension."""
         self._in_head = False
         self._heads += 1
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:  # not a WebSocket upgrade
+            self.scope["extensions"] = {WHOLE_ANSWER: {ANSWER: _WholeAnswer(cycle)}}
 
     def on_message_complete(self) -> None:
         """Stop the request's timer; the next bytes are the next request's head."""
@@ -357,6 +365,51 @@ class LimitedHttpProtocol(HttpToolsProtocol):
                 cycle.message_event.set()
             self.transport.write(self._answer(status, code, message))
         self.transport.close()
+
+
+class _WholeAnswer:
+    """The whole-answer extension of one request (see ``_asgi.WholeAnswer``).
+
+    What uvicorn's two ``send`` calls would write, in one write: the status
+    line, uvicorn's default headers, the app's, ``content-length`` and, when
+    the connection is not kept alive, ``connection: close``; then the body
+    (not for HEAD). The connection then goes on as after uvicorn's.
+
+    It holds its cycle weakly: the cycle holds the scope, which holds this,
+    and a strong reference would leave every request's objects to the
+    garbage collector instead of freeing them when the request is done.
+    """
+
+    __slots__ = ("_cycle",)
+
+    def __init__(self, cycle: RequestResponseCycle) -> None:
+        self._cycle = weakref.ref(cycle)
+
+    def __call__(self, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes) -> bool:
+        """Answer the request; False: the client is not reading, send the ASGI messages."""
+        cycle = self._cycle()
+        if cycle is None or cycle.disconnected:
+            return True  # as uvicorn's send: nobody to answer
+        if cycle.response_started or cycle.flow.write_paused:
+            return False
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        parts = [STATUS_LINE[status]]
+        for name, value in (*cycle.default_headers, *headers):
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"content-length: %d\r\n" % len(body))
+        if not cycle.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        if cycle.scope["method"] != "HEAD":
+            parts.append(body)
+        cycle.transport.write(b"".join(parts))
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            cycle.transport.close()
+        cycle.on_response()
+        return True
 
 
 def protocol_with(limits: HttpLimits, descriptor_limit: int) -> type[LimitedHttpProtocol]:
