@@ -5,7 +5,8 @@ The served gateway answers through its connection's whole-answer extension
 uvicorn, which offers no such extension (the gateway sends the two ASGI
 messages there): over real sockets, every kind of answer must be the same
 bytes on both, but for the ``date`` header. And the served connection must
-write each answer in one write.
+write each answer in one write, and fall back to the ASGI messages (which
+wait) when a client stops reading.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import gc
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -192,3 +194,21 @@ def test_a_request_leaves_nothing_to_the_garbage_collector(servers: _Servers) ->
     finally:
         gc.enable()
     assert after - before <= 1
+
+
+def test_answers_wait_for_a_client_that_does_not_read(servers: _Servers) -> None:
+    # Pipelined answers of 117 KB each fill the socket's buffers while the
+    # client reads nothing: the connection's writes pause, the gateway then
+    # sends its ASGI messages, which wait for the client; all arrive whole.
+    request = b"GET /openapi.json HTTP/1.1\r\nHost: h\r\n\r\n"
+    last = request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    requests = 60
+    one = _exchange(servers.running.rest_port, last)
+    with socket.create_connection(("127.0.0.1", servers.running.rest_port), timeout=10) as sock:
+        sock.sendall(request * (requests - 1) + last)
+        time.sleep(1)  # the server writes until the buffers are full
+        raw = read_all(sock)
+    closing = len(b"connection: close\r\n")
+    assert raw.count(b"HTTP/1.1 200 OK\r\n") == requests
+    assert len(raw) == requests * (len(one) - closing) + closing
+    assert raw.endswith(one.partition(b"\r\n\r\n")[2])
