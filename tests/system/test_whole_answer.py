@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision.server._app import RunningServer, ServerConfig, start_server
 from auxia_decision.server._gateway import RestGateway
 from auxia_decision.server._http import LimitedHttpProtocol
@@ -163,7 +164,10 @@ def test_each_answer_is_one_write(servers: _Servers, requests: int) -> None:
         )
         transport = _RecordingTransport()
         protocol.connection_made(transport)
+        tasks = len(running.rest_server.server_state.tasks)
         protocol.data_received(b"".join(_log() for _ in range(requests)))
+        # The first request's body was whole: served without an ASGI task.
+        assert len(running.rest_server.server_state.tasks) == tasks
         for _ in range(500):
             if len(transport.writes) >= requests:
                 break
@@ -212,3 +216,27 @@ def test_answers_wait_for_a_client_that_does_not_read(servers: _Servers) -> None
     assert raw.count(b"HTTP/1.1 200 OK\r\n") == requests
     assert len(raw) == requests * (len(one) - closing) + closing
     assert raw.endswith(one.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize("split", [1, 40], ids=["head then body", "within the body"])
+def test_a_body_that_comes_in_pieces_is_served(servers: _Servers, split: int) -> None:
+    # A request whose body does not end in the bytes its head came in is
+    # served as ASGI, reading the rest; the next request on the connection
+    # is served as usual.
+    tracking_id = f"pieces-{uuid.uuid4()}"
+    first = http_request(PATH, body(tracking_id))
+    cut = first.index(b"\r\n\r\n") + 4 + split - 1
+    with socket.create_connection(("127.0.0.1", servers.running.rest_port), timeout=10) as sock:
+        sock.sendall(first[:cut])
+        time.sleep(0.2)
+        sock.sendall(first[cut:] + _log("Connection: close"))
+        raw = read_all(sock)
+    assert raw.count(b"HTTP/1.1 200 OK\r\n") == 2, raw
+
+    async def logged() -> list[str]:
+        request = emulator_pb2.ListInteractionsRequest(project_id="PROJECT_ID", page_size=1000)
+        found = await servers.running.emulator.invoke("ListInteractions", request)
+        assert isinstance(found, emulator_pb2.ListInteractionsResponse)
+        return [logged.interaction.treatment_tracking_id for logged in found.interactions]
+
+    assert tracking_id in servers.run(logged)
