@@ -115,7 +115,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
         await grpc_server.start()
         sock = _bind_rest(config.host, config.rest_port)
         gateway = RestGateway(servicer, documents=_documents(), emulator=emulator)
-        protocol = protocol_with(config.limits, _open_files_limit(), gateway.serve_now)
+        protocol = protocol_with(config.limits, _open_files_limit())
         rest_server, rest_task = await start_rest(gateway, sock, protocol)
     except BaseException:
         if grpc_server is not None:

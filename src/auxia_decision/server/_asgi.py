@@ -1,14 +1,10 @@
 """What the REST gateway (an ASGI app) and the HTTP server it runs on agree about.
 
-The ASGI types, and two additions of our server's. An app may answer a
-request with one call instead of the two ASGI messages
-(``http.response.start``, then ``http.response.body``): the server offers
-it in each HTTP scope as ``scope["extensions"][WHOLE_ANSWER][ANSWER]``, a
-:class:`WholeAnswer`; any other ASGI server leaves it out, and the app
-sends the two messages. And the server may hand a request whose body is
-whole to a :class:`ServeNow` of the app instead of running the app in a task
-of its own for it (one task, its coroutines and a ``receive`` less per
-request); the app takes the request or leaves it to be served as ASGI.
+The ASGI types, and one server extension: an app may answer a request with
+one call instead of the two ASGI messages (``http.response.start``, then
+``http.response.body``). The server offers it in each HTTP scope as
+``scope["extensions"][WHOLE_ANSWER][ANSWER]``, a :class:`WholeAnswer`; any
+other ASGI server leaves it out, and the app sends the two messages.
 """
 
 from __future__ import annotations
@@ -39,18 +35,5 @@ class WholeAnswer(Protocol):
         or 304). It returns False, having written nothing, when the answer
         cannot leave at once (the client is not reading what was written
         before): the app then sends the two ASGI messages, which wait.
-        """
-        ...
-
-
-class ServeNow(Protocol):
-    """Takes a request whose body is whole, to answer it without an ASGI task."""
-
-    def __call__(self, scope: Scope, body: bytes, send: Send) -> bool:
-        """Take the request; False: leave it, untouched, to be served as ASGI.
-
-        A request taken is answered through the scope's whole-answer
-        extension, now or later; ``send`` is the request's ASGI send, for an
-        answer the extension refuses. It raises nothing.
         """
         ...

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import math
 import time
@@ -148,8 +146,6 @@ class RestGateway:
         self.codec = codec or RestCodec()
         self.max_body_bytes = max_body_bytes
         self.documents = dict(documents or {})
-        self._sending: set[asyncio.Future[None]] = set()
-        """Answers ``serve_now`` sends as ASGI messages, held until sent."""
         # A Content-Length of fewer digits than the limit is within it.
         self._length_digits = len(str(max_body_bytes))
         self._endpoints: dict[str, _Endpoint] = {
@@ -187,14 +183,23 @@ class RestGateway:
                 # is crossed again on waking.
                 request_headers = _read_headers(scope)
                 if request_headers.missing_host:
-                    raise _missing_host()
+                    raise ApiError(
+                        Code.INVALID_ARGUMENT, "an HTTP/1.1 request must have a Host header"
+                    )
                 # The key is checked before the body is read, and once per request.
                 servicer = self.servicer
                 if servicer.keys_loaded:
                     project = servicer.project_of(request_headers.api_key)
                 else:
                     project = await servicer.authenticate(request_headers.api_key)
-                self._check_json_body(request_headers)
+                content_length = request_headers.content_length
+                if (
+                    request_headers.content_type != b"application/json"
+                    or content_length is None
+                    or len(content_length) >= self._length_digits
+                    or request_headers.content_encoding is not None
+                ):
+                    self._check_body_headers(request_headers)
                 message = await receive()
                 if message["type"] == "http.request" and not message.get("more_body", False):
                     body = message.get("body", b"")  # the whole body came in one piece
@@ -211,93 +216,25 @@ class RestGateway:
         except Exception:
             _log.exception("internal error answering %s %s", scope["method"], scope["path"])
             status, body = 500, ApiError(Code.INTERNAL, "internal error").to_json()
-        if not _answer_whole(scope, status, headers, body):
-            await _send_messages(send, status, headers, body)
+        whole = scope.get("extensions", _NO_EXTENSIONS).get(WHOLE_ANSWER)
+        if whole is None or not whole[ANSWER](status, headers, body):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [*headers, (b"content-length", b"%d" % len(body))],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
         if started is not None:
-            _log_call(scope, status, started)
-
-    def serve_now(self, scope: Scope, body: bytes, send: Send) -> bool:
-        """Take a request whose body is whole without an ASGI task; False: serve it as ASGI.
-
-        Every request but the emulator admin API's is taken (while the API
-        keys are loaded): it is answered through the scope's whole-answer
-        extension, at once or when the store has committed what it stored,
-        as ``__call__`` would answer it. ``send`` is the request's ASGI send,
-        for an answer the connection cannot take at once.
-        """
-        endpoint = self._endpoints.get(scope["path"])
-        servicer = self.servicer
-        if (endpoint is not None and endpoint.admin) or not servicer.keys_loaded:
-            return False
-        started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
-        headers = _JSON_HEADERS
-        try:
-            if endpoint is None or scope["method"] != endpoint.http_method:
-                status, body, headers = self._off_route(scope, endpoint)
-            else:
-                request_headers = _read_headers(scope)
-                if request_headers.missing_host:
-                    raise _missing_host()
-                project = servicer.project_of(request_headers.api_key)
-                self._check_json_body(request_headers)
-                if len(body) > self.max_body_bytes:
-                    raise self._too_large()
-                request = endpoint.decode(body)
-                pending = asyncio.ensure_future(
-                    servicer.invoke_for(project, endpoint.name, request)
-                )
-                pending.add_done_callback(
-                    functools.partial(self._answer_pending, scope, send, endpoint, started)
-                )
-                return True
-        except ApiError as error:
-            status, body = error.http_status or 500, error.to_json()
-            headers = self._error_headers(scope, error)
-        except Exception:
-            _log.exception("internal error answering %s %s", scope["method"], scope["path"])
-            status, body = 500, ApiError(Code.INTERNAL, "internal error").to_json()
-        self._answer_now(scope, send, status, headers, body, started=started)
-        return True
-
-    def _answer_pending(
-        self,
-        scope: Scope,
-        send: Send,
-        endpoint: _Endpoint,
-        started: float | None,
-        pending: asyncio.Future[Message],
-    ) -> None:
-        """Answer a request taken by ``serve_now`` once its RPC is done."""
-        headers = _JSON_HEADERS
-        try:
-            status, body = 200, endpoint.encode(pending.result())
-        except ApiError as error:
-            status, body = error.http_status or 500, error.to_json()
-            headers = self._error_headers(scope, error)
-        except asyncio.CancelledError:
-            status, body = 503, ApiError(Code.UNAVAILABLE, "the server is stopping").to_json()
-        except Exception:
-            _log.exception("internal error answering %s %s", scope["method"], scope["path"])
-            status, body = 500, ApiError(Code.INTERNAL, "internal error").to_json()
-        self._answer_now(scope, send, status, headers, body, started=started)
-
-    def _answer_now(
-        self,
-        scope: Scope,
-        send: Send,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        *,
-        started: float | None,
-    ) -> None:
-        """Answer whole, or with the ASGI messages in a task when the client is not reading."""
-        if not _answer_whole(scope, status, headers, body):
-            sending = asyncio.ensure_future(_send_messages(send, status, headers, body))
-            self._sending.add(sending)
-            sending.add_done_callback(self._sending.discard)
-        if started is not None:
-            _log_call(scope, status, started)
+            # The query string may hold an API key: only the path is logged.
+            _log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
 
     async def _admin_call(
         self, scope: Scope, receive: Receive, endpoint: _Endpoint
@@ -307,7 +244,7 @@ class RestGateway:
         assert emulator is not None, "admin routes exist only with an emulator"
         request_headers = _read_headers(scope)
         if request_headers.missing_host:
-            raise _missing_host()
+            raise ApiError(Code.INVALID_ARGUMENT, "an HTTP/1.1 request must have a Host header")
         admin_key = next(
             (
                 value.strip(b" \t").decode("latin-1")
@@ -355,17 +292,6 @@ class RestGateway:
             return document.status, document.body, headers
         known = ", ".join(sorted(p for p, found in self._endpoints.items() if not found.admin))
         raise ApiError(Code.NOT_FOUND, f"no route for {path}; the API serves {known}")
-
-    def _check_json_body(self, headers: _Headers) -> None:
-        """Refuse a body that is not plain JSON or declares more than the limit (see below)."""
-        content_length = headers.content_length
-        if (
-            headers.content_type != b"application/json"
-            or content_length is None
-            or len(content_length) >= self._length_digits
-            or headers.content_encoding is not None
-        ):
-            self._check_body_headers(headers)
 
     def _check_body_headers(self, headers: _Headers) -> None:
         """Refuse a body that is not plain JSON (415) or declares more than the limit (413)."""
@@ -415,43 +341,6 @@ class RestGateway:
             if not message.get("more_body", False):
                 return b"".join(chunks)
             message = await receive()
-
-
-def _missing_host() -> ApiError:
-    return ApiError(Code.INVALID_ARGUMENT, "an HTTP/1.1 request must have a Host header")
-
-
-def _answer_whole(
-    scope: Scope, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-) -> bool:
-    """Answer through the scope's whole-answer extension; False: it has none, or it refused."""
-    whole = scope.get("extensions", _NO_EXTENSIONS).get(WHOLE_ANSWER)
-    return whole is not None and bool(whole[ANSWER](status, headers, body))
-
-
-async def _send_messages(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-) -> None:
-    """Answer with the two ASGI messages."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", b"%d" % len(body))],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-def _log_call(scope: Scope, status: int, started: float) -> None:
-    # The query string may hold an API key: only the path is logged.
-    _log.info(
-        "%s %s %d %.1fms",
-        scope["method"],
-        scope["path"],
-        status,
-        (time.perf_counter() - started) * 1000,
-    )
 
 
 async def _not_http(scope: Scope, receive: Receive, send: Send) -> None:

@@ -24,11 +24,7 @@ What it adds to uvicorn, so that no client can hold more than its share:
 Each request's scope offers the whole-answer extension (``_asgi``): the
 gateway's answer (status line, headers and body) leaves in one write (one
 ``send`` system call with uvloop), where uvicorn's two ASGI messages write
-the head and the body apart. And a request whose body ends in the bytes its
-head came in is handed to the gateway's ``serve_now`` when the body is
-whole, instead of an ASGI task of its own; any other request (a body still
-to come, ``Expect: 100-continue``, an upgrade, a pipelined request waiting
-for its turn) or one ``serve_now`` leaves is served by uvicorn as ASGI.
+the head and the body apart.
 """
 
 from __future__ import annotations
@@ -38,7 +34,7 @@ import json
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, cast
+from typing import Any, ClassVar, Final
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import (
@@ -48,7 +44,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from auxia_decision._errors import Code
-from auxia_decision.server._asgi import ANSWER, WHOLE_ANSWER, Scope, Send, ServeNow
+from auxia_decision.server._asgi import ANSWER, WHOLE_ANSWER
 
 _RESERVED_DESCRIPTORS: Final = 1024
 
@@ -98,8 +94,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     limits: ClassVar[HttpLimits] = HttpLimits()
     max_connections: ClassVar[int] = 1024
-    serve_now: ClassVar[ServeNow | None] = None
-    """Takes requests whose body is whole, instead of an ASGI task each (see ``_asgi``)."""
     _sweeps: ClassVar[dict[asyncio.AbstractEventLoop, asyncio.TimerHandle]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - uvicorn's arguments
@@ -115,10 +109,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._on_deadline = self._on_idle
         self._body_to_read = 0
         """Bytes of the body of an upgrade request still to be read here."""
-        self._feeding = False
-        """Whether the parser is being fed (its callbacks may run)."""
-        self._held: tuple[RequestResponseCycle, Any] | None = None
-        """A request (its cycle and app) held for ``serve_now`` until its body is whole."""
 
     # Connections and timeouts.
 
@@ -226,7 +216,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def _feed(self, data: bytes) -> None:
         """Feed bytes to the parser, answering what it refuses."""
         self._unset_keepalive_if_required()
-        self._feeding = True
         try:
             self.parser.feed_data(data)
         except _LimitExceededError as error:
@@ -241,11 +230,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
                 self._refuse(400, Code.INVALID_ARGUMENT, "invalid HTTP request")
         except httptools.HttpParserError:
             self._refuse(400, Code.INVALID_ARGUMENT, "invalid HTTP request")
-        finally:
-            self._feeding = False
-            held, self._held = self._held, None
-            if held is not None:  # its body did not end in these bytes: serve it as ASGI
-                super()._start_asgi_task(*held)
 
     def _count_head(self, data: bytes) -> None:
         """Count bytes of a request's head (and start its timer with its first byte)."""
@@ -298,32 +282,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.scope["extensions"] = {WHOLE_ANSWER: {ANSWER: _WholeAnswer(cycle)}}
 
     def on_message_complete(self) -> None:
-        """Stop the request's timer; hand a held request to ``serve_now``, its body whole."""
+        """Stop the request's timer; the next bytes are the next request's head."""
         super().on_message_complete()
         self._deadline = 0.0  # the application answers; then the connection idles
         self._in_head = True
         self._head_bytes = 0
-        held = self._held
-        if held is not None and held[0] is self.cycle:
-            self._held = None
-            cycle, app = held
-            serve_now = self.serve_now
-            assert serve_now is not None, "only held for serve_now"
-            scope, send = cast(Scope, cycle.scope), cast(Send, cycle.send)
-            if not serve_now(scope, bytes(cycle.body), send):
-                super()._start_asgi_task(cycle, app)
-
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:  # noqa: ANN401 - uvicorn's app
-        """Run the app on a request, or hold it for ``serve_now`` if its body may end now."""
-        if (
-            self.serve_now is not None
-            and self._feeding
-            and not cycle.waiting_for_100_continue
-            and not self.parser.should_upgrade()  # its body is read apart (see _upgrade)
-        ):
-            self._held = (cycle, app)
-            return
-        super()._start_asgi_task(cycle, app)
 
     # Upgrades other than to a WebSocket.
 
@@ -449,23 +412,16 @@ class _WholeAnswer:
         return True
 
 
-def protocol_with(
-    limits: HttpLimits, descriptor_limit: int, serve_now: ServeNow | None = None
-) -> type[LimitedHttpProtocol]:
+def protocol_with(limits: HttpLimits, descriptor_limit: int) -> type[LimitedHttpProtocol]:
     """Return the protocol class of a server with these limits.
 
     ``descriptor_limit`` is the process's limit of open files, of which the
     connections take at most all but 1,024 when ``limits.max_connections``
-    is None. ``serve_now``, if given, takes the requests whose body is whole
-    when their head is read, instead of an ASGI task each.
+    is None.
     """
     default = max(64, descriptor_limit - _RESERVED_DESCRIPTORS)
     return type(
         "LimitedHttpProtocol",
         (LimitedHttpProtocol,),
-        {
-            "limits": limits,
-            "max_connections": limits.max_connections or default,
-            "serve_now": serve_now,
-        },
+        {"limits": limits, "max_connections": limits.max_connections or default},
     )
