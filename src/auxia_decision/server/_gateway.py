@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
 from auxia_decision._routes import Route, routes, service_routes
-from auxia_decision.server._asgi import ANSWER, WHOLE_ANSWER, Receive, Scope, Send
+from auxia_decision.server._asgi import ANSWER, WHOLE_ANSWER, Receive, Scope, Send, WholeAnswer
 from auxia_decision.server._emulator import ADMIN_KEY_HEADER, SERVICE, EmulatorServicer
 from auxia_decision.server._servicer import DecisionServicer
 
@@ -217,7 +217,8 @@ class RestGateway:
             _log.exception("internal error answering %s %s", scope["method"], scope["path"])
             status, body = 500, ApiError(Code.INTERNAL, "internal error").to_json()
         whole = scope.get("extensions", _NO_EXTENSIONS).get(WHOLE_ANSWER)
-        if whole is None or not whole[ANSWER](status, headers, body):
+        answer: WholeAnswer | None = None if whole is None else whole[ANSWER]
+        if answer is None or not answer(status, headers, body):
             await send(
                 {
                     "type": "http.response.start",
