@@ -128,8 +128,8 @@ class Catalog:
         """Return the treatments LIVE at ``now`` that may be shown on a surface in a language.
 
         Each with the version that is LIVE and its identifier as UTF-8; by
-        treatment identifier. The answer
-        holds between two boundaries, and is kept until ``now`` leaves them.
+        treatment identifier. The answer holds between two boundaries, and is
+        kept until ``now`` leaves them.
         """
         key = (surface, language)
         cached = self._candidates.get(key)
