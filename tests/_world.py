@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
@@ -46,6 +46,21 @@ class World:
     def call(self, method: str, request: Message, api_key: str = KEY) -> Message:
         """Invoke an RPC as the holder of ``api_key``."""
         return self.run(self.servicer.invoke(method, request, api_key))
+
+    def call_fields(
+        self,
+        method: str,
+        request_type: type[Message],
+        fields: Mapping[str, Any],
+        api_key: str = KEY,
+    ) -> Message:
+        """Invoke an RPC as the REST gateway does: its request as its constructor's arguments."""
+
+        async def invoke() -> Message:
+            project = await self.servicer.authenticate(api_key)
+            return await self.servicer.invoke_fields(project, method, request_type, fields)
+
+        return self.run(invoke())
 
     def close(self) -> None:
         """Close the loop and the store."""

@@ -24,10 +24,9 @@ from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia_decision import ApiError
 from auxia_decision.server._catalog import Catalog, compile_catalog
-from auxia_decision.server._decisions import decide, response_id, tracking_id
+from auxia_decision.server._decisions import DecisionRequest, decide, response_id, tracking_id
 from auxia_decision.server._seed import apply_seed, load_seed
 from auxia_decision.server._storage import ServedTreatment
 from auxia_decision.server._store import TreatmentStore
@@ -92,28 +91,14 @@ class GetTreatmentsResponse(_Model):
     user_treatments: list[UserTreatment] | None = None
 
 
-def _message(request: GetTreatmentsRequest) -> decisions.GetTreatmentsRequest:
-    """Return the request as the decision code takes it."""
-    message = decisions.GetTreatmentsRequest(
-        project_id=request.project_id,
-        user_id=request.user_id,
-        language_code=request.language_code,
+def _asked(request: GetTreatmentsRequest) -> DecisionRequest:
+    """Return what the decision code reads of the request: its surfaces' and attributes' fields."""
+    return DecisionRequest(
+        request.user_id,
+        request.language_code,
+        [surface.model_dump() for surface in request.surfaces],
+        [attribute.model_dump() for attribute in request.contextual_attributes],
     )
-    for attribute in request.contextual_attributes:
-        added = message.contextual_attributes.add(key=attribute.key)
-        if attribute.string_value is not None:
-            added.string_value = attribute.string_value
-        elif attribute.bool_value is not None:
-            added.bool_value = attribute.bool_value
-        else:
-            added.integer_value = int(attribute.integer_value or 0)
-    for surface in request.surfaces:
-        message.surfaces.add(
-            surface=surface.surface,
-            maximum_treatment_count=surface.maximum_treatment_count,
-            minimum_treatment_count=surface.minimum_treatment_count,
-        )
-    return message
 
 
 def create_app(
@@ -135,7 +120,7 @@ def create_app(
         now = time.time_ns() // 1000
         activity = store.activity(project_id, request.user_id)
         try:
-            decision = decide(catalogs[project_id], _message(request), activity, now)
+            decision = decide(catalogs[project_id], _asked(request), activity, now)
         except ApiError as error:
             raise HTTPException(status_code=400, detail=error.message) from None
         answer_id = response_id()

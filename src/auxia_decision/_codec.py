@@ -124,6 +124,32 @@ class RestCodec:
         """Return ``decode_request`` for one message type, with its decoder looked up once."""
         return self._decoder(message_type, strict=True)
 
+    def request_fields_decoder(
+        self, message_type: type[Message]
+    ) -> Callable[[bytes | str], dict[str, Any] | None] | None:
+        """Return a decoding of requests into their constructor's arguments, or None.
+
+        The decoding returns the keyword arguments with which
+        ``message_type(**fields)`` builds the message ``decode_request``
+        returns, every value checked (a field absent or None is unset), so
+        that a caller may read plain values rather than the message; or None
+        when it is not sure (every bad document among others): then
+        ``decode_request`` decides, and words the errors. None instead of a
+        decoding for a type without a specialised one, or with ``fast=False``.
+        """
+        fast = _fastjson.fields_decoder(message_type) if self._fast else None
+        if fast is None:
+            return None
+        specialised: _fastjson.FieldsDecoder = fast
+
+        def decode_fields(data: bytes | str) -> dict[str, Any] | None:
+            try:
+                return specialised(data)
+            except Exception:  # every document it is not sure of: decode_request decides
+                return None
+
+        return decode_fields
+
     def decode_response(self, data: bytes | str, message_type: type[M]) -> M:
         """Parse a response leniently (unknown fields and enum values are ignored)."""
         return self._decoder(message_type, strict=False)(data)

@@ -265,7 +265,7 @@ def _only_enum_values(field: FieldDescriptor) -> frozenset[int] | None:
 _Check = Callable[[Message], bool]
 
 
-def _unsure(message: Message) -> bool:
+def _unsure(message: object) -> bool:
     del message
     return False
 
@@ -278,25 +278,140 @@ def _quick(descriptor: Descriptor) -> _Check | None:
     a third of the time the same check takes as nested closures (timeit). A
     recursive type is not checked quickly: the walk always decides.
     """
-    compiler = _QuickCompiler()
-    name = compiler.function(descriptor)
-    if name is None:
-        return None
-    code = compile(
-        "\n".join(compiler.lines) + "\n", f"<quick check: {descriptor.full_name}>", "exec"
-    )
-    exec(code, compiler.namespace)  # noqa: S102 - our own source, built from descriptors
-    return cast(_Check, compiler.namespace[name])
+    return cast("_Check | None", _QuickCompiler(_MessageReads()).compile(descriptor))
+
+
+FieldsCheck = Callable[[Mapping[str, object]], bool]
+"""Whether a request given as its constructor's arguments certainly has no error and no warning."""
+
+_FIELDS_CHECKS: dict[type[Message], FieldsCheck] = {}
+
+
+def fields_check(message_type: type[Message]) -> FieldsCheck:
+    """Return the quick check of a request type given as the keyword arguments of its constructor.
+
+    The arguments are those a fields decoder returns (``_fastjson``: every
+    value checked, a field absent or None when unset, messages as dicts,
+    enums as numbers). The check returns True only when ``validate`` would
+    find neither an error nor a warning in ``message_type(**fields)``; on
+    False, build the message and validate it, which words what is wrong.
+    """
+    found = _FIELDS_CHECKS.get(message_type)
+    if found is None:
+        descriptor = cast(Descriptor, message_type.DESCRIPTOR)
+        compiled = _QuickCompiler(_FieldsReads()).compile(descriptor)
+        found = cast(FieldsCheck, compiled) if compiled is not None else _always
+        _FIELDS_CHECKS[message_type] = found
+    return found
+
+
+def _always(fields: Mapping[str, object]) -> bool:
+    del fields
+    return True
+
+
+class _MessageReads:
+    """How the generated checks read the fields of a message ``m``."""
+
+    def value(self, field: FieldDescriptor) -> str:
+        """Return the source of a singular field's value: its default when unset."""
+        name = field.name
+        return f"getattr(m, {name!r})" if keyword.iskeyword(name) else f"m.{name}"
+
+    def differs(self, variable: str, field: FieldDescriptor, default: str) -> str:
+        """Return the source of: a value read by ``value`` is set, to something but the default."""
+        del field
+        return f"{variable} != {default}"
+
+    def items(self, field: FieldDescriptor) -> str:
+        """Return the source of a repeated field's values, as a list.
+
+        A slice: iterating upb's container itself ends on an IndexError built
+        with a formatted message.
+        """
+        return f"{self.value(field)}[:]"
+
+    def map_values(self, field: FieldDescriptor) -> str:
+        """Return the source of a map field's values."""
+        return f"{self.value(field)}.values()"
+
+    def has_message(self, field: FieldDescriptor) -> str:
+        """Return the source of: a singular message field (or one with presence) is set."""
+        return f"m.HasField({field.name!r})"
+
+    def is_set(self, field: FieldDescriptor) -> str:
+        """Return the source of ``_is_set``: values, presence, or not the default."""
+        if field.is_repeated:
+            return f"len({self.value(field)}) > 0"
+        if field.has_presence:
+            return self.has_message(field)
+        return self.differs(self.value(field), field, repr(field.default_value))
+
+    def has_value(self, field: FieldDescriptor) -> str:
+        """Return the source of ``_has_value``: ``is_set``, but an optional default is no value."""
+        if field.is_repeated or field.message_type is not None:
+            return self.is_set(field)
+        return self.differs(self.value(field), field, repr(field.default_value))
+
+    def oneof_unset(self, oneof: OneofDescriptor) -> str:
+        """Return the source of: no member of a oneof is set."""
+        return f"m.WhichOneof({oneof.name!r}) is None"
+
+
+class _FieldsReads(_MessageReads):
+    """How the generated checks read a message given as constructor arguments, the dict ``m``.
+
+    A field is unset when absent or None, as the constructor takes it.
+    """
+
+    def value(self, field: FieldDescriptor) -> str:
+        return f"m.get({field.name!r})"
+
+    def differs(self, variable: str, field: FieldDescriptor, default: str) -> str:
+        if variable != "v":  # read twice: the value may be None
+            return f"({variable} or {default}) != {default}"
+        return f"v is not None and v != {default}"
+
+    def items(self, field: FieldDescriptor) -> str:
+        return f"({self.value(field)} or ())"
+
+    def map_values(self, field: FieldDescriptor) -> str:
+        return f"({self.value(field)} or {{}}).values()"
+
+    def has_message(self, field: FieldDescriptor) -> str:
+        return f"{self.value(field)} is not None"
+
+    def is_set(self, field: FieldDescriptor) -> str:
+        if field.is_repeated:
+            return f"bool({self.value(field)})"
+        return super().is_set(field)
+
+    def oneof_unset(self, oneof: OneofDescriptor) -> str:
+        return " and ".join(f"{self.value(field)} is None" for field in oneof.fields)
 
 
 class _QuickCompiler:
-    """Writes ``def _qN(m)``: False at the first thing in ``m`` the walk would report."""
+    """Writes ``def _qN(m)``: False at the first thing in ``m`` the walk would report.
 
-    def __init__(self) -> None:
+    ``reads`` says whether ``m`` is a message or its constructor's arguments.
+    """
+
+    def __init__(self, reads: _MessageReads) -> None:
+        self.reads = reads
         self.lines: list[str] = []
         self.namespace: dict[str, object] = {"_unsure": _unsure}
         self._names: dict[str, str | None] = {}
         self._in_progress: set[str] = set()
+
+    def compile(self, descriptor: Descriptor) -> Callable[[object], bool] | None:
+        """Return the check of a message type, or None when it has nothing to check."""
+        name = self.function(descriptor)
+        if name is None:
+            return None
+        kind = "quick check" if type(self.reads) is _MessageReads else "quick check of the fields"
+        code = compile("\n".join(self.lines) + "\n", f"<{kind}: {descriptor.full_name}>", "exec")
+        exec(code, self.namespace)  # noqa: S102 - our own source, built from descriptors
+        return cast("Callable[[object], bool]", self.namespace[name])
 
     def constant(self, value: object) -> str:
         name = f"_c{len(self.namespace)}"
@@ -324,9 +439,10 @@ class _QuickCompiler:
 
     def _body(self, descriptor: Descriptor) -> list[str]:
         rules = _rules(descriptor)
+        reads = self.reads
         body: list[str] = []
         plain = [
-            _read(rule.field)
+            reads.value(rule.field)
             for rule in rules.fields
             if rule.required
             and not rule.field.is_repeated
@@ -339,31 +455,33 @@ class _QuickCompiler:
         for rule in rules.fields:
             field = rule.field
             if rule.output_only:
-                body += [f"    if {_is_set_source(field)}:", "        return False"]
+                body += [f"    if {reads.is_set(field)}:", "        return False"]
                 continue
             if rule.required and (field.is_repeated or field.has_presence):
-                body += [f"    if not {_is_set_source(field)}:", "        return False"]
+                body += [f"    if not {reads.is_set(field)}:", "        return False"]
             if rule.value_check is not None:
+                if field.message_type is not None:  # no such rule: let the walk decide
+                    return ["    return False"]
                 check = self.constant(rule.value_check)
                 if field.is_repeated:
                     body += [
-                        f"    for v in {_read(field)}[:]:",
+                        f"    for v in {reads.items(field)}:",
                         f"        if {check}(v) is not None:",
                         "            return False",
                     ]
                 else:
                     default = self.constant(field.default_value)
                     body += [
-                        f"    v = {_read(field)}",
-                        f"    if v != {default} and {check}(v) is not None:",
+                        f"    v = {reads.value(field)}",
+                        f"    if {reads.differs('v', field, default)} and {check}(v) is not None:",
                         "        return False",
                     ]
             if field.message_type is not None:
                 body += self._children(field)
         for oneof in rules.required_oneofs:
-            body += [f"    if m.WhichOneof({oneof.name!r}) is None:", "        return False"]
+            body += [f"    if {reads.oneof_unset(oneof)}:", "        return False"]
         for group in rules.at_least_one_of:
-            given = " or ".join(_has_value_source(field) for field in group)
+            given = " or ".join(reads.has_value(field) for field in group)
             body += [f"    if not ({given}):", "        return False"]
         return body
 
@@ -371,20 +489,20 @@ class _QuickCompiler:
         """Return the lines checking the messages a field holds, if they have anything to check."""
         entry = field.message_type
         assert entry is not None
+        reads = self.reads
         values: str | None
         if entry.GetOptions().map_entry:
             value_type = entry.fields_by_name["value"].message_type
             child = self.function(value_type) if value_type is not None else None
-            values = f"{_read(field)}.values()"
+            values = reads.map_values(field)
         else:
             child = self.function(entry)
-            # A slice is a list: iterating the container itself ends on an IndexError.
-            values = f"{_read(field)}[:]" if field.is_repeated else None
+            values = reads.items(field) if field.is_repeated else None
         if child is None:
             return []
         if values is None:
             return [
-                f"    if m.HasField({field.name!r}) and not {child}({_read(field)}):",
+                f"    if {reads.has_message(field)} and not {child}({reads.value(field)}):",
                 "        return False",
             ]
         return [
@@ -392,30 +510,6 @@ class _QuickCompiler:
             f"        if not {child}(c):",
             "            return False",
         ]
-
-
-def _read(field: FieldDescriptor) -> str:
-    """Return the source reading a field of ``m``."""
-    name = field.name
-    return f"getattr(m, {name!r})" if keyword.iskeyword(name) else f"m.{name}"
-
-
-def _is_set_source(field: FieldDescriptor) -> str:
-    """Return the source of ``_is_set`` for a field of ``m``."""
-    if field.is_repeated:
-        return f"len({_read(field)}) > 0"
-    if field.has_presence:
-        return f"m.HasField({field.name!r})"
-    return f"{_read(field)} != {field.default_value!r}"
-
-
-def _has_value_source(field: FieldDescriptor) -> str:
-    """Return the source of ``_has_value`` for a field of ``m``."""
-    if field.is_repeated:
-        return f"len({_read(field)}) > 0"
-    if field.message_type is not None:
-        return f"m.HasField({field.name!r})"
-    return f"{_read(field)} != {field.default_value!r}"
 
 
 # The rules of each message class validated so far. Looked up by class: the

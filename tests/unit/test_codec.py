@@ -235,6 +235,45 @@ def test_hostile_bodies_get_a_clear_error(body: bytes, description: str) -> None
     assert _violations(caught.value) == [("", description)]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xff{}",
+        b"[]",
+        b'{"projectId": 1}',
+        b'{"projectId": "a", "projectId": "b"}',
+        b'{"unknownField": "x"}',
+        b'{"interactionType": "SHOWN"}',
+        b'{"interactionTimeMicros": 1.5}',
+    ],
+)
+def test_the_fields_decoding_leaves_what_it_is_not_sure_of_to_the_message(body: bytes) -> None:
+    decode_fields = CODEC.request_fields_decoder(interactions.LogTreatmentInteractionRequest)
+    assert decode_fields is not None
+    assert decode_fields(body) is None
+
+
+def test_the_fields_decoding_gives_the_constructors_arguments() -> None:
+    decode_fields = CODEC.request_fields_decoder(interactions.LogTreatmentInteractionRequest)
+    assert decode_fields is not None
+    body = _log(surface=None, interactionTimeMicros="1732312345123456")
+    fields = decode_fields(body)
+    assert fields == {
+        "project_id": "PROJECT_ID",
+        "treatment_tracking_id": "T1",
+        "interaction_type": interactions.LogTreatmentInteractionRequest.CLICKED,
+        "interaction_time_micros": 1732312345123456,
+        "surface": None,
+    }
+    message = CODEC.decode_request(body, interactions.LogTreatmentInteractionRequest)
+    assert interactions.LogTreatmentInteractionRequest(**fields) == message
+
+
+def test_without_the_fast_path_there_is_no_fields_decoding() -> None:
+    codec = RestCodec(fast=False)
+    assert codec.request_fields_decoder(interactions.LogTreatmentInteractionRequest) is None
+
+
 def test_lenient_response_ignores_unknown_fields_and_enum_values() -> None:
     body = {
         "treatment": {

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from auxia.decision.model import data_field_pb2, treatment_pb2
 from auxia.decision.model import treatment_decision_service_pb2 as decisions
-from auxia_decision import ApiError
+from auxia_decision import ApiError, RestCodec
 from auxia_decision.server._activity import UserActivity
 from auxia_decision.server._catalog import compile_catalog
-from auxia_decision.server._decisions import decide
+from auxia_decision.server._decisions import DecisionRequest, decide
 from auxia_decision.server._storage import StoredTreatment
 
 NOW = 1_750_000_000_000_000  # 2025-06-15, in microseconds
@@ -60,6 +60,10 @@ DATA_FIELDS = {
     4: (_VIEWS_IN_A_WEEK, "INTEGER"),
 }
 ATTRIBUTE_TYPES = {"n": "INTEGER", "s": "STRING", "b": "BOOLEAN"}
+CODEC = RestCodec()
+_DECODE_FIELDS = CODEC.request_fields_decoder(decisions.GetTreatmentsRequest)
+assert _DECODE_FIELDS is not None
+DECODE_FIELDS = _DECODE_FIELDS
 RHS = {1: st.integers(0, 5).map(str), 2: st.sampled_from(["x", "y"]),
        3: st.sampled_from(["true", "false"]), 4: st.integers(0, 4).map(str)}  # fmt: skip
 
@@ -218,12 +222,18 @@ def test_the_decision_keeps_every_rule(world: World) -> None:
     activity = UserActivity()
     for day in world.views:
         activity.add(VIEWED, "someone", "S1", NOW - day * DAY)
+    values = DecisionRequest.from_message(world.request)
     try:
-        decision = decide(catalog, world.request, activity, NOW)
+        decision = decide(catalog, values, activity, NOW)
     except ApiError:
         raise AssertionError("a valid request was refused") from None
+    # The REST gateway reads the request's fields instead of the message: the same decision.
+    fields = DECODE_FIELDS(CODEC.encode(world.request))
+    assert fields is not None
+    from_fields = decide(catalog, DecisionRequest.from_fields(fields), activity, NOW)
+    assert from_fields.choices == decision.choices
     # Explaining reads every candidate's rules; deciding stops at a full surface: same choices.
-    explained = decide(catalog, world.request, activity, NOW, explain=True)
+    explained = decide(catalog, values, activity, NOW, explain=True)
     assert [(c.surface, c.treatment.treatment_id, c.rank) for c in explained.choices] == [
         (c.surface, c.treatment.treatment_id, c.rank) for c in decision.choices
     ]

@@ -24,6 +24,9 @@ from tests._fixtures import REQUESTS
 from tests._world import World, micros
 
 CODEC = RestCodec()
+_DECODE_FIELDS = CODEC.request_fields_decoder(decisions.GetTreatmentsRequest)
+assert _DECODE_FIELDS is not None
+DECODE_FIELDS = _DECODE_FIELDS
 DAY = 86_400_000_000
 Interaction = interactions.LogTreatmentInteractionRequest
 
@@ -36,9 +39,25 @@ def world() -> Iterator[World]:
 
 
 def get_treatments(world: World, **document: Any) -> decisions.GetTreatmentsResponse:
-    body = {"projectId": "PROJECT_ID", "userId": "reader-1", **document}
-    request = CODEC.decode_request(json.dumps(body), decisions.GetTreatmentsRequest)
-    response = world.call("GetTreatments", request)
+    return call_get_treatments(world, document, via_fields=False)
+
+
+def call_get_treatments(
+    world: World, document: dict[str, Any], *, via_fields: bool
+) -> decisions.GetTreatmentsResponse:
+    """Call GetTreatments with a request decoded from JSON: as a message, or as the REST
+    gateway does, as its constructor's arguments where the codec is sure of them."""
+    body = json.dumps({"projectId": "PROJECT_ID", "userId": "reader-1", **document})
+    if via_fields:
+        fields = DECODE_FIELDS(body)
+        if fields is None:  # as the gateway, the message decides what the fields do not
+            request = CODEC.decode_request(body, decisions.GetTreatmentsRequest)
+            response = world.call("GetTreatments", request)
+        else:
+            response = world.call_fields("GetTreatments", decisions.GetTreatmentsRequest, fields)
+    else:
+        request = CODEC.decode_request(body, decisions.GetTreatmentsRequest)
+        response = world.call("GetTreatments", request)
     assert isinstance(response, decisions.GetTreatmentsResponse)
     return response
 
@@ -293,13 +312,31 @@ def test_the_clock_decides_what_is_live(world: World) -> None:
         "a boolean as a number", "a surface and an attribute at once",
     ],
 )  # fmt: skip
+@pytest.mark.parametrize("via_fields", [False, True], ids=["message", "fields"])
 def test_bad_requests_name_the_field(
-    world: World, document: dict[str, Any], fields: list[str]
+    world: World, document: dict[str, Any], fields: list[str], via_fields: bool
 ) -> None:
     with pytest.raises(ApiError) as caught:
-        get_treatments(world, **document)
+        call_get_treatments(world, document, via_fields=via_fields)
     assert caught.value.code is Code.INVALID_ARGUMENT
     assert [v.field for v in caught.value.field_violations] == fields
+
+
+@pytest.mark.parametrize("surface", ["HOME_SCREEN", "CART_SCREEN", "ARTICLE_PAGE"])
+@pytest.mark.parametrize("user", ["reader-1", "reader-2", "reader-3"])
+def test_the_fields_are_decided_as_the_message_is(world: World, surface: str, user: str) -> None:
+    other = World()
+    try:
+        asked = {
+            "userId": user,
+            "surfaces": [{"surface": surface, "maximumTreatmentCount": 2}],
+            "contextualAttributes": READER,
+        }
+        from_message = call_get_treatments(world, asked, via_fields=False)
+        from_fields = call_get_treatments(other, asked, via_fields=True)
+        assert served(from_fields) == served(from_message) != []
+    finally:
+        other.close()
 
 
 def test_an_attribute_with_two_values_is_refused_by_the_codec() -> None:

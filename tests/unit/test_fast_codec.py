@@ -131,12 +131,30 @@ def fast_outcome(
         return ("raised",)
 
 
+def fields_outcome(backend: JsonBackend, text: bytes | str, message_type: type[Message]) -> Outcome:
+    """Return what the fields decoder on a backend decides: the message its fields build, or not."""
+    decode = _fastjson._fields_decoder_on(backend, message_type)
+    if decode is None:
+        return ("no fields decoder",)
+    try:
+        fields = decode(text)
+    except Exception:  # the caller decodes the message instead
+        return ("raised",)
+    return ("message", message_type(**fields))
+
+
 def assert_decided_alike(text: bytes | str, message_type: type[Message]) -> None:
     """Assert every path decodes a text the same, strictly and leniently.
 
     The codecs on orjson and on the stdlib give the generic codec's outcome,
-    and the fast decoders on both backends decide the same.
+    and the fast decoders on both backends decide the same. The fields
+    decoders accept only what the codec accepts, and their fields build the
+    same message.
     """
+    accepted = outcome(GENERIC, text, message_type, strict=True)
+    for backend in BACKENDS:
+        fields = fields_outcome(backend, text, message_type)
+        assert fields in (accepted, ("raised",)), (backend.name, text)
     for strict in (True, False):
         generic = outcome(GENERIC, text, message_type, strict=strict)
         assert outcome(FAST, text, message_type, strict=strict) == generic, (strict, text)
@@ -156,6 +174,7 @@ def test_every_type_is_specialised(message_type: type[Message]) -> None:
     for flag in (False, True):
         assert _fastjson.encoder(message_type, proto_field_names=flag) is not None
         assert _fastjson.decoder(message_type, strict=flag) is not None
+    assert _fastjson.fields_decoder(message_type) is not None
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=_backend_ids)
@@ -376,6 +395,7 @@ def test_canonical_json_is_decoded_by_the_fast_path(
             decoder = fast_decoder(backend, message_type, strict=strict)
             raw = text.encode("utf-8", "surrogatepass") if data.draw(st.booleans()) else text
             assert decoder(raw) == expected  # decided by the fast path itself
+        assert fields_outcome(backend, raw, message_type) == ("message", expected)
         assert FAST.decode_request(text, message_type) == expected
 
     check()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from auxia.decision.model import (
     data_field_pb2,
@@ -17,10 +21,17 @@ from auxia.decision.model import (
 from auxia.decision.model import (
     treatment_management_service_pb2 as management,
 )
-from auxia_decision import ApiError, RestCodec, check_request, clear_output_only, validate
+from auxia_decision import (
+    ApiError,
+    RestCodec,
+    _fastjson,
+    check_request,
+    clear_output_only,
+    validate,
+)
 from auxia_decision._errors import FieldViolation
 from auxia_decision._routes import routes
-from auxia_decision._validation import ValidationResult, _walk
+from auxia_decision._validation import ValidationResult, _walk, fields_check
 from tests._fixtures import PARSEABLE
 from tests._strategies import messages
 
@@ -202,6 +213,45 @@ def test_the_quick_check_agrees_with_the_walk(message_type: type[Message]) -> No
         assert validate(message) == ValidationResult(tuple(errors), tuple(warnings))
 
     check()
+
+
+@pytest.mark.parametrize("message_type", REQUEST_TYPES, ids=lambda t: t.__name__)
+def test_the_check_of_the_fields_agrees_with_validation(message_type: type[Message]) -> None:
+    # The fields are what the fields decoder reads from the message's JSON,
+    # as the gateway reads them; the check passes exactly the valid requests.
+    decode_fields = _fastjson.fields_decoder(message_type)
+    assert decode_fields is not None
+    check_fields = fields_check(message_type)
+    codec = RestCodec()
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(message=messages(message_type), data=st.data())
+    def check(message: Message, data: st.DataObject) -> None:
+        fields = decode_fields(codec.encode(message))
+        assert message_type(**fields) == message
+        assert check_fields(fields) == (validate(message) == ValidationResult((), ()))
+        # JSON null leaves a field unset: the fields hold None.
+        _null_some(fields, cast(Descriptor, message_type.DESCRIPTOR), data)
+        unset = message_type(**fields)
+        assert check_fields(fields) == (validate(unset) == ValidationResult((), ()))
+
+    check()
+
+
+def _null_some(fields: dict[str, object], descriptor: Descriptor, data: st.DataObject) -> None:
+    """Set some fields to None, at every depth (as JSON null does)."""
+    for name, value in list(fields.items()):
+        field = descriptor.fields_by_name[name]
+        entry = field.message_type
+        if data.draw(st.integers(0, 3), label=f"null {name}") == 0:
+            fields[name] = None
+        elif entry is None or entry.GetOptions().map_entry or value is None:
+            continue
+        elif field.is_repeated:
+            for item in cast(list[dict[str, object]], value):
+                _null_some(item, entry, data)
+        elif entry.full_name != "google.protobuf.Timestamp":
+            _null_some(cast(dict[str, object], value), entry, data)
 
 
 @pytest.mark.parametrize(

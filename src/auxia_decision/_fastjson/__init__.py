@@ -8,7 +8,9 @@ need: no descriptor is read, no JSON object built as a dict first.
 
 Encoding is byte-identical to ``json_format.MessageToJson(indent=None)``
 (:mod:`._encoders`); decoding gives a message equal to what the generic
-codec gives, and decides only what it is sure of (:mod:`._decoders`),
+codec gives, or the arguments of its constructor with every value checked
+(a fields decoder, for a caller that reads plain values rather than a
+message), and decides only what it is sure of (:mod:`._decoders`),
 parsing with orjson when it is installed, else with the standard library
 (:mod:`.json_backend`). The generated code calls the helpers of
 :mod:`._runtime`; :mod:`._kinds` reads what each field is from its
@@ -30,12 +32,26 @@ from typing import TypeVar, cast
 from google.protobuf.message import Message
 
 from auxia_decision._fastjson import json_backend
-from auxia_decision._fastjson._decoders import Decoder, build_decoder
+from auxia_decision._fastjson._decoders import (
+    Decoder,
+    FieldsDecoder,
+    build_decoder,
+    build_fields_decoder,
+)
 from auxia_decision._fastjson._encoders import Encoder, build_encoder
 from auxia_decision._fastjson._kinds import Unsupported
 from auxia_decision._fastjson._runtime import Fallback
 
-__all__ = ["Decoder", "Encoder", "Fallback", "Unsupported", "decoder", "encoder"]
+__all__ = [
+    "Decoder",
+    "Encoder",
+    "Fallback",
+    "FieldsDecoder",
+    "Unsupported",
+    "decoder",
+    "encoder",
+    "fields_decoder",
+]
 
 M = TypeVar("M", bound=Message)
 _K = TypeVar("_K")
@@ -46,6 +62,9 @@ _MISSING = object()
 _built_encoders: dict[tuple[type[Message], bool], Encoder | None] = {}
 _built_decoders: dict[
     tuple[type[Message], bool, json_backend.JsonBackend], Decoder[Message] | None
+] = {}
+_built_fields_decoders: dict[
+    tuple[type[Message], json_backend.JsonBackend], FieldsDecoder | None
 ] = {}
 
 
@@ -95,3 +114,22 @@ def _decoder_on(
     build = functools.partial(build_decoder, root, strict, backend)
     found = _built_once(_built_decoders, (root, strict, backend), build)
     return cast("Decoder[M] | None", found)
+
+
+def fields_decoder(message_type: type[Message]) -> FieldsDecoder | None:
+    """Return the specialised fields decoder of a request type, or None if it has none.
+
+    It reads what the strict decoder reads, into the keyword arguments of the
+    type's constructor with every value checked (``message_type(**fields)``
+    is the message the decoder returns), so that a caller may read plain
+    values rather than a message; it raises where the decoder would.
+    """
+    return _fields_decoder_on(json_backend.in_use(), message_type)
+
+
+def _fields_decoder_on(
+    backend: json_backend.JsonBackend, message_type: type[Message]
+) -> FieldsDecoder | None:
+    """Return the fields decoder of a request type parsing with a given backend (for tests)."""
+    build = functools.partial(build_fields_decoder, message_type, backend)
+    return _built_once(_built_fields_decoders, (message_type, backend), build)

@@ -20,7 +20,7 @@ path never has to reproduce an error message.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -42,6 +42,10 @@ M = TypeVar("M", bound=Message)
 Decoder = Callable[[bytes | str], M]
 """Turns proto3 JSON into a message, or raises when the generic path must decide."""
 
+FieldsDecoder = Callable[[bytes | str], dict[str, Any]]
+"""Turns proto3 JSON into the keyword arguments of a message's constructor (see
+``build_fields_decoder``), or raises when the generic path must decide."""
+
 _MAP_BOOL_KEYS = {"true": True, "false": False}
 
 
@@ -52,6 +56,8 @@ _DECODE_TEMPLATES = {
     "double": "({v} if type({v}) is float and {v} - {v} == 0.0 else _double({v}))",
     "timestamp": "_timestamp({v})",
 }
+# The kinds whose JSON values are taken as they are, once their type is checked.
+_TYPE_CHECKS = {"string": "str", "bool": "bool"}
 
 
 class DecoderCompiler(Compiler):
@@ -59,12 +65,17 @@ class DecoderCompiler(Compiler):
 
     Each returns the keyword arguments of its message type's constructor
     (message fields as such dicts, timestamps as ``{"seconds", "nanos"}``),
-    or raises when the generic path must decide.
+    or raises when the generic path must decide. With ``checked``, every
+    value is checked and converted here, those the constructor would check
+    too: the arguments are then sure to build the message, and may be read
+    instead of it.
     """
 
-    def __init__(self, *, strict: bool) -> None:
+    def __init__(self, *, strict: bool, checked: bool = False) -> None:
         super().__init__("d")
         self._strict = strict
+        self.checked = checked
+        """Whether every value is checked here (the fields decoder's functions)."""
 
     def body(self, descriptor: Descriptor) -> list[str]:
         """Return the statements reading the members of ``m`` into ``kw``, checked and converted."""
@@ -101,9 +112,17 @@ class DecoderCompiler(Compiler):
                 f"        _unknown_members(m, {names}, len(kw))",
             ]
         for field in fields:
-            if not checked_by_constructor(field):
+            if not self.checked and checked_by_constructor(field):
+                continue
+            lines.append(f"    x = kw.get({field.name!r})")
+            kind = value_kind(field)
+            if kind in _TYPE_CHECKS and not field.is_repeated:  # checked, not converted
                 lines += [
-                    f"    x = kw.get({field.name!r})",
+                    f"    if x is not None and type(x) is not {_TYPE_CHECKS[kind]}:",
+                    "        raise _Fallback",
+                ]
+            else:
+                lines += [
                     "    if x is not None:",
                     f"        kw[{field.name!r}] = {self.field(field)}",
                 ]
@@ -183,8 +202,33 @@ def build_decoder(
 
     The decoder parses with ``backend``, imported now if it was not yet.
     """
-    descriptor = cast(Descriptor, message_type.DESCRIPTOR)
     compiler = DecoderCompiler(strict=strict)
+    return cast("Decoder[Message] | None", _entry_point(message_type, compiler, backend))
+
+
+def build_fields_decoder(message_type: type[Message], backend: JsonBackend) -> FieldsDecoder | None:
+    """Generate and compile the fields decoder of a request type, or return None if it has none.
+
+    It reads a document strictly, as the decoder does, into the keyword
+    arguments of the type's constructor, every value checked and converted:
+    ``message_type(**fields)`` equals what the decoder returns. A field is
+    absent or None when unset; a message field is a dict of the same kind; a
+    repeated field a list; an enum a number.
+    """
+    compiler = DecoderCompiler(strict=True, checked=True)
+    return cast("FieldsDecoder | None", _entry_point(message_type, compiler, backend))
+
+
+def _entry_point(
+    message_type: type[Message], compiler: DecoderCompiler, backend: JsonBackend
+) -> Callable[[bytes | str], object] | None:
+    """Compile the functions of a type and the entry point calling them, or return None.
+
+    The entry point parses, reads the document and checks that no key was
+    repeated; then it builds the message or, for a fields decoder, returns
+    the constructor's arguments.
+    """
+    descriptor = cast(Descriptor, message_type.DESCRIPTOR)
     try:
         check_root(descriptor)
         name = compiler.function(descriptor)
@@ -194,13 +238,15 @@ def build_decoder(
     source = compiler.source
     # The entry point is generated too: one function, not a closure around
     # the generated one, between the caller and the message constructor.
+    result = "kw" if compiler.checked else f"{source.constant(message_type)}(**kw)"
     source.lines += [
         "def _decode(data):",
         f"    document = {source.constant(parser.loads)}(data)",
         f"    kw = {name}(document)",
         "    if (data.count(b':') if type(data) is bytes else data.count(':')) != len(document):",
         f"        {source.constant(parser.check_no_repeated_keys)}(data, document)",
-        f"    return {source.constant(message_type)}(**kw)",
+        f"    return {result}",
     ]
-    namespace = source.compile(f"decode {descriptor.full_name}")
-    return cast(Decoder[Message], namespace["_decode"])
+    title = f"{'fields of ' if compiler.checked else ''}{descriptor.full_name}"
+    namespace = source.compile(f"decode {title}")
+    return cast("Callable[[bytes | str], object]", namespace["_decode"])

@@ -22,28 +22,87 @@ from __future__ import annotations
 import os
 import random
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia_decision._errors import ApiError, FieldViolation, violation
 from auxia_decision.server._activity import UserActivity
 from auxia_decision.server._catalog import DEFAULT_LANGUAGE, Catalog, Context, Treatment, Version
 
-_VALUE_KINDS: Final = {
-    # The value kinds an attribute of each declared type may be given as.
-    "STRING": ("string_value",),
-    "BOOLEAN": ("bool_value",),
-    "INTEGER": ("integer_value",),
-    "TIMESTAMP_SECONDS": ("integer_value",),
-    "DOUBLE": ("integer_value",),
+_VALUE_KIND: Final = {
+    # The field an attribute of each declared type is given in.
+    "STRING": "string_value",
+    "BOOLEAN": "bool_value",
+    "INTEGER": "integer_value",
+    "TIMESTAMP_SECONDS": "integer_value",
+    "DOUBLE": "integer_value",
 }
 _JSON_KINDS: Final = {
     "string_value": "stringValue",
     "bool_value": "boolValue",
     "integer_value": "integerValue",
 }
+_VALUE_FIELDS: Final = tuple(
+    value_field.name
+    for value_field in decisions.ContextualAttribute.DESCRIPTOR.oneofs_by_name["value"].fields
+)
+
+
+Fields = Mapping[str, Any]
+"""A message as the keyword arguments of its constructor: a field absent or None is unset."""
+
+
+@dataclass(slots=True)
+class DecisionRequest:
+    """What a decision reads of a GetTreatments request.
+
+    Read from the request message (``from_message``) or from the arguments of
+    its constructor as the REST gateway decodes them (``from_fields``): the
+    same request is decided the same either way. Surfaces and attributes are
+    the fields of each ``SurfaceRequest`` and ``ContextualAttribute``.
+    """
+
+    user_id: str
+    language_code: str
+    """As asked: empty for the default language."""
+    surfaces: Sequence[Fields]
+    attributes: Sequence[Fields]
+
+    @classmethod
+    def from_message(cls, request: decisions.GetTreatmentsRequest) -> DecisionRequest:
+        """Return what a decision reads of a request message."""
+        attributes: list[Fields] = []
+        # A slice is a list: iterating the container itself ends on an IndexError.
+        for attribute in request.contextual_attributes[:]:
+            kind = attribute.WhichOneof("value")
+            given = {"key": attribute.key}
+            if kind is not None:
+                given[kind] = getattr(attribute, kind)
+            attributes.append(given)
+        surfaces = [
+            {
+                "surface": asked.surface,
+                "maximum_treatment_count": asked.maximum_treatment_count,
+                "minimum_treatment_count": asked.minimum_treatment_count,
+            }
+            for asked in request.surfaces[:]
+        ]
+        return cls(request.user_id, request.language_code, surfaces, attributes)
+
+    @classmethod
+    def from_fields(cls, fields: Fields) -> DecisionRequest:
+        """Return what a decision reads of a request given as its constructor's arguments.
+
+        ``fields`` are what the REST codec's fields decoding returns.
+        """
+        return cls(
+            fields.get("user_id") or "",
+            fields.get("language_code") or "",
+            fields.get("surfaces") or (),
+            fields.get("contextual_attributes") or (),
+        )
 
 
 @dataclass(slots=True)
@@ -91,7 +150,7 @@ class Decision:
 
 def decide(
     catalog: Catalog,
-    request: decisions.GetTreatmentsRequest,
+    request: DecisionRequest,
     activity: UserActivity,
     now: int,
     *,
@@ -300,38 +359,37 @@ def _eligibility(version: Version, context: Context, explain: bool) -> tuple[boo
     return True, ""
 
 
-def _surfaces(request: decisions.GetTreatmentsRequest, catalog: Catalog) -> list[_Surface] | None:
+def _surfaces(request: DecisionRequest, catalog: Catalog) -> list[_Surface] | None:
     """Return the surfaces asked for, or None if a name or a count is wrong (see the problems)."""
     found: list[_Surface] = []
     known = catalog.surfaces
-    for asked in request.surfaces[:]:
-        name = asked.surface
+    for asked in request.surfaces:
+        name = asked.get("surface") or ""
         # Negative counts are refused by validation (the fields' rules).
-        maximum = asked.maximum_treatment_count or 1
-        minimum = asked.minimum_treatment_count
+        maximum = asked.get("maximum_treatment_count") or 1
+        minimum = asked.get("minimum_treatment_count") or 0
         if name not in known or minimum > maximum:
             return None
         found.append(_Surface(name, maximum, minimum))
     return found
 
 
-def _surface_problems(
-    request: decisions.GetTreatmentsRequest, catalog: Catalog
-) -> list[FieldViolation]:
+def _surface_problems(request: DecisionRequest, catalog: Catalog) -> list[FieldViolation]:
     """Return every unknown surface and every minimum above its maximum."""
     problems: list[FieldViolation] = []
     for index, asked in enumerate(request.surfaces):
         path = f"surfaces[{index}]"
-        if asked.surface not in catalog.surfaces:
+        name = asked.get("surface") or ""
+        if name not in catalog.surfaces:
             known = ", ".join(sorted(catalog.surfaces)) or "none"
             problems.append(
                 violation(
                     f"{path}.surface",
-                    f'"{asked.surface}" is not a surface of the project (surfaces: {known})',
+                    f'"{name}" is not a surface of the project (surfaces: {known})',
                 )
             )
-        maximum = asked.maximum_treatment_count or 1
-        minimum = asked.minimum_treatment_count
+        maximum = asked.get("maximum_treatment_count") or 1
+        minimum = asked.get("minimum_treatment_count") or 0
         if minimum > maximum:
             problems.append(
                 violation(
@@ -342,41 +400,54 @@ def _surface_problems(
     return problems
 
 
-def _attributes(
-    request: decisions.GetTreatmentsRequest, catalog: Catalog
-) -> dict[str, object] | None:
+def _attributes(request: DecisionRequest, catalog: Catalog) -> dict[str, object] | None:
     """Return the contextual attributes by key, or None if one is repeated or mistyped."""
     values: dict[str, object] = {}
     declared_types = catalog.attribute_types
-    # A slice is a list: iterating the container itself ends on an IndexError.
-    for attribute in request.contextual_attributes[:]:
-        key = attribute.key
-        kind = attribute.WhichOneof("value")  # never None: validation requires the value
+    for attribute in request.attributes:
+        key = attribute.get("key") or ""
         declared = declared_types.get(key)
-        if key in values or (declared is not None and kind not in _VALUE_KINDS[declared]):
+        if key in values:
             return None
-        value: object = getattr(attribute, kind)  # type: ignore[arg-type]
-        values[key] = float(value) if declared == "DOUBLE" else value  # type: ignore[arg-type]
+        if declared is None:
+            value = _value_of(attribute)[1]
+        else:
+            # Validation requires a value: in the field of its type, or it is mistyped.
+            value = attribute.get(_VALUE_KIND[declared])
+            if value is None:
+                return None
+            if declared == "DOUBLE":
+                value = float(value)
+        values[key] = value
     return values
 
 
+def _value_of(attribute: Fields) -> tuple[str | None, object]:
+    """Return the field holding an attribute's value and the value; (None, None) when unset."""
+    for kind in _VALUE_FIELDS:
+        value = attribute.get(kind)
+        if value is not None:
+            return kind, value
+    return None, None
+
+
 def _attribute_problems(
-    request: decisions.GetTreatmentsRequest, declared_types: Mapping[str, str]
+    request: DecisionRequest, declared_types: Mapping[str, str]
 ) -> list[FieldViolation]:
     """Return every attribute given twice or as a value of another type than its declared one."""
     seen: set[str] = set()
     problems: list[FieldViolation] = []
-    for index, attribute in enumerate(request.contextual_attributes):
-        key = attribute.key
-        kind = str(attribute.WhichOneof("value"))
+    for index, attribute in enumerate(request.attributes):
+        key = attribute.get("key") or ""
+        kind = str(_value_of(attribute)[0])
         if key in seen:
             path = f"contextualAttributes[{index}].key"
             problems.append(violation(path, f'"{key}" is given more than once'))
             continue
         seen.add(key)
         declared = declared_types.get(key)
-        if declared is not None and kind not in _VALUE_KINDS[declared]:
-            expected = " or ".join(_JSON_KINDS[k] for k in _VALUE_KINDS[declared])
+        if declared is not None and kind != _VALUE_KIND[declared]:
+            expected = _JSON_KINDS[_VALUE_KIND[declared]]
             path = f"contextualAttributes[{index}].{_JSON_KINDS[kind]}"
             problems.append(
                 violation(path, f'"{key}" is a {declared} attribute: give it as {expected}')
@@ -389,22 +460,28 @@ def tracking_id(treatment_id: str, response_id: str) -> str:
     return f"{treatment_id}_{response_id}"
 
 
-def response(decision: Decision, response_id: str) -> decisions.GetTreatmentsResponse:
-    """Return the GetTreatments response of a decision."""
-    answer = decisions.GetTreatmentsResponse(response_id=response_id)
-    add = answer.user_treatments.add
-    for choice in decision.choices:
-        treatment = choice.treatment
-        add(
-            treatment_id=treatment.treatment_id,
-            treatment_tracking_id=tracking_id(treatment.treatment_id, response_id),
-            rank=choice.rank,
-            content_language_code=decision.language,
-            treatment_content=choice.content,
-            treatment_type=treatment.type_name,
-            surface=choice.surface,
-        )
-    return answer
+def response(
+    decision: Decision, response_id: str, tracking_ids: list[str]
+) -> decisions.GetTreatmentsResponse:
+    """Return the GetTreatments response of a decision, with the tracking id of each choice."""
+    language = decision.language
+    # The constructor takes each user treatment as a dict of its fields: a
+    # third faster than adding them one by one (timeit).
+    return decisions.GetTreatmentsResponse(
+        response_id=response_id,
+        user_treatments=[
+            {  # type: ignore[misc]
+                "treatment_id": choice.treatment.treatment_id,
+                "treatment_tracking_id": tracking,
+                "rank": choice.rank,
+                "content_language_code": language,
+                "treatment_content": choice.content,
+                "treatment_type": choice.treatment.type_name,
+                "surface": choice.surface,
+            }
+            for choice, tracking in zip(decision.choices, tracking_ids, strict=True)
+        ],
+    )
 
 
 # Response ids need to be unique, not secret: a generator seeded from the

@@ -15,10 +15,10 @@ from auxia_decision._routes import services
 from auxia_decision._validation import check_request, clear_output_only
 from auxia_decision.server._auth import key_digest
 from auxia_decision.server._clock import ControlledClock
-from auxia_decision.server._decisions import decide
+from auxia_decision.server._decisions import DecisionRequest, decide
 from auxia_decision.server._inspection import list_decisions, list_interactions
 from auxia_decision.server._seed import apply_seed, project_seed
-from auxia_decision.server._servicer import DecisionServicer
+from auxia_decision.server._servicer import DecisionServicer, asked_request
 from auxia_decision.server._storage import ProjectRecord, Repository, Store, StoredTreatment
 from auxia_decision.server._treatments import with_statuses
 
@@ -159,9 +159,10 @@ class EmulatorServicer:
         for time_micros, project_id, asked, answered in reversed(self._api.recent_decisions):
             if request.project_id and project_id != request.project_id:
                 continue
-            if request.user_id and asked.user_id != request.user_id:
+            served = asked_request(asked)
+            if request.user_id and served.user_id != request.user_id:
                 continue
-            recent = found.decisions.add(request=asked, response=answered)
+            recent = found.decisions.add(request=served, response=answered)
             recent.decide_time.FromMicroseconds(time_micros)
         return found
 
@@ -174,7 +175,8 @@ class EmulatorServicer:
             raise ApiError(Code.NOT_FOUND, f'request.projectId: there is no project "{project_id}"')
         catalog = await self._api.catalog(project_id)
         activity = self._store.activity(project_id, asked.user_id)
-        decision = decide(catalog, asked, activity, self._clock.now(), explain=True)
+        now = self._clock.now()
+        decision = decide(catalog, DecisionRequest.from_message(asked), activity, now, explain=True)
         return emulator_pb2.ExplainDecisionResponse(
             verdicts=[
                 emulator_pb2.Verdict(

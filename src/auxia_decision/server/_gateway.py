@@ -6,7 +6,7 @@ import logging
 import math
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -18,6 +18,7 @@ from auxia_decision._routes import Route, routes, service_routes
 from auxia_decision.server._asgi import ANSWER, WHOLE_ANSWER, Receive, Scope, Send, WholeAnswer
 from auxia_decision.server._emulator import ADMIN_KEY_HEADER, SERVICE, EmulatorServicer
 from auxia_decision.server._servicer import DecisionServicer
+from auxia_decision.server._storage import ProjectRecord
 
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
@@ -112,10 +113,14 @@ class _Endpoint:
 
     http_method: str
     name: str
+    request_type: type[Message]
     decode: Callable[[bytes], Message]
     """The codec's ``decode_request`` for the route's request type."""
     encode: Callable[[Message], bytes]
     """The codec's ``encode`` for the route's response type."""
+    decode_fields: Callable[[bytes], dict[str, Any] | None] | None = None
+    """For an RPC the servicer runs from plain values: the codec's decoding of
+    the request into its constructor's arguments (None: not sure)."""
     admin: bool = False
     """Whether the route is the emulator admin API's (admin key, not API key)."""
 
@@ -156,11 +161,14 @@ class RestGateway:
                 self._endpoints[route.path] = self._endpoint(route, admin=True)
 
     def _endpoint(self, route: Route, *, admin: bool = False) -> _Endpoint:
+        takes_fields = not admin and self.servicer.takes_fields(route.name)
         return _Endpoint(
             route.http_method,
             route.name,
+            route.request_type,
             self.codec.request_decoder(route.request_type),
             self.codec.encoder(route.response_type),
+            self.codec.request_fields_decoder(route.request_type) if takes_fields else None,
             admin,
         )
 
@@ -207,8 +215,7 @@ class RestGateway:
                         raise self._too_large()
                 else:
                     body = await self._read_rest(message, receive)
-                request = endpoint.decode(body)
-                response = await self.servicer.invoke_for(project, endpoint.name, request)
+                response = await self._invoke(project, endpoint, body)
                 status, body = 200, endpoint.encode(response)
         except ApiError as error:
             status, body = error.http_status or 500, error.to_json()
@@ -236,6 +243,22 @@ class RestGateway:
                 status,
                 (time.perf_counter() - started) * 1000,
             )
+
+    def _invoke(
+        self, project: ProjectRecord, endpoint: _Endpoint, body: bytes
+    ) -> Awaitable[Message]:
+        """Start the RPC of a request body: from its plain values where the servicer takes them.
+
+        A plain function returning the servicer's awaitable: no frame of its
+        own to cross again when the store wakes the request.
+        """
+        decode_fields = endpoint.decode_fields
+        fields = None if decode_fields is None else decode_fields(body)
+        if fields is not None:
+            return self.servicer.invoke_fields(
+                project, endpoint.name, endpoint.request_type, fields
+            )
+        return self.servicer.invoke_for(project, endpoint.name, endpoint.decode(body))
 
     async def _admin_call(
         self, scope: Scope, receive: Receive, endpoint: _Endpoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from google.protobuf.message import Message
 
@@ -14,12 +14,18 @@ from auxia.decision.model import treatment_interaction_service_pb2 as interactio
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia.decision.model import treatment_pb2
 from auxia_decision._errors import ApiError, Code
-from auxia_decision._validation import check_request, clear_output_only
+from auxia_decision._validation import check_request, clear_output_only, fields_check
 from auxia_decision.server import _data_fields, _treatments
 from auxia_decision.server._auth import KeyRing
 from auxia_decision.server._catalog import Catalog, compile_catalog
 from auxia_decision.server._clock import Clock, system_clock
-from auxia_decision.server._decisions import decide, response, response_id, tracking_id
+from auxia_decision.server._decisions import (
+    DecisionRequest,
+    decide,
+    response,
+    response_id,
+    tracking_id,
+)
 from auxia_decision.server._faults import ArmedFault, FaultPlan
 from auxia_decision.server._storage import (
     ProjectRecord,
@@ -33,8 +39,17 @@ M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 RECENT_DECISIONS: Final = 200
 """How many of the last GetTreatments calls the servicer keeps, for the emulator's console."""
-RecentDecision = tuple[int, str, decisions.GetTreatmentsRequest, decisions.GetTreatmentsResponse]
+AskedDecision = decisions.GetTreatmentsRequest | Mapping[str, Any]
+"""A GetTreatments request as it was served: the message, or its constructor's arguments."""
+RecentDecision = tuple[int, str, AskedDecision, decisions.GetTreatmentsResponse]
 """A GetTreatments call answered: when (µs since the epoch), project, request, response."""
+
+
+def asked_request(asked: AskedDecision) -> decisions.GetTreatmentsRequest:
+    """Return the request message of a recent decision."""
+    if isinstance(asked, decisions.GetTreatmentsRequest):
+        return asked
+    return decisions.GetTreatmentsRequest(**asked)
 
 
 class DecisionServicer:
@@ -65,6 +80,10 @@ class DecisionServicer:
             "LogTreatmentInteraction": self._log_treatment_interaction,
             "GetTreatments": self._get_treatments,
         }
+        # The RPCs that can run from their request's constructor arguments (invoke_fields).
+        self._fields_handlers: Mapping[
+            str, Callable[[ProjectRecord, Mapping[str, Any]], Awaitable[Message]]
+        ] = {"GetTreatments": self._get_treatments_from_fields}
         # The compiled catalog of each project, with the store's version it was read at.
         self._catalogs: dict[str, tuple[int, Catalog]] = {}
         self.faults = FaultPlan(self._handlers)
@@ -123,12 +142,7 @@ class DecisionServicer:
         handler = self._handlers.get(method)
         if handler is None:
             raise ApiError(Code.UNIMPLEMENTED, f"the method {method} is not implemented")
-        requested = getattr(request, "project_id", "")
-        if requested and requested != project.project_id:
-            raise ApiError(
-                Code.PERMISSION_DENIED,
-                f'the API key does not belong to project "{requested}"',
-            )
+        _authorize(project, getattr(request, "project_id", ""))
         if check_request(request).warnings:
             clear_output_only(request)
         if self.faults.armed:
@@ -139,6 +153,30 @@ class DecisionServicer:
                     raise error
                 return _delayed(fault, lambda: handler(project, request))
         return handler(project, request)
+
+    def takes_fields(self, method: str) -> bool:
+        """Whether an RPC runs from its request's constructor arguments (see ``invoke_fields``)."""
+        return method in self._fields_handlers
+
+    def invoke_fields(
+        self,
+        project: ProjectRecord,
+        method: str,
+        request_type: type[Message],
+        fields: Mapping[str, Any],
+    ) -> Awaitable[Message]:
+        """Run an RPC as ``invoke_for`` does, its request given as its constructor's arguments.
+
+        ``fields`` are what the REST codec's fields decoding returns (every
+        value checked). An RPC that ``takes_fields`` reads them as plain
+        values when they are certainly valid and no fault is armed; otherwise
+        the request message is built from them and ``invoke_for`` runs it.
+        """
+        handler = self._fields_handlers.get(method)
+        if handler is None or self.faults.armed or not fields_check(request_type)(fields):
+            return self.invoke_for(project, method, request_type(**fields))
+        _authorize(project, fields.get("project_id"))
+        return handler(project, fields)
 
     async def _insert_treatment(
         self, project: ProjectRecord, request: Message
@@ -215,15 +253,26 @@ class DecisionServicer:
         # Like LogTreatmentInteraction, a plain function: with the project's
         # catalog at hand, the decision is made now and only the store is waited for.
         assert isinstance(request, decisions.GetTreatmentsRequest)
+        return self._decide(project, DecisionRequest.from_message(request), request)
+
+    def _get_treatments_from_fields(
+        self, project: ProjectRecord, fields: Mapping[str, Any]
+    ) -> Awaitable[decisions.GetTreatmentsResponse]:
+        return self._decide(project, DecisionRequest.from_fields(fields), fields)
+
+    def _decide(
+        self, project: ProjectRecord, asked: DecisionRequest, request: AskedDecision
+    ) -> Awaitable[decisions.GetTreatmentsResponse]:
         cached = self._catalogs.get(project.project_id)
         if cached is None or cached[0] != self.store.version(project.project_id):
-            return self._get_treatments_with_a_new_catalog(project, request)
-        return self._serve(cached[1], project, request)
+            return self._decide_with_a_new_catalog(project, asked, request)
+        return self._serve(cached[1], project, asked, request)
 
-    async def _get_treatments_with_a_new_catalog(
-        self, project: ProjectRecord, request: decisions.GetTreatmentsRequest
+    async def _decide_with_a_new_catalog(
+        self, project: ProjectRecord, asked: DecisionRequest, request: AskedDecision
     ) -> decisions.GetTreatmentsResponse:
-        return await self._serve(await self.catalog(project.project_id), project, request)
+        catalog = await self.catalog(project.project_id)
+        return await self._serve(catalog, project, asked, request)
 
     async def catalog(self, project_id: str) -> Catalog:
         """Return the project's compiled catalog, read again when the project has changed."""
@@ -244,28 +293,36 @@ class DecisionServicer:
         return catalog
 
     def _serve(
-        self, catalog: Catalog, project: ProjectRecord, request: decisions.GetTreatmentsRequest
+        self,
+        catalog: Catalog,
+        project: ProjectRecord,
+        asked: DecisionRequest,
+        request: AskedDecision,
     ) -> Awaitable[decisions.GetTreatmentsResponse]:
         """Decide, and answer once what is served is stored (it counts as SENT)."""
         now = self.clock()
-        user_id = request.user_id
-        decision = decide(catalog, request, self.store.activity(project.project_id, user_id), now)
+        user_id = asked.user_id
+        decision = decide(catalog, asked, self.store.activity(project.project_id, user_id), now)
         answer_id = response_id()
-        answer = response(decision, answer_id)
+        trackings = [tracking_id(c.treatment.treatment_id, answer_id) for c in decision.choices]
+        answer = response(decision, answer_id, trackings)
         self.recent_decisions.append((now, project.project_id, request, answer))
-        if not decision.choices:
+        if not trackings:
             return _resolved(answer)
         served = [
-            ServedTreatment(
-                answer_id,
-                choice.treatment.treatment_id,
-                choice.surface,
-                tracking_id(choice.treatment.treatment_id, answer_id),
-                now,
-            )
-            for choice in decision.choices
+            ServedTreatment(answer_id, choice.treatment.treatment_id, choice.surface, tracking, now)
+            for choice, tracking in zip(decision.choices, trackings, strict=True)
         ]
         return self.store.record_served(project.project_id, user_id, served, answer)
+
+
+def _authorize(project: ProjectRecord, requested: str | None) -> None:
+    """Refuse a request naming another project than its API key's (PERMISSION_DENIED)."""
+    if requested and requested != project.project_id:
+        raise ApiError(
+            Code.PERMISSION_DENIED,
+            f'the API key does not belong to project "{requested}"',
+        )
 
 
 async def _resolved(value: T) -> T:
