@@ -248,3 +248,21 @@ class _Builder:
         if self.allow_nan:
             floats = floats | st.just(math.nan)
         return floats
+
+
+def null_some_fields(
+    fields: dict[str, object], descriptor: Descriptor, data: st.DataObject
+) -> None:
+    """Set some of a message's constructor arguments to None, at every depth (as JSON null does)."""
+    for name, value in list(fields.items()):
+        field = descriptor.fields_by_name[name]
+        entry = field.message_type
+        if data.draw(st.integers(0, 3), label=f"null {name}") == 0:
+            fields[name] = None
+        elif entry is None or entry.GetOptions().map_entry or value is None:
+            continue
+        elif field.is_repeated:
+            for item in cast(list[dict[str, object]], value):
+                null_some_fields(item, entry, data)
+        elif entry.full_name != "google.protobuf.Timestamp":
+            null_some_fields(cast(dict[str, object], value), entry, data)

@@ -53,10 +53,13 @@ class World:
         request_type: type[Message],
         fields: Mapping[str, Any],
         api_key: str = KEY,
-    ) -> Message:
-        """Invoke an RPC as the REST gateway does: its request as its constructor's arguments."""
+    ) -> Message | Mapping[str, Any]:
+        """Invoke an RPC as the REST gateway does: its request as its constructor's arguments.
 
-        async def invoke() -> Message:
+        The response is a message, or its constructor's arguments.
+        """
+
+        async def invoke() -> Message | Mapping[str, Any]:
             project = await self.servicer.authenticate(api_key)
             return await self.servicer.invoke_fields(project, method, request_type, fields)
 

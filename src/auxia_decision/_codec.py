@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -115,6 +115,34 @@ class RestCodec:
                 return encode_generic(message)  # it writes the JSON or raises its error
 
         return encode
+
+    def fields_encoder(self, message_type: type[Message]) -> Callable[[Mapping[str, Any]], bytes]:
+        """Return ``encode`` for messages of one type given as their constructor's arguments.
+
+        ``encode_fields(fields)`` is ``encode(message_type(**fields))``, written
+        from the fields without building the message where a specialised
+        fields encoder exists (a field absent or None is unset, a message is a
+        dict of its fields, an enum a number).
+        """
+        encode = self.encoder(message_type)
+        fast = None
+        if self._fast and not self._profile.use_proto_field_names:
+            fast = _fastjson.fields_encoder(message_type)
+
+        def encode_message(fields: Mapping[str, Any]) -> bytes:
+            return encode(message_type(**fields))
+
+        if fast is None:
+            return encode_message
+        specialised: _fastjson.FieldsEncoder = fast
+
+        def encode_fields(fields: Mapping[str, Any]) -> bytes:
+            try:
+                return specialised(fields)
+            except Exception:  # where the encoder would be unsure, or fail: as it does
+                return encode_message(fields)
+
+        return encode_fields
 
     def decode_request(self, data: bytes | str, message_type: type[M]) -> M:
         """Parse a request strictly; raise ApiError naming every bad field."""

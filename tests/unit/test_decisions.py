@@ -20,6 +20,7 @@ from auxia.decision.model import treatment_interaction_service_pb2 as interactio
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia.decision.model import treatment_pb2
 from auxia_decision import ApiError, Code, RestCodec
+from auxia_decision.server._servicer import as_message
 from tests._fixtures import REQUESTS
 from tests._world import World, micros
 
@@ -54,7 +55,8 @@ def call_get_treatments(
             request = CODEC.decode_request(body, decisions.GetTreatmentsRequest)
             response = world.call("GetTreatments", request)
         else:
-            response = world.call_fields("GetTreatments", decisions.GetTreatmentsRequest, fields)
+            answer = world.call_fields("GetTreatments", decisions.GetTreatmentsRequest, fields)
+            response = as_message(decisions.GetTreatmentsResponse, answer)
     else:
         request = CODEC.decode_request(body, decisions.GetTreatmentsRequest)
         response = world.call("GetTreatments", request)

@@ -41,7 +41,13 @@ from auxia_decision._fastjson.json_backend import JsonBackend
 from auxia_decision._routes import routes
 from tests import _sink
 from tests._fixtures import BROKEN, PARSEABLE
-from tests._strategies import TIMESTAMP_MAX_SECONDS, TIMESTAMP_MIN_SECONDS, messages, timestamps
+from tests._strategies import (
+    TIMESTAMP_MAX_SECONDS,
+    TIMESTAMP_MIN_SECONDS,
+    messages,
+    null_some_fields,
+    timestamps,
+)
 
 M = TypeVar("M", bound=Message)
 
@@ -301,8 +307,47 @@ def test_encoding_is_byte_identical_to_json_format(message_type: type[Message]) 
             assert encoder(message) == expected  # decided by the fast path itself
             codec = RestCodec(JsonProfile(use_proto_field_names=proto_field_names))
             assert codec.encode(message) == expected
+        # The fields encoder writes the same bytes from the constructor's arguments.
+        encode_fields = _fastjson.fields_encoder(message_type)
+        if encode_fields is not None:
+            decode_fields = _fastjson.fields_decoder(message_type)
+            assert decode_fields is not None
+            written = FAST.encode(message)
+            fields = decode_fields(written)
+            assert encode_fields(fields) == written
+            null_some_fields(fields, _descriptor(message_type), data)
+            assert encode_fields(fields) == FAST.encode(message_type(**fields))
 
     check()
+
+
+def test_only_types_holding_a_timestamp_have_no_fields_encoder() -> None:
+    with_timestamps = {
+        message_type
+        for message_type in TYPES
+        if any(
+            field.message_type is not None
+            and field.message_type.full_name == "google.protobuf.Timestamp"
+            for descriptor in _reachable(_descriptor(message_type))
+            for field in descriptor.fields
+        )
+    }
+    assert with_timestamps  # the test would otherwise prove nothing
+    for message_type in TYPES:
+        has_one = _fastjson.fields_encoder(message_type) is not None
+        assert has_one == (message_type not in with_timestamps), message_type
+
+
+def _reachable(descriptor: Descriptor) -> list[Descriptor]:
+    """Return a message type and every message type its fields reach."""
+    found: dict[str, Descriptor] = {}
+    waiting = [descriptor]
+    while waiting:
+        current = waiting.pop()
+        if current.full_name not in found:
+            found[current.full_name] = current
+            waiting += [f.message_type for f in current.fields if f.message_type is not None]
+    return list(found.values())
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=_backend_ids)

@@ -33,7 +33,7 @@ from auxia_decision._errors import FieldViolation
 from auxia_decision._routes import routes
 from auxia_decision._validation import ValidationResult, _walk, fields_check
 from tests._fixtures import PARSEABLE
-from tests._strategies import messages
+from tests._strategies import messages, null_some_fields
 
 
 def _fields(violations: object) -> list[str]:
@@ -231,27 +231,11 @@ def test_the_check_of_the_fields_agrees_with_validation(message_type: type[Messa
         assert message_type(**fields) == message
         assert check_fields(fields) == (validate(message) == ValidationResult((), ()))
         # JSON null leaves a field unset: the fields hold None.
-        _null_some(fields, cast(Descriptor, message_type.DESCRIPTOR), data)
+        null_some_fields(fields, cast(Descriptor, message_type.DESCRIPTOR), data)
         unset = message_type(**fields)
         assert check_fields(fields) == (validate(unset) == ValidationResult((), ()))
 
     check()
-
-
-def _null_some(fields: dict[str, object], descriptor: Descriptor, data: st.DataObject) -> None:
-    """Set some fields to None, at every depth (as JSON null does)."""
-    for name, value in list(fields.items()):
-        field = descriptor.fields_by_name[name]
-        entry = field.message_type
-        if data.draw(st.integers(0, 3), label=f"null {name}") == 0:
-            fields[name] = None
-        elif entry is None or entry.GetOptions().map_entry or value is None:
-            continue
-        elif field.is_repeated:
-            for item in cast(list[dict[str, object]], value):
-                _null_some(item, entry, data)
-        elif entry.full_name != "google.protobuf.Timestamp":
-            _null_some(cast(dict[str, object], value), entry, data)
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,12 @@ from auxia_decision._fastjson._decoders import (
     build_decoder,
     build_fields_decoder,
 )
-from auxia_decision._fastjson._encoders import Encoder, build_encoder
+from auxia_decision._fastjson._encoders import (
+    Encoder,
+    FieldsEncoder,
+    build_encoder,
+    build_fields_encoder,
+)
 from auxia_decision._fastjson._kinds import Unsupported
 from auxia_decision._fastjson._runtime import Fallback
 
@@ -47,10 +52,12 @@ __all__ = [
     "Encoder",
     "Fallback",
     "FieldsDecoder",
+    "FieldsEncoder",
     "Unsupported",
     "decoder",
     "encoder",
     "fields_decoder",
+    "fields_encoder",
 ]
 
 M = TypeVar("M", bound=Message)
@@ -63,6 +70,7 @@ _built_encoders: dict[tuple[type[Message], bool], Encoder | None] = {}
 _built_decoders: dict[
     tuple[type[Message], bool, json_backend.JsonBackend], Decoder[Message] | None
 ] = {}
+_built_fields_encoders: dict[type[Message], FieldsEncoder | None] = {}
 _built_fields_decoders: dict[
     tuple[type[Message], json_backend.JsonBackend], FieldsDecoder | None
 ] = {}
@@ -88,6 +96,17 @@ def encoder(message_type: type[Message], *, proto_field_names: bool) -> Encoder 
     """
     build = functools.partial(build_encoder, message_type, proto_field_names)
     return _built_once(_built_encoders, (message_type, proto_field_names), build)
+
+
+def fields_encoder(message_type: type[Message]) -> FieldsEncoder | None:
+    """Return the specialised fields encoder of a message type, or None if it has none.
+
+    It writes, from the arguments of the type's constructor (as a fields
+    decoder returns them), exactly what the encoder writes for the message
+    they build, with JSON names; or raises where the encoder would.
+    """
+    build = functools.partial(build_fields_encoder, message_type)
+    return _built_once(_built_fields_encoders, message_type, build)
 
 
 def decoder(message_type: type[M], *, strict: bool) -> Decoder[M] | None:

@@ -18,8 +18,8 @@ library beyond the standard one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -38,6 +38,9 @@ from auxia_decision._fastjson._source import Compiler
 Encoder = Callable[[Message], bytes]
 """Turns a message into proto3 JSON bytes (or raises: then use the generic path)."""
 
+FieldsEncoder = Callable[[Mapping[str, Any]], bytes]
+"""Turns the arguments of a message's constructor into the message's proto3 JSON bytes."""
+
 _QUOTED_INTEGER = '"%d"'
 
 
@@ -51,9 +54,17 @@ class EncoderCompiler(Compiler):
 
     parameters = "m, p"
 
-    def __init__(self, *, proto_field_names: bool) -> None:
+    def __init__(self, *, proto_field_names: bool, fields: bool = False) -> None:
         super().__init__("e")
         self._proto_field_names = proto_field_names
+        self._fields = fields
+        """Whether ``m`` is the dict of a message's constructor arguments (None: unset)."""
+        self.items = "v" if fields else "v[:]"
+        """The items of the repeated field ``v`` as a list."""
+
+    def read(self, variable: str, name: str) -> str:
+        """Return the source reading field ``name`` of the message (or fields) ``variable``."""
+        return f"{variable}.get({name!r})" if self._fields else f"{variable}.{name}"
 
     def key(self, field: FieldDescriptor) -> str:
         name = field.name if self._proto_field_names else field.json_name
@@ -69,8 +80,14 @@ class EncoderCompiler(Compiler):
         for index, members in enumerate(multi_member_oneofs(descriptor)):
             oneof = members[0].containing_oneof
             assert oneof is not None
-            which_oneof = self.source.constant(message_class.WhichOneof)
-            lines.append(f"    w{index} = {which_oneof}(m, {oneof.name!r})")
+            if self._fields:  # the first member set (the decoder lets only one be)
+                which = " else ".join(
+                    f"{field.name!r} if m.get({field.name!r}) is not None" for field in members
+                )
+                lines.append(f"    w{index} = {which} else None")
+            else:
+                which_oneof = self.source.constant(message_class.WhichOneof)
+                lines.append(f"    w{index} = {which_oneof}(m, {oneof.name!r})")
             oneof_of.update({field.name: f"w{index}" for field in members})
         for field in sorted(descriptor.fields, key=lambda field: field.number):
             lines += self.field(field, oneof_of.get(field.name), has_field)
@@ -82,23 +99,27 @@ class EncoderCompiler(Compiler):
     ) -> list[str]:
         name = field.name
         key = self.key(field)
+        read = self.read("m", name)
         if is_map(field):
-            return [f"    v = m.{name}", "    if v:", *self.map(field, key)]
+            return [f"    v = {read}", "    if v:", *self.map(field, key)]
         kind = value_kind(field)
+        if self._fields and kind == "timestamp":
+            raise Unsupported("a Timestamp among fields is a dict: not written from fields")
         if field.is_repeated:
-            return [f"    v = m.{name}", "    if v:", *self.repeated(field, kind, key)]
+            return [f"    v = {read}", "    if v:", *self.repeated(field, kind, key)]
+        present = f"{read} is not None" if self._fields else f"{has_field}(m, {name!r})"
         if oneof_variable is not None:
             condition = f"{oneof_variable} == {name!r}"
         elif field.has_presence and (kind in ("message", "timestamp") or field.default_value):
-            condition = f"{has_field}(m, {name!r})"
+            condition = present
         else:
             # A scalar holding something other than its falsy default is
-            # present; only the others need asking.
+            # present; only the others need asking (unset fields are None).
             test = "v or _is_negative_zero(v)" if kind == "double" else "v"
             if field.has_presence:
-                test += f" or {has_field}(m, {name!r})"
-            return [f"    v = m.{name}", f"    if {test}:", *self.single(field, kind, key)]
-        return [f"    if {condition}:", f"        v = m.{name}", *self.single(field, kind, key)]
+                test += " or v is not None" if self._fields else f" or {present}"
+            return [f"    v = {read}", f"    if {test}:", *self.single(field, kind, key)]
+        return [f"    if {condition}:", f"        v = {read}", *self.single(field, kind, key)]
 
     def single(self, field: FieldDescriptor, kind: str, key: str) -> list[str]:
         """Return the statements appending the key and value ``v`` of a singular field."""
@@ -135,8 +156,8 @@ class EncoderCompiler(Compiler):
         if field.is_repeated or field.has_presence or field.message_type is not None:
             return None
         kind = value_kind(field)
-        test = "(z := {v}.{f}) or _is_negative_zero(z)" if kind == "double" else "(z := {v}.{f})"
-        test = test.format(v=variable, f=field.name)
+        read = self.read(variable, field.name)
+        test = f"(z := {read}) or _is_negative_zero(z)" if kind == "double" else f"(z := {read})"
         member = "{" + self.key(field)[2:]
         constant = self.source.constant
         if kind == "bool":
@@ -162,7 +183,7 @@ class EncoderCompiler(Compiler):
             if inline is not None:
                 return [
                     f"        o = {constant(key + '[')}",
-                    "        for y in v[:]:",
+                    f"        for y in {self.items}:",
                     f"            a(o + {inline})",
                     "            o = ', '",
                     "        a(']')",
@@ -170,16 +191,16 @@ class EncoderCompiler(Compiler):
             function = self.function(field.message_type)
             return [
                 f"        o = {constant(key + '[{')}",
-                "        for x in v[:]:",
+                f"        for x in {self.items}:",
                 "            a(o)",
                 f"            {function}(x, p)",
                 "            o = ', {'",
                 "        a(']')",
             ]
         if kind == "enum":
-            items = f"[{self.scalar('x', field, kind)} for x in v[:]]"
+            items = f"[{self.scalar('x', field, kind)} for x in {self.items}]"
         else:
-            items = f"map({self.scalar_function(kind)}, v[:])"
+            items = f"map({self.scalar_function(kind)}, {self.items})"
         return [f"        a({constant(key + '[')} + ', '.join({items}) + ']')"]
 
     def scalar_function(self, kind: str) -> str:
@@ -229,15 +250,35 @@ class EncoderCompiler(Compiler):
         return lines
 
 
-def _encode_empty(message: Message) -> bytes:
+def _encode_empty(message: object) -> bytes:
     del message
     return b"{}"
 
 
 def build_encoder(message_type: type[Message], proto_field_names: bool) -> Encoder | None:
     """Generate and compile the encoder of a message type, or return None if it has none."""
-    descriptor = cast(Descriptor, message_type.DESCRIPTOR)
     compiler = EncoderCompiler(proto_field_names=proto_field_names)
+    return cast("Encoder | None", _entry_point(message_type, compiler, "encode"))
+
+
+def build_fields_encoder(message_type: type[Message]) -> FieldsEncoder | None:
+    """Generate and compile the fields encoder of a message type, or return None if it has none.
+
+    It writes the bytes the encoder writes for ``message_type(**fields)``
+    (JSON names), from the fields: a field absent or None is unset, a message
+    is a dict of its fields, an enum a number. Types holding a Timestamp
+    have none.
+    """
+    compiler = EncoderCompiler(proto_field_names=False, fields=True)
+    title = "encode the fields of"
+    return cast("FieldsEncoder | None", _entry_point(message_type, compiler, title))
+
+
+def _entry_point(
+    message_type: type[Message], compiler: EncoderCompiler, title: str
+) -> Callable[[Any], bytes] | None:
+    """Compile the functions of a type and return the encoding calling them, or None."""
+    descriptor = cast(Descriptor, message_type.DESCRIPTOR)
     try:
         check_root(descriptor)
         if not descriptor.fields:
@@ -245,10 +286,10 @@ def build_encoder(message_type: type[Message], proto_field_names: bool) -> Encod
         name = compiler.function(descriptor)
     except Unsupported:
         return None
-    namespace = compiler.source.compile(f"encode {descriptor.full_name}")
-    append = cast(Callable[[Message, list[str]], None], namespace[name])
+    namespace = compiler.source.compile(f"{title} {descriptor.full_name}")
+    append = cast(Callable[[Any, list[str]], None], namespace[name])
 
-    def encode(message: Message) -> bytes:
+    def encode(message: Any) -> bytes:  # noqa: ANN401 - a message, or a message's fields
         pieces = ["{"]
         append(message, pieces)
         return "".join(pieces).encode()

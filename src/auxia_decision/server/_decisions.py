@@ -460,17 +460,16 @@ def tracking_id(treatment_id: str, response_id: str) -> str:
     return f"{treatment_id}_{response_id}"
 
 
-def response(
-    decision: Decision, response_id: str, tracking_ids: list[str]
-) -> decisions.GetTreatmentsResponse:
-    """Return the GetTreatments response of a decision, with the tracking id of each choice."""
+def response_fields(decision: Decision, response_id: str, tracking_ids: list[str]) -> Fields:
+    """Return the GetTreatments response of a decision, as its constructor's arguments.
+
+    With the tracking id of each choice.
+    """
     language = decision.language
-    # The constructor takes each user treatment as a dict of its fields: a
-    # third faster than adding them one by one (timeit).
-    return decisions.GetTreatmentsResponse(
-        response_id=response_id,
-        user_treatments=[
-            {  # type: ignore[misc]
+    return {
+        "response_id": response_id,
+        "user_treatments": [
+            {
                 "treatment_id": choice.treatment.treatment_id,
                 "treatment_tracking_id": tracking,
                 "rank": choice.rank,
@@ -481,7 +480,7 @@ def response(
             }
             for choice, tracking in zip(decision.choices, tracking_ids, strict=True)
         ],
-    )
+    }
 
 
 # Response ids need to be unique, not secret: a generator seeded from the

@@ -9,6 +9,7 @@ from google.protobuf.message import Message
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia.decision.model import data_field_pb2, treatment_pb2
+from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError, Code, invalid_field
 from auxia_decision._routes import services
@@ -18,7 +19,7 @@ from auxia_decision.server._clock import ControlledClock
 from auxia_decision.server._decisions import DecisionRequest, decide
 from auxia_decision.server._inspection import list_decisions, list_interactions
 from auxia_decision.server._seed import apply_seed, project_seed
-from auxia_decision.server._servicer import DecisionServicer, asked_request
+from auxia_decision.server._servicer import DecisionServicer, as_message
 from auxia_decision.server._storage import ProjectRecord, Repository, Store, StoredTreatment
 from auxia_decision.server._treatments import with_statuses
 
@@ -159,10 +160,11 @@ class EmulatorServicer:
         for time_micros, project_id, asked, answered in reversed(self._api.recent_decisions):
             if request.project_id and project_id != request.project_id:
                 continue
-            served = asked_request(asked)
+            served = as_message(decisions.GetTreatmentsRequest, asked)
             if request.user_id and served.user_id != request.user_id:
                 continue
-            recent = found.decisions.add(request=served, response=answered)
+            answer = as_message(decisions.GetTreatmentsResponse, answered)
+            recent = found.decisions.add(request=served, response=answer)
             recent.decide_time.FromMicroseconds(time_micros)
         return found
 

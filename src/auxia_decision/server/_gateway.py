@@ -121,6 +121,9 @@ class _Endpoint:
     decode_fields: Callable[[bytes], dict[str, Any] | None] | None = None
     """For an RPC the servicer runs from plain values: the codec's decoding of
     the request into its constructor's arguments (None: not sure)."""
+    encode_fields: Callable[[Mapping[str, Any]], bytes] | None = None
+    """With ``decode_fields``: the codec's encoding of a response given as its
+    constructor's arguments, as the servicer answers such an RPC."""
     admin: bool = False
     """Whether the route is the emulator admin API's (admin key, not API key)."""
 
@@ -169,6 +172,7 @@ class RestGateway:
             self.codec.request_decoder(route.request_type),
             self.codec.encoder(route.response_type),
             self.codec.request_fields_decoder(route.request_type) if takes_fields else None,
+            self.codec.fields_encoder(route.response_type) if takes_fields else None,
             admin,
         )
 
@@ -216,7 +220,10 @@ class RestGateway:
                 else:
                     body = await self._read_rest(message, receive)
                 response = await self._invoke(project, endpoint, body)
-                status, body = 200, endpoint.encode(response)
+                if isinstance(response, Message):
+                    status, body = 200, endpoint.encode(response)
+                else:
+                    status, body = 200, self._encode_fields(endpoint, response)
         except ApiError as error:
             status, body = error.http_status or 500, error.to_json()
             headers = self._error_headers(scope, error)
@@ -244,9 +251,15 @@ class RestGateway:
                 (time.perf_counter() - started) * 1000,
             )
 
+    @staticmethod
+    def _encode_fields(endpoint: _Endpoint, response: Mapping[str, Any]) -> bytes:
+        """Encode a response the servicer gave as its constructor's arguments."""
+        assert endpoint.encode_fields is not None, "only an RPC run from its fields answers them"
+        return endpoint.encode_fields(response)
+
     def _invoke(
         self, project: ProjectRecord, endpoint: _Endpoint, body: bytes
-    ) -> Awaitable[Message]:
+    ) -> Awaitable[Message | Mapping[str, Any]]:
         """Start the RPC of a request body: from its plain values where the servicer takes them.
 
         A plain function returning the servicer's awaitable: no frame of its

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar, cast
 
 from google.protobuf.message import Message
 
@@ -21,8 +21,9 @@ from auxia_decision.server._catalog import Catalog, compile_catalog
 from auxia_decision.server._clock import Clock, system_clock
 from auxia_decision.server._decisions import (
     DecisionRequest,
+    Fields,
     decide,
-    response,
+    response_fields,
     response_id,
     tracking_id,
 )
@@ -39,17 +40,18 @@ M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 RECENT_DECISIONS: Final = 200
 """How many of the last GetTreatments calls the servicer keeps, for the emulator's console."""
-AskedDecision = decisions.GetTreatmentsRequest | Mapping[str, Any]
-"""A GetTreatments request as it was served: the message, or its constructor's arguments."""
-RecentDecision = tuple[int, str, AskedDecision, decisions.GetTreatmentsResponse]
-"""A GetTreatments call answered: when (µs since the epoch), project, request, response."""
+RecentDecision = tuple[int, str, Message | Fields, Message | Fields]
+"""A GetTreatments call answered: when (µs since the epoch), project, request, response.
+
+The request and the response as they were served: messages, or (over REST)
+their constructors' arguments; ``as_message`` builds the messages."""
 
 
-def asked_request(asked: AskedDecision) -> decisions.GetTreatmentsRequest:
-    """Return the request message of a recent decision."""
-    if isinstance(asked, decisions.GetTreatmentsRequest):
-        return asked
-    return decisions.GetTreatmentsRequest(**asked)
+def as_message(message_type: type[M], value: Message | Fields) -> M:
+    """Return a message given as itself or as its constructor's arguments."""
+    if isinstance(value, message_type):
+        return value
+    return message_type(**cast(Fields, value))
 
 
 class DecisionServicer:
@@ -82,7 +84,7 @@ class DecisionServicer:
         }
         # The RPCs that can run from their request's constructor arguments (invoke_fields).
         self._fields_handlers: Mapping[
-            str, Callable[[ProjectRecord, Mapping[str, Any]], Awaitable[Message]]
+            str, Callable[[ProjectRecord, Fields], Awaitable[Message | Fields]]
         ] = {"GetTreatments": self._get_treatments_from_fields}
         # The compiled catalog of each project, with the store's version it was read at.
         self._catalogs: dict[str, tuple[int, Catalog]] = {}
@@ -163,14 +165,15 @@ class DecisionServicer:
         project: ProjectRecord,
         method: str,
         request_type: type[Message],
-        fields: Mapping[str, Any],
-    ) -> Awaitable[Message]:
+        fields: Fields,
+    ) -> Awaitable[Message | Fields]:
         """Run an RPC as ``invoke_for`` does, its request given as its constructor's arguments.
 
         ``fields`` are what the REST codec's fields decoding returns (every
         value checked). An RPC that ``takes_fields`` reads them as plain
-        values when they are certainly valid and no fault is armed; otherwise
-        the request message is built from them and ``invoke_for`` runs it.
+        values when they are certainly valid and no fault is armed, and
+        answers its response's constructor arguments; otherwise the request
+        message is built from them and ``invoke_for`` runs it.
         """
         handler = self._fields_handlers.get(method)
         if handler is None or self.faults.armed or not fields_check(request_type)(fields):
@@ -253,24 +256,28 @@ class DecisionServicer:
         # Like LogTreatmentInteraction, a plain function: with the project's
         # catalog at hand, the decision is made now and only the store is waited for.
         assert isinstance(request, decisions.GetTreatmentsRequest)
-        return self._decide(project, DecisionRequest.from_message(request), request)
+        asked = DecisionRequest.from_message(request)
+        return cast(
+            "Awaitable[decisions.GetTreatmentsResponse]", self._decide(project, asked, request)
+        )
 
     def _get_treatments_from_fields(
-        self, project: ProjectRecord, fields: Mapping[str, Any]
-    ) -> Awaitable[decisions.GetTreatmentsResponse]:
+        self, project: ProjectRecord, fields: Fields
+    ) -> Awaitable[Message | Fields]:
         return self._decide(project, DecisionRequest.from_fields(fields), fields)
 
     def _decide(
-        self, project: ProjectRecord, asked: DecisionRequest, request: AskedDecision
-    ) -> Awaitable[decisions.GetTreatmentsResponse]:
+        self, project: ProjectRecord, asked: DecisionRequest, request: Message | Fields
+    ) -> Awaitable[Message | Fields]:
+        """Decide; answer as the request was given: a message, or constructor arguments."""
         cached = self._catalogs.get(project.project_id)
         if cached is None or cached[0] != self.store.version(project.project_id):
             return self._decide_with_a_new_catalog(project, asked, request)
         return self._serve(cached[1], project, asked, request)
 
     async def _decide_with_a_new_catalog(
-        self, project: ProjectRecord, asked: DecisionRequest, request: AskedDecision
-    ) -> decisions.GetTreatmentsResponse:
+        self, project: ProjectRecord, asked: DecisionRequest, request: Message | Fields
+    ) -> Message | Fields:
         catalog = await self.catalog(project.project_id)
         return await self._serve(catalog, project, asked, request)
 
@@ -297,15 +304,18 @@ class DecisionServicer:
         catalog: Catalog,
         project: ProjectRecord,
         asked: DecisionRequest,
-        request: AskedDecision,
-    ) -> Awaitable[decisions.GetTreatmentsResponse]:
+        request: Message | Fields,
+    ) -> Awaitable[Message | Fields]:
         """Decide, and answer once what is served is stored (it counts as SENT)."""
         now = self.clock()
         user_id = asked.user_id
         decision = decide(catalog, asked, self.store.activity(project.project_id, user_id), now)
         answer_id = response_id()
         trackings = [tracking_id(c.treatment.treatment_id, answer_id) for c in decision.choices]
-        answer = response(decision, answer_id, trackings)
+        fields = response_fields(decision, answer_id, trackings)
+        answer: Message | Fields = fields
+        if isinstance(request, Message):
+            answer = decisions.GetTreatmentsResponse(**fields)
         self.recent_decisions.append((now, project.project_id, request, answer))
         if not trackings:
             return _resolved(answer)
