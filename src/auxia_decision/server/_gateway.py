@@ -269,7 +269,7 @@ class RestGateway:
         fields = None if decode_fields is None else decode_fields(body)
         if fields is not None:
             return self.servicer.invoke_fields(
-                project, endpoint.name, endpoint.request_type, fields
+                project, endpoint.name, endpoint.request_type, fields, body
             )
         return self.servicer.invoke_for(project, endpoint.name, endpoint.decode(body))
 

@@ -13,6 +13,7 @@ from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia.decision.model import treatment_pb2
+from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
 from auxia_decision._validation import check_request, clear_output_only, fields_check
 from auxia_decision.server import _data_fields, _treatments
@@ -40,17 +41,24 @@ M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 RECENT_DECISIONS: Final = 200
 """How many of the last GetTreatments calls the servicer keeps, for the emulator's console."""
-RecentDecision = tuple[int, str, Message | Fields, Message | Fields]
+Given = Message | Fields | bytes | str
+"""A message as it was given: itself, its constructor's arguments, or its JSON text."""
+RecentDecision = tuple[int, str, Given, Given]
 """A GetTreatments call answered: when (µs since the epoch), project, request, response.
 
 The request and the response as they were served: messages, or (over REST)
-their constructors' arguments; ``as_message`` builds the messages."""
+the request's JSON text and the response's constructor arguments;
+``as_message`` builds the messages."""
+
+_JSON: Final = RestCodec()
 
 
-def as_message(message_type: type[M], value: Message | Fields) -> M:
-    """Return a message given as itself or as its constructor's arguments."""
+def as_message(message_type: type[M], value: Given) -> M:
+    """Return a message given as itself, as its constructor's arguments or as its JSON text."""
     if isinstance(value, message_type):
         return value
+    if isinstance(value, bytes | str):
+        return _JSON.decode_request(value, message_type)
     return message_type(**cast(Fields, value))
 
 
@@ -84,7 +92,8 @@ class DecisionServicer:
         }
         # The RPCs that can run from their request's constructor arguments (invoke_fields).
         self._fields_handlers: Mapping[
-            str, Callable[[ProjectRecord, Fields], Awaitable[Message | Fields]]
+            str,
+            Callable[[ProjectRecord, Fields, bytes | str | None], Awaitable[Message | Fields]],
         ] = {"GetTreatments": self._get_treatments_from_fields}
         # The compiled catalog of each project, with the store's version it was read at.
         self._catalogs: dict[str, tuple[int, Catalog]] = {}
@@ -166,20 +175,24 @@ class DecisionServicer:
         method: str,
         request_type: type[Message],
         fields: Fields,
+        source: bytes | str | None = None,
     ) -> Awaitable[Message | Fields]:
         """Run an RPC as ``invoke_for`` does, its request given as its constructor's arguments.
 
         ``fields`` are what the REST codec's fields decoding returns (every
-        value checked). An RPC that ``takes_fields`` reads them as plain
-        values when they are certainly valid and no fault is armed, and
-        answers its response's constructor arguments; otherwise the request
-        message is built from them and ``invoke_for`` runs it.
+        value checked), from the JSON text ``source`` if given. An RPC that
+        ``takes_fields`` reads them as plain values when they are certainly
+        valid and no fault is armed, and answers its response's constructor
+        arguments; otherwise the request message is built from them and
+        ``invoke_for`` runs it. An RPC that keeps its requests (GetTreatments,
+        for the console) keeps the text rather than the fields: dicts held
+        long cost the garbage collector more than bytes.
         """
         handler = self._fields_handlers.get(method)
         if handler is None or self.faults.armed or not fields_check(request_type)(fields):
             return self.invoke_for(project, method, request_type(**fields))
         _authorize(project, fields.get("project_id"))
-        return handler(project, fields)
+        return handler(project, fields, source)
 
     async def _insert_treatment(
         self, project: ProjectRecord, request: Message
@@ -262,12 +275,13 @@ class DecisionServicer:
         )
 
     def _get_treatments_from_fields(
-        self, project: ProjectRecord, fields: Fields
+        self, project: ProjectRecord, fields: Fields, source: bytes | str | None
     ) -> Awaitable[Message | Fields]:
-        return self._decide(project, DecisionRequest.from_fields(fields), fields)
+        kept = fields if source is None else source
+        return self._decide(project, DecisionRequest.from_fields(fields), kept)
 
     def _decide(
-        self, project: ProjectRecord, asked: DecisionRequest, request: Message | Fields
+        self, project: ProjectRecord, asked: DecisionRequest, request: Given
     ) -> Awaitable[Message | Fields]:
         """Decide; answer as the request was given: a message, or constructor arguments."""
         cached = self._catalogs.get(project.project_id)
@@ -276,7 +290,7 @@ class DecisionServicer:
         return self._serve(cached[1], project, asked, request)
 
     async def _decide_with_a_new_catalog(
-        self, project: ProjectRecord, asked: DecisionRequest, request: Message | Fields
+        self, project: ProjectRecord, asked: DecisionRequest, request: Given
     ) -> Message | Fields:
         catalog = await self.catalog(project.project_id)
         return await self._serve(catalog, project, asked, request)
@@ -304,9 +318,12 @@ class DecisionServicer:
         catalog: Catalog,
         project: ProjectRecord,
         asked: DecisionRequest,
-        request: Message | Fields,
+        request: Given,
     ) -> Awaitable[Message | Fields]:
-        """Decide, and answer once what is served is stored (it counts as SENT)."""
+        """Decide, and answer once what is served is stored (it counts as SENT).
+
+        The answer is a message for a request message, else constructor arguments.
+        """
         now = self.clock()
         user_id = asked.user_id
         decision = decide(catalog, asked, self.store.activity(project.project_id, user_id), now)
