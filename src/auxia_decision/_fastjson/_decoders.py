@@ -61,7 +61,10 @@ _TYPE_CHECKS = {"string": "str", "bool": "bool"}
 
 
 class DecoderCompiler(Compiler):
-    """Generates ``def _dN(m)``, returning the constructor arguments of the JSON object ``m``.
+    """Generates ``def _dN(m, n)``, returning the constructor arguments of the JSON object ``m``.
+
+    Each adds the members of the objects it reads to ``n[0]``: when the text
+    has no more colons than that, no key was repeated (see the entry point).
 
     Each returns the keyword arguments of its message type's constructor
     (message fields as such dicts, timestamps as ``{"seconds", "nanos"}``),
@@ -70,6 +73,8 @@ class DecoderCompiler(Compiler):
     too: the arguments are then sure to build the message, and may be read
     instead of it.
     """
+
+    parameters = "m, n"
 
     def __init__(self, *, strict: bool, checked: bool = False) -> None:
         super().__init__("d")
@@ -111,6 +116,7 @@ class DecoderCompiler(Compiler):
                 "    if len(kw) != len(m):",
                 f"        _unknown_members(m, {names}, len(kw))",
             ]
+        lines.append("    n[0] += len(m)")
         for field in fields:
             if not self.checked and checked_by_constructor(field):
                 continue
@@ -161,7 +167,7 @@ class DecoderCompiler(Compiler):
             assert field.enum_type is not None
             return self.enum(variable, field.enum_type)
         assert field.message_type is not None
-        return f"{self.function(field.message_type)}({variable})"
+        return f"{self.function(field.message_type)}({variable}, n)"
 
     def enum(self, variable: str, enum_type: EnumDescriptor) -> str:
         """Return the expression converting an enum value, by name or by number."""
@@ -183,14 +189,17 @@ class DecoderCompiler(Compiler):
         key_kind = value_kind(key_field)
         value = self.value("y", value_field, value_kind(value_field))
         if key_kind == "string":
-            return f"({{k: {value} for k, y in x.items()}} if type(x) is dict else _fail())"
+            return (
+                f"({{k: {value} for k, y in _counted(x, n).items()}} "
+                "if type(x) is dict else _fail())"
+            )
         if key_kind == "bool":
             key = f"{self.source.constant(_MAP_BOOL_KEYS)}[k]"
         else:
             low, high = int_range(key_field)
             key = f"_integer(k, {low}, {high})"
         return (
-            f"(_same_size({{{key}: {value} for k, y in x.items()}}, x) "
+            f"(_same_size({{{key}: {value} for k, y in _counted(x, n).items()}}, x) "
             "if type(x) is dict else _fail())"
         )
 
@@ -226,7 +235,10 @@ def _entry_point(
 
     The entry point parses, reads the document and checks that no key was
     repeated; then it builds the message or, for a fields decoder, returns
-    the constructor's arguments.
+    the constructor's arguments. A repeated key leaves one member fewer than
+    it has colons (the parser keeps the last value), and colons inside
+    strings only add to the text's; so a text with as many colons as the
+    members read has no repeated key, and any other is checked in full.
     """
     descriptor = cast(Descriptor, message_type.DESCRIPTOR)
     try:
@@ -242,8 +254,9 @@ def _entry_point(
     source.lines += [
         "def _decode(data):",
         f"    document = {source.constant(parser.loads)}(data)",
-        f"    kw = {name}(document)",
-        "    if (data.count(b':') if type(data) is bytes else data.count(':')) != len(document):",
+        "    n = [0]",
+        f"    kw = {name}(document, n)",
+        "    if (data.count(b':') if type(data) is bytes else data.count(':')) != n[0]:",
         f"        {source.constant(parser.check_no_repeated_keys)}(data, document)",
         f"    return {result}",
     ]

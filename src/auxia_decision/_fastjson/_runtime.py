@@ -116,6 +116,12 @@ def _timestamp(value: object) -> dict[str, int]:
     }
 
 
+def _counted(members: dict[str, Any], count: list[int]) -> dict[str, Any]:
+    """Add the members of an object (a map) to the members read so far (``count[0]``)."""
+    count[0] += len(members)
+    return members
+
+
 def _same_size(converted: dict[Any, Any], original: dict[str, Any]) -> dict[Any, Any]:
     """Refuse a map whose keys collapsed when converted ("1" and "01")."""
     if len(converted) != len(original):
@@ -237,6 +243,7 @@ HELPERS: dict[str, object] = {
     "_string": string_text,
     "_double_text": _double_text,
     "_is_negative_zero": _is_negative_zero,
+    "_counted": _counted,
     "_enum_text": _enum_text,
     "_closed_enum_text": _closed_enum_text,
     "_timestamp_text": _timestamp_text,

@@ -394,10 +394,10 @@ class _WholeAnswer:
             return False
         cycle.response_started = True
         cycle.waiting_for_100_continue = False
-        parts = [STATUS_LINE[status]]
-        for name, value in (*cycle.default_headers, *headers):
-            parts += (name, b": ", value, b"\r\n")
-        parts.append(b"content-length: %d\r\n" % len(body))
+        parts = [
+            _head(status, cycle.default_headers, headers),
+            b"content-length: %d\r\n" % len(body),
+        ]
         if not cycle.keep_alive:
             parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
@@ -410,6 +410,34 @@ class _WholeAnswer:
             cycle.transport.close()
         cycle.on_response()
         return True
+
+
+# The heads written lately: by status, and by the identity of the default
+# headers (uvicorn's, a new list each second for the date) and of the app's
+# (the gateway's constants); each entry holds both lists, so that their ids
+# are not reused while it is kept.
+_HEADS: dict[tuple[int, int, int], tuple[object, object, bytes]] = {}
+_MAX_HEADS: Final = 64
+
+
+def _head(
+    status: int,
+    default_headers: Sequence[tuple[bytes, bytes]],
+    headers: Sequence[tuple[bytes, bytes]],
+) -> bytes:
+    """Return the status line and the headers of an answer, as uvicorn writes them."""
+    key = (status, id(default_headers), id(headers))
+    found = _HEADS.get(key)
+    if found is not None and found[0] is default_headers and found[1] is headers:
+        return found[2]
+    parts = [STATUS_LINE[status]]
+    for name, value in (*default_headers, *headers):
+        parts += (name, b": ", value, b"\r\n")
+    head = b"".join(parts)
+    if len(_HEADS) >= _MAX_HEADS:
+        _HEADS.clear()
+    _HEADS[key] = (default_headers, headers, head)
+    return head
 
 
 def protocol_with(limits: HttpLimits, descriptor_limit: int) -> type[LimitedHttpProtocol]:
