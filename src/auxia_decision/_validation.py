@@ -319,7 +319,7 @@ class _MessageReads:
         return f"getattr(m, {name!r})" if keyword.iskeyword(name) else f"m.{name}"
 
     def differs(self, variable: str, field: FieldDescriptor, default: str) -> str:
-        """Return the source of: a value read by ``value`` is set, to something but the default."""
+        """Return the source of: a value (a variable, or ``value``'s source) is not the default."""
         del field
         return f"{variable} != {default}"
 
@@ -368,9 +368,8 @@ class _FieldsReads(_MessageReads):
         return f"m.get({field.name!r})"
 
     def differs(self, variable: str, field: FieldDescriptor, default: str) -> str:
-        if variable != "v":  # read twice: the value may be None
-            return f"({variable} or {default}) != {default}"
-        return f"v is not None and v != {default}"
+        # ``variable`` may be an expression: read once, and None is unset.
+        return f"((z := {variable}) is not None and z != {default})"
 
     def items(self, field: FieldDescriptor) -> str:
         return f"({self.value(field)} or ())"
