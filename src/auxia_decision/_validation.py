@@ -313,6 +313,9 @@ def _always(fields: Mapping[str, object]) -> bool:
 class _MessageReads:
     """How the generated checks read the fields of a message ``m``."""
 
+    title = "quick check"
+    """What the compiled checks are called in tracebacks."""
+
     def value(self, field: FieldDescriptor) -> str:
         """Return the source of a singular field's value: its default when unset."""
         name = field.name
@@ -364,6 +367,8 @@ class _FieldsReads(_MessageReads):
     A field is unset when absent or None, as the constructor takes it.
     """
 
+    title = "quick check of the fields"
+
     def value(self, field: FieldDescriptor) -> str:
         return f"m.get({field.name!r})"
 
@@ -407,8 +412,8 @@ class _QuickCompiler:
         name = self.function(descriptor)
         if name is None:
             return None
-        kind = "quick check" if type(self.reads) is _MessageReads else "quick check of the fields"
-        code = compile("\n".join(self.lines) + "\n", f"<{kind}: {descriptor.full_name}>", "exec")
+        title = f"<{self.reads.title}: {descriptor.full_name}>"
+        code = compile("\n".join(self.lines) + "\n", title, "exec")
         exec(code, self.namespace)  # noqa: S102 - our own source, built from descriptors
         return cast("Callable[[object], bool]", self.namespace[name])
 

@@ -63,14 +63,13 @@ _TYPE_CHECKS = {"string": "str", "bool": "bool"}
 class DecoderCompiler(Compiler):
     """Generates ``def _dN(m, n)``, returning the constructor arguments of the JSON object ``m``.
 
-    Each adds the members of the objects it reads to ``n[0]``: when the text
-    has no more colons than that, no key was repeated (see the entry point).
-
     Each returns the keyword arguments of its message type's constructor
     (message fields as such dicts, timestamps as ``{"seconds", "nanos"}``),
-    or raises when the generic path must decide. With ``checked``, every
-    value is checked and converted here, those the constructor would check
-    too: the arguments are then sure to build the message, and may be read
+    or raises when the generic path must decide, and adds the members of the
+    objects it reads to ``n[0]`` (the entry point compares them with the
+    colons of the text to find repeated keys). With ``checked``, every value
+    is checked and converted here, those the constructor would check too:
+    the arguments are then sure to build the message, and may be read
     instead of it.
     """
 

@@ -89,10 +89,11 @@ def _repeated_key_check(
 
         Every key in the text is followed by a colon, so when the colons are as
         many as the members of every object read no key was repeated (the
-        caller checks that). Otherwise a colon in the text is a key's or inside a string, and
-        one inside a string is written as ":" or as "\u003a"; so the colons of
-        the text and its escaped colons add up to the colons of the document
-        written again exactly when no key was dropped.
+        caller checks that). Otherwise a colon in the text is a key's or
+        inside a string, and one inside a string is written as ":" or as
+        "\u003a"; so the colons of the text and its escaped colons add up to
+        the colons of the document written again exactly when no key was
+        dropped.
         """
         if isinstance(data, str):
             colons = data.count(":")

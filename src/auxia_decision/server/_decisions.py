@@ -39,15 +39,13 @@ _VALUE_KIND: Final = {
     "TIMESTAMP_SECONDS": "integer_value",
     "DOUBLE": "integer_value",
 }
+_VALUE_ONEOF: Final = decisions.ContextualAttribute.DESCRIPTOR.oneofs_by_name["value"]
+_VALUE_FIELDS: Final = tuple(value_field.name for value_field in _VALUE_ONEOF.fields)
+"""The fields that may hold an attribute's value."""
 _JSON_KINDS: Final = {
-    "string_value": "stringValue",
-    "bool_value": "boolValue",
-    "integer_value": "integerValue",
+    value_field.name: value_field.json_name for value_field in _VALUE_ONEOF.fields
 }
-_VALUE_FIELDS: Final = tuple(
-    value_field.name
-    for value_field in decisions.ContextualAttribute.DESCRIPTOR.oneofs_by_name["value"].fields
-)
+"""The JSON name of each of them (``stringValue``, ...), for the errors' paths."""
 
 
 Fields = Mapping[str, Any]
