@@ -18,7 +18,7 @@ import time
 from typing import Any, Final
 
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
-from auxia_decision.server._sqlite import connect
+from auxia_decision.server._storage.sqlite_repository import connect
 from tools.loadgen import DECISION_SURFACES, PROJECT_ID, user_id
 
 TREATMENTS: Final = 24

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from auxia_decision.server._seed import apply_seed, load_seed
-from auxia_decision.server._servicer import DecisionServicer
-from auxia_decision.server._store import TreatmentStore
+from auxia_decision.server._domain.seed import apply_seed, load_seed
+from auxia_decision.server._domain.servicer import DecisionServicer
+from auxia_decision.server._storage.sqlite_store import TreatmentStore
 
 T = TypeVar("T")
 KEY = "TEST_API_KEY"

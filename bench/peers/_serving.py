@@ -7,8 +7,8 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 
-from auxia_decision.server._runtime import rest_socket, run_event_loop, start_rest
-from auxia_decision.server._store import TreatmentStore
+from auxia_decision.server._storage.sqlite_store import TreatmentStore
+from auxia_decision.server._transport.runtime import rest_socket, run_event_loop, start_rest
 
 
 def parse_address(description: str, argv: Sequence[str] | None) -> argparse.Namespace:

@@ -25,11 +25,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from auxia_decision import ApiError
-from auxia_decision.server._catalog import Catalog, compile_catalog
-from auxia_decision.server._decisions import DecisionRequest, decide, response_id, tracking_id
-from auxia_decision.server._seed import apply_seed, load_seed
-from auxia_decision.server._storage import ServedTreatment
-from auxia_decision.server._store import TreatmentStore
+from auxia_decision.server._domain.catalog import Catalog, compile_catalog
+from auxia_decision.server._domain.decisions import (
+    DecisionRequest,
+    decide,
+    response_id,
+    tracking_id,
+)
+from auxia_decision.server._domain.seed import apply_seed, load_seed
+from auxia_decision.server._storage.seam import ServedTreatment
+from auxia_decision.server._storage.sqlite_store import TreatmentStore
 from bench.peers._serving import parse_address, serve_rest
 
 

@@ -22,8 +22,8 @@ from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from auxia_decision.server._seed import load_seed
-from auxia_decision.server._store import TreatmentStore
+from auxia_decision.server._domain.seed import load_seed
+from auxia_decision.server._storage.sqlite_store import TreatmentStore
 from bench.peers._serving import parse_address, serve_rest
 
 _INT64 = 2**63

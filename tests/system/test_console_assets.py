@@ -11,7 +11,7 @@ import pytest
 from auxia_decision._routes import routes
 from tests._repo import ROOT
 
-CONSOLE: Final = ROOT / "src" / "auxia_decision" / "server" / "_console"
+CONSOLE: Final = ROOT / "src" / "auxia_decision" / "server" / "_emulator" / "console_assets"
 RAPIDOC_SHA256: Final = "affbd173a65e870e18f392cca963113bcdafb6e50e88cd2f6a834a65b22db94d"
 FIXTURES: Final = {
     "InsertTreatment": "docs/insert_treatment_request.json",

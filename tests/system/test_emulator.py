@@ -27,7 +27,7 @@ from auxia.decision.model import treatment_pb2
 from auxia.decision.server import seed_pb2
 from auxia_decision import ApiError, Client, Code, RestCodec
 from auxia_decision.server import LocalServer
-from auxia_decision.server._emulator import SERVICE
+from auxia_decision.server._emulator.admin_api import SERVICE
 from tests._fixtures import FIXTURES
 
 TRANSPORTS: Final = ("rest", "grpc")

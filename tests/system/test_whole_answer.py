@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 import pytest
 
 from auxia.decision.emulator.v1 import emulator_pb2
-from auxia_decision.server._app import RunningServer, ServerConfig, start_server
-from auxia_decision.server._gateway import RestGateway
-from auxia_decision.server._http import LimitedHttpProtocol
-from auxia_decision.server._runtime import rest_socket, start_rest
+from auxia_decision.server._assembly import RunningServer, ServerConfig, start_server
+from auxia_decision.server._transport.gateway import RestGateway
+from auxia_decision.server._transport.http import LimitedHttpProtocol
+from auxia_decision.server._transport.runtime import rest_socket, start_rest
 from tests._raw_http import KEY, PATH, body, http_request, read_all
 
 T = TypeVar("T")

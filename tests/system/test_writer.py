@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from auxia_decision import ApiError, Code
-from auxia_decision.server._store import TreatmentStore
+from auxia_decision.server._storage.sqlite_store import TreatmentStore
 from tools.loadgen import stored_interactions
 
 # More rows in one pass than one INSERT statement holds (256).

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from auxia.decision.model import data_field_pb2, treatment_pb2
 from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia_decision import ApiError, RestCodec
-from auxia_decision.server._activity import UserActivity
-from auxia_decision.server._catalog import compile_catalog
-from auxia_decision.server._decisions import DecisionRequest, decide
-from auxia_decision.server._storage import StoredTreatment
+from auxia_decision.server._domain.catalog import compile_catalog
+from auxia_decision.server._domain.decisions import DecisionRequest, decide
+from auxia_decision.server._storage.activity import UserActivity
+from auxia_decision.server._storage.seam import StoredTreatment
 
 NOW = 1_750_000_000_000_000  # 2025-06-15, in microseconds
 DAY = 86_400_000_000

@@ -20,7 +20,7 @@ from auxia.decision.model import treatment_interaction_service_pb2 as interactio
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia.decision.model import treatment_pb2
 from auxia_decision import ApiError, Code, RestCodec
-from auxia_decision.server._servicer import as_message
+from auxia_decision.server._domain.servicer import as_message
 from tests._fixtures import REQUESTS
 from tests._world import World, micros
 

@@ -7,8 +7,8 @@ from google.rpc import code_pb2
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision import ApiError, Code
-from auxia_decision.server._clock import ControlledClock
-from auxia_decision.server._faults import FaultPlan
+from auxia_decision.server._domain.clock import ControlledClock
+from auxia_decision.server._emulator.faults import FaultPlan
 
 METHODS = ("GetTreatments", "LogTreatmentInteraction")
 FULL_NAMES = {"io.auxia.decision.model.TreatmentDecisionService.GetTreatments": "GetTreatments"}

@@ -26,25 +26,25 @@ LIBRARY: Final = sorted(
     for path in PACKAGE.rglob("*.py")
     if "server" not in path.relative_to(PACKAGE).parts and path.name not in ENTRY_POINTS
 )
-SERVER: Final = sorted((PACKAGE / "server").glob("*.py"))
+SERVER: Final = sorted((PACKAGE / "server").rglob("*.py"))
 # The server's rules: what they may know of storage is the seam, _storage.
 RULES: Final = (
-    "_servicer",
-    "_treatments",
-    "_data_fields",
-    "_seed",
-    "_auth",
-    "_storage",
-    "_emulator",
-    "_inspection",
-    "_faults",
+    "_domain/servicer",
+    "_domain/treatments",
+    "_domain/data_fields",
+    "_domain/seed",
+    "_domain/auth",
+    "_storage/seam",
+    "_emulator/admin_api",
+    "_emulator/inspection",
+    "_emulator/faults",
 )
 SQL_MODULES: Final = {
     "sqlite3",
-    "auxia_decision.server._sqlite",
-    "auxia_decision.server._store",
-    "auxia_decision.server._executor",
-    "auxia_decision.server._writer",
+    "auxia_decision.server._storage.sqlite_repository",
+    "auxia_decision.server._storage.sqlite_store",
+    "auxia_decision.server._storage.database_thread",
+    "auxia_decision.server._storage.writer_process",
 }
 
 

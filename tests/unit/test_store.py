@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import pytest
 
 from auxia_decision import ApiError, Code
-from auxia_decision.server._executor import GroupCommitExecutor
-from auxia_decision.server._sqlite import storage_error
-from auxia_decision.server._store import TreatmentStore
+from auxia_decision.server._storage.database_thread import GroupCommitExecutor
+from auxia_decision.server._storage.sqlite_repository import storage_error
+from auxia_decision.server._storage.sqlite_store import TreatmentStore
 from tools.loadgen import stored_interactions
 
 # More than one INSERT statement holds (the store appends 256 rows per statement).

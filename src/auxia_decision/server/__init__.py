@@ -13,12 +13,7 @@ from auxia_decision._extras import require
 
 require("server", "grpc", "grpc_health", "grpc_reflection", "uvicorn")
 
-from auxia_decision.server._admin import (  # noqa: E402 - after the check for the extra
-    ClockControl,
-    EmulatorAdmin,
-    FaultControl,
-)
-from auxia_decision.server._app import (  # noqa: E402
+from auxia_decision.server._assembly import (  # noqa: E402
     RunningServer,
     ServerConfig,
     StartupError,
@@ -26,9 +21,14 @@ from auxia_decision.server._app import (  # noqa: E402
     serve,
     start_server,
 )
-from auxia_decision.server._http import HttpLimits  # noqa: E402
+from auxia_decision.server._emulator.client import (  # noqa: E402 - after the check for the extra
+    ClockControl,
+    EmulatorAdmin,
+    FaultControl,
+)
 from auxia_decision.server._local import LocalServer  # noqa: E402
-from auxia_decision.server._runtime import run_event_loop  # noqa: E402
+from auxia_decision.server._transport.http import HttpLimits  # noqa: E402
+from auxia_decision.server._transport.runtime import run_event_loop  # noqa: E402
 
 __all__ = [
     "ClockControl",

@@ -26,9 +26,9 @@ from auxia.decision.model import treatment_decision_service_pb2 as decision_serv
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia.decision.server import seed_pb2
 from auxia_decision._extras import import_optional
-from auxia_decision.server._admin import ClockControl, EmulatorAdmin, FaultControl
-from auxia_decision.server._app import ServerConfig, StartupError, seed_of, start_server
-from auxia_decision.server._runtime import GRACE_SECONDS, run_event_loop
+from auxia_decision.server._assembly import ServerConfig, StartupError, seed_of, start_server
+from auxia_decision.server._emulator.client import ClockControl, EmulatorAdmin, FaultControl
+from auxia_decision.server._transport.runtime import GRACE_SECONDS, run_event_loop
 
 if TYPE_CHECKING:
     from auxia_decision._client import AsyncClient, Client

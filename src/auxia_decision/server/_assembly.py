@@ -22,17 +22,17 @@ import uvicorn
 
 from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError
-from auxia_decision.server._clock import ControlledClock
-from auxia_decision.server._console import PREFIX as CONSOLE
-from auxia_decision.server._console import console_documents
-from auxia_decision.server._emulator import EmulatorServicer
-from auxia_decision.server._gateway import Document, RestGateway
-from auxia_decision.server._grpc import add_to_server
-from auxia_decision.server._http import HttpLimits, protocol_with
-from auxia_decision.server._runtime import GRACE_SECONDS, rest_socket, start_rest
-from auxia_decision.server._seed import apply_seed, checked_seed, load_seed
-from auxia_decision.server._servicer import DecisionServicer
-from auxia_decision.server._store import TreatmentStore
+from auxia_decision.server._domain.clock import ControlledClock
+from auxia_decision.server._domain.seed import apply_seed, checked_seed, load_seed
+from auxia_decision.server._domain.servicer import DecisionServicer
+from auxia_decision.server._emulator.admin_api import EmulatorServicer
+from auxia_decision.server._emulator.console import PREFIX as CONSOLE
+from auxia_decision.server._emulator.console import console_documents
+from auxia_decision.server._storage.sqlite_store import TreatmentStore
+from auxia_decision.server._transport.gateway import Document, RestGateway
+from auxia_decision.server._transport.grpc_server import add_to_server
+from auxia_decision.server._transport.http import HttpLimits, protocol_with
+from auxia_decision.server._transport.runtime import GRACE_SECONDS, rest_socket, start_rest
 
 DEFAULT_DB: Final = "auxia-decision.db"
 _log = logging.getLogger("auxia_decision.server")

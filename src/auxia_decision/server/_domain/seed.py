@@ -9,16 +9,16 @@ from auxia.decision.server import seed_pb2
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, FieldViolation, violation
 from auxia_decision._validation import check_request
-from auxia_decision.server._auth import key_digest
-from auxia_decision.server._data_fields import DATA_FIELD_TYPES, data_field_type_of
-from auxia_decision.server._storage import ProjectRecord, Repository
-from auxia_decision.server._treatments import new_treatment
+from auxia_decision.server._domain.auth import key_digest
+from auxia_decision.server._domain.data_fields import DATA_FIELD_TYPES, data_field_type_of
+from auxia_decision.server._domain.treatments import new_treatment
+from auxia_decision.server._storage.seam import ProjectRecord, Repository
 
 
 def default_seed_text() -> str:
     """Return the default seed: the world of the API documentation's samples."""
     return (
-        importlib.resources.files("auxia_decision.server").joinpath("default_seed.json").read_text()
+        importlib.resources.files(__package__ or __name__).joinpath("default_seed.json").read_text()
     )
 
 

@@ -13,7 +13,7 @@ from typing import Final
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision._errors import ApiError, FieldViolation, violation
-from auxia_decision.server._storage import Repository, ServedRow
+from auxia_decision.server._storage.seam import Repository, ServedRow
 
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from auxia_decision.server._writer import (
+from auxia_decision.server._storage.writer_process import (
     ROWS_PER_STATEMENT,
     Batch,
     commit_rows,

@@ -1,6 +1,6 @@
 """The console: static pages under ``/console/`` over the emulator admin API, and the explorer.
 
-The pages are files of this package (``_console/``), served as they are with
+The pages are files of this package (``console_assets/``), served as they are with
 a Content-Security-Policy that lets them load and call nothing but this
 server. The explorer (RapiDoc, pinned and served from the package) tries the
 API through ``/console/openapi.json``: the shipped document, pointed at this
@@ -14,7 +14,7 @@ import json
 from typing import Final
 
 from auxia_decision._routes import routes
-from auxia_decision.server._gateway import Document
+from auxia_decision.server._transport.gateway import Document
 
 PREFIX: Final = "/console/"
 # Same origin only: scripts, styles, fonts, images and calls come from this
@@ -29,13 +29,14 @@ CONTENT_SECURITY_POLICY: Final = (
 EXPLORER_POLICY: Final = CONTENT_SECURITY_POLICY.replace(
     "style-src 'self';", "style-src 'self' 'unsafe-inline';"
 )
+_ASSETS: Final = importlib.resources.files(__package__ or __name__).joinpath("console_assets")
 _TYPES: Final = {
     ".html": b"text/html; charset=utf-8",
     ".js": b"text/javascript; charset=utf-8",
     ".css": b"text/css; charset=utf-8",
     ".json": b"application/json",
 }
-# What the console serves, by path below PREFIX, and the file of _console/ it is.
+# What the console serves, by path below PREFIX, and the file of console_assets/ it is.
 _FILES: Final = {
     "": "index.html",
     "console.js": "console.js",
@@ -58,7 +59,7 @@ def _with_examples(api_document: bytes) -> bytes:
     """Return the API's OpenAPI document pointed at this server, with the samples as examples."""
     document = json.loads(api_document)
     document["servers"] = [{"url": "/", "description": "this local server"}]
-    examples = importlib.resources.files(__package__ or __name__).joinpath("_console/examples")
+    examples = _ASSETS.joinpath("examples")
     for route in routes():
         sample = examples.joinpath(f"{route.name}.json")
         if not sample.is_file():
@@ -76,7 +77,7 @@ def _with_examples(api_document: bytes) -> bytes:
 
 def console_documents(api_document: bytes | None) -> dict[str, Document]:
     """Return the console's documents by path: its pages, the explorer and its API document."""
-    folder = importlib.resources.files(__package__ or __name__).joinpath("_console")
+    folder = _ASSETS
     headers = _page_headers()
     documents = {
         PREFIX.rstrip("/"): Document(b"", b"text/plain", 308, ((b"location", PREFIX.encode()),)),

@@ -28,8 +28,14 @@ from typing import Any, Final
 
 from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia_decision._errors import ApiError, FieldViolation, violation
-from auxia_decision.server._activity import UserActivity
-from auxia_decision.server._catalog import DEFAULT_LANGUAGE, Catalog, Context, Treatment, Version
+from auxia_decision.server._domain.catalog import (
+    DEFAULT_LANGUAGE,
+    Catalog,
+    Context,
+    Treatment,
+    Version,
+)
+from auxia_decision.server._storage.activity import UserActivity
 
 _VALUE_KIND: Final = {
     # The field an attribute of each declared type is given in.

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from auxia.decision.model import treatment_interaction_service_pb2
-from auxia_decision.server._activity import ActivityBook, UserActivity
-from auxia_decision.server._executor import GroupCommitExecutor, InteractionBatch
-from auxia_decision.server._sqlite import SqliteRepository, connect, storage_error
-from auxia_decision.server._storage import SENT, Repository, ServedTreatment
-from auxia_decision.server._writer import InteractionWriter
+from auxia_decision.server._storage.activity import ActivityBook, UserActivity
+from auxia_decision.server._storage.database_thread import GroupCommitExecutor, InteractionBatch
+from auxia_decision.server._storage.seam import SENT, Repository, ServedTreatment
+from auxia_decision.server._storage.sqlite_repository import (
+    SqliteRepository,
+    connect,
+    storage_error,
+)
+from auxia_decision.server._storage.writer_process import InteractionWriter
 
 T = TypeVar("T")
 R = TypeVar("R")

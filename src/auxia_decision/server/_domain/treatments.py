@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia.decision.model import treatment_pb2
 from auxia_decision._errors import ApiError, Code, FieldViolation, invalid_field
-from auxia_decision.server._storage import (
+from auxia_decision.server._storage.seam import (
     ExternalIdTakenError,
     ProjectRecord,
     Repository,

@@ -44,7 +44,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from auxia_decision._errors import Code
-from auxia_decision.server._asgi import ANSWER, WHOLE_ANSWER
+from auxia_decision.server._transport.asgi import ANSWER, WHOLE_ANSWER
 
 _RESERVED_DESCRIPTORS: Final = 1024
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from auxia.decision.model import data_field_pb2, treatment_pb2
-from auxia_decision.server._activity import MICROS_PER_DAY, UserActivity
-from auxia_decision.server._storage import StoredTreatment
+from auxia_decision.server._storage.activity import MICROS_PER_DAY, UserActivity
+from auxia_decision.server._storage.seam import StoredTreatment
 
 _Condition = treatment_pb2.Condition
 _Interaction = data_field_pb2.DataFieldParams.TreatmentDataFieldParams

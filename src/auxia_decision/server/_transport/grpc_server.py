@@ -16,8 +16,8 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from auxia_decision._errors import GRPC_DETAILS_METADATA, ApiError, Code, FieldViolation
 from auxia_decision._routes import services
-from auxia_decision.server._emulator import ADMIN_KEY_HEADER, SERVICE, EmulatorServicer
-from auxia_decision.server._servicer import DecisionServicer
+from auxia_decision.server._domain.servicer import DecisionServicer
+from auxia_decision.server._emulator.admin_api import ADMIN_KEY_HEADER, SERVICE, EmulatorServicer
 
 # The key's metadata names, preferred first: as the REST gateway's headers.
 _KEY_METADATA: Final = ("x-api-key", "api-key")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 
 from auxia_decision._errors import ApiError, Code
-from auxia_decision.server._storage import ProjectRecord
+from auxia_decision.server._storage.seam import ProjectRecord
 
 
 def _builtin_sha256() -> Callable[[bytes], Any]:

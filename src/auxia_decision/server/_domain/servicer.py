@@ -16,11 +16,12 @@ from auxia.decision.model import treatment_pb2
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
 from auxia_decision._validation import check_request, clear_output_only, fields_check
-from auxia_decision.server import _data_fields, _treatments
-from auxia_decision.server._auth import KeyRing
-from auxia_decision.server._catalog import Catalog, compile_catalog
-from auxia_decision.server._clock import Clock, system_clock
-from auxia_decision.server._decisions import (
+from auxia_decision.server._domain import data_fields as _data_fields
+from auxia_decision.server._domain import treatments as _treatments
+from auxia_decision.server._domain.auth import KeyRing
+from auxia_decision.server._domain.catalog import Catalog, compile_catalog
+from auxia_decision.server._domain.clock import Clock, system_clock
+from auxia_decision.server._domain.decisions import (
     DecisionRequest,
     Fields,
     decide,
@@ -28,8 +29,8 @@ from auxia_decision.server._decisions import (
     response_id,
     tracking_id,
 )
-from auxia_decision.server._faults import ArmedFault, FaultPlan
-from auxia_decision.server._storage import (
+from auxia_decision.server._emulator.faults import ArmedFault, FaultPlan
+from auxia_decision.server._storage.seam import (
     ProjectRecord,
     Repository,
     ServedTreatment,

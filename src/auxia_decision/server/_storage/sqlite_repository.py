@@ -16,8 +16,8 @@ from auxia.decision.model import (
     treatment_pb2,
 )
 from auxia_decision._errors import ApiError, Code
-from auxia_decision.server._activity import Event
-from auxia_decision.server._storage import (
+from auxia_decision.server._storage.activity import Event
+from auxia_decision.server._storage.seam import (
     SENT,
     ExternalIdTakenError,
     ProjectRecord,
@@ -26,7 +26,7 @@ from auxia_decision.server._storage import (
     StoredTreatment,
     interaction_event,
 )
-from auxia_decision.server._writer import WriterStopped, open_database
+from auxia_decision.server._storage.writer_process import WriterStopped, open_database
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS projects (

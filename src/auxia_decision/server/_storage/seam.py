@@ -19,7 +19,7 @@ from auxia.decision.model import (
     treatment_interaction_service_pb2,
     treatment_pb2,
 )
-from auxia_decision.server._activity import Event, UserActivity
+from auxia_decision.server._storage.activity import Event, UserActivity
 
 T = TypeVar("T")
 R = TypeVar("R")

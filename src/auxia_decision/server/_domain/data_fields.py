@@ -7,7 +7,7 @@ from typing import Final
 from auxia.decision.model import data_field_pb2
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia_decision._errors import invalid_field
-from auxia_decision.server._storage import ProjectRecord, Repository
+from auxia_decision.server._storage.seam import ProjectRecord, Repository
 
 # The type of a metric, by the aggregation that computes it.
 _TYPE_BY_AGGREGATION: Final = {

@@ -15,10 +15,17 @@ from google.protobuf.message import Message
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
 from auxia_decision._routes import Route, routes, service_routes
-from auxia_decision.server._asgi import ANSWER, WHOLE_ANSWER, Receive, Scope, Send, WholeAnswer
-from auxia_decision.server._emulator import ADMIN_KEY_HEADER, SERVICE, EmulatorServicer
-from auxia_decision.server._servicer import DecisionServicer
-from auxia_decision.server._storage import ProjectRecord
+from auxia_decision.server._domain.servicer import DecisionServicer
+from auxia_decision.server._emulator.admin_api import ADMIN_KEY_HEADER, SERVICE, EmulatorServicer
+from auxia_decision.server._storage.seam import ProjectRecord
+from auxia_decision.server._transport.asgi import (
+    ANSWER,
+    WHOLE_ANSWER,
+    Receive,
+    Scope,
+    Send,
+    WholeAnswer,
+)
 
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]

@@ -14,14 +14,14 @@ from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError, Code, invalid_field
 from auxia_decision._routes import services
 from auxia_decision._validation import check_request, clear_output_only
-from auxia_decision.server._auth import key_digest
-from auxia_decision.server._clock import ControlledClock
-from auxia_decision.server._decisions import DecisionRequest, decide
-from auxia_decision.server._inspection import list_decisions, list_interactions
-from auxia_decision.server._seed import apply_seed, project_seed
-from auxia_decision.server._servicer import DecisionServicer, as_message
-from auxia_decision.server._storage import ProjectRecord, Repository, Store, StoredTreatment
-from auxia_decision.server._treatments import with_statuses
+from auxia_decision.server._domain.auth import key_digest
+from auxia_decision.server._domain.clock import ControlledClock
+from auxia_decision.server._domain.decisions import DecisionRequest, decide
+from auxia_decision.server._domain.seed import apply_seed, project_seed
+from auxia_decision.server._domain.servicer import DecisionServicer, as_message
+from auxia_decision.server._domain.treatments import with_statuses
+from auxia_decision.server._emulator.inspection import list_decisions, list_interactions
+from auxia_decision.server._storage.seam import ProjectRecord, Repository, Store, StoredTreatment
 
 ADMIN_KEY_HEADER = "x-admin-key"
 """The header (REST) or metadata key (gRPC) that carries an admin key."""
