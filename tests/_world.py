@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from auxia_decision.server._domain.seed import apply_seed, load_seed
-from auxia_decision.server._domain.servicer import DecisionServicer
+from auxia_decision.server._domain.servicer import ApiServicer
 from auxia_decision.server._storage.sqlite_store import TreatmentStore
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ class World:
     def __post_init__(self) -> None:
         seed = load_seed()
         self.store.run_sync(lambda repository: apply_seed(repository, seed, self.now))
-        self.servicer = DecisionServicer(self.store, clock=lambda: self.now)
+        self.servicer = ApiServicer(self.store, clock=lambda: self.now)
         self.loop = asyncio.new_event_loop()
         self.run(self.store.load_activity())
 

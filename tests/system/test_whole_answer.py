@@ -231,7 +231,7 @@ def test_a_body_that_comes_in_pieces_is_served(servers: _Servers, split: int) ->
 
     async def logged() -> list[str]:
         request = emulator_pb2.ListInteractionsRequest(project_id="PROJECT_ID", page_size=1000)
-        found = await servers.running.emulator.invoke("ListInteractions", request)
+        found = await servers.running.emulator.invoke(None, "ListInteractions", request)
         assert isinstance(found, emulator_pb2.ListInteractionsResponse)
         return [logged.interaction.treatment_tracking_id for logged in found.interactions]
 

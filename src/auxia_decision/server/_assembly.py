@@ -22,14 +22,18 @@ import uvicorn
 
 from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError
+from auxia_decision._routes import services
 from auxia_decision.server._domain.clock import ControlledClock
 from auxia_decision.server._domain.seed import apply_seed, checked_seed, load_seed
-from auxia_decision.server._domain.servicer import DecisionServicer
-from auxia_decision.server._emulator.admin_api import EmulatorServicer
+from auxia_decision.server._domain.servicer import ApiServicer
+from auxia_decision.server._emulator.admin_api import SERVICE, EmulatorServicer
 from auxia_decision.server._emulator.console import PREFIX as CONSOLE
 from auxia_decision.server._emulator.console import console_documents
+from auxia_decision.server._emulator.faults import FaultPlan
+from auxia_decision.server._emulator.recent_decisions import RecentDecisions
 from auxia_decision.server._storage.sqlite_store import TreatmentStore
-from auxia_decision.server._transport.gateway import Document, RestGateway
+from auxia_decision.server._transport.bindings import Binding, Document
+from auxia_decision.server._transport.gateway import RestGateway
 from auxia_decision.server._transport.grpc_server import add_to_server
 from auxia_decision.server._transport.http import HttpLimits, protocol_with
 from auxia_decision.server._transport.runtime import GRACE_SECONDS, rest_socket, start_rest
@@ -59,7 +63,7 @@ class ServerConfig:
 class RunningServer:
     """A started server: its bound ports, and how to stop it."""
 
-    servicer: DecisionServicer
+    servicer: ApiServicer
     emulator: EmulatorServicer
     clock: ControlledClock
     store: TreatmentStore
@@ -104,17 +108,19 @@ async def start_server(config: ServerConfig) -> RunningServer:
             await store.start_writer()
         except sqlite3.Error as error:
             raise StartupError(f"the database {config.db} cannot be used: {error}") from None
-        servicer = DecisionServicer(store, clock.now)
+        faults, recent = FaultPlan(), RecentDecisions()
+        servicer = ApiServicer(store, clock.now, faults=faults, on_decision=recent.record)
         await servicer.load_keys()
-        emulator = EmulatorServicer(servicer, store, seed, clock)
+        emulator = EmulatorServicer(servicer, store, seed, clock, faults=faults, recent=recent)
+        bindings = _bindings(servicer, emulator)
         # grpc's default SO_REUSEPORT would let a second server share the port
         # (and split the calls between two databases): refuse it instead.
         grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        await add_to_server(servicer, grpc_server, emulator)
+        await add_to_server(grpc_server, bindings)
         grpc_port = _bind_grpc(grpc_server, config.host, config.grpc_port)
         await grpc_server.start()
         sock = _bind_rest(config.host, config.rest_port)
-        gateway = RestGateway(servicer, documents=_documents(), emulator=emulator)
+        gateway = RestGateway(bindings, documents=_documents())
         protocol = protocol_with(config.limits, _open_files_limit())
         rest_server, rest_task = await start_rest(gateway, sock, protocol)
     except BaseException:
@@ -134,6 +140,20 @@ async def start_server(config: ServerConfig) -> RunningServer:
         sock.getsockname()[1],
         config.host,
     )
+
+
+def _bindings(servicer: ApiServicer, emulator: EmulatorServicer) -> list[Binding]:
+    """Return what both transports serve: the Auxia API, and the emulator admin API."""
+    return [
+        Binding(
+            services(),
+            servicer.admit,
+            servicer.invoke_for,
+            takes_fields=servicer.takes_fields,
+            invoke_fields=servicer.invoke_fields,
+        ),
+        Binding([SERVICE], emulator.admit, emulator.invoke, listed=False),
+    ]
 
 
 def _open_files_limit() -> int:

@@ -1,11 +1,16 @@
-"""The reference implementation of the API, independent of the transport that calls it."""
+"""The reference implementation of the Auxia API, independent of transport and storage.
+
+``ApiServicer`` authenticates, authorizes, validates and runs each RPC; the
+rules of each live in the modules beside it. What the emulator adds plugs in
+through two small interfaces defined here: ``CallFaults`` (faults armed on the
+calls) and a ``DecisionListener`` (told of each GetTreatments answered).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, TypeVar, cast
+from typing import Final, Protocol, TypeVar, cast
 
 from google.protobuf.message import Message
 
@@ -29,7 +34,6 @@ from auxia_decision.server._domain.decisions import (
     response_id,
     tracking_id,
 )
-from auxia_decision.server._emulator.faults import ArmedFault, FaultPlan
 from auxia_decision.server._storage.seam import (
     ProjectRecord,
     Repository,
@@ -40,21 +44,59 @@ from auxia_decision.server._storage.seam import (
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
-RECENT_DECISIONS: Final = 200
-"""How many of the last GetTreatments calls the servicer keeps, for the emulator's console."""
-Given = Message | Fields | bytes | str
-"""A message as it was given: itself, its constructor's arguments, or its JSON text."""
-RecentDecision = tuple[int, str, Given, Given]
+MessageForm = Message | Fields | bytes | str
+"""A message in the form it was given: itself, its constructor's arguments, or its JSON text."""
+AnsweredDecision = tuple[int, str, MessageForm, MessageForm]
 """A GetTreatments call answered: when (µs since the epoch), project, request, response.
 
 The request and the response as they were served: messages, or (over REST)
 the request's JSON text and the response's constructor arguments;
 ``as_message`` builds the messages."""
+DecisionListener = Callable[[AnsweredDecision], None]
+"""Told of every GetTreatments call answered, as it is answered."""
+
+
+class Fault(Protocol):
+    """A fault that applies to one call: it delays it, then fails it or lets it run."""
+
+    @property
+    def delay_seconds(self) -> float:
+        """How long the call waits first (0: not at all)."""
+        ...
+
+    def error(self) -> ApiError | None:
+        """Return the error the call fails with, or None when it is only delayed."""
+        ...
+
+
+class CallFaults(Protocol):
+    """The faults armed on the API's calls (the emulator's; none in production use)."""
+
+    @property
+    def armed(self) -> bool:
+        """Whether any fault is armed; when false, ``select`` is never called."""
+        ...
+
+    def select(self, method: str) -> Fault | None:
+        """Return the fault that applies to a call of ``method`` now, if any."""
+        ...
+
+
+class _NoFaults:
+    armed: Final = False
+
+    def select(self, method: str) -> Fault | None:
+        del method
+        return None
+
+
+NO_FAULTS: Final[CallFaults] = _NoFaults()
+"""No fault is ever armed."""
 
 _JSON: Final = RestCodec()
 
 
-def as_message(message_type: type[M], value: Given) -> M:
+def as_message(message_type: type[M], value: MessageForm) -> M:
     """Return a message given as itself, as its constructor's arguments or as its JSON text."""
     if isinstance(value, message_type):
         return value
@@ -63,24 +105,36 @@ def as_message(message_type: type[M], value: Given) -> M:
     return message_type(**cast(Fields, value))
 
 
-class DecisionServicer:
-    """Serves every RPC of the API from a store.
+class ApiServicer:
+    """Serves every RPC of the Auxia API from a store.
 
-    Transports call ``invoke`` with the decoded request and the caller's API
-    key; it authenticates, authorizes, validates and runs the RPC, and raises
-    ApiError for every failure. It never knows which transport called it, and
-    reaches the store only through the named operations of ``Store`` and
-    ``Repository``; the rules of each RPC live in modules of their own.
+    A caller is admitted by its API key (``admit``, once the keys are loaded;
+    ``authenticate`` loads them if needed), then ``invoke_for`` authorizes,
+    validates and runs an RPC, raising ApiError for every failure; ``invoke``
+    does both. It never knows which transport called it, and reaches the
+    store only through the named operations of ``Store`` and ``Repository``.
 
     Args:
         store: where treatments, data fields and interactions are kept.
         clock: the current time in microseconds since the Unix epoch.
+        faults: faults armed on the calls (the emulator's); by default none.
+        on_decision: told of every GetTreatments call answered (the emulator
+            keeps the recent ones for its console); by default nobody.
 
     """
 
-    def __init__(self, store: Store, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock = system_clock,
+        *,
+        faults: CallFaults = NO_FAULTS,
+        on_decision: DecisionListener | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.faults = faults
+        self._on_decision = on_decision
         self._keys: KeyRing | None = None
         self._handlers: Mapping[str, Callable[[ProjectRecord, Message], Awaitable[Message]]] = {
             "InsertTreatment": self._insert_treatment,
@@ -98,12 +152,6 @@ class DecisionServicer:
         ] = {"GetTreatments": self._get_treatments_from_fields}
         # The compiled catalog of each project, with the store's version it was read at.
         self._catalogs: dict[str, tuple[int, Catalog]] = {}
-        self.faults = FaultPlan(self._handlers)
-        """The faults armed on the calls (through the emulator admin API)."""
-        self.recent_decisions: collections.deque[RecentDecision] = collections.deque(
-            maxlen=RECENT_DECISIONS
-        )
-        """The last GetTreatments calls answered, oldest first (the emulator lists them)."""
 
     @property
     def methods(self) -> frozenset[str]:
@@ -114,19 +162,19 @@ class DecisionServicer:
         """(Re)load the API keys from the store; call after the store's keys change."""
         self._keys = KeyRing(await self.store.run(lambda found: found.projects_by_key_digest()))
 
-    @property
-    def keys_loaded(self) -> bool:
-        """Whether the API keys are loaded, so that ``project_of`` can answer."""
-        return self._keys is not None
-
     async def authenticate(self, api_key: str | None) -> ProjectRecord:
         """Return the project of an API key; raise UNAUTHENTICATED for a missing or unknown key."""
         if self._keys is None and api_key:
             await self.load_keys()
-        return self.project_of(api_key)
+        return self.admit(api_key)
 
-    def project_of(self, api_key: str | None) -> ProjectRecord:
-        """Return the project of an API key from the keys loaded (see ``authenticate``)."""
+    def admit(self, api_key: str | None, admin_key: str | None = None) -> ProjectRecord:
+        """Return the project of an API key from the keys loaded (see ``authenticate``).
+
+        Raises UNAUTHENTICATED for a missing or unknown key. ``admin_key`` is
+        not one of the API's credentials: it is ignored.
+        """
+        del admin_key
         keys = self._keys
         if keys is None:
             if not api_key:
@@ -157,8 +205,9 @@ class DecisionServicer:
         _authorize(project, getattr(request, "project_id", ""))
         if check_request(request).warnings:
             clear_output_only(request)
-        if self.faults.armed:
-            fault = self.faults.select(method)
+        faults = self.faults
+        if faults.armed:
+            fault = faults.select(method)
             if fault is not None:
                 error = fault.error()
                 if error is not None and not fault.delay_seconds:
@@ -282,19 +331,19 @@ class DecisionServicer:
         return self._decide(project, DecisionRequest.from_fields(fields), kept)
 
     def _decide(
-        self, project: ProjectRecord, asked: DecisionRequest, request: Given
+        self, project: ProjectRecord, asked: DecisionRequest, request: MessageForm
     ) -> Awaitable[Message | Fields]:
         """Decide; answer as the request was given: a message, or constructor arguments."""
         cached = self._catalogs.get(project.project_id)
         if cached is None or cached[0] != self.store.version(project.project_id):
             return self._decide_with_a_new_catalog(project, asked, request)
-        return self._serve(cached[1], project, asked, request)
+        return self._answer_decision(cached[1], project, asked, request)
 
     async def _decide_with_a_new_catalog(
-        self, project: ProjectRecord, asked: DecisionRequest, request: Given
+        self, project: ProjectRecord, asked: DecisionRequest, request: MessageForm
     ) -> Message | Fields:
         catalog = await self.catalog(project.project_id)
-        return await self._serve(catalog, project, asked, request)
+        return await self._answer_decision(catalog, project, asked, request)
 
     async def catalog(self, project_id: str) -> Catalog:
         """Return the project's compiled catalog, read again when the project has changed."""
@@ -314,12 +363,12 @@ class DecisionServicer:
         self._catalogs[project_id] = (version, catalog)
         return catalog
 
-    def _serve(
+    def _answer_decision(
         self,
         catalog: Catalog,
         project: ProjectRecord,
         asked: DecisionRequest,
-        request: Given,
+        request: MessageForm,
     ) -> Awaitable[Message | Fields]:
         """Decide, and answer once what is served is stored (it counts as SENT).
 
@@ -334,7 +383,9 @@ class DecisionServicer:
         answer: Message | Fields = fields
         if isinstance(request, Message):
             answer = decisions.GetTreatmentsResponse(**fields)
-        self.recent_decisions.append((now, project.project_id, request, answer))
+        on_decision = self._on_decision
+        if on_decision is not None:
+            on_decision((now, project.project_id, request, answer))
         if not trackings:
             return _resolved(answer)
         served = [
@@ -357,7 +408,7 @@ async def _resolved(value: T) -> T:
     return value
 
 
-async def _delayed(fault: ArmedFault, run: Callable[[], Awaitable[Message]]) -> Message:
+async def _delayed(fault: Fault, run: Callable[[], Awaitable[Message]]) -> Message:
     """Wait for a fault's delay; then fail with its error, or run the call."""
     await asyncio.sleep(fault.delay_seconds)
     error = fault.error()

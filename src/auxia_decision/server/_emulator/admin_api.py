@@ -18,13 +18,13 @@ from auxia_decision.server._domain.auth import key_digest
 from auxia_decision.server._domain.clock import ControlledClock
 from auxia_decision.server._domain.decisions import DecisionRequest, decide
 from auxia_decision.server._domain.seed import apply_seed, project_seed
-from auxia_decision.server._domain.servicer import DecisionServicer, as_message
+from auxia_decision.server._domain.servicer import ApiServicer, as_message
 from auxia_decision.server._domain.treatments import with_statuses
+from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._emulator.inspection import list_decisions, list_interactions
+from auxia_decision.server._emulator.recent_decisions import RecentDecisions
 from auxia_decision.server._storage.seam import ProjectRecord, Repository, Store, StoredTreatment
-
-ADMIN_KEY_HEADER = "x-admin-key"
-"""The header (REST) or metadata key (gRPC) that carries an admin key."""
+from auxia_decision.server._transport.bindings import ADMIN_KEY_HEADER
 
 SERVICE = emulator_pb2.DESCRIPTOR.services_by_name["EmulatorService"]
 """The descriptor of the admin API's service."""
@@ -66,28 +66,35 @@ def _projects(repository: Repository) -> list[_ProjectContents]:
 class EmulatorServicer:
     """Serves the emulator admin API: inspection, reset, clock and faults.
 
-    Transports call ``authorize`` with the admin key of a call (and whether it
-    offered an API key instead), then ``invoke``. Every failure is an ApiError.
+    Transports call ``admit`` with the keys of a call (an admin key, or an API
+    key offered by mistake), then ``invoke``. Every failure is an ApiError.
 
     Args:
-        api: the servicer of the Auxia API, whose faults and keys this controls.
+        api: the servicer of the Auxia API, whose keys and catalogs this reads.
         store: the store both servicers use.
         seed: the checked seed the server started from, what a reset restores.
         clock: the server's clock, the one ``api`` reads.
+        faults: the faults armed on ``api``'s calls.
+        recent: the GetTreatments calls ``api`` answered last.
 
     """
 
     def __init__(
         self,
-        api: DecisionServicer,
+        api: ApiServicer,
         store: Store,
         seed: seed_pb2.Seed,
         clock: ControlledClock,
+        *,
+        faults: FaultPlan,
+        recent: RecentDecisions,
     ) -> None:
         self._api = api
         self._store = store
         self._seed = seed
         self._clock = clock
+        self._faults = faults
+        self._recent = recent
         self._admin_digests = tuple(key_digest(key) for key in seed.admin_keys)
         self._full_names = {
             method.full_name: method.name for service in services() for method in service.methods
@@ -106,14 +113,14 @@ class EmulatorServicer:
             "ClearFaults": self._clear_faults,
         }
 
-    def authorize(self, admin_key: str | None, *, api_key_offered: bool = False) -> None:
+    def admit(self, api_key: str | None, admin_key: str | None) -> None:
         """Raise UNAUTHENTICATED unless ``admin_key`` is an admin key of the seed.
 
         Keys are compared by digest, in constant time; no key is ever named in
-        an error.
+        an error. An API key is never accepted: the error says so.
         """
         if not admin_key:
-            if api_key_offered:
+            if api_key is not None:
                 msg = (
                     "the emulator admin API does not accept API keys: send an admin key "
                     f"of the seed in the {ADMIN_KEY_HEADER} header"
@@ -135,8 +142,9 @@ class EmulatorServicer:
                 Code.UNAUTHENTICATED, f"the {ADMIN_KEY_HEADER} is not an admin key of the seed"
             )
 
-    async def invoke(self, method: str, request: Message) -> Message:
-        """Run an admin RPC by short name for an authorized caller."""
+    async def invoke(self, caller: None, method: str, request: Message) -> Message:
+        """Run an admin RPC by short name for an admitted caller (``admit``'s None)."""
+        del caller
         handler = self._handlers.get(method)
         if handler is None:
             raise ApiError(Code.UNIMPLEMENTED, f"the method {method} is not implemented")
@@ -157,7 +165,7 @@ class EmulatorServicer:
     async def _list_recent_decisions(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ListRecentDecisionsRequest)
         found = emulator_pb2.ListRecentDecisionsResponse()
-        for time_micros, project_id, asked, answered in reversed(self._api.recent_decisions):
+        for time_micros, project_id, asked, answered in self._recent.newest_first():
             if request.project_id and project_id != request.project_id:
                 continue
             served = as_message(decisions.GetTreatmentsRequest, asked)
@@ -219,19 +227,16 @@ class EmulatorServicer:
     async def _reset(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ResetRequest)
         project_id = request.project_id
-        recent = self._api.recent_decisions
         if project_id:
             seed = project_seed(self._seed, project_id)
             if seed is None:
                 raise ApiError(Code.NOT_FOUND, f'projectId: the seed has no project "{project_id}"')
-            kept = [decision for decision in recent if decision[1] != project_id]
-            recent.clear()
-            recent.extend(kept)
+            self._recent.forget(project_id)
         else:
             seed = self._seed
-            self._api.faults.reset()
+            self._faults.reset()
             self._clock.restore()
-            recent.clear()
+            self._recent.forget()
         now = self._clock.now()
 
         def replace(repository: Repository) -> None:
@@ -276,14 +281,14 @@ class EmulatorServicer:
 
     async def _create_fault(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.CreateFaultRequest)
-        return self._api.faults.arm(request.fault, self._full_names).as_message()
+        return self._faults.arm(request.fault, self._full_names).as_message()
 
     async def _list_faults(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ListFaultsRequest)
         return emulator_pb2.ListFaultsResponse(
-            faults=[fault.as_message() for fault in self._api.faults.faults()]
+            faults=[fault.as_message() for fault in self._faults.faults()]
         )
 
     async def _clear_faults(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ClearFaultsRequest)
-        return emulator_pb2.ClearFaultsResponse(cleared_count=self._api.faults.clear())
+        return emulator_pb2.ClearFaultsResponse(cleared_count=self._faults.clear())

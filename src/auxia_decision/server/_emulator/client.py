@@ -14,7 +14,7 @@ from auxia.decision.emulator.v1 import emulator_pb2, emulator_pb2_grpc
 from auxia.decision.model import treatment_decision_service_pb2 as decision_service
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision._errors import ApiError, Code
-from auxia_decision.server._emulator.admin_api import ADMIN_KEY_HEADER
+from auxia_decision.server._transport.bindings import ADMIN_KEY_HEADER
 
 M = TypeVar("M", bound=Message)
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)

@@ -14,7 +14,7 @@ import json
 from typing import Final
 
 from auxia_decision._routes import routes
-from auxia_decision.server._transport.gateway import Document
+from auxia_decision.server._transport.bindings import Document
 
 PREFIX: Final = "/console/"
 # Same origin only: scripts, styles, fonts, images and calls come from this

@@ -11,6 +11,7 @@ from google.rpc import code_pb2
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision._errors import ApiError, Code, FieldViolation, violation
+from auxia_decision._routes import services
 
 ANY_METHOD: Final = "*"
 MAX_DELAY_MICROS: Final = 60_000_000
@@ -58,11 +59,14 @@ class FaultPlan:
     attribute. ``select`` is called once per authorized, valid call.
 
     Args:
-        methods: the short names of the methods that faults may select.
+        methods: the short names of the methods that faults may select; by
+            default every method of the Auxia API's services.
 
     """
 
-    def __init__(self, methods: Collection[str]) -> None:
+    def __init__(self, methods: Collection[str] | None = None) -> None:
+        if methods is None:
+            methods = [method.name for service in services() for method in service.methods]
         self._methods = frozenset(methods)
         self._faults: list[ArmedFault] = []
         self._created = 0

@@ -6,7 +6,7 @@ import logging
 import math
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -14,10 +14,7 @@ from google.protobuf.message import Message
 
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
-from auxia_decision._routes import Route, routes, service_routes
-from auxia_decision.server._domain.servicer import DecisionServicer
-from auxia_decision.server._emulator.admin_api import ADMIN_KEY_HEADER, SERVICE, EmulatorServicer
-from auxia_decision.server._storage.seam import ProjectRecord
+from auxia_decision._routes import Route, service_routes
 from auxia_decision.server._transport.asgi import (
     ANSWER,
     WHOLE_ANSWER,
@@ -26,6 +23,12 @@ from auxia_decision.server._transport.asgi import (
     Send,
     WholeAnswer,
 )
+from auxia_decision.server._transport.bindings import (
+    ADMIN_KEY_HEADER,
+    API_KEY_HEADERS,
+    Binding,
+    Document,
+)
 
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
@@ -33,6 +36,7 @@ _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 # documentation), `api_key` (decisioning.md's "api_key request parameter").
 _KEY_QUERY: Final = ("api-key", "api_key")
 
+_API_KEY_HEADER, _OTHER_API_KEY_HEADER = (name.encode() for name in API_KEY_HEADERS)
 _ADMIN_KEY_HEADER: Final = ADMIN_KEY_HEADER.encode()
 _NO_EXTENSIONS: Final[Mapping[str, Any]] = {}
 
@@ -55,6 +59,8 @@ class _Headers:
     api_key: str | None
     """The first x-api-key header, else the first api-key header, else the
     api-key query parameter; without surrounding white space (RFC 9110)."""
+    admin_key: str | None
+    """The first x-admin-key header, without surrounding white space."""
     content_type: bytes
     content_length: bytes | None
     content_encoding: bytes | None
@@ -66,12 +72,13 @@ def _read_headers(scope: Scope) -> _Headers:
     """Return what the gateway reads of a request's headers."""
     key: bytes | None = None
     other_key: bytes | None = None
+    admin_key: bytes | None = None
     content_type = b""
     content_length: bytes | None = None
     content_encoding: bytes | None = None
     has_host = False
     for name, value in scope["headers"]:
-        if name == b"x-api-key":
+        if name == _API_KEY_HEADER:
             if key is None:
                 key = value
         elif name == b"content-type":
@@ -80,16 +87,25 @@ def _read_headers(scope: Scope) -> _Headers:
             content_length = value
         elif name == b"host":
             has_host = True
-        elif name == b"api-key":
+        elif name == _OTHER_API_KEY_HEADER:
             if other_key is None:
                 other_key = value
         elif name == b"content-encoding":
             content_encoding = value
+        elif name == _ADMIN_KEY_HEADER and admin_key is None:
+            admin_key = value
     if key is None:
         key = other_key
     api_key = _query_key(scope) if key is None else key.strip(b" \t").decode("latin-1")
     missing_host = not has_host and scope["http_version"] == "1.1"
-    return _Headers(api_key, content_type, content_length, content_encoding, missing_host)
+    return _Headers(
+        api_key,
+        None if admin_key is None else admin_key.strip(b" \t").decode("latin-1"),
+        content_type,
+        content_length,
+        content_encoding,
+        missing_host,
+    )
 
 
 def _query_key(scope: Scope) -> str | None:
@@ -104,16 +120,6 @@ def _query_key(scope: Scope) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Document:
-    """A static answer to a GET: its body, content type, status and any other headers."""
-
-    body: bytes
-    content_type: bytes = b"application/json"
-    status: int = 200
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-
-
 @dataclass(frozen=True, slots=True)
 class _Endpoint:
     """What the gateway needs of a route on every request, read once."""
@@ -121,66 +127,69 @@ class _Endpoint:
     http_method: str
     name: str
     request_type: type[Message]
+    binding: Binding
     decode: Callable[[bytes], Message]
     """The codec's ``decode_request`` for the route's request type."""
     encode: Callable[[Message], bytes]
     """The codec's ``encode`` for the route's response type."""
     decode_fields: Callable[[bytes], dict[str, Any] | None] | None = None
-    """For an RPC the servicer runs from plain values: the codec's decoding of
+    """For an RPC its binding runs from plain values: the codec's decoding of
     the request into its constructor's arguments (None: not sure)."""
     encode_fields: Callable[[Mapping[str, Any]], bytes] | None = None
     """With ``decode_fields``: the codec's encoding of a response given as its
-    constructor's arguments, as the servicer answers such an RPC."""
-    admin: bool = False
-    """Whether the route is the emulator admin API's (admin key, not API key)."""
+    constructor's arguments, as the binding answers such an RPC."""
 
 
 class RestGateway:
-    """Serves the API as JSON over HTTP, calling the DecisionServicer.
+    """Serves services as JSON over HTTP, at the paths of their ``google.api.http`` rules.
 
-    Every error answer is a ``google.rpc.Status`` JSON body with the HTTP status
-    of the shared code table: unknown path 404, wrong method 405, missing or
-    unknown key 401, wrong Content-Type 415, body over the limit 413, malformed
-    or invalid JSON 400 naming each bad field. ``documents`` maps extra GET
-    paths (such as ``/openapi.json`` or the console's pages) to static answers. With an
-    ``emulator``, the routes of the emulator admin API are served too,
-    authenticated by the ``x-admin-key`` header instead of an API key.
+    Each call is admitted and run by the binding of its service. Every error
+    answer is a ``google.rpc.Status`` JSON body with the HTTP status of the
+    shared code table: unknown path 404, wrong method 405, missing or unknown
+    key 401, wrong Content-Type 415, body over the limit 413, malformed or
+    invalid JSON 400 naming each bad field.
+
+    Args:
+        bindings: the services served, with how their calls are admitted and run.
+        codec: the JSON codec (a new ``RestCodec`` by default).
+        max_body_bytes: the largest request body taken.
+        documents: static answers to GET by path (``/openapi.json``, the console's pages).
+
     """
 
     def __init__(
         self,
-        servicer: DecisionServicer,
+        bindings: Sequence[Binding],
         codec: RestCodec | None = None,
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         documents: Mapping[str, Document] | None = None,
-        emulator: EmulatorServicer | None = None,
     ) -> None:
-        self.servicer = servicer
-        self.emulator = emulator
         self.codec = codec or RestCodec()
         self.max_body_bytes = max_body_bytes
         self.documents = dict(documents or {})
         # A Content-Length of fewer digits than the limit is within it.
         self._length_digits = len(str(max_body_bytes))
-        self._endpoints: dict[str, _Endpoint] = {
-            route.path: self._endpoint(route) for route in routes()
-        }
-        if emulator is not None:
-            for route in service_routes(SERVICE):
-                self._endpoints[route.path] = self._endpoint(route, admin=True)
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._listed: list[str] = []
+        for binding in bindings:
+            for service in binding.services:
+                for route in service_routes(service):
+                    self._endpoints[route.path] = self._endpoint(route, binding)
+                    if binding.listed:
+                        self._listed.append(route.path)
 
-    def _endpoint(self, route: Route, *, admin: bool = False) -> _Endpoint:
-        takes_fields = not admin and self.servicer.takes_fields(route.name)
+    def _endpoint(self, route: Route, binding: Binding) -> _Endpoint:
+        takes_fields = binding.invoke_fields is not None and binding.takes_fields(route.name)
         return _Endpoint(
             route.http_method,
             route.name,
             route.request_type,
+            binding,
             self.codec.request_decoder(route.request_type),
             self.codec.encoder(route.response_type),
             self.codec.request_fields_decoder(route.request_type) if takes_fields else None,
             self.codec.fields_encoder(route.response_type) if takes_fields else None,
-            admin,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0912 - the hot path, kept in one frame
@@ -194,8 +203,6 @@ class RestGateway:
             endpoint = self._endpoints.get(scope["path"])
             if endpoint is None or scope["method"] != endpoint.http_method:
                 status, body, headers = self._off_route(scope, endpoint)
-            elif endpoint.admin:
-                status, body = await self._admin_call(scope, receive, endpoint)
             else:
                 # The RPC is run here rather than in a helper coroutine: while it
                 # waits for the store, every frame between the task and the wait
@@ -206,11 +213,7 @@ class RestGateway:
                         Code.INVALID_ARGUMENT, "an HTTP/1.1 request must have a Host header"
                     )
                 # The key is checked before the body is read, and once per request.
-                servicer = self.servicer
-                if servicer.keys_loaded:
-                    project = servicer.project_of(request_headers.api_key)
-                else:
-                    project = await servicer.authenticate(request_headers.api_key)
+                caller = endpoint.binding.admit(request_headers.api_key, request_headers.admin_key)
                 content_length = request_headers.content_length
                 if (
                     request_headers.content_type != b"application/json"
@@ -226,7 +229,7 @@ class RestGateway:
                         raise self._too_large()
                 else:
                     body = await self._read_rest(message, receive)
-                response = await self._invoke(project, endpoint, body)
+                response = await self._invoke(caller, endpoint, body)
                 if isinstance(response, Message):
                     status, body = 200, endpoint.encode(response)
                 else:
@@ -260,48 +263,26 @@ class RestGateway:
 
     @staticmethod
     def _encode_fields(endpoint: _Endpoint, response: Mapping[str, Any]) -> bytes:
-        """Encode a response the servicer gave as its constructor's arguments."""
+        """Encode a response its binding gave as its constructor's arguments."""
         assert endpoint.encode_fields is not None, "only an RPC run from its fields answers them"
         return endpoint.encode_fields(response)
 
+    @staticmethod
     def _invoke(
-        self, project: ProjectRecord, endpoint: _Endpoint, body: bytes
+        caller: object, endpoint: _Endpoint, body: bytes
     ) -> Awaitable[Message | Mapping[str, Any]]:
-        """Start the RPC of a request body: from its plain values where the servicer takes them.
+        """Start the RPC of a request body: from its plain values where the binding takes them.
 
-        A plain function returning the servicer's awaitable: no frame of its
+        A plain function returning the binding's awaitable: no frame of its
         own to cross again when the store wakes the request.
         """
         decode_fields = endpoint.decode_fields
         fields = None if decode_fields is None else decode_fields(body)
         if fields is not None:
-            return self.servicer.invoke_fields(
-                project, endpoint.name, endpoint.request_type, fields, body
-            )
-        return self.servicer.invoke_for(project, endpoint.name, endpoint.decode(body))
-
-    async def _admin_call(
-        self, scope: Scope, receive: Receive, endpoint: _Endpoint
-    ) -> tuple[int, bytes]:
-        """Answer a call of the emulator admin API: admin key first, then the body."""
-        emulator = self.emulator
-        assert emulator is not None, "admin routes exist only with an emulator"
-        request_headers = _read_headers(scope)
-        if request_headers.missing_host:
-            raise ApiError(Code.INVALID_ARGUMENT, "an HTTP/1.1 request must have a Host header")
-        admin_key = next(
-            (
-                value.strip(b" \t").decode("latin-1")
-                for name, value in scope["headers"]
-                if name == _ADMIN_KEY_HEADER
-            ),
-            None,
-        )
-        emulator.authorize(admin_key, api_key_offered=request_headers.api_key is not None)
-        self._check_body_headers(request_headers)
-        body = await self._read_rest(await receive(), receive)
-        response = await emulator.invoke(endpoint.name, endpoint.decode(body))
-        return 200, endpoint.encode(response)
+            invoke_fields = endpoint.binding.invoke_fields
+            assert invoke_fields is not None, "only a binding with invoke_fields decodes fields"
+            return invoke_fields(caller, endpoint.name, endpoint.request_type, fields, body)
+        return endpoint.binding.invoke(caller, endpoint.name, endpoint.decode(body))
 
     def _error_headers(self, scope: Scope, error: ApiError) -> list[tuple[bytes, bytes]]:
         """Return the headers of an error answer.
@@ -334,7 +315,7 @@ class RestGateway:
         if document is not None:
             headers = [(b"content-type", document.content_type), *document.headers]
             return document.status, document.body, headers
-        known = ", ".join(sorted(p for p, found in self._endpoints.items() if not found.admin))
+        known = ", ".join(sorted(self._listed))
         raise ApiError(Code.NOT_FOUND, f"no route for {path}; the API serves {known}")
 
     def _check_body_headers(self, headers: _Headers) -> None:

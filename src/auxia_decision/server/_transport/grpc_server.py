@@ -1,11 +1,11 @@
-"""The gRPC transport: the generated servicers, health checking and reflection."""
+"""The gRPC transport: a handler per method of the bindings' services, health and reflection."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Final, NoReturn, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import message_factory
@@ -15,12 +15,7 @@ from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from auxia_decision._errors import GRPC_DETAILS_METADATA, ApiError, Code, FieldViolation
-from auxia_decision._routes import services
-from auxia_decision.server._domain.servicer import DecisionServicer
-from auxia_decision.server._emulator.admin_api import ADMIN_KEY_HEADER, SERVICE, EmulatorServicer
-
-# The key's metadata names, preferred first: as the REST gateway's headers.
-_KEY_METADATA: Final = ("x-api-key", "api-key")
+from auxia_decision.server._transport.bindings import ADMIN_KEY_HEADER, API_KEY_HEADERS, Binding
 
 _log = logging.getLogger("auxia_decision.grpc")
 M = TypeVar("M", bound=Message)
@@ -28,24 +23,20 @@ M = TypeVar("M", bound=Message)
 RawHandler = Callable[[bytes, grpc.aio.ServicerContext[bytes, Message]], Awaitable[Message]]
 
 
-def _metadata_value(
-    context: grpc.aio.ServicerContext[bytes, Message], names: tuple[str, ...]
-) -> str | None:
-    """Return the first value of the first of ``names`` a call's metadata has, stripped."""
+def _keys(context: grpc.aio.ServicerContext[bytes, Message]) -> tuple[str | None, str | None]:
+    """Return the API key and the admin key of a call, without surrounding white space.
+
+    The API key is the first ``x-api-key`` value, else the first ``api-key``
+    one, as the REST gateway reads its headers; the admin key the first
+    ``x-admin-key`` value.
+    """
     found: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
-        if key in names and key not in found:
+        if key not in found and (key in API_KEY_HEADERS or key == ADMIN_KEY_HEADER):
             text = value if isinstance(value, str) else value.decode("latin-1")
             found[key] = text.strip(" \t")
-    for name in names:
-        if name in found:
-            return found[name]
-    return None
-
-
-def _api_key(context: grpc.aio.ServicerContext[bytes, Message]) -> str | None:
-    """Return the key of a call: ``x-api-key`` metadata, else ``api-key``, without white space."""
-    return _metadata_value(context, _KEY_METADATA)
+    api_key = next((found[name] for name in API_KEY_HEADERS if name in found), None)
+    return api_key, found.get(ADMIN_KEY_HEADER)
 
 
 def _parse(request_type: type[M], request: bytes) -> M:
@@ -70,36 +61,17 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ApiError) -
     raise AssertionError("abort returned")  # pragma: no cover
 
 
-def _handler(servicer: DecisionServicer, method: str, request_type: type[Message]) -> RawHandler:
+def _handler(binding: Binding, method: str, request_type: type[Message]) -> RawHandler:
+    admit, invoke = binding.admit, binding.invoke
+
     async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, Message]) -> Message:
         started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
         try:
             # As over REST, the key is checked first; then the request is
             # parsed here, not by grpc: a payload that is not the request
             # message is the caller's error (INVALID_ARGUMENT), not UNKNOWN.
-            project = await servicer.authenticate(_api_key(context))
-            message = _parse(request_type, request)
-            response = await servicer.invoke_for(project, method, message)
-        except Exception as error:  # every failure ends the call with a status
-            return await _fail(context, method, error, started)
-        if started is not None:
-            _log_call(method, Code.OK, started)
-        return response
-
-    return handle
-
-
-def _admin_handler(
-    emulator: EmulatorServicer, method: str, request_type: type[Message]
-) -> RawHandler:
-    async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, Message]) -> Message:
-        started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
-        try:
-            emulator.authorize(
-                _metadata_value(context, (ADMIN_KEY_HEADER,)),
-                api_key_offered=_api_key(context) is not None,
-            )
-            response = await emulator.invoke(method, _parse(request_type, request))
+            caller = admit(*_keys(context))
+            response = await invoke(caller, method, _parse(request_type, request))
         except Exception as error:  # every failure ends the call with a status
             return await _fail(context, method, error, started)
         if started is not None:
@@ -133,32 +105,24 @@ def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-async def add_to_server(
-    servicer: DecisionServicer,
-    server: grpc.aio.Server,
-    emulator: EmulatorServicer | None = None,
-) -> list[str]:
-    """Register every service of the schema, health checking and reflection on a server.
+async def add_to_server(server: grpc.aio.Server, bindings: Sequence[Binding]) -> list[str]:
+    """Register the bindings' services, health checking and reflection on a server.
 
-    Each RPC read from the service descriptors gets a handler that takes the
-    request's bytes and parses them itself, registered under the same service
-    and method names as the generated ``add_<Service>Servicer_to_server``
-    would. With an ``emulator``, its admin service is registered too,
-    authenticated by ``x-admin-key`` metadata. Returns the full names of the
+    Each method read from the service descriptors gets a handler that takes
+    the request's bytes and parses them itself, registered under the same
+    service and method names as the generated ``add_<Service>Servicer_to_server``
+    would; its binding admits the call from the ``x-api-key`` (or ``api-key``)
+    and ``x-admin-key`` metadata and runs it. Returns the full names of the
     registered services.
     """
     names: list[str] = []
     # grpc_health exposes its asyncio servicer as `health.aio`, unknown to its types.
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
-    bound: list[tuple[ServiceDescriptor, Callable[[str, type[Message]], RawHandler]]] = [
-        (service, lambda name, kind: _handler(servicer, name, kind)) for service in services()
-    ]
-    if emulator is not None:
-        bound.append((SERVICE, lambda name, kind: _admin_handler(emulator, name, kind)))
-    for service, make_handler in bound:
+    bound = [(service, binding) for binding in bindings for service in binding.services]
+    for service, binding in bound:
         handlers = {
             method.name: grpc.unary_unary_rpc_method_handler(
-                make_handler(method.name, message_factory.GetMessageClass(method.input_type)),
+                _handler(binding, method.name, message_factory.GetMessageClass(method.input_type)),
                 request_deserializer=None,
                 response_serializer=_serialize,
             )

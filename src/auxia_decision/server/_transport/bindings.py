@@ -1,0 +1,89 @@
+"""What a transport is given to serve: services bound to how their calls are admitted and run.
+
+The REST gateway and the gRPC server know no servicer. They are given
+bindings (:class:`Binding`): some services of the descriptors, with the function that
+admits a call from the keys it carries and the function that runs it. The
+Auxia API and the emulator admin API are two bindings of the same kind; the
+transports treat them alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
+
+API_KEY_HEADERS: Final = ("x-api-key", "api-key")
+"""The headers (REST) and metadata keys (gRPC) of an API key, preferred first."""
+ADMIN_KEY_HEADER: Final = "x-admin-key"
+"""The header (REST) or metadata key (gRPC) that carries an admin key."""
+
+Fields = dict[str, Any]
+"""A request or a response as its message constructor's keyword arguments."""
+
+
+class Admit(Protocol):
+    """Admits a call from the keys it carries; raises ApiError (UNAUTHENTICATED...) otherwise."""
+
+    def __call__(self, api_key: str | None, admin_key: str | None, /) -> Any:  # noqa: ANN401
+        """Return the caller, handed to ``Invoke`` as it is."""
+        ...
+
+
+class Invoke(Protocol):
+    """Runs an admitted call; the awaitable raises ApiError when the call fails."""
+
+    def __call__(self, caller: Any, method: str, request: Message, /) -> Awaitable[Message]:  # noqa: ANN401
+        """Start the call of ``method`` (its short name); return its response's awaitable."""
+        ...
+
+
+class InvokeFields(Protocol):
+    """Runs an admitted call whose request is given as its constructor's arguments."""
+
+    def __call__(
+        self,
+        caller: Any,  # noqa: ANN401
+        method: str,
+        request_type: type[Message],
+        fields: Fields,
+        source: bytes,
+        /,
+    ) -> Awaitable[Message | Mapping[str, Any]]:
+        """Start the call; its response is a message, or its constructor's arguments."""
+        ...
+
+
+def _no_method(method: str) -> bool:
+    del method
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """Some services, and how a transport admits and runs their calls."""
+
+    services: Sequence[ServiceDescriptor]
+    admit: Admit
+    invoke: Invoke
+    listed: bool = True
+    """Whether a REST answer to an unknown path lists these services' paths."""
+    takes_fields: Callable[[str], bool] = _no_method
+    """Whether a method may run from its request's plain values (``invoke_fields``)."""
+    invoke_fields: InvokeFields | None = None
+    """The plain-values path of the methods that ``takes_fields``: REST decodes such a
+    request into its constructor's arguments, and encodes a response given as its
+    constructor's arguments."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """A static answer to a GET: its body, content type, status and any other headers."""
+
+    body: bytes
+    content_type: bytes = b"application/json"
+    status: int = 200
+    headers: tuple[tuple[bytes, bytes], ...] = ()
