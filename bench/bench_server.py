@@ -39,13 +39,13 @@ from typing import Final
 
 from bench._report import publish
 from bench.decision_world import write_history, write_seed
+from tests._stored import stored_tracking_ids
 from tools.loadgen import (
     LoadResult,
     Reconciliation,
     is_server_error,
     reconcile,
     run_in_process,
-    stored_tracking_ids,
 )
 from tools.processes import process_tree
 

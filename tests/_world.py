@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 
 from auxia_decision.server._domain.seed import apply_seed, load_seed
 from auxia_decision.server._domain.servicer import ApiServicer
-from auxia_decision.server._storage.sqlite_store import TreatmentStore
+from auxia_decision.server._storage.sqlite_store import SqliteStore
 
 T = TypeVar("T")
 KEY = "TEST_API_KEY"
@@ -30,7 +30,7 @@ class World:
     """A servicer over a fresh in-memory store, with the time under the test's control."""
 
     now: int = field(default_factory=lambda: micros("2026-11-23T12:00:00Z"))
-    store: TreatmentStore = field(default_factory=lambda: TreatmentStore(":memory:"))
+    store: SqliteStore = field(default_factory=lambda: SqliteStore(":memory:"))
 
     def __post_init__(self) -> None:
         seed = load_seed()

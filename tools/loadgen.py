@@ -21,7 +21,6 @@ import contextlib
 import functools
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -770,28 +769,6 @@ class Reconciliation:
     def exact(self) -> bool:
         """Whether every acknowledged request has exactly one row, and nothing else is stored."""
         return self.lost == 0 and self.duplicated == 0 and self.stored_unacknowledged == 0
-
-
-def stored_interactions(db: str | os.PathLike[str]) -> list[tuple[str, bytes]]:
-    """Return every committed row of a store's interactions table, oldest first.
-
-    Each row is its project id and body; the file is opened read-only, by a
-    connection of our own.
-    """
-    with contextlib.closing(sqlite3.connect(f"file:{os.fspath(db)}?mode=ro", uri=True)) as db_:
-        rows = db_.execute(
-            "SELECT project_id, body FROM interactions ORDER BY interaction_id"
-        ).fetchall()
-    return [(str(project), bytes(body)) for project, body in rows]
-
-
-def stored_tracking_ids(db: str | os.PathLike[str], *, body: str = "proto") -> list[str]:
-    """Return the tracking id of every stored interaction; ``body`` is how rows are encoded."""
-    bodies = [row_body for _, row_body in stored_interactions(db)]
-    if body == "json":
-        return [str(json.loads(text)["treatmentTrackingId"]) for text in bodies]
-    parse = interactions.LogTreatmentInteractionRequest.FromString
-    return [parse(text).treatment_tracking_id for text in bodies]
 
 
 def reconcile(result: LoadResult, stored_ids: list[str], tag: str) -> Reconciliation:

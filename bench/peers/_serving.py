@@ -7,7 +7,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 
-from auxia_decision.server._storage.sqlite_store import TreatmentStore
+from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.runtime import rest_socket, run_event_loop, start_rest
 
 
@@ -29,7 +29,7 @@ async def _until_signalled() -> None:
 
 
 async def _serve_rest(
-    app: Callable[..., Awaitable[None]], host: str, port: int, store: TreatmentStore | None
+    app: Callable[..., Awaitable[None]], host: str, port: int, store: SqliteStore | None
 ) -> None:
     if store is not None:
         await store.start_writer()
@@ -47,7 +47,7 @@ def serve_rest(
     app: Callable[..., Awaitable[None]],
     host: str,
     port: int,
-    store: TreatmentStore | None = None,
+    store: SqliteStore | None = None,
 ) -> None:
     """Serve an ASGI app exactly as the reference server serves its gateway, until SIGTERM.
 

@@ -34,7 +34,7 @@ from auxia_decision.server._domain.decisions import (
 )
 from auxia_decision.server._domain.seed import apply_seed, load_seed
 from auxia_decision.server._storage.seam import ServedTreatment
-from auxia_decision.server._storage.sqlite_store import TreatmentStore
+from auxia_decision.server._storage.sqlite_store import SqliteStore
 from bench.peers._serving import parse_address, serve_rest
 
 
@@ -107,7 +107,7 @@ def _asked(request: GetTreatmentsRequest) -> DecisionRequest:
 
 
 def create_app(
-    store: TreatmentStore, catalogs: dict[str, Catalog], projects_by_key: dict[str, str]
+    store: SqliteStore, catalogs: dict[str, Catalog], projects_by_key: dict[str, str]
 ) -> FastAPI:
     """Return the FastAPI app deciding over ``catalogs`` and recording into ``store``."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
@@ -152,7 +152,7 @@ def create_app(
     return app
 
 
-async def _catalogs(store: TreatmentStore, project_ids: list[str]) -> dict[str, Catalog]:
+async def _catalogs(store: SqliteStore, project_ids: list[str]) -> dict[str, Catalog]:
     await store.load_activity()
     found = {}
     for project_id in project_ids:
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     projects_by_key = {
         key: project.project_id for project in seed.projects for key in project.api_keys
     }
-    store = TreatmentStore(args.db)
+    store = SqliteStore(args.db)
     try:
         store.run_sync(lambda repository: apply_seed(repository, seed, time.time_ns() // 1000))
         project_ids = [project.project_id for project in seed.projects]

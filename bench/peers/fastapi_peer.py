@@ -4,7 +4,7 @@ A pydantic model with the request's validation (camelCase or snake_case
 names, unknown fields rejected, required fields non-empty, the enum by name,
 int64 as a number or a string, in range), the API key checked against the
 default seed's keys and project, and the row written to the same store as the
-reference server (``TreatmentStore``: SQLite, WAL, synchronous=FULL, group
+reference server (``SqliteStore``: SQLite, WAL, synchronous=FULL, group
 commit) and committed before the answer. It runs on the same HTTP server and
 event loop as the reference server.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import FastAPI, Header, HTTPException
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from auxia_decision.server._domain.seed import load_seed
-from auxia_decision.server._storage.sqlite_store import TreatmentStore
+from auxia_decision.server._storage.sqlite_store import SqliteStore
 from bench.peers._serving import parse_address, serve_rest
 
 _INT64 = 2**63
@@ -63,7 +64,19 @@ class LogTreatmentInteractionRequest(BaseModel):
         return value
 
 
-def create_app(store: TreatmentStore, projects_by_key: dict[str, str]) -> FastAPI:
+@dataclass(frozen=True, slots=True)
+class _JsonRow:
+    """A logged interaction kept as its JSON (a ``LoggedRow`` of the store), naming no user."""
+
+    project_id: str
+    body: bytes
+    user_id: str = ""
+
+    def SerializeToString(self) -> bytes:  # noqa: N802 - the store's name for a row's bytes
+        return self.body
+
+
+def create_app(store: SqliteStore, projects_by_key: dict[str, str]) -> FastAPI:
     """Return the FastAPI app writing to ``store``."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
@@ -78,7 +91,7 @@ def create_app(store: TreatmentStore, projects_by_key: dict[str, str]) -> FastAP
         if request.project_id != project_id:
             raise HTTPException(status_code=403, detail="the key is of another project")
         body = request.model_dump_json(by_alias=True).encode()
-        await store.append_interaction(request.project_id, body)
+        await store.log_interaction(_JsonRow(request.project_id, body), None)
         return {}
 
     return app
@@ -91,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     projects_by_key = {
         key: project.project_id for project in seed.projects for key in project.api_keys
     }
-    store = TreatmentStore(args.db)
+    store = SqliteStore(args.db)
     try:
         serve_rest(create_app(store, projects_by_key), args.host, args.port, store)
     finally:

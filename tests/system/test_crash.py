@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests._served import Served, served, start
+from tests._stored import stored_tracking_ids
 from tools.loadgen import (
     LoadResult,
     collect,
@@ -27,7 +28,6 @@ from tools.loadgen import (
     reconcile,
     rest_body,
     spawn,
-    stored_tracking_ids,
 )
 from tools.processes import process_tree
 

@@ -41,7 +41,7 @@ from tests._raw_http import (
 )
 from tests._repo import VENV_BIN
 from tests._served import Served, served
-from tools.loadgen import stored_tracking_ids
+from tests._stored import stored_tracking_ids
 
 CLI: Final = str(VENV_BIN / "auxia-decision")
 

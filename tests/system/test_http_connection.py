@@ -16,7 +16,7 @@ import pytest
 
 from tests._raw_http import KEY, PATH, body, connect, http_request, read_all
 from tests._served import Served
-from tools.loadgen import stored_tracking_ids
+from tests._stored import stored_tracking_ids
 
 
 def _answers(raw: bytes) -> list[tuple[int, bytes]]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pathlib
 
 from tests._served import served
-from tools.loadgen import collect, is_server_error, reconcile, spawn, stored_tracking_ids
+from tests._stored import stored_tracking_ids
+from tools.loadgen import collect, is_server_error, reconcile, spawn
 
 REQUESTS = 2_000
 CONNECTIONS = 64

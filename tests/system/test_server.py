@@ -25,7 +25,7 @@ from auxia_decision import ApiError, Code, RestCodec
 from tests._fixtures import BROKEN, FIXTURES
 from tests._repo import ROOT, VENV_BIN
 from tests._served import Served, served, start
-from tools.loadgen import stored_tracking_ids
+from tests._stored import stored_tracking_ids
 
 CODEC = RestCodec()
 KEY = "TEST_API_KEY"

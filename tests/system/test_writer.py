@@ -20,8 +20,8 @@ from collections.abc import Iterator
 import pytest
 
 from auxia_decision import ApiError, Code
-from auxia_decision.server._storage.sqlite_store import TreatmentStore
-from tools.loadgen import stored_interactions
+from auxia_decision.server._storage.sqlite_store import SqliteStore
+from tests._stored import log_row, stored_interactions
 
 # More rows in one pass than one INSERT statement holds (256).
 MANY = 600
@@ -55,18 +55,18 @@ def _exists(pid: int) -> bool:
 
 def test_each_row_is_committed_before_it_is_answered(path: str) -> None:
     async def scenario() -> tuple[int, list[int], list[None]]:
-        store = TreatmentStore(path)
+        store = SqliteStore(path)
         try:
             await store.start_writer()
             pid = store.writer_pid
             assert pid is not None
             seen = []
             for index in range(20):
-                await store.append_interaction("P", b"%d" % index)
+                await log_row(store, "P", b"%d" % index)
                 seen.append(len(stored_interactions(path)))
             # Many rows in one pass: one batch, appended by several statements.
             many = await asyncio.gather(
-                *[store.append_interaction("P", b"m%d" % index) for index in range(MANY)]
+                *[log_row(store, "P", b"m%d" % index) for index in range(MANY)]
             )
             return pid, seen, list(many)
         finally:
@@ -88,10 +88,10 @@ def test_a_batch_larger_than_the_socket_buffer_is_sent_whole(path: str) -> None:
     body = bytes(range(256)) * 16
 
     async def scenario() -> list[None]:
-        store = TreatmentStore(path)
+        store = SqliteStore(path)
         try:
             await store.start_writer()
-            waiters = [store.append_interaction("P", b"%d " % i + body) for i in range(500)]
+            waiters = [log_row(store, "P", b"%d " % i + body) for i in range(500)]
             return list(await asyncio.gather(*waiters))
         finally:
             store.close()
@@ -104,15 +104,13 @@ def test_batches_sent_while_the_writer_waits_are_committed_together_in_order(
     path: str,
 ) -> None:
     async def scenario() -> list[object]:
-        store = TreatmentStore(path)
+        store = SqliteStore(path)
         try:
             await store.start_writer()
             with _write_lock(path):
                 waiters = []
                 for batch in range(5):  # five passes of the loop: five batches
-                    waiters += [
-                        store.append_interaction("P", b"%d.%d" % (batch, i)) for i in range(3)
-                    ]
+                    waiters += [log_row(store, "P", b"%d.%d" % (batch, i)) for i in range(3)]
                     await asyncio.sleep(0.01)
                 assert not any(waiter.done() for waiter in waiters)
                 assert stored_interactions(path) == []
@@ -136,16 +134,16 @@ def test_a_batch_the_database_refuses_gets_the_error_and_the_writer_goes_on(
         )
 
     async def scenario() -> tuple[list[BaseException | None], list[None]]:
-        store = TreatmentStore(path)
+        store = SqliteStore(path)
         try:
             await store.executor.run(refuse)
             await store.start_writer()
             refused = [
-                store.append_interaction("refused", b"x"),
-                store.append_interaction("P", b"y"),
+                log_row(store, "refused", b"x"),
+                log_row(store, "P", b"y"),
             ]
             outcomes = await asyncio.gather(*refused, return_exceptions=True)
-            after = await asyncio.gather(store.append_interaction("P", b"after"))
+            after = await asyncio.gather(log_row(store, "P", b"after"))
             return list(outcomes), list(after)
         finally:
             store.close()
@@ -162,20 +160,20 @@ def test_a_batch_the_database_refuses_gets_the_error_and_the_writer_goes_on(
 
 def test_when_the_writer_dies_its_batches_fail_and_the_store_goes_on(path: str) -> None:
     async def scenario() -> tuple[list[BaseException | None], int | None]:
-        store = TreatmentStore(path)
+        store = SqliteStore(path)
         try:
             await store.start_writer()
             pid = store.writer_pid
             assert pid is not None
             with _write_lock(path):
-                waiters = [store.append_interaction("P", b"lost %d" % i) for i in range(3)]
+                waiters = [log_row(store, "P", b"lost %d" % i) for i in range(3)]
                 await asyncio.sleep(0.05)  # sent: the writer waits for the lock
                 os.kill(pid, signal.SIGKILL)
                 outcomes = await asyncio.wait_for(
                     asyncio.gather(*waiters, return_exceptions=True), timeout=30
                 )
             # Interactions go through the database thread from now on.
-            await store.append_interaction("P", b"after")
+            await log_row(store, "P", b"after")
             return list(outcomes), store.writer_pid
         finally:
             store.close()
@@ -191,10 +189,10 @@ def test_when_the_writer_dies_its_batches_fail_and_the_store_goes_on(path: str) 
 
 def test_closing_commits_and_answers_what_the_writer_was_sent(path: str) -> None:
     async def scenario() -> list[object]:
-        store = TreatmentStore(path)
+        store = SqliteStore(path)
         await store.start_writer()
         with _write_lock(path) as lock:
-            waiters = [store.append_interaction("P", b"%d" % i) for i in range(5)]
+            waiters = [log_row(store, "P", b"%d" % i) for i in range(5)]
             await asyncio.sleep(0.05)  # sent: the writer waits for the lock
             threading.Timer(0.2, lock.rollback).start()
             store.close()  # returns once the writer committed and answered
@@ -206,10 +204,10 @@ def test_closing_commits_and_answers_what_the_writer_was_sent(path: str) -> None
 
 def test_a_store_in_memory_appends_without_a_writer() -> None:
     async def scenario() -> tuple[int | None, list[None]]:
-        store = TreatmentStore(":memory:")
+        store = SqliteStore(":memory:")
         try:
             await store.start_writer()  # another process cannot open it: nothing to start
-            answers = await asyncio.gather(store.append_interaction("P", b"x"))
+            answers = await asyncio.gather(log_row(store, "P", b"x"))
             return store.writer_pid, list(answers)
         finally:
             store.close()

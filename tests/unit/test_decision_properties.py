@@ -19,7 +19,7 @@ from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia_decision import ApiError, RestCodec
 from auxia_decision.server._domain.catalog import compile_catalog
 from auxia_decision.server._domain.decisions import DecisionRequest, decide
-from auxia_decision.server._storage.activity import UserActivity
+from auxia_decision.server._storage.activity import DailyActivity
 from auxia_decision.server._storage.seam import StoredTreatment
 
 NOW = 1_750_000_000_000_000  # 2025-06-15, in microseconds
@@ -219,7 +219,7 @@ def _eligible_for(world: World, surface: str, language: str) -> set[str]:
 @given(world=worlds())
 def test_the_decision_keeps_every_rule(world: World) -> None:
     catalog = compile_catalog("P", world.types, ATTRIBUTE_TYPES, DATA_FIELDS, world.treatments)
-    activity = UserActivity()
+    activity = DailyActivity()
     for day in world.views:
         activity.add(VIEWED, "someone", "S1", NOW - day * DAY)
     values = DecisionRequest.from_message(world.request)

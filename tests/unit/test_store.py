@@ -17,23 +17,22 @@ from collections.abc import Iterator
 import pytest
 
 from auxia_decision import ApiError, Code
-from auxia_decision.server._storage.database_thread import GroupCommitExecutor
-from auxia_decision.server._storage.sqlite_repository import storage_error
-from auxia_decision.server._storage.sqlite_store import TreatmentStore
-from tools.loadgen import stored_interactions
+from auxia_decision.server._storage.database_thread import DatabaseThread
+from auxia_decision.server._storage.sqlite_store import SqliteStore, storage_error
+from tests._stored import log_row, stored_interactions
 
 # More than one INSERT statement holds (the store appends 256 rows per statement).
 MANY = 600
 
 
 @pytest.fixture
-def store(tmp_path: pathlib.Path) -> Iterator[TreatmentStore]:
-    opened = TreatmentStore(str(tmp_path / "store.db"))
+def store(tmp_path: pathlib.Path) -> Iterator[SqliteStore]:
+    opened = SqliteStore(str(tmp_path / "store.db"))
     yield opened
     opened.close()
 
 
-def _rows(store: TreatmentStore) -> list[tuple[str, bytes]]:
+def _rows(store: SqliteStore) -> list[tuple[str, bytes]]:
     """Return the rows committed to the store's file, read by a connection of our own."""
     return stored_interactions(store.path)
 
@@ -43,7 +42,7 @@ def _failed_in_store(outcome: object) -> bool:
     return isinstance(outcome, ApiError) and outcome.code is Code.INTERNAL
 
 
-def _hold(store: TreatmentStore) -> threading.Event:
+def _hold(store: SqliteStore) -> threading.Event:
     """Keep the database thread busy until the returned event is set."""
     release = threading.Event()
     started = threading.Event()
@@ -59,13 +58,13 @@ def _hold(store: TreatmentStore) -> threading.Event:
 
 
 async def _append(
-    store: TreatmentStore, rows: list[tuple[str | None, bytes]]
+    store: SqliteStore, rows: list[tuple[str | None, bytes]]
 ) -> list[BaseException | None]:
-    waiters = [store.append_interaction(project, body) for project, body in rows]  # type: ignore[arg-type]
+    waiters = [log_row(store, project, body) for project, body in rows]
     return await asyncio.gather(*waiters, return_exceptions=True)
 
 
-def test_a_batch_larger_than_one_statement_is_stored_in_order(store: TreatmentStore) -> None:
+def test_a_batch_larger_than_one_statement_is_stored_in_order(store: SqliteStore) -> None:
     rows: list[tuple[str | None, bytes]] = [("P", b"%d" % index) for index in range(MANY)]
     outcomes = asyncio.run(_append(store, rows))
     assert outcomes == [None] * MANY
@@ -73,7 +72,7 @@ def test_a_batch_larger_than_one_statement_is_stored_in_order(store: TreatmentSt
 
 
 @pytest.mark.parametrize("size", [10, MANY], ids=["one statement", "several statements"])
-def test_a_batch_is_stored_whole_or_not_at_all(store: TreatmentStore, size: int) -> None:
+def test_a_batch_is_stored_whole_or_not_at_all(store: SqliteStore, size: int) -> None:
     rows: list[tuple[str | None, bytes]] = [("P", b"%d" % index) for index in range(size)]
     rows[size // 2] = (None, b"no project")  # project_id is NOT NULL
     outcomes = asyncio.run(_append(store, rows))
@@ -85,7 +84,7 @@ def test_a_batch_is_stored_whole_or_not_at_all(store: TreatmentStore, size: int)
 
 
 def test_operations_and_batches_of_one_group_succeed_or_fail_alone(
-    store: TreatmentStore,
+    store: SqliteStore,
 ) -> None:
     # Batches queued between two operations are appended by one statement,
     # and so succeed or fail together; each operation succeeds or fails alone.
@@ -98,15 +97,15 @@ def test_operations_and_batches_of_one_group_succeed_or_fail_alone(
 
     async def group() -> list[list[object]]:
         release = _hold(store)
-        before = [store.append_interaction("P", b"%d" % index) for index in range(MANY)]
+        before = [log_row(store, "P", b"%d" % index) for index in range(MANY)]
         await asyncio.sleep(0)  # the pass ends: the batch is queued
         operations: list[asyncio.Future[object]] = [
             asyncio.wrap_future(store.executor.submit(failing))
         ]
-        bad = [store.append_interaction("P", b"x"), store.append_interaction(None, b"y")]  # type: ignore[arg-type]
+        bad = [log_row(store, "P", b"x"), log_row(store, None, b"y")]
         await asyncio.sleep(0)
         operations.append(asyncio.wrap_future(store.executor.submit(succeeding)))
-        after = [store.append_interaction("P", b"after %d" % index) for index in range(3)]
+        after = [log_row(store, "P", b"after %d" % index) for index in range(3)]
         await asyncio.sleep(0)
         release.set()
         return [
@@ -126,11 +125,11 @@ def test_operations_and_batches_of_one_group_succeed_or_fail_alone(
 
 
 def test_a_waiter_whose_caller_gave_up_does_not_hold_back_the_others(
-    store: TreatmentStore,
+    store: SqliteStore,
 ) -> None:
     async def cancel_one() -> list[None]:
         release = _hold(store)
-        waiters = [store.append_interaction("P", b"%d" % index) for index in range(3)]
+        waiters = [log_row(store, "P", b"%d" % index) for index in range(3)]
         waiters[1].cancel()
         release.set()
         return list(await asyncio.gather(waiters[0], waiters[2]))
@@ -152,7 +151,7 @@ def test_a_transaction_that_cannot_begin_fails_its_callers_and_the_thread_goes_o
     tmp_path: pathlib.Path,
 ) -> None:
     path = str(tmp_path / "locked.db")
-    executor = GroupCommitExecutor(lambda: _locked_connection(path), error_for=storage_error)
+    executor = DatabaseThread(lambda: _locked_connection(path), error_for=storage_error)
     try:
         holder = sqlite3.connect(path, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")

@@ -31,7 +31,7 @@ from auxia_decision.server._emulator.console import PREFIX as CONSOLE
 from auxia_decision.server._emulator.console import console_documents
 from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._emulator.recent_decisions import RecentDecisions
-from auxia_decision.server._storage.sqlite_store import TreatmentStore
+from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.bindings import Binding, Document
 from auxia_decision.server._transport.gateway import RestGateway
 from auxia_decision.server._transport.grpc_server import add_to_server
@@ -66,7 +66,7 @@ class RunningServer:
     servicer: ApiServicer
     emulator: EmulatorServicer
     clock: ControlledClock
-    store: TreatmentStore
+    store: SqliteStore
     grpc_server: grpc.aio.Server
     rest_server: uvicorn.Server
     rest_task: asyncio.Task[None]
@@ -213,7 +213,7 @@ def seed_of(given: pathlib.Path | seed_pb2.Seed | None) -> seed_pb2.Seed:
         raise StartupError(f"{_seed_name(path)} is invalid: {_one_line(error)}") from None
 
 
-def open_store(path: str) -> TreatmentStore:
+def open_store(path: str) -> SqliteStore:
     """Open the store's database, or raise StartupError naming the path and what is wrong.
 
     A file that is not a usable SQLite database is left as it is.
@@ -225,7 +225,7 @@ def open_store(path: str) -> TreatmentStore:
         if not file.parent.is_dir():
             raise StartupError(f"the database {path} cannot be created: no folder {file.parent}")
     try:
-        return TreatmentStore(path)
+        return SqliteStore(path)
     except sqlite3.Error as error:
         reason = str(error)
         code = int(getattr(error, "sqlite_errorcode", 0)) & 0xFF

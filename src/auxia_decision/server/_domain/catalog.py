@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from auxia.decision.model import data_field_pb2, treatment_pb2
-from auxia_decision.server._storage.activity import MICROS_PER_DAY, UserActivity
-from auxia_decision.server._storage.seam import StoredTreatment
+from auxia_decision.server._storage.seam import MICROS_PER_DAY, StoredTreatment, UserActivity
 
 _Condition = treatment_pb2.Condition
 _Interaction = data_field_pb2.DataFieldParams.TreatmentDataFieldParams

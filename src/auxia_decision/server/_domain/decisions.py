@@ -35,7 +35,7 @@ from auxia_decision.server._domain.catalog import (
     Treatment,
     Version,
 )
-from auxia_decision.server._storage.activity import UserActivity
+from auxia_decision.server._storage.seam import UserActivity
 
 _VALUE_KIND: Final = {
     # The field an attribute of each declared type is given in.

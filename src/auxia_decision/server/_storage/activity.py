@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-MICROS_PER_DAY: Final = 86_400_000_000
+from auxia_decision.server._storage.seam import MICROS_PER_DAY, Event
 
 
 @dataclass(slots=True)
@@ -48,12 +48,8 @@ class LoggedInteraction(Protocol):
     def interaction_time_micros(self) -> int: ...
 
 
-Event = tuple[int, str, str, int]
-"""One event: its kind (a ``TreatmentInteractionType`` number), treatment, surface, time (µs)."""
-
-
-class UserActivity:
-    """The events of one user, as eligibility rules ask about them."""
+class DailyActivity:
+    """The events of one user, as eligibility rules ask about them (a ``UserActivity``)."""
 
     __slots__ = ("_by_kind",)
 
@@ -156,7 +152,7 @@ class UserActivity:
         return max(times) if times else None
 
 
-NO_ACTIVITY: Final = UserActivity()
+NO_ACTIVITY: Final = DailyActivity()
 """The activity of a user of whom nothing is stored (never written to)."""
 
 
@@ -164,9 +160,9 @@ class ActivityBook:
     """The activity of every user of every project, kept as the events are stored."""
 
     def __init__(self) -> None:
-        self._users: dict[tuple[str, str], UserActivity] = {}
+        self._users: dict[tuple[str, str], DailyActivity] = {}
 
-    def of(self, project_id: str, user_id: str) -> UserActivity:
+    def of(self, project_id: str, user_id: str) -> DailyActivity:
         """Return a user's activity (an empty one, not kept, for a user with none)."""
         return self._users.get((project_id, user_id), NO_ACTIVITY)
 
@@ -178,7 +174,7 @@ class ActivityBook:
             key = (project_id, user_id)
             activity = users.get(key)
             if activity is None:
-                activity = users[key] = UserActivity()
+                activity = users[key] = DailyActivity()
             activity.add(*event)
 
     def add_interactions(self, requests: Iterable[LoggedInteraction]) -> None:
@@ -192,7 +188,7 @@ class ActivityBook:
             key = (request.project_id, request.user_id)
             activity = users.get(key)
             if activity is None:
-                activity = users[key] = UserActivity()
+                activity = users[key] = DailyActivity()
             activity.add(
                 request.interaction_type + 1,
                 request.treatment_id,

@@ -1,4 +1,4 @@
-"""The database thread: operations and interaction batches run in grouped transactions."""
+"""The database thread: units of work and row batches run in grouped transactions."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from auxia_decision.server._storage.writer_process import (
+from auxia_decision.server._storage.rows import (
     ROWS_PER_STATEMENT,
-    Batch,
+    RowBatch,
     commit_rows,
     insert_interactions,
     insert_served,
     linger,
-    resolve_batch,
+    split_by_kind,
 )
 
 T = TypeVar("T")
@@ -34,38 +34,20 @@ ErrorFor = Callable[[sqlite3.Error], BaseException]
 
 
 @dataclass(slots=True)
-class InteractionBatch:
-    """Rows appended by one event loop in one pass of it, queued as one job.
-
-    Interactions (``rows`` a list) or served treatments (``rows`` a tuple), as
-    the writer process takes them.
-    """
-
-    rows: Batch
-    """Each row's values in turn: project id, serialized request (a list), or
-    the ``SERVED_COLUMNS`` of each served row (a tuple)."""
-    waiters: list[asyncio.Future[Any]]
-    results: list[object]
-    """What each waiter resolves to once its row is committed."""
-    committed: Callable[[], None] | None = None
-    """Called once the rows are committed, before any waiter is resolved."""
-
-
-@dataclass(slots=True)
 class _Job:
-    """One queued operation, or a batch of interactions, and who waits for the outcome."""
+    """One queued operation, or a batch of rows, and who waits for the outcome."""
 
     operation: Callable[[sqlite3.Connection], Any] | None
     waiter: _Waiter | None
-    """The operation's waiter (a batch of interactions has a waiter per row)."""
+    """The operation's waiter (a batch of rows has a waiter per row)."""
     loop: asyncio.AbstractEventLoop | None = None
     """The event loop of asyncio waiters, which only that loop's thread may settle."""
-    interactions: InteractionBatch | None = None
+    batch: RowBatch | None = None
 
 
 def _size(job: _Job) -> int:
-    """Return how many writes a job holds: an operation, or the interactions of a batch."""
-    return 1 if job.interactions is None else len(job.interactions.waiters)
+    """Return how many writes a job holds: an operation, or the rows of a batch."""
+    return 1 if job.batch is None else len(job.batch.waiters)
 
 
 def _resolve(waiter: _Waiter, ok: bool, value: object) -> None:
@@ -81,23 +63,21 @@ def _resolve(waiter: _Waiter, ok: bool, value: object) -> None:
 def _settle(settled: list[tuple[_Job, _Outcome]]) -> None:
     """Give the waiters of each job their outcome (a waiter whose caller gave up is skipped).
 
-    A batch of interactions that was committed resolves each waiter to its
-    own result; one that failed gives each the error.
+    A batch of rows that was committed resolves each waiter to its own
+    result; one that failed gives each the error.
     """
     for job, (ok, value) in settled:
-        batch = job.interactions
+        batch = job.batch
         if batch is None:
             assert job.waiter is not None
             _resolve(job.waiter, ok, value)
         else:
             error = None if ok else value
             assert error is None or isinstance(error, BaseException)
-            if error is None and batch.committed is not None:
-                batch.committed()
-            resolve_batch(batch.waiters, batch.results, error)
+            batch.resolve(error)
 
 
-def _append_interactions(
+def _append_batches(
     connection: sqlite3.Connection,
     group: list[_Job],
     pending: list[int],
@@ -128,18 +108,9 @@ def _append_interactions(
     pending.clear()
 
 
-def _split(jobs: list[_Job]) -> tuple[list[str | bytes], list[str | int]]:
-    """Return the interaction rows and the served rows of some batches, in order."""
-    rows: list[str | bytes] = []
-    served: list[str | int] = []
-    for job in jobs:
-        batch = job.interactions
-        assert batch is not None
-        if isinstance(batch.rows, tuple):
-            served += batch.rows
-        else:
-            rows += batch.rows
-    return rows, served
+def _split(jobs: list[_Job]) -> tuple[list[Any], list[Any]]:
+    """Return the interaction values and the served values of some batches, in order."""
+    return split_by_kind([(job.batch.kind, job.batch.values) for job in jobs if job.batch])
 
 
 def _append_only(
@@ -154,7 +125,7 @@ def _append_only(
     return [(True, None)] * len(group)
 
 
-class GroupCommitExecutor:
+class DatabaseThread:
     """Runs operations on one SQLite connection, in one thread, with group commit.
 
     Every operation runs inside its own savepoint; the thread groups the
@@ -270,17 +241,17 @@ class GroupCommitExecutor:
         is raised: no job of the group is stored.
         """
         error_for = self._error_for
-        if all(job.interactions is not None for job in group):
+        if all(job.batch is not None for job in group):
             return _append_only(connection, group, error_for)
         outcomes: list[_Outcome] = []
         pending: list[int] = []  # the positions of the interactions not yet appended
         connection.execute("BEGIN IMMEDIATE")
         for job in group:
-            if job.interactions is not None:
+            if job.batch is not None:
                 pending.append(len(outcomes))
                 outcomes.append((True, None))
                 continue
-            _append_interactions(connection, group, pending, outcomes, error_for)
+            _append_batches(connection, group, pending, outcomes, error_for)
             assert job.operation is not None
             connection.execute("SAVEPOINT job")
             try:
@@ -293,7 +264,7 @@ class GroupCommitExecutor:
             else:
                 connection.execute("RELEASE job")
                 outcomes.append((True, result))
-        _append_interactions(connection, group, pending, outcomes, error_for)
+        _append_batches(connection, group, pending, outcomes, error_for)
         connection.execute("COMMIT")
         return outcomes
 
@@ -324,8 +295,8 @@ class GroupCommitExecutor:
         self._jobs.put(_Job(operation, waiter, loop))
         return await waiter
 
-    def queue_batch(self, batch: InteractionBatch, loop: asyncio.AbstractEventLoop) -> None:
-        """Queue a batch of interactions whose waiters belong to ``loop``."""
+    def queue_batch(self, batch: RowBatch, loop: asyncio.AbstractEventLoop) -> None:
+        """Queue a batch of rows whose waiters belong to ``loop``."""
         self._jobs.put(_Job(None, None, loop, batch))
 
     def close(self) -> None:

@@ -1,11 +1,12 @@
 """The seam between the server's rules and its storage: records and named operations.
 
-The servicer and the rules of the API (treatments, data fields, the seed)
-read and write through a :class:`Repository`, the operations one transaction
-may run, and a :class:`Store`, which runs a unit of work in a transaction and
-appends logged interactions. They know no SQL: the SQLite store
-(``_sqlite``, ``_store``) is one implementation, and another could stand
-behind the same protocols.
+The servicer and the rules of the API (treatments, data fields, the seed,
+the decision) read and write through a :class:`Repository`, the operations
+one transaction may run, and a :class:`Store`, which runs a unit of work in a
+transaction, appends logged interactions and served treatments, and answers
+what a user did (:class:`UserActivity`). This module is all the domain knows
+of storage: no SQL. The SQLite store (``sqlite_store``, ``sqlite_repository``)
+is one implementation, and another could stand behind the same protocols.
 """
 
 from __future__ import annotations
@@ -19,10 +20,52 @@ from auxia.decision.model import (
     treatment_interaction_service_pb2,
     treatment_pb2,
 )
-from auxia_decision.server._storage.activity import Event, UserActivity
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+MICROS_PER_DAY: Final = 86_400_000_000
+
+Event = tuple[int, str, str, int]
+"""One event of a user: its kind (a ``TreatmentInteractionType`` number), treatment,
+surface, time (µs since the Unix epoch)."""
+
+
+class UserActivity(Protocol):
+    """What a user did with treatments, as eligibility rules ask about it.
+
+    Days are UTC days (``time // MICROS_PER_DAY``); ``None`` for a treatment
+    or a surface means any.
+    """
+
+    def count(
+        self,
+        kind: int,
+        *,
+        treatment_id: str | None = None,
+        surface: str | None = None,
+        distinct: bool = False,
+        first_day: int,
+        last_day: int,
+    ) -> int:
+        """Return how many events (or distinct treatments) fall on the days given, both included."""
+        ...
+
+    def count_of(self, kind: int, treatment_id: str, first_day: int, last_day: int) -> int:
+        """Return how many events of a kind with one treatment fall on the days given."""
+        ...
+
+    def first(
+        self, kind: int, *, treatment_id: str | None = None, surface: str | None = None
+    ) -> int | None:
+        """Return the time (µs) of the first such event, or None when there is none."""
+        ...
+
+    def latest(
+        self, kind: int, *, treatment_id: str | None = None, surface: str | None = None
+    ) -> int | None:
+        """Return the time (µs) of the latest such event, or None when there is none."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,20 @@
-"""The SQLite side of the store: the schema and the repository's operations as SQL."""
+"""The SQLite repository: the store's schema, and the named operations of ``Repository`` as SQL."""
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Final
-
-from google.protobuf import duration_pb2
-from google.rpc import error_details_pb2
 
 from auxia.decision.model import (
     data_field_pb2,
     treatment_interaction_service_pb2,
     treatment_pb2,
 )
-from auxia_decision._errors import ApiError, Code
-from auxia_decision.server._storage.activity import Event
+from auxia_decision.server._storage.rows import open_database
 from auxia_decision.server._storage.seam import (
     SENT,
+    Event,
     ExternalIdTakenError,
     ProjectRecord,
     ServedRow,
@@ -26,7 +22,6 @@ from auxia_decision.server._storage.seam import (
     StoredTreatment,
     interaction_event,
 )
-from auxia_decision.server._storage.writer_process import WriterStopped, open_database
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -107,34 +102,6 @@ _PROJECT_TABLES: Final = (
     "served",
     "projects",
 )
-
-_log = logging.getLogger("auxia_decision.store")
-_RETRY_AFTER: Final = duration_pb2.Duration(seconds=1)
-# SQLite's primary result codes (the low byte of an extended code).
-_BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-
-
-def storage_error(error: sqlite3.Error) -> ApiError:
-    """Return the error a caller gets when the store's SQLite fails under it.
-
-    What the caller can wait out is UNAVAILABLE (HTTP 503) with a retry delay:
-    the database locked by another connection beyond the busy timeout, a full
-    disk, a failed write. Nothing of the failed transaction is stored.
-    """
-    if isinstance(error, WriterStopped):
-        return ApiError(Code.INTERNAL, f"the interaction was not stored: {error}")
-    code = int(getattr(error, "sqlite_errorcode", sqlite3.SQLITE_ERROR)) & 0xFF
-    retry = [error_details_pb2.RetryInfo(retry_delay=_RETRY_AFTER)]
-    if code in _BUSY:
-        message = "the store is locked by another connection; nothing was written: try again"
-    elif code == sqlite3.SQLITE_FULL:
-        message = "the server's disk is full; nothing was written: try again once there is room"
-    elif code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
-        message = f"the store cannot write to its file ({error}); nothing was written"
-    else:
-        _log.error("the store failed: %s: %s", type(error).__name__, error)
-        return ApiError(Code.INTERNAL, "the store failed; nothing was written")
-    return ApiError(Code.UNAVAILABLE, message, details=retry)
 
 
 def connect(path: str) -> sqlite3.Connection:

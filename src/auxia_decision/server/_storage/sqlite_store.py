@@ -1,35 +1,95 @@
-"""The embedded SQLite store of the reference server (a ``Store``), with group commit."""
+"""The embedded SQLite store of the reference server (a ``Store``), with group commit.
+
+Units of work run on the database thread (``database_thread``); the rows that
+an event loop appends (logged interactions, served treatments) are batched
+per pass of the loop (``rows.RowBatch``) and committed by the writer process
+(``writer_client``) or the database thread. SQLite's errors reach callers as
+the API's (``storage_error``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
-from auxia.decision.model import treatment_interaction_service_pb2
-from auxia_decision.server._storage.activity import ActivityBook, UserActivity
-from auxia_decision.server._storage.database_thread import GroupCommitExecutor, InteractionBatch
-from auxia_decision.server._storage.seam import SENT, Repository, ServedTreatment
-from auxia_decision.server._storage.sqlite_repository import (
-    SqliteRepository,
-    connect,
-    storage_error,
-)
-from auxia_decision.server._storage.writer_process import InteractionWriter
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
+
+from auxia_decision._errors import ApiError, Code
+from auxia_decision.server._storage.activity import ActivityBook
+from auxia_decision.server._storage.database_thread import DatabaseThread
+from auxia_decision.server._storage.rows import RowBatch, RowKind
+from auxia_decision.server._storage.seam import SENT, Repository, ServedTreatment, UserActivity
+from auxia_decision.server._storage.sqlite_repository import SqliteRepository, connect
+from auxia_decision.server._storage.writer_client import WriterClient, WriterStopped
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+_log = logging.getLogger("auxia_decision.store")
+_RETRY_AFTER: Final = duration_pb2.Duration(seconds=1)
+# SQLite's primary result codes (the low byte of an extended code).
+_BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def storage_error(error: sqlite3.Error) -> ApiError:
+    """Return the error a caller gets when the store's SQLite fails under it.
+
+    What the caller can wait out is UNAVAILABLE (HTTP 503) with a retry delay:
+    the database locked by another connection beyond the busy timeout, a full
+    disk, a failed write. Nothing of the failed transaction is stored.
+    """
+    if isinstance(error, WriterStopped):
+        return ApiError(Code.INTERNAL, f"the interaction was not stored: {error}")
+    code = int(getattr(error, "sqlite_errorcode", sqlite3.SQLITE_ERROR)) & 0xFF
+    retry = [error_details_pb2.RetryInfo(retry_delay=_RETRY_AFTER)]
+    if code in _BUSY:
+        message = "the store is locked by another connection; nothing was written: try again"
+    elif code == sqlite3.SQLITE_FULL:
+        message = "the server's disk is full; nothing was written: try again once there is room"
+    elif code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+        message = f"the store cannot write to its file ({error}); nothing was written"
+    else:
+        _log.error("the store failed: %s: %s", type(error).__name__, error)
+        return ApiError(Code.INTERNAL, "the store failed; nothing was written")
+    return ApiError(Code.UNAVAILABLE, message, details=retry)
+
+
+class LoggedRow(Protocol):
+    """What the store keeps of a logged interaction (a ``LogTreatmentInteractionRequest`` is one).
+
+    Its project id and its bytes make the row; one that names a user also adds
+    to that user's activity, which reads it as an ``activity.LoggedInteraction``.
+    """
+
+    @property
+    def project_id(self) -> str:
+        """The project the interaction is of."""
+        ...
+
+    @property
+    def user_id(self) -> str:
+        """The user, or empty."""
+        ...
+
+    def SerializeToString(self) -> bytes:  # noqa: N802 - the protobuf method's name
+        """Return the bytes the row keeps."""
+        ...
+
 
 @dataclass(slots=True)
-class _Filling:
-    """The rows an event loop appends in one pass of it, before they are queued."""
+class _OpenBatch:
+    """The rows of one kind an event loop appends in one pass of it, before they are queued."""
 
+    kind: RowKind
     loop: asyncio.AbstractEventLoop
-    rows: list[Any]
+    values: list[Any]
     waiters: list[asyncio.Future[Any]]
     results: list[object]
     events: list[Any]
@@ -37,7 +97,7 @@ class _Filling:
     interactions (requests that name a user), or served (project, user, event)."""
 
 
-class TreatmentStore:
+class SqliteStore:
     """The server's state in one SQLite database, file-backed (WAL) or in memory.
 
     Units of work (``run``) and appended rows go to one database thread
@@ -63,13 +123,13 @@ class TreatmentStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.executor = GroupCommitExecutor(lambda: connect(path), error_for=storage_error)
+        self.executor = DatabaseThread(lambda: connect(path), error_for=storage_error)
         """The database thread, which also takes operations on the raw connection."""
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
-        # What each event loop is filling (only its thread touches it).
-        self._interactions: dict[asyncio.AbstractEventLoop, _Filling] = {}
-        self._served: dict[asyncio.AbstractEventLoop, _Filling] = {}
-        self._writer: InteractionWriter | None = None
+        # The batch each event loop is filling, by kind (only its thread touches it).
+        self._interactions: dict[asyncio.AbstractEventLoop, _OpenBatch] = {}
+        self._served: dict[asyncio.AbstractEventLoop, _OpenBatch] = {}
+        self._writer: WriterClient | None = None
         self._book = ActivityBook()
         self._versions: dict[str, int] = {}
 
@@ -140,30 +200,17 @@ class TreatmentStore:
 
     # Appending rows.
 
-    def log_interaction(
-        self, request: treatment_interaction_service_pb2.LogTreatmentInteractionRequest, result: R
-    ) -> asyncio.Future[R]:
-        """Record one treatment interaction; the future resolves to ``result`` once committed."""
-        # The high-volume path: what the helpers do, inline.
-        filling = self._filling(self._interactions)
-        project_id = request.project_id
-        filling.rows += (project_id, request.SerializeToString())
-        if request.user_id:
-            filling.events.append(request)
-        waiter: asyncio.Future[R] = filling.loop.create_future()
-        filling.waiters.append(waiter)
-        filling.results.append(result)
-        return waiter
-
-    def append_interaction(self, project_id: str, body: bytes) -> asyncio.Future[None]:
-        """Append one row to the interactions table; the future resolves once it is committed.
+    def log_interaction(self, request: LoggedRow, result: R) -> asyncio.Future[R]:
+        """Record one treatment interaction; the future resolves to ``result`` once committed.
 
         Call it from a running event loop. The rows a loop appends in one pass
-        of it are queued together, as one job, when the pass ends.
+        of it are queued together, as one batch, when the pass ends.
         """
-        filling = self._filling(self._interactions)
-        filling.rows += (project_id, body)
-        return self._wait(filling, None)
+        batch = self._open_batch(self._interactions, RowKind.INTERACTIONS)
+        batch.values += (request.project_id, request.SerializeToString())
+        if request.user_id:
+            batch.events.append(request)
+        return self._wait(batch, result)
 
     def record_served(
         self, project_id: str, user_id: str, served: Sequence[ServedTreatment], result: R
@@ -172,9 +219,9 @@ class TreatmentStore:
 
         Each counts as a SENT interaction once committed.
         """
-        filling = self._filling(self._served)
+        batch = self._open_batch(self._served, RowKind.SERVED)
         for treatment in served:
-            filling.rows += (
+            batch.values += (
                 project_id,
                 user_id,
                 treatment.response_id,
@@ -184,10 +231,13 @@ class TreatmentStore:
                 treatment.time_micros,
             )
             event = (SENT, treatment.treatment_id, treatment.surface, treatment.time_micros)
-            filling.events.append((project_id, user_id, event))
-        return self._wait(filling, result)
+            batch.events.append((project_id, user_id, event))
+        return self._wait(batch, result)
 
-    def _filling(self, fillings: dict[asyncio.AbstractEventLoop, _Filling]) -> _Filling:
+    def _open_batch(
+        self, batches: dict[asyncio.AbstractEventLoop, _OpenBatch], kind: RowKind
+    ) -> _OpenBatch:
+        """Return the batch of a kind the running event loop is filling in this pass of it."""
         # The running loop is remembered per thread: asyncio.get_running_loop
         # makes a system call (getpid) each time, and this runs once per
         # logged interaction. A remembered loop running in its thread is
@@ -195,35 +245,36 @@ class TreatmentStore:
         loop = self._loops.get(threading.get_ident())
         if loop is None or not loop.is_running():
             loop = self._remember_running_loop()
-        filling = fillings.get(loop)
-        if filling is None:
-            filling = fillings[loop] = _Filling(loop, [], [], [], [])
-            loop.call_soon(self._queue, loop, fillings)
-        return filling
+        batch = batches.get(loop)
+        if batch is None:
+            batch = batches[loop] = _OpenBatch(kind, loop, [], [], [], [])
+            loop.call_soon(self._queue, loop, batches)
+        return batch
 
     @staticmethod
-    def _wait(filling: _Filling, result: R) -> asyncio.Future[R]:
-        waiter: asyncio.Future[R] = filling.loop.create_future()
-        filling.waiters.append(waiter)
-        filling.results.append(result)
+    def _wait(batch: _OpenBatch, result: R) -> asyncio.Future[R]:
+        waiter: asyncio.Future[R] = batch.loop.create_future()
+        batch.waiters.append(waiter)
+        batch.results.append(result)
         return waiter
 
     def _queue(
         self,
         loop: asyncio.AbstractEventLoop,
-        fillings: dict[asyncio.AbstractEventLoop, _Filling],
+        batches: dict[asyncio.AbstractEventLoop, _OpenBatch],
     ) -> None:
-        filling = fillings.pop(loop)
-        rows = tuple(filling.rows) if fillings is self._served else filling.rows
+        """Hand the batch a pass of ``loop`` filled to the writer process or the database thread."""
+        opened = batches.pop(loop)
         committed = None
-        if filling.events:
-            add = self._book.add_all if fillings is self._served else self._book.add_interactions
-            committed = functools.partial(add, filling.events)
+        if opened.events:
+            book = self._book
+            add = book.add_all if opened.kind is RowKind.SERVED else book.add_interactions
+            committed = functools.partial(add, opened.events)
+        batch = RowBatch(opened.kind, opened.values, opened.waiters, opened.results, committed)
         writer = self._writer
         if writer is not None and writer.running and writer.loop is loop:
-            writer.send(rows, filling.waiters, filling.results, committed)
+            writer.send(batch)
         else:
-            batch = InteractionBatch(rows, filling.waiters, filling.results, committed)
             self.executor.queue_batch(batch, loop)
 
     async def start_writer(self) -> None:
@@ -235,7 +286,7 @@ class TreatmentStore:
         """
         if self.path == ":memory:" or self._writer is not None:
             return
-        writer = InteractionWriter(self.path, asyncio.get_running_loop(), storage_error)
+        writer = WriterClient(self.path, asyncio.get_running_loop(), storage_error)
         try:
             await writer.started()
         except BaseException:

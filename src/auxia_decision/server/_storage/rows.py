@@ -1,0 +1,209 @@
+"""The rows the store appends, and the SQL that appends them: one batch, one transaction.
+
+A :class:`RowBatch` is what one event loop appended in one pass of it:
+logged interactions or served treatments, its rows' values in turn. The
+database thread and the writer process both append batches with the
+functions here (``commit_rows``, or ``insert_interactions`` and
+``insert_served`` inside a transaction of their own), on connections opened
+by ``open_database``.
+
+This module imports only the standard library: the writer process, which
+runs it, starts in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    import asyncio
+
+# Rows appended by one INSERT statement at most; a group with more rows is
+# appended by several statements in one transaction.
+ROWS_PER_STATEMENT: Final = 256
+# How long a connection waits for another one's write transaction to end.
+BUSY_TIMEOUT_MS: Final = 5_000
+# Under load, a group of fewer rows than this waits for company: up to
+# LINGER_STEPS pauses, and no longer than a pause that brings nothing. Waiting
+# costs less than committing in small groups, each with its fsync and its CPU
+# time in the committer (bench/NOTES.md, "group commit").
+LINGER_BELOW: Final = 16
+LINGER_STEPS: Final = 8
+LINGER_STEP_SECONDS: Final = 0.00025
+
+
+class RowKind(enum.IntEnum):
+    """What the rows of a batch are."""
+
+    INTERACTIONS = 0
+    """Logged interactions: project id, serialized request, for each."""
+    SERVED = 1
+    """Treatments GetTreatments served: the ``SERVED_COLUMNS`` of each."""
+
+
+Values = list[Any]
+"""The values of a batch's rows, one row after another."""
+
+
+@dataclass(slots=True)
+class RowBatch:
+    """The rows one event loop appended in one pass of it, and who waits for them."""
+
+    kind: RowKind
+    values: Values
+    """Each row's values in turn: project id and serialized request for
+    interactions, the ``SERVED_COLUMNS`` for served treatments."""
+    waiters: list[asyncio.Future[Any]]
+    results: list[object]
+    """What each waiter resolves to once its row is committed."""
+    committed: Callable[[], None] | None = None
+    """Called once the rows are committed, before any waiter is resolved."""
+
+    def resolve(self, error: BaseException | None) -> None:
+        """Resolve each waiter to its own result, or every one to ``error``.
+
+        A waiter whose caller gave up (cancelled) is skipped; ``committed`` is
+        called first when the rows were committed.
+        """
+        if error is None:
+            if self.committed is not None:
+                self.committed()
+            for waiter, result in zip(self.waiters, self.results, strict=True):
+                if not waiter.cancelled():
+                    waiter.set_result(result)
+        else:
+            for waiter in self.waiters:
+                if not waiter.cancelled():
+                    waiter.set_exception(error)
+
+
+def row_count(kind: int, values: Sequence[object]) -> int:
+    """Return how many rows of a kind some values hold."""
+    return len(values) // (len(SERVED_COLUMNS) if kind == RowKind.SERVED else 2)
+
+
+def split_by_kind(batches: Sequence[tuple[int, Values]]) -> tuple[Values, Values]:
+    """Return the interaction values and the served values of (kind, values) batches, in order."""
+    interactions: Values = []
+    served: Values = []
+    for kind, values in batches:
+        if kind == RowKind.SERVED:
+            served += values
+        else:
+            interactions += values
+    return interactions, served
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    # Only the placeholders are repeated: the values are bound, never formatted in.
+    placeholders = ", ".join(["(?, ?)"] * rows)
+    return f"INSERT INTO interactions (project_id, body) VALUES {placeholders}"  # noqa: S608
+
+
+def insert_interactions(connection: sqlite3.Connection, rows: Sequence[str | bytes]) -> None:
+    """Append interaction rows given as their values in turn (project id, body, ...).
+
+    One statement appends up to ``ROWS_PER_STATEMENT`` rows; more take several
+    statements, which the caller runs inside one transaction.
+    """
+    step = 2 * ROWS_PER_STATEMENT
+    if len(rows) <= step:
+        connection.execute(_insert_sql(len(rows) // 2), rows)
+        return
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        connection.execute(_insert_sql(len(chunk) // 2), chunk)
+
+
+SERVED_COLUMNS: Final = (
+    "project_id",
+    "user_id",
+    "response_id",
+    "treatment_id",
+    "surface",
+    "tracking_id",
+    "time_micros",
+)
+"""The columns of a served row (a treatment GetTreatments returned), in the order given."""
+
+
+@functools.cache
+def _insert_served_sql(rows: int) -> str:
+    one = "(" + ", ".join(["?"] * len(SERVED_COLUMNS)) + ")"
+    columns = ", ".join(SERVED_COLUMNS)
+    return f"INSERT INTO served ({columns}) VALUES {', '.join([one] * rows)}"  # noqa: S608
+
+
+def insert_served(connection: sqlite3.Connection, rows: Sequence[str | int]) -> None:
+    """Append served rows given as their values in turn (``SERVED_COLUMNS`` each)."""
+    width = len(SERVED_COLUMNS)
+    step = width * ROWS_PER_STATEMENT
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        connection.execute(_insert_served_sql(len(chunk) // width), chunk)
+
+
+def commit_rows(
+    connection: sqlite3.Connection,
+    rows: Sequence[str | bytes],
+    served: Sequence[str | int] = (),
+) -> None:
+    """Append interaction rows and served rows and commit them, all or none.
+
+    ``connection`` is in autocommit mode; a few interactions alone are one
+    statement, which commits by itself.
+    """
+    if not served and len(rows) <= 2 * ROWS_PER_STATEMENT:
+        insert_interactions(connection, rows)
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        if rows:
+            insert_interactions(connection, rows)
+        if served:
+            insert_served(connection, served)
+        connection.execute("COMMIT")
+    finally:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+
+
+def open_database(path: str) -> sqlite3.Connection:
+    """Open a store's SQLite file the way every connection to it is configured."""
+    # Room for an INSERT of each size up to ROWS_PER_STATEMENT rows, and the rest.
+    connection = sqlite3.connect(
+        path,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=ROWS_PER_STATEMENT + 128,
+    )
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    if path != ":memory:":
+        connection.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before the operations it holds are answered.
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
+def linger(rows: int, take_more: Callable[[], int]) -> None:
+    """Let a group of ``rows`` rows wait a little for company (see ``LINGER_BELOW``).
+
+    ``take_more`` takes into the group what has arrived meanwhile and returns
+    how many rows that added; none ends the wait.
+    """
+    for _ in range(LINGER_STEPS):
+        if rows >= LINGER_BELOW:
+            return
+        time.sleep(LINGER_STEP_SECONDS)
+        added = take_more()
+        if not added:
+            return
+        rows += added
