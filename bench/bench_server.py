@@ -32,11 +32,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from auxia_decision.server._ready import wait_for_ready_file
 from bench._report import publish
 from bench.decision_world import write_history, write_seed
 from tests._stored import stored_tracking_ids
@@ -53,8 +53,6 @@ ROOT: Final = pathlib.Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "bench" / "results" / "server.md"
 _READY_TIMEOUT: Final = 60.0
 _STOP_TIMEOUT: Final = 30.0
-_REST: Final = re.compile(r"REST on (http://[\d.]+:\d+)")
-_GRPC: Final = re.compile(r"gRPC on ([\d.]+:\d+)")
 _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 _PACKAGES: Final = (
     "uvicorn",
@@ -84,7 +82,9 @@ class Target:
     world: bool = False
     """Whether the server starts in the decision world: its seed, and users with a history."""
 
-    def command(self, db: pathlib.Path, seed: pathlib.Path | None) -> list[str]:
+    def command(
+        self, db: pathlib.Path, seed: pathlib.Path | None, ready_file: pathlib.Path
+    ) -> list[str]:
         """Return the command line that starts the server on free ports."""
         if self.module == "auxia-decision":
             executable = pathlib.Path(sys.executable).parent / "auxia-decision"
@@ -100,6 +100,7 @@ class Target:
             ]
         else:
             command = [sys.executable, "-m", self.module, "--port", "0", "--db", str(db)]
+        command += ["--ready-file", str(ready_file)]
         if self.world and seed is not None:
             command += ["--seed", str(seed)]
         return command
@@ -162,38 +163,30 @@ class Measurement:
 
 
 class ServerProcess:
-    """A server started as a child process, with its address once it said it is ready."""
+    """A server started as a child process, with its address once its ready file says so."""
 
     def __init__(
         self, target: Target, db: pathlib.Path, log: pathlib.Path, seed: pathlib.Path | None
     ) -> None:
         self.log = log.open("w")
+        ready_file = log.with_suffix(".ready.json")
         self.process = subprocess.Popen(  # noqa: S603  # our own executables
-            target.command(db, seed),
+            target.command(db, seed, ready_file),
             cwd=ROOT,
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=self.log,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        self.address = self._wait_ready(target.transport)
-
-    def _wait_ready(self, transport: str) -> str:
-        assert self.process.stdout is not None
-        output = ""
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            output += line
-            if "ready" in line:
-                found = (_REST if transport == "rest" else _GRPC).search(output)
-                if found:
-                    return found.group(1)
-        self.kill()
-        msg = f"the server did not start:\n{output}"
-        raise RuntimeError(msg)
+        try:
+            info = wait_for_ready_file(ready_file, self.process, _READY_TIMEOUT)
+        except TimeoutError:
+            info = None
+        if info is None:
+            self.kill()
+            msg = f"the server did not start: see {log}"
+            raise RuntimeError(msg)
+        self.address = info.rest_url if target.transport == "rest" else info.grpc_target
 
     def cpu_seconds(self) -> float:
         """Return the CPU time (user + system) the server and its children have used so far."""

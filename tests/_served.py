@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
+import shutil
 import signal
 import subprocess
-import time
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from auxia_decision.server._ready import wait_for_ready_file
 from tests._repo import VENV_BIN
-
-_READY = re.compile(
-    r"REST on (http://127\.0\.0\.1:\d+)\n.*gRPC on (127\.0\.0\.1:\d+).*\n.*ready", re.S
-)
 
 
 @dataclass
@@ -29,6 +26,8 @@ class Served:
     output: str
     db: pathlib.Path | str
     """The server's database: a file, or ``:memory:``."""
+    folder: pathlib.Path
+    """Where its ready file is; removed by ``stop``."""
 
     @property
     def rest_port(self) -> int:
@@ -48,11 +47,23 @@ class Served:
         except subprocess.TimeoutExpired:
             self.process.kill()
             out, err = self.process.communicate()
+        shutil.rmtree(self.folder, ignore_errors=True)
         return self.process.returncode, out + err
 
 
-def start(db: pathlib.Path | str, *extra: str, timeout: float = 30.0) -> Served:
-    """Start `auxia-decision serve` on free ports and wait until it prints its addresses."""
+def start(
+    db: pathlib.Path | str,
+    *extra: str,
+    ready_file: pathlib.Path | None = None,
+    timeout: float = 30.0,
+) -> Served:
+    """Start `auxia-decision serve` on free ports; return once its ready file is written.
+
+    ``output`` is what it printed up to then: the banner. The ready file is
+    ``ready_file``, or one in a folder of its own.
+    """
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="served-"))
+    ready_file = ready_file or folder / "ready.json"
     process = subprocess.Popen(
         [
             str(VENV_BIN / "auxia-decision"),
@@ -63,6 +74,8 @@ def start(db: pathlib.Path | str, *extra: str, timeout: float = 30.0) -> Served:
             "0",
             "--db",
             str(db),
+            "--ready-file",
+            str(ready_file),
             *extra,
         ],
         stdout=subprocess.PIPE,
@@ -71,20 +84,20 @@ def start(db: pathlib.Path | str, *extra: str, timeout: float = 30.0) -> Served:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout is not None
+    try:
+        info = wait_for_ready_file(ready_file, process, timeout)
+    except TimeoutError:
+        process.kill()
+        info = None
+    if info is None:
+        out, err = process.communicate()
+        shutil.rmtree(folder, ignore_errors=True)
+        msg = f"the server did not start:\n{out}\n{err}"
+        raise AssertionError(msg)
     output = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        output += line
-        match = _READY.search(output)
-        if match:
-            return Served(process, match.group(1), match.group(2), output, db)
-    process.kill()
-    _, err = process.communicate()
-    msg = f"the server did not start:\n{output}\n{err}"
-    raise AssertionError(msg)
+    while "auxia-decision: ready" not in output:
+        output += process.stdout.readline()
+    return Served(process, info.rest_url, info.grpc_target, output, db, folder)
 
 
 @contextmanager

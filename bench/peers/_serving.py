@@ -1,23 +1,32 @@
-"""What every peer shares: its command line, the readiness line, and stopping on SIGTERM."""
+"""What every peer shares: its command line, the ready file of the start contract, SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import pathlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 
+from auxia_decision.server._ready import ReadyInfo, write_ready_file
 from auxia_decision.server._storage.sqlite_store import SqliteStore
-from auxia_decision.server._transport.runtime import rest_socket, run_event_loop, start_rest
+from auxia_decision.server._transport.runtime import bound_socket, run_event_loop, start_rest
 
 
 def parse_address(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Read ``--host``, ``--port`` (0: a free port) and ``--db`` from the command line."""
+    """Read ``--host``, ``--port`` (0: a free port), ``--db`` and ``--ready-file``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--db", default=":memory:", help="SQLite file, for peers that store")
+    parser.add_argument("--ready-file", type=pathlib.Path, required=True)
     return parser.parse_args(argv)
+
+
+def announce(ready_file: pathlib.Path, *, rest_url: str = "", grpc_target: str = "") -> None:
+    """Write the ready file as the reference server does (a peer has no project or keys)."""
+    write_ready_file(ready_file, ReadyInfo(rest_url, grpc_target, os.getpid(), "", "", None))
 
 
 async def _until_signalled() -> None:
@@ -29,13 +38,15 @@ async def _until_signalled() -> None:
 
 
 async def _serve_rest(
-    app: Callable[..., Awaitable[None]], host: str, port: int, store: SqliteStore | None
+    app: Callable[..., Awaitable[None]],
+    address: argparse.Namespace,
+    store: SqliteStore | None,
 ) -> None:
     if store is not None:
         await store.start_writer()
-    sock = rest_socket(host, port)
+    sock = bound_socket(address.host, address.port)
     server, task = await start_rest(app, sock)
-    print(f"REST on http://{host}:{sock.getsockname()[1]}\nready", flush=True)
+    announce(address.ready_file, rest_url=f"http://{address.host}:{sock.getsockname()[1]}")
     await _until_signalled()
     server.should_exit = True
     await task
@@ -45,8 +56,7 @@ async def _serve_rest(
 
 def serve_rest(
     app: Callable[..., Awaitable[None]],
-    host: str,
-    port: int,
+    address: argparse.Namespace,
     store: SqliteStore | None = None,
 ) -> None:
     """Serve an ASGI app exactly as the reference server serves its gateway, until SIGTERM.
@@ -54,7 +64,7 @@ def serve_rest(
     An app that writes to a ``store`` has it set up as the reference server
     does (its interactions appended by a writer process), and closed after.
     """
-    run_event_loop(_serve_rest(app, host, port, store))
+    run_event_loop(_serve_rest(app, address, store))
 
 
 async def until_signalled() -> None:

@@ -35,7 +35,7 @@ async def app(
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the bare app until SIGTERM."""
     args = parse_address(__doc__ or "", argv)
-    serve_rest(app, args.host, args.port)
+    serve_rest(app, args)
     return 0
 
 

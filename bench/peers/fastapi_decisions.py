@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.run_sync(lambda repository: apply_seed(repository, seed, time.time_ns() // 1000))
         project_ids = [project.project_id for project in seed.projects]
         catalogs = asyncio.run(_catalogs(store, project_ids))
-        serve_rest(create_app(store, catalogs, projects_by_key), args.host, args.port, store)
+        serve_rest(create_app(store, catalogs, projects_by_key), args, store)
     finally:
         store.close()
     return 0

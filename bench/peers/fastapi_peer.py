@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     store = SqliteStore(args.db)
     try:
-        serve_rest(create_app(store, projects_by_key), args.host, args.port, store)
+        serve_rest(create_app(store, projects_by_key), args, store)
     finally:
         store.close()
     return 0

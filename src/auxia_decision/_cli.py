@@ -71,7 +71,7 @@ def _call(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve_command(args: argparse.Namespace) -> int:
     # Imported here: the server's dependencies (the [server] extra) are not
     # needed by the other commands.
     import logging  # noqa: PLC0415
@@ -99,7 +99,9 @@ def _serve(args: argparse.Namespace) -> int:
         frozen_at=args.clock,
     )
     try:
-        run_event_loop(serve(config))
+        run_event_loop(
+            serve(config, ready_file=args.ready_file, exit_with_parent=args.exit_with_parent)
+        )
     except StartupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -123,19 +125,42 @@ def _clock(text: str) -> datetime.datetime | None:
     return moment
 
 
+def _env(args: argparse.Namespace) -> int:
+    from auxia_decision.server._ready import ReadyFileError, read_ready_file  # noqa: PLC0415
+
+    try:
+        info = read_ready_file(args.ready_file)
+    except ReadyFileError as error:
+        raise _UsageError(str(error)) from None
+    print(info.export_lines())
+    return 0
+
+
 def _protos(args: argparse.Namespace) -> int:
     print(descriptor_set_path() if args.descriptor_set else proto_include_path())
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    methods = ", ".join(route.name for route in routes())
     parser = argparse.ArgumentParser(
         prog="auxia-decision", description="Tools for the Auxia decisioning API."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    methods = ", ".join(route.name for route in routes())
+    _add_validate(commands, methods)
+    _add_call(commands, methods)
+    _add_serve(commands)
+    _add_env(commands)
+    _add_protos(commands)
+    return parser
 
+
+# argparse's type of what add_subparsers() returns.
+_Commands = argparse._SubParsersAction
+
+
+def _add_validate(commands: _Commands[argparse.ArgumentParser], methods: str) -> None:
     check = commands.add_parser(
         "validate",
         help="validate a request JSON file",
@@ -145,6 +170,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="the request JSON file, or - for standard input")
     check.set_defaults(run=_validate)
 
+
+def _add_call(commands: _Commands[argparse.ArgumentParser], methods: str) -> None:
     call = commands.add_parser(
         "call",
         help="call the API and print the response JSON",
@@ -162,6 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     call.set_defaults(run=_call)
 
+
+def _add_serve(commands: _Commands[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
         help="run the local REST + gRPC reference server",
@@ -189,6 +218,30 @@ def _parser() -> argparse.ArgumentParser:
         "2030-01-01T00:00:00Z: start frozen at it (the emulator admin API moves it)",
     )
     serve.add_argument(
+        "--ready-file",
+        type=pathlib.Path,
+        metavar="PATH",
+        help="once both ports serve, write there (atomically, mode 0600) one JSON object: "
+        "restUrl, grpcTarget, pid, projectId, apiKey, adminKey; removed on stop",
+    )
+    serve.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop, as on SIGTERM, once the process that started this one is gone, "
+        "or once standard input is closed when it is a pipe",
+    )
+    _add_limits(serve)
+    serve.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="INFO logs one line per REST or gRPC call (default: %(default)s)",
+    )
+    serve.set_defaults(run=_serve_command)
+
+
+def _add_limits(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
         "--idle-timeout",
         type=float,
         default=5.0,
@@ -205,14 +258,26 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="open REST connections at most (default: the open-files limit less 1,024)",
     )
-    serve.add_argument(
-        "--log-level",
-        default="WARNING",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="INFO logs one line per REST or gRPC call (default: %(default)s)",
-    )
-    serve.set_defaults(run=_serve)
 
+
+def _add_env(commands: _Commands[argparse.ArgumentParser]) -> None:
+    env = commands.add_parser(
+        "env",
+        help="print the environment a client needs to call a running local server",
+        description="Print, in sh syntax, the AUXIA_* variables of a server's ready file: "
+        'eval "$(auxia-decision env --ready-file PATH)".',
+    )
+    env.add_argument(
+        "--ready-file",
+        type=pathlib.Path,
+        required=True,
+        metavar="PATH",
+        help="the file given to serve --ready-file",
+    )
+    env.set_defaults(run=_env)
+
+
+def _add_protos(commands: _Commands[argparse.ArgumentParser]) -> None:
     protos = commands.add_parser("protos", help="where the .proto files are installed")
     what = protos.add_mutually_exclusive_group(required=True)
     what.add_argument(
@@ -226,7 +291,6 @@ def _parser() -> argparse.ArgumentParser:
         help="print the path of the FileDescriptorSet (source info and imports included)",
     )
     protos.set_defaults(run=_protos)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision.server._assembly import RunningServer, ServerConfig, start_server
 from auxia_decision.server._transport.gateway import RestGateway
 from auxia_decision.server._transport.http import LimitedHttpProtocol
-from auxia_decision.server._transport.runtime import rest_socket, start_rest
+from auxia_decision.server._transport.runtime import bound_socket, start_rest
 from tests._raw_http import KEY, PATH, body, http_request, read_all
 
 T = TypeVar("T")
@@ -60,7 +60,7 @@ def servers() -> Iterator[_Servers]:
 
     async def start() -> tuple[RunningServer, Any, int]:
         running = await start_server(ServerConfig(rest_port=0, grpc_port=0, db=":memory:"))
-        sock = rest_socket("127.0.0.1", 0)
+        sock = bound_socket("127.0.0.1", 0)
         gateway = running.rest_server.config.app
         assert isinstance(gateway, RestGateway)
         stock, task = await start_rest(gateway, sock)

@@ -13,20 +13,20 @@ from auxia_decision._extras import require
 
 require("server", "grpc", "grpc_health", "grpc_reflection", "uvicorn")
 
-from auxia_decision.server._assembly import (  # noqa: E402
+from auxia_decision.server._assembly import (  # noqa: E402 - after the check for the extra
     RunningServer,
     ServerConfig,
-    StartupError,
-    ready_message,
-    serve,
     start_server,
 )
-from auxia_decision.server._emulator.client import (  # noqa: E402 - after the check for the extra
+from auxia_decision.server._emulator.client import (  # noqa: E402
     ClockControl,
     EmulatorAdmin,
     FaultControl,
 )
 from auxia_decision.server._local import LocalServer  # noqa: E402
+from auxia_decision.server._ready import ReadyInfo  # noqa: E402
+from auxia_decision.server._serve import ready_message, serve  # noqa: E402
+from auxia_decision.server._startup import StartupError  # noqa: E402
 from auxia_decision.server._transport.http import HttpLimits  # noqa: E402
 from auxia_decision.server._transport.runtime import run_event_loop  # noqa: E402
 
@@ -36,6 +36,7 @@ __all__ = [
     "FaultControl",
     "HttpLimits",
     "LocalServer",
+    "ReadyInfo",
     "RunningServer",
     "ServerConfig",
     "StartupError",

@@ -8,7 +8,6 @@ import contextlib
 import datetime
 import os
 import pathlib
-import re
 import secrets
 import signal
 import subprocess
@@ -26,15 +25,15 @@ from auxia.decision.model import treatment_decision_service_pb2 as decision_serv
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia.decision.server import seed_pb2
 from auxia_decision._extras import import_optional
-from auxia_decision.server._assembly import ServerConfig, StartupError, seed_of, start_server
+from auxia_decision.server._assembly import ServerConfig, start_server
 from auxia_decision.server._emulator.client import ClockControl, EmulatorAdmin, FaultControl
+from auxia_decision.server._ready import ReadyInfo, wait_for_ready_file
+from auxia_decision.server._startup import StartupError, seed_of
 from auxia_decision.server._transport.runtime import GRACE_SECONDS, run_event_loop
 
 if TYPE_CHECKING:
     from auxia_decision._client import AsyncClient, Client
 
-_REST_LINE: Final = re.compile(r"REST on http://(?P<address>\S+)")
-_GRPC_LINE: Final = re.compile(r"gRPC on (?P<address>\S+)")
 _STOP_TIMEOUT: Final = GRACE_SECONDS + 10
 
 
@@ -326,10 +325,14 @@ class _InThread:
 
 
 class _InSubprocess:
-    """``auxia-decision serve`` in a subprocess of this interpreter."""
+    """``auxia-decision serve`` in a subprocess of this interpreter, by the start contract.
+
+    It is started with ``--ready-file`` (read for its addresses) and
+    ``--exit-with-parent`` (it stops if this process dies without stopping it).
+    """
 
     def __init__(
-        self, process: subprocess.Popen[str], folder: tempfile.TemporaryDirectory[str]
+        self, process: subprocess.Popen[bytes], folder: tempfile.TemporaryDirectory[str]
     ) -> None:
         self.rest_address = self.grpc_address = ""
         self._process = process
@@ -342,6 +345,7 @@ class _InSubprocess:
         assert isinstance(config.seed, seed_pb2.Seed)
         seed_file.write_text(json_format.MessageToJson(config.seed))
         log = pathlib.Path(folder.name) / "server.log"
+        ready_file = pathlib.Path(folder.name) / "ready.json"
         command = [
             sys.executable,
             "-m",
@@ -357,42 +361,35 @@ class _InSubprocess:
             config.db,
             "--seed",
             str(seed_file),
+            "--ready-file",
+            str(ready_file),
+            "--exit-with-parent",
         ]
         if config.frozen_at is not None:
             command += ["--clock", config.frozen_at.isoformat()]
-        with log.open("w") as log_file:
+        with log.open("wb") as log_file:
             process = subprocess.Popen(  # noqa: S603 - our interpreter, our command line
-                command, stdout=subprocess.PIPE, stderr=log_file, text=True
+                command, stdin=subprocess.PIPE, stdout=log_file, stderr=log_file
             )
         started = cls(process, folder)
         try:
-            started._wait_ready(timeout, log)
+            started._wait_ready(ready_file, timeout, log)
         except BaseException:
             started.stop()
             raise
         return started
 
-    def _wait_ready(self, timeout: float, log: pathlib.Path) -> None:
-        found: dict[str, str] = {}
-        timer = threading.Timer(timeout, self._process.kill)
-        timer.start()
+    def _wait_ready(self, ready_file: pathlib.Path, timeout: float, log: pathlib.Path) -> None:
         try:
-            assert self._process.stdout is not None
-            for line in self._process.stdout:
-                if match := _REST_LINE.search(line):
-                    found["rest"] = match["address"]
-                elif match := _GRPC_LINE.search(line):
-                    found["grpc"] = match["address"]
-                elif "ready" in line:
-                    break
-        finally:
-            timer.cancel()
-        if "rest" not in found or "grpc" not in found or self._process.poll() is not None:
-            self._process.wait()
+            info = wait_for_ready_file(ready_file, self._process, timeout)
+        except TimeoutError:
+            raise StartupError(f"the server was not ready within {timeout} s") from None
+        if info is None:
             lines = log.read_text().strip().splitlines()
             reason = lines[-1] if lines else f"it exited with status {self._process.returncode}"
             raise StartupError(f"the server did not start: {reason.removeprefix('error: ')}")
-        self.rest_address, self.grpc_address = found["rest"], found["grpc"]
+        self.rest_address = _address(info)
+        self.grpc_address = info.grpc_target
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after the grace period); remove its files."""
@@ -403,6 +400,11 @@ class _InSubprocess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        if self._process.stdin is not None:
+            self._process.stdin.close()
         self._folder.cleanup()
+
+
+def _address(info: ReadyInfo) -> str:
+    """Return the REST address (``host:port``) of a ready server."""
+    return info.rest_url.removeprefix("http://")

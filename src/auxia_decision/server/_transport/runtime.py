@@ -23,8 +23,8 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def rest_socket(host: str, port: int) -> socket.socket:
-    """Return a TCP socket bound to the address (port 0: a free port), for ``rest_server_for``."""
+def bound_socket(host: str, port: int) -> socket.socket:
+    """Return a TCP socket bound to the address (port 0: a free port)."""
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they
     # are TCP, and without it Nagle's algorithm holds back every response's
     # body behind its headers for a delayed ACK (40 ms on Linux).

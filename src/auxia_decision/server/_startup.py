@@ -1,0 +1,133 @@
+"""Start-up's checks: every reason the server cannot start, as one line naming the thing.
+
+The seed, the database file, each port and the clock's start time are
+checked here; what is wrong is a ``StartupError`` whose message is one line
+(the command line prints it and exits 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import pathlib
+import resource
+import socket
+import sqlite3
+
+import grpc
+
+from auxia.decision.server import seed_pb2
+from auxia_decision._errors import ApiError
+from auxia_decision.server._domain.seed import checked_seed, load_seed
+from auxia_decision.server._storage.sqlite_store import SqliteStore
+from auxia_decision.server._transport.runtime import bound_socket
+
+
+class StartupError(Exception):
+    """The server could not start; the message is one line naming what is wrong."""
+
+
+def open_files_limit() -> int:
+    """Raise the process's limit of open files to its hard limit; return the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def seed_name(seed: pathlib.Path | seed_pb2.Seed | None) -> str:
+    if isinstance(seed, seed_pb2.Seed):
+        return "the seed"
+    return "the default seed" if seed is None else f"the seed {seed}"
+
+
+def one_line(error: BaseException) -> str:
+    """Return an error as one line: a request error's violations joined by semicolons."""
+    if isinstance(error, ApiError) and error.field_violations:
+        return "; ".join(
+            f"{violation.field}: {violation.description}"
+            if violation.field
+            else violation.description
+            for violation in error.field_violations
+        )
+    return str(error).replace("\n", "; ")
+
+
+def start_micros(moment: datetime.datetime | None) -> int | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        msg = f"the clock's start time {moment.isoformat()} needs a time zone (UTC: ...Z)"
+        raise StartupError(msg)
+    delta = moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    return delta // datetime.timedelta(microseconds=1)
+
+
+def seed_of(given: pathlib.Path | seed_pb2.Seed | None) -> seed_pb2.Seed:
+    """Return a checked seed: a copy of a message, a file's, or the default one.
+
+    Raises StartupError, one line naming the seed and each bad field.
+    """
+    if isinstance(given, seed_pb2.Seed):
+        try:
+            return checked_seed(given)
+        except ApiError as error:
+            raise StartupError(f"the seed is invalid: {one_line(error)}") from None
+    path = given
+    try:
+        return load_seed(path)
+    except OSError as error:
+        raise StartupError(f"{seed_name(path)} cannot be read: {error.strerror}") from None
+    except (ApiError, ValueError) as error:
+        raise StartupError(f"{seed_name(path)} is invalid: {one_line(error)}") from None
+
+
+def open_store(path: str) -> SqliteStore:
+    """Open the store's database, or raise StartupError naming the path and what is wrong.
+
+    A file that is not a usable SQLite database is left as it is.
+    """
+    if path != ":memory:":
+        file = pathlib.Path(path)
+        if file.is_dir():
+            raise StartupError(f"the database {path} is a directory, not a file")
+        if not file.parent.is_dir():
+            raise StartupError(f"the database {path} cannot be created: no folder {file.parent}")
+    try:
+        return SqliteStore(path)
+    except sqlite3.Error as error:
+        reason = str(error)
+        code = int(getattr(error, "sqlite_errorcode", 0)) & 0xFF
+        if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            reason = f"it is not a SQLite database, or it is damaged ({error})"
+        elif code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+            reason = f"it cannot be opened for writing ({error})"
+        raise StartupError(f"the database {path} cannot be used: {reason}") from None
+
+
+def bind_grpc(server: grpc.aio.Server, host: str, port: int) -> int:
+    if port:
+        # Tried first with a socket of our own, so that a port in use is one
+        # line of ours rather than grpc's log line and then ours.
+        try:
+            bound_socket(host, port).close()
+        except OSError as error:
+            reason = "it is in use" if error.errno == errno.EADDRINUSE else error.strerror
+            raise StartupError(f"the gRPC port {host}:{port} cannot be bound: {reason}") from None
+    try:
+        return server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        raise StartupError(
+            f"the gRPC port {host}:{port} cannot be bound: it is in use, or not an address here"
+        ) from None
+
+
+def bind_rest(host: str, port: int) -> socket.socket:
+    try:
+        return bound_socket(host, port)
+    except OSError as error:
+        reason = "it is in use" if error.errno == errno.EADDRINUSE else error.strerror
+        raise StartupError(f"the REST port {host}:{port} cannot be bound: {reason}") from None
