@@ -53,7 +53,7 @@ serve: $(STAMP) ## Run the local REST (:8080) + gRPC (:50051) server; SERVE_ARGS
 # $(call regenerate,DIR): write generated/ under DIR: the buf plugins' output,
 # then the FileDescriptorSet (with source info and imports) shipped for other builds.
 regenerate = $(BUF) generate --output $(1) && \
-  $(BUF) build --path proto/auxia/decision/model --as-file-descriptor-set \
+  $(BUF) build --path proto/auxia/decision/model --path third_party/googleapis/google/rpc --as-file-descriptor-set \
     -o $(1)/generated/auxia/decision/model/descriptor_set.binpb
 
 .PHONY: generate

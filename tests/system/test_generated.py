@@ -8,6 +8,7 @@ import subprocess
 import sys
 import zipfile
 
+import google.rpc
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 
@@ -44,6 +45,17 @@ def test_descriptor_set_ships_with_source_info_and_imports() -> None:
     assert pool.FindMethodByName(
         "io.auxia.decision.model.TreatmentManagementService.InsertTreatment"
     )
+    # The error body and its details, for every language to type an error.
+    assert pool.FindMessageTypeByName("google.rpc.Status")
+    assert pool.FindMessageTypeByName("google.rpc.BadRequest")
+    assert pool.FindEnumTypeByName("google.rpc.Code")
+
+
+@pytest.mark.parametrize("name", ["code.proto", "status.proto", "error_details.proto"])
+def test_the_vendored_error_protos_are_googleapis_own_unchanged(name: str) -> None:
+    vendored = ROOT / "third_party" / "googleapis" / "google" / "rpc" / name
+    installed = pathlib.Path(next(iter(google.rpc.__path__))) / name
+    assert vendored.read_bytes() == installed.read_bytes()
 
 
 def _dependency_order(files: dict[str, descriptor_pb2.FileDescriptorProto]) -> list[str]:
