@@ -4,8 +4,8 @@
 runs the toolchain and installs the wheel. Helpers that are not fixtures live
 beside this file: ``_fixtures`` (the documentation's samples), ``_served``
 (a server process), ``_world`` (an in-process servicer with a settable clock),
-``_repo`` (copies of this tree), and ``tools.loadgen`` (load, and the rows a
-store holds).
+``_repo`` (copies of this tree), ``_stored`` (the rows a store's file holds),
+and ``tools.loadgen`` (load).
 """
 
 from __future__ import annotations

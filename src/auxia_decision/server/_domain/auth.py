@@ -17,9 +17,9 @@ def _builtin_sha256() -> Callable[[bytes], Any]:
     """Return CPython's own SHA-256 constructor, else hashlib's.
 
     Every request's key is digested. Through OpenSSL 3 each new hash looks
-    its algorithm up again, taking locks (openssl/openssl#19612): measured on
-    the server under load, about 11 us a request against 2 us for the
-    interpreter's own implementation of the same SHA-256.
+    its algorithm up again, taking locks (openssl/openssl#19612), several
+    times slower under load than the interpreter's own implementation of the
+    same SHA-256 (bench/NOTES.md, "SHA-256 of API keys").
     """
     for module_name in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
         with contextlib.suppress(ImportError):

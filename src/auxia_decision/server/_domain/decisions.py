@@ -199,9 +199,9 @@ class _Decider:
     def run(self, surfaces: list[_Surface]) -> None:
         for surface in surfaces:
             if self.verdicts is None:
-                picked = self.pick_first(surface)
+                picked = self.pick_lazily(surface)
             else:
-                picked = self.pick(surface, self.ranked_with_verdicts(surface.name))
+                picked = self.pick_explained(surface, self.ranked_with_verdicts(surface.name))
             if len(picked) < surface.minimum:
                 self.release(surface, picked)
                 continue
@@ -217,8 +217,8 @@ class _Decider:
         if self.verdicts is not None:
             self.verdicts.append(Verdict(surface, treatment_id, outcome, detail))
 
-    def pick_first(self, surface: _Surface) -> list[tuple[Treatment, Version]]:
-        """Take treatments for a surface as ``pick`` does, checking rules only of those reached.
+    def pick_lazily(self, surface: _Surface) -> list[tuple[Treatment, Version]]:
+        """Take the treatments ``pick_explained`` takes, reading rules only of those reached.
 
         The user's order does not depend on eligibility, so the candidates are
         ranked first and a candidate's rules are read only when it is next in
@@ -289,12 +289,12 @@ class _Decider:
         ranked.sort(key=lambda item: (item[0], item[1]))
         return ranked
 
-    def pick(
+    def pick_explained(
         self, surface: _Surface, ranked: list[tuple[int, str, Treatment, Version]]
     ) -> list[tuple[Treatment, Version]]:
         """Take treatments for a surface, in order, within its maximum and the groups.
 
-        Every candidate gets its verdict (the explained decision); ``pick_first``
+        Every candidate gets its verdict (the explained decision); ``pick_lazily``
         takes the same ones without them.
         """
         picked: list[tuple[Treatment, Version]] = []
@@ -488,8 +488,8 @@ def response_fields(decision: Decision, response_id: str, tracking_ids: list[str
 
 
 # Response ids need to be unique, not secret: a generator seeded from the
-# system's randomness, once per process, draws them (twice as fast as
-# os.urandom per id, timeit).
+# system's randomness, once per process, draws them (faster than os.urandom
+# per id: bench/NOTES.md, "Response ids").
 _random_bits = random.Random(os.urandom(32)).getrandbits  # noqa: S311 - ids, not secrets
 _UUID4_CLEAR: Final = ~((0xF << 76) | (0x3 << 62))
 _UUID4_SET: Final = (0x4 << 76) | (0x2 << 62)  # version 4, RFC 4122 variant
