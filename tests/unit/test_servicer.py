@@ -143,6 +143,21 @@ def test_insert_checks_content_against_the_type_all_at_once(world: World) -> Non
     ]
 
 
+def test_insert_refuses_a_language_or_a_content_field_given_twice(world: World) -> None:
+    title = {"field_name": "title", "string_value": "t"}
+    content = {
+        "content_by_language": [
+            {"language_code": {"language_code": "en"}, "content_fields": [title, title]},
+            {"language_code": {"language_code": "en"}, "content_fields": [title]},
+        ],
+    }
+    error = _error(world, "InsertTreatment", _insert_request(content=content))
+    assert _violations(error) == [
+        ("content.contentByLanguage[0].contentFields[1].fieldName", '"title" is set twice'),
+        ("content.contentByLanguage[1].languageCode.languageCode", '"en" appears twice'),
+    ]
+
+
 def test_removed_surfaces_must_exactly_match_the_type_surfaces(world: World) -> None:
     request = _insert_request(removed_surfaces={"surfaces": [{"name": "surface"}]})
     error = _error(world, "InsertTreatment", request)

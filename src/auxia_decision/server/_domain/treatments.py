@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from typing import Final
 
 from google.protobuf.message import Message
@@ -143,19 +144,60 @@ def _check_content(
     project: ProjectRecord,
 ) -> list[FieldViolation]:
     """Check content against its treatment type and the project's languages."""
+    specific = _FieldKind("language-specific", treatment_type, specific=True)
+    agnostic = _FieldKind("language-agnostic", treatment_type, specific=False)
     violations: list[FieldViolation] = []
-    specific = {f.field_name: f for f in treatment_type.language_specific_content_field_types}
-    agnostic = {f.field_name: f for f in treatment_type.language_agnostic_content_field_types}
+    languages: set[str] = set()
+    for index, by_language in enumerate(content.content_by_language):
+        path = f"content.contentByLanguage[{index}]"
+        code = by_language.language_code.language_code
+        problem = _language_problem(code, languages, project)
+        if problem is not None:
+            violations.append(
+                FieldViolation(field=f"{path}.languageCode.languageCode", description=problem)
+            )
+        languages.add(code)
+        violations += specific.check(by_language.content_fields, f"{path}.contentFields", agnostic)
+    violations += agnostic.check(
+        content.language_agnostic_content_fields, "content.languageAgnosticContentFields", specific
+    )
+    return violations
 
-    def check_fields(
-        fields: list[treatment_pb2.ContentPb.TreatmentContentFieldPb],
-        allowed: dict[str, treatment_pb2.TreatmentContentFieldTypePb],
-        other: dict[str, treatment_pb2.TreatmentContentFieldTypePb],
-        path: str,
-        kind: str,
+
+def _language_problem(code: str, seen: set[str], project: ProjectRecord) -> str | None:
+    """Return what is wrong with a language of the content (unsupported, twice), or None."""
+    if code not in project.supported_language_codes:
+        supported = ", ".join(sorted(project.supported_language_codes))
+        return f'"{code}" is not a supported language code ({supported})'
+    if code in seen:
+        return f'"{code}" appears twice'
+    return None
+
+
+class _FieldKind:
+    """The content fields of one kind a treatment type allows (language-specific or -agnostic)."""
+
+    def __init__(
+        self, kind: str, treatment_type: treatment_pb2.TreatmentTypePb, *, specific: bool
     ) -> None:
+        self.kind = kind
+        self.type_name = treatment_type.name
+        declared = (
+            treatment_type.language_specific_content_field_types
+            if specific
+            else treatment_type.language_agnostic_content_field_types
+        )
+        self.allowed = {field.field_name: field for field in declared}
+
+    def check(
+        self,
+        fields: Iterable[treatment_pb2.ContentPb.TreatmentContentFieldPb],
+        path: str,
+        other: _FieldKind,
+    ) -> list[FieldViolation]:
+        """Check fields given as this kind: known, once each, within their length limit."""
+        violations: list[FieldViolation] = []
         seen: set[str] = set()
-        other_kind = "language-agnostic" if kind == "language-specific" else "language-specific"
         for index, field in enumerate(fields):
             field_path = f"{path}[{index}]"
             name = field.field_name
@@ -166,66 +208,26 @@ def _check_content(
                     )
                 )
             seen.add(name)
-            if name not in allowed:
-                hint = f"; it is a {other_kind} field of the type" if name in other else ""
-                names = ", ".join(sorted(allowed)) or "none"
+            declared = self.allowed.get(name)
+            if declared is None:
+                hint = f"; it is a {other.kind} field of the type" if name in other.allowed else ""
+                names = ", ".join(sorted(self.allowed)) or "none"
+                description = (
+                    f'"{name}" is not a {self.kind} content field of treatment type '
+                    f'"{self.type_name}" (allowed: {names}){hint}'
+                )
                 violations.append(
-                    FieldViolation(
-                        field=f"{field_path}.fieldName",
-                        description=(
-                            f'"{name}" is not a {kind} content field of treatment type '
-                            f'"{treatment_type.name}" (allowed: {names}){hint}'
-                        ),
-                    )
+                    FieldViolation(field=f"{field_path}.fieldName", description=description)
                 )
-                continue
-            limit = allowed[name].value_length_limit
-            if len(field.string_value) > limit:
+            elif len(field.string_value) > declared.value_length_limit:
+                description = (
+                    f"{len(field.string_value)} characters is longer than the limit "
+                    f"of {declared.value_length_limit} for {name}"
+                )
                 violations.append(
-                    FieldViolation(
-                        field=f"{field_path}.stringValue",
-                        description=(
-                            f"{len(field.string_value)} characters is longer than the limit "
-                            f"of {limit} for {name}"
-                        ),
-                    )
+                    FieldViolation(field=f"{field_path}.stringValue", description=description)
                 )
-
-    languages: set[str] = set()
-    for index, by_language in enumerate(content.content_by_language):
-        path = f"content.contentByLanguage[{index}]"
-        code = by_language.language_code.language_code
-        if code not in project.supported_language_codes:
-            supported = ", ".join(sorted(project.supported_language_codes))
-            violations.append(
-                FieldViolation(
-                    field=f"{path}.languageCode.languageCode",
-                    description=f'"{code}" is not a supported language code ({supported})',
-                )
-            )
-        elif code in languages:
-            violations.append(
-                FieldViolation(
-                    field=f"{path}.languageCode.languageCode",
-                    description=f'"{code}" appears twice',
-                )
-            )
-        languages.add(code)
-        check_fields(
-            list(by_language.content_fields),
-            specific,
-            agnostic,
-            f"{path}.contentFields",
-            "language-specific",
-        )
-    check_fields(
-        list(content.language_agnostic_content_fields),
-        agnostic,
-        specific,
-        "content.languageAgnosticContentFields",
-        "language-agnostic",
-    )
-    return violations
+        return violations
 
 
 def _check_removed_surfaces(
