@@ -32,7 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -340,8 +340,21 @@ def _shown(value: float, unit: str) -> str:
 def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
     """Return the Markdown report of a benchmark run."""
     best = {key: _median_run(measured) for key, measured in runs.items()}
+    lines = [*_introduction(args), *_table(best.values()), "", "## Ratios", ""]
+    lines += _ratio_lines(runs, best)
+    if args.rounds > 1:
+        lines += ["", "Requests/s, round by round:", ""]
+        for every_round in runs.values():
+            rates = ", ".join(f"{run.load.throughput:,.0f}" for run in every_round)
+            lines.append(f"- {every_round[0].target.title}: {rates}")
+    lines += _nothing_lost(runs)
+    return "\n".join(lines) + "\n"
+
+
+def _introduction(args: argparse.Namespace) -> list[str]:
+    """Return what the report measured, how, and on what machine."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
+    return [
         "# LogTreatmentInteraction and GetTreatments under load",
         "",
         f"Written by `make bench-server` on {now}: {args.requests:,} requests per target "
@@ -349,7 +362,7 @@ def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
         f"(REST: {args.connections} keep-alive HTTP/1.1 connections; gRPC: "
         f"{args.connections} concurrent calls over 4 HTTP/2 connections), "
         f"{args.rounds} round(s), the median round shown. The generator is "
-        "`tools/loadgen.py`, one process on uvloop, closed loop, every request a distinct "
+        "`tools/loadgen`, one process on uvloop, closed loop, every request a distinct "
         "`treatmentTrackingId`; each server is its own process on 127.0.0.1 (a server's "
         "peak RSS and CPU time include its child processes: the reference server's and the "
         "FastAPI peer's interactions writer). GetTreatments runs in the world of "
@@ -360,11 +373,17 @@ def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
         f"Machine: {os.cpu_count()} CPUs, {platform.python_implementation()} "
         f"{platform.python_version()} on {platform.system()}; {_versions()}.",
         "",
+    ]
+
+
+def _table(measured_runs: Iterable[Measurement]) -> list[str]:
+    """Return the table of the median round of each target."""
+    lines = [
         "| target | requests/s | p50 ms | p99 ms | peak RSS MiB "
         "| server CPU µs/request | generator CPU µs/request | answers |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for measured in best.values():
+    for measured in measured_runs:
         load = measured.load
         answers = ", ".join(f"{n:,} {status}" for status, n in load.statuses.items())
         lines.append(
@@ -375,7 +394,12 @@ def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
             f"| {_cpu_per_request_us(measured.server_cpu_seconds, load):.0f} "
             f"| {_cpu_per_request_us(load.cpu_seconds, load):.0f} | {answers} |"
         )
-    lines += ["", "## Ratios", ""]
+    return lines
+
+
+def _ratio_lines(runs: dict[str, list[Measurement]], best: dict[str, Measurement]) -> list[str]:
+    """Return each ratio and p99 against its target, with the rounds' ratios."""
+    lines = []
     for what, per_round, target, unit in _ratios(runs):
         reached = statistics.median(per_round)
         verdict = "met" if reached >= target else "NOT met"
@@ -394,12 +418,12 @@ def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
                 f"- {best[key].target.title} p99: **{p99:.1f} ms**; target < {limit:.0f} ms: "
                 f"{verdict}"
             )
-    if args.rounds > 1:
-        lines += ["", "Requests/s, round by round:", ""]
-        for every_round in runs.values():
-            rates = ", ".join(f"{run.load.throughput:,.0f}" for run in every_round)
-            lines.append(f"- {every_round[0].target.title}: {rates}")
-    lines += [
+    return lines
+
+
+def _nothing_lost(runs: dict[str, list[Measurement]]) -> list[str]:
+    """Return the reconciliation of every run: stored rows against acknowledged requests."""
+    lines = [
         "",
         "## Nothing lost",
         "",
@@ -436,7 +460,7 @@ def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
                 f"| {measured.target.title} | {answered:,} | {rows:,} "
                 f"| {max(0, answered - rows)} | {measured.server_errors} |"
             )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,52 +56,6 @@ def seed() -> dict[str, Any]:
         }
         for index in range(TREATMENTS)
     ]
-    treatments = []
-    for index in range(TREATMENTS):
-        surface = DECISION_SURFACES[index % len(DECISION_SURFACES)]
-        rules = [
-            {
-                "dataFieldId": str(_FIRST_VIEW_FIELD + index),
-                "condition": "LESS_THAN",
-                "rhsValue": "3",
-            }
-        ]
-        for offset in range(1 + index % 2):  # one or two attribute rules besides
-            data_field, condition, value = _ATTRIBUTE_RULES[
-                (index + offset) % len(_ATTRIBUTE_RULES)
-            ]
-            rules.append(
-                {"dataFieldId": str(data_field), "condition": condition, "rhsValue": value}
-            )
-        insert: dict[str, Any] = {
-            "name": f"Treatment {index}",
-            "description": f"Treatment {index} of the benchmark's world",
-            "treatmentTypeName": "CARD",
-            "lastModifiedBy": "bench@auxia.io",
-            "startTimestamp": "2024-01-01T00:00:00Z",
-            "removedSurfaces": {
-                "surfaces": [{"name": name} for name in DECISION_SURFACES if name != surface]
-            },
-            "content": {
-                "contentByLanguage": [
-                    {
-                        "languageCode": {"languageCode": "en"},
-                        "contentFields": [
-                            {"fieldName": "title", "stringValue": f"Title of treatment {index}"},
-                            {"fieldName": "cta_name", "stringValue": "Read more"},
-                        ],
-                    }
-                ],
-                "languageAgnosticContentFields": [
-                    {"fieldName": "cta_link", "stringValue": f"https://example.com/t/{index}"}
-                ],
-            },
-            "eligibilityRules": {"rules": rules},
-            "shouldPublish": True,
-        }
-        if index % 4 == 0:
-            insert["mutualExclusionGroup"] = f"GROUP_{index % 8 // 4}"
-        treatments.append({"treatmentId": treatment_id(index), "insert": insert})
     return {
         "projects": [
             {
@@ -109,20 +63,7 @@ def seed() -> dict[str, Any]:
                 "numericProjectId": "1",
                 "apiKeys": ["TEST_API_KEY"],
                 "supportedLanguageCodes": ["en"],
-                "treatmentTypes": [
-                    {
-                        "name": "CARD",
-                        "deliveryType": "IN_APP",
-                        "languageSpecificContentFieldTypes": [
-                            {"fieldName": "title", "valueLengthLimit": 80, "dataType": "STRING"},
-                            {"fieldName": "cta_name", "valueLengthLimit": 40, "dataType": "STRING"},
-                        ],
-                        "languageAgnosticContentFieldTypes": [
-                            {"fieldName": "cta_link", "valueLengthLimit": 200, "dataType": "STRING"}
-                        ],
-                        "surfaces": [{"name": name} for name in DECISION_SURFACES],
-                    }
-                ],
+                "treatmentTypes": [_CARD],
                 "userAttributeTypes": [
                     {"propertyName": "country", "dataFieldType": "STRING"},
                     {"propertyName": "age", "dataFieldType": "INTEGER"},
@@ -131,10 +72,74 @@ def seed() -> dict[str, Any]:
                     {"propertyName": "plan", "dataFieldType": "STRING"},
                 ],
                 "dataFields": data_fields,
-                "treatments": treatments,
+                "treatments": [_treatment(index) for index in range(TREATMENTS)],
             }
         ]
     }
+
+
+# The one treatment type of the world: a card on any of its surfaces.
+_CARD: Final[dict[str, Any]] = {
+    "name": "CARD",
+    "deliveryType": "IN_APP",
+    "languageSpecificContentFieldTypes": [
+        {"fieldName": "title", "valueLengthLimit": 80, "dataType": "STRING"},
+        {"fieldName": "cta_name", "valueLengthLimit": 40, "dataType": "STRING"},
+    ],
+    "languageAgnosticContentFieldTypes": [
+        {"fieldName": "cta_link", "valueLengthLimit": 200, "dataType": "STRING"}
+    ],
+    "surfaces": [{"name": name} for name in DECISION_SURFACES],
+}
+
+
+def _rules(index: int) -> list[dict[str, str]]:
+    """Return treatment ``index``'s rules: fewer than 3 views in 7 days, and one or two more."""
+    rules = [
+        {
+            "dataFieldId": str(_FIRST_VIEW_FIELD + index),
+            "condition": "LESS_THAN",
+            "rhsValue": "3",
+        }
+    ]
+    for offset in range(1 + index % 2):  # one or two attribute rules besides
+        data_field, condition, value = _ATTRIBUTE_RULES[(index + offset) % len(_ATTRIBUTE_RULES)]
+        rules.append({"dataFieldId": str(data_field), "condition": condition, "rhsValue": value})
+    return rules
+
+
+def _treatment(index: int) -> dict[str, Any]:
+    """Return the seed's treatment ``index``: LIVE on one surface, one in four in a group."""
+    surface = DECISION_SURFACES[index % len(DECISION_SURFACES)]
+    insert: dict[str, Any] = {
+        "name": f"Treatment {index}",
+        "description": f"Treatment {index} of the benchmark's world",
+        "treatmentTypeName": "CARD",
+        "lastModifiedBy": "bench@auxia.io",
+        "startTimestamp": "2024-01-01T00:00:00Z",
+        "removedSurfaces": {
+            "surfaces": [{"name": name} for name in DECISION_SURFACES if name != surface]
+        },
+        "content": {
+            "contentByLanguage": [
+                {
+                    "languageCode": {"languageCode": "en"},
+                    "contentFields": [
+                        {"fieldName": "title", "stringValue": f"Title of treatment {index}"},
+                        {"fieldName": "cta_name", "stringValue": "Read more"},
+                    ],
+                }
+            ],
+            "languageAgnosticContentFields": [
+                {"fieldName": "cta_link", "stringValue": f"https://example.com/t/{index}"}
+            ],
+        },
+        "eligibilityRules": {"rules": _rules(index)},
+        "shouldPublish": True,
+    }
+    if index % 4 == 0:
+        insert["mutualExclusionGroup"] = f"GROUP_{index % 8 // 4}"
+    return {"treatmentId": treatment_id(index), "insert": insert}
 
 
 def write_seed(path: pathlib.Path) -> pathlib.Path:
