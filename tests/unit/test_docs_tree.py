@@ -61,3 +61,11 @@ def test_every_test_a_doc_names_exists(doc: pathlib.Path) -> None:
         if found is None or f"def {test}(" not in found.read_text():
             missing.append(f"{name}::{test}")
     assert not missing
+
+
+def test_the_readme_names_every_debian_package_make_test_installs() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    found = re.search(r"^DEBIAN_PACKAGES := (.+)$", makefile, re.MULTILINE)
+    assert found is not None
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert [name for name in found[1].split() if f"`{name}`" not in readme] == []
