@@ -298,12 +298,12 @@ class _InThread:
 
     def _run(self) -> None:
         try:
-            run_event_loop(self._serve())
+            run_event_loop(self._run_server())
         except BaseException as error:  # handed to the starting thread
             if not self._ready.done():
                 self._ready.set_exception(error)
 
-    async def _serve(self) -> None:
+    async def _run_server(self) -> None:
         running = await start_server(self.config)
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
