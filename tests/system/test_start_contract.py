@@ -150,10 +150,16 @@ def test_the_server_stops_within_2_s_of_its_parent_being_killed(
     assert not ready.exists()  # it stopped cleanly, as on SIGTERM
 
 
-def test_the_server_stops_when_its_stdin_pipe_closes(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize(
+    "exit_with_parent", [True, False], ids=["with --exit-with-parent", "without"]
+)
+def test_a_closed_stdin_pipe_stops_the_server_with_exit_with_parent_only(
+    tmp_path: pathlib.Path, exit_with_parent: bool
+) -> None:
     ready = tmp_path / "ready.json"
+    flags = ["--exit-with-parent"] if exit_with_parent else []
     server = subprocess.Popen(
-        [*SERVE, "--db", ":memory:", "--ready-file", str(ready), "--exit-with-parent"],
+        [*SERVE, "--db", ":memory:", "--ready-file", str(ready), *flags],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )
@@ -161,25 +167,11 @@ def test_the_server_stops_when_its_stdin_pipe_closes(tmp_path: pathlib.Path) -> 
         assert wait_for_ready_file(ready, server, 60) is not None
         assert server.stdin is not None
         server.stdin.close()
-        assert server.wait(timeout=10) == 0
-    finally:
-        server.kill()
-        server.wait()
-
-
-def test_without_exit_with_parent_a_closed_stdin_changes_nothing(tmp_path: pathlib.Path) -> None:
-    ready = tmp_path / "ready.json"
-    server = subprocess.Popen(
-        [*SERVE, "--db", ":memory:", "--ready-file", str(ready)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        assert wait_for_ready_file(ready, server, 60) is not None
-        assert server.stdin is not None
-        server.stdin.close()
-        with pytest.raises(subprocess.TimeoutExpired):
-            server.wait(timeout=1)
+        if exit_with_parent:
+            assert server.wait(timeout=10) == 0
+        else:
+            with pytest.raises(subprocess.TimeoutExpired):
+                server.wait(timeout=1)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)

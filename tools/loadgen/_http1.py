@@ -9,10 +9,9 @@ from collections.abc import Callable
 from typing import Final, cast
 
 from tools.loadgen._requests import DECIDE_PATH, REST_PATH, decide_body, rest_body
-from tools.loadgen._tally import Tally
+from tools.loadgen._tally import Tally, keep_connected
 
 _SERVED: Final = b'"treatmentTrackingId"'
-_CONNECT_ATTEMPTS: Final = 3
 
 
 class HttpConnection(asyncio.Protocol):
@@ -103,24 +102,15 @@ async def _rest_worker(
     count_served: bool,
 ) -> None:
     loop = asyncio.get_running_loop()
-    attempts = 0
-    while tally.next_index < tally.total and time.monotonic() < tally.deadline:
+
+    async def connect() -> asyncio.Future[None]:
         done: asyncio.Future[None] = loop.create_future()
-        try:
-            await loop.create_connection(
-                functools.partial(HttpConnection, tally, head, body, done, count_served),
-                host,
-                port,
-            )
-        except OSError as error:
-            tally.first_failure = tally.first_failure or f"connect: {error}"
-            attempts += 1
-            if attempts >= _CONNECT_ATTEMPTS:
-                return
-            await asyncio.sleep(0.05)
-            continue
-        attempts = 0
-        await done
+        await loop.create_connection(
+            functools.partial(HttpConnection, tally, head, body, done, count_served), host, port
+        )
+        return done
+
+    await keep_connected(tally, connect)
 
 
 async def run_rest(

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Final, cast
 
 import grpc
 import hpack
 
 from tools.loadgen._requests import GRPC_METHOD, grpc_request
-from tools.loadgen._tally import Tally
-
-_CONNECT_ATTEMPTS: Final = 3
+from tools.loadgen._tally import Tally, keep_connected
 
 # HTTP/2 (RFC 9113) frame types and flags, for the gRPC client.
 _DATA: Final = 0x0
@@ -270,21 +269,15 @@ async def run_grpc(
     per_channel = [connections // channels + (n < connections % channels) for n in range(channels)]
     loop = asyncio.get_running_loop()
 
-    async def channel(streams: int) -> None:
-        attempts = 0
-        while tally.next_index < tally.total and time.monotonic() < tally.deadline:
-            try:
-                _, protocol = await loop.create_connection(
-                    lambda: _Http2Connection(tally, block, tag, streams), host, int(port)
-                )
-            except OSError as error:
-                tally.first_failure = tally.first_failure or f"connect: {error}"
-                attempts += 1
-                if attempts >= _CONNECT_ATTEMPTS:
-                    return
-                await asyncio.sleep(0.05)
-                continue
-            attempts = 0
-            await protocol.done
+    def connector(streams: int) -> Callable[[], Awaitable[asyncio.Future[None]]]:
+        async def connect() -> asyncio.Future[None]:
+            _, protocol = await loop.create_connection(
+                lambda: _Http2Connection(tally, block, tag, streams), host, int(port)
+            )
+            return protocol.done
 
-    await asyncio.gather(*(channel(streams) for streams in per_channel if streams))
+        return connect
+
+    await asyncio.gather(
+        *(keep_connected(tally, connector(streams)) for streams in per_channel if streams)
+    )

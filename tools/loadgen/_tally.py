@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Final
+
+_CONNECT_ATTEMPTS: Final = 3
 
 
 @dataclass
@@ -88,3 +92,27 @@ def percentiles(latencies_ns: list[int]) -> dict[str, float]:
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1e6
 
     return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": ordered[-1] / 1e6}
+
+
+async def keep_connected(
+    tally: Tally, connect: Callable[[], Awaitable[asyncio.Future[None]]]
+) -> None:
+    """Connect again each time a connection ends, while the run's budget lasts.
+
+    ``connect`` opens a connection and returns what resolves when it ends. A
+    connection that cannot be opened is tried again after a pause, at most
+    three times in a row; the first error is the run's first failure.
+    """
+    attempts = 0
+    while tally.next_index < tally.total and time.monotonic() < tally.deadline:
+        try:
+            done = await connect()
+        except OSError as error:
+            tally.first_failure = tally.first_failure or f"connect: {error}"
+            attempts += 1
+            if attempts >= _CONNECT_ATTEMPTS:
+                return
+            await asyncio.sleep(0.05)
+            continue
+        attempts = 0
+        await done
