@@ -11,14 +11,15 @@ server measured reads the same history.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import pathlib
 import time
 from typing import Any, Final
 
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
-from auxia_decision.server._storage.sqlite_repository import connect
+from auxia_decision.server import run_event_loop
+from auxia_decision.server._storage.sqlite_store import SqliteStore
 from tools.loadgen import DECISION_SURFACES, PROJECT_ID, user_id
 
 TREATMENTS: Final = 24
@@ -151,19 +152,47 @@ def write_seed(path: pathlib.Path) -> pathlib.Path:
 def write_history(db: pathlib.Path, users: int, *, now_micros: int | None = None) -> int:
     """Write ``HISTORY_PER_USER`` interactions of each of ``users`` users into a new store.
 
-    Returns how many were written.
+    They are logged through the store's own API (``SqliteStore.log_interaction``,
+    committed by its writer process), as the server logs them. Returns how many
+    were written.
     """
     now = time.time_ns() // 1000 if now_micros is None else now_micros
-    rows = []
-    for user in range(users):
-        for number in range(HISTORY_PER_USER):
-            index = (user * 7 + number * 5) % TREATMENTS
-            kind = (
-                interactions.LogTreatmentInteractionRequest.DISMISSED
-                if number % 10 == 9
-                else interactions.LogTreatmentInteractionRequest.VIEWED
-            )
-            request = interactions.LogTreatmentInteractionRequest(
+
+    async def write() -> int:
+        store = SqliteStore(str(db))
+        try:
+            await store.start_writer()
+            written = 0
+            for first in range(0, users, _USERS_PER_PASS):
+                waiters = [
+                    store.log_interaction(request, None)
+                    for user in range(first, min(users, first + _USERS_PER_PASS))
+                    for request in _history(user, now)
+                ]
+                await asyncio.gather(*waiters)
+                written += len(waiters)
+            return written
+        finally:
+            store.close()
+
+    return run_event_loop(write())
+
+
+_USERS_PER_PASS: Final = 1_000
+
+
+def _history(user: int, now: int) -> list[interactions.LogTreatmentInteractionRequest]:
+    """Return the interactions user ``user`` logged over the last fortnight."""
+    found = []
+    for number in range(HISTORY_PER_USER):
+        index = (user * 7 + number * 5) % TREATMENTS
+        kind = (
+            interactions.LogTreatmentInteractionRequest.DISMISSED
+            if number % 10 == 9
+            else interactions.LogTreatmentInteractionRequest.VIEWED
+        )
+        found.append(
+            interactions.LogTreatmentInteractionRequest(
                 project_id=PROJECT_ID,
                 user_id=user_id(user),
                 treatment_tracking_id=f"history-{user}-{number}",
@@ -172,9 +201,5 @@ def write_history(db: pathlib.Path, users: int, *, now_micros: int | None = None
                 interaction_type=kind,
                 interaction_time_micros=now - (number % 14) * _DAY_MICROS,
             )
-            rows.append((PROJECT_ID, request.SerializeToString()))
-    with contextlib.closing(connect(str(db))) as connection:
-        connection.execute("BEGIN")
-        connection.executemany("INSERT INTO interactions (project_id, body) VALUES (?, ?)", rows)
-        connection.execute("COMMIT")
-    return len(rows)
+        )
+    return found

@@ -46,9 +46,15 @@ class _Row:
     A project id of None is a row the interactions table refuses (NOT NULL).
     """
 
+    user_id = ""
+    interaction_type = 1
+    treatment_id = ""
+    surface = ""
+    interaction_time_micros = 1
+    treatment_tracking_id = ""
+
     def __init__(self, project_id: str | None, body: bytes) -> None:
         self.project_id = project_id
-        self.user_id = ""
         self._body = body
 
     def SerializeToString(self) -> bytes:  # noqa: N802 - the protobuf method it stands for

@@ -37,7 +37,6 @@ class World:
         self.store.run_sync(lambda repository: apply_seed(repository, seed, self.now))
         self.servicer = ApiServicer(self.store, clock=lambda: self.now)
         self.loop = asyncio.new_event_loop()
-        self.run(self.store.load_activity())
 
     def run(self, coroutine: Coroutine[object, object, T]) -> T:
         """Run a coroutine on the world's event loop."""

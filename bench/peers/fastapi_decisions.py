@@ -123,7 +123,9 @@ def create_app(
         if request.project_id != project_id:
             raise HTTPException(status_code=403, detail="the key is of another project")
         now = time.time_ns() // 1000
-        activity = store.activity(project_id, request.user_id)
+        activity = store.cached_activity(project_id, request.user_id) or await store.activity(
+            project_id, request.user_id
+        )
         try:
             decision = decide(catalogs[project_id], _asked(request), activity, now)
         except ApiError as error:
@@ -153,7 +155,6 @@ def create_app(
 
 
 async def _catalogs(store: SqliteStore, project_ids: list[str]) -> dict[str, Catalog]:
-    await store.load_activity()
     found = {}
     for project_id in project_ids:
         found[project_id] = await store.run(

@@ -17,7 +17,7 @@ import enum
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -64,13 +64,44 @@ class LogTreatmentInteractionRequest(BaseModel):
         return value
 
 
+# The interaction types by name, numbered as the proto numbers them.
+_TYPE_NUMBERS: Final = {kind.value: number for number, kind in enumerate(InteractionType, 1)}
+
+
 @dataclass(frozen=True, slots=True)
 class _JsonRow:
-    """A logged interaction kept as its JSON (a ``LoggedRow`` of the store), naming no user."""
+    """A logged interaction kept as its JSON (a ``LoggedRow`` of the store)."""
 
-    project_id: str
+    request: LogTreatmentInteractionRequest
     body: bytes
-    user_id: str = ""
+
+    @property
+    def project_id(self) -> str:
+        return self.request.project_id
+
+    @property
+    def user_id(self) -> str:
+        return self.request.user_id
+
+    @property
+    def interaction_type(self) -> int:
+        return _TYPE_NUMBERS[self.request.interaction_type]
+
+    @property
+    def treatment_id(self) -> str:
+        return self.request.treatment_id
+
+    @property
+    def surface(self) -> str:
+        return self.request.surface
+
+    @property
+    def interaction_time_micros(self) -> int:
+        return self.request.interaction_time_micros
+
+    @property
+    def treatment_tracking_id(self) -> str:
+        return self.request.treatment_tracking_id
 
     def SerializeToString(self) -> bytes:  # noqa: N802 - the store's name for a row's bytes
         return self.body
@@ -91,7 +122,7 @@ def create_app(store: SqliteStore, projects_by_key: dict[str, str]) -> FastAPI:
         if request.project_id != project_id:
             raise HTTPException(status_code=403, detail="the key is of another project")
         body = request.model_dump_json(by_alias=True).encode()
-        await store.log_interaction(_JsonRow(request.project_id, body), None)
+        await store.log_interaction(_JsonRow(request, body), None)
         return {}
 
     return app

@@ -97,6 +97,11 @@ def _serve_command(args: argparse.Namespace) -> int:
             max_connections=args.max_connections,
         ),
         frozen_at=args.clock,
+        activity_cache_users=(
+            ServerConfig.activity_cache_users
+            if args.activity_cache_users is None
+            else args.activity_cache_users
+        ),
     )
     try:
         run_event_loop(
@@ -134,6 +139,14 @@ def _env(args: argparse.Namespace) -> int:
         raise _UsageError(str(error)) from None
     print(info.export_lines())
     return 0
+
+
+def _count(text: str) -> int:
+    """Parse a count: a whole number, 0 or more."""
+    if not text.isdigit():
+        msg = f"not a whole number of 0 or more: {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return int(text)
 
 
 def _protos(args: argparse.Namespace) -> int:
@@ -216,6 +229,15 @@ def _add_serve(commands: _Commands[argparse.ArgumentParser]) -> None:
         metavar="real|TIME",
         help="real: the system's time (the default); an RFC 3339 time such as "
         "2030-01-01T00:00:00Z: start frozen at it (the emulator admin API moves it)",
+    )
+    serve.add_argument(
+        "--activity-cache-users",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="how many users' activity to keep in memory, the least recently decided "
+        "for going first (default: 50,000, about a kilobyte each); the rest is read "
+        "from the database when a decision needs it",
     )
     serve.add_argument(
         "--ready-file",

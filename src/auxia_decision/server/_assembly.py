@@ -39,6 +39,7 @@ from auxia_decision.server._startup import (
     seed_of,
     start_micros,
 )
+from auxia_decision.server._storage.activity import DEFAULT_CAPACITY
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.bindings import Binding, Document
 from auxia_decision.server._transport.gateway import RestGateway
@@ -64,6 +65,8 @@ class ServerConfig:
     """What one REST connection may take of the server."""
     frozen_at: datetime.datetime | None = None
     """Start with the clock frozen at this time (timezone-aware); None: the system's time."""
+    activity_cache_users: int = DEFAULT_CAPACITY
+    """How many users' activity the store keeps at hand (the least recently decided go)."""
 
 
 @dataclass
@@ -98,7 +101,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
     """
     seed = seed_of(config.seed)
     clock = ControlledClock(start_micros(config.frozen_at))
-    store = open_store(config.db)
+    store = open_store(config.db, config.activity_cache_users)
     grpc_server: grpc.aio.Server | None = None
     try:
         try:
@@ -106,7 +109,6 @@ async def start_server(config: ServerConfig) -> RunningServer:
             await store.run(lambda repository: apply_seed(repository, seed, now))
         except (ApiError, ValueError) as error:
             raise StartupError(f"{seed_name(config.seed)} is invalid: {one_line(error)}") from None
-        await store.load_activity()
         try:
             await store.start_writer()
         except sqlite3.Error as error:

@@ -91,6 +91,15 @@ async def serve(
             raise StartupError(str(error)) from None
         remove_ready_file(ready_file, os.getpid())
     running = await start_server(config)
+    migration = running.store.migration
+    if migration is not None:
+        print(
+            f"auxia-decision: migrated the database {config.db} from schema version "
+            f"{migration.from_version} to {migration.to_version} ({migration.rows:,} rows) "
+            f"in {migration.seconds:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     info = ReadyInfo.of(running.host, running.rest_port, running.grpc_port, running.seed)
     try:
         # The banner first: once the ready file is there, the banner is too.

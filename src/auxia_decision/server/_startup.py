@@ -20,6 +20,7 @@ import grpc
 from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError
 from auxia_decision.server._domain.seed import checked_seed, load_seed
+from auxia_decision.server._storage.sqlite_schema import NewerSchemaError
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.runtime import bound_socket
 
@@ -85,10 +86,11 @@ def seed_of(given: pathlib.Path | seed_pb2.Seed | None) -> seed_pb2.Seed:
         raise StartupError(f"{seed_name(path)} is invalid: {one_line(error)}") from None
 
 
-def open_store(path: str) -> SqliteStore:
+def open_store(path: str, activity_cache_users: int) -> SqliteStore:
     """Open the store's database, or raise StartupError naming the path and what is wrong.
 
-    A file that is not a usable SQLite database is left as it is.
+    A file that is not a usable SQLite database, or that a newer version of
+    the server wrote, is left as it is. An older one is migrated.
     """
     if path != ":memory:":
         file = pathlib.Path(path)
@@ -97,7 +99,9 @@ def open_store(path: str) -> SqliteStore:
         if not file.parent.is_dir():
             raise StartupError(f"the database {path} cannot be created: no folder {file.parent}")
     try:
-        return SqliteStore(path)
+        return SqliteStore(path, activity_cache_users=activity_cache_users)
+    except NewerSchemaError as error:
+        raise StartupError(f"the database {path} cannot be used: {error}") from None
     except sqlite3.Error as error:
         reason = str(error)
         code = int(getattr(error, "sqlite_errorcode", 0)) & 0xFF

@@ -40,6 +40,7 @@ from auxia_decision.server._storage.seam import (
     ServedTreatment,
     Store,
     StoredTreatment,
+    UserActivity,
 )
 
 M = TypeVar("M", bound=Message)
@@ -333,17 +334,26 @@ class ApiServicer:
     def _decide(
         self, project: ProjectRecord, asked: DecisionRequest, request: MessageForm
     ) -> Awaitable[Message | Fields]:
-        """Decide; answer as the request was given: a message, or constructor arguments."""
-        cached = self._catalogs.get(project.project_id)
-        if cached is None or cached[0] != self.store.version(project.project_id):
-            return self._decide_with_a_new_catalog(project, asked, request)
-        return self._answer_decision(cached[1], project, asked, request)
+        """Decide; answer as the request was given: a message, or constructor arguments.
 
-    async def _decide_with_a_new_catalog(
+        With the project's catalog and the user's activity at hand, the
+        decision is made now and only the store is waited for.
+        """
+        project_id = project.project_id
+        cached = self._catalogs.get(project_id)
+        if cached is not None and cached[0] == self.store.version(project_id):
+            activity = self.store.cached_activity(project_id, asked.user_id)
+            if activity is not None:
+                return self._answer_decision(cached[1], project, asked, request, activity)
+        return self._decide_after_reading(project, asked, request)
+
+    async def _decide_after_reading(
         self, project: ProjectRecord, asked: DecisionRequest, request: MessageForm
     ) -> Message | Fields:
+        """Decide once the project's catalog and the user's activity are read."""
         catalog = await self.catalog(project.project_id)
-        return await self._answer_decision(catalog, project, asked, request)
+        activity = await self.store.activity(project.project_id, asked.user_id)
+        return await self._answer_decision(catalog, project, asked, request, activity)
 
     async def catalog(self, project_id: str) -> Catalog:
         """Return the project's compiled catalog, read again when the project has changed."""
@@ -369,6 +379,7 @@ class ApiServicer:
         project: ProjectRecord,
         asked: DecisionRequest,
         request: MessageForm,
+        activity: UserActivity,
     ) -> Awaitable[Message | Fields]:
         """Decide, and answer once what is served is stored (it counts as SENT).
 
@@ -376,7 +387,7 @@ class ApiServicer:
         """
         now = self.clock()
         user_id = asked.user_id
-        decision = decide(catalog, asked, self.store.activity(project.project_id, user_id), now)
+        decision = decide(catalog, asked, activity, now)
         answer_id = response_id()
         trackings = [tracking_id(c.treatment.treatment_id, answer_id) for c in decision.choices]
         fields = response_fields(decision, answer_id, trackings)

@@ -184,7 +184,7 @@ class EmulatorServicer:
         if project_id not in known:
             raise ApiError(Code.NOT_FOUND, f'request.projectId: there is no project "{project_id}"')
         catalog = await self._api.catalog(project_id)
-        activity = self._store.activity(project_id, asked.user_id)
+        activity = await self._store.activity(project_id, asked.user_id)
         now = self._clock.now()
         decision = decide(catalog, DecisionRequest.from_message(asked), activity, now, explain=True)
         return emulator_pb2.ExplainDecisionResponse(

@@ -13,7 +13,7 @@ from typing import Final
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision._errors import ApiError, FieldViolation, violation
-from auxia_decision.server._storage.seam import Repository, ServedRow
+from auxia_decision.server._storage.seam import InteractionFilter, Repository, ServedRow
 
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
@@ -34,12 +34,6 @@ class _Window:
     """Inclusive, in microseconds since the Unix epoch; None: unbounded."""
     end: int | None
     """Exclusive, in microseconds since the Unix epoch; None: unbounded."""
-
-    def holds(self, time_micros: int) -> bool:
-        """Whether a time is within the window."""
-        return (self.start is None or time_micros >= self.start) and (
-            self.end is None or time_micros < self.end
-        )
 
 
 def _window(request: _Listing) -> _Window:
@@ -69,22 +63,18 @@ def list_interactions(
 ) -> emulator_pb2.ListInteractionsResponse:
     """Return one page of the logged interactions that match a request's filters."""
     window = _window(request)
+    matching = InteractionFilter(
+        user_id=request.user_id,
+        tracking_id=request.treatment_tracking_id,
+        treatment_id=request.treatment_id,
+        interaction_type=request.interaction_type,
+        start_micros=window.start,
+        end_micros=window.end,
+    )
     response = emulator_pb2.ListInteractionsResponse()
-    for sequence, interaction in repository.logged_interactions(request.project_id, window.after):
-        if not (
-            (not request.user_id or interaction.user_id == request.user_id)
-            and (
-                not request.treatment_tracking_id
-                or interaction.treatment_tracking_id == request.treatment_tracking_id
-            )
-            and (not request.treatment_id or interaction.treatment_id == request.treatment_id)
-            and (
-                not request.interaction_type
-                or interaction.interaction_type == request.interaction_type
-            )
-            and window.holds(interaction.interaction_time_micros)
-        ):
-            continue
+    for sequence, interaction in repository.logged_interactions(
+        request.project_id, window.after, matching
+    ):
         if len(response.interactions) == window.size:
             response.next_page_token = str(response.interactions[-1].sequence)
             break
@@ -127,12 +117,19 @@ def list_decisions(
     window = _window(request)
     response = emulator_pb2.ListDecisionsResponse()
     last_sequence = 0
-    rows = repository.served_rows(request.project_id, window.after)
+    # The rows of one decision share its user and its time: those filters are the
+    # query's; the others hold when any treatment of the decision matches.
+    rows = repository.served_rows(
+        request.project_id,
+        window.after,
+        user_id=request.user_id,
+        start_micros=window.start,
+        end_micros=window.end,
+    )
     for sequence, decision in _decisions(rows):
         served = decision.served_treatments
         if not (
-            (not request.user_id or decision.user_id == request.user_id)
-            and (
+            (
                 not request.treatment_tracking_id
                 or any(s.treatment_tracking_id == request.treatment_tracking_id for s in served)
             )
@@ -141,7 +138,6 @@ def list_decisions(
                 or any(s.treatment_id == request.treatment_id for s in served)
             )
             and (not request.surface or any(s.surface == request.surface for s in served))
-            and window.holds(decision.decide_time.ToMicroseconds())
         ):
             continue
         if len(response.decisions) == window.size:

@@ -1,102 +1,110 @@
-"""What each user did with treatments: the counts and times that eligibility rules read.
+"""What users did with treatments: read from the store when needed, kept in a bounded cache.
 
 Every stored interaction of a user (LogTreatmentInteraction) and every
 treatment served to them (SENT, by GetTreatments) is one event: a kind, a
 treatment, a surface and a time. Rules ask for counts over trailing windows
-of days, first and latest times, and days since those, per treatment, per
-surface or over all treatments, counting repeats or distinct treatments. Only
-what those questions need is kept: per kind, treatment and surface, a count
-per UTC day and the first and latest times, so a user's activity takes room
-by the days and treatments it spans, not by its number of events.
+of days, first and latest times, per treatment, per surface or over all
+treatments, counting repeats or distinct treatments. A user's activity keeps
+only what those questions need (``DailyActivity``): per kind, treatment,
+surface and UTC day, a count and the first and latest times, in a few flat
+arrays, so it takes room by the days and treatments it spans, not by its
+number of events.
+
+``ActivityCache`` holds the activity of the users decided for lately (least
+recently used first out) and keeps each exact as events are committed: every
+stored row has an id, ids are committed in increasing order (the store has
+one writer at a time), and an entry remembers the highest ids its read saw
+(its watermark). A committed event updates a cached user only when its id is
+above the entry's watermark; one committed while the user's read is in flight
+waits for the read and is applied if the read did not see it. A user not
+cached is read again from the store, where every acknowledged event is.
+Another process writing to the same store is caught up the same way: read the
+rows above an entry's watermark.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Final, Protocol
+import array
+import asyncio
+import bisect
+import collections
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final
 
-from auxia_decision.server._storage.seam import MICROS_PER_DAY, Event
+from auxia_decision.server._storage.seam import MICROS_PER_DAY, DailyRow, Event
+
+Watermark = tuple[int, int]
+"""The highest interaction row id and served row id a read of the store saw."""
+
+DEFAULT_CAPACITY: Final = 50_000
+"""How many users' activity the cache keeps by default (about a kilobyte each)."""
+
+# One (kind, treatment) tuple per pair in the process, shared by every user's activity.
+_KEYS: dict[tuple[int, str], tuple[int, str]] = {}
 
 
-@dataclass(slots=True)
-class _Stats:
-    """The events of one kind, with one treatment, on one surface."""
-
-    per_day: dict[int, int] = field(default_factory=dict)
-    first: int = 0
-    latest: int = 0
-
-    def count(self, first_day: int, last_day: int) -> int:
-        return sum(n for day, n in self.per_day.items() if first_day <= day <= last_day)
-
-
-class LoggedInteraction(Protocol):
-    """What activity reads of a logged interaction (a ``LogTreatmentInteractionRequest``)."""
-
-    @property
-    def project_id(self) -> str: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def interaction_type(self) -> int: ...
-    @property
-    def treatment_id(self) -> str: ...
-    @property
-    def surface(self) -> str: ...
-    @property
-    def interaction_time_micros(self) -> int: ...
+def _key(kind: int, treatment_id: str) -> tuple[int, str]:
+    key = (kind, treatment_id)
+    return _KEYS.setdefault(key, key)
 
 
 class DailyActivity:
-    """The events of one user, as eligibility rules ask about them (a ``UserActivity``)."""
+    """The events of one user, counted by kind, treatment, surface and day (a ``UserActivity``).
 
-    __slots__ = ("_by_kind",)
+    Its rows are kept sorted by (kind, treatment), in parallel arrays: the
+    questions rules ask find their rows by bisection.
+    """
 
-    def __init__(self) -> None:
-        # kind -> treatment id -> surface -> stats
-        self._by_kind: dict[int, dict[str, dict[str, _Stats]]] = {}
+    __slots__ = ("_counts", "_days", "_keys", "_surfaces", "_times")
+
+    def __init__(self, rows: Iterable[DailyRow] = ()) -> None:
+        ordered = sorted(rows, key=lambda row: (row[0], row[1], row[2], row[3]))
+        self._keys = [_key(row[0], row[1]) for row in ordered]
+        self._surfaces = [sys.intern(row[2]) for row in ordered]
+        self._days = array.array("q", [row[3] for row in ordered])
+        self._counts = array.array("q", [row[4] for row in ordered])
+        # The first and the latest time of each row, one after the other.
+        self._times = array.array("q", [time for row in ordered for time in (row[5], row[6])])
 
     def add(self, kind: int, treatment_id: str, surface: str, time_micros: int) -> None:
         """Record one event."""
-        # Called for every event stored: the lookups and the counting in one frame.
-        by_kind = self._by_kind
-        by_treatment = by_kind.get(kind)
-        if by_treatment is None:
-            by_treatment = by_kind[kind] = {}
-        by_surface = by_treatment.get(treatment_id)
-        if by_surface is None:
-            by_surface = by_treatment[treatment_id] = {}
-        stats = by_surface.get(surface)
-        if stats is None:
-            stats = by_surface[surface] = _Stats()
         day = time_micros // MICROS_PER_DAY
-        per_day = stats.per_day
-        per_day[day] = per_day.get(day, 0) + 1
-        if not stats.first or time_micros < stats.first:
-            stats.first = time_micros
-        if time_micros > stats.latest:  # noqa: PLR1730 - max() is a call, twice as slow here
-            stats.latest = time_micros
+        key = _key(kind, treatment_id)
+        keys = self._keys
+        start = bisect.bisect_left(keys, key)
+        end = bisect.bisect_right(keys, key, start)
+        surfaces, days = self._surfaces, self._days
+        for index in range(start, end):
+            if surfaces[index] == surface and days[index] == day:
+                self._counts[index] += 1
+                times = self._times
+                times[2 * index] = min(times[2 * index], time_micros)
+                times[2 * index + 1] = max(times[2 * index + 1], time_micros)
+                return
+        keys.insert(end, key)
+        surfaces.insert(end, sys.intern(surface))
+        days.insert(end, day)
+        self._counts.insert(end, 1)
+        self._times[2 * end : 2 * end] = array.array("q", (time_micros, time_micros))
 
-    def _selected(
-        self, kind: int, treatment_id: str | None, surface: str | None
-    ) -> Iterator[tuple[str, _Stats]]:
-        """Yield (treatment, stats) of the events of a kind, with a treatment or on a surface."""
-        by_treatment = self._by_kind.get(kind)
-        if not by_treatment:
-            return
-        if treatment_id is not None:
-            selected: Iterable[tuple[str, dict[str, _Stats]]] = (
-                [(treatment_id, by_treatment[treatment_id])] if treatment_id in by_treatment else []
-            )
-        else:
-            selected = by_treatment.items()
-        for treatment, by_surface in selected:
-            if surface is None:
-                for stats in by_surface.values():
-                    yield treatment, stats
-            elif surface in by_surface:
-                yield treatment, by_surface[surface]
+    def _range(self, kind: int, treatment_id: str | None) -> range:
+        """Return the rows of a kind, with one treatment when given."""
+        keys = self._keys
+        if treatment_id is None:
+            start = bisect.bisect_left(keys, (kind,))
+            return range(start, bisect.bisect_left(keys, (kind + 1,), start))
+        key = (kind, treatment_id)
+        start = bisect.bisect_left(keys, key)
+        return range(start, bisect.bisect_right(keys, key, start))
+
+    def _selected(self, kind: int, treatment_id: str | None, surface: str | None) -> Iterator[int]:
+        rows = self._range(kind, treatment_id)
+        if surface is None:
+            return iter(rows)
+        surfaces = self._surfaces
+        return (index for index in rows if surfaces[index] == surface)
 
     def count(
         self,
@@ -109,97 +117,178 @@ class DailyActivity:
         last_day: int,
     ) -> int:
         """Return how many events (or distinct treatments) fall on the days given, both included."""
-        if not distinct:
-            return sum(
-                stats.count(first_day, last_day)
-                for _, stats in self._selected(kind, treatment_id, surface)
-            )
-        return len(
-            {
-                treatment
-                for treatment, stats in self._selected(kind, treatment_id, surface)
-                if stats.count(first_day, last_day)
-            }
-        )
+        days, counts = self._days, self._counts
+        within = [
+            index
+            for index in self._selected(kind, treatment_id, surface)
+            if first_day <= days[index] <= last_day
+        ]
+        if distinct:
+            return len({self._keys[index] for index in within})
+        return sum(counts[index] for index in within)
 
     def count_of(self, kind: int, treatment_id: str, first_day: int, last_day: int) -> int:
         """Return how many events of a kind with one treatment fall on the days given."""
-        by_treatment = self._by_kind.get(kind)
-        if not by_treatment:
-            return 0
-        by_surface = by_treatment.get(treatment_id)
-        if not by_surface:
-            return 0
+        days, counts = self._days, self._counts
         total = 0
-        for stats in by_surface.values():
-            for day, number in stats.per_day.items():
-                if first_day <= day <= last_day:
-                    total += number
+        for index in self._range(kind, treatment_id):
+            if first_day <= days[index] <= last_day:
+                total += counts[index]
         return total
 
     def first(
         self, kind: int, *, treatment_id: str | None = None, surface: str | None = None
     ) -> int | None:
         """Return the time (µs) of the first such event, or None when there is none."""
-        times = [stats.first for _, stats in self._selected(kind, treatment_id, surface)]
-        return min(times) if times else None
+        times = self._times
+        found = [times[2 * index] for index in self._selected(kind, treatment_id, surface)]
+        return min(found) if found else None
 
     def latest(
         self, kind: int, *, treatment_id: str | None = None, surface: str | None = None
     ) -> int | None:
         """Return the time (µs) of the latest such event, or None when there is none."""
-        times = [stats.latest for _, stats in self._selected(kind, treatment_id, surface)]
-        return max(times) if times else None
+        times = self._times
+        found = [times[2 * index + 1] for index in self._selected(kind, treatment_id, surface)]
+        return max(found) if found else None
 
 
-NO_ACTIVITY: Final = DailyActivity()
-"""The activity of a user of whom nothing is stored (never written to)."""
+@dataclass(slots=True)
+class _Entry:
+    activity: DailyActivity
+    watermark: list[int]
+    """The highest interaction and served row ids the entry holds, by ``Table``."""
 
 
-class ActivityBook:
-    """The activity of every user of every project, kept as the events are stored."""
+INTERACTIONS: Final = 0
+"""The table of a row id: an interaction's (``Watermark[0]``)."""
+SERVED: Final = 1
+"""The table of a row id: a served treatment's (``Watermark[1]``)."""
 
-    def __init__(self) -> None:
-        self._users: dict[tuple[str, str], DailyActivity] = {}
+CommittedEvent = tuple[str, str, int, Event]
+"""An event as committed: project id, user id, its row's id, the event."""
 
-    def of(self, project_id: str, user_id: str) -> DailyActivity:
-        """Return a user's activity (an empty one, not kept, for a user with none)."""
-        return self._users.get((project_id, user_id), NO_ACTIVITY)
 
-    def add_all(self, events: Iterable[tuple[str, str, Event]]) -> None:
-        """Record stored events given as (project id, user id, event)."""
-        # Called for every treatment served: kept to one frame.
-        users = self._users
-        for project_id, user_id, event in events:
-            key = (project_id, user_id)
-            activity = users.get(key)
-            if activity is None:
-                activity = users[key] = DailyActivity()
-            activity.add(*event)
+@dataclass(slots=True)
+class _Load:
+    """A read of one user's activity in flight, and the events committed meanwhile."""
 
-    def add_interactions(self, requests: Iterable[LoggedInteraction]) -> None:
-        """Record stored interactions (``LogTreatmentInteractionRequest``s that name a user).
+    epoch: int
+    committed: list[tuple[int, int, Event]]
+    """(table, row id, event) of each event of the user committed during the read."""
+    task: asyncio.Task[DailyActivity] | None = None
 
-        Each is the event ``interaction_event`` makes of it: of the
-        ``TreatmentInteractionType`` one after its interaction type.
+
+class ActivityCache:
+    """The activity of the users decided for lately, kept exact as events are committed.
+
+    Args:
+        capacity: how many users' activity it keeps at most; the least
+            recently used goes first.
+
+    """
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        if capacity < 0:
+            msg = f"an activity cache holds 0 users or more, not {capacity}"
+            raise ValueError(msg)
+        self.capacity = capacity
+        self._entries: collections.OrderedDict[tuple[str, str], _Entry] = collections.OrderedDict()
+        self._loads: dict[tuple[str, str], _Load] = {}
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, project_id: str, user_id: str) -> DailyActivity | None:
+        """Return a user's activity if it is cached (now the most recently used)."""
+        key = (project_id, user_id)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry.activity
+
+    def load(
+        self,
+        project_id: str,
+        user_id: str,
+        read: Callable[[], Awaitable[tuple[list[DailyRow], Watermark]]],
+    ) -> Awaitable[DailyActivity]:
+        """Return a user's activity, read with ``read`` unless it is cached or being read.
+
+        ``read`` reads the user's rows from the store, with the highest row ids
+        the read saw.
         """
-        users = self._users
-        for request in requests:
-            key = (request.project_id, request.user_id)
-            activity = users.get(key)
-            if activity is None:
-                activity = users[key] = DailyActivity()
-            activity.add(
-                request.interaction_type + 1,
-                request.treatment_id,
-                request.surface,
-                request.interaction_time_micros,
-            )
+        key = (project_id, user_id)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            done: asyncio.Future[DailyActivity] = asyncio.get_running_loop().create_future()
+            done.set_result(entry.activity)
+            return done
+        loading = self._loads.get(key)
+        if loading is None:
+            loading = self._loads[key] = _Load(self._epoch, [])
+            # A task of its own: a caller that gives up does not stop the
+            # read that others wait for.
+            loading.task = asyncio.ensure_future(self._read(key, loading, read))
+            loading.task.add_done_callback(_retrieve)
+        assert loading.task is not None
+        return asyncio.shield(loading.task)
 
-    def forget(self, project_id: str | None = None) -> None:
-        """Forget the activity of one project's users, or of everyone."""
-        if project_id is None:
-            self._users.clear()
-        else:
-            for key in [key for key in self._users if key[0] == project_id]:
-                del self._users[key]
+    async def _read(
+        self,
+        key: tuple[str, str],
+        loading: _Load,
+        read: Callable[[], Awaitable[tuple[list[DailyRow], Watermark]]],
+    ) -> DailyActivity:
+        try:
+            rows, watermark = await read()
+        finally:
+            if self._loads.get(key) is loading:
+                del self._loads[key]
+        activity = DailyActivity(rows)
+        marks = list(watermark)
+        for table, row_id, event in loading.committed:
+            if row_id > marks[table]:
+                activity.add(*event)
+                marks[table] = row_id
+        if loading.epoch == self._epoch and self.capacity:
+            self._entries[key] = _Entry(activity, marks)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        return activity
+
+    def committed(
+        self, table: int, first_id: int, events: Sequence[tuple[int, str, str, Event]]
+    ) -> None:
+        """Apply events just committed: (position of its row in its batch, project, user, event).
+
+        A row's id is ``first_id`` (the batch's first row) plus its position.
+        """
+        entries, loads = self._entries, self._loads
+        for position, project_id, user_id, event in events:
+            key = (project_id, user_id)
+            row_id = first_id + position
+            entry = entries.get(key)
+            if entry is not None:
+                if row_id > entry.watermark[table]:
+                    entry.activity.add(*event)
+                    entry.watermark[table] = row_id
+                continue
+            loading = loads.get(key)
+            if loading is not None:
+                loading.committed.append((table, row_id, event))
+
+    def forget_all(self) -> None:
+        """Forget every user (the store's data was replaced); reads in flight are not kept."""
+        self._entries.clear()
+        self._loads.clear()
+        self._epoch += 1
+
+
+def _retrieve(task: asyncio.Task[DailyActivity]) -> None:
+    """Mark a read's failure as seen: each waiter raises it; nobody waiting is no error."""
+    if not task.cancelled():
+        task.exception()

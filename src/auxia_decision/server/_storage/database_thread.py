@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from auxia_decision.server._storage.rows import (
+    INTERACTION_COLUMNS,
     ROWS_PER_STATEMENT,
     RowBatch,
+    RowKind,
     commit_rows,
-    insert_interactions,
-    insert_served,
+    first_ids,
+    insert_rows,
     linger,
     split_by_kind,
 )
@@ -64,17 +66,20 @@ def _settle(settled: list[tuple[_Job, _Outcome]]) -> None:
     """Give the waiters of each job their outcome (a waiter whose caller gave up is skipped).
 
     A batch of rows that was committed resolves each waiter to its own
-    result; one that failed gives each the error.
+    result (its outcome's value is the id of its first row); one that failed
+    gives each the error.
     """
     for job, (ok, value) in settled:
         batch = job.batch
         if batch is None:
             assert job.waiter is not None
             _resolve(job.waiter, ok, value)
+        elif ok:
+            assert isinstance(value, int)
+            batch.resolve(None, value)
         else:
-            error = None if ok else value
-            assert error is None or isinstance(error, BaseException)
-            batch.resolve(error)
+            assert isinstance(value, BaseException)
+            batch.resolve(value)
 
 
 def _append_batches(
@@ -84,33 +89,48 @@ def _append_batches(
     outcomes: list[_Outcome],
     error_for: ErrorFor,
 ) -> None:
-    """Append the pending batches of a group in the order queued, inside its transaction."""
+    """Append the pending batches of a group in the order queued, inside its transaction.
+
+    Each batch's outcome becomes the id of its first row, or the error that
+    kept all of them out.
+    """
     if not pending:
         return
-    rows, served = _split([group[position] for position in pending])
-    several = len(rows) > 2 * ROWS_PER_STATEMENT or bool(served)
+    jobs = [group[position] for position in pending]
+    rows, served = _split(jobs)
+    several = len(rows) > len(INTERACTION_COLUMNS) * ROWS_PER_STATEMENT or bool(served)
     try:
         if several:
-            connection.execute("SAVEPOINT interactions")
-        if rows:
-            insert_interactions(connection, rows)
-        if served:
-            insert_served(connection, served)
+            connection.execute("SAVEPOINT batches")
+        last = insert_rows(connection, RowKind.INTERACTIONS, rows) if rows else 0
+        last_served = insert_rows(connection, RowKind.SERVED, served) if served else 0
         if several:
-            connection.execute("RELEASE interactions")
+            connection.execute("RELEASE batches")
     except sqlite3.Error as error:
         # All of them or none: one statement is atomic, several share a savepoint.
         if several:
-            connection.execute("ROLLBACK TO interactions")
-            connection.execute("RELEASE interactions")
+            connection.execute("ROLLBACK TO batches")
+            connection.execute("RELEASE batches")
         for position in pending:
             outcomes[position] = (False, error_for(error))
+    else:
+        for position, first in zip(pending, _first_ids(jobs, (last, last_served)), strict=True):
+            outcomes[position] = (True, first)
     pending.clear()
+
+
+def _batches(jobs: list[_Job]) -> list[RowBatch]:
+    return [job.batch for job in jobs if job.batch is not None]
 
 
 def _split(jobs: list[_Job]) -> tuple[list[Any], list[Any]]:
     """Return the interaction values and the served values of some batches, in order."""
-    return split_by_kind([(job.batch.kind, job.batch.values) for job in jobs if job.batch])
+    return split_by_kind([(batch.kind, batch.values) for batch in _batches(jobs)])
+
+
+def _first_ids(jobs: list[_Job], last: tuple[int, int]) -> list[int]:
+    """Return the id of the first row of each batch, appended in order up to ``last``."""
+    return first_ids([(batch.kind, len(batch.values)) for batch in _batches(jobs)], last)
 
 
 def _append_only(
@@ -119,10 +139,10 @@ def _append_only(
     """Append a group of batches, committed before it returns."""
     rows, served = _split(group)
     try:
-        commit_rows(connection, rows, served)
+        last = commit_rows(connection, rows, served)
     except sqlite3.Error as error:
         return [(False, error_for(error))] * len(group)
-    return [(True, None)] * len(group)
+    return [(True, first) for first in _first_ids(group, last)]
 
 
 class DatabaseThread:

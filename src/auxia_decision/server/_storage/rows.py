@@ -57,23 +57,24 @@ class RowBatch:
 
     kind: RowKind
     values: Values
-    """Each row's values in turn: project id and serialized request for
-    interactions, the ``SERVED_COLUMNS`` for served treatments."""
+    """Each row's values in turn: the ``INTERACTION_COLUMNS`` of each logged
+    interaction, or the ``SERVED_COLUMNS`` of each served treatment."""
     waiters: list[asyncio.Future[Any]]
     results: list[object]
     """What each waiter resolves to once its row is committed."""
-    committed: Callable[[], None] | None = None
-    """Called once the rows are committed, before any waiter is resolved."""
+    committed: Callable[[int], None] | None = None
+    """Called with the id of the batch's first row once the rows are committed,
+    before any waiter is resolved."""
 
-    def resolve(self, error: BaseException | None) -> None:
+    def resolve(self, error: BaseException | None, first_id: int = 0) -> None:
         """Resolve each waiter to its own result, or every one to ``error``.
 
         A waiter whose caller gave up (cancelled) is skipped; ``committed`` is
-        called first when the rows were committed.
+        called first, with ``first_id``, when the rows were committed.
         """
         if error is None:
             if self.committed is not None:
-                self.committed()
+                self.committed(first_id)
             for waiter, result in zip(self.waiters, self.results, strict=True):
                 if not waiter.cancelled():
                     waiter.set_result(result)
@@ -85,7 +86,7 @@ class RowBatch:
 
 def row_count(kind: int, values: Sequence[object]) -> int:
     """Return how many rows of a kind some values hold."""
-    return len(values) // (len(SERVED_COLUMNS) if kind == RowKind.SERVED else 2)
+    return len(values) // len(_TABLES[RowKind(kind)][1])
 
 
 def split_by_kind(batches: Sequence[tuple[int, Values]]) -> tuple[Values, Values]:
@@ -100,27 +101,19 @@ def split_by_kind(batches: Sequence[tuple[int, Values]]) -> tuple[Values, Values
     return interactions, served
 
 
-@functools.cache
-def _insert_sql(rows: int) -> str:
-    # Only the placeholders are repeated: the values are bound, never formatted in.
-    placeholders = ", ".join(["(?, ?)"] * rows)
-    return f"INSERT INTO interactions (project_id, body) VALUES {placeholders}"  # noqa: S608
-
-
-def insert_interactions(connection: sqlite3.Connection, rows: Sequence[str | bytes]) -> None:
-    """Append interaction rows given as their values in turn (project id, body, ...).
-
-    One statement appends up to ``ROWS_PER_STATEMENT`` rows; more take several
-    statements, which the caller runs inside one transaction.
-    """
-    step = 2 * ROWS_PER_STATEMENT
-    if len(rows) <= step:
-        connection.execute(_insert_sql(len(rows) // 2), rows)
-        return
-    for start in range(0, len(rows), step):
-        chunk = rows[start : start + step]
-        connection.execute(_insert_sql(len(chunk) // 2), chunk)
-
+INTERACTION_COLUMNS: Final = (
+    "project_id",
+    "body",
+    "user_id",
+    "kind",
+    "treatment_id",
+    "surface",
+    "time_micros",
+    "tracking_id",
+)
+"""The columns of a logged interaction's row, in the order given: the request as stored (its
+serialized bytes), and what rules and listings read of it (``kind`` is the
+``TreatmentInteractionType`` of its interaction type)."""
 
 SERVED_COLUMNS: Final = (
     "project_id",
@@ -133,46 +126,75 @@ SERVED_COLUMNS: Final = (
 )
 """The columns of a served row (a treatment GetTreatments returned), in the order given."""
 
+_TABLES: Final = {
+    RowKind.INTERACTIONS: ("interactions", INTERACTION_COLUMNS),
+    RowKind.SERVED: ("served", SERVED_COLUMNS),
+}
+
 
 @functools.cache
-def _insert_served_sql(rows: int) -> str:
-    one = "(" + ", ".join(["?"] * len(SERVED_COLUMNS)) + ")"
-    columns = ", ".join(SERVED_COLUMNS)
-    return f"INSERT INTO served ({columns}) VALUES {', '.join([one] * rows)}"  # noqa: S608
+def _insert_sql(kind: RowKind, rows: int) -> str:
+    # Only the placeholders are repeated: the values are bound, never formatted in.
+    table, columns = _TABLES[kind]
+    one = "(" + ", ".join(["?"] * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)}"  # noqa: S608
 
 
-def insert_served(connection: sqlite3.Connection, rows: Sequence[str | int]) -> None:
-    """Append served rows given as their values in turn (``SERVED_COLUMNS`` each)."""
-    width = len(SERVED_COLUMNS)
+def insert_rows(connection: sqlite3.Connection, kind: RowKind, values: Sequence[object]) -> int:
+    """Append rows of a kind given as their values in turn; return the last row's id.
+
+    One statement appends up to ``ROWS_PER_STATEMENT`` rows; more take several
+    statements, which the caller runs inside one transaction. The rows get
+    consecutive ids: a store has one writer at a time.
+    """
+    width = len(_TABLES[kind][1])
     step = width * ROWS_PER_STATEMENT
-    for start in range(0, len(rows), step):
-        chunk = rows[start : start + step]
-        connection.execute(_insert_served_sql(len(chunk) // width), chunk)
+    last = 0
+    for start in range(0, len(values), step):
+        chunk = values[start : start + step]
+        last = connection.execute(_insert_sql(kind, len(chunk) // width), chunk).lastrowid or 0
+    return last
 
 
 def commit_rows(
-    connection: sqlite3.Connection,
-    rows: Sequence[str | bytes],
-    served: Sequence[str | int] = (),
-) -> None:
+    connection: sqlite3.Connection, interactions: Sequence[object], served: Sequence[object] = ()
+) -> tuple[int, int]:
     """Append interaction rows and served rows and commit them, all or none.
 
-    ``connection`` is in autocommit mode; a few interactions alone are one
-    statement, which commits by itself.
+    Returns the id of the last interaction row and of the last served row
+    appended (0 for none). ``connection`` is in autocommit mode; a few
+    interactions alone are one statement, which commits by itself.
     """
-    if not served and len(rows) <= 2 * ROWS_PER_STATEMENT:
-        insert_interactions(connection, rows)
-        return
+    width = len(INTERACTION_COLUMNS)
+    if not served and len(interactions) <= width * ROWS_PER_STATEMENT:
+        return insert_rows(connection, RowKind.INTERACTIONS, interactions), 0
     connection.execute("BEGIN IMMEDIATE")
     try:
-        if rows:
-            insert_interactions(connection, rows)
-        if served:
-            insert_served(connection, served)
+        last = insert_rows(connection, RowKind.INTERACTIONS, interactions) if interactions else 0
+        last_served = insert_rows(connection, RowKind.SERVED, served) if served else 0
         connection.execute("COMMIT")
     finally:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
+    return last, last_served
+
+
+def first_ids(kinds_and_sizes: Sequence[tuple[int, int]], last: tuple[int, int]) -> list[int]:
+    """Return the id of each batch's first row, the batches appended in order.
+
+    ``kinds_and_sizes`` gives each batch's kind and how many values it holds;
+    ``last`` the ids of the last interaction and served rows appended
+    (``commit_rows``'s answer). A store's rows get consecutive ids.
+    """
+    rows = [(kind, size // len(_TABLES[RowKind(kind)][1])) for kind, size in kinds_and_sizes]
+    remaining = [last[0], last[1]]
+    for kind, count in rows:
+        remaining[kind] -= count
+    found = []
+    for kind, count in rows:
+        found.append(remaining[kind] + 1)
+        remaining[kind] += count
+    return found
 
 
 def open_database(path: str) -> sqlite3.Connection:

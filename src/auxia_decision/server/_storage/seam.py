@@ -126,6 +126,25 @@ class ServedRow:
     served: ServedTreatment
 
 
+@dataclass(frozen=True, slots=True)
+class InteractionFilter:
+    """Which logged interactions a listing wants: each field given narrows it (empty: any)."""
+
+    user_id: str = ""
+    tracking_id: str = ""
+    treatment_id: str = ""
+    interaction_type: int = 0
+    start_micros: int | None = None
+    """Inclusive; None: unbounded."""
+    end_micros: int | None = None
+    """Exclusive; None: unbounded."""
+
+
+DailyRow = tuple[int, str, str, int, int, int, int]
+"""A user's events of one kind, treatment, surface and UTC day: kind, treatment, surface,
+day, count, first time and latest time (µs since the Unix epoch)."""
+
+
 class ExternalIdTakenError(Exception):
     """Another treatment of the project already has this external treatment id."""
 
@@ -202,18 +221,29 @@ class Repository(Protocol):
         ...
 
     def logged_interactions(
-        self, project_id: str, after: int
+        self, project_id: str, after: int, matching: InteractionFilter
     ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
-        """Yield (sequence, request) for the interactions stored after ``after``, oldest first.
+        """Yield (sequence, request) for the matching interactions stored after ``after``.
 
-        An empty ``project_id`` yields every project's.
+        Oldest first, read by index as they are taken; an empty ``project_id``
+        yields every project's.
         """
         ...
 
-    def served_rows(self, project_id: str, after: int) -> Iterator[ServedRow]:
+    def served_rows(
+        self,
+        project_id: str,
+        after: int,
+        *,
+        user_id: str = "",
+        start_micros: int | None = None,
+        end_micros: int | None = None,
+    ) -> Iterator[ServedRow]:
         """Yield the served treatments stored after sequence ``after``, oldest first.
 
-        An empty ``project_id`` yields every project's.
+        Read by index as they are taken, of one user when ``user_id`` is given,
+        within a time window when given (start inclusive, end exclusive); an
+        empty ``project_id`` yields every project's.
         """
         ...
 
@@ -249,11 +279,13 @@ class Repository(Protocol):
         """Return the project's treatments, by treatment identifier."""
         ...
 
-    def activity(self) -> list[tuple[str, str, Event]]:
-        """Return every stored event of a user: (project id, user id, event), oldest first.
+    def user_activity(
+        self, project_id: str, user_id: str
+    ) -> tuple[list[DailyRow], tuple[int, int]]:
+        """Return a user's events counted by kind, treatment, surface and day, read by index.
 
-        The events are the logged interactions that name a user, then the
-        treatments served.
+        Also returns the highest interaction row id and served row id stored
+        when it was read, which the rows include (0 for none).
         """
         ...
 
@@ -290,7 +322,11 @@ class Store(Protocol):
         """Record the treatments served to a user; the awaitable gives ``result`` once committed."""
         ...
 
-    def activity(self, project_id: str, user_id: str) -> UserActivity:
+    def cached_activity(self, project_id: str, user_id: str) -> UserActivity | None:
+        """Return what a user did, as far as committed, if the store has it at hand."""
+        ...
+
+    def activity(self, project_id: str, user_id: str) -> Awaitable[UserActivity]:
         """Return what a user did (interactions, treatments served), as far as committed."""
         ...
 

@@ -1,4 +1,4 @@
-"""The SQLite repository: the store's schema, and the named operations of ``Repository`` as SQL."""
+"""The SQLite repository: the named operations of ``Repository`` as SQL on one connection."""
 
 from __future__ import annotations
 
@@ -13,82 +13,17 @@ from auxia.decision.model import (
 )
 from auxia_decision.server._storage.rows import open_database
 from auxia_decision.server._storage.seam import (
+    MICROS_PER_DAY,
     SENT,
-    Event,
+    DailyRow,
     ExternalIdTakenError,
+    InteractionFilter,
     ProjectRecord,
     ServedRow,
     ServedTreatment,
     StoredTreatment,
-    interaction_event,
 )
-
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS projects (
-  project_id TEXT PRIMARY KEY,
-  numeric_project_id INTEGER NOT NULL UNIQUE,
-  supported_language_codes TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS api_keys (
-  key_sha256 BLOB PRIMARY KEY,
-  project_id TEXT NOT NULL REFERENCES projects(project_id)
-);
-CREATE TABLE IF NOT EXISTS treatment_types (
-  project_id TEXT NOT NULL REFERENCES projects(project_id),
-  name TEXT NOT NULL,
-  body BLOB NOT NULL,
-  PRIMARY KEY (project_id, name)
-);
-CREATE TABLE IF NOT EXISTS user_attribute_types (
-  project_id TEXT NOT NULL REFERENCES projects(project_id),
-  property_name TEXT NOT NULL,
-  data_field_type TEXT NOT NULL,
-  PRIMARY KEY (project_id, property_name)
-);
-CREATE TABLE IF NOT EXISTS data_fields (
-  project_id TEXT NOT NULL REFERENCES projects(project_id),
-  data_field_id INTEGER NOT NULL,
-  params_key BLOB NOT NULL,
-  params BLOB NOT NULL,
-  data_field_type TEXT NOT NULL,
-  PRIMARY KEY (project_id, data_field_id),
-  UNIQUE (project_id, params_key)
-);
-CREATE TABLE IF NOT EXISTS mutual_exclusion_groups (
-  mutual_exclusion_group_id INTEGER PRIMARY KEY AUTOINCREMENT,
-  project_id TEXT NOT NULL REFERENCES projects(project_id),
-  name TEXT NOT NULL,
-  UNIQUE (project_id, name)
-);
-CREATE TABLE IF NOT EXISTS treatments (
-  project_id TEXT NOT NULL REFERENCES projects(project_id),
-  treatment_id TEXT NOT NULL,
-  external_treatment_id TEXT,
-  body BLOB NOT NULL,
-  published_versions TEXT NOT NULL,
-  PRIMARY KEY (project_id, treatment_id),
-  UNIQUE (project_id, external_treatment_id)
-);
--- Rows are only ever appended, so the rowid numbers them in order without
--- AUTOINCREMENT (whose sqlite_sequence row every commit would write as well).
-CREATE TABLE IF NOT EXISTS interactions (
-  interaction_id INTEGER PRIMARY KEY,
-  project_id TEXT NOT NULL,
-  body BLOB NOT NULL
-);
--- The treatments GetTreatments returned: one row each, appended.
-CREATE TABLE IF NOT EXISTS served (
-  served_id INTEGER PRIMARY KEY,
-  project_id TEXT NOT NULL,
-  user_id TEXT NOT NULL,
-  response_id TEXT NOT NULL,
-  treatment_id TEXT NOT NULL,
-  surface TEXT NOT NULL,
-  tracking_id TEXT NOT NULL,
-  time_micros INTEGER NOT NULL
-);
-"""
-
+from auxia_decision.server._storage.sqlite_schema import Migration, prepare, refuse_newer
 
 # Every table with a project_id column, the projects table last (the others refer to it).
 _PROJECT_TABLES: Final = (
@@ -104,11 +39,19 @@ _PROJECT_TABLES: Final = (
 )
 
 
-def connect(path: str) -> sqlite3.Connection:
-    """Open a store's database (a file, or ``:memory:``) and create its tables if needed."""
+def connect(path: str) -> tuple[sqlite3.Connection, Migration | None]:
+    """Open a store's database (a file, or ``:memory:``) at today's schema.
+
+    Creates a new file's tables, or migrates an older file (the migration is
+    returned); raises NewerSchemaError for a newer one.
+    """
+    refuse_newer(path)
     connection = open_database(path)
-    connection.executescript(SCHEMA)
-    return connection
+    try:
+        return connection, prepare(connection)
+    except BaseException:
+        connection.close()
+        raise
 
 
 class SqliteRepository:
@@ -297,40 +240,60 @@ class SqliteRepository:
         return [parse(row[0]) for row in rows]
 
     def logged_interactions(
-        self, project_id: str, after: int
+        self, project_id: str, after: int, matching: InteractionFilter
     ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
-        """Yield (sequence, request) for the interactions stored after ``after``, oldest first."""
+        """Yield (sequence, request) for the matching interactions stored after ``after``.
+
+        The filters are the query's own, so SQLite reads the rows by index (by
+        user, when one is given) and stops when the caller does.
+        """
+        conditions = ["interaction_id > ?"]
+        values: list[object] = [after]
+        for column, value in (
+            ("project_id", project_id),
+            ("user_id", matching.user_id),
+            ("tracking_id", matching.tracking_id),
+            ("treatment_id", matching.treatment_id),
+        ):
+            if value:
+                conditions.append(f"{column} = ?")
+                values.append(value)
+        if matching.interaction_type:
+            conditions.append("kind = ?")
+            values.append(matching.interaction_type + 1)
+        _window(conditions, values, matching.start_micros, matching.end_micros)
+        rows = self._connection.execute(
+            f"SELECT interaction_id, body FROM interactions WHERE {' AND '.join(conditions)} "  # noqa: S608 - our own columns
+            "ORDER BY interaction_id",
+            values,
+        )
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
-        if project_id:
-            rows = self._connection.execute(
-                "SELECT interaction_id, body FROM interactions "
-                "WHERE project_id = ? AND interaction_id > ? ORDER BY interaction_id",
-                (project_id, after),
-            )
-        else:
-            rows = self._connection.execute(
-                "SELECT interaction_id, body FROM interactions "
-                "WHERE interaction_id > ? ORDER BY interaction_id",
-                (after,),
-            )
         for sequence, body in rows:
             yield int(sequence), parse(body)
 
-    def served_rows(self, project_id: str, after: int) -> Iterator[ServedRow]:
-        """Yield the served treatments stored after sequence ``after``, oldest first."""
-        columns = (
-            "SELECT served_id, project_id, user_id, response_id, treatment_id, surface, "
-            "tracking_id, time_micros FROM served "
+    def served_rows(
+        self,
+        project_id: str,
+        after: int,
+        *,
+        user_id: str = "",
+        start_micros: int | None = None,
+        end_micros: int | None = None,
+    ) -> Iterator[ServedRow]:
+        """Yield the served treatments stored after sequence ``after``, oldest first, by index."""
+        conditions = ["served_id > ?"]
+        values: list[object] = [after]
+        for column, value in (("project_id", project_id), ("user_id", user_id)):
+            if value:
+                conditions.append(f"{column} = ?")
+                values.append(value)
+        _window(conditions, values, start_micros, end_micros)
+        rows = self._connection.execute(
+            "SELECT served_id, project_id, user_id, response_id, treatment_id, surface, "  # noqa: S608 - our own columns
+            f"tracking_id, time_micros FROM served WHERE {' AND '.join(conditions)} "
+            "ORDER BY served_id",
+            values,
         )
-        if project_id:
-            rows = self._connection.execute(
-                columns + "WHERE project_id = ? AND served_id > ? ORDER BY served_id",
-                (project_id, after),
-            )
-        else:
-            rows = self._connection.execute(
-                columns + "WHERE served_id > ? ORDER BY served_id", (after,)
-            )
         for sequence, project, user, response, treatment, surface, tracking, time in rows:
             served = ServedTreatment(
                 str(response), str(treatment), str(surface), str(tracking), int(time)
@@ -405,20 +368,54 @@ class SqliteRepository:
             for body, published in rows
         ]
 
-    def activity(self) -> list[tuple[str, str, Event]]:
-        """Return every stored event of a user: (project id, user id, event), oldest first."""
-        parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
-        events: list[tuple[str, str, Event]] = []
-        for project_id, body in self._connection.execute(
-            "SELECT project_id, body FROM interactions ORDER BY interaction_id"
-        ):
-            request = parse(body)
-            if request.user_id:
-                events.append((str(project_id), request.user_id, interaction_event(request)))
-        for project_id, user_id, treatment_id, surface, time_micros in self._connection.execute(
-            "SELECT project_id, user_id, treatment_id, surface, time_micros FROM served "
-            "ORDER BY served_id"
-        ):
-            event = (SENT, str(treatment_id), str(surface), int(time_micros))
-            events.append((str(project_id), str(user_id), event))
-        return events
+    def user_activity(
+        self, project_id: str, user_id: str
+    ) -> tuple[list[DailyRow], tuple[int, int]]:
+        """Return a user's events counted by kind, treatment, surface and day, read by index.
+
+        Also returns the highest interaction and served row ids stored, which
+        the rows include: the read and the ids are of one transaction.
+        """
+        key = (project_id, user_id)
+        rows = [
+            (int(kind), str(treatment), str(surface), int(day), int(count), int(first), int(last))
+            for kind, treatment, surface, day, count, first, last in self._connection.execute(
+                _USER_ACTIVITY, (*key, SENT, *key)
+            )
+        ]
+        (last_interaction,) = self._connection.execute(
+            "SELECT COALESCE(MAX(interaction_id), 0) FROM interactions"
+        ).fetchone()
+        (last_served,) = self._connection.execute(
+            "SELECT COALESCE(MAX(served_id), 0) FROM served"
+        ).fetchone()
+        return rows, (int(last_interaction), int(last_served))
+
+
+# A user's events by kind, treatment, surface and UTC day: the logged interactions
+# that name the user, then the treatments served (SENT). A day is the floor of the
+# time over a day's microseconds, for times before 1970 too.
+_DAY: Final = (
+    f"((time_micros - ((time_micros % {MICROS_PER_DAY}) + {MICROS_PER_DAY}) % {MICROS_PER_DAY})"
+    f" / {MICROS_PER_DAY})"
+)
+_USER_ACTIVITY: Final = (
+    f"SELECT kind, treatment_id, surface, {_DAY} AS day, COUNT(*), MIN(time_micros), "  # noqa: S608 - our own constants
+    "MAX(time_micros) FROM interactions WHERE project_id = ? AND user_id = ? "
+    "GROUP BY kind, treatment_id, surface, day "
+    f"UNION ALL SELECT ?, treatment_id, surface, {_DAY} AS day, COUNT(*), MIN(time_micros), "
+    "MAX(time_micros) FROM served WHERE project_id = ? AND user_id = ? "
+    "GROUP BY treatment_id, surface, day"
+)
+
+
+def _window(
+    conditions: list[str], values: list[object], start: int | None, end: int | None
+) -> None:
+    """Add a time window's conditions (start inclusive, end exclusive) to a query's."""
+    if start is not None:
+        conditions.append("time_micros >= ?")
+        values.append(start)
+    if end is not None:
+        conditions.append("time_micros < ?")
+        values.append(end)

@@ -10,11 +10,10 @@ the API's (``storage_error``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar
 
@@ -22,17 +21,36 @@ from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 
 from auxia_decision._errors import ApiError, Code
-from auxia_decision.server._storage.activity import ActivityBook
+from auxia_decision.server._storage.activity import (
+    DEFAULT_CAPACITY,
+    INTERACTIONS,
+    SERVED,
+    ActivityCache,
+)
 from auxia_decision.server._storage.database_thread import DatabaseThread
-from auxia_decision.server._storage.rows import RowBatch, RowKind
-from auxia_decision.server._storage.seam import SENT, Repository, ServedTreatment, UserActivity
+from auxia_decision.server._storage.rows import (
+    INTERACTION_COLUMNS,
+    SERVED_COLUMNS,
+    RowBatch,
+    RowKind,
+)
+from auxia_decision.server._storage.seam import (
+    SENT,
+    Event,
+    Repository,
+    ServedTreatment,
+    UserActivity,
+)
 from auxia_decision.server._storage.sqlite_repository import SqliteRepository, connect
+from auxia_decision.server._storage.sqlite_schema import Migration
 from auxia_decision.server._storage.writer_client import WriterClient, WriterStopped
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 _log = logging.getLogger("auxia_decision.store")
+_INTERACTION_WIDTH: Final = len(INTERACTION_COLUMNS)
+_SERVED_WIDTH: Final = len(SERVED_COLUMNS)
 _RETRY_AFTER: Final = duration_pb2.Duration(seconds=1)
 # SQLite's primary result codes (the low byte of an extended code).
 _BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
@@ -64,8 +82,8 @@ def storage_error(error: sqlite3.Error) -> ApiError:
 class LoggedRow(Protocol):
     """What the store keeps of a logged interaction (a ``LogTreatmentInteractionRequest`` is one).
 
-    Its project id and its bytes make the row; one that names a user also adds
-    to that user's activity, which reads it as an ``activity.LoggedInteraction``.
+    Its bytes, and the fields rules and listings read; one that names a user
+    adds to that user's activity.
     """
 
     @property
@@ -76,6 +94,31 @@ class LoggedRow(Protocol):
     @property
     def user_id(self) -> str:
         """The user, or empty."""
+        ...
+
+    @property
+    def interaction_type(self) -> int:
+        """The ``InteractionType`` number."""
+        ...
+
+    @property
+    def treatment_id(self) -> str:
+        """The treatment, or empty."""
+        ...
+
+    @property
+    def surface(self) -> str:
+        """The surface, or empty."""
+        ...
+
+    @property
+    def interaction_time_micros(self) -> int:
+        """When it happened, in µs since the Unix epoch."""
+        ...
+
+    @property
+    def treatment_tracking_id(self) -> str:
+        """The tracking id of the treatment served."""
         ...
 
     def SerializeToString(self) -> bytes:  # noqa: N802 - the protobuf method's name
@@ -92,9 +135,9 @@ class _OpenBatch:
     values: list[Any]
     waiters: list[asyncio.Future[Any]]
     results: list[object]
-    events: list[Any]
-    """The activity the rows add, applied once they are committed: logged
-    interactions (requests that name a user), or served (project, user, event)."""
+    events: list[tuple[int, str, str, Event]]
+    """The activity the rows add, applied once they are committed: for each row
+    that names a user, its position in the batch, its project, user and event."""
 
 
 class SqliteStore:
@@ -111,27 +154,35 @@ class SqliteStore:
     (grouped, on disk before they are answered) without taking turns with the
     event loop's thread for the interpreter.
 
-    What users did (their interactions, the treatments served to them) is also
-    kept in memory, as rules read it (``activity``): loaded from the database
-    by ``load_activity`` and added to as rows are committed.
+    What users did (their interactions, the treatments served to them) is
+    read from the database when a decision first needs it, and kept for the
+    users decided for lately in a bounded cache that committed rows keep exact
+    (``activity.ActivityCache``).
 
     Args:
-        path: the SQLite file (created with its tables if missing), or
-            ``:memory:``.
+        path: the SQLite file (created with its tables if missing, migrated
+            if older), or ``:memory:``.
+        activity_cache_users: how many users' activity to keep at hand.
 
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, activity_cache_users: int = DEFAULT_CAPACITY) -> None:
         self.path = path
-        self.executor = DatabaseThread(lambda: connect(path), error_for=storage_error)
+        self.migration: Migration | None = None
+        """What bringing the file to today's schema took, if it was older."""
+        self._cache = ActivityCache(activity_cache_users)
+        self.executor = DatabaseThread(self._connect, error_for=storage_error)
         """The database thread, which also takes operations on the raw connection."""
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
         # The batch each event loop is filling, by kind (only its thread touches it).
         self._interactions: dict[asyncio.AbstractEventLoop, _OpenBatch] = {}
         self._served: dict[asyncio.AbstractEventLoop, _OpenBatch] = {}
         self._writer: WriterClient | None = None
-        self._book = ActivityBook()
         self._versions: dict[str, int] = {}
+
+    def _connect(self) -> sqlite3.Connection:
+        connection, self.migration = connect(self.path)
+        return connection
 
     async def run(self, work: Callable[[Repository], T]) -> T:
         """Run a unit of work in a transaction; return its result once committed."""
@@ -161,24 +212,32 @@ class SqliteStore:
 
     # Activity.
 
-    def activity(self, project_id: str, user_id: str) -> UserActivity:
-        """Return what a user did, as far as it is committed."""
-        return self._book.of(project_id, user_id)
+    def cached_activity(self, project_id: str, user_id: str) -> UserActivity | None:
+        """Return what a user did, as far as it is committed, if it is cached."""
+        return self._cache.get(project_id, user_id)
+
+    def activity(self, project_id: str, user_id: str) -> Awaitable[UserActivity]:
+        """Return what a user did, as far as it is committed: cached, or read by index."""
+        return self._cache.load(
+            project_id,
+            user_id,
+            lambda: self.run(lambda repository: repository.user_activity(project_id, user_id)),
+        )
+
+    @property
+    def cached_users(self) -> int:
+        """How many users' activity is cached."""
+        return len(self._cache)
 
     async def replace(self, project_id: str | None, work: Callable[[Repository], T]) -> T:
         """Run a unit of work that replaces a project's data (None: everyone's); return its result.
 
-        What this event loop appended before is committed first, and what the
-        store remembers of the users' activity is forgotten and read again
-        from the database once the work is committed.
+        What this event loop appended before is committed first; the users'
+        activity is read again from the database when next needed.
         """
         await self.drain()
         result = await self.run(work)
-        events = await self.run(lambda repository: repository.activity())
-        self._book.forget(project_id)
-        self._book.add_all(
-            event for event in events if project_id is None or event[0] == project_id
-        )
+        self._cache.forget_all()
         return result
 
     async def drain(self) -> None:
@@ -192,12 +251,6 @@ class SqliteStore:
         # The database thread runs jobs in order: an empty job ends after them.
         await self.executor.run(lambda _: None)
 
-    async def load_activity(self) -> None:
-        """Read what users did from the database; call before rows are appended."""
-        events = await self.run(lambda repository: repository.activity())
-        self._book.forget()
-        self._book.add_all(events)
-
     # Appending rows.
 
     def log_interaction(self, request: LoggedRow, result: R) -> asyncio.Future[R]:
@@ -207,9 +260,27 @@ class SqliteStore:
         of it are queued together, as one batch, when the pass ends.
         """
         batch = self._open_batch(self._interactions, RowKind.INTERACTIONS)
-        batch.values += (request.project_id, request.SerializeToString())
-        if request.user_id:
-            batch.events.append(request)
+        values = batch.values
+        user_id = request.user_id
+        kind = request.interaction_type + 1
+        treatment_id = request.treatment_id
+        surface = request.surface
+        time_micros = request.interaction_time_micros
+        if user_id:
+            event = (kind, treatment_id, surface, time_micros)
+            batch.events.append(
+                (len(values) // _INTERACTION_WIDTH, request.project_id, user_id, event)
+            )
+        values += (
+            request.project_id,
+            request.SerializeToString(),
+            user_id,
+            kind,
+            treatment_id,
+            surface,
+            time_micros,
+            request.treatment_tracking_id,
+        )
         return self._wait(batch, result)
 
     def record_served(
@@ -220,7 +291,10 @@ class SqliteStore:
         Each counts as a SENT interaction once committed.
         """
         batch = self._open_batch(self._served, RowKind.SERVED)
+        events = batch.events
         for treatment in served:
+            event = (SENT, treatment.treatment_id, treatment.surface, treatment.time_micros)
+            events.append((len(batch.values) // _SERVED_WIDTH, project_id, user_id, event))
             batch.values += (
                 project_id,
                 user_id,
@@ -230,8 +304,6 @@ class SqliteStore:
                 treatment.tracking_id,
                 treatment.time_micros,
             )
-            event = (SENT, treatment.treatment_id, treatment.surface, treatment.time_micros)
-            batch.events.append((project_id, user_id, event))
         return self._wait(batch, result)
 
     def _open_batch(
@@ -267,9 +339,13 @@ class SqliteStore:
         opened = batches.pop(loop)
         committed = None
         if opened.events:
-            book = self._book
-            add = book.add_all if opened.kind is RowKind.SERVED else book.add_interactions
-            committed = functools.partial(add, opened.events)
+            table = SERVED if opened.kind is RowKind.SERVED else INTERACTIONS
+            apply = self._cache.committed
+            events = opened.events
+
+            def committed(first_id: int) -> None:
+                apply(table, first_id, events)
+
         batch = RowBatch(opened.kind, opened.values, opened.waiters, opened.results, committed)
         writer = self._writer
         if writer is not None and writer.running and writer.loop is loop:
@@ -301,7 +377,7 @@ class SqliteStore:
         return writer.process.pid if writer is not None and writer.running else None
 
     def _remember_running_loop(self) -> asyncio.AbstractEventLoop:
-        """Return the running event loop of this thread, remembered for ``_filling``."""
+        """Return the running event loop of this thread, remembered for ``_open_batch``."""
         loop = asyncio.get_running_loop()
         self._loops[threading.get_ident()] = loop
         return loop

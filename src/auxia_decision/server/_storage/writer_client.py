@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from auxia_decision.server._storage import writer_process
-from auxia_decision.server._storage.rows import RowBatch
+from auxia_decision.server._storage.rows import RowBatch, first_ids
 from auxia_decision.server._storage.writer_process import READ_SIZE, Frames, frame
 
 _START_TIMEOUT_SECONDS: Final = 30.0
@@ -157,16 +157,22 @@ class WriterClient:
         self._answer(self._frames.feed(data))
 
     def _answer(self, answers: list[Any]) -> None:
-        for count, error, code in answers:
+        for count, error, code, last, last_served in answers:
             if not self._started.done():
                 if error is None:
                     self._started.set_result(None)
                 else:
                     self._started.set_exception(writer_error(error, code))
                 continue
-            for _ in range(count):
-                failure = None if error is None else self._error_for(writer_error(error, code))
-                self._pending.popleft().resolve(failure)
+            answered = [self._pending.popleft() for _ in range(count)]
+            if error is not None:
+                failure = self._error_for(writer_error(error, code))
+                for batch in answered:
+                    batch.resolve(failure)
+                continue
+            sizes = [(batch.kind, len(batch.values)) for batch in answered]
+            for batch, first in zip(answered, first_ids(sizes, (last, last_served)), strict=True):
+                batch.resolve(None, first)
         if not self._pending and self._idle:
             self._wake_idle()
 

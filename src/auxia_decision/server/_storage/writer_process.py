@@ -15,11 +15,13 @@ milliseconds.
 Both directions carry frames: a 4-byte little-endian length, then a
 ``marshal`` payload (both ends run on the same interpreter). To the writer, a
 frame is a batch: ``(kind, values)``, a ``rows.RowKind`` and its rows' values
-in turn. From the writer, a frame is ``(count, error, code)``: the ``count``
-oldest unanswered batches were committed (``error`` None) or were not
-(``error`` the reason and ``code`` SQLite's extended error code, and none of
-them is stored). The first frame from the writer, ``(0, None, 0)``, says that
-it has opened the database.
+in turn. From the writer, a frame is ``(count, error, code, last,
+last_served)``: the ``count`` oldest unanswered batches were committed
+(``error`` None; ``last`` and ``last_served`` the ids of the last interaction
+and served rows appended, 0 for none) or were not (``error`` the reason and
+``code`` SQLite's extended error code, and none of them is stored). The first
+frame from the writer, ``(0, None, 0, 0, 0)``, says that it has opened the
+database.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ _LENGTH: Final = struct.Struct("<I")
 READ_SIZE: Final = 1 << 16
 """How many bytes one read of the socket takes at most."""
 
-Answer = tuple[int, str | None, int]
-"""What the writer answers: (count of batches, error or None, SQLite error code)."""
+Answer = tuple[int, str | None, int, int, int]
+"""What the writer answers: (count of batches, error or None, SQLite error code, last
+interaction id, last served id)."""
 
 
 def frame(payload: tuple[int, rows.Values] | Answer) -> bytes:
@@ -147,9 +150,9 @@ def write_until_closed(fd: int, path: str) -> int:
         try:
             connection = rows.open_database(path)
         except sqlite3.Error as error:
-            sock.sendall(frame((0, str(error), error_code(error))))
+            sock.sendall(frame((0, str(error), error_code(error), 0, 0)))
             return 1
-        sock.sendall(frame((0, None, 0)))
+        sock.sendall(frame((0, None, 0, 0, 0)))
         inbox = _Inbox(sock)
         while True:
             # Batches that came while the last group was being committed mean
@@ -166,23 +169,25 @@ def write_until_closed(fd: int, path: str) -> int:
                 continue
             answer: str | None = None
             code = 0
+            last = (0, 0)
             try:
-                _commit(connection, batches)
+                last = _commit(connection, batches)
             except sqlite3.Error as error:
                 answer, code = str(error), error_code(error)
             with contextlib.suppress(OSError):  # a server that died reads no answer
-                sock.sendall(frame((len(batches), answer, code)))
+                sock.sendall(frame((len(batches), answer, code, *last)))
         connection.close()
     return 0
 
 
-def _commit(connection: sqlite3.Connection, batches: list[tuple[int, rows.Values]]) -> None:
-    """Commit the rows of a group of batches in one transaction."""
+def _commit(
+    connection: sqlite3.Connection, batches: list[tuple[int, rows.Values]]
+) -> tuple[int, int]:
+    """Commit the rows of a group of batches in one transaction; return the last ids."""
     if len(batches) == 1 and batches[0][0] == rows.RowKind.INTERACTIONS:
-        rows.commit_rows(connection, batches[0][1])
-        return
+        return rows.commit_rows(connection, batches[0][1])
     interactions, served = rows.split_by_kind(batches)
-    rows.commit_rows(connection, interactions, served)
+    return rows.commit_rows(connection, interactions, served)
 
 
 def error_code(error: sqlite3.Error) -> int:

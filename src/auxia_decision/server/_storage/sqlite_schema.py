@@ -1,0 +1,234 @@
+"""The SQLite store's schema: its tables and indexes, its version, and the migrations to it.
+
+A database file says which schema it holds in ``PRAGMA user_version``.
+``prepare`` creates a new file's tables, migrates an older file to today's
+schema (each step in one transaction) and refuses a file written by a newer
+version of the server.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from google.protobuf.message import DecodeError
+
+from auxia.decision.model import treatment_interaction_service_pb2
+
+SCHEMA_VERSION: Final = 1
+"""The schema this code writes: 1 added to the interactions the columns rules read
+(user, kind, treatment, surface, time, tracking id) and the indexes by user."""
+
+_TABLES: Final = """
+CREATE TABLE IF NOT EXISTS projects (
+  project_id TEXT PRIMARY KEY,
+  numeric_project_id INTEGER NOT NULL UNIQUE,
+  supported_language_codes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_sha256 BLOB PRIMARY KEY,
+  project_id TEXT NOT NULL REFERENCES projects(project_id)
+);
+CREATE TABLE IF NOT EXISTS treatment_types (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  name TEXT NOT NULL,
+  body BLOB NOT NULL,
+  PRIMARY KEY (project_id, name)
+);
+CREATE TABLE IF NOT EXISTS user_attribute_types (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  property_name TEXT NOT NULL,
+  data_field_type TEXT NOT NULL,
+  PRIMARY KEY (project_id, property_name)
+);
+CREATE TABLE IF NOT EXISTS data_fields (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  data_field_id INTEGER NOT NULL,
+  params_key BLOB NOT NULL,
+  params BLOB NOT NULL,
+  data_field_type TEXT NOT NULL,
+  PRIMARY KEY (project_id, data_field_id),
+  UNIQUE (project_id, params_key)
+);
+CREATE TABLE IF NOT EXISTS mutual_exclusion_groups (
+  mutual_exclusion_group_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  name TEXT NOT NULL,
+  UNIQUE (project_id, name)
+);
+CREATE TABLE IF NOT EXISTS treatments (
+  project_id TEXT NOT NULL REFERENCES projects(project_id),
+  treatment_id TEXT NOT NULL,
+  external_treatment_id TEXT,
+  body BLOB NOT NULL,
+  published_versions TEXT NOT NULL,
+  PRIMARY KEY (project_id, treatment_id),
+  UNIQUE (project_id, external_treatment_id)
+);
+-- Rows are only ever appended, so the rowid numbers them in order without
+-- AUTOINCREMENT (whose sqlite_sequence row every commit would write as well).
+-- Each keeps the request as stored (body) and what rules and listings read of
+-- it; kind is the TreatmentInteractionType of its interaction type.
+CREATE TABLE IF NOT EXISTS interactions (
+  interaction_id INTEGER PRIMARY KEY,
+  project_id TEXT NOT NULL,
+  body BLOB NOT NULL,
+  user_id TEXT NOT NULL DEFAULT '',
+  kind INTEGER NOT NULL DEFAULT 0,
+  treatment_id TEXT NOT NULL DEFAULT '',
+  surface TEXT NOT NULL DEFAULT '',
+  time_micros INTEGER NOT NULL DEFAULT 0,
+  tracking_id TEXT NOT NULL DEFAULT ''
+);
+-- The treatments GetTreatments returned: one row each, appended.
+CREATE TABLE IF NOT EXISTS served (
+  served_id INTEGER PRIMARY KEY,
+  project_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  response_id TEXT NOT NULL,
+  treatment_id TEXT NOT NULL,
+  surface TEXT NOT NULL,
+  tracking_id TEXT NOT NULL,
+  time_micros INTEGER NOT NULL
+);
+"""
+
+
+# The reads by user: a user's activity, and listings of one user's records.
+_INDEXES: Final = """
+CREATE INDEX IF NOT EXISTS interactions_by_user ON interactions (project_id, user_id);
+CREATE INDEX IF NOT EXISTS served_by_user ON served (project_id, user_id);
+"""
+_ADDED_COLUMNS: Final = (
+    "user_id TEXT NOT NULL DEFAULT ''",
+    "kind INTEGER NOT NULL DEFAULT 0",
+    "treatment_id TEXT NOT NULL DEFAULT ''",
+    "surface TEXT NOT NULL DEFAULT ''",
+    "time_micros INTEGER NOT NULL DEFAULT 0",
+    "tracking_id TEXT NOT NULL DEFAULT ''",
+)
+_MIGRATION_CHUNK: Final = 10_000
+
+
+class NewerSchemaError(Exception):
+    """The database was written by a newer version of the server; the message says so."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A database brought to today's schema at start."""
+
+    from_version: int
+    to_version: int
+    rows: int
+    """How many rows the migration rewrote."""
+    seconds: float
+
+
+def refuse_newer(path: str) -> None:
+    """Raise NewerSchemaError for a file of a newer schema, before anything changes it."""
+    if path == ":memory:" or not pathlib.Path(path).is_file():
+        return
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+    finally:
+        connection.close()
+    _refuse_newer(version)
+
+
+def _refuse_newer(version: int) -> None:
+    if version > SCHEMA_VERSION:
+        msg = (
+            f"it was written by a newer auxia-decision (schema version {version}; "
+            f"this one reads versions up to {SCHEMA_VERSION})"
+        )
+        raise NewerSchemaError(msg)
+
+
+def prepare(connection: sqlite3.Connection) -> Migration | None:
+    """Bring a database to today's schema; return the migration it took, if any.
+
+    Raises NewerSchemaError for a file of a newer schema (``refuse_newer``
+    says so before the file is opened for writing).
+    """
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    _refuse_newer(version)
+    if version == SCHEMA_VERSION:
+        return None
+    started = time.monotonic()
+    older = _has_table(connection, "interactions")
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        rows = _from_version_0(connection) if older else 0
+        _execute_each(connection, _TABLES + _INDEXES)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    finally:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+    if not older:
+        return None
+    return Migration(version, SCHEMA_VERSION, rows, time.monotonic() - started)
+
+
+def _execute_each(connection: sqlite3.Connection, script: str) -> None:
+    """Run a script's statements in the open transaction (``executescript`` would commit it)."""
+    for statement in script.split(";\n"):
+        if statement.strip():
+            connection.execute(statement)
+
+
+def _has_table(connection: sqlite3.Connection, name: str) -> bool:
+    found = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return found is not None
+
+
+def _from_version_0(connection: sqlite3.Connection) -> int:
+    """Add the columns rules read to the interactions, filled from each request as stored.
+
+    A row whose body is not a request (a file some other program wrote) keeps
+    the defaults: no user. Returns how many rows were filled.
+    """
+    for column in _ADDED_COLUMNS:
+        connection.execute(f"ALTER TABLE interactions ADD COLUMN {column}")
+    parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
+    filled = 0
+    after = 0
+    while True:
+        rows = connection.execute(
+            "SELECT interaction_id, body FROM interactions WHERE interaction_id > ? "
+            "ORDER BY interaction_id LIMIT ?",
+            (after, _MIGRATION_CHUNK),
+        ).fetchall()
+        if not rows:
+            return filled
+        updates = []
+        for row_id, body in rows:
+            try:
+                request = parse(body)
+            except DecodeError:
+                continue
+            updates.append(
+                (
+                    request.user_id,
+                    request.interaction_type + 1,
+                    request.treatment_id,
+                    request.surface,
+                    request.interaction_time_micros,
+                    request.treatment_tracking_id,
+                    row_id,
+                )
+            )
+        connection.executemany(
+            "UPDATE interactions SET user_id = ?, kind = ?, treatment_id = ?, surface = ?, "
+            "time_micros = ?, tracking_id = ? WHERE interaction_id = ?",
+            updates,
+        )
+        filled += len(updates)
+        after = rows[-1][0]

@@ -1,0 +1,178 @@
+"""The store's activity cache never lets a decision miss an acknowledged event.
+
+Random runs against a real store (in memory through the database thread, and
+on a file through the writer process) with a cache of two users among five:
+events are logged and served, users are read cold, read again warm, evicted
+between an event and the next decision, and read while their events are being
+committed. After every acknowledgement, what the store answers for a user is
+what a plain reading of every acknowledged event gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import random
+
+import pytest
+
+from auxia.decision.model import treatment_interaction_service_pb2 as interactions
+from auxia_decision.server._storage.seam import SENT, Event, ServedTreatment
+from auxia_decision.server._storage.sqlite_store import SqliteStore
+from auxia_decision.server._transport.runtime import run_event_loop
+from tests._activity_model import questions
+
+PROJECT = "P"
+USERS = [f"u{n}" for n in range(5)]
+TREATMENTS = ["A", "B"]
+SURFACES = ["S1", "S2"]
+DAY = 86_400_000_000
+TODAY = 20_000
+KINDS = [SENT, 2, 5]  # SENT, VIEWED, DISMISSED
+QUESTIONS = questions(KINDS, TREATMENTS, SURFACES, TODAY)
+STEPS = 120
+
+
+def _interaction(
+    rng: random.Random, user: str, number: int
+) -> interactions.LogTreatmentInteractionRequest:
+    kind = rng.choice(
+        [
+            interactions.LogTreatmentInteractionRequest.VIEWED,
+            interactions.LogTreatmentInteractionRequest.DISMISSED,
+        ]
+    )
+    return interactions.LogTreatmentInteractionRequest(
+        project_id=PROJECT,
+        user_id=user,
+        treatment_tracking_id=f"t{number}",
+        treatment_id=rng.choice(TREATMENTS),
+        surface=rng.choice(SURFACES),
+        interaction_type=kind,
+        interaction_time_micros=(TODAY - rng.randrange(40)) * DAY + rng.randrange(DAY),
+    )
+
+
+class _Run:
+    """One random run: the store, what was acknowledged per user, and the checks."""
+
+    def __init__(self, store: SqliteStore, seed: int) -> None:
+        self.store = store
+        self.rng = random.Random(seed)
+        self.acknowledged: dict[str, list[Event]] = {user: [] for user in USERS}
+        self.number = 0
+        self.checked = 0
+
+    def log(self, user: str) -> asyncio.Future[None]:
+        self.number += 1
+        request = _interaction(self.rng, user, self.number)
+        event = (
+            request.interaction_type + 1,
+            request.treatment_id,
+            request.surface,
+            request.interaction_time_micros,
+        )
+        waiter = self.store.log_interaction(request, None)
+        waiter.add_done_callback(lambda _: self.acknowledged[user].append(event))
+        return waiter
+
+    def serve(self, user: str) -> asyncio.Future[None]:
+        self.number += 1
+        time = (TODAY - self.rng.randrange(40)) * DAY
+        served = [
+            ServedTreatment(f"r{self.number}", treatment, self.rng.choice(SURFACES), "x", time)
+            for treatment in self.rng.sample(TREATMENTS, self.rng.randint(1, 2))
+        ]
+        waiter = self.store.record_served(PROJECT, user, served, None)
+        events = [(SENT, s.treatment_id, s.surface, s.time_micros) for s in served]
+        waiter.add_done_callback(lambda _: self.acknowledged[user].extend(events))
+        return waiter
+
+    async def check(self, user: str) -> None:
+        activity = await self.store.activity(PROJECT, user)
+        for question in QUESTIONS:
+            expected = question.answered_by(self.acknowledged[user])
+            assert question.asked_of(activity) == expected, (user, question)
+        self.checked += 1
+
+    async def step(self) -> None:
+        rng = self.rng
+        user = rng.choice(USERS)
+        what = rng.choice(["log", "serve", "check", "race", "evict"])
+        if what == "log":
+            await asyncio.gather(*(self.log(rng.choice(USERS)) for _ in range(rng.randint(1, 4))))
+        elif what == "serve":
+            await self.serve(user)
+        elif what == "check":
+            await self.check(user)
+        elif what == "race":
+            # A read of the user and their events in one pass of the loop: which
+            # the read sees depends on the committer; the answer after both must
+            # hold them all.
+            reading = asyncio.ensure_future(self.store.activity(PROJECT, user))
+            writes = [self.log(user) for _ in range(rng.randint(1, 3))]
+            if rng.random() < 0.5:
+                writes.append(self.serve(user))
+            await asyncio.gather(reading, *writes)
+            await self.check(user)
+        else:
+            for other in rng.sample(USERS, 3):
+                await self.store.activity(PROJECT, other)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("db", [":memory:", "file"], ids=["database thread", "writer process"])
+def test_every_acknowledged_event_is_seen_by_the_next_read(
+    tmp_path: pathlib.Path, db: str, seed: int
+) -> None:
+    path = db if db == ":memory:" else str(tmp_path / "store.db")
+
+    async def scenario() -> int:
+        store = SqliteStore(path, activity_cache_users=2)
+        try:
+            await store.start_writer()
+            run = _Run(store, seed)
+            for _ in range(STEPS):
+                await run.step()
+                assert store.cached_users <= 2
+            for user in USERS:
+                await run.check(user)
+            return run.checked
+        finally:
+            store.close()
+
+    assert run_event_loop(scenario()) >= len(USERS)
+
+
+def test_a_store_without_a_cache_reads_every_time(tmp_path: pathlib.Path) -> None:
+    async def scenario() -> None:
+        store = SqliteStore(":memory:", activity_cache_users=0)
+        try:
+            run = _Run(store, 0)
+            await run.log("u0")
+            await run.check("u0")
+            await run.log("u0")
+            await run.check("u0")
+            assert store.cached_users == 0
+        finally:
+            store.close()
+
+    run_event_loop(scenario())
+
+
+def test_a_replaced_store_forgets_what_it_had_cached() -> None:
+    async def scenario() -> None:
+        store = SqliteStore(":memory:")
+        try:
+            run = _Run(store, 1)
+            await run.log("u0")
+            await run.check("u0")
+            assert store.cached_users == 1
+            await store.replace(None, lambda repository: repository.delete_everything())
+            assert store.cached_users == 0
+            run.acknowledged["u0"].clear()
+            await run.check("u0")
+        finally:
+            store.close()
+
+    run_event_loop(scenario())
