@@ -149,6 +149,12 @@ BENCH_SERVER_ARGS ?=
 bench-server: $(STAMP) ## Load-test LogTreatmentInteraction and GetTreatments against their baselines (writes bench/results/server.md)
 	$(BIN)/python -m bench.bench_server $(BENCH_SERVER_ARGS)
 
+BENCH_SCALE_ARGS ?=
+
+.PHONY: bench-scale
+bench-scale: $(STAMP) ## Start, memory and throughput for 1,000 to 1,000,000 users (writes bench/results/scale.md)
+	$(BIN)/python -m bench.bench_scale $(BENCH_SCALE_ARGS)
+
 .PHONY: clean
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist ts/node_modules ts/gen

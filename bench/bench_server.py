@@ -25,7 +25,6 @@ import importlib.metadata
 import os
 import pathlib
 import platform
-import re
 import signal
 import sqlite3
 import statistics
@@ -47,7 +46,7 @@ from tools.loadgen import (
     reconcile,
     run_in_process,
 )
-from tools.processes import process_tree
+from tools.processes import process_tree, tree_memory_mib
 
 ROOT: Final = pathlib.Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "bench" / "results" / "server.md"
@@ -200,13 +199,7 @@ class ServerProcess:
 
     def peak_rss_mib(self) -> float:
         """Return the peak resident set sizes (VmHWM) of the server and its children, in MiB."""
-        total = 0
-        for pid in process_tree(self.process.pid):
-            with contextlib.suppress(OSError):
-                status = pathlib.Path(f"/proc/{pid}/status").read_text()
-                found = re.search(r"VmHWM:\s+(\d+) kB", status)
-                total += int(found.group(1)) if found else 0
-        return total / 1024
+        return tree_memory_mib(self.process.pid, "VmHWM")
 
     def stop(self) -> int:
         """Stop the server with SIGTERM (SIGKILL if it does not stop) and return its status."""

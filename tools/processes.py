@@ -17,3 +17,17 @@ def process_tree(pid: int) -> list[int]:
                 if int(fields[1]) == pid:
                     children.append(int(entry.name))
     return [pid, *children]
+
+
+def tree_memory_mib(pid: int, field: str = "VmRSS") -> float:
+    """Return a memory figure of ``/proc/PID/status`` summed over a process tree, in MiB.
+
+    ``VmRSS`` is what is resident now, ``VmHWM`` the peak.
+    """
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in (pathlib.Path("/proc") / str(member) / "status").read_text().splitlines():
+                if line.startswith(f"{field}:"):
+                    total += int(line.split()[1])
+    return total / 1024

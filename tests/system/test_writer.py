@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from auxia_decision import ApiError, Code
+from auxia_decision.server._storage.seam import ProjectRecord
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from tests._stored import log_row, stored_interactions
 
@@ -213,3 +214,36 @@ def test_a_store_in_memory_appends_without_a_writer() -> None:
             store.close()
 
     assert asyncio.run(scenario()) == (None, [None])
+
+
+@pytest.mark.parametrize("project_id", [None, "P"], ids=["everything", "the only project"])
+def test_replacing_everything_starts_a_new_file_with_a_new_writer(
+    path: str, project_id: str | None
+) -> None:
+    async def scenario() -> tuple[int | None, int | None]:
+        store = SqliteStore(path)
+        try:
+            await store.start_writer()
+            await store.run(
+                lambda repository: repository.put_project(ProjectRecord("P", 1, frozenset()), [])
+            )
+            await asyncio.gather(*[log_row(store, "P", b"%d" % index) for index in range(MANY)])
+            writer = store.writer_pid
+            # Rows logged in the same pass as the replacement: committed before it, so replaced.
+            late = log_row(store, "P", b"late")
+            await store.replace(project_id, lambda repository: repository.delete_everything())
+            await late
+            await asyncio.gather(*[log_row(store, "P", b"after %d" % n) for n in range(3)])
+            return writer, store.writer_pid
+        finally:
+            store.close()
+
+    writer, new_writer = asyncio.run(scenario())
+    # A new file: no pages freed by deleting rows.
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA freelist_count").fetchone() == (0,)
+    assert new_writer is not None
+    assert new_writer != writer
+    assert writer is not None
+    assert not _exists(writer)
+    assert stored_interactions(path) == [("P", b"after %d" % n) for n in range(3)]

@@ -27,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tag", default="load")
     parser.add_argument("--workload", choices=["log", "decide"], default="log")
     parser.add_argument("--users", type=int, default=1000, help="users of the decide workload")
+    parser.add_argument(
+        "--user-stride", type=int, default=1, help="request i is of user i * stride mod users"
+    )
     args = parser.parse_args(argv)
     if args.workload == "decide" and args.transport != "rest":
         parser.error("the decide workload runs over REST")
@@ -43,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tag=args.tag,
         workload=args.workload,
         users=args.users,
+        user_stride=args.user_stride,
     )
     json.dump(asdict(result), sys.stdout)
     return 0

@@ -122,6 +122,7 @@ async def run_rest(
     tag: str,
     workload: str,
     users: int,
+    user_stride: int = 1,
 ) -> None:
     address = url.removeprefix("http://").rstrip("/")
     host, _, port = address.rpartition(":")
@@ -131,7 +132,7 @@ async def run_rest(
         f"x-api-key: {key}\r\ncontent-length: "
     ).encode()
     if workload == "decide":
-        body: Callable[[int], bytes] = functools.partial(_decide_body_of, users)
+        body: Callable[[int], bytes] = functools.partial(_decide_body_of, users, user_stride)
     else:
         body = functools.partial(rest_body, tag)
     await asyncio.gather(
@@ -142,5 +143,5 @@ async def run_rest(
     )
 
 
-def _decide_body_of(users: int, index: int) -> bytes:
-    return decide_body(index, users)
+def _decide_body_of(users: int, stride: int, index: int) -> bytes:
+    return decide_body(index, users, stride)

@@ -54,9 +54,13 @@ def user_attributes(index: int) -> list[dict[str, object]]:
     ]
 
 
-def decide_body(index: int, users: int) -> bytes:
-    """Return GetTreatments request ``index``: of one of ``users`` users, for one surface."""
-    user = index % users
+def decide_body(index: int, users: int, stride: int = 1) -> bytes:
+    """Return GetTreatments request ``index``: of one of ``users`` users, for one surface.
+
+    The user is ``index * stride`` modulo ``users``: a stride spreads a run
+    shorter than the users over all of them.
+    """
+    user = index * stride % users
     document = {
         "projectId": PROJECT_ID,
         "userId": user_id(user),

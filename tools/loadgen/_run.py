@@ -36,18 +36,27 @@ def generate(
     channels: int = 4,
     workload: str = "log",
     users: int = 1000,
+    user_stride: int = 1,
 ) -> LoadResult:
     """Run one closed-loop load in this process and return what it saw.
 
     ``workload`` is ``log`` (LogTreatmentInteraction, REST or gRPC) or
-    ``decide`` (GetTreatments over REST, for ``users`` users).
+    ``decide`` (GetTreatments over REST, for ``users`` users, request ``i``
+    of user ``i * user_stride`` modulo ``users``).
     """
     tally = Tally(total=requests, deadline=time.monotonic() + time_limit)
     cpu_before = os.times()
     started = time.perf_counter()
     if transport == "rest":
         runner = run_rest(
-            address, tally, connections, key=key, tag=tag, workload=workload, users=users
+            address,
+            tally,
+            connections,
+            key=key,
+            tag=tag,
+            workload=workload,
+            users=users,
+            user_stride=user_stride,
         )
     else:
         runner = run_grpc(
@@ -90,6 +99,8 @@ def spawn(
     key: str = DEFAULT_KEY,
     tag: str = "load",
     workload: str = "log",
+    users: int = 1000,
+    user_stride: int = 1,
 ) -> subprocess.Popen[str]:
     """Start ``generate`` in a separate Python process; ``collect`` returns its result."""
     command = [
@@ -110,6 +121,10 @@ def spawn(
         tag,
         "--workload",
         workload,
+        "--users",
+        str(users),
+        "--user-stride",
+        str(user_stride),
     ]
     return subprocess.Popen(  # noqa: S603  # our own interpreter and module
         command, cwd=_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -141,6 +156,8 @@ def run_in_process(
     key: str = DEFAULT_KEY,
     tag: str = "load",
     workload: str = "log",
+    users: int = 1000,
+    user_stride: int = 1,
 ) -> LoadResult:
     """Run ``generate`` in a separate Python process and return its result."""
     process = spawn(
@@ -152,6 +169,8 @@ def run_in_process(
         key=key,
         tag=tag,
         workload=workload,
+        users=users,
+        user_stride=user_stride,
     )
     return collect(process, timeout=time_limit + 2 * _GRACE_SECONDS + 30)
 

@@ -10,7 +10,9 @@ the API's (``storage_error``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +30,7 @@ from auxia_decision.server._storage.activity import (
     ActivityCache,
 )
 from auxia_decision.server._storage.database_thread import DatabaseThread
+from auxia_decision.server._storage.reader_thread import ReaderThread
 from auxia_decision.server._storage.rows import (
     INTERACTION_COLUMNS,
     SERVED_COLUMNS,
@@ -173,6 +176,8 @@ class SqliteStore:
         self._cache = ActivityCache(activity_cache_users)
         self.executor = DatabaseThread(self._connect, error_for=storage_error)
         """The database thread, which also takes operations on the raw connection."""
+        # Reads of a file need not wait for the writers (WAL): a thread of their own.
+        self._reader = None if path == ":memory:" else ReaderThread(path, storage_error)
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
         # The batch each event loop is filling, by kind (only its thread touches it).
         self._interactions: dict[asyncio.AbstractEventLoop, _OpenBatch] = {}
@@ -221,8 +226,15 @@ class SqliteStore:
         return self._cache.load(
             project_id,
             user_id,
-            lambda: self.run(lambda repository: repository.user_activity(project_id, user_id)),
+            lambda: self._read(lambda repository: repository.user_activity(project_id, user_id)),
         )
+
+    async def _read(self, work: Callable[[Repository], T]) -> T:
+        """Run a unit of work that only reads, beside the writers when the store is a file."""
+        reader = self._reader
+        if reader is None:
+            return await self.run(work)
+        return await reader.run(lambda connection: work(SqliteRepository(connection)))
 
     @property
     def cached_users(self) -> int:
@@ -233,12 +245,36 @@ class SqliteStore:
         """Run a unit of work that replaces a project's data (None: everyone's); return its result.
 
         What this event loop appended before is committed first; the users'
-        activity is read again from the database when next needed.
+        activity is read again from the database when next needed. When the
+        work replaces everything in a file (every project, or the only one), it
+        runs on a new file instead of deleting row by row: as quick as deleting
+        the file, however big it had grown.
         """
         await self.drain()
+        if self.path != ":memory:":
+            projects = await self.run(lambda repository: repository.project_ids())
+            if project_id is None or projects == [project_id]:
+                await self._start_afresh()
         result = await self.run(work)
         self._cache.forget_all()
         return result
+
+    async def _start_afresh(self) -> None:
+        """Replace the store's file by a new, empty one, with the same writers."""
+        # Synchronous from here to the new database thread: nothing else of
+        # this event loop can queue work meanwhile.
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        self.executor.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path + suffix)
+        self.executor = DatabaseThread(self._connect, error_for=storage_error)
+        if self._reader is not None:
+            self._reader.reopen()
+        if writer is not None:
+            await self.start_writer()
 
     async def drain(self) -> None:
         """Wait until the rows this event loop appended so far are committed (or failed)."""
@@ -392,4 +428,6 @@ class SqliteStore:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+        if self._reader is not None:
+            self._reader.close()
         self.executor.close()
