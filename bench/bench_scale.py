@@ -39,7 +39,7 @@ from bench._report import publish
 from bench.decision_world import HISTORY_PER_USER, write_history
 from bench.decision_world import seed as world_seed
 from tools.loadgen import LoadResult, is_server_error, run_in_process
-from tools.processes import tree_memory_mib
+from tools.processes import serve_command, tree_memory_mib
 
 ROOT: Final = pathlib.Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "bench" / "results" / "scale.md"
@@ -82,20 +82,7 @@ def measure(users: int, workdir: pathlib.Path, *, decisions: int, writes: int) -
     scale = Scale(users, written, time.perf_counter() - started)
     ready_file = workdir / f"ready-{users}.json"
     log = (workdir / f"server-{users}.log").open("w")
-    command = [
-        str(pathlib.Path(sys.executable).parent / "auxia-decision"),
-        "serve",
-        "--rest-port",
-        "0",
-        "--grpc-port",
-        "0",
-        "--db",
-        str(db),
-        "--seed",
-        str(seed),
-        "--ready-file",
-        str(ready_file),
-    ]
+    command = serve_command(db, "--seed", str(seed), "--ready-file", str(ready_file))
     started = time.perf_counter()
     server = subprocess.Popen(command, stdout=log, stderr=log)  # noqa: S603 - our own server
     try:
@@ -129,12 +116,12 @@ def measure(users: int, workdir: pathlib.Path, *, decisions: int, writes: int) -
             time_limit=_TIME_LIMIT,
             tag="writes",
         )
+        scale.database_mib = _size_mib(db)
         scale.reset_seconds = _reset(info)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=120)
         log.close()
-    scale.database_mib = _size_mib(db)
     started = time.perf_counter()
     for file in workdir.glob(f"world-{users}.db*"):
         file.unlink()
@@ -155,7 +142,7 @@ def _reset(info: ReadyInfo) -> float:
 
 
 def _size_mib(db: pathlib.Path) -> float:
-    """Return the size of a database and its write-ahead log, in MiB, as written before Reset."""
+    """Return the size of a database and its write-ahead log, in MiB."""
     return sum(path.stat().st_size for path in db.parent.glob(f"{db.name}*")) / 2**20
 
 

@@ -46,7 +46,7 @@ from tools.loadgen import (
     reconcile,
     run_in_process,
 )
-from tools.processes import process_tree, tree_memory_mib
+from tools.processes import process_tree, serve_command, tree_memory_mib
 
 ROOT: Final = pathlib.Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "bench" / "results" / "server.md"
@@ -86,17 +86,7 @@ class Target:
     ) -> list[str]:
         """Return the command line that starts the server on free ports."""
         if self.module == "auxia-decision":
-            executable = pathlib.Path(sys.executable).parent / "auxia-decision"
-            command = [
-                str(executable),
-                "serve",
-                "--rest-port",
-                "0",
-                "--grpc-port",
-                "0",
-                "--db",
-                str(db),
-            ]
+            command = serve_command(db)
         else:
             command = [sys.executable, "-m", self.module, "--port", "0", "--db", str(db)]
         command += ["--ready-file", str(ready_file)]

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from auxia_decision.server._ready import wait_for_ready_file
-from tests._repo import VENV_BIN
+from tools.processes import serve_command
 
 
 @dataclass
@@ -65,19 +65,7 @@ def start(
     folder = pathlib.Path(tempfile.mkdtemp(prefix="served-"))
     ready_file = ready_file or folder / "ready.json"
     process = subprocess.Popen(
-        [
-            str(VENV_BIN / "auxia-decision"),
-            "serve",
-            "--rest-port",
-            "0",
-            "--grpc-port",
-            "0",
-            "--db",
-            str(db),
-            "--ready-file",
-            str(ready_file),
-            *extra,
-        ],
+        serve_command(db, "--ready-file", str(ready_file), *extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
+import sys
 
 
 def process_tree(pid: int) -> list[int]:
@@ -31,3 +33,22 @@ def tree_memory_mib(pid: int, field: str = "VmRSS") -> float:
                 if line.startswith(f"{field}:"):
                     total += int(line.split()[1])
     return total / 1024
+
+
+def serve_command(db: str | os.PathLike[str], *extra: str) -> list[str]:
+    """Return the command line of ``auxia-decision serve`` on free ports with this database.
+
+    The executable is the one installed beside this interpreter.
+    """
+    executable = pathlib.Path(sys.executable).parent / "auxia-decision"
+    return [
+        str(executable),
+        "serve",
+        "--rest-port",
+        "0",
+        "--grpc-port",
+        "0",
+        "--db",
+        os.fspath(db),
+        *extra,
+    ]

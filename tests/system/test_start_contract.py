@@ -18,8 +18,9 @@ from auxia_decision.server._domain.seed import default_seed_text
 from auxia_decision.server._ready import ENV_NAMES, wait_for_ready_file
 from tests._repo import VENV_BIN
 from tests._served import start
+from tools.processes import serve_command
 
-SERVE = [str(VENV_BIN / "auxia-decision"), "serve", "--rest-port", "0", "--grpc-port", "0"]
+MEMORY = serve_command(":memory:")
 
 
 def _running(pid: int) -> bool:
@@ -91,7 +92,7 @@ def test_a_ready_file_that_cannot_be_written_is_one_line_and_exit_2(
 ) -> None:
     (tmp_path / "folder" / "ready.json").mkdir(parents=True)
     finished = subprocess.run(
-        [*SERVE, "--db", ":memory:", "--ready-file", str(tmp_path / place)],
+        [*MEMORY, "--ready-file", str(tmp_path / place)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -110,7 +111,7 @@ def test_a_ready_file_in_a_folder_that_is_a_file_is_one_line_and_exit_2(
 ) -> None:
     (tmp_path / "plain").write_text("")
     finished = subprocess.run(
-        [*SERVE, "--db", ":memory:", "--ready-file", str(tmp_path / "plain" / "ready.json")],
+        [*MEMORY, "--ready-file", str(tmp_path / "plain" / "ready.json")],
         capture_output=True,
         text=True,
         timeout=60,
@@ -136,7 +137,7 @@ def test_the_server_stops_within_2_s_of_its_parent_being_killed(
     tmp_path: pathlib.Path, stdin: str
 ) -> None:
     ready = tmp_path / "ready.json"
-    command = [*SERVE, "--db", ":memory:", "--ready-file", str(ready), "--exit-with-parent"]
+    command = [*MEMORY, "--ready-file", str(ready), "--exit-with-parent"]
     parent = subprocess.Popen([sys.executable, "-c", _PARENT.format(stdin=stdin), *command])
     try:
         info = wait_for_ready_file(ready, parent, 60)
@@ -159,7 +160,7 @@ def test_a_closed_stdin_pipe_stops_the_server_with_exit_with_parent_only(
     ready = tmp_path / "ready.json"
     flags = ["--exit-with-parent"] if exit_with_parent else []
     server = subprocess.Popen(
-        [*SERVE, "--db", ":memory:", "--ready-file", str(ready), *flags],
+        [*MEMORY, "--ready-file", str(ready), *flags],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )

@@ -5,15 +5,14 @@ from __future__ import annotations
 import pathlib
 import shutil
 import sqlite3
-import subprocess
 
 import pytest
 
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision.server._storage.seam import SENT, InteractionFilter
-from auxia_decision.server._storage.sqlite_schema import SCHEMA_VERSION, NewerSchemaError
+from auxia_decision.server._storage.sqlite_schema import SCHEMA_VERSION
 from auxia_decision.server._storage.sqlite_store import SqliteStore
-from tests._repo import ROOT, VENV_BIN
+from tests._repo import ROOT
 
 V0 = ROOT / "tests" / "fixtures" / "stores" / "v0.db"
 DAY = 86_400_000_000
@@ -88,68 +87,6 @@ def test_a_migrated_file_answers_a_users_activity_from_both_tables(v0: pathlib.P
     assert sum(row[4] for row in rows if row[0] == SENT) == served_to_user
     assert served_to_user != 0
     assert watermark == (40, 18)
-
-
-def test_the_server_says_it_migrated_and_how_long_it_took(v0: pathlib.Path) -> None:
-    finished = subprocess.run(
-        [
-            str(VENV_BIN / "auxia-decision"),
-            "serve",
-            "--rest-port",
-            "0",
-            "--grpc-port",
-            "0",
-            "--db",
-            str(v0),
-            "--exit-with-parent",
-        ],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr
-    lines = [line for line in finished.stderr.splitlines() if "migrated" in line]
-    assert len(lines) == 1
-    assert lines[0].startswith(
-        f"auxia-decision: migrated the database {v0} from schema version 0 to 1 (40 rows) in "
-    )
-    assert lines[0].endswith(" s")
-
-
-def test_a_file_of_a_newer_schema_is_refused_in_one_line_and_left_alone(
-    tmp_path: pathlib.Path,
-) -> None:
-    newer = tmp_path / "newer.db"
-    with sqlite3.connect(newer) as connection:
-        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    before = newer.read_bytes()
-    with pytest.raises(NewerSchemaError):
-        SqliteStore(str(newer))
-    finished = subprocess.run(
-        [
-            str(VENV_BIN / "auxia-decision"),
-            "serve",
-            "--rest-port",
-            "0",
-            "--grpc-port",
-            "0",
-            "--db",
-            str(newer),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert finished.returncode == 2
-    assert finished.stderr == (
-        f"error: the database {newer} cannot be used: it was written by a newer "
-        f"auxia-decision (schema version {SCHEMA_VERSION + 1}; this one reads versions up to "
-        f"{SCHEMA_VERSION})\n"
-    )
-    assert newer.read_bytes() == before
 
 
 @pytest.mark.parametrize(
