@@ -59,7 +59,8 @@ def jar_names(version: str = __version__) -> tuple[str, str]:
     return f"{NAME}-{version}.jar", f"{NAME}-{version}-sources.jar"
 
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
+    """Return the path of a tool (``javac``); raise BuildError naming the packages if missing."""
     path = shutil.which(name)
     if path is None:
         msg = f"{name} is not on PATH: install Debian's {DEBIAN_PACKAGES} (make system-packages)"
@@ -113,7 +114,7 @@ def _jar(jar: str, output: pathlib.Path, manifest: pathlib.Path, content: pathli
 
 def build(out: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     """Build the jar and the sources jar into ``out``; return their paths."""
-    protoc, javac, jar = _tool("protoc"), _tool("javac"), _tool("jar")
+    protoc, javac, jar = tool("protoc"), tool("javac"), tool("jar")
     for library in CLASSPATH:
         if not library.is_file():
             msg = f"{library} is missing: install Debian's {DEBIAN_PACKAGES}"
