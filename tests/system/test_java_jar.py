@@ -4,13 +4,14 @@ The jar is built once for the session (the ``java_dist`` fixture) and used
 from a classpath with Debian's protobuf-java, its util and Gson, as a team
 would. ``java/EmulatorProbe.java`` is a JVM that starts an emulator and says
 so on one line; the tests kill it, or break its start, and look at what is
-left running.
+left running. The Java of docs/other-languages-java.md runs as written.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import time
@@ -20,12 +21,14 @@ from typing import Final
 import pytest
 
 from auxia_decision._version import __version__
+from tests._docs import code_blocks
 from tests._java import JUNIT, JavaDist, checked, compile_java, joined, require
-from tests._repo import VENV_BIN
+from tests._repo import ROOT, VENV_BIN
 from tools.processes import process_tree
 
 HERE: Final = pathlib.Path(__file__).parent / "java"
 COMMAND: Final = str(VENV_BIN / "auxia-decision")
+JAVA_DOC: Final = ROOT / "docs" / "other-languages-java.md"
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +209,19 @@ def test_a_missing_auxia_decision_is_one_line_saying_how_to_install_it(
         "or name it with AuxiaEmulator.builder().command(...)"
     )
     assert os.environ["PATH"] != path
+
+
+def test_the_docs_java_example_prints_what_they_say(
+    java_dist: JavaDist, tmp_path: pathlib.Path
+) -> None:
+    (example,) = code_blocks(JAVA_DOC, "java")
+    (commands,) = code_blocks(JAVA_DOC, "sh")
+    expected = code_blocks(JAVA_DOC, "text")[-1]
+    (tmp_path / "Example.java").write_text(example)
+    shutil.copy2(java_dist.jar, tmp_path)
+    run = checked(
+        ["bash", "-euo", "pipefail", "-c", commands],
+        tmp_path,
+        env={"PATH": f"{VENV_BIN}:{os.environ['PATH']}"},
+    )
+    assert run.stdout == expected
