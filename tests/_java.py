@@ -15,8 +15,12 @@ from typing import Final
 
 import pytest
 
-from tools.dist_java import CLASSPATH, DEBIAN_PACKAGES
+from tools.dist_java import CLASSPATH, DEBIAN_PACKAGES, QUICK_JVM
 
+QUICK_RUN: Final = tuple(option.removeprefix("-J") for option in QUICK_JVM)
+"""The same options for a test's own short-lived JVM."""
+QUICK_ENV: Final = {"JAVA_TOOL_OPTIONS": " ".join(QUICK_RUN)}
+"""The same for every JVM of a script run as written (javac's, java's)."""
 JUNIT: Final = pathlib.Path("/usr/share/java/junit-platform-console-standalone.jar")
 """Debian's junit5: the JUnit Platform console launcher, with Jupiter."""
 
@@ -77,7 +81,15 @@ def compile_java(
     """Compile Java sources into ``out`` against a classpath (JUnit included); return ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     checked(
-        [require("javac"), "-d", str(out), "-cp", joined([*classpath, JUNIT]), *map(str, sources)],
+        [
+            require("javac"),
+            *QUICK_JVM,
+            "-d",
+            str(out),
+            "-cp",
+            joined([*classpath, JUNIT]),
+            *map(str, sources),
+        ],
         out,
     )
     return out

@@ -30,6 +30,8 @@ JAVA_RELEASE: Final = "11"
 """The oldest Java the jar runs on: java.net.http and ProcessHandle need 11."""
 # A fixed time for every entry, so that one source tree builds one jar.
 ENTRY_DATE: Final = "1980-01-01T00:00:02Z"
+QUICK_JVM: Final = ("-J-XX:TieredStopAtLevel=1", "-J-XX:+UseSerialGC")
+"""Options of the JDK tools' own JVM: for a run of seconds, C1 alone halves javac's CPU time."""
 
 SHARE: Final = pathlib.Path("/usr/share/java")
 CLASSPATH: Final = (SHARE / "protobuf.jar", SHARE / "protobuf-util.jar", SHARE / "gson.jar")
@@ -99,6 +101,7 @@ def _jar(jar: str, output: pathlib.Path, manifest: pathlib.Path, content: pathli
     _run(
         [
             jar,
+            *QUICK_JVM,
             "--create",
             "--file",
             str(output),
@@ -128,7 +131,7 @@ def build(out: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
         includes = [f"-I{folder}" for folder in PROTOS]
         _run([protoc, *includes, f"--java_out={generated}", *(str(f / n) for f, n in protos)])
         classpath = ":".join(str(library) for library in CLASSPATH)
-        options = ["--release", JAVA_RELEASE, "-encoding", "UTF-8", "-d", str(classes)]
+        options = [*QUICK_JVM, "--release", JAVA_RELEASE, "-encoding", "UTF-8", "-d", str(classes)]
         generated_java = [str(path) for path in sorted(generated.rglob("*.java"))]
         _run([javac, *options, "-nowarn", "-cp", classpath, *generated_java])
         # Ours is held to every lint and to documented public members.

@@ -13,7 +13,7 @@ import shutil
 from typing import Final
 
 from tests._docs import code_blocks
-from tests._java import JavaDist, checked, require
+from tests._java import QUICK_ENV, JavaDist, checked, require
 from tests._repo import ROOT, VENV_BIN
 
 EXAMPLE: Final = ROOT / "examples" / "consumer-java"
@@ -31,7 +31,7 @@ def test_the_example_passes_its_junit_tests_on_the_jar(
     run = checked(
         ["bash", "-euo", "pipefail", "-c", block],
         project,
-        env={"PATH": f"{VENV_BIN}:{os.environ['PATH']}"},
+        env={"PATH": f"{VENV_BIN}:{os.environ['PATH']}", **QUICK_ENV},
     )
     assert "[         5 tests successful      ]" in run.stdout, run.stdout
     assert "[         0 tests failed          ]" in run.stdout, run.stdout

@@ -22,7 +22,16 @@ import pytest
 
 from auxia_decision._version import __version__
 from tests._docs import code_blocks
-from tests._java import JUNIT, JavaDist, checked, compile_java, joined, require
+from tests._java import (
+    JUNIT,
+    QUICK_ENV,
+    QUICK_RUN,
+    JavaDist,
+    checked,
+    compile_java,
+    joined,
+    require,
+)
 from tests._repo import ROOT, VENV_BIN
 from tools.processes import process_tree
 
@@ -114,6 +123,7 @@ def test_the_jar_passes_its_junit_suite(
     run = checked(
         [
             require("java"),
+            *QUICK_RUN,
             f"-Dauxia.command={COMMAND}",
             "-jar",
             str(JUNIT),
@@ -140,6 +150,7 @@ def probe(classes: list[pathlib.Path], tmp_path: pathlib.Path) -> list[str]:
     temporary.mkdir()
     return [
         require("java"),
+        *QUICK_RUN,
         f"-Djava.io.tmpdir={temporary}",
         "-cp",
         joined(classes),
@@ -222,6 +233,6 @@ def test_the_docs_java_example_prints_what_they_say(
     run = checked(
         ["bash", "-euo", "pipefail", "-c", commands],
         tmp_path,
-        env={"PATH": f"{VENV_BIN}:{os.environ['PATH']}"},
+        env={"PATH": f"{VENV_BIN}:{os.environ['PATH']}", **QUICK_ENV},
     )
     assert run.stdout == expected
