@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import time
 
 
 def process_tree(pid: int) -> list[int]:
@@ -17,3 +18,22 @@ def process_tree(pid: int) -> list[int]:
                 if int(fields[1]) == pid:
                     children.append(int(entry.name))
     return [pid, *children]
+
+
+def running(pid: int) -> bool:
+    """Whether a process runs: it exists and has not exited (a zombie waits only to be reaped)."""
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def gone_within(pids: list[int], seconds: float) -> bool:
+    """Wait until none of the processes runs; return False if some still run after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(running(pid) for pid in pids):
+            return True
+        time.sleep(0.02)
+    return False

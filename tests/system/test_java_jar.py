@@ -14,7 +14,6 @@ import pathlib
 import shutil
 import signal
 import subprocess
-import time
 import zipfile
 from typing import Final
 
@@ -33,7 +32,7 @@ from tests._java import (
     require,
 )
 from tests._repo import ROOT, VENV_BIN
-from tools.processes import process_tree
+from tools.processes import gone_within, process_tree, running
 
 HERE: Final = pathlib.Path(__file__).parent / "java"
 COMMAND: Final = str(VENV_BIN / "auxia-decision")
@@ -49,24 +48,6 @@ def classes(java_dist: JavaDist, tmp_path_factory: pytest.TempPathFactory) -> li
     return [out, *java_dist.classpath]
 
 
-def _running(pid: int) -> bool:
-    """Whether a process runs: it exists and is not a zombie waiting to be reaped."""
-    try:
-        status = pathlib.Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
-def _gone_within(pids: list[int], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not any(_running(pid) for pid in pids):
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def _processes_naming(text: str) -> list[int]:
     """Return the running processes whose command line holds ``text``."""
     found = []
@@ -76,7 +57,7 @@ def _processes_naming(text: str) -> list[int]:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if text in command and _running(int(entry.name)):
+            if text in command and running(int(entry.name)):
                 found.append(int(entry.name))
     return found
 
@@ -125,6 +106,7 @@ def test_the_jar_passes_its_junit_suite(
             require("java"),
             *QUICK_RUN,
             f"-Dauxia.command={COMMAND}",
+            f"-Dauxia.classpath={joined(classes)}",
             "-jar",
             str(JUNIT),
             "--disable-banner",
@@ -137,7 +119,7 @@ def test_the_jar_passes_its_junit_suite(
         ],
         tmp_path,
     )
-    assert "12 tests successful" in run.stdout, run.stdout
+    assert "13 tests successful" in run.stdout, run.stdout
 
 
 @pytest.fixture
@@ -175,10 +157,10 @@ def test_the_server_is_gone_2_s_after_the_jvm_that_started_it_is_killed(
         try:
             server = _started(jvm)
             tree = process_tree(server)
-            assert _running(server)
+            assert running(server)
             jvm.send_signal(signal.SIGKILL)
             jvm.wait(timeout=10)
-            assert _gone_within(tree, 2.0), [pid for pid in tree if _running(pid)]
+            assert gone_within(tree, 2.0), [pid for pid in tree if running(pid)]
         finally:
             jvm.kill()
     # The server stopped cleanly, as on SIGTERM: it removed its ready file.
@@ -189,7 +171,7 @@ def test_close_stops_the_server(probe: list[str], tmp_path: pathlib.Path) -> Non
     run = checked([*probe, "stop", COMMAND], tmp_path)
     started, stopped = run.stdout.splitlines()
     assert stopped == "stopped"
-    assert not _running(int(started.split()[1]))
+    assert not running(int(started.split()[1]))
     assert list((tmp_path / "jvm-tmp").iterdir()) == []
 
 

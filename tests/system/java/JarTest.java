@@ -24,9 +24,11 @@ import io.auxia.decision.testing.AuxiaEmulator;
 import io.auxia.decision.testing.EmulatorAdmin;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -78,6 +80,28 @@ class JarTest {
     assertEquals(
         List.of("AUXIA_BASE_URL", "AUXIA_GRPC_TARGET", "AUXIA_API_KEY", "AUXIA_EMULATOR_ADMIN_KEY"),
         List.copyOf(auxia.environment().keySet()));
+  }
+
+  /** Runs EnvClient in a JVM of its own, with an environment; returns what it printed. */
+  private static String envClient(Map<String, String> environment) throws Exception {
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    ProcessBuilder builder =
+        new ProcessBuilder(java, "-cp", System.getProperty("auxia.classpath"), "EnvClient");
+    builder.environment().remove("AUXIA_BASE_URL");
+    builder.environment().remove("AUXIA_API_KEY");
+    builder.environment().putAll(environment);
+    Process process = builder.redirectErrorStream(true).start();
+    String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertEquals(0, process.waitFor(), out);
+    return out.strip();
+  }
+
+  @Test
+  void aProcessGivenTheEnvironmentFindsTheEmulator() throws Exception {
+    assertEquals("CART_REMINDER", envClient(auxia.environment()));
+    assertEquals(
+        "no API key: call apiKey(...) or set the AUXIA_API_KEY environment variable",
+        envClient(Map.of()));
   }
 
   @Test
