@@ -182,7 +182,9 @@ def test_a_server_that_cannot_start_is_an_exception_with_its_reason(
     seed.write_text('{"projects": [{"projectId": 5}]}')
     run = checked([*probe, "stop", COMMAND, str(seed)], tmp_path)
     failed, reason = run.stdout.splitlines()
-    assert failed.startswith(f"failed auxia-decision serve exited (2): error: the seed {seed}")
+    assert failed.startswith(
+        f"failed auxia-decision serve could not start (exit 2): error: the seed {seed}"
+    )
     assert reason.startswith(f"reason error: the seed {seed} is invalid: projects[0].projectId")
     assert _processes_naming(str(seed)) == []
     assert list((tmp_path / "jvm-tmp").iterdir()) == []
@@ -196,10 +198,9 @@ def test_a_missing_auxia_decision_is_one_line_saying_how_to_install_it(
     run = checked([*probe, "stop", "auxia-decision"], tmp_path, env={"PATH": path})
     failed, _ = run.stdout.splitlines()
     assert failed == (
-        "failed auxia-decision is not on the PATH: install it with "
-        "`pipx install 'auxia-decision-api[server]'` "
-        "(or `uv tool install 'auxia-decision-api[server]'`), "
-        "or name it with AuxiaEmulator.builder().command(...)"
+        "failed auxia-decision is not installed (not found on PATH): install it with "
+        "pipx install 'auxia-decision-api[server]', "
+        "or pass its path to AuxiaEmulator.builder().command(...)"
     )
     assert os.environ["PATH"] != path
 

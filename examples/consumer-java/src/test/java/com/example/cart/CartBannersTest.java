@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.example.cart.CartBanners.Banner;
-import com.google.protobuf.util.JsonFormat;
 import com.google.rpc.Code;
 import io.auxia.decision.emulator.v1.Fault;
 import io.auxia.decision.emulator.v1.ListDecisionsRequest;
@@ -21,8 +20,6 @@ import io.auxia.decision.server.Project;
 import io.auxia.decision.server.Seed;
 import io.auxia.decision.testing.AuxiaEmulator;
 import io.auxia.decision.testing.EmulatorAdmin;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.stream.Collectors;
@@ -30,7 +27,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /** The cart banner against the local Auxia server: one emulator for the class, reset per test. */
 class CartBannersTest {
@@ -115,10 +111,8 @@ class CartBannersTest {
   }
 
   @Test
-  void aProjectWithoutTreatmentsShowsNoBanner(@TempDir Path folder) throws Exception {
-    Path seed = folder.resolve("seed.json");
-    Files.writeString(seed, JsonFormat.printer().print(closedShop()));
-    try (AuxiaEmulator shop = AuxiaEmulator.builder().seed(seed).start()) {
+  void aProjectWithoutTreatmentsShowsNoBanner() {
+    try (AuxiaEmulator shop = AuxiaEmulator.builder().seed(closedShop()).start()) {
       assertEquals("SHOP", shop.projectId());
       CartBanners closed = new CartBanners(shop.client(), shop.projectId());
       assertTrue(closed.bannerFor("shopper-4").isEmpty());

@@ -81,11 +81,15 @@ public final class ApiError extends RuntimeException {
   private final transient List<Message> details;
   private final int httpStatus;
 
-  private ApiError(Status status, int httpStatus, Throwable cause) {
-    super(describe(status, unpack(status), httpStatus), cause);
+  private ApiError(Status status, List<Message> details, int httpStatus, Throwable cause) {
+    super(describe(status, details, httpStatus), cause);
     this.status = status;
-    this.details = unpack(status);
+    this.details = details;
     this.httpStatus = httpStatus;
+  }
+
+  private ApiError(Status status, int httpStatus, Throwable cause) {
+    this(status, unpack(status), httpStatus, cause);
   }
 
   /**
@@ -152,9 +156,8 @@ public final class ApiError extends RuntimeException {
 
   /** {@return the status code ({@code UNRECOGNIZED} for a number outside google.rpc.Code)} */
   public Code code() {
-    return Code.forNumber(status.getCode()) == null
-        ? Code.UNRECOGNIZED
-        : Code.forNumber(status.getCode());
+    Code code = Code.forNumber(status.getCode());
+    return code == null ? Code.UNRECOGNIZED : code;
   }
 
   /** {@return the HTTP status of the answer that carried the error; empty when none came} */

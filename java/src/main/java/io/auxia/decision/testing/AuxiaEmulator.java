@@ -4,7 +4,9 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
+import com.google.protobuf.util.JsonFormat;
 import io.auxia.decision.client.AuxiaClient;
+import io.auxia.decision.server.Seed;
 import java.io.File;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -44,11 +46,10 @@ public final class AuxiaEmulator implements AutoCloseable {
   /** The command run when none is given: {@code auxia-decision}, found on the PATH. */
   public static final String DEFAULT_COMMAND = "auxia-decision";
 
-  /** What to run to get the command when it is missing: one line. */
+  /** How to get the command when it is missing: the end of a one-line message. */
   public static final String INSTALL_HINT =
-      "install it with `pipx install 'auxia-decision-api[server]'` "
-          + "(or `uv tool install 'auxia-decision-api[server]'`), "
-          + "or name it with AuxiaEmulator.builder().command(...)";
+      "install it with pipx install 'auxia-decision-api[server]', "
+          + "or pass its path to AuxiaEmulator.builder().command(...)";
 
   private static final long POLL_MILLIS = 5;
 
@@ -230,6 +231,7 @@ public final class AuxiaEmulator implements AutoCloseable {
     private List<String> command = List.of(DEFAULT_COMMAND);
     private String database = ":memory:";
     private Path seed;
+    private Seed seedMessage;
     private String clock;
     private final List<String> arguments = new ArrayList<>();
     private Duration startTimeout = Duration.ofSeconds(60);
@@ -262,6 +264,19 @@ public final class AuxiaEmulator implements AutoCloseable {
      */
     public Builder seed(Path file) {
       this.seed = file;
+      this.seedMessage = null;
+      return this;
+    }
+
+    /**
+     * Sets the seed: the world the server starts with, written to a file of the emulator's.
+     *
+     * @param world the seed; the server checks it, and fills in what a seed may leave out
+     * @return this builder
+     */
+    public Builder seed(Seed world) {
+      this.seedMessage = world;
+      this.seed = null;
       return this;
     }
 
@@ -348,6 +363,8 @@ public final class AuxiaEmulator implements AutoCloseable {
               "--ready-file", ready.toString(), "--exit-with-parent"));
       if (seed != null) {
         words.addAll(List.of("--seed", seed.toString()));
+      } else if (seedMessage != null) {
+        words.addAll(List.of("--seed", writeSeed(folder).toString()));
       }
       if (clock != null) {
         words.addAll(List.of("--clock", clock));
@@ -376,6 +393,18 @@ public final class AuxiaEmulator implements AutoCloseable {
       }
     }
 
+    private Path writeSeed(Path folder) {
+      Path file = folder.resolve("seed.json");
+      try {
+        Files.writeString(file, JsonFormat.printer().print(seedMessage), StandardCharsets.UTF_8);
+      } catch (IOException error) {
+        deleteFolder(folder);
+        String message = "cannot write the seed to " + file + ": " + error.getMessage();
+        throw new EmulatorStartException(message, message, error);
+      }
+      return file;
+    }
+
     private JsonObject awaitReady(Process process, Path ready, Path errors) {
       long deadline = System.nanoTime() + startTimeout.toNanos();
       while (true) {
@@ -385,7 +414,9 @@ public final class AuxiaEmulator implements AutoCloseable {
         if (!process.isAlive()) {
           String reason = lastLine(errors);
           throw new EmulatorStartException(
-              "auxia-decision serve exited (" + process.exitValue() + "): " + reason, reason, null);
+              "auxia-decision serve could not start (exit " + process.exitValue() + "): " + reason,
+              reason,
+              null);
         }
         if (System.nanoTime() > deadline) {
           String message =
@@ -438,7 +469,7 @@ public final class AuxiaEmulator implements AutoCloseable {
     private static String resolve(String program) {
       if (program.contains(File.separator)) {
         if (!Files.isExecutable(Paths.get(program))) {
-          throw missing(program + " is not an executable file");
+          throw missing(program + " is not installed (not an executable file)");
         }
         return program;
       }
@@ -451,7 +482,7 @@ public final class AuxiaEmulator implements AutoCloseable {
           }
         }
       }
-      throw missing(program + " is not on the PATH");
+      throw missing(program + " is not installed (not found on PATH)");
     }
 
     private static EmulatorStartException missing(String what) {
