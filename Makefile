@@ -98,16 +98,18 @@ breaking: $(STAMP) ## Check the API and the server's protos for wire-breaking ch
 	  fi; \
 	done
 
-# What the tests need from Debian besides buf and npm: for the monorepo test,
-# protoc, the well-known types and the protobuf Java library of one version
-# (3.21), and a JDK; for the console's browser test, Chromium. Installed with
-# apt-get when missing (as root; otherwise the line to run).
-DEBIAN_PACKAGES := protobuf-compiler libprotobuf-dev libprotobuf-java default-jdk-headless chromium
+# What the tests need from Debian besides buf and npm: for the monorepo test
+# and the Java jar, protoc, the well-known types and the protobuf Java library
+# of one version (3.21), Gson (JsonFormat needs it), a JDK and, for the Java
+# example's tests, JUnit 5; for the console's browser test, Chromium.
+# Installed with apt-get when missing (as root; otherwise the line to run).
+DEBIAN_PACKAGES := protobuf-compiler libprotobuf-dev libprotobuf-java libgoogle-gson-java junit5 default-jdk-headless chromium
 
 .PHONY: system-packages
 system-packages: ## Install the Debian packages the monorepo and browser tests need, if missing
 	@if ! command -v protoc >/dev/null || ! command -v javac >/dev/null || ! command -v chromium >/dev/null \
-	  || [ ! -f /usr/share/java/protobuf.jar ] || [ ! -f /usr/include/google/protobuf/timestamp.proto ]; then \
+	  || [ ! -f /usr/share/java/protobuf.jar ] || [ ! -f /usr/include/google/protobuf/timestamp.proto ] \
+	  || [ ! -f /usr/share/java/gson.jar ] || [ ! -f /usr/share/java/junit-platform-console-standalone.jar ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null \
@@ -116,6 +118,15 @@ system-packages: ## Install the Debian packages the monorepo and browser tests n
 	    echo "make test needs Debian's $(DEBIAN_PACKAGES): sudo apt-get install $(DEBIAN_PACKAGES)" >&2; exit 1; \
 	  fi; \
 	fi
+
+DIST_DIR ?= dist
+
+.PHONY: dist-java
+dist-java: $(STAMP) system-packages ## Build the Java jar and its -sources.jar into dist/ (Debian's JDK, protoc, protobuf-java)
+	$(BIN)/python -m tools.dist_java --out $(DIST_DIR)
+
+.PHONY: dist
+dist: dist-java ## Build the artifacts of other languages into dist/
 
 .PHONY: test
 test: lint checkgenerate breaking system-packages ## Run every check: lint, drift, breaking, and the test suite
@@ -136,6 +147,10 @@ bench-install: $(STAMP) ## Measure each install (core, extras) in a fresh venv (
 .PHONY: bench-emulator
 bench-emulator: $(STAMP) ## Measure the local server in a test suite: start, reset, fixture overhead (writes bench/results/emulator.md)
 	$(BIN)/python -m bench.bench_emulator
+
+.PHONY: bench-java
+bench-java: $(STAMP) system-packages ## Measure AuxiaEmulator (Java): start to a served GetTreatments, close (writes bench/results/polyglot-java.md)
+	$(BIN)/python -m bench.bench_java
 
 FUZZ_EXAMPLES ?= 300
 

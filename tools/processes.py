@@ -6,6 +6,7 @@ import contextlib
 import os
 import pathlib
 import sys
+import time
 
 
 def process_tree(pid: int) -> list[int]:
@@ -52,3 +53,22 @@ def serve_command(db: str | os.PathLike[str], *extra: str) -> list[str]:
         os.fspath(db),
         *extra,
     ]
+
+
+def running(pid: int) -> bool:
+    """Whether a process runs: it exists and has not exited (a zombie waits only to be reaped)."""
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def gone_within(pids: list[int], seconds: float) -> bool:
+    """Wait until none of the processes runs; return False if some still run after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(running(pid) for pid in pids):
+            return True
+        time.sleep(0.02)
+    return False

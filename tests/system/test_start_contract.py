@@ -9,7 +9,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 
 import httpx
 import pytest
@@ -18,27 +17,9 @@ from auxia_decision.server._domain.seed import default_seed_text
 from auxia_decision.server._ready import ENV_NAMES, wait_for_ready_file
 from tests._repo import VENV_BIN
 from tests._served import start
-from tools.processes import serve_command
+from tools.processes import gone_within, serve_command
 
 MEMORY = serve_command(":memory:")
-
-
-def _running(pid: int) -> bool:
-    """Whether a process runs: it exists and has not exited (a zombie waits only to be reaped)."""
-    try:
-        status = pathlib.Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
-def _gone_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not _running(pid):
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_the_ready_file_says_where_the_server_is_and_goes_when_it_stops(
@@ -144,7 +125,7 @@ def test_the_server_stops_within_2_s_of_its_parent_being_killed(
         assert info is not None
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        assert _gone_within(info.pid, 2.0)
+        assert gone_within([info.pid], 2.0)
     finally:
         parent.kill()
         parent.wait()

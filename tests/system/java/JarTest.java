@@ -1,0 +1,289 @@
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.Timestamp;
+import com.google.rpc.BadRequest;
+import com.google.rpc.Code;
+import io.auxia.decision.client.ApiError;
+import io.auxia.decision.client.AuxiaClient;
+import io.auxia.decision.client.RetryPolicy;
+import io.auxia.decision.emulator.v1.Clock;
+import io.auxia.decision.emulator.v1.ListRecentDecisionsRequest;
+import io.auxia.decision.emulator.v1.ProjectView;
+import io.auxia.decision.emulator.v1.Verdict;
+import io.auxia.decision.model.DataFieldParams;
+import io.auxia.decision.model.GetAllTreatmentsRequest;
+import io.auxia.decision.model.GetDataFieldsByParamsRequest;
+import io.auxia.decision.model.GetTreatmentRequest;
+import io.auxia.decision.model.GetTreatmentsRequest;
+import io.auxia.decision.model.LogTreatmentInteractionRequest;
+import io.auxia.decision.model.SurfaceRequest;
+import io.auxia.decision.testing.AuxiaEmulator;
+import io.auxia.decision.testing.EmulatorAdmin;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The jar against a running emulator: the client, its typed errors and retries, the admin API. */
+class JarTest {
+  private static final Duration QUICK = Duration.ofMillis(1);
+  private static AuxiaEmulator auxia;
+
+  @BeforeAll
+  static void startAuxia() {
+    auxia = AuxiaEmulator.builder().command(System.getProperty("auxia.command")).start();
+  }
+
+  @AfterAll
+  static void stopAuxia() {
+    auxia.close();
+  }
+
+  @BeforeEach
+  void reset() {
+    auxia.admin().reset();
+  }
+
+  private static GetTreatmentsRequest.Builder cartRequest(String userId) {
+    return GetTreatmentsRequest.newBuilder()
+        .setProjectId(auxia.projectId())
+        .setUserId(userId)
+        .addSurfaces(SurfaceRequest.newBuilder().setSurface("CART_SCREEN"));
+  }
+
+  private static AuxiaClient client(RetryPolicy retry) {
+    return AuxiaClient.builder()
+        .baseUrl(auxia.baseUrl())
+        .apiKey(auxia.apiKey())
+        .retryPolicy(retry)
+        .build();
+  }
+
+  @Test
+  void theEmulatorSaysWhereItIsAndWhichKeysOpenIt() {
+    assertTrue(auxia.baseUrl().startsWith("http://127.0.0.1:"), auxia.baseUrl());
+    assertTrue(auxia.grpcTarget().startsWith("127.0.0.1:"), auxia.grpcTarget());
+    assertEquals("PROJECT_ID", auxia.projectId());
+    assertEquals("TEST_API_KEY", auxia.apiKey());
+    assertEquals("EMULATOR_ADMIN_KEY", auxia.adminKey().orElseThrow());
+    assertEquals(
+        List.of("AUXIA_BASE_URL", "AUXIA_GRPC_TARGET", "AUXIA_API_KEY", "AUXIA_EMULATOR_ADMIN_KEY"),
+        List.copyOf(auxia.environment().keySet()));
+  }
+
+  /** Runs EnvClient in a JVM of its own, with an environment; returns what it printed. */
+  private static String envClient(Map<String, String> environment) throws Exception {
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    ProcessBuilder builder =
+        new ProcessBuilder(java, "-cp", System.getProperty("auxia.classpath"), "EnvClient");
+    builder.environment().remove("AUXIA_BASE_URL");
+    builder.environment().remove("AUXIA_API_KEY");
+    builder.environment().putAll(environment);
+    Process process = builder.redirectErrorStream(true).start();
+    String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertEquals(0, process.waitFor(), out);
+    return out.strip();
+  }
+
+  @Test
+  void aProcessGivenTheEnvironmentFindsTheEmulator() throws Exception {
+    assertEquals("CART_REMINDER", envClient(auxia.environment()));
+    assertEquals(
+        "no API key: call apiKey(...) or set the AUXIA_API_KEY environment variable",
+        envClient(Map.of()));
+  }
+
+  @Test
+  void everyRpcIsReachedByItsHttpRule() {
+    AuxiaClient client = auxia.client();
+    String project = auxia.projectId();
+    assertEquals(
+        "CART_REMINDER",
+        client.getTreatments(cartRequest("u1").build()).getUserTreatments(0).getTreatmentId());
+    List<String> treatments =
+        client.getAllTreatments(GetAllTreatmentsRequest.newBuilder().setProjectId(project).build())
+            .getTreatmentsList().stream()
+            .map(treatment -> treatment.getTreatmentId())
+            .collect(Collectors.toList());
+    assertTrue(treatments.contains("CART_REMINDER"), treatments.toString());
+    assertEquals(
+        "CART_REMINDER",
+        client.getTreatment(
+                GetTreatmentRequest.newBuilder()
+                    .setProjectId(project)
+                    .setTreatmentId("CART_REMINDER")
+                    .build())
+            .getTreatment()
+            .getTreatmentId());
+    GetDataFieldsByParamsRequest fields =
+        GetDataFieldsByParamsRequest.newBuilder()
+            .setProjectId(project)
+            .addDataFieldParams(
+                DataFieldParams.newBuilder()
+                    .setUserAttributeDataFieldParams(
+                        DataFieldParams.UserAttributeDataFieldParams.newBuilder().setPropertyName("country")))
+            .build();
+    assertEquals(1, client.getDataFields(fields).getDataFieldsCount());
+  }
+
+  @Test
+  void aBadRequestIsAnApiErrorWithTypedFieldViolations() {
+    ApiError error =
+        assertThrows(
+            ApiError.class,
+            () -> auxia.client().getTreatments(cartRequest("").build()));
+    assertEquals(Code.INVALID_ARGUMENT, error.code());
+    assertEquals(400, error.httpStatus().getAsInt());
+    BadRequest details = error.detail(BadRequest.class).orElseThrow();
+    assertEquals("userId", details.getFieldViolations(0).getField());
+    assertEquals("userId", error.fieldViolations().get(0).getField());
+    assertTrue(error.status().getDetails(0).is(BadRequest.class));
+    assertTrue(error.getMessage().startsWith("INVALID_ARGUMENT (HTTP 400): userId"),
+        error.getMessage());
+  }
+
+  @Test
+  void aWrongKeyIsUnauthenticatedAndNeverQuoted() {
+    AuxiaClient wrong =
+        AuxiaClient.builder().baseUrl(auxia.baseUrl()).apiKey("NOT_A_KEY").build();
+    ApiError error = assertThrows(ApiError.class, () -> wrong.getTreatments(cartRequest("u").build()));
+    assertEquals(Code.UNAUTHENTICATED, error.code());
+    assertEquals(401, error.httpStatus().getAsInt());
+    assertFalse(error.getMessage().contains("NOT_A_KEY"), error.getMessage());
+  }
+
+  @Test
+  void unavailableIsRetriedAsThePythonClientDoes() {
+    EmulatorAdmin admin = auxia.admin();
+    admin.failNext("GetTreatments", Code.UNAVAILABLE, 3);
+    AuxiaClient client = client(RetryPolicy.defaults().withBackoff(QUICK, QUICK));
+    assertEquals(1, client.getTreatments(cartRequest("u2").build()).getUserTreatmentsCount());
+    assertEquals(List.of(), admin.listFaults()); // the three failures were used up
+
+    admin.failNext("LogTreatmentInteraction", Code.UNAVAILABLE, 1);
+    ApiError error =
+        assertThrows(
+            ApiError.class,
+            () ->
+                client(RetryPolicy.none())
+                    .logTreatmentInteraction(
+                        LogTreatmentInteractionRequest.newBuilder()
+                            .setProjectId(auxia.projectId())
+                            .setTreatmentTrackingId("T1")
+                            .setInteractionType(
+                                LogTreatmentInteractionRequest.InteractionType.VIEWED)
+                            .setInteractionTimeMicros(1_732_312_345_123_456L)
+                            .build()));
+    assertEquals(Code.UNAVAILABLE, error.code());
+    assertEquals(503, error.httpStatus().getAsInt());
+  }
+
+  @Test
+  void aServerThatIsNotThereIsUnavailableWithoutAnHttpStatus() throws Exception {
+    int port;
+    try (ServerSocket socket = new ServerSocket(0)) {
+      port = socket.getLocalPort();
+    }
+    AuxiaClient client =
+        AuxiaClient.builder()
+            .baseUrl("http://127.0.0.1:" + port)
+            .apiKey("K")
+            .retryPolicy(RetryPolicy.defaults().withBackoff(QUICK, QUICK))
+            .build();
+    ApiError error = assertThrows(ApiError.class, () -> client.getTreatments(cartRequest("u").build()));
+    assertEquals(Code.UNAVAILABLE, error.code());
+    assertTrue(error.httpStatus().isEmpty());
+    assertTrue(error.getMessage().contains("GetTreatments failed after 4 attempts"),
+        error.getMessage());
+  }
+
+  @Test
+  void anAnswerThatIsNotAStatusKeepsItsHttpStatus() {
+    byte[] page = "<html><body>Bad gateway</body></html>".getBytes(StandardCharsets.UTF_8);
+    ApiError proxy = ApiError.fromHttpResponse(502, "text/html; charset=utf-8", page);
+    assertEquals(Code.UNAVAILABLE, proxy.code());
+    assertEquals(502, proxy.httpStatus().getAsInt());
+    assertTrue(proxy.getMessage().contains("non-Status body (text/html): <html>"),
+        proxy.getMessage());
+    byte[] truncated = "{\"code\": 3, \"mess".getBytes(StandardCharsets.UTF_8);
+    ApiError cut = ApiError.fromHttpResponse(400, "application/json", truncated);
+    assertEquals(Code.INVALID_ARGUMENT, cut.code());
+    assertEquals(400, cut.httpStatus().getAsInt());
+  }
+
+  @Test
+  void retryAfterIsReadInSecondsOrAsADate() {
+    assertEquals(Duration.ofSeconds(3), RetryPolicy.retryAfter("3").orElseThrow());
+    assertEquals(
+        Duration.ZERO, RetryPolicy.retryAfter("Wed, 21 Oct 2015 07:28:00 GMT").orElseThrow());
+    assertTrue(RetryPolicy.retryAfter("soon").isEmpty());
+  }
+
+  @Test
+  void aCallOfTheWrongShapeIsRefusedBeforeSending() {
+    AuxiaClient client = auxia.client();
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> client.call("GetTreatments", GetTreatmentRequest.getDefaultInstance(),
+            GetTreatmentRequest.getDefaultInstance()));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> client.call("Nope", GetTreatmentRequest.getDefaultInstance(),
+            GetTreatmentRequest.getDefaultInstance()));
+  }
+
+  @Test
+  void theAdminApiMovesTheClockAndExplainsDecisions() {
+    EmulatorAdmin admin = auxia.admin();
+    Instant then = Instant.parse("2031-05-01T12:00:00Z");
+    Clock frozen = admin.freezeClock(then);
+    assertTrue(frozen.getFrozen());
+    assertEquals(Timestamp.newBuilder().setSeconds(then.getEpochSecond()).build(), frozen.getNow());
+    Clock later = admin.advanceClock(Duration.ofHours(1));
+    assertEquals(then.getEpochSecond() + 3600, later.getNow().getSeconds());
+    assertEquals(later, admin.getClock());
+    assertFalse(admin.useRealTime().getFrozen());
+
+    List<Verdict> verdicts = admin.explainDecision(cartRequest("u3").build());
+    assertTrue(
+        verdicts.stream()
+            .anyMatch(v -> v.getTreatmentId().equals("CART_REMINDER")
+                && v.getOutcome() == Verdict.Outcome.SERVED),
+        verdicts.toString());
+    assertEquals(List.of(), admin.listRecentDecisions(ListRecentDecisionsRequest.getDefaultInstance()));
+    List<String> projects =
+        admin.listProjects().stream().map(ProjectView::getProjectId).collect(Collectors.toList());
+    assertTrue(projects.contains("PROJECT_ID"), projects.toString());
+  }
+
+  @Test
+  void faultsAreArmedListedAndCleared() {
+    EmulatorAdmin admin = auxia.admin();
+    assertEquals("faults/1", admin.delayNext("GetTreatments", Duration.ofMillis(10), 2).getName());
+    admin.failNext("*", Code.INTERNAL, 1);
+    assertEquals(2, admin.listFaults().size());
+    assertEquals(2, admin.clearFaults());
+    assertEquals(List.of(), admin.listFaults());
+  }
+
+  @Test
+  void theAdminApiTakesNoApiKey() {
+    for (String key : List.of("WRONG", auxia.apiKey())) {
+      EmulatorAdmin admin = new EmulatorAdmin(auxia.baseUrl(), key);
+      ApiError error = assertThrows(ApiError.class, admin::listFaults);
+      assertEquals(Code.UNAUTHENTICATED, error.code());
+      assertFalse(error.getMessage().contains(key), error.getMessage());
+    }
+  }
+}
