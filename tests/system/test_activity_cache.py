@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import random
+import sqlite3
 
 import pytest
 
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
+from auxia_decision import ApiError
 from auxia_decision.server._storage.seam import SENT, Event, ServedTreatment
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.runtime import run_event_loop
@@ -171,6 +173,51 @@ def test_a_replaced_store_forgets_what_it_had_cached() -> None:
             await store.replace(None, lambda repository: repository.delete_everything())
             assert store.cached_users == 0
             run.acknowledged["u0"].clear()
+            await run.check("u0")
+        finally:
+            store.close()
+
+    run_event_loop(scenario())
+
+
+def test_a_caller_that_gives_up_stops_nobody_elses_read(tmp_path: pathlib.Path) -> None:
+    async def scenario() -> None:
+        store = SqliteStore(str(tmp_path / "store.db"))
+        try:
+            run = _Run(store, 2)
+            await run.log("u0")
+            first = asyncio.ensure_future(store.activity(PROJECT, "u0"))
+            second = asyncio.ensure_future(store.activity(PROJECT, "u0"))
+            await asyncio.sleep(0)
+            first.cancel()
+            activity = await second
+            assert (
+                activity.count(2, first_day=0, last_day=TODAY + 1)
+                + activity.count(5, first_day=0, last_day=TODAY + 1)
+                == 1
+            )
+            assert first.cancelled()
+        finally:
+            store.close()
+
+    run_event_loop(scenario())
+
+
+def test_a_failed_read_fails_its_callers_and_the_next_read_tries_again(
+    tmp_path: pathlib.Path,
+) -> None:
+    async def scenario() -> None:
+        path = tmp_path / "store.db"
+        store = SqliteStore(str(path))
+        try:
+            run = _Run(store, 3)
+            await run.log("u0")
+            with sqlite3.connect(path) as connection:
+                connection.execute("ALTER TABLE interactions RENAME TO hidden")
+            with pytest.raises(ApiError):
+                await store.activity(PROJECT, "u0")
+            with sqlite3.connect(path) as connection:
+                connection.execute("ALTER TABLE hidden RENAME TO interactions")
             await run.check("u0")
         finally:
             store.close()

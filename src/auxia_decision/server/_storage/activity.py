@@ -29,7 +29,7 @@ import asyncio
 import bisect
 import collections
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -60,7 +60,7 @@ class DailyActivity:
     __slots__ = ("_counts", "_days", "_keys", "_surfaces", "_times")
 
     def __init__(self, rows: Iterable[DailyRow] = ()) -> None:
-        ordered = sorted(rows, key=lambda row: (row[0], row[1], row[2], row[3]))
+        ordered = sorted(rows)
         self._keys = [_key(row[0], row[1]) for row in ordered]
         self._surfaces = [sys.intern(row[2]) for row in ordered]
         self._days = array.array("q", [row[3] for row in ordered])
@@ -176,7 +176,7 @@ class _Load:
     epoch: int
     committed: list[tuple[int, int, Event]]
     """(table, row id, event) of each event of the user committed during the read."""
-    task: asyncio.Task[DailyActivity] | None = None
+    waiters: list[asyncio.Future[DailyActivity]]
 
 
 class ActivityCache:
@@ -213,41 +213,48 @@ class ActivityCache:
         self,
         project_id: str,
         user_id: str,
-        read: Callable[[], Awaitable[tuple[list[DailyRow], Watermark]]],
-    ) -> Awaitable[DailyActivity]:
+        read: Callable[[], asyncio.Future[tuple[list[DailyRow], Watermark]]],
+    ) -> asyncio.Future[DailyActivity]:
         """Return a user's activity, read with ``read`` unless it is cached or being read.
 
-        ``read`` reads the user's rows from the store, with the highest row ids
-        the read saw.
+        ``read`` starts a read of the user's rows from the store, which gives
+        them with the highest row ids the read saw. Each caller gets a future
+        of its own: one that gives up stops nobody else's wait.
         """
+        waiter: asyncio.Future[DailyActivity] = asyncio.get_running_loop().create_future()
         key = (project_id, user_id)
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
-            done: asyncio.Future[DailyActivity] = asyncio.get_running_loop().create_future()
-            done.set_result(entry.activity)
-            return done
+            waiter.set_result(entry.activity)
+            return waiter
         loading = self._loads.get(key)
         if loading is None:
-            loading = self._loads[key] = _Load(self._epoch, [])
-            # A task of its own: a caller that gives up does not stop the
-            # read that others wait for.
-            loading.task = asyncio.ensure_future(self._read(key, loading, read))
-            loading.task.add_done_callback(_retrieve)
-        assert loading.task is not None
-        return asyncio.shield(loading.task)
+            loading = self._loads[key] = _Load(self._epoch, [], [waiter])
+            read().add_done_callback(lambda found: self._finish(key, loading, found))
+        else:
+            loading.waiters.append(waiter)
+        return waiter
 
-    async def _read(
+    def _finish(
         self,
         key: tuple[str, str],
         loading: _Load,
-        read: Callable[[], Awaitable[tuple[list[DailyRow], Watermark]]],
-    ) -> DailyActivity:
-        try:
-            rows, watermark = await read()
-        finally:
-            if self._loads.get(key) is loading:
-                del self._loads[key]
+        found: asyncio.Future[tuple[list[DailyRow], Watermark]],
+    ) -> None:
+        """Make a user's activity of a finished read and the events committed meanwhile."""
+        if self._loads.get(key) is loading:
+            del self._loads[key]
+        if found.cancelled() or found.exception() is not None:
+            for waiter in loading.waiters:
+                if waiter.done():
+                    continue
+                if found.cancelled():
+                    waiter.cancel()
+                else:
+                    waiter.set_exception(found.exception() or RuntimeError())
+            return
+        rows, watermark = found.result()
         activity = DailyActivity(rows)
         marks = list(watermark)
         for table, row_id, event in loading.committed:
@@ -258,7 +265,9 @@ class ActivityCache:
             self._entries[key] = _Entry(activity, marks)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
-        return activity
+        for waiter in loading.waiters:
+            if not waiter.done():
+                waiter.set_result(activity)
 
     def committed(
         self, table: int, first_id: int, events: Sequence[tuple[int, str, str, Event]]
@@ -286,9 +295,3 @@ class ActivityCache:
         self._entries.clear()
         self._loads.clear()
         self._epoch += 1
-
-
-def _retrieve(task: asyncio.Task[DailyActivity]) -> None:
-    """Mark a read's failure as seen: each waiter raises it; nobody waiting is no error."""
-    if not task.cancelled():
-        task.exception()

@@ -54,12 +54,12 @@ class ReaderThread:
         self._thread = threading.Thread(target=self._serve, name="store-reader", daemon=True)
         self._thread.start()
 
-    async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a read-only operation in a snapshot of the last commit; return its result."""
+    def submit(self, operation: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue a read-only operation; the future gives its result, read in a snapshot."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
         self._reads.put((operation, waiter, loop))
-        return await waiter
+        return waiter
 
     def _serve(self) -> None:
         connection: sqlite3.Connection | None = None

@@ -229,12 +229,12 @@ class SqliteStore:
             lambda: self._read(lambda repository: repository.user_activity(project_id, user_id)),
         )
 
-    async def _read(self, work: Callable[[Repository], T]) -> T:
-        """Run a unit of work that only reads, beside the writers when the store is a file."""
+    def _read(self, work: Callable[[Repository], T]) -> asyncio.Future[T]:
+        """Start a unit of work that only reads, beside the writers when the store is a file."""
         reader = self._reader
         if reader is None:
-            return await self.run(work)
-        return await reader.run(lambda connection: work(SqliteRepository(connection)))
+            return asyncio.ensure_future(self.run(work))
+        return reader.submit(lambda connection: work(SqliteRepository(connection)))
 
     @property
     def cached_users(self) -> int:
