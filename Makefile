@@ -149,6 +149,27 @@ BENCH_SERVER_ARGS ?=
 bench-server: $(STAMP) ## Load-test LogTreatmentInteraction and GetTreatments against their baselines (writes bench/results/server.md)
 	$(BIN)/python -m bench.bench_server $(BENCH_SERVER_ARGS)
 
+# The npm package @auxia/decision-api (typescript/): its development tools
+# installed from its lockfile, then buf writes the protobuf-es messages and our
+# init types into typescript/src/gen, and tools/build.mjs compiles, stamps the
+# Python package's version and packs dist/auxia-decision-api-VERSION.tgz.
+TS_DIR := typescript
+TS_STAMP := $(TS_DIR)/node_modules/.installed
+
+$(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	npm ci --prefix $(TS_DIR) --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: dist-ts
+dist-ts: $(STAMP) $(TS_STAMP) ## Build the npm package (typescript/) into dist/ as an npm pack tarball
+	$(BUF) generate --template $(TS_DIR)/buf.gen.yaml
+	node $(TS_DIR)/tools/build.mjs dist
+
+.PHONY: dist
+dist: dist-ts ## Build every language's artifact into dist/
+
 .PHONY: clean
-clean: ## Remove the venv and caches
+clean: ## Remove the venv, caches, built artifacts and npm packages
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist ts/node_modules ts/gen
+	rm -rf $(TS_DIR)/node_modules $(TS_DIR)/src/gen $(TS_DIR)/src/version.ts $(TS_DIR)/lib $(TS_DIR)/build
+	rm -rf examples/consumer-ts/node_modules examples/consumer-ts/build
