@@ -7,12 +7,11 @@ import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { create, toJsonString } from "@bufbuild/protobuf";
+import { create, toJsonString, type MessageInitShape } from "@bufbuild/protobuf";
 
 import { createClient, type AuxiaClient, type ClientOptions } from "./client.js";
 import { createAdminClient, type AdminClient } from "./emulator.js";
 import { SeedSchema } from "./gen/auxia/decision/server/seed_pb.js";
-import type { SeedInit } from "./gen/auxia/decision/server/seed_init.js";
 
 export * from "./gen/auxia/decision/server/index.js";
 
@@ -31,8 +30,12 @@ export interface EmulatorOptions {
   readonly command?: string;
   /** More arguments of `auxia-decision serve` (`["--log-level", "INFO"]`). */
   readonly args?: readonly string[];
-  /** The world it starts with: a seed file's path, or a Seed; by default the docs' world. */
-  readonly seed?: string | SeedInit;
+  /**
+   * The world it starts with: a seed file's path, or a Seed (the server checks
+   * it, and fills in what a seed may leave out, such as each treatment type's
+   * projectId); by default the docs' world.
+   */
+  readonly seed?: string | MessageInitShape<typeof SeedSchema>;
   /** `real` (the default), or an RFC 3339 time to start frozen at (`2030-01-01T00:00:00Z`). */
   readonly clock?: string;
   /** How long it may take to start, in milliseconds (30 s). */
