@@ -2,8 +2,8 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -25,6 +25,20 @@ function textField(fieldName: string) {
   return { fieldName, valueLengthLimit: 100, dataType: ContentFieldDataType.STRING };
 }
 
+/** The temporary folders of emulators (each holds a ready file while its server runs). */
+async function emulatorFolders(): Promise<string[]> {
+  return (await readdir(tmpdir())).filter((name) => name.startsWith("auxia-emulator-"));
+}
+
+/** The pid in a folder's ready file, if it has one. */
+function readyPid(folder: string): number | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(folder, "ready.json"), "utf8")) as { pid: number }).pid;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The EmulatorStartError a start rejects with; fails the test on any other outcome. */
 async function startFailure(options: Parameters<typeof startEmulator>[0]): Promise<EmulatorStartError> {
   try {
@@ -38,8 +52,14 @@ async function startFailure(options: Parameters<typeof startEmulator>[0]): Promi
   assert.fail("it started");
 }
 
-test("it serves on free loopback ports, says where, and stop() ends it", async () => {
+test("it serves on free loopback ports, says where, and stop() ends it and removes its files", async () => {
+  const before = new Set(await emulatorFolders());
   const emulator = await startEmulator();
+  // Its folder: the new one whose ready file names its pid (other suites may start emulators).
+  const made = (await emulatorFolders()).filter((name) => !before.has(name));
+  const mine = made.filter((name) => readyPid(join(tmpdir(), name)) === emulator.pid);
+  assert.equal(mine.length, 1);
+  const folder = join(tmpdir(), mine[0] ?? "");
   try {
     assert.match(emulator.baseUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.match(emulator.grpcTarget, /^127\.0\.0\.1:\d+$/);
@@ -59,6 +79,7 @@ test("it serves on free loopback ports, says where, and stop() ends it", async (
     await emulator.stop();
   }
   assert.equal(running(emulator.pid), false);
+  assert.equal(existsSync(folder), false);
   await emulator.stop(); // twice is fine
 });
 
@@ -178,18 +199,3 @@ test("a runner killed with SIGKILL leaves no server 2 s later", async () => {
     runner.kill("SIGKILL");
   }
 });
-
-test("stop() removes the ready file's folder", async () => {
-  const before = new Set(await listTemp());
-  const emulator = await startEmulator();
-  const made = (await listTemp()).filter((name) => !before.has(name));
-  assert.equal(made.length, 1);
-  assert.ok(existsSync(join(tmpdir(), made[0] ?? "", "ready.json")));
-  await emulator.stop();
-  assert.equal(existsSync(join(tmpdir(), made[0] ?? "")), false);
-});
-
-async function listTemp(): Promise<string[]> {
-  const { readdir } = await import("node:fs/promises");
-  return (await readdir(tmpdir())).filter((name) => name.startsWith("auxia-emulator-"));
-}
