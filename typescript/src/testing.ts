@@ -26,8 +26,12 @@ const MAX_STDERR = 64 * 1024;
 
 /** What startEmulator takes. */
 export interface EmulatorOptions {
-  /** The `auxia-decision` command to run; by default the one on PATH. */
-  readonly command?: string;
+  /**
+   * The `auxia-decision` command: its path, or a command line that runs it
+   * (`["uvx", "--from", "auxia-decision-api[server]", "auxia-decision"]`);
+   * by default the one on PATH.
+   */
+  readonly command?: string | readonly string[];
   /** More arguments of `auxia-decision serve` (`["--log-level", "INFO"]`). */
   readonly args?: readonly string[];
   /**
@@ -108,12 +112,14 @@ export class EmulatorStartError extends Error {
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const folder = await mkdtemp(join(tmpdir(), "auxia-emulator-"));
   try {
-    const args = await serveArgs(options, folder);
-    const child = spawn(options.command ?? DEFAULT_COMMAND, args, {
+    const [file = DEFAULT_COMMAND, ...prefix] =
+      typeof options.command === "string" ? [options.command] : (options.command ?? []);
+    const args = [...prefix, ...(await serveArgs(options, folder))];
+    const child = spawn(file, args, {
       stdio: ["pipe", "ignore", "pipe"],
       env: options.env ?? process.env,
     });
-    const running = await whenReady(child, options, join(folder, "ready.json"));
+    const running = await whenReady(child, file, options, join(folder, "ready.json"));
     return emulator(child, running, folder);
   } catch (error) {
     await rm(folder, { recursive: true, force: true });
@@ -138,8 +144,12 @@ async function serveArgs(options: EmulatorOptions, folder: string): Promise<stri
 }
 
 /** Wait for the ready file; reject, with no process left, when the server cannot start. */
-function whenReady(child: ChildProcess, options: EmulatorOptions, ready: string): Promise<ReadyFile> {
-  const command = options.command ?? DEFAULT_COMMAND;
+function whenReady(
+  child: ChildProcess,
+  command: string,
+  options: EmulatorOptions,
+  ready: string,
+): Promise<ReadyFile> {
   const timeoutMs = options.startTimeoutMs ?? 30_000;
   let stderr = "";
   child.stderr?.setEncoding("utf8");

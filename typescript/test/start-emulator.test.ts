@@ -177,6 +177,17 @@ test("auxia-decision missing from PATH: one line saying how to install it", asyn
   );
 });
 
+test("a command line that runs auxia-decision", async () => {
+  // The venv's python is first on PATH in these tests, as pipx or uvx would run it.
+  const emulator = await startEmulator({ command: ["python", "-m", "auxia_decision"] });
+  try {
+    assert.equal((await fetch(`${emulator.baseUrl}/healthz`)).status, 200);
+  } finally {
+    await emulator.stop();
+  }
+  assert.equal(running(emulator.pid), false);
+});
+
 test("a command path that does not exist: one line naming it", async () => {
   const error = await startFailure({ command: "/nowhere/auxia-decision" });
   assert.match(error.message, /^\/nowhere\/auxia-decision is not installed \(not found\): install it with pipx/);
