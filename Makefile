@@ -33,8 +33,12 @@ $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
 
+# --compile-bytecode: as pip does at install. Without it, where
+# PYTHONDONTWRITEBYTECODE is set, every Python process compiles the modules it
+# imports from source, which costs a server's start more CPU than the start
+# itself (bench/results/polyglot.md measures a start with and without).
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --all-extras --quiet
+	$(UV) sync --locked --all-extras --quiet --compile-bytecode
 	touch $@
 
 .PHONY: install
@@ -136,6 +140,10 @@ bench-install: $(STAMP) ## Measure each install (core, extras) in a fresh venv (
 .PHONY: bench-emulator
 bench-emulator: $(STAMP) ## Measure the local server in a test suite: start, reset, fixture overhead (writes bench/results/emulator.md)
 	$(BIN)/python -m bench.bench_emulator
+
+.PHONY: bench-polyglot
+bench-polyglot: dist-ts ## Measure startEmulator() and stop() from Node, and the npm install (writes bench/results/polyglot.md)
+	$(BIN)/python -m bench.bench_polyglot
 
 FUZZ_EXAMPLES ?= 300
 
