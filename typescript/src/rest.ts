@@ -6,6 +6,7 @@ import {
   getOption,
   isMessage,
   toJsonString,
+  type DescField,
   type DescMessage,
   type DescService,
   type MessageInitShape,
@@ -163,10 +164,7 @@ async function call(
   request: unknown,
   options: CallOptions,
 ): Promise<unknown> {
-  const message = isMessage(request, route.input)
-    ? request
-    : create(route.input, request as MessageInitShape<DescMessage>);
-  const body = toJsonString(route.input, message);
+  const body = requestJson(route, request);
   const url = transport.baseUrl + route.path;
   const { retry } = transport;
   for (let attempt = 1; ; attempt += 1) {
@@ -186,6 +184,95 @@ async function call(
     }
     await sleep(backoffMs(retry, attempt), options.signal);
   }
+}
+
+/**
+ * Return a request's proto3 JSON; throw a TypeError naming the field when it is
+ * not the method's request (another message, a field it does not have, a
+ * value of the wrong type): a mistake of the caller, never sent.
+ */
+function requestJson(route: Route, request: unknown): string {
+  const wrong = (why: string): TypeError =>
+    new TypeError(`${route.name} takes a ${route.input.typeName}: ${why}`);
+  if (isMessage(request) && request.$typeName !== route.input.typeName) {
+    throw wrong(`got a ${request.$typeName}`);
+  }
+  if (request !== undefined && (typeof request !== "object" || request === null)) {
+    throw wrong(`got ${request === null ? "null" : typeof request}`);
+  }
+  const unknown = unknownField(route.input, request, "");
+  if (unknown !== undefined) {
+    throw wrong(`it has no field ${unknown}`);
+  }
+  try {
+    const message = isMessage(request, route.input)
+      ? request
+      : create(route.input, request as MessageInitShape<DescMessage>);
+    return toJsonString(route.input, message);
+  } catch (error) {
+    throw wrong(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** The path of the first field of a plain init object that its message does not have, if any. */
+function unknownField(schema: DescMessage, init: unknown, path: string): string | undefined {
+  if (typeof init !== "object" || init === null || isMessage(init)) {
+    return undefined;
+  }
+  const fields = new Map<string, DescField>(schema.fields.map((field) => [field.localName, field]));
+  const oneofs = new Map(schema.oneofs.map((oneof) => [oneof.localName, oneof]));
+  for (const [key, value] of Object.entries(init)) {
+    const here = path ? `${path}.${key}` : key;
+    const oneof = oneofs.get(key);
+    if (oneof !== undefined) {
+      const { case: chosen, value: inner } = (value ?? {}) as { case?: unknown; value?: unknown };
+      const member = oneof.fields.find((field) => field.localName === chosen);
+      if (chosen !== undefined && member === undefined) {
+        return `${here}.case ${JSON.stringify(chosen)}`;
+      }
+      const found = member?.message && unknownField(member.message, inner, `${here}.value`);
+      if (found) {
+        return found;
+      }
+      continue;
+    }
+    const field = fields.get(key);
+    if (field === undefined) {
+      if (key === "$typeName" || key === "$unknown") {
+        continue;
+      }
+      return here;
+    }
+    const found = unknownIn(field, value, here);
+    if (found) {
+      return found;
+    }
+  }
+  return undefined;
+}
+
+/** The first unknown field inside a field's value: a message, each of a list's, each of a map's. */
+function unknownIn(field: DescField, value: unknown, path: string): string | undefined {
+  if (field.fieldKind === "message") {
+    return unknownField(field.message, value, path);
+  }
+  if (field.fieldKind === "list" && field.listKind === "message" && Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = unknownField(field.message, item, `${path}[${index}]`);
+      if (found) {
+        return found;
+      }
+    }
+  }
+  if (field.fieldKind === "map" && field.mapKind === "message" && typeof value === "object" && value) {
+    for (const [key, item] of Object.entries(value)) {
+      const found = unknownField(field.message, item, `${path}[${JSON.stringify(key)}]`);
+      if (found) {
+        return found;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** What one attempt came to. */

@@ -13,6 +13,7 @@ import {
   DEFAULT_RETRY,
   GetTreatmentsRequestSchema,
   LogTreatmentInteractionRequest_InteractionType,
+  TagPbSchema,
   type AuxiaClient,
 } from "@auxia/decision-api";
 import {
@@ -282,6 +283,27 @@ describe("answers that are not what they should be", () => {
     assert.equal(error.code, Code.FAILED_PRECONDITION);
     assert.equal(error.message, "FAILED_PRECONDITION (HTTP 400): not now");
   });
+});
+
+describe("a request that is not the method's", () => {
+  const cases: [string, unknown, RegExp][] = [
+    ["another message", create(TagPbSchema, { name: "t" }), /got a io\.auxia\.decision\.model\.TagPb$/],
+    ["a field it does not have", { ...REQUEST, colour: "red" }, /it has no field colour$/],
+    ["a nested field it does not have", { ...REQUEST, surfaces: [{ surface: "S", size: 3 }] }, /no field surfaces\[0\]\.size$/],
+    ["a value of the wrong type", { ...REQUEST, userId: 5 }, /user_id to JSON: expected string, got 5$/],
+    ["not an object", "GetTreatments", /got string$/],
+  ];
+  for (const [what, request, message] of cases) {
+    test(`${what}: a TypeError naming it, and nothing sent`, async () => {
+      await assert.rejects(client.getTreatments(request as never), (error: Error) => {
+        assert.ok(error instanceof TypeError);
+        assert.match(error.message, /^GetTreatments takes a io\.auxia\.decision\.model\.GetTreatmentsRequest: /);
+        assert.match(error.message, message);
+        return true;
+      });
+      assert.equal(server.received.length, 0);
+    });
+  }
 });
 
 describe("createClient", () => {
