@@ -1,9 +1,12 @@
-// A test runner that starts the emulator and waits to be killed: startEmulator.test.ts kills it.
+// A test runner that starts the emulator, for start-emulator.test.ts.
 //
-// Prints one JSON line, {"pid": <the server's pid>}, once the server is ready.
+//   node emulator-parent.js wait    prints {"pid": <the server's pid>}, then waits to be killed
+//   node emulator-parent.js leave   prints it, then ends without stop()
 
 import { startEmulator } from "@auxia/decision-api/testing";
 
 const emulator = await startEmulator();
 process.stdout.write(`${JSON.stringify({ pid: emulator.pid })}\n`);
-setInterval(() => undefined, 60_000);
+if (process.argv[2] !== "leave") {
+  setInterval(() => undefined, 60_000);
+}

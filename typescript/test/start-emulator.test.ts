@@ -1,7 +1,7 @@
 // startEmulator: the start contract from Node: ready, stop, seed, clock, failures, parent death.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -193,20 +193,37 @@ test("a command path that does not exist: one line naming it", async () => {
   assert.match(error.message, /^\/nowhere\/auxia-decision is not installed \(not found\): install it with pipx/);
 });
 
-test("a runner killed with SIGKILL leaves no server 2 s later", async () => {
-  const runner = spawn(process.execPath, [join(HERE, "emulator-parent.js")], {
+/** Start the runner script; resolve to it and the pid of the server it started. */
+async function runner(mode: "wait" | "leave"): Promise<{ child: ChildProcess; pid: number }> {
+  const child = spawn(process.execPath, [join(HERE, "emulator-parent.js"), mode], {
     stdio: ["ignore", "pipe", "inherit"],
   });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`the runner exited (${code}) before the server was ready`)));
+  });
+  return { child, pid: (JSON.parse(line) as { pid: number }).pid };
+}
+
+test("a runner killed with SIGKILL leaves no server 2 s later", async () => {
+  const { child, pid } = await runner("wait");
   try {
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: runner.stdout }).once("line", resolve);
-      runner.once("exit", (code) => reject(new Error(`the runner exited (${code}) before the server was ready`)));
-    });
-    const { pid } = JSON.parse(line) as { pid: number };
     assert.ok(running(pid));
-    runner.kill("SIGKILL");
+    child.kill("SIGKILL");
     assert.ok(await goneWithin(pid, 2000), `server ${pid} still runs 2 s after its runner was killed`);
   } finally {
-    runner.kill("SIGKILL");
+    child.kill("SIGKILL");
   }
+});
+
+test("a runner that ends without stop() ends at once, and its server with it", async () => {
+  const { child, pid } = await runner("leave");
+  const code = await new Promise((resolve) => {
+    if (child.exitCode !== null) {
+      resolve(child.exitCode);
+    }
+    child.once("exit", resolve);
+  });
+  assert.equal(code, 0);
+  assert.ok(await goneWithin(pid, 2000), `server ${pid} still runs 2 s after its runner ended`);
 });
