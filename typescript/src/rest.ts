@@ -308,6 +308,9 @@ async function attemptOnce(
       headers: transport.headers,
       body,
       signal: controller.signal,
+      // A redirect is an answer, as in the Python client: following it would
+      // send the key (a header of ours, which fetch does not drop) elsewhere.
+      redirect: "manual",
     });
     return { kind: "answer", response, text: await response.text() };
   } catch (error) {

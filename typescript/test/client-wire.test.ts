@@ -230,6 +230,14 @@ describe("answers that are not what they should be", () => {
     );
   });
 
+  test("a redirect is not followed (the key would go with it): an error with its status", async () => {
+    server.script(answer(307, "", { location: "http://127.0.0.1:9/elsewhere" }));
+    const error = await rejection(client.getTreatments(REQUEST));
+    assert.equal(error.httpStatus, 307);
+    assert.equal(error.code, Code.UNKNOWN);
+    assert.equal(server.received.length, 1);
+  });
+
   test("an error body that repeats the API key does not reach the error's message", async () => {
     server.script(answer(401, `invalid key ${KEY} for this project`, { "content-type": "text/plain" }));
     const error = await rejection(client.getTreatments(REQUEST));
