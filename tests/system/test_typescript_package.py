@@ -80,7 +80,7 @@ def tarball() -> pathlib.Path:
 @pytest.mark.parametrize("suite", SUITES)
 def test_the_package_suite_passes(tarball: pathlib.Path, suite: str) -> None:
     del tarball  # built with the package
-    compiled = TYPESCRIPT / "build" / "test" / "test" / f"{suite}.test.js"
+    compiled = TYPESCRIPT / "build" / "test" / f"{suite}.test.js"
     output = _run([require("node"), "--test", str(compiled)], TYPESCRIPT)
     assert "\n# fail 0\n" in output, output[-3000:]
     assert "\n# pass 0\n" not in output

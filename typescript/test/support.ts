@@ -6,8 +6,8 @@ import type { AddressInfo } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The repository's root (the tests run compiled, from typescript/build/test/test/). */
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../../..");
+/** The repository's root (the tests run compiled, from typescript/build/test/). */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 
 /** Read a JSON file of the repository. */
 export function repoJson(path: string): unknown {

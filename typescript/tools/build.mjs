@@ -6,8 +6,9 @@
 //
 // 1. writes src/version.ts with the Python package's version (the one source:
 //    src/auxia_decision/_version.py);
-// 2. compiles src/ to lib/ (ES modules and .d.ts) with tsc, then test/ and
-//    tools/ to build/test/ (type-checked; the tests import the package by name);
+// 2. compiles src/, test/ and tools/ (type-checked) in one tsc program to
+//    build/, and copies build/src (ES modules and .d.ts) to lib/, where the
+//    package.json's exports point: the tests import the package by name;
 // 3. stages the package in build/package (package.json at that version,
 //    without its development fields; README.md; lib/) and `npm pack`s it into
 //    DIST_FOLDER, replacing an older tarball of the package there.
@@ -56,7 +57,7 @@ function main() {
   rmSync(join(HERE, "lib"), { recursive: true, force: true });
   rmSync(join(HERE, "build"), { recursive: true, force: true });
   tsc("-p", "tsconfig.json");
-  tsc("-p", join("test", "tsconfig.json"));
+  cpSync(join(HERE, "build", "src"), join(HERE, "lib"), { recursive: true });
 
   const stage = join(HERE, "build", "package");
   mkdirSync(stage, { recursive: true });
