@@ -1,13 +1,7 @@
 // createClient: the Auxia API's client, one method per RPC of its services.
 
 import { services, type RequestInits } from "./gen/auxia/decision/model/services.js";
-import {
-  checkedBaseUrl,
-  createServicesClient,
-  environment,
-  USER_AGENT,
-  type ServicesClient,
-} from "./rest.js";
+import { createServicesClient, environment, type ServicesClient } from "./rest.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 
 /** Where the Auxia API is served. */
@@ -55,24 +49,12 @@ export function createClient(options: ClientOptions = {}): AuxiaClient {
   if (!apiKey) {
     throw new Error(`no API key: pass apiKey or set the ${API_KEY_ENV} environment variable`);
   }
-  const baseUrl = checkedBaseUrl(options.baseUrl ?? environment(BASE_URL_ENV) ?? DEFAULT_BASE_URL);
-  const client = createServicesClient<typeof services, RequestInits>(services, {
-    baseUrl,
-    headers: jsonHeaders({ "x-api-key": apiKey }),
-    secrets: [apiKey],
-    fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+  return createServicesClient<typeof services, RequestInits>(services, {
+    baseUrl: options.baseUrl ?? environment(BASE_URL_ENV) ?? DEFAULT_BASE_URL,
+    keyHeader: "x-api-key",
+    key: apiKey,
+    fetch: options.fetch,
     retry: { ...DEFAULT_RETRY, ...options.retry },
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   });
-  return Object.assign(client, { baseUrl });
-}
-
-/** Return the headers of a JSON call with a key's header. */
-export function jsonHeaders(key: Readonly<Record<string, string>>): Record<string, string> {
-  return {
-    ...key,
-    "content-type": "application/json",
-    accept: "application/json",
-    "user-agent": USER_AGENT,
-  };
 }

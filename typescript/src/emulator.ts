@@ -1,8 +1,8 @@
 // The local server's emulator admin API over REST: its messages and a typed client.
 
 import { services, type RequestInits } from "./gen/auxia/decision/emulator/v1/services.js";
-import { BASE_URL_ENV, DEFAULT_TIMEOUT_MS, jsonHeaders } from "./client.js";
-import { checkedBaseUrl, createServicesClient, environment, type ServicesClient } from "./rest.js";
+import { BASE_URL_ENV, DEFAULT_TIMEOUT_MS } from "./client.js";
+import { createServicesClient, environment, type ServicesClient } from "./rest.js";
 import { DEFAULT_RETRY } from "./retry.js";
 
 export * from "./gen/auxia/decision/emulator/v1/index.js";
@@ -51,14 +51,12 @@ export function createAdminClient(options: AdminClientOptions = {}): AdminClient
   if (!where) {
     throw new Error(`no base URL: pass baseUrl or set ${BASE_URL_ENV} to the local server's`);
   }
-  const baseUrl = checkedBaseUrl(where);
-  const client = createServicesClient<typeof services, RequestInits>(services, {
-    baseUrl,
-    headers: jsonHeaders({ "x-admin-key": adminKey }),
-    secrets: [adminKey],
-    fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+  return createServicesClient<typeof services, RequestInits>(services, {
+    baseUrl: where,
+    keyHeader: "x-admin-key",
+    key: adminKey,
+    fetch: options.fetch,
     retry: { ...DEFAULT_RETRY, safeToRepeat: [] },
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   });
-  return Object.assign(client, { baseUrl });
 }

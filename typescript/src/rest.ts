@@ -115,17 +115,50 @@ export interface Transport {
 /** The user agent of every call. */
 export const USER_AGENT = `auxia-decision-api-typescript/${VERSION}`;
 
-/** Return a client of the services' RPCs, each sent with the transport. */
+/** What createServicesClient takes: where, which key in which header, and how to send. */
+export interface ServicesClientOptions {
+  /** Where the services are served (checked by checkedBaseUrl). */
+  readonly baseUrl: string;
+  /** The header of the key: `x-api-key`, `x-admin-key`. */
+  readonly keyHeader: string;
+  /** The key, sent in that header only and hidden from every error message. */
+  readonly key: string;
+  /** The fetch to send with; by default the global one. */
+  readonly fetch?: typeof globalThis.fetch | undefined;
+  readonly retry: RetryPolicy;
+  /** How long one attempt may take, answer included, in milliseconds. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * Return a client of the services' RPCs, one method per RPC, with the base URL
+ * it sends to; throw when the base URL is not an http(s) one without
+ * credentials, query or fragment.
+ */
 export function createServicesClient<Services extends readonly DescService[], Inits>(
   services: Services,
-  transport: Transport,
-): ServicesClient<Services, Inits> {
-  const client: Record<string, unknown> = {};
+  options: ServicesClientOptions,
+): ServicesClient<Services, Inits> & { readonly baseUrl: string } {
+  const baseUrl = checkedBaseUrl(options.baseUrl);
+  const transport: Transport = {
+    baseUrl,
+    headers: {
+      [options.keyHeader]: options.key,
+      "content-type": "application/json",
+      accept: "application/json",
+      "user-agent": USER_AGENT,
+    },
+    secrets: [options.key],
+    fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+    retry: options.retry,
+    timeoutMs: options.timeoutMs,
+  };
+  const client: Record<string, unknown> = { baseUrl };
   for (const route of routesOf(services)) {
-    client[route.localName] = (request: unknown, options?: CallOptions) =>
-      call(transport, route, request, options ?? {});
+    client[route.localName] = (request: unknown, callOptions?: CallOptions) =>
+      call(transport, route, request, callOptions ?? {});
   }
-  return client as ServicesClient<Services, Inits>;
+  return client as ServicesClient<Services, Inits> & { readonly baseUrl: string };
 }
 
 /**
