@@ -82,7 +82,7 @@ lint: $(STAMP) ## Lint and format-check protos and Python, and type-check Python
 checkgenerate: $(STAMP) ## Fail if generated/ differs from what buf produces
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(call regenerate,$$tmp); \
-	if ! diff -r generated "$$tmp/generated" >&2; then \
+	if ! diff -r -x __pycache__ generated "$$tmp/generated" >&2; then \
 	  echo 'generated/ is out of date with proto/: run `make generate` and commit the result' >&2; exit 1; \
 	fi
 
