@@ -33,8 +33,12 @@ $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
 
+# --compile-bytecode: as pip does at install. Without it, where
+# PYTHONDONTWRITEBYTECODE is set, every Python process compiles the modules it
+# imports from source, which costs a server's start more CPU than the start
+# itself (bench/results/polyglot.md measures a start with and without).
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --all-extras --quiet
+	$(UV) sync --locked --all-extras --quiet --compile-bytecode
 	touch $@
 
 .PHONY: install
@@ -78,7 +82,7 @@ lint: $(STAMP) ## Lint and format-check protos and Python, and type-check Python
 checkgenerate: $(STAMP) ## Fail if generated/ differs from what buf produces
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(call regenerate,$$tmp); \
-	if ! diff -r generated "$$tmp/generated" >&2; then \
+	if ! diff -r -x __pycache__ generated "$$tmp/generated" >&2; then \
 	  echo 'generated/ is out of date with proto/: run `make generate` and commit the result' >&2; exit 1; \
 	fi
 
@@ -126,7 +130,7 @@ dist-java: $(STAMP) system-packages ## Build the Java jar and its -sources.jar i
 	$(BIN)/python -m tools.dist_java --out $(DIST_DIR)
 
 .PHONY: dist
-dist: dist-java ## Build the artifacts of other languages into dist/
+dist: dist-ts dist-java ## Build every language's artifact into dist/ (the npm tarball, the Java jars)
 
 .PHONY: test
 test: lint checkgenerate breaking system-packages ## Run every check: lint, drift, breaking, and the test suite
@@ -152,6 +156,10 @@ bench-emulator: $(STAMP) ## Measure the local server in a test suite: start, res
 bench-java: $(STAMP) system-packages ## Measure AuxiaEmulator (Java): start to a served GetTreatments, close (writes bench/results/polyglot-java.md)
 	$(BIN)/python -m bench.bench_java
 
+.PHONY: bench-polyglot
+bench-polyglot: dist-ts ## Measure startEmulator() and stop() from Node, and the npm install (writes bench/results/polyglot.md)
+	$(BIN)/python -m bench.bench_polyglot
+
 FUZZ_EXAMPLES ?= 300
 
 .PHONY: fuzz
@@ -170,6 +178,25 @@ BENCH_SCALE_ARGS ?=
 bench-scale: $(STAMP) ## Start, memory and throughput for 1,000 to 1,000,000 users (writes bench/results/scale.md)
 	$(BIN)/python -m bench.bench_scale $(BENCH_SCALE_ARGS)
 
+# The npm package @auxia/decision-api (typescript/): its development tools
+# installed from its lockfile, then buf writes the protobuf-es messages and our
+# init types into typescript/src/gen, and tools/build.mjs compiles, stamps the
+# Python package's version and packs dist/auxia-decision-api-VERSION.tgz.
+TS_DIR := typescript
+TS_STAMP := $(TS_DIR)/node_modules/.installed
+
+$(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	npm ci --prefix $(TS_DIR) --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: dist-ts
+dist-ts: $(STAMP) $(TS_STAMP) ## Build the npm package (typescript/) into dist/ as an npm pack tarball
+	$(BUF) generate --template $(TS_DIR)/buf.gen.yaml
+	node $(TS_DIR)/tools/build.mjs dist
+
+
 .PHONY: clean
-clean: ## Remove the venv and caches
+clean: ## Remove the venv, caches, built artifacts and npm packages
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist ts/node_modules ts/gen
+	rm -rf $(TS_DIR)/node_modules $(TS_DIR)/src/gen $(TS_DIR)/src/version.ts $(TS_DIR)/lib $(TS_DIR)/build
+	rm -rf examples/consumer-ts/node_modules examples/consumer-ts/build

@@ -4,7 +4,7 @@ The jar is built once for the session (the ``java_dist`` fixture) and used
 from a classpath with Debian's protobuf-java, its util and Gson, as a team
 would. ``java/EmulatorProbe.java`` is a JVM that starts an emulator and says
 so on one line; the tests kill it, or break its start, and look at what is
-left running. The Java of docs/other-languages-java.md runs as written.
+left running. The Java of docs/other-languages.md runs as written.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tools.processes import gone_within, process_tree, running
 
 HERE: Final = pathlib.Path(__file__).parent / "java"
 COMMAND: Final = str(VENV_BIN / "auxia-decision")
-JAVA_DOC: Final = ROOT / "docs" / "other-languages-java.md"
+DOC: Final = ROOT / "docs" / "other-languages.md"
 
 
 @pytest.fixture(scope="module")
@@ -208,9 +208,9 @@ def test_a_missing_auxia_decision_is_one_line_saying_how_to_install_it(
 def test_the_docs_java_example_prints_what_they_say(
     java_dist: JavaDist, tmp_path: pathlib.Path
 ) -> None:
-    (example,) = code_blocks(JAVA_DOC, "java")
-    (commands,) = code_blocks(JAVA_DOC, "sh")
-    expected = code_blocks(JAVA_DOC, "text")[-1]
+    (example,) = code_blocks(DOC, "java", under="Java")
+    (commands,) = code_blocks(DOC, "sh", under="Java")
+    expected = code_blocks(DOC, "text", under="Java")[-1]
     (tmp_path / "Example.java").write_text(example)
     shutil.copy2(java_dist.jar, tmp_path)
     run = checked(

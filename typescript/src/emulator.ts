@@ -1,0 +1,62 @@
+// The local server's emulator admin API over REST: its messages and a typed client.
+
+import { services, type RequestInits } from "./gen/auxia/decision/emulator/v1/services.js";
+import { BASE_URL_ENV, DEFAULT_TIMEOUT_MS } from "./client.js";
+import { createServicesClient, environment, type ServicesClient } from "./rest.js";
+import { DEFAULT_RETRY } from "./retry.js";
+
+export * from "./gen/auxia/decision/emulator/v1/index.js";
+
+/** The environment variable of the emulator's admin key. */
+export const ADMIN_KEY_ENV = "AUXIA_EMULATOR_ADMIN_KEY";
+
+/** What createAdminClient takes. */
+export interface AdminClientOptions {
+  /** Where the local server serves REST; by default `AUXIA_BASE_URL`. */
+  readonly baseUrl?: string;
+  /** An admin key of the server's seed, sent in `x-admin-key`; by default `AUXIA_EMULATOR_ADMIN_KEY`. */
+  readonly adminKey?: string;
+  /** The fetch to send with; by default the global one. */
+  readonly fetch?: typeof globalThis.fetch;
+  /** How long one attempt may take, answer included, in milliseconds (10 s). */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * A client of the local server's emulator admin API (`/emulator/v1/...`):
+ * one method per RPC of io.auxia.decision.emulator.v1.EmulatorService
+ * (`reset`, `listInteractions`, `listDecisions`, `explainDecision`,
+ * `getClock`, `setClock`, `createFault`, `listFaults`, `clearFaults`, ...).
+ */
+export type AdminClient = ServicesClient<typeof services, RequestInits> & {
+  /** Where the client sends its calls. */
+  readonly baseUrl: string;
+};
+
+/**
+ * Return a client of a local server's emulator admin API.
+ *
+ * Throws when there is no admin key or base URL (neither given nor in the
+ * environment). Calls that fail for a moment are retried only when nothing
+ * was sent, or the server answered 429 or 503.
+ */
+export function createAdminClient(options: AdminClientOptions = {}): AdminClient {
+  const adminKey = options.adminKey ?? environment(ADMIN_KEY_ENV);
+  if (!adminKey) {
+    throw new Error(
+      `no admin key: pass adminKey or set ${ADMIN_KEY_ENV} (the seed's adminKeys; an API key is refused)`,
+    );
+  }
+  const where = options.baseUrl ?? environment(BASE_URL_ENV);
+  if (!where) {
+    throw new Error(`no base URL: pass baseUrl or set ${BASE_URL_ENV} to the local server's`);
+  }
+  return createServicesClient<typeof services, RequestInits>(services, {
+    baseUrl: where,
+    keyHeader: "x-admin-key",
+    key: adminKey,
+    fetch: options.fetch,
+    retry: { ...DEFAULT_RETRY, safeToRepeat: [] },
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+  });
+}
