@@ -18,6 +18,7 @@ _BASES: Final = (
     ROOT / "src" / "auxia_decision",
     ROOT / "src" / "auxia_decision" / "server",
     ROOT / "generated",
+    ROOT / "third_party" / "googleapis",
     ROOT / "tests" / "unit",
     ROOT / "tests",
 )
