@@ -100,14 +100,16 @@ breaking: $(STAMP) ## Check the API and the server's protos for wire-breaking ch
 
 # What the tests need from Debian besides buf and npm: for the monorepo test,
 # protoc, the well-known types and the protobuf Java library of one version
-# (3.21), and a JDK; for the console's browser test, Chromium. Installed with
-# apt-get when missing (as root; otherwise the line to run).
-DEBIAN_PACKAGES := protobuf-compiler libprotobuf-dev libprotobuf-java default-jdk-headless chromium
+# (3.21), and a JDK; for the console's browser test, Chromium; for the replicas'
+# tests, PostgreSQL (its programs: the tests start a server of their own).
+# Installed with apt-get when missing (as root; otherwise the line to run).
+DEBIAN_PACKAGES := protobuf-compiler libprotobuf-dev libprotobuf-java default-jdk-headless chromium postgresql
 
 .PHONY: system-packages
-system-packages: ## Install the Debian packages the monorepo and browser tests need, if missing
+system-packages: ## Install the Debian packages the monorepo, browser and PostgreSQL tests need, if missing
 	@if ! command -v protoc >/dev/null || ! command -v javac >/dev/null || ! command -v chromium >/dev/null \
-	  || [ ! -f /usr/share/java/protobuf.jar ] || [ ! -f /usr/include/google/protobuf/timestamp.proto ]; then \
+	  || [ ! -f /usr/share/java/protobuf.jar ] || [ ! -f /usr/include/google/protobuf/timestamp.proto ] \
+	  || ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null \
