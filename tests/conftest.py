@@ -5,16 +5,20 @@ runs the toolchain and installs the wheel. Helpers that are not fixtures live
 beside this file: ``_fixtures`` (the documentation's samples), ``_served``
 (a server process), ``_world`` (an in-process servicer with a settable clock),
 ``_repo`` (copies of this tree), ``_stored`` (the rows a store's file holds),
-and ``tools.loadgen`` (load).
+``tools.loadgen`` (load) and ``tools.postgres`` (a throwaway PostgreSQL server).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
 
 from tests._served import Served, served
+from tools.postgres import Postgres, running_postgres, settings_for_tests
+
+_databases = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +29,20 @@ def server(
     name = request.module.__name__.rpartition(".")[2]
     with served(tmp_path_factory.mktemp(name) / "server.db") as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server of the test session's own (Debian's, on a free loopback port)."""
+    with running_postgres(settings_for_tests()) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: Postgres) -> Iterator[str]:
+    """The URL of an empty database of its own for one test, dropped after it."""
+    name = f"test_{next(_databases)}"
+    url = postgres.create_database(name)
+    yield url
+    if postgres.running():
+        postgres.drop_database(name)

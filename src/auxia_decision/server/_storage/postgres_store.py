@@ -200,6 +200,23 @@ async def _connect(url: str) -> psycopg.AsyncConnection[tuple[Any, ...]]:
     )
 
 
+def _alive(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle connection still has its server: what the server sent is read first.
+
+    A server that ended the session (a restart, ``pg_terminate_backend``)
+    has said so on the socket; reading it before the next statement lets the
+    store open a new connection instead of failing that statement.
+    """
+    if connection.closed or connection.broken:
+        return False
+    pgconn = connection.pgconn
+    try:
+        pgconn.consume_input()
+    except psycopg.OperationalError:
+        return False
+    return pgconn.status == psycopg.pq.ConnStatus.OK
+
+
 class _WorkThread:
     """Runs units of work one at a time on a connection of its own, in a thread of its own."""
 
@@ -228,7 +245,7 @@ class _WorkThread:
 
     def _connected(self) -> Connection:
         connection = self._connection
-        if connection is None or connection.closed or connection.broken:
+        if connection is None or not _alive(connection):
             if connection is not None:
                 connection.close()
             self._connection = None
@@ -427,7 +444,7 @@ class _Appender:
 
     async def _connected(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
         connection = self._connection
-        if connection is None or connection.closed or connection.broken:
+        if connection is None or not _alive(connection):
             self._drop()
             connection = self._connection = await _connect(self._url)
         return connection
@@ -627,7 +644,15 @@ class PostgresStore:
 
     async def _sync(self, round_: _Round) -> None:
         try:
-            activities = await self._read_round(list(round_.users))
+            try:
+                activities = await self._read_round(list(round_.users))
+            except psycopg.Error:
+                if self._reader is None or not (self._reader.broken or self._reader.closed):
+                    raise
+                # The connection was lost (the server restarted, or ended it):
+                # a sync writes nothing, so it is tried once more on a new one.
+                self._drop_reader()
+                activities = await self._read_round(list(round_.users))
         except psycopg.Error as error:
             if self._reader is not None and (self._reader.broken or self._reader.closed):
                 self._drop_reader()
@@ -721,7 +746,7 @@ class PostgresStore:
 
     async def _connected_reader(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
         reader = self._reader
-        if reader is None or reader.closed or reader.broken:
+        if reader is None or not _alive(reader):
             self._drop_reader()
             reader = self._reader = await _connect(self.url)
         return reader
