@@ -157,6 +157,12 @@ BENCH_SCALE_ARGS ?=
 bench-scale: $(STAMP) ## Start, memory and throughput for 1,000 to 1,000,000 users (writes bench/results/scale.md)
 	$(BIN)/python -m bench.bench_scale $(BENCH_SCALE_ARGS)
 
+BENCH_REPLICAS_ARGS ?=
+
+.PHONY: bench-replicas
+bench-replicas: $(STAMP) system-packages ## One server on SQLite, one and two on PostgreSQL: throughput, p99, CPU (writes bench/results/replicas.md)
+	$(BIN)/python -m bench.bench_replicas $(BENCH_REPLICAS_ARGS)
+
 .PHONY: clean
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist ts/node_modules ts/gen

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def process_tree(pid: int) -> list[int]:
@@ -31,3 +34,14 @@ def tree_memory_mib(pid: int, field: str = "VmRSS") -> float:
                 if line.startswith(f"{field}:"):
                     total += int(line.split()[1])
     return total / 1024
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) a process and its children have used so far."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = pathlib.Path(f"/proc/{member}/stat").read_text().rpartition(")")[2]
+            utime, stime = fields.split()[11:13]
+            total += int(utime) + int(stime)
+    return total / _CLOCK_TICKS
