@@ -13,6 +13,7 @@ from auxia.decision.model import (
     treatment_interaction_service_pb2,
     treatment_pb2,
 )
+from auxia_decision.server._storage.filters import interaction_conditions, served_conditions
 from auxia_decision.server._storage.seam import (
     MICROS_PER_DAY,
     SENT,
@@ -273,21 +274,7 @@ class PostgresRepository:
         self, project_id: str, after: int, matching: InteractionFilter
     ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
         """Yield (sequence, request) for the matching interactions stored after ``after``."""
-        conditions = ["interaction_id > %s"]
-        values: list[object] = [after]
-        for column, value in (
-            ("project_id", project_id),
-            ("user_id", matching.user_id),
-            ("tracking_id", matching.tracking_id),
-            ("treatment_id", matching.treatment_id),
-        ):
-            if value:
-                conditions.append(f"{column} = %s")
-                values.append(value)
-        if matching.interaction_type:
-            conditions.append("kind = %s")
-            values.append(matching.interaction_type + 1)
-        _window(conditions, values, matching.start_micros, matching.end_micros)
+        conditions, values = interaction_conditions(project_id, after, matching, "%s")
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
         for sequence, body in self._stream(
             f"SELECT interaction_id, body FROM interactions WHERE {' AND '.join(conditions)} "  # noqa: S608 - our own columns
@@ -306,13 +293,9 @@ class PostgresRepository:
         end_micros: int | None = None,
     ) -> Iterator[ServedRow]:
         """Yield the served treatments stored after sequence ``after``, oldest first, by index."""
-        conditions = ["served_id > %s"]
-        values: list[object] = [after]
-        for column, value in (("project_id", project_id), ("user_id", user_id)):
-            if value:
-                conditions.append(f"{column} = %s")
-                values.append(value)
-        _window(conditions, values, start_micros, end_micros)
+        conditions, values = served_conditions(
+            project_id, after, user_id, (start_micros, end_micros), "%s"
+        )
         for sequence, project, user, response, treatment, surface, tracking, time in self._stream(
             "SELECT served_id, project_id, user_id, response_id, treatment_id, surface, "  # noqa: S608 - our own columns
             f"tracking_id, time_micros FROM served WHERE {' AND '.join(conditions)} "
@@ -417,15 +400,3 @@ class PostgresRepository:
         )
         assert found is not None
         return rows, (int(found[0]), int(found[1]))
-
-
-def _window(
-    conditions: list[str], values: list[object], start: int | None, end: int | None
-) -> None:
-    """Add a time window's conditions (start inclusive, end exclusive) to a query's."""
-    if start is not None:
-        conditions.append("time_micros >= %s")
-        values.append(start)
-    if end is not None:
-        conditions.append("time_micros < %s")
-        values.append(end)

@@ -338,7 +338,7 @@ class _Appender:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._connection: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+        self.link = _Link(url)
         self._next: _Batch | None = None
         self._sending: asyncio.Future[Any] | None = None
         self._idle: list[asyncio.Future[None]] = []
@@ -396,16 +396,17 @@ class _Appender:
 
     async def _send(self, batch: _Batch, attempts: int = 2) -> None:
         batch_id = self._random.getrandbits(63)
-        connection = None
+        sent = False
         try:
-            connection = await self._connected()
+            connection = await self.link.connected()
+            sent = True
             await connection.execute(_APPEND, self._parameters(batch, batch_id), prepare=True)
         except psycopg.Error as error:
-            if connection is None or not connection.broken:
+            if not sent or not self.link.lost:
                 # Not connected, or the statement failed: it was rolled back.
                 batch.resolve(storage_error(error))
                 return
-            self._drop()
+            self.link.drop()
             # The connection was lost with the statement sent: was it stored?
             _spawn(self._settle(batch, batch_id, attempts - 1))
             return
@@ -442,24 +443,10 @@ class _Appender:
                 )
             )
 
-    async def _connected(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
-        connection = self._connection
-        if connection is None or not _alive(connection):
-            self._drop()
-            connection = self._connection = await _connect(self._url)
-        return connection
-
-    def _drop(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and not connection.closed:
-            _spawn(_close_quietly(connection))
-
     async def close(self) -> None:
         """Commit what was appended, then close the connection."""
         await self.drained()
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await _close_quietly(connection)
+        await self.link.close()
 
 
 _TASKS: set[asyncio.Future[Any]] = set()
@@ -476,6 +463,47 @@ def _spawn(work: Awaitable[Any]) -> asyncio.Future[Any]:
 async def _close_quietly(connection: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
     with contextlib.suppress(psycopg.Error, OSError):
         await connection.close()
+
+
+class _Link:
+    """One connection of the event loop, opened again when the server has ended it."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self.connection: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+
+    async def connected(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        """Return the connection, opening a new one if it is gone."""
+        connection = self.connection
+        if connection is None or not _alive(connection):
+            self.drop()
+            connection = self.connection = await _connect(self._url)
+        return connection
+
+    @property
+    def lost(self) -> bool:
+        """Whether the connection was lost (its last statement's outcome may be unknown)."""
+        connection = self.connection
+        return connection is not None and (connection.broken or connection.closed)
+
+    def drop(self) -> None:
+        """Let go of the connection (closed on the side)."""
+        connection, self.connection = self.connection, None
+        if connection is not None and not connection.closed:
+            _spawn(_close_quietly(connection))
+
+    async def close(self) -> None:
+        """Close the connection."""
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            await _close_quietly(connection)
+
+    def finish(self) -> None:
+        """Close the connection at once, from outside the event loop."""
+        connection, self.connection = self.connection, None
+        if connection is not None and not connection.closed:
+            with contextlib.suppress(Exception):
+                connection.pgconn.finish()
 
 
 @dataclass(slots=True)
@@ -546,7 +574,7 @@ class PostgresStore:
         self._config_version = -1
         self._state: dict[str, bytes] = {}
         self._state_listeners: list[StateListener] = []
-        self._reader: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+        self._reader = _Link(url)
         self._next_round: _Round | None = None
         self._syncing = False
         self._closed = threading.Event()
@@ -647,15 +675,15 @@ class PostgresStore:
             try:
                 activities = await self._read_round(list(round_.users))
             except psycopg.Error:
-                if self._reader is None or not (self._reader.broken or self._reader.closed):
+                if not self._reader.lost:
                     raise
                 # The connection was lost (the server restarted, or ended it):
                 # a sync writes nothing, so it is tried once more on a new one.
-                self._drop_reader()
+                self._reader.drop()
                 activities = await self._read_round(list(round_.users))
         except psycopg.Error as error:
-            if self._reader is not None and (self._reader.broken or self._reader.closed):
-                self._drop_reader()
+            if self._reader.lost:
+                self._reader.drop()
             _settle_round(round_, storage_error(error))
         except Exception as error:  # a bug: each caller gets it
             _log.exception("the sync failed")
@@ -669,7 +697,7 @@ class PostgresStore:
         """Run one sync for some users; return their activity, brought up to date."""
         epoch = self._epoch
         entries = {key: self._entries.get(key) for key in users}
-        reader = await self._connected_reader()
+        reader = await self._reader.connected()
         cursor = await reader.execute(
             _SYNC,
             {
@@ -743,18 +771,6 @@ class PostgresStore:
         self._state = state
         for listener in self._state_listeners:
             listener(state)
-
-    async def _connected_reader(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
-        reader = self._reader
-        if reader is None or not _alive(reader):
-            self._drop_reader()
-            reader = self._reader = await _connect(self.url)
-        return reader
-
-    def _drop_reader(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None and not reader.closed:
-            _spawn(_close_quietly(reader))
 
     def _forget_all(self) -> None:
         self._entries.clear()
@@ -872,23 +888,18 @@ class PostgresStore:
         return result
 
     def close(self) -> None:
-        """Commit what was appended, then close the connections.
+        """Close the connections, from outside the event loop (after a failed start).
 
-        Call it from the event loop's thread or after the loop has stopped.
+        What was appended and not committed fails with its connection.
         """
         self._work.close()
-        reader, self._reader = self._reader, None
-        for connection in (reader, self._appender._connection):
-            if connection is not None and not connection.closed:
-                with contextlib.suppress(Exception):
-                    connection.pgconn.finish()
+        self._reader.finish()
+        self._appender.link.finish()
 
     async def aclose(self) -> None:
         """Commit what was appended, then close the connections (from the event loop)."""
         await self._appender.close()
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            await _close_quietly(reader)
+        await self._reader.close()
         self._work.close()
 
 
