@@ -105,15 +105,17 @@ breaking: $(STAMP) ## Check the API and the server's protos for wire-breaking ch
 # What the tests need from Debian besides buf and npm: for the monorepo test
 # and the Java jar, protoc, the well-known types and the protobuf Java library
 # of one version (3.21), Gson (JsonFormat needs it), a JDK and, for the Java
-# example's tests, JUnit 5; for the console's browser test, Chromium.
+# example's tests, JUnit 5; for the console's browser test, Chromium; for the
+# replicas' tests, PostgreSQL (its programs: the tests start a server of their own).
 # Installed with apt-get when missing (as root; otherwise the line to run).
-DEBIAN_PACKAGES := protobuf-compiler libprotobuf-dev libprotobuf-java libgoogle-gson-java junit5 default-jdk-headless chromium
+DEBIAN_PACKAGES := protobuf-compiler libprotobuf-dev libprotobuf-java libgoogle-gson-java junit5 default-jdk-headless chromium postgresql
 
 .PHONY: system-packages
-system-packages: ## Install the Debian packages the monorepo and browser tests need, if missing
+system-packages: ## Install the Debian packages the monorepo, browser and PostgreSQL tests need, if missing
 	@if ! command -v protoc >/dev/null || ! command -v javac >/dev/null || ! command -v chromium >/dev/null \
 	  || [ ! -f /usr/share/java/protobuf.jar ] || [ ! -f /usr/include/google/protobuf/timestamp.proto ] \
-	  || [ ! -f /usr/share/java/gson.jar ] || [ ! -f /usr/share/java/junit-platform-console-standalone.jar ]; then \
+	  || [ ! -f /usr/share/java/gson.jar ] || [ ! -f /usr/share/java/junit-platform-console-standalone.jar ] \
+	  || ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null \
@@ -194,6 +196,12 @@ dist-ts: $(STAMP) $(TS_STAMP) ## Build the npm package (typescript/) into dist/ 
 	$(BUF) generate --template $(TS_DIR)/buf.gen.yaml
 	node $(TS_DIR)/tools/build.mjs dist
 
+
+BENCH_REPLICAS_ARGS ?=
+
+.PHONY: bench-replicas
+bench-replicas: $(STAMP) system-packages ## One server on SQLite, one and two on PostgreSQL: throughput, p99, CPU (writes bench/results/replicas.md)
+	$(BIN)/python -m bench.bench_replicas $(BENCH_REPLICAS_ARGS)
 
 .PHONY: clean
 clean: ## Remove the venv, caches, built artifacts and npm packages

@@ -46,13 +46,12 @@ from tools.loadgen import (
     reconcile,
     run_in_process,
 )
-from tools.processes import process_tree, serve_command, tree_memory_mib
+from tools.processes import serve_command, tree_cpu_seconds, tree_memory_mib
 
 ROOT: Final = pathlib.Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "bench" / "results" / "server.md"
 _READY_TIMEOUT: Final = 60.0
 _STOP_TIMEOUT: Final = 30.0
-_CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 _PACKAGES: Final = (
     "uvicorn",
     "httptools",
@@ -179,13 +178,7 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         """Return the CPU time (user + system) the server and its children have used so far."""
-        total = 0
-        for pid in process_tree(self.process.pid):
-            with contextlib.suppress(OSError):
-                fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2]
-                utime, stime = fields.split()[11:13]
-                total += int(utime) + int(stime)
-        return total / _CLOCK_TICKS
+        return tree_cpu_seconds(self.process.pid)
 
     def peak_rss_mib(self) -> float:
         """Return the peak resident set sizes (VmHWM) of the server and its children, in MiB."""

@@ -19,7 +19,8 @@ from typing import Any, Final
 
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision.server import run_event_loop
-from auxia_decision.server._storage.sqlite_store import SqliteStore
+from auxia_decision.server._startup import open_store
+from auxia_decision.server._storage.activity import DEFAULT_CAPACITY
 from tools.loadgen import DECISION_SURFACES, PROJECT_ID, user_id
 
 TREATMENTS: Final = 24
@@ -149,17 +150,18 @@ def write_seed(path: pathlib.Path) -> pathlib.Path:
     return path
 
 
-def write_history(db: pathlib.Path, users: int, *, now_micros: int | None = None) -> int:
+def write_history(db: pathlib.Path | str, users: int, *, now_micros: int | None = None) -> int:
     """Write ``HISTORY_PER_USER`` interactions of each of ``users`` users into a new store.
 
-    They are logged through the store's own API (``SqliteStore.log_interaction``,
-    committed by its writer process), as the server logs them. Returns how many
-    were written.
+    They are logged through the store's own API (``log_interaction``: on a
+    SQLite file, committed by its writer process; on a ``postgresql://`` URL,
+    by the PostgreSQL store), as the server logs them. Returns how many were
+    written.
     """
     now = time.time_ns() // 1000 if now_micros is None else now_micros
 
     async def write() -> int:
-        store = SqliteStore(str(db))
+        store = open_store(str(db), DEFAULT_CAPACITY)
         try:
             await store.start_writer()
             written = 0
@@ -173,7 +175,7 @@ def write_history(db: pathlib.Path, users: int, *, now_micros: int | None = None
                 written += len(waiters)
             return written
         finally:
-            store.close()
+            await store.aclose()
 
     return run_event_loop(write())
 

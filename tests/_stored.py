@@ -13,6 +13,8 @@ import os
 import sqlite3
 from typing import TYPE_CHECKING
 
+import psycopg
+
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 
 if TYPE_CHECKING:
@@ -32,7 +34,16 @@ def stored_interactions(db: str | os.PathLike[str]) -> list[tuple[str, bytes]]:
 
 
 def stored_tracking_ids(db: str | os.PathLike[str], *, body: str = "proto") -> list[str]:
-    """Return the tracking id of every stored interaction; ``body`` is how rows are encoded."""
+    """Return the tracking id of every stored interaction; ``body`` is how rows are encoded.
+
+    ``db`` is a SQLite file or a ``postgresql://`` URL.
+    """
+    if str(db).startswith("postgresql://"):
+        with psycopg.connect(str(db)) as connection:
+            rows = connection.execute(
+                "SELECT tracking_id FROM interactions ORDER BY interaction_id"
+            ).fetchall()
+        return [str(row[0]) for row in rows]
     bodies = [row_body for _, row_body in stored_interactions(db)]
     if body == "json":
         return [str(json.loads(text)["treatmentTrackingId"]) for text in bodies]

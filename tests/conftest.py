@@ -6,11 +6,13 @@ beside this file: ``_fixtures`` (the documentation's samples), ``_served``
 (a server process), ``_world`` (an in-process servicer with a settable clock),
 ``_repo`` (copies of this tree), ``_stored`` (the rows a store's file holds),
 ``_java`` (the JDK and JUnit for the Java jar, which the ``java_dist`` fixture
-builds), and ``tools.loadgen`` (load).
+builds), ``tools.loadgen`` (load) and ``tools.postgres`` (a throwaway PostgreSQL
+server).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +20,9 @@ import pytest
 from tests._java import JavaDist, require
 from tests._served import Served, served
 from tools.dist_java import BuildError, build
+from tools.postgres import Postgres, running_postgres, settings_for_tests
+
+_databases = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +45,19 @@ def java_dist(tmp_path_factory: pytest.TempPathFactory) -> JavaDist:
     except BuildError as error:
         pytest.fail(str(error), pytrace=False)
     return JavaDist(jar, sources)
+
+
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server of the test session's own (Debian's, on a free loopback port)."""
+    with running_postgres(settings_for_tests()) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: Postgres) -> Iterator[str]:
+    """The URL of an empty database of its own for one test, dropped after it."""
+    name = f"test_{next(_databases)}"
+    url = postgres.create_database(name)
+    yield url
+    if postgres.running():
+        postgres.drop_database(name)

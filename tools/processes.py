@@ -8,6 +8,8 @@ import pathlib
 import sys
 import time
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
 
 def process_tree(pid: int) -> list[int]:
     """Return a process and its children (such as the server's writer process)."""
@@ -72,3 +74,14 @@ def gone_within(pids: list[int], seconds: float) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) a process and its children have used so far."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = pathlib.Path(f"/proc/{member}/stat").read_text().rpartition(")")[2]
+            utime, stime = fields.split()[11:13]
+            total += int(utime) + int(stime)
+    return total / _CLOCK_TICKS

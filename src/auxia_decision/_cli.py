@@ -207,7 +207,8 @@ def _add_serve(commands: _Commands[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
         help="run the local REST + gRPC reference server",
-        description="Serve the API over REST and gRPC from an embedded SQLite store.",
+        description="Serve the API over REST and gRPC from an embedded SQLite store "
+        "or a PostgreSQL database.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--grpc-port", type=int, default=50051, help="default: %(default)s")
@@ -215,7 +216,8 @@ def _add_serve(commands: _Commands[argparse.ArgumentParser]) -> None:
     serve.add_argument(
         "--db",
         default="auxia-decision.db",
-        help="SQLite file, kept across restarts, or :memory: (default: %(default)s)",
+        help="SQLite file, kept across restarts, :memory:, or a postgresql:// URL shared by any "
+        "number of servers ([postgres] extra; see docs/replicas.md) (default: %(default)s)",
     )
     serve.add_argument(
         "--seed",

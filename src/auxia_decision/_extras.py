@@ -13,6 +13,7 @@ EXTRAS: Final = {
     "grpc": "gRPC support (the *_pb2_grpc stubs, rich error details)",
     "client": "the REST client (Client, AsyncClient)",
     "server": "the reference server (auxia-decision serve, LocalServer, the auxia_server fixture)",
+    "postgres": "serving from PostgreSQL (auxia-decision serve --db postgresql://...)",
 }
 """What each extra enables; ``all`` installs every one."""
 

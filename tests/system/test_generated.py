@@ -131,7 +131,7 @@ def test_wheel_ships_generated_package_sources_and_protos(tmp_path: pathlib.Path
     assert b"httpx<1,>=0.28.1; extra == 'client'" in requires
     assert b"uvicorn<1,>=0.54.0; extra == 'server'" in requires
     extras = re.findall(rb"^Provides-Extra: (.*)$", metadata, re.MULTILINE)
-    assert sorted(extras) == [b"all", b"client", b"grpc", b"server"]
+    assert sorted(extras) == [b"all", b"client", b"grpc", b"postgres", b"server"]
 
 
 def test_generated_code_version_checks_match_the_runtime_bounds() -> None:

@@ -13,7 +13,7 @@ import importlib.resources
 import pathlib
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import grpc
 import uvicorn
@@ -28,6 +28,7 @@ from auxia_decision.server._emulator.admin_api import SERVICE, EmulatorServicer
 from auxia_decision.server._emulator.console import console_documents
 from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._emulator.recent_decisions import RecentDecisions
+from auxia_decision.server._emulator.shared_state import SharedState
 from auxia_decision.server._startup import (
     StartupError,
     bind_grpc,
@@ -47,6 +48,9 @@ from auxia_decision.server._transport.grpc_server import add_to_server
 from auxia_decision.server._transport.http import HttpLimits, protocol_with
 from auxia_decision.server._transport.runtime import GRACE_SECONDS, start_rest
 
+if TYPE_CHECKING:
+    from auxia_decision.server._storage.postgres_store import PostgresStore
+
 DEFAULT_DB: Final = "auxia-decision.db"
 
 
@@ -58,6 +62,7 @@ class ServerConfig:
     grpc_port: int = 50051
     rest_port: int = 8080
     db: str = DEFAULT_DB
+    """A SQLite file, ``:memory:``, or a ``postgresql://`` URL (``[postgres]`` extra)."""
     seed: pathlib.Path | seed_pb2.Seed | None = None
     """A seed file (proto JSON of ``io.auxia.decision.server.Seed``), a ``Seed``
     message, or None: the default seed."""
@@ -76,7 +81,7 @@ class RunningServer:
     servicer: ApiServicer
     emulator: EmulatorServicer
     clock: ControlledClock
-    store: SqliteStore
+    store: SqliteStore | PostgresStore
     grpc_server: grpc.aio.Server
     rest_server: uvicorn.Server
     rest_task: asyncio.Task[None]
@@ -90,7 +95,7 @@ class RunningServer:
         """Stop taking calls, let calls in flight finish, then close the store."""
         self.rest_server.should_exit = True
         await asyncio.gather(self.rest_task, self.grpc_server.stop(GRACE_SECONDS))
-        self.store.close()
+        await self.store.aclose()
 
 
 async def start_server(config: ServerConfig) -> RunningServer:
@@ -113,10 +118,15 @@ async def start_server(config: ServerConfig) -> RunningServer:
             await store.start_writer()
         except sqlite3.Error as error:
             raise StartupError(f"the database {config.db} cannot be used: {error}") from None
-        faults, recent = FaultPlan(), RecentDecisions()
+        # Processes on one shared store (PostgreSQL) keep the emulator's state in it.
+        shared: SharedState | None = store if store.shared else None  # type: ignore[assignment]
+        faults, recent = FaultPlan(), RecentDecisions(shared)
         servicer = ApiServicer(store, clock.now, faults=faults, on_decision=recent.record)
+        emulator = EmulatorServicer(
+            servicer, store, seed, clock, faults=faults, recent=recent, shared=shared
+        )
+        await emulator.share()
         await servicer.load_keys()
-        emulator = EmulatorServicer(servicer, store, seed, clock, faults=faults, recent=recent)
         bindings = _bindings(servicer, emulator)
         # grpc's default SO_REUSEPORT would let a second server share the port
         # (and split the calls between two databases): refuse it instead.

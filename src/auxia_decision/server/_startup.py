@@ -14,15 +14,22 @@ import pathlib
 import resource
 import socket
 import sqlite3
+from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 
 from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError
+from auxia_decision._extras import MissingExtraError, import_optional
 from auxia_decision.server._domain.seed import checked_seed, load_seed
 from auxia_decision.server._storage.sqlite_schema import NewerSchemaError
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.runtime import bound_socket
+
+if TYPE_CHECKING:
+    # Imported when a PostgreSQL URL is given: psycopg is the [postgres] extra's.
+    from auxia_decision.server._storage.postgres_store import PostgresStore
 
 
 class StartupError(Exception):
@@ -86,12 +93,25 @@ def seed_of(given: pathlib.Path | seed_pb2.Seed | None) -> seed_pb2.Seed:
         raise StartupError(f"{seed_name(path)} is invalid: {one_line(error)}") from None
 
 
-def open_store(path: str, activity_cache_users: int) -> SqliteStore:
+POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
+"""How a ``--db`` that names a PostgreSQL database starts."""
+
+
+def is_postgres(db: str) -> bool:
+    """Whether ``--db`` names a PostgreSQL database rather than a SQLite file."""
+    return db.startswith(POSTGRES_SCHEMES)
+
+
+def open_store(path: str, activity_cache_users: int) -> SqliteStore | PostgresStore:
     """Open the store's database, or raise StartupError naming the path and what is wrong.
 
-    A file that is not a usable SQLite database, or that a newer version of
-    the server wrote, is left as it is. An older one is migrated.
+    A ``postgresql://`` URL opens a PostgreSQL store (``[postgres]`` extra),
+    whose tables are created if missing. A file that is not a usable SQLite
+    database, or that a newer version of the server wrote, is left as it is.
+    An older one is migrated.
     """
+    if is_postgres(path):
+        return _open_postgres(path, activity_cache_users)
     if path != ":memory:":
         file = pathlib.Path(path)
         if file.is_dir():
@@ -110,6 +130,38 @@ def open_store(path: str, activity_cache_users: int) -> SqliteStore:
         elif code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
             reason = f"it cannot be opened for writing ({error})"
         raise StartupError(f"the database {path} cannot be used: {reason}") from None
+
+
+def redacted(url: str) -> str:
+    """Return a database URL without its password, fit for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _open_postgres(url: str, activity_cache_users: int) -> PostgresStore:
+    """Open a PostgreSQL store, or raise StartupError naming the database (not its password)."""
+    name = redacted(url)
+    try:
+        psycopg = import_optional("postgres", "psycopg")
+    except MissingExtraError as error:
+        raise StartupError(f"the database {name} cannot be used: {error}") from None
+    # psycopg is there: the store's modules, which import it, can be.
+    from auxia_decision.server._storage.postgres_schema import NewerSchemaError  # noqa: PLC0415
+    from auxia_decision.server._storage.postgres_store import PostgresStore  # noqa: PLC0415
+
+    try:
+        return PostgresStore(url, activity_cache_users=activity_cache_users)
+    except NewerSchemaError as error:
+        raise StartupError(f"the database {name} cannot be used: {error}") from None
+    except psycopg.Error as error:
+        lines = str(error).strip().splitlines()
+        reason = (lines[0] if lines else type(error).__name__).replace(url, name)
+        raise StartupError(f"the database {name} cannot be used: {reason}") from None
 
 
 def bind_grpc(server: grpc.aio.Server, host: str, port: int) -> int:

@@ -64,6 +64,19 @@ class ControlledClock:
         self._frozen = None
         self._offset = 0
 
+    def state(self) -> tuple[int | None, int]:
+        """Return what the clock is set to: (frozen time or None, offset from the system's time)."""
+        return self._frozen, self._offset
+
+    def set_state(self, frozen: int | None, offset: int) -> None:
+        """Set the clock as ``state`` returned it (another process's clock, shared)."""
+        self._frozen = frozen
+        self._offset = offset
+
+    def start_state(self) -> tuple[int | None, int]:
+        """Return the state ``restore`` puts the clock back to."""
+        return self._start, 0
+
     def restore(self) -> None:
         """Put the clock back as it was made: frozen at its start time, or real."""
         self._frozen = self._start

@@ -53,8 +53,9 @@ AnsweredDecision = tuple[int, str, MessageForm, MessageForm]
 The request and the response as they were served: messages, or (over REST)
 the request's JSON text and the response's constructor arguments;
 ``as_message`` builds the messages."""
-DecisionListener = Callable[[AnsweredDecision], None]
-"""Told of every GetTreatments call answered, as it is answered."""
+DecisionListener = Callable[[AnsweredDecision], Awaitable[None] | None]
+"""Told of every GetTreatments call answered, as it is answered; what it returns, if not
+None, is waited for before the answer leaves (a listener that stores the decision)."""
 
 
 class Fault(Protocol):
@@ -82,11 +83,19 @@ class CallFaults(Protocol):
         """Return the fault that applies to a call of ``method`` now, if any."""
         ...
 
+    async def select_shared(self, method: str) -> Fault | None:
+        """Return the fault that applies to a call now, counted by every replica (shared stores)."""
+        ...
+
 
 class _NoFaults:
     armed: Final = False
 
     def select(self, method: str) -> Fault | None:
+        del method
+        return None
+
+    async def select_shared(self, method: str) -> Fault | None:
         del method
         return None
 
@@ -133,6 +142,7 @@ class ApiServicer:
         on_decision: DecisionListener | None = None,
     ) -> None:
         self.store = store
+        self._shared = store.shared
         self.clock = clock
         self.faults = faults
         self._on_decision = on_decision
@@ -206,6 +216,11 @@ class ApiServicer:
         _authorize(project, getattr(request, "project_id", ""))
         if check_request(request).warnings:
             clear_output_only(request)
+        if self._shared:
+            user_id = (
+                request.user_id if isinstance(request, decisions.GetTreatmentsRequest) else None
+            )
+            return self._after_sync(project, method, request, handler, user_id)
         faults = self.faults
         if faults.armed:
             fault = faults.select(method)
@@ -243,7 +258,48 @@ class ApiServicer:
         if handler is None or self.faults.armed or not fields_check(request_type)(fields):
             return self.invoke_for(project, method, request_type(**fields))
         _authorize(project, fields.get("project_id"))
+        if self._shared:
+            return self._fields_after_sync(
+                project, method, request_type, fields, source, handler=handler
+            )
         return handler(project, fields, source)
+
+    async def _after_sync(
+        self,
+        project: ProjectRecord,
+        method: str,
+        request: Message,
+        handler: Callable[[ProjectRecord, Message], Awaitable[Message]],
+        user_id: str | None,
+    ) -> Message:
+        """Run a call on a shared store: once synced, the faults every replica counts apply."""
+        await self.store.synchronize(project.project_id, user_id)
+        faults = self.faults
+        if faults.armed:
+            fault = await faults.select_shared(method)
+            if fault is not None:
+                return await _delayed(fault, lambda: handler(project, request))
+        return await handler(project, request)
+
+    async def _fields_after_sync(
+        self,
+        project: ProjectRecord,
+        method: str,
+        request_type: type[Message],
+        fields: Fields,
+        source: bytes | str | None,
+        *,
+        handler: Callable[[ProjectRecord, Fields, bytes | str | None], Awaitable[Message | Fields]],
+    ) -> Message | Fields:
+        """Run a call from plain values on a shared store, once synced.
+
+        A fault armed by another replica, seen by the sync, sends the call the
+        way of the message, where faults apply.
+        """
+        await self.store.synchronize(project.project_id, fields.get("user_id", ""))
+        if self.faults.armed:
+            return await self.invoke_for(project, method, request_type(**fields))
+        return await handler(project, fields, source)
 
     async def _insert_treatment(
         self, project: ProjectRecord, request: Message
@@ -395,15 +451,17 @@ class ApiServicer:
         if isinstance(request, Message):
             answer = decisions.GetTreatmentsResponse(**fields)
         on_decision = self._on_decision
+        kept = None
         if on_decision is not None:
-            on_decision((now, project.project_id, request, answer))
+            kept = on_decision((now, project.project_id, request, answer))
         if not trackings:
-            return _resolved(answer)
+            return _resolved(answer) if kept is None else _after(kept, _resolved(answer))
         served = [
             ServedTreatment(answer_id, choice.treatment.treatment_id, choice.surface, tracking, now)
             for choice, tracking in zip(decision.choices, trackings, strict=True)
         ]
-        return self.store.record_served(project.project_id, user_id, served, answer)
+        stored = self.store.record_served(project.project_id, user_id, served, answer)
+        return stored if kept is None else _after(kept, stored)
 
 
 def _authorize(project: ProjectRecord, requested: str | None) -> None:
@@ -417,6 +475,15 @@ def _authorize(project: ProjectRecord, requested: str | None) -> None:
 
 async def _resolved(value: T) -> T:
     return value
+
+
+async def _after(first: Awaitable[None], then: Awaitable[T]) -> T:
+    """Wait for ``first``, then return what ``then`` gives (both may be under way already)."""
+    try:
+        await first
+    finally:
+        result = await then
+    return result
 
 
 async def _delayed(fault: Fault, run: Callable[[], Awaitable[Message]]) -> Message:

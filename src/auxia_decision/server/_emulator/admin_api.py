@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -9,7 +10,6 @@ from google.protobuf.message import Message
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia.decision.model import data_field_pb2, treatment_pb2
-from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError, Code, invalid_field
 from auxia_decision._routes import services
@@ -18,11 +18,20 @@ from auxia_decision.server._domain.auth import key_digest
 from auxia_decision.server._domain.clock import ControlledClock
 from auxia_decision.server._domain.decisions import DecisionRequest, decide
 from auxia_decision.server._domain.seed import apply_seed, project_seed
-from auxia_decision.server._domain.servicer import ApiServicer, as_message
+from auxia_decision.server._domain.servicer import ApiServicer
 from auxia_decision.server._domain.treatments import with_statuses
 from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._emulator.inspection import list_decisions, list_interactions
 from auxia_decision.server._emulator.recent_decisions import RecentDecisions
+from auxia_decision.server._emulator.shared_state import (
+    CLOCK,
+    RESETS,
+    SEED,
+    SharedState,
+    count_of,
+    decode_clock,
+    encode_clock,
+)
 from auxia_decision.server._storage.seam import ProjectRecord, Repository, Store, StoredTreatment
 from auxia_decision.server._transport.bindings import ADMIN_KEY_HEADER
 
@@ -76,6 +85,9 @@ class EmulatorServicer:
         clock: the server's clock, the one ``api`` reads.
         faults: the faults armed on ``api``'s calls.
         recent: the GetTreatments calls ``api`` answered last.
+        shared: where the server processes that share ``store`` keep the
+            clock, the faults and the seed (``share`` takes them in); None:
+            this process alone has them.
 
     """
 
@@ -88,8 +100,12 @@ class EmulatorServicer:
         *,
         faults: FaultPlan,
         recent: RecentDecisions,
+        shared: SharedState | None = None,
     ) -> None:
         self._api = api
+        self._shared = shared
+        self._resets = 0
+        self._reloads: set[asyncio.Future[None]] = set()
         self._store = store
         self._seed = seed
         self._clock = clock
@@ -112,6 +128,42 @@ class EmulatorServicer:
             "ListFaults": self._list_faults,
             "ClearFaults": self._clear_faults,
         }
+
+    async def share(self) -> None:
+        """Join the processes that share the store: publish the seed, take in the shared state.
+
+        The seed (and its admin keys) of the last process started is every
+        process's; the clock is set from this process's start only when the
+        store has none yet, so that a process (re)started later does not
+        move the clock of those running.
+        """
+        shared = self._shared
+        if shared is None:
+            return
+        seed = self._seed.SerializeToString()
+        await shared.change_state(SEED, lambda _: (seed, None))
+        start = encode_clock(*self._clock.start_state())
+        await shared.change_state(CLOCK, lambda found: (found or start, None))
+        self._faults.share(shared)
+        self._follow(shared.state())
+        shared.watch_state(self._follow)
+
+    def _follow(self, state: dict[str, bytes]) -> None:
+        """Take in the shared state: the clock, the seed and its admin keys, a whole reset."""
+        clock = state.get(CLOCK)
+        if clock is not None:
+            self._clock.set_state(*decode_clock(clock))
+        seed = state.get(SEED)
+        if seed is not None and seed != self._seed.SerializeToString():
+            self._seed = seed_pb2.Seed.FromString(seed)
+            self._admin_digests = tuple(key_digest(key) for key in self._seed.admin_keys)
+        resets = count_of(state.get(RESETS))
+        if resets != self._resets:
+            # Another process reset the server: the API keys were written again.
+            self._resets = resets
+            task = asyncio.ensure_future(self._api.load_keys())
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
 
     def admit(self, api_key: str | None, admin_key: str | None) -> None:
         """Raise UNAUTHENTICATED unless ``admin_key`` is an admin key of the seed.
@@ -150,6 +202,8 @@ class EmulatorServicer:
             raise ApiError(Code.UNIMPLEMENTED, f"the method {method} is not implemented")
         if check_request(request).warnings:
             clear_output_only(request)
+        if self._shared is not None:
+            await self._shared.synchronize("")
         return await handler(request)
 
     # Inspection.
@@ -165,13 +219,9 @@ class EmulatorServicer:
     async def _list_recent_decisions(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ListRecentDecisionsRequest)
         found = emulator_pb2.ListRecentDecisionsResponse()
-        for time_micros, project_id, asked, answered in self._recent.newest_first():
-            if request.project_id and project_id != request.project_id:
-                continue
-            served = as_message(decisions.GetTreatmentsRequest, asked)
-            if request.user_id and served.user_id != request.user_id:
-                continue
-            answer = as_message(decisions.GetTreatmentsResponse, answered)
+        for time_micros, _, served, answer in await self._recent.listed(
+            request.project_id, request.user_id
+        ):
             recent = found.decisions.add(request=served, response=answer)
             recent.decide_time.FromMicroseconds(time_micros)
         return found
@@ -227,11 +277,17 @@ class EmulatorServicer:
     async def _reset(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ResetRequest)
         project_id = request.project_id
+        shared = self._shared
         if project_id:
             seed = project_seed(self._seed, project_id)
             if seed is None:
                 raise ApiError(Code.NOT_FOUND, f'projectId: the seed has no project "{project_id}"')
             self._recent.forget(project_id)
+        elif shared is not None:
+            seed = self._seed
+            await self._faults.clear_shared(reset=True)
+            start = encode_clock(*self._clock.start_state())
+            await shared.change_state(CLOCK, lambda _: (start, None))
         else:
             seed = self._seed
             self._faults.reset()
@@ -247,6 +303,10 @@ class EmulatorServicer:
             apply_seed(repository, seed, now)
 
         await self._store.replace(project_id or None, replace)
+        if shared is not None:
+            self._resets = await shared.change_state(
+                RESETS, lambda found: (str(count_of(found) + 1).encode(), count_of(found) + 1)
+            )
         await self._api.load_keys()
         return emulator_pb2.ResetResponse(clock=self._clock_message())
 
@@ -264,23 +324,30 @@ class EmulatorServicer:
     async def _set_clock(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.SetClockRequest)
         change = request.WhichOneof("change")
-        if change == "freeze_time":
-            self._clock.freeze(request.freeze_time.ToMicroseconds())
-        elif change == "advance":
-            micros = request.advance.ToMicroseconds()
-            if micros <= 0:
-                raise invalid_field("advance", "must be a positive duration")
-            self._clock.advance(micros)
-        elif request.real_time:
-            self._clock.use_real_time()
-        else:
+        if change == "advance" and request.advance.ToMicroseconds() <= 0:
+            raise invalid_field("advance", "must be a positive duration")
+        if change not in ("freeze_time", "advance") and not request.real_time:
             raise invalid_field("realTime", "must be true when it is the change given")
+        shared = self._shared
+        if shared is None:
+            _set_clock(self._clock, request)
+        else:
+
+            def changed(found: bytes | None) -> tuple[bytes, None]:
+                clock = ControlledClock()
+                clock.set_state(*(self._clock.state() if found is None else decode_clock(found)))
+                _set_clock(clock, request)
+                return encode_clock(*clock.state()), None
+
+            await shared.change_state(CLOCK, changed)
         return emulator_pb2.SetClockResponse(clock=self._clock_message())
 
     # Faults.
 
     async def _create_fault(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.CreateFaultRequest)
+        if self._faults.shared:
+            return await self._faults.arm_shared(request.fault, self._full_names)
         return self._faults.arm(request.fault, self._full_names).as_message()
 
     async def _list_faults(self, request: Message) -> Message:
@@ -291,4 +358,17 @@ class EmulatorServicer:
 
     async def _clear_faults(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ClearFaultsRequest)
+        if self._faults.shared:
+            return emulator_pb2.ClearFaultsResponse(cleared_count=await self._faults.clear_shared())
         return emulator_pb2.ClearFaultsResponse(cleared_count=self._faults.clear())
+
+
+def _set_clock(clock: ControlledClock, request: emulator_pb2.SetClockRequest) -> None:
+    """Change a clock as a (checked) SetClock request says."""
+    change = request.WhichOneof("change")
+    if change == "freeze_time":
+        clock.freeze(request.freeze_time.ToMicroseconds())
+    elif change == "advance":
+        clock.advance(request.advance.ToMicroseconds())
+    else:
+        clock.use_real_time()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -12,6 +14,7 @@ from google.rpc import code_pb2
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision._errors import ApiError, Code, FieldViolation, violation
 from auxia_decision._routes import services
+from auxia_decision.server._emulator.shared_state import FAULTS, SharedState
 
 ANY_METHOD: Final = "*"
 MAX_DELAY_MICROS: Final = 60_000_000
@@ -35,6 +38,8 @@ class ArmedFault:
     delay_seconds: float
     selected: int = 0
     definition: emulator_pb2.Fault = field(default_factory=emulator_pb2.Fault)
+    draws: int = 0
+    """How many random draws it has taken (a fraction's), so a copy can take the next."""
 
     def error(self) -> ApiError | None:
         """Return the error a selected call fails with, or None when it is only delayed."""
@@ -58,6 +63,11 @@ class FaultPlan:
     ``armed`` is false when there are none, so that a call checks one
     attribute. ``select`` is called once per authorized, valid call.
 
+    With a ``SharedState`` (``share``), the plan is kept there for every
+    process on the store: arming, selecting and clearing change it
+    atomically (``arm_shared``, ``select_shared``, ``clear_shared``), and
+    this plan follows the shared one.
+
     Args:
         methods: the short names of the methods that faults may select; by
             default every method of the Auxia API's services.
@@ -71,6 +81,115 @@ class FaultPlan:
         self._faults: list[ArmedFault] = []
         self._created = 0
         self.armed = False
+        self._shared: SharedState | None = None
+
+    # Kept in a shared state.
+
+    def share(self, shared: SharedState) -> None:
+        """Keep the plan in ``shared`` from now on, and follow it there."""
+        self._shared = shared
+        value = shared.state().get(FAULTS)
+        if value is not None:
+            self.load(value)
+        shared.watch_state(self._follow)
+
+    def _follow(self, state: dict[str, bytes]) -> None:
+        value = state.get(FAULTS)
+        if value is None:
+            self.reset()
+        else:
+            self.load(value)
+
+    def encode(self) -> bytes:
+        """Return the plan as bytes (``load`` takes them): faults, counts, draws taken."""
+        return json.dumps(
+            {
+                "created": self._created,
+                "faults": [
+                    {
+                        "name": fault.name,
+                        "method": fault.method,
+                        "definition": base64.b64encode(
+                            fault.definition.SerializeToString()
+                        ).decode(),
+                        "remaining": fault.remaining,
+                        "selected": fault.selected,
+                        "draws": fault.draws,
+                    }
+                    for fault in self._faults
+                ],
+            }
+        ).encode()
+
+    def load(self, value: bytes) -> None:
+        """Become the plan ``encode`` gave."""
+        found = json.loads(value)
+        faults = []
+        for entry in found["faults"]:
+            definition = emulator_pb2.Fault.FromString(base64.b64decode(entry["definition"]))
+            fault = _armed(definition, entry["name"], entry["method"])
+            fault.remaining = entry["remaining"]
+            fault.selected = entry["selected"]
+            fault.draws = entry["draws"]
+            if fault.draw is not None:
+                for _ in range(fault.draws):
+                    fault.draw.random()
+            faults.append(fault)
+        self._faults = faults
+        self._created = int(found["created"])
+        self.armed = bool(faults)
+
+    def _copy(self, value: bytes | None) -> FaultPlan:
+        plan = FaultPlan(self._methods)
+        if value is not None:
+            plan.load(value)
+        return plan
+
+    async def arm_shared(
+        self, fault: emulator_pb2.Fault, full_names: dict[str, str]
+    ) -> emulator_pb2.Fault:
+        """Arm a fault in the shared plan (as ``arm``); return it as the admin API shows it."""
+        assert self._shared is not None
+
+        def change(value: bytes | None) -> tuple[bytes, emulator_pb2.Fault]:
+            plan = self._copy(value)
+            armed = plan.arm(fault, full_names)
+            return plan.encode(), armed.as_message()
+
+        return await self._shared.change_state(FAULTS, change)
+
+    async def select_shared(self, method: str) -> ArmedFault | None:
+        """Select in the shared plan (as ``select``): every process counts the same calls."""
+        shared = self._shared
+        if shared is None:
+            return self.select(method)
+        if not any(fault.method in (method, ANY_METHOD) for fault in self._faults):
+            return None
+
+        def change(value: bytes | None) -> tuple[bytes, ArmedFault | None]:
+            plan = self._copy(value)
+            selected = plan.select(method)
+            return plan.encode(), selected
+
+        return await shared.change_state(FAULTS, change)
+
+    async def clear_shared(self, *, reset: bool = False) -> int:
+        """Disarm every fault of the shared plan (numbering from 1 again when ``reset``)."""
+        assert self._shared is not None
+
+        def change(value: bytes | None) -> tuple[bytes, int]:
+            plan = self._copy(value)
+            if reset:
+                plan.reset()
+                return plan.encode(), 0
+            return plan.encode(), plan.clear()
+
+        return await self._shared.change_state(FAULTS, change)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the plan is kept in a shared state."""
+        return self._shared is not None
 
     def arm(self, fault: emulator_pb2.Fault, full_names: dict[str, str]) -> ArmedFault:
         """Check a fault's definition and arm it; raise INVALID_ARGUMENT naming bad fields.
@@ -82,25 +201,7 @@ class FaultPlan:
         if violations:
             raise ApiError.invalid_argument(violations)
         self._created += 1
-        name = f"faults/{self._created}"
-        code = Code(fault.code) if fault.code != code_pb2.OK else None
-        selection = fault.WhichOneof("selection")
-        armed = ArmedFault(
-            name=name,
-            method=method,
-            remaining=fault.count if selection == "count" else None,
-            fraction=fault.fraction,
-            draw=random.Random(fault.random_seed) if selection == "fraction" else None,  # noqa: S311 - a test's reproducible choice, not a secret
-            code=code,
-            http_status=fault.http_status or None,
-            message=fault.message
-            or f"{name} failed this call ({code.name if code else 'delay'}): "
-            "a fault armed through the emulator admin API",
-            delay_seconds=fault.delay.ToMicroseconds() / 1e6,
-        )
-        armed.definition.CopyFrom(fault)
-        armed.definition.ClearField("remaining_count")
-        armed.definition.ClearField("selected_count")
+        armed = _armed(fault, f"faults/{self._created}", method)
         self._faults.append(armed)
         self.armed = True
         return armed
@@ -115,8 +216,10 @@ class FaultPlan:
                 if fault.remaining == 0:
                     self._faults.remove(fault)
                     self.armed = bool(self._faults)
-            elif fault.draw is None or fault.draw.random() >= fault.fraction:
-                continue
+            else:
+                fault.draws += 1
+                if fault.draw is None or fault.draw.random() >= fault.fraction:
+                    continue
             fault.selected += 1
             return fault
         return None
@@ -136,6 +239,29 @@ class FaultPlan:
         """Disarm every fault and number the next one 1 again."""
         self.clear()
         self._created = 0
+
+
+def _armed(fault: emulator_pb2.Fault, name: str, method: str) -> ArmedFault:
+    """Return a checked fault definition as the servicer applies it."""
+    code = Code(fault.code) if fault.code != code_pb2.OK else None
+    selection = fault.WhichOneof("selection")
+    armed = ArmedFault(
+        name=name,
+        method=method,
+        remaining=fault.count if selection == "count" else None,
+        fraction=fault.fraction,
+        draw=random.Random(fault.random_seed) if selection == "fraction" else None,  # noqa: S311 - a test's reproducible choice, not a secret
+        code=code,
+        http_status=fault.http_status or None,
+        message=fault.message
+        or f"{name} failed this call ({code.name if code else 'delay'}): "
+        "a fault armed through the emulator admin API",
+        delay_seconds=fault.delay.ToMicroseconds() / 1e6,
+    )
+    armed.definition.CopyFrom(fault)
+    armed.definition.ClearField("remaining_count")
+    armed.definition.ClearField("selected_count")
+    return armed
 
 
 def _violations(

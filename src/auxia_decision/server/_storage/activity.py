@@ -71,6 +71,16 @@ class DailyActivity:
     def add(self, kind: int, treatment_id: str, surface: str, time_micros: int) -> None:
         """Record one event."""
         day = time_micros // MICROS_PER_DAY
+        self._count((kind, treatment_id, surface, day, 1, time_micros, time_micros))
+
+    def merge(self, rows: Iterable[DailyRow]) -> None:
+        """Add events counted by kind, treatment, surface and day (rows read after the others)."""
+        for row in rows:
+            self._count(row)
+
+    def _count(self, row: DailyRow) -> None:
+        """Add the events of one kind, treatment, surface and day: their count, first and latest."""
+        kind, treatment_id, surface, day, count, first, latest = row
         key = _key(kind, treatment_id)
         keys = self._keys
         start = bisect.bisect_left(keys, key)
@@ -78,16 +88,16 @@ class DailyActivity:
         surfaces, days = self._surfaces, self._days
         for index in range(start, end):
             if surfaces[index] == surface and days[index] == day:
-                self._counts[index] += 1
+                self._counts[index] += count
                 times = self._times
-                times[2 * index] = min(times[2 * index], time_micros)
-                times[2 * index + 1] = max(times[2 * index + 1], time_micros)
+                times[2 * index] = min(times[2 * index], first)
+                times[2 * index + 1] = max(times[2 * index + 1], latest)
                 return
         keys.insert(end, key)
         surfaces.insert(end, sys.intern(surface))
         days.insert(end, day)
-        self._counts.insert(end, 1)
-        self._times[2 * end : 2 * end] = array.array("q", (time_micros, time_micros))
+        self._counts.insert(end, count)
+        self._times[2 * end : 2 * end] = array.array("q", (first, latest))
 
     def _range(self, kind: int, treatment_id: str | None) -> range:
         """Return the rows of a kind, with one treatment when given."""

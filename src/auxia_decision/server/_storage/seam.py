@@ -105,6 +105,53 @@ def interaction_event(
     )
 
 
+class LoggedRow(Protocol):
+    """What the store keeps of a logged interaction (a ``LogTreatmentInteractionRequest`` is one).
+
+    Its bytes, and the fields rules and listings read; one that names a user
+    adds to that user's activity.
+    """
+
+    @property
+    def project_id(self) -> str:
+        """The project the interaction is of."""
+        ...
+
+    @property
+    def user_id(self) -> str:
+        """The user, or empty."""
+        ...
+
+    @property
+    def interaction_type(self) -> int:
+        """The ``InteractionType`` number."""
+        ...
+
+    @property
+    def treatment_id(self) -> str:
+        """The treatment, or empty."""
+        ...
+
+    @property
+    def surface(self) -> str:
+        """The surface, or empty."""
+        ...
+
+    @property
+    def interaction_time_micros(self) -> int:
+        """When it happened, in µs since the Unix epoch."""
+        ...
+
+    @property
+    def treatment_tracking_id(self) -> str:
+        """The tracking id of the treatment served."""
+        ...
+
+    def SerializeToString(self) -> bytes:  # noqa: N802 - the protobuf method's name
+        """Return the bytes the row keeps."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ServedTreatment:
     """A treatment GetTreatments returned to a user."""
@@ -291,7 +338,27 @@ class Repository(Protocol):
 
 
 class Store(Protocol):
-    """Runs units of work in transactions and appends logged interactions."""
+    """Runs units of work in transactions and appends logged interactions.
+
+    A store that other server processes share (``shared``: PostgreSQL) is
+    written by them too: each call first waits for ``synchronize``, which
+    brings what this process knows of the store (configuration versions,
+    users' activity, the emulator's shared state) up to what was committed
+    before the call arrived.
+    """
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes write to the store: calls ``synchronize`` first."""
+        ...
+
+    def synchronize(self, project_id: str, user_id: str | None = None) -> Awaitable[object]:
+        """Return an awaitable that ends once the store has caught up with every commit so far.
+
+        With a user, their activity is caught up too (``cached_activity`` has
+        it then). Only a ``shared`` store needs it.
+        """
+        ...
 
     async def run(self, work: Callable[[Repository], T]) -> T:
         """Run ``work`` in a transaction; return its result once committed.

@@ -11,6 +11,7 @@ from auxia.decision.model import (
     treatment_interaction_service_pb2,
     treatment_pb2,
 )
+from auxia_decision.server._storage.filters import interaction_conditions, served_conditions
 from auxia_decision.server._storage.rows import open_database
 from auxia_decision.server._storage.seam import (
     MICROS_PER_DAY,
@@ -247,21 +248,7 @@ class SqliteRepository:
         The filters are the query's own, so SQLite reads the rows by index (by
         user, when one is given) and stops when the caller does.
         """
-        conditions = ["interaction_id > ?"]
-        values: list[object] = [after]
-        for column, value in (
-            ("project_id", project_id),
-            ("user_id", matching.user_id),
-            ("tracking_id", matching.tracking_id),
-            ("treatment_id", matching.treatment_id),
-        ):
-            if value:
-                conditions.append(f"{column} = ?")
-                values.append(value)
-        if matching.interaction_type:
-            conditions.append("kind = ?")
-            values.append(matching.interaction_type + 1)
-        _window(conditions, values, matching.start_micros, matching.end_micros)
+        conditions, values = interaction_conditions(project_id, after, matching, "?")
         rows = self._connection.execute(
             f"SELECT interaction_id, body FROM interactions WHERE {' AND '.join(conditions)} "  # noqa: S608 - our own columns
             "ORDER BY interaction_id",
@@ -281,13 +268,9 @@ class SqliteRepository:
         end_micros: int | None = None,
     ) -> Iterator[ServedRow]:
         """Yield the served treatments stored after sequence ``after``, oldest first, by index."""
-        conditions = ["served_id > ?"]
-        values: list[object] = [after]
-        for column, value in (("project_id", project_id), ("user_id", user_id)):
-            if value:
-                conditions.append(f"{column} = ?")
-                values.append(value)
-        _window(conditions, values, start_micros, end_micros)
+        conditions, values = served_conditions(
+            project_id, after, user_id, (start_micros, end_micros), "?"
+        )
         rows = self._connection.execute(
             "SELECT served_id, project_id, user_id, response_id, treatment_id, surface, "  # noqa: S608 - our own columns
             f"tracking_id, time_micros FROM served WHERE {' AND '.join(conditions)} "
@@ -407,15 +390,3 @@ _USER_ACTIVITY: Final = (
     "MAX(time_micros) FROM served WHERE project_id = ? AND user_id = ? "
     "GROUP BY treatment_id, surface, day"
 )
-
-
-def _window(
-    conditions: list[str], values: list[object], start: int | None, end: int | None
-) -> None:
-    """Add a time window's conditions (start inclusive, end exclusive) to a query's."""
-    if start is not None:
-        conditions.append("time_micros >= ?")
-        values.append(start)
-    if end is not None:
-        conditions.append("time_micros < ?")
-        values.append(end)

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, TypeVar
 
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
@@ -40,6 +40,7 @@ from auxia_decision.server._storage.rows import (
 from auxia_decision.server._storage.seam import (
     SENT,
     Event,
+    LoggedRow,
     Repository,
     ServedTreatment,
     UserActivity,
@@ -80,53 +81,6 @@ def storage_error(error: sqlite3.Error) -> ApiError:
         _log.error("the store failed: %s: %s", type(error).__name__, error)
         return ApiError(Code.INTERNAL, "the store failed; nothing was written")
     return ApiError(Code.UNAVAILABLE, message, details=retry)
-
-
-class LoggedRow(Protocol):
-    """What the store keeps of a logged interaction (a ``LogTreatmentInteractionRequest`` is one).
-
-    Its bytes, and the fields rules and listings read; one that names a user
-    adds to that user's activity.
-    """
-
-    @property
-    def project_id(self) -> str:
-        """The project the interaction is of."""
-        ...
-
-    @property
-    def user_id(self) -> str:
-        """The user, or empty."""
-        ...
-
-    @property
-    def interaction_type(self) -> int:
-        """The ``InteractionType`` number."""
-        ...
-
-    @property
-    def treatment_id(self) -> str:
-        """The treatment, or empty."""
-        ...
-
-    @property
-    def surface(self) -> str:
-        """The surface, or empty."""
-        ...
-
-    @property
-    def interaction_time_micros(self) -> int:
-        """When it happened, in µs since the Unix epoch."""
-        ...
-
-    @property
-    def treatment_tracking_id(self) -> str:
-        """The tracking id of the treatment served."""
-        ...
-
-    def SerializeToString(self) -> bytes:  # noqa: N802 - the protobuf method's name
-        """Return the bytes the row keeps."""
-        ...
 
 
 @dataclass(slots=True)
@@ -184,6 +138,13 @@ class SqliteStore:
         self._served: dict[asyncio.AbstractEventLoop, _OpenBatch] = {}
         self._writer: WriterClient | None = None
         self._versions: dict[str, int] = {}
+
+    shared: Final = False
+    """One process writes the store: it is always up to date, nothing to synchronize."""
+
+    async def synchronize(self, project_id: str, user_id: str | None = None) -> None:
+        """Nothing to catch up with: this process is the store's only writer."""
+        del project_id, user_id
 
     def _connect(self) -> sqlite3.Connection:
         connection, self.migration = connect(self.path)
@@ -417,6 +378,10 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         self._loops[threading.get_ident()] = loop
         return loop
+
+    async def aclose(self) -> None:
+        """Finish the queued operations and close the database (from the event loop)."""
+        self.close()
 
     def close(self) -> None:
         """Finish the queued operations and close the database.

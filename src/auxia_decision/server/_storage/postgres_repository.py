@@ -1,0 +1,402 @@
+"""The PostgreSQL repository: the named operations of ``Repository`` as SQL on one connection."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+import psycopg
+
+from auxia.decision.model import (
+    data_field_pb2,
+    treatment_interaction_service_pb2,
+    treatment_pb2,
+)
+from auxia_decision.server._storage.filters import interaction_conditions, served_conditions
+from auxia_decision.server._storage.seam import (
+    MICROS_PER_DAY,
+    SENT,
+    DailyRow,
+    ExternalIdTakenError,
+    InteractionFilter,
+    ProjectRecord,
+    ServedRow,
+    ServedTreatment,
+    StoredTreatment,
+)
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+# Every table with a project_id column, the projects table last (the others refer to it).
+PROJECT_TABLES: Final = (
+    "api_keys",
+    "treatment_types",
+    "user_attribute_types",
+    "data_fields",
+    "mutual_exclusion_groups",
+    "treatments",
+    "interactions",
+    "served",
+    "recent_decisions",
+    "projects",
+)
+_LISTED_PER_FETCH: Final = 500
+_cursors = itertools.count(1)
+
+# A UTC day of a time in µs, the floor for times before 1970 too (as the SQLite store's);
+# its modulo is written %% for queries with parameters.
+DAY_SQL: Final = (
+    f"((time_micros - ((time_micros %% {MICROS_PER_DAY}) + {MICROS_PER_DAY}) %% "
+    f"{MICROS_PER_DAY}) / {MICROS_PER_DAY})"
+)
+_USER_ACTIVITY: Final = (
+    f"SELECT kind, treatment_id, surface, {DAY_SQL} AS day, COUNT(*), MIN(time_micros), "  # noqa: S608 - our own constants
+    "MAX(time_micros) FROM interactions WHERE project_id = %s AND user_id = %s "
+    "GROUP BY kind, treatment_id, surface, day "
+    f"UNION ALL SELECT %s, treatment_id, surface, {DAY_SQL} AS day, COUNT(*), MIN(time_micros), "
+    "MAX(time_micros) FROM served WHERE project_id = %s AND user_id = %s "
+    "GROUP BY treatment_id, surface, day"
+)
+
+
+def _languages(codes: str) -> frozenset[str]:
+    return frozenset(filter(None, codes.split("\n")))
+
+
+class PostgresRepository:
+    """The named operations of the store (``Repository``) on one PostgreSQL connection.
+
+    Its methods run inside the transaction the caller has opened.
+
+    Args:
+        connection: an open connection to the store's database, in a transaction.
+        touched: where the projects whose configuration or treatments the
+            operations change are added (their versions change at commit).
+
+    """
+
+    __slots__ = ("_connection", "_touched")
+
+    def __init__(self, connection: Connection, touched: set[str] | None = None) -> None:
+        self._connection = connection
+        self._touched = touched if touched is not None else set()
+
+    def _one(self, query: str, values: Sequence[object] = ()) -> tuple[Any, ...] | None:
+        return self._connection.execute(query.encode(), values).fetchone()
+
+    def _all(self, query: str, values: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._connection.execute(query.encode(), values).fetchall()
+
+    def projects_by_key_digest(self) -> dict[bytes, ProjectRecord]:
+        """Return every API key digest with the project it belongs to."""
+        rows = self._all(
+            "SELECT k.key_sha256, p.project_id, p.numeric_project_id, "
+            "p.supported_language_codes FROM api_keys k JOIN projects p USING (project_id)"
+        )
+        return {
+            bytes(row[0]): ProjectRecord(row[1], int(row[2]), _languages(row[3])) for row in rows
+        }
+
+    def put_project(self, project: ProjectRecord, key_digests: Sequence[bytes]) -> None:
+        """Create or replace a project and add API keys, given by digest, to it."""
+        self._touched.add(project.project_id)
+        self._connection.execute(
+            b"INSERT INTO projects (project_id, numeric_project_id, supported_language_codes) "
+            b"VALUES (%s, %s, %s) ON CONFLICT (project_id) DO UPDATE SET "
+            b"numeric_project_id = excluded.numeric_project_id, "
+            b"supported_language_codes = excluded.supported_language_codes",
+            (
+                project.project_id,
+                project.numeric_project_id,
+                "\n".join(sorted(project.supported_language_codes)),
+            ),
+        )
+        with self._connection.cursor() as cursor:
+            cursor.executemany(
+                b"INSERT INTO api_keys VALUES (%s, %s) ON CONFLICT (key_sha256) "
+                b"DO UPDATE SET project_id = excluded.project_id",
+                [(digest, project.project_id) for digest in key_digests],
+            )
+
+    def put_treatment_type(self, treatment_type: treatment_pb2.TreatmentTypePb) -> None:
+        """Create or replace a treatment type."""
+        self._touched.add(treatment_type.project_id)
+        self._connection.execute(
+            b"INSERT INTO treatment_types VALUES (%s, %s, %s) ON CONFLICT (project_id, name) "
+            b"DO UPDATE SET body = excluded.body",
+            (treatment_type.project_id, treatment_type.name, treatment_type.SerializeToString()),
+        )
+
+    def treatment_type(self, project_id: str, name: str) -> treatment_pb2.TreatmentTypePb | None:
+        """Return a treatment type by name, or None."""
+        row = self._one(
+            "SELECT body FROM treatment_types WHERE project_id = %s AND name = %s",
+            (project_id, name),
+        )
+        return None if row is None else treatment_pb2.TreatmentTypePb.FromString(row[0])
+
+    def put_user_attribute_type(
+        self, project_id: str, property_name: str, data_field_type: str
+    ) -> None:
+        """Declare the type of a user attribute."""
+        self._touched.add(project_id)
+        self._connection.execute(
+            b"INSERT INTO user_attribute_types VALUES (%s, %s, %s) "
+            b"ON CONFLICT (project_id, property_name) "
+            b"DO UPDATE SET data_field_type = excluded.data_field_type",
+            (project_id, property_name, data_field_type),
+        )
+
+    def user_attribute_type(self, project_id: str, property_name: str) -> str | None:
+        """Return the declared type of a user attribute, or None."""
+        row = self._one(
+            "SELECT data_field_type FROM user_attribute_types "
+            "WHERE project_id = %s AND property_name = %s",
+            (project_id, property_name),
+        )
+        return None if row is None else str(row[0])
+
+    def resolve_data_field(
+        self, project_id: str, params: data_field_pb2.DataFieldParams, data_field_type: str
+    ) -> int:
+        """Return the identifier of a data field, creating it the first time it is seen.
+
+        Parameters are keyed by their deterministic serialization.
+        """
+        params_key = params.SerializeToString(deterministic=True)
+        row = self._one(
+            "SELECT data_field_id FROM data_fields WHERE project_id = %s AND params_key = %s",
+            (project_id, params_key),
+        )
+        if row is not None:
+            return int(row[0])
+        found = self._one(
+            "SELECT COALESCE(MAX(data_field_id), 0) + 1 FROM data_fields WHERE project_id = %s",
+            (project_id,),
+        )
+        assert found is not None
+        next_id = int(found[0])
+        self._touched.add(project_id)
+        self._connection.execute(
+            b"INSERT INTO data_fields VALUES (%s, %s, %s, %s, %s)",
+            (project_id, next_id, params_key, params.SerializeToString(), data_field_type),
+        )
+        return next_id
+
+    def data_field_type(self, project_id: str, data_field_id: int) -> str | None:
+        """Return the type of a data field by identifier, or None when it does not exist."""
+        row = self._one(
+            "SELECT data_field_type FROM data_fields WHERE project_id = %s AND data_field_id = %s",
+            (project_id, data_field_id),
+        )
+        return None if row is None else str(row[0])
+
+    def mutual_exclusion_group(self, project_id: str, name: str) -> int:
+        """Return the identifier of the project's group of that name, creating it if needed."""
+        self._connection.execute(
+            b"INSERT INTO mutual_exclusion_groups (project_id, name) VALUES (%s, %s) "
+            b"ON CONFLICT (project_id, name) DO NOTHING",
+            (project_id, name),
+        )
+        row = self._one(
+            "SELECT mutual_exclusion_group_id FROM mutual_exclusion_groups "
+            "WHERE project_id = %s AND name = %s",
+            (project_id, name),
+        )
+        assert row is not None
+        return int(row[0])
+
+    def find_treatment(
+        self, project_id: str, *, treatment_id: str = "", external_treatment_id: str = ""
+    ) -> StoredTreatment | None:
+        """Return a treatment by identifier or external identifier, or None."""
+        column, value = (
+            ("treatment_id", treatment_id)
+            if treatment_id
+            else ("external_treatment_id", external_treatment_id)
+        )
+        row = self._one(
+            f"SELECT body, published_versions FROM treatments "  # noqa: S608 - our own columns
+            f"WHERE project_id = %s AND {column} = %s",
+            (project_id, value),
+        )
+        if row is None:
+            return None
+        return StoredTreatment(
+            treatment_pb2.TreatmentPb.FromString(row[0]), [flag == "1" for flag in row[1]]
+        )
+
+    def put_treatment(self, stored: StoredTreatment) -> None:
+        """Create or replace a treatment; ExternalIdTakenError on an external id clash."""
+        treatment = stored.treatment
+        self._touched.add(treatment.project_id)
+        try:
+            with self._connection.transaction():  # a savepoint: the clash undoes only this
+                self._connection.execute(
+                    b"INSERT INTO treatments VALUES (%s, %s, %s, %s, %s) "
+                    b"ON CONFLICT (project_id, treatment_id) DO UPDATE SET "
+                    b"external_treatment_id = excluded.external_treatment_id, "
+                    b"body = excluded.body, published_versions = excluded.published_versions",
+                    (
+                        treatment.project_id,
+                        treatment.treatment_id,
+                        treatment.external_treatment_id or None,
+                        treatment.SerializeToString(),
+                        "".join("1" if flag else "0" for flag in stored.published_versions),
+                    ),
+                )
+        except psycopg.errors.UniqueViolation as error:
+            # The primary key is resolved by the upsert; only the external id can clash.
+            raise ExternalIdTakenError(treatment.external_treatment_id) from error
+
+    def interactions(
+        self, project_id: str
+    ) -> list[treatment_interaction_service_pb2.LogTreatmentInteractionRequest]:
+        """Return the project's recorded interactions, oldest first."""
+        parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
+        return [
+            parse(row[0])
+            for row in self._all(
+                "SELECT body FROM interactions WHERE project_id = %s ORDER BY interaction_id",
+                (project_id,),
+            )
+        ]
+
+    def _stream(self, query: str, values: Sequence[object]) -> Iterator[tuple[Any, ...]]:
+        """Yield a query's rows as they are taken (a server-side cursor), not all at once."""
+        with self._connection.cursor(name=f"listing_{next(_cursors)}") as cursor:
+            cursor.itersize = _LISTED_PER_FETCH
+            cursor.execute(query.encode(), values)
+            yield from cursor
+
+    def logged_interactions(
+        self, project_id: str, after: int, matching: InteractionFilter
+    ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
+        """Yield (sequence, request) for the matching interactions stored after ``after``."""
+        conditions, values = interaction_conditions(project_id, after, matching, "%s")
+        parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
+        for sequence, body in self._stream(
+            f"SELECT interaction_id, body FROM interactions WHERE {' AND '.join(conditions)} "  # noqa: S608 - our own columns
+            "ORDER BY interaction_id",
+            values,
+        ):
+            yield int(sequence), parse(body)
+
+    def served_rows(
+        self,
+        project_id: str,
+        after: int,
+        *,
+        user_id: str = "",
+        start_micros: int | None = None,
+        end_micros: int | None = None,
+    ) -> Iterator[ServedRow]:
+        """Yield the served treatments stored after sequence ``after``, oldest first, by index."""
+        conditions, values = served_conditions(
+            project_id, after, user_id, (start_micros, end_micros), "%s"
+        )
+        for sequence, project, user, response, treatment, surface, tracking, time in self._stream(
+            "SELECT served_id, project_id, user_id, response_id, treatment_id, surface, "  # noqa: S608 - our own columns
+            f"tracking_id, time_micros FROM served WHERE {' AND '.join(conditions)} "
+            "ORDER BY served_id",
+            values,
+        ):
+            served = ServedTreatment(response, treatment, surface, tracking, int(time))
+            yield ServedRow(int(sequence), project, user, served)
+
+    def delete_project(self, project_id: str) -> None:
+        """Delete a project and everything of it: keys, configuration, treatments, records."""
+        self._touched.add(project_id)
+        for table in PROJECT_TABLES:
+            self._connection.execute(
+                f"DELETE FROM {table} WHERE project_id = %s".encode(),  # noqa: S608 - our own table names
+                (project_id,),
+            )
+
+    def delete_everything(self) -> None:
+        """Delete every project and everything of them; numbering starts again."""
+        self._touched.update(self.project_ids())
+        self._connection.execute(
+            f"TRUNCATE {', '.join(PROJECT_TABLES)}, write_batches RESTART IDENTITY".encode()
+        )
+
+    def project_ids(self) -> list[str]:
+        """Return the identifiers of every project, sorted."""
+        return [project.project_id for project in self.projects()]
+
+    def projects(self) -> list[ProjectRecord]:
+        """Return every project, by identifier."""
+        return [
+            ProjectRecord(pid, int(number), _languages(codes))
+            for pid, number, codes in self._all(
+                "SELECT project_id, numeric_project_id, supported_language_codes FROM projects "
+                'ORDER BY project_id COLLATE "C"'
+            )
+        ]
+
+    def treatment_types(self, project_id: str) -> list[treatment_pb2.TreatmentTypePb]:
+        """Return the project's treatment types, by name."""
+        return [
+            treatment_pb2.TreatmentTypePb.FromString(row[0])
+            for row in self._all(
+                'SELECT body FROM treatment_types WHERE project_id = %s ORDER BY name COLLATE "C"',
+                (project_id,),
+            )
+        ]
+
+    def user_attribute_types(self, project_id: str) -> dict[str, str]:
+        """Return the declared type of each of the project's user attributes."""
+        rows = self._all(
+            "SELECT property_name, data_field_type FROM user_attribute_types WHERE project_id = %s",
+            (project_id,),
+        )
+        return {str(name): str(data_field_type) for name, data_field_type in rows}
+
+    def data_fields(self, project_id: str) -> dict[int, tuple[data_field_pb2.DataFieldParams, str]]:
+        """Return the project's data fields: parameters and type, by identifier."""
+        parse = data_field_pb2.DataFieldParams.FromString
+        return {
+            int(number): (parse(params), str(kind))
+            for number, params, kind in self._all(
+                "SELECT data_field_id, params, data_field_type FROM data_fields "
+                "WHERE project_id = %s",
+                (project_id,),
+            )
+        }
+
+    def treatments(self, project_id: str) -> list[StoredTreatment]:
+        """Return the project's treatments, by treatment identifier."""
+        return [
+            StoredTreatment(
+                treatment_pb2.TreatmentPb.FromString(body), [flag == "1" for flag in published]
+            )
+            for body, published in self._all(
+                "SELECT body, published_versions FROM treatments WHERE project_id = %s "
+                'ORDER BY treatment_id COLLATE "C"',
+                (project_id,),
+            )
+        ]
+
+    def user_activity(
+        self, project_id: str, user_id: str
+    ) -> tuple[list[DailyRow], tuple[int, int]]:
+        """Return a user's events counted by kind, treatment, surface and day, read by index.
+
+        Also returns the highest interaction and served row ids stored. (The
+        PostgreSQL store itself follows a user's activity by snapshot:
+        ``postgres_store``.)
+        """
+        key = (project_id, user_id)
+        rows: list[DailyRow] = [
+            (int(kind), str(treatment), str(surface), int(day), int(count), int(first), int(last))
+            for kind, treatment, surface, day, count, first, last in self._all(
+                _USER_ACTIVITY, (*key, SENT, *key)
+            )
+        ]
+        found = self._one(
+            "SELECT (SELECT COALESCE(MAX(interaction_id), 0) FROM interactions), "
+            "(SELECT COALESCE(MAX(served_id), 0) FROM served)"
+        )
+        assert found is not None
+        return rows, (int(found[0]), int(found[1]))

@@ -1,0 +1,176 @@
+"""The PostgreSQL store's schema: its tables and indexes, its version, and the migrations to it.
+
+A database says which schema it holds in ``auxia_schema``. ``prepare`` creates
+a new database's tables, migrates an older one (each step in one
+transaction), and refuses one written by a newer version of the server; the
+replicas that start together take turns (an advisory lock) so that one
+creates or migrates and the others find it done.
+
+Beside the tables of the SQLite store, each appended row (interactions,
+served treatments) keeps the transaction that wrote it (``txid``, a
+``xid8``): replicas follow each other's writes by snapshot, not by row id
+(``postgres_store``). ``replica_state`` is the one row every replica reads
+before each call: the reset generation, and the versions of the emulator's
+shared state and of the projects' configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import psycopg
+
+SCHEMA_VERSION: Final = 1
+"""The schema this code writes (1: the first PostgreSQL schema)."""
+
+_LOCK: Final = 0x61757869  # "auxi": the advisory lock of schema changes and units of work
+"""The key of the advisory lock that start-up and units of work take."""
+
+_TABLES: Final = """
+CREATE TABLE auxia_schema (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  version integer NOT NULL
+);
+CREATE SEQUENCE config_versions;
+CREATE SEQUENCE state_versions;
+CREATE TABLE replica_state (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  generation bigint NOT NULL DEFAULT 1,
+  state_version bigint NOT NULL DEFAULT nextval('state_versions'),
+  config_version bigint NOT NULL DEFAULT nextval('config_versions')
+);
+INSERT INTO replica_state DEFAULT VALUES;
+CREATE TABLE emulator_state (
+  key text PRIMARY KEY,
+  value bytea NOT NULL
+);
+CREATE TABLE projects (
+  project_id text PRIMARY KEY,
+  numeric_project_id bigint NOT NULL UNIQUE,
+  supported_language_codes text NOT NULL,
+  version bigint NOT NULL DEFAULT nextval('config_versions')
+);
+CREATE TABLE api_keys (
+  key_sha256 bytea PRIMARY KEY,
+  project_id text NOT NULL REFERENCES projects (project_id)
+);
+CREATE TABLE treatment_types (
+  project_id text NOT NULL REFERENCES projects (project_id),
+  name text NOT NULL,
+  body bytea NOT NULL,
+  PRIMARY KEY (project_id, name)
+);
+CREATE TABLE user_attribute_types (
+  project_id text NOT NULL REFERENCES projects (project_id),
+  property_name text NOT NULL,
+  data_field_type text NOT NULL,
+  PRIMARY KEY (project_id, property_name)
+);
+CREATE TABLE data_fields (
+  project_id text NOT NULL REFERENCES projects (project_id),
+  data_field_id bigint NOT NULL,
+  params_key bytea NOT NULL,
+  params bytea NOT NULL,
+  data_field_type text NOT NULL,
+  PRIMARY KEY (project_id, data_field_id),
+  UNIQUE (project_id, params_key)
+);
+CREATE TABLE mutual_exclusion_groups (
+  mutual_exclusion_group_id bigserial PRIMARY KEY,
+  project_id text NOT NULL REFERENCES projects (project_id),
+  name text NOT NULL,
+  UNIQUE (project_id, name)
+);
+CREATE TABLE treatments (
+  project_id text NOT NULL REFERENCES projects (project_id),
+  treatment_id text NOT NULL,
+  external_treatment_id text,
+  body bytea NOT NULL,
+  published_versions text NOT NULL,
+  PRIMARY KEY (project_id, treatment_id),
+  UNIQUE (project_id, external_treatment_id)
+);
+CREATE TABLE interactions (
+  interaction_id bigserial PRIMARY KEY,
+  project_id text NOT NULL,
+  body bytea NOT NULL,
+  user_id text NOT NULL DEFAULT '',
+  kind integer NOT NULL DEFAULT 0,
+  treatment_id text NOT NULL DEFAULT '',
+  surface text NOT NULL DEFAULT '',
+  time_micros bigint NOT NULL DEFAULT 0,
+  tracking_id text NOT NULL DEFAULT '',
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id()
+);
+CREATE TABLE served (
+  served_id bigserial PRIMARY KEY,
+  project_id text NOT NULL,
+  user_id text NOT NULL,
+  response_id text NOT NULL,
+  treatment_id text NOT NULL,
+  surface text NOT NULL,
+  tracking_id text NOT NULL,
+  time_micros bigint NOT NULL,
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id()
+);
+CREATE TABLE recent_decisions (
+  decision_id bigserial PRIMARY KEY,
+  time_micros bigint NOT NULL,
+  project_id text NOT NULL,
+  user_id text NOT NULL,
+  request bytea NOT NULL,
+  response bytea NOT NULL
+);
+CREATE TABLE write_batches (
+  batch_id bigint PRIMARY KEY,
+  written_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX interactions_by_user ON interactions (project_id, user_id, txid);
+CREATE INDEX served_by_user ON served (project_id, user_id, txid);
+CREATE INDEX write_batches_by_time ON write_batches (written_at);
+"""
+"""Today's schema, made in one transaction on an empty database. ``write_batches`` holds the
+id of each batch of appended rows, committed with them: after a connection is lost during a
+commit, it says whether the batch was stored."""
+
+
+class NewerSchemaError(Exception):
+    """The database was written by a newer version of the server; the message says so."""
+
+
+def lock_key() -> int:
+    """Return the key of the advisory lock that schema changes and units of work take."""
+    return _LOCK
+
+
+def _version(connection: psycopg.Connection[tuple[object, ...]]) -> int | None:
+    """Return the database's schema version, None when it has no tables of ours."""
+    found = connection.execute("SELECT to_regclass('auxia_schema') IS NOT NULL").fetchone()
+    if found is None or not found[0]:
+        return None
+    row = connection.execute("SELECT version FROM auxia_schema").fetchone()
+    return None if row is None else int(str(row[0]))
+
+
+def prepare(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Bring a database to today's schema: create it in an empty database.
+
+    Raises NewerSchemaError, changing nothing, for a database of a newer
+    schema. Version 1 is the first: the steps from an older version, when
+    there is one, go here, each in one transaction.
+    """
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        version = _version(connection)
+        if version is not None and version > SCHEMA_VERSION:
+            msg = (
+                f"it was written by a newer auxia-decision (schema version {version}; "
+                f"this one reads versions up to {SCHEMA_VERSION})"
+            )
+            raise NewerSchemaError(msg)
+        if version == SCHEMA_VERSION:
+            return
+        for statement in _TABLES.split(";\n"):
+            if statement.strip():
+                connection.execute(statement.encode())
+        connection.execute("INSERT INTO auxia_schema (version) VALUES (%s)", (SCHEMA_VERSION,))

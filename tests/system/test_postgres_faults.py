@@ -1,0 +1,184 @@
+"""Faults under load on replicas of a PostgreSQL store: nothing acknowledged is ever lost.
+
+PostgreSQL restarted mid-load (as by a crash: an immediate shutdown), a
+replica SIGKILLed mid-load, the server ending the replicas' connections
+(``pg_terminate_backend``). Loads come from ``tools.loadgen`` in other
+processes, bounded in count and time; what was stored is read back from the
+database and reconciled with what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+
+from tests._served import Served, start
+from tests._stored import stored_tracking_ids
+from tools.loadgen import LoadResult, collect, reconcile, spawn
+from tools.postgres import Postgres, running_postgres, settings_for_tests
+
+REQUESTS = 200_000  # more than the load can send in its time: it is under way throughout
+TIME_LIMIT = 6.0
+OUTAGE_SECONDS = 1.5
+RESUMED_WITHIN_SECONDS = 5.0
+
+
+def _rows(url: str, tag: str) -> int:
+    try:
+        with psycopg.connect(url, connect_timeout=2) as connection:
+            row = connection.execute(
+                "SELECT count(*) FROM interactions WHERE tracking_id LIKE %s", (f"{tag}-%",)
+            ).fetchone()
+    except psycopg.Error:
+        return 0
+    return 0 if row is None else int(row[0])
+
+
+def _wait_for_rows(url: str, tag: str, minimum: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _rows(url, tag) < minimum:
+        assert time.monotonic() < deadline, f"fewer than {minimum} rows of {tag} after {timeout} s"
+        time.sleep(0.05)
+
+
+def _log_once(server: Served, tag: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.rest_url}/v1/LogTreatmentInteraction",
+        content=json.dumps(
+            {
+                "projectId": "PROJECT_ID",
+                "treatmentTrackingId": tag,
+                "interactionType": "VIEWED",
+                "interactionTimeMicros": 1732312345123456,
+            }
+        ),
+        headers={"content-type": "application/json", "x-api-key": "TEST_API_KEY"},
+        timeout=30,
+    )
+
+
+def _load(server: Served, tag: str, connections: int = 32) -> subprocess.Popen[str]:
+    return spawn(
+        "rest",
+        server.rest_url,
+        requests=REQUESTS,
+        connections=connections,
+        time_limit=TIME_LIMIT,
+        tag=tag,
+    )
+
+
+def _check_nothing_acknowledged_lost(url: str, results: dict[str, LoadResult]) -> None:
+    stored = stored_tracking_ids(url)
+    for tag, result in results.items():
+        found = reconcile(result, stored, tag)
+        assert found.acknowledged > 0, result
+        assert found.lost == 0, found
+        assert found.duplicated == 0, found
+        # A stored row was acknowledged, unless its answer was lost with the connection.
+        assert found.stored_unacknowledged <= result.statuses.get("no answer", 0), found
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server of the test's own, which it may stop and start."""
+    with running_postgres(settings_for_tests()) as server:
+        yield server
+
+
+def test_postgresql_restarted_mid_load_loses_nothing_and_service_resumes(
+    own_postgres: Postgres,
+) -> None:
+    url = own_postgres.create_database("restarted")
+    server = start(url)
+    load = _load(server, "restart")
+    try:
+        _wait_for_rows(url, "restart", 500)
+        own_postgres.stop("immediate")
+        during = _log_once(server, "during-outage")
+        time.sleep(OUTAGE_SECONDS)
+        own_postgres.start()
+        restarted = time.monotonic()
+        while (after := _log_once(server, "after-outage")).status_code != 200:
+            assert time.monotonic() - restarted < RESUMED_WITHIN_SECONDS, after.text
+            time.sleep(0.05)
+        result = collect(load, timeout=TIME_LIMIT + 60)
+    finally:
+        if load.returncode is None:
+            load.kill()
+            load.communicate()
+        code, output = server.stop()
+    assert code == 0, output
+    assert during.status_code == 503, during.text
+    assert "nothing was written" in during.json()["message"], during.text
+    assert during.headers.get("retry-after") == "1"
+    # Writes during the outage were refused (503), the others acknowledged; none failed otherwise.
+    assert set(result.statuses) <= {"200", "503"}, result.statuses
+    assert result.statuses.get("503", 0) > 0, result.statuses
+    _check_nothing_acknowledged_lost(url, {"restart": result})
+    stored = stored_tracking_ids(url)
+    assert "during-outage" not in stored
+    assert "after-outage" in stored
+
+
+def test_a_replica_sigkilled_mid_load_loses_nothing_and_the_other_goes_on(
+    postgres: Postgres, postgres_url: str
+) -> None:
+    killed, other = start(postgres_url), start(postgres_url)
+    loads = {"killed": _load(killed, "killed"), "other": _load(other, "other")}
+    try:
+        _wait_for_rows(postgres_url, "killed", 500)
+        killed.process.send_signal(signal.SIGKILL)
+        killed.process.communicate(timeout=30)
+        results = {tag: collect(load, timeout=TIME_LIMIT + 60) for tag, load in loads.items()}
+    finally:
+        for load in loads.values():
+            if load.returncode is None:
+                load.kill()
+                load.communicate()
+        if killed.process.returncode is None:
+            killed.process.kill()
+            killed.process.communicate()
+        other.stop()
+    assert results["killed"].statuses.get("no answer", 0) > 0, results["killed"].statuses
+    assert set(results["killed"].statuses) <= {"200", "no answer"}
+    assert set(results["other"].statuses) == {"200"}, results["other"].statuses
+    _check_nothing_acknowledged_lost(postgres_url, results)
+    del postgres
+
+
+def test_connections_ended_by_the_server_cost_the_callers_nothing(
+    postgres: Postgres, postgres_url: str
+) -> None:
+    server = start(postgres_url)
+    load = _load(server, "terminated", connections=16)
+    name = postgres_url.rsplit("/", 1)[1]
+    ended = 0
+    try:
+        _wait_for_rows(postgres_url, "terminated", 200)
+        for _ in range(5):
+            ended += len(
+                postgres.psql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{name}' AND application_name = 'auxia-decision'"
+                ).split()
+            )
+            time.sleep(0.5)
+        result = collect(load, timeout=TIME_LIMIT + 60)
+    finally:
+        if load.returncode is None:
+            load.kill()
+            load.communicate()
+        code, output = server.stop()
+    assert code == 0, output
+    assert ended >= 5
+    # The store opens new connections and asks whether an interrupted batch was stored.
+    assert result.statuses == {"200": result.requests}, result.statuses
+    _check_nothing_acknowledged_lost(postgres_url, {"terminated": result})

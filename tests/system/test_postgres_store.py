@@ -1,0 +1,253 @@
+"""The PostgreSQL store on a real PostgreSQL: two stores on one database answer as one.
+
+Random runs with two ``PostgresStore`` (two replicas, in one process, on one
+database of the session's PostgreSQL), each with a cache of two users among
+five: events are logged and served through either store, users are read
+through either, cold and warm, evicted between an event and the next read,
+and read while the other store commits their events. After every
+acknowledgement, what either store answers for a user is what a plain reading
+of every acknowledged event gives: the activity cache stays exact across
+processes, whatever order the two stores' transactions commit in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import psycopg
+import pytest
+
+from auxia.decision.model import treatment_interaction_service_pb2 as interactions
+from auxia_decision._errors import ApiError, Code
+from auxia_decision.server._startup import StartupError, open_store
+from auxia_decision.server._storage.postgres_store import PostgresStore
+from auxia_decision.server._storage.seam import SENT, Event, ServedTreatment
+from auxia_decision.server._transport.runtime import run_event_loop
+from tests._activity_model import questions
+from tools.postgres import Postgres
+
+PROJECT = "P"
+USERS = [f"u{n}" for n in range(5)]
+TREATMENTS = ["A", "B"]
+SURFACES = ["S1", "S2"]
+DAY = 86_400_000_000
+TODAY = 20_000
+KINDS = [SENT, 2, 5]  # SENT, VIEWED, DISMISSED
+QUESTIONS = questions(KINDS, TREATMENTS, SURFACES, TODAY)
+STEPS = 100
+
+
+class _Run:
+    """One random run over two stores: what was acknowledged per user, and the checks."""
+
+    def __init__(self, stores: list[PostgresStore], seed: int) -> None:
+        self.stores = stores
+        self.rng = random.Random(seed)
+        self.acknowledged: dict[str, list[Event]] = {user: [] for user in USERS}
+        self.number = 0
+        self.checked = 0
+
+    def store(self) -> PostgresStore:
+        return self.rng.choice(self.stores)
+
+    def log(self, user: str) -> asyncio.Future[None]:
+        self.number += 1
+        rng = self.rng
+        request = interactions.LogTreatmentInteractionRequest(
+            project_id=PROJECT,
+            user_id=user,
+            treatment_tracking_id=f"t{self.number}",
+            treatment_id=rng.choice(TREATMENTS),
+            surface=rng.choice(SURFACES),
+            interaction_type=rng.choice(
+                [
+                    interactions.LogTreatmentInteractionRequest.VIEWED,
+                    interactions.LogTreatmentInteractionRequest.DISMISSED,
+                ]
+            ),
+            interaction_time_micros=(TODAY - rng.randrange(40)) * DAY + rng.randrange(DAY),
+        )
+        event = (
+            request.interaction_type + 1,
+            request.treatment_id,
+            request.surface,
+            request.interaction_time_micros,
+        )
+        waiter = self.store().log_interaction(request, None)
+        waiter.add_done_callback(lambda _: self.acknowledged[user].append(event))
+        return waiter
+
+    def serve(self, user: str) -> asyncio.Future[None]:
+        self.number += 1
+        time = (TODAY - self.rng.randrange(40)) * DAY
+        served = [
+            ServedTreatment(f"r{self.number}", treatment, self.rng.choice(SURFACES), "x", time)
+            for treatment in self.rng.sample(TREATMENTS, self.rng.randint(1, 2))
+        ]
+        waiter = self.store().record_served(PROJECT, user, served, None)
+        events = [(SENT, s.treatment_id, s.surface, s.time_micros) for s in served]
+        waiter.add_done_callback(lambda _: self.acknowledged[user].extend(events))
+        return waiter
+
+    async def check(self, user: str, store: PostgresStore | None = None) -> None:
+        store = store or self.store()
+        if self.rng.random() < 0.5:
+            await store.synchronize(PROJECT, user)
+            activity = store.cached_activity(PROJECT, user) or await store.activity(PROJECT, user)
+        else:
+            activity = await store.activity(PROJECT, user)
+        for question in QUESTIONS:
+            expected = question.answered_by(self.acknowledged[user])
+            assert question.asked_of(activity) == expected, (user, question)
+        self.checked += 1
+
+    async def step(self) -> None:
+        rng = self.rng
+        user = rng.choice(USERS)
+        what = rng.choice(["log", "serve", "check", "race", "evict"])
+        if what == "log":
+            await asyncio.gather(*(self.log(rng.choice(USERS)) for _ in range(rng.randint(1, 4))))
+        elif what == "serve":
+            await self.serve(user)
+        elif what == "check":
+            await self.check(user)
+        elif what == "race":
+            # A read through one store while the other commits the user's events:
+            # which the read sees depends on the commits; the next read sees all.
+            reader = self.stores[0]
+            reading = asyncio.ensure_future(reader.activity(PROJECT, user))
+            writes = [self.log(user) for _ in range(rng.randint(1, 3))]
+            if rng.random() < 0.5:
+                writes.append(self.serve(user))
+            await asyncio.gather(reading, *writes)
+            await self.check(user, reader)
+        else:
+            store = self.store()
+            for other in rng.sample(USERS, 3):
+                await store.activity(PROJECT, other)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_two_stores_see_every_event_either_acknowledged(postgres_url: str, seed: int) -> None:
+    async def scenario() -> int:
+        stores = [PostgresStore(postgres_url, activity_cache_users=2) for _ in range(2)]
+        try:
+            run = _Run(stores, seed)
+            for _ in range(STEPS):
+                await run.step()
+                assert all(store.cached_users <= 2 for store in stores)
+            for user in USERS:
+                for store in stores:
+                    await run.check(user, store)
+            return run.checked
+        finally:
+            for store in stores:
+                await store.aclose()
+
+    assert run_event_loop(scenario()) >= len(USERS) * 2
+
+
+def test_rows_committed_out_of_id_order_are_not_missed(postgres_url: str) -> None:
+    # Two transactions: the first takes the smaller id and commits last. A
+    # watermark of ids would skip its row; a snapshot does not.
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url)
+        try:
+            await store.activity(PROJECT, "u")
+            insert = (
+                "INSERT INTO served (project_id, user_id, response_id, treatment_id, surface, "
+                "tracking_id, time_micros) VALUES ('P', 'u', 'r', 'A', 'S1', %s, 1)"
+            )
+            with psycopg.connect(postgres_url) as first, psycopg.connect(postgres_url) as second:
+                first.execute(insert, ("first",))
+                second.execute(insert, ("second",))
+                second.commit()
+                seen = await store.activity(PROJECT, "u")
+                assert seen.count(SENT, first_day=0, last_day=1) == 1
+                first.commit()
+            seen = await store.activity(PROJECT, "u")
+            assert seen.count(SENT, first_day=0, last_day=1) == 2
+        finally:
+            await store.aclose()
+
+    run_event_loop(scenario())
+
+
+def test_a_replaced_store_is_forgotten_by_the_other(postgres_url: str) -> None:
+    async def scenario() -> None:
+        stores = [PostgresStore(postgres_url) for _ in range(2)]
+        try:
+            run = _Run(stores, 7)
+            for _ in range(5):
+                run.rng.choice([run.log, run.serve])("u0")
+            await stores[0].drain()
+            await stores[1].drain()
+            await run.check("u0", stores[1])
+            assert stores[1].cached_users == 1
+            await stores[0].replace(None, lambda repository: repository.delete_everything())
+            run.acknowledged["u0"].clear()
+            await run.check("u0", stores[1])
+        finally:
+            for store in stores:
+                await store.aclose()
+
+    run_event_loop(scenario())
+
+
+def test_a_database_of_a_newer_schema_is_refused_in_one_line(postgres_url: str) -> None:
+    PostgresStore(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("UPDATE auxia_schema SET version = version + 1")
+    with pytest.raises(StartupError) as raised:
+        open_store(postgres_url, 10)
+    assert "newer auxia-decision" in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_an_unreachable_database_is_one_line_without_its_password(postgres: Postgres) -> None:
+    url = f"postgresql://someone:s3cret@127.0.0.1:{postgres.port}/no_such_database"
+    with pytest.raises(StartupError) as raised:
+        open_store(url, 10)
+    message = str(raised.value)
+    assert message.startswith("the database postgresql://someone:***@127.0.0.1:"), message
+    assert "s3cret" not in message
+    assert "\n" not in message
+
+
+def test_a_read_only_database_refuses_writes_saying_nothing_was_written(
+    postgres: Postgres, postgres_url: str
+) -> None:
+    name = postgres_url.rsplit("/", 1)[1]
+
+    async def log(store: PostgresStore) -> None:
+        request = interactions.LogTreatmentInteractionRequest(
+            project_id=PROJECT, user_id="u", treatment_tracking_id="t", interaction_time_micros=1
+        )
+        await store.log_interaction(request, None)
+
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url)
+        try:
+            await log(store)
+            postgres.psql(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+            postgres.psql(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            )
+            with pytest.raises(ApiError) as raised:
+                await log(store)
+            assert raised.value.code == Code.UNAVAILABLE
+            assert "read-only" in raised.value.message
+            assert "nothing was written" in raised.value.message
+            postgres.psql(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+            postgres.psql(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            )
+            await log(store)
+        finally:
+            await store.aclose()
+
+    run_event_loop(scenario())
+    with psycopg.connect(postgres_url) as connection:
+        row = connection.execute("SELECT count(*) FROM interactions").fetchone()
+    assert row == (2,)

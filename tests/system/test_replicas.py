@@ -1,0 +1,299 @@
+"""Two ``auxia-decision serve`` processes on one PostgreSQL database decide as one.
+
+Whatever goes through one replica holds for the next call through the other:
+a dismissal, views counted by a frequency cap, a treatment updated, a frozen
+clock, a fault and how many calls it fails, a Reset; inspection through
+either lists what both stored. Then both are loaded at once, and the
+properties are checked again under the load, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests._served import Served, start
+from tests._stored import stored_tracking_ids
+from tools.loadgen import collect, is_server_error, reconcile, spawn
+from tools.postgres import Postgres
+
+KEY = "TEST_API_KEY"
+ADMIN = "EMULATOR_ADMIN_KEY"
+NOW = "2030-01-01T00:00:00Z"
+NOW_MICROS = 1_893_456_000_000_000
+HOUR = 3_600_000_000
+
+
+@pytest.fixture(scope="module")
+def replicas(postgres: Postgres) -> Iterator[tuple[Served, Served]]:
+    """Two servers on one database of their own."""
+    url = postgres.create_database("replicas")
+    first = start(url)
+    try:
+        second = start(url)
+    except BaseException:
+        first.stop()
+        raise
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
+        postgres.drop_database("replicas")
+
+
+@pytest.fixture
+def reset(replicas: tuple[Served, Served]) -> tuple[Served, Served]:
+    """Both replicas after a Reset through the first, with the clock frozen through the second."""
+    first, second = replicas
+    _admin(first, "Reset", {})
+    _admin(second, "SetClock", {"freezeTime": NOW})
+    return first, second
+
+
+def _post(server: Served, method: str, document: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
+        f"{server.rest_url}/v1/{method}",
+        content=json.dumps(document),
+        headers={"content-type": "application/json", "x-api-key": KEY},
+        timeout=30,
+    )
+
+
+def _admin(server: Served, method: str, document: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(
+        f"{server.rest_url}/emulator/v1/{method}",
+        json=document,
+        headers={"x-admin-key": ADMIN},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def _served(server: Served, user: str, surface: str) -> list[str]:
+    """Return the treatments one page view of a user is served on a surface."""
+    response = _post(
+        server,
+        "GetTreatments",
+        {
+            "projectId": "PROJECT_ID",
+            "userId": user,
+            "surfaces": [{"surface": surface, "maximumTreatmentCount": 1}],
+        },
+    )
+    assert response.status_code == 200, response.text
+    return [treatment["treatmentId"] for treatment in response.json().get("userTreatments", [])]
+
+
+def _log(server: Served, user: str, treatment: str, surface: str, kind: str, *, tag: str) -> None:
+    response = _post(
+        server,
+        "LogTreatmentInteraction",
+        {
+            "projectId": "PROJECT_ID",
+            "userId": user,
+            "treatmentTrackingId": tag,
+            "treatmentId": treatment,
+            "surface": surface,
+            "interactionType": kind,
+            "interactionTimeMicros": NOW_MICROS - HOUR,
+        },
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_frozen_clock_set_through_one_replica_is_the_others(
+    replicas: tuple[Served, Served],
+) -> None:
+    first, second = replicas
+    _admin(first, "SetClock", {"freezeTime": "2031-05-06T07:08:09Z"})
+    assert _admin(second, "GetClock", {})["clock"] == {
+        "now": "2031-05-06T07:08:09Z",
+        "frozen": True,
+    }
+    _admin(second, "SetClock", {"advance": "3600s"})
+    assert _admin(first, "GetClock", {})["clock"]["now"] == "2031-05-06T08:08:09Z"
+    _admin(first, "SetClock", {"realTime": True})
+    assert "frozen" not in _admin(second, "GetClock", {})["clock"]
+
+
+def test_a_dismissal_through_one_replica_holds_on_the_other(
+    reset: tuple[Served, Served],
+) -> None:
+    first, second = reset
+    user = "dismisser"
+    assert _served(second, user, "CART_SCREEN") == ["CART_REMINDER"]
+    assert _served(first, user, "CART_SCREEN") == ["CART_REMINDER"]
+    _log(first, user, "CART_REMINDER", "CART_SCREEN", "DISMISSED", tag="dismissed-1")
+    for _ in range(3):
+        assert _served(second, user, "CART_SCREEN") == []
+        assert _served(first, user, "CART_SCREEN") == []
+
+
+def test_at_most_three_views_in_seven_days_with_views_through_both(
+    reset: tuple[Served, Served],
+) -> None:
+    first, second = reset
+    user = "viewer"
+    servers = [first, second]
+    for view in range(3):
+        # The replica that did not take the last view decides.
+        assert _served(servers[(view + 1) % 2], user, "HOME_SCREEN") == ["WELCOME_BACK"]
+        _log(servers[view % 2], user, "WELCOME_BACK", "HOME_SCREEN", "VIEWED", tag=f"view-{view}")
+    assert _served(first, user, "HOME_SCREEN") == []
+    assert _served(second, user, "HOME_SCREEN") == []
+    # Eight days on (the clock moved through one replica), the views are out of the window.
+    _admin(first, "SetClock", {"advance": f"{8 * 86400}s"})
+    assert _served(second, user, "HOME_SCREEN") == ["WELCOME_BACK"]
+
+
+def test_a_treatment_updated_through_one_replica_is_decided_by_the_other(
+    reset: tuple[Served, Served],
+) -> None:
+    first, second = reset
+    assert _served(second, "reader", "CART_SCREEN") == ["CART_REMINDER"]
+    treatment = _post(
+        first, "GetTreatment", {"projectId": "PROJECT_ID", "treatmentId": "CART_REMINDER"}
+    ).json()["treatment"]
+    moved = _post(
+        first,
+        "UpdateTreatment",
+        {
+            "projectId": "PROJECT_ID",
+            "treatmentId": "CART_REMINDER",
+            "lastModifiedBy": "replica-test",
+            "tags": treatment.get("tags", []),
+            "removedSurfaces": {"surfaces": [{"name": "CART_SCREEN"}]},
+            "shouldPublish": True,
+        },
+    )
+    assert moved.status_code == 200, moved.text
+    assert _served(second, "reader", "CART_SCREEN") == []
+    assert _served(first, "reader", "CART_SCREEN") == []
+
+
+def test_a_fault_armed_through_one_replica_fails_that_many_calls_of_both(
+    reset: tuple[Served, Served],
+) -> None:
+    first, second = reset
+    _admin(first, "CreateFault", {"fault": {"method": "GetTreatments", "count": 3, "code": 14}})
+    statuses = [
+        _post(
+            server,
+            "GetTreatments",
+            {
+                "projectId": "PROJECT_ID",
+                "userId": "u",
+                "surfaces": [{"surface": "HOME_SCREEN", "maximumTreatmentCount": 1}],
+            },
+        ).status_code
+        for server in [second, first] * 3
+    ]
+    assert statuses == [503, 503, 503, 200, 200, 200]
+    assert _admin(second, "ListFaults", {}) == {}
+
+
+def test_inspection_through_either_replica_lists_what_both_stored(
+    reset: tuple[Served, Served],
+) -> None:
+    first, second = reset
+    _log(first, "inspected", "CART_REMINDER", "CART_SCREEN", "VIEWED", tag="through-first")
+    _log(second, "inspected", "CART_REMINDER", "CART_SCREEN", "CLICKED", tag="through-second")
+    _served(first, "inspected", "HOME_SCREEN")
+    _served(second, "inspected", "CART_SCREEN")
+    for server in (first, second):
+        listed = _admin(server, "ListInteractions", {"userId": "inspected"})
+        assert [item["interaction"]["treatmentTrackingId"] for item in listed["interactions"]] == [
+            "through-first",
+            "through-second",
+        ]
+        decided = _admin(server, "ListDecisions", {"userId": "inspected"})["decisions"]
+        assert len(decided) == 2
+        recent = _admin(server, "ListRecentDecisions", {"userId": "inspected"})["decisions"]
+        assert [entry["response"]["responseId"] for entry in recent] == [
+            entry["responseId"] for entry in reversed(decided)
+        ]
+
+
+def test_a_reset_through_one_replica_resets_the_other(reset: tuple[Served, Served]) -> None:
+    first, second = reset
+    user = "forgotten"
+    _log(first, user, "CART_REMINDER", "CART_SCREEN", "DISMISSED", tag="before-reset")
+    assert _served(second, user, "CART_SCREEN") == []  # cached by the second replica
+    _admin(second, "CreateFault", {"fault": {"method": "GetTreatment", "count": 5, "code": 14}})
+    clock = _admin(first, "Reset", {})["clock"]
+    assert "frozen" not in clock
+    assert _admin(second, "ListFaults", {}) == {}
+    assert "frozen" not in _admin(second, "GetClock", {})["clock"]
+    assert _admin(second, "ListInteractions", {}) == {}
+    assert _admin(second, "ListRecentDecisions", {}) == {}
+    assert _served(second, user, "CART_SCREEN") == ["CART_REMINDER"]
+
+
+REQUESTS = 6_000
+TIME_LIMIT = 60.0
+
+
+def test_two_replicas_under_load_lose_nothing_and_keep_the_properties(
+    reset: tuple[Served, Served], postgres: Postgres
+) -> None:
+    first, second = reset
+    loads = {
+        "on-first": spawn(
+            "rest",
+            first.rest_url,
+            requests=REQUESTS,
+            connections=16,
+            time_limit=TIME_LIMIT,
+            tag="on-first",
+        ),
+        "on-second": spawn(
+            "rest",
+            second.rest_url,
+            requests=REQUESTS,
+            connections=16,
+            time_limit=TIME_LIMIT,
+            tag="on-second",
+        ),
+    }
+    try:
+        started = time.monotonic()
+        # The cross-replica properties, while both replicas are loaded.
+        user = "under-load"
+        _log(second, user, "CART_REMINDER", "CART_SCREEN", "DISMISSED", tag="dismissed-under-load")
+        assert _served(first, user, "CART_SCREEN") == []
+        for view in range(3):
+            assert _served([first, second][(view + 1) % 2], user, "HOME_SCREEN") == ["WELCOME_BACK"]
+            _log(
+                [first, second][view % 2],
+                user,
+                "WELCOME_BACK",
+                "HOME_SCREEN",
+                "VIEWED",
+                tag=f"v{view}",
+            )
+        assert _served(first, user, "HOME_SCREEN") == []
+        assert _served(second, user, "HOME_SCREEN") == []
+        assert time.monotonic() - started < TIME_LIMIT
+        results = {tag: collect(process, timeout=TIME_LIMIT + 60) for tag, process in loads.items()}
+    finally:
+        for process in loads.values():
+            if process.returncode is None:
+                process.kill()
+                process.communicate()
+    url = postgres.url("replicas")
+    stored = stored_tracking_ids(url)
+    for tag, result in results.items():
+        assert result.statuses == {"200": REQUESTS}, result
+        assert not result.count(is_server_error)
+        found = reconcile(result, stored, tag)
+        assert found.acknowledged == REQUESTS
+        assert found.lost == 0, found
+        assert found.duplicated == 0, found
