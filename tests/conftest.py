@@ -47,6 +47,7 @@ def java_dist(tmp_path_factory: pytest.TempPathFactory) -> JavaDist:
     return JavaDist(jar, sources)
 
 
+@pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     """A PostgreSQL server of the test session's own (Debian's, on a free loopback port)."""
     with running_postgres(settings_for_tests()) as server:
