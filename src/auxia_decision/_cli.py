@@ -7,6 +7,7 @@ import datetime
 import os
 import pathlib
 import sys
+import urllib.parse
 from collections.abc import Sequence
 
 from google.protobuf import json_format
@@ -97,6 +98,9 @@ def _serve_command(args: argparse.Namespace) -> int:
             max_connections=args.max_connections,
         ),
         frozen_at=args.clock,
+        journal_size=args.journal_size,
+        allowed_hosts=tuple(args.allowed_host),
+        cors_origins=tuple(args.cors_origin),
     )
     try:
         run_event_loop(
@@ -231,6 +235,15 @@ def _add_serve(commands: _Commands[argparse.ArgumentParser]) -> None:
         "or once standard input is closed when it is a pipe",
     )
     _add_limits(serve)
+    _add_web(serve)
+    serve.add_argument(
+        "--journal-size",
+        type=_count,
+        default=1000,
+        metavar="N",
+        help="how many of the last calls the request journal keeps for the emulator admin "
+        "API's ListJournal and the console; 0: no journal (default: %(default)s)",
+    )
     serve.add_argument(
         "--log-level",
         default="WARNING",
@@ -258,6 +271,50 @@ def _add_limits(serve: argparse.ArgumentParser) -> None:
         type=int,
         help="open REST connections at most (default: the open-files limit less 1,024)",
     )
+
+
+def _add_web(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer REST requests whose Host is NAME (repeatable; .NAME: it and its "
+        "subdomains; '*': any host); localhost, IP addresses and --host are always answered, "
+        "and other names get 403 so that no web page can reach the server by DNS rebinding",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="ORIGIN",
+        help="give REST answers to requests from ORIGIN (such as http://localhost:3000) CORS "
+        "headers, and answer their preflight (repeatable; '*': any origin); none by default",
+    )
+
+
+def _count(text: str) -> int:
+    """Parse a count: a whole number, 0 or more."""
+    if not text.isdigit():
+        msg = f"not a whole number, 0 or more: {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return int(text)
+
+
+def _origin(text: str) -> str:
+    """Parse ``--cors-origin``: ``*``, or a scheme, a host and a port, as browsers send Origin."""
+    parts = urllib.parse.urlsplit(text)
+    if text != "*" and (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
+        msg = f"not an origin such as http://localhost:3000 (no path, no trailing slash): {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return text
 
 
 def _add_env(commands: _Commands[argparse.ArgumentParser]) -> None:

@@ -16,13 +16,15 @@ from auxia_decision._routes import services
 from auxia_decision._validation import check_request, clear_output_only
 from auxia_decision.server._domain.auth import key_digest
 from auxia_decision.server._domain.clock import ControlledClock
-from auxia_decision.server._domain.decisions import DecisionRequest, decide
+from auxia_decision.server._domain.decisions import DecisionRequest, Verdict, decide
 from auxia_decision.server._domain.seed import apply_seed, project_seed
 from auxia_decision.server._domain.servicer import ApiServicer, as_message
 from auxia_decision.server._domain.treatments import with_statuses
 from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._emulator.inspection import list_decisions, list_interactions
-from auxia_decision.server._emulator.recent_decisions import RecentDecisions
+from auxia_decision.server._emulator.journal import Journal
+from auxia_decision.server._emulator.journal_listing import JournalView
+from auxia_decision.server._emulator.recent_decisions import RecentDecisions, served_nothing
 from auxia_decision.server._storage.seam import ProjectRecord, Repository, Store, StoredTreatment
 from auxia_decision.server._transport.bindings import ADMIN_KEY_HEADER
 
@@ -48,6 +50,16 @@ _ProjectContents = tuple[
     dict[int, tuple[data_field_pb2.DataFieldParams, str]],
     list[StoredTreatment],
 ]
+
+
+def verdict_message(verdict: Verdict) -> emulator_pb2.Verdict:
+    """Return a verdict of a decision as the admin API shows it."""
+    return emulator_pb2.Verdict(
+        surface=verdict.surface,
+        treatment_id=verdict.treatment_id,
+        outcome=_OUTCOMES[verdict.outcome],
+        detail=verdict.detail,
+    )
 
 
 def _projects(repository: Repository) -> list[_ProjectContents]:
@@ -76,6 +88,7 @@ class EmulatorServicer:
         clock: the server's clock, the one ``api`` reads.
         faults: the faults armed on ``api``'s calls.
         recent: the GetTreatments calls ``api`` answered last.
+        journal: the calls both transports answered; None: the server keeps none.
 
     """
 
@@ -88,6 +101,7 @@ class EmulatorServicer:
         *,
         faults: FaultPlan,
         recent: RecentDecisions,
+        journal: Journal | None = None,
     ) -> None:
         self._api = api
         self._store = store
@@ -95,6 +109,11 @@ class EmulatorServicer:
         self._clock = clock
         self._faults = faults
         self._recent = recent
+        self._journal = journal
+        keys = [key for project in seed.projects for key in project.api_keys]
+        self._journal_view = JournalView(
+            [*services(), SERVICE], SERVICE.full_name, [*keys, *seed.admin_keys], self._near_miss
+        )
         self._admin_digests = tuple(key_digest(key) for key in seed.admin_keys)
         self._full_names = {
             method.full_name: method.name for service in services() for method in service.methods
@@ -111,6 +130,7 @@ class EmulatorServicer:
             "CreateFault": self._create_fault,
             "ListFaults": self._list_faults,
             "ClearFaults": self._clear_faults,
+            "ListJournal": self._list_journal,
         }
 
     def admit(self, api_key: str | None, admin_key: str | None) -> None:
@@ -174,7 +194,14 @@ class EmulatorServicer:
             answer = as_message(decisions.GetTreatmentsResponse, answered)
             recent = found.decisions.add(request=served, response=answer)
             recent.decide_time.FromMicroseconds(time_micros)
+            response_id = served_nothing(answered)
+            if response_id:
+                recent.verdicts.extend(self._near_miss(response_id))
         return found
+
+    def _near_miss(self, response_id: str) -> list[emulator_pb2.Verdict]:
+        """Return the verdicts of the moment of a GetTreatments that served nothing, if kept."""
+        return [verdict_message(verdict) for verdict in self._recent.near_miss(response_id) or ()]
 
     async def _explain_decision(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ExplainDecisionRequest)
@@ -185,19 +212,17 @@ class EmulatorServicer:
             raise ApiError(Code.NOT_FOUND, f'request.projectId: there is no project "{project_id}"')
         catalog = await self._api.catalog(project_id)
         activity = self._store.activity(project_id, asked.user_id)
-        now = self._clock.now()
-        decision = decide(catalog, DecisionRequest.from_message(asked), activity, now, explain=True)
-        return emulator_pb2.ExplainDecisionResponse(
-            verdicts=[
-                emulator_pb2.Verdict(
-                    surface=verdict.surface,
-                    treatment_id=verdict.treatment_id,
-                    outcome=_OUTCOMES[verdict.outcome],
-                    detail=verdict.detail,
-                )
-                for verdict in decision.verdicts or ()
-            ]
+        now = (
+            request.decide_time.ToMicroseconds()
+            if request.HasField("decide_time")
+            else self._clock.now()
         )
+        decision = decide(catalog, DecisionRequest.from_message(asked), activity, now, explain=True)
+        explained = emulator_pb2.ExplainDecisionResponse(
+            verdicts=[verdict_message(verdict) for verdict in decision.verdicts or ()]
+        )
+        explained.decide_time.FromMicroseconds(now)
+        return explained
 
     async def _list_projects(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ListProjectsRequest)
@@ -237,6 +262,8 @@ class EmulatorServicer:
             self._faults.reset()
             self._clock.restore()
             self._recent.forget()
+            if self._journal is not None:
+                self._journal.clear()
         now = self._clock.now()
 
         def replace(repository: Repository) -> None:
@@ -292,3 +319,14 @@ class EmulatorServicer:
     async def _clear_faults(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ClearFaultsRequest)
         return emulator_pb2.ClearFaultsResponse(cleared_count=self._faults.clear())
+
+    # The request journal.
+
+    async def _list_journal(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.ListJournalRequest)
+        if self._journal is None:
+            raise ApiError(
+                Code.FAILED_PRECONDITION,
+                "the server keeps no journal: it was started with --journal-size 0",
+            )
+        return self._journal_view.page(self._journal, request)

@@ -43,7 +43,9 @@ def _duration(span: datetime.timedelta | float) -> duration_pb2.Duration | None:
 
 
 def _set_window(
-    request: emulator_pb2.ListInteractionsRequest | emulator_pb2.ListDecisionsRequest,
+    request: emulator_pb2.ListInteractionsRequest
+    | emulator_pb2.ListDecisionsRequest
+    | emulator_pb2.ListJournalRequest,
     start_time: datetime.datetime | None,
     end_time: datetime.datetime | None,
 ) -> None:
@@ -170,6 +172,45 @@ class EmulatorAdmin:
             self.stub.ExplainDecision, emulator_pb2.ExplainDecisionRequest(request=request)
         )
         return list(explained.verdicts)
+
+    def journal(
+        self,
+        *,
+        method: str = "",
+        code: Code | None = None,
+        failed_only: bool = False,
+        http_status: int = 0,
+        project_id: str = "",
+        user_id: str = "",
+        api_calls_only: bool = False,
+        start_time: datetime.datetime | None = None,
+        end_time: datetime.datetime | None = None,
+    ) -> list[emulator_pb2.JournalEntry]:
+        """Return the calls the server answered that match every filter given, oldest first.
+
+        ``method`` is an RPC's short or full name; ``code`` how the calls ended
+        (``Code.OK``: those that succeeded). Raises ApiError (FAILED_PRECONDITION)
+        when the server keeps no journal.
+        """
+        request = emulator_pb2.ListJournalRequest(
+            method=method,
+            failed_only=failed_only,
+            http_status=http_status,
+            project_id=project_id,
+            user_id=user_id,
+            api_calls_only=api_calls_only,
+            page_size=1000,
+        )
+        if code is not None:
+            request.code = int(code)  # type: ignore[assignment]
+        _set_window(request, start_time, end_time)
+        found: list[emulator_pb2.JournalEntry] = []
+        while True:
+            page = self.call(self.stub.ListJournal, request)
+            found.extend(page.entries)
+            if not page.next_page_token:
+                return found
+            request.page_token = page.next_page_token
 
     def projects(self) -> list[emulator_pb2.ProjectView]:
         """Return the projects with their treatment types, data fields and treatments."""

@@ -1,37 +1,97 @@
-"""The last GetTreatments calls answered, kept for the console (``ListRecentDecisions``)."""
+"""The last GetTreatments calls answered, kept for the console (``ListRecentDecisions``).
+
+For a call that served nothing, the verdicts of that moment are kept too (the
+near miss that the journal and the console show): explained as the call is
+answered, at most ``NEAR_MISSES_PER_SECOND`` a second, so that a server under
+load spends on them a bounded share of its time.
+"""
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Final
 
+from google.protobuf.message import Message
+
+from auxia_decision.server._domain.decisions import Verdict
 from auxia_decision.server._domain.servicer import AnsweredDecision
 
 KEPT: Final = 200
 """How many of the last GetTreatments calls are kept."""
+NEAR_MISSES_PER_SECOND: Final = 100
+"""How many calls that served nothing are explained in a second, at most."""
+KEPT_NEAR_MISSES: Final = 1000
+"""How many near misses are kept, by response id (the oldest are forgotten first)."""
+
+Explain = Callable[[AnsweredDecision], list[Verdict] | None]
+"""Returns the verdicts of a call as it is answered (``ApiServicer.verdicts_then``)."""
+
+
+def served_nothing(answer: object) -> str | None:
+    """Return the response id of a GetTreatments answer that served nothing, else None."""
+    if isinstance(answer, Message):
+        served = bool(getattr(answer, "user_treatments", ()))
+        found = str(getattr(answer, "response_id", ""))
+    elif isinstance(answer, dict):
+        served = bool(answer.get("user_treatments"))
+        found = str(answer.get("response_id") or "")
+    else:
+        return None
+    return None if served else found
 
 
 class RecentDecisions:
     """The last ``KEPT`` GetTreatments calls answered, as the servicer reports them.
 
-    ``record`` is the servicer's ``on_decision`` listener: a deque's append,
-    so that listening adds no frame to a decision.
+    ``record`` is the servicer's ``on_decision`` listener; ``explain_with``
+    gives it the servicer's explanation of a call, for the near misses.
     """
 
     def __init__(self) -> None:
         self._kept: collections.deque[AnsweredDecision] = collections.deque(maxlen=KEPT)
-        self.record = self._kept.append
+        self._explain: Explain | None = None
+        self._near_misses: dict[str, list[Verdict]] = {}
+        self._second = 0.0
+        self._explained = 0
+
+    def explain_with(self, explain: Explain) -> None:
+        """Keep the near misses, explained by ``explain`` as each call is answered."""
+        self._explain = explain
+
+    def record(self, answered: AnsweredDecision) -> None:
         """Keep one answered call (the oldest kept is dropped once there are ``KEPT``)."""
+        self._kept.append(answered)
+        response_id = served_nothing(answered[3])
+        if not response_id or self._explain is None:
+            return
+        now = time.monotonic()
+        if now - self._second >= 1.0:
+            self._second, self._explained = now, 0
+        if self._explained >= NEAR_MISSES_PER_SECOND:
+            return
+        self._explained += 1
+        verdicts = self._explain(answered)
+        if verdicts is None:
+            return
+        if len(self._near_misses) >= KEPT_NEAR_MISSES:
+            del self._near_misses[next(iter(self._near_misses))]
+        self._near_misses[response_id] = verdicts
+
+    def near_miss(self, response_id: str) -> list[Verdict] | None:
+        """Return the verdicts of the moment of a call that served nothing, if they were kept."""
+        return self._near_misses.get(response_id)
 
     def newest_first(self) -> Iterator[AnsweredDecision]:
         """Yield the calls kept, the newest first."""
         return reversed(self._kept)
 
     def forget(self, project_id: str | None = None) -> None:
-        """Forget the calls of one project, or every call."""
+        """Forget the calls of one project, or every call (and every near miss)."""
         if project_id is None:
             self._kept.clear()
+            self._near_misses.clear()
             return
         kept = [decision for decision in self._kept if decision[1] != project_id]
         self._kept.clear()
