@@ -8,7 +8,13 @@ from google.rpc import code_pb2
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision import ApiError, Code
 from auxia_decision.server._domain.clock import ControlledClock
+from auxia_decision.server._domain.decisions import Verdict
+from auxia_decision.server._domain.servicer import AnsweredDecision
 from auxia_decision.server._emulator.faults import FaultPlan
+from auxia_decision.server._emulator.recent_decisions import (
+    NEAR_MISSES_PER_SECOND,
+    RecentDecisions,
+)
 
 METHODS = ("GetTreatments", "LogTreatmentInteraction")
 FULL_NAMES = {"io.auxia.decision.model.TreatmentDecisionService.GetTreatments": "GetTreatments"}
@@ -106,3 +112,25 @@ def test_reset_numbers_faults_from_1_again() -> None:
     assert plan.faults() == []
     armed = plan.arm(emulator_pb2.Fault(method="*", count=1, code=code_pb2.INTERNAL), FULL_NAMES)
     assert armed.name == "faults/1"
+
+
+def test_near_misses_are_explained_at_most_so_many_a_second() -> None:
+    explained: list[str] = []
+
+    def explain(answered: AnsweredDecision) -> list[Verdict]:
+        explained.append(answered[1])
+        return [Verdict("S", "T", "suppressed", "why")]
+
+    recent = RecentDecisions()
+    recent.explain_with(explain)
+    empty = {"response_id": "r", "user_treatments": []}
+    served = {"response_id": "s", "user_treatments": [{"treatment_id": "T"}]}
+    recent.record((1, "P", b"{}", served))
+    assert not explained
+    for number in range(NEAR_MISSES_PER_SECOND + 5):
+        recent.record((1, "P", b"{}", {**empty, "response_id": f"r{number}"}))
+    assert len(explained) == NEAR_MISSES_PER_SECOND
+    assert recent.near_miss("r0") == [Verdict("S", "T", "suppressed", "why")]
+    assert recent.near_miss(f"r{NEAR_MISSES_PER_SECOND}") is None
+    recent.forget()
+    assert recent.near_miss("r0") is None
