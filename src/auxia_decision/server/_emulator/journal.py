@@ -1,11 +1,14 @@
 """The request journal: the last calls the server answered, as the transports saw them.
 
 ``Journal`` is the transports' ``CallObserver``. Recording a call appends one
-tuple of what the transport already holds (the ASGI scope or the gRPC
-metadata, the request's bytes, the status, the answer's bytes, two clock
-readings) to a bounded deque: nothing is decoded, copied or redacted then,
-except that bodies over ``KEPT_BYTES`` are cut. ``ListJournal``
-(``journal_page``) decodes and redacts the calls it lists.
+tuple of what the transport already holds (the request's method, path, query
+and headers or its gRPC metadata, the request's bytes, the status, the
+answer's bytes, two clock readings) to a bounded deque: nothing is decoded or
+redacted then, and bodies over ``KEPT_BYTES`` are cut. What is kept is
+strings, bytes, numbers and tuples of them, never a dict or a list: the
+garbage collector soon stops tracking such tuples, so that a full journal
+costs its collections nothing. ``ListJournal`` (``journal_listing``)
+decodes and redacts the calls it lists.
 """
 
 from __future__ import annotations
@@ -26,11 +29,15 @@ KEPT_BYTES: Final = 16 * 1024
 REST: Final = 1
 GRPC: Final = 2
 
-Record = tuple[int, int, int, int, Any, bytes, Any, bytes | None]
+Headers = tuple[tuple[Any, Any], ...]
+Record = tuple[
+    int, int, int, int, str, str, bytes, Headers, bytes, int | bytes | None, bytes | None
+]
 """One call as recorded: sequence, transport (``REST``, ``GRPC``), arrival (µs, the
-server's clock), elapsed ns, where (REST: the ASGI scope; gRPC: service, method and
-metadata), the request's bytes, how it ended (REST: the HTTP status; gRPC: the
-ApiError or None) and the answer's bytes (None: a gRPC call that failed)."""
+server's clock), elapsed ns; REST: the HTTP method, the path and the query string,
+gRPC: the service, the method and ``b""``; the headers (REST, bytes) or metadata (gRPC);
+the request's bytes; how it ended (REST: the HTTP status; gRPC: None, or the serialized
+``google.rpc.Status`` of its error); the answer's bytes (None: a gRPC call that failed)."""
 
 
 class Journal:
@@ -68,7 +75,19 @@ class Journal:
         if len(answer) > KEPT_BYTES:
             answer = answer[: KEPT_BYTES + 1]
         self._records.append(
-            (next(self._sequence), REST, arrived, elapsed_ns, scope, request, status, answer)
+            (
+                next(self._sequence),
+                REST,
+                arrived,
+                elapsed_ns,
+                scope["method"],
+                scope["path"],
+                scope["query_string"],
+                tuple(scope["headers"]),
+                request,
+                status,
+                answer,
+            )
         )
 
     def grpc(  # noqa: PLR0917 - positional: a call observed builds no object
@@ -88,9 +107,22 @@ class Journal:
             request = request[: KEPT_BYTES + 1]
         if answer is not None and len(answer) > KEPT_BYTES:
             answer = answer[: KEPT_BYTES + 1]
-        where = (service, method, metadata)
+        status = None if error is None else error.status.SerializeToString()
+        pairs = tuple((key, value) for key, value in metadata)
         self._records.append(
-            (next(self._sequence), GRPC, arrived, elapsed_ns, where, request, error, answer)
+            (
+                next(self._sequence),
+                GRPC,
+                arrived,
+                elapsed_ns,
+                service,
+                method,
+                b"",
+                pairs,
+                request,
+                status,
+                answer,
+            )
         )
 
     def records(self) -> list[Record]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import base64
 import json
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final, cast
 
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
-from google.rpc import code_pb2
+from google.rpc import code_pb2, status_pb2
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision._codec import RestCodec
@@ -104,23 +104,25 @@ class JournalView:
 
     def entry(self, record: Record) -> Entry:
         """Return one recorded call as the admin API lists it, decoded and redacted."""
-        sequence, transport, arrived, elapsed, where, request, ended, answer = record
+        sequence, transport, arrived, elapsed, first, second, query, headers = record[:8]
+        request, ended, answer = record[8:]
         entry = Entry(sequence=sequence)
         entry.receive_time.FromMicroseconds(arrived)
         entry.duration.FromNanoseconds(elapsed)
+        entry.headers.extend(_header(_str(name), value) for name, value in headers)
         if transport == REST:
-            route = self._rest(entry, where, ended)
+            route = self._rest(entry, first, second, query)
+            assert isinstance(ended, int)
+            entry.http_status = ended
             if ended >= 400 and answer is not None:
-                self._rest_error(entry, answer)
+                _set_error(entry, ApiError.from_http_response(ended, "application/json", answer))
             fields = _json_object(request)
             entry.request = self._redact(request.decode("utf-8", "replace"))
         else:
-            service, method, metadata = where
-            route = self._by_name.get((service, method))
+            route = self._by_name.get((first, second))
             entry.transport = Entry.GRPC
-            entry.service, entry.method = service, method
-            entry.target = f"/{service}/{method}"
-            entry.headers.extend(_header(key, value) for key, value in metadata)
+            entry.service, entry.method = first, second
+            entry.target = f"/{first}/{second}"
             message = _parsed(route.request_type if route else None, request)
             fields = {}
             if message is None:
@@ -128,8 +130,8 @@ class JournalView:
             else:
                 fields = _plain_fields(message)
                 entry.request = self._redact(_JSON.encode(message).decode())
-            if isinstance(ended, ApiError):
-                _set_error(entry, ended)
+            if isinstance(ended, bytes):
+                _set_error(entry, ApiError.from_status(status_pb2.Status.FromString(ended)))
         entry.request = entry.request[:KEPT_BYTES]
         entry.request_truncated = len(request) > KEPT_BYTES
         entry.project_id = self._redact(_text(fields.get("projectId", fields.get("project_id"))))
@@ -138,28 +140,16 @@ class JournalView:
             self._answered(entry, transport, route, answer)
         return entry
 
-    def _rest(self, entry: Entry, scope: Mapping[str, Any], status: int) -> Route | None:
-        """Fill in what a REST call's scope and status say; return its route, if any."""
-        path: str = scope["path"]
+    def _rest(self, entry: Entry, method: str, path: str, query: bytes) -> Route | None:
+        """Fill in what a REST call's request line says; return its route, if any."""
         route = self._by_path.get(path)
         entry.transport = Entry.REST
         if route is not None:
             entry.service = route.method.containing_service.full_name
             entry.method = route.name
-        query = _redacted_query(scope.get("query_string", b""))
-        entry.target = f"{scope['method']} {path}{'?' + query if query else ''}"
-        entry.http_status = status
-        entry.headers.extend(
-            _header(name.decode("latin-1"), value) for name, value in scope["headers"]
-        )
+        shown = _redacted_query(query)
+        entry.target = f"{method} {path}{'?' + shown if shown else ''}"
         return route
-
-    @staticmethod
-    def _rest_error(entry: Entry, answer: bytes) -> None:
-        """Show the error a REST call answered, as the client decodes it."""
-        _set_error(
-            entry, ApiError.from_http_response(entry.http_status, "application/json", answer)
-        )
 
     def _answered(self, entry: Entry, transport: int, route: Route | None, answer: bytes) -> None:
         """Show the answer of a call that succeeded, and a GetTreatments' near miss."""
@@ -195,6 +185,10 @@ def _set_error(entry: Entry, error: ApiError) -> None:
     status = error.status
     entry.error.CopyFrom(status)
     entry.code = cast(code_pb2.Code.ValueType, status.code)
+
+
+def _str(name: str | bytes) -> str:
+    return name if isinstance(name, str) else name.decode("latin-1")
 
 
 def _header(name: str, value: str | bytes) -> Entry.Header:
