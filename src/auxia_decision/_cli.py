@@ -11,7 +11,9 @@ import urllib.parse
 from collections.abc import Sequence
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
+from auxia_decision._cli_admin import UsageError, add_admin, base_url
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError
 from auxia_decision._extras import MissingExtraError, import_optional
@@ -19,10 +21,6 @@ from auxia_decision._protos import descriptor_set_path, proto_include_path
 from auxia_decision._routes import DEFAULT_BASE_URL, route_for, routes
 from auxia_decision._validation import validate
 from auxia_decision._version import __version__
-
-
-class _UsageError(Exception):
-    """A command cannot run as asked; the message is one line."""
 
 
 def _read(source: str) -> bytes:
@@ -33,7 +31,32 @@ def _read(source: str) -> bytes:
     try:
         return pathlib.Path(name).read_bytes()
     except OSError as error:
-        raise _UsageError(f"cannot read {name}: {error.strerror}") from None
+        raise UsageError(f"cannot read {name}: {error.strerror}") from None
+
+
+def _request(data: str, request_type: type[Message]) -> Message:
+    """Decode ``--data`` (JSON text, ``@FILE`` or ``@-``) into a request; raise ApiError if bad.
+
+    JSON text that is a file's name is a usage mistake: UsageError says to
+    write ``@`` before it.
+    """
+    text = _read(data) if data.startswith("@") else data.encode()
+    try:
+        return RestCodec().decode_request(text, request_type)
+    except ApiError as error:
+        if data.startswith("@") or not _looks_like_a_file(data):
+            raise
+        msg = f"--data {data} is not JSON ({error.message}): to send the file, pass --data @{data}"
+        raise UsageError(msg) from None
+
+
+def _looks_like_a_file(data: str) -> bool:
+    stripped = data.strip()
+    return (
+        bool(stripped)
+        and stripped[0] not in '{["'
+        and (pathlib.Path(stripped).is_file() or stripped.endswith(".json"))
+    )
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -59,11 +82,11 @@ def _call(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get(client_module.API_KEY_ENV)
     if not api_key:
         msg = f"no API key: pass --api-key or set {client_module.API_KEY_ENV}"
-        raise _UsageError(msg)
-    data = args.data.encode() if not args.data.startswith("@") else _read(args.data)
+        raise UsageError(msg)
+    url = base_url(args.base_url, DEFAULT_BASE_URL)
     try:
-        request = RestCodec().decode_request(data, route.request_type)
-        with client_module.Client(api_key=api_key, base_url=args.base_url) as client:
+        request = _request(args.data, route.request_type)
+        with client_module.Client(api_key=api_key, base_url=url) as client:
             response = client.call(route.name, request)
     except ApiError as error:
         print(error, file=sys.stderr)
@@ -135,7 +158,7 @@ def _env(args: argparse.Namespace) -> int:
     try:
         info = read_ready_file(args.ready_file)
     except ReadyFileError as error:
-        raise _UsageError(str(error)) from None
+        raise UsageError(str(error)) from None
     print(info.export_lines())
     return 0
 
@@ -157,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_env(commands)
     _add_protos(commands)
+    add_admin(commands, _request)
     return parser
 
 
@@ -358,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyError as error:  # unknown method
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 2
-    except (MissingExtraError, _UsageError) as error:
+    except (MissingExtraError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return status
