@@ -168,7 +168,7 @@ def _journal(admin: _Admin, args: argparse.Namespace) -> None:
             emulator_pb2.ListJournalResponse(entries=entries, dropped_count=page.dropped_count)
         )
         return
-    print(journal_text(entries, page.dropped_count))
+    print(journal_text(entries, entries[0].sequence - 1 if entries else 0))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,10 +22,31 @@ _SHOWN_REQUEST: Final = 300
 _INDENT: Final = "    "
 
 
+_Outcome = emulator_pb2.Verdict.Outcome
+_NOT_CANDIDATES: Final = frozenset(
+    {_Outcome.NOT_LIVE, _Outcome.NOT_ON_SURFACE, _Outcome.NO_CONTENT}
+)
+
+
+def _weight(verdict: emulator_pb2.Verdict) -> int:
+    """Return where a verdict is listed: served, candidates not served, not candidates."""
+    if verdict.outcome == _Outcome.SERVED:
+        return 0
+    return 2 if verdict.outcome in _NOT_CANDIDATES else 1
+
+
 def verdict_lines(verdicts: Iterable[emulator_pb2.Verdict], indent: str = "") -> list[str]:
-    """Return one line a verdict: surface, treatment, outcome and why."""
+    """Return one line a verdict: surface, treatment, outcome and why; served ones first.
+
+    On each surface (in the order asked), what was served comes first, then
+    the candidates that were not, then the treatments that were not candidates.
+    """
+    surfaces: dict[str, int] = {}
+    listed = list(verdicts)
+    for verdict in listed:
+        surfaces.setdefault(verdict.surface, len(surfaces))
     lines = []
-    for verdict in verdicts:
+    for verdict in sorted(listed, key=lambda v: (surfaces[v.surface], _weight(v))):
         outcome = emulator_pb2.Verdict.Outcome.Name(verdict.outcome).lower().replace("_", " ")
         detail = f": {verdict.detail}" if verdict.detail else ""
         lines.append(f"{indent}{verdict.surface} {verdict.treatment_id}: {outcome}{detail}")
@@ -56,9 +77,12 @@ def entry_lines(entry: emulator_pb2.JournalEntry) -> list[str]:
     return lines
 
 
-def journal_text(entries: Sequence[emulator_pb2.JournalEntry], dropped: int = 0) -> str:
-    """Return the text of calls of the journal, one line a call and the lines that explain it."""
-    lines = [] if not dropped else [f"({dropped} earlier calls were dropped from the journal)"]
+def journal_text(entries: Sequence[emulator_pb2.JournalEntry], earlier: int = 0) -> str:
+    """Return the text of calls of the journal, one line a call and the lines that explain it.
+
+    ``earlier`` is how many calls before these are not shown.
+    """
+    lines = [] if not earlier else [f"({earlier} earlier calls not shown)"]
     for entry in entries:
         lines += entry_lines(entry)
     if not entries:
