@@ -12,8 +12,9 @@ from auxia_decision.server._domain.decisions import Verdict
 from auxia_decision.server._domain.servicer import AnsweredDecision
 from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._emulator.recent_decisions import (
-    NEAR_MISSES_PER_SECOND,
+    NEAR_MISS_SHARE,
     RecentDecisions,
+    served_nothing,
 )
 
 METHODS = ("GetTreatments", "LogTreatmentInteraction")
@@ -114,23 +115,28 @@ def test_reset_numbers_faults_from_1_again() -> None:
     assert armed.name == "faults/1"
 
 
-def test_near_misses_are_explained_at_most_so_many_a_second() -> None:
+def test_near_misses_take_at_most_their_share_of_a_second() -> None:
     explained: list[str] = []
+    clock = [1000.0]
 
     def explain(answered: AnsweredDecision) -> list[Verdict]:
-        explained.append(answered[1])
+        explained.append(str(served_nothing(answered[3])))
+        clock[0] += NEAR_MISS_SHARE / 4  # an explanation takes a quarter of the share
         return [Verdict("S", "T", "suppressed", "why")]
 
-    recent = RecentDecisions()
+    recent = RecentDecisions(timer=lambda: clock[0])
     recent.explain_with(explain)
-    empty = {"response_id": "r", "user_treatments": []}
     served = {"response_id": "s", "user_treatments": [{"treatment_id": "T"}]}
     recent.record((1, "P", b"{}", served))
     assert not explained
-    for number in range(NEAR_MISSES_PER_SECOND + 5):
-        recent.record((1, "P", b"{}", {**empty, "response_id": f"r{number}"}))
-    assert len(explained) == NEAR_MISSES_PER_SECOND
+    for number in range(10):
+        recent.record((1, "P", b"{}", {"response_id": f"r{number}", "user_treatments": []}))
+    # Four explanations use the share of this second up.
+    assert explained == ["r0", "r1", "r2", "r3"]
     assert recent.near_miss("r0") == [Verdict("S", "T", "suppressed", "why")]
-    assert recent.near_miss(f"r{NEAR_MISSES_PER_SECOND}") is None
+    assert recent.near_miss("r9") is None
+    clock[0] += 1.0  # the next second has its share again
+    recent.record((1, "P", b"{}", {"response_id": "r10", "user_treatments": []}))
+    assert explained[-1] == "r10"
     recent.forget()
     assert recent.near_miss("r0") is None

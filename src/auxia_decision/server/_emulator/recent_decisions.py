@@ -2,8 +2,9 @@
 
 For a call that served nothing, the verdicts of that moment are kept too (the
 near miss that the journal and the console show): explained as the call is
-answered, at most ``NEAR_MISSES_PER_SECOND`` a second, so that a server under
-load spends on them a bounded share of its time.
+answered, for at most ``NEAR_MISS_SHARE`` of each second (1% of a core), so
+that a server under load spends no more on them, however many of its answers
+serve nothing; a test suite's calls are all explained.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from auxia_decision.server._domain.servicer import AnsweredDecision
 
 KEPT: Final = 200
 """How many of the last GetTreatments calls are kept."""
-NEAR_MISSES_PER_SECOND: Final = 100
-"""How many calls that served nothing are explained in a second, at most."""
+NEAR_MISS_SHARE: Final = 0.01
+"""The share of each second spent explaining calls that served nothing, at most."""
 KEPT_NEAR_MISSES: Final = 1000
 """How many near misses are kept, by response id (the oldest are forgotten first)."""
 
@@ -47,14 +48,21 @@ class RecentDecisions:
 
     ``record`` is the servicer's ``on_decision`` listener; ``explain_with``
     gives it the servicer's explanation of a call, for the near misses.
+
+    Args:
+        timer: seconds from any start (``time.perf_counter``): what the near
+            misses' share of each second is measured with.
+
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timer: Callable[[], float] = time.perf_counter) -> None:
+        self._timer = timer
         self._kept: collections.deque[AnsweredDecision] = collections.deque(maxlen=KEPT)
         self._explain: Explain | None = None
         self._near_misses: dict[str, list[Verdict]] = {}
         self._second = 0.0
-        self._explained = 0
+        self._spent = 0.0
+        """Seconds spent explaining since ``_second``."""
 
     def explain_with(self, explain: Explain) -> None:
         """Keep the near misses, explained by ``explain`` as each call is answered."""
@@ -66,13 +74,13 @@ class RecentDecisions:
         response_id = served_nothing(answered[3])
         if not response_id or self._explain is None:
             return
-        now = time.monotonic()
-        if now - self._second >= 1.0:
-            self._second, self._explained = now, 0
-        if self._explained >= NEAR_MISSES_PER_SECOND:
+        started = self._timer()
+        if started - self._second >= 1.0:
+            self._second, self._spent = started, 0.0
+        elif self._spent >= NEAR_MISS_SHARE:
             return
-        self._explained += 1
         verdicts = self._explain(answered)
+        self._spent += self._timer() - started
         if verdicts is None:
             return
         if len(self._near_misses) >= KEPT_NEAR_MISSES:

@@ -405,8 +405,8 @@ class RecentDecision(_message.Message):
         """Output only. For a decision that served nothing, the verdict of each
         treatment on each surface asked, as ExplainDecision gave it at that
         moment (recorded as the decision was made). Empty for a decision that
-        served something, and when the server was answering more than 100
-        such calls a second.
+        served something, and for one the server had no time to explain (it
+        spends at most 1% of each second on them).
         """
 
     def __init__(
@@ -1314,8 +1314,9 @@ class JournalEntry(_message.Message):
     def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Verdict]:
         """Output only. For a GetTreatments call that served nothing: the verdict
         of each treatment on each surface asked, as ExplainDecision gave it at
-        that moment (the near miss). Empty otherwise, and when the server was
-        answering more than 100 such calls a second.
+        that moment (the near miss). Empty otherwise, and for a call the
+        server had no time to explain (it spends at most 1% of each second on
+        them).
         """
 
     def __init__(
