@@ -236,3 +236,20 @@ def test_a_server_without_a_journal_says_so() -> None:
         with pytest.raises(ApiError, match="--journal-size 0") as raised:
             server.journal()
         assert raised.value.code == Code.FAILED_PRECONDITION
+
+
+def test_calls_are_timed_by_the_servers_clock_as_it_ran(auxia_server: LocalServer) -> None:
+    day = datetime.timedelta(days=1)
+    auxia_server.clock.advance(day)  # running, a day ahead
+    _post(auxia_server, "/v1/GetTreatments", _cart("ahead"))
+    auxia_server.clock.freeze(datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC))
+    _post(auxia_server, "/v1/GetTreatments", _cart("frozen"))
+    auxia_server.clock.use_real_time()
+    _post(auxia_server, "/v1/GetTreatments", _cart("real"))
+    ahead, frozen, real = (
+        e.receive_time.ToDatetime(datetime.UTC) for e in _api_calls(auxia_server)
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    assert abs(ahead - (now + day)) < datetime.timedelta(minutes=1)
+    assert frozen == datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
+    assert abs(real - now) < datetime.timedelta(minutes=1)

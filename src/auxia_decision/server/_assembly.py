@@ -127,7 +127,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
         servicer = ApiServicer(store, clock.now, faults=faults, on_decision=recent.record)
         recent.explain_with(servicer.verdicts_then)
         await servicer.load_keys()
-        journal = Journal(config.journal_size, clock.now) if config.journal_size > 0 else None
+        journal = Journal(config.journal_size, clock) if config.journal_size > 0 else None
         emulator = EmulatorServicer(
             servicer, store, seed, clock, faults=faults, recent=recent, journal=journal
         )

@@ -263,7 +263,7 @@ class EmulatorServicer:
             self._clock.restore()
             self._recent.forget()
             if self._journal is not None:
-                self._journal.clear()
+                self._journal.clear()  # which notes the clock as restored
         now = self._clock.now()
 
         def replace(repository: Repository) -> None:
@@ -302,6 +302,8 @@ class EmulatorServicer:
             self._clock.use_real_time()
         else:
             raise invalid_field("realTime", "must be true when it is the change given")
+        if self._journal is not None:
+            self._journal.clock_changed()
         return emulator_pb2.SetClockResponse(clock=self._clock_message())
 
     # Faults.

@@ -79,9 +79,10 @@ class JournalView:
             dropped_count=journal.dropped, capacity=journal.capacity
         )
         for record in _in_order(journal.records(), window, newest_first=request.newest_first):
-            if not window.holds(record[2]):
+            arrived = journal.server_time(record[2])
+            if not window.holds(arrived):
                 continue
-            entry = self.entry(record)
+            entry = self.entry(record, arrived)
             if not self._matches(entry, request):
                 continue
             if len(response.entries) == window.size:
@@ -102,13 +103,13 @@ class JournalView:
             and not (request.api_calls_only and entry.service == self._admin_service)
         )
 
-    def entry(self, record: Record) -> Entry:
-        """Return one recorded call as the admin API lists it, decoded and redacted."""
-        sequence, transport, arrived, elapsed, first, second, query, headers = record[:8]
+    def entry(self, record: Record, arrived: int) -> Entry:
+        """Return one recorded call, which arrived at ``arrived`` (µs), decoded and redacted."""
+        sequence, transport, began, answered, first, second, query, headers = record[:8]
         request, ended, answer = record[8:]
         entry = Entry(sequence=sequence)
         entry.receive_time.FromMicroseconds(arrived)
-        entry.duration.FromNanoseconds(elapsed)
+        entry.duration.FromNanoseconds(answered - began)
         entry.headers.extend(_header(_str(name), value) for name, value in headers)
         if transport == REST:
             route = self._rest(entry, first, second, query)

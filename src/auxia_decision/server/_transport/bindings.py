@@ -84,22 +84,19 @@ class Binding:
 class CallObserver(Protocol):
     """Told of every call a transport answered (the emulator's request journal is one).
 
-    A transport reads ``now`` as a call arrives and, once it has answered,
-    hands over what it received and answered as it holds them (the ASGI
-    scope, bytes, metadata), so that observing costs a call no decoding:
-    whoever keeps them decodes them later, if ever. REST requests to a path
-    that names no RPC are observed when they fail (404, 405, 403), and the
-    static documents served on GET are not.
+    A transport reads ``time.perf_counter_ns()`` as a call arrives and once it
+    has answered, and hands over what it received and answered as it holds
+    them (the ASGI scope, bytes, metadata), so that observing costs a call no
+    decoding and no clock but the monotonic one: whoever keeps them decodes
+    them later, if ever. REST requests to a path that names no RPC are
+    observed when they fail (404, 405, 403); the static documents served on
+    GET are not.
     """
-
-    def now(self) -> int:
-        """Return the server's time, in microseconds since the Unix epoch."""
-        ...
 
     def rest(  # noqa: PLR0917 - positional: a call observed builds no object
         self,
-        arrived: int,
-        elapsed_ns: int,
+        began_ns: int,
+        ended_ns: int,
         scope: Mapping[str, Any],
         request: bytes,
         status: int,
@@ -108,16 +105,17 @@ class CallObserver(Protocol):
     ) -> None:
         """Observe a REST call: its scope (method, path, query, headers), body and answer.
 
-        ``arrived`` is ``now()`` when it arrived; ``elapsed_ns`` how long it took,
-        in nanoseconds; ``request`` the body read (empty when it was refused
-        before); ``answer`` the body answered with the HTTP ``status``.
+        ``began_ns`` and ``ended_ns`` are ``time.perf_counter_ns()`` as it
+        arrived and once answered; ``request`` the body read (empty when the
+        call was refused before); ``answer`` the body answered with the HTTP
+        ``status``.
         """
         ...
 
     def grpc(  # noqa: PLR0917 - positional: a call observed builds no object
         self,
-        arrived: int,
-        elapsed_ns: int,
+        began_ns: int,
+        ended_ns: int,
         service: str,
         method: str,
         metadata: Sequence[tuple[str, str | bytes]],

@@ -227,10 +227,7 @@ class RestGateway:
             return
         started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
         observer = self._observer
-        arrived = began = 0
-        if observer is not None:
-            arrived = observer.now()
-            began = time.perf_counter_ns()
+        began = 0 if observer is None else time.perf_counter_ns()
         headers = _JSON_HEADERS
         received = b""
         endpoint = None
@@ -300,7 +297,7 @@ class RestGateway:
             )
             await send({"type": "http.response.body", "body": body})
         if observer is not None and (endpoint is not None or status >= 400):
-            observer.rest(arrived, time.perf_counter_ns() - began, scope, received, status, body)
+            observer.rest(began, time.perf_counter_ns(), scope, received, status, body)
         if started is not None:
             # The query string may hold an API key: only the path is logged.
             _log.info(

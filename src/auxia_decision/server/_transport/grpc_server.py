@@ -101,7 +101,6 @@ def _handler(
 
     async def observed(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         # The same call, told to the observer once answered.
-        arrived = observer.now()
         began = time.perf_counter_ns()
         started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
         metadata = _metadata(context)
@@ -111,19 +110,11 @@ def _handler(
             answer = response.SerializeToString()
         except Exception as error:  # every failure ends the call with a status
             failure = _api_error(method, error)
-            elapsed = time.perf_counter_ns() - began
-            observer.grpc(arrived, elapsed, service, method, metadata, request, None, failure)
+            ended = time.perf_counter_ns()
+            observer.grpc(began, ended, service, method, metadata, request, None, failure)
             return await _fail(context, method, failure, started)
-        observer.grpc(
-            arrived,
-            time.perf_counter_ns() - began,
-            service,
-            method,
-            metadata,
-            request,
-            answer,
-            None,
-        )
+        ended = time.perf_counter_ns()
+        observer.grpc(began, ended, service, method, metadata, request, answer, None)
         if started is not None:
             _log_call(method, Code.OK, started)
         return answer
