@@ -198,46 +198,35 @@ def test_a_bad_base_url_in_the_environment_is_a_usage_error() -> None:
     assert "error: AUXIA_BASE_URL: not an http:// or https:// URL" in result.stderr
 
 
-def test_tls_to_a_plain_http_port_is_one_line_and_not_retried() -> None:
-    with scripted_server() as server:
+@pytest.mark.parametrize(
+    ("scheme", "words"),
+    [
+        ("https", "TLS failed (is the server plain HTTP? then use an http:// URL): ConnectError: "),
+        ("http", "the answer is not HTTP (is the server TLS? then use an https:// URL): "),
+    ],
+    ids=["tls-to-plain", "not-http"],
+)
+def test_a_protocol_error_is_one_line_and_not_retried(scheme: str, words: str) -> None:
+    # GetTreatment is safe to repeat: a broken connection would be retried, not these.
+    with _not_http_server() as (address, connections):
         result = _run(
             "call",
             "GetTreatment",
             "--data",
             '{"projectId": "P", "treatmentId": "1"}',
             "--base-url",
-            server.url.replace("http://", "https://"),
+            f"{scheme}://{address}",
             AUXIA_API_KEY=KEY,
         )
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
-    assert line.startswith(
-        "UNAVAILABLE (no HTTP answer): GetTreatment failed: TLS failed "
-        "(is the server plain HTTP? then use an http:// URL): ConnectError: "
-    )
-
-
-def test_an_answer_that_is_not_http_is_not_retried() -> None:
-    # GetTreatment is safe to repeat: a broken connection would be retried, not this.
-    with _not_http_server() as (url, connections):
-        result = _run(
-            "call",
-            "GetTreatment",
-            "--data",
-            '{"projectId": "P", "treatmentId": "1"}',
-            "--base-url",
-            url,
-            AUXIA_API_KEY=KEY,
-        )
-    assert result.returncode == 1
-    (line,) = result.stderr.splitlines()
-    assert "the answer is not HTTP (is the server TLS? then use an https:// URL)" in line
+    assert line.startswith(f"UNAVAILABLE (no HTTP answer): GetTreatment failed: {words}")
     assert connections == [1]
 
 
 @contextlib.contextmanager
 def _not_http_server() -> Iterator[tuple[str, list[int]]]:
-    """A TCP server on loopback that answers every connection with bytes that are not HTTP."""
+    """A TCP server on loopback that answers every connection with bytes neither HTTP nor TLS."""
     listener = socket.create_server(("127.0.0.1", 0))
     connections = [0]
 
@@ -255,7 +244,7 @@ def _not_http_server() -> Iterator[tuple[str, list[int]]]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", connections
+        yield f"127.0.0.1:{listener.getsockname()[1]}", connections
     finally:
         listener.close()
         thread.join(5)

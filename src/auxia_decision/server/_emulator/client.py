@@ -17,6 +17,17 @@ from auxia_decision._errors import ApiError, Code
 from auxia_decision.server._transport.bindings import ADMIN_KEY_HEADER
 
 M = TypeVar("M", bound=Message)
+_Paged = (
+    emulator_pb2.ListInteractionsRequest
+    | emulator_pb2.ListDecisionsRequest
+    | emulator_pb2.ListJournalRequest
+)
+P = TypeVar(
+    "P",
+    emulator_pb2.ListInteractionsResponse,
+    emulator_pb2.ListDecisionsResponse,
+    emulator_pb2.ListJournalResponse,
+)
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 InteractionType = interactions.LogTreatmentInteractionRequest.InteractionType
 
@@ -43,9 +54,7 @@ def _duration(span: datetime.timedelta | float) -> duration_pb2.Duration | None:
 
 
 def _set_window(
-    request: emulator_pb2.ListInteractionsRequest
-    | emulator_pb2.ListDecisionsRequest
-    | emulator_pb2.ListJournalRequest,
+    request: _Paged,
     start_time: datetime.datetime | None,
     end_time: datetime.datetime | None,
 ) -> None:
@@ -128,9 +137,14 @@ class EmulatorAdmin:
     def _interaction_pages(
         self, request: emulator_pb2.ListInteractionsRequest
     ) -> Iterator[emulator_pb2.LoggedInteraction]:
-        while True:
-            page = self.call(self.stub.ListInteractions, request)
+        for page in self._pages(self.stub.ListInteractions, request):
             yield from page.interactions
+
+    def _pages(self, method: Callable[..., P], request: _Paged) -> Iterator[P]:
+        """Yield every page of a listing, from its first (the request's page token is set)."""
+        while True:
+            page = self.call(method, request)
+            yield page
             if not page.next_page_token:
                 return
             request.page_token = page.next_page_token
@@ -155,13 +169,11 @@ class EmulatorAdmin:
             surface=surface,
         )
         _set_window(request, start_time, end_time)
-        found: list[emulator_pb2.ServedDecision] = []
-        while True:
-            page = self.call(self.stub.ListDecisions, request)
-            found.extend(page.decisions)
-            if not page.next_page_token:
-                return found
-            request.page_token = page.next_page_token
+        return [
+            decision
+            for page in self._pages(self.stub.ListDecisions, request)
+            for decision in page.decisions
+        ]
 
     def explain(self, request: decision_service.GetTreatmentsRequest) -> list[emulator_pb2.Verdict]:
         """Return what GetTreatments would give each treatment for a request now, and why.
@@ -204,13 +216,9 @@ class EmulatorAdmin:
         if code is not None:
             request.code = int(code)  # type: ignore[assignment]
         _set_window(request, start_time, end_time)
-        found: list[emulator_pb2.JournalEntry] = []
-        while True:
-            page = self.call(self.stub.ListJournal, request)
-            found.extend(page.entries)
-            if not page.next_page_token:
-                return found
-            request.page_token = page.next_page_token
+        return [
+            entry for page in self._pages(self.stub.ListJournal, request) for entry in page.entries
+        ]
 
     def projects(self) -> list[emulator_pb2.ProjectView]:
         """Return the projects with their treatment types, data fields and treatments."""
