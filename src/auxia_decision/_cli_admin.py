@@ -168,7 +168,11 @@ def _journal(admin: _Admin, args: argparse.Namespace) -> None:
             emulator_pb2.ListJournalResponse(entries=entries, dropped_count=page.dropped_count)
         )
         return
-    print(journal_text(entries, entries[0].sequence - 1 if entries else 0))
+    if page.next_page_token:
+        print(f"(older calls not shown: --limit {args.limit} shows the newest {args.limit})")
+    if page.dropped_count:
+        print(f"(the journal dropped {page.dropped_count} older calls: serve --journal-size)")
+    print(journal_text(entries))
 
 
 def run(args: argparse.Namespace) -> int:
