@@ -79,13 +79,15 @@ class Target:
     """What the generator sends: ``log`` (LogTreatmentInteraction) or ``decide`` (GetTreatments)."""
     world: bool = False
     """Whether the server starts in the decision world: its seed, and users with a history."""
+    serve_args: tuple[str, ...] = ()
+    """More flags of ``auxia-decision serve`` (``--journal-size 0``)."""
 
     def command(
         self, db: pathlib.Path, seed: pathlib.Path | None, ready_file: pathlib.Path
     ) -> list[str]:
         """Return the command line that starts the server on free ports."""
         if self.module == "auxia-decision":
-            command = serve_command(db)
+            command = serve_command(db, *self.serve_args)
         else:
             command = [sys.executable, "-m", self.module, "--port", "0", "--db", str(db)]
         command += ["--ready-file", str(ready_file)]
@@ -94,10 +96,21 @@ class Target:
         return command
 
 
-# Each server runs right after its ceiling: the ratio compares runs back to back.
+NO_JOURNAL: Final = ("--journal-size", "0")
+"""The flags of a server that keeps no request journal (the journal's cost is the ratio)."""
+# Each server runs right after its ceiling, and without its journal right after
+# itself: the ratios compare runs back to back.
 TARGETS: Final = (
     Target("asgi", "bare ASGI app (ceiling)", "rest", "bench.peers.bare_asgi", None),
     Target("rest", "auxia-decision REST", "rest", "auxia-decision", "proto"),
+    Target(
+        "rest-nojournal",
+        "auxia-decision REST, no journal",
+        "rest",
+        "auxia-decision",
+        "proto",
+        serve_args=NO_JOURNAL,
+    ),
     Target("fastapi", "FastAPI + pydantic (peer)", "rest", "bench.peers.fastapi_peer", "json"),
     Target("bare-grpc", "bare grpc.aio servicer (ceiling)", "grpc", "bench.peers.bare_grpc", None),
     Target("grpc", "auxia-decision gRPC", "grpc", "auxia-decision", "proto"),
@@ -117,6 +130,16 @@ TARGETS: Final = (
         None,
         workload="decide",
         world=True,
+    ),
+    Target(
+        "decide-nojournal",
+        "auxia-decision REST GetTreatments, no journal",
+        "rest",
+        "auxia-decision",
+        None,
+        workload="decide",
+        world=True,
+        serve_args=NO_JOURNAL,
     ),
     Target(
         "fastapi-decide",
@@ -291,6 +314,14 @@ RATIOS: Final = (
     ("gRPC vs the bare grpc.aio servicer", "grpc", "bare-grpc", 0.6, "%"),
     ("GetTreatments vs the FastAPI + pydantic peer", "decide", "fastapi-decide", 2.0, "x"),
     ("GetTreatments vs the bare ASGI ceiling", "decide", "asgi-decide", 0.35, "%"),
+    ("REST with the request journal vs without", "rest", "rest-nojournal", 0.95, "%"),
+    (
+        "GetTreatments with the request journal vs without",
+        "decide",
+        "decide-nojournal",
+        0.95,
+        "%",
+    ),
 )
 P99_TARGETS: Final = {"decide": 10.0}
 """p99 latency targets in milliseconds, by target."""

@@ -604,6 +604,8 @@ class _Builder:
         response_comment = self._comment(response.file, response.path) if response else ""
         operation: JsonObject = {
             "operationId": operation_id,
+            # The method's name: what API explorers list their navigation by.
+            "summary": method.name,
             "tags": [service],
             "requestBody": {
                 "required": True,
@@ -618,7 +620,6 @@ class _Builder:
             },
         }
         if comment:
-            operation["summary"] = _summary(comment)
             operation["description"] = comment
         return operation
 

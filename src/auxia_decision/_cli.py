@@ -7,10 +7,13 @@ import datetime
 import os
 import pathlib
 import sys
+import urllib.parse
 from collections.abc import Sequence
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
+from auxia_decision._cli_admin import UsageError, add_admin, base_url
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError
 from auxia_decision._extras import MissingExtraError, import_optional
@@ -18,10 +21,6 @@ from auxia_decision._protos import descriptor_set_path, proto_include_path
 from auxia_decision._routes import DEFAULT_BASE_URL, route_for, routes
 from auxia_decision._validation import validate
 from auxia_decision._version import __version__
-
-
-class _UsageError(Exception):
-    """A command cannot run as asked; the message is one line."""
 
 
 def _read(source: str) -> bytes:
@@ -32,7 +31,32 @@ def _read(source: str) -> bytes:
     try:
         return pathlib.Path(name).read_bytes()
     except OSError as error:
-        raise _UsageError(f"cannot read {name}: {error.strerror}") from None
+        raise UsageError(f"cannot read {name}: {error.strerror}") from None
+
+
+def _request(data: str, request_type: type[Message]) -> Message:
+    """Decode ``--data`` (JSON text, ``@FILE`` or ``@-``) into a request; raise ApiError if bad.
+
+    JSON text that is a file's name is a usage mistake: UsageError says to
+    write ``@`` before it.
+    """
+    text = _read(data) if data.startswith("@") else data.encode()
+    try:
+        return RestCodec().decode_request(text, request_type)
+    except ApiError as error:
+        if data.startswith("@") or not _looks_like_a_file(data):
+            raise
+        msg = f"--data {data} is not JSON ({error.message}): to send the file, pass --data @{data}"
+        raise UsageError(msg) from None
+
+
+def _looks_like_a_file(data: str) -> bool:
+    stripped = data.strip()
+    return (
+        bool(stripped)
+        and stripped[0] not in '{["'
+        and (pathlib.Path(stripped).is_file() or stripped.endswith(".json"))
+    )
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -58,11 +82,11 @@ def _call(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get(client_module.API_KEY_ENV)
     if not api_key:
         msg = f"no API key: pass --api-key or set {client_module.API_KEY_ENV}"
-        raise _UsageError(msg)
-    data = args.data.encode() if not args.data.startswith("@") else _read(args.data)
+        raise UsageError(msg)
+    url = base_url(args.base_url, DEFAULT_BASE_URL)
     try:
-        request = RestCodec().decode_request(data, route.request_type)
-        with client_module.Client(api_key=api_key, base_url=args.base_url) as client:
+        request = _request(args.data, route.request_type)
+        with client_module.Client(api_key=api_key, base_url=url) as client:
             response = client.call(route.name, request)
     except ApiError as error:
         print(error, file=sys.stderr)
@@ -102,6 +126,9 @@ def _serve_command(args: argparse.Namespace) -> int:
             if args.activity_cache_users is None
             else args.activity_cache_users
         ),
+        journal_size=args.journal_size,
+        allowed_hosts=tuple(args.allowed_host),
+        cors_origins=tuple(args.cors_origin),
     )
     try:
         run_event_loop(
@@ -136,7 +163,7 @@ def _env(args: argparse.Namespace) -> int:
     try:
         info = read_ready_file(args.ready_file)
     except ReadyFileError as error:
-        raise _UsageError(str(error)) from None
+        raise UsageError(str(error)) from None
     print(info.export_lines())
     return 0
 
@@ -166,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_env(commands)
     _add_protos(commands)
+    add_admin(commands, _request)
     return parser
 
 
@@ -255,6 +283,15 @@ def _add_serve(commands: _Commands[argparse.ArgumentParser]) -> None:
         "or once standard input is closed when it is a pipe",
     )
     _add_limits(serve)
+    _add_web(serve)
+    serve.add_argument(
+        "--journal-size",
+        type=_count,
+        default=1000,
+        metavar="N",
+        help="how many of the last calls the request journal keeps for the emulator admin "
+        "API's ListJournal and the console; 0: no journal (default: %(default)s)",
+    )
     serve.add_argument(
         "--log-level",
         default="WARNING",
@@ -282,6 +319,42 @@ def _add_limits(serve: argparse.ArgumentParser) -> None:
         type=int,
         help="open REST connections at most (default: the open-files limit less 1,024)",
     )
+
+
+def _add_web(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer REST requests whose Host is NAME (repeatable; .NAME: it and its "
+        "subdomains; '*': any host); localhost, IP addresses and --host are always answered, "
+        "and other names get 403 so that no web page can reach the server by DNS rebinding",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="ORIGIN",
+        help="give REST answers to requests from ORIGIN (such as http://localhost:3000) CORS "
+        "headers, and answer their preflight (repeatable; '*': any origin); none by default",
+    )
+
+
+def _origin(text: str) -> str:
+    """Parse ``--cors-origin``: ``*``, or a scheme, a host and a port, as browsers send Origin."""
+    parts = urllib.parse.urlsplit(text)
+    if text != "*" and (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
+        msg = f"not an origin such as http://localhost:3000 (no path, no trailing slash): {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return text
 
 
 def _add_env(commands: _Commands[argparse.ArgumentParser]) -> None:
@@ -325,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyError as error:  # unknown method
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 2
-    except (MissingExtraError, _UsageError) as error:
+    except (MissingExtraError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return status

@@ -24,7 +24,12 @@ from auxia.decision.model import (
 )
 from auxia_decision._codec import PROTO3_JSON, RestCodec
 from auxia_decision._errors import ApiError, Code
-from auxia_decision._retry import DEFAULT_RETRY, RetryPolicy, retry_after_seconds
+from auxia_decision._retry import (
+    DEFAULT_RETRY,
+    RetryPolicy,
+    protocol_mismatch,
+    retry_after_seconds,
+)
 from auxia_decision._routes import DEFAULT_BASE_URL, Route, route_for
 from auxia_decision._version import __version__
 
@@ -76,7 +81,7 @@ class _Call:
 
     def delay_after_error(self, error: httpx.TransportError) -> float | None:
         """Return how long to wait before retrying after a transport error, or None."""
-        if self.attempt >= self.retry.max_attempts:
+        if self.attempt >= self.retry.max_attempts or protocol_mismatch(error):
             return None
         not_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
         if not_sent or self.route.name in self.retry.safe_to_repeat:
@@ -91,6 +96,9 @@ class _Call:
         )
         tries = f"after {self.attempt} attempt{'s' if self.attempt != 1 else ''}"
         message = f"{self.route.name} failed {tries}: {type(error).__name__}: {error}"
+        mismatch = protocol_mismatch(error)
+        if mismatch is not None:
+            message = f"{self.route.name} failed: {mismatch}: {type(error).__name__}: {error}"
         return ApiError.without_answer(code, message)
 
 

@@ -18,6 +18,9 @@ class RetryPolicy:
       error is raised instead.
     - A connection that could not be opened (connect error or connect
       timeout) is retried for every method: nothing was sent.
+    - A connection whose other end does not speak the protocol asked for (TLS
+      to a plain-HTTP port, plain HTTP to a TLS port, an answer that is not
+      HTTP: ``protocol_mismatch``) is never retried: it would fail again.
     - A timeout or a broken connection after the call was sent is retried only
       for the methods in ``safe_to_repeat``, since the server may have acted on
       it. By default these are GetDataFields (the same parameters always resolve
@@ -61,6 +64,25 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - time.time())
+
+
+def protocol_mismatch(error: BaseException) -> str | None:
+    """Say what a transport error means when the other end speaks another protocol, else None.
+
+    TLS failed (an ``ssl.SSLError`` caused it: ``https://`` to a plain-HTTP
+    port, a certificate refused), or what came back was not HTTP (an error of
+    the HTTP parser, h11: ``http://`` to a TLS port).
+    """
+    import ssl  # noqa: PLC0415 - only a client that meets a transport error pays for it
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return "TLS failed (is the server plain HTTP? then use an http:// URL)"
+        if type(seen).__module__.partition(".")[0] == "h11":
+            return "the answer is not HTTP (is the server TLS? then use an https:// URL)"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 DEFAULT_RETRY = RetryPolicy()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
 
+import pytest
 from google.protobuf import descriptor_pb2
 
 from tests._fixtures import BROKEN, FIXTURES
@@ -150,3 +155,96 @@ def test_protos_descriptor_set_is_a_file_descriptor_set() -> None:
     data = pathlib.Path(result.stdout.strip()).read_bytes()
     names = [f.name for f in descriptor_pb2.FileDescriptorSet.FromString(data).file]
     assert "auxia/decision/model/treatment_management_service.proto" in names
+
+
+def test_data_naming_a_file_gets_the_at_hint(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "request.json").write_text('{"projectId": "P"}')
+    result = subprocess.run(
+        [
+            CLI,
+            "call",
+            "GetTreatments",
+            "--data",
+            "request.json",
+            "--base-url",
+            "http://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "AUXIA_API_KEY": KEY},
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --data request.json is not JSON (malformed JSON at line 1 column 1: "
+        "Expecting value): "
+        "to send the file, pass --data @request.json"
+    ]
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "127.0.0.1:8080", "ftp://127.0.0.1", "http://"])
+def test_a_bad_base_url_is_a_usage_error(url: str) -> None:
+    result = _run("call", "GetTreatments", "--data", "{}", "--base-url", url, AUXIA_API_KEY=KEY)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: --base-url: not an http:// or https:// URL such as http://127.0.0.1:8080: {url!r}"
+    ]
+
+
+def test_a_bad_base_url_in_the_environment_is_a_usage_error() -> None:
+    result = _run("call", "GetTreatments", "--data", "{}", AUXIA_API_KEY=KEY, AUXIA_BASE_URL="x")
+    assert result.returncode == 2
+    assert "error: AUXIA_BASE_URL: not an http:// or https:// URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("scheme", "words"),
+    [
+        ("https", "TLS failed (is the server plain HTTP? then use an http:// URL): ConnectError: "),
+        ("http", "the answer is not HTTP (is the server TLS? then use an https:// URL): "),
+    ],
+    ids=["tls-to-plain", "not-http"],
+)
+def test_a_protocol_error_is_one_line_and_not_retried(scheme: str, words: str) -> None:
+    # GetTreatment is safe to repeat: a broken connection would be retried, not these.
+    with _not_http_server() as (address, connections):
+        result = _run(
+            "call",
+            "GetTreatment",
+            "--data",
+            '{"projectId": "P", "treatmentId": "1"}',
+            "--base-url",
+            f"{scheme}://{address}",
+            AUXIA_API_KEY=KEY,
+        )
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"UNAVAILABLE (no HTTP answer): GetTreatment failed: {words}")
+    assert connections == [1]
+
+
+@contextlib.contextmanager
+def _not_http_server() -> Iterator[tuple[str, list[int]]]:
+    """A TCP server on loopback that answers every connection with bytes neither HTTP nor TLS."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections = [0]
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connections[0] += 1
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}", connections
+    finally:
+        listener.close()
+        thread.join(5)

@@ -27,6 +27,7 @@ import pytest
 
 from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
+from auxia_decision import ApiError
 from auxia_decision.server import LocalServer
 from tests._repo import ROOT
 
@@ -207,3 +208,144 @@ def test_the_pages_are_same_origin_only(
 def test_the_console_url_without_a_slash_redirects(server: LocalServer) -> None:
     answer = httpx.get(f"{server.rest_url}/console")
     assert (answer.status_code, answer.headers["location"]) == (308, "/console/")
+
+
+def _open(page: Any, server: LocalServer) -> None:
+    page.evaluate("sessionStorage.clear()")
+    page.goto(f"{server.rest_url}/console/")
+    page.fill("#admin-key", server.admin_key)
+    page.click("#key-form button")
+    page.locator("#treatments tbody tr", has_text="CART_REMINDER").wait_for()
+
+
+def _verdict_rows(page: Any) -> list[str]:
+    return [str(text) for text in page.locator("#verdicts tbody tr").all_inner_texts()]
+
+
+ARTICLE: Final = decisions.SurfaceRequest(surface="ARTICLE_PAGE", maximum_treatment_count=2)
+READER: Final = [
+    decisions.ContextualAttribute(key="subscriber", bool_value=False),
+    decisions.ContextualAttribute(key="age", integer_value=30),
+    decisions.ContextualAttribute(key="daily_article_count", integer_value=5),
+]
+
+
+def test_a_decision_is_explained_as_it_was_sent_and_made(
+    server: LocalServer, browser_page: tuple[Any, list[str]]
+) -> None:
+    page, _ = browser_page
+    with server.client() as client:
+        answer = client.get_treatments(
+            decisions.GetTreatmentsRequest(
+                project_id=server.project_id,
+                user_id="reader-7",
+                surfaces=[ARTICLE],
+                contextual_attributes=READER,
+            )
+        )
+    served = {t.treatment_id for t in answer.user_treatments}
+    assert len(served) == 2  # the surface asked for two, and got them
+    _open(page, server)
+    page.locator("#decision-feed tbody tr", has_text="reader-7").click()
+    page.locator("#verdicts tbody tr", has_text="served").first.wait_for()
+    rows = _verdict_rows(page)
+    # Served first, each treatment served then shown served (not "surface full").
+    assert {row.split("\t")[1] for row in rows[:2]} == served
+    assert all("\tserved\t" in row for row in rows[:2])
+    assert not [row for row in rows if "surface full" in row]
+    note = page.locator("#why-note").inner_text()
+    assert "As decided at " in note
+    assert "with the request as sent (ARTICLE_PAGE (at most 2))" in note
+    assert "the user's activity is read as it is now" in note
+    # The form took the counts of the request.
+    assert page.input_value("#why-maximum") == "2"
+    _shot(page, "6-decision-as-made")
+
+    # The form explains now, with the counts typed.
+    page.fill("#why-maximum", "1")
+    page.click("#why-form button")
+    page.locator("#why-note", has_text="As GetTreatments would decide now").wait_for()
+    rows = _verdict_rows(page)
+    assert ["served" in row for row in rows].count(True) == 1
+    assert [row for row in rows if "\tsurface full\t" in row]
+
+    # An error takes the verdicts away.
+    page.fill("#why-attributes", "age=old")
+    page.click("#why-form button")
+    page.locator("#status", has_text="age").wait_for()
+    assert _verdict_rows(page) == []
+    assert page.locator("#why-note").inner_text() == ""
+    _shot(page, "7-error-no-stale-verdicts")
+
+
+def test_a_decision_that_served_nothing_shows_the_verdicts_of_its_moment(
+    server: LocalServer, browser_page: tuple[Any, list[str]]
+) -> None:
+    page, _ = browser_page
+    with server.client() as client:
+        nothing = client.get_treatments(
+            decisions.GetTreatmentsRequest(
+                project_id=server.project_id,
+                user_id="reader-8",
+                surfaces=[decisions.SurfaceRequest(surface="ARTICLE_PAGE")],
+            )
+        )
+    assert not nothing.user_treatments
+    _open(page, server)
+    page.locator("#decision-feed tbody tr", has_text="reader-8").click()
+    page.locator("#why-note", has_text="the verdicts recorded when it served nothing").wait_for()
+    rows = _verdict_rows(page)
+    assert (
+        "ARTICLE_PAGE\tSIGN_IN_GATE\tsuppressed\trule failed: subscriber EQUALS false (no value)"
+        in rows
+    )
+    assert all("\tsuppressed\t" in row for row in rows[:3])  # the candidates first
+
+
+def test_the_journal_shows_every_call_and_why_it_failed(
+    server: LocalServer, browser_page: tuple[Any, list[str]]
+) -> None:
+    page, _ = browser_page
+    with server.client() as client:
+        with pytest.raises(ApiError):
+            client.get_treatments(
+                decisions.GetTreatmentsRequest(project_id=server.project_id, user_id="reader-9")
+            )
+    _open(page, server)
+    failed = page.locator("#journal-feed tbody tr", has_text="reader-9")
+    failed.wait_for()
+    text = failed.inner_text()
+    assert "GetTreatments" in text
+    assert "400 INVALID_ARGUMENT" in text
+    assert "surfaces: required" in text
+    failed.click()
+    detail = page.locator("#journal-detail").inner_text()
+    assert "x-api-key: <redacted>" in detail
+    assert server.api_key not in detail
+    assert '"userId":"reader-9"' in detail.replace(" ", "")
+    # Filters: failed calls only, and the admin API's calls on request.
+    page.check("#journal-failed")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#journal-feed tbody tr')]"
+        ".every((row) => !row.innerText.includes('\\t200 OK\\t'))"
+    )
+    page.uncheck("#journal-failed")
+    assert not page.locator("#journal-feed tbody tr", has_text="ListProjects").count()
+    page.check("#journal-admin")
+    page.locator("#journal-feed tbody tr", has_text="ListProjects").first.wait_for()
+    page.select_option("#journal-method", "GetTreatments")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#journal-feed tbody tr')]"
+        ".every((row) => row.innerText.includes('GetTreatments'))"
+    )
+    _shot(page, "8-journal")
+
+
+def test_the_explorer_lists_the_methods_by_name(
+    server: LocalServer, browser_page: tuple[Any, list[str]]
+) -> None:
+    page, _ = browser_page
+    page.goto(f"{server.rest_url}/console/explorer.html")
+    item = page.locator('[data-content-id="post-/v1/GetTreatments"]')
+    item.wait_for()
+    assert item.inner_text().strip() == "GetTreatments"

@@ -189,7 +189,7 @@ def test_sigterm_answers_the_request_in_flight_then_stops(tmp_path: pathlib.Path
         with socket.create_connection(address, timeout=10) as connection:
             # Headers and half of the body: the request is in flight.
             connection.sendall(
-                b"POST /v1/LogTreatmentInteraction HTTP/1.1\r\nhost: test\r\n"
+                b"POST /v1/LogTreatmentInteraction HTTP/1.1\r\nhost: localhost\r\n"
                 b"content-type: application/json\r\nx-api-key: TEST_API_KEY\r\n"
                 b"content-length: %d\r\n\r\n" % len(body) + body[:20]
             )

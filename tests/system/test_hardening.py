@@ -114,6 +114,23 @@ def test_a_busy_rest_port_is_refused_in_one_line(server: Served, tmp_path: pathl
     assert timed_post(server, f"after-{uuid.uuid4()}") < 1
 
 
+def test_both_busy_ports_are_named_in_one_line(server: Served, tmp_path: pathlib.Path) -> None:
+    result = serve_command(
+        "--rest-port",
+        str(server.rest_port),
+        "--grpc-port",
+        str(server.grpc_port),
+        "--db",
+        str(tmp_path / "b.db"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: the gRPC port 127.0.0.1:{server.grpc_port} cannot be bound: it is in use; "
+        f"the REST port 127.0.0.1:{server.rest_port} cannot be bound: it is in use"
+    ]
+    assert timed_post(server, f"after-{uuid.uuid4()}") < 1
+
+
 # 2. An Upgrade is ignored: the request is answered over HTTP/1.1, its body is its body.
 
 
@@ -316,10 +333,10 @@ def test_a_full_disk_is_503_saying_so_then_writes_go_on_once_there_is_room(
 
 def test_a_long_url_is_414_and_a_large_head_431(server: Served) -> None:
     with connect(server) as sock:
-        sock.sendall(b"POST /v1/" + b"x" * 100_000 + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+        sock.sendall(b"POST /v1/" + b"x" * 100_000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
         assert status_of(read_all(sock)) == 414
     with connect(server) as sock:
-        sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: h\r\nX-Big: ")
+        sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: localhost\r\nX-Big: ")
         sock.sendall(b"y" * 100_000 + b"\r\n\r\n")
         assert status_of(read_all(sock)) == 431
 
@@ -340,7 +357,7 @@ def test_a_large_body_sent_with_its_head_in_one_write_is_not_counted_as_head(
 def test_a_128_mib_header_is_cut_short_and_others_are_served_meanwhile(server: Served) -> None:
     sent = 0
     with normal_traffic(server) as times, connect(server) as sock:
-        sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: h\r\nX-Huge: ")
+        sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: localhost\r\nX-Huge: ")
         chunk = b"z" * 65536
         with contextlib.suppress(OSError):
             while sent < 128 * 2**20:
@@ -373,7 +390,7 @@ def test_silent_and_slow_connections_time_out_while_others_are_served(
             for index in range(200):
                 sock = connect(strict_server)
                 if index % 2:  # half never send a byte; half send half a head
-                    sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: h\r\n")
+                    sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: localhost\r\n")
                 sockets.append(sock)
             time.sleep(3.5)  # past both timeouts, with the sweep's margin
         closed = [read_all(sock, timeout=2) for sock in sockets]

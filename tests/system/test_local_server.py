@@ -219,3 +219,14 @@ def test_serve_takes_a_frozen_clock_and_refuses_a_bad_one() -> None:
         "auxia-decision serve: error: argument --clock: neither real nor an RFC 3339 time "
         "with an offset (such as 2030-01-01T00:00:00Z): 'tomorrow'"
     )
+
+
+def test_its_repr_names_where_it_serves() -> None:
+    server = LocalServer(rest_port=0, grpc_port=0)
+    assert repr(server) == "<LocalServer not running, on free ports>"
+    with server:
+        rest = server.rest_url
+        assert repr(server) == (
+            f"<LocalServer REST {rest}, gRPC {server.grpc_target}, console {rest}/console/>"
+        )
+        assert server.admin_key not in repr(server)

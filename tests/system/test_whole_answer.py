@@ -102,10 +102,14 @@ _REQUESTS = {
     "no key 401": lambda: _log("Connection: close").replace(f"x-api-key: {KEY}".encode(), b"x: 1"),
     "unknown path 404": lambda: http_request("/v1/Nothing", b"{}", "Connection: close"),
     "wrong method 405": lambda: (
-        b"GET " + PATH.encode() + b" HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        b"GET " + PATH.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     ),
-    "document GET": lambda: b"GET /openapi.json HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
-    "document HEAD": lambda: b"HEAD /openapi.json HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    "document GET": lambda: (
+        b"GET /openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    ),
+    "document HEAD": lambda: (
+        b"HEAD /openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    ),
 }
 
 
@@ -201,7 +205,7 @@ def test_answers_wait_for_a_client_that_does_not_read(servers: _Servers) -> None
     # Pipelined answers of 117 KB each fill the socket's buffers while the
     # client reads nothing: the connection's writes pause, the gateway then
     # sends its ASGI messages, which wait for the client; all arrive whole.
-    request = b"GET /openapi.json HTTP/1.1\r\nHost: h\r\n\r\n"
+    request = b"GET /openapi.json HTTP/1.1\r\nHost: localhost\r\n\r\n"
     last = request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
     requests = 60
     one = _exchange(servers.running.rest_port, last)

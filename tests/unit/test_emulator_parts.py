@@ -8,7 +8,14 @@ from google.rpc import code_pb2
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision import ApiError, Code
 from auxia_decision.server._domain.clock import ControlledClock
+from auxia_decision.server._domain.decisions import Verdict
+from auxia_decision.server._domain.servicer import AnsweredDecision
 from auxia_decision.server._emulator.faults import FaultPlan
+from auxia_decision.server._emulator.recent_decisions import (
+    NEAR_MISS_SHARE,
+    RecentDecisions,
+    served_nothing,
+)
 
 METHODS = ("GetTreatments", "LogTreatmentInteraction")
 FULL_NAMES = {"io.auxia.decision.model.TreatmentDecisionService.GetTreatments": "GetTreatments"}
@@ -106,3 +113,30 @@ def test_reset_numbers_faults_from_1_again() -> None:
     assert plan.faults() == []
     armed = plan.arm(emulator_pb2.Fault(method="*", count=1, code=code_pb2.INTERNAL), FULL_NAMES)
     assert armed.name == "faults/1"
+
+
+def test_near_misses_take_at_most_their_share_of_a_second() -> None:
+    explained: list[str] = []
+    clock = [1000.0]
+
+    def explain(answered: AnsweredDecision) -> list[Verdict]:
+        explained.append(str(served_nothing(answered[3])))
+        clock[0] += NEAR_MISS_SHARE / 4  # an explanation takes a quarter of the share
+        return [Verdict("S", "T", "suppressed", "why")]
+
+    recent = RecentDecisions(timer=lambda: clock[0])
+    recent.explain_with(explain)
+    served = {"response_id": "s", "user_treatments": [{"treatment_id": "T"}]}
+    recent.record((1, "P", b"{}", served))
+    assert not explained
+    for number in range(10):
+        recent.record((1, "P", b"{}", {"response_id": f"r{number}", "user_treatments": []}))
+    # Four explanations use the share of this second up.
+    assert explained == ["r0", "r1", "r2", "r3"]
+    assert recent.near_miss("r0") == [Verdict("S", "T", "suppressed", "why")]
+    assert recent.near_miss("r9") is None
+    clock[0] += 1.0  # the next second has its share again
+    recent.record((1, "P", b"{}", {"response_id": "r10", "user_treatments": []}))
+    assert explained[-1] == "r10"
+    recent.forget()
+    assert recent.near_miss("r0") is None

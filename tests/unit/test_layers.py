@@ -25,7 +25,7 @@ from tests._repo import ROOT
 PACKAGE: Final = ROOT / "src" / "auxia_decision"
 SERVER: Final = PACKAGE / "server"
 # The entry points, on top of the library and the server.
-ENTRY_POINTS: Final = ("_cli.py", "__main__.py", "pytest_plugin.py")
+ENTRY_POINTS: Final = ("_cli.py", "_cli_admin.py", "__main__.py", "pytest_plugin.py")
 # Everything but the server and the entry points.
 LIBRARY: Final = sorted(
     path

@@ -1,8 +1,9 @@
 """The assembly: the store, the domain, the emulator and both transports, started together.
 
-``start_server`` wires the parts (the servicer and the emulator's faults and
-recent decisions, the two bindings both transports serve, the documents REST
-serves on GET) and ``RunningServer.stop`` stops them in order.
+``start_server`` wires the parts (the servicer and the emulator's faults,
+recent decisions and request journal, the two bindings both transports serve
+and the journal observing them, the documents REST serves on GET, the hosts
+it answers) and ``RunningServer.stop`` stops them in order.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import datetime
 import importlib.resources
 import pathlib
+import socket
 import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
@@ -27,12 +29,12 @@ from auxia_decision.server._domain.servicer import ApiServicer
 from auxia_decision.server._emulator.admin_api import SERVICE, EmulatorServicer
 from auxia_decision.server._emulator.console import console_documents
 from auxia_decision.server._emulator.faults import FaultPlan
+from auxia_decision.server._emulator.journal import DEFAULT_SIZE, Journal
 from auxia_decision.server._emulator.recent_decisions import RecentDecisions
 from auxia_decision.server._emulator.shared_state import SharedState
 from auxia_decision.server._startup import (
     StartupError,
-    bind_grpc,
-    bind_rest,
+    bind_ports,
     one_line,
     open_files_limit,
     open_store,
@@ -45,6 +47,7 @@ from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.bindings import Binding, Document
 from auxia_decision.server._transport.gateway import RestGateway
 from auxia_decision.server._transport.grpc_server import add_to_server
+from auxia_decision.server._transport.hosts import HostCheck, HostPolicy
 from auxia_decision.server._transport.http import HttpLimits, protocol_with
 from auxia_decision.server._transport.runtime import GRACE_SECONDS, start_rest
 
@@ -72,6 +75,13 @@ class ServerConfig:
     """Start with the clock frozen at this time (timezone-aware); None: the system's time."""
     activity_cache_users: int = DEFAULT_CAPACITY
     """How many users' activity the store keeps at hand (the least recently decided go)."""
+    journal_size: int = DEFAULT_SIZE
+    """How many of the last calls the request journal keeps; 0: no journal."""
+    allowed_hosts: tuple[str, ...] = ()
+    """The names REST answers besides loopback names, IP addresses and ``host``
+    (``.example.test``: it and its subdomains; ``*``: any)."""
+    cors_origins: tuple[str, ...] = ()
+    """The origins whose requests get CORS headers (``*``: any); none by default."""
 
 
 @dataclass
@@ -80,6 +90,7 @@ class RunningServer:
 
     servicer: ApiServicer
     emulator: EmulatorServicer
+    journal: Journal | None
     clock: ControlledClock
     store: SqliteStore | PostgresStore
     grpc_server: grpc.aio.Server
@@ -108,6 +119,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
     clock = ControlledClock(start_micros(config.frozen_at))
     store = open_store(config.db, config.activity_cache_users)
     grpc_server: grpc.aio.Server | None = None
+    sock: socket.socket | None = None
     try:
         try:
             now = clock.now()
@@ -122,8 +134,17 @@ async def start_server(config: ServerConfig) -> RunningServer:
         shared: SharedState | None = store if store.shared else None  # type: ignore[assignment]
         faults, recent = FaultPlan(), RecentDecisions(shared)
         servicer = ApiServicer(store, clock.now, faults=faults, on_decision=recent.record)
+        recent.explain_with(servicer.verdicts_then)
+        journal = Journal(config.journal_size, clock) if config.journal_size > 0 else None
         emulator = EmulatorServicer(
-            servicer, store, seed, clock, faults=faults, recent=recent, shared=shared
+            servicer,
+            store,
+            seed,
+            clock,
+            faults=faults,
+            recent=recent,
+            shared=shared,
+            journal=journal,
         )
         await emulator.share()
         await servicer.load_keys()
@@ -131,28 +152,37 @@ async def start_server(config: ServerConfig) -> RunningServer:
         # grpc's default SO_REUSEPORT would let a second server share the port
         # (and split the calls between two databases): refuse it instead.
         grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        await add_to_server(grpc_server, bindings)
-        grpc_port = bind_grpc(grpc_server, config.host, config.grpc_port)
+        await add_to_server(grpc_server, bindings, journal)
+        sock, grpc_port = bind_ports(grpc_server, config.host, config.rest_port, config.grpc_port)
+        rest_port = sock.getsockname()[1]
         await grpc_server.start()
-        sock = bind_rest(config.host, config.rest_port)
-        gateway = RestGateway(bindings, documents=_documents())
+        policy = HostPolicy(config.host, config.allowed_hosts, config.cors_origins)
+        gateway = RestGateway(
+            bindings,
+            documents=_documents(),
+            hosts=HostCheck(policy, rest_port),
+            observer=journal,
+        )
         protocol = protocol_with(config.limits, open_files_limit())
         rest_server, rest_task = await start_rest(gateway, sock, protocol)
     except BaseException:
         if grpc_server is not None:
             await grpc_server.stop(None)
+        if sock is not None:
+            sock.close()
         store.close()
         raise
     return RunningServer(
         servicer,
         emulator,
+        journal,
         clock,
         store,
         grpc_server,
         rest_server,
         rest_task,
         grpc_port,
-        sock.getsockname()[1],
+        rest_port,
         config.host,
         seed,
     )

@@ -27,6 +27,7 @@ from auxia.decision.server import seed_pb2
 from auxia_decision._extras import import_optional
 from auxia_decision.server._assembly import ServerConfig, start_server
 from auxia_decision.server._emulator.client import ClockControl, EmulatorAdmin, FaultControl
+from auxia_decision.server._emulator.journal import DEFAULT_SIZE as DEFAULT_JOURNAL_SIZE
 from auxia_decision.server._ready import ReadyInfo, wait_for_ready_file
 from auxia_decision.server._startup import StartupError, seed_of
 from auxia_decision.server._transport.runtime import GRACE_SECONDS, run_event_loop
@@ -62,6 +63,10 @@ class LocalServer:
         frozen_at: start with the clock frozen at this time (timezone-aware);
             None: the system's time.
         startup_timeout: seconds to wait for the server to be ready.
+        journal_size: how many of the last calls the request journal keeps
+            (``journal()``); 0: no journal.
+        admin_key: the admin key added to the seed's; None (the default): a
+            random one, made for this server.
 
     """
 
@@ -76,6 +81,8 @@ class LocalServer:
         grpc_port: int = 0,
         frozen_at: datetime.datetime | None = None,
         startup_timeout: float = 30.0,
+        journal_size: int = DEFAULT_JOURNAL_SIZE,
+        admin_key: str | None = None,
     ) -> None:
         self._seed_source = seed
         self._db = os.fspath(db)
@@ -84,10 +91,11 @@ class LocalServer:
         self._ports = (rest_port, grpc_port)
         self._frozen_at = frozen_at
         self._startup_timeout = startup_timeout
+        self._journal_size = journal_size
         self._running: _Running | None = None
         self._admin: EmulatorAdmin | None = None
-        self.admin_key = secrets.token_urlsafe(24)
-        """The admin key made for this server (added to the seed's own)."""
+        self.admin_key = admin_key or secrets.token_urlsafe(24)
+        """The admin key of this server (added to the seed's own): made for it unless given."""
         self.seed = seed_pb2.Seed()
         """The seed the server started with, the made admin key included."""
 
@@ -111,6 +119,7 @@ class LocalServer:
             db=self._db,
             seed=seed,
             frozen_at=self._frozen_at,
+            journal_size=self._journal_size,
         )
         if self._in_process:
             self._running = _InThread.start(config, self._startup_timeout)
@@ -149,6 +158,19 @@ class LocalServer:
         traceback: TracebackType | None,
     ) -> None:
         await asyncio.to_thread(self.stop)
+
+    def __repr__(self) -> str:
+        running = self._running
+        if running is None:
+            return f"<LocalServer not running, {self._ports_text()}>"
+        rest = f"http://{running.rest_address}"
+        return f"<LocalServer REST {rest}, gRPC {running.grpc_address}, console {rest}/console/>"
+
+    def _ports_text(self) -> str:
+        rest, grpc_port = self._ports
+        if not rest and not grpc_port:
+            return "on free ports"
+        return f"REST port {rest or 'free'}, gRPC port {grpc_port or 'free'}"
 
     # Where it is.
 
@@ -249,6 +271,18 @@ class LocalServer:
     def explain(self, request: decision_service.GetTreatmentsRequest) -> list[emulator_pb2.Verdict]:
         """Return what GetTreatments would give each treatment for a request now, and why."""
         return self.admin.explain(request)
+
+    def journal(
+        self,
+        **filters: Any,  # noqa: ANN401 - EmulatorAdmin.journal's keywords
+    ) -> list[emulator_pb2.JournalEntry]:
+        """Return the calls the server answered (since the last reset) matching ``filters``.
+
+        Oldest first. The filters are ``EmulatorAdmin.journal``'s keywords:
+        ``method``, ``code``, ``failed_only``, ``http_status``, ``project_id``,
+        ``user_id``, ``api_calls_only``, ``start_time``, ``end_time``.
+        """
+        return self.admin.journal(**filters)
 
     def decisions(
         self,
@@ -367,6 +401,7 @@ class _InSubprocess:
         ]
         if config.frozen_at is not None:
             command += ["--clock", config.frozen_at.isoformat()]
+        command += ["--journal-size", str(config.journal_size)]
         with log.open("wb") as log_file:
             process = subprocess.Popen(  # noqa: S603 - our interpreter, our command line
                 command, stdin=subprocess.PIPE, stdout=log_file, stderr=log_file

@@ -164,26 +164,39 @@ def _open_postgres(url: str, activity_cache_users: int) -> PostgresStore:
         raise StartupError(f"the database {name} cannot be used: {reason}") from None
 
 
-def bind_grpc(server: grpc.aio.Server, host: str, port: int) -> int:
-    if port:
+def _reason(error: OSError) -> str:
+    return "it is in use" if error.errno == errno.EADDRINUSE else str(error.strerror)
+
+
+def bind_ports(
+    server: grpc.aio.Server, host: str, rest_port: int, grpc_port: int
+) -> tuple[socket.socket, int]:
+    """Bind the REST socket and the gRPC server's port; return the socket and the gRPC port.
+
+    Raises StartupError naming every port that cannot be bound, with nothing
+    left bound.
+    """
+    problems: list[str] = []
+    if grpc_port:
         # Tried first with a socket of our own, so that a port in use is one
         # line of ours rather than grpc's log line and then ours.
         try:
-            bound_socket(host, port).close()
+            bound_socket(host, grpc_port).close()
         except OSError as error:
-            reason = "it is in use" if error.errno == errno.EADDRINUSE else error.strerror
-            raise StartupError(f"the gRPC port {host}:{port} cannot be bound: {reason}") from None
+            problems.append(f"the gRPC port {host}:{grpc_port} cannot be bound: {_reason(error)}")
+    sock: socket.socket | None = None
     try:
-        return server.add_insecure_port(f"{host}:{port}")
-    except RuntimeError:
-        raise StartupError(
-            f"the gRPC port {host}:{port} cannot be bound: it is in use, or not an address here"
-        ) from None
-
-
-def bind_rest(host: str, port: int) -> socket.socket:
-    try:
-        return bound_socket(host, port)
+        sock = bound_socket(host, rest_port)
     except OSError as error:
-        reason = "it is in use" if error.errno == errno.EADDRINUSE else error.strerror
-        raise StartupError(f"the REST port {host}:{port} cannot be bound: {reason}") from None
+        problems.append(f"the REST port {host}:{rest_port} cannot be bound: {_reason(error)}")
+    if problems:
+        if sock is not None:
+            sock.close()
+        raise StartupError("; ".join(problems))
+    assert sock is not None
+    try:
+        return sock, server.add_insecure_port(f"{host}:{grpc_port}")
+    except RuntimeError:
+        sock.close()
+        msg = f"the gRPC port {host}:{grpc_port} cannot be bound: in use, or not an address here"
+        raise StartupError(msg) from None

@@ -29,6 +29,7 @@ from auxia_decision.server._domain.clock import Clock, system_clock
 from auxia_decision.server._domain.decisions import (
     DecisionRequest,
     Fields,
+    Verdict,
     decide,
     response_fields,
     response_id,
@@ -428,6 +429,25 @@ class ApiServicer:
         )
         self._catalogs[project_id] = (version, catalog)
         return catalog
+
+    def verdicts_then(self, answered: AnsweredDecision) -> list[Verdict] | None:
+        """Return the verdicts of a GetTreatments call just answered, as ExplainDecision gives them.
+
+        Made with the project's catalog and the user's activity as they are
+        now and the clock's time of the call: called as the call is answered
+        (a ``DecisionListener`` does), they are the verdicts of that moment.
+        None when the project's catalog changed since, or the user's activity
+        is no longer at hand.
+        """
+        now, project_id, request, _ = answered
+        cached = self._catalogs.get(project_id)
+        if cached is None or cached[0] != self.store.version(project_id):
+            return None
+        asked = DecisionRequest.from_message(as_message(decisions.GetTreatmentsRequest, request))
+        activity = self.store.cached_activity(project_id, asked.user_id)
+        if activity is None:
+            return None
+        return decide(cached[1], asked, activity, now, explain=True).verdicts
 
     def _answer_decision(
         self,

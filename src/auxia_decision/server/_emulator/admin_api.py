@@ -16,13 +16,15 @@ from auxia_decision._routes import services
 from auxia_decision._validation import check_request, clear_output_only
 from auxia_decision.server._domain.auth import key_digest
 from auxia_decision.server._domain.clock import ControlledClock
-from auxia_decision.server._domain.decisions import DecisionRequest, decide
+from auxia_decision.server._domain.decisions import DecisionRequest, Verdict, decide
 from auxia_decision.server._domain.seed import apply_seed, project_seed
 from auxia_decision.server._domain.servicer import ApiServicer
 from auxia_decision.server._domain.treatments import with_statuses
 from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._emulator.inspection import list_decisions, list_interactions
-from auxia_decision.server._emulator.recent_decisions import RecentDecisions
+from auxia_decision.server._emulator.journal import Journal
+from auxia_decision.server._emulator.journal_listing import JournalView
+from auxia_decision.server._emulator.recent_decisions import RecentDecisions, served_nothing
 from auxia_decision.server._emulator.shared_state import (
     CLOCK,
     RESETS,
@@ -59,6 +61,16 @@ _ProjectContents = tuple[
 ]
 
 
+def verdict_message(verdict: Verdict) -> emulator_pb2.Verdict:
+    """Return a verdict of a decision as the admin API shows it."""
+    return emulator_pb2.Verdict(
+        surface=verdict.surface,
+        treatment_id=verdict.treatment_id,
+        outcome=_OUTCOMES[verdict.outcome],
+        detail=verdict.detail,
+    )
+
+
 def _projects(repository: Repository) -> list[_ProjectContents]:
     """Return every project with its treatment types, data fields and treatments."""
     return [
@@ -88,6 +100,7 @@ class EmulatorServicer:
         shared: where the server processes that share ``store`` keep the
             clock, the faults and the seed (``share`` takes them in); None:
             this process alone has them.
+        journal: the calls both transports answered; None: the server keeps none.
 
     """
 
@@ -101,6 +114,7 @@ class EmulatorServicer:
         faults: FaultPlan,
         recent: RecentDecisions,
         shared: SharedState | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._api = api
         self._shared = shared
@@ -111,6 +125,11 @@ class EmulatorServicer:
         self._clock = clock
         self._faults = faults
         self._recent = recent
+        self._journal = journal
+        keys = [key for project in seed.projects for key in project.api_keys]
+        self._journal_view = JournalView(
+            [*services(), SERVICE], SERVICE.full_name, [*keys, *seed.admin_keys], self._near_miss
+        )
         self._admin_digests = tuple(key_digest(key) for key in seed.admin_keys)
         self._full_names = {
             method.full_name: method.name for service in services() for method in service.methods
@@ -127,6 +146,7 @@ class EmulatorServicer:
             "CreateFault": self._create_fault,
             "ListFaults": self._list_faults,
             "ClearFaults": self._clear_faults,
+            "ListJournal": self._list_journal,
         }
 
     async def share(self) -> None:
@@ -151,8 +171,10 @@ class EmulatorServicer:
     def _follow(self, state: dict[str, bytes]) -> None:
         """Take in the shared state: the clock, the seed and its admin keys, a whole reset."""
         clock = state.get(CLOCK)
-        if clock is not None:
+        if clock is not None and decode_clock(clock) != self._clock.state():
             self._clock.set_state(*decode_clock(clock))
+            if self._journal is not None:
+                self._journal.clock_changed()
         seed = state.get(SEED)
         if seed is not None and seed != self._seed.SerializeToString():
             self._seed = seed_pb2.Seed.FromString(seed)
@@ -161,6 +183,8 @@ class EmulatorServicer:
         if resets != self._resets:
             # Another process reset the server: the API keys were written again.
             self._resets = resets
+            if self._journal is not None:
+                self._journal.clear()
             task = asyncio.ensure_future(self._api.load_keys())
             self._reloads.add(task)
             task.add_done_callback(self._reloads.discard)
@@ -224,7 +248,14 @@ class EmulatorServicer:
         ):
             recent = found.decisions.add(request=served, response=answer)
             recent.decide_time.FromMicroseconds(time_micros)
+            response_id = served_nothing(answer)
+            if response_id:
+                recent.verdicts.extend(self._near_miss(response_id))
         return found
+
+    def _near_miss(self, response_id: str) -> list[emulator_pb2.Verdict]:
+        """Return the verdicts of the moment of a GetTreatments that served nothing, if kept."""
+        return [verdict_message(verdict) for verdict in self._recent.near_miss(response_id) or ()]
 
     async def _explain_decision(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ExplainDecisionRequest)
@@ -235,19 +266,17 @@ class EmulatorServicer:
             raise ApiError(Code.NOT_FOUND, f'request.projectId: there is no project "{project_id}"')
         catalog = await self._api.catalog(project_id)
         activity = await self._store.activity(project_id, asked.user_id)
-        now = self._clock.now()
-        decision = decide(catalog, DecisionRequest.from_message(asked), activity, now, explain=True)
-        return emulator_pb2.ExplainDecisionResponse(
-            verdicts=[
-                emulator_pb2.Verdict(
-                    surface=verdict.surface,
-                    treatment_id=verdict.treatment_id,
-                    outcome=_OUTCOMES[verdict.outcome],
-                    detail=verdict.detail,
-                )
-                for verdict in decision.verdicts or ()
-            ]
+        now = (
+            request.decide_time.ToMicroseconds()
+            if request.HasField("decide_time")
+            else self._clock.now()
         )
+        decision = decide(catalog, DecisionRequest.from_message(asked), activity, now, explain=True)
+        explained = emulator_pb2.ExplainDecisionResponse(
+            verdicts=[verdict_message(verdict) for verdict in decision.verdicts or ()]
+        )
+        explained.decide_time.FromMicroseconds(now)
+        return explained
 
     async def _list_projects(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ListProjectsRequest)
@@ -288,11 +317,15 @@ class EmulatorServicer:
             await self._faults.clear_shared(reset=True)
             start = encode_clock(*self._clock.start_state())
             await shared.change_state(CLOCK, lambda _: (start, None))
+            if self._journal is not None:
+                self._journal.clear()  # which notes the clock as restored
         else:
             seed = self._seed
             self._faults.reset()
             self._clock.restore()
             self._recent.forget()
+            if self._journal is not None:
+                self._journal.clear()  # which notes the clock as restored
         now = self._clock.now()
 
         def replace(repository: Repository) -> None:
@@ -340,6 +373,8 @@ class EmulatorServicer:
                 return encode_clock(*clock.state()), None
 
             await shared.change_state(CLOCK, changed)
+        if self._journal is not None:
+            self._journal.clock_changed()
         return emulator_pb2.SetClockResponse(clock=self._clock_message())
 
     # Faults.
@@ -361,6 +396,17 @@ class EmulatorServicer:
         if self._faults.shared:
             return emulator_pb2.ClearFaultsResponse(cleared_count=await self._faults.clear_shared())
         return emulator_pb2.ClearFaultsResponse(cleared_count=self._faults.clear())
+
+    # The request journal.
+
+    async def _list_journal(self, request: Message) -> Message:
+        assert isinstance(request, emulator_pb2.ListJournalRequest)
+        if self._journal is None:
+            raise ApiError(
+                Code.FAILED_PRECONDITION,
+                "the server keeps no journal: it was started with --journal-size 0",
+            )
+        return self._journal_view.page(self._journal, request)
 
 
 def _set_clock(clock: ControlledClock, request: emulator_pb2.SetClockRequest) -> None:

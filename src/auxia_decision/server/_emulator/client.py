@@ -17,6 +17,17 @@ from auxia_decision._errors import ApiError, Code
 from auxia_decision.server._transport.bindings import ADMIN_KEY_HEADER
 
 M = TypeVar("M", bound=Message)
+_Paged = (
+    emulator_pb2.ListInteractionsRequest
+    | emulator_pb2.ListDecisionsRequest
+    | emulator_pb2.ListJournalRequest
+)
+P = TypeVar(
+    "P",
+    emulator_pb2.ListInteractionsResponse,
+    emulator_pb2.ListDecisionsResponse,
+    emulator_pb2.ListJournalResponse,
+)
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 InteractionType = interactions.LogTreatmentInteractionRequest.InteractionType
 
@@ -43,7 +54,7 @@ def _duration(span: datetime.timedelta | float) -> duration_pb2.Duration | None:
 
 
 def _set_window(
-    request: emulator_pb2.ListInteractionsRequest | emulator_pb2.ListDecisionsRequest,
+    request: _Paged,
     start_time: datetime.datetime | None,
     end_time: datetime.datetime | None,
 ) -> None:
@@ -126,9 +137,14 @@ class EmulatorAdmin:
     def _interaction_pages(
         self, request: emulator_pb2.ListInteractionsRequest
     ) -> Iterator[emulator_pb2.LoggedInteraction]:
-        while True:
-            page = self.call(self.stub.ListInteractions, request)
+        for page in self._pages(self.stub.ListInteractions, request):
             yield from page.interactions
+
+    def _pages(self, method: Callable[..., P], request: _Paged) -> Iterator[P]:
+        """Yield every page of a listing, from its first (the request's page token is set)."""
+        while True:
+            page = self.call(method, request)
+            yield page
             if not page.next_page_token:
                 return
             request.page_token = page.next_page_token
@@ -153,13 +169,11 @@ class EmulatorAdmin:
             surface=surface,
         )
         _set_window(request, start_time, end_time)
-        found: list[emulator_pb2.ServedDecision] = []
-        while True:
-            page = self.call(self.stub.ListDecisions, request)
-            found.extend(page.decisions)
-            if not page.next_page_token:
-                return found
-            request.page_token = page.next_page_token
+        return [
+            decision
+            for page in self._pages(self.stub.ListDecisions, request)
+            for decision in page.decisions
+        ]
 
     def explain(self, request: decision_service.GetTreatmentsRequest) -> list[emulator_pb2.Verdict]:
         """Return what GetTreatments would give each treatment for a request now, and why.
@@ -170,6 +184,41 @@ class EmulatorAdmin:
             self.stub.ExplainDecision, emulator_pb2.ExplainDecisionRequest(request=request)
         )
         return list(explained.verdicts)
+
+    def journal(
+        self,
+        *,
+        method: str = "",
+        code: Code | None = None,
+        failed_only: bool = False,
+        http_status: int = 0,
+        project_id: str = "",
+        user_id: str = "",
+        api_calls_only: bool = False,
+        start_time: datetime.datetime | None = None,
+        end_time: datetime.datetime | None = None,
+    ) -> list[emulator_pb2.JournalEntry]:
+        """Return the calls the server answered that match every filter given, oldest first.
+
+        ``method`` is an RPC's short or full name; ``code`` how the calls ended
+        (``Code.OK``: those that succeeded). Raises ApiError (FAILED_PRECONDITION)
+        when the server keeps no journal.
+        """
+        request = emulator_pb2.ListJournalRequest(
+            method=method,
+            failed_only=failed_only,
+            http_status=http_status,
+            project_id=project_id,
+            user_id=user_id,
+            api_calls_only=api_calls_only,
+            page_size=1000,
+        )
+        if code is not None:
+            request.code = int(code)  # type: ignore[assignment]
+        _set_window(request, start_time, end_time)
+        return [
+            entry for page in self._pages(self.stub.ListJournal, request) for entry in page.entries
+        ]
 
     def projects(self) -> list[emulator_pb2.ProjectView]:
         """Return the projects with their treatment types, data fields and treatments."""

@@ -19,24 +19,34 @@ DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
 
 
-_Listing = emulator_pb2.ListInteractionsRequest | emulator_pb2.ListDecisionsRequest
-"""The requests that list records: both have paging and a time window."""
+_Listing = (
+    emulator_pb2.ListInteractionsRequest
+    | emulator_pb2.ListDecisionsRequest
+    | emulator_pb2.ListJournalRequest
+)
+"""The requests that list records: each has paging and a time window."""
 
 
 @dataclass(frozen=True, slots=True)
-class _Window:
+class Window:
     """A listing's page and time window, checked."""
 
     after: int
-    """The sequence number the page starts after."""
+    """The sequence number the page starts after (0: the first page)."""
     size: int
     start: int | None
     """Inclusive, in microseconds since the Unix epoch; None: unbounded."""
     end: int | None
     """Exclusive, in microseconds since the Unix epoch; None: unbounded."""
 
+    def holds(self, time_micros: int) -> bool:
+        """Whether a time is within the window."""
+        return (self.start is None or time_micros >= self.start) and (
+            self.end is None or time_micros < self.end
+        )
 
-def _window(request: _Listing) -> _Window:
+
+def listing_window(request: _Listing) -> Window:
     """Check a listing's paging and time fields; raise INVALID_ARGUMENT naming each bad one."""
     violations: list[FieldViolation] = []
     after = 0
@@ -55,14 +65,14 @@ def _window(request: _Listing) -> _Window:
     if violations:
         raise ApiError.invalid_argument(violations)
     size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    return _Window(after, size, start, end)
+    return Window(after, size, start, end)
 
 
 def list_interactions(
     repository: Repository, request: emulator_pb2.ListInteractionsRequest
 ) -> emulator_pb2.ListInteractionsResponse:
     """Return one page of the logged interactions that match a request's filters."""
-    window = _window(request)
+    window = listing_window(request)
     matching = InteractionFilter(
         user_id=request.user_id,
         tracking_id=request.treatment_tracking_id,
@@ -114,7 +124,7 @@ def list_decisions(
     repository: Repository, request: emulator_pb2.ListDecisionsRequest
 ) -> emulator_pb2.ListDecisionsResponse:
     """Return one page of the served decisions that match a request's filters."""
-    window = _window(request)
+    window = listing_window(request)
     response = emulator_pb2.ListDecisionsResponse()
     last_sequence = 0
     # The rows of one decision share its user and its time: those filters are the

@@ -16,6 +16,8 @@ from typing import Any, Final, Protocol
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
+from auxia_decision._errors import ApiError
+
 API_KEY_HEADERS: Final = ("x-api-key", "api-key")
 """The headers (REST) and metadata keys (gRPC) of an API key, preferred first."""
 ADMIN_KEY_HEADER: Final = "x-admin-key"
@@ -77,6 +79,57 @@ class Binding:
     """The plain-values path of the methods that ``takes_fields``: REST decodes such a
     request into its constructor's arguments, and encodes a response given as its
     constructor's arguments."""
+
+
+class CallObserver(Protocol):
+    """Told of every call a transport answered (the emulator's request journal is one).
+
+    A transport reads ``time.perf_counter_ns()`` as a call arrives and once it
+    has answered, and hands over what it received and answered as it holds
+    them (the ASGI scope, bytes, metadata), so that observing costs a call no
+    decoding and no clock but the monotonic one: whoever keeps them decodes
+    them later, if ever. REST requests to a path that names no RPC are
+    observed when they fail (404, 405, 403); the static documents served on
+    GET are not.
+    """
+
+    def rest(  # noqa: PLR0917 - positional: a call observed builds no object
+        self,
+        began_ns: int,
+        ended_ns: int,
+        scope: Mapping[str, Any],
+        request: bytes,
+        status: int,
+        answer: bytes,
+        /,
+    ) -> None:
+        """Observe a REST call: its scope (method, path, query, headers), body and answer.
+
+        ``began_ns`` and ``ended_ns`` are ``time.perf_counter_ns()`` as it
+        arrived and once answered; ``request`` the body read (empty when the
+        call was refused before); ``answer`` the body answered with the HTTP
+        ``status``.
+        """
+        ...
+
+    def grpc(  # noqa: PLR0917 - positional: a call observed builds no object
+        self,
+        began_ns: int,
+        ended_ns: int,
+        service: str,
+        method: str,
+        metadata: Sequence[tuple[str, str | bytes]],
+        request: bytes,
+        answer: bytes | None,
+        error: ApiError | None,
+        /,
+    ) -> None:
+        """Observe a gRPC call of ``service`` (its full name) and ``method`` (its short name).
+
+        ``request`` is the request message's bytes as received; ``answer`` the
+        response message's bytes, or None when the call failed with ``error``.
+        """
+        ...
 
 
 @dataclass(frozen=True)

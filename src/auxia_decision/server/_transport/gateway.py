@@ -27,8 +27,10 @@ from auxia_decision.server._transport.bindings import (
     ADMIN_KEY_HEADER,
     API_KEY_HEADERS,
     Binding,
+    CallObserver,
     Document,
 )
+from auxia_decision.server._transport.hosts import HostCheck
 
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
@@ -64,11 +66,15 @@ class _Headers:
     content_type: bytes
     content_length: bytes | None
     content_encoding: bytes | None
+    host: bytes | None
+    """The Host header; None without one."""
+    origin: bytes | None
+    """The Origin header (a browser's request); None without one."""
     missing_host: bool
     """An HTTP/1.1 request without a Host header (RFC 9112 says: answer 400)."""
 
 
-def _read_headers(scope: Scope) -> _Headers:
+def _read_headers(scope: Scope) -> _Headers:  # noqa: PLR0912 - one pass over the headers
     """Return what the gateway reads of a request's headers."""
     key: bytes | None = None
     other_key: bytes | None = None
@@ -76,7 +82,8 @@ def _read_headers(scope: Scope) -> _Headers:
     content_type = b""
     content_length: bytes | None = None
     content_encoding: bytes | None = None
-    has_host = False
+    host: bytes | None = None
+    origin: bytes | None = None
     for name, value in scope["headers"]:
         if name == _API_KEY_HEADER:
             if key is None:
@@ -86,26 +93,39 @@ def _read_headers(scope: Scope) -> _Headers:
         elif name == b"content-length":
             content_length = value
         elif name == b"host":
-            has_host = True
+            host = value
         elif name == _OTHER_API_KEY_HEADER:
             if other_key is None:
                 other_key = value
         elif name == b"content-encoding":
             content_encoding = value
-        elif name == _ADMIN_KEY_HEADER and admin_key is None:
-            admin_key = value
+        elif name == _ADMIN_KEY_HEADER:
+            if admin_key is None:
+                admin_key = value
+        elif name == b"origin":
+            origin = value
     if key is None:
         key = other_key
     api_key = _query_key(scope) if key is None else key.strip(b" \t").decode("latin-1")
-    missing_host = not has_host and scope["http_version"] == "1.1"
+    missing_host = host is None and scope["http_version"] == "1.1"
     return _Headers(
         api_key,
         None if admin_key is None else admin_key.strip(b" \t").decode("latin-1"),
         content_type,
         content_length,
         content_encoding,
+        host,
+        origin,
         missing_host,
     )
+
+
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
+    """Return the first value of a header of a request, or None."""
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return bytes(value)
+    return None
 
 
 def _query_key(scope: Scope) -> str | None:
@@ -154,6 +174,9 @@ class RestGateway:
         codec: the JSON codec (a new ``RestCodec`` by default).
         max_body_bytes: the largest request body taken.
         documents: static answers to GET by path (``/openapi.json``, the console's pages).
+        hosts: the ``Host`` values answered and the origins given CORS headers;
+            None: every host, and no CORS headers.
+        observer: told of every call answered (the emulator's journal); None: nobody.
 
     """
 
@@ -164,10 +187,15 @@ class RestGateway:
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         documents: Mapping[str, Document] | None = None,
+        hosts: HostCheck | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self.codec = codec or RestCodec()
         self.max_body_bytes = max_body_bytes
         self.documents = dict(documents or {})
+        self._hosts = hosts if hosts is not None and hosts.policy.checks_hosts else None
+        self._cors = hosts if hosts is not None and hosts.gives_cors else None
+        self._observer = observer
         # A Content-Length of fewer digits than the limit is within it.
         self._length_digits = len(str(max_body_bytes))
         self._endpoints: dict[str, _Endpoint] = {}
@@ -192,13 +220,17 @@ class RestGateway:
             self.codec.fields_encoder(route.response_type) if takes_fields else None,
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0912 - the hot path, kept in one frame
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0912, PLR0915 - the hot path, kept in one frame
         """Answer one ASGI connection scope."""
         if scope["type"] != "http":
             await _not_http(scope, receive, send)
             return
         started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
+        observer = self._observer
+        began = 0 if observer is None else time.perf_counter_ns()
         headers = _JSON_HEADERS
+        received = b""
+        endpoint = None
         try:
             endpoint = self._endpoints.get(scope["path"])
             if endpoint is None or scope["method"] != endpoint.http_method:
@@ -212,6 +244,15 @@ class RestGateway:
                     raise ApiError(
                         Code.INVALID_ARGUMENT, "an HTTP/1.1 request must have a Host header"
                     )
+                hosts = self._hosts
+                if (
+                    hosts is not None
+                    and request_headers.host not in hosts.known
+                    and not hosts.allows(request_headers.host)
+                ):
+                    raise hosts.refusal(request_headers.host)
+                if self._cors is not None:
+                    headers = self._cors.cors_headers(request_headers.origin, headers)
                 # The key is checked before the body is read, and once per request.
                 caller = endpoint.binding.admit(request_headers.api_key, request_headers.admin_key)
                 content_length = request_headers.content_length
@@ -229,6 +270,7 @@ class RestGateway:
                         raise self._too_large()
                 else:
                     body = await self._read_rest(message, receive)
+                received = body
                 response = await self._invoke(caller, endpoint, body)
                 if isinstance(response, Message):
                     status, body = 200, endpoint.encode(response)
@@ -236,13 +278,16 @@ class RestGateway:
                     status, body = 200, self._encode_fields(endpoint, response)
         except ApiError as error:
             status, body = error.http_status or 500, error.to_json()
-            headers = self._error_headers(scope, error)
+            headers = self._error_headers(scope, error, headers)
         except Exception:
             _log.exception("internal error answering %s %s", scope["method"], scope["path"])
             status, body = 500, ApiError(Code.INTERNAL, "internal error").to_json()
         whole = scope.get("extensions", _NO_EXTENSIONS).get(WHOLE_ANSWER)
         answer: WholeAnswer | None = None if whole is None else whole[ANSWER]
-        if answer is None or not answer(status, headers, body):
+        if status == 204:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+        elif answer is None or not answer(status, headers, body):
             await send(
                 {
                     "type": "http.response.start",
@@ -251,6 +296,8 @@ class RestGateway:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+        if observer is not None and (endpoint is not None or status >= 400):
+            observer.rest(began, time.perf_counter_ns(), scope, received, status, body)
         if started is not None:
             # The query string may hold an API key: only the path is logged.
             _log.info(
@@ -284,13 +331,14 @@ class RestGateway:
             return invoke_fields(caller, endpoint.name, endpoint.request_type, fields, body)
         return endpoint.binding.invoke(caller, endpoint.name, endpoint.decode(body))
 
-    def _error_headers(self, scope: Scope, error: ApiError) -> list[tuple[bytes, bytes]]:
-        """Return the headers of an error answer.
+    def _error_headers(
+        self, scope: Scope, error: ApiError, headers: list[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        """Return the headers of an error answer, from those of the answer (CORS's, if any).
 
         A 405 says which method the path allows; an error that says when to
         try again (a ``google.rpc.RetryInfo``) says it in ``Retry-After`` too.
         """
-        headers = _JSON_HEADERS
         if error.http_status == 405:
             allowed = self._endpoints[scope["path"]].http_method
             headers = [*headers, (b"allow", allowed.encode())]
@@ -302,9 +350,19 @@ class RestGateway:
     def _off_route(
         self, scope: Scope, endpoint: _Endpoint | None
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        """Answer a request that names no RPC: a document, or 404 or 405."""
+        """Answer a request that names no RPC: a document, a CORS preflight, or 404 or 405."""
         path: str = scope["path"]
         method: str = scope["method"]
+        hosts = self._hosts
+        if hosts is not None:
+            host = _header(scope, b"host")
+            if not hosts.allows(host):
+                raise hosts.refusal(host)
+        cors = self._cors
+        if cors is not None and method == "OPTIONS" and endpoint is not None:
+            preflight = cors.preflight_headers(_header(scope, b"origin"))
+            if preflight is not None:
+                return 204, b"", preflight
         if endpoint is not None:
             raise ApiError(
                 Code.UNIMPLEMENTED,

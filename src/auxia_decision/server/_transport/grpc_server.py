@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import grpc
 from google.protobuf import message_factory
@@ -15,23 +15,34 @@ from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from auxia_decision._errors import GRPC_DETAILS_METADATA, ApiError, Code, FieldViolation
-from auxia_decision.server._transport.bindings import ADMIN_KEY_HEADER, API_KEY_HEADERS, Binding
+from auxia_decision.server._transport.bindings import (
+    ADMIN_KEY_HEADER,
+    API_KEY_HEADERS,
+    Binding,
+    CallObserver,
+)
 
 _log = logging.getLogger("auxia_decision.grpc")
 M = TypeVar("M", bound=Message)
 
-RawHandler = Callable[[bytes, grpc.aio.ServicerContext[bytes, Message]], Awaitable[Message]]
+RawHandler = Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[bytes]]
+Metadata = Sequence[tuple[str, str | bytes]]
 
 
-def _keys(context: grpc.aio.ServicerContext[bytes, Message]) -> tuple[str | None, str | None]:
-    """Return the API key and the admin key of a call, without surrounding white space.
+def _metadata(context: grpc.aio.ServicerContext[bytes, bytes]) -> Metadata:
+    """Return a call's metadata: (key, value) pairs, a value text or bytes (``-bin`` keys)."""
+    return cast(Metadata, context.invocation_metadata() or ())
+
+
+def _keys(metadata: Metadata) -> tuple[str | None, str | None]:
+    """Return the API key and the admin key of a call's metadata, without surrounding white space.
 
     The API key is the first ``x-api-key`` value, else the first ``api-key``
     one, as the REST gateway reads its headers; the admin key the first
     ``x-admin-key`` value.
     """
     found: dict[str, str] = {}
-    for key, value in context.invocation_metadata() or ():
+    for key, value in metadata:
         if key not in found and (key in API_KEY_HEADERS or key == ADMIN_KEY_HEADER):
             text = value if isinstance(value, str) else value.decode("latin-1")
             found[key] = text.strip(" \t")
@@ -61,36 +72,71 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ApiError) -
     raise AssertionError("abort returned")  # pragma: no cover
 
 
-def _handler(binding: Binding, method: str, request_type: type[Message]) -> RawHandler:
+def _handler(
+    binding: Binding,
+    service: str,
+    method: str,
+    request_type: type[Message],
+    observer: CallObserver | None,
+) -> RawHandler:
+    """Return the handler of one method: it admits, parses and runs a call, and answers bytes."""
     admit, invoke = binding.admit, binding.invoke
 
-    async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, Message]) -> Message:
+    async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
         try:
             # As over REST, the key is checked first; then the request is
             # parsed here, not by grpc: a payload that is not the request
             # message is the caller's error (INVALID_ARGUMENT), not UNKNOWN.
-            caller = admit(*_keys(context))
+            caller = admit(*_keys(_metadata(context)))
             response = await invoke(caller, method, _parse(request_type, request))
         except Exception as error:  # every failure ends the call with a status
-            return await _fail(context, method, error, started)
+            return await _fail(context, method, _api_error(method, error), started)
         if started is not None:
             _log_call(method, Code.OK, started)
-        return response
+        return response.SerializeToString()
 
-    return handle
+    if observer is None:
+        return handle
+
+    async def observed(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        # The same call, told to the observer once answered.
+        began = time.perf_counter_ns()
+        started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
+        metadata = _metadata(context)
+        try:
+            caller = admit(*_keys(metadata))
+            response = await invoke(caller, method, _parse(request_type, request))
+            answer = response.SerializeToString()
+        except Exception as error:  # every failure ends the call with a status
+            failure = _api_error(method, error)
+            ended = time.perf_counter_ns()
+            observer.grpc(began, ended, service, method, metadata, request, None, failure)
+            return await _fail(context, method, failure, started)
+        ended = time.perf_counter_ns()
+        observer.grpc(began, ended, service, method, metadata, request, answer, None)
+        if started is not None:
+            _log_call(method, Code.OK, started)
+        return answer
+
+    return observed
+
+
+def _api_error(method: str, error: Exception) -> ApiError:
+    """Return a call's failure as an ApiError: anything else is INTERNAL (and logged)."""
+    if isinstance(error, ApiError):
+        return error
+    _log.error("internal error answering %s", method, exc_info=error)
+    return ApiError(Code.INTERNAL, "internal error")
 
 
 async def _fail(
-    context: grpc.aio.ServicerContext[bytes, Message],
+    context: grpc.aio.ServicerContext[bytes, bytes],
     method: str,
-    error: Exception,
+    error: ApiError,
     started: float | None,
 ) -> NoReturn:
-    """End a failed call: an ApiError as its status, anything else as INTERNAL (and logged)."""
-    if not isinstance(error, ApiError):
-        _log.error("internal error answering %s", method, exc_info=error)
-        error = ApiError(Code.INTERNAL, "internal error")
+    """End a failed call with its error as its status."""
     if started is not None:
         _log_call(method, error.code, started)
     await _abort(context, error)
@@ -105,15 +151,19 @@ def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-async def add_to_server(server: grpc.aio.Server, bindings: Sequence[Binding]) -> list[str]:
+async def add_to_server(
+    server: grpc.aio.Server,
+    bindings: Sequence[Binding],
+    observer: CallObserver | None = None,
+) -> list[str]:
     """Register the bindings' services, health checking and reflection on a server.
 
     Each method read from the service descriptors gets a handler that takes
     the request's bytes and parses them itself, registered under the same
     service and method names as the generated ``add_<Service>Servicer_to_server``
     would; its binding admits the call from the ``x-api-key`` (or ``api-key``)
-    and ``x-admin-key`` metadata and runs it. Returns the full names of the
-    registered services.
+    and ``x-admin-key`` metadata and runs it, and ``observer``, if any, is
+    told of it once answered. Returns the full names of the registered services.
     """
     names: list[str] = []
     # grpc_health exposes its asyncio servicer as `health.aio`, unknown to its types.
@@ -122,9 +172,15 @@ async def add_to_server(server: grpc.aio.Server, bindings: Sequence[Binding]) ->
     for service, binding in bound:
         handlers = {
             method.name: grpc.unary_unary_rpc_method_handler(
-                _handler(binding, method.name, message_factory.GetMessageClass(method.input_type)),
+                _handler(
+                    binding,
+                    service.full_name,
+                    method.name,
+                    message_factory.GetMessageClass(method.input_type),
+                    observer,
+                ),
                 request_deserializer=None,
-                response_serializer=_serialize,
+                response_serializer=None,
             )
             for method in service.methods
         }

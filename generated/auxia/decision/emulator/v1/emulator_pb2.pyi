@@ -28,6 +28,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.rpc import code_pb2 as _code_pb2
+from google.rpc import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -386,6 +387,7 @@ class RecentDecision(_message.Message):
     DECIDE_TIME_FIELD_NUMBER: _builtins.int
     REQUEST_FIELD_NUMBER: _builtins.int
     RESPONSE_FIELD_NUMBER: _builtins.int
+    VERDICTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def decide_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the server decided, by its clock."""
@@ -398,16 +400,26 @@ class RecentDecision(_message.Message):
     def response(self) -> _treatment_decision_service_pb2.GetTreatmentsResponse:
         """Output only. The response; without user treatments when none was served."""
 
+    @_builtins.property
+    def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Verdict]:
+        """Output only. For a decision that served nothing, the verdict of each
+        treatment on each surface asked, as ExplainDecision gave it at that
+        moment (recorded as the decision was made). Empty for a decision that
+        served something, and for one the server had no time to explain (it
+        spends at most 1% of each second on them).
+        """
+
     def __init__(
         self,
         *,
         decide_time: _timestamp_pb2.Timestamp | None = ...,
         request: _treatment_decision_service_pb2.GetTreatmentsRequest | None = ...,
         response: _treatment_decision_service_pb2.GetTreatmentsResponse | None = ...,
+        verdicts: _abc.Iterable[Global___Verdict] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "request", b"request", "response", b"response"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "request", b"request", "response", b"response"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "request", b"request", "response", b"response", "verdicts", b"verdicts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -420,20 +432,31 @@ class ExplainDecisionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_FIELD_NUMBER: _builtins.int
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def request(self) -> _treatment_decision_service_pb2.GetTreatmentsRequest:
         """Required. The GetTreatments request to explain, as a client would send
         it.
         """
 
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. Decide as at this time of the server's clock (a past
+        decision's `decide_time`): treatment statuses, launch windows and the
+        windows of rules are as they were then. The user's activity (the
+        interactions logged and the treatments served) is read as it is now,
+        so what happened since then counts. Unset: now.
+        """
+
     def __init__(
         self,
         *,
         request: _treatment_decision_service_pb2.GetTreatmentsRequest | None = ...,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "request", b"request"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -446,6 +469,7 @@ class ExplainDecisionResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     VERDICTS_FIELD_NUMBER: _builtins.int
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Verdict]:
         """Output only. A verdict for each treatment of the project on each surface
@@ -454,14 +478,21 @@ class ExplainDecisionResponse(_message.Message):
         user's order.
         """
 
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. The time of the server's clock the decision was explained
+        at: the request's `decide_time`, or now.
+        """
+
     def __init__(
         self,
         *,
         verdicts: _abc.Iterable[Global___Verdict] | None = ...,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["verdicts", b"verdicts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "verdicts", b"verdicts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1018,3 +1049,301 @@ class ClearFaultsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClearFaultsResponse: _TypeAlias = ClearFaultsResponse  # noqa: Y015
+
+@_typing.final
+class ListJournalRequest(_message.Message):
+    """Which calls of the request journal to list. Every filter that is set must
+    match.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    FAILED_ONLY_FIELD_NUMBER: _builtins.int
+    HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    API_CALLS_ONLY_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    NEWEST_FIRST_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    """Optional. Only calls of this RPC: its short name (`GetTreatments`) or
+    its full name.
+    """
+    code: _code_pb2.Code.ValueType
+    """Optional. Only calls that ended with this code (`OK`: the calls that
+    succeeded); unset: every call.
+    """
+    failed_only: _builtins.bool
+    """Optional. When true, only calls that failed (any code but `OK`)."""
+    http_status: _builtins.int
+    """Optional. Only REST calls answered with this HTTP status (404, ...)."""
+    project_id: _builtins.str
+    """Optional. Only calls whose request names this project (`projectId`)."""
+    user_id: _builtins.str
+    """Optional. Only calls whose request names this user (`userId`)."""
+    api_calls_only: _builtins.bool
+    """Optional. When true, only calls of the Auxia API (and REST requests to
+    a path that names no RPC), not those of this admin API.
+    """
+    page_size: _builtins.int
+    """Optional. At most this many calls per page; 0 means 100, and values
+    above 1000 are treated as 1000. Must not be negative.
+    """
+    page_token: _builtins.str
+    """Optional. The `next_page_token` of the previous page, with the same
+    filters and order; empty for the first page.
+    """
+    newest_first: _builtins.bool
+    """Optional. When true, the newest calls first."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. Only calls that arrived at or after this time of the
+        server's clock.
+        """
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. Only calls that arrived before this time of the server's
+        clock.
+        """
+
+    def __init__(
+        self,
+        *,
+        method: _builtins.str = ...,
+        code: _code_pb2.Code.ValueType | None = ...,
+        failed_only: _builtins.bool = ...,
+        http_status: _builtins.int = ...,
+        project_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        api_calls_only: _builtins.bool = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        newest_first: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_code", b"_code", "code", b"code", "end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_code", b"_code", "api_calls_only", b"api_calls_only", "code", b"code", "end_time", b"end_time", "failed_only", b"failed_only", "http_status", b"http_status", "method", b"method", "newest_first", b"newest_first", "page_size", b"page_size", "page_token", b"page_token", "project_id", b"project_id", "start_time", b"start_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__code: _TypeAlias = _typing.Literal["code"]  # noqa: Y015
+    _WhichOneofArgType__code: _TypeAlias = _typing.Literal["_code", b"_code"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__code) -> _WhichOneofReturnType__code | None: ...
+
+Global___ListJournalRequest: _TypeAlias = ListJournalRequest  # noqa: Y015
+
+@_typing.final
+class ListJournalResponse(_message.Message):
+    """One page of the request journal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    DROPPED_COUNT_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Output only. The token of the next page; empty on the last page."""
+    dropped_count: _builtins.int
+    """Output only. How many calls the journal dropped, the oldest first, to
+    keep at most `capacity`, since the server started or was last reset.
+    """
+    capacity: _builtins.int
+    """Output only. How many calls the journal keeps at most."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___JournalEntry]:
+        """Output only. The calls, oldest first (newest first when asked)."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___JournalEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+        dropped_count: _builtins.int = ...,
+        capacity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "dropped_count", b"dropped_count", "entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJournalResponse: _TypeAlias = ListJournalResponse  # noqa: Y015
+
+@_typing.final
+class JournalEntry(_message.Message):
+    """One call the server answered, as its request journal keeps it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Transport:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _TransportEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[JournalEntry._Transport.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        TRANSPORT_UNSPECIFIED: JournalEntry._Transport.ValueType  # 0
+        """Never set."""
+        REST: JournalEntry._Transport.ValueType  # 1
+        """HTTP/1.1 with a JSON body."""
+        GRPC: JournalEntry._Transport.ValueType  # 2
+        """gRPC."""
+
+    class Transport(_Transport, metaclass=_TransportEnumTypeWrapper):
+        """The transport a call came by."""
+
+    TRANSPORT_UNSPECIFIED: JournalEntry.Transport.ValueType  # 0
+    """Never set."""
+    REST: JournalEntry.Transport.ValueType  # 1
+    """HTTP/1.1 with a JSON body."""
+    GRPC: JournalEntry.Transport.ValueType  # 2
+    """gRPC."""
+
+    @_typing.final
+    class Header(_message.Message):
+        """A header (REST) or a metadata entry (gRPC) of a request."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        NAME_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        name: _builtins.str
+        """Output only. The name, in lower case."""
+        value: _builtins.str
+        """Output only. The value as received; `<redacted>` for a key
+        (`x-api-key`, `api-key`, `x-admin-key`, `authorization`, `cookie`).
+        """
+        def __init__(
+            self,
+            *,
+            name: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    RECEIVE_TIME_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    TRANSPORT_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
+    REQUEST_FIELD_NUMBER: _builtins.int
+    REQUEST_TRUNCATED_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    VERDICTS_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Output only. The order in which the server answered: 1 for the first
+    call after a start or a whole-server reset, then increasing.
+    """
+    transport: Global___JournalEntry.Transport.ValueType
+    """Output only. The transport it came by."""
+    method: _builtins.str
+    """Output only. The RPC's short name (`GetTreatments`); empty for a REST
+    request to a path that names no RPC.
+    """
+    service: _builtins.str
+    """Output only. The full name of the RPC's service; empty for a REST
+    request to a path that names no RPC.
+    """
+    target: _builtins.str
+    """Output only. REST: the HTTP method and the request target, its key
+    query parameters redacted (`POST /v1/GetTreatments`); gRPC: the
+    RPC's path.
+    """
+    http_status: _builtins.int
+    """Output only. REST: the HTTP status answered; gRPC: 0."""
+    code: _code_pb2.Code.ValueType
+    """Output only. How the call ended: `OK`, or the code of its error."""
+    request: _builtins.str
+    """Output only. The request as received. REST: the body's text, invalid
+    UTF-8 replaced; gRPC: the request message in proto3 JSON, or the bytes
+    in base64 when they are not the message. Cut at 16 KiB (then
+    `request_truncated`).
+    """
+    request_truncated: _builtins.bool
+    """Output only. Whether `request` was cut."""
+    response: _builtins.str
+    """Output only. The response of a call that succeeded, in proto3 JSON,
+    cut at 16 KiB; empty for a call that failed.
+    """
+    project_id: _builtins.str
+    """Output only. The project the request names (`projectId`), if any."""
+    user_id: _builtins.str
+    """Output only. The user the request names (`userId`), if any."""
+    @_builtins.property
+    def receive_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the call arrived, by the server's clock."""
+
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """Output only. How long the server took to answer (elapsed real time,
+        whatever its clock did meanwhile).
+        """
+
+    @_builtins.property
+    def error(self) -> _status_pb2.Status:
+        """Output only. The error answered, as the client received it: its code,
+        its message and its details (a `google.rpc.BadRequest` naming each bad
+        field, ...). Unset for a call that succeeded.
+        """
+
+    @_builtins.property
+    def headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___JournalEntry.Header]:
+        """Output only. The request's headers (REST) or metadata (gRPC), in the
+        order received, keys redacted.
+        """
+
+    @_builtins.property
+    def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Verdict]:
+        """Output only. For a GetTreatments call that served nothing: the verdict
+        of each treatment on each surface asked, as ExplainDecision gave it at
+        that moment (the near miss). Empty otherwise, and for a call the
+        server had no time to explain (it spends at most 1% of each second on
+        them).
+        """
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        receive_time: _timestamp_pb2.Timestamp | None = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        transport: Global___JournalEntry.Transport.ValueType = ...,
+        method: _builtins.str = ...,
+        service: _builtins.str = ...,
+        target: _builtins.str = ...,
+        http_status: _builtins.int = ...,
+        code: _code_pb2.Code.ValueType = ...,
+        error: _status_pb2.Status | None = ...,
+        headers: _abc.Iterable[Global___JournalEntry.Header] | None = ...,
+        request: _builtins.str = ...,
+        request_truncated: _builtins.bool = ...,
+        response: _builtins.str = ...,
+        project_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        verdicts: _abc.Iterable[Global___Verdict] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "receive_time", b"receive_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "duration", b"duration", "error", b"error", "headers", b"headers", "http_status", b"http_status", "method", b"method", "project_id", b"project_id", "receive_time", b"receive_time", "request", b"request", "request_truncated", b"request_truncated", "response", b"response", "sequence", b"sequence", "service", b"service", "target", b"target", "transport", b"transport", "user_id", b"user_id", "verdicts", b"verdicts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JournalEntry: _TypeAlias = JournalEntry  # noqa: Y015

@@ -98,6 +98,11 @@ class EmulatorServiceStub:
                 request_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ClearFaultsRequest.SerializeToString,
                 response_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ClearFaultsResponse.FromString,
                 _registered_method=True)
+        self.ListJournal = channel.unary_unary(
+                '/io.auxia.decision.emulator.v1.EmulatorService/ListJournal',
+                request_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListJournalRequest.SerializeToString,
+                response_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListJournalResponse.FromString,
+                _registered_method=True)
 
 
 class EmulatorServiceServicer:
@@ -226,6 +231,27 @@ class EmulatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJournal(self, request, context):
+        """Lists the calls the server answered, on REST and gRPC, of the Auxia API
+        and of this admin API alike, oldest first: when each arrived (by the
+        server's clock), what it asked (keys redacted), how it ended, in the
+        words of the error it answered, and how long it took. The server keeps
+        the last calls (`auxia-decision serve --journal-size`, 1000 by default):
+        the oldest go first, and `dropped_count` says how many went. A
+        whole-server reset empties it. Requests the HTTP layer refuses before
+        they reach the API (a head over the limits, a request timing out) and
+        the console's pages are not calls, and are not listed. Reading changes
+        nothing (this call is listed by the next one).
+
+        Returns FAILED_PRECONDITION when the server keeps no journal
+        (`--journal-size 0`), and INVALID_ARGUMENT for a page token this service
+        did not issue, a negative page size or an end time before the start
+        time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmulatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -283,6 +309,11 @@ def add_EmulatorServiceServicer_to_server(servicer, server):
                     servicer.ClearFaults,
                     request_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ClearFaultsRequest.FromString,
                     response_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ClearFaultsResponse.SerializeToString,
+            ),
+            'ListJournal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJournal,
+                    request_deserializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListJournalRequest.FromString,
+                    response_serializer=auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListJournalResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -591,6 +622,33 @@ class EmulatorService:
             '/io.auxia.decision.emulator.v1.EmulatorService/ClearFaults',
             auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ClearFaultsRequest.SerializeToString,
             auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ClearFaultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJournal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/io.auxia.decision.emulator.v1.EmulatorService/ListJournal',
+            auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListJournalRequest.SerializeToString,
+            auxia_dot_decision_dot_emulator_dot_v1_dot_emulator__pb2.ListJournalResponse.FromString,
             options,
             channel_credentials,
             insecure,

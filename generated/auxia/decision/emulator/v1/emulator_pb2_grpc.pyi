@@ -124,6 +124,23 @@ class EmulatorServiceStub:
     """
     ClearFaults: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ClearFaultsRequest, _emulator_pb2.ClearFaultsResponse]
     """Disarms every fault."""
+    ListJournal: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ListJournalRequest, _emulator_pb2.ListJournalResponse]
+    """Lists the calls the server answered, on REST and gRPC, of the Auxia API
+    and of this admin API alike, oldest first: when each arrived (by the
+    server's clock), what it asked (keys redacted), how it ended, in the
+    words of the error it answered, and how long it took. The server keeps
+    the last calls (`auxia-decision serve --journal-size`, 1000 by default):
+    the oldest go first, and `dropped_count` says how many went. A
+    whole-server reset empties it. Requests the HTTP layer refuses before
+    they reach the API (a head over the limits, a request timing out) and
+    the console's pages are not calls, and are not listed. Reading changes
+    nothing (this call is listed by the next one).
+
+    Returns FAILED_PRECONDITION when the server keeps no journal
+    (`--journal-size 0`), and INVALID_ARGUMENT for a page token this service
+    did not issue, a negative page size or an end time before the start
+    time.
+    """
 
 @_typing.type_check_only
 class EmulatorServiceAsyncStub(EmulatorServiceStub):
@@ -208,6 +225,23 @@ class EmulatorServiceAsyncStub(EmulatorServiceStub):
     """
     ClearFaults: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ClearFaultsRequest, _emulator_pb2.ClearFaultsResponse]  # type: ignore[assignment]
     """Disarms every fault."""
+    ListJournal: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ListJournalRequest, _emulator_pb2.ListJournalResponse]  # type: ignore[assignment]
+    """Lists the calls the server answered, on REST and gRPC, of the Auxia API
+    and of this admin API alike, oldest first: when each arrived (by the
+    server's clock), what it asked (keys redacted), how it ended, in the
+    words of the error it answered, and how long it took. The server keeps
+    the last calls (`auxia-decision serve --journal-size`, 1000 by default):
+    the oldest go first, and `dropped_count` says how many went. A
+    whole-server reset empties it. Requests the HTTP layer refuses before
+    they reach the API (a head over the limits, a request timing out) and
+    the console's pages are not calls, and are not listed. Reading changes
+    nothing (this call is listed by the next one).
+
+    Returns FAILED_PRECONDITION when the server keeps no journal
+    (`--journal-size 0`), and INVALID_ARGUMENT for a page token this service
+    did not issue, a negative page size or an end time before the start
+    time.
+    """
 
 class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     """Controls and inspects the local reference server when it stands in for the
@@ -355,5 +389,28 @@ class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_emulator_pb2.ClearFaultsResponse, _abc.Awaitable[_emulator_pb2.ClearFaultsResponse]]:
         """Disarms every fault."""
+
+    @_abc_1.abstractmethod
+    def ListJournal(
+        self,
+        request: _emulator_pb2.ListJournalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_emulator_pb2.ListJournalResponse, _abc.Awaitable[_emulator_pb2.ListJournalResponse]]:
+        """Lists the calls the server answered, on REST and gRPC, of the Auxia API
+        and of this admin API alike, oldest first: when each arrived (by the
+        server's clock), what it asked (keys redacted), how it ended, in the
+        words of the error it answered, and how long it took. The server keeps
+        the last calls (`auxia-decision serve --journal-size`, 1000 by default):
+        the oldest go first, and `dropped_count` says how many went. A
+        whole-server reset empties it. Requests the HTTP layer refuses before
+        they reach the API (a head over the limits, a request timing out) and
+        the console's pages are not calls, and are not listed. Reading changes
+        nothing (this call is listed by the next one).
+
+        Returns FAILED_PRECONDITION when the server keeps no journal
+        (`--journal-size 0`), and INVALID_ARGUMENT for a page token this service
+        did not issue, a negative page size or an end time before the start
+        time.
+        """
 
 def add_EmulatorServiceServicer_to_server(servicer: EmulatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

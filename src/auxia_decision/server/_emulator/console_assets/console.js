@@ -4,7 +4,7 @@
 
 const KEY_STORE = "auxia-console-admin-key";
 const REFRESH_MS = 2000;
-const state = { key: "", projects: [], timer: null };
+const state = { key: "", projects: [], timer: null, explained: null };
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -57,6 +57,9 @@ function fill(table, rows, render) {
 
 function showError(error) {
   $("#status").textContent = error ? String(error.message || error) : "";
+  if (error) {
+    clearVerdicts(); // what they said may no longer hold
+  }
 }
 
 // The clock.
@@ -165,20 +168,30 @@ function attributes(text) {
     });
 }
 
-async function explain() {
-  const user = $("#why-user").value.trim();
-  if (!user) {
-    return;
+// Served first on each surface, then the candidates not served, then the
+// treatments that were not candidates; surfaces in the order asked.
+const NOT_CANDIDATES = new Set(["NOT_LIVE", "NOT_ON_SURFACE", "NO_CONTENT"]);
+
+function ordered(verdicts) {
+  const surfaces = new Map();
+  for (const verdict of verdicts) {
+    if (!surfaces.has(verdict.surface)) {
+      surfaces.set(verdict.surface, surfaces.size);
+    }
   }
-  const request = {
-    projectId: $("#project").value,
-    userId: user,
-    surfaces: [{ surface: $("#why-surface").value }],
-    languageCode: $("#why-language").value.trim(),
-    contextualAttributes: attributes($("#why-attributes").value),
-  };
-  const answer = await admin("ExplainDecision", { request });
-  fill($("#verdicts"), answer.verdicts || [], (row, verdict) => {
+  const weight = (verdict) =>
+    verdict.outcome === "SERVED" ? 0 : NOT_CANDIDATES.has(verdict.outcome) ? 2 : 1;
+  return verdicts
+    .map((verdict, index) => [verdict, index])
+    .sort(
+      ([a, i], [b, j]) =>
+        surfaces.get(a.surface) - surfaces.get(b.surface) || weight(a) - weight(b) || i - j,
+    )
+    .map(([verdict]) => verdict);
+}
+
+function showVerdicts(verdicts, note, warning = "") {
+  fill($("#verdicts"), ordered(verdicts || []), (row, verdict) => {
     const outcome = verdict.outcome.toLowerCase().replaceAll("_", " ");
     const badge = document.createElement("span");
     const kind = outcome === "served" || outcome === "suppressed" ? outcome : "other";
@@ -189,6 +202,131 @@ async function explain() {
     cell(row, badge);
     cell(row, verdict.detail);
   });
+  const shown = $("#why-note");
+  shown.textContent = note;
+  if (warning) {
+    const strong = document.createElement("strong");
+    strong.className = "warning";
+    strong.textContent = ` ${warning}`;
+    shown.append(strong);
+  }
+}
+
+function clearVerdicts() {
+  fill($("#verdicts"), [], () => {});
+  $("#why-note").textContent = "";
+}
+
+function counted(text) {
+  return /^\d+$/.test(text.trim()) ? Number(text.trim()) : undefined;
+}
+
+function formRequest() {
+  const surface = { surface: $("#why-surface").value };
+  const maximum = counted($("#why-maximum").value);
+  const minimum = counted($("#why-minimum").value);
+  if (maximum !== undefined) {
+    surface.maximumTreatmentCount = maximum;
+  }
+  if (minimum !== undefined) {
+    surface.minimumTreatmentCount = minimum;
+  }
+  return {
+    projectId: $("#project").value,
+    userId: $("#why-user").value.trim(),
+    surfaces: [surface],
+    languageCode: $("#why-language").value.trim(),
+    contextualAttributes: attributes($("#why-attributes").value),
+  };
+}
+
+function fillForm(request) {
+  $("#why-user").value = request.userId || "";
+  const first = (request.surfaces || [])[0] || {};
+  if (first.surface) {
+    $("#why-surface").value = first.surface;
+  }
+  $("#why-maximum").value = first.maximumTreatmentCount ?? "";
+  $("#why-minimum").value = first.minimumTreatmentCount ?? "";
+  $("#why-language").value = request.languageCode || "";
+  $("#why-attributes").value = attributeText(request.contextualAttributes);
+}
+
+function describeSurfaces(request) {
+  return (request.surfaces || [])
+    .map((s) => {
+      const counts = [];
+      if (s.maximumTreatmentCount !== undefined) {
+        counts.push(`at most ${s.maximumTreatmentCount}`);
+      }
+      if (s.minimumTreatmentCount !== undefined) {
+        counts.push(`at least ${s.minimumTreatmentCount}`);
+      }
+      return counts.length ? `${s.surface} (${counts.join(", ")})` : s.surface;
+    })
+    .join(", ");
+}
+
+// What "Why (not)?" shows, explained again on each refresh: the form's
+// request now, or a decision as it was made.
+async function explain() {
+  const shown = state.explained;
+  if (!shown) {
+    return;
+  }
+  try {
+    if (shown.kind === "form") {
+      await explainForm();
+    } else {
+      await explainDecision(shown.decision);
+    }
+  } catch (error) {
+    clearVerdicts();
+    throw error;
+  }
+}
+
+async function explainForm() {
+  const request = formRequest();
+  if (!request.userId) {
+    return;
+  }
+  const answer = await admin("ExplainDecision", { request });
+  showVerdicts(
+    answer.verdicts,
+    `As GetTreatments would decide now (${answer.decideTime} by the server's clock), ` +
+      `for ${request.userId} on ${describeSurfaces(request)}.`,
+  );
+}
+
+async function explainDecision(decision) {
+  const request = decision.request || {};
+  const answered = decision.response || {};
+  const served = answered.userTreatments || [];
+  const asked = `the request as sent (${describeSurfaces(request)})`;
+  if (decision.verdicts && decision.verdicts.length) {
+    showVerdicts(
+      decision.verdicts,
+      `As decided at ${decision.decideTime} (the server's clock), with ${asked}: ` +
+        "the verdicts recorded when it served nothing.",
+    );
+    return;
+  }
+  const answer = await admin("ExplainDecision", { request, decideTime: decision.decideTime });
+  const now = new Map(
+    (answer.verdicts || []).map((v) => [`${v.surface} ${v.treatmentId}`, v.outcome]),
+  );
+  const changed = served.filter((t) => now.get(`${t.surface} ${t.treatmentId}`) !== "SERVED");
+  const warning = changed.length
+    ? `It served ${changed.map((t) => `${t.treatmentId} on ${t.surface}`).join(", ")}; ` +
+      "explained again, it would not: the user's activity changed since."
+    : "";
+  showVerdicts(
+    answer.verdicts,
+    `As decided at ${decision.decideTime} (the server's clock), with ${asked}; ` +
+      "the user's activity is read as it is now, so what they did since counts.",
+    warning,
+  );
 }
 
 // The feeds.
@@ -216,13 +354,8 @@ async function refreshDecisions() {
     cell(row, served.length ? served.join(", ") : "nothing");
     cell(row, answered.responseId);
     row.addEventListener("click", () => {
-      $("#why-user").value = asked.userId || "";
-      const first = (asked.surfaces || [])[0];
-      if (first) {
-        $("#why-surface").value = first.surface;
-      }
-      $("#why-language").value = asked.languageCode || "";
-      $("#why-attributes").value = attributeText(asked.contextualAttributes);
+      fillForm(asked);
+      state.explained = { kind: "decision", decision };
       explain().catch(showError);
     });
   });
@@ -247,15 +380,114 @@ async function refreshInteractions() {
   });
 }
 
+// The journal.
+
+async function journalMethods() {
+  const names = new Set();
+  for (const url of ["/openapi.json", "/emulator/v1/openapi.json"]) {
+    const answer = await fetch(url);
+    if (!answer.ok) {
+      continue;
+    }
+    for (const operations of Object.values((await answer.json()).paths || {})) {
+      for (const operation of Object.values(operations)) {
+        if (operation.summary) {
+          names.add(operation.summary);
+        }
+      }
+    }
+  }
+  const select = $("#journal-method");
+  select.append(...[...names].sort().map((name) => new Option(name, name)));
+}
+
+function codeOf(entry) {
+  return entry.code || "OK";
+}
+
+function why(entry) {
+  if (entry.error) {
+    return entry.error.message || "";
+  }
+  if ((entry.verdicts || []).length) {
+    const missed = ordered(entry.verdicts).filter((v) => !NOT_CANDIDATES.has(v.outcome));
+    const first = missed[0] || entry.verdicts[0];
+    return `served nothing: ${first.treatmentId} ${first.outcome.toLowerCase().replaceAll("_", " ")}`;
+  }
+  return "";
+}
+
+function detail(entry) {
+  const lines = [
+    `#${entry.sequence} ${entry.receiveTime} ${entry.transport} ${entry.target}`,
+    `status: ${entry.httpStatus ? `${entry.httpStatus} ` : ""}${codeOf(entry)}, ${entry.duration}`,
+    "",
+    ...(entry.headers || []).map((h) => `${h.name}: ${h.value}`),
+    "",
+    `request${entry.requestTruncated ? " (cut)" : ""}: ${entry.request || "(empty)"}`,
+  ];
+  if (entry.error) {
+    lines.push("", `error: ${JSON.stringify(entry.error, null, 2)}`);
+  }
+  if (entry.response) {
+    lines.push("", `response: ${entry.response}`);
+  }
+  if ((entry.verdicts || []).length) {
+    lines.push("", "served nothing; the verdicts at that moment:");
+    for (const v of ordered(entry.verdicts)) {
+      lines.push(`  ${v.surface} ${v.treatmentId}: ${v.outcome.toLowerCase()} ${v.detail || ""}`);
+    }
+  }
+  return lines.join("\n");
+}
+
+async function refreshJournal() {
+  const body = {
+    method: $("#journal-method").value,
+    userId: $("#journal-user").value.trim(),
+    failedOnly: $("#journal-failed").checked,
+    apiCallsOnly: !$("#journal-admin").checked,
+    newestFirst: true,
+    pageSize: 200,
+  };
+  let page;
+  try {
+    page = await admin("ListJournal", body);
+  } catch (error) {
+    $("#journal-dropped").textContent = String(error.message || error);
+    fill($("#journal-feed"), [], () => {});
+    return;
+  }
+  const dropped = Number(page.droppedCount || 0);
+  $("#journal-dropped").textContent = dropped
+    ? `(keeps the last ${page.capacity} calls: ${dropped} older ones dropped)`
+    : "";
+  fill($("#journal-feed"), page.entries || [], (row, entry) => {
+    cell(row, entry.sequence);
+    cell(row, entry.receiveTime);
+    cell(row, entry.transport);
+    cell(row, entry.method || entry.target);
+    cell(row, `${entry.httpStatus ? `${entry.httpStatus} ` : ""}${codeOf(entry)}`);
+    cell(row, entry.userId);
+    cell(row, (Number.parseFloat(entry.duration) * 1000).toFixed(1));
+    cell(row, why(entry));
+    row.className = codeOf(entry) === "OK" ? "" : "failed";
+    row.addEventListener("click", () => {
+      const shown = $("#journal-detail");
+      shown.textContent = detail(entry);
+      shown.hidden = false;
+    });
+  });
+}
+
 async function refresh() {
   try {
     await refreshClock();
     await refreshProjects();
     await refreshDecisions();
     await refreshInteractions();
-    if ($("#why-user").value.trim()) {
-      await explain();
-    }
+    await refreshJournal();
+    await explain();
     showError(null);
   } catch (error) {
     showError(error);
@@ -288,8 +520,14 @@ function wire() {
   });
   $("#why-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    explain().catch(showError);
+    state.explained = { kind: "form" };
+    explain()
+      .then(() => showError(null))
+      .catch(showError);
   });
+  $("#journal-filter").addEventListener("input", () => refreshJournal().catch(showError));
+  $("#journal-filter").addEventListener("submit", (event) => event.preventDefault());
+  journalMethods().catch(showError);
   $("#interaction-filter").addEventListener("input", () => refreshInteractions().catch(showError));
   $("#interaction-filter").addEventListener("submit", (event) => event.preventDefault());
   $("#project").addEventListener("change", () => refresh());

@@ -1,0 +1,155 @@
+"""``auxia-decision admin``: the emulator admin API from a shell, against a real local server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from typing import Final
+
+import pytest
+
+from auxia.decision.model import treatment_decision_service_pb2 as decisions
+from auxia_decision import ApiError, Code
+from auxia_decision.server import LocalServer
+from tests._repo import VENV_BIN
+
+CLI: Final = str(VENV_BIN / "auxia-decision")
+ADMIN_KEY: Final = "cli-admin-key-0e1d2c3b"
+CART: Final = (
+    '{"projectId": "PROJECT_ID", "userId": "u1", "surfaces": [{"surface": "CART_SCREEN"}]}'
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    with LocalServer(admin_key=ADMIN_KEY) as started:
+        yield started
+
+
+@pytest.fixture(autouse=True)
+def _reset(server: LocalServer) -> None:
+    server.reset()
+
+
+def admin(server: LocalServer, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``auxia-decision admin`` with the server's URL and key in the environment."""
+    environment = {
+        **os.environ,
+        "AUXIA_BASE_URL": server.rest_url,
+        "AUXIA_EMULATOR_ADMIN_KEY": ADMIN_KEY,
+        **env,
+    }
+    return subprocess.run(
+        [CLI, "admin", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+        timeout=60,
+    )
+
+
+def test_clock_freeze_advance_read_and_back_to_real(server: LocalServer) -> None:
+    frozen = admin(server, "clock", "--freeze", "2030-01-01T00:00:00Z")
+    assert frozen.returncode == 0, frozen.stderr
+    assert json.loads(frozen.stdout)["clock"] == {"now": "2030-01-01T00:00:00Z", "frozen": True}
+    advanced = admin(server, "clock", "--advance", "1d")
+    assert json.loads(advanced.stdout)["clock"]["now"] == "2030-01-02T00:00:00Z"
+    read = admin(server, "clock")
+    assert json.loads(read.stdout)["clock"]["now"] == "2030-01-02T00:00:00Z"
+    real = admin(server, "clock", "--real")
+    assert "frozen" not in json.loads(real.stdout)["clock"]
+
+
+def test_faults_add_list_and_clear(server: LocalServer) -> None:
+    added = admin(server, "faults", "add", "GetTreatments", "--code", "internal", "--count", "2")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["name"] == "faults/1"
+    listed = json.loads(admin(server, "faults", "list").stdout)["faults"]
+    assert [(f["method"], f["code"], f["count"]) for f in listed] == [
+        ("GetTreatments", "INTERNAL", 2)
+    ]
+    assert json.loads(admin(server, "faults", "clear").stdout) == {"clearedCount": 1}
+
+
+def test_a_fault_on_no_method_is_refused_naming_the_field(server: LocalServer) -> None:
+    result = admin(server, "faults", "add", "DeleteEverything")
+    assert result.returncode == 1
+    assert "fault.method" in result.stderr
+
+
+def test_reset_puts_the_seed_back(server: LocalServer) -> None:
+    server.clock.advance(3600)
+    result = admin(server, "reset")
+    assert result.returncode == 0, result.stderr
+    assert "clock" in json.loads(result.stdout)
+
+
+def test_explain_says_why_at_a_time(server: LocalServer) -> None:
+    result = admin(server, "explain", "--data", CART, "--at", "2030-01-01T00:00:00Z")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "as decided at 2030-01-01T00:00:00Z (the server's clock):"
+    assert "  CART_SCREEN CART_REMINDER: served: rank 1" in lines
+
+
+def test_explain_data_naming_a_file_gets_the_hint(server: LocalServer) -> None:
+    result = admin(server, "explain", "--data", "cart.json")
+    assert result.returncode == 2
+    assert "pass --data @cart.json" in result.stderr
+
+
+def test_the_journal_shows_what_failed_and_why(server: LocalServer) -> None:
+    request = decisions.GetTreatmentsRequest(
+        project_id="PROJECT_ID",
+        user_id="u1",
+        surfaces=[decisions.SurfaceRequest(surface="CART_SCREEN")],
+    )
+    server.faults.fail_next("GetTreatments", Code.INTERNAL, message="the fault's words")
+    with server.client() as client:
+        with pytest.raises(ApiError):
+            client.get_treatments(request)
+        client.get_treatments(request)
+    result = admin(server, "journal", "--api-only")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert " REST POST /v1/GetTreatments: 500 INTERNAL in " in lines[0]
+    assert lines[1] == "    INTERNAL: the fault's words"
+    assert lines[2].startswith('    request: {"projectId": "PROJECT_ID"')
+    assert " REST POST /v1/GetTreatments: 200 OK in " in lines[3]
+    failed = json.loads(admin(server, "journal", "--failed", "--json").stdout)["entries"]
+    assert [e["error"]["message"] for e in failed] == ["the fault's words"]
+    # Every admin call is kept too, and no key is in any of them.
+    entries = json.loads(admin(server, "journal", "--json").stdout)["entries"]
+    assert {e["method"] for e in entries} >= {"Reset", "ListJournal", "CreateFault"}
+    assert not [e for e in entries if ADMIN_KEY in json.dumps(e)]
+
+
+def test_without_an_admin_key_it_says_how_to_give_one(server: LocalServer) -> None:
+    result = admin(server, "journal", AUXIA_EMULATOR_ADMIN_KEY="")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: no admin key: pass --admin-key or set AUXIA_EMULATOR_ADMIN_KEY"
+    ]
+
+
+def test_an_api_key_is_not_an_admin_key(server: LocalServer) -> None:
+    result = admin(server, "journal", "--admin-key", server.api_key)
+    assert result.returncode == 1
+    assert result.stderr.startswith("UNAUTHENTICATED (HTTP 401)")
+
+
+def test_the_flags_come_before_the_environment(server: LocalServer) -> None:
+    result = admin(
+        server,
+        "clock",
+        "--base-url",
+        server.rest_url,
+        "--admin-key",
+        ADMIN_KEY,
+        AUXIA_BASE_URL="http://127.0.0.1:9",
+        AUXIA_EMULATOR_ADMIN_KEY="wrong",
+    )
+    assert result.returncode == 0, result.stderr
