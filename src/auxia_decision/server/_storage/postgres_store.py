@@ -35,30 +35,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
-import contextlib
 import logging
-import random
 import threading
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 import psycopg
-from google.protobuf import duration_pb2
-from google.rpc import error_details_pb2
-from psycopg import errors as pg_errors
 
-from auxia_decision._errors import ApiError, Code
 from auxia_decision.server._storage.activity import DEFAULT_CAPACITY, DailyActivity
+from auxia_decision.server._storage.postgres_appender import Appender
+from auxia_decision.server._storage.postgres_connections import (
+    Link,
+    WorkThread,
+    spawn,
+    storage_error,
+)
 from auxia_decision.server._storage.postgres_repository import (
     DAY_SQL,
     Connection,
     PostgresRepository,
 )
-from auxia_decision.server._storage.postgres_schema import lock_key, prepare
-from auxia_decision.server._storage.rows import INTERACTION_COLUMNS, SERVED_COLUMNS
+from auxia_decision.server._storage.postgres_schema import lock_key
 from auxia_decision.server._storage.seam import (
     SENT,
     DailyRow,
@@ -71,38 +69,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _log = logging.getLogger("auxia_decision.store")
-_RETRY_AFTER: Final = duration_pb2.Duration(seconds=1)
-_CONNECT_SECONDS: Final = 5
-IN_DOUBT_SECONDS: Final = 10.0
-"""How long a batch whose commit lost its connection waits to learn whether it was stored."""
-_IN_DOUBT_PAUSE: Final = 0.2
-_PRUNE_EVERY: Final = 256
-"""Every so many batches, the oldest kept decisions and batch ids are pruned."""
-RECENT_KEPT: Final = 200
-"""How many of the last decisions the database keeps for the console (at least)."""
 _EVERYTHING_NEW: Final = "1:1:"
 """A snapshot in which no transaction is visible: reading "since" it reads everything."""
-_INTERACTION_WIDTH: Final = len(INTERACTION_COLUMNS)
-_SERVED_WIDTH: Final = len(SERVED_COLUMNS)
-_RECENT_COLUMNS: Final = ("time_micros", "project_id", "user_id", "request", "response")
-_RECENT_WIDTH: Final = len(_RECENT_COLUMNS)
-
-_APPEND: Final = (
-    "WITH batch AS (INSERT INTO write_batches (batch_id) VALUES (%s::int8)), "  # noqa: S608 - our own columns
-    f"i AS (INSERT INTO interactions ({', '.join(INTERACTION_COLUMNS)}) "
-    "SELECT * FROM unnest(%s::text[], %s::bytea[], %s::text[], %s::int4[], %s::text[], "
-    "%s::text[], %s::int8[], %s::text[])), "
-    f"s AS (INSERT INTO served ({', '.join(SERVED_COLUMNS)}) "
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::int8[])), "
-    f"r AS (INSERT INTO recent_decisions ({', '.join(_RECENT_COLUMNS)}) "
-    "SELECT * FROM unnest(%s::int8[], %s::text[], %s::text[], %s::bytea[], %s::bytea[])), "
-    "old_decisions AS (DELETE FROM recent_decisions WHERE %s::bool AND decision_id <= "
-    "(SELECT last_value FROM recent_decisions_decision_id_seq) - %s::int8), "
-    "old_batches AS (DELETE FROM write_batches "
-    "WHERE %s::bool AND written_at < now() - interval '1 hour') "
-    "SELECT 1"
-).encode()
 
 # One statement, one snapshot: the replicas' shared row, then each wanted user's
 # events committed since the snapshot given for them, counted by kind, treatment,
@@ -139,156 +107,6 @@ _SYNC: Final = (
 ).encode()
 
 
-def _reason(error: BaseException) -> str:
-    """Return the first line of an error's message (psycopg's carry libpq's details after it)."""
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
-def _unreachable(error: BaseException) -> bool:
-    """Whether an error means the database could not be reached or the connection was lost."""
-    return isinstance(
-        error,
-        pg_errors.OperationalError
-        | pg_errors.InterfaceError
-        | pg_errors.AdminShutdown
-        | pg_errors.CannotConnectNow
-        | pg_errors.CrashShutdown,
-    ) and not isinstance(error, pg_errors.InsufficientResources | pg_errors.DiskFull)
-
-
-def storage_error(error: BaseException, *, writes: bool = True) -> ApiError:
-    """Return the error a caller gets when PostgreSQL fails under the store.
-
-    What the caller can wait out is UNAVAILABLE (HTTP 503) with a retry
-    delay: the database unreachable or restarting, read-only, full, or a
-    transaction it had to cancel. Nothing of the failed call is stored.
-    """
-    retry = [error_details_pb2.RetryInfo(retry_delay=_RETRY_AFTER)]
-    nothing = "; nothing was written" if writes else ""
-    reason = _reason(error)
-    if isinstance(error, pg_errors.ReadOnlySqlTransaction):
-        message = f"the database is read-only ({reason}){nothing}: try again once it takes writes"
-    elif isinstance(error, pg_errors.DiskFull | pg_errors.InsufficientResources):
-        message = f"the database is full or out of resources ({reason}){nothing}: try again later"
-    elif isinstance(
-        error,
-        pg_errors.TransactionRollback | pg_errors.LockNotAvailable | pg_errors.QueryCanceled,
-    ):
-        message = f"the database cancelled the transaction ({reason}){nothing}: try again"
-    elif _unreachable(error):
-        message = f"the database cannot be reached ({reason}){nothing}: try again"
-    else:
-        _log.error("the store failed: %s: %s", type(error).__name__, reason)
-        return ApiError(Code.INTERNAL, f"the store failed{nothing}")
-    return ApiError(Code.UNAVAILABLE, message, details=retry)
-
-
-def _in_doubt_error() -> ApiError:
-    return ApiError(
-        Code.UNAVAILABLE,
-        "the connection to the database was lost while it committed, and the database "
-        f"could not be asked within {IN_DOUBT_SECONDS:.0f} s whether it stored the call: "
-        "it may have been stored",
-        details=[error_details_pb2.RetryInfo(retry_delay=_RETRY_AFTER)],
-    )
-
-
-async def _connect(url: str) -> psycopg.AsyncConnection[tuple[Any, ...]]:
-    return await psycopg.AsyncConnection.connect(
-        url, autocommit=True, connect_timeout=_CONNECT_SECONDS, application_name="auxia-decision"
-    )
-
-
-def _alive(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
-    """Whether an idle connection still has its server: what the server sent is read first.
-
-    A server that ended the session (a restart, ``pg_terminate_backend``)
-    has said so on the socket; reading it before the next statement lets the
-    store open a new connection instead of failing that statement.
-    """
-    if connection.closed or connection.broken:
-        return False
-    pgconn = connection.pgconn
-    try:
-        pgconn.consume_input()
-    except psycopg.OperationalError:
-        return False
-    return pgconn.status == psycopg.pq.ConnStatus.OK
-
-
-class _WorkThread:
-    """Runs units of work one at a time on a connection of its own, in a thread of its own."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="postgres-work"
-        )
-        self._connection: Connection | None = None
-        # The first connection prepares the schema; its errors are the constructor's.
-        self._executor.submit(self._open_and_prepare).result()
-
-    def _open_and_prepare(self) -> None:
-        connection = psycopg.connect(
-            self._url,
-            autocommit=True,
-            connect_timeout=_CONNECT_SECONDS,
-            application_name="auxia-decision",
-        )
-        try:
-            prepare(connection)
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
-
-    def _connected(self) -> Connection:
-        connection = self._connection
-        if connection is None or not _alive(connection):
-            if connection is not None:
-                connection.close()
-            self._connection = None
-            connection = psycopg.connect(
-                self._url,
-                autocommit=True,
-                connect_timeout=_CONNECT_SECONDS,
-                application_name="auxia-decision",
-            )
-            self._connection = connection
-        return connection
-
-    def _call(self, operation: Callable[[Connection], T], writes: bool) -> T:
-        try:
-            connection = self._connected()
-            return operation(connection)
-        except psycopg.Error as error:
-            if self._connection is not None and self._connection.broken:
-                self._connection.close()
-                self._connection = None
-            raise storage_error(error, writes=writes) from None
-
-    async def run(self, operation: Callable[[Connection], T], *, writes: bool = True) -> T:
-        """Run ``operation`` with the connection in the thread; return its result."""
-        return await asyncio.wrap_future(self._executor.submit(self._call, operation, writes))
-
-    def call(self, operation: Callable[[Connection], T]) -> T:
-        """Run ``operation`` with the connection, from a thread that runs no event loop."""
-        return self._executor.submit(self._call, operation, True).result()
-
-    def close(self) -> None:
-        """Finish the queued work and close the connection."""
-
-        def close_connection() -> None:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-        with contextlib.suppress(RuntimeError):
-            self._executor.submit(close_connection).result()
-        self._executor.shutdown(wait=True)
-
-
 def _bump_versions(connection: Connection, projects: set[str]) -> None:
     """Give changed projects new configuration versions, which every replica's sync reads."""
     if projects:
@@ -297,213 +115,6 @@ def _bump_versions(connection: Connection, projects: set[str]) -> None:
             (sorted(projects),),
         )
         connection.execute(b"UPDATE replica_state SET config_version = nextval('config_versions')")
-
-
-@dataclass(slots=True)
-class _Batch:
-    """The rows appended since the last batch was sent, and who waits for them."""
-
-    interactions: list[Any] = field(default_factory=list)
-    served: list[Any] = field(default_factory=list)
-    recent: list[Any] = field(default_factory=list)
-    waiters: list[asyncio.Future[Any]] = field(default_factory=list)
-    results: list[object] = field(default_factory=list)
-
-    def resolve(self, error: BaseException | None) -> None:
-        """Resolve each waiter to its result, or all of them to ``error``."""
-        for waiter, result in zip(self.waiters, self.results, strict=True):
-            if waiter.done():
-                continue
-            if error is None:
-                waiter.set_result(result)
-            else:
-                waiter.set_exception(error)
-
-
-def _columns(values: Sequence[Any], width: int) -> list[Sequence[Any]]:
-    """Return the columns of rows given as their values in turn."""
-    return [values[column::width] for column in range(width)]
-
-
-class _Appender:
-    """Commits the rows a server appends: grouped as they arrive, one batch in flight.
-
-    Each batch is one statement, with a random batch id stored beside its
-    rows: when the connection is lost while the statement runs, a new
-    connection asks whether the id is there. A batch found stored is
-    acknowledged; one found not stored is sent once more (a connection the
-    server dropped while idle costs the callers nothing); one that cannot
-    be asked about within ``IN_DOUBT_SECONDS`` fails, saying it may be stored.
-    """
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self.link = _Link(url)
-        self._next: _Batch | None = None
-        self._sending: asyncio.Future[Any] | None = None
-        self._idle: list[asyncio.Future[None]] = []
-        self._sent = 0
-        self._random = random.SystemRandom()
-
-    def batch(self) -> _Batch:
-        """Return the batch being filled, starting the sender when none is running."""
-        batch = self._next
-        if batch is None:
-            batch = self._next = _Batch()
-            if self._sending is None:
-                self._sending = _spawn(self._send_all())
-        return batch
-
-    def wait(self, batch: _Batch, result: R) -> asyncio.Future[R]:
-        """Return a future resolved to ``result`` once the batch is committed."""
-        waiter: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        batch.waiters.append(waiter)
-        batch.results.append(result)
-        return waiter
-
-    async def drained(self) -> None:
-        """Wait until every row appended so far is committed (or failed)."""
-        await asyncio.sleep(0)
-        if self._sending is not None:
-            idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._idle.append(idle)
-            await idle
-
-    async def _send_all(self) -> None:
-        try:
-            while self._next is not None:
-                batch, self._next = self._next, None
-                await self._send(batch)
-        finally:
-            self._sending = None
-            idle, self._idle = self._idle, []
-            for waiter in idle:
-                if not waiter.done():
-                    waiter.set_result(None)
-
-    def _parameters(self, batch: _Batch, batch_id: int) -> list[Any]:
-        self._sent += 1
-        prune = self._sent % _PRUNE_EVERY == 0
-        return [
-            batch_id,
-            *_columns(batch.interactions, _INTERACTION_WIDTH),
-            *_columns(batch.served, _SERVED_WIDTH),
-            *_columns(batch.recent, _RECENT_WIDTH),
-            prune,
-            RECENT_KEPT * 4,
-            prune,
-        ]
-
-    async def _send(self, batch: _Batch, attempts: int = 2) -> None:
-        batch_id = self._random.getrandbits(63)
-        sent = False
-        try:
-            connection = await self.link.connected()
-            sent = True
-            await connection.execute(_APPEND, self._parameters(batch, batch_id), prepare=True)
-        except psycopg.Error as error:
-            if not sent or not self.link.lost:
-                # Not connected, or the statement failed: it was rolled back.
-                batch.resolve(storage_error(error))
-                return
-            self.link.drop()
-            # The connection was lost with the statement sent: was it stored?
-            _spawn(self._settle(batch, batch_id, attempts - 1))
-            return
-        batch.resolve(None)
-
-    async def _settle(self, batch: _Batch, batch_id: int, attempts: int) -> None:
-        """Find out whether a batch whose connection was lost was stored; resolve it."""
-        deadline = time.monotonic() + IN_DOUBT_SECONDS
-        while True:
-            try:
-                async with await _connect(self._url) as connection:
-                    found = await (
-                        await connection.execute(
-                            b"SELECT 1 FROM write_batches WHERE batch_id = %s", (batch_id,)
-                        )
-                    ).fetchone()
-            except psycopg.Error:
-                if time.monotonic() >= deadline:
-                    batch.resolve(_in_doubt_error())
-                    return
-                await asyncio.sleep(_IN_DOUBT_PAUSE)
-                continue
-            break
-        if found is not None:
-            batch.resolve(None)
-        elif attempts > 0:
-            await self._send(batch, attempts)
-        else:
-            batch.resolve(
-                ApiError(
-                    Code.UNAVAILABLE,
-                    "the connection to the database was lost twice; nothing was written: try again",
-                    details=[error_details_pb2.RetryInfo(retry_delay=_RETRY_AFTER)],
-                )
-            )
-
-    async def close(self) -> None:
-        """Commit what was appended, then close the connection."""
-        await self.drained()
-        await self.link.close()
-
-
-_TASKS: set[asyncio.Future[Any]] = set()
-
-
-def _spawn(work: Awaitable[Any]) -> asyncio.Future[Any]:
-    """Run ``work`` on its own, keeping the task referenced until it is done."""
-    task = asyncio.ensure_future(work)
-    _TASKS.add(task)
-    task.add_done_callback(_TASKS.discard)
-    return task
-
-
-async def _close_quietly(connection: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
-    with contextlib.suppress(psycopg.Error, OSError):
-        await connection.close()
-
-
-class _Link:
-    """One connection of the event loop, opened again when the server has ended it."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self.connection: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
-
-    async def connected(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
-        """Return the connection, opening a new one if it is gone."""
-        connection = self.connection
-        if connection is None or not _alive(connection):
-            self.drop()
-            connection = self.connection = await _connect(self._url)
-        return connection
-
-    @property
-    def lost(self) -> bool:
-        """Whether the connection was lost (its last statement's outcome may be unknown)."""
-        connection = self.connection
-        return connection is not None and (connection.broken or connection.closed)
-
-    def drop(self) -> None:
-        """Let go of the connection (closed on the side)."""
-        connection, self.connection = self.connection, None
-        if connection is not None and not connection.closed:
-            _spawn(_close_quietly(connection))
-
-    async def close(self) -> None:
-        """Close the connection."""
-        connection, self.connection = self.connection, None
-        if connection is not None:
-            await _close_quietly(connection)
-
-    def finish(self) -> None:
-        """Close the connection at once, from outside the event loop."""
-        connection, self.connection = self.connection, None
-        if connection is not None and not connection.closed:
-            with contextlib.suppress(Exception):
-                connection.pgconn.finish()
 
 
 @dataclass(slots=True)
@@ -564,8 +175,8 @@ class PostgresStore:
         self.migration: None = None
         """Nothing is migrated yet: version 1 is the first PostgreSQL schema."""
         self.capacity = activity_cache_users
-        self._work = _WorkThread(url)
-        self._appender = _Appender(url)
+        self._work = WorkThread(url)
+        self._appender = Appender(url)
         self._entries: collections.OrderedDict[tuple[str, str], _Entry] = collections.OrderedDict()
         self._epoch = 0
         self._versions: dict[str, int] = {}
@@ -574,7 +185,7 @@ class PostgresStore:
         self._config_version = -1
         self._state: dict[str, bytes] = {}
         self._state_listeners: list[StateListener] = []
-        self._reader = _Link(url)
+        self._reader = Link(url)
         self._next_round: _Round | None = None
         self._syncing = False
         self._closed = threading.Event()
@@ -659,7 +270,7 @@ class PostgresStore:
             round_ = self._next_round = _Round()
             if not self._syncing:
                 self._syncing = True
-                _spawn(self._sync_all())
+                spawn(self._sync_all())
         return round_
 
     async def _sync_all(self) -> None:

@@ -1,0 +1,210 @@
+"""The rows a PostgreSQL store appends: grouped as they arrive, committed one batch at a time.
+
+Logged interactions, served treatments and the decisions the console lists
+are appended by one statement per batch, with a random batch id stored
+beside the rows, so that a batch whose connection was lost while it
+committed can be found out about (``Appender``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+import psycopg
+from google.rpc import error_details_pb2
+
+from auxia_decision._errors import ApiError, Code
+from auxia_decision.server._storage.postgres_connections import (
+    IN_DOUBT_SECONDS,
+    RETRY_AFTER,
+    Link,
+    connect,
+    in_doubt_error,
+    spawn,
+    storage_error,
+)
+from auxia_decision.server._storage.rows import INTERACTION_COLUMNS, SERVED_COLUMNS
+
+R = TypeVar("R")
+
+_IN_DOUBT_PAUSE: Final = 0.2
+_PRUNE_EVERY: Final = 256
+"""Every so many batches, the oldest kept decisions and batch ids are pruned."""
+RECENT_KEPT: Final = 200
+"""How many of the last decisions the database keeps for the console (at least)."""
+_INTERACTION_WIDTH: Final = len(INTERACTION_COLUMNS)
+_SERVED_WIDTH: Final = len(SERVED_COLUMNS)
+RECENT_COLUMNS: Final = ("time_micros", "project_id", "user_id", "request", "response")
+RECENT_WIDTH: Final = len(RECENT_COLUMNS)
+
+_APPEND: Final = (
+    "WITH batch AS (INSERT INTO write_batches (batch_id) VALUES (%s::int8)), "  # noqa: S608 - our own columns
+    f"i AS (INSERT INTO interactions ({', '.join(INTERACTION_COLUMNS)}) "
+    "SELECT * FROM unnest(%s::text[], %s::bytea[], %s::text[], %s::int4[], %s::text[], "
+    "%s::text[], %s::int8[], %s::text[])), "
+    f"s AS (INSERT INTO served ({', '.join(SERVED_COLUMNS)}) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::int8[])), "
+    f"r AS (INSERT INTO recent_decisions ({', '.join(RECENT_COLUMNS)}) "
+    "SELECT * FROM unnest(%s::int8[], %s::text[], %s::text[], %s::bytea[], %s::bytea[])), "
+    "old_decisions AS (DELETE FROM recent_decisions WHERE %s::bool AND decision_id <= "
+    "(SELECT last_value FROM recent_decisions_decision_id_seq) - %s::int8), "
+    "old_batches AS (DELETE FROM write_batches "
+    "WHERE %s::bool AND written_at < now() - interval '1 hour') "
+    "SELECT 1"
+).encode()
+
+
+@dataclass(slots=True)
+class Batch:
+    """The rows appended since the last batch was sent, and who waits for them."""
+
+    interactions: list[Any] = field(default_factory=list)
+    served: list[Any] = field(default_factory=list)
+    recent: list[Any] = field(default_factory=list)
+    waiters: list[asyncio.Future[Any]] = field(default_factory=list)
+    results: list[object] = field(default_factory=list)
+
+    def resolve(self, error: BaseException | None) -> None:
+        """Resolve each waiter to its result, or all of them to ``error``."""
+        for waiter, result in zip(self.waiters, self.results, strict=True):
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(result)
+            else:
+                waiter.set_exception(error)
+
+
+def _columns(values: Sequence[Any], width: int) -> list[Sequence[Any]]:
+    """Return the columns of rows given as their values in turn."""
+    return [values[column::width] for column in range(width)]
+
+
+class Appender:
+    """Commits the rows a server appends: grouped as they arrive, one batch in flight.
+
+    Each batch is one statement, with a random batch id stored beside its
+    rows: when the connection is lost while the statement runs, a new
+    connection asks whether the id is there. A batch found stored is
+    acknowledged; one found not stored is sent once more (a connection the
+    server dropped while idle costs the callers nothing); one that cannot
+    be asked about within ``IN_DOUBT_SECONDS`` fails, saying it may be stored.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self.link = Link(url)
+        self._next: Batch | None = None
+        self._sending: asyncio.Future[Any] | None = None
+        self._idle: list[asyncio.Future[None]] = []
+        self._sent = 0
+        self._random = random.SystemRandom()
+
+    def batch(self) -> Batch:
+        """Return the batch being filled, starting the sender when none is running."""
+        batch = self._next
+        if batch is None:
+            batch = self._next = Batch()
+            if self._sending is None:
+                self._sending = spawn(self._send_all())
+        return batch
+
+    def wait(self, batch: Batch, result: R) -> asyncio.Future[R]:
+        """Return a future resolved to ``result`` once the batch is committed."""
+        waiter: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        batch.waiters.append(waiter)
+        batch.results.append(result)
+        return waiter
+
+    async def drained(self) -> None:
+        """Wait until every row appended so far is committed (or failed)."""
+        await asyncio.sleep(0)
+        if self._sending is not None:
+            idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle.append(idle)
+            await idle
+
+    async def _send_all(self) -> None:
+        try:
+            while self._next is not None:
+                batch, self._next = self._next, None
+                await self._send(batch)
+        finally:
+            self._sending = None
+            idle, self._idle = self._idle, []
+            for waiter in idle:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _parameters(self, batch: Batch, batch_id: int) -> list[Any]:
+        self._sent += 1
+        prune = self._sent % _PRUNE_EVERY == 0
+        return [
+            batch_id,
+            *_columns(batch.interactions, _INTERACTION_WIDTH),
+            *_columns(batch.served, _SERVED_WIDTH),
+            *_columns(batch.recent, RECENT_WIDTH),
+            prune,
+            RECENT_KEPT * 4,
+            prune,
+        ]
+
+    async def _send(self, batch: Batch, attempts: int = 2) -> None:
+        batch_id = self._random.getrandbits(63)
+        sent = False
+        try:
+            connection = await self.link.connected()
+            sent = True
+            await connection.execute(_APPEND, self._parameters(batch, batch_id), prepare=True)
+        except psycopg.Error as error:
+            if not sent or not self.link.lost:
+                # Not connected, or the statement failed: it was rolled back.
+                batch.resolve(storage_error(error))
+                return
+            self.link.drop()
+            # The connection was lost with the statement sent: was it stored?
+            spawn(self._settle(batch, batch_id, attempts - 1))
+            return
+        batch.resolve(None)
+
+    async def _settle(self, batch: Batch, batch_id: int, attempts: int) -> None:
+        """Find out whether a batch whose connection was lost was stored; resolve it."""
+        deadline = time.monotonic() + IN_DOUBT_SECONDS
+        while True:
+            try:
+                async with await connect(self._url) as connection:
+                    found = await (
+                        await connection.execute(
+                            b"SELECT 1 FROM write_batches WHERE batch_id = %s", (batch_id,)
+                        )
+                    ).fetchone()
+            except psycopg.Error:
+                if time.monotonic() >= deadline:
+                    batch.resolve(in_doubt_error())
+                    return
+                await asyncio.sleep(_IN_DOUBT_PAUSE)
+                continue
+            break
+        if found is not None:
+            batch.resolve(None)
+        elif attempts > 0:
+            await self._send(batch, attempts)
+        else:
+            batch.resolve(
+                ApiError(
+                    Code.UNAVAILABLE,
+                    "the connection to the database was lost twice; nothing was written: try again",
+                    details=[error_details_pb2.RetryInfo(retry_delay=RETRY_AFTER)],
+                )
+            )
+
+    async def close(self) -> None:
+        """Commit what was appended, then close the connection."""
+        await self.drained()
+        await self.link.close()
