@@ -26,8 +26,10 @@ when no method has a rule:
   alternative security schemes (or the ``x-admin-key`` header), and
   ``google.rpc.Status`` as the error body.
 
-Options are read from the serialized option messages by field number, so the
-plugin works whether or not the extensions' Python modules are imported.
+Options (``google.api.http``, ``google.api.field_behavior`` and our rules)
+are read through a descriptor pool built from the request's files, so the
+plugin reads the extensions the files declare, whether or not their Python
+modules are imported.
 Parameters (``opt``, ``key=value`` separated by commas) override the
 document's ``title``, ``version`` and ``server``, its path (``output``), the
 proto ``package`` whose services it describes (by default every file's;
@@ -44,23 +46,23 @@ import json
 import posixpath
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from google.api import http_pb2
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.compiler import plugin_pb2
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 JsonObject = dict[str, object]
 
 OUTPUT_NAME = "openapi.json"
-# google.api.http, an extension of google.protobuf.MethodOptions.
-HTTP_RULE_FIELD = 72295728
-# google.api.field_behavior, a repeated enum extension of FieldOptions.
-FIELD_BEHAVIOR_FIELD = 1052
-FIELD_BEHAVIOR_REQUIRED = 2
-FIELD_BEHAVIOR_OUTPUT_ONLY = 3
-# Our OneofOptions extension marking oneofs of which exactly one member must
-# be set; its field number is looked up in the request by this name.
+# The extensions the document reads, found by name in the request's files.
+# google.api.http, on MethodOptions: the REST binding of a method.
+HTTP_EXTENSION = "google.api.http"
+# google.api.field_behavior, a repeated enum on FieldOptions.
+FIELD_BEHAVIOR_EXTENSION = "google.api.field_behavior"
+# Our OneofOptions extension marking oneofs of which exactly one member must be set.
 ONEOF_REQUIRED_EXTENSION = "io.auxia.decision.model.oneof_required"
 # Our rules on values and across fields (auxia/decision/model/field_rules.proto).
 FIELD_RULES_EXTENSION = "io.auxia.decision.model.field_rules"
@@ -291,95 +293,63 @@ def _well_known_schema(full_name: str) -> JsonObject | None:
     return special.get(full_name)
 
 
-def _varint(data: bytes, position: int) -> tuple[int, int]:
-    """Decode the varint at position; return its value and the position after it."""
-    value = 0
-    shift = 0
-    while True:
-        if position >= len(data):
-            raise PluginError("truncated varint in serialized options")
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, position
-        shift += 7
+class _Options:
+    """Reads the options of the request's descriptors, our extensions and Google's included.
 
-
-def _option_values(options: Message, number: int) -> list[tuple[int, int | bytes]]:
-    """Return the wire type and value of each occurrence of a field in serialized options.
-
-    Extensions that the running process has not imported are kept by protobuf
-    as unknown fields, and imported ones are parsed; both serialize back to the
-    same bytes, so reading the wire format finds them either way.
+    The request's files (every file buf sends: the ones to generate and all
+    they import) make a descriptor pool of their own. An options message is
+    parsed again by the pool's class of its type, where the extensions the
+    files declare are fields like any other: read the same way whether or
+    not this process imported their Python modules.
     """
-    return _wire_values(options.SerializeToString(deterministic=True), number)
 
+    def __init__(self, files: Sequence[descriptor_pb2.FileDescriptorProto]) -> None:
+        self._pool = descriptor_pool.DescriptorPool()
+        for file in files:
+            try:
+                self._pool.Add(file)
+            except (TypeError, ValueError) as error:
+                raise PluginError(f"{file.name}: {error}") from None
+        self._classes: dict[str, type[Message]] = {}
 
-def _wire_values(data: bytes, number: int) -> list[tuple[int, int | bytes]]:
-    """Return the wire type and value of each occurrence of a field in a serialized message."""
-    found: list[tuple[int, int | bytes]] = []
-    position = 0
-    while position < len(data):
-        key, position = _varint(data, position)
-        wire_type = key & 7
-        value: int | bytes
-        if wire_type == 0:
-            value, position = _varint(data, position)
-        elif wire_type == 1:
-            value, position = data[position : position + 8], position + 8
-        elif wire_type == 2:
-            length, position = _varint(data, position)
-            value, position = data[position : position + length], position + length
-        elif wire_type == 5:
-            value, position = data[position : position + 4], position + 4
-        else:
-            raise PluginError(f"unsupported wire type {wire_type} in serialized options")
-        if key >> 3 == number:
-            found.append((wire_type, value))
-    return found
+    def extension(self, full_name: str) -> FieldDescriptor | None:
+        """Return the extension of that name, or None when no file of the request declares it."""
+        try:
+            return self._pool.FindExtensionByName(full_name)
+        except KeyError:
+            return None
 
+    def get(self, options: Message, extension: FieldDescriptor | None) -> Any:  # noqa: ANN401 - a value of any extension
+        """Return the value of an extension in an options message, or None when it is not set.
 
-def _varints(values: list[tuple[int, int | bytes]]) -> list[int]:
-    """Return the integers of a repeated varint field, packed or not."""
-    result: list[int] = []
-    for wire_type, value in values:
-        if wire_type == 0 and isinstance(value, int):
-            result.append(value)
-        elif wire_type == 2 and isinstance(value, bytes):
-            position = 0
-            while position < len(value):
-                item, position = _varint(value, position)
-                result.append(item)
-    return result
-
-
-def _strings(data: bytes, number: int) -> list[str]:
-    """Return the values of a string field of a serialized message."""
-    return [
-        value.decode()
-        for wire_type, value in _wire_values(data, number)
-        if isinstance(value, bytes)
-    ]
+        A repeated extension's value is its list (empty when not set).
+        """
+        if extension is None:
+            return None
+        name = options.DESCRIPTOR.full_name
+        options_class = self._classes.get(name)
+        if options_class is None:
+            options_type = self._pool.FindMessageTypeByName(name)
+            options_class = self._classes[name] = message_factory.GetMessageClass(options_type)
+        parsed: Any = options_class.FromString(options.SerializeToString())
+        if extension.is_repeated:
+            return list(parsed.Extensions[extension])
+        return parsed.Extensions[extension] if parsed.HasExtension(extension) else None
 
 
 @dataclasses.dataclass(frozen=True)
 class _FieldRules:
-    """A field's ``field_rules`` option, read from its wire form."""
+    """A field's ``field_rules`` option."""
 
     pattern: str = ""
     minimum: int | None = None
 
     @classmethod
-    def parse(cls, occurrences: list[tuple[int, int | bytes]]) -> _FieldRules:
-        data = b"".join(value for _, value in occurrences if isinstance(value, bytes))
-        pattern = "".join(_strings(data, 1)[-1:])
-        minimums = _varints(_wire_values(data, 3))
-        minimum = None
-        if minimums:
-            # An int64 travels as its 64-bit two's complement.
-            minimum = minimums[-1] - 2**64 if minimums[-1] >= 2**63 else minimums[-1]
-        return cls(pattern, minimum)
+    def parse(cls, rules: Any) -> _FieldRules:  # noqa: ANN401 - the pool's FieldRules
+        """Read the option's message (None when the field has none)."""
+        if rules is None:
+            return cls()
+        return cls(rules.pattern, rules.minimum if rules.HasField("minimum") else None)
 
 
 def _clean_comment(comment: str) -> str:
@@ -449,9 +419,18 @@ class _Builder:
         self._messages: dict[str, _MessageDecl] = {}
         self._enums: dict[str, _EnumDecl] = {}
         self._comments: dict[tuple[str, tuple[int, ...]], str] = {}
-        self._oneof_required_field: int | None = None
-        self._field_rules_field: int | None = None
-        self._message_rules_field: int | None = None
+        self._options = _Options(request.proto_file)
+        self._http = self._options.extension(HTTP_EXTENSION)
+        self._field_behavior = self._options.extension(FIELD_BEHAVIOR_EXTENSION)
+        self._oneof_required = self._options.extension(ONEOF_REQUIRED_EXTENSION)
+        self._field_rules = self._options.extension(FIELD_RULES_EXTENSION)
+        self._message_rules_option = self._options.extension(MESSAGE_RULES_EXTENSION)
+        # The numbers of the behaviors the document shows, read from their enum.
+        behavior = self._field_behavior.enum_type if self._field_behavior else None
+        self._required_behavior = behavior.values_by_name["REQUIRED"].number if behavior else None
+        self._output_only_behavior = (
+            behavior.values_by_name["OUTPUT_ONLY"].number if behavior else None
+        )
         for file in request.proto_file:
             for declaration in _declarations(file):
                 if isinstance(declaration, _MessageDecl):
@@ -462,15 +441,6 @@ class _Builder:
                 if location.leading_comments:
                     key = (file.name, tuple(location.path))
                     self._comments[key] = _clean_comment(location.leading_comments)
-            prefix = f"{file.package}." if file.package else ""
-            for extension in file.extension:
-                name = f"{prefix}{extension.name}"
-                if name == ONEOF_REQUIRED_EXTENSION:
-                    self._oneof_required_field = extension.number
-                elif name == FIELD_RULES_EXTENSION:
-                    self._field_rules_field = extension.number
-                elif name == MESSAGE_RULES_EXTENSION:
-                    self._message_rules_field = extension.number
         self._to_generate = [
             f
             for f in request.proto_file
@@ -550,13 +520,10 @@ class _Builder:
         comment: str,
     ) -> bool:
         """Add one operation per HTTP rule of a method; return whether it has any."""
-        occurrences = _option_values(method.options, HTTP_RULE_FIELD)
-        if not occurrences:
+        found = self._options.get(method.options, self._http)
+        if found is None:
             return False
-        rule = http_pb2.HttpRule()
-        for _, value in occurrences:
-            if isinstance(value, bytes):
-                rule.MergeFromString(value)
+        rule = http_pb2.HttpRule.FromString(found.SerializeToString())
         if method.client_streaming or method.server_streaming:
             raise PluginError(f"{service}.{method.name}: streaming methods have no REST mapping")
         bindings = [rule, *rule.additional_bindings]
@@ -675,10 +642,10 @@ class _Builder:
         required: list[str] = []
         for index, field in enumerate(message.proto.field):
             prop = self._field_schema(field, request=request)
-            behaviors = _varints(_option_values(field.options, FIELD_BEHAVIOR_FIELD))
-            if FIELD_BEHAVIOR_OUTPUT_ONLY in behaviors:
+            behaviors = self._options.get(field.options, self._field_behavior) or []
+            if self._output_only_behavior in behaviors:
                 prop["readOnly"] = True
-            if FIELD_BEHAVIOR_REQUIRED in behaviors:
+            if self._required_behavior in behaviors:
                 required.append(field.json_name)
                 if request:
                     prop.update(self._not_default(field))
@@ -725,10 +692,7 @@ class _Builder:
                 continue
             oneofs[oneof.name] = members
             names = ", ".join(f"`{member}`" for member in members)
-            is_required = self._oneof_required_field is not None and any(
-                value != 0
-                for value in _varints(_option_values(oneof.options, self._oneof_required_field))
-            )
+            is_required = bool(self._options.get(oneof.options, self._oneof_required))
             if is_required:
                 notes.append(f"Oneof `{oneof.name}` (required): exactly one of {names}.")
                 constraints.append(
@@ -755,15 +719,13 @@ class _Builder:
 
     def _message_rules(self, message: _MessageDecl) -> list[JsonObject]:
         """Return the constraints of a message's ``message_rules`` (at least one of a group)."""
-        if self._message_rules_field is None:
+        rules = self._options.get(message.proto.options, self._message_rules_option)
+        if rules is None:
             return []
-        occurrences = _option_values(message.proto.options, self._message_rules_field)
-        data = b"".join(value for _, value in occurrences if isinstance(value, bytes))
         fields = {field.name: field for field in message.proto.field}
         constraints: list[JsonObject] = []
-        for _, group in _wire_values(data, 1):
-            assert isinstance(group, bytes)
-            members = [fields[name] for name in _strings(group, 1)]
+        for group in rules.at_least_one_of:
+            members = [fields[name] for name in group.fields]
             names = ", ".join(member.json_name for member in members)
             constraints.append(
                 {
@@ -798,9 +760,7 @@ class _Builder:
         return {"not": {"anyOf": [{"const": 0}, {"type": "string", "pattern": _ZERO_PATTERN}]}}
 
     def _rules_of(self, field: descriptor_pb2.FieldDescriptorProto) -> _FieldRules:
-        if self._field_rules_field is None:
-            return _FieldRules()
-        return _FieldRules.parse(_option_values(field.options, self._field_rules_field))
+        return _FieldRules.parse(self._options.get(field.options, self._field_rules))
 
     def _field_schema(
         self, field: descriptor_pb2.FieldDescriptorProto, *, request: bool = False

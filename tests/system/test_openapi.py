@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from google.api import annotations_pb2, field_behavior_pb2
-from google.protobuf import descriptor_pb2, json_format
+from google.api import annotations_pb2, field_behavior_pb2, http_pb2
+from google.protobuf import descriptor_pb2, duration_pb2, json_format, timestamp_pb2
 from google.protobuf.compiler import plugin_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, FileDescriptor
 from jsonschema import Draft202012Validator
@@ -547,7 +547,12 @@ def _synthetic_file() -> descriptor_pb2.FileDescriptorProto:
         name="synthetic/v1/synthetic.proto",
         package="synthetic.v1",
         syntax="proto3",
-        dependency=["google/protobuf/timestamp.proto", "google/protobuf/duration.proto"],
+        dependency=[
+            "google/protobuf/timestamp.proto",
+            "google/protobuf/duration.proto",
+            "google/api/annotations.proto",
+            "google/api/field_behavior.proto",
+        ],
     )
     message = file.message_type.add(name="AllTypes")
     scalars = [
@@ -598,7 +603,7 @@ def _synthetic_file() -> descriptor_pb2.FileDescriptorProto:
     behaviors = message.field.add(
         name="both", json_name="both", number=61, type=_T.TYPE_STRING, label=optional
     )
-    # An imported extension (this process loaded google.api.field_behavior).
+    # An extension of an imported file, read through the request's own files.
     behaviors.options.Extensions[field_behavior_pb2.field_behavior].extend(
         [BEHAVIOR.REQUIRED, BEHAVIOR.OUTPUT_ONLY]
     )
@@ -613,9 +618,29 @@ def _synthetic_file() -> descriptor_pb2.FileDescriptorProto:
     return file
 
 
+def _with_imports(
+    file: descriptor_pb2.FileDescriptorProto,
+) -> list[descriptor_pb2.FileDescriptorProto]:
+    """Return the synthetic file after every file it imports, as protoc sends them to plugins."""
+    imported = [
+        descriptor_pb2.DESCRIPTOR,
+        timestamp_pb2.DESCRIPTOR,
+        duration_pb2.DESCRIPTOR,
+        http_pb2.DESCRIPTOR,
+        annotations_pb2.DESCRIPTOR,
+        field_behavior_pb2.DESCRIPTOR,
+    ]
+    files = []
+    for descriptor in imported:
+        proto = descriptor_pb2.FileDescriptorProto()
+        descriptor.CopyToProto(proto)
+        files.append(proto)
+    return [*files, file]
+
+
 def test_plugin_maps_every_scalar_and_well_known_type() -> None:
     file = _synthetic_file()
-    response = protoc_gen_openapi.generate(_request([file], [file.name]))
+    response = protoc_gen_openapi.generate(_request(_with_imports(file), [file.name]))
     assert response.error == ""
     assert response.file[0].name == "synthetic/v1/openapi.json"
     document = json.loads(response.file[0].content)
@@ -679,8 +704,16 @@ def test_plugin_rejects_rules_it_cannot_describe(change: str, error: str) -> Non
         rule.body = "thing"
     else:
         rule.additional_bindings.add(post="/v1/things:put", body="*")
-    response = protoc_gen_openapi.generate(_request([file], [file.name]))
+    response = protoc_gen_openapi.generate(_request(_with_imports(file), [file.name]))
     assert response.error.startswith(error)
+    assert not response.file
+
+
+def test_plugin_names_a_file_whose_imports_are_missing() -> None:
+    file = _synthetic_file()
+    response = protoc_gen_openapi.generate(_request([file], [file.name]))
+    assert response.error.startswith("synthetic/v1/synthetic.proto: ")
+    assert "google/protobuf/timestamp.proto" in response.error
     assert not response.file
 
 
