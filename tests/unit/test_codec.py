@@ -87,6 +87,80 @@ def test_decode_int64_extremes_exactly() -> None:
         assert decoded.interaction_time_micros == value
 
 
+# The forms of an integer proto3 JSON reads, and what each holds. Written with a
+# fraction or an exponent, a value must be an integer, and at most 2^53 in
+# magnitude, where a double (which parsers read such a text as) holds it exactly.
+INTEGER_FORMS = [
+    (1732312345123456, 1732312345123456),
+    ("1732312345123456", 1732312345123456),
+    ("1.732312345123456e15", 1732312345123456),
+    ("1732312345123456.000", 1732312345123456),
+    ("17323123451234560E-1", 1732312345123456),
+    ("0001732312345123456", 1732312345123456),
+    (1.732312345123456e15, 1732312345123456),
+    ("-0", 0),
+    ("0e999999999999", 0),
+    ("9007199254740992.0", 2**53),
+    (str(2**63 - 1), 2**63 - 1),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), INTEGER_FORMS, ids=repr)
+def test_an_int64_is_read_in_every_form_of_proto3_json(value: object, expected: int) -> None:
+    for codec in (CODEC, RestCodec(fast=False)):
+        decoded = codec.decode_request(
+            _log(interactionTimeMicros=value), interactions.LogTreatmentInteractionRequest
+        )
+        assert decoded.interaction_time_micros == expected
+
+
+# Texts Python's int() or float() would read, but that are no JSON number
+# (proto3 JSON reads an integer's string as one), or hold no integer exactly.
+NOT_INTEGERS = [
+    ("1_000", 'expected an integer, got "1_000"'),
+    ("+5", 'expected an integer, got "+5"'),
+    ("\t5", 'expected an integer, got "\\t5"'),
+    ("5 ", 'expected an integer, got "5 "'),
+    ("\u0665", 'expected an integer, got "\\u0665"'),
+    ("5.", 'expected an integer, got "5."'),
+    (".5e1", 'expected an integer, got ".5e1"'),
+    ("0x10", 'expected an integer, got "0x10"'),
+    ("1.00000000000000001", 'expected an integer, got "1.00000000000000001"'),
+    ("1e-99999999", 'expected an integer, got "1e-99999999"'),
+    ("1e99999999", f"1e99999999 is out of the int64 range [{-(2**63)}, {2**63 - 1}]"),
+    (
+        "9007199254740993.0",
+        '"9007199254740993.0" has a fraction or an exponent and is beyond 2^53, where it '
+        "cannot be read exactly: write the integer's decimal digits alone",
+    ),
+]
+
+
+@pytest.mark.parametrize(("value", "description"), NOT_INTEGERS, ids=repr)
+def test_other_integer_texts_are_a_400_naming_them(value: str, description: str) -> None:
+    body = _log(interactionTimeMicros=value)
+    for codec in (CODEC, RestCodec(fast=False)):
+        with pytest.raises(ApiError) as caught:
+            codec.decode_request(body, interactions.LogTreatmentInteractionRequest)
+        assert _violations(caught.value) == [("interactionTimeMicros", description)]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("SWIPE", 6), (6, 6), (6.0, 6), ("06", 6)])
+def test_an_enum_is_read_by_name_or_number(value: object, expected: int) -> None:
+    decoded = CODEC.decode_request(
+        _log(interactionType=value), interactions.LogTreatmentInteractionRequest
+    )
+    assert decoded.interaction_type == expected
+
+
+@pytest.mark.parametrize("value", ["+6", " 6", "6.0", "6_0", 6.5])
+def test_an_enum_is_not_read_from_other_numbers(value: object) -> None:
+    with pytest.raises(ApiError):
+        CODEC.decode_request(
+            _log(interactionType=value), interactions.LogTreatmentInteractionRequest
+        )
+
+
 # The REQUIRED fields a LogTreatmentInteraction body of a projectId alone lacks:
 # reported with the errors that keep the body from being read.
 MISSING = [
