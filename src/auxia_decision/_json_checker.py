@@ -31,6 +31,13 @@ _SPECIAL_FLOATS = ("NaN", "Infinity", "-Infinity")
 # digits but ASCII ones (Python's int() and float() would take all of those).
 NUMBER_TEXT: Final = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?")
 INTEGER_TEXT: Final = re.compile(r"-?[0-9]+")
+RFC3339_TEXT: Final = re.compile(
+    r"(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
+"""A timestamp's text, as proto3 JSON reads one (RFC 3339: upper-case T and Z, an offset
+of hours and minutes); Timestamp.FromJsonString also takes a one-digit month, an empty
+fraction, ``+1:5``, ...). The calendar and the range are FromJsonString's to check."""
 EXACT_LIMIT: Final = 2**53
 """Written with a fraction or an exponent, an integer is read as a double, which
 holds every integer up to this magnitude exactly: beyond it, such a text is refused."""
@@ -253,9 +260,15 @@ class JsonChecker:
         if not isinstance(value, str):
             self.error(path, f"expected an RFC 3339 timestamp string, got {_kind(value)}")
             return
+        if not RFC3339_TEXT.fullmatch(value):
+            self.error(
+                path,
+                f'"{value}" is not an RFC 3339 timestamp such as "2024-05-30T11:32:44.279Z"',
+            )
+            return
         try:
             timestamp_pb2.Timestamp().FromJsonString(value)
-        except (ValueError, ArithmeticError) as error:  # "...12:00:00.1e999Z" overflows
+        except (ValueError, ArithmeticError) as error:
             self.error(path, f'"{value}" is not an RFC 3339 timestamp: {error}')
 
     def duration(self, value: object, path: str) -> None:

@@ -391,3 +391,44 @@ def test_a_timestamp_fraction_in_exponent_form_is_a_400_naming_it(value: str) ->
     first = caught.value.field_violations[0]
     assert first.field == "startTimestamp"
     assert "is not an RFC 3339 timestamp" in first.description
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("2024-01-01T00:00:00Z", 1704067200),
+        ("2024-01-01T05:30:00.123456789+05:30", 1704067200),
+        ("0001-01-01T00:00:00Z", -62135596800),
+    ],
+)
+def test_a_timestamp_is_read_in_every_rfc_3339_form(value: str, seconds: int) -> None:
+    body = json.dumps({"startTimestamp": value, "projectId": "P"})
+    for codec in (CODEC, RestCodec(fast=False)):
+        decoded = codec.decode_request(body, management.UpdateTreatmentRequest)
+        assert decoded.start_timestamp.seconds == seconds
+
+
+# What Timestamp.FromJsonString also takes, or that no timestamp is.
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-1-01T00:00:00Z",
+        "2024-01-01T00:00:00.Z",
+        "2024-01-01t00:00:00Z",
+        "2024-01-01T00:00:00+1:00",
+        "2024-01-01T00:00:00+24:00",
+        "2024-01-01T23:59:60Z",
+        "2024-01-01T00:00:00.1234567891Z",
+        "0000-01-01T00:00:00Z",
+    ],
+)
+def test_other_timestamp_texts_are_a_400_naming_them(value: str) -> None:
+    body = json.dumps({"startTimestamp": value, "projectId": "P", "lastModifiedBy": "me"})
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_request(body, management.UpdateTreatmentRequest)
+    assert _violations(caught.value) == [
+        (
+            "startTimestamp",
+            f'"{value}" is not an RFC 3339 timestamp such as "2024-05-30T11:32:44.279Z"',
+        )
+    ]
