@@ -250,7 +250,10 @@ class JsonChecker:
                 return
             number = float(value)
         else:
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer literal past the doubles
+                number = math.inf
         if math.isinf(number) or math.isnan(number):
             self.error(path, 'out of range: use "Infinity", "-Infinity" or "NaN"')
         elif field.cpp_type == FieldDescriptor.CPPTYPE_FLOAT and abs(number) > _FLOAT32_MAX:

@@ -432,3 +432,22 @@ def test_other_timestamp_texts_are_a_400_naming_them(value: str) -> None:
             f'"{value}" is not an RFC 3339 timestamp such as "2024-05-30T11:32:44.279Z"',
         )
     ]
+
+
+@pytest.mark.parametrize("literal", ["1" + "0" * 400, "-1" + "0" * 400, "1e400"])
+def test_a_double_past_the_doubles_is_a_400_naming_it(literal: str) -> None:
+    body = (
+        '{"projectId": "P", "dataFieldParams": [{"eventDataFieldParams": {"eventSchemaName": "e",'
+        f' "propertyValueByPropertyName": {{"d": {{"doubleValue": {literal}}}}},'
+        ' "firstTimestampAggregation": {}}}]}'
+    )
+    for codec in (CODEC, RestCodec(fast=False)):
+        with pytest.raises(ApiError) as caught:
+            codec.decode_request(body, management.GetDataFieldsByParamsRequest)
+        assert _violations(caught.value) == [
+            (
+                'dataFieldParams[0].eventDataFieldParams.propertyValueByPropertyName["d"]'
+                ".doubleValue",
+                'out of range: use "Infinity", "-Infinity" or "NaN"',
+            )
+        ]
