@@ -16,7 +16,9 @@ A few variants hold what JSON Schema cannot check and the server does (the
 value of an integer string with an exponent, the range of a double string, of
 a 64-bit JSON number past 2^53 for a validator reading doubles, a timestamp's
 offset past the years 0001 and 9999): ``Variant.gap`` names which, as
-``docs/rules.md`` and the fields' descriptions list them.
+``docs/rules.md`` and the fields' descriptions list them. On all but one the
+server refuses what JSON Schema takes; on a 64-bit JSON number of 2^53 or
+more, validators differ.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ from auxia.decision.model import field_rules_pb2, oneof_behavior_pb2
 
 GAP_EXPONENT: Final = "an integer string with an exponent: whether it holds an integer in range"
 GAP_DOUBLE_RANGE: Final = "a number string of a double: whether it is finite"
-GAP_WIDE_NUMBER: Final = "a 64-bit integer as a JSON number past 2^53: its range, read as a double"
+GAP_WIDE_NUMBER: Final = (
+    "a 64-bit integer as a JSON number of 2^53 or more: a validator reading doubles rounds it, "
+    "or refuses it as format int64 (ajv-formats, Prism)"
+)
+"""The one gap without a direction: the server reads such numbers exactly
+(tests/unit/test_codec.py), and a validator's verdict on them is its own."""
 GAP_TIMESTAMP_RANGE: Final = "a timestamp whose offset takes it past 0001-01-01 or 9999-12-31"
 
 _T = FieldDescriptor
@@ -449,9 +456,10 @@ def _integer_forms(field: FieldDescriptor) -> Iterator[Form]:
     yield f'"-{least}"' if least else '"-1"', str(-least if least else -1), ""
     if wide:
         # Past 2^53 a JSON number is a double to a JavaScript validator.
-        yield str(high), high, ""
+        yield str(high), high, GAP_WIDE_NUMBER
         yield str(high + 1), high + 1, GAP_WIDE_NUMBER
-        yield str(_EXACT), _EXACT, ""
+        yield str(_EXACT), _EXACT, GAP_WIDE_NUMBER
+        yield str(_EXACT - 1), _EXACT - 1, ""
         yield f'"{_EXACT}.0"', f"{_EXACT}.0", ""
         yield f'"{_EXACT + 1}.0"', f"{_EXACT + 1}.0", ""
         yield f'"-{_EXACT}.0"', f"-{_EXACT}.0", ""

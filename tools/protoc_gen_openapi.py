@@ -141,8 +141,9 @@ in a string; a floating-point value as a number, a string of one, or `NaN`, \
 cannot say (the descriptions of the fields they concern say so): an integer string with \
 an exponent must hold an integer within the field's range, at most 2^53 in \
 magnitude; a floating-point string must be finite; a 64-bit integer given as \
-a JSON number past 2^53 is range-checked exactly (a validator reading JSON \
-numbers as doubles cannot); a timestamp's offset must not take it past the \
+a JSON number of 2^53 or more is read exactly (a validator reading JSON \
+numbers as doubles rounds it, one checking `format: int64` refuses it: write \
+such values as strings, as emitters do); a timestamp's offset must not take it past the \
 years 0001 and 9999. Nor can it say that strings must not hold unpaired \
 UTF-16 surrogates (which are no Unicode text), which the server refuses too.
 
@@ -247,8 +248,9 @@ _INTEGER_NOTE = (
     "the range, at most 2^53 in magnitude."
 )
 _INT64_NOTE = (
-    " Past 2^53, write a string: a validator that reads JSON numbers as doubles "
-    "cannot check their range exactly."
+    " From 2^53 on, write a string: a validator that reads JSON numbers as doubles "
+    "rounds them, and one that checks `format: int64` as ajv-formats does (Prism "
+    "among them) refuses them; a proxy that parses the body may forward them rounded."
 )
 _TIMESTAMP_NOTE = (
     "RFC 3339 text, with any offset. The server also checks what this schema cannot: "
