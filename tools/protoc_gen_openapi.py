@@ -417,7 +417,6 @@ def _request_well_known_schema(full_name: str) -> JsonObject | None:
 
 # The keywords a schema combines others with: null is added beside them, not into "type".
 _COMBINING = frozenset({"$ref", "allOf", "anyOf", "oneOf", "not", "enum", "const"})
-_NOT_NULL: JsonObject = {"not": {"type": "null"}}
 # The values of strings, bytes and bools other than their default.
 _SET_VALUES: dict[int, JsonObject] = {
     _Type.TYPE_STRING: {"type": "string", "minLength": 1},
@@ -435,18 +434,19 @@ def _nullable(schema: JsonObject) -> JsonObject:
     return {**schema, "type": [*kinds, "null"]}
 
 
-def _given(names: Sequence[str], value: JsonObject) -> JsonObject:
-    """Return the constraint: a field is given, under one of its names, with such a value."""
-    options: list[JsonObject] = [
-        {"required": [name], "properties": {name: value}} for name in names
-    ]
-    return options[0] if len(options) == 1 else {"anyOf": options}
+def _given(names: Sequence[str], value: JsonObject | None) -> list[JsonObject]:
+    """Return the ways a field is given, one per name: present, with such a value.
+
+    Never both names (a constraint of its own), so exactly one of a oneof's
+    members is exactly one of these ways of all its members.
+    """
+    if value is None:
+        return [{"required": [name]} for name in names]
+    return [{"required": [name], "properties": {name: value}} for name in names]
 
 
 def _both(first: JsonObject, second: JsonObject) -> JsonObject:
-    """Return the constraint that two ``_given`` constraints hold."""
-    if "anyOf" in first or "anyOf" in second:
-        return {"allOf": [first, second]}
+    """Return the constraint that two ways of giving fields (``_given``) hold together."""
     required = [*cast(list[str], first["required"]), *cast(list[str], second["required"])]
     both: JsonObject = {"required": required}
     properties = {
@@ -830,10 +830,13 @@ class _Builder:
             if is_required and len(names) == 1:
                 required.append(field.json_name)
             elif is_required:
+                # Given by its proto name, or else by its JSON name (an if, not an anyOf:
+                # explorers show the alternatives of an anyOf as schemas of the body).
                 constraints.append(
                     {
                         "$comment": f"{field.json_name} is required, by either name",
-                        "anyOf": [{"required": [name]} for name in names],
+                        "if": {"required": [field.name]},
+                        "else": {"required": [field.json_name]},
                     }
                 )
         schema: JsonObject = {"type": "object", "properties": properties}
@@ -883,12 +886,11 @@ class _Builder:
         prop = self._field_schema(field, request=request)
         behaviors = self._options.get(field.options, self._field_behavior) or []
         is_required = self._required_behavior in behaviors
-        if request and is_required:
-            # Null is no value of the property's schema: what is left to say is "not the default".
-            if (set_value := self._not_default(field, presence=True)) != _NOT_NULL:
-                prop = set_value | prop
-        elif request:
+        if request and not is_required:
             prop = _nullable(prop)
+        elif request and not _tracks_presence(field):
+            # Null is no value of the property's schema; the default is none either.
+            prop = self._not_default(field) | prop
         if self._output_only_behavior in behaviors:
             prop["readOnly"] = True
         comment = self._comment(message.file, (*message.path, 2, index))
@@ -923,8 +925,10 @@ class _Builder:
             members = [field.json_name for field in fields]
             oneofs[oneof.name] = members
             names = ", ".join(f"`{member}`" for member in members)
-            given: list[JsonObject] = [
-                _given(_names(field), _NOT_NULL) if request else {"required": [field.json_name]}
+            given = [
+                _given(_names(field), {"type": self._json_types(field)})
+                if request
+                else _given([field.json_name], None)
                 for field in fields
             ]
             if self._options.get(oneof.options, self._oneof_required):
@@ -932,15 +936,17 @@ class _Builder:
                 constraints.append(
                     {
                         "$comment": f"oneof {oneof.name}: exactly one member is set",
-                        "oneOf": given,
+                        "oneOf": [way for ways in given for way in ways],
                     }
                 )
             else:
                 notes.append(f"Oneof `{oneof.name}`: at most one of {names}.")
                 pairs = [
                     _both(first, second)
-                    for position, first in enumerate(given)
-                    for second in given[position + 1 :]
+                    for position, ways in enumerate(given)
+                    for other_ways in given[position + 1 :]
+                    for first in ways
+                    for second in other_ways
                 ]
                 if pairs:
                     constraints.append(
@@ -961,29 +967,26 @@ class _Builder:
         for group in rules.at_least_one_of:
             members = [fields[name] for name in group.fields]
             names = ", ".join(member.json_name for member in members)
-            options: list[JsonObject] = []
-            for member in members:
-                given = _given(_names(member), self._not_default(member))
-                options += given.get("anyOf", [given])  # type: ignore[arg-type]
+            options = [
+                way
+                for member in members
+                for way in _given(_names(member), self._not_default(member))
+            ]
             constraints.append({"$comment": f"at least one of {names} is set", "anyOf": options})
         return constraints
 
-    def _not_default(
-        self, field: descriptor_pb2.FieldDescriptorProto, *, presence: bool = False
-    ) -> JsonObject:
+    def _not_default(self, field: descriptor_pb2.FieldDescriptorProto) -> JsonObject:
         """Return what a field's value must be to count as set: not null, nor its default.
 
-        With ``presence``, a field that tracks it (a message, a proto3
-        ``optional``, a oneof member) is set by any value but null, as a
-        REQUIRED field is; without, only a message is.
+        A message is set by any value but null.
         """
         if field.label == _Label.LABEL_REPEATED:
             entry = self._messages.get(field.type_name.removeprefix("."))
             if entry is not None and entry.proto.options.map_entry:
                 return {"type": "object", "minProperties": 1}
             return {"type": "array", "minItems": 1}
-        if field.type == _Type.TYPE_MESSAGE or (presence and field.HasField("oneof_index")):
-            return dict(_NOT_NULL)
+        if field.type == _Type.TYPE_MESSAGE:
+            return {"type": self._json_types(field)}
         if field.type in _SET_VALUES:
             return dict(_SET_VALUES[field.type])
         if field.type == _Type.TYPE_ENUM:
@@ -994,6 +997,22 @@ class _Builder:
         return {
             "not": {"anyOf": [{"enum": [0, None]}, {"type": "string", "pattern": _ZERO_PATTERN}]}
         }
+
+    def _json_types(self, field: descriptor_pb2.FieldDescriptorProto) -> str | list[str]:
+        """Return the JSON types a request may give a field's value in, null aside."""
+        type_name = field.type_name.removeprefix(".")
+        if field.label == _Label.LABEL_REPEATED:
+            entry = self._messages.get(type_name)
+            return "object" if entry is not None and entry.proto.options.map_entry else "array"
+        if type_name in _WRAPPERS:
+            return self._json_types(descriptor_pb2.FieldDescriptorProto(type=_WRAPPERS[type_name]))
+        if field.type == _Type.TYPE_MESSAGE:
+            return _WELL_KNOWN_TYPES.get(type_name, "object")
+        if field.type in _INTEGER_RANGES or field.type in (_Type.TYPE_DOUBLE, _Type.TYPE_FLOAT):
+            return cast(list[str], _request_scalar_schema(field.type)["type"])
+        if field.type == _Type.TYPE_ENUM:
+            return ["string", "integer"]
+        return "boolean" if field.type == _Type.TYPE_BOOL else "string"
 
     def _note(self, field: descriptor_pb2.FieldDescriptorProto) -> str:
         """Return what a request field's description adds: what JSON Schema cannot check."""
@@ -1055,6 +1074,22 @@ class _Builder:
         schema = _request_scalar_schema(field.type)
         _apply_rules(schema, self._rules_of(field), field)
         return schema
+
+
+def _tracks_presence(field: descriptor_pb2.FieldDescriptorProto) -> bool:
+    """Return whether a field is set by any value (a message, an ``optional``, a oneof member)."""
+    singular = field.label != _Label.LABEL_REPEATED
+    return singular and (field.type == _Type.TYPE_MESSAGE or field.HasField("oneof_index"))
+
+
+# The JSON types of the values of well-known messages, which are no objects.
+_WELL_KNOWN_TYPES: dict[str, str | list[str]] = {
+    "google.protobuf.Timestamp": "string",
+    "google.protobuf.Duration": "string",
+    "google.protobuf.FieldMask": "string",
+    "google.protobuf.ListValue": "array",
+    "google.protobuf.Value": ["string", "number", "boolean", "object", "array"],
+}
 
 
 def _names(field: descriptor_pb2.FieldDescriptorProto) -> list[str]:

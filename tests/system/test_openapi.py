@@ -333,9 +333,10 @@ def test_required_and_output_only_follow_field_behavior(spec: dict[str, Any]) ->
             schema = _schema(spec, name)
             required = [f for f in message.fields if BEHAVIOR.REQUIRED in _behaviors(f)]
             if name.startswith("request."):
-                # A field of two names is required by either: an anyOf of the two.
+                # A field of two names is required by either: by its proto name, or else
+                # by its JSON name.
                 either = [
-                    [option["required"][0] for option in constraint["anyOf"]]
+                    [constraint["else"]["required"][0], constraint["if"]["required"][0]]
                     for constraint in schema.get("allOf", [])
                     if constraint.get("$comment", "").endswith("is required, by either name")
                 ]
