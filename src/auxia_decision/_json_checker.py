@@ -191,6 +191,10 @@ class JsonChecker:
         enum_type = field.enum_type
         assert enum_type is not None
         if isinstance(value, str):
+            if _UNPAIRED_SURROGATE.search(value):
+                # No name (nor number), and upb's lookup of such a key leaves an error behind.
+                self.error(path, "the string has an unpaired surrogate")
+                return
             if value in enum_type.values_by_name:
                 return
             if INTEGER_TEXT.fullmatch(value):

@@ -153,7 +153,7 @@ def test_an_enum_is_read_by_name_or_number(value: object, expected: int) -> None
     assert decoded.interaction_type == expected
 
 
-@pytest.mark.parametrize("value", ["+6", " 6", "6.0", "6_0", 6.5])
+@pytest.mark.parametrize("value", ["+6", " 6", "6.0", "6_0", 6.5, "\ud800", "SWIPE\udfff"])
 def test_an_enum_is_not_read_from_other_numbers(value: object) -> None:
     with pytest.raises(ApiError):
         CODEC.decode_request(
