@@ -220,8 +220,11 @@ EXACT_LIMIT = 2**53
 _EXPONENT = "[eE][+-]?[0-9]+"
 NUMBER_TEXT = f"-?[0-9]+(\\.[0-9]+)?({_EXPONENT})?"
 DOUBLE_PATTERN = f"^(NaN|-?Infinity|{NUMBER_TEXT})$"
-# Every text of zero, the default of a number.
-_ZERO_PATTERN = f"^-?0+(\\.0+)?({_EXPONENT})?$"
+# The texts of a number other than zero, the default: a digit other than 0 before the exponent.
+_NONZERO_PATTERN = (
+    f"^-?[0-9]*[1-9][0-9]*(\\.[0-9]+)?({_EXPONENT})?$"
+    f"|^-?[0-9]+\\.[0-9]*[1-9][0-9]*({_EXPONENT})?$|^(NaN|-?Infinity)$"
+)
 # RFC 3339, as the server reads a timestamp (the calendar is format date-time's).
 TIMESTAMP_PATTERN = (
     "^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
@@ -423,6 +426,15 @@ _SET_VALUES: dict[int, JsonObject] = {
     _Type.TYPE_BYTES: {"type": "string", "minLength": 1},
     _Type.TYPE_BOOL: {"const": True},
 }
+
+
+def _enum_texts(numbers: Sequence[int]) -> str:
+    """Return the pattern of the strings of enum numbers (leading zeros and -0 included)."""
+    texts = [
+        "-?0+" if number == 0 else f"0*{number}" if number > 0 else f"-0*{-number}"
+        for number in numbers
+    ]
+    return f"^({'|'.join(texts)})$"
 
 
 def _nullable(schema: JsonObject) -> JsonObject:
@@ -791,15 +803,11 @@ class _Builder:
             # A request may give a defined value by its name, its number, or its
             # number in a string (leading zeros and -0 included).
             numbers = list(dict.fromkeys(value.number for value in enum.proto.value))
-            texts = [
-                "-?0+" if number == 0 else f"0*{number}" if number > 0 else f"-0*{-number}"
-                for number in numbers
-            ]
             schema = {
                 "anyOf": [
                     {"type": "string", "enum": schema["enum"]},
                     {"type": "integer", "enum": numbers},
-                    {"type": "string", "pattern": f"^({'|'.join(texts)})$"},
+                    {"type": "string", "pattern": _enum_texts(numbers)},
                 ],
                 "description": description,
             }
@@ -925,6 +933,8 @@ class _Builder:
             members = [field.json_name for field in fields]
             oneofs[oneof.name] = members
             names = ", ".join(f"`{member}`" for member in members)
+            # A member is set given a value of its types (not null): so explorers show
+            # each way to set one.
             given = [
                 _given(_names(field), {"type": self._json_types(field)})
                 if request
@@ -936,25 +946,31 @@ class _Builder:
                 constraints.append(
                     {
                         "$comment": f"oneof {oneof.name}: exactly one member is set",
-                        "oneOf": [way for ways in given for way in ways],
+                        "oneOf": [way for member_ways in given for way in member_ways],
                     }
                 )
-            else:
-                notes.append(f"Oneof `{oneof.name}`: at most one of {names}.")
-                pairs = [
-                    _both(first, second)
-                    for position, ways in enumerate(given)
-                    for other_ways in given[position + 1 :]
-                    for first in ways
-                    for second in other_ways
-                ]
-                if pairs:
-                    constraints.append(
-                        {
-                            "$comment": f"oneof {oneof.name}: at most one member is set",
-                            "not": {"anyOf": pairs},
-                        }
-                    )
+                continue
+            notes.append(f"Oneof `{oneof.name}`: at most one of {names}.")
+            # In a "not", a member given is one not null (a complement generators spell).
+            not_null: JsonObject = {"not": {"type": "null"}}
+            barred = [
+                _given(_names(field), not_null) if request else _given([field.json_name], None)
+                for field in fields
+            ]
+            pairs = [
+                _both(first, second)
+                for position, ways in enumerate(barred)
+                for other_ways in barred[position + 1 :]
+                for first in ways
+                for second in other_ways
+            ]
+            if pairs:
+                constraints.append(
+                    {
+                        "$comment": f"oneof {oneof.name}: at most one member is set",
+                        "not": {"anyOf": pairs},
+                    }
+                )
         return notes, oneofs, constraints
 
     def _message_rules(self, message: _MessageDecl) -> list[JsonObject]:
@@ -990,12 +1006,24 @@ class _Builder:
         if field.type in _SET_VALUES:
             return dict(_SET_VALUES[field.type])
         if field.type == _Type.TYPE_ENUM:
+            # The enum's values but zero, each way a request may give one.
             enum = self._enums[field.type_name.removeprefix(".")]
-            zero = [value.name for value in enum.proto.value if value.number == 0]
-            default: list[object] = [*zero, 0, None]
-            return {"not": {"anyOf": [{"enum": default}, {"type": "string", "pattern": "^-?0+$"}]}}
+            values = [value for value in enum.proto.value if value.number != 0]
+            numbers = list(dict.fromkeys(value.number for value in values))
+            return {
+                "anyOf": [
+                    {"type": "string", "enum": list(dict.fromkeys(v.name for v in values))},
+                    {"type": "integer", "enum": numbers},
+                    {"type": "string", "pattern": _enum_texts(numbers)},
+                ]
+            }
+        # A number other than 0: above or below it, or a text with a digit other than 0.
         return {
-            "not": {"anyOf": [{"enum": [0, None]}, {"type": "string", "pattern": _ZERO_PATTERN}]}
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "number", "exclusiveMaximum": 0},
+                {"type": "string", "pattern": _NONZERO_PATTERN},
+            ]
         }
 
     def _json_types(self, field: descriptor_pb2.FieldDescriptorProto) -> str | list[str]:
