@@ -111,14 +111,26 @@ def rename(
     """Return a body with each field renamed to ``choose(position, field)``, at every depth."""
     if not isinstance(value, dict):
         return value
-    renamed: dict[str, Any] = {}
-    for position, (key, item) in enumerate(value.items()):
+    return _each_field(
+        value, descriptor, choose, lambda item, field: _rename_value(item, field, choose)
+    )
+
+
+def _each_field(
+    members: dict[str, Any],
+    descriptor: Descriptor,
+    choose: Callable[[int, FieldDescriptor], str],
+    convert: Callable[[Any, FieldDescriptor], Any],
+) -> dict[str, Any]:
+    """Return an object's members, each field's under ``choose(position, field)``, converted."""
+    changed: dict[str, Any] = {}
+    for position, (key, item) in enumerate(members.items()):
         field = descriptor.fields_by_name.get(key) or descriptor.fields_by_camelcase_name.get(key)
         if field is None:
-            renamed[key] = item
+            changed[key] = item
             continue
-        renamed[choose(position, field)] = _rename_value(item, field, choose)
-    return renamed
+        changed[choose(position, field)] = convert(item, field)
+    return changed
 
 
 def _rename_value(
@@ -575,13 +587,12 @@ def respelled(value: Any, descriptor: Descriptor, pick: Callable[[list[Any]], An
     """
     if not isinstance(value, dict):
         return value
-    respelled_members: dict[str, Any] = {}
-    for key, item in value.items():
-        field = descriptor.fields_by_name.get(key) or descriptor.fields_by_camelcase_name.get(key)
-        if field is None:
-            respelled_members[key] = item
-            continue
-        respelled_members[pick(_names(field))] = _respelled_value(item, field, pick)
+    respelled_members = _each_field(
+        value,
+        descriptor,
+        lambda _, field: pick(_names(field)),
+        lambda item, field: _respelled_value(item, field, pick),
+    )
     for field in descriptor.fields:
         if _key_of(value, field) is None and not is_required(field) and pick([False, True]):
             respelled_members[pick(_names(field))] = None
