@@ -19,6 +19,7 @@ from auxia.decision.model import (
     treatment_interaction_service_pb2,
     treatment_management_service_pb2,
 )
+from tests._request_forms import rename
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -100,28 +101,9 @@ def json_names(value: Any, message: Any) -> Any:
     """Rename a proto3 JSON value's original field names to JSON names, as parsers read them.
 
     The documentation's samples mix `project_id` and `projectId`; both parse,
-    but the OpenAPI document describes the JSON names only.
+    and responses use the JSON names, which the response schemas describe.
     """
-    if not isinstance(value, dict) or message.full_name.startswith("google.protobuf."):
-        return value
-    renamed: dict[str, Any] = {}
-    for key, item in value.items():
-        field = message.fields_by_name.get(key) or message.fields_by_camelcase_name.get(key)
-        if field is None:
-            renamed[key] = item
-            continue
-        nested = field.message_type
-        converted = item
-        if nested is not None and nested.GetOptions().map_entry:
-            value_type = nested.fields_by_name["value"].message_type
-            if value_type is not None:
-                converted = {k: json_names(v, value_type) for k, v in item.items()}
-        elif nested is not None and field.is_repeated:
-            converted = [json_names(element, nested) for element in item]
-        elif nested is not None:
-            converted = json_names(item, nested)
-        renamed[field.json_name] = converted
-    return renamed
+    return rename(value, message, lambda _, field: field.json_name)
 
 
 def sample_json(sample: Sample) -> Any:

@@ -56,6 +56,21 @@ def install_ts() -> str:
     return node
 
 
+PRISM = TS / "prism"
+
+
+def install_prism() -> list[str]:
+    """Install Prism from ``ts/prism``'s lockfile; return the command that runs its CLI.
+
+    Its packages' install scripts are not run (the one it has sends
+    installation analytics); the CLI needs none.
+    """
+    node = require("node")
+    npm = require("npm")
+    checked([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], PRISM)
+    return [node, str(PRISM / "node_modules" / "@stoplight" / "prism-cli" / "dist" / "index.js")]
+
+
 class LineScript:
     """A running Node.js script that answers each JSON line with one JSON line.
 

@@ -26,8 +26,10 @@ when no method has a rule:
   alternative security schemes (or the ``x-admin-key`` header), and
   ``google.rpc.Status`` as the error body.
 
-Options are read from the serialized option messages by field number, so the
-plugin works whether or not the extensions' Python modules are imported.
+Options (``google.api.http``, ``google.api.field_behavior`` and our rules)
+are read through a descriptor pool built from the request's files, so the
+plugin reads the extensions the files declare, whether or not their Python
+modules are imported.
 Parameters (``opt``, ``key=value`` separated by commas) override the
 document's ``title``, ``version`` and ``server``, its path (``output``), the
 proto ``package`` whose services it describes (by default every file's;
@@ -44,23 +46,23 @@ import json
 import posixpath
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any, cast
 
 from google.api import http_pb2
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.compiler import plugin_pb2
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 JsonObject = dict[str, object]
 
 OUTPUT_NAME = "openapi.json"
-# google.api.http, an extension of google.protobuf.MethodOptions.
-HTTP_RULE_FIELD = 72295728
-# google.api.field_behavior, a repeated enum extension of FieldOptions.
-FIELD_BEHAVIOR_FIELD = 1052
-FIELD_BEHAVIOR_REQUIRED = 2
-FIELD_BEHAVIOR_OUTPUT_ONLY = 3
-# Our OneofOptions extension marking oneofs of which exactly one member must
-# be set; its field number is looked up in the request by this name.
+# The extensions the document reads, found by name in the request's files.
+# google.api.http, on MethodOptions: the REST binding of a method.
+HTTP_EXTENSION = "google.api.http"
+# google.api.field_behavior, a repeated enum on FieldOptions.
+FIELD_BEHAVIOR_EXTENSION = "google.api.field_behavior"
+# Our OneofOptions extension marking oneofs of which exactly one member must be set.
 ONEOF_REQUIRED_EXTENSION = "io.auxia.decision.model.oneof_required"
 # Our rules on values and across fields (auxia/decision/model/field_rules.proto).
 FIELD_RULES_EXTENSION = "io.auxia.decision.model.field_rules"
@@ -103,15 +105,13 @@ This document is generated from the Protobuf schema (package \
 `{package}`); each schema is named by the full name of its \
 message or enum. Bodies are proto3 JSON:
 
-- Properties are keyed by the fields' lowerCamelCase JSON names. Proto3 JSON \
-parsers also accept the original snake_case field names, which this document \
-does not list: normalize names before validating a body against it.
+- Properties are keyed by the fields' lowerCamelCase JSON names, which \
+responses use.
 - Fields holding their default value (empty string, 0, false, the zero enum \
 value, an empty list) are omitted by emitters, except proto3 `optional` fields \
 that are set.
 - 64-bit integers (`format: int64`) are written as decimal strings, because \
-JSON numbers lose precision past 2^53; parsers accept a string or a JSON \
-number, so the schema allows both (`type: [string, integer]`).
+JSON numbers lose precision past 2^53.
 - Floating-point values are JSON numbers, or the strings `NaN`, `Infinity` \
 and `-Infinity`.
 - Enums are written as their value names.
@@ -124,11 +124,28 @@ sets and clients leave unset.
 - Request bodies have schemas of their own, `request.<full name>`: closed \
 (`additionalProperties: false`), with REQUIRED values other than their \
 default and the schema's other rules (`pattern`, `minimum`, fields of which \
-at least one is set as `anyOf`, enum values by name or number). A body valid \
-against them is one the server's validation accepts. Response schemas, \
-`<full name>`, stay open: clients should accept members added later.
+at least one is set as `anyOf`). A body valid against them is one the \
+server's validation accepts, but for the few checks listed below. Response \
+schemas, `<full name>`, stay open: clients should accept members added later.
 - At most one member of a oneof may be set (exactly one when the oneof is \
 required); `x-oneof` lists each oneof's members.
+
+A request may use every form proto3 JSON reads, and its schema takes them: \
+a field under its JSON name or its proto field name (`project_id`, as \
+`patternProperties`), never both; `null` for a field that is not REQUIRED \
+(its default); an integer as a JSON number or a string of one (`"10"`, \
+`"1.5e3"`, `"10.0"`); an enum by its value's name, its number, or its number \
+in a string; a floating-point value as a number, a string of one, or `NaN`, \
+`Infinity`, `-Infinity`; a timestamp as RFC 3339 text with any offset \
+(`2024-05-30T17:02:44+05:30`). The server checks a few things JSON Schema \
+cannot say (the descriptions of the fields they concern say so): an integer string with \
+an exponent must hold an integer within the field's range, at most 2^53 in \
+magnitude; a floating-point string must be finite; a 64-bit integer given as \
+a JSON number of 2^53 or more is read exactly (a validator reading JSON \
+numbers as doubles rounds it, one checking `format: int64` refuses it: write \
+such values as strings, as emitters do); a timestamp's offset must not take it past the \
+years 0001 and 9999. Nor can it say that strings must not hold unpaired \
+UTF-16 surrogates (which are no Unicode text), which the server refuses too.
 
 Errors are `google.rpc.Status` bodies.
 """
@@ -195,8 +212,58 @@ def _at_most(limit: str) -> str:
 INT64_PATTERN = f"^(0*{_at_most(str(2**63 - 1))}|-0*{_at_most(str(2**63))})$"
 UINT64_PATTERN = f"^(0*{_at_most(str(2**64 - 1))}|-0+)$"
 NON_NEGATIVE_INT64_PATTERN = f"^(0*{_at_most(str(2**63 - 1))}|-0+)$"
-_ZERO_PATTERN = "^-?0+$"
 _FLOAT_STRINGS = ["NaN", "Infinity", "-Infinity"]
+# What a request may hold, as the server reads proto3 JSON: a number in a
+# string is a JSON number's text (leading zeros allowed); an integer written
+# with a fraction or an exponent is one exactly, and at most 2^53 in magnitude.
+EXACT_LIMIT = 2**53
+_EXPONENT = "[eE][+-]?[0-9]+"
+NUMBER_TEXT = f"-?[0-9]+(\\.[0-9]+)?({_EXPONENT})?"
+DOUBLE_PATTERN = f"^(NaN|-?Infinity|{NUMBER_TEXT})$"
+# The texts of a number other than zero, the default: a digit other than 0 before the exponent.
+_NONZERO_PATTERN = (
+    f"^-?[0-9]*[1-9][0-9]*(\\.[0-9]+)?({_EXPONENT})?$"
+    f"|^-?[0-9]+\\.[0-9]*[1-9][0-9]*({_EXPONENT})?$|^(NaN|-?Infinity)$"
+)
+# RFC 3339, as the server reads a timestamp (the calendar is format date-time's).
+TIMESTAMP_PATTERN = (
+    "^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
+    "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?"
+    "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+_INTEGER_RANGES: dict[int, tuple[str, int, int]] = {
+    _Type.TYPE_INT64: ("int64", -(2**63), 2**63 - 1),
+    _Type.TYPE_SINT64: ("int64", -(2**63), 2**63 - 1),
+    _Type.TYPE_SFIXED64: ("int64", -(2**63), 2**63 - 1),
+    _Type.TYPE_UINT64: ("uint64", 0, 2**64 - 1),
+    _Type.TYPE_FIXED64: ("uint64", 0, 2**64 - 1),
+    _Type.TYPE_INT32: ("int32", -(2**31), 2**31 - 1),
+    _Type.TYPE_SINT32: ("int32", -(2**31), 2**31 - 1),
+    _Type.TYPE_SFIXED32: ("int32", -(2**31), 2**31 - 1),
+    _Type.TYPE_UINT32: ("uint32", 0, 2**32 - 1),
+    _Type.TYPE_FIXED32: ("uint32", 0, 2**32 - 1),
+}
+_FLOAT32_MAX = 3.4028234663852886e38
+# What the descriptions of a request's numbers say that JSON Schema cannot check.
+_INTEGER_NOTE = (
+    'A JSON number or a string of one (`"10"`, `"1e1"`). The server also checks '
+    "what this schema cannot: a string with an exponent must hold an integer within "
+    "the range, at most 2^53 in magnitude."
+)
+_INT64_NOTE = (
+    " From 2^53 on, write a string: a validator that reads JSON numbers as doubles "
+    "rounds them, and one that checks `format: int64` as ajv-formats does (Prism "
+    "among them) refuses them; a proxy that parses the body may forward them rounded."
+)
+_TIMESTAMP_NOTE = (
+    "RFC 3339 text, with any offset. The server also checks what this schema cannot: "
+    "the offset must not take the time past 0001-01-01T00:00:00Z or "
+    "9999-12-31T23:59:59.999999999Z."
+)
+_DOUBLE_NOTE = (
+    "A JSON number, or a string of one or `NaN`, `Infinity`, `-Infinity`. The server "
+    "also checks what this schema cannot: a string's number must be finite."
+)
 
 
 def _int64_schema(*, unsigned: bool) -> JsonObject:
@@ -259,21 +326,24 @@ def _scalar_schema(field_type: int) -> JsonObject:
     return schemas[field_type]
 
 
+# The wrapper types, whose proto3 JSON form is the value they wrap.
+_WRAPPERS = {
+    "google.protobuf.DoubleValue": _Type.TYPE_DOUBLE,
+    "google.protobuf.FloatValue": _Type.TYPE_FLOAT,
+    "google.protobuf.Int64Value": _Type.TYPE_INT64,
+    "google.protobuf.UInt64Value": _Type.TYPE_UINT64,
+    "google.protobuf.Int32Value": _Type.TYPE_INT32,
+    "google.protobuf.UInt32Value": _Type.TYPE_UINT32,
+    "google.protobuf.BoolValue": _Type.TYPE_BOOL,
+    "google.protobuf.StringValue": _Type.TYPE_STRING,
+    "google.protobuf.BytesValue": _Type.TYPE_BYTES,
+}
+
+
 def _well_known_schema(full_name: str) -> JsonObject | None:
     """Return the inline proto3 JSON schema of a well-known type, or None for others."""
-    wrapped = {
-        "google.protobuf.DoubleValue": _Type.TYPE_DOUBLE,
-        "google.protobuf.FloatValue": _Type.TYPE_FLOAT,
-        "google.protobuf.Int64Value": _Type.TYPE_INT64,
-        "google.protobuf.UInt64Value": _Type.TYPE_UINT64,
-        "google.protobuf.Int32Value": _Type.TYPE_INT32,
-        "google.protobuf.UInt32Value": _Type.TYPE_UINT32,
-        "google.protobuf.BoolValue": _Type.TYPE_BOOL,
-        "google.protobuf.StringValue": _Type.TYPE_STRING,
-        "google.protobuf.BytesValue": _Type.TYPE_BYTES,
-    }
-    if full_name in wrapped:
-        return _scalar_schema(wrapped[full_name])
+    if full_name in _WRAPPERS:
+        return _scalar_schema(_WRAPPERS[full_name])
     special: dict[str, JsonObject] = {
         "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
         "google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$"},
@@ -291,95 +361,172 @@ def _well_known_schema(full_name: str) -> JsonObject | None:
     return special.get(full_name)
 
 
-def _varint(data: bytes, position: int) -> tuple[int, int]:
-    """Decode the varint at position; return its value and the position after it."""
-    value = 0
-    shift = 0
-    while True:
-        if position >= len(data):
-            raise PluginError("truncated varint in serialized options")
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, position
-        shift += 7
+def integer_pattern(low: int, high: int) -> str:
+    """Return the pattern of the strings the server reads as integers from ``low`` to ``high``.
 
-
-def _option_values(options: Message, number: int) -> list[tuple[int, int | bytes]]:
-    """Return the wire type and value of each occurrence of a field in serialized options.
-
-    Extensions that the running process has not imported are kept by protobuf
-    as unknown fields, and imported ones are parsed; both serialize back to the
-    same bytes, so reading the wire format finds them either way.
+    ``low`` is at most 0, ``high`` at least 0. Exact for decimal digits
+    (leading zeros and -0 included) and for a zero fraction (up to 2^53); with
+    an exponent, only the sign: whether such a text holds an integer in range
+    is no regular language, and the server checks it (the fields say so).
     """
-    return _wire_values(options.SerializeToString(deterministic=True), number)
+
+    def decimals(least: int, most: int) -> str:
+        negative = f"-0*{_at_most(str(-least))}" if least < 0 else "-0+"
+        return f"0*{_at_most(str(most))}|{negative}"
+
+    plain = decimals(low, high)
+    exact = decimals(max(low, -EXACT_LIMIT), min(high, EXACT_LIMIT))
+    mantissa = "-?[0-9]+(\\.[0-9]+)?" if low < 0 else "([0-9]+(\\.[0-9]+)?|-0+(\\.0+)?)"
+    if plain == exact:
+        return f"^({plain})(\\.0+)?$|^{mantissa}{_EXPONENT}$"
+    return f"^({plain})$|^({exact})\\.0+$|^{mantissa}{_EXPONENT}$"
 
 
-def _wire_values(data: bytes, number: int) -> list[tuple[int, int | bytes]]:
-    """Return the wire type and value of each occurrence of a field in a serialized message."""
-    found: list[tuple[int, int | bytes]] = []
-    position = 0
-    while position < len(data):
-        key, position = _varint(data, position)
-        wire_type = key & 7
-        value: int | bytes
-        if wire_type == 0:
-            value, position = _varint(data, position)
-        elif wire_type == 1:
-            value, position = data[position : position + 8], position + 8
-        elif wire_type == 2:
-            length, position = _varint(data, position)
-            value, position = data[position : position + length], position + length
-        elif wire_type == 5:
-            value, position = data[position : position + 4], position + 4
-        else:
-            raise PluginError(f"unsupported wire type {wire_type} in serialized options")
-        if key >> 3 == number:
-            found.append((wire_type, value))
-    return found
+def _request_scalar_schema(field_type: int) -> JsonObject:
+    """Return the schema of a scalar in a request: every form the server reads."""
+    if field_type in _INTEGER_RANGES:
+        number_format, low, high = _INTEGER_RANGES[field_type]
+        return {
+            # The form emitters write first: a string for 64 bits, a number for 32.
+            "type": ["string", "integer"]
+            if number_format.endswith("64")
+            else ["integer", "string"],
+            "format": number_format,
+            "pattern": integer_pattern(low, high),
+            "minimum": low,
+            "maximum": high,
+        }
+    if field_type in (_Type.TYPE_DOUBLE, _Type.TYPE_FLOAT):
+        largest = _FLOAT32_MAX if field_type == _Type.TYPE_FLOAT else sys.float_info.max
+        return {
+            "type": ["number", "string"],
+            "format": "float" if field_type == _Type.TYPE_FLOAT else "double",
+            "pattern": DOUBLE_PATTERN,
+            "minimum": -largest,
+            "maximum": largest,
+        }
+    return _scalar_schema(field_type)
 
 
-def _varints(values: list[tuple[int, int | bytes]]) -> list[int]:
-    """Return the integers of a repeated varint field, packed or not."""
-    result: list[int] = []
-    for wire_type, value in values:
-        if wire_type == 0 and isinstance(value, int):
-            result.append(value)
-        elif wire_type == 2 and isinstance(value, bytes):
-            position = 0
-            while position < len(value):
-                item, position = _varint(value, position)
-                result.append(item)
-    return result
+def _request_well_known_schema(full_name: str) -> JsonObject | None:
+    """Return the inline schema of a well-known type in a request, or None for others."""
+    if full_name == "google.protobuf.Timestamp":
+        return {"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN}
+    wrapped = _WRAPPERS.get(full_name)
+    if wrapped is not None:
+        return _request_scalar_schema(wrapped)
+    return _well_known_schema(full_name)
 
 
-def _strings(data: bytes, number: int) -> list[str]:
-    """Return the values of a string field of a serialized message."""
-    return [
-        value.decode()
-        for wire_type, value in _wire_values(data, number)
-        if isinstance(value, bytes)
+# The keywords a schema combines others with: null is added beside them, not into "type".
+_COMBINING = frozenset({"$ref", "allOf", "anyOf", "oneOf", "not", "enum", "const"})
+# The values of strings, bytes and bools other than their default.
+_SET_VALUES: dict[int, JsonObject] = {
+    _Type.TYPE_STRING: {"type": "string", "minLength": 1},
+    _Type.TYPE_BYTES: {"type": "string", "minLength": 1},
+    _Type.TYPE_BOOL: {"const": True},
+}
+
+
+def _enum_texts(numbers: Sequence[int]) -> str:
+    """Return the pattern of the strings of enum numbers (leading zeros and -0 included)."""
+    texts = [
+        "-?0+" if number == 0 else f"0*{number}" if number > 0 else f"-0*{-number}"
+        for number in numbers
     ]
+    return f"^({'|'.join(texts)})$"
+
+
+def _nullable(schema: JsonObject) -> JsonObject:
+    """Return the schema taking null too, which proto3 JSON reads as the field's default."""
+    kind = schema.get("type")
+    if kind is None or _COMBINING & schema.keys():
+        return {"anyOf": [schema, {"type": "null"}]}
+    kinds = list(kind) if isinstance(kind, list) else [kind]
+    return {**schema, "type": [*kinds, "null"]}
+
+
+def _given(names: Sequence[str], value: JsonObject | None) -> list[JsonObject]:
+    """Return the ways a field is given, one per name: present, with such a value.
+
+    Never both names (a constraint of its own), so exactly one of a oneof's
+    members is exactly one of these ways of all its members.
+    """
+    if value is None:
+        return [{"required": [name]} for name in names]
+    return [{"required": [name], "properties": {name: value}} for name in names]
+
+
+def _both(first: JsonObject, second: JsonObject) -> JsonObject:
+    """Return the constraint that two ways of giving fields (``_given``) hold together."""
+    required = [*cast(list[str], first["required"]), *cast(list[str], second["required"])]
+    both: JsonObject = {"required": required}
+    properties = {
+        **cast(JsonObject, first.get("properties", {})),
+        **cast(JsonObject, second.get("properties", {})),
+    }
+    if properties:
+        both["properties"] = properties
+    return both
+
+
+class _Options:
+    """Reads the options of the request's descriptors, our extensions and Google's included.
+
+    The request's files (every file buf sends: the ones to generate and all
+    they import) make a descriptor pool of their own. An options message is
+    parsed again by the pool's class of its type, where the extensions the
+    files declare are fields like any other: read the same way whether or
+    not this process imported their Python modules.
+    """
+
+    def __init__(self, files: Sequence[descriptor_pb2.FileDescriptorProto]) -> None:
+        self._pool = descriptor_pool.DescriptorPool()
+        for file in files:
+            try:
+                self._pool.Add(file)
+            except (TypeError, ValueError) as error:
+                raise PluginError(f"{file.name}: {error}") from None
+        self._classes: dict[str, type[Message]] = {}
+
+    def extension(self, full_name: str) -> FieldDescriptor | None:
+        """Return the extension of that name, or None when no file of the request declares it."""
+        try:
+            return self._pool.FindExtensionByName(full_name)
+        except KeyError:
+            return None
+
+    def get(self, options: Message, extension: FieldDescriptor | None) -> Any:  # noqa: ANN401 - a value of any extension
+        """Return the value of an extension in an options message, or None when it is not set.
+
+        A repeated extension's value is its list (empty when not set).
+        """
+        if extension is None:
+            return None
+        name = options.DESCRIPTOR.full_name
+        options_class = self._classes.get(name)
+        if options_class is None:
+            options_type = self._pool.FindMessageTypeByName(name)
+            options_class = self._classes[name] = message_factory.GetMessageClass(options_type)
+        parsed: Any = options_class.FromString(options.SerializeToString())
+        if extension.is_repeated:
+            return list(parsed.Extensions[extension])
+        return parsed.Extensions[extension] if parsed.HasExtension(extension) else None
 
 
 @dataclasses.dataclass(frozen=True)
 class _FieldRules:
-    """A field's ``field_rules`` option, read from its wire form."""
+    """A field's ``field_rules`` option."""
 
     pattern: str = ""
     minimum: int | None = None
 
     @classmethod
-    def parse(cls, occurrences: list[tuple[int, int | bytes]]) -> _FieldRules:
-        data = b"".join(value for _, value in occurrences if isinstance(value, bytes))
-        pattern = "".join(_strings(data, 1)[-1:])
-        minimums = _varints(_wire_values(data, 3))
-        minimum = None
-        if minimums:
-            # An int64 travels as its 64-bit two's complement.
-            minimum = minimums[-1] - 2**64 if minimums[-1] >= 2**63 else minimums[-1]
-        return cls(pattern, minimum)
+    def parse(cls, rules: Any) -> _FieldRules:  # noqa: ANN401 - the pool's FieldRules
+        """Read the option's message (None when the field has none)."""
+        if rules is None:
+            return cls()
+        return cls(rules.pattern, rules.minimum if rules.HasField("minimum") else None)
 
 
 def _clean_comment(comment: str) -> str:
@@ -449,9 +596,18 @@ class _Builder:
         self._messages: dict[str, _MessageDecl] = {}
         self._enums: dict[str, _EnumDecl] = {}
         self._comments: dict[tuple[str, tuple[int, ...]], str] = {}
-        self._oneof_required_field: int | None = None
-        self._field_rules_field: int | None = None
-        self._message_rules_field: int | None = None
+        self._options = _Options(request.proto_file)
+        self._http = self._options.extension(HTTP_EXTENSION)
+        self._field_behavior = self._options.extension(FIELD_BEHAVIOR_EXTENSION)
+        self._oneof_required = self._options.extension(ONEOF_REQUIRED_EXTENSION)
+        self._field_rules = self._options.extension(FIELD_RULES_EXTENSION)
+        self._message_rules_option = self._options.extension(MESSAGE_RULES_EXTENSION)
+        # The numbers of the behaviors the document shows, read from their enum.
+        behavior = self._field_behavior.enum_type if self._field_behavior else None
+        self._required_behavior = behavior.values_by_name["REQUIRED"].number if behavior else None
+        self._output_only_behavior = (
+            behavior.values_by_name["OUTPUT_ONLY"].number if behavior else None
+        )
         for file in request.proto_file:
             for declaration in _declarations(file):
                 if isinstance(declaration, _MessageDecl):
@@ -462,15 +618,6 @@ class _Builder:
                 if location.leading_comments:
                     key = (file.name, tuple(location.path))
                     self._comments[key] = _clean_comment(location.leading_comments)
-            prefix = f"{file.package}." if file.package else ""
-            for extension in file.extension:
-                name = f"{prefix}{extension.name}"
-                if name == ONEOF_REQUIRED_EXTENSION:
-                    self._oneof_required_field = extension.number
-                elif name == FIELD_RULES_EXTENSION:
-                    self._field_rules_field = extension.number
-                elif name == MESSAGE_RULES_EXTENSION:
-                    self._message_rules_field = extension.number
         self._to_generate = [
             f
             for f in request.proto_file
@@ -550,13 +697,10 @@ class _Builder:
         comment: str,
     ) -> bool:
         """Add one operation per HTTP rule of a method; return whether it has any."""
-        occurrences = _option_values(method.options, HTTP_RULE_FIELD)
-        if not occurrences:
+        found = self._options.get(method.options, self._http)
+        if found is None:
             return False
-        rule = http_pb2.HttpRule()
-        for _, value in occurrences:
-            if isinstance(value, bytes):
-                rule.MergeFromString(value)
+        rule = http_pb2.HttpRule.FromString(found.SerializeToString())
         if method.client_streaming or method.server_streaming:
             raise PluginError(f"{service}.{method.name}: streaming methods have no REST mapping")
         bindings = [rule, *rule.additional_bindings]
@@ -657,10 +801,17 @@ class _Builder:
             "description": description,
         }
         if request:
-            # Parsers also take a value's number; a request holds only defined values.
-            values: list[object] = list(dict.fromkeys(value.name for value in enum.proto.value))
-            values += dict.fromkeys(value.number for value in enum.proto.value)
-            schema = {"enum": values, "description": description}
+            # A request may give a defined value by its name, its number, or its
+            # number in a string (leading zeros and -0 included).
+            numbers = list(dict.fromkeys(value.number for value in enum.proto.value))
+            schema = {
+                "anyOf": [
+                    {"type": "string", "enum": schema["enum"]},
+                    {"type": "integer", "enum": numbers},
+                    {"type": "string", "pattern": _enum_texts(numbers)},
+                ],
+                "description": description,
+            }
         if enum.full_name == "google.protobuf.NullValue":
             schema = {"type": "null"}
         return schema
@@ -668,30 +819,53 @@ class _Builder:
     def _message_schema(self, message: _MessageDecl, *, request: bool = False) -> JsonObject:
         """Return the schema of a message: its fields, their behaviors and its oneofs.
 
-        A request's schema also holds the rules: no other properties, REQUIRED
-        values other than their default, ``field_rules`` as ``pattern`` and
+        A request's schema also takes each field under its proto name
+        (``patternProperties``, never both names), null for a field that is
+        not REQUIRED, and holds the rules: no other properties, REQUIRED values
+        other than their default, ``field_rules`` as ``pattern`` and
         ``minimum``, ``message_rules`` as ``anyOf``.
         """
         properties: JsonObject = {}
+        aliases: JsonObject = {}
         required: list[str] = []
+        constraints: list[JsonObject] = []
         for index, field in enumerate(message.proto.field):
-            prop = self._field_schema(field, request=request)
-            behaviors = _varints(_option_values(field.options, FIELD_BEHAVIOR_FIELD))
-            if FIELD_BEHAVIOR_OUTPUT_ONLY in behaviors:
-                prop["readOnly"] = True
-            if FIELD_BEHAVIOR_REQUIRED in behaviors:
-                required.append(field.json_name)
-                if request:
-                    prop.update(self._not_default(field))
-            if comment := self._comment(message.file, (*message.path, 2, index)):
-                prop["description"] = comment
+            prop, is_required = self._property(message, index, field, request=request)
             properties[field.json_name] = prop
+            names = _names(field) if request else [field.json_name]
+            if len(names) > 1:
+                alias = {**prop, "description": f"`{field.json_name}`, by its proto field name."}
+                aliases[f"^{field.name}$"] = alias
+            if is_required and len(names) == 1:
+                required.append(field.json_name)
+            elif is_required:
+                # Given by its proto name, or else by its JSON name (an if, not an anyOf:
+                # explorers show the alternatives of an anyOf as schemas of the body).
+                constraints.append(
+                    {
+                        "$comment": f"{field.json_name} is required, by either name",
+                        "if": {"required": [field.name]},
+                        "else": {"required": [field.json_name]},
+                    }
+                )
         schema: JsonObject = {"type": "object", "properties": properties}
+        if aliases:
+            schema["patternProperties"] = aliases
         if required:
             schema["required"] = required
         if request:
             schema["additionalProperties"] = False
-        notes, oneofs, constraints = self._oneofs(message)
+        twice = [_names(field) for field in message.proto.field if len(_names(field)) > 1]
+        if request and twice:
+            constraints.insert(
+                0,
+                {
+                    "$comment": "a field is given once: by its JSON name or by its proto name",
+                    "not": {"anyOf": [{"required": names} for names in twice]},
+                },
+            )
+        notes, oneofs, oneof_constraints = self._oneofs(message, request=request)
+        constraints += oneof_constraints
         if request:
             constraints += self._message_rules(message)
         description = "\n\n".join(
@@ -705,103 +879,183 @@ class _Builder:
             schema["allOf"] = constraints
         return schema
 
-    def _oneofs(self, message: _MessageDecl) -> tuple[list[str], JsonObject, list[JsonObject]]:
+    def _property(
+        self,
+        message: _MessageDecl,
+        index: int,
+        field: descriptor_pb2.FieldDescriptorProto,
+        *,
+        request: bool,
+    ) -> tuple[JsonObject, bool]:
+        """Return the schema of a field as a property of its message, and whether it is REQUIRED.
+
+        In a request, a REQUIRED field's value must not be its default; any
+        other may be null.
+        """
+        prop = self._field_schema(field, request=request)
+        behaviors = self._options.get(field.options, self._field_behavior) or []
+        is_required = self._required_behavior in behaviors
+        if request and not is_required:
+            prop = _nullable(prop)
+        elif request and not _tracks_presence(field):
+            # Null is no value of the property's schema; the default is none either.
+            prop = self._not_default(field) | prop
+        if self._output_only_behavior in behaviors:
+            prop["readOnly"] = True
+        comment = self._comment(message.file, (*message.path, 2, index))
+        if request and (note := self._note(field)):
+            comment = f"{comment}\n\n{note}" if comment else note
+        if comment:
+            prop["description"] = comment
+        return prop, is_required
+
+    def _oneofs(
+        self, message: _MessageDecl, *, request: bool
+    ) -> tuple[list[str], JsonObject, list[JsonObject]]:
         """Return the description notes, ``x-oneof`` and constraints of a message's oneofs.
 
         Synthetic oneofs (of proto3 ``optional`` fields) are not oneofs of the
-        API and are left out.
+        API and are left out. In a request, a member is set when it is given,
+        by either name, and not null.
         """
         notes: list[str] = []
         oneofs: JsonObject = {}
         constraints: list[JsonObject] = []
         for index, oneof in enumerate(message.proto.oneof_decl):
-            members = [
-                field.json_name
+            fields = [
+                field
                 for field in message.proto.field
                 if field.HasField("oneof_index")
                 and field.oneof_index == index
                 and not field.proto3_optional
             ]
-            if not members:
+            if not fields:
                 continue
+            members = [field.json_name for field in fields]
             oneofs[oneof.name] = members
             names = ", ".join(f"`{member}`" for member in members)
-            is_required = self._oneof_required_field is not None and any(
-                value != 0
-                for value in _varints(_option_values(oneof.options, self._oneof_required_field))
-            )
-            if is_required:
+            # A member is set given a value of its types (not null): so explorers show
+            # each way to set one.
+            given = [
+                _given(_names(field), {"type": self._json_types(field)})
+                if request
+                else _given([field.json_name], None)
+                for field in fields
+            ]
+            if self._options.get(oneof.options, self._oneof_required):
                 notes.append(f"Oneof `{oneof.name}` (required): exactly one of {names}.")
                 constraints.append(
                     {
                         "$comment": f"oneof {oneof.name}: exactly one member is set",
-                        "oneOf": [{"required": [member]} for member in members],
+                        "oneOf": [way for member_ways in given for way in member_ways],
                     }
                 )
-            else:
-                notes.append(f"Oneof `{oneof.name}`: at most one of {names}.")
-                pairs = [
-                    {"required": [first, second]}
-                    for position, first in enumerate(members)
-                    for second in members[position + 1 :]
-                ]
-                if pairs:
-                    constraints.append(
-                        {
-                            "$comment": f"oneof {oneof.name}: at most one member is set",
-                            "not": {"anyOf": pairs},
-                        }
-                    )
+                continue
+            notes.append(f"Oneof `{oneof.name}`: at most one of {names}.")
+            # In a "not", a member given is one not null (a complement generators spell).
+            not_null: JsonObject = {"not": {"type": "null"}}
+            barred = [
+                _given(_names(field), not_null) if request else _given([field.json_name], None)
+                for field in fields
+            ]
+            pairs = [
+                _both(first, second)
+                for position, ways in enumerate(barred)
+                for other_ways in barred[position + 1 :]
+                for first in ways
+                for second in other_ways
+            ]
+            if pairs:
+                constraints.append(
+                    {
+                        "$comment": f"oneof {oneof.name}: at most one member is set",
+                        "not": {"anyOf": pairs},
+                    }
+                )
         return notes, oneofs, constraints
 
     def _message_rules(self, message: _MessageDecl) -> list[JsonObject]:
         """Return the constraints of a message's ``message_rules`` (at least one of a group)."""
-        if self._message_rules_field is None:
+        rules = self._options.get(message.proto.options, self._message_rules_option)
+        if rules is None:
             return []
-        occurrences = _option_values(message.proto.options, self._message_rules_field)
-        data = b"".join(value for _, value in occurrences if isinstance(value, bytes))
         fields = {field.name: field for field in message.proto.field}
         constraints: list[JsonObject] = []
-        for _, group in _wire_values(data, 1):
-            assert isinstance(group, bytes)
-            members = [fields[name] for name in _strings(group, 1)]
+        for group in rules.at_least_one_of:
+            members = [fields[name] for name in group.fields]
             names = ", ".join(member.json_name for member in members)
-            constraints.append(
-                {
-                    "$comment": f"at least one of {names} is set",
-                    "anyOf": [
-                        {
-                            "required": [member.json_name],
-                            "properties": {member.json_name: self._not_default(member)},
-                        }
-                        for member in members
-                    ],
-                }
-            )
+            options = [
+                way
+                for member in members
+                for way in _given(_names(member), self._not_default(member))
+            ]
+            constraints.append({"$comment": f"at least one of {names} is set", "anyOf": options})
         return constraints
 
     def _not_default(self, field: descriptor_pb2.FieldDescriptorProto) -> JsonObject:
-        """Return what a value of a field must be to count as set: not its default."""
+        """Return what a field's value must be to count as set: not null, nor its default.
+
+        A message is set by any value but null.
+        """
         if field.label == _Label.LABEL_REPEATED:
             entry = self._messages.get(field.type_name.removeprefix("."))
-            is_map = entry is not None and entry.proto.options.map_entry
-            return {"minProperties": 1} if is_map else {"minItems": 1}
-        if field.type in (_Type.TYPE_STRING, _Type.TYPE_BYTES):
-            return {"minLength": 1}
-        if field.type == _Type.TYPE_BOOL:
-            return {"const": True}
+            if entry is not None and entry.proto.options.map_entry:
+                return {"type": "object", "minProperties": 1}
+            return {"type": "array", "minItems": 1}
         if field.type == _Type.TYPE_MESSAGE:
-            return {}
+            return {"type": self._json_types(field)}
+        if field.type in _SET_VALUES:
+            return dict(_SET_VALUES[field.type])
         if field.type == _Type.TYPE_ENUM:
+            # The enum's values but zero, each way a request may give one.
             enum = self._enums[field.type_name.removeprefix(".")]
-            zero = [value.name for value in enum.proto.value if value.number == 0]
-            return {"not": {"enum": [*zero, 0]}}
-        return {"not": {"anyOf": [{"const": 0}, {"type": "string", "pattern": _ZERO_PATTERN}]}}
+            values = [value for value in enum.proto.value if value.number != 0]
+            numbers = list(dict.fromkeys(value.number for value in values))
+            return {
+                "anyOf": [
+                    {"type": "string", "enum": list(dict.fromkeys(v.name for v in values))},
+                    {"type": "integer", "enum": numbers},
+                    {"type": "string", "pattern": _enum_texts(numbers)},
+                ]
+            }
+        # A number other than 0: above or below it, or a text with a digit other than 0.
+        return {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "number", "exclusiveMaximum": 0},
+                {"type": "string", "pattern": _NONZERO_PATTERN},
+            ]
+        }
+
+    def _json_types(self, field: descriptor_pb2.FieldDescriptorProto) -> str | list[str]:
+        """Return the JSON types a request may give a field's value in, null aside."""
+        type_name = field.type_name.removeprefix(".")
+        if field.label == _Label.LABEL_REPEATED:
+            entry = self._messages.get(type_name)
+            return "object" if entry is not None and entry.proto.options.map_entry else "array"
+        if type_name in _WRAPPERS:
+            return self._json_types(descriptor_pb2.FieldDescriptorProto(type=_WRAPPERS[type_name]))
+        if field.type == _Type.TYPE_MESSAGE:
+            return _WELL_KNOWN_TYPES.get(type_name, "object")
+        if field.type in _INTEGER_RANGES or field.type in (_Type.TYPE_DOUBLE, _Type.TYPE_FLOAT):
+            return cast(list[str], _request_scalar_schema(field.type)["type"])
+        if field.type == _Type.TYPE_ENUM:
+            return ["string", "integer"]
+        return "boolean" if field.type == _Type.TYPE_BOOL else "string"
+
+    def _note(self, field: descriptor_pb2.FieldDescriptorProto) -> str:
+        """Return what a request field's description adds: what JSON Schema cannot check."""
+        if field.type in _INTEGER_RANGES:
+            wide = _INTEGER_RANGES[field.type][0].endswith("64")
+            return _INTEGER_NOTE + (_INT64_NOTE if wide else "")
+        if field.type in (_Type.TYPE_DOUBLE, _Type.TYPE_FLOAT):
+            return _DOUBLE_NOTE
+        if field.type_name == ".google.protobuf.Timestamp":
+            return _TIMESTAMP_NOTE
+        return ""
 
     def _rules_of(self, field: descriptor_pb2.FieldDescriptorProto) -> _FieldRules:
-        if self._field_rules_field is None:
-            return _FieldRules()
-        return _FieldRules.parse(_option_values(field.options, self._field_rules_field))
+        return _FieldRules.parse(self._options.get(field.options, self._field_rules))
 
     def _field_schema(
         self, field: descriptor_pb2.FieldDescriptorProto, *, request: bool = False
@@ -818,6 +1072,9 @@ class _Builder:
             }
             if key.type == _Type.TYPE_BOOL:
                 schema["propertyNames"] = {"enum": ["true", "false"]}
+            elif key.type != _Type.TYPE_STRING and request:
+                _, low, high = _INTEGER_RANGES[key.type]
+                schema["propertyNames"] = {"pattern": integer_pattern(low, high)}
             elif key.type != _Type.TYPE_STRING:
                 unsigned = key.type in (_Type.TYPE_UINT32, _Type.TYPE_UINT64, _Type.TYPE_FIXED32)
                 unsigned = unsigned or key.type == _Type.TYPE_FIXED64
@@ -832,17 +1089,41 @@ class _Builder:
         """Return the schema of one value of a field (with its rules, in a request)."""
         if field.type in (_Type.TYPE_MESSAGE, _Type.TYPE_ENUM):
             type_name = field.type_name.removeprefix(".")
-            well_known = _well_known_schema(type_name)
+            well_known = (
+                _request_well_known_schema(type_name) if request else _well_known_schema(type_name)
+            )
             if well_known is not None:
                 return well_known
             self._add_schema(type_name, request=request)
             return _ref(REQUEST_PREFIX + type_name if request else type_name)
         if field.type == _Type.TYPE_GROUP:
             raise PluginError(f"field {field.name}: groups have no proto3 JSON form")
-        schema = _scalar_schema(field.type)
-        if request:
-            _apply_rules(schema, self._rules_of(field), field)
+        if not request:
+            return _scalar_schema(field.type)
+        schema = _request_scalar_schema(field.type)
+        _apply_rules(schema, self._rules_of(field), field)
         return schema
+
+
+def _tracks_presence(field: descriptor_pb2.FieldDescriptorProto) -> bool:
+    """Return whether a field is set by any value (a message, an ``optional``, a oneof member)."""
+    singular = field.label != _Label.LABEL_REPEATED
+    return singular and (field.type == _Type.TYPE_MESSAGE or field.HasField("oneof_index"))
+
+
+# The JSON types of the values of well-known messages, which are no objects.
+_WELL_KNOWN_TYPES: dict[str, str | list[str]] = {
+    "google.protobuf.Timestamp": "string",
+    "google.protobuf.Duration": "string",
+    "google.protobuf.FieldMask": "string",
+    "google.protobuf.ListValue": "array",
+    "google.protobuf.Value": ["string", "number", "boolean", "object", "array"],
+}
+
+
+def _names(field: descriptor_pb2.FieldDescriptorProto) -> list[str]:
+    """Return the names a request may give a field under: its JSON name, then its proto name."""
+    return list(dict.fromkeys([field.json_name, field.name]))
 
 
 def _apply_rules(
@@ -854,14 +1135,14 @@ def _apply_rules(
             raise PluginError(f"field {field.name}: a pattern applies to strings only")
         schema["pattern"] = rules.pattern
     if rules.minimum is not None:
-        if "minimum" not in schema:
+        if field.type not in _INTEGER_RANGES:
             raise PluginError(f"field {field.name}: a minimum applies to integers only")
-        schema["minimum"] = max(int(str(schema["minimum"])), rules.minimum)
-        if schema.get("pattern") == INT64_PATTERN:
-            # The string form of a 64-bit integer: a pattern of the range.
-            if rules.minimum != 0:
-                raise PluginError(f"field {field.name}: a 64-bit minimum must be 0")
-            schema["pattern"] = NON_NEGATIVE_INT64_PATTERN
+        _, low, high = _INTEGER_RANGES[field.type]
+        if rules.minimum > 0:
+            # The strings of such a range would need a pattern of their own.
+            raise PluginError(f"field {field.name}: a minimum above 0 is not supported")
+        schema["minimum"] = max(low, rules.minimum)
+        schema["pattern"] = integer_pattern(max(low, rules.minimum), high)
 
 
 def _security(auth: str) -> tuple[JsonObject, list[JsonObject]]:

@@ -25,7 +25,9 @@ class JsonProfile:
     The default profile, ``PROTO3_JSON``, is the API's wire format: proto3 JSON
     with lowerCamelCase names, int64 values as strings, enums by name, RFC 3339
     timestamps and unset fields omitted. Reading accepts both lowerCamelCase and
-    proto field names, and int64 values as JSON numbers or strings.
+    proto field names, and integers as JSON numbers or as strings holding a
+    JSON number's text (``"10"``, ``"1.5e3"``; an integer, at most 2^53 in
+    magnitude when written with a fraction or an exponent).
     """
 
     use_proto_field_names: bool = False

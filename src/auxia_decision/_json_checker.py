@@ -8,6 +8,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from typing import Final
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -25,6 +26,21 @@ _INT_RANGES: dict[int, tuple[int, int]] = {
 }
 _FLOAT32_MAX = 3.4028234663852886e38
 _SPECIAL_FLOATS = ("NaN", "Infinity", "-Infinity")
+# A number in a JSON string, as proto3 JSON reads one: a JSON number's text
+# (leading zeros allowed), nothing around it: no "+", no spaces, no "_", no
+# digits but ASCII ones (Python's int() and float() would take all of those).
+NUMBER_TEXT: Final = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?")
+INTEGER_TEXT: Final = re.compile(r"-?[0-9]+")
+RFC3339_TEXT: Final = re.compile(
+    r"(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
+"""A timestamp's text, as proto3 JSON reads one (RFC 3339: upper-case T and Z, an offset
+of hours and minutes); Timestamp.FromJsonString also takes a one-digit month, an empty
+fraction, ``+1:5``, ...). The calendar and the range are FromJsonString's to check."""
+EXACT_LIMIT: Final = 2**53
+"""Written with a fraction or an exponent, an integer is read as a double, which
+holds every integer up to this magnitude exactly: beyond it, such a text is refused."""
 _UNPAIRED_SURROGATE = re.compile(
     "[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]"
 )
@@ -175,11 +191,15 @@ class JsonChecker:
         enum_type = field.enum_type
         assert enum_type is not None
         if isinstance(value, str):
+            if _UNPAIRED_SURROGATE.search(value):
+                # No name (nor number), and upb's lookup of such a key leaves an error behind.
+                self.error(path, "the string has an unpaired surrogate")
+                return
             if value in enum_type.values_by_name:
                 return
-            try:
+            if INTEGER_TEXT.fullmatch(value):
                 number = int(value)
-            except ValueError:
+            else:
                 if self.strict:
                     names = ", ".join(v.name for v in enum_type.values)
                     self.error(
@@ -189,6 +209,8 @@ class JsonChecker:
                 return
         elif isinstance(value, int) and not isinstance(value, bool):
             number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)  # 1.0 is the JSON number 1
         else:
             self.error(path, f"expected an enum value name, got {_kind(value)}")
             return
@@ -207,7 +229,18 @@ class JsonChecker:
         low, high = _INT_RANGES[field.cpp_type]
         if not low <= number <= high:
             type_name = _TYPE_NAMES.get(field.type, "integer")
-            self.error(path, f"{number} is out of the {type_name} range [{low}, {high}]")
+            shown = value if abs(number) == _BEYOND_EVERY_RANGE else number
+            self.error(path, f"{shown} is out of the {type_name} range [{low}, {high}]")
+        elif (
+            isinstance(value, str)
+            and abs(number) > EXACT_LIMIT
+            and not INTEGER_TEXT.fullmatch(value)
+        ):
+            self.error(
+                path,
+                f'"{value}" has a fraction or an exponent and is beyond 2^53, where it '
+                "cannot be read exactly: write the integer's decimal digits alone",
+            )
 
     def floating(self, value: object, field: FieldDescriptor, path: str) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -216,13 +249,15 @@ class JsonChecker:
         if isinstance(value, str):
             if value in _SPECIAL_FLOATS:
                 return
-            try:
-                number = float(value)
-            except ValueError:
+            if not NUMBER_TEXT.fullmatch(value):
                 self.error(path, f'expected a number or "NaN", "Infinity", got "{value}"')
                 return
-        else:
             number = float(value)
+        else:
+            try:
+                number = float(value)
+            except OverflowError:  # an integer literal past the doubles
+                number = math.inf
         if math.isinf(number) or math.isnan(number):
             self.error(path, 'out of range: use "Infinity", "-Infinity" or "NaN"')
         elif field.cpp_type == FieldDescriptor.CPPTYPE_FLOAT and abs(number) > _FLOAT32_MAX:
@@ -232,9 +267,15 @@ class JsonChecker:
         if not isinstance(value, str):
             self.error(path, f"expected an RFC 3339 timestamp string, got {_kind(value)}")
             return
+        if not RFC3339_TEXT.fullmatch(value):
+            self.error(
+                path,
+                f'"{value}" is not an RFC 3339 timestamp such as "2024-05-30T11:32:44.279Z"',
+            )
+            return
         try:
             timestamp_pb2.Timestamp().FromJsonString(value)
-        except (ValueError, ArithmeticError) as error:  # "...12:00:00.1e999Z" overflows
+        except (ValueError, ArithmeticError) as error:
             self.error(path, f'"{value}" is not an RFC 3339 timestamp: {error}')
 
     def duration(self, value: object, path: str) -> None:
@@ -262,18 +303,38 @@ _TYPE_NAMES = {
 
 
 def _as_integer(value: int | float | str) -> int | None:
+    """Return the integer a JSON number or string holds, exactly; None if it holds no integer."""
     if isinstance(value, int):
         return value
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
-    if " " in value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return int(number) if number.is_integer() else None
+    match = NUMBER_TEXT.fullmatch(value)
+    return None if match is None else _integer_of_text(*match.groups())
+
+
+_BEYOND_EVERY_RANGE: Final = 2**65
+
+
+def _integer_of_text(
+    sign: str, whole: str, fraction: str | None, exponent: str | None
+) -> int | None:
+    """Return the integer of a number's text, from its parts; None if it is not an integer.
+
+    A value beyond 2^64 in magnitude is returned as one as far out of every
+    range (``_BEYOND_EVERY_RANGE``), rather than computed.
+    """
+    digits = (whole + (fraction or "")).lstrip("0")
+    shift = -len(fraction or "")
+    if exponent is not None:
+        power = exponent.lstrip("+-").lstrip("0") or "0"
+        # More than a million digits either way: no integer of any range, or none at all.
+        scale = 10**7 if len(power) > 6 else int(power)
+        shift += -scale if exponent.startswith("-") else scale
+    if not digits:
+        return 0
+    if shift < 0:
+        if digits[shift:].strip("0"):
+            return None  # a fraction that is not zero
+        digits, shift = digits[:shift] or "0", 0
+    magnitude = _BEYOND_EVERY_RANGE if len(digits) + shift > 21 else int(digits) * 10**shift
+    return -magnitude if sign else magnitude

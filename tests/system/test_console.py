@@ -28,6 +28,7 @@ import pytest
 from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision import ApiError
+from auxia_decision._routes import routes
 from auxia_decision.server import LocalServer
 from tests._repo import ROOT
 
@@ -126,6 +127,20 @@ def test_a_developer_finds_why_a_user_is_not_served(
     served = decision.served_treatments[0]
     assert served.treatment_id == "CART_REMINDER"
 
+    # Every form proto3 JSON gives a body goes through it too: proto names, null, a count as text.
+    page.locator("button", has_text="CLEAR RESPONSE").click()
+    forms = {
+        "project_id": server.project_id,
+        "userId": "shopper-2",
+        "surfaces": [{"surface": "CART_SCREEN", "maximum_treatment_count": "1e1"}],
+        "languageCode": None,
+    }
+    page.locator("textarea.request-body-param-user-input").fill(json.dumps(forms))
+    page.locator("button", has_text="TRY").first.click()
+    page.get_by_text("Response Status: OK:200").wait_for()
+    (other,) = server.decisions(user_id="shopper-2")
+    assert [t.treatment_id for t in other.served_treatments] == ["CART_REMINDER"]
+
     # The console explains the decision: served.
     page.goto(console)
     page.locator("#decision-feed tbody tr", has_text="shopper-1").click()
@@ -171,6 +186,24 @@ def test_a_developer_finds_why_a_user_is_not_served(
     hosts = {urllib.parse.urlsplit(url).netloc for url in requests if not url.startswith("data:")}
     assert hosts == {urllib.parse.urlsplit(server.rest_url).netloc}
     assert not [url for url in requests if server.admin_key in url or server.api_key in url]
+
+
+def test_the_explorer_shows_every_request_schema(
+    server: LocalServer, browser_page: tuple[Any, list[str]]
+) -> None:
+    page, _ = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{server.rest_url}/console/explorer.html")
+    for route in sorted(routes(), key=lambda route: route.name != "GetTreatments"):
+        page.locator(f'[data-content-id="post-{route.path}"]').click()
+        page.get_by_text("SCHEMA", exact=True).first.click()
+        page.get_by_text("Field", exact=True).first.wait_for(state="attached")
+        assert errors == [], f"{route.name}: {errors}"
+        if route.name == "GetTreatments":
+            # The proto names a request may use are listed beside the JSON names.
+            page.get_by_text("[pattern: ^project_id$]").first.wait_for(state="attached")
+            _shot(page, "6-explorer-schema")
 
 
 def test_an_api_key_does_not_open_the_console(
@@ -349,3 +382,26 @@ def test_the_explorer_lists_the_methods_by_name(
     item = page.locator('[data-content-id="post-/v1/GetTreatments"]')
     item.wait_for()
     assert item.inner_text().strip() == "GetTreatments"
+
+
+def test_the_explorer_document_is_the_shipped_one_pointed_here(server: LocalServer) -> None:
+    shipped = httpx.get(f"{server.rest_url}/openapi.json").json()
+    explored = httpx.get(f"{server.rest_url}/console/openapi.json").json()
+    assert explored["servers"] == [{"url": "/", "description": "this local server"}]
+    for path, operations in shipped["paths"].items():
+        media = explored["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert media.pop("examples")["documentation"]["value"]
+        assert explored["paths"][path] == operations
+    # But for the aliases of messages, lists and maps, which RapiDoc cannot render: described.
+    schemas = explored["components"]["schemas"]
+    get_treatment = schemas["request.io.auxia.decision.model.GetTreatmentRequest"]
+    assert get_treatment["patternProperties"]["^project_id$"]["type"] == "string"
+    reduced = 0
+    for name, schema in shipped["components"]["schemas"].items():
+        aliases = schemas[name].pop("patternProperties", {})
+        for pattern, alias in schema.pop("patternProperties", {}).items():
+            if aliases[pattern] != alias:
+                assert aliases[pattern] == {"description": alias["description"]}
+                reduced += 1
+        assert schemas[name] == schema
+    assert reduced

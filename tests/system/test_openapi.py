@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from google.api import annotations_pb2, field_behavior_pb2
-from google.protobuf import descriptor_pb2, json_format
+from google.api import annotations_pb2, field_behavior_pb2, http_pb2
+from google.protobuf import descriptor_pb2, duration_pb2, json_format, timestamp_pb2
 from google.protobuf.compiler import plugin_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, FileDescriptor
 from jsonschema import Draft202012Validator
@@ -254,6 +254,19 @@ def test_properties_are_keyed_by_json_name(spec: dict[str, Any]) -> None:
             schema = _schema(spec, name)
             assert schema["type"] == "object"
             assert set(schema["properties"]) == {f.json_name for f in message.fields}, name
+            # A request also takes each field under its proto name, by an exact pattern.
+            aliases = set(schema.get("patternProperties", {}))
+            expected = {f"^{f.name}$" for f in message.fields if f.name != f.json_name}
+            assert aliases == (expected if name.startswith("request.") else set()), name
+
+
+def _value(prop: dict[str, Any]) -> dict[str, Any]:
+    """Return a property's schema without the null a request's optional fields also take."""
+    if "anyOf" in prop and prop["anyOf"][-1] == {"type": "null"}:
+        return _value(prop["anyOf"][0])
+    if isinstance(prop.get("type"), list) and "null" in prop["type"]:
+        return {**prop, "type": [kind for kind in prop["type"] if kind != "null"]}
+    return prop
 
 
 def test_int64_fields_are_strings_with_format_int64(spec: dict[str, Any]) -> None:
@@ -263,8 +276,8 @@ def test_int64_fields_are_strings_with_format_int64(spec: dict[str, Any]) -> Non
             if field.type not in INT64_TYPES:
                 continue
             for name in _names(message.full_name):
-                prop = _schema(spec, name)["properties"][field.json_name]
-                value = prop["items"] if field.is_repeated else prop
+                prop = _value(_schema(spec, name)["properties"][field.json_name])
+                value = _value(prop["items"]) if field.is_repeated else prop
                 assert value["type"] == ["string", "integer"], field.full_name
                 assert value["format"] == "int64"
                 seen += 1
@@ -272,8 +285,17 @@ def test_int64_fields_are_strings_with_format_int64(spec: dict[str, Any]) -> Non
     validator = _validator(spec, "io.auxia.decision.model.TargetActionPb")
     for good in ("9223372036854775807", "-9223372036854775808", 123):
         assert validator.is_valid({"eventId": good})
-    for bad in ("PROJECT_ID", 1.5, 2**63, True, "12 "):
+    for bad in ("PROJECT_ID", 1.5, 2**63, True, "12 ", "1e3"):
         assert not validator.is_valid({"eventId": bad}), bad
+    # A request takes every form the server reads; the response schema, what it writes.
+    request = _validator(spec, "request.io.auxia.decision.model.TargetActionPb")
+    for form in ("9223372036854775807", "-7", "007", 123, 123.0, "123.000", "1.23e2", "1e3"):
+        assert request.is_valid({"eventId": form}), form
+        assert request.is_valid({"event_id": form}), form
+    for no_form in ("0", "-0", "0.0e7", 0, "9223372036854775808", "9007199254740993.0", "+1"):
+        assert not request.is_valid({"eventId": no_form}), no_form
+    assert not request.is_valid({"eventId": 1, "event_id": 1}), "named twice"
+    assert not request.is_valid({"eventId": None}), "a REQUIRED field is not null"
 
 
 def test_scalar_types(spec: dict[str, Any]) -> None:
@@ -293,6 +315,15 @@ def test_scalar_types(spec: dict[str, Any]) -> None:
     assert validator.is_valid({"timestampValue": "0001-01-01T00:00:00Z"})
     assert validator.is_valid({"timestampValue": "9999-12-31T23:59:59.999999999Z"})
     assert not validator.is_valid({"timestampValue": "2024-13-01T00:00:00Z"})
+    request = _validator(spec, "request.io.auxia.decision.model.DataFieldParams.PropertyValuePb")
+    for double in (1.5, "1.5", "-2.5e-3", "NaN", "-Infinity", None):
+        assert request.is_valid({"doubleValue": double}), double
+    for not_double in ("nan", "+1.5", ".5", True, [1.5]):
+        assert not request.is_valid({"doubleValue": not_double}), not_double
+    for good_time in ("2024-05-30T17:02:44.279+05:30", None):
+        assert request.is_valid({"timestamp_value": good_time}), good_time
+    for bad_time in ("2024-05-30t11:32:44z", "2024-5-30T11:32:44Z", "2024-05-30T23:59:60Z"):
+        assert not request.is_valid({"timestampValue": bad_time}), bad_time
 
 
 def test_required_and_output_only_follow_field_behavior(spec: dict[str, Any]) -> None:
@@ -300,8 +331,20 @@ def test_required_and_output_only_follow_field_behavior(spec: dict[str, Any]) ->
     for message in _messages():
         for name in _names(message.full_name):
             schema = _schema(spec, name)
-            required = [f.json_name for f in message.fields if BEHAVIOR.REQUIRED in _behaviors(f)]
-            assert schema.get("required", []) == required, name
+            required = [f for f in message.fields if BEHAVIOR.REQUIRED in _behaviors(f)]
+            if name.startswith("request."):
+                # A field of two names is required by either: by its proto name, or else
+                # by its JSON name.
+                either = [
+                    [constraint["else"]["required"][0], constraint["if"]["required"][0]]
+                    for constraint in schema.get("allOf", [])
+                    if constraint.get("$comment", "").endswith("is required, by either name")
+                ]
+                alike = [f.json_name for f in required if f.json_name == f.name]
+                assert schema.get("required", []) == alike, name
+                assert either == [[f.json_name, f.name] for f in required if f.json_name != f.name]
+            else:
+                assert schema.get("required", []) == [f.json_name for f in required], name
             for field in message.fields:
                 prop = schema["properties"][field.json_name]
                 behaviors = _behaviors(field)
@@ -322,8 +365,11 @@ def test_enums_list_their_value_names(spec: dict[str, Any]) -> None:
         for name in _names(enum.full_name):
             schema = _schema(spec, name)
             if name.startswith("request."):
-                # A request may give a value by its number, as parsers accept.
-                assert schema["enum"] == names + [value.number for value in enum.values]
+                # A request may give a value by its name, its number, or its number in a string.
+                by_name, by_number, by_text = schema["anyOf"]
+                assert by_name == {"type": "string", "enum": names}
+                assert by_number == {"type": "integer", "enum": [v.number for v in enum.values]}
+                assert by_text["type"] == "string"
             else:
                 assert schema["type"] == "string"
                 assert schema["enum"] == names
@@ -332,7 +378,7 @@ def test_enums_list_their_value_names(spec: dict[str, Any]) -> None:
             prefix = name.removesuffix(message.full_name)
             for field in message.fields:
                 if field.enum_type is not None:
-                    prop = _schema(spec, name)["properties"][field.json_name]
+                    prop = _value(_schema(spec, name)["properties"][field.json_name])
                     assert prop["$ref"] == SCHEMAS + prefix + field.enum_type.full_name
     interaction = "request.io.auxia.decision.model.LogTreatmentInteractionRequest.InteractionType"
     assert "- `SWIPE`: The user swiped the treatment." in _schema(spec, interaction)["description"]
@@ -406,12 +452,18 @@ def _schema_name(sample: Sample) -> str:
     return f"request.{full_name}" if sample.is_request else full_name
 
 
-def test_samples_with_snake_case_names_need_normalizing(spec: dict[str, Any]) -> None:
-    sample = next(s for s in PARSEABLE if s.name == "insert_treatment_request")
+@pytest.mark.parametrize("sample", [s for s in PARSEABLE if s.is_request], ids=lambda s: s.name)
+def test_request_samples_validate_as_written(spec: dict[str, Any], sample: Sample) -> None:
+    # The docs' samples name fields by their proto names (project_id): so may a request.
     raw = json.loads(sample.text())
-    assert "project_id" in raw
-    errors = _errors(spec, "request.io.auxia.decision.model.InsertTreatmentRequest", raw)
-    assert "'projectId' is a required property" in "\n".join(errors)
+    assert _errors(spec, _schema_name(sample), raw) == []
+
+
+def test_a_request_names_a_field_once(spec: dict[str, Any]) -> None:
+    name = "request.io.auxia.decision.model.GetTreatmentRequest"
+    assert _errors(spec, name, {"project_id": "P", "treatmentId": "T"}) == []
+    assert _errors(spec, name, {"projectId": "P", "project_id": "P", "treatmentId": "T"}) != []
+    assert _errors(spec, name, {"treatmentId": "T"}) != [], "projectId is required"
 
 
 @pytest.mark.parametrize("name", ["insert_treatment_response", "update_treatment_response"])
@@ -547,7 +599,12 @@ def _synthetic_file() -> descriptor_pb2.FileDescriptorProto:
         name="synthetic/v1/synthetic.proto",
         package="synthetic.v1",
         syntax="proto3",
-        dependency=["google/protobuf/timestamp.proto", "google/protobuf/duration.proto"],
+        dependency=[
+            "google/protobuf/timestamp.proto",
+            "google/protobuf/duration.proto",
+            "google/api/annotations.proto",
+            "google/api/field_behavior.proto",
+        ],
     )
     message = file.message_type.add(name="AllTypes")
     scalars = [
@@ -598,7 +655,7 @@ def _synthetic_file() -> descriptor_pb2.FileDescriptorProto:
     behaviors = message.field.add(
         name="both", json_name="both", number=61, type=_T.TYPE_STRING, label=optional
     )
-    # An imported extension (this process loaded google.api.field_behavior).
+    # An extension of an imported file, read through the request's own files.
     behaviors.options.Extensions[field_behavior_pb2.field_behavior].extend(
         [BEHAVIOR.REQUIRED, BEHAVIOR.OUTPUT_ONLY]
     )
@@ -613,9 +670,29 @@ def _synthetic_file() -> descriptor_pb2.FileDescriptorProto:
     return file
 
 
+def _with_imports(
+    file: descriptor_pb2.FileDescriptorProto,
+) -> list[descriptor_pb2.FileDescriptorProto]:
+    """Return the synthetic file after every file it imports, as protoc sends them to plugins."""
+    imported = [
+        descriptor_pb2.DESCRIPTOR,
+        timestamp_pb2.DESCRIPTOR,
+        duration_pb2.DESCRIPTOR,
+        http_pb2.DESCRIPTOR,
+        annotations_pb2.DESCRIPTOR,
+        field_behavior_pb2.DESCRIPTOR,
+    ]
+    files = []
+    for descriptor in imported:
+        proto = descriptor_pb2.FileDescriptorProto()
+        descriptor.CopyToProto(proto)
+        files.append(proto)
+    return [*files, file]
+
+
 def test_plugin_maps_every_scalar_and_well_known_type() -> None:
     file = _synthetic_file()
-    response = protoc_gen_openapi.generate(_request([file], [file.name]))
+    response = protoc_gen_openapi.generate(_request(_with_imports(file), [file.name]))
     assert response.error == ""
     assert response.file[0].name == "synthetic/v1/openapi.json"
     document = json.loads(response.file[0].content)
@@ -679,8 +756,16 @@ def test_plugin_rejects_rules_it_cannot_describe(change: str, error: str) -> Non
         rule.body = "thing"
     else:
         rule.additional_bindings.add(post="/v1/things:put", body="*")
-    response = protoc_gen_openapi.generate(_request([file], [file.name]))
+    response = protoc_gen_openapi.generate(_request(_with_imports(file), [file.name]))
     assert response.error.startswith(error)
+    assert not response.file
+
+
+def test_plugin_names_a_file_whose_imports_are_missing() -> None:
+    file = _synthetic_file()
+    response = protoc_gen_openapi.generate(_request([file], [file.name]))
+    assert response.error.startswith("synthetic/v1/synthetic.proto: ")
+    assert "google/protobuf/timestamp.proto" in response.error
     assert not response.file
 
 

@@ -87,6 +87,80 @@ def test_decode_int64_extremes_exactly() -> None:
         assert decoded.interaction_time_micros == value
 
 
+# The forms of an integer proto3 JSON reads, and what each holds. Written with a
+# fraction or an exponent, a value must be an integer, and at most 2^53 in
+# magnitude, where a double (which parsers read such a text as) holds it exactly.
+INTEGER_FORMS = [
+    (1732312345123456, 1732312345123456),
+    ("1732312345123456", 1732312345123456),
+    ("1.732312345123456e15", 1732312345123456),
+    ("1732312345123456.000", 1732312345123456),
+    ("17323123451234560E-1", 1732312345123456),
+    ("0001732312345123456", 1732312345123456),
+    (1.732312345123456e15, 1732312345123456),
+    ("-0", 0),
+    ("0e999999999999", 0),
+    ("9007199254740992.0", 2**53),
+    (str(2**63 - 1), 2**63 - 1),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), INTEGER_FORMS, ids=repr)
+def test_an_int64_is_read_in_every_form_of_proto3_json(value: object, expected: int) -> None:
+    for codec in (CODEC, RestCodec(fast=False)):
+        decoded = codec.decode_request(
+            _log(interactionTimeMicros=value), interactions.LogTreatmentInteractionRequest
+        )
+        assert decoded.interaction_time_micros == expected
+
+
+# Texts Python's int() or float() would read, but that are no JSON number
+# (proto3 JSON reads an integer's string as one), or hold no integer exactly.
+NOT_INTEGERS = [
+    ("1_000", 'expected an integer, got "1_000"'),
+    ("+5", 'expected an integer, got "+5"'),
+    ("\t5", 'expected an integer, got "\\t5"'),
+    ("5 ", 'expected an integer, got "5 "'),
+    ("\u0665", 'expected an integer, got "\\u0665"'),
+    ("5.", 'expected an integer, got "5."'),
+    (".5e1", 'expected an integer, got ".5e1"'),
+    ("0x10", 'expected an integer, got "0x10"'),
+    ("1.00000000000000001", 'expected an integer, got "1.00000000000000001"'),
+    ("1e-99999999", 'expected an integer, got "1e-99999999"'),
+    ("1e99999999", f"1e99999999 is out of the int64 range [{-(2**63)}, {2**63 - 1}]"),
+    (
+        "9007199254740993.0",
+        '"9007199254740993.0" has a fraction or an exponent and is beyond 2^53, where it '
+        "cannot be read exactly: write the integer's decimal digits alone",
+    ),
+]
+
+
+@pytest.mark.parametrize(("value", "description"), NOT_INTEGERS, ids=repr)
+def test_other_integer_texts_are_a_400_naming_them(value: str, description: str) -> None:
+    body = _log(interactionTimeMicros=value)
+    for codec in (CODEC, RestCodec(fast=False)):
+        with pytest.raises(ApiError) as caught:
+            codec.decode_request(body, interactions.LogTreatmentInteractionRequest)
+        assert _violations(caught.value) == [("interactionTimeMicros", description)]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("SWIPE", 6), (6, 6), (6.0, 6), ("06", 6)])
+def test_an_enum_is_read_by_name_or_number(value: object, expected: int) -> None:
+    decoded = CODEC.decode_request(
+        _log(interactionType=value), interactions.LogTreatmentInteractionRequest
+    )
+    assert decoded.interaction_type == expected
+
+
+@pytest.mark.parametrize("value", ["+6", " 6", "6.0", "6_0", 6.5, "\ud800", "SWIPE\udfff"])
+def test_an_enum_is_not_read_from_other_numbers(value: object) -> None:
+    with pytest.raises(ApiError):
+        CODEC.decode_request(
+            _log(interactionType=value), interactions.LogTreatmentInteractionRequest
+        )
+
+
 # The REQUIRED fields a LogTreatmentInteraction body of a projectId alone lacks:
 # reported with the errors that keep the body from being read.
 MISSING = [
@@ -317,3 +391,63 @@ def test_a_timestamp_fraction_in_exponent_form_is_a_400_naming_it(value: str) ->
     first = caught.value.field_violations[0]
     assert first.field == "startTimestamp"
     assert "is not an RFC 3339 timestamp" in first.description
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("2024-01-01T00:00:00Z", 1704067200),
+        ("2024-01-01T05:30:00.123456789+05:30", 1704067200),
+        ("0001-01-01T00:00:00Z", -62135596800),
+    ],
+)
+def test_a_timestamp_is_read_in_every_rfc_3339_form(value: str, seconds: int) -> None:
+    body = json.dumps({"startTimestamp": value, "projectId": "P"})
+    for codec in (CODEC, RestCodec(fast=False)):
+        decoded = codec.decode_request(body, management.UpdateTreatmentRequest)
+        assert decoded.start_timestamp.seconds == seconds
+
+
+# What Timestamp.FromJsonString also takes, or that no timestamp is.
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-1-01T00:00:00Z",
+        "2024-01-01T00:00:00.Z",
+        "2024-01-01t00:00:00Z",
+        "2024-01-01T00:00:00+1:00",
+        "2024-01-01T00:00:00+24:00",
+        "2024-01-01T23:59:60Z",
+        "2024-01-01T00:00:00.1234567891Z",
+        "0000-01-01T00:00:00Z",
+    ],
+)
+def test_other_timestamp_texts_are_a_400_naming_them(value: str) -> None:
+    body = json.dumps({"startTimestamp": value, "projectId": "P", "lastModifiedBy": "me"})
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_request(body, management.UpdateTreatmentRequest)
+    assert _violations(caught.value) == [
+        (
+            "startTimestamp",
+            f'"{value}" is not an RFC 3339 timestamp such as "2024-05-30T11:32:44.279Z"',
+        )
+    ]
+
+
+@pytest.mark.parametrize("literal", ["1" + "0" * 400, "-1" + "0" * 400, "1e400"])
+def test_a_double_past_the_doubles_is_a_400_naming_it(literal: str) -> None:
+    body = (
+        '{"projectId": "P", "dataFieldParams": [{"eventDataFieldParams": {"eventSchemaName": "e",'
+        f' "propertyValueByPropertyName": {{"d": {{"doubleValue": {literal}}}}},'
+        ' "firstTimestampAggregation": {}}}]}'
+    )
+    for codec in (CODEC, RestCodec(fast=False)):
+        with pytest.raises(ApiError) as caught:
+            codec.decode_request(body, management.GetDataFieldsByParamsRequest)
+        assert _violations(caught.value) == [
+            (
+                'dataFieldParams[0].eventDataFieldParams.propertyValueByPropertyName["d"]'
+                ".doubleValue",
+                'out of range: use "Infinity", "-Infinity" or "NaN"',
+            )
+        ]

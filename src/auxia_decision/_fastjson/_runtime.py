@@ -36,6 +36,8 @@ _TIMESTAMP = re.compile(
 # standard-library backend reads as orjson does), so they are left to the
 # generic path, which reads such literals exactly.
 _SAFE_FLOAT_INTEGER = 2.0**53
+# The integers a string holds that are read here: decimal digits, and a minus.
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,30}")
 _SPECIAL_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # Unknown members of a leniently read document deeper than this are left to
 # the generic path, whose stdlib parser stops at Python's recursion limit,
@@ -63,9 +65,9 @@ def _integer(value: object, low: int, high: int) -> int:
             raise Fallback
         number = int(value)
     elif type(value) is str:
-        if " " in value:
-            raise Fallback
-        number = int(value)  # ValueError: the generic path reports it
+        if _INTEGER_TEXT.fullmatch(value) is None:
+            raise Fallback  # an exponent, a fraction or no integer: the generic path decides
+        number = int(value)
     elif type(value) is int:
         number = value
     else:

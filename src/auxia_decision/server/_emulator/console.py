@@ -4,14 +4,17 @@ The pages are files of this package (``console_assets/``), served as they are wi
 a Content-Security-Policy that lets them load and call nothing but this
 server. The explorer (RapiDoc, pinned and served from the package) tries the
 API through ``/console/openapi.json``: the shipped document, pointed at this
-server, with the documentation's samples as the request examples.
+server, with the documentation's samples as the request examples, and the
+proto-name aliases of fields that hold messages, lists or maps shown by their
+description alone (RapiDoc 9.3.8 renders such a ``patternProperties`` schema
+into its own parent, and recurses without end).
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import json
-from typing import Final
+from typing import Any, Final
 
 from auxia_decision._routes import routes
 from auxia_decision.server._transport.bindings import Document
@@ -30,6 +33,8 @@ EXPLORER_POLICY: Final = CONTENT_SECURITY_POLICY.replace(
     "style-src 'self';", "style-src 'self' 'unsafe-inline';"
 )
 _ASSETS: Final = importlib.resources.files(__package__ or __name__).joinpath("console_assets")
+# The JSON types RapiDoc renders a patternProperties schema of without recursing.
+_SCALAR_TYPES: Final = frozenset({"string", "integer", "number", "boolean", "null"})
 _TYPES: Final = {
     ".html": b"text/html; charset=utf-8",
     ".js": b"text/javascript; charset=utf-8",
@@ -56,7 +61,10 @@ def _page_headers(policy: str = CONTENT_SECURITY_POLICY) -> tuple[tuple[bytes, b
 
 
 def _with_examples(api_document: bytes) -> bytes:
-    """Return the API's OpenAPI document pointed at this server, with the samples as examples."""
+    """Return the API's OpenAPI document pointed at this server, with the samples as examples.
+
+    The aliases RapiDoc cannot render are reduced to their description.
+    """
     document = json.loads(api_document)
     document["servers"] = [{"url": "/", "description": "this local server"}]
     examples = _ASSETS.joinpath("examples")
@@ -72,7 +80,19 @@ def _with_examples(api_document: bytes) -> bytes:
                 "value": json.loads(sample.read_text()),
             }
         }
+    _describe_structured_aliases(document)
     return json.dumps(document, indent=2).encode()
+
+
+def _describe_structured_aliases(document: dict[str, Any]) -> None:
+    """Reduce each proto-name alias of a message, list or map to its description, for RapiDoc."""
+    for schema in document["components"]["schemas"].values():
+        aliases = schema.get("patternProperties", {})
+        for pattern, alias in aliases.items():
+            kinds = alias.get("type")
+            scalar = set(kinds if isinstance(kinds, list) else [kinds]) <= _SCALAR_TYPES
+            if not scalar or "anyOf" in alias or "$ref" in alias:
+                aliases[pattern] = {"description": alias.get("description", "")}
 
 
 def console_documents(api_document: bytes | None) -> dict[str, Document]:
