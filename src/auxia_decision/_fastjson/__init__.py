@@ -14,7 +14,8 @@ message), and decides only what it is sure of (:mod:`._decoders`),
 parsing with orjson when it is installed, else with the standard library
 (:mod:`.json_backend`). The generated code calls the helpers of
 :mod:`._runtime`; :mod:`._kinds` reads what each field is from its
-descriptor, and :mod:`._source` holds the source being generated.
+descriptor, and :mod:`._compiler` walks the message types into generated
+source (:mod:`auxia_decision._source`).
 
 Message types using a feature without a specialised form here (``bytes`` or
 ``float`` fields, well-known types other than Timestamp, extensions,

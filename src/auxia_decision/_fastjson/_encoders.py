@@ -25,6 +25,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from auxia_decision._fastjson._compiler import Compiler
 from auxia_decision._fastjson._kinds import (
     Unsupported,
     check_root,
@@ -33,7 +34,6 @@ from auxia_decision._fastjson._kinds import (
     value_kind,
 )
 from auxia_decision._fastjson._runtime import string_text
-from auxia_decision._fastjson._source import Compiler
 
 Encoder = Callable[[Message], bytes]
 """Turns a message into proto3 JSON bytes (or raises: then use the generic path)."""
@@ -286,7 +286,7 @@ def _entry_point(
         name = compiler.function(descriptor)
     except Unsupported:
         return None
-    namespace = compiler.source.compile(f"{title} {descriptor.full_name}")
+    namespace = compiler.source.compile(f"fast JSON codec: {title} {descriptor.full_name}")
     append = cast(Callable[[Any, list[str]], None], namespace[name])
 
     def encode(message: Any) -> bytes:  # noqa: ANN401 - a message, or a message's fields
