@@ -220,11 +220,21 @@ class RestCodec:
             violations += [v for v in checker.missing if v.field not in reported]
             raise ApiError.invalid_argument(violations)
         assert isinstance(document, dict)  # the checker reports anything else
+        for members, members_type in checker.renamed:
+            _use_proto_names(members, members_type)
         message = message_type()
         try:
             json_format.ParseDict(document, message, ignore_unknown_fields=not strict)
-        except (json_format.ParseError, ValueError, TypeError, ArithmeticError) as error:
+        except Exception as error:  # whatever json_format raises, it refuses
             # The checker accepts only what json_format accepts; should they
             # ever disagree, the request still gets a 400 rather than a 500.
             raise ApiError.invalid_argument([violation("", str(error))]) from None
         return message
+
+
+def _use_proto_names(members: dict[str, object], descriptor: Descriptor) -> None:
+    """Rename the members of a JSON object of a message type to their fields' proto names."""
+    names = {field.json_name: field.name for field in descriptor.fields}
+    renamed = [(names.get(key, key), value) for key, value in members.items()]
+    members.clear()
+    members.update(renamed)

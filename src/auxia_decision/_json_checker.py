@@ -1,4 +1,30 @@
-"""The JSON-path checker: every value of a document that a message type cannot take."""
+"""The JSON-path checker: every value of a document that a message type cannot take.
+
+The generic codec reads a document with ``json_format.ParseDict``, which
+stops at the first problem and names it vaguely. The checker walks the
+document first, against the message descriptors, and reports every value
+``json_format`` would refuse, each by its JSON path; so ``ParseDict`` then
+only ever reads documents it accepts. It follows ``json_format`` rule for
+rule (field names before proto names, ``[...]`` extension names, the JSON
+forms of every well-known type, ``"@type"`` resolved in the default pool,
+the nesting limit of 100 messages, repeated keys anywhere in the text), and
+is deliberately stricter in a few documented cases (docs/python.md, "Where
+the codec is stricter than json_format"), where json_format would read a
+value other than the one the document states, or accept what is not JSON:
+
+- a field given under both its names (json_format keeps the last value);
+- a message given as an array or a string (json_format reads it as an
+  object with no member it knows, or whose members are the array's items
+  or the string's characters);
+- a boolean for a number or an enum, a fraction for an enum (json_format
+  reads ``true`` as 1 and ``1.5`` as 1);
+- an enum number beyond int32 (protobuf truncates it to 32 bits);
+- a number beyond the range of a ``float`` field or of a double (a string
+  such as ``"1e400"``, an integer of 310 digits, a ``Value`` number):
+  json_format writes infinity, or fails;
+- ``NaN`` and ``Infinity`` literals, which are not JSON (checked by
+  :func:`auxia_decision._json.load_json`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +35,7 @@ import math
 import re
 from collections.abc import Callable
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from auxia_decision._errors import FieldViolation, violation
@@ -23,28 +49,60 @@ _INT_RANGES: dict[int, tuple[int, int]] = {
     FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
     FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
 }
-_FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_MAX = float.fromhex("0x1.fffffep+127")
 _SPECIAL_FLOATS = ("NaN", "Infinity", "-Infinity")
+_INFINITY_WORDS = ("inf", "infinity")
 _UNPAIRED_SURROGATE = re.compile(
     "[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]"
 )
-_TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
-_DURATION = duration_pb2.Duration.DESCRIPTOR.full_name
+# What json_format reads as the name of an extension (its own pattern, matched as it does).
+_EXTENSION_NAME = re.compile(r"\[[a-zA-Z0-9\._]*\]$")
+# json_format refuses messages nested deeper than this (its max_recursion_depth).
+MAX_MESSAGE_DEPTH = 100
+_WRAPPERS_FILE = "google/protobuf/wrappers.proto"
+# The well-known types json_format reads from their JSON form with FromJsonString.
+_FROM_JSON_STRING = {
+    "google.protobuf.Timestamp": 'an RFC 3339 timestamp string such as "2025-01-01T00:00:00Z"',
+    "google.protobuf.Duration": 'a duration string such as "1.5s"',
+    "google.protobuf.FieldMask": 'a field mask string such as "a.b,cD"',
+}
+# The well-known types whose JSON form an Any holds under "value".
+_SPECIAL_FORMS = frozenset(
+    {
+        "google.protobuf.Any",
+        "google.protobuf.ListValue",
+        "google.protobuf.Struct",
+        "google.protobuf.Value",
+        *_FROM_JSON_STRING,
+    }
+)
 
 
 def _fields_by_key(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
-    fields: dict[str, FieldDescriptor] = {}
-    for field in descriptor.fields:
-        fields[field.name] = field
-        fields[field.json_name] = field
+    """Return the fields of a message type by the keys that name them (JSON names first)."""
+    fields = {field.name: field for field in descriptor.fields}
+    fields.update((field.json_name, field) for field in descriptor.fields)
     return fields
+
+
+def needs_proto_names(descriptor: Descriptor) -> bool:
+    """Whether json_format needs a JSON object of this type given with proto field names.
+
+    json_format counts the oneofs it has seen among the keys it has seen, so
+    a oneof named like a field's JSON name (``oneof bSub { int32 b_sub = 1; }``)
+    makes it refuse ``{"bSub": 1}``, its own output: the key ``"b_sub"``
+    reads the same field without that confusion (proto names never equal
+    oneof names).
+    """
+    json_names = {field.json_name for field in descriptor.fields}
+    return any(oneof.name in json_names for oneof in descriptor.oneofs)
 
 
 class JsonChecker:
     """Walks a JSON document against a message descriptor and reports every bad value.
 
-    It accepts only what ``json_format`` accepts, and words each refusal with
-    the value's JSON path.
+    It accepts what ``json_format`` accepts, but for the cases this module
+    lists, and words each refusal with the value's JSON path.
 
     Args:
         strict: whether unknown fields and unknown enum value names are errors
@@ -59,26 +117,57 @@ class JsonChecker:
         self.missing: list[FieldViolation] = []
         """When strict: the REQUIRED fields and oneofs the objects walked lack
         (as validation words them), to report beside the errors found."""
+        self.renamed: list[tuple[dict[str, object], Descriptor]] = []
+        """The objects json_format must be given with proto field names
+        (:func:`needs_proto_names`), and their types."""
 
     def error(self, path: str, description: str) -> None:
         self._report(violation(path, description))
 
-    def message(self, value: object, descriptor: Descriptor, path: str) -> None:
-        if not isinstance(value, dict):
+    def message(self, value: object, descriptor: Descriptor, path: str, depth: int = 1) -> None:
+        """Check a JSON value of a message type, ``depth`` messages deep (the root is 1)."""
+        if self.too_deep(path, depth):
+            return
+        name = descriptor.full_name
+        if descriptor.file.name == _WRAPPERS_FILE:
+            self.single(value, descriptor.fields_by_name["value"], path, depth)
+        elif name in _FROM_JSON_STRING:
+            self.from_json_string(value, descriptor, path)
+        elif name == "google.protobuf.Struct":
+            self.struct(value, path, depth)
+        elif name == "google.protobuf.ListValue":
+            self.list_value(value, path, depth)
+        elif name == "google.protobuf.Value":
+            self.json_value(value, path, depth)
+        elif name == "google.protobuf.Any":
+            self.any(value, path, depth)
+        elif isinstance(value, dict):
+            self.members(value, descriptor, path, depth)
+        else:
             what = f"a JSON object ({descriptor.name})"
             self.error(path, f"expected {what}, got {_kind(value)}")
-            return
-        for key in getattr(value, "duplicates", ()):
-            self.error(json_path(path, key), f'the key "{key}" appears more than once')
+
+    def members(
+        self,
+        value: dict[str, object],
+        descriptor: Descriptor,
+        path: str,
+        depth: int,
+        skip: str | None = None,
+    ) -> None:
+        """Check the members of a JSON object of a message type, but ``skip``."""
+        self.duplicates(value, path)
         fields = _fields_by_key(descriptor)
         set_by_number: dict[int, str] = {}
         set_in_oneof: dict[str, str] = {}
         for key, item in value.items():
+            if key == skip:
+                continue
             field = fields.get(key)
             if field is None:
-                if self.strict:
-                    self.error(json_path(path, key), f'unknown field "{key}" in {descriptor.name}')
-                continue
+                field = self.unknown(key, item, descriptor, path)
+                if field is None:
+                    continue
             field_path = json_path(path, field.json_name)
             if field.number in set_by_number:
                 other = set_by_number[field.number]
@@ -86,7 +175,11 @@ class JsonChecker:
                 continue
             set_by_number[field.number] = key
             if item is None:
-                continue  # null means unset in proto3 JSON
+                # null means unset in proto3 JSON, or null for a Value or a
+                # NullValue, which a repeated field cannot be set to.
+                if field.is_repeated and (_is_value(field) or _is_null_value(field)):
+                    self.error(field_path, "null is not allowed for a repeated field of nulls")
+                continue
             oneof = field.containing_oneof
             if oneof is not None:
                 if oneof.name in set_in_oneof:
@@ -96,27 +189,64 @@ class JsonChecker:
                         f'one field of oneof "{oneof.name}" may be',
                     )
                 set_in_oneof[oneof.name] = key
-            self.field(item, field, field_path)
+            self.field(item, field, field_path, depth)
+        if needs_proto_names(descriptor):
+            self.renamed.append((value, descriptor))
         if self.strict:
             self.missing += missing_from_json(value, descriptor, path)
 
-    def field(self, value: object, field: FieldDescriptor, path: str) -> None:
+    def unknown(
+        self, key: str, value: object, descriptor: Descriptor, path: str
+    ) -> FieldDescriptor | None:
+        """Check a member no field is named by; return the extension it names, if any."""
+        key_path = json_path(path, key)
+        if _EXTENSION_NAME.match(key):
+            if not descriptor.extension_ranges:
+                self.error(key_path, f'"{key}" names an extension, and {descriptor.name} has none')
+                return None
+            extension = _extension(descriptor, key[1:-1])
+            if extension is not None:
+                return extension
+        if _UNPAIRED_SURROGATE.search(key):
+            self.error(key_path, "the key has an unpaired surrogate")
+        elif self.strict:
+            self.error(key_path, f'unknown field "{key}" in {descriptor.name}')
+        else:
+            self.duplicates_within(value, key_path)
+        return None
+
+    def duplicates(self, value: dict[str, object], path: str) -> None:
+        """Report the keys a JSON object repeats (json_format refuses them anywhere)."""
+        for key in getattr(value, "duplicates", ()):
+            self.error(json_path(path, key), f'the key "{key}" appears more than once')
+
+    def duplicates_within(self, value: object, path: str) -> None:
+        """Report the repeated keys of every object of a value nothing else walks."""
+        if isinstance(value, dict):
+            self.duplicates(value, path)
+            for key, item in value.items():
+                self.duplicates_within(item, json_path(path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self.duplicates_within(item, f"{path}[{index}]")
+
+    def field(self, value: object, field: FieldDescriptor, path: str, depth: int) -> None:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            self.map(value, field.message_type, path)
+            self.map(value, field.message_type, path, depth)
         elif field.is_repeated:
             if not isinstance(value, list):
                 self.error(path, f"expected an array, got {_kind(value)}")
                 return
             for index, item in enumerate(value):
                 item_path = f"{path}[{index}]"
-                if item is None:
+                if item is None and not _is_value(field):
                     self.error(item_path, "null is not allowed in an array")
                 else:
-                    self.single(item, field, item_path)
+                    self.single(item, field, item_path, depth)
         else:
-            self.single(value, field, path)
+            self.single(value, field, path, depth)
 
-    def map(self, value: object, entry: Descriptor, path: str) -> None:
+    def map(self, value: object, entry: Descriptor, path: str, depth: int) -> None:
         if not isinstance(value, dict):
             self.error(path, f"expected a JSON object (a map), got {_kind(value)}")
             return
@@ -127,10 +257,10 @@ class JsonChecker:
         for key, item in value.items():
             item_path = f'{path}["{key}"]'
             self.map_key(key, key_field, item_path)
-            if item is None:
+            if item is None and not _is_value(value_field):
                 self.error(item_path, "null is not allowed as a map value")
             else:
-                self.single(item, value_field, item_path)
+                self.single(item, value_field, item_path, depth)
 
     def map_key(self, key: str, field: FieldDescriptor, path: str) -> None:
         if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
@@ -138,16 +268,14 @@ class JsonChecker:
                 self.error(path, f'map key "{key}" is not "true" or "false"')
         elif field.cpp_type in _INT_RANGES:
             self.integer(key, field, path)
+        elif _UNPAIRED_SURROGATE.search(key):
+            self.error(path, "the map key has an unpaired surrogate")
 
-    def single(self, value: object, field: FieldDescriptor, path: str) -> None:  # noqa: PLR0912
+    def single(self, value: object, field: FieldDescriptor, path: str, depth: int) -> None:
+        """Check one value of a field (an item, if it is repeated) in a message ``depth`` deep."""
         cpp_type = field.cpp_type
         if field.message_type is not None:
-            if field.message_type.full_name == _TIMESTAMP:
-                self.timestamp(value, path)
-            elif field.message_type.full_name == _DURATION:
-                self.duration(value, path)
-            else:
-                self.message(value, field.message_type, path)
+            self.message(value, field.message_type, path, depth + 1)
         elif cpp_type == FieldDescriptor.CPPTYPE_ENUM:
             self.enum(value, field, path)
         elif cpp_type in _INT_RANGES:
@@ -158,23 +286,30 @@ class JsonChecker:
             if not isinstance(value, bool):
                 self.error(path, f"expected true or false, got {_kind(value)}")
         elif field.type == FieldDescriptor.TYPE_BYTES:
-            if not isinstance(value, str):
-                self.error(path, f"expected a base64 string, got {_kind(value)}")
-            else:
-                try:
-                    padded = value + "=" * (-len(value) % 4)
-                    base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
-                except (binascii.Error, ValueError):
-                    self.error(path, "expected a base64 string")
+            self.base64(value, path)
         elif not isinstance(value, str):
             self.error(path, f"expected a string, got {_kind(value)}")
         elif _UNPAIRED_SURROGATE.search(value):
             self.error(path, "the string has an unpaired surrogate")
 
+    def base64(self, value: object, path: str) -> None:
+        """Check a bytes value as json_format reads it: base64, either alphabet, any padding."""
+        if not isinstance(value, str):
+            self.error(path, f"expected a base64 string, got {_kind(value)}")
+            return
+        try:
+            encoded = value.encode()
+            base64.urlsafe_b64decode(encoded + b"=" * (4 - len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            self.error(path, "expected a base64 string")
+
     def enum(self, value: object, field: FieldDescriptor, path: str) -> None:
         enum_type = field.enum_type
         assert enum_type is not None
         if isinstance(value, str):
+            if _UNPAIRED_SURROGATE.search(value):
+                self.error(path, "the string has an unpaired surrogate")
+                return
             if value in enum_type.values_by_name:
                 return
             try:
@@ -189,8 +324,15 @@ class JsonChecker:
                 return
         elif isinstance(value, int) and not isinstance(value, bool):
             number = value
+        elif isinstance(value, float):
+            self.error(path, f"expected an enum value name or an integer, got {value!r}")
+            return
         else:
-            self.error(path, f"expected an enum value name, got {_kind(value)}")
+            self.error(path, f"expected an enum value name or number, got {_kind(value)}")
+            return
+        if enum_type.is_closed:
+            if number not in enum_type.values_by_number:
+                self.error(path, f"{number} is not a value of {enum_type.name}")
             return
         low, high = _INT_RANGES[FieldDescriptor.CPPTYPE_INT32]
         if not low <= number <= high:
@@ -217,34 +359,146 @@ class JsonChecker:
             if value in _SPECIAL_FLOATS:
                 return
             try:
-                number = float(value)
+                number = float(value) if value != "nan" else None
             except ValueError:
+                number = None
+            if number is None:
                 self.error(path, f'expected a number or "NaN", "Infinity", got "{value}"')
                 return
+            if math.isnan(number) or value.strip().lstrip("+-").lower() in _INFINITY_WORDS:
+                return  # "nan " and "-inf" are what float() says they are
         else:
-            number = float(value)
-        if math.isinf(number) or math.isnan(number):
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if math.isnan(number):
+                self.error(path, 'NaN is not a JSON number: use "NaN"')
+                return
+        if math.isinf(number):
             self.error(path, 'out of range: use "Infinity", "-Infinity" or "NaN"')
         elif field.cpp_type == FieldDescriptor.CPPTYPE_FLOAT and abs(number) > _FLOAT32_MAX:
             self.error(path, f"{value} is out of the float range")
 
-    def timestamp(self, value: object, path: str) -> None:
+    def from_json_string(self, value: object, descriptor: Descriptor, path: str) -> None:
+        """Check a Timestamp, Duration or FieldMask: a string its FromJsonString reads."""
+        form = _FROM_JSON_STRING[descriptor.full_name]
         if not isinstance(value, str):
-            self.error(path, f"expected an RFC 3339 timestamp string, got {_kind(value)}")
+            self.error(path, f"expected {form}, got {_kind(value)}")
             return
         try:
-            timestamp_pb2.Timestamp().FromJsonString(value)
-        except (ValueError, ArithmeticError) as error:  # "...12:00:00.1e999Z" overflows
-            self.error(path, f'"{value}" is not an RFC 3339 timestamp: {error}')
+            message_factory.GetMessageClass(descriptor)().FromJsonString(value)  # type: ignore[attr-defined]
+        except Exception as error:  # ValueError, or what a bad string makes upb raise
+            self.error(path, f'"{value}" is not {form}: {error}')
 
-    def duration(self, value: object, path: str) -> None:
-        if not isinstance(value, str):
-            self.error(path, f'expected a duration string such as "1.5s", got {_kind(value)}')
+    def too_deep(self, path: str, depth: int) -> bool:
+        """Report a message nested deeper than json_format reads, and say whether it is."""
+        if depth <= MAX_MESSAGE_DEPTH:
+            return False
+        self.error(path, f"nested too deeply: more than {MAX_MESSAGE_DEPTH} messages")
+        return True
+
+    def struct(self, value: object, path: str, depth: int) -> None:
+        """Check a Struct, ``depth`` messages deep: a JSON object of any values."""
+        if self.too_deep(path, depth):
             return
+        if not isinstance(value, dict):
+            self.error(path, f"expected a JSON object (Struct), got {_kind(value)}")
+            return
+        self.duplicates(value, path)
+        for key, item in value.items():
+            if _UNPAIRED_SURROGATE.search(key):
+                self.error(json_path(path, key), "the key has an unpaired surrogate")
+            else:
+                self.json_value(item, f'{path}["{key}"]', depth + 1)
+
+    def list_value(self, value: object, path: str, depth: int) -> None:
+        """Check a ListValue, ``depth`` messages deep: a JSON array of any values."""
+        if self.too_deep(path, depth):
+            return
+        if not isinstance(value, list):
+            self.error(path, f"expected an array (ListValue), got {_kind(value)}")
+            return
+        for index, item in enumerate(value):
+            self.json_value(item, f"{path}[{index}]", depth + 1)
+
+    def json_value(self, value: object, path: str, depth: int) -> None:
+        """Check a Value, ``depth`` messages deep: any JSON value whose numbers are doubles."""
+        if self.too_deep(path, depth):
+            return
+        if isinstance(value, dict):
+            self.struct(value, path, depth + 1)
+        elif isinstance(value, list):
+            self.list_value(value, path, depth + 1)
+        elif isinstance(value, str):
+            if _UNPAIRED_SURROGATE.search(value):
+                self.error(path, "the string has an unpaired surrogate")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:
+                finite = False
+            if not finite:
+                self.error(path, f"{value} is out of the double range")
+
+    def any(self, value: object, path: str, depth: int) -> None:
+        """Check an Any: ``{}``, or ``"@type"`` and the JSON of the message it names."""
+        if not isinstance(value, dict):
+            self.error(path, f"expected a JSON object (Any), got {_kind(value)}")
+            return
+        if not value:
+            return
+        self.duplicates(value, path)
+        type_url = value.get("@type")
+        type_path = json_path(path, "@type")
+        if not isinstance(type_url, str):
+            self.error(type_path, f"expected the type URL of the message, got {_kind(type_url)}")
+            return
+        if _UNPAIRED_SURROGATE.search(type_url):
+            self.error(type_path, "the string has an unpaired surrogate")
+            return
+        # As json_format: the message named after the last "/", in the default pool.
         try:
-            duration_pb2.Duration().FromJsonString(value)
-        except (ValueError, ArithmeticError) as error:
-            self.error(path, f'"{value}" is not a duration such as "1.5s": {error}')
+            packed = descriptor_pool.Default().FindMessageTypeByName(type_url.split("/")[-1])
+        except KeyError:
+            self.error(type_path, f'unknown message type "{type_url}"')
+            return
+        if packed.file.name == _WRAPPERS_FILE or packed.full_name in _SPECIAL_FORMS:
+            if "value" not in value:
+                self.error(path, f'an Any holding a {packed.name} has its JSON in "value"')
+            elif packed.file.name == _WRAPPERS_FILE:
+                self.message(value["value"], packed, json_path(path, "value"), depth)
+            else:
+                self.message(value["value"], packed, json_path(path, "value"), depth + 1)
+        else:
+            self.members(value, packed, path, depth, skip="@type")
+
+
+def _is_value(field: FieldDescriptor) -> bool:
+    """Whether a field holds ``google.protobuf.Value``s (for which null is a value)."""
+    return field.message_type is not None and field.message_type.full_name == (
+        "google.protobuf.Value"
+    )
+
+
+def _is_null_value(field: FieldDescriptor) -> bool:
+    """Whether a field holds ``google.protobuf.NullValue``s."""
+    return field.enum_type is not None and field.enum_type.full_name == (
+        "google.protobuf.NullValue"
+    )
+
+
+def _extension(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
+    """Return the extension of a message type that json_format reads for ``[name]``, if any."""
+    pool = descriptor.file.pool
+    for candidate in (name, name.rpartition(".")[0]):
+        try:
+            extension = pool.FindExtensionByName(candidate)
+        except KeyError:
+            continue
+        if extension.containing_type is descriptor:
+            return extension
+    return None
 
 
 _TYPE_NAMES = {
@@ -262,6 +516,7 @@ _TYPE_NAMES = {
 
 
 def _as_integer(value: int | float | str) -> int | None:
+    """Read an integer as json_format does (``int()``, else a whole ``float()``), or None."""
     if isinstance(value, int):
         return value
     if isinstance(value, float):

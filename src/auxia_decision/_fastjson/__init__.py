@@ -18,9 +18,12 @@ descriptor, and :mod:`._compiler` walks the message types into generated
 source (:mod:`auxia_decision._source`).
 
 Message types using a feature without a specialised form here (``bytes`` or
-``float`` fields, well-known types other than Timestamp, extensions,
-recursive types) get no fast functions: :func:`encoder` and :func:`decoder`
-return ``None`` for them, and the generic path does all the work.
+``float`` fields, groups, well-known types other than Timestamp, extensions,
+recursive types, fields named like a method of protobuf's ``Message``) get
+no fast functions: :func:`encoder` and :func:`decoder` return ``None`` for
+them, and the generic path does all the work. Any other schema, proto2
+included (defaults, closed enums, ``required``), enums with aliases and
+fields named like Python keywords, has them.
 """
 
 from __future__ import annotations
