@@ -325,11 +325,16 @@ def test_invalid_timestamps_fail_as_json_format_does(seconds: int, nanos: int) -
     message = data_field_pb2.DataFieldParams.PropertyValuePb()
     message.timestamp_value.seconds = seconds
     message.timestamp_value.nanos = nanos
-    with pytest.raises(json_format.SerializeToJsonError) as generic:
+    with pytest.raises(json_format.SerializeToJsonError):
+        json_format.MessageToJson(message)
+    with pytest.raises(ApiError) as generic:
         GENERIC.encode(message)
-    with pytest.raises(json_format.SerializeToJsonError) as fast:
+    with pytest.raises(ApiError) as fast:
         FAST.encode(message)
     assert str(fast.value) == str(generic.value)
+    [only] = fast.value.field_violations
+    assert only.field == "timestampValue"
+    assert only.description.startswith("no proto3 JSON form: Timestamp is not valid")
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=_backend_ids)
