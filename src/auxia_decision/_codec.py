@@ -233,8 +233,6 @@ class RestCodec:
             violations += [v for v in checker.missing if v.field not in reported]
             raise ApiError.invalid_argument(violations)
         assert isinstance(document, dict)  # the checker reports anything else
-        for members, members_type in checker.renamed:
-            _use_proto_names(members, members_type)
         message = message_type()
         try:
             json_format.ParseDict(document, message, ignore_unknown_fields=not strict)
@@ -280,11 +278,3 @@ def _unwritable_value(
             except Exception as error:  # what json_format cannot write is there
                 return _unwritable_value(item, item_path, str(error), proto_field_names)
     return path, reason
-
-
-def _use_proto_names(members: dict[str, object], descriptor: Descriptor) -> None:
-    """Rename the members of a JSON object of a message type to their fields' proto names."""
-    names = {field.json_name: field.name for field in descriptor.fields}
-    renamed = [(names.get(key, key), value) for key, value in members.items()]
-    members.clear()
-    members.update(renamed)

@@ -57,6 +57,7 @@ _UNPAIRED_SURROGATE = re.compile(
 )
 # What json_format reads as the name of an extension (its own pattern, matched as it does).
 _EXTENSION_NAME = re.compile(r"\[[a-zA-Z0-9\._]*\]$")
+_NULL_VALUE = "NULL_VALUE"
 # json_format refuses messages nested deeper than this (its max_recursion_depth).
 MAX_MESSAGE_DEPTH = 100
 _WRAPPERS_FILE = "google/protobuf/wrappers.proto"
@@ -85,7 +86,7 @@ def _fields_by_key(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
     return fields
 
 
-def needs_proto_names(descriptor: Descriptor) -> bool:
+def _needs_proto_names(descriptor: Descriptor) -> bool:
     """Whether json_format needs a JSON object of this type given with proto field names.
 
     json_format counts the oneofs it has seen among the keys it has seen, so
@@ -102,7 +103,12 @@ class JsonChecker:
     """Walks a JSON document against a message descriptor and reports every bad value.
 
     It accepts what ``json_format`` accepts, but for the cases this module
-    lists, and words each refusal with the value's JSON path.
+    lists, and words each refusal with the value's JSON path. It also
+    rewrites in place, for ``ParseDict``, the two forms json_format writes but
+    does not read: the members of an object whose type has a oneof named like
+    a field's JSON name get their proto names (:func:`_needs_proto_names`),
+    and a null among the NullValues of a repeated field or a map becomes
+    ``"NULL_VALUE"``.
 
     Args:
         strict: whether unknown fields and unknown enum value names are errors
@@ -117,9 +123,6 @@ class JsonChecker:
         self.missing: list[FieldViolation] = []
         """When strict: the REQUIRED fields and oneofs the objects walked lack
         (as validation words them), to report beside the errors found."""
-        self.renamed: list[tuple[dict[str, object], Descriptor]] = []
-        """The objects json_format must be given with proto field names
-        (:func:`needs_proto_names`), and their types."""
 
     def error(self, path: str, description: str) -> None:
         self._report(violation(path, description))
@@ -190,10 +193,10 @@ class JsonChecker:
                     )
                 set_in_oneof[oneof.name] = key
             self.field(item, field, field_path, depth)
-        if needs_proto_names(descriptor):
-            self.renamed.append((value, descriptor))
         if self.strict:
             self.missing += missing_from_json(value, descriptor, path)
+        if _needs_proto_names(descriptor):
+            _use_proto_names(value, descriptor)
 
     def unknown(
         self, key: str, value: object, descriptor: Descriptor, path: str
@@ -239,7 +242,9 @@ class JsonChecker:
                 return
             for index, item in enumerate(value):
                 item_path = f"{path}[{index}]"
-                if item is None and not _is_value(field):
+                if item is None and _is_null_value(field):
+                    value[index] = _NULL_VALUE  # what json_format writes, but does not read
+                elif item is None and not _is_value(field):
                     self.error(item_path, "null is not allowed in an array")
                 else:
                     self.single(item, field, item_path, depth)
@@ -257,7 +262,9 @@ class JsonChecker:
         for key, item in value.items():
             item_path = f'{path}["{key}"]'
             self.map_key(key, key_field, item_path)
-            if item is None and not _is_value(value_field):
+            if item is None and _is_null_value(value_field):
+                value[key] = _NULL_VALUE  # what json_format writes, but does not read
+            elif item is None and not _is_value(value_field):
                 self.error(item_path, "null is not allowed as a map value")
             else:
                 self.single(item, value_field, item_path, depth)
@@ -376,7 +383,7 @@ class JsonChecker:
                 self.error(path, 'NaN is not a JSON number: use "NaN"')
                 return
         if math.isinf(number):
-            self.error(path, 'out of range: use "Infinity", "-Infinity" or "NaN"')
+            self.error(path, f'{value} is out of the double range: use "Infinity" or "-Infinity"')
         elif field.cpp_type == FieldDescriptor.CPPTYPE_FLOAT and abs(number) > _FLOAT32_MAX:
             self.error(path, f"{value} is out of the float range")
 
@@ -439,7 +446,7 @@ class JsonChecker:
             except OverflowError:
                 finite = False
             if not finite:
-                self.error(path, f"{value} is out of the double range")
+                self.error(path, "the number is out of the double range")
 
     def any(self, value: object, path: str, depth: int) -> None:
         """Check an Any: ``{}``, or ``"@type"`` and the JSON of the message it names."""
@@ -479,6 +486,14 @@ def _is_value(field: FieldDescriptor) -> bool:
     return field.message_type is not None and field.message_type.full_name == (
         "google.protobuf.Value"
     )
+
+
+def _use_proto_names(members: dict[str, object], descriptor: Descriptor) -> None:
+    """Rename the members of a JSON object of a message type to their fields' proto names."""
+    names = {field.json_name: field.name for field in descriptor.fields}
+    renamed = [(names.get(key, key), value) for key, value in members.items()]
+    members.clear()
+    members.update(renamed)
 
 
 def _is_null_value(field: FieldDescriptor) -> bool:
