@@ -45,6 +45,7 @@ from auxia_decision._fastjson import json_backend
 from tests._codecs import CodecOn
 from tests._json_mutations import mutated
 from tests._random_schemas import Schema, schema_from_text, schemas
+from tests._repo import ROOT
 from tests._strategies import messages, tweak_to_edges
 
 T = TypeVar("T")
@@ -99,6 +100,14 @@ STRICTER = {
     "NaN and Infinity literals": r"^malformed JSON: (NaN|Infinity|-Infinity) is not valid JSON$",
 }
 _STRICTER = re.compile("|".join(f"(?:{pattern})" for pattern in STRICTER.values()))
+
+
+def test_every_case_where_we_are_stricter_is_documented() -> None:
+    text = (ROOT / "docs" / "python.md").read_text()
+    section = text.split("### Where the codec is stricter than json_format")[1].split("\n\n")
+    table = next(part for part in section if part.startswith("| document |"))
+    rows = table.splitlines()[2:]  # the heading and its rule apart
+    assert len(rows) == len(STRICTER)
 
 
 def deliberately_stricter(error: ApiError) -> bool:
