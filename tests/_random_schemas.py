@@ -51,24 +51,12 @@ _WELL_KNOWN_FILES = [
 _PACKAGE = "fuzz"
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
-# The scalar types, by the name a kind has below (the simplest first: hypothesis
-# shrinks towards the start of a sampled list).
+# The scalar types, by the name a kind has below (int32, bytes, ...), read from
+# descriptor.proto's own list of field types.
 _SCALARS = {
-    "int32": _Field.TYPE_INT32,
-    "int64": _Field.TYPE_INT64,
-    "uint32": _Field.TYPE_UINT32,
-    "uint64": _Field.TYPE_UINT64,
-    "sint32": _Field.TYPE_SINT32,
-    "sint64": _Field.TYPE_SINT64,
-    "fixed32": _Field.TYPE_FIXED32,
-    "fixed64": _Field.TYPE_FIXED64,
-    "sfixed32": _Field.TYPE_SFIXED32,
-    "sfixed64": _Field.TYPE_SFIXED64,
-    "bool": _Field.TYPE_BOOL,
-    "string": _Field.TYPE_STRING,
-    "double": _Field.TYPE_DOUBLE,
-    "float": _Field.TYPE_FLOAT,
-    "bytes": _Field.TYPE_BYTES,
+    name.removeprefix("TYPE_").lower(): number
+    for name, number in _Field.Type.items()
+    if name not in ("TYPE_GROUP", "TYPE_MESSAGE", "TYPE_ENUM")
 }
 _MAP_KEYS = [kind for kind in _SCALARS if kind not in ("double", "float", "bytes")]
 _TIMESTAMP = "google.protobuf.Timestamp"
