@@ -142,7 +142,7 @@ CODEC_FUZZ_SCHEMAS ?= 5000
 
 .PHONY: fuzz
 fuzz: $(STAMP) ## Fuzz the codec over CODEC_FUZZ_SCHEMAS random schemas, and the live server (FUZZ_EXAMPLES per case)
-	AUXIA_CODEC_FUZZ_SCHEMAS=$(CODEC_FUZZ_SCHEMAS) $(BIN)/pytest tests/unit/test_codec_fuzz.py -k random_schemas --hypothesis-show-statistics
+	AUXIA_CODEC_FUZZ_SCHEMAS=$(CODEC_FUZZ_SCHEMAS) $(BIN)/pytest -s tests/unit/test_codec_fuzz.py -k random_schemas
 	AUXIA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) AUXIA_MUTATED_BODIES=25000 $(BIN)/pytest tests/system/test_schemathesis.py tests/system/test_hostile_input.py
 
 BENCH_SERVER_ARGS ?=

@@ -26,6 +26,7 @@ shrunk, in ``REGRESSIONS``, and checked on every run.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import json
@@ -202,6 +203,7 @@ def reading(call: Callable[[], T], where: str) -> T | ApiError:
 
 def check_decoding(codecs: Codecs, text: bytes | str, message_type: type[Message]) -> None:
     """Check every decoding of a text against json_format's, strictly and leniently."""
+    CHECKED["documents decoded"] += 1
     for strict in (True, False):
         expected = json_format_reading(text, message_type, strict=strict)
         for label, codec in codecs.decoding.items():
@@ -237,6 +239,7 @@ def check_fields_decoding(
 
 def check_encoding(codecs: Codecs, message: Message) -> None:
     """Check every encoding of a message against json_format's bytes, in both name styles."""
+    CHECKED["messages encoded"] += 1
     for (names, fast), codec in codecs.encoding.items():
         try:
             expected: bytes | None = json_format.MessageToJson(
@@ -337,20 +340,53 @@ def check_type(codecs: Codecs, schema: Schema, message_type: type[Message], data
         check_decoding(codecs, _as_text(document) if names else document, message_type)
 
 
-FUZZ = settings(
-    max_examples=SCHEMAS,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+# Hypothesis keeps what it drew for every example of a run, and these are
+# large: a long fuzz is several runs (rounds) of ROUND schemas at the most.
+ROUND = 250
+ROUNDS = -(-SCHEMAS // ROUND)
+CHECKED: collections.Counter[str] = collections.Counter()
+"""What the fuzz checked: schemas, message types, encodings and decodings."""
 
 
-@FUZZ
-@given(data=st.data())
-def test_the_codec_agrees_with_json_format_on_random_schemas(data: st.DataObject) -> None:
+def check_random_schema(data: st.DataObject) -> None:
+    """Check a random schema's every message type (one example of the fuzz)."""
     schema = data.draw(schemas(), label="schema")
     codecs = Codecs()
-    for message_type in schema.message_types():
-        check_type(codecs, schema, message_type, data)
+    try:
+        for message_type in schema.message_types():
+            check_type(codecs, schema, message_type, data)
+            CHECKED["message types"] += 1
+        CHECKED["schemas"] += 1
+    finally:
+        forget(schema)
+
+
+def forget(schema: Schema) -> None:
+    """Drop the fast functions built for a schema's types: they live as briefly as it does."""
+    built: list[dict[Any, Any]] = [
+        _fastjson._built_encoders,
+        _fastjson._built_decoders,
+        _fastjson._built_fields_encoders,
+        _fastjson._built_fields_decoders,
+    ]
+    for cache in built:
+        for key in [key for key in cache if _pool_of(key) is schema.pool]:
+            del cache[key]
+
+
+def _pool_of(key: Any) -> object:
+    message_type = key[0] if isinstance(key, tuple) else key
+    return message_type.DESCRIPTOR.file.pool
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_the_codec_agrees_with_json_format_on_random_schemas(round_: int) -> None:
+    examples = min(ROUND, SCHEMAS - round_ * ROUND)
+    fuzz = settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    before = CHECKED.copy()
+    fuzz(given(data=st.data())(check_random_schema))()
+    done = CHECKED - before
+    print(f"round {round_}: {dict(done)}")
 
 
 # ---------------------------------------------------------------------------
