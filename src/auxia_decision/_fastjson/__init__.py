@@ -107,7 +107,9 @@ def fields_encoder(message_type: type[Message]) -> FieldsEncoder | None:
 
     It writes, from the arguments of the type's constructor (as a fields
     decoder returns them), exactly what the encoder writes for the message
-    they build, with JSON names; or raises where the encoder would.
+    they build, with JSON names; or raises where the encoder would, and for
+    a map of more than one entry (whose order only the message knows).
+    Types holding a Timestamp, in a map too, have none.
     """
     build = functools.partial(build_fields_encoder, message_type)
     return _built_once(_built_fields_encoders, message_type, build)
