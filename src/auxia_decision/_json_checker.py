@@ -261,6 +261,10 @@ class JsonChecker:
         value_field = entry.fields_by_name["value"]
         for key, item in value.items():
             item_path = f'{path}["{key}"]'
+            if not self.strict and _unknown_enum_name(item, value_field):
+                # json_format skips the entry before it sets the key: only its form counts.
+                self.map_key(key, key_field, item_path, in_range=False)
+                continue
             self.map_key(key, key_field, item_path)
             if item is None and _is_null_value(value_field):
                 value[key] = _NULL_VALUE  # what json_format writes, but does not read
@@ -269,12 +273,15 @@ class JsonChecker:
             else:
                 self.single(item, value_field, item_path, depth)
 
-    def map_key(self, key: str, field: FieldDescriptor, path: str) -> None:
+    def map_key(
+        self, key: str, field: FieldDescriptor, path: str, *, in_range: bool = True
+    ) -> None:
+        """Check a map key's form, and unless told otherwise that it is in its type's range."""
         if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
             if key not in ("true", "false"):
                 self.error(path, f'map key "{key}" is not "true" or "false"')
         elif field.cpp_type in _INT_RANGES:
-            self.integer(key, field, path)
+            self.integer(key, field, path, in_range=in_range)
         elif _UNPAIRED_SURROGATE.search(key):
             self.error(path, "the map key has an unpaired surrogate")
 
@@ -345,7 +352,10 @@ class JsonChecker:
         if not low <= number <= high:
             self.error(path, f"enum number {number} is out of the int32 range")
 
-    def integer(self, value: object, field: FieldDescriptor, path: str) -> None:
+    def integer(
+        self, value: object, field: FieldDescriptor, path: str, *, in_range: bool = True
+    ) -> None:
+        """Check an integer's form, and unless told otherwise that it is in its type's range."""
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             self.error(path, f"expected an integer (a number or a string), got {_kind(value)}")
             return
@@ -354,7 +364,7 @@ class JsonChecker:
             self.error(path, f"expected an integer, got {json.dumps(value)}")
             return
         low, high = _INT_RANGES[field.cpp_type]
-        if not low <= number <= high:
+        if in_range and not low <= number <= high:
             type_name = _TYPE_NAMES.get(field.type, "integer")
             self.error(path, f"{number} is out of the {type_name} range [{low}, {high}]")
 
@@ -479,6 +489,20 @@ class JsonChecker:
                 self.message(value["value"], packed, json_path(path, "value"), depth + 1)
         else:
             self.members(value, packed, path, depth, skip="@type")
+
+
+def _unknown_enum_name(value: object, field: FieldDescriptor) -> bool:
+    """Whether a value of an enum field is a string json_format ignores when reading leniently."""
+    enum_type = field.enum_type
+    if enum_type is None or not isinstance(value, str) or value in enum_type.values_by_name:
+        return False
+    if _UNPAIRED_SURROGATE.search(value):
+        return False  # upb fails to look it up: refused
+    try:
+        int(value)
+    except ValueError:
+        return True
+    return False
 
 
 def _is_value(field: FieldDescriptor) -> bool:

@@ -554,6 +554,17 @@ REGRESSIONS: dict[str, Regression] = {
     "a double given as inf": Regression(
         _message(_field("d", 1, "DOUBLE")) + _PROTO3, document=b'{"d": "inf"}'
     ),
+    "a map entry json_format skips before it reads the key": Regression(
+        _message(
+            _field("m", 1, ".fuzz.M0.MEntry", label="LABEL_REPEATED"),
+            extra=_STRING_MAP.replace("type: TYPE_STRING", "type: TYPE_UINT64").replace(
+                "type: TYPE_INT32", 'type: TYPE_ENUM type_name: ".fuzz.E0"'
+            ),
+        )
+        + _ALIASES
+        + _PROTO3,
+        document=b'{"m": {"0": "E0_ZERO0", "-1": "1.0"}}',
+    ),
     "a NullValue given false": Regression(_WELL_KNOWN_FIELDS + _PROTO3, document=b'{"n": [false]}'),
 }
 
