@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
@@ -79,6 +80,8 @@ _SPECIAL_FORMS = frozenset(
 )
 
 
+# Read once per message type (descriptors are immutable); bounded, as types may come and go.
+@functools.lru_cache(maxsize=1024)
 def _fields_by_key(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
     """Return the fields of a message type by the keys that name them (JSON names first)."""
     fields = {field.name: field for field in descriptor.fields}
@@ -86,6 +89,7 @@ def _fields_by_key(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
     return fields
 
 
+@functools.lru_cache(maxsize=1024)
 def _needs_proto_names(descriptor: Descriptor) -> bool:
     """Whether json_format needs a JSON object of this type given with proto field names.
 
