@@ -86,7 +86,8 @@ class RestCodec:
         Raises ApiError (INVALID_ARGUMENT) naming the value that has no proto3
         JSON form, where json_format cannot write the message.
         """
-        return self.encoder(type(message))(message)
+        encode = self._encoders.get(type(message)) or self.encoder(type(message))
+        return encode(message)
 
     def encoder(self, message_type: type[Message]) -> Callable[[Message], bytes]:
         """Return ``encode`` for messages of one type, with its encoder looked up once."""

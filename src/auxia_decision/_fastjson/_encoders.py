@@ -18,6 +18,7 @@ library beyond the standard one.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -102,8 +103,22 @@ class EncoderCompiler(Compiler):
                 which_oneof = self.source.constant(message_class.WhichOneof)
                 lines.append(f"    w{index} = {which_oneof}(m, {oneof.name!r})")
             oneof_of.update({field.name: f"w{index}" for field in members})
-        for field in sorted(descriptor.fields, key=lambda field: field.number):
-            lines += self.field(field, oneof_of.get(field.name), has_field)
+        fields = sorted(descriptor.fields, key=lambda field: field.number)
+        # Members of one oneof that follow one another in number order are
+        # written as one run: asked only if the oneof is set, and no further
+        # than the member that is.
+        for variable, run in itertools.groupby(fields, key=lambda f: oneof_of.get(f.name)):
+            members = list(run)
+            if variable is None or len(members) == 1:
+                for field in members:
+                    lines += self.field(field, variable, has_field)
+                continue
+            lines.append(f"    if {variable} is not None:")
+            for position, field in enumerate(members):
+                written = self.field(field, variable, has_field)
+                if position:
+                    written[0] = written[0].replace("    if ", "    elif ", 1)
+                lines += ["    " + line for line in written]
         lines += ["    if len(p) > s:", "        p[s] = p[s][2:]", "    a('}')"]
         return lines
 
