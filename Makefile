@@ -163,9 +163,11 @@ bench-polyglot: dist-ts ## Measure startEmulator() and stop() from Node, and the
 	$(BIN)/python -m bench.bench_polyglot
 
 FUZZ_EXAMPLES ?= 300
+CODEC_FUZZ_SCHEMAS ?= 5000
 
 .PHONY: fuzz
-fuzz: $(STAMP) ## Fuzz the live server longer than make test does (FUZZ_EXAMPLES per case)
+fuzz: $(STAMP) ## Fuzz the codec over CODEC_FUZZ_SCHEMAS random schemas, and the live server (FUZZ_EXAMPLES per case)
+	AUXIA_CODEC_FUZZ_SCHEMAS=$(CODEC_FUZZ_SCHEMAS) $(BIN)/pytest -s tests/unit/test_codec_fuzz.py -k random_schemas
 	AUXIA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) AUXIA_MUTATED_BODIES=25000 $(BIN)/pytest tests/system/test_schemathesis.py tests/system/test_hostile_input.py
 
 BENCH_SERVER_ARGS ?=

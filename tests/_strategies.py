@@ -5,7 +5,11 @@ its whole range (64-bit extremes included), ``NaN`` and infinities, Unicode
 strings (empty ones too), every case of every oneof (and none), proto3
 ``optional`` fields both unset and set (to a default value too), repeated
 fields and maps, ``google.protobuf.Timestamp`` and ``Duration`` over their
-whole valid ranges, and nested messages down to a bounded depth.
+whole valid ranges, the other well-known types (``Struct``, ``Value``,
+``ListValue``, ``FieldMask``, ``Any`` holding a well-known type, wrappers,
+``Empty``) with JSON forms, and nested messages down to a bounded depth.
+Message types may come from any descriptor pool: each value is built with
+its own pool's classes.
 
 "Valid" is in protobuf's sense: anything that serializes and has a proto3
 JSON form. ``(google.api.field_behavior)`` and ``oneof_required`` are not
@@ -29,7 +33,17 @@ import functools
 import math
 from typing import Any, TypeVar, cast
 
-from google.protobuf import descriptor_pb2, duration_pb2, timestamp_pb2
+from google.protobuf import (
+    any_pb2,
+    descriptor_pb2,
+    duration_pb2,
+    empty_pb2,
+    field_mask_pb2,
+    json_format,
+    struct_pb2,
+    timestamp_pb2,
+    wrappers_pb2,
+)
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
@@ -61,42 +75,77 @@ _INTEGER_RANGES = {
     FieldDescriptor.TYPE_UINT64: _UINT64,
     FieldDescriptor.TYPE_FIXED64: _UINT64,
 }
-# Well-known types whose JSON form constrains their contents beyond their
-# fields; none is used by the schema, so they are refused rather than drawn
-# wrongly.
-_UNSUPPORTED = {
-    "google.protobuf.Any",
-    "google.protobuf.FieldMask",
-    "google.protobuf.ListValue",
-    "google.protobuf.Struct",
-    "google.protobuf.Value",
-}
+_TIMESTAMP = "google.protobuf.Timestamp"
+_MESSAGE_ATTRIBUTES = frozenset(dir(Message))
+_DURATION = "google.protobuf.Duration"
+# The well-known types an Any is drawn holding (as their default pool classes).
+_PACKABLE: list[type[Message]] = [
+    duration_pb2.Duration,
+    timestamp_pb2.Timestamp,
+    empty_pb2.Empty,
+    field_mask_pb2.FieldMask,
+    struct_pb2.Struct,
+    struct_pb2.Value,
+    wrappers_pb2.StringValue,
+    wrappers_pb2.Int64Value,
+]
+# FieldMask paths that have a JSON form: lower case words joined by "_" and ".".
+_MASK_PATH = st.from_regex(r"[a-z]{1,3}(_[a-z]{1,3})?(\.[a-z]{1,3})?", fullmatch=True)
 
 
-def timestamps() -> st.SearchStrategy[timestamp_pb2.Timestamp]:
+def timestamps(
+    timestamp_class: type[M] = timestamp_pb2.Timestamp,  # type: ignore[assignment]
+) -> st.SearchStrategy[M]:
     """Draw Timestamps anywhere in 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z."""
     seconds = st.one_of(
         st.sampled_from([TIMESTAMP_MIN_SECONDS, TIMESTAMP_MAX_SECONDS, 0, -1]),
         st.integers(TIMESTAMP_MIN_SECONDS, TIMESTAMP_MAX_SECONDS),
     )
     nanos = st.one_of(st.sampled_from([0, MAX_NANOS, 1_000_000, 1_000]), st.integers(0, MAX_NANOS))
-    return st.builds(timestamp_pb2.Timestamp, seconds=seconds, nanos=nanos)
+    return st.builds(timestamp_class, seconds=seconds, nanos=nanos)
 
 
-def durations() -> st.SearchStrategy[duration_pb2.Duration]:
+def durations(
+    duration_class: type[M] = duration_pb2.Duration,  # type: ignore[assignment]
+) -> st.SearchStrategy[M]:
     """Draw Durations over their whole range; seconds and nanos share a sign."""
     seconds = st.integers(-DURATION_MAX_SECONDS, DURATION_MAX_SECONDS)
 
-    def with_nanos(second: int) -> st.SearchStrategy[duration_pb2.Duration]:
+    def with_nanos(second: int) -> st.SearchStrategy[M]:
         if second > 0:
             nanos = st.integers(0, MAX_NANOS)
         elif second < 0:
             nanos = st.integers(-MAX_NANOS, 0)
         else:
             nanos = st.integers(-MAX_NANOS, MAX_NANOS)
-        return st.builds(duration_pb2.Duration, seconds=st.just(second), nanos=nanos)
+        return st.builds(duration_class, seconds=st.just(second), nanos=nanos)
 
     return seconds.flatmap(with_nanos)
+
+
+def _json_values(max_size: int) -> st.SearchStrategy[Any]:
+    """Draw the JSON values a ``google.protobuf.Value`` holds (finite numbers only)."""
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(st.characters(codec="utf-8"), max_size=6),
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=max_size),
+            st.dictionaries(st.text(max_size=4), inner, max_size=max_size),
+        ),
+        max_leaves=6,
+    )
+
+
+def _packed(message: Message) -> Message:
+    """Return an Any (of the default pool) holding a message."""
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
 
 
 def messages(
@@ -106,24 +155,29 @@ def messages(
     allow_negative_zero: bool = True,
     max_depth: int = 6,
     max_size: int = 3,
+    cache: bool = True,
 ) -> st.SearchStrategy[M]:
     """Draw arbitrary valid messages of message_type.
 
     max_depth bounds the nesting of message fields below the drawn message (a
     message field deeper than that is left unset, and a repeated or map one
-    empty); Timestamps and Durations are leaves and do not count. max_size
-    bounds every repeated field and map.
+    empty); well-known types are leaves and do not count. max_size bounds
+    every repeated field and map. ``cache=False`` builds the strategy anew
+    rather than keeping it for the next call (for types that live briefly).
     """
     key = (message_type, allow_nan, allow_negative_zero, max_depth, max_size)
-    if key not in _MESSAGES:
+    found = _MESSAGES.get(key) if cache else None
+    if found is None:
         builder = _Builder(
             allow_nan=allow_nan,
             allow_negative_zero=allow_negative_zero,
             max_depth=max_depth,
             max_size=max_size,
         )
-        _MESSAGES[key] = builder.message(cast("Descriptor", message_type.DESCRIPTOR), 0)
-    return cast("st.SearchStrategy[M]", _MESSAGES[key])
+        found = builder.message(cast("Descriptor", message_type.DESCRIPTOR), 0)
+        if cache:
+            _MESSAGES[key] = found
+    return cast("st.SearchStrategy[M]", found)
 
 
 # Strategies already built, by the arguments of messages().
@@ -158,13 +212,9 @@ class _Builder:
         return self.cache[key]
 
     def _new_message(self, descriptor: Descriptor, depth: int) -> st.SearchStrategy[Message]:
-        name = descriptor.full_name
-        if name == "google.protobuf.Timestamp":
-            return timestamps()
-        if name == "google.protobuf.Duration":
-            return durations()
-        if name in _UNSUPPORTED:
-            raise ValueError(f"drawing {name} is not supported")
+        well_known = self._well_known(descriptor)
+        if well_known is not None:
+            return well_known
         proto = descriptor_pb2.DescriptorProto()
         descriptor.CopyToProto(proto)
         proto3_optional = {field.name for field in proto.field if field.proto3_optional}
@@ -189,6 +239,33 @@ class _Builder:
                 parts.append(st.one_of(cases))
         return st.tuples(*parts).map(functools.partial(_build, GetMessageClass(descriptor)))
 
+    def _well_known(self, descriptor: Descriptor) -> st.SearchStrategy[Message] | None:
+        """Return the strategy of a well-known type whose JSON form constrains its fields."""
+        name = descriptor.full_name
+        message_class = GetMessageClass(descriptor)
+        if name == _TIMESTAMP:
+            return timestamps(message_class)
+        if name == _DURATION:
+            return durations(message_class)
+        if name == "google.protobuf.FieldMask":
+            return st.builds(message_class, paths=st.lists(_MASK_PATH, max_size=self.max_size))
+        if name in ("google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"):
+            shape = {
+                "google.protobuf.Struct": dict,
+                "google.protobuf.ListValue": list,
+                "google.protobuf.Value": object,
+            }[name]
+            values = _json_values(self.max_size).filter(lambda value: isinstance(value, shape))
+            return values.map(functools.partial(_parsed, message_class))
+        if name == "google.protobuf.Any":
+            # Anys of the pool's own types would need that pool to be read.
+            packable = st.sampled_from(_PACKABLE).flatmap(self._default_pool_message)
+            return packable.map(_packed).map(functools.partial(_copied, message_class))
+        return None
+
+    def _default_pool_message(self, message_class: type[Message]) -> st.SearchStrategy[Message]:
+        return self.message(cast(Descriptor, message_class.DESCRIPTOR), self.max_depth)
+
     def _field(self, field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any] | None:
         """Return the strategy of a field's value, or None if it must stay unset."""
         entry = field.message_type
@@ -208,10 +285,7 @@ class _Builder:
     def _single(self, field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any] | None:
         """Return the strategy of one value of a field; None for a message too deep."""
         if field.message_type is not None:
-            leaf = field.message_type.full_name in (
-                "google.protobuf.Timestamp",
-                "google.protobuf.Duration",
-            )
+            leaf = field.message_type.full_name.startswith("google.protobuf.")
             if not leaf and depth + 1 > self.max_depth:
                 return None
             return self.message(field.message_type, depth + 1)
@@ -248,6 +322,72 @@ class _Builder:
         if self.allow_nan:
             floats = floats | st.just(math.nan)
         return floats
+
+
+def _parsed(message_class: type[M], value: object) -> M:
+    """Return a Struct, Value or ListValue holding a JSON value."""
+    return json_format.ParseDict(cast(Any, value), message_class())
+
+
+def _copied(message_class: type[M], message: Message) -> M:
+    """Return a message as an instance of an equivalent class (of another pool)."""
+    return message_class.FromString(message.SerializeToString())
+
+
+_long_or_special_text = st.one_of(
+    st.text(st.characters(codec="utf-8"), min_size=200, max_size=5000),
+    st.sampled_from(
+        [
+            "",
+            "\u2028\u2029",
+            '"\\/\b\f\n\r\t\x00\x1f\x7f',
+            ":,{}[]",
+            "😀 and ' and \\u003a",
+            "\ufeff",
+            "a" * 65_536,
+        ]
+    ),
+)
+
+
+def _without_json_form(message: Message) -> None:
+    """Make a well-known message one json_format cannot write, if it can be made so."""
+    name = message.DESCRIPTOR.full_name
+    if name == _TIMESTAMP:
+        message.seconds = TIMESTAMP_MAX_SECONDS + 1  # type: ignore[attr-defined]
+    elif name == _DURATION:
+        message.seconds, message.nanos = 1, -1  # type: ignore[attr-defined]
+    elif name == "google.protobuf.Value":
+        message.number_value = math.inf  # type: ignore[attr-defined]
+    elif name == "google.protobuf.FieldMask":
+        message.paths.append("notLowerCase")  # type: ignore[attr-defined]
+
+
+def tweak_to_edges(message: Message, data: st.DataObject, *, beyond_json: bool = False) -> None:
+    """Set some open enums to unknown numbers and some strings to long or special text.
+
+    With ``beyond_json``, also make some well-known values ones that have no
+    JSON form (a Timestamp after year 9999, a Duration of mixed signs, an
+    infinite Value, a FieldMask path in camelCase), as a caller may.
+    """
+    descriptor = cast(Descriptor, message.DESCRIPTOR)
+    if any(field.name in _MESSAGE_ATTRIBUTES for field in descriptor.fields):
+        return  # a field named HasField hides the method: left as drawn
+    for field in descriptor.fields:
+        if field.is_repeated or field.containing_oneof is not None:
+            continue
+        if field.message_type is not None:
+            if message.HasField(field.name) and data.draw(st.booleans()):
+                child = getattr(message, field.name)
+                if beyond_json and data.draw(st.integers(0, 3)) == 0:
+                    _without_json_form(child)
+                else:
+                    tweak_to_edges(child, data, beyond_json=beyond_json)
+        elif field.enum_type is not None and not field.enum_type.is_closed:
+            if data.draw(st.integers(0, 4)) == 0:
+                setattr(message, field.name, data.draw(st.integers(-(2**31), 2**31 - 1)))
+        elif field.type == FieldDescriptor.TYPE_STRING and data.draw(st.integers(0, 4)) == 0:
+            setattr(message, field.name, data.draw(_long_or_special_text))
 
 
 def null_some_fields(

@@ -52,21 +52,33 @@ class _Call:
     attempt: int = field(default=1)
 
     def content(self) -> bytes:
-        return self.codec.encode(self.request)
+        """Return the request as JSON; raise ApiError (nothing sent) if it has no JSON form."""
+        try:
+            return self.codec.encode(self.request)
+        except ApiError as error:
+            message = f"{self.route.name} was not sent: {error.message}"
+            raise ApiError.without_answer(error.code, message, details=error.details) from None
 
     def result(self, response: httpx.Response) -> Message:
         if response.is_success:
             try:
                 return self.codec.decode_response(response.content, self.route.response_type)
             except ApiError as error:
-                message = (
-                    f"the server's answer to {self.route.name} is not a valid "
-                    f"{self.route.response_type.DESCRIPTOR.name}: {error.message}"
-                )
-                raise ApiError(Code.UNKNOWN, message, http_status=response.status_code) from None
+                raise self.malformed(
+                    response,
+                    f"not a valid {self.route.response_type.DESCRIPTOR.name}: {error.message}",
+                    error.details,
+                ) from None
         raise ApiError.from_http_response(
             response.status_code, response.headers.get("content-type", ""), response.content
         )
+
+    def malformed(
+        self, response: httpx.Response, why: str, details: tuple[Message, ...] = ()
+    ) -> ApiError:
+        """Return the error of an answer that cannot be read (UNKNOWN, with its HTTP status)."""
+        message = f"the server's answer to {self.route.name} is malformed: {why}"
+        return ApiError.answered(Code.UNKNOWN, message, response.status_code, details=details)
 
     def delay_after_status(self, response: httpx.Response) -> float | None:
         """Return how long to wait before retrying, or None to give up."""
@@ -141,8 +153,13 @@ class _ClientBase:
 class Client(_ClientBase):
     """A synchronous client of the Auxia REST API.
 
-    Every method raises ``ApiError`` on failure. Use it as a context manager,
-    or call ``close()``. Needs the ``[client]`` extra (httpx).
+    Every method raises ``ApiError`` on failure, and only ``ApiError``,
+    whatever the server answers: an answer that cannot be read (malformed
+    JSON, a value of the wrong type, a body its Content-Encoding does not
+    decode) is an ``ApiError`` (UNKNOWN) saying the server's answer was
+    malformed, with its HTTP status; a request without a proto3 JSON form is
+    one (INVALID_ARGUMENT) before anything is sent. Use it as a context
+    manager, or call ``close()``. Needs the ``[client]`` extra (httpx).
 
     Args:
         api_key: the API key, sent only in the ``x-api-key`` header; by
@@ -178,9 +195,13 @@ class Client(_ClientBase):
         url = self.base_url + call.route.path
         while True:
             try:
-                response = self._http.request(
+                with self._http.stream(
                     call.route.http_method, url, content=content, headers=self._headers
-                )
+                ) as response:
+                    try:
+                        response.read()
+                    except httpx.DecodingError as error:  # its Content-Encoding lies
+                        raise call.malformed(response, str(error)) from None
             except httpx.TransportError as error:
                 delay = call.delay_after_error(error)
                 if delay is None:
@@ -261,6 +282,9 @@ class Client(_ClientBase):
 class AsyncClient(_ClientBase):
     """An asyncio client of the Auxia REST API; the async twin of ``Client``.
 
+    Every method raises ``ApiError`` on failure, and only ``ApiError``, as
+    ``Client``'s do.
+
     Args:
         api_key: the API key, sent only in the ``x-api-key`` header; by
             default the ``AUXIA_API_KEY`` environment variable.
@@ -295,9 +319,13 @@ class AsyncClient(_ClientBase):
         url = self.base_url + call.route.path
         while True:
             try:
-                response = await self._http.request(
+                async with self._http.stream(
                     call.route.http_method, url, content=content, headers=self._headers
-                )
+                ) as response:
+                    try:
+                        await response.aread()
+                    except httpx.DecodingError as error:  # its Content-Encoding lies
+                        raise call.malformed(response, str(error)) from None
             except httpx.TransportError as error:
                 delay = call.delay_after_error(error)
                 if delay is None:

@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 
 from auxia_decision import _fastjson
 from auxia_decision._errors import ApiError, FieldViolation, violation
-from auxia_decision._json import load_json
+from auxia_decision._json import json_path, load_json
 from auxia_decision._json_checker import JsonChecker
 
 M = TypeVar("M", bound=Message)
@@ -43,21 +43,26 @@ class RestCodec:
     Requests are decoded strictly: unknown fields, unknown enum names, wrong
     types, duplicate keys and malformed JSON are errors. Responses are decoded
     leniently: unknown fields and unknown enum values from a newer server are
-    ignored. Every error is an ``ApiError`` (INVALID_ARGUMENT) whose
+    ignored. Decoding reads what ``json_format.Parse`` reads, into the same
+    message, but for the few cases where it is deliberately stricter (a field
+    given under both its names, a number beyond its type's range, ``NaN``
+    literals, ...: docs/python.md lists them). Whatever the bytes, decoding
+    returns a message or raises an ``ApiError`` (INVALID_ARGUMENT) whose
     ``google.rpc.BadRequest`` names each bad value by its JSON path
     (``dataFieldParams[1].eventDataFieldParams.dailyCountAggregation``), and,
-    for malformed JSON, its line and column.
+    for malformed JSON, its line and column. Encoding writes exactly the
+    bytes of ``json_format.MessageToJson(indent=None)``, or raises an
+    ``ApiError`` naming the value json_format cannot write (a Timestamp
+    after year 9999, an infinite ``Value``).
 
     By default each message type gets an encoder and decoders specialised from
     its descriptors (decoding parses with orjson when it is installed, else with
-    the standard library), several times faster than
-    json_format: the encoder writes the very bytes
-    ``json_format.MessageToJson(indent=None)`` writes, and the decoders read
-    what the generic path reads into equal messages and hand anything they
-    are not sure of (every bad document among others) to the generic path,
-    which then decides and words the errors. ``fast=False`` keeps to the
-    generic path (json_format behind the JSON-path checks), the oracle of the
-    fast one.
+    the standard library; bench/results/codec.md has the timings): the encoder
+    writes the very bytes the generic path writes, and the decoders read what
+    the generic path reads into equal messages and hand anything they are not
+    sure of (every bad document among others) to the generic path, which then
+    decides and words the errors. ``fast=False`` keeps to the generic path
+    (json_format behind the JSON-path checks), the oracle of the fast one.
     """
 
     def __init__(self, profile: JsonProfile = PROTO3_JSON, *, fast: bool = True) -> None:
@@ -78,8 +83,13 @@ class RestCodec:
         return self._fast
 
     def encode(self, message: Message) -> bytes:
-        """Return the message as compact proto3 JSON (UTF-8)."""
-        return self.encoder(type(message))(message)
+        """Return the message as compact proto3 JSON (UTF-8).
+
+        Raises ApiError (INVALID_ARGUMENT) naming the value that has no proto3
+        JSON form, where json_format cannot write the message.
+        """
+        encode = self._encoders.get(type(message)) or self.encoder(type(message))
+        return encode(message)
 
     def encoder(self, message_type: type[Message]) -> Callable[[Message], bytes]:
         """Return ``encode`` for messages of one type, with its encoder looked up once."""
@@ -93,11 +103,15 @@ class RestCodec:
         use_proto_field_names = self._profile.use_proto_field_names
 
         def encode_generic(message: Message) -> bytes:
-            return json_format.MessageToJson(
-                message,
-                preserving_proto_field_name=use_proto_field_names,
-                indent=None,
-            ).encode()
+            try:
+                text = json_format.MessageToJson(
+                    message,
+                    preserving_proto_field_name=use_proto_field_names,
+                    indent=None,
+                )
+            except Exception as error:  # whatever json_format raises, it cannot
+                raise _unwritable(message, error, use_proto_field_names) from None
+            return text.encode()
 
         fast = (
             _fastjson.encoder(message_type, proto_field_names=use_proto_field_names)
@@ -225,8 +239,45 @@ class RestCodec:
         message = message_type()
         try:
             json_format.ParseDict(document, message, ignore_unknown_fields=not strict)
-        except (json_format.ParseError, ValueError, TypeError, ArithmeticError) as error:
+        except Exception as error:  # whatever json_format raises, it refuses
             # The checker accepts only what json_format accepts; should they
             # ever disagree, the request still gets a 400 rather than a 500.
             raise ApiError.invalid_argument([violation("", str(error))]) from None
         return message
+
+
+def _unwritable(message: Message, error: Exception, proto_field_names: bool) -> ApiError:
+    """Return the error of a message json_format cannot write, naming the value it cannot."""
+    path, reason = _unwritable_value(message, "", str(error), proto_field_names)
+    what = (
+        "no proto3 JSON form" if path else f"a {message.DESCRIPTOR.name} without a proto3 JSON form"
+    )
+    return ApiError.invalid_argument([violation(path, f"{what}: {reason}")])
+
+
+def _unwritable_value(
+    message: Message, path: str, reason: str, proto_field_names: bool
+) -> tuple[str, str]:
+    """Return the JSON path of the innermost message json_format cannot write, and why not."""
+    try:
+        fields = message.ListFields()
+    except Exception:  # a field named ListFields hides the method
+        return path, reason
+    for field, value in fields:
+        if field.message_type is None:
+            continue
+        field_path = json_path(path, field.name if proto_field_names else field.json_name)
+        if field.message_type.GetOptions().map_entry:
+            if field.message_type.fields_by_name["value"].message_type is None:
+                continue
+            items = [(f'{field_path}["{key}"]', value[key]) for key in value]
+        elif field.is_repeated:
+            items = [(f"{field_path}[{index}]", item) for index, item in enumerate(value)]
+        else:
+            items = [(field_path, value)]
+        for item_path, item in items:
+            try:
+                json_format.MessageToJson(item)
+            except Exception as error:  # what json_format cannot write is there
+                return _unwritable_value(item, item_path, str(error), proto_field_names)
+    return path, reason

@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2, status_pb2
 FieldViolation = error_details_pb2.BadRequest.FieldViolation
 
 _MAX_BODY_EXCERPT = 200
+_MAX_CODE = 2**31 - 1  # a google.rpc.Status code is an int32
 
 GRPC_DETAILS_METADATA: Final = "grpc-status-details-bin"
 """The gRPC trailer that carries the serialized ``google.rpc.Status`` of an error."""
@@ -158,12 +159,21 @@ class ApiError(Exception):
         super().__init__(self._describe())
 
     @classmethod
-    def without_answer(cls, code: Code, message: str) -> ApiError:
-        """Return an error for a call that got no HTTP answer (the connection failed)."""
-        error = cls(code, message)
+    def without_answer(
+        cls, code: Code, message: str, *, details: Iterable[Message] = ()
+    ) -> ApiError:
+        """Return an error for a call that got no HTTP answer (nothing sent, or no answer came)."""
+        error = cls(code, message, details=details)
         error.http_status = None
         error.args = (error._describe(),)
         return error
+
+    @classmethod
+    def answered(
+        cls, code: Code, message: str, http_status: int, *, details: Iterable[Message] = ()
+    ) -> ApiError:
+        """Return an error that came in an HTTP answer of a given status (``str`` names it)."""
+        return cls(code, message, details=details, http_status=http_status)._answered_over_http()
 
     def _answered_over_http(self) -> ApiError:
         self._answered = True
@@ -342,16 +352,22 @@ def _unpack(details: Iterable[any_pb2.Any]) -> list[Message]:
 
 
 def _status_from_json(body: bytes) -> status_pb2.Status | None:
+    """Return the ``google.rpc.Status`` an error body holds, or None (whatever the bytes)."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(document, dict) or not isinstance(document.get("code"), int):
+    if not isinstance(document, dict):
+        return None
+    code = document.get("code")
+    if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= _MAX_CODE:
         return None
     status = status_pb2.Status()
     try:
         json_format.ParseDict(document, status, ignore_unknown_fields=True)
-    except json_format.ParseError:
-        # Keep what can be read when a detail has an unknown type.
-        return status_pb2.Status(code=document["code"], message=str(document.get("message", "")))
+    except Exception:  # a detail of an unknown type, or any value protobuf refuses
+        # Keep what can be read: the code, and the message if it is text.
+        message = document.get("message")
+        text = printable(message) if isinstance(message, str) else ""
+        return status_pb2.Status(code=code, message=text)
     return status

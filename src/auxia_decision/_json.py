@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from auxia_decision._errors import ApiError, FieldViolation
+
+# What a member name written after a dot in a JSON path may not hold.
+_NOT_PLAIN = re.compile(r'[\s.\[\]"]')
 
 
 class _Object(dict[str, Any]):
@@ -53,7 +57,13 @@ def load_json(data: bytes | str) -> object:
 
 
 def json_path(parent: str, name: str) -> str:
-    """Return the JSON path of a member ``name`` of the value at ``parent``."""
+    """Return the JSON path of a member ``name`` of the value at ``parent``.
+
+    ``parent.name``, or ``parent["name"]`` for a name that is empty or holds
+    white space, a dot, a bracket or a quote (as map keys are written).
+    """
+    if not name or _NOT_PLAIN.search(name):
+        return f"{parent}[{json.dumps(name, ensure_ascii=False)}]"
     return f"{parent}.{name}" if parent else name
 
 

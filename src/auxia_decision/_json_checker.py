@@ -1,21 +1,55 @@
-"""The JSON-path checker: every value of a document that a message type cannot take."""
+"""The JSON-path checker: every value of a document that a message type cannot take.
+
+The generic codec reads a document with ``json_format.ParseDict``, which
+stops at the first problem and names it vaguely. The checker walks the
+document first, against the message descriptors, and reports every value
+``json_format`` would refuse, each by its JSON path; so ``ParseDict`` then
+only ever reads documents it accepts. It follows ``json_format`` rule for
+rule (field names before proto names, ``[...]`` extension names, the JSON
+forms of every well-known type, ``"@type"`` resolved in the default pool,
+the nesting limit of 100 messages, repeated keys anywhere in the text), and
+is deliberately stricter in a few documented cases (docs/python.md, "Where
+the codec is stricter than json_format"), where json_format would read a
+value other than the one the document states, or accept what is not JSON:
+
+- a field given under both its names (json_format keeps the last value);
+- a message given as an array or a string (json_format reads it as an
+  object with no member it knows, or whose members are the array's items
+  or the string's characters);
+- a boolean for a number or an enum, a fraction for an enum (json_format
+  reads ``true`` as 1 and ``1.5`` as 1);
+- an enum number beyond int32 (protobuf truncates it to 32 bits);
+- a number beyond the range of a ``float`` field or of a double (a string
+  such as ``"1e400"``, an integer of 310 digits, a ``Value`` number):
+  json_format writes infinity, or fails;
+- ``NaN`` and ``Infinity`` literals, which are not JSON (checked by
+  :func:`auxia_decision._json.load_json`).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
 from collections.abc import Callable
-from typing import Final
 
-from google.protobuf import duration_pb2, timestamp_pb2
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from auxia_decision._errors import FieldViolation, violation
 from auxia_decision._json import json_path
 from auxia_decision._json import kind_of as _kind
+from auxia_decision._json_text import (
+    BEYOND_EVERY_RANGE,
+    EXACT_LIMIT,
+    INTEGER_TEXT,
+    NUMBER_TEXT,
+    RFC3339_TEXT,
+    integer_of,
+)
 from auxia_decision._validation import missing_from_json
 
 _INT_RANGES: dict[int, tuple[int, int]] = {
@@ -24,43 +58,68 @@ _INT_RANGES: dict[int, tuple[int, int]] = {
     FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
     FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
 }
-_FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_MAX = float.fromhex("0x1.fffffep+127")
 _SPECIAL_FLOATS = ("NaN", "Infinity", "-Infinity")
-# A number in a JSON string, as proto3 JSON reads one: a JSON number's text
-# (leading zeros allowed), nothing around it: no "+", no spaces, no "_", no
-# digits but ASCII ones (Python's int() and float() would take all of those).
-NUMBER_TEXT: Final = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?")
-INTEGER_TEXT: Final = re.compile(r"-?[0-9]+")
-RFC3339_TEXT: Final = re.compile(
-    r"(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
-    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
-)
-"""A timestamp's text, as proto3 JSON reads one (RFC 3339: upper-case T and Z, an offset
-of hours and minutes); Timestamp.FromJsonString also takes a one-digit month, an empty
-fraction, ``+1:5``, ...). The calendar and the range are FromJsonString's to check."""
-EXACT_LIMIT: Final = 2**53
-"""Written with a fraction or an exponent, an integer is read as a double, which
-holds every integer up to this magnitude exactly: beyond it, such a text is refused."""
 _UNPAIRED_SURROGATE = re.compile(
     "[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]"
 )
-_TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
-_DURATION = duration_pb2.Duration.DESCRIPTOR.full_name
+# What json_format reads as the name of an extension (its own pattern, matched as it does).
+_EXTENSION_NAME = re.compile(r"\[[a-zA-Z0-9\._]*\]$")
+_NULL_VALUE = "NULL_VALUE"
+# json_format refuses messages nested deeper than this (its max_recursion_depth).
+MAX_MESSAGE_DEPTH = 100
+_WRAPPERS_FILE = "google/protobuf/wrappers.proto"
+# The well-known types json_format reads from their JSON form with FromJsonString.
+_FROM_JSON_STRING = {
+    "google.protobuf.Timestamp": 'an RFC 3339 timestamp string such as "2025-01-01T00:00:00Z"',
+    "google.protobuf.Duration": 'a duration string such as "1.5s"',
+    "google.protobuf.FieldMask": 'a field mask string such as "a.b,cD"',
+}
+# The well-known types whose JSON form an Any holds under "value".
+_SPECIAL_FORMS = frozenset(
+    {
+        "google.protobuf.Any",
+        "google.protobuf.ListValue",
+        "google.protobuf.Struct",
+        "google.protobuf.Value",
+        *_FROM_JSON_STRING,
+    }
+)
 
 
+# Read once per message type (descriptors are immutable); bounded, as types may come and go.
+@functools.lru_cache(maxsize=1024)
 def _fields_by_key(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
-    fields: dict[str, FieldDescriptor] = {}
-    for field in descriptor.fields:
-        fields[field.name] = field
-        fields[field.json_name] = field
+    """Return the fields of a message type by the keys that name them (JSON names first)."""
+    fields = {field.name: field for field in descriptor.fields}
+    fields.update((field.json_name, field) for field in descriptor.fields)
     return fields
+
+
+@functools.lru_cache(maxsize=1024)
+def _needs_proto_names(descriptor: Descriptor) -> bool:
+    """Whether json_format needs a JSON object of this type given with proto field names.
+
+    json_format counts the oneofs it has seen among the keys it has seen, so
+    a oneof named like a field's JSON name (``oneof bSub { int32 b_sub = 1; }``)
+    makes it refuse ``{"bSub": 1}``, its own output: the key ``"b_sub"``
+    reads the same field without that confusion (proto names never equal
+    oneof names).
+    """
+    json_names = {field.json_name for field in descriptor.fields}
+    return any(oneof.name in json_names for oneof in descriptor.oneofs)
 
 
 class JsonChecker:
     """Walks a JSON document against a message descriptor and reports every bad value.
 
-    It accepts only what ``json_format`` accepts, and words each refusal with
-    the value's JSON path.
+    It accepts what ``json_format`` accepts, but for the cases this module
+    lists, and words each refusal with the value's JSON path. It also
+    rewrites in place, for ``ParseDict``, the two forms json_format writes but
+    does not read: the members of an object whose type has a oneof named like
+    a field's JSON name get their proto names (:func:`_needs_proto_names`),
+    and a null among the NullValues of a repeated field or a map becomes
+    ``"NULL_VALUE"``.
 
     Args:
         strict: whether unknown fields and unknown enum value names are errors
@@ -79,22 +138,50 @@ class JsonChecker:
     def error(self, path: str, description: str) -> None:
         self._report(violation(path, description))
 
-    def message(self, value: object, descriptor: Descriptor, path: str) -> None:
-        if not isinstance(value, dict):
+    def message(self, value: object, descriptor: Descriptor, path: str, depth: int = 1) -> None:
+        """Check a JSON value of a message type, ``depth`` messages deep (the root is 1)."""
+        if self.too_deep(path, depth):
+            return
+        name = descriptor.full_name
+        if descriptor.file.name == _WRAPPERS_FILE:
+            self.single(value, descriptor.fields_by_name["value"], path, depth)
+        elif name in _FROM_JSON_STRING:
+            self.from_json_string(value, descriptor, path)
+        elif name == "google.protobuf.Struct":
+            self.struct(value, path, depth)
+        elif name == "google.protobuf.ListValue":
+            self.list_value(value, path, depth)
+        elif name == "google.protobuf.Value":
+            self.json_value(value, path, depth)
+        elif name == "google.protobuf.Any":
+            self.any(value, path, depth)
+        elif isinstance(value, dict):
+            self.members(value, descriptor, path, depth)
+        else:
             what = f"a JSON object ({descriptor.name})"
             self.error(path, f"expected {what}, got {_kind(value)}")
-            return
-        for key in getattr(value, "duplicates", ()):
-            self.error(json_path(path, key), f'the key "{key}" appears more than once')
+
+    def members(
+        self,
+        value: dict[str, object],
+        descriptor: Descriptor,
+        path: str,
+        depth: int,
+        skip: str | None = None,
+    ) -> None:
+        """Check the members of a JSON object of a message type, but ``skip``."""
+        self.duplicates(value, path)
         fields = _fields_by_key(descriptor)
         set_by_number: dict[int, str] = {}
         set_in_oneof: dict[str, str] = {}
         for key, item in value.items():
+            if key == skip:
+                continue
             field = fields.get(key)
             if field is None:
-                if self.strict:
-                    self.error(json_path(path, key), f'unknown field "{key}" in {descriptor.name}')
-                continue
+                field = self.unknown(key, item, descriptor, path)
+                if field is None:
+                    continue
             field_path = json_path(path, field.json_name)
             if field.number in set_by_number:
                 other = set_by_number[field.number]
@@ -102,7 +189,11 @@ class JsonChecker:
                 continue
             set_by_number[field.number] = key
             if item is None:
-                continue  # null means unset in proto3 JSON
+                # null means unset in proto3 JSON, or null for a Value or a
+                # NullValue, which a repeated field cannot be set to.
+                if field.is_repeated and (_is_value(field) or _is_null_value(field)):
+                    self.error(field_path, "null is not allowed for a repeated field of nulls")
+                continue
             oneof = field.containing_oneof
             if oneof is not None:
                 if oneof.name in set_in_oneof:
@@ -112,27 +203,66 @@ class JsonChecker:
                         f'one field of oneof "{oneof.name}" may be',
                     )
                 set_in_oneof[oneof.name] = key
-            self.field(item, field, field_path)
+            self.field(item, field, field_path, depth)
         if self.strict:
             self.missing += missing_from_json(value, descriptor, path)
+        if _needs_proto_names(descriptor):
+            _use_proto_names(value, descriptor)
 
-    def field(self, value: object, field: FieldDescriptor, path: str) -> None:
+    def unknown(
+        self, key: str, value: object, descriptor: Descriptor, path: str
+    ) -> FieldDescriptor | None:
+        """Check a member no field is named by; return the extension it names, if any."""
+        key_path = json_path(path, key)
+        if _EXTENSION_NAME.match(key):
+            if not descriptor.extension_ranges:
+                self.error(key_path, f'"{key}" names an extension, and {descriptor.name} has none')
+                return None
+            extension = _extension(descriptor, key[1:-1])
+            if extension is not None:
+                return extension
+        if _UNPAIRED_SURROGATE.search(key):
+            self.error(key_path, "the key has an unpaired surrogate")
+        elif self.strict:
+            self.error(key_path, f'unknown field "{key}" in {descriptor.name}')
+        else:
+            self.duplicates_within(value, key_path)
+        return None
+
+    def duplicates(self, value: dict[str, object], path: str) -> None:
+        """Report the keys a JSON object repeats (json_format refuses them anywhere)."""
+        for key in getattr(value, "duplicates", ()):
+            self.error(json_path(path, key), f'the key "{key}" appears more than once')
+
+    def duplicates_within(self, value: object, path: str) -> None:
+        """Report the repeated keys of every object of a value nothing else walks."""
+        if isinstance(value, dict):
+            self.duplicates(value, path)
+            for key, item in value.items():
+                self.duplicates_within(item, json_path(path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self.duplicates_within(item, f"{path}[{index}]")
+
+    def field(self, value: object, field: FieldDescriptor, path: str, depth: int) -> None:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            self.map(value, field.message_type, path)
+            self.map(value, field.message_type, path, depth)
         elif field.is_repeated:
             if not isinstance(value, list):
                 self.error(path, f"expected an array, got {_kind(value)}")
                 return
             for index, item in enumerate(value):
                 item_path = f"{path}[{index}]"
-                if item is None:
+                if item is None and _is_null_value(field):
+                    value[index] = _NULL_VALUE  # what json_format writes, but does not read
+                elif item is None and not _is_value(field):
                     self.error(item_path, "null is not allowed in an array")
                 else:
-                    self.single(item, field, item_path)
+                    self.single(item, field, item_path, depth)
         else:
-            self.single(value, field, path)
+            self.single(value, field, path, depth)
 
-    def map(self, value: object, entry: Descriptor, path: str) -> None:
+    def map(self, value: object, entry: Descriptor, path: str, depth: int) -> None:
         if not isinstance(value, dict):
             self.error(path, f"expected a JSON object (a map), got {_kind(value)}")
             return
@@ -142,28 +272,35 @@ class JsonChecker:
         value_field = entry.fields_by_name["value"]
         for key, item in value.items():
             item_path = f'{path}["{key}"]'
+            if not self.strict and _unknown_enum_name(item, value_field):
+                # json_format skips the entry before it sets the key: only its form counts.
+                self.map_key(key, key_field, item_path, in_range=False)
+                continue
             self.map_key(key, key_field, item_path)
-            if item is None:
+            if item is None and _is_null_value(value_field):
+                value[key] = _NULL_VALUE  # what json_format writes, but does not read
+            elif item is None and not _is_value(value_field):
                 self.error(item_path, "null is not allowed as a map value")
             else:
-                self.single(item, value_field, item_path)
+                self.single(item, value_field, item_path, depth)
 
-    def map_key(self, key: str, field: FieldDescriptor, path: str) -> None:
+    def map_key(
+        self, key: str, field: FieldDescriptor, path: str, *, in_range: bool = True
+    ) -> None:
+        """Check a map key's form, and unless told otherwise that it is in its type's range."""
         if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
             if key not in ("true", "false"):
                 self.error(path, f'map key "{key}" is not "true" or "false"')
         elif field.cpp_type in _INT_RANGES:
-            self.integer(key, field, path)
+            self.integer(key, field, path, in_range=in_range)
+        elif _UNPAIRED_SURROGATE.search(key):
+            self.error(path, "the map key has an unpaired surrogate")
 
-    def single(self, value: object, field: FieldDescriptor, path: str) -> None:  # noqa: PLR0912
+    def single(self, value: object, field: FieldDescriptor, path: str, depth: int) -> None:
+        """Check one value of a field (an item, if it is repeated) in a message ``depth`` deep."""
         cpp_type = field.cpp_type
         if field.message_type is not None:
-            if field.message_type.full_name == _TIMESTAMP:
-                self.timestamp(value, path)
-            elif field.message_type.full_name == _DURATION:
-                self.duration(value, path)
-            else:
-                self.message(value, field.message_type, path)
+            self.message(value, field.message_type, path, depth + 1)
         elif cpp_type == FieldDescriptor.CPPTYPE_ENUM:
             self.enum(value, field, path)
         elif cpp_type in _INT_RANGES:
@@ -174,62 +311,78 @@ class JsonChecker:
             if not isinstance(value, bool):
                 self.error(path, f"expected true or false, got {_kind(value)}")
         elif field.type == FieldDescriptor.TYPE_BYTES:
-            if not isinstance(value, str):
-                self.error(path, f"expected a base64 string, got {_kind(value)}")
-            else:
-                try:
-                    padded = value + "=" * (-len(value) % 4)
-                    base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
-                except (binascii.Error, ValueError):
-                    self.error(path, "expected a base64 string")
+            self.base64(value, path)
         elif not isinstance(value, str):
             self.error(path, f"expected a string, got {_kind(value)}")
         elif _UNPAIRED_SURROGATE.search(value):
             self.error(path, "the string has an unpaired surrogate")
 
+    def base64(self, value: object, path: str) -> None:
+        """Check a bytes value as json_format reads it: base64, either alphabet, any padding."""
+        if not isinstance(value, str):
+            self.error(path, f"expected a base64 string, got {_kind(value)}")
+            return
+        try:
+            encoded = value.encode()
+            base64.urlsafe_b64decode(encoded + b"=" * (4 - len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            self.error(path, "expected a base64 string")
+
     def enum(self, value: object, field: FieldDescriptor, path: str) -> None:
+        """Check an enum value: a name of its type, or a number it may hold."""
         enum_type = field.enum_type
         assert enum_type is not None
-        if isinstance(value, str):
-            if _UNPAIRED_SURROGATE.search(value):
-                # No name (nor number), and upb's lookup of such a key leaves an error behind.
-                self.error(path, "the string has an unpaired surrogate")
-                return
-            if value in enum_type.values_by_name:
-                return
-            if INTEGER_TEXT.fullmatch(value):
-                number = int(value)
-            else:
-                if self.strict:
-                    names = ", ".join(v.name for v in enum_type.values)
-                    self.error(
-                        path,
-                        f'unknown value "{value}" of {enum_type.name}: expected one of {names}',
-                    )
-                return
-        elif isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)  # 1.0 is the JSON number 1
-        else:
-            self.error(path, f"expected an enum value name, got {_kind(value)}")
+        number = self.enum_number(value, enum_type, path)
+        if number is None:
+            return
+        if enum_type.is_closed:
+            if number not in enum_type.values_by_number:
+                self.error(path, f"{number} is not a value of {enum_type.name}")
             return
         low, high = _INT_RANGES[FieldDescriptor.CPPTYPE_INT32]
         if not low <= number <= high:
             self.error(path, f"enum number {number} is out of the int32 range")
 
-    def integer(self, value: object, field: FieldDescriptor, path: str) -> None:
+    def enum_number(self, value: object, enum_type: EnumDescriptor, path: str) -> int | None:
+        """Return the number an enum value is given as; None for a name, or a form refused."""
+        if isinstance(value, str):
+            if _UNPAIRED_SURROGATE.search(value):
+                # No name (nor number), and upb's lookup of such a key leaves an error behind.
+                self.error(path, "the string has an unpaired surrogate")
+                return None
+            if INTEGER_TEXT.fullmatch(value) and value not in enum_type.values_by_name:
+                return int(value)
+            if self.strict and value not in enum_type.values_by_name:
+                names = ", ".join(v.name for v in enum_type.values)
+                self.error(
+                    path, f'unknown value "{value}" of {enum_type.name}: expected one of {names}'
+                )
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # 1.0 is the JSON number 1
+        if isinstance(value, float):
+            self.error(path, f"expected an enum value name or an integer, got {value!r}")
+        else:
+            self.error(path, f"expected an enum value name or number, got {_kind(value)}")
+        return None
+
+    def integer(
+        self, value: object, field: FieldDescriptor, path: str, *, in_range: bool = True
+    ) -> None:
+        """Check an integer's form, and unless told otherwise that it is in its type's range."""
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             self.error(path, f"expected an integer (a number or a string), got {_kind(value)}")
             return
-        number = _as_integer(value)
+        number = integer_of(value)
         if number is None:
             self.error(path, f"expected an integer, got {json.dumps(value)}")
             return
         low, high = _INT_RANGES[field.cpp_type]
-        if not low <= number <= high:
+        if in_range and not low <= number <= high:
             type_name = _TYPE_NAMES.get(field.type, "integer")
-            shown = value if abs(number) == _BEYOND_EVERY_RANGE else number
+            shown = value if abs(number) == BEYOND_EVERY_RANGE else number
             self.error(path, f"{shown} is out of the {type_name} range [{low}, {high}]")
         elif (
             isinstance(value, str)
@@ -258,34 +411,167 @@ class JsonChecker:
                 number = float(value)
             except OverflowError:  # an integer literal past the doubles
                 number = math.inf
-        if math.isinf(number) or math.isnan(number):
-            self.error(path, 'out of range: use "Infinity", "-Infinity" or "NaN"')
+            if math.isnan(number):
+                self.error(path, 'NaN is not a JSON number: use "NaN"')
+                return
+        if math.isinf(number):
+            shown = value if isinstance(value, str) else "the number"  # not 400 digits
+            self.error(path, f'{shown} is out of the double range: use "Infinity" or "-Infinity"')
         elif field.cpp_type == FieldDescriptor.CPPTYPE_FLOAT and abs(number) > _FLOAT32_MAX:
             self.error(path, f"{value} is out of the float range")
 
-    def timestamp(self, value: object, path: str) -> None:
+    def from_json_string(self, value: object, descriptor: Descriptor, path: str) -> None:
+        """Check a Timestamp, Duration or FieldMask: a string its FromJsonString reads."""
+        form = _FROM_JSON_STRING[descriptor.full_name]
         if not isinstance(value, str):
-            self.error(path, f"expected an RFC 3339 timestamp string, got {_kind(value)}")
+            self.error(path, f"expected {form}, got {_kind(value)}")
             return
-        if not RFC3339_TEXT.fullmatch(value):
+        if descriptor.full_name == "google.protobuf.Timestamp" and not RFC3339_TEXT.fullmatch(
+            value
+        ):
             self.error(
                 path,
                 f'"{value}" is not an RFC 3339 timestamp such as "2024-05-30T11:32:44.279Z"',
             )
             return
         try:
-            timestamp_pb2.Timestamp().FromJsonString(value)
-        except (ValueError, ArithmeticError) as error:
-            self.error(path, f'"{value}" is not an RFC 3339 timestamp: {error}')
+            message_factory.GetMessageClass(descriptor)().FromJsonString(value)  # type: ignore[attr-defined]
+        except Exception as error:  # ValueError, or what a bad string makes upb raise
+            self.error(path, f'"{value}" is not {form}: {error}')
 
-    def duration(self, value: object, path: str) -> None:
-        if not isinstance(value, str):
-            self.error(path, f'expected a duration string such as "1.5s", got {_kind(value)}')
+    def too_deep(self, path: str, depth: int) -> bool:
+        """Report a message nested deeper than json_format reads, and say whether it is."""
+        if depth <= MAX_MESSAGE_DEPTH:
+            return False
+        self.error(path, f"nested too deeply: more than {MAX_MESSAGE_DEPTH} messages")
+        return True
+
+    def struct(self, value: object, path: str, depth: int) -> None:
+        """Check a Struct, ``depth`` messages deep: a JSON object of any values."""
+        if self.too_deep(path, depth):
             return
+        if not isinstance(value, dict):
+            self.error(path, f"expected a JSON object (Struct), got {_kind(value)}")
+            return
+        self.duplicates(value, path)
+        for key, item in value.items():
+            if _UNPAIRED_SURROGATE.search(key):
+                self.error(json_path(path, key), "the key has an unpaired surrogate")
+            else:
+                self.json_value(item, f'{path}["{key}"]', depth + 1)
+
+    def list_value(self, value: object, path: str, depth: int) -> None:
+        """Check a ListValue, ``depth`` messages deep: a JSON array of any values."""
+        if self.too_deep(path, depth):
+            return
+        if not isinstance(value, list):
+            self.error(path, f"expected an array (ListValue), got {_kind(value)}")
+            return
+        for index, item in enumerate(value):
+            self.json_value(item, f"{path}[{index}]", depth + 1)
+
+    def json_value(self, value: object, path: str, depth: int) -> None:
+        """Check a Value, ``depth`` messages deep: any JSON value whose numbers are doubles."""
+        if self.too_deep(path, depth):
+            return
+        if isinstance(value, dict):
+            self.struct(value, path, depth + 1)
+        elif isinstance(value, list):
+            self.list_value(value, path, depth + 1)
+        elif isinstance(value, str):
+            if _UNPAIRED_SURROGATE.search(value):
+                self.error(path, "the string has an unpaired surrogate")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:
+                finite = False
+            if not finite:
+                self.error(path, "the number is out of the double range")
+
+    def any(self, value: object, path: str, depth: int) -> None:
+        """Check an Any: ``{}``, or ``"@type"`` and the JSON of the message it names."""
+        if not isinstance(value, dict):
+            self.error(path, f"expected a JSON object (Any), got {_kind(value)}")
+            return
+        if not value:
+            return
+        self.duplicates(value, path)
+        type_url = value.get("@type")
+        type_path = json_path(path, "@type")
+        if not isinstance(type_url, str):
+            self.error(type_path, f"expected the type URL of the message, got {_kind(type_url)}")
+            return
+        if _UNPAIRED_SURROGATE.search(type_url):
+            self.error(type_path, "the string has an unpaired surrogate")
+            return
+        # As json_format: the message named after the last "/", in the default pool.
         try:
-            duration_pb2.Duration().FromJsonString(value)
-        except (ValueError, ArithmeticError) as error:
-            self.error(path, f'"{value}" is not a duration such as "1.5s": {error}')
+            packed = descriptor_pool.Default().FindMessageTypeByName(type_url.split("/")[-1])
+        except KeyError:
+            self.error(type_path, f'unknown message type "{type_url}"')
+            return
+        if packed.file.name == _WRAPPERS_FILE or packed.full_name in _SPECIAL_FORMS:
+            if "value" not in value:
+                self.error(path, f'an Any holding a {packed.name} has its JSON in "value"')
+            elif packed.file.name == _WRAPPERS_FILE:
+                self.message(value["value"], packed, json_path(path, "value"), depth)
+            else:
+                self.message(value["value"], packed, json_path(path, "value"), depth + 1)
+        else:
+            self.members(value, packed, path, depth, skip="@type")
+
+
+def _unknown_enum_name(value: object, field: FieldDescriptor) -> bool:
+    """Whether a value of an enum field is a string json_format ignores when reading leniently."""
+    enum_type = field.enum_type
+    if enum_type is None or not isinstance(value, str):
+        return False
+    if _UNPAIRED_SURROGATE.search(value):
+        # Refused; and upb's lookup of such a name leaves an error behind: never ask it.
+        return False
+    if value in enum_type.values_by_name:
+        return False
+    try:
+        int(value)
+    except ValueError:
+        return True
+    return False
+
+
+def _is_value(field: FieldDescriptor) -> bool:
+    """Whether a field holds ``google.protobuf.Value``s (for which null is a value)."""
+    return field.message_type is not None and field.message_type.full_name == (
+        "google.protobuf.Value"
+    )
+
+
+def _use_proto_names(members: dict[str, object], descriptor: Descriptor) -> None:
+    """Rename the members of a JSON object of a message type to their fields' proto names."""
+    names = {field.json_name: field.name for field in descriptor.fields}
+    renamed = [(names.get(key, key), value) for key, value in members.items()]
+    members.clear()
+    members.update(renamed)
+
+
+def _is_null_value(field: FieldDescriptor) -> bool:
+    """Whether a field holds ``google.protobuf.NullValue``s."""
+    return field.enum_type is not None and field.enum_type.full_name == (
+        "google.protobuf.NullValue"
+    )
+
+
+def _extension(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
+    """Return the extension of a message type that json_format reads for ``[name]``, if any."""
+    pool = descriptor.file.pool
+    for candidate in (name, name.rpartition(".")[0]):
+        try:
+            extension = pool.FindExtensionByName(candidate)
+        except KeyError:
+            continue
+        if extension.containing_type is descriptor:
+            return extension
+    return None
 
 
 _TYPE_NAMES = {
@@ -300,41 +586,3 @@ _TYPE_NAMES = {
     FieldDescriptor.TYPE_UINT64: "uint64",
     FieldDescriptor.TYPE_FIXED64: "fixed64",
 }
-
-
-def _as_integer(value: int | float | str) -> int | None:
-    """Return the integer a JSON number or string holds, exactly; None if it holds no integer."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    match = NUMBER_TEXT.fullmatch(value)
-    return None if match is None else _integer_of_text(*match.groups())
-
-
-_BEYOND_EVERY_RANGE: Final = 2**65
-
-
-def _integer_of_text(
-    sign: str, whole: str, fraction: str | None, exponent: str | None
-) -> int | None:
-    """Return the integer of a number's text, from its parts; None if it is not an integer.
-
-    A value beyond 2^64 in magnitude is returned as one as far out of every
-    range (``_BEYOND_EVERY_RANGE``), rather than computed.
-    """
-    digits = (whole + (fraction or "")).lstrip("0")
-    shift = -len(fraction or "")
-    if exponent is not None:
-        power = exponent.lstrip("+-").lstrip("0") or "0"
-        # More than a million digits either way: no integer of any range, or none at all.
-        scale = 10**7 if len(power) > 6 else int(power)
-        shift += -scale if exponent.startswith("-") else scale
-    if not digits:
-        return 0
-    if shift < 0:
-        if digits[shift:].strip("0"):
-            return None  # a fraction that is not zero
-        digits, shift = digits[:shift] or "0", 0
-    magnitude = _BEYOND_EVERY_RANGE if len(digits) + shift > 21 else int(digits) * 10**shift
-    return -magnitude if sign else magnitude

@@ -57,13 +57,13 @@ def retry_after_seconds(value: str | None) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         moment = _parse_http_date(value)
-    except (TypeError, ValueError):
+        return max(0.0, moment.timestamp() - time.time())
+    except (TypeError, ValueError, ArithmeticError, IndexError):  # not a date, or none there is
         return None
-    return max(0.0, moment.timestamp() - time.time())
 
 
 def protocol_mismatch(error: BaseException) -> str | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import keyword
 import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -24,6 +23,7 @@ from google.protobuf.message import Message
 from auxia.decision.model import field_rules_pb2, oneof_behavior_pb2
 from auxia_decision._errors import ApiError, FieldViolation
 from auxia_decision._json import json_path
+from auxia_decision._source import Source, attribute
 
 _REQUIRED = field_behavior_pb2.REQUIRED
 _OUTPUT_ONLY = field_behavior_pb2.OUTPUT_ONLY
@@ -274,9 +274,9 @@ def _quick(descriptor: Descriptor) -> _Check | None:
     """Return a quick check of a message type (see ``_MessageRules.quick``), or None.
 
     The check is Python source generated from the rules, one function per
-    message type it reaches, with the loops over repeated fields written out:
-    a third of the time the same check takes as nested closures (timeit). A
-    recursive type is not checked quickly: the walk always decides.
+    message type it reaches, with the loops over repeated fields written out
+    (rather than nested closures, which cost more per call). A recursive type
+    is not checked quickly: the walk always decides.
     """
     return cast("_Check | None", _QuickCompiler(_MessageReads()).compile(descriptor))
 
@@ -318,8 +318,7 @@ class _MessageReads:
 
     def value(self, field: FieldDescriptor) -> str:
         """Return the source of a singular field's value: its default when unset."""
-        name = field.name
-        return f"getattr(m, {name!r})" if keyword.iskeyword(name) else f"m.{name}"
+        return attribute("m", field.name)
 
     def differs(self, variable: str, field: FieldDescriptor, default: str) -> str:
         """Return the source of: a value (a variable, or ``value``'s source) is not the default."""
@@ -402,8 +401,8 @@ class _QuickCompiler:
 
     def __init__(self, reads: _MessageReads) -> None:
         self.reads = reads
-        self.lines: list[str] = []
-        self.namespace: dict[str, object] = {"_unsure": _unsure}
+        self.source = Source("c", {"_unsure": _unsure})
+        self.constant = self.source.constant
         self._names: dict[str, str | None] = {}
         self._in_progress: set[str] = set()
 
@@ -412,15 +411,8 @@ class _QuickCompiler:
         name = self.function(descriptor)
         if name is None:
             return None
-        title = f"<{self.reads.title}: {descriptor.full_name}>"
-        code = compile("\n".join(self.lines) + "\n", title, "exec")
-        exec(code, self.namespace)  # noqa: S102 - our own source, built from descriptors
-        return cast("Callable[[object], bool]", self.namespace[name])
-
-    def constant(self, value: object) -> str:
-        name = f"_c{len(self.namespace)}"
-        self.namespace[name] = value
-        return name
+        namespace = self.source.compile(f"{self.reads.title}: {descriptor.full_name}")
+        return cast("Callable[[object], bool]", namespace[name])
 
     def function(self, descriptor: Descriptor) -> str | None:
         """Return the name of a type's check function; None when the type has nothing to check."""
@@ -437,7 +429,7 @@ class _QuickCompiler:
         name = None
         if body:
             name = f"_q{len(self._names)}"
-            self.lines += [f"def {name}(m):", *body, "    return True", ""]
+            self.source.define(name, "m", [*body, "    return True"])
         self._names[full_name] = name
         return name
 

@@ -693,7 +693,7 @@ def test_one_violation_is_said_once_and_local_errors_name_no_http_status(
     assert lines[0] == "INVALID_ARGUMENT: the request has 2 invalid fields"
     # The type error, and the required field it would otherwise hide, in one answer.
     assert lines[1:] == [
-        "  interactionType: expected an enum value name, got a number",
+        "  interactionType: expected an enum value name or an integer, got 7.5",
         "  interactionTimeMicros: required",
     ]
     request.write_text("{")

@@ -774,3 +774,16 @@ def test_buf_generate_writes_only_the_document_in_addition(tmp_path: pathlib.Pat
     written = sorted(p.name for p in (tmp_path / "generated/auxia/decision/model").iterdir())
     assert "openapi.json" in written
     assert [name for name in written if not name.endswith((".py", ".pyi"))] == ["openapi.json"]
+
+
+def test_the_document_reads_number_and_timestamp_texts_as_the_codec_does() -> None:
+    """The plugin cannot import the package it documents: its twins of the texts stay equal."""
+    from auxia_decision import _json_text
+    from tools import protoc_gen_openapi as plugin
+
+    assert plugin.TIMESTAMP_PATTERN == f"^{_json_text.RFC3339_TEXT.pattern}$"
+    assert plugin.EXACT_LIMIT == _json_text.EXACT_LIMIT
+    # The same language, the codec's with groups to take the number apart.
+    assert plugin.NUMBER_TEXT == _json_text.NUMBER_TEXT.pattern.replace("(?:", "(").replace(
+        "(-?)([0-9]+)", "-?[0-9]+"
+    ).replace("([0-9]+)", "[0-9]+").replace("([+-]?[0-9]+)", "[+-]?[0-9]+")

@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from google.protobuf.message import Message
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from auxia.decision.model import (
     treatment_interaction_service_pb2 as interactions,
@@ -305,7 +307,119 @@ def test_invalid_success_body_is_an_error_naming_the_response_type(
     with Client(api_key=KEY, base_url=server.url) as client, pytest.raises(ApiError) as caught:
         client.log_treatment_interaction(_log_request())
     assert caught.value.code is Code.UNKNOWN
-    assert "is not a valid LogTreatmentInteractionResponse: malformed JSON" in str(caught.value)
+    assert caught.value.http_status == 200
+    assert str(caught.value).startswith(
+        "UNKNOWN (HTTP 200): the server's answer to LogTreatmentInteraction is malformed: "
+        "not a valid LogTreatmentInteractionResponse: malformed JSON"
+    )
+
+
+_UPDATE = "/v1/UpdateTreatment"
+_GZIP = (("content-type", "application/json"), ("content-encoding", "gzip"))
+# Answers no client call may raise anything but an ApiError for: malformed
+# success bodies (each kind of value the codec refused with another exception
+# before), bodies their Content-Encoding does not decode, and error bodies
+# that are Statuses in name only.
+MALFORMED_ANSWERS = {
+    "wrong type": (Answer(200, b'{"treatment": {"treatmentId": 5}}'), 200),
+    "surrogate in an unknown key": (Answer(200, b'{"a\\udc00": "x"}'), 200),
+    "surrogate in an enum": (Answer(200, b'{"treatment": {"status": "\\udc00"}}'), 200),
+    "an enum number of 310 digits": (
+        Answer(200, b'{"treatment": {"status": 1' + b"0" * 310 + b"}}"),
+        200,
+    ),
+    "a timestamp of 10000 years": (
+        Answer(200, b'{"treatment": {"lastModifiedTimestamp": "10000-01-01T00:00:00Z"}}'),
+        200,
+    ),
+    "repeated keys in an unknown member": (Answer(200, b'{"x": {"y": 1, "y": 2}}'), 200),
+    "not UTF-8": (Answer(200, b'{"treatment": {"treatmentId": "\xff"}}'), 200),
+    "gzip that is not": (Answer(200, b"not gzip", _GZIP), 200),
+    "gzip that is not, in an error": (Answer(500, b"not gzip", _GZIP), 500),
+    "Status of a huge code": (Answer(500, b'{"code": 99999999999, "message": 5}'), 500),
+    "Status of a bad detail": (
+        Answer(400, b'{"code": 3, "message": "\\udc00", "details": [{"@type": 5}]}'),
+        400,
+    ),
+}
+
+
+@pytest.mark.parametrize(("answer", "status"), MALFORMED_ANSWERS.values(), ids=MALFORMED_ANSWERS)
+def test_any_answer_is_a_response_or_an_api_error_with_its_status(
+    server: ScriptedServer, answer: Answer, status: int
+) -> None:
+    server.script(_UPDATE, answer)
+    request = management.UpdateTreatmentRequest(project_id="P", treatment_id="T9")
+    retry = RetryPolicy(max_attempts=1)
+    with (
+        Client(api_key=KEY, base_url=server.url, retry=retry) as client,
+        pytest.raises(ApiError) as caught,
+    ):
+        client.update_treatment(request)
+    assert caught.value.http_status == status
+    if status == 200:
+        assert "the server's answer to UpdateTreatment is malformed: " in str(caught.value)
+
+    async def call_async() -> None:
+        async with AsyncClient(api_key=KEY, base_url=server.url, retry=retry) as client:
+            await client.update_treatment(request)
+
+    with pytest.raises(ApiError) as caught_async:
+        asyncio.run(call_async())
+    assert str(caught_async.value) == str(caught.value)
+
+
+def test_a_malformed_answer_names_the_bad_values(server: ScriptedServer) -> None:
+    server.script(_UPDATE, Answer(200, b'{"treatment": {"treatmentId": 5, "status": []}}'))
+    with Client(api_key=KEY, base_url=server.url) as client, pytest.raises(ApiError) as caught:
+        client.update_treatment(management.UpdateTreatmentRequest(project_id="P"))
+    assert [v.field for v in caught.value.field_violations] == [
+        "treatment.treatmentId",
+        "treatment.status",
+    ]
+
+
+def test_a_request_without_a_json_form_is_not_sent(server: ScriptedServer) -> None:
+    request = management.UpdateTreatmentRequest(project_id="P", treatment_id="T9")
+    request.start_timestamp.seconds = 10**12  # after the year 9999
+    with Client(api_key=KEY, base_url=server.url) as client, pytest.raises(ApiError) as caught:
+        client.update_treatment(request)
+    assert caught.value.code is Code.INVALID_ARGUMENT
+    assert caught.value.http_status is None
+    assert str(caught.value).startswith(
+        "INVALID_ARGUMENT (no HTTP answer): UpdateTreatment was not sent: "
+        "startTimestamp: no proto3 JSON form: Timestamp is not valid"
+    )
+    assert server.received == []
+
+
+@given(
+    status=st.sampled_from([200, 400, 404, 500]),
+    body=st.binary(max_size=64)
+    | st.sampled_from([b"{}", b"[]", b'"x"', b"null", b"{" * 2000])
+    | st.builds(lambda head, tail: head + tail, st.sampled_from([b'{"treatment": ']), st.binary()),
+)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_bytes_answered_give_a_response_or_an_api_error(
+    server: ScriptedServer, status: int, body: bytes
+) -> None:
+    server.answers.clear()
+    server.script(_UPDATE, Answer(status, body))
+    retry = RetryPolicy(max_attempts=1)
+    request = management.UpdateTreatmentRequest(project_id="P")
+    with Client(api_key=KEY, base_url=server.url, retry=retry) as client:
+        try:
+            response: Message | ApiError = client.update_treatment(request)
+        except ApiError as error:
+            response = error
+    if isinstance(response, ApiError):
+        assert response.http_status == status
+        str(response)
+    else:
+        assert status == 200
+        assert isinstance(response, management.UpdateTreatmentResponse)
 
 
 def test_api_key_from_the_environment_and_never_in_repr(

@@ -448,6 +448,6 @@ def test_a_double_past_the_doubles_is_a_400_naming_it(literal: str) -> None:
             (
                 'dataFieldParams[0].eventDataFieldParams.propertyValueByPropertyName["d"]'
                 ".doubleValue",
-                'out of range: use "Infinity", "-Infinity" or "NaN"',
+                'the number is out of the double range: use "Infinity" or "-Infinity"',
             )
         ]

@@ -23,7 +23,6 @@ import json
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
-from unittest import mock
 
 import pytest
 from google.protobuf import json_format, timestamp_pb2
@@ -40,6 +39,7 @@ from auxia_decision._fastjson import json_backend
 from auxia_decision._fastjson.json_backend import JsonBackend
 from auxia_decision._routes import routes
 from tests import _sink
+from tests._codecs import CodecOn
 from tests._fixtures import BROKEN, PARSEABLE
 from tests._strategies import (
     TIMESTAMP_MAX_SECONDS,
@@ -47,29 +47,14 @@ from tests._strategies import (
     messages,
     null_some_fields,
     timestamps,
+    tweak_to_edges,
 )
 
 M = TypeVar("M", bound=Message)
 
 
-class _CodecOn(RestCodec):
-    """A ``RestCodec`` whose fast decoders parse with a named JSON backend.
-
-    Each decoder is built by the codec itself, through ``_fastjson.decoder``,
-    with that backend made the one in use while it is built.
-    """
-
-    def __init__(self, backend: JsonBackend) -> None:
-        super().__init__()
-        self.backend = backend
-
-    def _build_decoder(self, message_type: type[M], *, strict: bool) -> Callable[[bytes | str], M]:
-        with mock.patch.object(json_backend, "in_use", return_value=self.backend):
-            return super()._build_decoder(message_type, strict=strict)
-
-
 FAST = RestCodec()  # on the backend in use: orjson, which the tests install
-FAST_STDLIB = _CodecOn(json_backend.STDLIB)
+FAST_STDLIB = CodecOn(json_backend.STDLIB)
 GENERIC = RestCodec(fast=False)
 BACKENDS = [json_backend.ORJSON, json_backend.STDLIB]
 API_TYPES: list[type[Message]] = sorted(
@@ -204,7 +189,7 @@ def test_the_tests_run_orjson_and_the_stdlib_codec_parses_with_the_stdlib(
         return decoder_on(backend, message_type, strict=strict)
 
     monkeypatch.setattr(_fastjson, "_decoder_on", spy)
-    for codec in (_CodecOn(json_backend.STDLIB), RestCodec()):
+    for codec in (CodecOn(json_backend.STDLIB), RestCodec()):
         codec.decode_request(b'{"projectId": "a"}', interactions.LogTreatmentInteractionRequest)
     assert built == [json_backend.STDLIB, json_backend.ORJSON]
 
@@ -256,48 +241,12 @@ def test_a_failing_fast_path_still_gives_the_generic_result(
 # Encoding: byte for byte what json_format writes.
 
 
-def _tweaks(message: Message, data: st.DataObject) -> None:
-    """Set some enums to unknown numbers and some strings to long or special text."""
-    descriptor = _descriptor(type(message))
-    for field in descriptor.fields:
-        if field.is_repeated or field.containing_oneof is not None:
-            continue
-        if field.message_type is not None:
-            if (
-                field.message_type.full_name != "google.protobuf.Timestamp"
-                and message.HasField(field.name)
-                and data.draw(st.booleans())
-            ):
-                _tweaks(getattr(message, field.name), data)
-        elif field.enum_type is not None and not field.enum_type.is_closed:
-            if data.draw(st.integers(0, 4)) == 0:
-                setattr(message, field.name, data.draw(st.integers(-(2**31), 2**31 - 1)))
-        elif field.type == FieldDescriptor.TYPE_STRING and data.draw(st.integers(0, 4)) == 0:
-            setattr(message, field.name, data.draw(_long_or_special_text))
-
-
-_long_or_special_text = st.one_of(
-    st.text(st.characters(codec="utf-8"), min_size=200, max_size=5000),
-    st.sampled_from(
-        [
-            "",
-            "\u2028\u2029",
-            '"\\/\b\f\n\r\t\x00\x1f\x7f',
-            ":,{}[]",
-            "😀 and ' and \\u003a",
-            "\ufeff",
-            "a" * 65_536,
-        ]
-    ),
-)
-
-
 @pytest.mark.parametrize("message_type", TYPES, ids=_ids)
 def test_encoding_is_byte_identical_to_json_format(message_type: type[Message]) -> None:
     @SETTINGS
     @given(message=messages(message_type), data=st.data())
     def check(message: Message, data: st.DataObject) -> None:
-        _tweaks(message, data)
+        tweak_to_edges(message, data)
         for proto_field_names in (False, True):
             expected = json_format.MessageToJson(
                 message, indent=None, preserving_proto_field_name=proto_field_names
@@ -376,11 +325,16 @@ def test_invalid_timestamps_fail_as_json_format_does(seconds: int, nanos: int) -
     message = data_field_pb2.DataFieldParams.PropertyValuePb()
     message.timestamp_value.seconds = seconds
     message.timestamp_value.nanos = nanos
-    with pytest.raises(json_format.SerializeToJsonError) as generic:
+    with pytest.raises(json_format.SerializeToJsonError):
+        json_format.MessageToJson(message)
+    with pytest.raises(ApiError) as generic:
         GENERIC.encode(message)
-    with pytest.raises(json_format.SerializeToJsonError) as fast:
+    with pytest.raises(ApiError) as fast:
         FAST.encode(message)
     assert str(fast.value) == str(generic.value)
+    [only] = fast.value.field_violations
+    assert only.field == "timestampValue"
+    assert only.description.startswith("no proto3 JSON form: Timestamp is not valid")
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=_backend_ids)
@@ -433,7 +387,7 @@ def test_canonical_json_is_decoded_by_the_fast_path(
     @SETTINGS
     @given(message=messages(message_type), data=st.data())
     def check(message: Message, data: st.DataObject) -> None:
-        _tweaks(message, data)
+        tweak_to_edges(message, data)
         text = _texts(message, data)
         expected = json_format.Parse(text, message_type())
         for strict in (True, False):

@@ -14,12 +14,16 @@ message), and decides only what it is sure of (:mod:`._decoders`),
 parsing with orjson when it is installed, else with the standard library
 (:mod:`.json_backend`). The generated code calls the helpers of
 :mod:`._runtime`; :mod:`._kinds` reads what each field is from its
-descriptor, and :mod:`._source` holds the source being generated.
+descriptor, and :mod:`._compiler` walks the message types into generated
+source (:mod:`auxia_decision._source`).
 
 Message types using a feature without a specialised form here (``bytes`` or
-``float`` fields, well-known types other than Timestamp, extensions,
-recursive types) get no fast functions: :func:`encoder` and :func:`decoder`
-return ``None`` for them, and the generic path does all the work.
+``float`` fields, groups, well-known types other than Timestamp, extensions,
+recursive types, fields named like a method of protobuf's ``Message``) get
+no fast functions: :func:`encoder` and :func:`decoder` return ``None`` for
+them, and the generic path does all the work. Any other schema, proto2
+included (defaults, closed enums, ``required``), enums with aliases and
+fields named like Python keywords, has them.
 """
 
 from __future__ import annotations
@@ -103,7 +107,9 @@ def fields_encoder(message_type: type[Message]) -> FieldsEncoder | None:
 
     It writes, from the arguments of the type's constructor (as a fields
     decoder returns them), exactly what the encoder writes for the message
-    they build, with JSON names; or raises where the encoder would.
+    they build, with JSON names; or raises where the encoder would, and for
+    a map of more than one entry (whose order only the message knows).
+    Types holding a Timestamp, in a map too, have none.
     """
     build = functools.partial(build_fields_encoder, message_type)
     return _built_once(_built_fields_encoders, message_type, build)

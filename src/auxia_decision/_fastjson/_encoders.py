@@ -18,6 +18,8 @@ library beyond the standard one.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -25,6 +27,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from auxia_decision._fastjson._compiler import Compiler
 from auxia_decision._fastjson._kinds import (
     Unsupported,
     check_root,
@@ -33,7 +36,7 @@ from auxia_decision._fastjson._kinds import (
     value_kind,
 )
 from auxia_decision._fastjson._runtime import string_text
-from auxia_decision._fastjson._source import Compiler
+from auxia_decision._source import attribute
 
 Encoder = Callable[[Message], bytes]
 """Turns a message into proto3 JSON bytes (or raises: then use the generic path)."""
@@ -64,7 +67,18 @@ class EncoderCompiler(Compiler):
 
     def read(self, variable: str, name: str) -> str:
         """Return the source reading field ``name`` of the message (or fields) ``variable``."""
-        return f"{variable}.get({name!r})" if self._fields else f"{variable}.{name}"
+        return f"{variable}.get({name!r})" if self._fields else attribute(variable, name)
+
+    def kind(self, field: FieldDescriptor) -> str:
+        """Return the kind of one value of a field, or raise Unsupported (see ``value_kind``).
+
+        A Timestamp among fields is a dict, a message or a datetime: the
+        fields encoder does not write them.
+        """
+        kind = value_kind(field)
+        if self._fields and kind == "timestamp":
+            raise Unsupported("a Timestamp among fields is not written from fields")
+        return kind
 
     def key(self, field: FieldDescriptor) -> str:
         name = field.name if self._proto_field_names else field.json_name
@@ -89,8 +103,22 @@ class EncoderCompiler(Compiler):
                 which_oneof = self.source.constant(message_class.WhichOneof)
                 lines.append(f"    w{index} = {which_oneof}(m, {oneof.name!r})")
             oneof_of.update({field.name: f"w{index}" for field in members})
-        for field in sorted(descriptor.fields, key=lambda field: field.number):
-            lines += self.field(field, oneof_of.get(field.name), has_field)
+        fields = sorted(descriptor.fields, key=lambda field: field.number)
+        # Members of one oneof that follow one another in number order are
+        # written as one run: asked only if the oneof is set, and no further
+        # than the member that is.
+        for variable, run in itertools.groupby(fields, key=lambda f: oneof_of.get(f.name)):
+            members = list(run)
+            if variable is None or len(members) == 1:
+                for field in members:
+                    lines += self.field(field, variable, has_field)
+                continue
+            lines.append(f"    if {variable} is not None:")
+            for position, field in enumerate(members):
+                written = self.field(field, variable, has_field)
+                if position:
+                    written[0] = written[0].replace("    if ", "    elif ", 1)
+                lines += ["    " + line for line in written]
         lines += ["    if len(p) > s:", "        p[s] = p[s][2:]", "    a('}')"]
         return lines
 
@@ -102,18 +130,16 @@ class EncoderCompiler(Compiler):
         read = self.read("m", name)
         if is_map(field):
             return [f"    v = {read}", "    if v:", *self.map(field, key)]
-        kind = value_kind(field)
-        if self._fields and kind == "timestamp":
-            raise Unsupported("a Timestamp among fields is a dict: not written from fields")
+        kind = self.kind(field)
         if field.is_repeated:
             return [f"    v = {read}", "    if v:", *self.repeated(field, kind, key)]
         present = f"{read} is not None" if self._fields else f"{has_field}(m, {name!r})"
         if oneof_variable is not None:
             condition = f"{oneof_variable} == {name!r}"
-        elif field.has_presence and (kind in ("message", "timestamp") or field.default_value):
-            condition = present
+        elif field.has_presence and (kind in ("message", "timestamp") or not _is_zero(field)):
+            condition = present  # an unset field reads as its default: only presence tells
         else:
-            # A scalar holding something other than its falsy default is
+            # A scalar holding something other than its zero default is
             # present; only the others need asking (unset fields are None).
             test = "v or _is_negative_zero(v)" if kind == "double" else "v"
             if field.has_presence:
@@ -155,7 +181,7 @@ class EncoderCompiler(Compiler):
         field = descriptor.fields[0]
         if field.is_repeated or field.has_presence or field.message_type is not None:
             return None
-        kind = value_kind(field)
+        kind = self.kind(field)
         read = self.read(variable, field.name)
         test = f"(z := {read}) or _is_negative_zero(z)" if kind == "double" else f"(z := {read})"
         member = "{" + self.key(field)[2:]
@@ -220,7 +246,13 @@ class EncoderCompiler(Compiler):
         if kind == "enum":
             enum_type = field.enum_type
             assert enum_type is not None
-            names = {value.number: string_text(value.name) for value in enum_type.values}
+            # The name json_format writes for a number: values_by_number's (its
+            # first alias), looked up by number (its items() lists every alias).
+            by_number = enum_type.values_by_number
+            names = {
+                value.number: string_text(by_number[value.number].name)
+                for value in enum_type.values
+            }
             unknown = "_closed_enum_text" if enum_type.is_closed else "_enum_text"
             return f"({self.source.constant(names)}.get({variable}) or {unknown}({variable}))"
         return f"{self.scalar_function(kind)}({variable})"
@@ -229,15 +261,19 @@ class EncoderCompiler(Compiler):
         """Return the statements appending the key and the non-empty map ``v``."""
         entry = field.message_type
         assert entry is not None
-        key_kind = value_kind(entry.fields_by_name["key"])
+        key_kind = self.kind(entry.fields_by_name["key"])
         key_text = {
             "string": "_string(k)",
             "bool": "('\"true\"' if k else '\"false\"')",
         }.get(key_kind, f"{self.source.constant(_QUOTED_INTEGER)} % k")
         value_field = entry.fields_by_name["value"]
-        value_field_kind = value_kind(value_field)
+        value_field_kind = self.kind(value_field)
         value_type = value_field.message_type
         lines = [f"        o = {self.source.constant(key + '{')}", "        for k in v:"]
+        if self._fields:
+            # A message writes its entries in its map's order, which a dict's
+            # order does not tell: the caller builds the message instead.
+            lines[:0] = ["        if len(v) > 1:", "            raise _Fallback"]
         if value_type is not None and value_field_kind == "message" and value_type.fields:
             function = self.function(value_type)
             lines += [f"            a(o + {key_text} + ': {{')", f"            {function}(v[k], p)"]
@@ -248,6 +284,14 @@ class EncoderCompiler(Compiler):
             lines.append(f"            a(o + {key_text} + ': ' + {value})")
         lines += ["            o = ', '", "        a('}')"]
         return lines
+
+
+def _is_zero(field: FieldDescriptor) -> bool:
+    """Whether a scalar field's default is its type's zero (``-0.0`` is not: it is written)."""
+    default = field.default_value
+    if isinstance(default, float):
+        return default == 0.0 and math.copysign(1.0, default) > 0
+    return not default
 
 
 def _encode_empty(message: object) -> bytes:
@@ -266,7 +310,9 @@ def build_fields_encoder(message_type: type[Message]) -> FieldsEncoder | None:
 
     It writes the bytes the encoder writes for ``message_type(**fields)``
     (JSON names), from the fields: a field absent or None is unset, a message
-    is a dict of its fields, an enum a number. Types holding a Timestamp
+    is a dict of its fields, an enum a number. It raises where the encoder
+    would, and for a map of more than one entry (the message's map orders its
+    entries as a dict does not). Types holding a Timestamp (in a map too)
     have none.
     """
     compiler = EncoderCompiler(proto_field_names=False, fields=True)
@@ -286,7 +332,7 @@ def _entry_point(
         name = compiler.function(descriptor)
     except Unsupported:
         return None
-    namespace = compiler.source.compile(f"{title} {descriptor.full_name}")
+    namespace = compiler.source.compile(f"fast JSON codec: {title} {descriptor.full_name}")
     append = cast(Callable[[Any, list[str]], None], namespace[name])
 
     def encode(message: Any) -> bytes:  # noqa: ANN401 - a message, or a message's fields

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
 
 from auxia_decision._fastjson._runtime import INT32_MAX, INT32_MIN
 
@@ -31,6 +32,7 @@ _UNSUPPORTED_MESSAGES = frozenset(
         "google.protobuf.Value",
     }
 )
+_MESSAGE_ATTRIBUTES = frozenset(dir(Message))
 _INT32_CPP_TYPES = {
     FieldDescriptor.CPPTYPE_INT32: (INT32_MIN, INT32_MAX),
     FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
@@ -66,12 +68,22 @@ def is_map(field: FieldDescriptor) -> bool:
 
 
 def check_message(descriptor: Descriptor) -> None:
-    """Raise Unsupported for a message type the fast path has no specialised form for."""
+    """Raise Unsupported for a message type the fast path has no specialised form for.
+
+    Besides the well-known types but Timestamp and types with extensions, a
+    type with a field named like a method of protobuf's ``Message``
+    (``ListFields``, ``SetInParent``, ...) has none: the field hides the
+    method from json_format, which then fails where a fast function would
+    not, and the paths must agree.
+    """
     name = descriptor.full_name
     if name in _UNSUPPORTED_MESSAGES or descriptor.file.name == "google/protobuf/wrappers.proto":
         raise Unsupported(name)
     if descriptor.extension_ranges:
         raise Unsupported(f"{name} can have extensions")
+    hiding = [field.name for field in descriptor.fields if field.name in _MESSAGE_ATTRIBUTES]
+    if hiding:
+        raise Unsupported(f"{name} has fields named like methods of a message: {hiding}")
 
 
 def check_root(descriptor: Descriptor) -> None:
