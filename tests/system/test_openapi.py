@@ -34,7 +34,6 @@ from auxia_decision._routes import routes, services
 from tests._fixtures import BROKEN, PARSEABLE, Sample, sample_json
 from tests._repo import ROOT, VENV_BIN, run
 from tools import protoc_gen_openapi
-from tools import protoc_gen_openapi as plugin
 
 # Every file of the schema's package, read from the package itself.
 # The schema's files, but those that only declare options (annotations on the
@@ -780,13 +779,13 @@ def test_buf_generate_writes_only_the_document_in_addition(tmp_path: pathlib.Pat
 
 def test_the_document_reads_number_and_timestamp_texts_as_the_codec_does() -> None:
     """The plugin cannot import the package it documents: its twins of the texts stay equal."""
-    assert f"^{_json_text.RFC3339_TEXT.pattern}$" == plugin.TIMESTAMP_PATTERN
-    assert plugin.EXACT_LIMIT == _json_text.EXACT_LIMIT
+    assert f"^{_json_text.RFC3339_TEXT.pattern}$" == protoc_gen_openapi.TIMESTAMP_PATTERN
+    assert protoc_gen_openapi.EXACT_LIMIT == _json_text.EXACT_LIMIT
     # The same language, the codec's with groups to take the number apart.
     assert (
         _json_text.NUMBER_TEXT.pattern.replace("(?:", "(")
         .replace("(-?)([0-9]+)", "-?[0-9]+")
         .replace("([0-9]+)", "[0-9]+")
         .replace("([+-]?[0-9]+)", "[+-]?[0-9]+")
-        == plugin.NUMBER_TEXT
+        == protoc_gen_openapi.NUMBER_TEXT
     )
