@@ -350,9 +350,13 @@ class JsonChecker:
                 # No name (nor number), and upb's lookup of such a key leaves an error behind.
                 self.error(path, "the string has an unpaired surrogate")
                 return None
-            if INTEGER_TEXT.fullmatch(value) and value not in enum_type.values_by_name:
+            if value in enum_type.values_by_name:
+                return None
+            if INTEGER_TEXT.fullmatch(value):
                 return int(value)
-            if self.strict and value not in enum_type.values_by_name:
+            if _python_integer(value):  # "+1", " 1", "1_000": not a JSON number's text
+                self.error(path, f'expected an enum value name or an integer, got "{value}"')
+            elif self.strict:
                 names = ", ".join(v.name for v in enum_type.values)
                 self.error(
                     path, f'unknown value "{value}" of {enum_type.name}: expected one of {names}'
@@ -537,6 +541,15 @@ def _unknown_enum_name(value: object, field: FieldDescriptor) -> bool:
     except ValueError:
         return True
     return False
+
+
+def _python_integer(text: str) -> bool:
+    """Whether Python's ``int()`` (and so json_format) reads a text as an integer."""
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_value(field: FieldDescriptor) -> bool:
