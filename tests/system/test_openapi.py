@@ -1,7 +1,7 @@
 """The generated OpenAPI document is valid and agrees with the descriptors and the samples.
 
 ``generated/auxia/decision/model/openapi.json`` is written by
-``tools/protoc_gen_openapi.py`` during ``buf generate``. These tests read it
+``tools/buf_plugins/protoc_gen_openapi.py`` during ``buf generate``. These tests read it
 the way a consumer of the package does, check it with openapi-spec-validator,
 compare it with the generated descriptors, and validate the documentation's
 samples against its schemas with jsonschema (Draft 2020-12).
@@ -33,7 +33,7 @@ from auxia_decision import _json_text
 from auxia_decision._routes import routes, services
 from tests._fixtures import BROKEN, PARSEABLE, Sample, sample_json
 from tests._repo import ROOT, VENV_BIN, run
-from tools import protoc_gen_openapi
+from tools.buf_plugins import protoc_gen_openapi
 
 # Every file of the schema's package, read from the package itself.
 # The schema's files, but those that only declare options (annotations on the

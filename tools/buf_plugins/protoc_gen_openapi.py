@@ -5,7 +5,7 @@ The document is derived from the descriptors only, never from hand-kept
 tables, so it cannot drift from the ``.proto`` files:
 
     plugins:
-      - local: [python, tools/protoc_gen_openapi.py]
+      - local: [python, tools/buf_plugins/protoc_gen_openapi.py]
         out: generated
         strategy: all
 
