@@ -123,9 +123,9 @@ def decoder(message_type: type[M], *, strict: bool, known_enums: bool = False) -
     codec must decide: for every document it rejects, and for some unusual
     ones it accepts. It parses with the backend in use (orjson if installed,
     else the standard library), chosen when the first decoder is built. With
-    ``known_enums``, it also raises for an open enum given by number, unless
-    the number is one of its values (so that what it accepts strictly holds
-    nothing the schema does not know).
+    ``known_enums``, it also raises for an open enum given by a number that
+    is none of its values (and for a singular one given by any number), so
+    that what it accepts strictly holds nothing the schema does not know.
     """
     return _decoder_on(json_backend.in_use(), message_type, strict=strict, known_enums=known_enums)
 
