@@ -344,13 +344,9 @@ class AsyncClient(_ClientBase):
         codec: the JSON codec of requests and responses (proto3 JSON).
         http_client: an ``httpx.AsyncClient`` to send with (its timeout then
             applies); the client does not close it.
-        on_drift: called with the method's name and a ``Drift`` (its JSON
-            path, kind and detail) for every field, enum value or JSON type
-            an answer holds that the schema does not know; what it raises,
-            the call raises.
-        strict_responses: make such drift an ``ApiError`` (UNKNOWN, with a
-            ``BadRequest`` naming each path) rather than a
-            ``SchemaDriftWarning``: for consumers' own tests.
+        on_drift: as ``Client``'s: called with the method's name and each
+            ``Drift`` of each answer.
+        strict_responses: as ``Client``'s: drift is an ``ApiError``.
 
     """
 

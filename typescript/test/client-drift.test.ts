@@ -64,6 +64,14 @@ function settled(): Promise<void> {
   return new Promise((done) => setImmediate(done));
 }
 
+/** What a call rejects with (the test fails if it resolves). */
+function rejection(call: Promise<unknown>): Promise<unknown> {
+  return call.then(
+    () => assert.fail("resolved"),
+    (caught: unknown) => caught,
+  );
+}
+
 function client(options: Parameters<typeof createClient>[0] = {}) {
   return createClient({ baseUrl: server.url, apiKey: KEY, retry: { maxAttempts: 1 }, ...options });
 }
@@ -138,10 +146,7 @@ test("strictResponses make drift an error naming each path, and no warning", asy
   server.script(json(200, body));
   const seen: Drift[] = [];
   const auxia = client({ strictResponses: true, onDrift: (_, drift) => seen.push(drift) });
-  const error = await auxia.getTreatment(GET_TREATMENT).then(
-    () => assert.fail("resolved"),
-    (caught: unknown) => caught,
-  );
+  const error = await rejection(auxia.getTreatment(GET_TREATMENT));
   await settled();
   assert.ok(error instanceof ApiError);
   assert.equal(error.code, Code.UNKNOWN);
@@ -190,10 +195,7 @@ test("a JSON type the schema does not expect is counted, and the answer malforme
   server.script(json(200, { responseId: 7, userTreatments: [{ treatmentId: "t", newField: 1 }] }));
   const seen: Drift[] = [];
   const auxia = client({ onDrift: (_, drift) => seen.push(drift) });
-  const error = await auxia.getTreatments(GET_TREATMENTS).then(
-    () => assert.fail("resolved"),
-    (caught: unknown) => caught,
-  );
+  const error = await rejection(auxia.getTreatments(GET_TREATMENTS));
   await settled();
   assert.ok(error instanceof ApiError);
   assert.equal(error.code, Code.UNKNOWN);
