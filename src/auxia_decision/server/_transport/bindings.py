@@ -38,8 +38,12 @@ class Admit(Protocol):
 class Invoke(Protocol):
     """Runs an admitted call; the awaitable raises ApiError when the call fails."""
 
-    def __call__(self, caller: Any, method: str, request: Message, /) -> Awaitable[Message]:  # noqa: ANN401
-        """Start the call of ``method`` (its short name); return its response's awaitable."""
+    def __call__(self, caller: Any, method: str, request: Message, /) -> Awaitable[Message | bytes]:  # noqa: ANN401
+        """Start the call of ``method`` (its short name); return its response's awaitable.
+
+        The response is a message, or bytes: the JSON text REST answers as it
+        is (gRPC answers the message a lenient decoding of it reads).
+        """
         ...
 
 
@@ -54,8 +58,8 @@ class InvokeFields(Protocol):
         fields: Fields,
         source: bytes,
         /,
-    ) -> Awaitable[Message | Mapping[str, Any]]:
-        """Start the call; its response is a message, or its constructor's arguments."""
+    ) -> Awaitable[Message | Mapping[str, Any] | bytes]:
+        """Start the call; its response is a message, its constructor's arguments or JSON text."""
         ...
 
 
