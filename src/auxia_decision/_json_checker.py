@@ -135,8 +135,33 @@ class JsonChecker:
         """When strict: the REQUIRED fields and oneofs the objects walked lack
         (as validation words them), to report beside the errors found."""
 
+    report_unknown_numbers = False
+    """Whether a number an open enum does not name is reported (json_format keeps it)."""
+    rewrites = True
+    """Whether the document is rewritten in place for ``ParseDict`` (see above)."""
+
     def error(self, path: str, description: str) -> None:
         self._report(violation(path, description))
+
+    def wrong_type(self, path: str, expected: str, value: object) -> None:
+        """Report a value of a JSON type its field cannot take (``expected`` says which)."""
+        self.error(path, f"expected {expected}, got {_kind(value)}")
+
+    def unknown_field(self, path: str, key: str, descriptor: Descriptor) -> None:
+        """Report a member ``key`` (at ``path``) that names no field of its message type."""
+        self.error(path, f'unknown field "{key}" in {descriptor.name}')
+
+    def unknown_enum_value(
+        self, path: str, value: object, number: int | None, enum_type: EnumDescriptor
+    ) -> None:
+        """Report an enum value that is not a value of its type: a name, or a ``number``."""
+        if number is None:
+            names = ", ".join(v.name for v in enum_type.values)
+            self.error(
+                path, f'unknown value "{value}" of {enum_type.name}: expected one of {names}'
+            )
+        else:
+            self.error(path, f"{number} is not a value of {enum_type.name}")
 
     def message(self, value: object, descriptor: Descriptor, path: str, depth: int = 1) -> None:
         """Check a JSON value of a message type, ``depth`` messages deep (the root is 1)."""
@@ -159,7 +184,7 @@ class JsonChecker:
             self.members(value, descriptor, path, depth)
         else:
             what = f"a JSON object ({descriptor.name})"
-            self.error(path, f"expected {what}, got {_kind(value)}")
+            self.wrong_type(path, what, value)
 
     def members(
         self,
@@ -206,7 +231,7 @@ class JsonChecker:
             self.field(item, field, field_path, depth)
         if self.strict:
             self.missing += missing_from_json(value, descriptor, path)
-        if _needs_proto_names(descriptor):
+        if self.rewrites and _needs_proto_names(descriptor):
             _use_proto_names(value, descriptor)
 
     def unknown(
@@ -224,7 +249,7 @@ class JsonChecker:
         if _UNPAIRED_SURROGATE.search(key):
             self.error(key_path, "the key has an unpaired surrogate")
         elif self.strict:
-            self.error(key_path, f'unknown field "{key}" in {descriptor.name}')
+            self.unknown_field(key_path, key, descriptor)
         else:
             self.duplicates_within(value, key_path)
         return None
@@ -249,12 +274,13 @@ class JsonChecker:
             self.map(value, field.message_type, path, depth)
         elif field.is_repeated:
             if not isinstance(value, list):
-                self.error(path, f"expected an array, got {_kind(value)}")
+                self.wrong_type(path, "an array", value)
                 return
             for index, item in enumerate(value):
                 item_path = f"{path}[{index}]"
                 if item is None and _is_null_value(field):
-                    value[index] = _NULL_VALUE  # what json_format writes, but does not read
+                    if self.rewrites:
+                        value[index] = _NULL_VALUE  # what json_format writes, but does not read
                 elif item is None and not _is_value(field):
                     self.error(item_path, "null is not allowed in an array")
                 else:
@@ -264,7 +290,7 @@ class JsonChecker:
 
     def map(self, value: object, entry: Descriptor, path: str, depth: int) -> None:
         if not isinstance(value, dict):
-            self.error(path, f"expected a JSON object (a map), got {_kind(value)}")
+            self.wrong_type(path, "a JSON object (a map)", value)
             return
         for key in getattr(value, "duplicates", ()):
             self.error(f'{path}["{key}"]', f'the key "{key}" appears more than once')
@@ -278,7 +304,8 @@ class JsonChecker:
                 continue
             self.map_key(key, key_field, item_path)
             if item is None and _is_null_value(value_field):
-                value[key] = _NULL_VALUE  # what json_format writes, but does not read
+                if self.rewrites:
+                    value[key] = _NULL_VALUE  # what json_format writes, but does not read
             elif item is None and not _is_value(value_field):
                 self.error(item_path, "null is not allowed as a map value")
             else:
@@ -309,18 +336,18 @@ class JsonChecker:
             self.floating(value, field, path)
         elif cpp_type == FieldDescriptor.CPPTYPE_BOOL:
             if not isinstance(value, bool):
-                self.error(path, f"expected true or false, got {_kind(value)}")
+                self.wrong_type(path, "true or false", value)
         elif field.type == FieldDescriptor.TYPE_BYTES:
             self.base64(value, path)
         elif not isinstance(value, str):
-            self.error(path, f"expected a string, got {_kind(value)}")
+            self.wrong_type(path, "a string", value)
         elif _UNPAIRED_SURROGATE.search(value):
             self.error(path, "the string has an unpaired surrogate")
 
     def base64(self, value: object, path: str) -> None:
         """Check a bytes value as json_format reads it: base64, either alphabet, any padding."""
         if not isinstance(value, str):
-            self.error(path, f"expected a base64 string, got {_kind(value)}")
+            self.wrong_type(path, "a base64 string", value)
             return
         try:
             encoded = value.encode()
@@ -337,11 +364,13 @@ class JsonChecker:
             return
         if enum_type.is_closed:
             if number not in enum_type.values_by_number:
-                self.error(path, f"{number} is not a value of {enum_type.name}")
+                self.unknown_enum_value(path, value, number, enum_type)
             return
         low, high = _INT_RANGES[FieldDescriptor.CPPTYPE_INT32]
         if not low <= number <= high:
             self.error(path, f"enum number {number} is out of the int32 range")
+        elif self.report_unknown_numbers and number not in enum_type.values_by_number:
+            self.unknown_enum_value(path, value, number, enum_type)
 
     def enum_number(self, value: object, enum_type: EnumDescriptor, path: str) -> int | None:
         """Return the number an enum value is given as; None for a name, or a form refused."""
@@ -353,10 +382,7 @@ class JsonChecker:
             if INTEGER_TEXT.fullmatch(value) and value not in enum_type.values_by_name:
                 return int(value)
             if self.strict and value not in enum_type.values_by_name:
-                names = ", ".join(v.name for v in enum_type.values)
-                self.error(
-                    path, f'unknown value "{value}" of {enum_type.name}: expected one of {names}'
-                )
+                self.unknown_enum_value(path, value, None, enum_type)
             return None
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -365,7 +391,7 @@ class JsonChecker:
         if isinstance(value, float):
             self.error(path, f"expected an enum value name or an integer, got {value!r}")
         else:
-            self.error(path, f"expected an enum value name or number, got {_kind(value)}")
+            self.wrong_type(path, "an enum value name or number", value)
         return None
 
     def integer(
@@ -373,7 +399,7 @@ class JsonChecker:
     ) -> None:
         """Check an integer's form, and unless told otherwise that it is in its type's range."""
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            self.error(path, f"expected an integer (a number or a string), got {_kind(value)}")
+            self.wrong_type(path, "an integer (a number or a string)", value)
             return
         number = integer_of(value)
         if number is None:
@@ -397,7 +423,7 @@ class JsonChecker:
 
     def floating(self, value: object, field: FieldDescriptor, path: str) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            self.error(path, f"expected a number, got {_kind(value)}")
+            self.wrong_type(path, "a number", value)
             return
         if isinstance(value, str):
             if value in _SPECIAL_FLOATS:
@@ -424,7 +450,7 @@ class JsonChecker:
         """Check a Timestamp, Duration or FieldMask: a string its FromJsonString reads."""
         form = _FROM_JSON_STRING[descriptor.full_name]
         if not isinstance(value, str):
-            self.error(path, f"expected {form}, got {_kind(value)}")
+            self.wrong_type(path, form, value)
             return
         if descriptor.full_name == "google.protobuf.Timestamp" and not RFC3339_TEXT.fullmatch(
             value
@@ -451,7 +477,7 @@ class JsonChecker:
         if self.too_deep(path, depth):
             return
         if not isinstance(value, dict):
-            self.error(path, f"expected a JSON object (Struct), got {_kind(value)}")
+            self.wrong_type(path, "a JSON object (Struct)", value)
             return
         self.duplicates(value, path)
         for key, item in value.items():
@@ -465,7 +491,7 @@ class JsonChecker:
         if self.too_deep(path, depth):
             return
         if not isinstance(value, list):
-            self.error(path, f"expected an array (ListValue), got {_kind(value)}")
+            self.wrong_type(path, "an array (ListValue)", value)
             return
         for index, item in enumerate(value):
             self.json_value(item, f"{path}[{index}]", depth + 1)
@@ -492,7 +518,7 @@ class JsonChecker:
     def any(self, value: object, path: str, depth: int) -> None:
         """Check an Any: ``{}``, or ``"@type"`` and the JSON of the message it names."""
         if not isinstance(value, dict):
-            self.error(path, f"expected a JSON object (Any), got {_kind(value)}")
+            self.wrong_type(path, "a JSON object (Any)", value)
             return
         if not value:
             return
@@ -500,7 +526,7 @@ class JsonChecker:
         type_url = value.get("@type")
         type_path = json_path(path, "@type")
         if not isinstance(type_url, str):
-            self.error(type_path, f"expected the type URL of the message, got {_kind(type_url)}")
+            self.wrong_type(type_path, "the type URL of the message", type_url)
             return
         if _UNPAIRED_SURROGATE.search(type_url):
             self.error(type_path, "the string has an unpaired surrogate")
