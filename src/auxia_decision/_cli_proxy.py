@@ -13,7 +13,7 @@ from auxia_decision._extras import require
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    require("server", "uvicorn", "httpcore")
+    require("server", "uvicorn", "httptools")
     from auxia_decision.server._proxy.run import (  # noqa: PLC0415
         NAME,
         ProxyConfig,

@@ -92,12 +92,12 @@ def check_request(route: Route | None, http_method: str, path: str, body: bytes)
     if route is None:
         return [Problem(REQUEST, "", UNKNOWN_METHOD, f"{http_method} {path} names no RPC")]
     try:
-        document = load_json(body)
-    except ApiError as error:
-        return [Problem(REQUEST, "", INVALID_JSON, _first(error.field_violations, error))]
-    try:
         message = _CODEC.decode_request(body, route.request_type)
     except ApiError as error:
+        try:
+            document = load_json(body)
+        except ApiError as not_json:
+            return [Problem(REQUEST, "", INVALID_JSON, _first(not_json.field_violations, not_json))]
         descriptor = cast(Descriptor, route.request_type.DESCRIPTOR)
         kinds = {drift.path: drift.kind for drift in find_drift(document, descriptor)}
         return [

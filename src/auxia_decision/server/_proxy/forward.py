@@ -5,13 +5,12 @@ Each exchange is handed on to be checked once its answer is sent.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
-
-import httpcore
 
 from auxia_decision._errors import ApiError, Code
 from auxia_decision.server._proxy.findings import (
@@ -20,6 +19,7 @@ from auxia_decision.server._proxy.findings import (
     UPSTREAM_UNREACHABLE,
 )
 from auxia_decision.server._proxy.recording import Exchange
+from auxia_decision.server._proxy.upstream import UpstreamPool, UpstreamUnreachableError
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -107,12 +107,13 @@ class ProxyApp:
         self.upstream = upstream
         self._inspect = inspect
         self.timeout = timeout
-        self._pool = httpcore.AsyncConnectionPool(max_connections=256, keepalive_expiry=30.0)
-        self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        self._pool = UpstreamPool(
+            upstream.host.decode(), upstream.port, tls=upstream.scheme == b"https"
+        )
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
         """Close the connections to the upstream."""
-        await self._pool.aclose()
+        self._pool.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one ASGI scope: forward an HTTP call."""
@@ -127,23 +128,21 @@ class ProxyApp:
         request_headers: list[tuple[bytes, bytes]] = scope["headers"]
         failure, kind = "", ""
         try:
-            status, headers, answer = await self._forward(
-                scope["method"], target, request_headers, body
-            )
-        except (httpcore.TimeoutException, TimeoutError):
+            async with asyncio.timeout(self.timeout):
+                status, headers, answer = await self._forward(
+                    scope["method"], target, request_headers, body
+                )
+        except TimeoutError:
             kind = UPSTREAM_TIMEOUT
             failure = f"the upstream {self.upstream.url} did not answer within {self.timeout:g} s"
             error = ApiError(Code.DEADLINE_EXCEEDED, failure, http_status=504)
-        except (httpcore.ConnectError, OSError) as reason:
+        except UpstreamUnreachableError as reason:
             kind = UPSTREAM_UNREACHABLE
-            failure = f"the upstream {self.upstream.url} cannot be reached: {_words(reason)}"
+            failure = f"the upstream {self.upstream.url} cannot be reached: {reason}"
             error = ApiError(Code.UNAVAILABLE, failure, http_status=502)
-        except Exception as reason:
+        except Exception as reason:  # whatever else the upstream did, it broke off
             kind = UPSTREAM_BROKEN
-            failure = (
-                f"the upstream {self.upstream.url} answered what is not HTTP/1.1, or cut "
-                f"its answer short: {_words(reason)}"
-            )
+            failure = f"the upstream {self.upstream.url} broke off: {_words(reason)}"
             error = ApiError(Code.UNAVAILABLE, failure, http_status=502)
         if kind:
             status, headers, answer = error.http_status or 502, _JSON_HEADERS, error.to_json()
@@ -182,25 +181,14 @@ class ProxyApp:
             sent.append((name, value))
         if body and not has_length:  # it came chunked
             sent.append((b"content-length", b"%d" % len(body)))
-        url = httpcore.URL(
-            scheme=upstream.scheme,
-            host=upstream.host,
-            port=upstream.port,
-            target=upstream.prefix + target,
-        )
-        response = await self._pool.request(
-            method.encode(),
-            url,
-            headers=sent,
-            content=body,
-            extensions={"timeout": self._timeouts},
-        )
+        head = b"%s %s%s HTTP/1.1" % (method.encode(), upstream.prefix, target)
+        answer = await self._pool.send(head, sent, body)
         kept = [
             (name, value)
-            for name, value in response.headers
+            for name, value in answer.headers
             if name.lower() not in _HOP_BY_HOP and name.lower() != b"content-length"
         ]
-        return response.status, kept, response.content
+        return answer.status, kept, answer.body
 
 
 async def _body(receive: Receive) -> bytes:

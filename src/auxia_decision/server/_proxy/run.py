@@ -111,7 +111,7 @@ async def run_proxy(config: ProxyConfig, out: IO[str] = sys.stdout) -> Tally:
             await task
         finally:
             sock.close()
-            await app.aclose()
+            app.close()
         return report.tally
     finally:
         for stream in opened:
