@@ -17,6 +17,7 @@ from auxia_decision._errors import ApiError, Code, FieldViolation, violation
 from auxia_decision._routes import services
 from auxia_decision.server._emulator.evolution import evolved_json
 from auxia_decision.server._emulator.shared_state import FAULTS, SharedState
+from auxia_decision.server._transport.bindings import JsonAnswer
 
 ANY_METHOD: Final = "*"
 MAX_DELAY_MICROS: Final = 60_000_000
@@ -53,7 +54,7 @@ class ArmedFault:
 
     def answer(self, response: Message) -> Message | bytes:
         """Return what a selected call that ran answers: its response, or it evolved (JSON)."""
-        return evolved_json(response) if self.evolve else response
+        return JsonAnswer(evolved_json(response), response) if self.evolve else response
 
     def as_message(self) -> emulator_pb2.Fault:
         """Return the fault as the admin API shows it."""

@@ -1,10 +1,11 @@
 """The proxy's client of the upstream: keep-alive HTTP/1.1 connections, one call at a time each.
 
 Its own rather than a general client's: the proxy adds every microsecond it
-spends per call to the caller's latency, and under concurrency a general
-pool cost it milliseconds per call (bench/NOTES.md, "The proxy's upstream
-client"). Responses are read by httptools' parser (the server's own), whole:
-with a Content-Length, chunked, or up to the close of the connection.
+spends per call to the caller's latency and takes it from the upstream's
+cores, and under concurrency a general pool cost it many times more
+(bench/NOTES.md, "The proxy's upstream client"). Responses are read by
+httptools' parser (the server's own), whole: with a Content-Length,
+chunked, or up to the close of the connection.
 """
 
 from __future__ import annotations

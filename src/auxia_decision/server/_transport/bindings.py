@@ -27,6 +27,26 @@ Fields = dict[str, Any]
 """A request or a response as its message constructor's keyword arguments."""
 
 
+class JsonAnswer(bytes):
+    """A response given as the JSON text REST answers as it is, with the message gRPC answers.
+
+    What an ``Invoke`` may answer in place of a message (the emulator's
+    evolution faults answer REST with what the schema lacks).
+
+    Args:
+        text: the JSON text.
+        message: the response message.
+
+    """
+
+    message: Message
+
+    def __new__(cls, text: bytes, message: Message) -> JsonAnswer:
+        answer = super().__new__(cls, text)
+        answer.message = message
+        return answer
+
+
 class Admit(Protocol):
     """Admits a call from the keys it carries; raises ApiError (UNAUTHENTICATED...) otherwise."""
 
@@ -41,8 +61,8 @@ class Invoke(Protocol):
     def __call__(self, caller: Any, method: str, request: Message, /) -> Awaitable[Message | bytes]:  # noqa: ANN401
         """Start the call of ``method`` (its short name); return its response's awaitable.
 
-        The response is a message, or bytes: the JSON text REST answers as it
-        is (gRPC answers the message a lenient decoding of it reads).
+        The response is a message, or a ``JsonAnswer`` (its JSON text for
+        REST, its message for gRPC).
         """
         ...
 

@@ -21,6 +21,7 @@ from auxia_decision.server._transport.bindings import (
     API_KEY_HEADERS,
     Binding,
     CallObserver,
+    JsonAnswer,
 )
 
 _log = logging.getLogger("auxia_decision.grpc")
@@ -86,7 +87,9 @@ def _handler(  # noqa: PLR0917 - called once per method, where the service is re
     admit, invoke = binding.admit, binding.invoke
 
     def serialized(response: Message | bytes) -> bytes:
-        if isinstance(response, bytes):  # JSON text meant for REST: its message, as read
+        if isinstance(response, JsonAnswer):  # JSON text for REST, and its message
+            return response.message.SerializeToString()
+        if isinstance(response, bytes):
             return _CODEC.decode_response(response, response_type).SerializeToString()
         return response.SerializeToString()
 
