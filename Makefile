@@ -143,8 +143,9 @@ unit: $(STAMP) ## Run the fast unit tests alone (tests/unit: in-process, no serv
 	$(BIN)/pytest tests/unit
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmark the JSON codec against json_format (writes bench/results/codec.md)
+bench: $(STAMP) ## Benchmark the JSON codec against json_format, and the drift check (writes bench/results/codec.md, drift.md)
 	$(BIN)/python -m bench.bench_codec
+	$(BIN)/python -m bench.bench_drift
 
 .PHONY: bench-install
 bench-install: $(STAMP) ## Measure each install (core, extras) in a fresh venv (writes bench/results/install.md)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from auxia_decision._codec import PROTO3_JSON, JsonProfile, RestCodec
+from auxia_decision._drift import Drift
+from auxia_decision._drift_reports import SchemaDriftWarning
 from auxia_decision._errors import ApiError, Code
 from auxia_decision._extras import MissingExtraError
 from auxia_decision._protos import descriptor_set_path, proto_include_path
@@ -32,10 +34,12 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Code",
+    "Drift",
     "JsonProfile",
     "MissingExtraError",
     "RestCodec",
     "RetryPolicy",
+    "SchemaDriftWarning",
     "ValidationResult",
     "__version__",
     "check_request",

@@ -8,9 +8,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Final, Self, TypeVar, cast
 
 import httpx
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from auxia.decision.model import (
@@ -23,6 +24,8 @@ from auxia.decision.model import (
     treatment_management_service_pb2 as _management,
 )
 from auxia_decision._codec import PROTO3_JSON, RestCodec
+from auxia_decision._drift import find_drift_in_text
+from auxia_decision._drift_reports import DriftCallback, DriftReports
 from auxia_decision._errors import ApiError, Code
 from auxia_decision._retry import (
     DEFAULT_RETRY,
@@ -49,6 +52,7 @@ class _Call:
     request: Message
     codec: RestCodec
     retry: RetryPolicy
+    drift: DriftReports
     attempt: int = field(default=1)
 
     def content(self) -> bytes:
@@ -61,14 +65,25 @@ class _Call:
 
     def result(self, response: httpx.Response) -> Message:
         if response.is_success:
+            response_type = self.route.response_type
             try:
-                return self.codec.decode_response(response.content, self.route.response_type)
+                message, drifts = self.codec.decode_response_drift(response.content, response_type)
             except ApiError as error:
+                # Unreadable: counted and passed on as drift too (a JSON type the
+                # schema does not expect), but no warning: the error says it.
+                descriptor = cast(Descriptor, response_type.DESCRIPTOR)
+                drifts = find_drift_in_text(response.content, descriptor)
+                self.drift.report(self.route.name, drifts, warn=False)
                 raise self.malformed(
                     response,
-                    f"not a valid {self.route.response_type.DESCRIPTOR.name}: {error.message}",
+                    f"not a valid {response_type.DESCRIPTOR.name}: {error.message}",
                     error.details,
                 ) from None
+            if drifts:
+                self.drift.report(self.route.name, drifts)
+                if self.drift.strict:
+                    raise self.drift.error(self.route.name, drifts, response.status_code)
+            return message
         raise ApiError.from_http_response(
             response.status_code, response.headers.get("content-type", ""), response.content
         )
@@ -122,6 +137,8 @@ class _ClientBase:
         base_url: str | None,
         retry: RetryPolicy,
         codec: RestCodec | None,
+        on_drift: DriftCallback | None,
+        strict_responses: bool,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not api_key:
@@ -137,6 +154,17 @@ class _ClientBase:
         self.base_url = base_url.rstrip("/")
         self.retry = retry
         self.codec = codec or RestCodec(PROTO3_JSON)
+        self._drift = DriftReports(on_drift, strict=strict_responses)
+
+    @property
+    def drift(self) -> Mapping[tuple[str, str], int]:
+        """Return how many answers held schema drift, by method and place (read-only, live).
+
+        A place is a JSON path with ``[*]`` for every array index and map key
+        (``("GetTreatments", "userTreatments[*].newField")``); see
+        ``SchemaDriftWarning``.
+        """
+        return self._drift.counts
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -147,7 +175,7 @@ class _ClientBase:
             expected = route.request_type.DESCRIPTOR.full_name
             msg = f"{route.name} takes a {expected}, got {type(request).__name__}"
             raise TypeError(msg)
-        return _Call(route, request, self.codec, self.retry)
+        return _Call(route, request, self.codec, self.retry, self._drift)
 
 
 class Client(_ClientBase):
@@ -161,6 +189,11 @@ class Client(_ClientBase):
     one (INVALID_ARGUMENT) before anything is sent. Use it as a context
     manager, or call ``close()``. Needs the ``[client]`` extra (httpx).
 
+    An answer holding what the schema does not know (a field, an enum value
+    or a JSON type: the API is newer than the schema) is read as ever, the
+    unknown dropped, and reported: a ``SchemaDriftWarning`` once per method
+    and place, ``on_drift``, and the counts of ``drift``.
+
     Args:
         api_key: the API key, sent only in the ``x-api-key`` header; by
             default the ``AUXIA_API_KEY`` environment variable.
@@ -171,6 +204,13 @@ class Client(_ClientBase):
         codec: the JSON codec of requests and responses (proto3 JSON).
         http_client: an ``httpx.Client`` to send with (its timeout then
             applies); the client does not close it.
+        on_drift: called with the method's name and a ``Drift`` (its JSON
+            path, kind and detail) for every field, enum value or JSON type
+            an answer holds that the schema does not know; what it raises,
+            the call raises.
+        strict_responses: make such drift an ``ApiError`` (UNKNOWN, with a
+            ``BadRequest`` naming each path) rather than a
+            ``SchemaDriftWarning``: for consumers' own tests.
 
     """
 
@@ -183,8 +223,17 @@ class Client(_ClientBase):
         retry: RetryPolicy = DEFAULT_RETRY,
         codec: RestCodec | None = None,
         http_client: httpx.Client | None = None,
+        on_drift: DriftCallback | None = None,
+        strict_responses: bool = False,
     ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, retry=retry, codec=codec)
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            retry=retry,
+            codec=codec,
+            on_drift=on_drift,
+            strict_responses=strict_responses,
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
 
@@ -283,7 +332,7 @@ class AsyncClient(_ClientBase):
     """An asyncio client of the Auxia REST API; the async twin of ``Client``.
 
     Every method raises ``ApiError`` on failure, and only ``ApiError``, as
-    ``Client``'s do.
+    ``Client``'s do, and reports schema drift as they do.
 
     Args:
         api_key: the API key, sent only in the ``x-api-key`` header; by
@@ -295,6 +344,9 @@ class AsyncClient(_ClientBase):
         codec: the JSON codec of requests and responses (proto3 JSON).
         http_client: an ``httpx.AsyncClient`` to send with (its timeout then
             applies); the client does not close it.
+        on_drift: as ``Client``'s: called with the method's name and each
+            ``Drift`` of each answer.
+        strict_responses: as ``Client``'s: drift is an ``ApiError``.
 
     """
 
@@ -307,8 +359,17 @@ class AsyncClient(_ClientBase):
         retry: RetryPolicy = DEFAULT_RETRY,
         codec: RestCodec | None = None,
         http_client: httpx.AsyncClient | None = None,
+        on_drift: DriftCallback | None = None,
+        strict_responses: bool = False,
     ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, retry=retry, codec=codec)
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            retry=retry,
+            codec=codec,
+            on_drift=on_drift,
+            strict_responses=strict_responses,
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
 

@@ -11,6 +11,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from auxia_decision import _fastjson
+from auxia_decision._drift import Drift, find_drift
 from auxia_decision._errors import ApiError, FieldViolation, violation
 from auxia_decision._json import json_path, load_json
 from auxia_decision._json_checker import JsonChecker
@@ -71,6 +72,7 @@ class RestCodec:
         # The encoding of each type, and the decoding of each (type, strict), built once.
         self._encoders: dict[type[Message], Callable[[Message], bytes]] = {}
         self._decoders: dict[tuple[type[Message], bool], Callable[[bytes | str], Any]] = {}
+        self._drift_decoders: dict[type[Message], Callable[[bytes | str], Any]] = {}
 
     @property
     def profile(self) -> JsonProfile:
@@ -197,6 +199,53 @@ class RestCodec:
     def decode_response(self, data: bytes | str, message_type: type[M]) -> M:
         """Parse a response leniently (unknown fields and enum values are ignored)."""
         return self._decoder(message_type, strict=False)(data)
+
+    def decode_response_drift(
+        self, data: bytes | str, message_type: type[M]
+    ) -> tuple[M, list[Drift]]:
+        """Parse a response leniently, and list what in it the schema does not know.
+
+        Returns the message ``decode_response`` returns and the drift
+        (:func:`auxia_decision._drift.find_drift`): unknown fields and enum
+        values, by JSON path; empty when the schema knows everything in the
+        response. Raises what ``decode_response`` raises.
+        """
+        try:
+            decode = self._drift_decoders[message_type]
+        except KeyError:
+            decode = self._drift_decoders[message_type] = self._build_drift_decoder(message_type)
+        return cast("tuple[M, list[Drift]]", decode(data))
+
+    def _build_drift_decoder(
+        self, message_type: type[Message]
+    ) -> Callable[[bytes | str], tuple[Message, list[Drift]]]:
+        # A document the strict fast decoder reads, its enums' numbers known,
+        # has nothing the schema does not know, and reads as the lenient
+        # decoder reads it: so the cost of the check, when nothing drifted, is
+        # that of a strict decode rather than a lenient one. Anything else is
+        # read leniently (raising as it raises), then walked for drift.
+        lenient = self._decoder(message_type, strict=False)
+        descriptor = cast(Descriptor, message_type.DESCRIPTOR)
+        fast = (
+            _fastjson.decoder(message_type, strict=True, known_enums=True) if self._fast else None
+        )
+
+        def decode_checked(data: bytes | str) -> tuple[Message, list[Drift]]:
+            message = lenient(data)
+            return message, find_drift(load_json(data), descriptor)
+
+        if fast is None:
+            return decode_checked
+        strict: _fastjson.Decoder[Message] = fast
+
+        def decode(data: bytes | str) -> tuple[Message, list[Drift]]:
+            try:
+                message = strict(data)
+            except Exception:  # unsure, or something unknown: read leniently, and look
+                return decode_checked(data)
+            return message, []
+
+        return decode
 
     def _decoder(self, message_type: type[M], *, strict: bool) -> Callable[[bytes | str], M]:
         """Return the decoding of one type, read strictly or leniently, built once per codec."""

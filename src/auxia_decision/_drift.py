@@ -17,7 +17,8 @@ from typing import Final
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
 
-from auxia_decision._json import kind_of
+from auxia_decision._errors import ApiError
+from auxia_decision._json import kind_of, load_json
 from auxia_decision._json_checker import JsonChecker
 
 UNKNOWN_FIELD: Final = "unknown_field"
@@ -98,3 +99,12 @@ def find_drift(document: object, descriptor: Descriptor) -> list[Drift]:
     finder = _DriftFinder()
     finder.message(document, descriptor, "")
     return finder.found
+
+
+def find_drift_in_text(data: bytes | str, descriptor: Descriptor) -> list[Drift]:
+    """:func:`find_drift` of a JSON text; empty when the text is not JSON at all."""
+    try:
+        document = load_json(data)
+    except ApiError:
+        return []
+    return find_drift(document, descriptor)

@@ -22,7 +22,15 @@ from auxia.decision.model import (
 from auxia.decision.model import (
     treatment_management_service_pb2 as management,
 )
-from auxia_decision import ApiError, AsyncClient, Client, Code, RestCodec, RetryPolicy
+from auxia_decision import (
+    ApiError,
+    AsyncClient,
+    Client,
+    Code,
+    RestCodec,
+    RetryPolicy,
+    SchemaDriftWarning,
+)
 from auxia_decision._errors import FieldViolation
 from auxia_decision._routes import Route, routes
 from tests._fixtures import PARSEABLE
@@ -295,9 +303,19 @@ def test_response_with_fields_from_a_newer_server_is_parsed(server: ScriptedServ
     request = management.UpdateTreatmentRequest(
         project_id="PROJECT_ID", treatment_id="T9", last_modified_by="me"
     )
-    with Client(api_key=KEY, base_url=server.url) as client:
+    with (
+        Client(api_key=KEY, base_url=server.url) as client,
+        pytest.warns(SchemaDriftWarning) as warned,
+    ):
         response = client.update_treatment(request)
+    assert len(warned) == 3
     assert response.treatment.treatment_id == "T9"
+    assert response.treatment.status == 0  # unknown: read as unset
+    assert set(client.drift) == {
+        ("UpdateTreatment", "treatment.status"),
+        ("UpdateTreatment", "treatment.aFieldAddedLater"),
+        ("UpdateTreatment", "serverTimingMicros"),
+    }
 
 
 def test_invalid_success_body_is_an_error_naming_the_response_type(

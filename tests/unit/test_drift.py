@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 from auxia.decision.model import data_field_pb2 as data_fields
 from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.model import treatment_management_service_pb2 as management
-from auxia_decision import RestCodec
+from auxia_decision import RestCodec, _fastjson
 from auxia_decision._drift import (
     INVALID_VALUE,
     KINDS,
@@ -24,6 +24,7 @@ from auxia_decision._drift import (
     Drift,
     find_drift,
 )
+from tests._fixtures import PARSEABLE, Sample
 
 GET_TREATMENTS = decisions.GetTreatmentsResponse.DESCRIPTOR
 GET_TREATMENT = management.GetTreatmentResponse.DESCRIPTOR
@@ -251,3 +252,37 @@ def test_drift_of_unknown_names_is_what_lenient_decoding_drops(
     expected = json_format.Parse(text, message_type(), ignore_unknown_fields=True)
     assert decoded == expected
     assert find_drift(document, typing.cast(Descriptor, message_type.DESCRIPTOR))
+
+
+@pytest.mark.parametrize("sample", PARSEABLE, ids=lambda sample: sample.name)
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "generic"])
+def test_the_documentation_samples_decode_as_ever_without_drift(sample: Sample, fast: bool) -> None:
+    codec = RestCodec(fast=fast)
+    text = sample.text()
+    message, drifts = codec.decode_response_drift(text, sample.message_type)
+    assert message == codec.decode_response(text, sample.message_type)
+    assert drifts == []
+
+
+@pytest.mark.parametrize(
+    ("status", "known"),
+    [('"LIVE"', True), ("1", True), ('"BRAND_NEW_STATUS"', False), ("77", False)],
+)
+@pytest.mark.parametrize("nested", [False, True], ids=["treatment", "version"])
+def test_the_fast_decoder_with_known_enums_refuses_a_value_the_enum_lacks(
+    status: str, known: bool, nested: bool
+) -> None:
+    """What it accepts holds nothing unknown, and what it refuses the generic path decides.
+
+    It reads a name the enum has; a number, even one it has, it may leave to
+    the generic path (the message constructor would take any).
+    """
+    decode = _fastjson.decoder(management.GetTreatmentResponse, strict=True, known_enums=True)
+    assert decode is not None
+    where = '"versions": [{"status": %s}]' if nested else '"status": %s'
+    text = '{"treatment": {' + where % status + "}}"
+    if status.startswith('"') and known:
+        assert decode(text) == json_format.Parse(text, management.GetTreatmentResponse())
+    elif not known:
+        with pytest.raises(Exception):  # noqa: B017, PT011 - any: the generic path decides
+            decode(text)

@@ -184,9 +184,9 @@ def test_the_tests_run_orjson_and_the_stdlib_codec_parses_with_the_stdlib(
     built: list[JsonBackend] = []
     decoder_on = _fastjson._decoder_on
 
-    def spy(backend: JsonBackend, message_type: type[M], *, strict: bool) -> Any:
+    def spy(backend: JsonBackend, message_type: type[M], *, strict: bool, known_enums: bool) -> Any:
         built.append(backend)
-        return decoder_on(backend, message_type, strict=strict)
+        return decoder_on(backend, message_type, strict=strict, known_enums=known_enums)
 
     monkeypatch.setattr(_fastjson, "_decoder_on", spy)
     for codec in (CodecOn(json_backend.STDLIB), RestCodec()):

@@ -1,6 +1,7 @@
 // createClient: the Auxia API's client, one method per RPC of its services.
 
 import { services, type RequestInits } from "./gen/auxia/decision/model/services.js";
+import { DriftReports, type DriftCallback } from "./drift.js";
 import { createServicesClient, environment, type ServicesClient } from "./rest.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 
@@ -25,6 +26,17 @@ export interface ClientOptions {
   readonly retry?: Partial<RetryPolicy>;
   /** How long one attempt may take, answer included, in milliseconds (10 s). */
   readonly timeoutMs?: number;
+  /**
+   * Called with the RPC's name and a Drift (its JSON path, kind and detail) for
+   * every field, enum value or JSON type an answer holds that the schema does
+   * not know; what it throws, the call rejects with.
+   */
+  readonly onDrift?: DriftCallback;
+  /**
+   * Make such drift an ApiError (UNKNOWN, with a BadRequest naming each path)
+   * rather than a SchemaDriftWarning: for consumers' own tests.
+   */
+  readonly strictResponses?: boolean;
 }
 
 /**
@@ -36,10 +48,21 @@ export interface ClientOptions {
 export type AuxiaClient = ServicesClient<typeof services, RequestInits> & {
   /** Where the client sends its calls. */
   readonly baseUrl: string;
+  /**
+   * How many answers held schema drift, by RPC name, then by place (the JSON
+   * path with `[*]` for every array index and map key): live, read-only.
+   */
+  readonly drift: ReadonlyMap<string, ReadonlyMap<string, number>>;
 };
 
 /**
  * Return a client of the Auxia API.
+ *
+ * An answer holding what the schema does not know (a field, an enum value or
+ * a JSON type: the API is newer than the schema) is read as ever, the
+ * unknown dropped, and reported: a process warning of type
+ * `SchemaDriftWarning` once per RPC and place, `onDrift`, and the counts of
+ * `drift`.
  *
  * Throws when there is no API key (neither `apiKey` nor `AUXIA_API_KEY`) or
  * the base URL is not an http(s) URL without credentials, query or fragment.
@@ -49,12 +72,17 @@ export function createClient(options: ClientOptions = {}): AuxiaClient {
   if (!apiKey) {
     throw new Error(`no API key: pass apiKey or set the ${API_KEY_ENV} environment variable`);
   }
-  return createServicesClient<typeof services, RequestInits>(services, {
+  const drift = new DriftReports(options.onDrift, options.strictResponses ?? false);
+  const client = createServicesClient<typeof services, RequestInits>(services, {
     baseUrl: options.baseUrl ?? environment(BASE_URL_ENV) ?? DEFAULT_BASE_URL,
     keyHeader: "x-api-key",
     key: apiKey,
     fetch: options.fetch,
     retry: { ...DEFAULT_RETRY, ...options.retry },
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    drift,
   });
+  // Not enumerable: the client's enumerable keys are its methods and baseUrl.
+  Object.defineProperty(client, "drift", { value: drift.counts, enumerable: false });
+  return client as AuxiaClient;
 }

@@ -14,6 +14,7 @@ export {
   type AuxiaClient,
   type ClientOptions,
 } from "./client.js";
+export { findDrift, type Drift, type DriftCallback } from "./drift.js";
 export { ApiError, Code, codeName, type ApiErrorInit } from "./errors.js";
 export type { CallOptions } from "./rest.js";
 export { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";

@@ -2,6 +2,7 @@
 
 import {
   create,
+  fromJson,
   fromJsonString,
   getOption,
   isMessage,
@@ -9,12 +10,17 @@ import {
   type DescField,
   type DescMessage,
   type DescService,
+  type JsonValue,
   type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import { anyPack } from "@bufbuild/protobuf/wkt";
 
+import { findDrift, type Drift, type DriftReports } from "./drift.js";
 import { ApiError, Code, errorFromHttpAnswer, redact } from "./errors.js";
+import { BadRequestSchema } from "./gen/google/rpc/error_details_pb.js";
+import { StatusSchema } from "./gen/google/rpc/status_pb.js";
 import { http } from "./gen/google/api/annotations_pb.js";
 import { backoffMs, retryAfterMs, type RetryPolicy } from "./retry.js";
 import { VERSION } from "./version.js";
@@ -110,6 +116,8 @@ export interface Transport {
   readonly fetch: typeof globalThis.fetch;
   readonly retry: RetryPolicy;
   readonly timeoutMs: number;
+  /** Where schema drift in answers is reported; not looked for when undefined. */
+  readonly drift?: DriftReports | undefined;
 }
 
 /** The user agent of every call. */
@@ -128,6 +136,8 @@ export interface ServicesClientOptions {
   readonly retry: RetryPolicy;
   /** How long one attempt may take, answer included, in milliseconds. */
   readonly timeoutMs: number;
+  /** Where schema drift in answers is reported; not looked for when undefined. */
+  readonly drift?: DriftReports | undefined;
 }
 
 /**
@@ -152,6 +162,7 @@ export function createServicesClient<Services extends readonly DescService[], In
     fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
     retry: options.retry,
     timeoutMs: options.timeoutMs,
+    drift: options.drift,
   };
   const client: Record<string, unknown> = { baseUrl };
   for (const route of routesOf(services)) {
@@ -447,13 +458,73 @@ function result(transport: Transport, route: Route, response: Response, text: st
     const contentType = response.headers.get("content-type") ?? "";
     throw errorFromHttpAnswer(response.status, contentType, text, transport.secrets);
   }
+  const reports = transport.drift;
+  if (reports === undefined) {
+    return decoded(transport, route, response, () =>
+      fromJsonString(route.output, text, { ignoreUnknownFields: true }),
+    );
+  }
+  // Parsed once, read leniently, and walked for what the schema does not know.
+  let document: unknown = NOT_JSON;
   try {
-    return fromJsonString(route.output, text, { ignoreUnknownFields: true });
+    document = JSON.parse(text);
+  } catch {
+    // fromJsonString words the error
+  }
+  const message = decoded(transport, route, response, () => {
+    try {
+      return document === NOT_JSON
+        ? fromJsonString(route.output, text, { ignoreUnknownFields: true })
+        : fromJson(route.output, document as JsonValue, { ignoreUnknownFields: true });
+    } catch (error) {
+      // Unreadable: counted and passed on as drift too, but no warning: the error says it.
+      if (document !== NOT_JSON) {
+        reports.report(route.name, findDrift(document, route.output), false);
+      }
+      throw error;
+    }
+  });
+  const drifts = findDrift(document, route.output);
+  if (drifts.length > 0) {
+    reports.report(route.name, drifts);
+    if (reports.strict) {
+      throw driftError(route, drifts, response.status);
+    }
+  }
+  return message;
+}
+
+const NOT_JSON = Symbol("not JSON");
+
+/** Return what `decode` returns, or throw the ApiError of an answer that is not the output. */
+function decoded(
+  transport: Transport,
+  route: Route,
+  response: Response,
+  decode: () => unknown,
+): unknown {
+  try {
+    return decode();
   } catch (error) {
     const why = redact(error instanceof Error ? error.message : String(error), transport.secrets);
     const message = `the server's answer to ${route.name} is not a valid ${route.output.name}: ${why}`;
     throw ApiError.of(Code.UNKNOWN, message, response.status);
   }
+}
+
+/** The error of an answer with drift, under `strictResponses`: UNKNOWN, a BadRequest of each path. */
+function driftError(route: Route, drifts: readonly Drift[], httpStatus: number): ApiError {
+  const [first] = drifts as [Drift, ...Drift[]];
+  const more = drifts.length > 1 ? ` (and ${drifts.length - 1} more)` : "";
+  const message =
+    `the server's answer to ${route.name} holds what the schema does not know: ` +
+    `${first.kind} at ${first.path || "the root"}: ${first.detail}${more}`;
+  const fieldViolations = drifts.map((drift) => ({
+    field: drift.path,
+    description: `${drift.kind}: ${drift.detail}`,
+  }));
+  const details = [anyPack(BadRequestSchema, create(BadRequestSchema, { fieldViolations }))];
+  return new ApiError({ status: create(StatusSchema, { code: Code.UNKNOWN, message, details }), httpStatus });
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -72,7 +72,7 @@ _lock = threading.Lock()
 _MISSING = object()
 _built_encoders: dict[tuple[type[Message], bool], Encoder | None] = {}
 _built_decoders: dict[
-    tuple[type[Message], bool, json_backend.JsonBackend], Decoder[Message] | None
+    tuple[type[Message], bool, bool, json_backend.JsonBackend], Decoder[Message] | None
 ] = {}
 _built_fields_encoders: dict[type[Message], FieldsEncoder | None] = {}
 _built_fields_decoders: dict[
@@ -115,20 +115,27 @@ def fields_encoder(message_type: type[Message]) -> FieldsEncoder | None:
     return _built_once(_built_fields_encoders, message_type, build)
 
 
-def decoder(message_type: type[M], *, strict: bool) -> Decoder[M] | None:
+def decoder(message_type: type[M], *, strict: bool, known_enums: bool = False) -> Decoder[M] | None:
     """Return the specialised decoder of a message type, or None if it has none.
 
     The decoder returns a message equal to what the generic codec returns for
     the same text (strictly or leniently read), or raises when the generic
     codec must decide: for every document it rejects, and for some unusual
     ones it accepts. It parses with the backend in use (orjson if installed,
-    else the standard library), chosen when the first decoder is built.
+    else the standard library), chosen when the first decoder is built. With
+    ``known_enums``, it also raises for an open enum given by a number that
+    is none of its values (and for a singular one given by any number), so
+    that what it accepts strictly holds nothing the schema does not know.
     """
-    return _decoder_on(json_backend.in_use(), message_type, strict=strict)
+    return _decoder_on(json_backend.in_use(), message_type, strict=strict, known_enums=known_enums)
 
 
 def _decoder_on(
-    backend: json_backend.JsonBackend, message_type: type[M], *, strict: bool
+    backend: json_backend.JsonBackend,
+    message_type: type[M],
+    *,
+    strict: bool,
+    known_enums: bool = False,
 ) -> Decoder[M] | None:
     """Return the specialised decoder of a message type parsing with a given backend.
 
@@ -136,8 +143,8 @@ def _decoder_on(
     can build decoders on each (``json_backend.ORJSON``, ``json_backend.STDLIB``).
     """
     root = cast(type[Message], message_type)
-    build = functools.partial(build_decoder, root, strict, backend)
-    found = _built_once(_built_decoders, (root, strict, backend), build)
+    build = functools.partial(build_decoder, root, strict, backend, known_enums=known_enums)
+    found = _built_once(_built_decoders, (root, strict, known_enums, backend), build)
     return cast("Decoder[M] | None", found)
 
 

@@ -75,11 +75,13 @@ class DecoderCompiler(Compiler):
 
     parameters = "m, n"
 
-    def __init__(self, *, strict: bool, checked: bool = False) -> None:
+    def __init__(self, *, strict: bool, checked: bool = False, known_enums: bool = False) -> None:
         super().__init__("d")
         self._strict = strict
         self.checked = checked
         """Whether every value is checked here (the fields decoder's functions)."""
+        self.known_enums = known_enums
+        """Whether an open enum's number must be one of its values (else: fall back)."""
 
     def body(self, descriptor: Descriptor) -> list[str]:
         """Return the statements reading the members of ``m`` into ``kw``, checked and converted."""
@@ -118,6 +120,13 @@ class DecoderCompiler(Compiler):
         lines.append("    n[0] += len(m)")
         for field in fields:
             if not self.checked and checked_by_constructor(field):
+                if self.known_enums and field.enum_type is not None:
+                    # By name, the constructor refuses a name the enum lacks; a
+                    # number, which it would take, is left to the generic path.
+                    lines += [
+                        f"    if type(kw.get({field.name!r}, '')) is not str:",
+                        "        raise _Fallback",
+                    ]
                 continue
             lines.append(f"    x = kw.get({field.name!r})")
             kind = value_kind(field)
@@ -172,7 +181,7 @@ class DecoderCompiler(Compiler):
         """Return the expression converting an enum value, by name or by number."""
         v = variable
         numbers = self.source.constant({value.name: value.number for value in enum_type.values})
-        if enum_type.is_closed:
+        if enum_type.is_closed or self.known_enums:
             known = self.source.constant(frozenset(value.number for value in enum_type.values))
             by_number = f"_closed_enum_number({v}, {known})"
         else:
@@ -204,13 +213,15 @@ class DecoderCompiler(Compiler):
 
 
 def build_decoder(
-    message_type: type[Message], strict: bool, backend: JsonBackend
+    message_type: type[Message], strict: bool, backend: JsonBackend, *, known_enums: bool = False
 ) -> Decoder[Message] | None:
     """Generate and compile the decoder of a message type, or return None if it has none.
 
-    The decoder parses with ``backend``, imported now if it was not yet.
+    The decoder parses with ``backend``, imported now if it was not yet; with
+    ``known_enums``, it falls back on an open enum's number that is none of
+    its values.
     """
-    compiler = DecoderCompiler(strict=strict)
+    compiler = DecoderCompiler(strict=strict, known_enums=known_enums)
     return cast("Decoder[Message] | None", _entry_point(message_type, compiler, backend))
 
 

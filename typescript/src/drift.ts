@@ -1,0 +1,232 @@
+// Schema drift: what an answer holds that the schema does not know, and what a client does with it.
+
+import { ScalarType, type DescEnum, type DescField, type DescMessage } from "@bufbuild/protobuf";
+
+/** One place where an answer says what the schema does not know. */
+export interface Drift {
+  /** The JSON path of the value: `userTreatments[0].newField`, `treatment.status`. */
+  readonly path: string;
+  /** `unknown_field`, `unknown_enum_value` or `wrong_json_type`. */
+  readonly kind: "unknown_field" | "unknown_enum_value" | "wrong_json_type";
+  /** What is there, in words: `treatment.status="BRAND_NEW_STATUS" is not a value of Status`. */
+  readonly detail: string;
+}
+
+/** Called with the RPC's name (`GetTreatments`) and one drift, for every drift of every answer. */
+export type DriftCallback = (method: string, drift: Drift) => void;
+
+/**
+ * Every place a parsed JSON document of a message type says what the schema
+ * does not know: members its type lacks (at any depth, in lists and maps
+ * too), enum values it lacks (a name, or a number the enum does not name),
+ * and values of JSON types their fields cannot take. Well-known types
+ * (Timestamp, Struct, ...) are read as they are, not walked.
+ */
+export function findDrift(document: unknown, schema: DescMessage): Drift[] {
+  const found: Drift[] = [];
+  walkMessage(document, schema, "", found);
+  return found;
+}
+
+/** A JSON path with `[*]` for every array index and map key: where drift is counted and warned of. */
+export function placeOf(path: string): string {
+  return path.replace(/\[(?:\d+|"(?:[^"\\]|\\.)*")\]/g, "[*]");
+}
+
+/** What the Python client's JSON paths do: `a.b`, or `a["b c"]` for a name that is not plain. */
+function memberPath(parent: string, name: string): string {
+  if (name === "" || /[\s.[\]"]/.test(name)) {
+    return `${parent}[${JSON.stringify(name)}]`;
+  }
+  return parent ? `${parent}.${name}` : name;
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  switch (typeof value) {
+    case "boolean":
+      return "a boolean";
+    case "number":
+      return "a number";
+    case "string":
+      return "a string";
+    default:
+      return "an object";
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+const fieldsByKey = new WeakMap<DescMessage, Map<string, DescField>>();
+
+function fieldsOf(schema: DescMessage): Map<string, DescField> {
+  let fields = fieldsByKey.get(schema);
+  if (fields === undefined) {
+    fields = new Map<string, DescField>();
+    for (const field of schema.fields) {
+      fields.set(field.name, field);
+    }
+    for (const field of schema.fields) {
+      fields.set(field.jsonName, field);
+    }
+    fieldsByKey.set(schema, fields);
+  }
+  return fields;
+}
+
+function walkMessage(value: unknown, schema: DescMessage, path: string, found: Drift[]): void {
+  if (schema.typeName.startsWith("google.protobuf.")) {
+    return; // a well-known type: its JSON form is its own
+  }
+  if (!isObject(value)) {
+    const detail = `expected a JSON object (${schema.name}), got ${kindOf(value)}`;
+    found.push({ path, kind: "wrong_json_type", detail });
+    return;
+  }
+  const fields = fieldsOf(schema);
+  for (const [key, item] of Object.entries(value)) {
+    const here = memberPath(path, key);
+    const field = fields.get(key);
+    if (field === undefined) {
+      found.push({ path: here, kind: "unknown_field", detail: `"${key}" is not a field of ${schema.name}` });
+    } else if (item !== null) {
+      walkField(item, field, memberPath(path, field.jsonName), found);
+    }
+  }
+}
+
+function walkField(value: unknown, field: DescField, path: string, found: Drift[]): void {
+  const wrong = (expected: string): void => {
+    found.push({ path, kind: "wrong_json_type", detail: `expected ${expected}, got ${kindOf(value)}` });
+  };
+  switch (field.fieldKind) {
+    case "message":
+      walkMessage(value, field.message, path, found);
+      return;
+    case "enum":
+      walkEnum(value, field.enum, path, found);
+      return;
+    case "scalar":
+      walkScalar(value, field.scalar, path, found);
+      return;
+    case "list":
+      if (!Array.isArray(value)) {
+        wrong("an array");
+        return;
+      }
+      value.forEach((item: unknown, index) => {
+        const itemPath = `${path}[${index}]`;
+        if (field.listKind === "message") walkMessage(item, field.message, itemPath, found);
+        else if (field.listKind === "enum") walkEnum(item, field.enum, itemPath, found);
+        else walkScalar(item, field.scalar, itemPath, found);
+      });
+      return;
+    case "map":
+      if (!isObject(value)) {
+        wrong("a JSON object (a map)");
+        return;
+      }
+      for (const [key, item] of Object.entries(value)) {
+        const itemPath = `${path}["${key}"]`;
+        if (field.mapKind === "message") walkMessage(item, field.message, itemPath, found);
+        else if (field.mapKind === "enum") walkEnum(item, field.enum, itemPath, found);
+        else walkScalar(item, field.scalar, itemPath, found);
+      }
+      return;
+  }
+}
+
+function walkEnum(value: unknown, schema: DescEnum, path: string, found: Drift[]): void {
+  if (schema.typeName === "google.protobuf.NullValue") {
+    return;
+  }
+  const number = typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value;
+  const known =
+    typeof number === "string"
+      ? schema.values.some((item) => item.name === number)
+      : typeof number === "number"
+        ? schema.values.some((item) => item.number === number)
+        : undefined;
+  if (known === undefined) {
+    const detail = `expected an enum value name or number, got ${kindOf(value)}`;
+    found.push({ path, kind: "wrong_json_type", detail });
+  } else if (!known) {
+    const detail = `${path}=${JSON.stringify(value)} is not a value of ${schema.name}`;
+    found.push({ path, kind: "unknown_enum_value", detail });
+  }
+}
+
+function walkScalar(value: unknown, scalar: ScalarType, path: string, found: Drift[]): void {
+  let expected: string | undefined;
+  if (scalar === ScalarType.STRING || scalar === ScalarType.BYTES) {
+    expected = typeof value === "string" ? undefined : "a string";
+  } else if (scalar === ScalarType.BOOL) {
+    expected = typeof value === "boolean" ? undefined : "true or false";
+  } else if (typeof value !== "number" && typeof value !== "string") {
+    expected = "a number (or a string)";
+  }
+  if (expected !== undefined) {
+    found.push({ path, kind: "wrong_json_type", detail: `expected ${expected}, got ${kindOf(value)}` });
+  }
+}
+
+/** Where the warnings of schema drift go: Node's process warnings, else the console. */
+function emitWarning(message: string): void {
+  const process = (globalThis as { process?: { emitWarning?: (w: string, o: object) => void } })
+    .process;
+  if (typeof process?.emitWarning === "function") {
+    process.emitWarning(message, { type: "SchemaDriftWarning", code: "AUXIA_SCHEMA_DRIFT" });
+  } else {
+    console.warn(`SchemaDriftWarning: ${message}`);
+  }
+}
+
+/** A client's record of schema drift: counts, a warning once per method and place, a callback. */
+export class DriftReports {
+  /** How many answers of each method held drift at each place (`[*]` for indexes and keys). */
+  readonly counts = new Map<string, Map<string, number>>();
+
+  constructor(
+    readonly onDrift: DriftCallback | undefined,
+    readonly strict: boolean,
+  ) {}
+
+  /** Count the drifts of one answer, pass each to the callback, and warn of places new to it. */
+  report(method: string, drifts: readonly Drift[], warn = true): void {
+    let byPlace = this.counts.get(method);
+    if (byPlace === undefined) {
+      byPlace = new Map<string, number>();
+      this.counts.set(method, byPlace);
+    }
+    const firsts = new Map<string, Drift>();
+    for (const drift of drifts) {
+      const place = placeOf(drift.path);
+      if (!firsts.has(place)) firsts.set(place, drift);
+    }
+    const fresh: Drift[] = [];
+    for (const [place, drift] of firsts) {
+      const count = byPlace.get(place) ?? 0;
+      if (count === 0) fresh.push(drift);
+      byPlace.set(place, count + 1);
+    }
+    for (const drift of drifts) {
+      this.onDrift?.(method, drift);
+    }
+    if (warn && !this.strict) {
+      for (const drift of fresh) {
+        emitWarning(describe(method, drift));
+      }
+    }
+  }
+}
+
+/** The words of a drift warning (the Python client's SchemaDriftWarning's). */
+export function describe(method: string, drift: Drift): string {
+  return (
+    `${method} answered what the schema does not know (${drift.kind} at ` +
+    `${drift.path || "the root"}): ${drift.detail}; this package may be older than the API`
+  );
+}
