@@ -8,9 +8,11 @@ rest of the answer as before.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
+import warnings
 from collections.abc import Iterator
 from typing import Final
 
@@ -21,7 +23,7 @@ from google.rpc import code_pb2
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia.decision.model import treatment_management_service_pb2_grpc as management_grpc
-from auxia_decision import ApiError
+from auxia_decision import ApiError, Drift, SchemaDriftWarning
 from auxia_decision.server import LocalServer
 from tests._repo import VENV_BIN
 
@@ -56,7 +58,8 @@ def test_the_client_reads_an_evolved_answer_as_it_reads_the_usual_one(
     with server.client() as client:
         usual = client.get_treatment(request)
         fault = server.faults.evolve("GetTreatment")
-        evolved = client.get_treatment(request)
+        with pytest.warns(SchemaDriftWarning):  # what it does not know, it says
+            evolved = client.get_treatment(request)
     assert fault.evolve
     assert (fault.count, fault.fraction) == (0, 1.0)
     # every enum now reads as a value the schema lacks (0); everything else is as before
@@ -125,3 +128,64 @@ def test_the_admin_command_arms_an_evolution_fault(server: LocalServer) -> None:
     refused = _admin(server, "faults", "add", "GetTreatment", "--evolve", "--code", "internal")
     assert refused.returncode == 2
     assert "--evolve answers calls that succeed: give it no --code" in refused.stderr
+
+
+def _added(value: object, path: str = "") -> set[str]:
+    """Return the JSON paths of what an evolution fault added, read off the answer."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            item_path = f"{path}.{key}" if path else key
+            if key in ("evolvedField", "evolvedObject"):
+                found.add(item_path)
+            else:
+                found |= _added(item, item_path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found |= _added(item, f"{path}[{index}]")
+    elif value == "EVOLVED_VALUE":
+        found.add(path)
+    return found
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_our_client_reports_every_addition_of_an_evolution_fault_by_its_path(
+    server: LocalServer, asynchronous: bool
+) -> None:
+    server.faults.evolve("GetTreatment", count=1)
+    expected = _added(_get_treatment(server).json())  # the same additions on every answer
+    server.faults.evolve("GetTreatment", count=2)
+    request = management.GetTreatmentRequest(project_id="PROJECT_ID", treatment_id="CART_REMINDER")
+    seen: list[Drift] = []
+
+    def on_drift(method: str, drift: Drift) -> None:
+        assert method == "GetTreatment"
+        seen.append(drift)
+
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        if asynchronous:
+
+            async def calls() -> None:
+                async with server.async_client(on_drift=on_drift) as client:
+                    await client.get_treatment(request)
+                    await client.get_treatment(request)
+
+            asyncio.run(calls())
+        else:
+            with server.client(on_drift=on_drift) as client:
+                client.get_treatment(request)
+                client.get_treatment(request)
+    assert {drift.path for drift in seen} == expected
+    assert len(seen) == 2 * len(expected)  # the callback hears every answer
+    drift_warnings = [w for w in warned if issubclass(w.category, SchemaDriftWarning)]
+    assert drift_warnings  # once per place, not per answer
+    assert len(drift_warnings) <= len(expected)
+
+
+def test_a_strict_client_refuses_an_evolved_answer(server: LocalServer) -> None:
+    server.faults.evolve("GetTreatment", count=1)
+    request = management.GetTreatmentRequest(project_id="PROJECT_ID", treatment_id="CART_REMINDER")
+    with server.client(strict_responses=True) as client, pytest.raises(ApiError) as refused:
+        client.get_treatment(request)
+    assert "evolvedField" in str(refused.value)
