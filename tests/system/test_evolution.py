@@ -25,6 +25,7 @@ from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia.decision.model import treatment_management_service_pb2_grpc as management_grpc
 from auxia_decision import ApiError, Drift, SchemaDriftWarning
 from auxia_decision.server import LocalServer
+from tests._evolution import evolution_paths
 from tests._repo import VENV_BIN
 
 ADMIN_KEY: Final = "evolution-admin-key-3a9d"
@@ -130,30 +131,12 @@ def test_the_admin_command_arms_an_evolution_fault(server: LocalServer) -> None:
     assert "--evolve answers calls that succeed: give it no --code" in refused.stderr
 
 
-def _added(value: object, path: str = "") -> set[str]:
-    """Return the JSON paths of what an evolution fault added, read off the answer."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, item in value.items():
-            item_path = f"{path}.{key}" if path else key
-            if key in ("evolvedField", "evolvedObject"):
-                found.add(item_path)
-            else:
-                found |= _added(item, item_path)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found |= _added(item, f"{path}[{index}]")
-    elif value == "EVOLVED_VALUE":
-        found.add(path)
-    return found
-
-
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
 def test_our_client_reports_every_addition_of_an_evolution_fault_by_its_path(
     server: LocalServer, asynchronous: bool
 ) -> None:
     server.faults.evolve("GetTreatment", count=1)
-    expected = _added(_get_treatment(server).json())  # the same additions on every answer
+    expected = evolution_paths(_get_treatment(server).json())  # the same additions on every answer
     server.faults.evolve("GetTreatment", count=2)
     request = management.GetTreatmentRequest(project_id="PROJECT_ID", treatment_id="CART_REMINDER")
     seen: list[Drift] = []

@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from auxia_decision.server import LocalServer
+from tests._evolution import evolution_paths
 from tests._http_server import Answer, scripted_server
 from tests._repo import VENV_BIN
 
@@ -113,24 +114,6 @@ def _post(base: str, path: str, body: bytes | dict[str, Any], **headers: str) ->
     return httpx.post(f"{base}{path}", content=content, headers={**JSON, **headers}, timeout=30)
 
 
-def _evolution_paths(value: object, path: str = "") -> set[str]:
-    """Return the JSON path of everything an evolution fault added, read off the document."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, item in value.items():
-            item_path = f"{path}.{key}" if path else key
-            if key in ("evolvedField", "evolvedObject"):
-                found.add(item_path)
-            else:
-                found |= _evolution_paths(item, item_path)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found |= _evolution_paths(item, f"{path}[{index}]")
-    elif value == "EVOLVED_VALUE":
-        found.add(path)
-    return found
-
-
 def test_answers_pass_unchanged_and_evolution_is_reported_path_by_path(
     server: LocalServer, tmp_path: pathlib.Path
 ) -> None:
@@ -147,7 +130,7 @@ def test_answers_pass_unchanged_and_evolution_is_reported_path_by_path(
         summary = running.stop()
     assert (proxied.status_code, proxied.content) == (200, direct.content)
     assert (evolved.status_code, evolved.content) == (200, evolved_direct.content)
-    added = _evolution_paths(evolved.json())
+    added = evolution_paths(evolved.json())
     assert {"evolvedObject", "evolvedField", "treatment.evolvedField"} <= added
     assert "treatment.versions[0].status" in added
     found = running.findings()

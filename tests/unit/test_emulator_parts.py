@@ -29,6 +29,7 @@ from auxia_decision.server._emulator.recent_decisions import (
     RecentDecisions,
     served_nothing,
 )
+from tests._evolution import ADDED_ENUM_VALUE, ADDED_MEMBERS, evolution_paths
 
 METHODS = ("GetTreatments", "LogTreatmentInteraction")
 FULL_NAMES = {"io.auxia.decision.model.TreatmentDecisionService.GetTreatments": "GetTreatments"}
@@ -188,39 +189,25 @@ def test_a_fault_that_evolves_and_fails_or_does_nothing_is_refused(
     assert [v.field for v in refused.value.field_violations] == [field]
 
 
-def _added(value: object, path: str = "") -> set[str]:
-    """Return the paths of what evolution added, read off a document (maps as ["key"])."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, item in value.items():
-            item_path = f"{path}.{key}" if path else key
-            if key in (EVOLVED_FIELD, EVOLVED_OBJECT):
-                found.add(item_path)
-            else:
-                found |= _added(item, item_path)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found |= _added(item, f"{path}[{index}]")
-    elif value == EVOLVED_ENUM_VALUE:
-        found.add(path)
-    return found
-
-
 def test_an_evolved_answer_adds_at_every_depth_the_same_way_every_time() -> None:
     treatment = treatment_pb2.TreatmentPb(treatment_id="T1", name="n")
     version = treatment.versions.add()
     version.start_timestamp.FromSeconds(1_700_000_000)
     response = management_pb2.GetTreatmentResponse(treatment=treatment)
+    assert (ADDED_MEMBERS, ADDED_ENUM_VALUE) == (
+        (EVOLVED_FIELD, EVOLVED_OBJECT),
+        EVOLVED_ENUM_VALUE,
+    )
     evolved = evolved_json(response)
     assert evolved == evolved_json(response)
     document = json.loads(evolved)
     assert document["treatment"]["versions"][0]["status"] == EVOLVED_ENUM_VALUE  # unset before
     assert document["treatment"]["versions"][0]["startTimestamp"] == "2023-11-14T22:13:20Z"
     assert {"evolvedObject", "treatment.evolvedField", "treatment.versions[0].evolvedField"} <= (
-        _added(document)
+        evolution_paths(document)
     )
     drifts = find_drift(document, management_pb2.GetTreatmentResponse.DESCRIPTOR)
-    assert {drift.path for drift in drifts} == _added(document)
+    assert {drift.path for drift in drifts} == evolution_paths(document)
     assert {drift.kind for drift in drifts} == {"unknown_field", "unknown_enum_value"}
     # what the schema knows reads as before
     read = management_pb2.GetTreatmentResponse()
@@ -228,7 +215,7 @@ def test_an_evolved_answer_adds_at_every_depth_the_same_way_every_time() -> None
     assert read.treatment.versions[0].start_timestamp == version.start_timestamp
 
 
-def test_a_repeated_enum_gets_the_new_value_added() -> None:
+def test_a_repeated_enum_gets_the_new_valueevolution_paths() -> None:
     options = descriptor_pb2.FieldOptions(targets=[descriptor_pb2.FieldOptions.TARGET_TYPE_FILE])
     document = json.loads(evolved_json(options))
     assert document["targets"] == ["TARGET_TYPE_FILE", EVOLVED_ENUM_VALUE]
