@@ -90,8 +90,8 @@ checkgenerate: $(STAMP) ## Fail if generated/ differs from what buf produces
 # (proto/auxia/decision/model) and the local server's protos (server-proto/,
 # which earlier commits kept in proto/).
 .PHONY: breaking
-breaking: $(STAMP) ## Check the API and the server's protos for wire-breaking changes against HEAD and the previous commit
-	@for ref in HEAD HEAD~1; do \
+breaking: $(STAMP) ## Check the protos for wire-breaking changes against HEAD, the previous commit and the latest release (v*)
+	@for ref in HEAD HEAD~1 $$($(BIN)/python tools/release.py latest); do \
 	  if git rev-parse --verify --quiet "$$ref^{commit}" >/dev/null && git cat-file -e "$$ref:buf.yaml" 2>/dev/null; then \
 	    for part in proto/auxia/decision/model server-proto/auxia; do \
 	      if git cat-file -e "$$ref:$$part" 2>/dev/null; then \
@@ -101,6 +101,10 @@ breaking: $(STAMP) ## Check the API and the server's protos for wire-breaking ch
 	    done; \
 	  fi; \
 	done
+
+.PHONY: release-check
+release-check: $(STAMP) ## Fail when a change to the protos is not in CHANGELOG.md, or a release tag disagrees with it
+	$(BIN)/python tools/release.py check
 
 # What the tests need from Debian besides buf and npm: for the monorepo test
 # and the Java jar, protoc, the well-known types and the protobuf Java library
@@ -135,7 +139,7 @@ dist-java: $(STAMP) system-packages ## Build the Java jar and its -sources.jar i
 dist: dist-ts dist-java ## Build every language's artifact into dist/ (the npm tarball, the Java jars)
 
 .PHONY: test
-test: lint checkgenerate breaking system-packages ## Run every check: lint, drift, breaking, and the test suite
+test: lint checkgenerate breaking release-check system-packages ## Run every check: lint, drift, breaking, the changelog, and the test suite
 	$(BIN)/pytest
 
 .PHONY: unit

@@ -34,6 +34,7 @@ import httpx
 from auxia_decision.server._ready import wait_for_ready_file
 from bench._report import publish
 from tools.dist_java import CLASSPATH, build, tool
+from tools.processes import serve_command
 
 ROOT: Final = pathlib.Path(__file__).resolve().parent.parent
 COMMAND: Final = ROOT / ".venv" / "bin" / "auxia-decision"
@@ -51,19 +52,7 @@ def _bare_run(run: int, folder: pathlib.Path) -> tuple[float, float]:
     ready = folder / f"ready-{run}.json"
     began = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603 - our own server
-        [
-            str(COMMAND),
-            "serve",
-            "--rest-port",
-            "0",
-            "--grpc-port",
-            "0",
-            "--db",
-            ":memory:",
-            "--ready-file",
-            str(ready),
-            "--exit-with-parent",
-        ],
+        serve_command(":memory:", "--ready-file", str(ready), "--exit-with-parent"),
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -47,7 +47,7 @@ from bench.decision_world import write_history, write_seed
 from tests._stored import stored_tracking_ids
 from tools.loadgen import LoadResult, collect, is_server_error, reconcile, spawn
 from tools.postgres import Postgres, postgres_bin, running_postgres
-from tools.processes import tree_cpu_seconds
+from tools.processes import serve_command, tree_cpu_seconds
 
 ROOT: Final = pathlib.Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "bench" / "results" / "replicas.md"
@@ -134,20 +134,7 @@ def _start(db: str, count: int, seed: pathlib.Path, workdir: pathlib.Path) -> _R
         ready.unlink(missing_ok=True)
         with log.open("w") as out:
             process = subprocess.Popen(  # noqa: S603 - our own server
-                [
-                    str(pathlib.Path(sys.executable).parent / "auxia-decision"),
-                    "serve",
-                    "--rest-port",
-                    "0",
-                    "--grpc-port",
-                    "0",
-                    "--db",
-                    db,
-                    "--seed",
-                    str(seed),
-                    "--ready-file",
-                    str(ready),
-                ],
+                serve_command(db, "--seed", str(seed), "--ready-file", str(ready)),
                 stdout=out,
                 stderr=out,
                 text=True,

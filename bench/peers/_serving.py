@@ -48,7 +48,7 @@ async def _serve_rest(
     server, task = await start_rest(app, sock)
     announce(address.ready_file, rest_url=f"http://{address.host}:{sock.getsockname()[1]}")
     await _until_signalled()
-    server.should_exit = True
+    server.stop()
     await task
     if store is not None:
         store.close()

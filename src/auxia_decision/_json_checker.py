@@ -38,6 +38,7 @@ from collections.abc import Callable
 
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 
 from auxia_decision._errors import FieldViolation, violation
 from auxia_decision._json import json_path
@@ -49,6 +50,7 @@ from auxia_decision._json_text import (
     NUMBER_TEXT,
     RFC3339_TEXT,
     integer_of,
+    python_reads_integer,
 )
 from auxia_decision._validation import missing_from_json
 
@@ -375,15 +377,7 @@ class JsonChecker:
     def enum_number(self, value: object, enum_type: EnumDescriptor, path: str) -> int | None:
         """Return the number an enum value is given as; None for a name, or a form refused."""
         if isinstance(value, str):
-            if _UNPAIRED_SURROGATE.search(value):
-                # No name (nor number), and upb's lookup of such a key leaves an error behind.
-                self.error(path, "the string has an unpaired surrogate")
-                return None
-            if INTEGER_TEXT.fullmatch(value) and value not in enum_type.values_by_name:
-                return int(value)
-            if self.strict and value not in enum_type.values_by_name:
-                self.unknown_enum_value(path, value, None, enum_type)
-            return None
+            return self.enum_text(value, enum_type, path)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
@@ -392,6 +386,22 @@ class JsonChecker:
             self.error(path, f"expected an enum value name or an integer, got {value!r}")
         else:
             self.wrong_type(path, "an enum value name or number", value)
+        return None
+
+    def enum_text(self, value: str, enum_type: EnumDescriptor, path: str) -> int | None:
+        """Return the number an enum value's string gives; None for a name, or a form refused."""
+        if _UNPAIRED_SURROGATE.search(value):
+            # No name (nor number), and upb's lookup of such a key leaves an error behind.
+            self.error(path, "the string has an unpaired surrogate")
+            return None
+        if value in enum_type.values_by_name:
+            return None
+        if INTEGER_TEXT.fullmatch(value):
+            return int(value)
+        if python_reads_integer(value):  # "+1", " 1", "1_000": not a JSON number's text
+            self.error(path, f'expected an enum value name or an integer, got "{value}"')
+        elif self.strict:
+            self.unknown_enum_value(path, value, None, enum_type)
         return None
 
     def integer(
@@ -407,7 +417,7 @@ class JsonChecker:
             return
         low, high = _INT_RANGES[field.cpp_type]
         if in_range and not low <= number <= high:
-            type_name = _TYPE_NAMES.get(field.type, "integer")
+            type_name = FieldDescriptorProto.Type.Name(field.type).removeprefix("TYPE_").lower()  # type: ignore[arg-type]
             shown = value if abs(number) == BEYOND_EVERY_RANGE else number
             self.error(path, f"{shown} is out of the {type_name} range [{low}, {high}]")
         elif (
@@ -598,17 +608,3 @@ def _extension(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
         if extension.containing_type is descriptor:
             return extension
     return None
-
-
-_TYPE_NAMES = {
-    FieldDescriptor.TYPE_INT32: "int32",
-    FieldDescriptor.TYPE_SINT32: "sint32",
-    FieldDescriptor.TYPE_SFIXED32: "sfixed32",
-    FieldDescriptor.TYPE_UINT32: "uint32",
-    FieldDescriptor.TYPE_FIXED32: "fixed32",
-    FieldDescriptor.TYPE_INT64: "int64",
-    FieldDescriptor.TYPE_SINT64: "sint64",
-    FieldDescriptor.TYPE_SFIXED64: "sfixed64",
-    FieldDescriptor.TYPE_UINT64: "uint64",
-    FieldDescriptor.TYPE_FIXED64: "fixed64",
-}

@@ -63,3 +63,12 @@ def _integer_of_text(
         digits, shift = digits[:shift] or "0", 0
     magnitude = BEYOND_EVERY_RANGE if len(digits) + shift > 21 else int(digits) * 10**shift
     return -magnitude if sign else magnitude
+
+
+def python_reads_integer(text: str) -> bool:
+    """Whether Python's ``int()`` (and so json_format) reads a text as an integer."""
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True

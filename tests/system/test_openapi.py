@@ -1,7 +1,7 @@
 """The generated OpenAPI document is valid and agrees with the descriptors and the samples.
 
 ``generated/auxia/decision/model/openapi.json`` is written by
-``tools/protoc_gen_openapi.py`` during ``buf generate``. These tests read it
+``tools/buf_plugins/protoc_gen_openapi.py`` during ``buf generate``. These tests read it
 the way a consumer of the package does, check it with openapi-spec-validator,
 compare it with the generated descriptors, and validate the documentation's
 samples against its schemas with jsonschema (Draft 2020-12).
@@ -33,8 +33,7 @@ from auxia_decision import _json_text
 from auxia_decision._routes import routes, services
 from tests._fixtures import BROKEN, PARSEABLE, Sample, sample_json
 from tests._repo import ROOT, VENV_BIN, run
-from tools import protoc_gen_openapi
-from tools import protoc_gen_openapi as plugin
+from tools.buf_plugins import openapi_forms, protoc_gen_openapi
 
 # Every file of the schema's package, read from the package itself.
 # The schema's files, but those that only declare options (annotations on the
@@ -474,7 +473,7 @@ def test_literal_samples_with_a_placeholder_int64_fail(spec: dict[str, Any], nam
     errors = _errors(spec, sample.message_type.DESCRIPTOR.full_name, sample_json(sample))
     assert errors == [
         "treatment/mutualExclusionGroup/projectId: 'PROJECT_ID' does not match "
-        f"'{protoc_gen_openapi.INT64_PATTERN}'"
+        f"'{openapi_forms.INT64_PATTERN}'"
     ]
 
 
@@ -718,7 +717,7 @@ def test_plugin_maps_every_scalar_and_well_known_type() -> None:
     assert props["fbytes"]["format"] == "byte"
     assert props["wkt50"] == {"type": "string", "format": "date-time"}
     assert props["wkt51"]["type"] == "string"
-    assert props["byId"]["propertyNames"] == {"pattern": protoc_gen_openapi.INT64_PATTERN}
+    assert props["byId"]["propertyNames"] == {"pattern": openapi_forms.INT64_PATTERN}
     assert props["byId"]["additionalProperties"] == {"type": "boolean"}
     assert props["both"]["readOnly"] is True
     assert schema["required"] == ["both"]
@@ -780,13 +779,13 @@ def test_buf_generate_writes_only_the_document_in_addition(tmp_path: pathlib.Pat
 
 def test_the_document_reads_number_and_timestamp_texts_as_the_codec_does() -> None:
     """The plugin cannot import the package it documents: its twins of the texts stay equal."""
-    assert f"^{_json_text.RFC3339_TEXT.pattern}$" == plugin.TIMESTAMP_PATTERN
-    assert plugin.EXACT_LIMIT == _json_text.EXACT_LIMIT
+    assert f"^{_json_text.RFC3339_TEXT.pattern}$" == openapi_forms.TIMESTAMP_PATTERN
+    assert openapi_forms.EXACT_LIMIT == _json_text.EXACT_LIMIT
     # The same language, the codec's with groups to take the number apart.
     assert (
         _json_text.NUMBER_TEXT.pattern.replace("(?:", "(")
         .replace("(-?)([0-9]+)", "-?[0-9]+")
         .replace("([0-9]+)", "[0-9]+")
         .replace("([+-]?[0-9]+)", "[+-]?[0-9]+")
-        == plugin.NUMBER_TEXT
+        == openapi_forms.NUMBER_TEXT
     )

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -182,3 +183,75 @@ def test_connections_ended_by_the_server_cost_the_callers_nothing(
     # The store opens new connections and asks whether an interrupted batch was stored.
     assert result.statuses == {"200": result.requests}, result.statuses
     _check_nothing_acknowledged_lost(postgres_url, {"terminated": result})
+
+
+def _end_connections(postgres: Postgres, url: str) -> None:
+    """End the server's connections to a database (it opens new ones as it needs them)."""
+    name = url.rsplit("/", 1)[1]
+    postgres.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{name}' AND application_name = 'auxia-decision'"
+    )
+
+
+def _make_read_only(postgres: Postgres, url: str) -> None:
+    # The database's sessions start read-only, as on a standby or a database set read-only.
+    postgres.psql(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET default_transaction_read_only = on")
+    _end_connections(postgres, url)
+
+
+def _make_writable(postgres: Postgres, url: str) -> None:
+    postgres.psql(f"ALTER DATABASE {url.rsplit('/', 1)[1]} RESET default_transaction_read_only")
+    _end_connections(postgres, url)  # as a failover back to a primary does
+
+
+def _make_full(postgres: Postgres, url: str) -> None:
+    # PostgreSQL raising what it raises when its disk is full (SQLSTATE 53100) on every
+    # insert of an interaction: a filesystem filled for real would need a mount of its own.
+    postgres.psql(
+        "CREATE FUNCTION disk_is_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION 'could not extend file: No space left on device' "
+        "USING ERRCODE = 'disk_full'; END $$; "
+        "CREATE TRIGGER disk_is_full BEFORE INSERT ON interactions "
+        "FOR EACH ROW EXECUTE FUNCTION disk_is_full()",
+        database=url.rsplit("/", 1)[1],
+    )
+
+
+def _make_roomy(postgres: Postgres, url: str) -> None:
+    postgres.psql("DROP TRIGGER disk_is_full ON interactions", database=url.rsplit("/", 1)[1])
+
+
+@pytest.mark.parametrize(
+    ("fault", "repair", "words"),
+    [
+        (_make_read_only, _make_writable, "the database is read-only"),
+        (_make_full, _make_roomy, "the database is full or out of resources"),
+    ],
+    ids=["read-only", "full"],
+)
+def test_a_read_only_or_full_database_refuses_writes_with_503_and_loses_nothing(
+    postgres: Postgres, postgres_url: str, fault: Any, repair: Any, words: str
+) -> None:
+    server = start(postgres_url)
+    try:
+        before = _log_once(server, "before")
+        fault(postgres, postgres_url)
+        during = _log_once(server, "during")
+        repair(postgres, postgres_url)
+        repaired = time.monotonic()
+        while (after := _log_once(server, "after")).status_code != 200:
+            assert time.monotonic() - repaired < RESUMED_WITHIN_SECONDS, after.text
+            time.sleep(0.05)
+    finally:
+        code, output = server.stop()
+    assert code == 0, output
+    assert before.status_code == 200, before.text
+    assert during.status_code == 503, during.text
+    assert during.json()["message"].startswith(words), during.text
+    assert "nothing was written" in during.json()["message"], during.text
+    assert during.headers.get("retry-after") == "1"
+    stored = stored_tracking_ids(postgres_url)
+    assert "before" in stored
+    assert "during" not in stored
+    assert "after" in stored

@@ -73,7 +73,7 @@ def servers() -> Iterator[_Servers]:
     finally:
 
         async def stop() -> None:
-            stock.should_exit = True
+            stock.stop()
             await task
             await running.stop()
 

@@ -100,7 +100,8 @@ STRICTER = {
     ),
     "NaN and Infinity literals": r"^malformed JSON: (NaN|Infinity|-Infinity) is not valid JSON$",
     "a number in a string that is not a JSON number's text": (
-        r'^expected (an integer|a number or "NaN", "Infinity"), got "'
+        r'^expected (an integer|an enum value name or an integer|a number or "NaN", "Infinity"),'
+        r' got "'
     ),
     "an integer with a fraction or an exponent beyond 2^53": (
         r'^"[^"]*" has a fraction or an exponent and is beyond 2\^53'
@@ -523,6 +524,12 @@ REGRESSIONS: dict[str, Regression] = {
         + _ALIASES
         + _PROTO3,
         document=b'{"m": {"k": "\\udc00x"}}',
+    ),
+    "an enum number in a string that is not a JSON number's text": Regression(
+        _message(_field("e", 1, ".fuzz.E0").replace("TYPE_MESSAGE", "TYPE_ENUM"))
+        + _ALIASES
+        + _PROTO3,
+        document=b'{"e": "+5"}',
     ),
     "a double given an integer of 310 digits": Regression(
         _message(_field("d", 1, "DOUBLE")) + _PROTO3, document=b'{"d": 1' + b"0" * 310 + b"}"

@@ -31,7 +31,8 @@ from auxia_decision import (
 )
 from auxia_decision._errors import FieldViolation
 from auxia_decision._routes import routes
-from auxia_decision._validation import ValidationResult, _walk, fields_check
+from auxia_decision._validation import ValidationResult, _walk
+from auxia_decision._validation_quick import fields_check
 from tests._fixtures import PARSEABLE
 from tests._strategies import messages, null_some_fields
 

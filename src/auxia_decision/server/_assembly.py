@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 import grpc
-import uvicorn
 
 from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError
@@ -49,7 +48,7 @@ from auxia_decision.server._transport.gateway import RestGateway
 from auxia_decision.server._transport.grpc_server import add_to_server
 from auxia_decision.server._transport.hosts import HostCheck, HostPolicy
 from auxia_decision.server._transport.http import HttpLimits, protocol_with
-from auxia_decision.server._transport.runtime import GRACE_SECONDS, start_rest
+from auxia_decision.server._transport.runtime import GRACE_SECONDS, RestServer, start_rest
 
 if TYPE_CHECKING:
     from auxia_decision.server._storage.postgres_store import PostgresStore
@@ -94,7 +93,7 @@ class RunningServer:
     clock: ControlledClock
     store: SqliteStore | PostgresStore
     grpc_server: grpc.aio.Server
-    rest_server: uvicorn.Server
+    rest_server: RestServer
     rest_task: asyncio.Task[None]
     grpc_port: int
     rest_port: int
@@ -104,7 +103,7 @@ class RunningServer:
 
     async def stop(self) -> None:
         """Stop taking calls, let calls in flight finish, then close the store."""
-        self.rest_server.should_exit = True
+        self.rest_server.stop()
         await asyncio.gather(self.rest_task, self.grpc_server.stop(GRACE_SECONDS))
         await self.store.aclose()
 

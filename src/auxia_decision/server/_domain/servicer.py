@@ -21,7 +21,8 @@ from auxia.decision.model import treatment_pb2
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
 from auxia_decision._routes import route_for
-from auxia_decision._validation import check_request, clear_output_only, fields_check
+from auxia_decision._validation import check_request, clear_output_only
+from auxia_decision._validation_quick import fields_check
 from auxia_decision.server._domain import data_fields as _data_fields
 from auxia_decision.server._domain import treatments as _treatments
 from auxia_decision.server._domain.auth import KeyRing

@@ -5,7 +5,7 @@ The document is derived from the descriptors only, never from hand-kept
 tables, so it cannot drift from the ``.proto`` files:
 
     plugins:
-      - local: [python, tools/protoc_gen_openapi.py]
+      - local: [python, tools/buf_plugins/protoc_gen_openapi.py]
         out: generated
         strategy: all
 
@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pathlib
 import posixpath
 import sys
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,35 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.compiler import plugin_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
+
+# Run by buf as a script: the package it belongs to is found from the repository's root.
+if __package__ in (None, ""):
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+
+from tools.buf_plugins.openapi_forms import (
+    DOUBLE_NOTE,
+    INT64_NOTE,
+    INT64_PATTERN,
+    INTEGER_NOTE,
+    INTEGER_RANGES,
+    NONZERO_PATTERN,
+    SET_VALUES,
+    TIMESTAMP_NOTE,
+    UINT64_PATTERN,
+    WRAPPERS,
+    FieldLabel,
+    FieldType,
+    PluginError,
+    both_schemas,
+    enum_texts,
+    given_under,
+    integer_pattern,
+    nullable,
+    request_scalar_schema,
+    request_well_known_schema,
+    scalar_schema,
+    well_known_schema,
+)
 
 JsonObject = dict[str, object]
 
@@ -182,292 +212,6 @@ _STATUS_SCHEMA: JsonObject = {
         },
     },
 }
-
-
-class PluginError(Exception):
-    """A schema feature this plugin cannot express; reported to buf as the plugin's error."""
-
-
-_Type = descriptor_pb2.FieldDescriptorProto.Type
-_Label = descriptor_pb2.FieldDescriptorProto.Label
-
-
-def _at_most(limit: str) -> str:
-    """Return a regular expression of the decimals from 0 to ``limit``, without leading zeros."""
-    size = len(limit)
-    choices = ["0"]
-    if size > 1:
-        choices.append(f"[1-9][0-9]{{0,{size - 2}}}" if size > 2 else "[1-9]")
-    for position, digit in enumerate(map(int, limit)):
-        lowest = 1 if position == 0 else 0
-        rest = size - position - 1
-        if digit > lowest:
-            tail = f"[0-9]{{{rest}}}" if rest > 1 else "[0-9]" if rest else ""
-            choices.append(f"{limit[:position]}[{lowest}-{digit - 1}]{tail}")
-    choices.append(limit)
-    return "(" + "|".join(dict.fromkeys(choices)) + ")"
-
-
-# The decimal strings of each range, exactly (parsers accept leading zeros and -0).
-INT64_PATTERN = f"^(0*{_at_most(str(2**63 - 1))}|-0*{_at_most(str(2**63))})$"
-UINT64_PATTERN = f"^(0*{_at_most(str(2**64 - 1))}|-0+)$"
-NON_NEGATIVE_INT64_PATTERN = f"^(0*{_at_most(str(2**63 - 1))}|-0+)$"
-_FLOAT_STRINGS = ["NaN", "Infinity", "-Infinity"]
-# What a request may hold, as the server reads proto3 JSON: a number in a
-# string is a JSON number's text (leading zeros allowed); an integer written
-# with a fraction or an exponent is one exactly, and at most 2^53 in magnitude.
-EXACT_LIMIT = 2**53
-_EXPONENT = "[eE][+-]?[0-9]+"
-NUMBER_TEXT = f"-?[0-9]+(\\.[0-9]+)?({_EXPONENT})?"
-DOUBLE_PATTERN = f"^(NaN|-?Infinity|{NUMBER_TEXT})$"
-# The texts of a number other than zero, the default: a digit other than 0 before the exponent.
-_NONZERO_PATTERN = (
-    f"^-?[0-9]*[1-9][0-9]*(\\.[0-9]+)?({_EXPONENT})?$"
-    f"|^-?[0-9]+\\.[0-9]*[1-9][0-9]*({_EXPONENT})?$|^(NaN|-?Infinity)$"
-)
-# RFC 3339, as the server reads a timestamp (the calendar is format date-time's).
-TIMESTAMP_PATTERN = (
-    "^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
-    "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?"
-    "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
-)
-_INTEGER_RANGES: dict[int, tuple[str, int, int]] = {
-    _Type.TYPE_INT64: ("int64", -(2**63), 2**63 - 1),
-    _Type.TYPE_SINT64: ("int64", -(2**63), 2**63 - 1),
-    _Type.TYPE_SFIXED64: ("int64", -(2**63), 2**63 - 1),
-    _Type.TYPE_UINT64: ("uint64", 0, 2**64 - 1),
-    _Type.TYPE_FIXED64: ("uint64", 0, 2**64 - 1),
-    _Type.TYPE_INT32: ("int32", -(2**31), 2**31 - 1),
-    _Type.TYPE_SINT32: ("int32", -(2**31), 2**31 - 1),
-    _Type.TYPE_SFIXED32: ("int32", -(2**31), 2**31 - 1),
-    _Type.TYPE_UINT32: ("uint32", 0, 2**32 - 1),
-    _Type.TYPE_FIXED32: ("uint32", 0, 2**32 - 1),
-}
-_FLOAT32_MAX = 3.4028234663852886e38
-# What the descriptions of a request's numbers say that JSON Schema cannot check.
-_INTEGER_NOTE = (
-    'A JSON number or a string of one (`"10"`, `"1e1"`). The server also checks '
-    "what this schema cannot: a string with an exponent must hold an integer within "
-    "the range, at most 2^53 in magnitude."
-)
-_INT64_NOTE = (
-    " From 2^53 on, write a string: a validator that reads JSON numbers as doubles "
-    "rounds them, and one that checks `format: int64` as ajv-formats does (Prism "
-    "among them) refuses them; a proxy that parses the body may forward them rounded."
-)
-_TIMESTAMP_NOTE = (
-    "RFC 3339 text, with any offset. The server also checks what this schema cannot: "
-    "the offset must not take the time past 0001-01-01T00:00:00Z or "
-    "9999-12-31T23:59:59.999999999Z."
-)
-_DOUBLE_NOTE = (
-    "A JSON number, or a string of one or `NaN`, `Infinity`, `-Infinity`. The server "
-    "also checks what this schema cannot: a string's number must be finite."
-)
-
-
-def _int64_schema(*, unsigned: bool) -> JsonObject:
-    """Return the schema of a 64-bit integer: a decimal string, or a number."""
-    if unsigned:
-        return {
-            "type": ["string", "integer"],
-            "format": "uint64",
-            "pattern": UINT64_PATTERN,
-            "minimum": 0,
-            "maximum": 2**64 - 1,
-        }
-    return {
-        "type": ["string", "integer"],
-        "format": "int64",
-        "pattern": INT64_PATTERN,
-        "minimum": -(2**63),
-        "maximum": 2**63 - 1,
-    }
-
-
-def _float_schema(number_format: str) -> JsonObject:
-    """Return the schema of a floating-point value: a number or a special string."""
-    return {
-        "oneOf": [
-            {"type": "number", "format": number_format},
-            {"type": "string", "enum": list(_FLOAT_STRINGS)},
-        ],
-    }
-
-
-def _scalar_schema(field_type: int) -> JsonObject:
-    """Return a new proto3 JSON schema of a scalar field type."""
-    int32: JsonObject = {
-        "type": "integer",
-        "format": "int32",
-        "minimum": -(2**31),
-        "maximum": 2**31 - 1,
-    }
-    uint32: JsonObject = {"type": "integer", "format": "uint32", "minimum": 0, "maximum": 2**32 - 1}
-    schemas: dict[int, JsonObject] = {
-        _Type.TYPE_INT64: _int64_schema(unsigned=False),
-        _Type.TYPE_SINT64: _int64_schema(unsigned=False),
-        _Type.TYPE_SFIXED64: _int64_schema(unsigned=False),
-        _Type.TYPE_UINT64: _int64_schema(unsigned=True),
-        _Type.TYPE_FIXED64: _int64_schema(unsigned=True),
-        _Type.TYPE_INT32: int32,
-        _Type.TYPE_SINT32: dict(int32),
-        _Type.TYPE_SFIXED32: dict(int32),
-        _Type.TYPE_UINT32: uint32,
-        _Type.TYPE_FIXED32: dict(uint32),
-        _Type.TYPE_DOUBLE: _float_schema("double"),
-        _Type.TYPE_FLOAT: _float_schema("float"),
-        _Type.TYPE_BOOL: {"type": "boolean"},
-        _Type.TYPE_STRING: {"type": "string"},
-        _Type.TYPE_BYTES: {"type": "string", "format": "byte", "contentEncoding": "base64"},
-    }
-    if field_type not in schemas:
-        raise PluginError(f"unsupported scalar field type {field_type}")
-    return schemas[field_type]
-
-
-# The wrapper types, whose proto3 JSON form is the value they wrap.
-_WRAPPERS = {
-    "google.protobuf.DoubleValue": _Type.TYPE_DOUBLE,
-    "google.protobuf.FloatValue": _Type.TYPE_FLOAT,
-    "google.protobuf.Int64Value": _Type.TYPE_INT64,
-    "google.protobuf.UInt64Value": _Type.TYPE_UINT64,
-    "google.protobuf.Int32Value": _Type.TYPE_INT32,
-    "google.protobuf.UInt32Value": _Type.TYPE_UINT32,
-    "google.protobuf.BoolValue": _Type.TYPE_BOOL,
-    "google.protobuf.StringValue": _Type.TYPE_STRING,
-    "google.protobuf.BytesValue": _Type.TYPE_BYTES,
-}
-
-
-def _well_known_schema(full_name: str) -> JsonObject | None:
-    """Return the inline proto3 JSON schema of a well-known type, or None for others."""
-    if full_name in _WRAPPERS:
-        return _scalar_schema(_WRAPPERS[full_name])
-    special: dict[str, JsonObject] = {
-        "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
-        "google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$"},
-        "google.protobuf.FieldMask": {"type": "string"},
-        "google.protobuf.Struct": {"type": "object"},
-        "google.protobuf.Value": {},
-        "google.protobuf.ListValue": {"type": "array"},
-        "google.protobuf.Empty": {"type": "object"},
-        "google.protobuf.Any": {
-            "type": "object",
-            "properties": {"@type": {"type": "string"}},
-            "required": ["@type"],
-        },
-    }
-    return special.get(full_name)
-
-
-def integer_pattern(low: int, high: int) -> str:
-    """Return the pattern of the strings the server reads as integers from ``low`` to ``high``.
-
-    ``low`` is at most 0, ``high`` at least 0. Exact for decimal digits
-    (leading zeros and -0 included) and for a zero fraction (up to 2^53); with
-    an exponent, only the sign: whether such a text holds an integer in range
-    is no regular language, and the server checks it (the fields say so).
-    """
-
-    def decimals(least: int, most: int) -> str:
-        negative = f"-0*{_at_most(str(-least))}" if least < 0 else "-0+"
-        return f"0*{_at_most(str(most))}|{negative}"
-
-    plain = decimals(low, high)
-    exact = decimals(max(low, -EXACT_LIMIT), min(high, EXACT_LIMIT))
-    mantissa = "-?[0-9]+(\\.[0-9]+)?" if low < 0 else "([0-9]+(\\.[0-9]+)?|-0+(\\.0+)?)"
-    if plain == exact:
-        return f"^({plain})(\\.0+)?$|^{mantissa}{_EXPONENT}$"
-    return f"^({plain})$|^({exact})\\.0+$|^{mantissa}{_EXPONENT}$"
-
-
-def _request_scalar_schema(field_type: int) -> JsonObject:
-    """Return the schema of a scalar in a request: every form the server reads."""
-    if field_type in _INTEGER_RANGES:
-        number_format, low, high = _INTEGER_RANGES[field_type]
-        return {
-            # The form emitters write first: a string for 64 bits, a number for 32.
-            "type": ["string", "integer"]
-            if number_format.endswith("64")
-            else ["integer", "string"],
-            "format": number_format,
-            "pattern": integer_pattern(low, high),
-            "minimum": low,
-            "maximum": high,
-        }
-    if field_type in (_Type.TYPE_DOUBLE, _Type.TYPE_FLOAT):
-        largest = _FLOAT32_MAX if field_type == _Type.TYPE_FLOAT else sys.float_info.max
-        return {
-            "type": ["number", "string"],
-            "format": "float" if field_type == _Type.TYPE_FLOAT else "double",
-            "pattern": DOUBLE_PATTERN,
-            "minimum": -largest,
-            "maximum": largest,
-        }
-    return _scalar_schema(field_type)
-
-
-def _request_well_known_schema(full_name: str) -> JsonObject | None:
-    """Return the inline schema of a well-known type in a request, or None for others."""
-    if full_name == "google.protobuf.Timestamp":
-        return {"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN}
-    wrapped = _WRAPPERS.get(full_name)
-    if wrapped is not None:
-        return _request_scalar_schema(wrapped)
-    return _well_known_schema(full_name)
-
-
-# The keywords a schema combines others with: null is added beside them, not into "type".
-_COMBINING = frozenset({"$ref", "allOf", "anyOf", "oneOf", "not", "enum", "const"})
-# The values of strings, bytes and bools other than their default.
-_SET_VALUES: dict[int, JsonObject] = {
-    _Type.TYPE_STRING: {"type": "string", "minLength": 1},
-    _Type.TYPE_BYTES: {"type": "string", "minLength": 1},
-    _Type.TYPE_BOOL: {"const": True},
-}
-
-
-def _enum_texts(numbers: Sequence[int]) -> str:
-    """Return the pattern of the strings of enum numbers (leading zeros and -0 included)."""
-    texts = [
-        "-?0+" if number == 0 else f"0*{number}" if number > 0 else f"-0*{-number}"
-        for number in numbers
-    ]
-    return f"^({'|'.join(texts)})$"
-
-
-def _nullable(schema: JsonObject) -> JsonObject:
-    """Return the schema taking null too, which proto3 JSON reads as the field's default."""
-    kind = schema.get("type")
-    if kind is None or _COMBINING & schema.keys():
-        return {"anyOf": [schema, {"type": "null"}]}
-    kinds = list(kind) if isinstance(kind, list) else [kind]
-    return {**schema, "type": [*kinds, "null"]}
-
-
-def _given(names: Sequence[str], value: JsonObject | None) -> list[JsonObject]:
-    """Return the ways a field is given, one per name: present, with such a value.
-
-    Never both names (a constraint of its own), so exactly one of a oneof's
-    members is exactly one of these ways of all its members.
-    """
-    if value is None:
-        return [{"required": [name]} for name in names]
-    return [{"required": [name], "properties": {name: value}} for name in names]
-
-
-def _both(first: JsonObject, second: JsonObject) -> JsonObject:
-    """Return the constraint that two ways of giving fields (``_given``) hold together."""
-    required = [*cast(list[str], first["required"]), *cast(list[str], second["required"])]
-    both: JsonObject = {"required": required}
-    properties = {
-        **cast(JsonObject, first.get("properties", {})),
-        **cast(JsonObject, second.get("properties", {})),
-    }
-    if properties:
-        both["properties"] = properties
-    return both
 
 
 class _Options:
@@ -775,7 +519,7 @@ class _Builder:
         stay open, so that clients accept what later versions add.
         """
         name = REQUEST_PREFIX + full_name if request else full_name
-        if name in self._schemas or _well_known_schema(full_name) is not None:
+        if name in self._schemas or well_known_schema(full_name) is not None:
             return
         if full_name in self._enums:
             self._schemas[name] = self._enum_schema(self._enums[full_name], request=request)
@@ -808,7 +552,7 @@ class _Builder:
                 "anyOf": [
                     {"type": "string", "enum": schema["enum"]},
                     {"type": "integer", "enum": numbers},
-                    {"type": "string", "pattern": _enum_texts(numbers)},
+                    {"type": "string", "pattern": enum_texts(numbers)},
                 ],
                 "description": description,
             }
@@ -896,7 +640,7 @@ class _Builder:
         behaviors = self._options.get(field.options, self._field_behavior) or []
         is_required = self._required_behavior in behaviors
         if request and not is_required:
-            prop = _nullable(prop)
+            prop = nullable(prop)
         elif request and not _tracks_presence(field):
             # Null is no value of the property's schema; the default is none either.
             prop = self._not_default(field) | prop
@@ -937,9 +681,9 @@ class _Builder:
             # A member is set given a value of its types (not null): so explorers show
             # each way to set one.
             given = [
-                _given(_names(field), {"type": self._json_types(field)})
+                given_under(_names(field), {"type": self._json_types(field)})
                 if request
-                else _given([field.json_name], None)
+                else given_under([field.json_name], None)
                 for field in fields
             ]
             if self._options.get(oneof.options, self._oneof_required):
@@ -955,11 +699,13 @@ class _Builder:
             # In a "not", a member given is one not null (a complement generators spell).
             not_null: JsonObject = {"not": {"type": "null"}}
             barred = [
-                _given(_names(field), not_null) if request else _given([field.json_name], None)
+                given_under(_names(field), not_null)
+                if request
+                else given_under([field.json_name], None)
                 for field in fields
             ]
             pairs = [
-                _both(first, second)
+                both_schemas(first, second)
                 for position, ways in enumerate(barred)
                 for other_ways in barred[position + 1 :]
                 for first in ways
@@ -987,7 +733,7 @@ class _Builder:
             options = [
                 way
                 for member in members
-                for way in _given(_names(member), self._not_default(member))
+                for way in given_under(_names(member), self._not_default(member))
             ]
             constraints.append({"$comment": f"at least one of {names} is set", "anyOf": options})
         return constraints
@@ -997,16 +743,16 @@ class _Builder:
 
         A message is set by any value but null.
         """
-        if field.label == _Label.LABEL_REPEATED:
+        if field.label == FieldLabel.LABEL_REPEATED:
             entry = self._messages.get(field.type_name.removeprefix("."))
             if entry is not None and entry.proto.options.map_entry:
                 return {"type": "object", "minProperties": 1}
             return {"type": "array", "minItems": 1}
-        if field.type == _Type.TYPE_MESSAGE:
+        if field.type == FieldType.TYPE_MESSAGE:
             return {"type": self._json_types(field)}
-        if field.type in _SET_VALUES:
-            return dict(_SET_VALUES[field.type])
-        if field.type == _Type.TYPE_ENUM:
+        if field.type in SET_VALUES:
+            return dict(SET_VALUES[field.type])
+        if field.type == FieldType.TYPE_ENUM:
             # The enum's values but zero, each way a request may give one.
             enum = self._enums[field.type_name.removeprefix(".")]
             values = [value for value in enum.proto.value if value.number != 0]
@@ -1015,7 +761,7 @@ class _Builder:
                 "anyOf": [
                     {"type": "string", "enum": list(dict.fromkeys(v.name for v in values))},
                     {"type": "integer", "enum": numbers},
-                    {"type": "string", "pattern": _enum_texts(numbers)},
+                    {"type": "string", "pattern": enum_texts(numbers)},
                 ]
             }
         # A number other than 0: above or below it, or a text with a digit other than 0.
@@ -1023,35 +769,38 @@ class _Builder:
             "anyOf": [
                 {"type": "number", "exclusiveMinimum": 0},
                 {"type": "number", "exclusiveMaximum": 0},
-                {"type": "string", "pattern": _NONZERO_PATTERN},
+                {"type": "string", "pattern": NONZERO_PATTERN},
             ]
         }
 
     def _json_types(self, field: descriptor_pb2.FieldDescriptorProto) -> str | list[str]:
         """Return the JSON types a request may give a field's value in, null aside."""
         type_name = field.type_name.removeprefix(".")
-        if field.label == _Label.LABEL_REPEATED:
+        if field.label == FieldLabel.LABEL_REPEATED:
             entry = self._messages.get(type_name)
             return "object" if entry is not None and entry.proto.options.map_entry else "array"
-        if type_name in _WRAPPERS:
-            return self._json_types(descriptor_pb2.FieldDescriptorProto(type=_WRAPPERS[type_name]))
-        if field.type == _Type.TYPE_MESSAGE:
+        if type_name in WRAPPERS:
+            return self._json_types(descriptor_pb2.FieldDescriptorProto(type=WRAPPERS[type_name]))
+        if field.type == FieldType.TYPE_MESSAGE:
             return _WELL_KNOWN_TYPES.get(type_name, "object")
-        if field.type in _INTEGER_RANGES or field.type in (_Type.TYPE_DOUBLE, _Type.TYPE_FLOAT):
-            return cast(list[str], _request_scalar_schema(field.type)["type"])
-        if field.type == _Type.TYPE_ENUM:
+        if field.type in INTEGER_RANGES or field.type in (
+            FieldType.TYPE_DOUBLE,
+            FieldType.TYPE_FLOAT,
+        ):
+            return cast(list[str], request_scalar_schema(field.type)["type"])
+        if field.type == FieldType.TYPE_ENUM:
             return ["string", "integer"]
-        return "boolean" if field.type == _Type.TYPE_BOOL else "string"
+        return "boolean" if field.type == FieldType.TYPE_BOOL else "string"
 
     def _note(self, field: descriptor_pb2.FieldDescriptorProto) -> str:
         """Return what a request field's description adds: what JSON Schema cannot check."""
-        if field.type in _INTEGER_RANGES:
-            wide = _INTEGER_RANGES[field.type][0].endswith("64")
-            return _INTEGER_NOTE + (_INT64_NOTE if wide else "")
-        if field.type in (_Type.TYPE_DOUBLE, _Type.TYPE_FLOAT):
-            return _DOUBLE_NOTE
+        if field.type in INTEGER_RANGES:
+            wide = INTEGER_RANGES[field.type][0].endswith("64")
+            return INTEGER_NOTE + (INT64_NOTE if wide else "")
+        if field.type in (FieldType.TYPE_DOUBLE, FieldType.TYPE_FLOAT):
+            return DOUBLE_NOTE
         if field.type_name == ".google.protobuf.Timestamp":
-            return _TIMESTAMP_NOTE
+            return TIMESTAMP_NOTE
         return ""
 
     def _rules_of(self, field: descriptor_pb2.FieldDescriptorProto) -> _FieldRules:
@@ -1061,23 +810,27 @@ class _Builder:
         self, field: descriptor_pb2.FieldDescriptorProto, *, request: bool = False
     ) -> JsonObject:
         """Return the schema of a field: a value, a list of values or a map."""
-        if field.label != _Label.LABEL_REPEATED:
+        if field.label != FieldLabel.LABEL_REPEATED:
             return self._value_schema(field, request=request)
         entry = self._messages.get(field.type_name.removeprefix("."))
-        if field.type == _Type.TYPE_MESSAGE and entry and entry.proto.options.map_entry:
+        if field.type == FieldType.TYPE_MESSAGE and entry and entry.proto.options.map_entry:
             key, value = entry.proto.field
             schema: JsonObject = {
                 "type": "object",
                 "additionalProperties": self._value_schema(value, request=request),
             }
-            if key.type == _Type.TYPE_BOOL:
+            if key.type == FieldType.TYPE_BOOL:
                 schema["propertyNames"] = {"enum": ["true", "false"]}
-            elif key.type != _Type.TYPE_STRING and request:
-                _, low, high = _INTEGER_RANGES[key.type]
+            elif key.type != FieldType.TYPE_STRING and request:
+                _, low, high = INTEGER_RANGES[key.type]
                 schema["propertyNames"] = {"pattern": integer_pattern(low, high)}
-            elif key.type != _Type.TYPE_STRING:
-                unsigned = key.type in (_Type.TYPE_UINT32, _Type.TYPE_UINT64, _Type.TYPE_FIXED32)
-                unsigned = unsigned or key.type == _Type.TYPE_FIXED64
+            elif key.type != FieldType.TYPE_STRING:
+                unsigned = key.type in (
+                    FieldType.TYPE_UINT32,
+                    FieldType.TYPE_UINT64,
+                    FieldType.TYPE_FIXED32,
+                )
+                unsigned = unsigned or key.type == FieldType.TYPE_FIXED64
                 pattern = UINT64_PATTERN if unsigned else INT64_PATTERN
                 schema["propertyNames"] = {"pattern": pattern}
             return schema
@@ -1087,28 +840,28 @@ class _Builder:
         self, field: descriptor_pb2.FieldDescriptorProto, *, request: bool = False
     ) -> JsonObject:
         """Return the schema of one value of a field (with its rules, in a request)."""
-        if field.type in (_Type.TYPE_MESSAGE, _Type.TYPE_ENUM):
+        if field.type in (FieldType.TYPE_MESSAGE, FieldType.TYPE_ENUM):
             type_name = field.type_name.removeprefix(".")
             well_known = (
-                _request_well_known_schema(type_name) if request else _well_known_schema(type_name)
+                request_well_known_schema(type_name) if request else well_known_schema(type_name)
             )
             if well_known is not None:
                 return well_known
             self._add_schema(type_name, request=request)
             return _ref(REQUEST_PREFIX + type_name if request else type_name)
-        if field.type == _Type.TYPE_GROUP:
+        if field.type == FieldType.TYPE_GROUP:
             raise PluginError(f"field {field.name}: groups have no proto3 JSON form")
         if not request:
-            return _scalar_schema(field.type)
-        schema = _request_scalar_schema(field.type)
+            return scalar_schema(field.type)
+        schema = request_scalar_schema(field.type)
         _apply_rules(schema, self._rules_of(field), field)
         return schema
 
 
 def _tracks_presence(field: descriptor_pb2.FieldDescriptorProto) -> bool:
     """Return whether a field is set by any value (a message, an ``optional``, a oneof member)."""
-    singular = field.label != _Label.LABEL_REPEATED
-    return singular and (field.type == _Type.TYPE_MESSAGE or field.HasField("oneof_index"))
+    singular = field.label != FieldLabel.LABEL_REPEATED
+    return singular and (field.type == FieldType.TYPE_MESSAGE or field.HasField("oneof_index"))
 
 
 # The JSON types of the values of well-known messages, which are no objects.
@@ -1131,13 +884,13 @@ def _apply_rules(
 ) -> None:
     """Add a field's ``field_rules`` to the schema of one of its values."""
     if rules.pattern:
-        if field.type != _Type.TYPE_STRING:
+        if field.type != FieldType.TYPE_STRING:
             raise PluginError(f"field {field.name}: a pattern applies to strings only")
         schema["pattern"] = rules.pattern
     if rules.minimum is not None:
-        if field.type not in _INTEGER_RANGES:
+        if field.type not in INTEGER_RANGES:
             raise PluginError(f"field {field.name}: a minimum applies to integers only")
-        _, low, high = _INTEGER_RANGES[field.type]
+        _, low, high = INTEGER_RANGES[field.type]
         if rules.minimum > 0:
             # The strings of such a range would need a pattern of their own.
             raise PluginError(f"field {field.name}: a minimum above 0 is not supported")

@@ -6,7 +6,7 @@ needs a ``protoc`` binary on the PATH. grpcio-tools ships both generators
 inside its bundled protoc, so this plugin forwards buf's request to it:
 
     plugins:
-      - local: [python, tools/protoc_gen_grpcio.py]
+      - local: [python, tools/buf_plugins/protoc_gen_grpcio.py]
         opt: python          # or: grpc_python
         out: generated
 

@@ -1,0 +1,1 @@
+"""The buf plugins ``buf generate`` runs (buf.gen.yaml): the OpenAPI document, the gRPC stubs."""
