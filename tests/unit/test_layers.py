@@ -49,7 +49,7 @@ MAY_IMPORT: Final[dict[str, frozenset[str]]] = {
     "_transport": frozenset({"_transport"}),
     "_domain": frozenset({"_domain", "_storage.seam"}),
     "_emulator": frozenset({"_emulator", "_domain", "_storage.seam", "_transport.bindings"}),
-    "_proxy": frozenset({"_proxy", "_transport.runtime"}),
+    "_proxy": frozenset({"_proxy", "_transport.runtime", "_transport.http", "_transport.asgi"}),
 }
 """What of the server each room may import: rooms, or single modules of a room."""
 KNOWS_NO_SQL: Final = ("_domain", "_transport", "_emulator", "_proxy")

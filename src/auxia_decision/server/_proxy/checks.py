@@ -213,6 +213,8 @@ def check_exchange(exchange: Exchange, upstream_failure: str = "") -> list[Findi
         body = _decoded(exchange.response_body, exchange.response_headers)
         problems += check_response(route, exchange.status, body)
     method = route.name if route is not None else exchange.path
+    if not problems:
+        return []
     secrets = secrets_of(exchange)
     return [
         Finding(

@@ -20,6 +20,7 @@ from auxia_decision.server._proxy.findings import (
 )
 from auxia_decision.server._proxy.recording import Exchange
 from auxia_decision.server._proxy.upstream import UpstreamPool, UpstreamUnreachableError
+from auxia_decision.server._transport.asgi import ANSWER, WHOLE_ANSWER
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -40,6 +41,9 @@ _HOP_BY_HOP: Final = frozenset(
     }
 )
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+_NO_EXTENSIONS: Final[dict[str, Any]] = {}
+_NO_BODY: Final = (204, 304)
+"""Statuses whose answers have no body (nor do 1xx): they leave as two ASGI messages."""
 
 
 class UpstreamUrlError(ValueError):
@@ -91,7 +95,8 @@ class ProxyApp:
     The request goes on unchanged (method, path, query, headers, body) but
     for its hop-by-hop headers and its Host, which names the upstream. The
     answer comes back unchanged (status, headers, body bytes) but for its
-    hop-by-hop headers, with the Content-Length of the body. When the
+    hop-by-hop headers, with the Content-Length of the body (in one write,
+    where the HTTP server offers the whole-answer extension). When the
     upstream cannot be reached, takes too long or answers what is not
     HTTP, the caller gets 502 or 504 with a ``google.rpc.Status`` saying so.
     Each exchange is handed to ``inspect`` once its answer is sent.
@@ -146,14 +151,17 @@ class ProxyApp:
             error = ApiError(Code.UNAVAILABLE, failure, http_status=502)
         if kind:
             status, headers, answer = error.http_status or 502, _JSON_HEADERS, error.to_json()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*headers, (b"content-length", b"%d" % len(answer))],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+        whole = scope.get("extensions", _NO_EXTENSIONS).get(WHOLE_ANSWER)
+        bodiless = status < 200 or status in _NO_BODY
+        if whole is None or bodiless or not whole[ANSWER](status, headers, answer):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [*headers, (b"content-length", b"%d" % len(answer))],
+                }
+            )
+            await send({"type": "http.response.body", "body": answer})
         exchange = Exchange(
             time=began,
             method="",

@@ -16,8 +16,7 @@ import base64
 import json
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import IO, Any, Final
+from typing import IO, Any, Final, NamedTuple
 
 REDACTED: Final = "<redacted>"
 KEY_HEADERS: Final = frozenset({"x-api-key", "api-key", "x-admin-key", "authorization", "cookie"})
@@ -26,8 +25,7 @@ KEY_PARAMETERS: Final = frozenset({"api-key", "api_key", "x-api-key"})
 Headers = Sequence[tuple[bytes, bytes]]
 
 
-@dataclass(frozen=True)
-class Exchange:
+class Exchange(NamedTuple):
     """One call through the proxy: what was asked, and what was answered."""
 
     time: str

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import errno
 import pathlib
+import resource
 import signal
 import sys
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from auxia_decision.server._proxy.recording import (
     read_recording,
     redacted_line,
 )
+from auxia_decision.server._transport.http import HttpLimits, protocol_with
 from auxia_decision.server._transport.runtime import bound_socket, start_rest
 
 DEFAULT_PORT: Final = 8081
@@ -55,7 +56,7 @@ class _Inspector:
     def __call__(self, exchange: Exchange, failure: str) -> None:
         self.report.add(check_exchange(exchange, failure))
         if self._record is not None:
-            named = dataclasses.replace(exchange, method=method_of(exchange))
+            named = exchange._replace(method=method_of(exchange))
             self._record.write(redacted_line(named))
             self._record.flush()
 
@@ -102,7 +103,9 @@ async def run_proxy(config: ProxyConfig, out: IO[str] = sys.stdout) -> Tally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            server, task = await start_rest(app, sock, default_headers=False)
+            descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            protocol = protocol_with(HttpLimits(), descriptors)
+            server, task = await start_rest(app, sock, protocol, default_headers=False)
             port = sock.getsockname()[1]
             host = f"[{config.host}]" if ":" in config.host else config.host
             print(f"{NAME}: http://{host}:{port} -> {upstream.url}", file=out, flush=True)
