@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import zlib
+from collections.abc import Callable
 from typing import Final, NamedTuple, cast
 
 from google.protobuf import descriptor_pb2
@@ -26,6 +27,7 @@ from auxia_decision._json import load_json
 from auxia_decision._protos import descriptor_set_path
 from auxia_decision._routes import Route, routes, services
 from auxia_decision._validation import REQUIRED, validate
+from auxia_decision._validation_quick import fields_check
 from auxia_decision.server._proxy.findings import (
     INVALID_JSON,
     MISSING_REQUIRED,
@@ -87,10 +89,32 @@ def listed_codes() -> dict[str, frozenset[Code]]:
     return found
 
 
+@functools.cache
+def _quick_request_check(route: Route) -> Callable[[bytes], bool]:
+    """Return the server's own quick path: True when a body is certainly a valid request.
+
+    The fields decoding and its check (``fields_check``), held equal to the
+    strict decoding and ``validate`` by their tests; False means unsure, and
+    the full check words what is wrong, if anything.
+    """
+    decode = _CODEC.request_fields_decoder(route.request_type)
+    check = fields_check(route.request_type)
+    if decode is None:
+        return lambda _: False
+
+    def quick(body: bytes) -> bool:
+        fields = decode(body)
+        return fields is not None and check(fields)
+
+    return quick
+
+
 def check_request(route: Route | None, http_method: str, path: str, body: bytes) -> list[Problem]:
     """Return what our server would not accept in a request, each with its JSON path."""
     if route is None:
         return [Problem(REQUEST, "", UNKNOWN_METHOD, f"{http_method} {path} names no RPC")]
+    if _quick_request_check(route)(body):
+        return []
     try:
         message = _CODEC.decode_request(body, route.request_type)
     except ApiError as error:
