@@ -270,7 +270,13 @@ def raw_upstream() -> Iterator[RawUpstream]:
                     return
                 received += chunk
             mode = state.mode[0]
-            if mode == "garbage":
+            if mode == "chunked":  # a whole answer, chunked, then the connection closes
+                self.request.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+                    b'5\r\n{"res\r\n17\r\nponseId": "r1", "x": 1}\r\n0\r\n\r\n'
+                )
+            elif mode == "garbage":
                 self.request.sendall(b"SURPRISE! this is not HTTP\r\n\r\n")
             elif mode == "truncated":
                 self.request.sendall(
@@ -398,3 +404,26 @@ def test_start_up_failures_are_one_line_naming_the_thing(tmp_path: pathlib.Path)
         assert result.stderr.count("\n") == 1, result.stderr
         assert result.stderr.startswith("error: ")
         assert words in result.stderr
+
+
+def test_a_chunked_request_and_a_chunked_answer_go_through_whole(tmp_path: pathlib.Path) -> None:
+    with raw_upstream() as upstream:
+        upstream.mode[0] = "chunked"
+        with proxy(upstream.url, tmp_path) as running:
+            chunks = iter([b'{"projectId": "PROJECT_ID", ', b'"userId": "u1"}'])
+            answer = httpx.post(
+                f"{running.url}/v1/GetTreatments",
+                content=chunks,
+                headers={**JSON, "x-api-key": KEY},
+                timeout=30,
+            )
+            _settled(running, 1)
+            running.stop()
+    assert (answer.status_code, answer.content) == (200, b'{"responseId": "r1", "x": 1}')
+    (exchange,) = running.exchanges()
+    assert exchange["request"]["body"] == '{"projectId": "PROJECT_ID", "userId": "u1"}'
+    found = {(f["side"], f["path"], f["kind"]) for f in running.findings()}
+    assert ("request", "surfaces", "missing_required") in found
+    assert ("response", "x", "unknown_field") in found
+    for written in (running.report, running.record):
+        assert written.stat().st_mode & 0o777 == 0o600

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import pathlib
 import resource
 import signal
@@ -62,10 +63,12 @@ class _Inspector:
 
 
 def _open(path: pathlib.Path | None, what: str) -> IO[str] | None:
+    """Open a file to append to, created readable by its owner alone (bodies may be personal)."""
     if path is None:
         return None
     try:
-        return path.open("a", encoding="utf-8")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(descriptor, "a", encoding="utf-8")
     except OSError as error:
         msg = f"the {what} file {path} cannot be written: {error.strerror}"
         raise ProxyStartupError(msg) from None
