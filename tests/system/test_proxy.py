@@ -427,3 +427,21 @@ def test_a_chunked_request_and_a_chunked_answer_go_through_whole(tmp_path: pathl
     assert ("response", "x", "unknown_field") in found
     for written in (running.report, running.record):
         assert written.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_get_and_a_head_pass_as_the_upstream_answers_them(
+    server: LocalServer, tmp_path: pathlib.Path
+) -> None:
+    with proxy(server.rest_url, tmp_path) as running:
+        answers = [
+            (httpx.request(method, f"{base}/healthz", timeout=30), base)
+            for method in ("GET", "HEAD", "GET")
+            for base in (server.rest_url, running.url)
+        ]
+        _settled(running, 3)
+        running.stop()
+    direct = [(a.status_code, a.content) for a, base in answers if base == server.rest_url]
+    proxied = [(a.status_code, a.content) for a, base in answers if base != server.rest_url]
+    assert proxied == direct
+    assert direct[0] == (200, b'{"status":"SERVING"}')
+    assert [f["kind"] for f in running.findings()] == ["unknown_method"] * 3

@@ -126,6 +126,8 @@ class ProxyApp:
             return
         began = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
         body = await _body(receive)
+        if body is None:  # the caller went away mid-request: nothing to forward
+            return
         query: bytes = scope.get("query_string", b"")
         target = scope.get("raw_path") or scope["path"].encode()
         if query:
@@ -199,13 +201,13 @@ class ProxyApp:
         return answer.status, kept, answer.body
 
 
-async def _body(receive: Receive) -> bytes:
-    """Read a request's whole body."""
+async def _body(receive: Receive) -> bytes | None:
+    """Read a request's whole body; None when the caller disconnects first."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break

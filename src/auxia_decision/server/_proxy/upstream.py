@@ -53,6 +53,8 @@ class _Connection(asyncio.Protocol):
         self._reads_to_close = False
         self.received = False
         """Whether the current request has had any byte of an answer."""
+        self._bodiless = False
+        """Whether the current answer has no body whatever its headers say (HEAD's)."""
 
     # asyncio.Protocol
 
@@ -90,6 +92,9 @@ class _Connection(asyncio.Protocol):
         self._state = _HEADERS_SEEN
         lengths = {b"content-length", b"transfer-encoding"}
         self._reads_to_close = not any(name.lower() in lengths for name, _ in self._headers)
+        if self._bodiless:  # the parser would wait for the body the headers announce
+            self._reads_to_close = True  # and the connection is not reused after it
+            self.on_message_complete()
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -106,13 +111,14 @@ class _Connection(asyncio.Protocol):
 
     # Used by the pool
 
-    def exchange(self, request: bytes) -> asyncio.Future[Answer]:
-        """Send one request's bytes; return its answer's future."""
+    def exchange(self, request: bytes, *, bodiless: bool = False) -> asyncio.Future[Answer]:
+        """Send one request's bytes; return its answer's future (``bodiless``: a HEAD's)."""
         assert self.transport is not None
         self._answer = asyncio.get_running_loop().create_future()
         self._parser = httptools.HttpResponseParser(self)
         self._headers, self._body, self._state = [], [], ""
         self.received = False
+        self._bodiless = bodiless
         self.transport.write(request)
         return self._answer
 
@@ -155,9 +161,10 @@ class UpstreamPool:
         request = b"".join(
             [head, b"\r\n", *(b"%s: %s\r\n" % pair for pair in headers), b"\r\n", body]
         )
+        bodiless = head.startswith(b"HEAD ")
         connection, reused = await self._connection()
         try:
-            answer = await connection.exchange(request)
+            answer = await connection.exchange(request, bodiless=bodiless)
         except UpstreamBrokenError:
             connection.close()
             if not reused or connection.received:
@@ -165,7 +172,7 @@ class UpstreamPool:
             # A kept-alive connection the upstream closed as the request left: once more,
             # on a new connection (nothing of the request was answered).
             connection = await self._connect()
-            answer = await connection.exchange(request)
+            answer = await connection.exchange(request, bodiless=bodiless)
         except BaseException:
             connection.close()
             raise
