@@ -159,6 +159,10 @@ bench-install: $(STAMP) ## Measure each install (core, extras) in a fresh venv (
 bench-emulator: $(STAMP) ## Measure the local server in a test suite: start, reset, fixture overhead (writes bench/results/emulator.md)
 	$(BIN)/python -m bench.bench_emulator
 
+.PHONY: bench-proxy
+bench-proxy: $(STAMP) ## Measure GetTreatments through the validation proxy against direct (writes bench/results/proxy.md)
+	$(BIN)/python -m bench.bench_proxy
+
 .PHONY: bench-java
 bench-java: $(STAMP) system-packages ## Measure AuxiaEmulator (Java): start to a served GetTreatments, close (writes bench/results/polyglot-java.md)
 	$(BIN)/python -m bench.bench_java

@@ -60,7 +60,9 @@ class World:
 
         async def invoke() -> Message | Mapping[str, Any]:
             project = await self.servicer.authenticate(api_key)
-            return await self.servicer.invoke_fields(project, method, request_type, fields)
+            answer = await self.servicer.invoke_fields(project, method, request_type, fields)
+            assert not isinstance(answer, bytes), "no fault here answers JSON text"
+            return answer
 
         return self.run(invoke())
 

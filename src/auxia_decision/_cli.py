@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from auxia_decision._cli_admin import UsageError, add_admin, base_url
+from auxia_decision._cli_proxy import add_proxy
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError
 from auxia_decision._extras import MissingExtraError, import_optional
@@ -194,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_env(commands)
     _add_protos(commands)
     add_admin(commands, _request)
+    add_proxy(commands)
     return parser
 
 

@@ -118,11 +118,16 @@ def _faults(admin: _Admin, args: argparse.Namespace) -> None:
         )
         _print_json(cleared)
     else:
+        if args.evolve and args.code is not None:
+            msg = "--evolve answers calls that succeed: give it no --code"
+            raise UsageError(msg)
+        code = "OK" if args.evolve else args.code or "UNAVAILABLE"
         fault = emulator_pb2.Fault(
             method=args.method,
-            code=code_pb2.Code.Value(args.code),
+            code=code_pb2.Code.Value(code),
             http_status=args.http_status,
             message=args.message,
+            evolve=args.evolve,
         )
         if args.fraction is not None:
             fault.fraction = args.fraction
@@ -297,7 +302,13 @@ def _add_faults(
     )
     add = kinds.add_parser("add", parents=[common], help="arm a fault on a method's calls")
     add.add_argument("method", help="an Auxia API method (GetTreatments), or * for every one")
-    add.add_argument("--code", type=_code, default="UNAVAILABLE", help="default: %(default)s")
+    add.add_argument("--code", type=_code, help="fail with this code (default: UNAVAILABLE)")
+    add.add_argument(
+        "--evolve",
+        action="store_true",
+        help="instead of failing, answer (over REST) as a newer API could: unknown fields "
+        "at every depth, unknown enum values, a new optional object",
+    )
     selection = add.add_mutually_exclusive_group()
     selection.add_argument("--count", type=int, default=1, help="the next N calls (default: 1)")
     selection.add_argument("--fraction", type=float, help="each call with this probability")

@@ -405,3 +405,34 @@ def test_the_explorer_document_is_the_shipped_one_pointed_here(server: LocalServ
                 reduced += 1
         assert schemas[name] == schema
     assert reduced
+
+
+def test_faults_are_armed_listed_and_cleared_from_the_console(
+    server: LocalServer, browser_page: tuple[Any, list[str]]
+) -> None:
+    page, _ = browser_page
+    server.reset()
+    _open(page, server)
+    page.select_option("#fault-method", "GetTreatment")
+    page.select_option("#fault-kind", "evolve")
+    page.fill("#fault-count", "1")
+    page.click("#fault-form button[type=submit]")
+    armed = page.locator("#fault-list tbody tr", has_text="faults/1")
+    armed.wait_for()
+    assert "answers as a newer API could" in armed.inner_text()
+    (fault,) = server.faults.list()
+    assert (fault.method, fault.evolve, fault.count) == ("GetTreatment", True, 1)
+    answer = httpx.post(
+        f"{server.rest_url}/v1/GetTreatment",
+        json={"projectId": server.project_id, "treatmentId": "CART_REMINDER"},
+        headers={"x-api-key": server.api_key},
+    )
+    assert answer.json()["evolvedObject"]
+    page.select_option("#fault-kind", "UNAVAILABLE")
+    page.fill("#fault-count", "")
+    page.click("#fault-form button[type=submit]")
+    page.locator("#fault-list tbody tr", has_text="fails with UNAVAILABLE").wait_for()
+    _shot(page, "9-faults")
+    page.click("#faults-clear")
+    page.wait_for_function("() => !document.querySelector('#fault-list tbody tr')")
+    assert server.faults.list() == []

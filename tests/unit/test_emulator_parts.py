@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from google.protobuf import descriptor_pb2, json_format
 from google.rpc import code_pb2
 
 from auxia.decision.emulator.v1 import emulator_pb2
+from auxia.decision.model import treatment_decision_service_pb2 as decisions_pb2
+from auxia.decision.model import treatment_management_service_pb2 as management_pb2
+from auxia.decision.model import treatment_pb2
 from auxia_decision import ApiError, Code
+from auxia_decision._drift import find_drift
 from auxia_decision.server._domain.clock import ControlledClock
 from auxia_decision.server._domain.decisions import Verdict
 from auxia_decision.server._domain.servicer import AnsweredDecision
+from auxia_decision.server._emulator.evolution import (
+    EVOLVED_ENUM_VALUE,
+    EVOLVED_FIELD,
+    EVOLVED_OBJECT,
+    evolved_json,
+)
 from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._emulator.recent_decisions import (
     NEAR_MISS_SHARE,
     RecentDecisions,
     served_nothing,
 )
+from tests._evolution import ADDED_ENUM_VALUE, ADDED_MEMBERS, evolution_paths
 
 METHODS = ("GetTreatments", "LogTreatmentInteraction")
 FULL_NAMES = {"io.auxia.decision.model.TreatmentDecisionService.GetTreatments": "GetTreatments"}
@@ -140,3 +154,68 @@ def test_near_misses_take_at_most_their_share_of_a_second() -> None:
     assert explained[-1] == "r10"
     recent.forget()
     assert recent.near_miss("r0") is None
+
+
+def test_an_evolution_fault_answers_json_text_and_neither_fails_nor_delays() -> None:
+    plan = _plan(emulator_pb2.Fault(method="GetTreatments", count=1, evolve=True))
+    fault = plan.select("GetTreatments")
+    assert fault is not None
+    assert (fault.error(), fault.delay_seconds) == (None, 0)
+    response = decisions_pb2.GetTreatmentsResponse(response_id="r1")
+    answer = fault.answer(response)
+    assert isinstance(answer, bytes)
+    assert json.loads(answer)["responseId"] == "r1"
+    assert plan.faults() == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "field"),
+    [
+        (
+            emulator_pb2.Fault(
+                method="GetTreatments", count=1, evolve=True, code=code_pb2.INTERNAL
+            ),
+            "fault.evolve",
+        ),
+        (emulator_pb2.Fault(method="GetTreatments", count=1), "fault.code"),
+    ],
+    ids=["evolve-with-a-code", "neither-fails-delays-nor-evolves"],
+)
+def test_a_fault_that_evolves_and_fails_or_does_nothing_is_refused(
+    fault: emulator_pb2.Fault, field: str
+) -> None:
+    with pytest.raises(ApiError) as refused:
+        _plan(fault)
+    assert [v.field for v in refused.value.field_violations] == [field]
+
+
+def test_an_evolved_answer_adds_at_every_depth_the_same_way_every_time() -> None:
+    treatment = treatment_pb2.TreatmentPb(treatment_id="T1", name="n")
+    version = treatment.versions.add()
+    version.start_timestamp.FromSeconds(1_700_000_000)
+    response = management_pb2.GetTreatmentResponse(treatment=treatment)
+    assert (ADDED_MEMBERS, ADDED_ENUM_VALUE) == (
+        (EVOLVED_FIELD, EVOLVED_OBJECT),
+        EVOLVED_ENUM_VALUE,
+    )
+    evolved = evolved_json(response)
+    assert evolved == evolved_json(response)
+    document = json.loads(evolved)
+    assert document["treatment"]["versions"][0]["status"] == EVOLVED_ENUM_VALUE  # unset before
+    assert document["treatment"]["versions"][0]["startTimestamp"] == "2023-11-14T22:13:20Z"
+    assert {"evolvedObject", "treatment.evolvedField", "treatment.versions[0].evolvedField"} <= (
+        evolution_paths(document)
+    )
+    drifts = find_drift(document, management_pb2.GetTreatmentResponse.DESCRIPTOR)
+    assert {drift.path for drift in drifts} == evolution_paths(document)
+    assert {drift.kind for drift in drifts} == {"unknown_field", "unknown_enum_value"}
+    # what the schema knows reads as before
+    read = management_pb2.GetTreatmentResponse()
+    json_format.Parse(evolved, read, ignore_unknown_fields=True)
+    assert read.treatment.versions[0].start_timestamp == version.start_timestamp
+
+
+def test_a_repeated_enum_gets_the_new_valueevolution_paths() -> None:
+    options = descriptor_pb2.FieldOptions(targets=[descriptor_pb2.FieldOptions.TARGET_TYPE_FILE])
+    document = json.loads(evolved_json(options))
+    assert document["targets"] == ["TARGET_TYPE_FILE", EVOLVED_ENUM_VALUE]

@@ -7,7 +7,8 @@ only when a test asks for it.
 Inside the server, each folder is a room with the rooms it may import
 (``MAY_IMPORT``): storage and the transports stand on the library alone, the
 domain reaches storage only through its seam, the emulator plugs into the
-domain and the transports through the interfaces they own, and the modules
+domain and the transports through the interfaces they own, the validation
+proxy stands on the library and the transports' runtime, and the modules
 at the top (the assembly, ``LocalServer``, the command's run) put them
 together. Every module of the server is in a room.
 """
@@ -25,7 +26,13 @@ from tests._repo import ROOT
 PACKAGE: Final = ROOT / "src" / "auxia_decision"
 SERVER: Final = PACKAGE / "server"
 # The entry points, on top of the library and the server.
-ENTRY_POINTS: Final = ("_cli.py", "_cli_admin.py", "__main__.py", "pytest_plugin.py")
+ENTRY_POINTS: Final = (
+    "_cli.py",
+    "_cli_admin.py",
+    "_cli_proxy.py",
+    "__main__.py",
+    "pytest_plugin.py",
+)
 # Everything but the server and the entry points.
 LIBRARY: Final = sorted(
     path
@@ -35,16 +42,17 @@ LIBRARY: Final = sorted(
 SERVER_MODULES: Final = sorted(SERVER.rglob("*.py"))
 EXTRAS: Final = frozenset({"httpx", "grpc", "uvicorn", "orjson", "uvloop", "httptools"})
 
-ROOMS: Final = ("_domain", "_storage", "_transport", "_emulator")
+ROOMS: Final = ("_domain", "_storage", "_transport", "_emulator", "_proxy")
 """The server's folders; its top-level modules assemble them."""
 MAY_IMPORT: Final[dict[str, frozenset[str]]] = {
     "_storage": frozenset({"_storage"}),
     "_transport": frozenset({"_transport"}),
     "_domain": frozenset({"_domain", "_storage.seam"}),
     "_emulator": frozenset({"_emulator", "_domain", "_storage.seam", "_transport.bindings"}),
+    "_proxy": frozenset({"_proxy", "_transport.runtime", "_transport.http", "_transport.asgi"}),
 }
 """What of the server each room may import: rooms, or single modules of a room."""
-KNOWS_NO_SQL: Final = ("_domain", "_transport", "_emulator")
+KNOWS_NO_SQL: Final = ("_domain", "_transport", "_emulator", "_proxy")
 
 
 def _imports(path: pathlib.Path, *, top_level_only: bool) -> set[str]:

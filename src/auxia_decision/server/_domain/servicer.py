@@ -20,6 +20,7 @@ from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia.decision.model import treatment_pb2
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
+from auxia_decision._routes import route_for
 from auxia_decision._validation import check_request, clear_output_only
 from auxia_decision._validation_quick import fields_check
 from auxia_decision.server._domain import data_fields as _data_fields
@@ -69,7 +70,11 @@ class Fault(Protocol):
         ...
 
     def error(self) -> ApiError | None:
-        """Return the error the call fails with, or None when it is only delayed."""
+        """Return the error the call fails with, or None when it runs."""
+        ...
+
+    def answer(self, response: Message) -> Message | bytes:
+        """Return what a call that ran answers: its response, or the JSON text to send instead."""
         ...
 
 
@@ -197,20 +202,28 @@ class ApiServicer:
         return keys.project_of(api_key)
 
     async def invoke(self, method: str, request: Message, api_key: str | None) -> Message:
-        """Run an RPC by short name for the holder of ``api_key``."""
+        """Run an RPC by short name for the holder of ``api_key``.
+
+        An answer a fault gave as JSON text is read back as a client of this
+        schema reads it.
+        """
         if method not in self._handlers:
             raise ApiError(Code.UNIMPLEMENTED, f"the method {method} is not implemented")
-        return await self.invoke_for(await self.authenticate(api_key), method, request)
+        answer = await self.invoke_for(await self.authenticate(api_key), method, request)
+        if isinstance(answer, bytes):
+            return _JSON.decode_response(answer, route_for(method).response_type)
+        return answer
 
     def invoke_for(
         self, project: ProjectRecord, method: str, request: Message
-    ) -> Awaitable[Message]:
+    ) -> Awaitable[Message | bytes]:
         """Run an RPC by short name for a caller already authenticated as ``project``.
 
         The request is authorized and validated before this returns (raising
         ApiError), and its OUTPUT_ONLY fields are cleared (AIP-203: the server
         ignores them); awaiting the result runs the RPC, unless an armed fault
-        fails or delays it.
+        fails or delays it; an armed fault may also answer JSON text (bytes)
+        in place of the response (see ``Fault.answer``).
         """
         handler = self._handlers.get(method)
         if handler is None:
@@ -244,7 +257,7 @@ class ApiServicer:
         request_type: type[Message],
         fields: Fields,
         source: bytes | str | None = None,
-    ) -> Awaitable[Message | Fields]:
+    ) -> Awaitable[Message | Fields | bytes]:
         """Run an RPC as ``invoke_for`` does, its request given as its constructor's arguments.
 
         ``fields`` are what the REST codec's fields decoding returns (every
@@ -273,7 +286,7 @@ class ApiServicer:
         request: Message,
         handler: Callable[[ProjectRecord, Message], Awaitable[Message]],
         user_id: str | None,
-    ) -> Message:
+    ) -> Message | bytes:
         """Run a call on a shared store: once synced, the faults every replica counts apply."""
         await self.store.synchronize(project.project_id, user_id)
         faults = self.faults
@@ -292,7 +305,7 @@ class ApiServicer:
         source: bytes | str | None,
         *,
         handler: Callable[[ProjectRecord, Fields, bytes | str | None], Awaitable[Message | Fields]],
-    ) -> Message | Fields:
+    ) -> Message | Fields | bytes:
         """Run a call from plain values on a shared store, once synced.
 
         A fault armed by another replica, seen by the sync, sends the call the
@@ -507,10 +520,11 @@ async def _after(first: Awaitable[None], then: Awaitable[T]) -> T:
     return result
 
 
-async def _delayed(fault: Fault, run: Callable[[], Awaitable[Message]]) -> Message:
-    """Wait for a fault's delay; then fail with its error, or run the call."""
-    await asyncio.sleep(fault.delay_seconds)
+async def _delayed(fault: Fault, run: Callable[[], Awaitable[Message]]) -> Message | bytes:
+    """Wait for a fault's delay; then fail with its error, or run the call and answer as it says."""
+    if fault.delay_seconds:
+        await asyncio.sleep(fault.delay_seconds)
     error = fault.error()
     if error is not None:
         raise error
-    return await run()
+    return fault.answer(await run())

@@ -335,6 +335,21 @@ class FaultControl:
         """Delay the next ``count`` calls of ``method`` (a timedelta, or seconds); they then run."""
         return self.arm(emulator_pb2.Fault(method=method, count=count, delay=_duration(delay)))
 
+    def evolve(self, method: str = "*", *, count: int | None = None) -> emulator_pb2.Fault:
+        """Answer calls of ``method`` (REST) as a newer version of the API could.
+
+        The answers of the next ``count`` calls (None: of every call, until
+        cleared) carry what the schema lacks: ``evolvedField`` in every JSON
+        object of a message, ``EVOLVED_VALUE`` in every enum field, and an
+        ``evolvedObject`` at the top (docs/emulator.md has the rules).
+        """
+        fault = emulator_pb2.Fault(method=method, evolve=True)
+        if count is None:
+            fault.fraction = 1.0
+        else:
+            fault.count = count
+        return self.arm(fault)
+
     def list(self) -> list[emulator_pb2.Fault]:
         """Return the armed faults, in the order they apply."""
         response = self._admin.call(

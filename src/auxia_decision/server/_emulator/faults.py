@@ -9,12 +9,15 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
 
+from google.protobuf.message import Message
 from google.rpc import code_pb2
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision._errors import ApiError, Code, FieldViolation, violation
 from auxia_decision._routes import services
+from auxia_decision.server._emulator.evolution import evolved_json
 from auxia_decision.server._emulator.shared_state import FAULTS, SharedState
+from auxia_decision.server._transport.bindings import JsonAnswer
 
 ANY_METHOD: Final = "*"
 MAX_DELAY_MICROS: Final = 60_000_000
@@ -36,6 +39,8 @@ class ArmedFault:
     http_status: int | None
     message: str
     delay_seconds: float
+    evolve: bool = False
+    """Whether a selected call that succeeds is answered as a newer API could answer it."""
     selected: int = 0
     definition: emulator_pb2.Fault = field(default_factory=emulator_pb2.Fault)
     draws: int = 0
@@ -46,6 +51,10 @@ class ArmedFault:
         if self.code is None:
             return None
         return ApiError(self.code, self.message, http_status=self.http_status)
+
+    def answer(self, response: Message) -> Message | bytes:
+        """Return what a selected call that ran answers: its response, or it evolved (JSON)."""
+        return JsonAnswer(evolved_json(response), response) if self.evolve else response
 
     def as_message(self) -> emulator_pb2.Fault:
         """Return the fault as the admin API shows it."""
@@ -257,6 +266,7 @@ def _armed(fault: emulator_pb2.Fault, name: str, method: str) -> ArmedFault:
         or f"{name} failed this call ({code.name if code else 'delay'}): "
         "a fault armed through the emulator admin API",
         delay_seconds=fault.delay.ToMicroseconds() / 1e6,
+        evolve=fault.evolve,
     )
     armed.definition.CopyFrom(fault)
     armed.definition.ClearField("remaining_count")
@@ -292,10 +302,15 @@ def _violations(
     delay = fault.delay.ToMicroseconds()
     if not 0 <= delay <= MAX_DELAY_MICROS:
         violations.append(violation("fault.delay", "must be from 0 to 60 seconds"))
-    if fault.code == code_pb2.OK and delay == 0:
+    if fault.code == code_pb2.OK and delay == 0 and not fault.evolve:
         violations.append(
             violation(
-                "fault.code", "the fault neither fails nor delays calls: set a code or a delay"
+                "fault.code",
+                "the fault neither fails, delays nor evolves calls: set a code, a delay or evolve",
             )
+        )
+    if fault.evolve and fault.code != code_pb2.OK:
+        violations.append(
+            violation("fault.evolve", "evolves the answers of calls that succeed: set no code")
         )
     return violations

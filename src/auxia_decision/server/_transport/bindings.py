@@ -27,6 +27,26 @@ Fields = dict[str, Any]
 """A request or a response as its message constructor's keyword arguments."""
 
 
+class JsonAnswer(bytes):
+    """A response given as the JSON text REST answers as it is, with the message gRPC answers.
+
+    What an ``Invoke`` may answer in place of a message (the emulator's
+    evolution faults answer REST with what the schema lacks).
+
+    Args:
+        text: the JSON text.
+        message: the response message.
+
+    """
+
+    message: Message
+
+    def __new__(cls, text: bytes, message: Message) -> JsonAnswer:
+        answer = super().__new__(cls, text)
+        answer.message = message
+        return answer
+
+
 class Admit(Protocol):
     """Admits a call from the keys it carries; raises ApiError (UNAUTHENTICATED...) otherwise."""
 
@@ -38,8 +58,12 @@ class Admit(Protocol):
 class Invoke(Protocol):
     """Runs an admitted call; the awaitable raises ApiError when the call fails."""
 
-    def __call__(self, caller: Any, method: str, request: Message, /) -> Awaitable[Message]:  # noqa: ANN401
-        """Start the call of ``method`` (its short name); return its response's awaitable."""
+    def __call__(self, caller: Any, method: str, request: Message, /) -> Awaitable[Message | bytes]:  # noqa: ANN401
+        """Start the call of ``method`` (its short name); return its response's awaitable.
+
+        The response is a message, or a ``JsonAnswer`` (its JSON text for
+        REST, its message for gRPC).
+        """
         ...
 
 
@@ -54,8 +78,8 @@ class InvokeFields(Protocol):
         fields: Fields,
         source: bytes,
         /,
-    ) -> Awaitable[Message | Mapping[str, Any]]:
-        """Start the call; its response is a message, or its constructor's arguments."""
+    ) -> Awaitable[Message | Mapping[str, Any] | bytes]:
+        """Start the call; its response is a message, its constructor's arguments or JSON text."""
         ...
 
 

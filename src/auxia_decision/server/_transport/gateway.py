@@ -274,6 +274,8 @@ class RestGateway:
                 response = await self._invoke(caller, endpoint, body)
                 if isinstance(response, Message):
                     status, body = 200, endpoint.encode(response)
+                elif isinstance(response, bytes):  # already JSON text
+                    status, body = 200, response
                 else:
                     status, body = 200, self._encode_fields(endpoint, response)
         except ApiError as error:
@@ -317,7 +319,7 @@ class RestGateway:
     @staticmethod
     def _invoke(
         caller: object, endpoint: _Endpoint, body: bytes
-    ) -> Awaitable[Message | Mapping[str, Any]]:
+    ) -> Awaitable[Message | Mapping[str, Any] | bytes]:
         """Start the RPC of a request body: from its plain values where the binding takes them.
 
         A plain function returning the binding's awaitable: no frame of its

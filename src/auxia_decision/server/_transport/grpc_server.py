@@ -14,15 +14,18 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from auxia_decision._codec import RestCodec
 from auxia_decision._errors import GRPC_DETAILS_METADATA, ApiError, Code, FieldViolation
 from auxia_decision.server._transport.bindings import (
     ADMIN_KEY_HEADER,
     API_KEY_HEADERS,
     Binding,
     CallObserver,
+    JsonAnswer,
 )
 
 _log = logging.getLogger("auxia_decision.grpc")
+_CODEC = RestCodec()
 M = TypeVar("M", bound=Message)
 
 RawHandler = Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[bytes]]
@@ -72,15 +75,23 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ApiError) -
     raise AssertionError("abort returned")  # pragma: no cover
 
 
-def _handler(
+def _handler(  # noqa: PLR0917 - called once per method, where the service is read
     binding: Binding,
     service: str,
     method: str,
     request_type: type[Message],
+    response_type: type[Message],
     observer: CallObserver | None,
 ) -> RawHandler:
     """Return the handler of one method: it admits, parses and runs a call, and answers bytes."""
     admit, invoke = binding.admit, binding.invoke
+
+    def serialized(response: Message | bytes) -> bytes:
+        if isinstance(response, JsonAnswer):  # JSON text for REST, and its message
+            return response.message.SerializeToString()
+        if isinstance(response, bytes):
+            return _CODEC.decode_response(response, response_type).SerializeToString()
+        return response.SerializeToString()
 
     async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         started = time.perf_counter() if _log.isEnabledFor(logging.INFO) else None
@@ -94,7 +105,7 @@ def _handler(
             return await _fail(context, method, _api_error(method, error), started)
         if started is not None:
             _log_call(method, Code.OK, started)
-        return response.SerializeToString()
+        return serialized(response)
 
     if observer is None:
         return handle
@@ -107,7 +118,7 @@ def _handler(
         try:
             caller = admit(*_keys(metadata))
             response = await invoke(caller, method, _parse(request_type, request))
-            answer = response.SerializeToString()
+            answer = serialized(response)
         except Exception as error:  # every failure ends the call with a status
             failure = _api_error(method, error)
             ended = time.perf_counter_ns()
@@ -177,6 +188,7 @@ async def add_to_server(
                     service.full_name,
                     method.name,
                     message_factory.GetMessageClass(method.input_type),
+                    message_factory.GetMessageClass(method.output_type),
                     observer,
                 ),
                 request_deserializer=None,

@@ -89,14 +89,18 @@ def bound_socket(host: str, port: int) -> socket.socket:
 
 
 def rest_server_for(
-    app: Callable[..., Awaitable[None]], protocol: type[asyncio.Protocol] | None = None
+    app: Callable[..., Awaitable[None]],
+    protocol: type[asyncio.Protocol] | None = None,
+    *,
+    default_headers: bool = True,
 ) -> RestServer:
     """Return the HTTP server the REST gateway runs on, serving any ASGI app the same way.
 
     No access log (the gateway logs), no lifespan, no proxy-header rewriting
     (the server reads no client address), and a graceful shutdown that lets
     requests in flight finish. ``protocol`` is the HTTP/1.1 protocol class;
-    by default uvicorn's own (httptools).
+    by default uvicorn's own (httptools). Without ``default_headers``,
+    uvicorn adds no ``date`` and ``server`` headers: the app's are all.
     """
     return RestServer(
         uvicorn.Config(
@@ -107,6 +111,8 @@ def rest_server_for(
             lifespan="off",
             proxy_headers=False,
             timeout_graceful_shutdown=int(GRACE_SECONDS),
+            server_header=default_headers,
+            date_header=default_headers,
         )
     )
 
@@ -115,9 +121,11 @@ async def start_rest(
     app: Callable[..., Awaitable[None]],
     sock: socket.socket,
     protocol: type[asyncio.Protocol] | None = None,
+    *,
+    default_headers: bool = True,
 ) -> tuple[RestServer, asyncio.Task[None]]:
     """Serve an ASGI app on a bound socket as ``rest_server_for`` does; return once it listens."""
-    server = rest_server_for(app, protocol)
+    server = rest_server_for(app, protocol, default_headers=default_headers)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

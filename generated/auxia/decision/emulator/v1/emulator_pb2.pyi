@@ -876,6 +876,7 @@ class Fault(_message.Message):
     DELAY_FIELD_NUMBER: _builtins.int
     REMAINING_COUNT_FIELD_NUMBER: _builtins.int
     SELECTED_COUNT_FIELD_NUMBER: _builtins.int
+    EVOLVE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. The fault's name, `faults/<n>`, numbered from 1 in order of
     creation.
@@ -913,6 +914,16 @@ class Fault(_message.Message):
     """Output only. How many more calls a `count` fault will select."""
     selected_count: _builtins.int
     """Output only. How many calls the fault has selected so far."""
+    evolve: _builtins.bool
+    """Optional. When true, a selected call that succeeds is answered, over
+    REST, as a newer version of the API could answer it: every JSON object
+    of the answer, whatever its depth, gets a field this schema lacks
+    (`evolvedField`); every enum field of those objects, set or not, holds a
+    value this schema lacks (`EVOLVED_VALUE`; a repeated one gets it added);
+    and the answer gets a new optional object (`evolvedObject`). The same
+    for every call, so that a test can name the paths. gRPC answers are not
+    changed. May go with a `delay`, not with a `code`.
+    """
     @_builtins.property
     def delay(self) -> _duration_pb2.Duration:
         """Optional. How long a selected call waits, from 0 to 60 seconds, before
@@ -933,10 +944,11 @@ class Fault(_message.Message):
         delay: _duration_pb2.Duration | None = ...,
         remaining_count: _builtins.int = ...,
         selected_count: _builtins.int = ...,
+        evolve: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "delay", b"delay", "fraction", b"fraction", "selection", b"selection"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "count", b"count", "delay", b"delay", "fraction", b"fraction", "http_status", b"http_status", "message", b"message", "method", b"method", "name", b"name", "random_seed", b"random_seed", "remaining_count", b"remaining_count", "selected_count", b"selected_count", "selection", b"selection"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "count", b"count", "delay", b"delay", "evolve", b"evolve", "fraction", b"fraction", "http_status", b"http_status", "message", b"message", "method", b"method", "name", b"name", "random_seed", b"random_seed", "remaining_count", b"remaining_count", "selected_count", b"selected_count", "selection", b"selection"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_selection: _TypeAlias = _typing.Literal["count", "fraction"]  # noqa: Y015
     _WhichOneofArgType_selection: _TypeAlias = _typing.Literal["selection", b"selection"]  # noqa: Y015

@@ -203,14 +203,15 @@ class EmulatorServiceServicer:
 
     def CreateFault(self, request, context):
         """Arms a fault: calls of an Auxia API method, on REST and gRPC alike, fail
-        with a given code, or are delayed, until the fault is used up or
+        with a given code, or are delayed, or (over REST) are answered as a newer
+        version of the API could answer them, until the fault is used up or
         cleared. Faults apply to calls that are authenticated, authorized and
         valid, in the order the faults were created: the first that selects a
         call applies to it.
 
         Returns INVALID_ARGUMENT when the method is not an Auxia API method, the
-        fault selects no calls (no count and no fraction) or neither fails nor
-        delays them, or a value is out of range.
+        fault selects no calls (no count and no fraction), neither fails,
+        delays nor evolves them, or a value is out of range.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -109,14 +109,15 @@ class EmulatorServiceStub:
     """
     CreateFault: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.CreateFaultRequest, _emulator_pb2.Fault]
     """Arms a fault: calls of an Auxia API method, on REST and gRPC alike, fail
-    with a given code, or are delayed, until the fault is used up or
+    with a given code, or are delayed, or (over REST) are answered as a newer
+    version of the API could answer them, until the fault is used up or
     cleared. Faults apply to calls that are authenticated, authorized and
     valid, in the order the faults were created: the first that selects a
     call applies to it.
 
     Returns INVALID_ARGUMENT when the method is not an Auxia API method, the
-    fault selects no calls (no count and no fraction) or neither fails nor
-    delays them, or a value is out of range.
+    fault selects no calls (no count and no fraction), neither fails,
+    delays nor evolves them, or a value is out of range.
     """
     ListFaults: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ListFaultsRequest, _emulator_pb2.ListFaultsResponse]
     """Lists the armed faults, in the order they apply, with what is left of
@@ -210,14 +211,15 @@ class EmulatorServiceAsyncStub(EmulatorServiceStub):
     """
     CreateFault: _aio.UnaryUnaryMultiCallable[_emulator_pb2.CreateFaultRequest, _emulator_pb2.Fault]  # type: ignore[assignment]
     """Arms a fault: calls of an Auxia API method, on REST and gRPC alike, fail
-    with a given code, or are delayed, until the fault is used up or
+    with a given code, or are delayed, or (over REST) are answered as a newer
+    version of the API could answer them, until the fault is used up or
     cleared. Faults apply to calls that are authenticated, authorized and
     valid, in the order the faults were created: the first that selects a
     call applies to it.
 
     Returns INVALID_ARGUMENT when the method is not an Auxia API method, the
-    fault selects no calls (no count and no fraction) or neither fails nor
-    delays them, or a value is out of range.
+    fault selects no calls (no count and no fraction), neither fails,
+    delays nor evolves them, or a value is out of range.
     """
     ListFaults: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ListFaultsRequest, _emulator_pb2.ListFaultsResponse]  # type: ignore[assignment]
     """Lists the armed faults, in the order they apply, with what is left of
@@ -362,14 +364,15 @@ class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_emulator_pb2.Fault, _abc.Awaitable[_emulator_pb2.Fault]]:
         """Arms a fault: calls of an Auxia API method, on REST and gRPC alike, fail
-        with a given code, or are delayed, until the fault is used up or
+        with a given code, or are delayed, or (over REST) are answered as a newer
+        version of the API could answer them, until the fault is used up or
         cleared. Faults apply to calls that are authenticated, authorized and
         valid, in the order the faults were created: the first that selects a
         call applies to it.
 
         Returns INVALID_ARGUMENT when the method is not an Auxia API method, the
-        fault selects no calls (no count and no fraction) or neither fails nor
-        delays them, or a value is out of range.
+        fault selects no calls (no count and no fraction), neither fails,
+        delays nor evolves them, or a value is out of range.
         """
 
     @_abc_1.abstractmethod

@@ -384,6 +384,7 @@ async function refreshInteractions() {
 
 async function journalMethods() {
   const names = new Set();
+  const api = [];
   for (const url of ["/openapi.json", "/emulator/v1/openapi.json"]) {
     const answer = await fetch(url);
     if (!answer.ok) {
@@ -393,12 +394,61 @@ async function journalMethods() {
       for (const operation of Object.values(operations)) {
         if (operation.summary) {
           names.add(operation.summary);
+          if (url === "/openapi.json") {
+            api.push(operation.summary);
+          }
         }
       }
     }
   }
   const select = $("#journal-method");
   select.append(...[...names].sort().map((name) => new Option(name, name)));
+  $("#fault-method").append(...api.sort().map((name) => new Option(name, name)));
+}
+
+// Faults.
+
+function describeFault(fault) {
+  const what = [];
+  if (fault.evolve) {
+    what.push("answers as a newer API could (evolvedField, EVOLVED_VALUE, evolvedObject)");
+  }
+  if (fault.code && fault.code !== "OK") {
+    what.push(`fails with ${fault.code}${fault.httpStatus ? ` (HTTP ${fault.httpStatus})` : ""}`);
+  }
+  if (fault.delay) {
+    what.push(`after ${fault.delay}`);
+  }
+  return what.join(", ");
+}
+
+async function refreshFaults() {
+  const faults = (await admin("ListFaults")).faults || [];
+  fill($("#fault-list"), faults, (row, fault) => {
+    cell(row, fault.name);
+    cell(row, fault.method);
+    cell(row, describeFault(fault));
+    cell(row, fault.count ? String(fault.remainingCount ?? 0) : `each call, ${fault.fraction * 100}%`);
+    cell(row, String(fault.selectedCount ?? 0));
+  });
+}
+
+async function armFault() {
+  const kind = $("#fault-kind").value;
+  const count = Number($("#fault-count").value);
+  const fault = { method: $("#fault-method").value };
+  if (count > 0) {
+    fault.count = count;
+  } else {
+    fault.fraction = 1;
+  }
+  if (kind === "evolve") {
+    fault.evolve = true;
+  } else {
+    fault.code = kind;
+  }
+  await admin("CreateFault", { fault });
+  await refreshFaults();
 }
 
 function codeOf(entry) {
@@ -487,6 +537,7 @@ async function refresh() {
     await refreshDecisions();
     await refreshInteractions();
     await refreshJournal();
+    await refreshFaults();
     await explain();
     showError(null);
   } catch (error) {
@@ -531,6 +582,15 @@ function wire() {
   $("#interaction-filter").addEventListener("input", () => refreshInteractions().catch(showError));
   $("#interaction-filter").addEventListener("submit", (event) => event.preventDefault());
   $("#project").addEventListener("change", () => refresh());
+  $("#fault-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    armFault()
+      .then(() => showError(null))
+      .catch(showError);
+  });
+  $("#faults-clear").addEventListener("click", () =>
+    admin("ClearFaults").then(refreshFaults).catch(showError),
+  );
   $("#clock-freeze").addEventListener("click", async () => {
     const clock = await refreshClock();
     setClock({ freezeTime: clock.now }).catch(showError);

@@ -1,0 +1,1 @@
+"""The validation proxy (``auxia-decision proxy``), and ``drift-check`` of its recordings."""
