@@ -181,6 +181,8 @@ class ServerProcess:
     ) -> None:
         self.log = log.open("w")
         ready_file = log.with_suffix(".ready.json")
+        # A peer leaves its ready file behind: the last round's would name a dead server.
+        ready_file.unlink(missing_ok=True)
         self.process = subprocess.Popen(  # noqa: S603  # our own executables
             target.command(db, seed, ready_file),
             cwd=ROOT,
