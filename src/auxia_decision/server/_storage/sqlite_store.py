@@ -30,7 +30,6 @@ from auxia_decision.server._storage.activity import (
     ActivityCache,
 )
 from auxia_decision.server._storage.database_thread import DatabaseThread
-from auxia_decision.server._storage.reader_thread import ReaderThread
 from auxia_decision.server._storage.rows import (
     INTERACTION_COLUMNS,
     SERVED_COLUMNS,
@@ -45,6 +44,7 @@ from auxia_decision.server._storage.seam import (
     ServedTreatment,
     UserActivity,
 )
+from auxia_decision.server._storage.snapshot_reader import SnapshotReader
 from auxia_decision.server._storage.sqlite_repository import SqliteRepository, connect
 from auxia_decision.server._storage.sqlite_schema import Migration
 from auxia_decision.server._storage.writer_client import WriterClient, WriterStopped
@@ -131,7 +131,7 @@ class SqliteStore:
         self.executor = DatabaseThread(self._connect, error_for=storage_error)
         """The database thread, which also takes operations on the raw connection."""
         # Reads of a file need not wait for the writers (WAL): a thread of their own.
-        self._reader = None if path == ":memory:" else ReaderThread(path, storage_error)
+        self._reader = None if path == ":memory:" else SnapshotReader(path, storage_error)
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
         # The batch each event loop is filling, by kind (only its thread touches it).
         self._interactions: dict[asyncio.AbstractEventLoop, _OpenBatch] = {}
