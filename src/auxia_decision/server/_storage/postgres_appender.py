@@ -27,10 +27,15 @@ from auxia_decision.server._storage.postgres_connections import (
     in_doubt_error,
     spawn,
     storage_error,
+    unreachable,
 )
 from auxia_decision.server._storage.rows import INTERACTION_COLUMNS, SERVED_COLUMNS
 
 R = TypeVar("R")
+
+_SEND_ATTEMPTS: Final = 4
+"""How many times a batch is sent on new connections while each is lost before it answers
+(the batch id says whether a lost one was stored, so none is stored twice)."""
 
 _IN_DOUBT_PAUSE: Final = 0.2
 _PRUNE_EVERY: Final = 256
@@ -155,7 +160,7 @@ class Appender:
             prune,
         ]
 
-    async def _send(self, batch: Batch, attempts: int = 2) -> None:
+    async def _send(self, batch: Batch, attempts: int = _SEND_ATTEMPTS) -> None:
         batch_id = self._random.getrandbits(63)
         sent = False
         try:
@@ -163,12 +168,13 @@ class Appender:
             sent = True
             await connection.execute(_APPEND, self._parameters(batch, batch_id), prepare=True)
         except psycopg.Error as error:
-            if not sent or not self.link.lost:
+            if not sent or not (self.link.lost or unreachable(error)):
                 # Not connected, or the statement failed: it was rolled back.
                 batch.resolve(storage_error(error))
                 return
+            # The connection was lost with the statement sent (psycopg may say so before
+            # it marks the connection broken): was it stored?
             self.link.drop()
-            # The connection was lost with the statement sent: was it stored?
             spawn(self._settle(batch, batch_id, attempts - 1))
             return
         batch.resolve(None)
@@ -199,7 +205,8 @@ class Appender:
             batch.resolve(
                 ApiError(
                     Code.UNAVAILABLE,
-                    "the connection to the database was lost twice; nothing was written: try again",
+                    f"the connection to the database was lost {_SEND_ATTEMPTS} times; "
+                    "nothing was written: try again",
                     details=[error_details_pb2.RetryInfo(retry_delay=RETRY_AFTER)],
                 )
             )

@@ -40,7 +40,7 @@ def first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
-def _unreachable(error: BaseException) -> bool:
+def unreachable(error: BaseException) -> bool:
     """Whether an error means the database could not be reached or the connection was lost."""
     return isinstance(
         error,
@@ -71,7 +71,7 @@ def storage_error(error: BaseException, *, writes: bool = True) -> ApiError:
         pg_errors.TransactionRollback | pg_errors.LockNotAvailable | pg_errors.QueryCanceled,
     ):
         message = f"the database cancelled the transaction ({reason}){nothing}: try again"
-    elif _unreachable(error):
+    elif unreachable(error):
         message = f"the database cannot be reached ({reason}){nothing}: try again"
     else:
         _log.error("the store failed: %s: %s", type(error).__name__, reason)

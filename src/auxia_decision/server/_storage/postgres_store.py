@@ -69,6 +69,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _log = logging.getLogger("auxia_decision.store")
+_SYNC_ATTEMPTS: Final = 3
+"""How many times a sync is tried on new connections when the last one was lost."""
 _EVERYTHING_NEW: Final = "1:1:"
 """A snapshot in which no transaction is visible: reading "since" it reads everything."""
 
@@ -283,15 +285,7 @@ class PostgresStore:
 
     async def _sync(self, round_: _Round) -> None:
         try:
-            try:
-                activities = await self._read_round(list(round_.users))
-            except psycopg.Error:
-                if not self._reader.lost:
-                    raise
-                # The connection was lost (the server restarted, or ended it):
-                # a sync writes nothing, so it is tried once more on a new one.
-                self._reader.drop()
-                activities = await self._read_round(list(round_.users))
+            activities = await self._read_round_again_if_lost(list(round_.users))
         except psycopg.Error as error:
             if self._reader.lost:
                 self._reader.drop()
@@ -301,6 +295,24 @@ class PostgresStore:
             _settle_round(round_, error)
         else:
             _settle_round(round_, None, activities)
+
+    async def _read_round_again_if_lost(
+        self, users: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], DailyActivity]:
+        """Run ``_read_round``; on a connection lost meanwhile, again on new ones, a few times.
+
+        The connection may be lost as the server restarts or ends it (and it
+        may end the next one too, as ``pg_terminate_backend`` in a loop does):
+        a sync writes nothing, so it is safe to try again.
+        """
+        for attempt in range(1, _SYNC_ATTEMPTS + 1):
+            try:
+                return await self._read_round(users)
+            except psycopg.Error:
+                if not self._reader.lost or attempt == _SYNC_ATTEMPTS:
+                    raise
+                self._reader.drop()
+        raise AssertionError  # unreachable: the last attempt returns or raises
 
     async def _read_round(
         self, users: list[tuple[str, str]]
