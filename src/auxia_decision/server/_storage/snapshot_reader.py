@@ -4,9 +4,9 @@ A file-backed store (WAL mode) lets a reader see the last commit without
 waiting for the writers: what a decision must read (a user's activity, by
 index) is read here, on the event loop's thread, rather than queued to the
 database thread, whose groups of work take the write lock. Reading at once
-was measured against a thread of its own for these reads (bench/NOTES.md,
-"Cold reads"): a read is an index lookup of some 60 µs, and a thread's
-hand-offs and contention for the GIL cost more than that.
+was measured against a thread of its own for these reads: a read is one
+index lookup, and a thread's hand-offs and contention for the GIL cost more
+(the figures are in bench/NOTES.md, "Cold reads").
 """
 
 from __future__ import annotations
