@@ -69,6 +69,11 @@ def previous_schema(repo: pathlib.Path) -> str:
 def _changed(repo: pathlib.Path, *diff: str) -> set[str]:
     """Return the top-level paths of the schema and the changelog a diff touches."""
     names = git(repo, "diff", "--name-only", *diff, "--", *SCHEMA_PATHS, CHANGELOG).splitlines()
+    return _top_level(names)
+
+
+def _top_level(names: list[str]) -> set[str]:
+    """Return the schema folders and the changelog among a change's paths."""
     return {name if name == CHANGELOG else name.split("/")[0] for name in names}
 
 
@@ -90,10 +95,23 @@ def unlisted_schema_changes(repo: pathlib.Path) -> list[str]:
     if not start:
         return [*problems, f"{CHANGELOG} is missing: every change to the protos goes in it"]
     first = start.splitlines()[-1]
-    for line in git(repo, "rev-list", "--first-parent", f"{first}..HEAD").splitlines():
-        touched = _changed(repo, f"{line}^1", line)
+    # One git log: each first-parent commit (a merge against its first parent) and its paths.
+    log = git(
+        repo,
+        "log",
+        "--first-parent",
+        "-m",
+        "--name-only",
+        "--format=%x00%h %s",
+        f"{first}..HEAD",
+        "--",
+        *SCHEMA_PATHS,
+        CHANGELOG,
+    )
+    for record in log.split("\x00")[1:]:
+        subject, *names = [line for line in record.splitlines() if line]
+        touched = _top_level(names)
         if touched - {CHANGELOG} and CHANGELOG not in touched:
-            subject = git(repo, "log", "-1", "--format=%h %s", line)
             problems.append(f"{subject}: changes {', '.join(sorted(touched))}, not {CHANGELOG}")
     return problems
 
