@@ -21,6 +21,7 @@ import pytest
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision._errors import ApiError, Code
 from auxia_decision.server._startup import StartupError, open_store
+from auxia_decision.server._storage.postgres_connections import Link, connect
 from auxia_decision.server._storage.postgres_store import PostgresStore
 from auxia_decision.server._storage.seam import SENT, Event, ServedTreatment
 from auxia_decision.server._transport.runtime import run_event_loop
@@ -251,3 +252,78 @@ def test_a_read_only_database_refuses_writes_saying_nothing_was_written(
     with psycopg.connect(postgres_url) as connection:
         row = connection.execute("SELECT count(*) FROM interactions").fetchone()
     assert row == (2,)
+
+
+def test_dropping_a_failed_connection_leaves_its_successor_and_its_statement(
+    postgres_url: str,
+) -> None:
+    async def scenario() -> None:
+        link = Link(postgres_url)
+        failed = await link.connected()
+        link.drop()
+        successor = await link.connected()
+        sleeping = asyncio.ensure_future(successor.execute("SELECT pg_sleep(0.3)"))
+        await asyncio.sleep(0.05)
+        link.drop(failed)  # as a caller of the failed connection finds out late
+        # A connection opened now would take the socket number of one closed under the
+        # statement, which would then wait on that socket forever.
+        other = await connect(postgres_url)
+        assert link.connection is successor
+        await asyncio.wait_for(sleeping, timeout=5)
+        assert not successor.closed
+        await other.close()
+        await link.close()
+
+    run_event_loop(scenario())
+
+
+def test_a_batch_lost_mid_commit_and_not_stored_is_stored_once_with_those_after(
+    postgres: Postgres, postgres_url: str
+) -> None:
+    name = postgres_url.rsplit("/", 1)[1]
+
+    async def log(store: PostgresStore, tracking_id: str) -> None:
+        request = interactions.LogTreatmentInteractionRequest(
+            project_id=PROJECT,
+            user_id="u",
+            treatment_tracking_id=tracking_id,
+            interaction_time_micros=1,
+        )
+        await store.log_interaction(request, None)
+
+    async def blocked_backends() -> str:
+        return await asyncio.to_thread(
+            postgres.psql,
+            "SELECT pid FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND wait_event_type = 'Lock'",
+        )
+
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url)
+        locker = await psycopg.AsyncConnection.connect(postgres_url)
+        try:
+            await log(store, "before")
+            await locker.execute("LOCK TABLE interactions IN ACCESS EXCLUSIVE MODE")
+            first = asyncio.ensure_future(log(store, "lost"))
+            while not (await blocked_backends()).strip():
+                await asyncio.sleep(0.02)
+            # The commit in flight loses its connection; it is found not stored.
+            await asyncio.to_thread(
+                postgres.psql,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = '{name}' AND wait_event_type = 'Lock'",
+            )
+            after = [asyncio.ensure_future(log(store, f"after-{n}")) for n in range(5)]
+            await asyncio.sleep(0.3)
+            await locker.rollback()
+            await asyncio.wait_for(asyncio.gather(first, *after), timeout=15)
+        finally:
+            await locker.close()
+            await store.aclose()
+
+    run_event_loop(scenario())
+    with psycopg.connect(postgres_url) as connection:
+        rows = connection.execute(
+            "SELECT tracking_id, count(*) FROM interactions GROUP BY tracking_id"
+        ).fetchall()
+    assert dict(rows) == {"before": 1, "lost": 1, **{f"after-{n}": 1 for n in range(5)}}

@@ -9,6 +9,7 @@ committed can be found out about (``Appender``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ from auxia_decision.server._storage.postgres_connections import (
 from auxia_decision.server._storage.rows import INTERACTION_COLUMNS, SERVED_COLUMNS
 
 R = TypeVar("R")
+
+_log = logging.getLogger("auxia_decision.store")
 
 _SEND_ATTEMPTS: Final = 4
 """How many times a batch is sent on new connections while each is lost before it answers
@@ -106,8 +109,12 @@ class Appender:
         self._url = url
         self.link = Link(url)
         self._next: Batch | None = None
+        self._again: list[tuple[Batch, int]] = []
+        """Batches found not stored after their connection was lost, to send again (with the
+        attempts they have left): the sender sends them, so one statement is in flight."""
         self._sending: asyncio.Future[Any] | None = None
         self._idle: list[asyncio.Future[None]] = []
+        self._settling: set[asyncio.Future[Any]] = set()
         self._sent = 0
         self._random = random.SystemRandom()
 
@@ -116,9 +123,12 @@ class Appender:
         batch = self._next
         if batch is None:
             batch = self._next = Batch()
-            if self._sending is None:
-                self._sending = spawn(self._send_all())
+            self._start_sender()
         return batch
+
+    def _start_sender(self) -> None:
+        if self._sending is None:
+            self._sending = spawn(self._send_all())
 
     def wait(self, batch: Batch, result: R) -> asyncio.Future[R]:
         """Return a future resolved to ``result`` once the batch is committed."""
@@ -130,16 +140,32 @@ class Appender:
     async def drained(self) -> None:
         """Wait until every row appended so far is committed (or failed)."""
         await asyncio.sleep(0)
-        if self._sending is not None:
+        while self._sending is not None or self._settling:
+            if self._sending is None:
+                await asyncio.wait(set(self._settling))
+                continue
             idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._idle.append(idle)
             await idle
 
     async def _send_all(self) -> None:
+        batch: Batch | None = None
         try:
-            while self._next is not None:
-                batch, self._next = self._next, None
-                await self._send(batch)
+            while True:
+                if self._again:
+                    batch, attempts = self._again.pop(0)
+                elif self._next is not None:
+                    batch, attempts, self._next = self._next, _SEND_ATTEMPTS, None
+                else:
+                    break
+                await self._send(batch, attempts)
+        except Exception as error:  # a bug: the callers waiting get it, none waits forever
+            _log.exception("the appender failed")
+            for waiting in (batch, self._next, *(again for again, _ in self._again)):
+                if waiting is not None:
+                    waiting.resolve(error)
+            self._next, self._again = None, []
+            raise
         finally:
             self._sending = None
             idle, self._idle = self._idle, []
@@ -162,20 +188,24 @@ class Appender:
 
     async def _send(self, batch: Batch, attempts: int = _SEND_ATTEMPTS) -> None:
         batch_id = self._random.getrandbits(63)
-        sent = False
+        connection = None
         try:
             connection = await self.link.connected()
-            sent = True
             await connection.execute(_APPEND, self._parameters(batch, batch_id), prepare=True)
         except psycopg.Error as error:
-            if not sent or not (self.link.lost or unreachable(error)):
+            lost = connection is not None and (
+                connection.broken or connection.closed or unreachable(error)
+            )
+            if not lost:
                 # Not connected, or the statement failed: it was rolled back.
                 batch.resolve(storage_error(error))
                 return
             # The connection was lost with the statement sent (psycopg may say so before
             # it marks the connection broken): was it stored?
-            self.link.drop()
-            spawn(self._settle(batch, batch_id, attempts - 1))
+            self.link.drop(connection)
+            settling = spawn(self._settle(batch, batch_id, attempts - 1))
+            self._settling.add(settling)
+            settling.add_done_callback(self._settling.discard)
             return
         batch.resolve(None)
 
@@ -200,7 +230,8 @@ class Appender:
         if found is not None:
             batch.resolve(None)
         elif attempts > 0:
-            await self._send(batch, attempts)
+            self._again.append((batch, attempts))
+            self._start_sender()
         else:
             batch.resolve(
                 ApiError(

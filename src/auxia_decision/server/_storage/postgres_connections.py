@@ -221,9 +221,16 @@ class Link:
         connection = self.connection
         return connection is not None and (connection.broken or connection.closed)
 
-    def drop(self) -> None:
-        """Let go of the connection (closed on the side)."""
-        connection, self.connection = self.connection, None
+    def drop(self, failed: psycopg.AsyncConnection[tuple[Any, ...]] | None = None) -> None:
+        """Let go of the connection (closed on the side); of ``failed`` only, when given.
+
+        A connection that failed may have been replaced already: closing its
+        successor under a statement in flight would leave that statement
+        waiting on a closed socket.
+        """
+        connection = self.connection if failed is None else failed
+        if connection is self.connection:
+            self.connection = None
         if connection is not None and not connection.closed:
             spawn(_close_quietly(connection))
 
