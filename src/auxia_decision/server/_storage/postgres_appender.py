@@ -3,7 +3,9 @@
 Logged interactions, served treatments and the decisions the console lists
 are appended by one statement per batch, with a random batch id stored
 beside the rows, so that a batch whose connection was lost while it
-committed can be found out about (``Appender``).
+committed can be found out about (``Appender``). The statement's parameters
+are sent in PostgreSQL's binary format: arrays of text and bytea that neither
+end writes out or parses as text.
 """
 
 from __future__ import annotations
@@ -51,19 +53,19 @@ RECENT_COLUMNS: Final = ("time_micros", "project_id", "user_id", "request", "res
 RECENT_WIDTH: Final = len(RECENT_COLUMNS)
 
 _APPEND: Final = (
-    "WITH batch AS (INSERT INTO write_batches (batch_id) VALUES (%s::int8)), "  # noqa: S608 - our own columns
+    "WITH batch AS (INSERT INTO write_batches (batch_id) VALUES (%b::int8)), "  # noqa: S608 - our own columns
     f"i AS (INSERT INTO interactions ({', '.join(INTERACTION_COLUMNS)}) "
-    "SELECT * FROM unnest(%s::text[], %s::bytea[], %s::text[], %s::int4[], %s::text[], "
-    "%s::text[], %s::int8[], %s::text[])), "
+    "SELECT * FROM unnest(%b::text[], %b::bytea[], %b::text[], %b::int4[], %b::text[], "
+    "%b::text[], %b::int8[], %b::text[])), "
     f"s AS (INSERT INTO served ({', '.join(SERVED_COLUMNS)}) "
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::int8[])), "
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::text[], %b::int8[])), "
     f"r AS (INSERT INTO recent_decisions ({', '.join(RECENT_COLUMNS)}) "
-    "SELECT * FROM unnest(%s::int8[], %s::text[], %s::text[], %s::bytea[], %s::bytea[])), "
-    "old_decisions AS (DELETE FROM recent_decisions WHERE %s::bool AND decision_id <= "
-    "(SELECT last_value FROM recent_decisions_decision_id_seq) - %s::int8), "
+    "SELECT * FROM unnest(%b::int8[], %b::text[], %b::text[], %b::bytea[], %b::bytea[])), "
+    "old_decisions AS (DELETE FROM recent_decisions WHERE %b::bool AND decision_id <= "
+    "(SELECT last_value FROM recent_decisions_decision_id_seq) - %b::int8), "
     "old_batches AS (DELETE FROM write_batches "
-    "WHERE %s::bool AND written_at < now() - interval '1 hour') "
+    "WHERE %b::bool AND written_at < now() - interval '1 hour') "
     "SELECT 1"
 ).encode()
 
