@@ -114,16 +114,21 @@ for _kind, _like in [
     _DEFAULTS[_kind] = _DEFAULTS[_like]
 
 # Names that generated Python code could trip on: keywords, the names of the
-# variables and helpers of the generated functions, builtins and message
-# methods. (A field named DESCRIPTOR or SetInParent hides that attribute of
-# its message from protobuf's own Python code, json_format's reading
-# included, which then fails with a TypeError: they are left out.)
+# variables and helpers of the generated functions (suffixed too, as in bodies
+# written in place), builtins and message methods. (A field named DESCRIPTOR or
+# SetInParent hides that attribute of its message from protobuf's own Python
+# code, json_format's reading included, which then fails with a TypeError:
+# they are left out.)
 _ODD_NAMES = [
     *keyword.kwlist,
     *keyword.softkwlist,
     *"mpnaskvxyzoctw",
     "kw",
     "w0",
+    "m_1",
+    "v_2",
+    "w0_1",
+    "s_3",
     "self",
     "cls",
     "type",

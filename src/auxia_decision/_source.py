@@ -11,6 +11,7 @@ is valid source (:func:`attribute`).
 from __future__ import annotations
 
 import keyword
+import re
 from collections.abc import Mapping
 
 
@@ -21,6 +22,25 @@ def attribute(variable: str, name: str) -> str:
     (a field may be named ``from``, ``yield`` or ``None``).
     """
     return f"getattr({variable}, {name!r})" if keyword.iskeyword(name) else f"{variable}.{name}"
+
+
+_SKIPPED = r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"|#.*"
+"""Strings (single-line, as generated code writes them) and comments: nothing in them is renamed."""
+
+
+def renamed(lines: list[str], local: str, suffix: str) -> list[str]:
+    """Return lines of source with each local variable (a name ``local`` matches) suffixed.
+
+    Only names are renamed: attributes (``m.v``) and the text of strings and
+    comments stay as they are. What a function's body becomes when it is
+    written into another function whose locals it must not overwrite.
+    """
+    pattern = re.compile(rf"{_SKIPPED}|(?<![.\w])({local})(?!\w)")
+
+    def rename(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(1) is None else match.group(1) + suffix
+
+    return [pattern.sub(rename, line) for line in lines]
 
 
 class Source:

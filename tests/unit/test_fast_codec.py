@@ -36,8 +36,10 @@ from auxia.decision.model import treatment_interaction_service_pb2 as interactio
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia_decision import ApiError, JsonProfile, RestCodec, _fastjson
 from auxia_decision._fastjson import json_backend
+from auxia_decision._fastjson._encoders import LOCALS
 from auxia_decision._fastjson.json_backend import JsonBackend
 from auxia_decision._routes import routes
+from auxia_decision._source import renamed
 from tests import _sink
 from tests._codecs import CodecOn
 from tests._fixtures import BROKEN, PARSEABLE
@@ -268,6 +270,21 @@ def test_encoding_is_byte_identical_to_json_format(message_type: type[Message]) 
             assert encode_fields(fields) == FAST.encode(message_type(**fields))
 
     check()
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("    v = m.v", "    v_1 = m_1.v"),
+        ("    a(_k3 + _string(v))", "    a(_k3 + _string(v_1))"),
+        ("    w0 = _k4(m, 'm')", "    w0_1 = _k4(m_1, 'm')"),
+        ('    a(o + (\'"x"\' if k else "v\'s"))', '    a(o_1 + (\'"x"\' if k_1 else "v\'s"))'),
+        ("    for x in v[:]:  # each x", "    for x_1 in v_1[:]:  # each x"),
+        ("    mv = getattr(m, 'from') or _k0x", "    mv = getattr(m_1, 'from') or _k0x"),
+    ],
+)
+def test_bodies_written_in_place_rename_their_locals_only(line: str, expected: str) -> None:
+    assert renamed([line], LOCALS, "_1") == [expected]
 
 
 def test_only_types_holding_a_timestamp_have_no_fields_encoder() -> None:

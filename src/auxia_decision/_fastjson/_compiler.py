@@ -29,6 +29,7 @@ class Compiler:
         self.source = Source("k", HELPERS)
         self._prefix = prefix
         self._names: dict[str, str] = {}
+        self._bodies: dict[str, list[str]] = {}
         self._in_progress: list[str] = []
 
     def function(self, descriptor: Descriptor) -> str:
@@ -36,6 +37,17 @@ class Compiler:
         full_name = descriptor.full_name
         if full_name in self._names:
             return self._names[full_name]
+        body = self.body_of(descriptor)
+        name = f"_{self._prefix}{len(self._names)}"
+        self._names[full_name] = name
+        self.source.define(name, self.parameters, body)
+        return name
+
+    def body_of(self, descriptor: Descriptor) -> list[str]:
+        """Return the lines of the body of a message type's function (written once per type)."""
+        full_name = descriptor.full_name
+        if full_name in self._bodies:
+            return self._bodies[full_name]
         if full_name in self._in_progress:
             raise Unsupported(f"{full_name} is recursive")
         if len(self._in_progress) >= _MAX_MESSAGE_DEPTH:
@@ -44,10 +56,8 @@ class Compiler:
         self._in_progress.append(full_name)
         body = self.body(descriptor)
         self._in_progress.pop()
-        name = f"_{self._prefix}{len(self._names)}"
-        self._names[full_name] = name
-        self.source.define(name, self.parameters, body)
-        return name
+        self._bodies[full_name] = body
+        return body
 
     def body(self, descriptor: Descriptor) -> list[str]:
         """Return the lines of the body of a message type's function."""

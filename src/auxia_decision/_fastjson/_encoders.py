@@ -36,7 +36,7 @@ from auxia_decision._fastjson._kinds import (
     value_kind,
 )
 from auxia_decision._fastjson._runtime import string_text
-from auxia_decision._source import attribute
+from auxia_decision._source import attribute, renamed
 
 Encoder = Callable[[Message], bytes]
 """Turns a message into proto3 JSON bytes (or raises: then use the generic path)."""
@@ -45,6 +45,10 @@ FieldsEncoder = Callable[[Mapping[str, Any]], bytes]
 """Turns the arguments of a message's constructor into the message's proto3 JSON bytes."""
 
 _QUOTED_INTEGER = '"%d"'
+LOCALS = r"[mosvkxyz]|w[0-9]+"
+"""The local variables of a generated function's body, apart from ``a`` and ``p``."""
+_INLINED_LINES = 60
+"""A nested message whose body has at most so many lines is written in place of a call."""
 
 
 class EncoderCompiler(Compiler):
@@ -64,6 +68,8 @@ class EncoderCompiler(Compiler):
         """Whether ``m`` is the dict of a message's constructor arguments (None: unset)."""
         self.items = "v" if fields else "v[:]"
         """The items of the repeated field ``v`` as a list."""
+        self._inlined = 0
+        """How many bodies were written in place (each renames its locals apart)."""
 
     def read(self, variable: str, name: str) -> str:
         """Return the source reading field ``name`` of the message (or fields) ``variable``."""
@@ -168,7 +174,24 @@ class EncoderCompiler(Compiler):
         inline = self.inline(descriptor, "v")
         if inline is not None:
             return [f"        a({constant(key)} + {inline})"]
-        return [f"        a({constant(key + '{')})", f"        {self.function(descriptor)}(v, p)"]
+        return [f"        a({constant(key + '{')})", *self.members(descriptor, "v", "        ")]
+
+    def members(self, descriptor: Descriptor, value: str, indent: str) -> list[str]:
+        """Return the statements appending the members of message ``value`` and its ``}``.
+
+        A short body is written in place, its locals renamed, saving a call
+        (and its setting up) per message; a long one is called.
+        """
+        body = self.body_of(descriptor)
+        if len(body) > _INLINED_LINES:
+            return [f"{indent}{self.function(descriptor)}({value}, p)"]
+        self._inlined += 1
+        suffix = f"_{self._inlined}"
+        lines = [line for line in body if line != "    a = p.append"]
+        return [
+            f"{indent}m{suffix} = {value}",
+            *(indent + line[4:] for line in renamed(lines, LOCALS, suffix)),
+        ]
 
     def inline(self, descriptor: Descriptor, variable: str) -> str | None:
         """Return an expression writing a message of one implicit scalar field, if it is one.
@@ -214,12 +237,11 @@ class EncoderCompiler(Compiler):
                     "            o = ', '",
                     "        a(']')",
                 ]
-            function = self.function(field.message_type)
             return [
                 f"        o = {constant(key + '[{')}",
                 f"        for x in {self.items}:",
                 "            a(o)",
-                f"            {function}(x, p)",
+                *self.members(field.message_type, "x", "            "),
                 "            o = ', {'",
                 "        a(']')",
             ]
@@ -275,8 +297,10 @@ class EncoderCompiler(Compiler):
             # order does not tell: the caller builds the message instead.
             lines[:0] = ["        if len(v) > 1:", "            raise _Fallback"]
         if value_type is not None and value_field_kind == "message" and value_type.fields:
-            function = self.function(value_type)
-            lines += [f"            a(o + {key_text} + ': {{')", f"            {function}(v[k], p)"]
+            lines += [
+                f"            a(o + {key_text} + ': {{')",
+                *self.members(value_type, "v[k]", "            "),
+            ]
         elif value_field_kind == "message":
             lines.append(f"            a(o + {key_text} + ': {{}}')")
         else:
