@@ -9,8 +9,9 @@ warms it up, sends ``--requests`` requests with the same load generator
 (``tools.loadgen``, another process), records requests/s, p50/p99 latency,
 the server's peak RSS and CPU time, stops the server with SIGTERM and checks
 the store row by row against the acknowledged requests. The targets run in
-turn, ``--rounds`` times, so that each ratio compares runs made back to back
-(a shared machine drifts); the median round is reported. It prints the ratios
+turn, ``--rounds`` times, every other round in reverse order, so that each
+ratio compares runs made back to back, each side going first as often (a
+shared machine drifts); the median round is reported. It prints the ratios
 and writes the report to ``bench/results/server.md``; it exits 1 if a store
 lost, duplicated or added a row, or a server answered 5xx.
 """
@@ -489,7 +490,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: dict[str, list[Measurement]] = {t.key: [] for t in chosen}
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
         for round_number in range(args.rounds):
-            for target in chosen:
+            # Every other round runs the targets in reverse: the two sides of a ratio take
+            # turns at going first, so that a machine speeding up or slowing down through a
+            # round favours neither.
+            for target in chosen if round_number % 2 == 0 else chosen[::-1]:
                 measured = measure(
                     target,
                     pathlib.Path(tmp),
