@@ -121,6 +121,13 @@ def _load(address: str, requests: int, connections: int, time_limit: float) -> L
     )
 
 
+def _proxied(proxy: ProxyProcess, args: argparse.Namespace) -> tuple[LoadResult, float]:
+    """Load the proxy; return the load and the proxy's CPU seconds meanwhile."""
+    before = tree_cpu_seconds(proxy.process.pid)
+    proxied = _load(proxy.url, args.requests, args.connections, args.time_limit)
+    return proxied, tree_cpu_seconds(proxy.process.pid) - before
+
+
 def measure(args: argparse.Namespace, workdir: pathlib.Path) -> tuple[list[Round], str]:
     """Run the rounds; return them and the proxy's summary."""
     db = workdir / "decide.db"
@@ -140,10 +147,14 @@ def measure(args: argparse.Namespace, workdir: pathlib.Path) -> tuple[list[Round
                     _load(address, args.latency_requests, 1, args.time_limit)
                     for address in (server.address, proxy.url, bare.address, bare_proxy.url)
                 ]
-                direct = _load(server.address, args.requests, args.connections, args.time_limit)
-                before = tree_cpu_seconds(proxy.process.pid)
-                proxied = _load(proxy.url, args.requests, args.connections, args.time_limit)
-                cpu = tree_cpu_seconds(proxy.process.pid) - before
+                # Every other round goes through the proxy first: neither side of the ratio
+                # always runs second on a machine whose speed drifts.
+                if number % 2:
+                    proxied, cpu = _proxied(proxy, args)
+                    direct = _load(server.address, args.requests, args.connections, args.time_limit)
+                else:
+                    direct = _load(server.address, args.requests, args.connections, args.time_limit)
+                    proxied, cpu = _proxied(proxy, args)
                 direct_one, proxied_one, bare_one, proxied_bare_one = one
                 measured = Round(
                     direct_one,
@@ -246,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-requests", type=int, default=3_000, help="per latency run")
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per run")
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
     args = parser.parse_args(argv)

@@ -5,8 +5,8 @@ Each exchange is handed on to be checked once its answer is sent.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -19,7 +19,11 @@ from auxia_decision.server._proxy.findings import (
     UPSTREAM_UNREACHABLE,
 )
 from auxia_decision.server._proxy.recording import Exchange
-from auxia_decision.server._proxy.upstream import UpstreamPool, UpstreamUnreachableError
+from auxia_decision.server._proxy.upstream import (
+    UpstreamPool,
+    UpstreamTimeoutError,
+    UpstreamUnreachableError,
+)
 from auxia_decision.server._transport.asgi import ANSWER, WHOLE_ANSWER
 
 Scope = MutableMapping[str, Any]
@@ -112,8 +116,12 @@ class ProxyApp:
         self.upstream = upstream
         self._inspect = inspect
         self.timeout = timeout
+        self._clock = _UtcClock()
         self._pool = UpstreamPool(
-            upstream.host.decode(), upstream.port, tls=upstream.scheme == b"https"
+            upstream.host.decode(),
+            upstream.port,
+            tls=upstream.scheme == b"https",
+            timeout=timeout,
         )
 
     def close(self) -> None:
@@ -124,7 +132,7 @@ class ProxyApp:
         """Answer one ASGI scope: forward an HTTP call."""
         if scope["type"] != "http":
             return
-        began = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
+        began = self._clock.now()
         body = await _body(receive)
         if body is None:  # the caller went away mid-request: nothing to forward
             return
@@ -135,11 +143,10 @@ class ProxyApp:
         request_headers: list[tuple[bytes, bytes]] = scope["headers"]
         failure, kind = "", ""
         try:
-            async with asyncio.timeout(self.timeout):
-                status, headers, answer = await self._forward(
-                    scope["method"], target, request_headers, body
-                )
-        except TimeoutError:
+            status, headers, answer = await self._forward(
+                scope["method"], target, request_headers, body
+            )
+        except UpstreamTimeoutError:
             kind = UPSTREAM_TIMEOUT
             failure = f"the upstream {self.upstream.url} did not answer within {self.timeout:g} s"
             error = ApiError(Code.DEADLINE_EXCEEDED, failure, http_status=504)
@@ -212,6 +219,26 @@ async def _body(receive: Receive) -> bytes | None:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+class _UtcClock:
+    """Tells the time as ``datetime.isoformat`` writes it in UTC, with microseconds.
+
+    The text of the second is kept: formatting a datetime for every call
+    costs more than the rest of noting when it came.
+    """
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        """Return the time now (``2026-12-06T12:00:00.123456+00:00``)."""
+        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        if second != self._second:
+            moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+            self._second, self._text = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._text}.{micros:06d}+00:00"
 
 
 def _words(error: BaseException) -> str:

@@ -5,7 +5,11 @@ spends per call to the caller's latency and takes it from the upstream's
 cores, and under concurrency a general pool cost it many times more
 (bench/NOTES.md, "The proxy's upstream client"). Responses are read by
 httptools' parser (the server's own), whole: with a Content-Length,
-chunked, or up to the close of the connection.
+chunked, or up to the close of the connection. A call the upstream does not
+answer in time fails when a sweep of the calls in flight (a few times per
+timeout) finds it late, rather than with a timer of its own: asyncio's
+timeouts cost several microseconds per call (bench/NOTES.md, "The proxy's
+upstream client").
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Final, cast
 import httptools
 
 _HEADERS_SEEN: Final = "headers"
+_SWEEPS_PER_TIMEOUT: Final = 10
 
 
 class UpstreamUnreachableError(Exception):
@@ -26,6 +31,10 @@ class UpstreamUnreachableError(Exception):
 
 class UpstreamBrokenError(Exception):
     """The upstream answered what is not HTTP/1.1, or closed before its answer ended."""
+
+
+class UpstreamTimeoutError(Exception):
+    """The upstream did not answer (or let itself be connected to) within the timeout."""
 
 
 class Answer:
@@ -65,12 +74,12 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.received = True
         if self._parser is None:  # nothing asked: the upstream talks out of turn
-            self._fail(UpstreamBrokenError("it sent bytes no request asked for"))
+            self.fail(UpstreamBrokenError("it sent bytes no request asked for"))
             return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
-            self._fail(UpstreamBrokenError(f"its answer is not HTTP/1.1 ({error})"))
+            self.fail(UpstreamBrokenError(f"its answer is not HTTP/1.1 ({error})"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -122,7 +131,8 @@ class _Connection(asyncio.Protocol):
         self.transport.write(request)
         return self._answer
 
-    def _fail(self, error: Exception) -> None:
+    def fail(self, error: Exception) -> None:
+        """Fail the call in flight with ``error`` and close the connection."""
         if self._answer is not None and not self._answer.done():
             self._answer.set_exception(error)
         self.close()
@@ -141,38 +151,46 @@ class UpstreamPool:
         host: the host to connect to.
         port: its port.
         tls: whether to speak TLS (https), verifying the host's certificate.
+        timeout: the seconds a call has to be answered, connecting included (a call
+            fails between ``timeout`` and ``timeout * 1.1`` seconds late).
 
     """
 
-    def __init__(self, host: str, port: int, *, tls: bool) -> None:
+    def __init__(self, host: str, port: int, *, tls: bool, timeout: float) -> None:
         self._host = host
         self._port = port
         self._ssl = ssl.create_default_context() if tls else None
         self._idle: list[_Connection] = []
+        self.timeout = timeout
+        self._busy: dict[_Connection, float] = {}
+        """The connections with a call in flight, and when (``loop.time()``) it is late."""
+        self._sweep_every = timeout / _SWEEPS_PER_TIMEOUT
+        self._sweeping: asyncio.TimerHandle | None = None
 
     async def send(
         self, head: bytes, headers: Sequence[tuple[bytes, bytes]], body: bytes
     ) -> Answer:
         """Send a request (its request line and headers, without the blank line) and its body.
 
-        Raises UpstreamUnreachableError, UpstreamBrokenError, or whatever
-        cancels the call (the caller's timeout).
+        Raises UpstreamUnreachableError, UpstreamBrokenError or
+        UpstreamTimeoutError.
         """
         request = b"".join(
             [head, b"\r\n", *(b"%s: %s\r\n" % pair for pair in headers), b"\r\n", body]
         )
         bodiless = head.startswith(b"HEAD ")
-        connection, reused = await self._connection()
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        connection, reused = await self._connection(deadline)
         try:
-            answer = await connection.exchange(request, bodiless=bodiless)
+            answer = await self._exchange(connection, request, bodiless, deadline)
         except UpstreamBrokenError:
             connection.close()
             if not reused or connection.received:
                 raise
             # A kept-alive connection the upstream closed as the request left: once more,
             # on a new connection (nothing of the request was answered).
-            connection = await self._connect()
-            answer = await connection.exchange(request, bodiless=bodiless)
+            connection = await self._connect(deadline)
+            answer = await self._exchange(connection, request, bodiless, deadline)
         except BaseException:
             connection.close()
             raise
@@ -180,30 +198,61 @@ class UpstreamPool:
             self._idle.append(connection)
         return answer
 
-    async def _connection(self) -> tuple[_Connection, bool]:
+    async def _exchange(
+        self, connection: _Connection, request: bytes, bodiless: bool, deadline: float
+    ) -> Answer:
+        answer = connection.exchange(request, bodiless=bodiless)
+        self._busy[connection] = deadline
+        if self._sweeping is None:
+            self._sweeping = asyncio.get_running_loop().call_later(self._sweep_every, self._sweep)
+        try:
+            return await answer
+        finally:
+            self._busy.pop(connection, None)
+
+    def _sweep(self) -> None:
+        """Fail the calls in flight that are late; sweep again while any is in flight."""
+        self._sweeping = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        late = [connection for connection, deadline in self._busy.items() if deadline <= now]
+        for connection in late:
+            del self._busy[connection]
+            connection.fail(UpstreamTimeoutError(f"no answer within {self.timeout:g} s"))
+        if self._busy:
+            self._sweeping = loop.call_later(self._sweep_every, self._sweep)
+
+    async def _connection(self, deadline: float) -> tuple[_Connection, bool]:
         """Return an idle connection (and True), or a new one (and False)."""
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed:
                 return connection, True
-        return await self._connect(), False
+        return await self._connect(deadline), False
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, protocol = await loop.create_connection(
-                _Connection,
-                self._host,
-                self._port,
-                ssl=self._ssl,
-                server_hostname=self._host if self._ssl is not None else None,
-            )
+            async with asyncio.timeout_at(deadline):
+                _, protocol = await loop.create_connection(
+                    _Connection,
+                    self._host,
+                    self._port,
+                    ssl=self._ssl,
+                    server_hostname=self._host if self._ssl is not None else None,
+                )
+        except TimeoutError:
+            msg = f"no connection within {self.timeout:g} s"
+            raise UpstreamTimeoutError(msg) from None
         except OSError as error:
             raise UpstreamUnreachableError(error.strerror or str(error)) from None
         return protocol
 
     def close(self) -> None:
-        """Close every idle connection."""
+        """Close every idle connection, and stop sweeping."""
         for connection in self._idle:
             connection.close()
         self._idle.clear()
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            self._sweeping = None
