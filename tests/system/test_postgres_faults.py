@@ -120,9 +120,12 @@ def test_postgresql_restarted_mid_load_loses_nothing_and_service_resumes(
     assert during.status_code == 503, during.text
     assert "nothing was written" in during.json()["message"], during.text
     assert during.headers.get("retry-after") == "1"
-    # Writes during the outage were refused (503), the others acknowledged; none failed otherwise.
+    # Writes that arrived during the outage were refused (503); those in flight when it began
+    # waited until the database could tell whether they were stored (in doubt), then were
+    # acknowledged; none failed otherwise. Either way the load felt the outage.
     assert set(result.statuses) <= {"200", "503"}, result.statuses
-    assert result.statuses.get("503", 0) > 0, result.statuses
+    felt = result.statuses.get("503", 0) > 0 or result.latency_ms["max"] > OUTAGE_SECONDS * 500
+    assert felt, (result.statuses, result.latency_ms)
     _check_nothing_acknowledged_lost(url, {"restart": result})
     stored = stored_tracking_ids(url)
     assert "during-outage" not in stored

@@ -23,7 +23,7 @@ from auxia_decision._errors import ApiError, Code
 from auxia_decision.server._startup import StartupError, open_store
 from auxia_decision.server._storage.postgres_connections import Link, connect
 from auxia_decision.server._storage.postgres_store import PostgresStore
-from auxia_decision.server._storage.seam import SENT, Event, ServedTreatment
+from auxia_decision.server._storage.seam import SENT, Event, ServedTreatment, StaleKnowledgeError
 from auxia_decision.server._transport.runtime import run_event_loop
 from tests._activity_model import questions
 from tools.postgres import Postgres
@@ -327,3 +327,38 @@ def test_a_batch_lost_mid_commit_and_not_stored_is_stored_once_with_those_after(
             "SELECT tracking_id, count(*) FROM interactions GROUP BY tracking_id"
         ).fetchall()
     assert dict(rows) == {"before": 1, "lost": 1, **{f"after-{n}": 1 for n in range(5)}}
+
+
+def test_logging_without_a_sync_writes_only_while_the_shared_state_is_known(
+    postgres_url: str,
+) -> None:
+    def request(tracking_id: str) -> interactions.LogTreatmentInteractionRequest:
+        return interactions.LogTreatmentInteractionRequest(
+            project_id=PROJECT, user_id="u", treatment_tracking_id=tracking_id
+        )
+
+    async def scenario() -> None:
+        first, second = PostgresStore(postgres_url), PostgresStore(postgres_url)
+        try:
+            assert second.log_interaction_if_current(request("unknown"), None) is None
+            await second.synchronize(PROJECT)
+            written = second.log_interaction_if_current(request("current"), "done")
+            assert written is not None
+            assert await written == "done"
+            await first.change_state("faults", lambda _: (b"armed", None))
+            stale = second.log_interaction_if_current(request("stale"), "done")
+            assert stale is not None
+            with pytest.raises(StaleKnowledgeError):
+                await stale
+            await second.synchronize(PROJECT)
+            again = second.log_interaction_if_current(request("synced"), "done")
+            assert again is not None
+            assert await again == "done"
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    run_event_loop(scenario())
+    with psycopg.connect(postgres_url) as connection:
+        rows = connection.execute("SELECT tracking_id FROM interactions").fetchall()
+    assert sorted(row[0] for row in rows) == ["current", "synced"]

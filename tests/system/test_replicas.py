@@ -200,6 +200,37 @@ def test_a_fault_armed_through_one_replica_fails_that_many_calls_of_both(
     assert _admin(second, "ListFaults", {}) == {}
 
 
+def test_a_fault_on_logging_armed_through_one_replica_fails_the_others_next_call(
+    reset: tuple[Served, Served],
+) -> None:
+    # The second replica logs without a sync while the shared state is what it last saw;
+    # the fault armed through the first changes it, which its next call must find out.
+    first, second = reset
+    _log(second, "u", "T", "HOME_SCREEN", "VIEWED", tag="before-the-fault")
+    _admin(
+        first,
+        "CreateFault",
+        {"fault": {"method": "LogTreatmentInteraction", "count": 2, "code": 14}},
+    )
+    document = {
+        "projectId": "PROJECT_ID",
+        "userId": "u",
+        "treatmentTrackingId": "during-the-fault",
+        "interactionType": "VIEWED",
+        "interactionTimeMicros": NOW_MICROS - HOUR,
+    }
+    statuses = [
+        _post(server, "LogTreatmentInteraction", document).status_code
+        for server in [second, first, second]
+    ]
+    assert statuses == [503, 503, 200]
+    stored = [
+        row["interaction"]["treatmentTrackingId"]
+        for row in _admin(first, "ListInteractions", {"userId": "u"}).get("interactions", [])
+    ]
+    assert sorted(stored) == ["before-the-fault", "during-the-fault"]
+
+
 def test_inspection_through_either_replica_lists_what_both_stored(
     reset: tuple[Served, Served],
 ) -> None:

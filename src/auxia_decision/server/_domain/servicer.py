@@ -41,6 +41,7 @@ from auxia_decision.server._storage.seam import (
     ProjectRecord,
     Repository,
     ServedTreatment,
+    StaleKnowledgeError,
     Store,
     StoredTreatment,
     UserActivity,
@@ -232,6 +233,10 @@ class ApiServicer:
         if check_request(request).warnings:
             clear_output_only(request)
         if self._shared:
+            if isinstance(request, interactions.LogTreatmentInteractionRequest):
+                logged = self._log_unless_stale(project, request, handler)
+                if logged is not None:
+                    return logged
             user_id = (
                 request.user_id if isinstance(request, decisions.GetTreatmentsRequest) else None
             )
@@ -278,6 +283,50 @@ class ApiServicer:
                 project, method, request_type, fields, source, handler=handler
             )
         return handler(project, fields, source)
+
+    def _log_unless_stale(
+        self,
+        project: ProjectRecord,
+        request: interactions.LogTreatmentInteractionRequest,
+        handler: Callable[[ProjectRecord, Message], Awaitable[Message]],
+    ) -> Awaitable[Message | bytes] | None:
+        """Log an interaction on a shared store without waiting for a sync, when that is safe.
+
+        LogTreatmentInteraction reads nothing of the store: a sync could only
+        show it a fault armed through another replica. The row is written
+        only if the shared state is still what this process knows (no fault
+        armed here either), the very check a sync would make; if it changed,
+        the call is run again the usual way, after a sync. None: the usual way.
+        """
+        if self.faults.armed:
+            return None
+        written = self.store.log_interaction_if_current(
+            request, interactions.LogTreatmentInteractionResponse()
+        )
+        if written is None:
+            return None
+        answer: asyncio.Future[Message | bytes] = asyncio.get_running_loop().create_future()
+
+        def settled(written: asyncio.Future[interactions.LogTreatmentInteractionResponse]) -> None:
+            if answer.done():  # the caller is gone
+                return
+            if written.cancelled():
+                answer.cancel()
+            elif isinstance(error := written.exception(), StaleKnowledgeError):
+                method = "LogTreatmentInteraction"
+                _forward(
+                    asyncio.ensure_future(
+                        self._after_sync(project, method, request, handler, None)
+                    ),
+                    answer,
+                )
+            elif error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(written.result())
+
+        asyncio.ensure_future(written).add_done_callback(settled)
+        return answer
 
     async def _after_sync(
         self,
@@ -518,6 +567,27 @@ async def _after(first: Awaitable[None], then: Awaitable[T]) -> T:
     finally:
         result = await then
     return result
+
+
+def _forward(outcome: asyncio.Future[T], answer: asyncio.Future[T]) -> None:
+    """Resolve ``answer`` as ``outcome`` ends; cancel ``outcome`` if ``answer`` is cancelled."""
+
+    def resolve(outcome: asyncio.Future[T]) -> None:
+        if answer.done():
+            return
+        if outcome.cancelled():
+            answer.cancel()
+        elif (error := outcome.exception()) is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(outcome.result())
+
+    def cancel(answer: asyncio.Future[T]) -> None:
+        if answer.cancelled():
+            outcome.cancel()
+
+    outcome.add_done_callback(resolve)
+    answer.add_done_callback(cancel)
 
 
 async def _delayed(fault: Fault, run: Callable[[], Awaitable[Message]]) -> Message | bytes:

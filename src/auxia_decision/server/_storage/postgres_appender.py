@@ -3,9 +3,11 @@
 Logged interactions, served treatments and the decisions the console lists
 are appended by one statement per batch, with a random batch id stored
 beside the rows, so that a batch whose connection was lost while it
-committed can be found out about (``Appender``). The statement's parameters
-are sent in PostgreSQL's binary format: arrays of text and bytea that neither
-end writes out or parses as text.
+committed can be found out about (``Appender``). Interactions logged without
+a sync go in batches of their own, whose statement writes only if the shared
+state is still what the process knew (``batch_if_current``). The statements'
+parameters are sent in PostgreSQL's binary format: arrays of text and bytea
+that neither end writes out or parses as text.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from auxia_decision.server._storage.postgres_connections import (
     unreachable,
 )
 from auxia_decision.server._storage.rows import INTERACTION_COLUMNS, SERVED_COLUMNS
+from auxia_decision.server._storage.seam import StaleKnowledgeError
 
 R = TypeVar("R")
 
@@ -69,6 +72,21 @@ _APPEND: Final = (
     "SELECT 1"
 ).encode()
 
+_APPEND_IF_CURRENT: Final = (
+    "WITH current AS (SELECT 1 FROM replica_state "  # noqa: S608 - our own columns
+    "WHERE generation = %b::int8 AND state_version = %b::int8), "
+    "batch AS (INSERT INTO write_batches (batch_id) SELECT %b::int8 FROM current), "
+    f"i AS (INSERT INTO interactions ({', '.join(INTERACTION_COLUMNS)}) "
+    "SELECT u.* FROM unnest(%b::text[], %b::bytea[], %b::text[], %b::int4[], %b::text[], "
+    "%b::text[], %b::int8[], %b::text[]) AS u, current) "
+    "SELECT count(*) FROM current"
+).encode()
+"""Appends logged interactions only if the replicas' shared state is still what is known."""
+
+Known = tuple[int, int]
+"""What a process knows of the replicas' shared state: the reset generation, the state
+version (of the faults and the clock)."""
+
 
 @dataclass(slots=True)
 class Batch:
@@ -79,6 +97,8 @@ class Batch:
     recent: list[Any] = field(default_factory=list)
     waiters: list[asyncio.Future[Any]] = field(default_factory=list)
     results: list[object] = field(default_factory=list)
+    known: Known | None = None
+    """Write only if the shared state is still this (interactions only); None: write."""
 
     def resolve(self, error: BaseException | None) -> None:
         """Resolve each waiter to its result, or all of them to ``error``."""
@@ -111,6 +131,9 @@ class Appender:
         self._url = url
         self.link = Link(url)
         self._next: Batch | None = None
+        self._next_if_current: Batch | None = None
+        self._ready: list[Batch] = []
+        """Batches of interactions to write if current, filled under knowledge since changed."""
         self._again: list[tuple[Batch, int]] = []
         """Batches found not stored after their connection was lost, to send again (with the
         attempts they have left): the sender sends them, so one statement is in flight."""
@@ -125,6 +148,20 @@ class Appender:
         batch = self._next
         if batch is None:
             batch = self._next = Batch()
+            self._start_sender()
+        return batch
+
+    def batch_if_current(self, known: Known) -> Batch:
+        """Return the batch of interactions written only if the shared state is ``known``.
+
+        Its waiters get ``StaleKnowledgeError`` when the state has changed by
+        the time the batch commits.
+        """
+        batch = self._next_if_current
+        if batch is None or batch.known != known:
+            if batch is not None:
+                self._ready.append(batch)
+            batch = self._next_if_current = Batch(known=known)
             self._start_sender()
         return batch
 
@@ -158,15 +195,21 @@ class Appender:
                     batch, attempts = self._again.pop(0)
                 elif self._next is not None:
                     batch, attempts, self._next = self._next, _SEND_ATTEMPTS, None
+                elif self._ready:
+                    batch, attempts = self._ready.pop(0), _SEND_ATTEMPTS
+                elif self._next_if_current is not None:
+                    batch, attempts = self._next_if_current, _SEND_ATTEMPTS
+                    self._next_if_current = None
                 else:
                     break
                 await self._send(batch, attempts)
         except Exception as error:  # a bug: the callers waiting get it, none waits forever
             _log.exception("the appender failed")
-            for waiting in (batch, self._next, *(again for again, _ in self._again)):
+            pending = [batch, self._next, self._next_if_current, *self._ready]
+            for waiting in (*pending, *(again for again, _ in self._again)):
                 if waiting is not None:
                     waiting.resolve(error)
-            self._next, self._again = None, []
+            self._next, self._next_if_current, self._ready, self._again = None, None, [], []
             raise
         finally:
             self._sending = None
@@ -174,6 +217,16 @@ class Appender:
             for waiter in idle:
                 if not waiter.done():
                     waiter.set_result(None)
+
+    def _statement(self, batch: Batch, batch_id: int) -> tuple[bytes, list[Any]]:
+        """Return the statement writing a batch, and its parameters."""
+        if batch.known is not None:
+            return _APPEND_IF_CURRENT, [
+                *batch.known,
+                batch_id,
+                *_columns(batch.interactions, _INTERACTION_WIDTH),
+            ]
+        return _APPEND, self._parameters(batch, batch_id)
 
     def _parameters(self, batch: Batch, batch_id: int) -> list[Any]:
         self._sent += 1
@@ -193,7 +246,9 @@ class Appender:
         connection = None
         try:
             connection = await self.link.connected()
-            await connection.execute(_APPEND, self._parameters(batch, batch_id), prepare=True)
+            statement, parameters = self._statement(batch, batch_id)
+            cursor = await connection.execute(statement, parameters, prepare=True)
+            written = batch.known is None or (await cursor.fetchone()) == (1,)
         except psycopg.Error as error:
             lost = connection is not None and (
                 connection.broken or connection.closed or unreachable(error)
@@ -209,7 +264,7 @@ class Appender:
             self._settling.add(settling)
             settling.add_done_callback(self._settling.discard)
             return
-        batch.resolve(None)
+        batch.resolve(None if written else StaleKnowledgeError())
 
     async def _settle(self, batch: Batch, batch_id: int, attempts: int) -> None:
         """Find out whether a batch whose connection was lost was stored; resolve it."""

@@ -404,16 +404,23 @@ class PostgresStore:
     def log_interaction(self, request: LoggedRow, result: R) -> asyncio.Future[R]:
         """Record one treatment interaction; the future resolves to ``result`` once committed."""
         batch = self._appender.batch()
-        batch.interactions += (
-            request.project_id,
-            request.SerializeToString(),
-            request.user_id,
-            request.interaction_type + 1,
-            request.treatment_id,
-            request.surface,
-            request.interaction_time_micros,
-            request.treatment_tracking_id,
-        )
+        batch.interactions += _interaction_row(request)
+        return self._appender.wait(batch, result)
+
+    def log_interaction_if_current(self, request: LoggedRow, result: R) -> asyncio.Future[R] | None:
+        """Record one interaction if the shared state is still what this process knows.
+
+        The interaction is written, and the future resolves to ``result``,
+        only if no replica has changed the shared state (the faults, the
+        clock) or reset the store since the last sync: then the call saw what
+        a sync would have shown it, without waiting for one. Otherwise the
+        future fails with ``StaleKnowledgeError`` and nothing is written.
+        None: nothing is known yet (no sync has run).
+        """
+        if self._generation is None:
+            return None
+        batch = self._appender.batch_if_current((self._generation, self._state_version))
+        batch.interactions += _interaction_row(request)
         return self._appender.wait(batch, result)
 
     def record_served(
@@ -524,6 +531,20 @@ class PostgresStore:
         await self._appender.close()
         await self._reader.close()
         self._work.close()
+
+
+def _interaction_row(request: LoggedRow) -> tuple[object, ...]:
+    """Return the values of a logged interaction's row (``INTERACTION_COLUMNS``)."""
+    return (
+        request.project_id,
+        request.SerializeToString(),
+        request.user_id,
+        request.interaction_type + 1,
+        request.treatment_id,
+        request.surface,
+        request.interaction_time_micros,
+        request.treatment_tracking_id,
+    )
 
 
 def _unit(connection: Connection, work: Callable[[Repository], T]) -> T:

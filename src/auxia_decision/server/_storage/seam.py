@@ -192,6 +192,10 @@ DailyRow = tuple[int, str, str, int, int, int, int]
 day, count, first time and latest time (µs since the Unix epoch)."""
 
 
+class StaleKnowledgeError(Exception):
+    """What a process knew of the shared state was out of date: nothing was written."""
+
+
 class ExternalIdTakenError(Exception):
     """Another treatment of the project already has this external treatment id."""
 
@@ -381,6 +385,20 @@ class Store(Protocol):
         result: R,
     ) -> Awaitable[R]:
         """Record one interaction; the awaitable gives ``result`` once it is committed."""
+        ...
+
+    def log_interaction_if_current(
+        self,
+        request: treatment_interaction_service_pb2.LogTreatmentInteractionRequest,
+        result: R,
+    ) -> Awaitable[R] | None:
+        """Record one interaction without a sync, if nothing shared changed since the last one.
+
+        A ``shared`` store writes it only if no process has changed the
+        shared state (faults, clock) or reset the store since this process
+        last synced; else the awaitable fails with ``StaleKnowledgeError``
+        and nothing is written. None: not possible now (or not shared).
+        """
         ...
 
     def record_served(

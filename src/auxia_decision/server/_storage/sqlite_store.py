@@ -250,6 +250,10 @@ class SqliteStore:
 
     # Appending rows.
 
+    def log_interaction_if_current(self, request: LoggedRow, result: R) -> None:
+        """Return None: a store no other process writes needs no sync (``log_interaction``)."""
+        del request, result
+
     def log_interaction(self, request: LoggedRow, result: R) -> asyncio.Future[R]:
         """Record one treatment interaction; the future resolves to ``result`` once committed.
 
