@@ -257,7 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-requests", type=int, default=3_000, help="per latency run")
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="even: as many rounds go through the proxy first"
+    )
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per run")
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
     args = parser.parse_args(argv)

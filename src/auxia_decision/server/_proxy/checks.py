@@ -171,10 +171,16 @@ def check_response(route: Route, status: int, body: bytes) -> list[Problem]:
     return problems + _unlisted(route, status, code)
 
 
+@functools.cache
+def _listed(method: str) -> tuple[frozenset[Code], frozenset[int]]:
+    """Return the codes a method's comment lists (OK among them), and their HTTP statuses."""
+    listed = listed_codes().get(method, frozenset({Code.OK}))
+    return listed, frozenset(http_status_for(listed_code) for listed_code in listed)
+
+
 def _unlisted(route: Route, status: int, code: Code) -> list[Problem]:
     """Return the finding of a status (or a Status code) the method's comment does not list."""
-    listed = listed_codes().get(route.name, frozenset({Code.OK}))
-    statuses = {http_status_for(listed_code) for listed_code in listed}
+    listed, statuses = _listed(route.name)
     if status in statuses and code in listed:
         return []
     shown = ", ".join(f"{http_status_for(each)} {each.name}" for each in sorted(listed, key=int))
@@ -236,9 +242,9 @@ def check_exchange(exchange: Exchange, upstream_failure: str = "") -> list[Findi
     elif route is not None:
         body = _decoded(exchange.response_body, exchange.response_headers)
         problems += check_response(route, exchange.status, body)
-    method = route.name if route is not None else exchange.path
     if not problems:
         return []
+    method = route.name if route is not None else exchange.path
     secrets = secrets_of(exchange)
     return [
         Finding(

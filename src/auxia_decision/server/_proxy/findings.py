@@ -63,7 +63,8 @@ class Tally:
     def add(self, findings: list[Finding]) -> None:
         """Count one exchange and its findings."""
         self.exchanges += 1
-        self.counts.update((found.method, found.side, found.kind) for found in findings)
+        if findings:
+            self.counts.update((found.method, found.side, found.kind) for found in findings)
 
     @property
     def findings(self) -> int:
