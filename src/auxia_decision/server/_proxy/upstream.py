@@ -151,8 +151,8 @@ class UpstreamPool:
         host: the host to connect to.
         port: its port.
         tls: whether to speak TLS (https), verifying the host's certificate.
-        timeout: the seconds a call has to be answered, connecting included (a call
-            fails between ``timeout`` and ``timeout * 1.1`` seconds late).
+        timeout: the seconds a call has to be answered, connecting included (an
+            unanswered call fails ``timeout`` to ``timeout * 1.1`` seconds after it began).
 
     """
 
