@@ -24,6 +24,7 @@ from auxia_decision.server._emulator.evolution import (
     evolved_json,
 )
 from auxia_decision.server._emulator.faults import FaultPlan
+from auxia_decision.server._emulator.journal import KEPT_BYTES, REST, Journal
 from auxia_decision.server._emulator.recent_decisions import (
     NEAR_MISS_SHARE,
     RecentDecisions,
@@ -219,3 +220,42 @@ def test_a_repeated_enum_gets_the_new_valueevolution_paths() -> None:
     options = descriptor_pb2.FieldOptions(targets=[descriptor_pb2.FieldOptions.TARGET_TYPE_FILE])
     document = json.loads(evolved_json(options))
     assert document["targets"] == ["TARGET_TYPE_FILE", EVOLVED_ENUM_VALUE]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [(b"host", b"127.0.0.1:8080"), (b"x-empty", b""), (b"content-type", b"application/json")],
+        [(b"host", b"h"), (b"x-odd", b"a\x00b")],  # a NUL (which HTTP forbids): kept unpacked
+    ],
+)
+def test_the_journal_gives_back_a_rest_call_as_it_was_recorded(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    journal = Journal(2, ControlledClock())
+    scope = {
+        "method": "POST",
+        "path": "/v1/GetTreatments",
+        "query_string": b"a=1",
+        "headers": headers,
+    }
+    request, answer = b'{"projectId": "P\x00"}', b"x" * (KEPT_BYTES + 5)
+    for _ in range(3):  # the oldest is dropped
+        journal.rest(10, 25, scope, request, 200, answer)
+    kept = journal.records()
+    assert [record[0] for record in kept] == [2, 3]
+    assert journal.dropped == 1
+    assert kept[-1] == (
+        3,
+        REST,
+        10,
+        25,
+        "POST",
+        "/v1/GetTreatments",
+        b"a=1",
+        tuple(headers),
+        request,
+        200,
+        answer[: KEPT_BYTES + 1],
+    )
