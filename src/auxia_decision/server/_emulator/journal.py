@@ -76,6 +76,14 @@ def _expanded(kept: Record | Packed) -> Record:
     return (sequence, REST, began, ended, method, path, query, headers, request, status, answer)
 
 
+def _sequence_and_arrival(kept: Record | Packed) -> tuple[int, int]:
+    """Return a kept call's sequence and arrival (perf_counter_ns), reading nothing else."""
+    if len(kept) != _PACKED_LENGTH:
+        return kept[0], kept[2]
+    sequence, began = _HEAD.unpack_from(kept[0])[:2]
+    return sequence, began
+
+
 class ServerClock(Protocol):
     """What the journal reads of the server's clock when it changes."""
 
@@ -114,7 +122,7 @@ class Journal:
     def clock_changed(self) -> None:
         """Note the server's clock as it now is (after it was frozen, advanced, set back...)."""
         ticks = time.perf_counter_ns()
-        oldest = _expanded(self._records[0])[2] if self._records else ticks
+        oldest = _sequence_and_arrival(self._records[0])[1] if self._records else ticks
         # The changes before the oldest call kept are no longer needed, but the last of them.
         while len(self._changes) > 1 and self._changes[1][0] <= oldest:
             del self._changes[0]
@@ -143,7 +151,7 @@ class Journal:
             answer = answer[: KEPT_BYTES + 1]
         headers = scope["headers"]
         joined = b"\0".join(_chain(headers))
-        if joined.count(b"\0") != 2 * len(headers) - 1 and headers:
+        if headers and joined.count(b"\0") != 2 * len(headers) - 1:
             # A NUL in a header (which HTTP forbids): kept as received, unpacked.
             self._records.append(
                 (
@@ -216,7 +224,7 @@ class Journal:
     def dropped(self) -> int:
         """How many calls were dropped (the oldest first) since the start or the last clear."""
         records = self._records
-        return _expanded(records[0])[0] - 1 if records else 0
+        return _sequence_and_arrival(records[0])[0] - 1 if records else 0
 
     def clear(self) -> None:
         """Forget every call (and the clock's past); the next is numbered 1 again."""
