@@ -47,6 +47,8 @@ FieldsEncoder = Callable[[Mapping[str, Any]], bytes]
 _QUOTED_INTEGER = '"%d"'
 LOCALS = r"[mosvkxyz]|w[0-9]+"
 """The local variables of a generated function's body, apart from ``a`` and ``p``."""
+_BIND_APPEND = "    a = p.append"
+"""The first line of every body: a body written in place uses its host's ``a``."""
 _INLINED_LINES = 60
 """A nested message whose body has at most so many lines is written in place of a call."""
 
@@ -91,7 +93,7 @@ class EncoderCompiler(Compiler):
         return ", " + string_text(name) + ": "
 
     def body(self, descriptor: Descriptor) -> list[str]:
-        lines = ["    a = p.append", "    s = len(p)"]
+        lines = [_BIND_APPEND, "    s = len(p)"]
         # HasField and WhichOneof are called unbound, which skips looking them
         # up on the message (upb first looks for a field of that name).
         message_class = message_factory.GetMessageClass(descriptor)
@@ -187,7 +189,7 @@ class EncoderCompiler(Compiler):
             return [f"{indent}{self.function(descriptor)}({value}, p)"]
         self._inlined += 1
         suffix = f"_{self._inlined}"
-        lines = [line for line in body if line != "    a = p.append"]
+        lines = [line for line in body if line != _BIND_APPEND]
         return [
             f"{indent}m{suffix} = {value}",
             *(indent + line[4:] for line in renamed(lines, LOCALS, suffix)),
