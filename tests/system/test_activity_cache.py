@@ -1,7 +1,8 @@
 """The store's activity cache never lets a decision miss an acknowledged event.
 
-Random runs against a real store (in memory through the database thread, and
-on a file through the writer process) with a cache of two users among five:
+Random runs against a real store (in memory through the database thread; on a
+file through the writer process, with users read on the event loop's thread or
+by the reader process) with a cache of two users among five:
 events are logged and served, users are read cold, read again warm, evicted
 between an event and the next decision, and read while their events are being
 committed. After every acknowledgement, what the store answers for a user is
@@ -123,7 +124,11 @@ class _Run:
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("db", [":memory:", "file"], ids=["database thread", "writer process"])
+@pytest.mark.parametrize(
+    "db",
+    [":memory:", "file", "file, reader"],
+    ids=["database thread", "writer process", "writer and reader processes"],
+)
 def test_every_acknowledged_event_is_seen_by_the_next_read(
     tmp_path: pathlib.Path, db: str, seed: int
 ) -> None:
@@ -133,6 +138,9 @@ def test_every_acknowledged_event_is_seen_by_the_next_read(
         store = SqliteStore(path, activity_cache_users=2)
         try:
             await store.start_writer()
+            if db == "file, reader":
+                await store.start_reader()
+                assert store.reader_pid is not None
             run = _Run(store, seed)
             for _ in range(STEPS):
                 await run.step()

@@ -33,10 +33,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from auxia_decision.server._storage.seam import MICROS_PER_DAY, DailyRow, Event
-
-Watermark = tuple[int, int]
-"""The highest interaction row id and served row id a read of the store saw."""
+from auxia_decision.server._storage.daily import (
+    MICROS_PER_DAY,
+    DailyRow,
+    Event,
+    PackedActivity,
+    Watermark,
+    packed,
+)
 
 DEFAULT_CAPACITY: Final = 50_000
 """How many users' activity the cache keeps by default (about a kilobyte each)."""
@@ -50,6 +54,18 @@ def _key(kind: int, treatment_id: str) -> tuple[int, str]:
     return _KEYS.setdefault(key, key)
 
 
+def shared(activity: PackedActivity) -> PackedActivity:
+    """Return packed activity with each of its keys and surfaces the process's one object."""
+    keys, surfaces, days, counts, times = activity
+    return (
+        tuple([_KEYS.setdefault(key, key) for key in keys]),
+        tuple([sys.intern(surface) for surface in surfaces]),
+        days,
+        counts,
+        times,
+    )
+
+
 class DailyActivity:
     """The events of one user, counted by kind, treatment, surface and day (a ``UserActivity``).
 
@@ -60,13 +76,31 @@ class DailyActivity:
     __slots__ = ("_counts", "_days", "_keys", "_surfaces", "_times")
 
     def __init__(self, rows: Iterable[DailyRow] = ()) -> None:
-        ordered = sorted(rows)
-        self._keys = [_key(row[0], row[1]) for row in ordered]
-        self._surfaces = [sys.intern(row[2]) for row in ordered]
-        self._days = array.array("q", [row[3] for row in ordered])
-        self._counts = array.array("q", [row[4] for row in ordered])
+        self._unpack(shared(packed(rows)))
+
+    def _unpack(self, activity: PackedActivity) -> None:
+        self._keys, self._surfaces, days, counts, times = activity
+        self._days = array.array("q", days)
+        self._counts = array.array("q", counts)
         # The first and the latest time of each row, one after the other.
-        self._times = array.array("q", [time for row in ordered for time in (row[5], row[6])])
+        self._times = array.array("q", times)
+
+    def packed(self) -> PackedActivity:
+        """Return the activity as objects the garbage collector does not track (``unpacked``)."""
+        return (
+            self._keys,
+            self._surfaces,
+            self._days.tobytes(),
+            self._counts.tobytes(),
+            self._times.tobytes(),
+        )
+
+    @classmethod
+    def unpacked(cls, activity: PackedActivity) -> DailyActivity:
+        """Return the activity a packed one holds, apart from it: changing one leaves the other."""
+        unpacked = cls.__new__(cls)
+        unpacked._unpack(activity)
+        return unpacked
 
     def add(self, kind: int, treatment_id: str, surface: str, time_micros: int) -> None:
         """Record one event."""
@@ -93,8 +127,8 @@ class DailyActivity:
                 times[2 * index] = min(times[2 * index], first)
                 times[2 * index + 1] = max(times[2 * index + 1], latest)
                 return
-        keys.insert(end, key)
-        surfaces.insert(end, sys.intern(surface))
+        self._keys = (*keys[:end], key, *keys[end:])
+        self._surfaces = (*surfaces[:end], sys.intern(surface), *surfaces[end:])
         days.insert(end, day)
         self._counts.insert(end, count)
         self._times[2 * end : 2 * end] = array.array("q", (first, latest))
@@ -163,11 +197,13 @@ class DailyActivity:
         return max(found) if found else None
 
 
-@dataclass(slots=True)
-class _Entry:
-    activity: DailyActivity
-    watermark: list[int]
-    """The highest interaction and served row ids the entry holds, by ``Table``."""
+_Entry = tuple[PackedActivity, Watermark]
+"""A user's activity as cached, packed, and the highest row ids it holds, by table.
+
+Tuples of strings, numbers and bytes only: the garbage collector stops
+tracking them, so its full collections, which pause the server, do not grow
+with the cache (bench/NOTES.md, "Cold reads").
+"""
 
 
 INTERACTIONS: Final = 0
@@ -217,13 +253,13 @@ class ActivityCache:
         if entry is None:
             return None
         self._entries.move_to_end(key)
-        return entry.activity
+        return DailyActivity.unpacked(entry[0])
 
     def load(
         self,
         project_id: str,
         user_id: str,
-        read: Callable[[], asyncio.Future[tuple[list[DailyRow], Watermark]]],
+        read: Callable[[], asyncio.Future[tuple[PackedActivity, Watermark]]],
     ) -> asyncio.Future[DailyActivity]:
         """Return a user's activity, read with ``read`` unless it is cached or being read.
 
@@ -236,7 +272,7 @@ class ActivityCache:
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
-            waiter.set_result(entry.activity)
+            waiter.set_result(DailyActivity.unpacked(entry[0]))
             return waiter
         loading = self._loads.get(key)
         if loading is None:
@@ -250,29 +286,31 @@ class ActivityCache:
         self,
         key: tuple[str, str],
         loading: _Load,
-        found: asyncio.Future[tuple[list[DailyRow], Watermark]],
+        found: asyncio.Future[tuple[PackedActivity, Watermark]],
     ) -> None:
         """Make a user's activity of a finished read and the events committed meanwhile."""
         if self._loads.get(key) is loading:
             del self._loads[key]
-        if found.cancelled() or found.exception() is not None:
+        if found.cancelled():
             for waiter in loading.waiters:
-                if waiter.done():
-                    continue
-                if found.cancelled():
-                    waiter.cancel()
-                else:
-                    waiter.set_exception(found.exception() or RuntimeError())
+                waiter.cancel()
             return
-        rows, watermark = found.result()
-        activity = DailyActivity(rows)
+        if (failure := found.exception()) is not None:
+            _fail(loading.waiters, failure)
+            return
+        read, watermark = found.result()
+        try:
+            activity = DailyActivity.unpacked(shared(read))
+        except Exception as error:  # a read that is no activity fails its callers, not hangs them
+            _fail(loading.waiters, error)
+            return
         marks = list(watermark)
         for table, row_id, event in loading.committed:
             if row_id > marks[table]:
                 activity.add(*event)
                 marks[table] = row_id
         if loading.epoch == self._epoch and self.capacity:
-            self._entries[key] = _Entry(activity, marks)
+            self._entries[key] = (activity.packed(), (marks[0], marks[1]))
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
         for waiter in loading.waiters:
@@ -292,9 +330,12 @@ class ActivityCache:
             row_id = first_id + position
             entry = entries.get(key)
             if entry is not None:
-                if row_id > entry.watermark[table]:
-                    entry.activity.add(*event)
-                    entry.watermark[table] = row_id
+                packed, marks = entry
+                if row_id > marks[table]:
+                    activity = DailyActivity.unpacked(packed)
+                    activity.add(*event)
+                    marks = (row_id, marks[1]) if table == INTERACTIONS else (marks[0], row_id)
+                    entries[key] = (activity.packed(), marks)
                 continue
             loading = loads.get(key)
             if loading is not None:
@@ -305,3 +346,10 @@ class ActivityCache:
         self._entries.clear()
         self._loads.clear()
         self._epoch += 1
+
+
+def _fail(waiters: Iterable[asyncio.Future[DailyActivity]], error: BaseException) -> None:
+    """Fail the waiters of a read that still wait."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(error)

@@ -477,6 +477,9 @@ class PostgresStore:
     async def start_writer(self) -> None:
         """Nothing to start: rows are committed on a connection of the event loop."""
 
+    async def start_reader(self) -> None:
+        """Nothing to start: users' activity is read with each sync, on the event loop."""
+
     # The emulator's shared state.
 
     def state(self) -> dict[str, bytes]:

@@ -215,6 +215,11 @@ def open_database(path: str) -> sqlite3.Connection:
     return connection
 
 
+def error_code(error: sqlite3.Error) -> int:
+    """Return SQLite's extended error code of an error."""
+    return int(getattr(error, "sqlite_errorcode", sqlite3.SQLITE_ERROR))
+
+
 def linger(rows: int, take_more: Callable[[], int]) -> None:
     """Let a group of ``rows`` rows wait a little for company (see ``LINGER_BELOW``).
 

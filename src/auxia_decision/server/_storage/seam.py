@@ -21,14 +21,14 @@ from auxia.decision.model import (
     treatment_pb2,
 )
 
+# A user's events, as the domain and the stores read them: defined in a module of the
+# standard library alone, for the reader process, and re-exported here (PEP 484's form).
+from auxia_decision.server._storage.daily import MICROS_PER_DAY as MICROS_PER_DAY  # noqa: PLC0414
+from auxia_decision.server._storage.daily import DailyRow as DailyRow  # noqa: PLC0414
+from auxia_decision.server._storage.daily import Event as Event  # noqa: PLC0414
+
 T = TypeVar("T")
 R = TypeVar("R")
-
-MICROS_PER_DAY: Final = 86_400_000_000
-
-Event = tuple[int, str, str, int]
-"""One event of a user: its kind (a ``TreatmentInteractionType`` number), treatment,
-surface, time (µs since the Unix epoch)."""
 
 
 class UserActivity(Protocol):
@@ -185,11 +185,6 @@ class InteractionFilter:
     """Inclusive; None: unbounded."""
     end_micros: int | None = None
     """Exclusive; None: unbounded."""
-
-
-DailyRow = tuple[int, str, str, int, int, int, int]
-"""A user's events of one kind, treatment, surface and UTC day: kind, treatment, surface,
-day, count, first time and latest time (µs since the Unix epoch)."""
 
 
 class StaleKnowledgeError(Exception):

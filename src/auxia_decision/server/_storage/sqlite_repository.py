@@ -11,10 +11,10 @@ from auxia.decision.model import (
     treatment_interaction_service_pb2,
     treatment_pb2,
 )
+from auxia_decision.server._storage.daily import read_daily_rows, read_last_ids
 from auxia_decision.server._storage.filters import interaction_conditions, served_conditions
 from auxia_decision.server._storage.rows import open_database
 from auxia_decision.server._storage.seam import (
-    MICROS_PER_DAY,
     SENT,
     DailyRow,
     ExternalIdTakenError,
@@ -359,34 +359,5 @@ class SqliteRepository:
         Also returns the highest interaction and served row ids stored, which
         the rows include: the read and the ids are of one transaction.
         """
-        key = (project_id, user_id)
-        rows = [
-            (int(kind), str(treatment), str(surface), int(day), int(count), int(first), int(last))
-            for kind, treatment, surface, day, count, first, last in self._connection.execute(
-                _USER_ACTIVITY, (*key, SENT, *key)
-            )
-        ]
-        (last_interaction,) = self._connection.execute(
-            "SELECT COALESCE(MAX(interaction_id), 0) FROM interactions"
-        ).fetchone()
-        (last_served,) = self._connection.execute(
-            "SELECT COALESCE(MAX(served_id), 0) FROM served"
-        ).fetchone()
-        return rows, (int(last_interaction), int(last_served))
-
-
-# A user's events by kind, treatment, surface and UTC day: the logged interactions
-# that name the user, then the treatments served (SENT). A day is the floor of the
-# time over a day's microseconds, for times before 1970 too.
-_DAY: Final = (
-    f"((time_micros - ((time_micros % {MICROS_PER_DAY}) + {MICROS_PER_DAY}) % {MICROS_PER_DAY})"
-    f" / {MICROS_PER_DAY})"
-)
-_USER_ACTIVITY: Final = (
-    f"SELECT kind, treatment_id, surface, {_DAY} AS day, COUNT(*), MIN(time_micros), "  # noqa: S608 - our own constants
-    "MAX(time_micros) FROM interactions WHERE project_id = ? AND user_id = ? "
-    "GROUP BY kind, treatment_id, surface, day "
-    f"UNION ALL SELECT ?, treatment_id, surface, {_DAY} AS day, COUNT(*), MIN(time_micros), "
-    "MAX(time_micros) FROM served WHERE project_id = ? AND user_id = ? "
-    "GROUP BY treatment_id, surface, day"
-)
+        rows = read_daily_rows(self._connection, project_id, user_id, SENT)
+        return rows, read_last_ids(self._connection)

@@ -29,7 +29,9 @@ from auxia_decision.server._storage.activity import (
     SERVED,
     ActivityCache,
 )
+from auxia_decision.server._storage.daily import PackedActivity, Watermark, packed
 from auxia_decision.server._storage.database_thread import DatabaseThread
+from auxia_decision.server._storage.reader_client import Read, ReaderClient
 from auxia_decision.server._storage.rows import (
     INTERACTION_COLUMNS,
     SERVED_COLUMNS,
@@ -137,6 +139,7 @@ class SqliteStore:
         self._interactions: dict[asyncio.AbstractEventLoop, _OpenBatch] = {}
         self._served: dict[asyncio.AbstractEventLoop, _OpenBatch] = {}
         self._writer: WriterClient | None = None
+        self._activity_reader: ReaderClient | None = None
         self._versions: dict[str, int] = {}
 
     shared: Final = False
@@ -185,10 +188,24 @@ class SqliteStore:
     def activity(self, project_id: str, user_id: str) -> Awaitable[UserActivity]:
         """Return what a user did, as far as it is committed: cached, or read by index."""
         return self._cache.load(
-            project_id,
-            user_id,
-            lambda: self._read(lambda repository: repository.user_activity(project_id, user_id)),
+            project_id, user_id, lambda: self._read_activity(project_id, user_id)
         )
+
+    def _read_activity(self, project_id: str, user_id: str) -> Read:
+        """Start a read of a user's activity: by the reader process if this loop has one."""
+        reader = self._activity_reader
+        if reader is not None and reader.running and reader.loop is asyncio.get_running_loop():
+            return reader.read(project_id, user_id)
+        return self._read_activity_here(project_id, user_id)
+
+    def _read_activity_here(self, project_id: str, user_id: str) -> Read:
+        """Start a read of a user's activity in this process."""
+
+        def read(repository: Repository) -> tuple[PackedActivity, Watermark]:
+            rows, watermark = repository.user_activity(project_id, user_id)
+            return packed(rows), watermark
+
+        return self._read(read)
 
     def _read(self, work: Callable[[Repository], T]) -> asyncio.Future[T]:
         """Start a unit of work that only reads, beside the writers when the store is a file."""
@@ -227,6 +244,9 @@ class SqliteStore:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+        activity_reader, self._activity_reader = self._activity_reader, None
+        if activity_reader is not None:
+            activity_reader.close()
         self.executor.close()
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
@@ -236,6 +256,8 @@ class SqliteStore:
             self._reader.reopen()
         if writer is not None:
             await self.start_writer()
+        if activity_reader is not None:
+            await self.start_reader()
 
     async def drain(self) -> None:
         """Wait until the rows this event loop appended so far are committed (or failed)."""
@@ -371,6 +393,36 @@ class SqliteStore:
             raise
         self._writer = writer
 
+    async def start_reader(self) -> None:
+        """Read users' activity for the running event loop in a reader process.
+
+        Other event loops, and a store in memory, read it on their own
+        thread, as does this one after the reader process stops unexpectedly.
+        """
+        if self.path == ":memory:" or self._activity_reader is not None:
+            return
+        # The file and its tables first: the process opens what is there.
+        await self.executor.run(lambda _: None)
+        reader = ReaderClient(
+            self.path,
+            sent=SENT,
+            loop=asyncio.get_running_loop(),
+            fallback=self._read_activity_here,
+            error_for=storage_error,
+        )
+        try:
+            await reader.started()
+        except BaseException:
+            reader.close()
+            raise
+        self._activity_reader = reader
+
+    @property
+    def reader_pid(self) -> int | None:
+        """The process id of the running reader process, or None."""
+        reader = self._activity_reader
+        return reader.process.pid if reader is not None and reader.running else None
+
     @property
     def writer_pid(self) -> int | None:
         """The process id of the running writer process, or None."""
@@ -397,6 +449,9 @@ class SqliteStore:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+        activity_reader, self._activity_reader = self._activity_reader, None
+        if activity_reader is not None:
+            activity_reader.close()
         if self._reader is not None:
             self._reader.close()
         self.executor.close()

@@ -6,16 +6,13 @@ import asyncio
 import collections
 import logging
 import pathlib
-import socket
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any, Final
 
 from auxia_decision.server._storage import writer_process
+from auxia_decision.server._storage.process_link import ProcessLink
 from auxia_decision.server._storage.rows import RowBatch, first_ids
-from auxia_decision.server._storage.writer_process import READ_SIZE, Frames, frame
 
 _START_TIMEOUT_SECONDS: Final = 30.0
 _SCRIPT: Final = str(pathlib.Path(writer_process.__file__))
@@ -60,35 +57,18 @@ class WriterClient:
     ) -> None:
         self.loop = loop
         self._error_for = error_for
-        ours, theirs = socket.socketpair()
-        with theirs:
-            try:
-                self.process = subprocess.Popen(  # noqa: S603 (our interpreter, our script)
-                    [
-                        sys.executable,
-                        "-I",
-                        str(pathlib.Path(writer_process.__file__)),
-                        str(theirs.fileno()),
-                        path,
-                    ],
-                    pass_fds=(theirs.fileno(),),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    # Not in the server's process group: a terminal's signals are the server's.
-                    start_new_session=True,
-                )
-            except BaseException:
-                ours.close()
-                raise
-        ours.setblocking(False)
-        self._socket: socket.socket | None = ours
-        self._frames = Frames()
-        self._outgoing = bytearray()
         self._pending: collections.deque[RowBatch] = collections.deque()
         self._started: asyncio.Future[None] = loop.create_future()
         self._idle: list[asyncio.Future[None]] = []
         self.running = True
-        loop.add_reader(ours, self._on_readable)
+        self._link = ProcessLink(
+            _SCRIPT,
+            [path],
+            loop,
+            self._answer,
+            lambda reason: self._stop(f"the interactions writer {reason}", unexpected=True),
+        )
+        self.process = self._link.process
 
     async def started(self) -> None:
         """Wait until the process has opened the database; raise if it could not."""
@@ -109,52 +89,9 @@ class WriterClient:
 
     def send(self, batch: RowBatch) -> None:
         """Hand a batch to the process; it is resolved once committed (or failed)."""
-        sock = self._socket
-        assert sock is not None, "send() after the writer stopped"
-        data = frame((int(batch.kind), batch.values))
+        assert self._link.open, "send() after the writer stopped"
         self._pending.append(batch)
-        if self._outgoing:
-            self._outgoing += data
-            return
-        try:
-            sent = sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as error:
-            self._stop(f"the interactions writer is gone ({error})", unexpected=True)
-            return
-        if sent < len(data):
-            self._outgoing += memoryview(data)[sent:]
-            self.loop.add_writer(sock, self._on_writable)
-
-    def _on_writable(self) -> None:
-        sock = self._socket
-        assert sock is not None
-        try:
-            sent = sock.send(self._outgoing)
-        except BlockingIOError:
-            return
-        except OSError as error:
-            self._stop(f"the interactions writer is gone ({error})", unexpected=True)
-            return
-        del self._outgoing[:sent]
-        if not self._outgoing:
-            self.loop.remove_writer(sock)
-
-    def _on_readable(self) -> None:
-        sock = self._socket
-        assert sock is not None
-        try:
-            data = sock.recv(READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as error:
-            self._stop(f"the interactions writer is gone ({error})", unexpected=True)
-            return
-        if not data:
-            self._stop("the interactions writer stopped before committing", unexpected=True)
-            return
-        self._answer(self._frames.feed(data))
+        self._link.send((int(batch.kind), batch.values))
 
     def _answer(self, answers: list[Any]) -> None:
         for count, error, code, last, last_served in answers:
@@ -179,12 +116,7 @@ class WriterClient:
     def _stop(self, reason: str, *, unexpected: bool = False) -> None:
         """Let go of the process: the batches it has not answered for fail."""
         self.running = False
-        sock, self._socket = self._socket, None
-        if sock is not None:
-            if not self.loop.is_closed():
-                self.loop.remove_reader(sock)
-                self.loop.remove_writer(sock)
-            sock.close()
+        self._link.release()
         if not self._started.done():
             self._started.set_exception(WriterStopped(reason))
         while self._pending:
@@ -198,17 +130,7 @@ class WriterClient:
 
         Call it from the event loop's thread, or once that loop has stopped.
         """
-        sock = self._socket
-        if sock is not None:
-            try:
-                sock.setblocking(True)
-                if self._outgoing:
-                    sock.sendall(self._outgoing)
-                    self._outgoing.clear()
-                sock.shutdown(socket.SHUT_WR)  # the writer stops after what it has
-                while data := sock.recv(READ_SIZE):
-                    self._answer(self._frames.feed(data))
-            except OSError:
-                pass
+        if self._link.open:
+            self._link.finish()
             self._stop("the interactions writer was closed before committing")
         self.process.wait()

@@ -27,60 +27,23 @@ database.
 from __future__ import annotations
 
 import contextlib
-import marshal
 import pathlib
 import signal
 import socket
 import sqlite3
-import struct
 import sys
-from typing import Any, Final
 
 if __package__:  # imported as a module of the server
     from auxia_decision.server._storage import rows
-else:  # run as a script: its sibling alone, not the packages above it (the whole server)
+    from auxia_decision.server._storage.frames import READ_SIZE, Frames, frame
+else:  # run as a script: its siblings alone, not the packages above it (the whole server)
     sys.path.insert(0, str(pathlib.Path(__file__).parent))
     import rows  # type: ignore[import-not-found, no-redef]
-
-_LENGTH: Final = struct.Struct("<I")
-READ_SIZE: Final = 1 << 16
-"""How many bytes one read of the socket takes at most."""
+    from frames import READ_SIZE, Frames, frame  # type: ignore[import-not-found, no-redef]
 
 Answer = tuple[int, str | None, int, int, int]
 """What the writer answers: (count of batches, error or None, SQLite error code, last
 interaction id, last served id)."""
-
-
-def frame(payload: tuple[int, rows.Values] | Answer) -> bytes:
-    """Return a payload as a frame: its length, then its marshal bytes."""
-    data = marshal.dumps(payload)
-    return _LENGTH.pack(len(data)) + data
-
-
-class Frames:
-    """Cuts a byte stream into the payloads of its frames."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> list[Any]:
-        """Take more bytes; return the payloads of the frames now complete."""
-        buffer = self._buffer
-        buffer += data
-        payloads = []
-        start = 0
-        with memoryview(buffer) as view:
-            while len(buffer) - start >= _LENGTH.size:
-                (length,) = _LENGTH.unpack_from(buffer, start)
-                end = start + _LENGTH.size + length
-                if end > len(buffer):
-                    break
-                # Only the other end of a private socket pair, our own code, writes these.
-                with view[start + _LENGTH.size : end] as frame:
-                    payloads.append(marshal.loads(frame))  # noqa: S302
-                start = end
-        del buffer[:start]
-        return payloads
 
 
 class _Inbox:
@@ -150,7 +113,7 @@ def write_until_closed(fd: int, path: str) -> int:
         try:
             connection = rows.open_database(path)
         except sqlite3.Error as error:
-            sock.sendall(frame((0, str(error), error_code(error), 0, 0)))
+            sock.sendall(frame((0, str(error), rows.error_code(error), 0, 0)))
             return 1
         sock.sendall(frame((0, None, 0, 0, 0)))
         inbox = _Inbox(sock)
@@ -173,7 +136,7 @@ def write_until_closed(fd: int, path: str) -> int:
             try:
                 last = _commit(connection, batches)
             except sqlite3.Error as error:
-                answer, code = str(error), error_code(error)
+                answer, code = str(error), rows.error_code(error)
             with contextlib.suppress(OSError):  # a server that died reads no answer
                 sock.sendall(frame((len(batches), answer, code, *last)))
         connection.close()
@@ -188,11 +151,6 @@ def _commit(
         return rows.commit_rows(connection, batches[0][1])
     interactions, served = rows.split_by_kind(batches)
     return rows.commit_rows(connection, interactions, served)
-
-
-def error_code(error: sqlite3.Error) -> int:
-    """Return SQLite's extended error code of an error."""
-    return int(getattr(error, "sqlite_errorcode", sqlite3.SQLITE_ERROR))
 
 
 if __name__ == "__main__":

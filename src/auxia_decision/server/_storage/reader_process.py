@@ -1,0 +1,98 @@
+"""The reader process: reads users' activity from the store on an interpreter of its own.
+
+A decision for a user whose activity is not cached needs the user's events
+from the database: about 35 µs of Python per user on the event loop's thread,
+and a thread of the server's would contend with the event loop for the
+interpreter (bench/NOTES.md, "Cold reads"). The server hands this process the
+users it needs over a private socket pair and goes on serving; the process
+reads each user's events by index, counts them by day, packs them
+(``daily.read_packed``) and sends them back, which costs the server a
+``marshal.loads``. ``reader_client`` is the server's side.
+
+Run as a script (``python -I reader_process.py FD PATH SENT``: ``SENT`` is
+the kind number of a served treatment), it imports only the standard library
+and its siblings ``daily``, ``frames`` and ``rows``, so it starts in a few
+milliseconds.
+
+Both directions carry frames (``frames``). To the reader, a frame is a list
+of users, (project id, user id) each. From the reader, a frame is ``(count,
+error, code, found, last, last_served)``: the ``count`` oldest users not yet
+answered for, read in one snapshot, ``found`` their packed activity in turn
+and ``last`` and ``last_served`` the highest interaction and served row ids
+that snapshot holds; or, when ``error`` is not None, none of them could be read
+(``code`` is SQLite's extended error code). The first frame from the reader,
+``(0, None, 0, [], 0, 0)``, says that it opened the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import signal
+import socket
+import sqlite3
+import sys
+from typing import Any
+
+if __package__:  # imported as a module of the server
+    from auxia_decision.server._storage import daily, rows
+    from auxia_decision.server._storage.frames import READ_SIZE, Frames, frame
+else:  # run as a script: its siblings alone, not the packages above it (the whole server)
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    import daily  # type: ignore[import-not-found, no-redef]
+    import rows  # type: ignore[import-not-found, no-redef]
+    from frames import READ_SIZE, Frames, frame  # type: ignore[import-not-found, no-redef]
+
+Answer = tuple[int, str | None, int, list[daily.PackedActivity], int, int]
+"""What the reader answers: (count of users, error or None, SQLite error code, their packed
+activity, last interaction id, last served id)."""
+
+
+def _users_arrived(sock: socket.socket, frames: Frames) -> list[Any] | None:
+    """Wait for users to read, then take all that have arrived; None: the server closed."""
+    data = sock.recv(READ_SIZE)
+    if not data:
+        return None
+    users = [user for request in frames.feed(data) for user in request]
+    while True:
+        try:
+            data = sock.recv(READ_SIZE, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return users
+        if not data:
+            return users  # answered, then the next wait finds the end
+        users += [user for request in frames.feed(data) for user in request]
+
+
+def read_until_closed(fd: int, path: str, sent: int) -> int:
+    """Answer the users that arrive on ``fd`` with their activity in ``path``, until it closes."""
+    # Signals for the server (a terminal's Ctrl-C) are its to handle: the
+    # reader stops when the server closes its end of the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with socket.socket(fileno=fd) as sock:
+        try:
+            connection = rows.open_database(path)
+            connection.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as error:
+            sock.sendall(frame((0, str(error), rows.error_code(error), [], 0, 0)))
+            return 1
+        sock.sendall(frame((0, None, 0, [], 0, 0)))
+        frames = Frames()
+        while (users := _users_arrived(sock, frames)) is not None:
+            if not users:
+                continue
+            answer: Answer
+            try:
+                found, (last, last_served) = daily.read_packed(connection, users, sent)
+                answer = (len(users), None, 0, found, last, last_served)
+            except sqlite3.Error as error:
+                answer = (len(users), str(error), rows.error_code(error), [], 0, 0)
+            with contextlib.suppress(OSError):  # a server that died reads no answer
+                sock.sendall(frame(answer))
+        connection.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(read_until_closed(int(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
