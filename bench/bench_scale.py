@@ -166,7 +166,7 @@ def report(scales: list[Scale], args: argparse.Namespace) -> str:
         f"file with the default activity cache; {args.decisions:,} GetTreatments spread over "
         f"all users, twice (cold: every user new to the cache; warm: again), then "
         f"{args.writes:,} LogTreatmentInteraction, {CONNECTIONS} connections "
-        "(`tools/loadgen`); RSS sums the server and its writer process. Machine: "
+        "(`tools/loadgen`); RSS sums the server and its writer and reader processes. Machine: "
         f"{os.cpu_count()} CPUs, {platform.python_implementation()} "
         f"{platform.python_version()} on {platform.system()}.",
         "",

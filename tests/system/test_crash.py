@@ -231,19 +231,19 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_the_writer_process_does_not_outlive_the_server(
+def test_the_writer_and_reader_processes_do_not_outlive_the_server(
     tmp_path: pathlib.Path, signum: signal.Signals
 ) -> None:
     db = tmp_path / "writer.db"
     running = start(db)
     try:
-        writers = process_tree(running.process.pid)[1:]
-        assert len(writers) == 1, writers
+        helpers = process_tree(running.process.pid)[1:]
+        assert len(helpers) == 2, helpers  # the writer and the reader
         running.process.send_signal(signum)
         running.process.communicate(timeout=30)
         deadline = time.monotonic() + 10
-        while not _gone(writers[0]):
-            assert time.monotonic() < deadline, "the writer outlived the server"
+        while not all(_gone(helper) for helper in helpers):
+            assert time.monotonic() < deadline, "a helper process outlived the server"
             time.sleep(0.02)
     finally:
         _kill(running)

@@ -20,6 +20,7 @@ from auxia.decision.model import treatment_interaction_service_pb2 as interactio
 from auxia_decision.server._storage.seam import UserActivity
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.runtime import run_event_loop
+from tests._processes import exists
 
 PROJECT = "P"
 DAY = 86_400_000_000
@@ -54,16 +55,18 @@ async def _log_views(store: SqliteStore) -> None:
     )
 
 
+async def _viewed_and_read(store: SqliteStore) -> int:
+    """Log the users' views, start the store's reader; return its process id."""
+    await store.start_writer()
+    await _log_views(store)
+    await store.start_reader()
+    pid = store.reader_pid
+    assert pid is not None
+    return pid
+
+
 def _viewed(activity: UserActivity) -> int:
     return activity.count(VIEWED + 1, first_day=0, last_day=TODAY)
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture
@@ -75,11 +78,7 @@ def test_users_asked_for_in_one_pass_are_read_by_the_process(path: str) -> None:
     async def scenario() -> tuple[int, list[int]]:
         store = SqliteStore(path, activity_cache_users=0)
         try:
-            await store.start_writer()
-            await _log_views(store)
-            await store.start_reader()
-            pid = store.reader_pid
-            assert pid is not None
+            pid = await _viewed_and_read(store)
             found = await asyncio.gather(*(store.activity(PROJECT, user) for user in USERS))
             return pid, [_viewed(activity) for activity in found]
         finally:
@@ -88,7 +87,7 @@ def test_users_asked_for_in_one_pass_are_read_by_the_process(path: str) -> None:
     pid, viewed = run_event_loop(scenario())
     assert pid != os.getpid()
     assert viewed == [_views(user) for user in USERS]
-    assert not _exists(pid)  # closing the store stopped and reaped the reader
+    assert not exists(pid)  # closing the store stopped and reaped the reader
 
 
 def test_reads_a_dead_reader_had_not_answered_are_read_on_the_event_loop(
@@ -97,11 +96,7 @@ def test_reads_a_dead_reader_had_not_answered_are_read_on_the_event_loop(
     async def scenario() -> tuple[list[int], list[int], int | None]:
         store = SqliteStore(path, activity_cache_users=0)
         try:
-            await store.start_writer()
-            await _log_views(store)
-            await store.start_reader()
-            pid = store.reader_pid
-            assert pid is not None
+            pid = await _viewed_and_read(store)
             os.kill(pid, signal.SIGSTOP)  # it takes the users, and answers none
             reads = [asyncio.ensure_future(store.activity(PROJECT, user)) for user in USERS]
             await asyncio.sleep(0.05)

@@ -22,6 +22,7 @@ import pytest
 from auxia_decision import ApiError, Code
 from auxia_decision.server._storage.seam import ProjectRecord
 from auxia_decision.server._storage.sqlite_store import SqliteStore
+from tests._processes import exists
 from tests._stored import log_row, stored_interactions
 
 # More rows in one pass than one INSERT statement holds (256).
@@ -44,14 +45,6 @@ def _write_lock(path: str) -> Iterator[sqlite3.Connection]:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         connection.close()
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_each_row_is_committed_before_it_is_answered(path: str) -> None:
@@ -80,7 +73,7 @@ def test_each_row_is_committed_before_it_is_answered(path: str) -> None:
     expected = [("P", b"%d" % index) for index in range(20)]
     expected += [("P", b"m%d" % index) for index in range(MANY)]
     assert stored_interactions(path) == expected
-    assert not _exists(pid)  # closing the store stopped and reaped the writer
+    assert not exists(pid)  # closing the store stopped and reaped the writer
 
 
 def test_a_batch_larger_than_the_socket_buffer_is_sent_whole(path: str) -> None:
@@ -245,5 +238,5 @@ def test_replacing_everything_starts_a_new_file_with_a_new_writer(
     assert new_writer is not None
     assert new_writer != writer
     assert writer is not None
-    assert not _exists(writer)
+    assert not exists(writer)
     assert stored_interactions(path) == [("P", b"after %d" % n) for n in range(3)]

@@ -37,6 +37,7 @@ from auxia_decision.server._domain.decisions import (
     response_id,
     tracking_id,
 )
+from auxia_decision.server._futures import forward
 from auxia_decision.server._storage.seam import (
     ProjectRecord,
     Repository,
@@ -314,7 +315,7 @@ class ApiServicer:
                 answer.cancel()
             elif isinstance(error := written.exception(), StaleKnowledgeError):
                 method = "LogTreatmentInteraction"
-                _forward(
+                forward(
                     asyncio.ensure_future(
                         self._after_sync(project, method, request, handler, None)
                     ),
@@ -567,27 +568,6 @@ async def _after(first: Awaitable[None], then: Awaitable[T]) -> T:
     finally:
         result = await then
     return result
-
-
-def _forward(outcome: asyncio.Future[T], answer: asyncio.Future[T]) -> None:
-    """Resolve ``answer`` as ``outcome`` ends; cancel ``outcome`` if ``answer`` is cancelled."""
-
-    def resolve(outcome: asyncio.Future[T]) -> None:
-        if answer.done():
-            return
-        if outcome.cancelled():
-            answer.cancel()
-        elif (error := outcome.exception()) is not None:
-            answer.set_exception(error)
-        else:
-            answer.set_result(outcome.result())
-
-    def cancel(answer: asyncio.Future[T]) -> None:
-        if answer.cancelled():
-            outcome.cancel()
-
-    outcome.add_done_callback(resolve)
-    answer.add_done_callback(cancel)
 
 
 async def _delayed(fault: Fault, run: Callable[[], Awaitable[Message]]) -> Message | bytes:

@@ -3,21 +3,38 @@
 The writer and the reader process (``writer_process``, ``reader_process``)
 each run a script of this package on an interpreter of their own and talk
 with the server over a private socket pair, in frames (``frames``).
-``ProcessLink`` starts one, sends it payloads without blocking the event
-loop, and hands what it answers to its client (``writer_client``,
-``reader_client``) as the event loop reads it.
+``ProcessLink`` starts one, waits for it to open the database, sends it
+payloads without blocking the event loop, and hands what it answers to its
+client (``writer_client``, ``reader_client``) as the event loop reads it.
+
+The first frame a helper sends is ``(error, code)``: ``(None, 0)`` once it
+has opened the database, or why it could not and SQLite's extended error code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from auxia_decision.server._storage.frames import READ_SIZE, Frames, frame
+
+_START_TIMEOUT_SECONDS: Final = 30.0
+
+
+def helper_error(message: str, code: int) -> sqlite3.OperationalError:
+    """Return an error a helper process answered with, with SQLite's error code."""
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorcode = code
+    return error
+
+
+class HelperStopped(sqlite3.OperationalError):
+    """A helper process stopped, or was closed, before it answered."""
 
 
 class ProcessLink:
@@ -29,7 +46,7 @@ class ProcessLink:
         loop: the event loop that reads the answers; it must be running in
             this thread when the link is used.
         on_answers: called in the event loop with the payloads of the frames
-            the process sent, as they arrive.
+            the process sent after its first, as they arrive.
         on_lost: called once, in the event loop, with a reason when the process
             is gone (its socket closed or failed) before ``close``.
 
@@ -64,7 +81,12 @@ class ProcessLink:
         self._socket: socket.socket | None = ours
         self._frames = Frames()
         self._outgoing = bytearray()
+        self._opened: asyncio.Future[None] = loop.create_future()
         loop.add_reader(ours, self._on_readable)
+
+    async def opened(self) -> None:
+        """Wait until the process has opened the database; raise if it could not."""
+        await asyncio.wait_for(asyncio.shield(self._opened), _START_TIMEOUT_SECONDS)
 
     @property
     def open(self) -> bool:
@@ -117,10 +139,22 @@ class ProcessLink:
         if not data:
             self._lose("stopped before answering")
             return
-        self._on_answers(self._frames.feed(data))
+        self._hand_on(self._frames.feed(data))
+
+    def _hand_on(self, payloads: list[Any]) -> None:
+        if payloads and not self._opened.done():
+            error, code = payloads.pop(0)
+            if error is None:
+                self._opened.set_result(None)
+            else:
+                self._opened.set_exception(helper_error(error, code))
+        if payloads:
+            self._on_answers(payloads)
 
     def _lose(self, reason: str) -> None:
         self.release()
+        if not self._opened.done():
+            self._opened.set_exception(HelperStopped(reason))
         self._on_lost(reason)
 
     def release(self) -> None:
@@ -131,6 +165,8 @@ class ProcessLink:
         if not self.loop.is_closed():
             self.loop.remove_reader(sock)
             self.loop.remove_writer(sock)
+            if not self._opened.done():
+                self._opened.set_exception(HelperStopped("closed before it opened the database"))
         sock.close()
 
     def finish(self) -> None:
@@ -147,7 +183,7 @@ class ProcessLink:
                     self._outgoing.clear()
                 sock.shutdown(socket.SHUT_WR)  # the process stops after what it has
                 while data := sock.recv(READ_SIZE):
-                    self._on_answers(self._frames.feed(data))
+                    self._hand_on(self._frames.feed(data))
             except OSError:
                 pass
             self.release()

@@ -10,22 +10,17 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, Final
 
+from auxia_decision.server._futures import forward
 from auxia_decision.server._storage import reader_process
 from auxia_decision.server._storage.daily import PackedActivity, Watermark
-from auxia_decision.server._storage.process_link import ProcessLink
-from auxia_decision.server._storage.writer_client import writer_error
+from auxia_decision.server._storage.process_link import ProcessLink, helper_error
 
-_START_TIMEOUT_SECONDS: Final = 30.0
 _SCRIPT: Final = str(pathlib.Path(reader_process.__file__))
 
 _log = logging.getLogger("auxia_decision.store")
 
 Read = asyncio.Future[tuple[PackedActivity, Watermark]]
 """A user's activity as read, packed, with the highest row ids of the snapshot it was read in."""
-
-
-class ReaderStopped(sqlite3.OperationalError):
-    """The reader process stopped before it could open the database."""
 
 
 class ReaderClient:
@@ -63,7 +58,6 @@ class ReaderClient:
         # sent or to be sent, and its read, oldest first.
         self._asked: list[tuple[str, str]] = []
         self._pending: collections.deque[tuple[tuple[str, str], Read]] = collections.deque()
-        self._started: asyncio.Future[None] = loop.create_future()
         self.running = True
         self._link = ProcessLink(
             _SCRIPT,
@@ -76,14 +70,14 @@ class ReaderClient:
 
     async def started(self) -> None:
         """Wait until the process has opened the database; raise if it could not."""
-        await asyncio.wait_for(self._started, _START_TIMEOUT_SECONDS)
+        await self._link.opened()
 
     def read(self, project_id: str, user_id: str) -> Read:
         """Return a future of a user's activity, read by the process (or ``fallback``)."""
         found: Read = self.loop.create_future()
         user = (project_id, user_id)
         if not self.running:
-            _settle_with(found, self._fallback(*user))
+            forward(self._fallback(*user), found)
             return found
         if not self._asked:
             self.loop.call_soon(self._send)
@@ -98,15 +92,9 @@ class ReaderClient:
 
     def _answer(self, answers: list[Any]) -> None:
         for count, error, code, found, last, last_served in answers:
-            if not self._started.done():
-                if error is None:
-                    self._started.set_result(None)
-                else:
-                    self._started.set_exception(writer_error(error, code))
-                continue
             answered = [self._pending.popleft() for _ in range(count)]
             if error is not None:
-                failure = self._error_for(writer_error(error, code))
+                failure = self._error_for(helper_error(error, code))
                 for _, read in answered:
                     if not read.done():
                         read.set_exception(failure)
@@ -120,12 +108,10 @@ class ReaderClient:
         """Let go of the process: the reads it has not answered go to ``fallback``."""
         self.running = False
         self._link.release()
-        if not self._started.done():
-            self._started.set_exception(ReaderStopped(reason))
         self._asked = []
         pending, self._pending = self._pending, collections.deque()
         for user, read in pending:
-            _settle_with(read, self._fallback(*user))
+            forward(self._fallback(*user), read)
         if unexpected:
             _log.error("%s; activity is read on the event loop's thread from now on", reason)
 
@@ -139,24 +125,6 @@ class ReaderClient:
         self._asked = []
         pending, self._pending = self._pending, collections.deque()
         if not self.loop.is_closed():
-            if not self._started.done():
-                self._started.set_exception(ReaderStopped("the activity reader was closed"))
             for _, read in pending:
                 read.cancel()
         self.process.wait()
-
-
-def _settle_with(read: Read, other: Read) -> None:
-    """Resolve ``read`` as ``other`` resolves."""
-
-    def settle(done: Read) -> None:
-        if read.done():
-            return
-        if done.cancelled():
-            read.cancel()
-        elif (error := done.exception()) is not None:
-            read.set_exception(error)
-        else:
-            read.set_result(done.result())
-
-    other.add_done_callback(settle)

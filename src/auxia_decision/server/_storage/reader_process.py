@@ -20,8 +20,8 @@ error, code, found, last, last_served)``: the ``count`` oldest users not yet
 answered for, read in one snapshot, ``found`` their packed activity in turn
 and ``last`` and ``last_served`` the highest interaction and served row ids
 that snapshot holds; or, when ``error`` is not None, none of them could be read
-(``code`` is SQLite's extended error code). The first frame from the reader,
-``(0, None, 0, [], 0, 0)``, says that it opened the database.
+(``code`` is SQLite's extended error code). These follow its first frame, which
+says whether it opened the database (``process_link``).
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ def read_until_closed(fd: int, path: str, sent: int) -> int:
             connection = rows.open_database(path)
             connection.execute("PRAGMA query_only = ON")
         except sqlite3.Error as error:
-            sock.sendall(frame((0, str(error), rows.error_code(error), [], 0, 0)))
+            sock.sendall(frame((str(error), rows.error_code(error))))
             return 1
-        sock.sendall(frame((0, None, 0, [], 0, 0)))
+        sock.sendall(frame((None, 0)))
         frames = Frames()
         while (users := _users_arrived(sock, frames)) is not None:
             if not users:

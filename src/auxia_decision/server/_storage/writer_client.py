@@ -11,23 +11,15 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from auxia_decision.server._storage import writer_process
-from auxia_decision.server._storage.process_link import ProcessLink
+from auxia_decision.server._storage.process_link import HelperStopped, ProcessLink, helper_error
 from auxia_decision.server._storage.rows import RowBatch, first_ids
 
-_START_TIMEOUT_SECONDS: Final = 30.0
 _SCRIPT: Final = str(pathlib.Path(writer_process.__file__))
 
 _log = logging.getLogger("auxia_decision.store")
 
 
-def writer_error(message: str, code: int) -> sqlite3.OperationalError:
-    """Return the error the writer process answered with, with SQLite's error code."""
-    error = sqlite3.OperationalError(message)
-    error.sqlite_errorcode = code
-    return error
-
-
-class WriterStopped(sqlite3.OperationalError):
+class WriterStopped(HelperStopped):
     """The writer process stopped before it answered for a batch."""
 
 
@@ -58,7 +50,6 @@ class WriterClient:
         self.loop = loop
         self._error_for = error_for
         self._pending: collections.deque[RowBatch] = collections.deque()
-        self._started: asyncio.Future[None] = loop.create_future()
         self._idle: list[asyncio.Future[None]] = []
         self.running = True
         self._link = ProcessLink(
@@ -72,7 +63,7 @@ class WriterClient:
 
     async def started(self) -> None:
         """Wait until the process has opened the database; raise if it could not."""
-        await asyncio.wait_for(self._started, _START_TIMEOUT_SECONDS)
+        await self._link.opened()
 
     async def drained(self) -> None:
         """Wait until every batch sent so far is answered for (or the writer has stopped)."""
@@ -95,15 +86,9 @@ class WriterClient:
 
     def _answer(self, answers: list[Any]) -> None:
         for count, error, code, last, last_served in answers:
-            if not self._started.done():
-                if error is None:
-                    self._started.set_result(None)
-                else:
-                    self._started.set_exception(writer_error(error, code))
-                continue
             answered = [self._pending.popleft() for _ in range(count)]
             if error is not None:
-                failure = self._error_for(writer_error(error, code))
+                failure = self._error_for(helper_error(error, code))
                 for batch in answered:
                     batch.resolve(failure)
                 continue
@@ -117,8 +102,6 @@ class WriterClient:
         """Let go of the process: the batches it has not answered for fail."""
         self.running = False
         self._link.release()
-        if not self._started.done():
-            self._started.set_exception(WriterStopped(reason))
         while self._pending:
             self._pending.popleft().resolve(self._error_for(WriterStopped(reason)))
         self._wake_idle()

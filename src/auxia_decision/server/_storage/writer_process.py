@@ -12,16 +12,15 @@ Run as a script (``python -I writer_process.py FD PATH``), it imports only the
 standard library and its sibling ``rows``, so the writer starts in a few
 milliseconds.
 
-Both directions carry frames: a 4-byte little-endian length, then a
-``marshal`` payload (both ends run on the same interpreter). To the writer, a
+Both directions carry frames (``frames``). To the writer, a
 frame is a batch: ``(kind, values)``, a ``rows.RowKind`` and its rows' values
 in turn. From the writer, a frame is ``(count, error, code, last,
 last_served)``: the ``count`` oldest unanswered batches were committed
 (``error`` None; ``last`` and ``last_served`` the ids of the last interaction
 and served rows appended, 0 for none) or were not (``error`` the reason and
-``code`` SQLite's extended error code, and none of them is stored). The first
-frame from the writer, ``(0, None, 0, 0, 0)``, says that it has opened the
-database.
+``code`` SQLite's extended error code, and none of them is stored). These
+follow its first frame, which says whether it opened the database
+(``process_link``).
 """
 
 from __future__ import annotations
@@ -113,9 +112,9 @@ def write_until_closed(fd: int, path: str) -> int:
         try:
             connection = rows.open_database(path)
         except sqlite3.Error as error:
-            sock.sendall(frame((0, str(error), rows.error_code(error), 0, 0)))
+            sock.sendall(frame((str(error), rows.error_code(error))))
             return 1
-        sock.sendall(frame((0, None, 0, 0, 0)))
+        sock.sendall(frame((None, 0)))
         inbox = _Inbox(sock)
         while True:
             # Batches that came while the last group was being committed mean
