@@ -148,6 +148,10 @@ async def start_server(config: ServerConfig) -> RunningServer:
         )
         await emulator.share()
         await servicer.load_keys()
+        # Each project's catalog compiled now, not on the first decision's time (and, by
+        # `serve`, frozen out of the garbage collector's full collections with the rest).
+        for project_id in await store.run(lambda repository: repository.project_ids()):
+            await servicer.catalog(project_id)
         bindings = _bindings(servicer, emulator)
         # grpc's default SO_REUSEPORT would let a second server share the port
         # (and split the calls between two databases): refuse it instead.
