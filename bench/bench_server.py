@@ -374,8 +374,9 @@ def _introduction(args: argparse.Namespace) -> list[str]:
         f"{args.rounds} round(s), the median round shown. The generator is "
         "`tools/loadgen`, one process on uvloop, closed loop, every request a distinct "
         "`treatmentTrackingId`; each server is its own process on 127.0.0.1 (a server's "
-        "peak RSS and CPU time include its child processes: the reference server's and the "
-        "FastAPI peer's interactions writer). GetTreatments runs in the world of "
+        "peak RSS and CPU time include its child processes: the reference server's "
+        "interactions writer and activity reader, the FastAPI peer's interactions writer). "
+        "GetTreatments runs in the world of "
         f"`bench/decision_world.py`: 24 LIVE treatments over 3 surfaces with 2 or 3 rules each "
         f"(one on the user's views), {USERS:,} users with 20 past interactions each, every request "
         "one surface, at most one treatment, as the production client asks.",
