@@ -20,6 +20,7 @@ from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia.decision.model import treatment_pb2
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
+from auxia_decision._futures import forward
 from auxia_decision._routes import route_for
 from auxia_decision._validation import check_request, clear_output_only
 from auxia_decision._validation_quick import fields_check
@@ -37,7 +38,6 @@ from auxia_decision.server._domain.decisions import (
     response_id,
     tracking_id,
 )
-from auxia_decision.server._futures import forward
 from auxia_decision.server._storage.seam import (
     ProjectRecord,
     Repository,

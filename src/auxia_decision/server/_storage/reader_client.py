@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, Final
 
-from auxia_decision.server._futures import forward
+from auxia_decision._futures import forward
 from auxia_decision.server._storage import reader_process
 from auxia_decision.server._storage.daily import PackedActivity, Watermark
 from auxia_decision.server._storage.process_link import ProcessLink, helper_error
