@@ -144,3 +144,18 @@ def test_a_store_started_afresh_is_read_from_its_new_file(path: str) -> None:
     assert (viewed, again, logged) == (_views("u3"), 0, _views("u4"))
     assert None not in (before, after)
     assert before != after
+
+
+def test_reads_in_flight_when_the_store_starts_afresh_are_answered(path: str) -> None:
+    async def scenario() -> list[int]:
+        store = SqliteStore(path, activity_cache_users=0)
+        try:
+            await _viewed_and_read(store)
+            reads = [asyncio.ensure_future(store.activity(PROJECT, user)) for user in USERS]
+            await store.replace(None, lambda repository: repository.delete_everything())
+            return [_viewed(activity) for activity in await asyncio.gather(*reads)]
+        finally:
+            store.close()
+
+    # Asked for before the Reset: answered from the file they were asked of.
+    assert run_event_loop(scenario()) == [_views(user) for user in USERS]

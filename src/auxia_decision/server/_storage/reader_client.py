@@ -116,15 +116,19 @@ class ReaderClient:
             _log.error("%s; activity is read on the event loop's thread from now on", reason)
 
     def close(self) -> None:
-        """Stop the process; the reads it has not answered are cancelled.
+        """Stop the process once it has answered the users it was asked for.
 
-        Call it from the event loop's thread, or once that loop has stopped.
+        Call it from the event loop's thread (it waits for those answers), or
+        once that loop has stopped (the reads not answered are dropped).
         """
         self.running = False
-        self._link.release()  # the process stops as it reads the end
+        if self._link.open and not self.loop.is_closed():
+            self._send()
+            self._link.finish()  # its last answers resolve their reads
+        self._link.release()
         self._asked = []
         pending, self._pending = self._pending, collections.deque()
         if not self.loop.is_closed():
-            for _, read in pending:
+            for _, read in pending:  # the process was gone before it answered them
                 read.cancel()
         self.process.wait()
