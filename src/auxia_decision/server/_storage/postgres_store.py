@@ -57,6 +57,7 @@ from auxia_decision.server._storage.postgres_repository import (
     PostgresRepository,
 )
 from auxia_decision.server._storage.postgres_schema import lock_key
+from auxia_decision.server._storage.rows import interaction_values
 from auxia_decision.server._storage.seam import (
     SENT,
     DailyRow,
@@ -404,7 +405,7 @@ class PostgresStore:
     def log_interaction(self, request: LoggedRow, result: R) -> asyncio.Future[R]:
         """Record one treatment interaction; the future resolves to ``result`` once committed."""
         batch = self._appender.batch()
-        batch.interactions += _interaction_row(request)
+        batch.interactions += interaction_values(request)
         return self._appender.wait(batch, result)
 
     def log_interaction_if_current(self, request: LoggedRow, result: R) -> asyncio.Future[R] | None:
@@ -420,7 +421,7 @@ class PostgresStore:
         if self._generation is None:
             return None
         batch = self._appender.batch_if_current((self._generation, self._state_version))
-        batch.interactions += _interaction_row(request)
+        batch.interactions += interaction_values(request)
         return self._appender.wait(batch, result)
 
     def record_served(
@@ -534,20 +535,6 @@ class PostgresStore:
         await self._appender.close()
         await self._reader.close()
         self._work.close()
-
-
-def _interaction_row(request: LoggedRow) -> tuple[object, ...]:
-    """Return the values of a logged interaction's row (``INTERACTION_COLUMNS``)."""
-    return (
-        request.project_id,
-        request.SerializeToString(),
-        request.user_id,
-        request.interaction_type + 1,
-        request.treatment_id,
-        request.surface,
-        request.interaction_time_micros,
-        request.treatment_tracking_id,
-    )
 
 
 def _unit(connection: Connection, work: Callable[[Repository], T]) -> T:

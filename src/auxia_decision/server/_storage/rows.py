@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     import asyncio
 
+    from auxia_decision.server._storage.seam import LoggedRow
+
 # Rows appended by one INSERT statement at most; a group with more rows is
 # appended by several statements in one transaction.
 ROWS_PER_STATEMENT: Final = 256
@@ -114,6 +116,21 @@ INTERACTION_COLUMNS: Final = (
 """The columns of a logged interaction's row, in the order given: the request as stored (its
 serialized bytes), and what rules and listings read of it (``kind`` is the
 ``TreatmentInteractionType`` of its interaction type)."""
+
+
+def interaction_values(request: LoggedRow) -> tuple[Any, ...]:
+    """Return the values of a logged interaction's row, in the order of ``INTERACTION_COLUMNS``."""
+    return (
+        request.project_id,
+        request.SerializeToString(),
+        request.user_id,
+        request.interaction_type + 1,
+        request.treatment_id,
+        request.surface,
+        request.interaction_time_micros,
+        request.treatment_tracking_id,
+    )
+
 
 SERVED_COLUMNS: Final = (
     "project_id",

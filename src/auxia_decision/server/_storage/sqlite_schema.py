@@ -17,6 +17,7 @@ from typing import Final
 from google.protobuf.message import DecodeError
 
 from auxia.decision.model import treatment_interaction_service_pb2
+from auxia_decision.server._storage.rows import INTERACTION_COLUMNS, interaction_values
 
 SCHEMA_VERSION: Final = 1
 """The schema this code writes: 1 added to the interactions the columns rules read
@@ -111,6 +112,12 @@ _ADDED_COLUMNS: Final = (
     "tracking_id TEXT NOT NULL DEFAULT ''",
 )
 _MIGRATION_CHUNK: Final = 10_000
+# What migrating to version 1 fills in: a row's columns after its project id and body.
+_FILLED: Final = slice(INTERACTION_COLUMNS.index("user_id"), None)
+_FILL: Final = (
+    f"UPDATE interactions SET {', '.join(f'{name} = ?' for name in INTERACTION_COLUMNS[_FILLED])} "  # noqa: S608 - our own columns
+    "WHERE interaction_id = ?"
+)
 
 
 class NewerSchemaError(Exception):
@@ -214,21 +221,7 @@ def _from_version_0(connection: sqlite3.Connection) -> int:
                 request = parse(body)
             except DecodeError:
                 continue
-            updates.append(
-                (
-                    request.user_id,
-                    request.interaction_type + 1,
-                    request.treatment_id,
-                    request.surface,
-                    request.interaction_time_micros,
-                    request.treatment_tracking_id,
-                    row_id,
-                )
-            )
-        connection.executemany(
-            "UPDATE interactions SET user_id = ?, kind = ?, treatment_id = ?, surface = ?, "
-            "time_micros = ?, tracking_id = ? WHERE interaction_id = ?",
-            updates,
-        )
+            updates.append((*interaction_values(request)[_FILLED], row_id))
+        connection.executemany(_FILL, updates)
         filled += len(updates)
         after = rows[-1][0]

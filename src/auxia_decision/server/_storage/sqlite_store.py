@@ -37,6 +37,7 @@ from auxia_decision.server._storage.rows import (
     SERVED_COLUMNS,
     RowBatch,
     RowKind,
+    interaction_values,
 )
 from auxia_decision.server._storage.seam import (
     SENT,
@@ -56,6 +57,7 @@ R = TypeVar("R")
 
 _log = logging.getLogger("auxia_decision.store")
 _INTERACTION_WIDTH: Final = len(INTERACTION_COLUMNS)
+_USER: Final = INTERACTION_COLUMNS.index("user_id")
 _SERVED_WIDTH: Final = len(SERVED_COLUMNS)
 _RETRY_AFTER: Final = duration_pb2.Duration(seconds=1)
 # SQLite's primary result codes (the low byte of an extended code).
@@ -284,26 +286,15 @@ class SqliteStore:
         """
         batch = self._open_batch(self._interactions, RowKind.INTERACTIONS)
         values = batch.values
-        user_id = request.user_id
-        kind = request.interaction_type + 1
-        treatment_id = request.treatment_id
-        surface = request.surface
-        time_micros = request.interaction_time_micros
+        row = interaction_values(request)
+        user_id = row[_USER]
         if user_id:
-            event = (kind, treatment_id, surface, time_micros)
+            # The event (kind, treatment, surface, time): the row's columns after the user.
+            event = row[_USER + 1 : _USER + 5]
             batch.events.append(
                 (len(values) // _INTERACTION_WIDTH, request.project_id, user_id, event)
             )
-        values += (
-            request.project_id,
-            request.SerializeToString(),
-            user_id,
-            kind,
-            treatment_id,
-            surface,
-            time_micros,
-            request.treatment_tracking_id,
-        )
+        values += row
         return self._wait(batch, result)
 
     def record_served(
