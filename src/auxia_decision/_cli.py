@@ -268,7 +268,7 @@ def _add_serve(commands: _Commands[argparse.ArgumentParser]) -> None:
         default=None,
         metavar="N",
         help="how many users' activity to keep in memory, the least recently decided "
-        "for going first (default: 50,000, about 1.5 KB a user of 20 events); the rest is read "
+        "for going first (default: 50,000); the rest is read "
         "from the database when a decision needs it",
     )
     serve.add_argument(

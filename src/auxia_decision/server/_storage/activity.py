@@ -43,7 +43,7 @@ from auxia_decision.server._storage.daily import (
 )
 
 DEFAULT_CAPACITY: Final = 50_000
-"""How many users' activity the cache keeps by default (about 1.5 KB a user of 20 events)."""
+"""How many users' activity the cache keeps by default (what one takes: bench/NOTES.md)."""
 
 # One (kind, treatment) tuple per pair in the process, shared by every user's activity.
 _KEYS: dict[tuple[int, str], tuple[int, str]] = {}

@@ -64,8 +64,9 @@ def packed(rows: Iterable[DailyRow]) -> PackedActivity:
 
 
 # A user's events: the logged interactions that name the user, then the
-# treatments served (kind SENT). Counted by day in Python (``daily_rows``):
-# twice as quick as SQL's GROUP BY, which sorts them in a temporary B-tree first.
+# treatments served (kind SENT). Counted by day in Python (``daily_rows``), which
+# was quicker than SQL's GROUP BY, which sorts them in a temporary B-tree first
+# (bench/NOTES.md, "Cold reads").
 _USER_EVENTS: Final = (
     "SELECT kind, treatment_id, surface, time_micros FROM interactions "
     "WHERE project_id = ? AND user_id = ? "

@@ -1,9 +1,9 @@
 """The reader process: reads users' activity from the store on an interpreter of its own.
 
 A decision for a user whose activity is not cached needs the user's events
-from the database: about 35 µs of Python per user on the event loop's thread,
-and a thread of the server's would contend with the event loop for the
-interpreter (bench/NOTES.md, "Cold reads"). The server hands this process the
+from the database: Python work per user on the event loop's thread, and a
+thread of the server's would contend with the event loop for the interpreter
+(bench/NOTES.md, "Cold reads", measures both). The server hands this process the
 users it needs over a private socket pair and goes on serving; the process
 reads each user's events by index, counts them by day, packs them
 (``daily.read_packed``) and sends them back, which costs the server a
