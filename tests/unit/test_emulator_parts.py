@@ -222,16 +222,47 @@ def test_a_repeated_enum_gets_the_new_valueevolution_paths() -> None:
     assert document["targets"] == ["TARGET_TYPE_FILE", EVOLVED_ENUM_VALUE]
 
 
+_REQUEST = b'{"projectId": "P\x00"}'
+_HEAD = b"POST /v1/GetTreatments?a=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Empty:\r\n"
+_HEADERS = ((b"host", b"127.0.0.1:8080"), (b"x-empty", b""))
+
+
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "received", "read_back"),
     [
-        [],
-        [(b"host", b"127.0.0.1:8080"), (b"x-empty", b""), (b"content-type", b"application/json")],
-        [(b"host", b"h"), (b"x-odd", b"a\x00b")],  # a NUL (which HTTP forbids): kept unpacked
+        ([], None, ()),
+        (list(_HEADERS), None, _HEADERS),
+        ([(b"host", b"h"), (b"x-odd", b"a\x00b")], None, ((b"host", b"h"), (b"x-odd", b"a\x00b"))),
+        # the head and the body received in one read: the headers are read from it
+        ([], _HEAD + b"\r\n" + _REQUEST, _HEADERS),
+        # spaces around a value, LF line ends, a folded value, empty lines before the head
+        (
+            [],
+            b"\r\nPOST / HTTP/1.1\nHost:  h \nX-Folded: a\n\tb\n\n" + _REQUEST,
+            ((b"host", b"h"), (b"x-folded", b"a b")),
+        ),
+        # two requests in one read, with the same body: the first one's head
+        ([], (_HEAD + b"X-Second: 1\r\n\r\n" + _REQUEST) * 2, (*_HEADERS, (b"x-second", b"1"))),
+        # the body came in another read: the scope's headers are kept
+        (list(_HEADERS), _HEAD + b"\r\n" + _REQUEST[:5], _HEADERS),
+        # a read too long to keep
+        (list(_HEADERS), _HEAD + b"\r\n" + b" " * (2 * KEPT_BYTES) + _REQUEST, _HEADERS),
+    ],
+    ids=[
+        "no-headers",
+        "headers",
+        "a-NUL-in-a-header",
+        "received-whole",
+        "received-loosely",
+        "received-with-the-next",
+        "received-in-parts",
+        "received-too-long",
     ],
 )
 def test_the_journal_gives_back_a_rest_call_as_it_was_recorded(
     headers: list[tuple[bytes, bytes]],
+    received: bytes | None,
+    read_back: tuple[tuple[bytes, bytes], ...],
 ) -> None:
     journal = Journal(2, ControlledClock())
     scope = {
@@ -240,9 +271,9 @@ def test_the_journal_gives_back_a_rest_call_as_it_was_recorded(
         "query_string": b"a=1",
         "headers": headers,
     }
-    request, answer = b'{"projectId": "P\x00"}', b"x" * (KEPT_BYTES + 5)
+    answer = b"x" * (KEPT_BYTES + 5)
     for _ in range(3):  # the oldest is dropped
-        journal.rest(10, 25, scope, request, 200, answer)
+        journal.rest(10, 25, scope, received, _REQUEST, 200, answer)
     kept = journal.records()
     assert [record[0] for record in kept] == [2, 3]
     assert journal.dropped == 1
@@ -254,8 +285,8 @@ def test_the_journal_gives_back_a_rest_call_as_it_was_recorded(
         "POST",
         "/v1/GetTreatments",
         b"a=1",
-        tuple(headers),
-        request,
+        read_back,
+        _REQUEST,
         200,
         answer[: KEPT_BYTES + 1],
     )

@@ -4,17 +4,17 @@
 tuple of what the transport already holds (the request's method, path, query
 and headers or its gRPC metadata, the request's bytes, the status, the
 answer's bytes, two readings of the monotonic clock) to a bounded deque:
-nothing is decoded or redacted then, and bodies over ``KEPT_BYTES`` are cut.
-When a call arrived by the server's clock is worked out when it is listed,
-from the changes of that clock the journal was told of (``clock_changed``). What is kept is
-strings, bytes, numbers and tuples of them, never a dict or a list: the
-garbage collector soon stops tracking such tuples, so that a full journal
-costs its collections nothing. A REST call is kept packed, its numbers, bodies
-and headers in one bytes object (``Packed``): dropping the oldest call then
-frees one object of memory long unused instead of twenty, and the request's own
-objects are freed at once, their memory used again by the next call
-(bench/NOTES.md, "The request journal"). ``ListJournal`` (``journal_listing``)
-decodes and redacts the calls it lists.
+nothing is decoded, copied or redacted then, and bodies over ``KEPT_BYTES``
+are cut. A REST call whose head the server received whole in one read, as it
+began it (the raw-request extension), is kept as that read's bytes: its
+headers are read from them when the call is listed, not joined as it is
+recorded (bench/NOTES.md, "The request journal"). When a call arrived by the
+server's clock is worked out when it is listed, from the changes of that clock
+the journal was told of (``clock_changed``). What is kept is strings, bytes,
+numbers and tuples of them, never a dict or a list: the garbage collector soon
+stops tracking such tuples, so that a full journal costs its collections
+nothing. ``ListJournal`` (``journal_listing``) decodes and redacts the calls
+it lists.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from __future__ import annotations
 import bisect
 import collections
 import itertools
-import struct
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from auxia_decision._errors import ApiError
 
@@ -48,40 +47,59 @@ the request's bytes; how it ended (REST: the HTTP status; gRPC: None, or the ser
 ``google.rpc.Status`` of its error); the answer's bytes (None: a gRPC call that failed)."""
 
 
-Packed = tuple[bytes, str, str, bytes]
-"""A REST call as kept: its numbers, request, answer and headers in one bytes object
-(``_HEAD`` then the bodies, then the headers' names and values joined by NUL), and its
-HTTP method, path and query string."""
-
-_HEAD: Final = struct.Struct("<qqqiii")
-"""The numbers heading a packed call: sequence, arrival and end (perf_counter_ns), status,
-the request's and the answer's lengths."""
-_PACKED_LENGTH: Final = 4
-_chain = itertools.chain.from_iterable
+Received = tuple[int, int, int, int, int, bytes, bytes, str, str, bytes]
+"""A REST call kept as the bytes received: its sequence, arrival and end (perf_counter_ns),
+HTTP status and the request body's length; the read that began with the request's head
+and ends with its body; the answer's bytes; the HTTP method, path and query string."""
+_RECEIVED_LENGTH: Final = 10
+_RECEIVED_KEPT: Final = 2 * KEPT_BYTES
+"""The longest read kept as received (a head and a body of ``KEPT_BYTES`` at most)."""
 
 
-def _expanded(kept: Record | Packed) -> Record:
+def _expanded(kept: Record | Received) -> Record:
     """Return a call as recorded, from the form it is kept in."""
-    if len(kept) != _PACKED_LENGTH:
-        return kept  # a gRPC call, or a REST call with a NUL in a header
-    packed, method, path, query = kept
-    sequence, began, ended, status, request_size, answer_size = _HEAD.unpack_from(packed)
-    start = _HEAD.size
-    request = packed[start : start + request_size]
-    start += request_size
-    answer = packed[start : start + answer_size]
-    start += answer_size
-    items = packed[start:].split(b"\0") if start < len(packed) else []
-    headers = tuple(zip(items[::2], items[1::2], strict=True))
-    return (sequence, REST, began, ended, method, path, query, headers, request, status, answer)
+    if len(kept) != _RECEIVED_LENGTH:
+        return cast("Record", kept)  # a gRPC call, or a REST call with its headers
+    sequence, began, ended, status, size, received, answer, method, path, query = cast(
+        "Received", kept
+    )
+    request = received[len(received) - size :]
+    return (
+        sequence,
+        REST,
+        began,
+        ended,
+        method,
+        path,
+        query,
+        _received_headers(received),
+        request,
+        status,
+        answer,
+    )
 
 
-def _sequence_and_arrival(kept: Record | Packed) -> tuple[int, int]:
-    """Return a kept call's sequence and arrival (perf_counter_ns), reading nothing else."""
-    if len(kept) != _PACKED_LENGTH:
-        return kept[0], kept[2]
-    sequence, began = _HEAD.unpack_from(kept[0])[:2]
-    return sequence, began
+def _received_headers(received: bytes) -> Headers:
+    """Return the headers of a request's head (lowercase names, as the ASGI scope has them)."""
+    headers: list[tuple[bytes, bytes]] = []
+    # Empty lines before the request line are read as none (RFC 9112, 2.2).
+    for line in received.lstrip(b"\r\n").split(b"\n")[1:]:
+        line = line.removesuffix(b"\r")  # noqa: PLW2901 - the line as read
+        if not line:
+            break  # the head's end
+        if line[:1] in {b" ", b"\t"} and headers:  # a value folded onto this line
+            name, value = headers[-1]
+            headers[-1] = (name, value + b" " + line.strip(b" \t"))
+            continue
+        name, _, value = line.partition(b":")
+        headers.append((name.strip().lower(), value.strip(b" \t")))
+    return tuple(headers)
+
+
+def _sequence_and_arrival(kept: Record | Received) -> tuple[int, int]:
+    """Return a kept call's sequence and arrival (perf_counter_ns)."""
+    arrival = kept[1 if len(kept) == _RECEIVED_LENGTH else 2]
+    return kept[0], cast("int", arrival)
 
 
 class ServerClock(Protocol):
@@ -112,7 +130,7 @@ class Journal:
             msg = f"a journal keeps at least one call, not {capacity}"
             raise ValueError(msg)
         self.capacity = capacity
-        self._records: collections.deque[Record | Packed] = collections.deque(maxlen=capacity)
+        self._records: collections.deque[Record | Received] = collections.deque(maxlen=capacity)
         self._sequence = itertools.count(1)
         self._clock = clock
         # The clock's changes: when (perf_counter_ns), its time then (µs), whether frozen.
@@ -139,45 +157,46 @@ class Journal:
         began_ns: int,
         ended_ns: int,
         scope: Mapping[str, Any],
+        received: bytes | None,
         request: bytes,
         status: int,
         answer: bytes,
         /,
     ) -> None:
         """Record a REST call (see ``CallObserver.rest``)."""
-        if len(request) > KEPT_BYTES:
-            request = request[: KEPT_BYTES + 1]
         if len(answer) > KEPT_BYTES:
             answer = answer[: KEPT_BYTES + 1]
-        headers = scope["headers"]
-        joined = b"\0".join(_chain(headers))
-        if headers and joined.count(b"\0") != 2 * len(headers) - 1:
-            # A NUL in a header (which HTTP forbids): kept as received, unpacked.
+        if received is not None and len(received) <= _RECEIVED_KEPT and received.endswith(request):
             self._records.append(
                 (
                     next(self._sequence),
-                    REST,
                     began_ns,
                     ended_ns,
+                    status,
+                    len(request),
+                    received,
+                    answer,
                     scope["method"],
                     scope["path"],
                     scope["query_string"],
-                    tuple(headers),
-                    request,
-                    status,
-                    answer,
                 )
             )
             return
-        head = _HEAD.pack(
-            next(self._sequence), began_ns, ended_ns, status, len(request), len(answer)
-        )
+        if len(request) > KEPT_BYTES:
+            request = request[: KEPT_BYTES + 1]
         self._records.append(
             (
-                head + request + answer + joined,
+                next(self._sequence),
+                REST,
+                began_ns,
+                ended_ns,
                 scope["method"],
                 scope["path"],
                 scope["query_string"],
+                tuple(scope["headers"]),
+                request,
+                status,
+                answer,
             )
         )
 

@@ -1,10 +1,18 @@
 """What the REST gateway (an ASGI app) and the HTTP server it runs on agree about.
 
-The ASGI types, and one server extension: an app may answer a request with
-one call instead of the two ASGI messages (``http.response.start``, then
-``http.response.body``). The server offers it in each HTTP scope as
-``scope["extensions"][WHOLE_ANSWER][ANSWER]``, a :class:`WholeAnswer`; any
-other ASGI server leaves it out, and the app sends the two messages.
+The ASGI types, and two server extensions:
+
+- an app may answer a request with one call instead of the two ASGI messages
+  (``http.response.start``, then ``http.response.body``). The server offers it
+  in each HTTP scope as ``scope["extensions"][WHOLE_ANSWER][ANSWER]``, a
+  :class:`WholeAnswer`; any other ASGI server leaves it out, and the app sends
+  the two messages;
+- ``scope["extensions"][RAW_REQUEST][RECEIVED]``: the bytes of the read that
+  began with the request's head and held all of it (the head, then what came
+  with it: some or all of the body, or more), so that an app that keeps
+  requests (the emulator's journal) keeps the bytes received instead of
+  joining the headers again. The server leaves it out when the head did not
+  begin a read or did not end in it.
 """
 
 from __future__ import annotations
@@ -20,6 +28,10 @@ WHOLE_ANSWER: Final = "auxia.http.response.whole"
 """The name of the whole-answer extension in ``scope["extensions"]``."""
 ANSWER: Final = "answer"
 """The key of the extension's :class:`WholeAnswer` in its dict."""
+RAW_REQUEST: Final = "auxia.http.request.raw"
+"""The name of the raw-request extension in ``scope["extensions"]``."""
+RECEIVED: Final = "received"
+"""The key of the bytes received in the raw-request extension's dict."""
 
 
 class WholeAnswer(Protocol):

@@ -122,6 +122,7 @@ class CallObserver(Protocol):
         began_ns: int,
         ended_ns: int,
         scope: Mapping[str, Any],
+        received: bytes | None,
         request: bytes,
         status: int,
         answer: bytes,
@@ -130,9 +131,11 @@ class CallObserver(Protocol):
         """Observe a REST call: its scope (method, path, query, headers), body and answer.
 
         ``began_ns`` and ``ended_ns`` are ``time.perf_counter_ns()`` as it
-        arrived and once answered; ``request`` the body read (empty when the
-        call was refused before); ``answer`` the body answered with the HTTP
-        ``status``.
+        arrived and once answered; ``received`` the bytes of the read that
+        began with the request's head, when the server offers them (``asgi``'s
+        raw-request extension): the head, then what came with it; ``request``
+        the body read (empty when the call was refused before); ``answer`` the
+        body answered with the HTTP ``status``.
         """
         ...
 

@@ -17,6 +17,8 @@ from auxia_decision._errors import ApiError, Code
 from auxia_decision._routes import Route, service_routes
 from auxia_decision.server._transport.asgi import (
     ANSWER,
+    RAW_REQUEST,
+    RECEIVED,
     WHOLE_ANSWER,
     Receive,
     Scope,
@@ -284,7 +286,8 @@ class RestGateway:
         except Exception:
             _log.exception("internal error answering %s %s", scope["method"], scope["path"])
             status, body = 500, ApiError(Code.INTERNAL, "internal error").to_json()
-        whole = scope.get("extensions", _NO_EXTENSIONS).get(WHOLE_ANSWER)
+        extensions = scope.get("extensions", _NO_EXTENSIONS)
+        whole = extensions.get(WHOLE_ANSWER)
         answer: WholeAnswer | None = None if whole is None else whole[ANSWER]
         if status == 204:
             await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -299,7 +302,9 @@ class RestGateway:
             )
             await send({"type": "http.response.body", "body": body})
         if observer is not None and (endpoint is not None or status >= 400):
-            observer.rest(began, time.perf_counter_ns(), scope, received, status, body)
+            raw = extensions.get(RAW_REQUEST)
+            read = None if raw is None else raw[RECEIVED]
+            observer.rest(began, time.perf_counter_ns(), scope, read, received, status, body)
         if started is not None:
             # The query string may hold an API key: only the path is logged.
             _log.info(

@@ -21,10 +21,11 @@ What it adds to uvicorn, so that no client can hold more than its share:
   connection closed), and the bytes after it go to a fresh parser. The body
   of a request is never parsed as a request.
 
-Each request's scope offers the whole-answer extension (``_asgi``): the
+Each request's scope offers the whole-answer extension (``asgi``): the
 gateway's answer (status line, headers and body) leaves in one write (one
 ``send`` system call with uvloop), where uvicorn's two ASGI messages write
-the head and the body apart.
+the head and the body apart. A request whose head began a read and ended in
+it also gets the raw-request extension: the bytes of that read.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from auxia_decision._errors import Code
-from auxia_decision.server._transport.asgi import ANSWER, WHOLE_ANSWER
+from auxia_decision.server._transport.asgi import ANSWER, RAW_REQUEST, RECEIVED, WHOLE_ANSWER
 
 _RESERVED_DESCRIPTORS: Final = 1024
 
@@ -109,6 +110,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._on_deadline = self._on_idle
         self._body_to_read = 0
         """Bytes of the body of an upgrade request still to be read here."""
+        self._received: bytes | None = None
+        """The read the request's head began, while no other read has come; or None."""
 
     # Connections and timeouts.
 
@@ -196,6 +199,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             if not data:
                 return
         if self._in_head:
+            self._received = data if self._head_bytes == 0 else None
             room = self.limits.max_head_bytes - self._head_bytes
             if len(data) > room:
                 # Only what fits is read as the head; if the head does not end
@@ -273,13 +277,16 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             )
 
     def on_headers_complete(self) -> None:
-        """Stop counting the head (the body is not counted); offer the whole-answer extension."""
+        """Stop counting the head (the body is not counted); offer the extensions."""
         self._in_head = False
         self._heads += 1
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:  # not a WebSocket upgrade
-            self.scope["extensions"] = {WHOLE_ANSWER: {ANSWER: _WholeAnswer(cycle)}}
+            extensions: dict[str, Any] = {WHOLE_ANSWER: {ANSWER: _WholeAnswer(cycle)}}
+            if self._received is not None:
+                extensions[RAW_REQUEST] = {RECEIVED: self._received}
+            self.scope["extensions"] = extensions
 
     def on_message_complete(self) -> None:
         """Stop the request's timer; the next bytes are the next request's head."""
@@ -287,6 +294,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._deadline = 0.0  # the application answers; then the connection idles
         self._in_head = True
         self._head_bytes = 0
+        self._received = None  # a request after this one in the same read did not begin it
 
     # Upgrades other than to a WebSocket.
 
