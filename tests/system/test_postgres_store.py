@@ -13,6 +13,7 @@ processes, whatever order the two stores' transactions commit in.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 
 import psycopg
@@ -169,6 +170,43 @@ def test_rows_committed_out_of_id_order_are_not_missed(postgres_url: str) -> Non
                 first.commit()
             seen = await store.activity(PROJECT, "u")
             assert seen.count(SENT, first_day=0, last_day=1) == 2
+        finally:
+            await store.aclose()
+
+    run_event_loop(scenario())
+
+
+def test_cached_users_add_no_objects_the_garbage_collector_tracks(postgres_url: str) -> None:
+    users = 2_000
+
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url, activity_cache_users=users + 1)
+
+        async def read_all() -> list[int]:
+            """Read every user at once (one sync); return their counts, keeping nothing read."""
+            reads = [store.activity(PROJECT, f"gc{n}") for n in range(1, users + 1)]
+            return [(await read).count(SENT, first_day=0, last_day=10) for read in reads]
+
+        try:
+            with psycopg.connect(postgres_url) as connection:
+                connection.execute(
+                    "INSERT INTO served (project_id, user_id, response_id, treatment_id, "
+                    "surface, tracking_id, time_micros) SELECT 'P', 'gc' || n, 'r', 'A', 'S1', "
+                    "'gc' || n || '-' || day, day * %s FROM generate_series(1, %s) AS n, "
+                    "generate_series(1, 5) AS day",
+                    (DAY, users),
+                )
+            await store.activity(PROJECT, "warm-up")  # the connection and its statement
+            gc.collect()
+            before = len(gc.get_objects())
+            assert await read_all() == [5] * users
+            # A tuple leaves the collector's lists once a collection finds all it
+            # holds untracked: a nested one, at the next.
+            gc.collect()
+            gc.collect()
+            assert store.cached_users == users + 1
+            # Five tracked objects a user before (an entry, the activity, its three arrays).
+            assert len(gc.get_objects()) - before < users / 10
         finally:
             await store.aclose()
 

@@ -44,6 +44,7 @@ from typing import Any, Final, TypeVar
 import psycopg
 
 from auxia_decision.server._storage.activity import DEFAULT_CAPACITY, DailyActivity
+from auxia_decision.server._storage.daily import PackedActivity
 from auxia_decision.server._storage.postgres_appender import Appender
 from auxia_decision.server._storage.postgres_connections import (
     Link,
@@ -120,11 +121,9 @@ def _bump_versions(connection: Connection, projects: set[str]) -> None:
         connection.execute(b"UPDATE replica_state SET config_version = nextval('config_versions')")
 
 
-@dataclass(slots=True)
-class _Entry:
-    activity: DailyActivity
-    seen: str
-    """The snapshot (``pg_snapshot`` as text) whose committed rows ``activity`` holds."""
+_Entry = tuple[PackedActivity, str]
+"""A cached user: the activity, packed (``activity``: the garbage collector does not track
+it), and the snapshot (``pg_snapshot`` as text) whose committed rows it holds."""
 
 
 def _settle_round(
@@ -253,7 +252,7 @@ class PostgresStore:
         if entry is None:
             return None
         self._entries.move_to_end(key)
-        return entry.activity
+        return DailyActivity.unpacked(entry[0])
 
     def activity(self, project_id: str, user_id: str) -> Awaitable[DailyActivity]:
         """Return a user's activity, brought up to date by a sync started after this call."""
@@ -328,7 +327,7 @@ class PostgresStore:
                 "projects": [key[0] for key in users],
                 "users": [key[1] for key in users],
                 "seen": [
-                    _EVERYTHING_NEW if entry is None else entry.seen for entry in entries.values()
+                    _EVERYTHING_NEW if entry is None else entry[1] for entry in entries.values()
                 ],
                 "state": self._state_version,
                 "config": self._config_version,
@@ -362,14 +361,13 @@ class PostgresStore:
         for number, (key, cached) in enumerate(entries.items(), start=1):
             new = counted.get(number, [])
             if cached is None:
-                entry = _Entry(DailyActivity(new), snapshot)
+                activity = DailyActivity(new)
             else:
-                entry = cached
-                entry.activity.merge(new)
-                entry.seen = snapshot
-            found[key] = entry.activity
+                activity = DailyActivity.unpacked(cached[0])
+                activity.merge(new)
+            found[key] = activity
             if epoch == self._epoch and self.capacity:
-                self._entries[key] = entry
+                self._entries[key] = (activity.packed(), snapshot)
                 self._entries.move_to_end(key)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
