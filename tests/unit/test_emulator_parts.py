@@ -290,3 +290,12 @@ def test_the_journal_gives_back_a_rest_call_as_it_was_recorded(
         200,
         answer[: KEPT_BYTES + 1],
     )
+
+
+def test_a_long_body_received_whole_is_cut_as_any_other() -> None:
+    journal = Journal(1, ControlledClock())
+    scope = {"method": "POST", "path": "/", "query_string": b"", "headers": list(_HEADERS)}
+    request = b"y" * (KEPT_BYTES + 100)
+    journal.rest(1, 2, scope, _HEAD + b"\r\n" + request, request, 200, b"{}")
+    (kept,) = journal.records()
+    assert (kept[7], kept[8]) == (_HEADERS, request[: KEPT_BYTES + 1])

@@ -53,7 +53,7 @@ HTTP status and the request body's length; the read that began with the request'
 and ends with its body; the answer's bytes; the HTTP method, path and query string."""
 _RECEIVED_LENGTH: Final = 10
 _RECEIVED_KEPT: Final = 2 * KEPT_BYTES
-"""The longest read kept as received (a head and a body of ``KEPT_BYTES`` at most)."""
+"""The longest read kept as received (with a body of ``KEPT_BYTES`` at most)."""
 
 
 def _expanded(kept: Record | Received) -> Record:
@@ -166,7 +166,12 @@ class Journal:
         """Record a REST call (see ``CallObserver.rest``)."""
         if len(answer) > KEPT_BYTES:
             answer = answer[: KEPT_BYTES + 1]
-        if received is not None and len(received) <= _RECEIVED_KEPT and received.endswith(request):
+        if (
+            received is not None
+            and len(request) <= KEPT_BYTES
+            and len(received) <= _RECEIVED_KEPT
+            and received.endswith(request)
+        ):
             self._records.append(
                 (
                     next(self._sequence),
