@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import array
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Final
 
 MICROS_PER_DAY: Final = 86_400_000_000
@@ -91,18 +91,3 @@ def read_last_ids(connection: sqlite3.Connection) -> Watermark:
     """Return the highest interaction and served row ids stored (0 for none)."""
     last_interaction, last_served = connection.execute(_LAST_IDS).fetchone()
     return int(last_interaction), int(last_served)
-
-
-def read_packed(
-    connection: sqlite3.Connection, users: Sequence[tuple[str, str]], sent: int
-) -> tuple[list[PackedActivity], Watermark]:
-    """Return the activity of users (project id, user id), packed, in one snapshot.
-
-    Also returns the highest row ids stored, which the activity includes.
-    """
-    connection.execute("BEGIN")
-    try:
-        found = [packed(read_daily_rows(connection, *user, sent)) for user in users]
-        return found, read_last_ids(connection)
-    finally:
-        connection.execute("COMMIT")

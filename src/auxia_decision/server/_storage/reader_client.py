@@ -33,7 +33,7 @@ class ReaderClient:
 
     Args:
         path: the SQLite file the process reads.
-        sent: the kind number of a served treatment (``daily.read_packed``).
+        sent: the kind number of a served treatment (``daily.read_daily_rows``).
         loop: the event loop whose futures it resolves; it must be running in
             this thread when the reader is used.
         fallback: reads a user's activity (project id, user id) another way.

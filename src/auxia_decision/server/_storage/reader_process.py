@@ -6,8 +6,8 @@ thread of the server's would contend with the event loop for the interpreter
 (bench/NOTES.md, "Cold reads", measures both). The server hands this process the
 users it needs over a private socket pair and goes on serving; the process
 reads each user's events by index, counts them by day, packs them
-(``daily.read_packed``) and sends them back, which costs the server a
-``marshal.loads``. ``reader_client`` is the server's side.
+(``daily.packed``) and sends them back as each is read, which costs the
+server a ``marshal.loads``. ``reader_client`` is the server's side.
 
 Run as a script (``python -I reader_process.py FD PATH SENT``: ``SENT`` is
 the kind number of a served treatment), it imports only the standard library
@@ -17,9 +17,10 @@ milliseconds.
 Both directions carry frames (``frames``). To the reader, a frame is a list
 of users, (project id, user id) each. From the reader, a frame is ``(count,
 error, code, found, last, last_served)``: the ``count`` oldest users not yet
-answered for, read in one snapshot, ``found`` their packed activity in turn
-and ``last`` and ``last_served`` the highest interaction and served row ids
-that snapshot holds; or, when ``error`` is not None, none of them could be read
+answered for (one, as it is read, in the snapshot of the others of its
+list), ``found`` their packed activity in turn and ``last`` and
+``last_served`` the highest interaction and served row ids that snapshot
+holds; or, when ``error`` is not None, none of them could be read
 (``code`` is SQLite's extended error code). These follow its first frame, which
 says whether it opened the database (``process_link``).
 """
@@ -64,6 +65,36 @@ def _users_arrived(sock: socket.socket, frames: Frames) -> list[Any] | None:
         users += [user for request in frames.feed(data) for user in request]
 
 
+def _answer(
+    sock: socket.socket, connection: sqlite3.Connection, users: list[Any], sent: int
+) -> None:
+    """Read users in one snapshot, answering for each as it is read.
+
+    The server decides for the users read first while the others are read
+    (bench/NOTES.md, "Cold reads").
+    """
+    answered = 0
+
+    def send(answer: Answer) -> None:
+        nonlocal answered
+        with contextlib.suppress(OSError):  # a server that died reads no answer
+            sock.sendall(frame(answer))
+        answered += answer[0]
+
+    try:
+        connection.execute("BEGIN")
+        try:
+            last, last_served = daily.read_last_ids(connection)
+            for project_id, user_id in users:
+                found = daily.packed(daily.read_daily_rows(connection, project_id, user_id, sent))
+                send((1, None, 0, [found], last, last_served))
+        finally:
+            connection.execute("COMMIT")
+    except sqlite3.Error as error:
+        if answered < len(users):
+            send((len(users) - answered, str(error), rows.error_code(error), [], 0, 0))
+
+
 def read_until_closed(fd: int, path: str, sent: int) -> int:
     """Answer the users that arrive on ``fd`` with their activity in ``path``, until it closes."""
     # Signals for the server (a terminal's Ctrl-C) are its to handle: the
@@ -80,16 +111,8 @@ def read_until_closed(fd: int, path: str, sent: int) -> int:
         sock.sendall(frame((None, 0)))
         frames = Frames()
         while (users := _users_arrived(sock, frames)) is not None:
-            if not users:
-                continue
-            answer: Answer
-            try:
-                found, (last, last_served) = daily.read_packed(connection, users, sent)
-                answer = (len(users), None, 0, found, last, last_served)
-            except sqlite3.Error as error:
-                answer = (len(users), str(error), rows.error_code(error), [], 0, 0)
-            with contextlib.suppress(OSError):  # a server that died reads no answer
-                sock.sendall(frame(answer))
+            if users:
+                _answer(sock, connection, users, sent)
         connection.close()
     return 0
 
