@@ -18,6 +18,7 @@ import pytest
 
 from auxia_decision import ApiError, Code
 from auxia_decision.server._storage.database_thread import DatabaseThread
+from auxia_decision.server._storage.old_files import ASIDE
 from auxia_decision.server._storage.sqlite_store import SqliteStore, storage_error
 from tests._stored import log_row, stored_interactions
 
@@ -188,3 +189,32 @@ def test_sqlite_errors_become_errors_a_caller_can_act_on(
     assert mapped.code is status
     assert words in mapped.message
     assert (mapped.retry_delay is not None) is (status is Code.UNAVAILABLE)
+
+
+def test_a_store_started_afresh_sets_its_old_files_aside_and_deletes_them(
+    store: SqliteStore,
+) -> None:
+    async def scenario() -> None:
+        await asyncio.gather(*(log_row(store, "P", b"{}") for _ in range(10)))
+        await store.replace(None, lambda repository: repository.delete_everything())
+        await log_row(store, "P", b"{}")
+
+    asyncio.run(scenario())
+    store.close()
+    directory = pathlib.Path(store.path).parent
+    assert sorted(path.name for path in directory.iterdir()) == ["store.db"]
+    assert len(_rows(store)) == 1  # the new file's
+
+
+def test_files_a_killed_server_set_aside_are_deleted_when_the_path_is_opened_again(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "store.db"
+    left = [tmp_path / f"store.db{ASIDE}0123456789ab{suffix}" for suffix in ("", "-wal")]
+    others = [tmp_path / "store.db.backup", tmp_path / f"other.db{ASIDE}0123456789ab"]
+    for file in left + others:
+        file.write_bytes(b"x" * 4096)
+    SqliteStore(str(path)).close()
+    assert sorted(file.name for file in tmp_path.iterdir()) == sorted(
+        ["store.db", *(file.name for file in others)]
+    )

@@ -10,9 +10,7 @@ the API's (``storage_error``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +29,7 @@ from auxia_decision.server._storage.activity import (
 )
 from auxia_decision.server._storage.daily import PackedActivity, Watermark, packed
 from auxia_decision.server._storage.database_thread import DatabaseThread
+from auxia_decision.server._storage.old_files import OldFiles
 from auxia_decision.server._storage.reader_client import Read, ReaderClient
 from auxia_decision.server._storage.rows import (
     INTERACTION_COLUMNS,
@@ -136,6 +135,9 @@ class SqliteStore:
         """The database thread, which also takes operations on the raw connection."""
         # Reads of a file need not wait for the writers (WAL): a thread of their own.
         self._reader = None if path == ":memory:" else SnapshotReader(path, storage_error)
+        self._old_files = None if path == ":memory:" else OldFiles(path)
+        if self._old_files is not None:
+            self._old_files.delete_leftovers()
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
         # The batch each event loop is filling, by kind (only its thread touches it).
         self._interactions: dict[asyncio.AbstractEventLoop, _OpenBatch] = {}
@@ -227,8 +229,9 @@ class SqliteStore:
         What this event loop appended before is committed first; the users'
         activity is read again from the database when next needed. When the
         work replaces everything in a file (every project, or the only one), it
-        runs on a new file instead of deleting row by row: as quick as deleting
-        the file, however big it had grown.
+        runs on a new file instead of deleting row by row, and the old file is
+        deleted meanwhile (``old_files``): quicker than deleting the file,
+        however big it had grown.
         """
         await self.drain()
         if self.path != ":memory:":
@@ -250,9 +253,8 @@ class SqliteStore:
         if activity_reader is not None:
             activity_reader.close()
         self.executor.close()
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path + suffix)
+        assert self._old_files is not None, "a store in memory has no file to start afresh"
+        self._old_files.set_aside()  # deleted meanwhile, by a thread
         self.executor = DatabaseThread(self._connect, error_for=storage_error)
         if self._reader is not None:
             self._reader.reopen()
@@ -446,3 +448,5 @@ class SqliteStore:
         if self._reader is not None:
             self._reader.close()
         self.executor.close()
+        if self._old_files is not None:
+            self._old_files.wait()
