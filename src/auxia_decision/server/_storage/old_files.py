@@ -40,27 +40,24 @@ class OldFiles:
         self.path = path
         self._threads: list[threading.Thread] = []
 
-    def set_aside(self) -> list[str]:
-        """Rename the database's files out of the way and start deleting them; return their names.
+    def set_aside(self) -> None:
+        """Rename the database's files out of the way and start deleting them.
 
         Once it returns, nothing is at the database's path: a store opened
         there starts a new file.
         """
         token = uuid.uuid4().hex[:12]
-        aside = []
+        aside: list[str] = []
         for suffix in _SUFFIXES:
             target = f"{self.path}{ASIDE}{token}{suffix}"
             with contextlib.suppress(FileNotFoundError):
                 os.rename(self.path + suffix, target)
                 aside.append(target)
         self._delete(aside)
-        return aside
 
-    def delete_leftovers(self) -> list[str]:
+    def delete_leftovers(self) -> None:
         """Start deleting the files set aside and not deleted before (by a server since killed)."""
-        leftovers = sorted(glob.glob(glob.escape(self.path + ASIDE) + "*"))
-        self._delete(leftovers)
-        return leftovers
+        self._delete(sorted(glob.glob(glob.escape(self.path + ASIDE) + "*")))
 
     def wait(self) -> None:
         """Wait until the files set aside so far are deleted."""
