@@ -126,8 +126,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
         except (ApiError, ValueError) as error:
             raise StartupError(f"{seed_name(config.seed)} is invalid: {one_line(error)}") from None
         try:
-            await store.start_writer()
-            await store.start_reader()
+            await store.start_helpers()
         except sqlite3.Error as error:
             raise StartupError(f"the database {config.db} cannot be used: {error}") from None
         # Processes on one shared store (PostgreSQL) keep the emulator's state in it.

@@ -473,6 +473,9 @@ class PostgresStore:
         """Wait until the rows appended so far are committed (or failed)."""
         await self._appender.drained()
 
+    async def start_helpers(self) -> None:
+        """Nothing to start: no writer or reader process (``start_writer``, ``start_reader``)."""
+
     async def start_writer(self) -> None:
         """Nothing to start: rows are committed on a connection of the event loop."""
 

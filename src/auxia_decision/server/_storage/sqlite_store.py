@@ -258,10 +258,7 @@ class SqliteStore:
         self.executor = DatabaseThread(self._connect, error_for=storage_error)
         if self._reader is not None:
             self._reader.reopen()
-        if writer is not None:
-            await self.start_writer()
-        if activity_reader is not None:
-            await self.start_reader()
+        await self._start(writer=writer is not None, reader=activity_reader is not None)
 
     async def drain(self) -> None:
         """Wait until the rows this event loop appended so far are committed (or failed)."""
@@ -368,6 +365,25 @@ class SqliteStore:
             writer.send(batch)
         else:
             self.executor.queue_batch(batch, loop)
+
+    async def start_helpers(self) -> None:
+        """Start the writer and the reader process side by side; raise the first failure.
+
+        What ``start_writer`` and ``start_reader`` do, the two waits at once;
+        a failure is raised once both have started or failed.
+        """
+        await self._start(writer=True, reader=True)
+
+    async def _start(self, *, writer: bool, reader: bool) -> None:
+        """Start the helper processes asked for, side by side; raise the first failure."""
+        starts = [
+            start()
+            for start, wanted in ((self.start_writer, writer), (self.start_reader, reader))
+            if wanted
+        ]
+        for result in await asyncio.gather(*starts, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
 
     async def start_writer(self) -> None:
         """Append the rows appended from the running event loop in a writer process.
