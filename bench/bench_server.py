@@ -11,9 +11,11 @@ the server's peak RSS and CPU time, stops the server with SIGTERM and checks
 the store row by row against the acknowledged requests. The targets run in
 turn, ``--rounds`` times, every other round in reverse order, so that each
 ratio compares runs made back to back, each side going first as often (a
-shared machine drifts); the median round is reported. It prints the ratios
-and writes the report to ``bench/results/server.md``; it exits 1 if a store
-lost, duplicated or added a row, or a server answered 5xx.
+shared machine drifts); the median round is reported. Then the request
+journal's cost (``measure_journal``): REST and GetTreatments, each with its
+journal and without, both servers up at once and loaded in alternate slices.
+It prints the ratios and writes the report to ``bench/results/server.md``; it
+exits 1 if a store lost, duplicated or added a row, or a server answered 5xx.
 """
 
 from __future__ import annotations
@@ -99,19 +101,10 @@ class Target:
 
 NO_JOURNAL: Final = ("--journal-size", "0")
 """The flags of a server that keeps no request journal (the journal's cost is the ratio)."""
-# Each server runs right after its ceiling, and without its journal right after
-# itself: the ratios compare runs back to back.
+# Each server runs right after its ceiling: the ratios compare runs back to back.
 TARGETS: Final = (
     Target("asgi", "bare ASGI app (ceiling)", "rest", "bench.peers.bare_asgi", None),
     Target("rest", "auxia-decision REST", "rest", "auxia-decision", "proto"),
-    Target(
-        "rest-nojournal",
-        "auxia-decision REST, no journal",
-        "rest",
-        "auxia-decision",
-        "proto",
-        serve_args=NO_JOURNAL,
-    ),
     Target("fastapi", "FastAPI + pydantic (peer)", "rest", "bench.peers.fastapi_peer", "json"),
     Target("bare-grpc", "bare grpc.aio servicer (ceiling)", "grpc", "bench.peers.bare_grpc", None),
     Target("grpc", "auxia-decision gRPC", "grpc", "auxia-decision", "proto"),
@@ -131,16 +124,6 @@ TARGETS: Final = (
         None,
         workload="decide",
         world=True,
-    ),
-    Target(
-        "decide-nojournal",
-        "auxia-decision REST GetTreatments, no journal",
-        "rest",
-        "auxia-decision",
-        None,
-        workload="decide",
-        world=True,
-        serve_args=NO_JOURNAL,
     ),
     Target(
         "fastapi-decide",
@@ -284,6 +267,135 @@ def measure(
     return Measurement(target, load, rss, cpu, reconciliation, served)
 
 
+@dataclass
+class JournalCost:
+    """A target with its request journal and without, loaded in alternate slices."""
+
+    on: list[Measurement]
+    """The slices of the server with its journal (1,000 calls, the default)."""
+    off: list[Measurement]
+    """The slices of the same server started with ``--journal-size 0``."""
+
+    @staticmethod
+    def _throughput(slices: list[Measurement]) -> float:
+        answered = sum(m.load.throughput * m.load.elapsed for m in slices)
+        elapsed = sum(m.load.elapsed for m in slices)
+        return answered / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def ratio(self) -> float:
+        """Return the throughput with the journal against without, over all the slices."""
+        return self._throughput(self.on) / self._throughput(self.off)
+
+    def pair_ratios(self) -> list[float]:
+        """Return each pair of slices' ratio (run back to back)."""
+        return [
+            on.load.throughput / off.load.throughput
+            for on, off in zip(self.on, self.off, strict=True)
+        ]
+
+    def row(self) -> str:
+        """Return the report's table row: throughputs, server CPU, the ratio and its spread."""
+        on, off = self.on[0].target, self.off[0].target
+        cpu = [
+            statistics.median(_cpu_per_request_us(m.server_cpu_seconds, m.load) for m in slices)
+            for slices in (self.on, self.off)
+        ]
+        pairs = self.pair_ratios()
+        return (
+            f"| {on.title} / {off.title} | {self._throughput(self.on):,.0f} "
+            f"| {self._throughput(self.off):,.0f} | {cpu[0]:.0f} | {cpu[1]:.0f} "
+            f"| {self.ratio:.1%} | {min(pairs):.0%} to {max(pairs):.0%} |"
+        )
+
+
+def measure_journal(
+    target: Target,
+    workdir: pathlib.Path,
+    *,
+    requests: int,
+    slices: int,
+    warmup: int,
+    connections: int,
+    time_limit: float,
+) -> JournalCost:
+    """Load a target with its journal and without, in alternate slices; check their stores.
+
+    Both servers run at once; each slice loads one of them while the other
+    idles, and every other pair of slices goes in the other order. A
+    machine's speed drifting by a tenth within seconds (bench/NOTES.md)
+    then weighs on both sides alike, which two runs one after the other,
+    each tens of seconds long, do not.
+    """
+    off = dataclasses.replace(
+        target,
+        key=f"{target.key}-nojournal",
+        title=f"{target.title}, no journal",
+        serve_args=(*target.serve_args, *NO_JOURNAL),
+    )
+    sides = (target, off)
+    dbs = {side.key: workdir / f"journal-{side.key}.db" for side in sides}
+    for side in sides:
+        for stale in workdir.glob(f"journal-{side.key}.db*"):
+            stale.unlink()
+    seed = write_seed(workdir / "decision-seed.json") if target.world else None
+    servers: dict[str, ServerProcess] = {}
+    measured: dict[str, list[Measurement]] = {side.key: [] for side in sides}
+    warmed: dict[str, int] = {}
+    try:
+        for side in sides:
+            if side.world:
+                write_history(dbs[side.key], USERS)
+            servers[side.key] = server = ServerProcess(
+                side, dbs[side.key], workdir / f"journal-{side.key}.log", seed
+            )
+            served = run_in_process(
+                side.transport,
+                server.address,
+                requests=warmup,
+                connections=connections,
+                time_limit=time_limit,
+                tag="warmup",
+                workload=side.workload,
+            ).served
+            warmed[side.key] = served
+        for number in range(slices):
+            for side in sides if number % 2 == 0 else sides[::-1]:
+                server = servers[side.key]
+                cpu_before = server.cpu_seconds()
+                load = run_in_process(
+                    side.transport,
+                    server.address,
+                    requests=requests // slices,
+                    connections=connections,
+                    time_limit=time_limit,
+                    tag=f"slice{number}",
+                    workload=side.workload,
+                )
+                cpu = server.cpu_seconds() - cpu_before
+                measured[side.key].append(Measurement(side, load, server.peak_rss_mib(), cpu, None))
+    finally:
+        statuses = {key: server.stop() for key, server in servers.items()}
+    for key, status in statuses.items():
+        if status != 0:
+            msg = f"{key} exited with status {status}; see journal-{key}.log"
+            raise RuntimeError(msg)
+    for side in sides:
+        _check_stored(side, dbs[side.key], measured[side.key], warmed[side.key])
+    return JournalCost(measured[target.key], measured[off.key])
+
+
+def _check_stored(target: Target, db: pathlib.Path, slices: list[Measurement], warmed: int) -> None:
+    """Reconcile each slice with the store; for GetTreatments, its served rows (the last slice)."""
+    if target.stored_body is not None:
+        ids = stored_tracking_ids(db, body=target.stored_body)
+        for number, measured in enumerate(slices):
+            measured.reconciliation = reconcile(measured.load, ids, f"slice{number}")
+    if target.world:
+        answered = warmed + sum(measured.load.served for measured in slices)
+        slices[-1].served = (answered, _served_rows(db))
+
+
 def _served_rows(db: pathlib.Path) -> int:
     """Return how many served treatments a store holds."""
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
@@ -317,15 +429,14 @@ RATIOS: Final = (
     ("gRPC vs the bare grpc.aio servicer", "grpc", "bare-grpc", 0.6, "%"),
     ("GetTreatments vs the FastAPI + pydantic peer", "decide", "fastapi-decide", 2.0, "x"),
     ("GetTreatments vs the bare ASGI ceiling", "decide", "asgi-decide", 0.35, "%"),
-    ("REST with the request journal vs without", "rest", "rest-nojournal", 0.95, "%"),
-    (
-        "GetTreatments with the request journal vs without",
-        "decide",
-        "decide-nojournal",
-        0.95,
-        "%",
-    ),
 )
+JOURNAL_TARGET: Final = 0.95
+"""The throughput with the request journal (1,000 calls, the default) against without, at least."""
+JOURNAL_TARGETS: Final = {
+    "rest": "REST with the request journal vs without",
+    "decide": "GetTreatments with the request journal vs without",
+}
+"""The targets whose journal's cost is measured (``measure_journal``), and its ratio's name."""
 P99_TARGETS: Final = {"decide": 10.0}
 """p99 latency targets in milliseconds, by target."""
 
@@ -334,7 +445,7 @@ def _ratios(runs: dict[str, list[Measurement]]) -> list[tuple[str, list[float], 
     """Return each ratio of the issue, round by round (both sides of a ratio ran back to back)."""
     found = []
     for what, ours, baseline, target, unit in RATIOS:
-        if ours in runs and baseline in runs:
+        if runs.get(ours) and runs.get(baseline):
             per_round = [
                 mine.load.throughput / theirs.load.throughput
                 for mine, theirs in zip(runs[ours], runs[baseline], strict=True)
@@ -347,18 +458,91 @@ def _shown(value: float, unit: str) -> str:
     return f"{value:.2f}x" if unit == "x" else f"{value:.0%}"
 
 
-def report(runs: dict[str, list[Measurement]], args: argparse.Namespace) -> str:
+def report(
+    runs: dict[str, list[Measurement]],
+    journal: dict[str, JournalCost],
+    args: argparse.Namespace,
+) -> str:
     """Return the Markdown report of a benchmark run."""
-    best = {key: _median_run(measured) for key, measured in runs.items()}
+    best = {key: _median_run(measured) for key, measured in runs.items() if measured}
     lines = [*_introduction(args), *_table(best.values()), "", "## Ratios", ""]
     lines += _ratio_lines(runs, best)
+    lines += [_journal_line(key, cost) for key, cost in journal.items()]
     if args.rounds > 1:
         lines += ["", "Requests/s, round by round:", ""]
-        for every_round in runs.values():
+        for every_round in filter(None, runs.values()):
             rates = ", ".join(f"{run.load.throughput:,.0f}" for run in every_round)
             lines.append(f"- {every_round[0].target.title}: {rates}")
+    if journal:
+        lines += _journal_section(journal, args)
     lines += _nothing_lost(runs)
+    if journal:
+        lines += _journal_stored(journal)
     return "\n".join(lines) + "\n"
+
+
+def _journal_line(key: str, cost: JournalCost) -> str:
+    """Return the ratio line of a journal's cost against its target."""
+    verdict = "met" if cost.ratio >= JOURNAL_TARGET else "NOT met"
+    return (
+        f"- {JOURNAL_TARGETS[key]}: **{cost.ratio:.0%}** (alternate slices, below); "
+        f"target ≥ {JOURNAL_TARGET:.0%}: {verdict}"
+    )
+
+
+def _journal_section(journal: dict[str, JournalCost], args: argparse.Namespace) -> list[str]:
+    """Return how the journal's cost was measured, and what each side did."""
+    return [
+        "",
+        "## The request journal's cost",
+        "",
+        "Each target with its journal (1,000 calls, the default) and without (`--journal-size "
+        "0`): both servers started at once, warmed up, then loaded in "
+        f"{args.journal_slices} alternate slices of "
+        f"{args.journal_requests // args.journal_slices:,} "
+        "requests each (every other pair in the other order), so that the machine's drift weighs "
+        "on both alike. The ratio is the requests/s over all the slices; the spread is that of "
+        "each pair of slices run back to back.",
+        "",
+        "| target (with / without journal) | requests/s with | requests/s without "
+        "| server CPU µs/request with | without | ratio | pairs' ratios |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        *(cost.row() for cost in journal.values()),
+    ]
+
+
+def _journal_stored(journal: dict[str, JournalCost]) -> list[str]:
+    """Return the stores of the journal's slices read back, each side's slices together."""
+    lines = [
+        "",
+        "The journal's slices, each server's store read back the same way (its slices together; "
+        "for GetTreatments, the treatments its answers held against its `served` rows):",
+        "",
+        "| server | acknowledged | rows | lost | duplicated | stored, not acknowledged "
+        "| treatments answered | served rows | 5xx |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for cost in journal.values():
+        for slices in (cost.on, cost.off):
+            found = [m.reconciliation for m in slices if m.reconciliation is not None]
+            served = [m.served for m in slices if m.served is not None]
+            counts = [
+                f"{sum(getattr(r, name) for r in found):,}" if found else "-"
+                for name in (
+                    "acknowledged",
+                    "stored",
+                    "lost",
+                    "duplicated",
+                    "stored_unacknowledged",
+                )
+            ]
+            answered = [f"{sum(a for a, _ in served):,}", f"{sum(b for _, b in served):,}"]
+            errors = sum(m.server_errors for m in slices)
+            lines.append(
+                f"| {slices[0].target.title} | {' | '.join(counts)} "
+                f"| {' | '.join(answered) if served else '- | -'} | {errors} |"
+            )
+    return lines
 
 
 def _introduction(args: argparse.Namespace) -> list[str]:
@@ -485,6 +669,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--time-limit", type=float, default=300.0, help="seconds per run")
     parser.add_argument("--targets", default=",".join(t.key for t in TARGETS))
+    parser.add_argument(
+        "--journal-requests",
+        type=int,
+        default=200_000,
+        help="requests a side for the journal's cost of rest and decide (0: not measured)",
+    )
+    parser.add_argument(
+        "--journal-slices", type=int, default=20, help="the alternate slices of those requests"
+    )
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
     args = parser.parse_args(argv)
     chosen = [t for t in TARGETS if t.key in args.targets.split(",")]
@@ -510,11 +703,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-    publish(report(runs, args), args.out)
+        journal = {
+            target.key: measure_journal(
+                target,
+                pathlib.Path(tmp),
+                requests=args.journal_requests,
+                slices=args.journal_slices,
+                warmup=args.warmup,
+                connections=args.connections,
+                time_limit=args.time_limit,
+            )
+            for target in chosen
+            if target.key in JOURNAL_TARGETS and args.journal_requests > 0
+        }
+        for key, cost in journal.items():
+            print(f"{JOURNAL_TARGETS[key]}: {cost.ratio:.1%}", file=sys.stderr, flush=True)
+    publish(report(runs, journal, args), args.out)
+    every_slice = [m for cost in journal.values() for m in (*cost.on, *cost.off)]
     faulty = [
         m
-        for measured in runs.values()
-        for m in measured
+        for m in [*(m for measured in runs.values() for m in measured), *every_slice]
         if m.server_errors
         or (m.reconciliation is not None and not m.reconciliation.exact)
         or (m.served is not None and m.served[0] != m.served[1])
