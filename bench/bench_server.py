@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from auxia_decision.server._emulator.journal import DEFAULT_SIZE as JOURNAL_SIZE
 from auxia_decision.server._ready import wait_for_ready_file
 from bench._report import publish
 from bench.decision_world import write_history, write_seed
@@ -272,7 +273,7 @@ class JournalCost:
     """A target with its request journal and without, loaded in alternate slices."""
 
     on: list[Measurement]
-    """The slices of the server with its journal (1,000 calls, the default)."""
+    """The slices of the server with its journal (of the default size)."""
     off: list[Measurement]
     """The slices of the same server started with ``--journal-size 0``."""
 
@@ -431,7 +432,7 @@ RATIOS: Final = (
     ("GetTreatments vs the bare ASGI ceiling", "decide", "asgi-decide", 0.35, "%"),
 )
 JOURNAL_TARGET: Final = 0.95
-"""The throughput with the request journal (1,000 calls, the default) against without, at least."""
+"""The throughput with the request journal (of the default size) against without, at least."""
 JOURNAL_TARGETS: Final = {
     "rest": "REST with the request journal vs without",
     "decide": "GetTreatments with the request journal vs without",
@@ -496,8 +497,8 @@ def _journal_section(journal: dict[str, JournalCost], args: argparse.Namespace) 
         "",
         "## The request journal's cost",
         "",
-        "Each target with its journal (1,000 calls, the default) and without (`--journal-size "
-        "0`): both servers started at once, warmed up, then loaded in "
+        f"Each target with its journal ({JOURNAL_SIZE:,} calls, the default) and without "
+        "(`--journal-size 0`): both servers started at once, warmed up, then loaded in "
         f"{args.journal_slices} alternate slices of "
         f"{args.journal_requests // args.journal_slices:,} "
         "requests each (every other pair in the other order), so that the machine's drift weighs "

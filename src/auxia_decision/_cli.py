@@ -127,7 +127,9 @@ def _serve_command(args: argparse.Namespace) -> int:
             if args.activity_cache_users is None
             else args.activity_cache_users
         ),
-        journal_size=args.journal_size,
+        journal_size=(
+            ServerConfig.journal_size if args.journal_size is None else args.journal_size
+        ),
         allowed_hosts=tuple(args.allowed_host),
         cors_origins=tuple(args.cors_origin),
     )
@@ -289,10 +291,10 @@ def _add_serve(commands: _Commands[argparse.ArgumentParser]) -> None:
     serve.add_argument(
         "--journal-size",
         type=_count,
-        default=1000,
+        default=None,
         metavar="N",
         help="how many of the last calls the request journal keeps for the emulator admin "
-        "API's ListJournal and the console; 0: no journal (default: %(default)s)",
+        "API's ListJournal and the console; 0: no journal (default: 200)",
     )
     serve.add_argument(
         "--log-level",

@@ -22,6 +22,8 @@ from auxia.decision.model import treatment_decision_service_pb2_grpc as decision
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision import ApiError, Code
 from auxia_decision.server import LocalServer
+from auxia_decision.server._emulator.journal import DEFAULT_SIZE
+from tests._served import served
 
 Entry = emulator_pb2.JournalEntry
 Interaction = interactions.LogTreatmentInteractionRequest
@@ -253,3 +255,17 @@ def test_calls_are_timed_by_the_servers_clock_as_it_ran(auxia_server: LocalServe
     assert abs(ahead - (now + day)) < datetime.timedelta(minutes=1)
     assert frozen == datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
     assert abs(real - now) < datetime.timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(("flags", "capacity"), [((), DEFAULT_SIZE), (("--journal-size", "3"), 3)])
+def test_serve_keeps_its_default_number_of_calls_unless_told(
+    flags: tuple[str, ...], capacity: int
+) -> None:
+    with served(":memory:", *flags) as running:
+        answer = httpx.post(
+            f"{running.rest_url}/emulator/v1/ListJournal",
+            headers={"x-admin-key": "EMULATOR_ADMIN_KEY"},
+            json={},
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["capacity"] == capacity

@@ -28,8 +28,13 @@ from typing import Any, Final, Protocol, cast
 
 from auxia_decision._errors import ApiError
 
-DEFAULT_SIZE: Final = 1000
-"""How many calls the journal keeps unless told otherwise (``--journal-size``)."""
+DEFAULT_SIZE: Final = 200
+"""How many calls the journal keeps unless told otherwise (``--journal-size``).
+
+As many as the console's recent decisions. Every call kept costs the server's
+throughput a little under load, since what it holds is memory the processor's
+caches lose (bench/NOTES.md, "The request journal").
+"""
 KEPT_BYTES: Final = 16 * 1024
 """How much of a request's body and of an answer is kept (then marked as cut)."""
 

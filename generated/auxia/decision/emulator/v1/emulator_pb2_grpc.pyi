@@ -130,7 +130,7 @@ class EmulatorServiceStub:
     and of this admin API alike, oldest first: when each arrived (by the
     server's clock), what it asked (keys redacted), how it ended, in the
     words of the error it answered, and how long it took. The server keeps
-    the last calls (`auxia-decision serve --journal-size`, 1000 by default):
+    the last calls (`auxia-decision serve --journal-size`, 200 by default):
     the oldest go first, and `dropped_count` says how many went. A
     whole-server reset empties it. Requests the HTTP layer refuses before
     they reach the API (a head over the limits, a request timing out) and
@@ -232,7 +232,7 @@ class EmulatorServiceAsyncStub(EmulatorServiceStub):
     and of this admin API alike, oldest first: when each arrived (by the
     server's clock), what it asked (keys redacted), how it ended, in the
     words of the error it answered, and how long it took. The server keeps
-    the last calls (`auxia-decision serve --journal-size`, 1000 by default):
+    the last calls (`auxia-decision serve --journal-size`, 200 by default):
     the oldest go first, and `dropped_count` says how many went. A
     whole-server reset empties it. Requests the HTTP layer refuses before
     they reach the API (a head over the limits, a request timing out) and
@@ -403,7 +403,7 @@ class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         and of this admin API alike, oldest first: when each arrived (by the
         server's clock), what it asked (keys redacted), how it ended, in the
         words of the error it answered, and how long it took. The server keeps
-        the last calls (`auxia-decision serve --journal-size`, 1000 by default):
+        the last calls (`auxia-decision serve --journal-size`, 200 by default):
         the oldest go first, and `dropped_count` says how many went. A
         whole-server reset empties it. Requests the HTTP layer refuses before
         they reach the API (a head over the limits, a request timing out) and
