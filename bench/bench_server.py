@@ -231,24 +231,12 @@ def measure(
     warmed = None
     try:
         if warmup:
-            warmed = run_in_process(
-                target.transport,
-                server.address,
-                requests=warmup,
-                connections=connections,
-                time_limit=time_limit,
-                tag="warmup",
-                workload=target.workload,
+            warmed = _load(
+                target, server, warmup, "warmup", connections=connections, time_limit=time_limit
             )
         cpu_before = server.cpu_seconds()
-        load = run_in_process(
-            target.transport,
-            server.address,
-            requests=requests,
-            connections=connections,
-            time_limit=time_limit,
-            tag="run",
-            workload=target.workload,
+        load = _load(
+            target, server, requests, "run", connections=connections, time_limit=time_limit
         )
         cpu = server.cpu_seconds() - cpu_before
         rss = server.peak_rss_mib()
@@ -266,6 +254,27 @@ def measure(
         answered = load.served + (warmed.served if warmed is not None else 0)
         served = (answered, _served_rows(db))
     return Measurement(target, load, rss, cpu, reconciliation, served)
+
+
+def _load(
+    target: Target,
+    server: ServerProcess,
+    requests: int,
+    tag: str,
+    *,
+    connections: int,
+    time_limit: float,
+) -> LoadResult:
+    """Send a server its target's requests with the load generator; return what it saw."""
+    return run_in_process(
+        target.transport,
+        server.address,
+        requests=requests,
+        connections=connections,
+        time_limit=time_limit,
+        tag=tag,
+        workload=target.workload,
+    )
 
 
 @dataclass
@@ -350,28 +359,24 @@ def measure_journal(
             servers[side.key] = server = ServerProcess(
                 side, dbs[side.key], workdir / f"journal-{side.key}.log", seed
             )
-            served = run_in_process(
-                side.transport,
-                server.address,
-                requests=warmup,
-                connections=connections,
-                time_limit=time_limit,
-                tag="warmup",
-                workload=side.workload,
-            ).served
-            warmed[side.key] = served
+            warmed[side.key] = (
+                _load(
+                    side, server, warmup, "warmup", connections=connections, time_limit=time_limit
+                ).served
+                if warmup
+                else 0
+            )
         for number in range(slices):
             for side in sides if number % 2 == 0 else sides[::-1]:
                 server = servers[side.key]
                 cpu_before = server.cpu_seconds()
-                load = run_in_process(
-                    side.transport,
-                    server.address,
-                    requests=requests // slices,
+                load = _load(
+                    side,
+                    server,
+                    requests // slices,
+                    f"slice{number}",
                     connections=connections,
                     time_limit=time_limit,
-                    tag=f"slice{number}",
-                    workload=side.workload,
                 )
                 cpu = server.cpu_seconds() - cpu_before
                 measured[side.key].append(Measurement(side, load, server.peak_rss_mib(), cpu, None))
