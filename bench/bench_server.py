@@ -220,40 +220,81 @@ def measure(
     time_limit: float,
 ) -> Measurement:
     """Start the target, warm it up, load it, stop it and check its store."""
-    db = workdir / f"{target.key}.db"
-    for stale in workdir.glob(f"{target.key}.db*"):
-        stale.unlink()
-    seed = None
-    if target.world:
-        seed = write_seed(workdir / "decision-seed.json")
-        write_history(db, USERS)
-    server = ServerProcess(target, db, workdir / f"{target.key}.log", seed)
-    warmed = None
+    seed = write_seed(workdir / "decision-seed.json") if target.world else None
+    server, db = _started(target, workdir, target.key, seed)
     try:
-        if warmup:
-            warmed = _load(
-                target, server, warmup, "warmup", connections=connections, time_limit=time_limit
-            )
-        cpu_before = server.cpu_seconds()
-        load = _load(
+        warmed = _warmed(target, server, warmup, connections=connections, time_limit=time_limit)
+        measured = _measured(
             target, server, requests, "run", connections=connections, time_limit=time_limit
         )
-        cpu = server.cpu_seconds() - cpu_before
-        rss = server.peak_rss_mib()
     finally:
         status = server.stop()
+    _check_exit(status, server, target.title)
+    _check_stored(target, db, [("run", measured)], warmed)
+    return measured
+
+
+def _started(
+    target: Target, workdir: pathlib.Path, name: str, seed: pathlib.Path | None
+) -> tuple[ServerProcess, pathlib.Path]:
+    """Start a target's server on a new database ``<name>.db`` (its world's, if it has one)."""
+    db = workdir / f"{name}.db"
+    for stale in workdir.glob(f"{name}.db*"):
+        stale.unlink()
+    if target.world:
+        write_history(db, USERS)
+    return ServerProcess(target, db, workdir / f"{name}.log", seed), db
+
+
+def _warmed(
+    target: Target, server: ServerProcess, warmup: int, *, connections: int, time_limit: float
+) -> int:
+    """Warm a server up with its target's requests; return the treatments their answers held."""
+    if not warmup:
+        return 0
+    return _load(
+        target, server, warmup, "warmup", connections=connections, time_limit=time_limit
+    ).served
+
+
+def _measured(
+    target: Target,
+    server: ServerProcess,
+    requests: int,
+    tag: str,
+    *,
+    connections: int,
+    time_limit: float,
+) -> Measurement:
+    """Load a server with its target's requests; return what the run saw and cost the server."""
+    cpu_before = server.cpu_seconds()
+    load = _load(target, server, requests, tag, connections=connections, time_limit=time_limit)
+    cpu = server.cpu_seconds() - cpu_before
+    return Measurement(target, load, server.peak_rss_mib(), cpu, None)
+
+
+def _check_exit(status: int, server: ServerProcess, title: str) -> None:
+    """Raise if a server stopped with a status other than 0."""
     if status != 0:
-        msg = f"{target.title} exited with status {status}; see {server.log.name}"
+        msg = f"{title} exited with status {status}; see {server.log.name}"
         raise RuntimeError(msg)
-    reconciliation = None
+
+
+def _check_stored(
+    target: Target, db: pathlib.Path, runs: list[tuple[str, Measurement]], warmed: int
+) -> None:
+    """Check a server's store against its runs (tag, run), once it has stopped.
+
+    Its rows by tracking id; for GetTreatments, every treatment the answers
+    held, warm-up included (noted on the last run).
+    """
     if target.stored_body is not None:
         ids = stored_tracking_ids(db, body=target.stored_body)
-        reconciliation = reconcile(load, ids, "run")
-    served = None
+        for tag, measured in runs:
+            measured.reconciliation = reconcile(measured.load, ids, tag)
     if target.world:
-        answered = load.served + (warmed.served if warmed is not None else 0)
-        served = (answered, _served_rows(db))
-    return Measurement(target, load, rss, cpu, reconciliation, served)
+        answered = warmed + sum(measured.load.served for _, measured in runs)
+        runs[-1][1].served = (answered, _served_rows(db))
 
 
 def _load(
@@ -344,62 +385,39 @@ def measure_journal(
         serve_args=(*target.serve_args, *NO_JOURNAL),
     )
     sides = (target, off)
-    dbs = {side.key: workdir / f"journal-{side.key}.db" for side in sides}
-    for side in sides:
-        for stale in workdir.glob(f"journal-{side.key}.db*"):
-            stale.unlink()
     seed = write_seed(workdir / "decision-seed.json") if target.world else None
-    servers: dict[str, ServerProcess] = {}
-    measured: dict[str, list[Measurement]] = {side.key: [] for side in sides}
+    servers: dict[str, tuple[ServerProcess, pathlib.Path]] = {}
+    runs: dict[str, list[tuple[str, Measurement]]] = {side.key: [] for side in sides}
     warmed: dict[str, int] = {}
     try:
         for side in sides:
-            if side.world:
-                write_history(dbs[side.key], USERS)
-            servers[side.key] = server = ServerProcess(
-                side, dbs[side.key], workdir / f"journal-{side.key}.log", seed
-            )
-            warmed[side.key] = (
-                _load(
-                    side, server, warmup, "warmup", connections=connections, time_limit=time_limit
-                ).served
-                if warmup
-                else 0
+            server, db = _started(side, workdir, f"journal-{side.key}", seed)
+            servers[side.key] = (server, db)
+            warmed[side.key] = _warmed(
+                side, server, warmup, connections=connections, time_limit=time_limit
             )
         for number in range(slices):
             for side in sides if number % 2 == 0 else sides[::-1]:
-                server = servers[side.key]
-                cpu_before = server.cpu_seconds()
-                load = _load(
+                tag = f"slice{number}"
+                measured = _measured(
                     side,
-                    server,
+                    servers[side.key][0],
                     requests // slices,
-                    f"slice{number}",
+                    tag,
                     connections=connections,
                     time_limit=time_limit,
                 )
-                cpu = server.cpu_seconds() - cpu_before
-                measured[side.key].append(Measurement(side, load, server.peak_rss_mib(), cpu, None))
+                runs[side.key].append((tag, measured))
     finally:
-        statuses = {key: server.stop() for key, server in servers.items()}
-    for key, status in statuses.items():
-        if status != 0:
-            msg = f"{key} exited with status {status}; see journal-{key}.log"
-            raise RuntimeError(msg)
+        statuses = {key: server.stop() for key, (server, _) in servers.items()}
     for side in sides:
-        _check_stored(side, dbs[side.key], measured[side.key], warmed[side.key])
-    return JournalCost(measured[target.key], measured[off.key])
-
-
-def _check_stored(target: Target, db: pathlib.Path, slices: list[Measurement], warmed: int) -> None:
-    """Reconcile each slice with the store; for GetTreatments, its served rows (the last slice)."""
-    if target.stored_body is not None:
-        ids = stored_tracking_ids(db, body=target.stored_body)
-        for number, measured in enumerate(slices):
-            measured.reconciliation = reconcile(measured.load, ids, f"slice{number}")
-    if target.world:
-        answered = warmed + sum(measured.load.served for measured in slices)
-        slices[-1].served = (answered, _served_rows(db))
+        server, db = servers[side.key]
+        _check_exit(statuses[side.key], server, side.title)
+        _check_stored(side, db, runs[side.key], warmed[side.key])
+    return JournalCost(
+        [measured for _, measured in runs[target.key]],
+        [measured for _, measured in runs[off.key]],
+    )
 
 
 def _served_rows(db: pathlib.Path) -> int:
