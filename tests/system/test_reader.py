@@ -17,8 +17,6 @@ import signal
 import pytest
 
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
-from auxia_decision.server._storage.activity import DailyActivity
-from auxia_decision.server._storage.daily import PackedActivity
 from auxia_decision.server._storage.seam import UserActivity
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.runtime import run_event_loop
@@ -161,54 +159,3 @@ def test_reads_in_flight_when_the_store_starts_afresh_are_answered(path: str) ->
 
     # Asked for before the Reset: answered from the file they were asked of.
     assert run_event_loop(scenario()) == [_views(user) for user in USERS]
-
-
-def test_the_process_names_every_treatment_and_surface_as_read_in_process(path: str) -> None:
-    # The process sends each (kind, treatment) and surface as a number, named in
-    # the answer that uses it first: later users bring names of their own.
-    kinds = (VIEWED, interactions.LogTreatmentInteractionRequest.CLICKED)
-
-    def logged(number: int) -> list[interactions.LogTreatmentInteractionRequest]:
-        return [
-            interactions.LogTreatmentInteractionRequest(
-                project_id=PROJECT,
-                user_id=f"u{number}",
-                treatment_tracking_id=f"u{number}-{event}",
-                treatment_id=f"T{(number + event) % (2 + number)}",
-                surface=f"S{number}-{event % 3}",
-                interaction_type=kinds[event % 2],
-                interaction_time_micros=(TODAY - event % 3) * DAY + event,
-            )
-            for event in range(1 + number % 6)
-        ]
-
-    def packed(activity: UserActivity) -> PackedActivity:
-        assert isinstance(activity, DailyActivity)
-        return activity.packed()
-
-    async def scenario() -> tuple[list[PackedActivity], list[PackedActivity]]:
-        by_process = SqliteStore(path, activity_cache_users=0)
-        in_process = SqliteStore(path, activity_cache_users=0)
-        try:
-            await by_process.start_writer()
-            await asyncio.gather(
-                *(
-                    by_process.log_interaction(request, None)
-                    for number in range(len(USERS))
-                    for request in logged(number)
-                )
-            )
-            await by_process.start_reader()
-            read: list[UserActivity] = []
-            for users in (USERS[:10], USERS[10:]):  # two passes of the event loop
-                read += await asyncio.gather(*(by_process.activity(PROJECT, u) for u in users))
-            assert by_process.reader_pid is not None
-            expected = [await in_process.activity(PROJECT, user) for user in USERS]
-            return [packed(a) for a in read], [packed(a) for a in expected]
-        finally:
-            by_process.close()
-            in_process.close()
-
-    read, expected = run_event_loop(scenario())
-    assert read == expected
-    assert len({key for activity in read for key in activity[0]}) > 20

@@ -9,11 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auxia_decision.server._storage.activity import (
-    ActivityCache,
-    DailyActivity,
-    with_shared_names,
-)
+from auxia_decision.server._storage.activity import ActivityCache, DailyActivity
 from auxia_decision.server._storage.daily import PackedActivity, Watermark, daily_rows, packed
 from auxia_decision.server._storage.seam import MICROS_PER_DAY, Event
 from tests._activity_model import questions
@@ -97,8 +93,7 @@ def test_cached_users_add_no_objects_the_garbage_collector_tracks() -> None:
             found: asyncio.Future[tuple[PackedActivity, Watermark]] = loop.create_future()
             times = [(TODAY - day) * MICROS_PER_DAY + user for day in range(5)]
             rows = _rows([(1, TREATMENTS[user % 3], "S1", t) for t in times])
-            # As the stores give it: each name the process's one object.
-            found.set_result((with_shared_names(packed(rows)), (1, 1)))
+            found.set_result((packed(rows), (1, 1)))
             return found
 
         for user in range(users):

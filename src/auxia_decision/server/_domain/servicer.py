@@ -466,9 +466,6 @@ class ApiServicer:
             activity = self.store.cached_activity(project_id, asked.user_id)
             if activity is not None:
                 return self._answer_decision(cached[1], project, asked, request, activity)
-            return self._decide_once_read(
-                cached[1], project, asked, request, self.store.activity(project_id, asked.user_id)
-            )
         return self._decide_after_reading(project, asked, request)
 
     async def _decide_after_reading(
@@ -478,17 +475,6 @@ class ApiServicer:
         catalog = await self.catalog(project.project_id)
         activity = await self.store.activity(project.project_id, asked.user_id)
         return await self._answer_decision(catalog, project, asked, request, activity)
-
-    async def _decide_once_read(
-        self,
-        catalog: Catalog,
-        project: ProjectRecord,
-        asked: DecisionRequest,
-        request: MessageForm,
-        reading: Awaitable[UserActivity],
-    ) -> Message | Fields:
-        """Decide once the user's activity, being read, is at hand (the catalog is)."""
-        return await self._answer_decision(catalog, project, asked, request, await reading)
 
     async def catalog(self, project_id: str) -> Catalog:
         """Return the project's compiled catalog, read again when the project has changed."""

@@ -54,12 +54,7 @@ def _key(kind: int, treatment_id: str) -> tuple[int, str]:
     return _KEYS.setdefault(key, key)
 
 
-def shared_key(key: tuple[int, str]) -> tuple[int, str]:
-    """Return the process's one (kind, treatment) tuple equal to ``key``."""
-    return _KEYS.setdefault(key, key)
-
-
-def with_shared_names(activity: PackedActivity) -> PackedActivity:
+def shared(activity: PackedActivity) -> PackedActivity:
     """Return packed activity with each of its keys and surfaces the process's one object."""
     keys, surfaces, days, counts, times = activity
     return (
@@ -81,7 +76,7 @@ class DailyActivity:
     __slots__ = ("_counts", "_days", "_keys", "_surfaces", "_times")
 
     def __init__(self, rows: Iterable[DailyRow] = ()) -> None:
-        self._unpack(with_shared_names(packed(rows)))
+        self._unpack(shared(packed(rows)))
 
     def _unpack(self, activity: PackedActivity) -> None:
         self._keys, self._surfaces, days, counts, times = activity
@@ -269,26 +264,21 @@ class ActivityCache:
         """Return a user's activity, read with ``read`` unless it is cached or being read.
 
         ``read`` starts a read of the user's rows from the store, which gives
-        them packed (``with_shared_names``, to keep one object of each name) with the
-        highest row ids the read saw. Each caller gets a future
+        them with the highest row ids the read saw. Each caller gets a future
         of its own: one that gives up stops nobody else's wait.
         """
-        waiter: asyncio.Future[DailyActivity]
+        waiter: asyncio.Future[DailyActivity] = asyncio.get_running_loop().create_future()
         key = (project_id, user_id)
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
-            waiter = asyncio.get_running_loop().create_future()
             waiter.set_result(DailyActivity.unpacked(entry[0]))
             return waiter
         loading = self._loads.get(key)
         if loading is None:
-            reading = read()
-            waiter = reading.get_loop().create_future()
             loading = self._loads[key] = _Load(self._epoch, [], [waiter])
-            reading.add_done_callback(lambda found: self._finish(key, loading, found))
+            read().add_done_callback(lambda found: self._finish(key, loading, found))
         else:
-            waiter = loading.waiters[0].get_loop().create_future()
             loading.waiters.append(waiter)
         return waiter
 
@@ -308,21 +298,19 @@ class ActivityCache:
         if (failure := found.exception()) is not None:
             _fail(loading.waiters, failure)
             return
-        kept, watermark = found.result()
+        read, watermark = found.result()
         try:
-            activity = DailyActivity.unpacked(kept)
+            activity = DailyActivity.unpacked(shared(read))
         except Exception as error:  # a read that is no activity fails its callers, not hangs them
             _fail(loading.waiters, error)
             return
-        if loading.committed:
-            marks = list(watermark)
-            for table, row_id, event in loading.committed:
-                if row_id > marks[table]:
-                    activity.add(*event)
-                    marks[table] = row_id
-            kept, watermark = activity.packed(), (marks[0], marks[1])
+        marks = list(watermark)
+        for table, row_id, event in loading.committed:
+            if row_id > marks[table]:
+                activity.add(*event)
+                marks[table] = row_id
         if loading.epoch == self._epoch and self.capacity:
-            self._entries[key] = (kept, watermark)
+            self._entries[key] = (activity.packed(), (marks[0], marks[1]))
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
         for waiter in loading.waiters:

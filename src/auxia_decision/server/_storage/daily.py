@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import array
 import sqlite3
-from collections.abc import Iterable, Sequence
-from typing import Final, TypeVar
-
-_Name = TypeVar("_Name")
+from collections.abc import Iterable
+from typing import Final
 
 MICROS_PER_DAY: Final = 86_400_000_000
 
@@ -34,14 +32,6 @@ as 64-bit integers in the machine's order."""
 
 Watermark = tuple[int, int]
 """The highest interaction row id and served row id a read of the store saw."""
-
-NumberedActivity = tuple[bytes, bytes, bytes, bytes, bytes]
-"""Packed activity with each (kind, treatment) and surface given as its number
-(``Numbering``): the numbers of its rows' keys and surfaces, as 32-bit unsigned
-integers in the machine's order, then its days, counts and times as packed."""
-
-NUMBER_TYPE: Final = "I"
-"""The ``array`` type of the numbers of ``NumberedActivity``."""
 
 
 def daily_rows(events: Iterable[Event]) -> list[DailyRow]:
@@ -71,52 +61,6 @@ def packed(rows: Iterable[DailyRow]) -> PackedActivity:
         array.array("q", [row[4] for row in ordered]).tobytes(),
         array.array("q", [time for row in ordered for time in (row[5], row[6])]).tobytes(),
     )
-
-
-class Numbering:
-    """Numbers the (kind, treatment) pairs and surfaces of packed activity, in order of use.
-
-    The reader process sends users' activity numbered: a few bytes a row, one
-    object a field, where names are many small objects for ``marshal`` to make
-    on the server's event loop. Each pair and surface is named once, in the
-    answer that uses it first (``taken``); the server keeps the names in the
-    same order and reads the numbers back (``reader_client``).
-    """
-
-    def __init__(self) -> None:
-        self._keys: dict[tuple[int, str], int] = {}
-        self._surfaces: dict[str, int] = {}
-        self._new_keys: list[tuple[int, str]] = []
-        self._new_surfaces: list[str] = []
-
-    def numbered(self, activity: PackedActivity) -> NumberedActivity:
-        """Return packed activity with its keys and surfaces numbered (see ``taken``)."""
-        keys, surfaces, days, counts, times = activity
-        return (
-            _numbers(keys, self._keys, self._new_keys),
-            _numbers(surfaces, self._surfaces, self._new_surfaces),
-            days,
-            counts,
-            times,
-        )
-
-    def taken(self) -> tuple[list[tuple[int, str]], list[str]]:
-        """Return the pairs and surfaces numbered since the last call, in order of number."""
-        taken = self._new_keys, self._new_surfaces
-        self._new_keys, self._new_surfaces = [], []
-        return taken
-
-
-def _numbers(values: Sequence[_Name], known: dict[_Name, int], new: list[_Name]) -> bytes:
-    """Return the numbers of values, numbering (and adding to ``new``) those not yet known."""
-    try:
-        return array.array(NUMBER_TYPE, map(known.__getitem__, values)).tobytes()
-    except KeyError:  # names not numbered yet: rarely, once a process has read a few users
-        for value in values:
-            if value not in known:
-                known[value] = len(known)
-                new.append(value)
-        return array.array(NUMBER_TYPE, map(known.__getitem__, values)).tobytes()
 
 
 # A user's events: the logged interactions that name the user, then the

@@ -7,19 +7,12 @@ import collections
 import logging
 import pathlib
 import sqlite3
-import sys
 from collections.abc import Callable
 from typing import Any, Final
 
 from auxia_decision._futures import forward
 from auxia_decision.server._storage import reader_process
-from auxia_decision.server._storage.activity import shared_key
-from auxia_decision.server._storage.daily import (
-    NUMBER_TYPE,
-    NumberedActivity,
-    PackedActivity,
-    Watermark,
-)
+from auxia_decision.server._storage.daily import PackedActivity, Watermark
 from auxia_decision.server._storage.process_link import ProcessLink, helper_error
 
 _SCRIPT: Final = str(pathlib.Path(reader_process.__file__))
@@ -27,8 +20,7 @@ _SCRIPT: Final = str(pathlib.Path(reader_process.__file__))
 _log = logging.getLogger("auxia_decision.store")
 
 Read = asyncio.Future[tuple[PackedActivity, Watermark]]
-"""A user's activity as read, packed (its names the process's shared objects), with the
-highest row ids of the snapshot it was read in."""
+"""A user's activity as read, packed, with the highest row ids of the snapshot it was read in."""
 
 
 class ReaderClient:
@@ -66,9 +58,6 @@ class ReaderClient:
         # sent or to be sent, and its read, oldest first.
         self._asked: list[tuple[str, str]] = []
         self._pending: collections.deque[tuple[tuple[str, str], Read]] = collections.deque()
-        # What the process's numbers stand for (daily.Numbering), by number.
-        self._keys: list[tuple[int, str]] = []
-        self._surfaces: list[str] = []
         self.running = True
         self._link = ProcessLink(
             _SCRIPT,
@@ -102,10 +91,7 @@ class ReaderClient:
             self._link.send(users)
 
     def _answer(self, answers: list[Any]) -> None:
-        for count, error, code, found, last, last_served, keys, surfaces in answers:
-            # The names of the numbers first used in this answer, numbered in turn.
-            self._keys += [shared_key(tuple(key)) for key in keys]
-            self._surfaces += [sys.intern(surface) for surface in surfaces]
+        for count, error, code, found, last, last_served in answers:
             answered = [self._pending.popleft() for _ in range(count)]
             if error is not None:
                 failure = self._error_for(helper_error(error, code))
@@ -114,21 +100,9 @@ class ReaderClient:
                         read.set_exception(failure)
                 continue
             watermark = (last, last_served)
-            for (_, read), numbered in zip(answered, found, strict=True):
+            for (_, read), activity in zip(answered, found, strict=True):
                 if not read.done():
-                    read.set_result((self._named(numbered), watermark))
-
-    def _named(self, numbered: NumberedActivity) -> PackedActivity:
-        """Return numbered activity with the pairs and surfaces its numbers stand for."""
-        key_numbers, surface_numbers, days, counts, times = numbered
-        keys, surfaces = self._keys, self._surfaces
-        return (
-            tuple([keys[number] for number in memoryview(key_numbers).cast(NUMBER_TYPE)]),
-            tuple([surfaces[number] for number in memoryview(surface_numbers).cast(NUMBER_TYPE)]),
-            days,
-            counts,
-            times,
-        )
+                    read.set_result((activity, watermark))
 
     def _stop(self, reason: str, *, unexpected: bool = False) -> None:
         """Let go of the process: the reads it has not answered go to ``fallback``."""

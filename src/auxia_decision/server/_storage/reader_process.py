@@ -16,15 +16,13 @@ milliseconds.
 
 Both directions carry frames (``frames``). To the reader, a frame is a list
 of users, (project id, user id) each. From the reader, a frame is ``(count,
-error, code, found, last, last_served, keys, surfaces)``: the ``count`` oldest
-users not yet answered for (one, as it is read, in the snapshot of the others
-of its list), ``found`` their packed activity in turn, numbered
-(``daily.Numbering``), and ``last`` and ``last_served`` the highest
-interaction and served row ids that snapshot holds; or, when ``error`` is not
-None, none of them could be read (``code`` is SQLite's extended error code).
-``keys`` and ``surfaces`` name the numbers first used in it, in order: the
-(kind, treatment) pairs and surfaces numbered next. These follow its first
-frame, which says whether it opened the database (``process_link``).
+error, code, found, last, last_served)``: the ``count`` oldest users not yet
+answered for (one, as it is read, in the snapshot of the others of its
+list), ``found`` their packed activity in turn and ``last`` and
+``last_served`` the highest interaction and served row ids that snapshot
+holds; or, when ``error`` is not None, none of them could be read
+(``code`` is SQLite's extended error code). These follow its first frame, which
+says whether it opened the database (``process_link``).
 """
 
 from __future__ import annotations
@@ -46,11 +44,9 @@ else:  # run as a script: its siblings alone, not the packages above it (the who
     import rows  # type: ignore[import-not-found, no-redef]
     from frames import READ_SIZE, Frames, frame  # type: ignore[import-not-found, no-redef]
 
-Answer = tuple[
-    int, str | None, int, list[daily.NumberedActivity], int, int, list[tuple[int, str]], list[str]
-]
-"""What the reader answers: (count of users, error or None, SQLite error code, their numbered
-activity, last interaction id, last served id, the pairs and surfaces numbered first in it)."""
+Answer = tuple[int, str | None, int, list[daily.PackedActivity], int, int]
+"""What the reader answers: (count of users, error or None, SQLite error code, their packed
+activity, last interaction id, last served id)."""
 
 
 def _users_arrived(sock: socket.socket, frames: Frames) -> list[Any] | None:
@@ -70,11 +66,7 @@ def _users_arrived(sock: socket.socket, frames: Frames) -> list[Any] | None:
 
 
 def _answer(
-    sock: socket.socket,
-    connection: sqlite3.Connection,
-    users: list[Any],
-    sent: int,
-    numbering: daily.Numbering,
+    sock: socket.socket, connection: sqlite3.Connection, users: list[Any], sent: int
 ) -> None:
     """Read users in one snapshot, answering for each as it is read.
 
@@ -95,14 +87,12 @@ def _answer(
             last, last_served = daily.read_last_ids(connection)
             for project_id, user_id in users:
                 found = daily.packed(daily.read_daily_rows(connection, project_id, user_id, sent))
-                numbered = numbering.numbered(found)
-                send((1, None, 0, [numbered], last, last_served, *numbering.taken()))
+                send((1, None, 0, [found], last, last_served))
         finally:
             connection.execute("COMMIT")
     except sqlite3.Error as error:
         if answered < len(users):
-            failed = len(users) - answered
-            send((failed, str(error), rows.error_code(error), [], 0, 0, *numbering.taken()))
+            send((len(users) - answered, str(error), rows.error_code(error), [], 0, 0))
 
 
 def read_until_closed(fd: int, path: str, sent: int) -> int:
@@ -119,10 +109,10 @@ def read_until_closed(fd: int, path: str, sent: int) -> int:
             sock.sendall(frame((str(error), rows.error_code(error))))
             return 1
         sock.sendall(frame((None, 0)))
-        frames, numbering = Frames(), daily.Numbering()
+        frames = Frames()
         while (users := _users_arrived(sock, frames)) is not None:
             if users:
-                _answer(sock, connection, users, sent, numbering)
+                _answer(sock, connection, users, sent)
         connection.close()
     return 0
 

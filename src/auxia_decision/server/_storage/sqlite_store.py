@@ -26,7 +26,6 @@ from auxia_decision.server._storage.activity import (
     INTERACTIONS,
     SERVED,
     ActivityCache,
-    with_shared_names,
 )
 from auxia_decision.server._storage.daily import PackedActivity, Watermark, packed
 from auxia_decision.server._storage.database_thread import DatabaseThread
@@ -208,7 +207,7 @@ class SqliteStore:
 
         def read(repository: Repository) -> tuple[PackedActivity, Watermark]:
             rows, watermark = repository.user_activity(project_id, user_id)
-            return with_shared_names(packed(rows)), watermark
+            return packed(rows), watermark
 
         return self._read(read)
 
