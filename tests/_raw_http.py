@@ -7,7 +7,6 @@ LogTreatmentInteraction with its own tracking id.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 from typing import Final
@@ -46,12 +45,25 @@ def http_request(path: str, payload: bytes, *extra: str, host: bool = True) -> b
 
 def read_all(sock: socket.socket, timeout: float = 10.0) -> bytes:
     """Read until the server closes the connection or ``timeout`` passes."""
+    return read_to_close(sock, timeout)[0]
+
+
+def read_to_close(sock: socket.socket, timeout: float = 10.0) -> tuple[bytes, bool]:
+    """Read until the server closes the connection or ``timeout`` passes; say which came.
+
+    Returns what was read and whether the server closed (or reset) the
+    connection within ``timeout``.
+    """
     sock.settimeout(timeout)
     chunks = []
-    with contextlib.suppress(TimeoutError, ConnectionResetError):
+    try:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
-    return b"".join(chunks)
+    except TimeoutError:
+        return b"".join(chunks), False
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks), True
 
 
 def status_of(response: bytes) -> int:

@@ -37,6 +37,7 @@ from tests._raw_http import (
     count_responses,
     http_request,
     read_all,
+    read_to_close,
     status_of,
 )
 from tests._repo import VENV_BIN
@@ -262,6 +263,7 @@ def _three_calls(running: Served, tag: str) -> dict[str, httpx.Response]:
         thread.start()
     for thread in threads:
         thread.join(timeout=90)
+    assert answers.keys() == calls.keys(), f"unanswered: {sorted(calls.keys() - answers.keys())}"
     return answers
 
 
@@ -393,14 +395,15 @@ def test_silent_and_slow_connections_time_out_while_others_are_served(
                     sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: localhost\r\n")
                 sockets.append(sock)
             time.sleep(3.5)  # past both timeouts, with the sweep's margin
-        closed = [read_all(sock, timeout=2) for sock in sockets]
+        closed = [read_to_close(sock, timeout=2) for sock in sockets]
     finally:
         for sock in sockets:
             sock.close()
     assert times
     assert max(times) < 1
-    slow = [answer for index, answer in enumerate(closed) if index % 2]
-    silent = [answer for index, answer in enumerate(closed) if not index % 2]
+    assert all(was_closed for _, was_closed in closed)
+    slow = [answer for index, (answer, _) in enumerate(closed) if index % 2]
+    silent = [answer for index, (answer, _) in enumerate(closed) if not index % 2]
     assert all(status_of(answer) == 408 for answer in slow), slow[:3]
     assert all(answer == b"" for answer in silent)
 

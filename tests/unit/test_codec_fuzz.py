@@ -395,6 +395,10 @@ def test_the_codec_agrees_with_json_format_on_random_schemas(round_: int) -> Non
     fuzz(given(data=st.data())(check_random_schema))()
     done = CHECKED - before
     print(f"round {round_}: {dict(done)}")
+    # A fuzz that drew no schema, or decoded nothing, would pass having checked nothing.
+    assert done["schemas"] >= examples, dict(done)
+    assert done["messages encoded"] > 0, dict(done)
+    assert done["documents decoded"] > 0, dict(done)
 
 
 # ---------------------------------------------------------------------------
