@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 from auxia_decision import _fastjson
 from auxia_decision._drift import Drift, find_drift
 from auxia_decision._errors import ApiError, FieldViolation, violation
+from auxia_decision._fastjson.json_backend import JsonBackend
 from auxia_decision._json import json_path, load_json
 from auxia_decision._json_checker import JsonChecker
 
@@ -73,6 +74,13 @@ class RestCodec:
         self._encoders: dict[type[Message], Callable[[Message], bytes]] = {}
         self._decoders: dict[tuple[type[Message], bool], Callable[[bytes | str], Any]] = {}
         self._drift_decoders: dict[type[Message], Callable[[bytes | str], Any]] = {}
+
+    def _json_backend(self) -> JsonBackend | None:
+        """Return the JSON backend its fast decoders parse with; None: the one in use.
+
+        The tests' codecs name each backend in turn (``tests/_codecs.py``).
+        """
+        return None
 
     @property
     def profile(self) -> JsonProfile:
@@ -183,7 +191,11 @@ class RestCodec:
         ``decode_request`` decides, and words the errors. None instead of a
         decoding for a type without a specialised one, or with ``fast=False``.
         """
-        fast = _fastjson.fields_decoder(message_type) if self._fast else None
+        fast = (
+            _fastjson.fields_decoder(message_type, backend=self._json_backend())
+            if self._fast
+            else None
+        )
         if fast is None:
             return None
         specialised: _fastjson.FieldsDecoder = fast
@@ -227,7 +239,11 @@ class RestCodec:
         lenient = self._decoder(message_type, strict=False)
         descriptor = cast(Descriptor, message_type.DESCRIPTOR)
         fast = (
-            _fastjson.decoder(message_type, strict=True, known_enums=True) if self._fast else None
+            _fastjson.decoder(
+                message_type, strict=True, known_enums=True, backend=self._json_backend()
+            )
+            if self._fast
+            else None
         )
 
         def decode_checked(data: bytes | str) -> tuple[Message, list[Drift]]:
@@ -260,7 +276,11 @@ class RestCodec:
         def decode_generic(data: bytes | str) -> M:
             return self._decode_generic(data, message_type, strict=strict)
 
-        fast = _fastjson.decoder(message_type, strict=strict) if self._fast else None
+        fast = (
+            _fastjson.decoder(message_type, strict=strict, backend=self._json_backend())
+            if self._fast
+            else None
+        )
         if fast is None:
             return decode_generic
         specialised: _fastjson.Decoder[M] = fast

@@ -115,7 +115,13 @@ def fields_encoder(message_type: type[Message]) -> FieldsEncoder | None:
     return _built_once(_built_fields_encoders, message_type, build)
 
 
-def decoder(message_type: type[M], *, strict: bool, known_enums: bool = False) -> Decoder[M] | None:
+def decoder(
+    message_type: type[M],
+    *,
+    strict: bool,
+    known_enums: bool = False,
+    backend: json_backend.JsonBackend | None = None,
+) -> Decoder[M] | None:
     """Return the specialised decoder of a message type, or None if it has none.
 
     The decoder returns a message equal to what the generic codec returns for
@@ -126,8 +132,10 @@ def decoder(message_type: type[M], *, strict: bool, known_enums: bool = False) -
     ``known_enums``, it also raises for an open enum given by a number that
     is none of its values (and for a singular one given by any number), so
     that what it accepts strictly holds nothing the schema does not know.
+    ``backend`` names another backend to parse with (tests name each).
     """
-    return _decoder_on(json_backend.in_use(), message_type, strict=strict, known_enums=known_enums)
+    chosen = backend or json_backend.in_use()
+    return _decoder_on(chosen, message_type, strict=strict, known_enums=known_enums)
 
 
 def _decoder_on(
@@ -148,15 +156,18 @@ def _decoder_on(
     return cast("Decoder[M] | None", found)
 
 
-def fields_decoder(message_type: type[Message]) -> FieldsDecoder | None:
+def fields_decoder(
+    message_type: type[Message], *, backend: json_backend.JsonBackend | None = None
+) -> FieldsDecoder | None:
     """Return the specialised fields decoder of a request type, or None if it has none.
 
     It reads what the strict decoder reads, into the keyword arguments of the
     type's constructor with every value checked (``message_type(**fields)``
     is the message the decoder returns), so that a caller may read plain
-    values rather than a message; it raises where the decoder would.
+    values rather than a message; it raises where the decoder would. It parses
+    as ``decoder`` does, with ``backend`` when one is named.
     """
-    return _fields_decoder_on(json_backend.in_use(), message_type)
+    return _fields_decoder_on(backend or json_backend.in_use(), message_type)
 
 
 def _fields_decoder_on(
