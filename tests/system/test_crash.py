@@ -187,13 +187,20 @@ def test_sigterm_answers_the_request_in_flight_then_stops(tmp_path: pathlib.Path
     body = rest_body("in-flight", 0)
     try:
         with socket.create_connection(address, timeout=10) as connection:
-            # Headers and half of the body: the request is in flight.
+            # The head, then half of the body once the server asks for it (100
+            # Continue: the API is reading the body): the request is in flight.
             connection.sendall(
                 b"POST /v1/LogTreatmentInteraction HTTP/1.1\r\nhost: localhost\r\n"
                 b"content-type: application/json\r\nx-api-key: TEST_API_KEY\r\n"
-                b"content-length: %d\r\n\r\n" % len(body) + body[:20]
+                b"expect: 100-continue\r\ncontent-length: %d\r\n\r\n" % len(body)
             )
-            time.sleep(0.3)
+            interim = b""
+            while not interim.endswith(b"\r\n\r\n"):
+                chunk = connection.recv(1)
+                assert chunk, f"the connection closed before 100 Continue: {interim!r}"
+                interim += chunk
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+            connection.sendall(body[:20])
             running.process.send_signal(signal.SIGTERM)
             # Draining: no new connection is taken while this one is answered.
             deadline = time.monotonic() + 10

@@ -270,13 +270,13 @@ def test_connection_refused_is_retried_then_raised_for_any_method() -> None:
 def test_async_client_retries_and_times_out_too(server: ScriptedServer) -> None:
     busy = Answer(503, _status(14, "down"), (("retry-after", "0"),))
     server.script("/v1/LogTreatmentInteraction", busy, Answer(200, b"{}"))
-    server.script("/v1/InsertTreatment", Answer(200, b"{}", delay=1.0))
+    server.script("/v1/InsertTreatment", Answer(200, b"{}", delay=2.0))
     request, _ = _sample("insert_treatment_request")
     assert isinstance(request, management.InsertTreatmentRequest)
 
     async def run() -> ApiError:
         async with AsyncClient(
-            api_key=KEY, base_url=server.url, timeout=0.2, retry=FAST_RETRY
+            api_key=KEY, base_url=server.url, timeout=0.5, retry=FAST_RETRY
         ) as client:
             await client.log_treatment_interaction(_log_request())
             with pytest.raises(ApiError) as caught:
