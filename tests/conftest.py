@@ -1,64 +1,33 @@
-"""Fixtures shared by the test suite.
+"""Fixtures shared by the unit and the system tests.
 
-``tests/unit`` runs in-process; ``tests/system`` starts server processes,
-runs the toolchain and installs the wheel. Helpers that are not fixtures live
+``tests/unit`` runs in-process (its fixtures: ``tests/unit/conftest.py``);
+``tests/system`` starts server processes, runs the toolchain and installs the
+wheel (``tests/system/conftest.py``). Helpers that are not fixtures live
 beside this file: ``_fixtures`` (the documentation's samples), ``_served``
 (a server process), ``_world`` (an in-process servicer with a settable clock),
 ``_repo`` (copies of this tree), ``_stored`` (the rows a store's file holds),
 ``_java`` (the JDK and JUnit for the Java jar, which the ``java_dist`` fixture
-builds), ``tools.loadgen`` (load) and ``tools.postgres`` (a throwaway PostgreSQL
-server).
+builds), ``_http_server`` (a scripted HTTP server for the clients' tests),
+``tools.loadgen`` (load) and ``tools.postgres`` (a throwaway PostgreSQL server).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
+import pathlib
+import shutil
+from typing import Final
 
 import pytest
 
-from tests._java import JavaDist, require
-from tests._served import Served, served
-from tools.dist_java import BuildError, build
-from tools.postgres import Postgres, running_postgres, settings_for_tests
+from tests._repo import ROOT
 
-_databases = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[Served]:
-    """Run ``auxia-decision serve`` on free loopback ports, one per test module, on its own file."""
-    name = request.module.__name__.rpartition(".")[2]
-    with served(tmp_path_factory.mktemp(name) / "server.db") as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def java_dist(tmp_path_factory: pytest.TempPathFactory) -> JavaDist:
-    """Build the jar and the sources jar, as ``make dist-java`` does, once for the session."""
-    for tool in ("protoc", "javac", "jar", "java"):
-        require(tool)
-    try:
-        jar, sources = build(tmp_path_factory.mktemp("dist-java"))
-    except BuildError as error:
-        pytest.fail(str(error), pytrace=False)
-    return JavaDist(jar, sources)
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    """A PostgreSQL server of the test session's own (Debian's, on a free loopback port)."""
-    with running_postgres(settings_for_tests()) as server:
-        yield server
+V0: Final = ROOT / "tests" / "fixtures" / "stores" / "v0.db"
+"""A small store written by the server of schema version 0 (before the activity columns)."""
 
 
 @pytest.fixture
-def postgres_url(postgres: Postgres) -> Iterator[str]:
-    """The URL of an empty database of its own for one test, dropped after it."""
-    name = f"test_{next(_databases)}"
-    url = postgres.create_database(name)
-    yield url
-    if postgres.running():
-        postgres.drop_database(name)
+def v0(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A copy of the schema-0 store, for a test to open (and migrate)."""
+    copy = tmp_path / "v0.db"
+    shutil.copy(V0, copy)
+    return copy

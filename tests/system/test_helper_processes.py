@@ -15,11 +15,6 @@ from tests._processes import exists
 from tools.processes import process_tree
 
 
-@pytest.fixture
-def path(tmp_path: pathlib.Path) -> str:
-    return str(tmp_path / "store.db")
-
-
 def test_both_start_and_start_again_with_a_new_file(path: str) -> None:
     async def scenario() -> tuple[list[int | None], list[int | None]]:
         store = SqliteStore(path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pathlib
 import re
 import signal
 
@@ -67,11 +66,6 @@ async def _viewed_and_read(store: SqliteStore) -> int:
 
 def _viewed(activity: UserActivity) -> int:
     return activity.count(VIEWED + 1, first_day=0, last_day=TODAY)
-
-
-@pytest.fixture
-def path(tmp_path: pathlib.Path) -> str:
-    return str(tmp_path / "store.db")
 
 
 def test_users_asked_for_in_one_pass_are_read_by_the_process(path: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import shutil
 import sqlite3
 import subprocess
 
@@ -11,17 +10,7 @@ import pytest
 
 from auxia_decision.server._storage.sqlite_schema import SCHEMA_VERSION, NewerSchemaError
 from auxia_decision.server._storage.sqlite_store import SqliteStore
-from tests._repo import ROOT
 from tools.processes import serve_command
-
-V0 = ROOT / "tests" / "fixtures" / "stores" / "v0.db"
-
-
-@pytest.fixture
-def v0(tmp_path: pathlib.Path) -> pathlib.Path:
-    copy = tmp_path / "v0.db"
-    shutil.copy(V0, copy)
-    return copy
 
 
 def test_the_server_says_it_migrated_and_how_long_it_took(v0: pathlib.Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import pathlib
 import signal
 import sqlite3
 import threading
@@ -27,11 +26,6 @@ from tests._stored import log_row, stored_interactions
 
 # More rows in one pass than one INSERT statement holds (256).
 MANY = 600
-
-
-@pytest.fixture
-def path(tmp_path: pathlib.Path) -> str:
-    return str(tmp_path / "store.db")
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ import json
 import re
 import socket
 import typing
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -34,17 +33,11 @@ from auxia_decision import (
 from auxia_decision._errors import FieldViolation
 from auxia_decision._routes import Route, routes
 from tests._fixtures import PARSEABLE
-from tests._http_server import Answer, ScriptedServer, scripted_server
+from tests._http_server import Answer, ScriptedServer
 
 KEY = "sk-test-4f3a9c2b1e8d7a6f"
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.02)
 CODEC = RestCodec()
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    with scripted_server() as running:
-        yield running
 
 
 def _sample(name: str) -> tuple[Message, bytes]:

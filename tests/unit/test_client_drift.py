@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from auxia_decision import (
     RetryPolicy,
     SchemaDriftWarning,
 )
-from tests._http_server import Answer, ScriptedServer, scripted_server
+from tests._http_server import Answer, ScriptedServer
 
 KEY = "sk-test-drift-7c1d"
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -45,12 +45,6 @@ TREATMENT = {
     }
 }
 KNOWN = {"treatment": {"treatmentId": "t-1", "status": "LIVE", "versions": [{"status": 3}]}}
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    with scripted_server() as running:
-        yield running
 
 
 def _answer(server: ScriptedServer, method: str, body: object) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,13 +29,6 @@ assert _DECODE_FIELDS is not None
 DECODE_FIELDS = _DECODE_FIELDS
 DAY = 86_400_000_000
 Interaction = interactions.LogTreatmentInteractionRequest
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    running = World()
-    yield running
-    running.close()
 
 
 def get_treatments(world: World, **document: Any) -> decisions.GetTreatmentsResponse:

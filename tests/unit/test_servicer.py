@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,13 +18,6 @@ from tests._world import OTHER_KEY, World, micros
 CODEC = RestCodec()
 Treatment = treatment_pb2.TreatmentPb
 Version = treatment_pb2.TreatmentVersionPb
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    running = World()
-    yield running
-    running.close()
 
 
 def _doc(name: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import shutil
 import sqlite3
 
 import pytest
@@ -12,22 +11,13 @@ from auxia.decision.model import treatment_interaction_service_pb2 as interactio
 from auxia_decision.server._storage.seam import SENT, InteractionFilter
 from auxia_decision.server._storage.sqlite_schema import SCHEMA_VERSION
 from auxia_decision.server._storage.sqlite_store import SqliteStore
-from tests._repo import ROOT
 
-V0 = ROOT / "tests" / "fixtures" / "stores" / "v0.db"
 DAY = 86_400_000_000
 
 
 def _read(path: pathlib.Path, query: str) -> list[tuple[object, ...]]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
         return connection.execute(query).fetchall()
-
-
-@pytest.fixture
-def v0(tmp_path: pathlib.Path) -> pathlib.Path:
-    copy = tmp_path / "v0.db"
-    shutil.copy(V0, copy)
-    return copy
 
 
 def test_a_file_of_schema_0_is_migrated_and_everything_survives(v0: pathlib.Path) -> None:
