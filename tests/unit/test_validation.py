@@ -33,7 +33,7 @@ from auxia_decision._errors import FieldViolation
 from auxia_decision._routes import routes
 from auxia_decision._validation import ValidationResult, _walk
 from auxia_decision._validation_quick import fields_check
-from tests._fixtures import PARSEABLE
+from tests._fixtures import PARSEABLE, Sample
 from tests._strategies import messages, null_some_fields
 
 
@@ -42,11 +42,17 @@ def _fields(violations: object) -> list[str]:
     return [violation.field for violation in violations]
 
 
-def test_every_doc_request_sample_is_valid() -> None:
-    for sample in PARSEABLE:
-        if sample.is_request:
-            message = RestCodec().decode_request(sample.text(), sample.message_type)
-            assert validate(message).errors == (), sample.name
+REQUEST_SAMPLES = [sample for sample in PARSEABLE if sample.is_request]
+
+
+def test_the_docs_have_request_samples() -> None:
+    assert len(REQUEST_SAMPLES) >= 5
+
+
+@pytest.mark.parametrize("sample", REQUEST_SAMPLES, ids=lambda s: s.name)
+def test_every_doc_request_sample_is_valid(sample: Sample) -> None:
+    message = RestCodec().decode_request(sample.text(), sample.message_type)
+    assert validate(message).errors == ()
 
 
 def test_missing_required_fields_are_all_reported_with_json_paths() -> None:
