@@ -20,6 +20,7 @@ from auxia_decision._errors import ApiError
 from auxia_decision._extras import MissingExtraError, import_optional
 from auxia_decision._protos import descriptor_set_path, proto_include_path
 from auxia_decision._routes import DEFAULT_BASE_URL, route_for, routes
+from auxia_decision._sendable import check_key
 from auxia_decision._validation import validate
 from auxia_decision._version import __version__
 
@@ -84,6 +85,10 @@ def _call(args: argparse.Namespace) -> int:
     if not api_key:
         msg = f"no API key: pass --api-key or set {client_module.API_KEY_ENV}"
         raise UsageError(msg)
+    try:
+        check_key(api_key, "--api-key" if args.api_key else client_module.API_KEY_ENV)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     url = base_url(args.base_url, DEFAULT_BASE_URL)
     try:
         request = _request(args.data, route.request_type)

@@ -13,7 +13,6 @@ import argparse
 import datetime
 import os
 import sys
-import urllib.parse
 from collections.abc import Callable
 from typing import Final, TypeVar
 
@@ -28,6 +27,7 @@ from auxia_decision._errors import ApiError, Code
 from auxia_decision._extras import import_optional
 from auxia_decision._journal_text import journal_text, verdict_lines
 from auxia_decision._routes import service_routes
+from auxia_decision._sendable import check_base_url, check_key
 
 ADMIN_KEY_ENV: Final = "AUXIA_EMULATOR_ADMIN_KEY"
 BASE_URL_ENV: Final = "AUXIA_BASE_URL"
@@ -44,10 +44,10 @@ def base_url(given: str | None, default: str) -> str:
     """Return ``--base-url``, else ``AUXIA_BASE_URL``, else ``default``; UsageError if not a URL."""
     url = given or os.environ.get(BASE_URL_ENV) or default
     source = "--base-url" if given else BASE_URL_ENV if os.environ.get(BASE_URL_ENV) else "URL"
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        msg = f"{source}: not an http:// or https:// URL such as {DEFAULT_LOCAL_URL}: {url!r}"
-        raise UsageError(msg)
+    try:
+        check_base_url(url, source, example=DEFAULT_LOCAL_URL)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     return url.rstrip("/")
 
 
@@ -60,6 +60,10 @@ class _Admin:
         if not key:
             msg = f"no admin key: pass --admin-key or set {ADMIN_KEY_ENV}"
             raise UsageError(msg)
+        try:
+            check_key(key, "--admin-key" if args.admin_key else ADMIN_KEY_ENV)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
         self._headers = {"content-type": "application/json", "x-admin-key": key}
         self._codec = RestCodec()
         self._paths = {route.name: route.path for route in service_routes(SERVICE)}

@@ -34,6 +34,7 @@ from auxia_decision._retry import (
     retry_after_seconds,
 )
 from auxia_decision._routes import DEFAULT_BASE_URL, Route, route_for
+from auxia_decision._sendable import check_base_url, check_key
 from auxia_decision._version import __version__
 
 M = TypeVar("M", bound=Message)
@@ -140,10 +141,12 @@ class _ClientBase:
         on_drift: DriftCallback | None,
         strict_responses: bool,
     ) -> None:
+        given = api_key is not None
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not api_key:
             msg = f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable"
             raise ValueError(msg)
+        check_key(api_key, "api_key" if given else f"the API key ({API_KEY_ENV})")
         self._headers: Mapping[str, str] = {
             "x-api-key": api_key,
             "content-type": "application/json",
@@ -151,6 +154,7 @@ class _ClientBase:
             "user-agent": _USER_AGENT,
         }
         base_url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        check_base_url(base_url)
         self.base_url = base_url.rstrip("/")
         self.retry = retry
         self.codec = codec or RestCodec(PROTO3_JSON)
@@ -196,9 +200,12 @@ class Client(_ClientBase):
 
     Args:
         api_key: the API key, sent only in the ``x-api-key`` header; by
-            default the ``AUXIA_API_KEY`` environment variable.
+            default the ``AUXIA_API_KEY`` environment variable. A key a
+            header cannot carry (a line break, a control or non-ASCII
+            character) is a ValueError that does not show it.
         base_url: where the API is served; by default the ``AUXIA_BASE_URL``
-            environment variable, else ``https://apis.auxia.io``.
+            environment variable, else ``https://apis.auxia.io``. An http(s)
+            URL without credentials, query or fragment (else a ValueError).
         timeout: seconds, or an ``httpx.Timeout`` (10 s, 5 s to connect).
         retry: when to send a call again (see ``RetryPolicy``).
         codec: the JSON codec of requests and responses (proto3 JSON).
@@ -336,9 +343,12 @@ class AsyncClient(_ClientBase):
 
     Args:
         api_key: the API key, sent only in the ``x-api-key`` header; by
-            default the ``AUXIA_API_KEY`` environment variable.
+            default the ``AUXIA_API_KEY`` environment variable. A key a
+            header cannot carry (a line break, a control or non-ASCII
+            character) is a ValueError that does not show it.
         base_url: where the API is served; by default the ``AUXIA_BASE_URL``
-            environment variable, else ``https://apis.auxia.io``.
+            environment variable, else ``https://apis.auxia.io``. An http(s)
+            URL without credentials, query or fragment (else a ValueError).
         timeout: seconds, or an ``httpx.Timeout`` (10 s, 5 s to connect).
         retry: when to send a call again (see ``RetryPolicy``).
         codec: the JSON codec of requests and responses (proto3 JSON).

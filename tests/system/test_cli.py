@@ -192,6 +192,24 @@ def test_a_bad_base_url_is_a_usage_error(url: str) -> None:
     ]
 
 
+def test_a_base_url_with_credentials_is_a_usage_error_not_shown() -> None:
+    url = "http://user:pw_S3CRET@127.0.0.1:8080"
+    result = _run("call", "GetTreatments", "--data", "{}", "--base-url", url, AUXIA_API_KEY=KEY)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --base-url: carries credentials, and a key goes in its header "
+        "(the URL is not shown)"
+    ]
+
+
+def test_an_api_key_no_header_can_carry_is_a_usage_error_not_shown() -> None:
+    result = _run("call", "GetTreatments", "--data", "{}", AUXIA_API_KEY="S3CRET_KEY\n")
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: AUXIA_API_KEY holds a character a header cannot carry")
+    assert "S3CRET" not in result.stderr
+
+
 def test_a_bad_base_url_in_the_environment_is_a_usage_error() -> None:
     result = _run("call", "GetTreatments", "--data", "{}", AUXIA_API_KEY=KEY, AUXIA_BASE_URL="x")
     assert result.returncode == 2

@@ -135,6 +135,16 @@ def test_without_an_admin_key_it_says_how_to_give_one(server: LocalServer) -> No
     ]
 
 
+def test_an_admin_key_no_header_can_carry_is_refused_unshown(server: LocalServer) -> None:
+    result = admin(server, "journal", "--admin-key", "ADMIN_S3CRET\n")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --admin-key holds a character a header cannot carry (a space at either end, a "
+        "line break or another control character, or a non-ASCII one); the key is not shown: "
+        "check where it is read from"
+    ]
+
+
 def test_an_api_key_is_not_an_admin_key(server: LocalServer) -> None:
     result = admin(server, "journal", "--admin-key", server.api_key)
     assert result.returncode == 1

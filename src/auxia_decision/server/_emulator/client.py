@@ -14,6 +14,7 @@ from auxia.decision.emulator.v1 import emulator_pb2, emulator_pb2_grpc
 from auxia.decision.model import treatment_decision_service_pb2 as decision_service
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision._errors import ApiError, Code
+from auxia_decision._sendable import check_key
 from auxia_decision.server._transport.bindings import ADMIN_KEY_HEADER
 
 M = TypeVar("M", bound=Message)
@@ -82,6 +83,7 @@ class EmulatorAdmin:
     """
 
     def __init__(self, grpc_target: str, admin_key: str, *, timeout: float = 30.0) -> None:
+        check_key(admin_key, "admin_key")
         self._channel = grpc.insecure_channel(grpc_target)
         self.stub = emulator_pb2_grpc.EmulatorServiceStub(self._channel)
         """The generated stub, for calls ``call`` makes with the admin key."""
