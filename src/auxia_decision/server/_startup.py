@@ -11,11 +11,12 @@ import contextlib
 import datetime
 import errno
 import pathlib
+import re
 import resource
 import socket
 import sqlite3
 from typing import TYPE_CHECKING, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
 
 import grpc
 
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 
 class StartupError(Exception):
     """The server could not start; the message is one line naming what is wrong."""
+
+
+# A password given as a URL parameter (libpq reads ?password=...).
+_PASSWORD_PARAMETER: Final = re.compile(r"(?i)(\bpassword=)([^&#]*)")
 
 
 def open_files_limit() -> int:
@@ -133,14 +138,42 @@ def open_store(path: str, activity_cache_users: int) -> SqliteStore | PostgresSt
 
 
 def redacted(url: str) -> str:
-    """Return a database URL without its password, fit for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    """Return a database URL without its passwords, fit for messages and logs.
+
+    The userinfo's password (up to the URL's last ``@``, so that an unescaped
+    ``#``, ``/`` or ``@`` in it does not split it) and every ``password=``
+    parameter show as ``***``.
+    """
+    scheme, separator, rest = url.partition("://")
+    if separator and "@" in rest:
+        userinfo, _, host = rest.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        if colon:
+            rest = f"{user}:***@{host}"
+    return scheme + separator + _PASSWORD_PARAMETER.sub(r"\1***", rest)
+
+
+def _passwords(url: str) -> list[str]:
+    """Return the passwords a database URL holds, as written and unescaped, to scrub from text.
+
+    Passwords shorter than 3 characters are left out: scrubbing them would
+    garble the text more than it hides.
+    """
+    _, separator, rest = url.partition("://")
+    found = [match.group(2) for match in _PASSWORD_PARAMETER.finditer(rest)]
+    if separator and "@" in rest:
+        user_and_password = rest.rpartition("@")[0].partition(":")
+        if user_and_password[1]:
+            found.append(user_and_password[2])
+    return [text for password in found for text in {password, unquote(password)} if len(text) >= 3]
+
+
+def _scrubbed(text: str, url: str) -> str:
+    """Return text (a driver's message) with the URL and its passwords shown as redacted."""
+    text = text.replace(url, redacted(url))
+    for password in sorted(_passwords(url), key=len, reverse=True):
+        text = text.replace(password, "***")
+    return text
 
 
 def _open_postgres(url: str, activity_cache_users: int) -> PostgresStore:
@@ -160,7 +193,7 @@ def _open_postgres(url: str, activity_cache_users: int) -> PostgresStore:
         raise StartupError(f"the database {name} cannot be used: {error}") from None
     except psycopg.Error as error:
         lines = str(error).strip().splitlines()
-        reason = (lines[0] if lines else type(error).__name__).replace(url, name)
+        reason = _scrubbed(lines[0] if lines else type(error).__name__, url)
         raise StartupError(f"the database {name} cannot be used: {reason}") from None
 
 

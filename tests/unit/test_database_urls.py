@@ -1,0 +1,45 @@
+"""A PostgreSQL URL as start-up errors show it: every password as ***, whatever its shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from auxia_decision.server._startup import StartupError, open_store, redacted
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:s3cretPW@db:5432/x", "postgresql://u:***@db:5432/x"),
+        ("postgresql://u:s3c#retPW@db/x", "postgresql://u:***@db/x"),
+        ("postgres://u:s3c/retPW@db/x", "postgres://u:***@db/x"),
+        ("postgresql://u:p@ss@word@db/x", "postgresql://u:***@db/x"),
+        (
+            "postgresql://db/x?password=s3cretPW&sslmode=off",
+            "postgresql://db/x?password=***&sslmode=off",
+        ),
+        ("postgresql://u@db/x", "postgresql://u@db/x"),
+        ("postgresql://db/x", "postgresql://db/x"),
+    ],
+)
+def test_redacted_hides_every_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:s3cret%zzPW@127.0.0.1:1/x",
+        "postgresql://u:s3cretPW@127.0.0.1:abc/x",
+        "postgresql://u:s3cretPW@127.0.0.1:99999/x",
+        "postgresql://127.0.0.1:1/x?password=s3cretPW&connect_timeout=1",
+    ],
+    ids=["bad escape", "port not a number", "port out of range", "password parameter"],
+)
+def test_a_malformed_or_unreachable_url_is_one_line_without_its_password(url: str) -> None:
+    with pytest.raises(StartupError) as raised:
+        open_store(url, 10)
+    message = str(raised.value)
+    assert message.startswith("the database postgresql://"), message
+    assert "s3cret" not in message
+    assert "\n" not in message
