@@ -152,6 +152,32 @@ def test_keys_are_redacted_wherever_they_are(auxia_server: LocalServer) -> None:
     assert json.loads(entry.request)["userId"] == "<redacted>"
 
 
+def test_a_key_is_redacted_in_the_target_headers_and_errors_too(
+    auxia_server: LocalServer,
+) -> None:
+    key = auxia_server.api_key
+    _post(auxia_server, f"/v1/GetTreatments?apikey={key}", _cart("shopper-9"), referer=key)
+    _post(auxia_server, f"/v1/{key}", _cart("shopper-9"))
+    entries = _api_calls(auxia_server)
+    assert len(entries) == 2
+    assert not [entry for entry in entries if key.encode() in entry.SerializeToString()]
+    assert entries[0].target == "POST /v1/GetTreatments?apikey=<redacted>"
+    assert {h.name: h.value for h in entries[0].headers}["referer"] == "<redacted>"
+    assert entries[1].http_status == 404
+    assert "<redacted>" in entries[1].error.message
+
+
+def test_a_key_cut_short_by_the_kept_bytes_is_redacted(auxia_server: LocalServer) -> None:
+    key = auxia_server.api_key
+    filler = "x" * (16 * 1024 - len('{"projectId": "PROJECT_ID", "userId": "') - 3)
+    body = f'{{"projectId": "PROJECT_ID", "userId": "{filler}{key}"}}'.encode()
+    _post(auxia_server, "/v1/GetTreatments", body)
+    (entry,) = _api_calls(auxia_server)
+    assert entry.request_truncated
+    assert entry.request.endswith(f"{filler[-5:]}<redacted>")
+    assert key[:3] not in entry.request[-20:]
+
+
 def test_a_decision_that_served_nothing_keeps_its_near_miss(auxia_server: LocalServer) -> None:
     auxia_server.clock.freeze(datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC))
     # CART_REMINDER is suppressed once the user dismissed it.

@@ -19,7 +19,7 @@ from typing import Any, Final, cast
 
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
-from google.rpc import code_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision._codec import RestCodec
@@ -110,13 +110,15 @@ class JournalView:
         entry = Entry(sequence=sequence)
         entry.receive_time.FromMicroseconds(arrived)
         entry.duration.FromNanoseconds(answered - began)
-        entry.headers.extend(_header(_str(name), value) for name, value in headers)
+        entry.headers.extend(self._header(_str(name), value) for name, value in headers)
         if transport == REST:
             route = self._rest(entry, first, second, query)
             assert isinstance(ended, int)
             entry.http_status = ended
             if ended >= 400 and answer is not None:
-                _set_error(entry, ApiError.from_http_response(ended, "application/json", answer))
+                self._set_error(
+                    entry, ApiError.from_http_response(ended, "application/json", answer)
+                )
             fields = _json_object(request)
             entry.request = self._redact(request.decode("utf-8", "replace"))
         else:
@@ -132,8 +134,8 @@ class JournalView:
                 fields = _plain_fields(message)
                 entry.request = self._redact(_JSON.encode(message).decode())
             if isinstance(ended, bytes):
-                _set_error(entry, ApiError.from_status(status_pb2.Status.FromString(ended)))
-        entry.request = entry.request[:KEPT_BYTES]
+                self._set_error(entry, ApiError.from_status(status_pb2.Status.FromString(ended)))
+        entry.request = self._cut(entry.request)
         entry.request_truncated = len(request) > KEPT_BYTES
         entry.project_id = self._redact(_text(fields.get("projectId", fields.get("project_id"))))
         entry.user_id = self._redact(_text(fields.get("userId", fields.get("user_id"))))
@@ -149,7 +151,7 @@ class JournalView:
             entry.service = route.method.containing_service.full_name
             entry.method = route.name
         shown = _redacted_query(query)
-        entry.target = f"{method} {path}{'?' + shown if shown else ''}"
+        entry.target = self._redact(f"{method} {path}{'?' + shown if shown else ''}")
         return route
 
     def _answered(self, entry: Entry, transport: int, route: Route | None, answer: bytes) -> None:
@@ -161,7 +163,7 @@ class JournalView:
             response = _parsed(route.response_type if route else None, answer)
             shown = "" if response is None else _JSON.encode(response).decode()
             fields = {} if response is None else _plain_fields(response)
-        entry.response = self._redact(shown)[:KEPT_BYTES]
+        entry.response = self._cut(self._redact(shown))
         if route is not None and route.name == _GET_TREATMENTS:
             served = fields.get("userTreatments", fields.get("user_treatments"))
             response_id = _text(fields.get("responseId", fields.get("response_id")))
@@ -174,6 +176,50 @@ class JournalView:
                 text = text.replace(key, REDACTED)
         return text
 
+    def _cut(self, text: str) -> str:
+        """Return redacted text cut to ``KEPT_BYTES``, a key cut short at its end redacted too.
+
+        The journal keeps a body's first bytes only: a key they end in the
+        middle of is no longer whole for ``_redact`` to find.
+        """
+        if len(text) <= KEPT_BYTES:
+            return text
+        text = text[:KEPT_BYTES]
+        for key in self._keys:
+            for length in range(min(len(key) - 1, len(text)), 1, -1):
+                if text.endswith(key[:length]):
+                    return text[:-length] + REDACTED
+        return text
+
+    def _header(self, name: str, value: str | bytes) -> Entry.Header:
+        """Return a header or metadata entry as shown: a key header's value, or a key, redacted."""
+        if name.lower() in KEY_HEADERS:
+            return Entry.Header(name=name, value=REDACTED)
+        if isinstance(value, bytes):
+            shown = (
+                base64.b64encode(value).decode()
+                if name.endswith("-bin")
+                else value.decode("latin-1")
+            )
+        else:
+            shown = value
+        return Entry.Header(name=name, value=self._redact(shown))
+
+    def _set_error(self, entry: Entry, error: ApiError) -> None:
+        """Set the error a call was answered with, any key in its words redacted."""
+        status = error.status
+        status.message = self._redact(status.message)
+        for detail in status.details:
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad_request = error_details_pb2.BadRequest()
+                detail.Unpack(bad_request)
+                for violation in bad_request.field_violations:
+                    violation.description = self._redact(violation.description)
+                    violation.field = self._redact(violation.field)
+                detail.Pack(bad_request)
+        entry.error.CopyFrom(status)
+        entry.code = cast(code_pb2.Code.ValueType, status.code)
+
 
 def _in_order(records: list[Record], window: Window, *, newest_first: bool) -> Iterator[Record]:
     """Yield the records of a page's order, from after its page token."""
@@ -182,26 +228,8 @@ def _in_order(records: list[Record], window: Window, *, newest_first: bool) -> I
     return (r for r in records if r[0] > window.after)
 
 
-def _set_error(entry: Entry, error: ApiError) -> None:
-    status = error.status
-    entry.error.CopyFrom(status)
-    entry.code = cast(code_pb2.Code.ValueType, status.code)
-
-
 def _str(name: str | bytes) -> str:
     return name if isinstance(name, str) else name.decode("latin-1")
-
-
-def _header(name: str, value: str | bytes) -> Entry.Header:
-    if name.lower() in KEY_HEADERS:
-        return Entry.Header(name=name, value=REDACTED)
-    if isinstance(value, bytes):
-        shown = (
-            base64.b64encode(value).decode() if name.endswith("-bin") else value.decode("latin-1")
-        )
-    else:
-        shown = value
-    return Entry.Header(name=name, value=shown)
 
 
 def _redacted_query(query: bytes) -> str:
