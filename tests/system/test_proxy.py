@@ -188,16 +188,31 @@ def test_no_key_is_in_the_report_or_the_recording(
             {**CART, "userId": KEY, "colour": KEY},
             **{"x-api-key": KEY},
         )
-        _settled(running, 3)
+        # other names a key goes by, and a proxy's own credentials (not forwarded)
+        other_names = _post(
+            running.url,
+            f"/v1/GetTreatments?key={server.api_key}&admin-key=ADMIN_Q_SECRET",
+            CART,
+            **{"proxy-authorization": "Basic PROXY_AUTH_SECRET", "x-api-key": server.api_key},
+        )
+        _settled(running, 4)
         running.stop()
-    assert (in_query.status_code, in_header.status_code, echoed.status_code) == (200, 200, 401)
+    statuses = (in_query, in_header, echoed, other_names)
+    assert [answer.status_code for answer in statuses] == [200, 200, 401, 200]
     for written in (running.report.read_text(), running.record.read_text()):
-        assert server.api_key not in written
-        assert KEY not in written
+        for secret in (server.api_key, KEY, "ADMIN_Q_SECRET", "PROXY_AUTH_SECRET"):
+            assert secret not in written
     exchanges = running.exchanges()
     assert exchanges[0]["request"]["target"] == "/v1/GetTreatments?api_key=<redacted>"
     assert ["api-key", "<redacted>"] in exchanges[1]["request"]["headers"]
-    assert [e["method"] for e in exchanges] == ["GetTreatments"] * 3
+    assert exchanges[3]["request"]["target"] == (
+        "/v1/GetTreatments?key=<redacted>&admin-key=<redacted>"
+    )
+    assert ["proxy-authorization", "<redacted>"] in exchanges[3]["request"]["headers"]
+    assert [e["method"] for e in exchanges] == ["GetTreatments"] * 4
+    # The upstream (the local server) never got the proxy's credentials.
+    journal = server.journal(method="GetTreatments")
+    assert not [e for e in journal if "proxy-authorization" in {h.name for h in e.headers}]
 
 
 WRONG_TYPES: Final = b'{"responseId": 5, "userTreatments": [{"rank": true, "newField": {"a": 1}}]}'

@@ -24,17 +24,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError
+from auxia_decision._redaction import KEY_HEADERS, KEY_PARAMETERS, REDACTED
 from auxia_decision._routes import Route, service_routes
 from auxia_decision.server._emulator.inspection import Window, listing_window
 from auxia_decision.server._emulator.journal import KEPT_BYTES, REST, Journal, Record
 
-REDACTED: Final = "<redacted>"
-KEY_HEADERS: Final = frozenset(
-    {"x-api-key", "api-key", "x-admin-key", "authorization", "proxy-authorization", "cookie"}
-)
-"""The headers and metadata keys whose values are redacted."""
-KEY_PARAMETERS: Final = frozenset({"api-key", "api_key", "key", "x-api-key", "admin-key"})
-"""The query parameters whose values are redacted."""
 _GET_TREATMENTS: Final = "GetTreatments"
 _JSON: Final = RestCodec()
 Entry = emulator_pb2.JournalEntry

@@ -38,6 +38,7 @@ _HOP_BY_HOP: Final = frozenset(
         b"connection",
         b"keep-alive",
         b"proxy-connection",
+        b"proxy-authorization",  # the credentials of a proxy, not of the upstream
         b"te",
         b"trailer",
         b"transfer-encoding",

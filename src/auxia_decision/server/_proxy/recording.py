@@ -4,10 +4,10 @@ One line per exchange: ``time``, ``method`` (the RPC, or the path), the
 ``request`` (HTTP method, target, headers, body) and the ``response``
 (status, headers, body; ``error`` when the upstream failed and the proxy
 answered). A body is text when it is UTF-8, else ``bodyBase64``. The values
-of key headers (``x-api-key``, ``api-key``, ``x-admin-key``,
-``authorization``, ``cookie``) and key query parameters (``api-key``,
-``api_key``, ``x-api-key``) are redacted, and so is every other occurrence
-of those values in the line (a key echoed in a body or an error message).
+of key headers and key query parameters (``auxia_decision._redaction``, the
+same as the request journal's) are redacted, and so is every other
+occurrence of those values in the line (a key echoed in a body or an error
+message).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import base64
 import json
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from typing import IO, Any, Final, NamedTuple
+from typing import IO, Any, NamedTuple
 
-REDACTED: Final = "<redacted>"
-KEY_HEADERS: Final = frozenset({"x-api-key", "api-key", "x-admin-key", "authorization", "cookie"})
-KEY_PARAMETERS: Final = frozenset({"api-key", "api_key", "x-api-key"})
+from auxia_decision._redaction import KEY_HEADERS, KEY_PARAMETERS, REDACTED
 
 Headers = Sequence[tuple[bytes, bytes]]
 
