@@ -9,12 +9,14 @@ import pathlib
 import sys
 import urllib.parse
 from collections.abc import Sequence
+from typing import NoReturn
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from auxia_decision._cli_admin import UsageError, add_admin, base_url
 from auxia_decision._cli_proxy import add_proxy
+from auxia_decision._cli_types import port, seconds
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError
 from auxia_decision._extras import MissingExtraError, import_optional
@@ -162,6 +164,11 @@ def _clock(text: str) -> datetime.datetime | None:
             f"(such as 2030-01-01T00:00:00Z): {text!r}"
         )
         raise argparse.ArgumentTypeError(msg)
+    try:
+        moment.astimezone(datetime.UTC)
+    except OverflowError:
+        msg = f"a time from 0001-01-01 to 9999-12-31 in UTC, not {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
     return moment
 
 
@@ -189,8 +196,16 @@ def _protos(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """A parser that says a mistake in one line, pointing to ``--help``, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the mistake in one line and exit 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _OneLineErrors(
         prog="auxia-decision", description="Tools for the Auxia decisioning API."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -248,8 +263,8 @@ def _add_serve(commands: _Commands[argparse.ArgumentParser]) -> None:
         "or a PostgreSQL database.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    serve.add_argument("--grpc-port", type=int, default=50051, help="default: %(default)s")
-    serve.add_argument("--rest-port", type=int, default=8080, help="default: %(default)s")
+    serve.add_argument("--grpc-port", type=port, default=50051, help="default: %(default)s")
+    serve.add_argument("--rest-port", type=port, default=8080, help="default: %(default)s")
     serve.add_argument(
         "--db",
         default="auxia-decision.db",
@@ -313,13 +328,13 @@ def _add_serve(commands: _Commands[argparse.ArgumentParser]) -> None:
 def _add_limits(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--idle-timeout",
-        type=float,
+        type=seconds,
         default=5.0,
         help="seconds a REST connection may stay silent (default: %(default)s)",
     )
     serve.add_argument(
         "--request-timeout",
-        type=float,
+        type=seconds,
         default=30.0,
         help="seconds from a REST request's first byte to its last (default: %(default)s)",
     )

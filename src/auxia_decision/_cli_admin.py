@@ -76,7 +76,7 @@ class _Admin:
                 url, content=self._codec.encode(request), headers=self._headers, timeout=30
             )
         except httpx.TransportError as error:
-            message = f"{method} failed: {type(error).__name__}: {error}"
+            message = f"{method} at {self._url} failed: {type(error).__name__}: {error}"
             raise ApiError.without_answer(Code.UNAVAILABLE, message) from None
         if not answer.is_success:
             raise ApiError.from_http_response(

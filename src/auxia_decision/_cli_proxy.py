@@ -9,6 +9,7 @@ import argparse
 import pathlib
 import sys
 
+from auxia_decision._cli_types import port, seconds
 from auxia_decision._extras import require
 
 
@@ -54,17 +55,6 @@ def _drift_check(args: argparse.Namespace) -> int:
     return 1 if tally.findings else 0
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        msg = f"not a number of seconds above 0: {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
 def add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``proxy`` and ``drift-check`` commands."""
     proxy = commands.add_parser(
@@ -79,7 +69,7 @@ def add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--upstream", required=True, help="the API's URL (https://apis.auxia.io, http://...)"
     )
     proxy.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    proxy.add_argument("--rest-port", type=int, default=8081, help="default: %(default)s")
+    proxy.add_argument("--rest-port", type=port, default=8081, help="default: %(default)s")
     proxy.add_argument(
         "--report",
         type=pathlib.Path,
@@ -94,7 +84,7 @@ def add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     proxy.add_argument(
         "--timeout",
-        type=_seconds,
+        type=seconds,
         default=30.0,
         help="seconds the upstream has to answer; then the caller gets 504 (default: %(default)s)",
     )

@@ -49,10 +49,19 @@ def check_base_url(url: str, what: str = "base_url", *, example: str | None = No
     if parts.username is not None or parts.password is not None:
         msg = f"{what}: carries credentials, and a key goes in its header (the URL is not shown)"
         raise ValueError(msg)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or not _port_readable(parts):
         such_as = f" such as {example}" if example else ""
         msg = f"{what}: not an http:// or https:// URL{such_as}: {url!r}"
         raise ValueError(msg)
     if parts.query or parts.fragment:
         msg = f"{what}: must not carry a query or a fragment: {url!r}"
         raise ValueError(msg)
+
+
+def _port_readable(parts: urllib.parse.SplitResult) -> bool:
+    """Return whether a URL's port, if it has one, is a number from 0 to 65535."""
+    try:
+        _ = parts.port
+    except ValueError:
+        return False
+    return True

@@ -647,14 +647,56 @@ def test_call_takes_the_base_url_from_the_environment(server: Served) -> None:
         (["validate", "InsertTreatment", "/no/such/request.json"], "error: cannot read "),
         (["call", "InsertTreatment", "--data", "@/no/such.json", "--api-key", "K"], "error: "),
         (["call", "InsertTreatment", "--data", "{}"], "error: no API key: pass --api-key"),
+        (
+            ["serve", "--db", ":memory:", "--rest-port", "70000"],
+            "auxia-decision serve: error: argument --rest-port: not a port (0 to 65535",
+        ),
+        (
+            ["serve", "--db", ":memory:", "--idle-timeout", "nan"],
+            "auxia-decision serve: error: argument --idle-timeout: not a number of seconds",
+        ),
+        (
+            ["serve", "--db", ":memory:", "--clock", "0001-01-01T00:00:00+14:00"],
+            "auxia-decision serve: error: argument --clock: a time from 0001-01-01",
+        ),
+        (["serve", "--bogus"], "auxia-decision: error: unrecognized arguments: --bogus (see "),
+        (
+            ["admin", "journal", "--base-url", "http://127.0.0.1:notaport", "--admin-key", "K"],
+            "error: --base-url: not an http:// or https:// URL",
+        ),
+        (
+            ["proxy", "--upstream", "http://user:pw_S3CRET@127.0.0.1:1"],
+            "error: the upstream has an @ in it, as a user would (the URL is not shown)",
+        ),
     ],
-    ids=["validate a missing file", "call with a missing file", "call without a key"],
+    ids=[
+        "validate a missing file",
+        "call with a missing file",
+        "call without a key",
+        "a port out of range",
+        "seconds that are no number",
+        "a clock out of range",
+        "an unknown flag",
+        "a base URL whose port is no number",
+        "an upstream with a password",
+    ],
 )
 def test_cli_mistakes_are_one_line(args: list[str], expected: str) -> None:
     result = cli(*args)
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith(expected)
+
+
+def test_one_port_for_both_rest_and_grpc_is_refused_in_one_line() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    result = cli("serve", "--db", ":memory:", "--rest-port", port, "--grpc-port", port)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: the REST and the gRPC port are both 127.0.0.1:{port}: give each its own"
+    ]
 
 
 def test_version_is_printed() -> None:

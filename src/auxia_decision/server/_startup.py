@@ -209,6 +209,9 @@ def bind_ports(
     Raises StartupError naming every port that cannot be bound, with nothing
     left bound.
     """
+    if rest_port and rest_port == grpc_port:
+        msg = f"the REST and the gRPC port are both {host}:{rest_port}: give each its own"
+        raise StartupError(msg)
     problems: list[str] = []
     if grpc_port:
         # Tried first with a socket of our own, so that a port in use is one

@@ -71,6 +71,12 @@ class Upstream:
     @classmethod
     def parse(cls, url: str) -> Upstream:
         """Read an upstream URL; raise UpstreamUrlError saying what is wrong with it."""
+        if "@" in url:  # a user, and maybe a password, whatever else is malformed
+            msg = (
+                "the upstream has an @ in it, as a user would (the URL is not shown): "
+                "give only the origin"
+            )
+            raise UpstreamUrlError(msg)
         try:
             parts = urllib.parse.urlsplit(url)
             port = parts.port
@@ -80,8 +86,8 @@ class Upstream:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             msg = f"the upstream {url!r} is not an http:// or https:// URL of a host"
             raise UpstreamUrlError(msg)
-        if parts.query or parts.fragment or parts.username or parts.password:
-            msg = f"the upstream {url!r} has a query, a fragment or a user: give only the origin"
+        if parts.query or parts.fragment:
+            msg = f"the upstream {url!r} has a query or a fragment: give only the origin"
             raise UpstreamUrlError(msg)
         default = 443 if parts.scheme == "https" else 80
         return cls(
