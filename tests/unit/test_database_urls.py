@@ -32,9 +32,10 @@ def test_redacted_hides_every_password(url: str, shown: str) -> None:
         "postgresql://u:s3cret%zzPW@127.0.0.1:1/x",
         "postgresql://u:s3cretPW@127.0.0.1:abc/x",
         "postgresql://u:s3cretPW@127.0.0.1:99999/x",
+        "postgresql://u:s3cret@s3cretPW@127.0.0.1:1/x",
         "postgresql://127.0.0.1:1/x?password=s3cretPW&connect_timeout=1",
     ],
-    ids=["bad escape", "port not a number", "port out of range", "password parameter"],
+    ids=["bad escape", "port not a number", "port out of range", "an @ in it", "a parameter"],
 )
 def test_a_malformed_or_unreachable_url_is_one_line_without_its_password(url: str) -> None:
     with pytest.raises(StartupError) as raised:

@@ -164,7 +164,8 @@ def _passwords(url: str) -> list[str]:
     if separator and "@" in rest:
         user_and_password = rest.rpartition("@")[0].partition(":")
         if user_and_password[1]:
-            found.append(user_and_password[2])
+            # libpq may split at the first @: each part of the password may be shown alone.
+            found += [user_and_password[2], *user_and_password[2].split("@")]
     return [text for password in found for text in {password, unquote(password)} if len(text) >= 3]
 
 
