@@ -466,6 +466,24 @@ def test_an_unusable_database_is_one_line_and_left_alone(
     assert (_digest(db) if db.is_file() else None) == before
 
 
+def test_a_database_locked_at_start_is_one_line_naming_it(tmp_path: pathlib.Path) -> None:
+    db = tmp_path / "store.db"
+    with served(db) as running:
+        timed_post(running, "before-lock")
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # longer than the busy timeout (5 s)
+    try:
+        result = serve_command("--db", str(db), "--rest-port", "0", "--grpc-port", "0")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: the database {db} cannot be used: the store is locked by another connection; "
+        "nothing was written: try again"
+    ]
+
+
 def test_a_read_only_database_is_one_line(small_disk: pathlib.Path) -> None:
     db = small_disk / "store.db"
     with served(db) as running:

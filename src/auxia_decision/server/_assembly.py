@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 import grpc
 
 from auxia.decision.server import seed_pb2
-from auxia_decision._errors import ApiError
+from auxia_decision._errors import ApiError, Code
 from auxia_decision._routes import services
 from auxia_decision.server._domain.clock import ControlledClock
 from auxia_decision.server._domain.seed import apply_seed
@@ -37,6 +37,7 @@ from auxia_decision.server._startup import (
     one_line,
     open_files_limit,
     open_store,
+    redacted,
     seed_name,
     seed_of,
     start_micros,
@@ -108,6 +109,9 @@ class RunningServer:
         await self.store.aclose()
 
 
+_STORE_FAILURES: Final = frozenset({Code.UNAVAILABLE, Code.INTERNAL})
+"""The codes of what the store raises when its database fails under it."""
+
 async def start_server(config: ServerConfig) -> RunningServer:
     """Open the store, apply the seed and start both transports.
 
@@ -123,7 +127,12 @@ async def start_server(config: ServerConfig) -> RunningServer:
         try:
             now = clock.now()
             await store.run(lambda repository: apply_seed(repository, seed, now))
-        except (ApiError, ValueError) as error:
+        except ApiError as error:
+            if error.code in _STORE_FAILURES:  # the store's, not the seed's (storage_error)
+                msg = f"the database {redacted(config.db)} cannot be used: {error.message}"
+                raise StartupError(msg) from None
+            raise StartupError(f"{seed_name(config.seed)} is invalid: {one_line(error)}") from None
+        except ValueError as error:
             raise StartupError(f"{seed_name(config.seed)} is invalid: {one_line(error)}") from None
         try:
             await store.start_helpers()
