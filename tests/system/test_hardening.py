@@ -99,6 +99,7 @@ def test_a_busy_grpc_port_is_refused_and_the_first_server_goes_on(
     assert result.stderr.splitlines() == [
         f"error: the gRPC port 127.0.0.1:{server.grpc_port} cannot be bound: it is in use"
     ]
+    assert not (tmp_path / "b.db").exists(), "a failed start made the database file"
     with grpc.insecure_channel(server.grpc_target) as channel:
         answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
@@ -112,6 +113,7 @@ def test_a_busy_rest_port_is_refused_in_one_line(server: Served, tmp_path: pathl
     assert result.stderr.splitlines() == [
         f"error: the REST port 127.0.0.1:{server.rest_port} cannot be bound: it is in use"
     ]
+    assert not (tmp_path / "b.db").exists(), "a failed start made the database file"
     assert timed_post(server, f"after-{uuid.uuid4()}") < 1
 
 
@@ -441,6 +443,11 @@ def _digest(path: pathlib.Path) -> str:
         ("truncated", "it is not a SQLite database, or it is damaged"),
         ("directory", "is a directory, not a file"),
         ("missing folder", "cannot be created: no folder"),
+        (
+            "another application's",
+            "it holds another application's tables (orders, treatments), "
+            "not an auxia-decision store",
+        ),
     ],
 )
 def test_an_unusable_database_is_one_line_and_left_alone(
@@ -455,6 +462,10 @@ def test_an_unusable_database_is_one_line_and_left_alone(
         db.write_bytes(db.read_bytes()[:1000])
     elif case == "directory":
         db.mkdir()
+    elif case == "another application's":
+        other = sqlite3.connect(db)
+        other.executescript("CREATE TABLE orders (id INTEGER); CREATE TABLE treatments (x TEXT);")
+        other.close()
     else:
         db = tmp_path / "no" / "such" / "store.db"
     before = _digest(db) if db.is_file() else None

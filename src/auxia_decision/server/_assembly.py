@@ -34,6 +34,7 @@ from auxia_decision.server._emulator.shared_state import SharedState
 from auxia_decision.server._startup import (
     StartupError,
     bind_ports,
+    check_ports,
     one_line,
     open_files_limit,
     open_store,
@@ -112,6 +113,7 @@ class RunningServer:
 _STORE_FAILURES: Final = frozenset({Code.UNAVAILABLE, Code.INTERNAL})
 """The codes of what the store raises when its database fails under it."""
 
+
 async def start_server(config: ServerConfig) -> RunningServer:
     """Open the store, apply the seed and start both transports.
 
@@ -120,6 +122,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
     """
     seed = seed_of(config.seed)
     clock = ControlledClock(start_micros(config.frozen_at))
+    check_ports(config.host, config.rest_port, config.grpc_port)  # before the file is touched
     store = open_store(config.db, config.activity_cache_users)
     grpc_server: grpc.aio.Server | None = None
     sock: socket.socket | None = None

@@ -24,7 +24,7 @@ from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError
 from auxia_decision._extras import MissingExtraError, import_optional
 from auxia_decision.server._domain.seed import checked_seed, load_seed
-from auxia_decision.server._storage.sqlite_schema import NewerSchemaError
+from auxia_decision.server._storage.sqlite_schema import UnusableFileError
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.runtime import bound_socket
 
@@ -125,7 +125,7 @@ def open_store(path: str, activity_cache_users: int) -> SqliteStore | PostgresSt
             raise StartupError(f"the database {path} cannot be created: no folder {file.parent}")
     try:
         return SqliteStore(path, activity_cache_users=activity_cache_users)
-    except NewerSchemaError as error:
+    except UnusableFileError as error:
         raise StartupError(f"the database {path} cannot be used: {error}") from None
     except sqlite3.Error as error:
         reason = str(error)
@@ -202,6 +202,28 @@ def _reason(error: OSError) -> str:
     return "it is in use" if error.errno == errno.EADDRINUSE else str(error.strerror)
 
 
+def check_ports(host: str, rest_port: int, grpc_port: int) -> None:
+    """Raise StartupError naming every port that cannot be bound now; nothing stays bound.
+
+    Called before the store is opened, so that a port in use leaves the
+    database file as it was; ``bind_ports`` binds them for good.
+    """
+    if rest_port and rest_port == grpc_port:
+        msg = f"the REST and the gRPC port are both {host}:{rest_port}: give each its own"
+        raise StartupError(msg)
+    problems: list[str] = []
+    # A socket of our own tries the gRPC port, so that a port in use is one
+    # line of ours rather than grpc's log line and then ours.
+    for name, port in (("gRPC", grpc_port), ("REST", rest_port)):
+        if port:
+            try:
+                bound_socket(host, port).close()
+            except OSError as error:
+                problems.append(f"the {name} port {host}:{port} cannot be bound: {_reason(error)}")
+    if problems:
+        raise StartupError("; ".join(problems))
+
+
 def bind_ports(
     server: grpc.aio.Server, host: str, rest_port: int, grpc_port: int
 ) -> tuple[socket.socket, int]:
@@ -210,27 +232,12 @@ def bind_ports(
     Raises StartupError naming every port that cannot be bound, with nothing
     left bound.
     """
-    if rest_port and rest_port == grpc_port:
-        msg = f"the REST and the gRPC port are both {host}:{rest_port}: give each its own"
-        raise StartupError(msg)
-    problems: list[str] = []
-    if grpc_port:
-        # Tried first with a socket of our own, so that a port in use is one
-        # line of ours rather than grpc's log line and then ours.
-        try:
-            bound_socket(host, grpc_port).close()
-        except OSError as error:
-            problems.append(f"the gRPC port {host}:{grpc_port} cannot be bound: {_reason(error)}")
-    sock: socket.socket | None = None
+    check_ports(host, rest_port, grpc_port)
     try:
         sock = bound_socket(host, rest_port)
     except OSError as error:
-        problems.append(f"the REST port {host}:{rest_port} cannot be bound: {_reason(error)}")
-    if problems:
-        if sock is not None:
-            sock.close()
-        raise StartupError("; ".join(problems))
-    assert sock is not None
+        msg = f"the REST port {host}:{rest_port} cannot be bound: {_reason(error)}"
+        raise StartupError(msg) from None
     try:
         return sock, server.add_insecure_port(f"{host}:{grpc_port}")
     except RuntimeError:

@@ -24,7 +24,7 @@ from auxia_decision.server._storage.seam import (
     ServedTreatment,
     StoredTreatment,
 )
-from auxia_decision.server._storage.sqlite_schema import Migration, prepare, refuse_newer
+from auxia_decision.server._storage.sqlite_schema import Migration, prepare, refuse_unusable
 
 # Every table with a project_id column, the projects table last (the others refer to it).
 _PROJECT_TABLES: Final = (
@@ -44,9 +44,9 @@ def connect(path: str) -> tuple[sqlite3.Connection, Migration | None]:
     """Open a store's database (a file, or ``:memory:``) at today's schema.
 
     Creates a new file's tables, or migrates an older file (the migration is
-    returned); raises NewerSchemaError for a newer one.
+    returned); raises UnusableFileError for a newer one or another application's.
     """
-    refuse_newer(path)
+    refuse_unusable(path)
     connection = open_database(path)
     try:
         return connection, prepare(connection)

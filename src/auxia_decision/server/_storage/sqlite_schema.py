@@ -111,6 +111,8 @@ _ADDED_COLUMNS: Final = (
     "time_micros INTEGER NOT NULL DEFAULT 0",
     "tracking_id TEXT NOT NULL DEFAULT ''",
 )
+_STORE_TABLES: Final = frozenset({"projects", "interactions"})
+"""Tables every store has had since schema 0: a file of schema 0 without them is not one."""
 _MIGRATION_CHUNK: Final = 10_000
 # What migrating to version 1 fills in: a row's columns after its project id and body.
 _FILLED: Final = slice(INTERACTION_COLUMNS.index("user_id"), None)
@@ -120,8 +122,16 @@ _FILL: Final = (
 )
 
 
-class NewerSchemaError(Exception):
+class UnusableFileError(Exception):
+    """The file is a SQLite database the server must not change; the message says why."""
+
+
+class NewerSchemaError(UnusableFileError):
     """The database was written by a newer version of the server; the message says so."""
+
+
+class ForeignFileError(UnusableFileError):
+    """The database holds another application's tables, not a store's; the message says so."""
 
 
 @dataclass(frozen=True)
@@ -135,16 +145,31 @@ class Migration:
     seconds: float
 
 
-def refuse_newer(path: str) -> None:
-    """Raise NewerSchemaError for a file of a newer schema, before anything changes it."""
+def refuse_unusable(path: str) -> None:
+    """Raise UnusableFileError for a file the server must not change, before anything does.
+
+    NewerSchemaError for a file of a newer schema; ForeignFileError for a
+    file of schema 0 with tables, none of them a store's (another
+    application's database: migrating it would add ours to it).
+    """
     if path == ":memory:" or not pathlib.Path(path).is_file():
         return
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         (version,) = connection.execute("PRAGMA user_version").fetchone()
+        tables = {
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
     finally:
         connection.close()
     _refuse_newer(version)
+    if version == 0 and tables and not _STORE_TABLES.issubset(tables):
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        msg = f"it holds another application's tables ({shown}), not an auxia-decision store"
+        raise ForeignFileError(msg)
 
 
 def _refuse_newer(version: int) -> None:
@@ -159,7 +184,7 @@ def _refuse_newer(version: int) -> None:
 def prepare(connection: sqlite3.Connection) -> Migration | None:
     """Bring a database to today's schema; return the migration it took, if any.
 
-    Raises NewerSchemaError for a file of a newer schema (``refuse_newer``
+    Raises NewerSchemaError for a file of a newer schema (``refuse_unusable``
     says so before the file is opened for writing).
     """
     (version,) = connection.execute("PRAGMA user_version").fetchone()
