@@ -119,7 +119,7 @@ def test_the_jar_passes_its_junit_suite(
         ],
         tmp_path,
     )
-    assert "13 tests successful" in run.stdout, run.stdout
+    assert "14 tests successful" in run.stdout, run.stdout
 
 
 @pytest.fixture

@@ -64,7 +64,8 @@ export type AuxiaClient = ServicesClient<typeof services, RequestInits> & {
  * `SchemaDriftWarning` once per RPC and place, `onDrift`, and the counts of
  * `drift`.
  *
- * Throws when there is no API key (neither `apiKey` nor `AUXIA_API_KEY`) or
+ * Throws when there is no API key (neither `apiKey` nor `AUXIA_API_KEY`), when
+ * the key holds a character no header can carry (the key is not shown), or
  * the base URL is not an http(s) URL without credentials, query or fragment.
  */
 export function createClient(options: ClientOptions = {}): AuxiaClient {

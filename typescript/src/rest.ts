@@ -150,6 +150,7 @@ export function createServicesClient<Services extends readonly DescService[], In
   options: ServicesClientOptions,
 ): ServicesClient<Services, Inits> & { readonly baseUrl: string } {
   const baseUrl = checkedBaseUrl(options.baseUrl);
+  checkKey(options.key, `the ${options.keyHeader} key`);
   const transport: Transport = {
     baseUrl,
     headers: {
@@ -170,6 +171,23 @@ export function createServicesClient<Services extends readonly DescService[], In
       call(transport, route, request, callOptions ?? {});
   }
   return client as ServicesClient<Services, Inits> & { readonly baseUrl: string };
+}
+
+// Visible ASCII, with spaces inside but not at either end (a header's value is trimmed).
+const SENDABLE_KEY = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+
+/**
+ * Throw when a header cannot carry the key as it is (read with its newline,
+ * say): in words that do not show it, where fetch's own error would.
+ */
+export function checkKey(key: string, what: string): void {
+  if (!SENDABLE_KEY.test(key)) {
+    throw new TypeError(
+      `${what} holds a character a header cannot carry (a space at either end, a line ` +
+        "break or another control character, or a non-ASCII one); the key is not shown: " +
+        "check where it is read from",
+    );
+  }
 }
 
 /**

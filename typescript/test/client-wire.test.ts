@@ -338,6 +338,18 @@ describe("createClient", () => {
     }
   });
 
+  test("a key no header can carry is refused without showing it", () => {
+    for (const key of ["S3CRET_KEY\n", " S3CRET_KEY", "S3CRET\u0000KEY", "S3CRÉT_KEY"]) {
+      assert.throws(
+        () => createClient({ apiKey: key, baseUrl: server.url }),
+        (error: unknown) =>
+          error instanceof TypeError &&
+          error.message.startsWith("the x-api-key key holds a character a header cannot carry") &&
+          !error.message.includes("S3CR"),
+      );
+    }
+  });
+
   test("reads AUXIA_BASE_URL and AUXIA_API_KEY, else calls production", async () => {
     const saved = { ...process.env };
     try {

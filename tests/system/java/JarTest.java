@@ -105,6 +105,27 @@ class JarTest {
   }
 
   @Test
+  void aKeyNoHeaderCanCarryOrABaseUrlWithCredentialsIsRefusedUnshown() {
+    IllegalArgumentException key =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> AuxiaClient.builder().baseUrl(auxia.baseUrl()).apiKey("S3CRET_KEY\n").build());
+    assertTrue(key.getMessage().startsWith("the API key holds a character a header cannot"));
+    assertFalse(key.getMessage().contains("S3CRET"));
+    IllegalArgumentException url =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                AuxiaClient.builder()
+                    .baseUrl("http://user:pw_S3CRET@127.0.0.1:1")
+                    .apiKey("KEY")
+                    .build());
+    assertEquals(
+        "the base URL carries credentials, and a key goes in its header (the URL is not shown)",
+        url.getMessage());
+  }
+
+  @Test
   void everyRpcIsReachedByItsHttpRule() {
     AuxiaClient client = auxia.client();
     String project = auxia.projectId();
