@@ -17,8 +17,8 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Final
+from collections.abc import Callable, Iterator
+from typing import Any, Final
 
 import grpc
 import httpx
@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia.decision.model import treatment_interaction_service_pb2_grpc as interactions_grpc
+from auxia_decision.server._domain.seed import default_seed_text
 from tests._fixtures import REQUESTS
 from tests._raw_http import (
     KEY,
@@ -530,6 +531,52 @@ def test_a_key_in_two_projects_is_a_seed_error_naming_both(tmp_path: pathlib.Pat
         'of project "A" (projects[0]): a key belongs to one project'
     )
     assert "SHARED_KEY" not in result.stderr
+
+
+def _numeric_id_an_object(seed: dict[str, Any]) -> None:
+    seed["projects"][0]["numericProjectId"] = {"a": 1}
+
+
+def _unknown_treatment_type(seed: dict[str, Any]) -> None:
+    seed["projects"][0]["treatments"][0]["insert"]["treatmentTypeName"] = "NOPE"
+
+
+def _rule_on_no_data_field(seed: dict[str, Any]) -> None:
+    seed["projects"][0]["treatments"][1]["insert"]["eligibilityRules"]["rules"][0][
+        "dataFieldId"
+    ] = "999"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            _numeric_id_an_object,
+            "projects[0].numericProjectId: expected an integer (a number or a string), "
+            "got an object",
+        ),
+        (
+            _unknown_treatment_type,
+            "projects[0].treatments[0].insert.treatmentTypeName: no treatment type NOPE",
+        ),
+        (
+            _rule_on_no_data_field,
+            "projects[0].treatments[1].insert.eligibilityRules.rules[0].dataFieldId: "
+            "the project has no data field 999: resolve it with GetDataFields first",
+        ),
+    ],
+    ids=["a wrong type", "an unknown treatment type", "a rule on no data field"],
+)
+def test_a_seed_error_names_its_place_in_the_seed_and_nothing_else(
+    tmp_path: pathlib.Path, change: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    seed = json.loads(default_seed_text())
+    change(seed)
+    path = tmp_path / "seed.json"
+    path.write_text(json.dumps(seed))
+    result = serve_command("--seed", str(path), "--db", ":memory:", "--rest-port", "0")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: the seed {path} is invalid: {expected}"]
 
 
 # 7. Smaller faults.

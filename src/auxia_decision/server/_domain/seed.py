@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.resources
 import pathlib
+import re
+from typing import Final
 
 from auxia.decision.server import seed_pb2
 from auxia_decision._codec import RestCodec
@@ -25,7 +27,27 @@ def default_seed_text() -> str:
 def load_seed(path: pathlib.Path | None = None) -> seed_pb2.Seed:
     """Read and check a seed file (proto JSON), or the default seed when ``path`` is None."""
     text = path.read_text() if path is not None else default_seed_text()
-    return checked_seed(RestCodec().decode_request(text, seed_pb2.Seed))
+    try:
+        given = RestCodec().decode_request(text, seed_pb2.Seed)
+    except ApiError as error:
+        # A document that does not decode is also checked for required fields,
+        # before what the seed leaves implied (a project's id) is filled in.
+        said = [v for v in error.field_violations if not _implied(v.field, v.description)]
+        if not said or len(said) == len(error.field_violations):
+            raise
+        raise ApiError.invalid_argument(said) from None
+    return checked_seed(given)
+
+
+# The project id a treatment type or a treatment's insert may leave to its project.
+_IMPLIED_PROJECT_ID: Final = re.compile(
+    r"projects\[\d+\]\.(?:treatmentTypes\[\d+\]|treatments\[\d+\]\.insert)\.projectId"
+)
+
+
+def _implied(field: str, description: str) -> bool:
+    """Return whether a violation is a project id the seed may leave implied, said missing."""
+    return description == "required" and _IMPLIED_PROJECT_ID.fullmatch(field) is not None
 
 
 def checked_seed(given: seed_pb2.Seed) -> seed_pb2.Seed:
@@ -134,15 +156,26 @@ def apply_seed(repository: Repository, seed: seed_pb2.Seed, now: int) -> None:
                 repository, project.project_id, params, f"{path}.dataFields[{number}]"
             )
             repository.resolve_data_field(project.project_id, params, field_type)
-        for seeded in project.treatments:
+        for number, seeded in enumerate(project.treatments):
             if repository.find_treatment(project.project_id, treatment_id=seeded.treatment_id):
                 continue
             insert = seeded.insert
+            where = f"{path}.treatments[{number}].insert"
             seeded_type = repository.treatment_type(project.project_id, insert.treatment_type_name)
             if seeded_type is None:
-                msg = f"{path}: no treatment type {insert.treatment_type_name}"
+                msg = f"{where}.treatmentTypeName: no treatment type {insert.treatment_type_name}"
                 raise ValueError(msg)
-            stored = new_treatment(
-                repository, record, insert, seeded_type, now, treatment_id=seeded.treatment_id
-            )
+            try:
+                stored = new_treatment(
+                    repository, record, insert, seeded_type, now, treatment_id=seeded.treatment_id
+                )
+            except ApiError as error:
+                if not error.field_violations:
+                    raise
+                raise ApiError.invalid_argument(
+                    [
+                        violation(f"{where}.{v.field}" if v.field else where, v.description)
+                        for v in error.field_violations
+                    ]
+                ) from None
             repository.put_treatment(stored)
