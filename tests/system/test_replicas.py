@@ -10,13 +10,18 @@ properties are checked again under the load, and nothing is lost.
 from __future__ import annotations
 
 import json
+import pathlib
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from auxia.decision.server import seed_pb2
+from auxia_decision.server._domain.auth import key_digest, seed_key_digest
+from auxia_decision.server._domain.seed import default_seed_text
 from tests._served import Served, start
 from tests._stored import stored_tracking_ids
 from tools.loadgen import collect, is_server_error, reconcile, spawn
@@ -266,6 +271,72 @@ def test_a_reset_through_one_replica_resets_the_other(reset: tuple[Served, Serve
     assert _admin(second, "ListInteractions", {}) == {}
     assert _admin(second, "ListRecentDecisions", {}) == {}
     assert _served(second, user, "CART_SCREEN") == ["CART_REMINDER"]
+
+
+def test_the_seed_they_share_holds_no_key_in_clear(postgres_url: str) -> None:
+    server = start(postgres_url)
+    try:
+        with psycopg.connect(postgres_url) as connection:
+            found = connection.execute(
+                "SELECT value FROM emulator_state WHERE key = 'seed'"
+            ).fetchone()
+    finally:
+        server.stop()
+    assert found is not None
+    shared = bytes(found[0])
+    for key in (KEY, "API_KEY", ADMIN):
+        assert key.encode() not in shared
+    seed = seed_pb2.Seed.FromString(shared)
+    assert [seed_key_digest(key) for key in seed.admin_keys] == [key_digest(ADMIN)]
+    assert [seed_key_digest(key) for key in seed.projects[0].api_keys] == [
+        key_digest(KEY),
+        key_digest("API_KEY"),
+    ]
+
+
+def test_the_seed_of_the_last_started_is_every_replicas_keys_and_all(
+    postgres_url: str, tmp_path: pathlib.Path
+) -> None:
+    seed = json.loads(default_seed_text())
+    seed["adminKeys"] = ["SECOND_ADMIN_KEY"]
+    seed["projects"][0]["apiKeys"] = ["SECOND_API_KEY"]
+    path = tmp_path / "second.json"
+    path.write_text(json.dumps(seed))
+    first = start(postgres_url)
+    try:
+        second = start(postgres_url, "--seed", str(path))
+        try:
+            # The first replica takes the shared seed, whose keys it holds as digests only,
+            # at its next sync, which a call it lets in starts (replicas.md, "Limits").
+            _admin(first, "GetClock", {})
+            answer = httpx.post(
+                f"{first.rest_url}/emulator/v1/Reset",
+                json={},
+                headers={"x-admin-key": "SECOND_ADMIN_KEY"},
+                timeout=60,
+            )
+            assert answer.status_code == 200, answer.text
+            # The keys a Reset through the first wrote are the second's seed's alone.
+            for replica, key, status in (
+                (first, KEY, 401),
+                (first, "SECOND_API_KEY", 200),
+                (second, "SECOND_API_KEY", 200),
+            ):
+                response = httpx.post(
+                    f"{replica.rest_url}/v1/GetTreatments",
+                    json={
+                        "projectId": "PROJECT_ID",
+                        "userId": "u",
+                        "surfaces": [{"surface": "CART_SCREEN"}],
+                    },
+                    headers={"x-api-key": key},
+                    timeout=30,
+                )
+                assert response.status_code == status, (replica.rest_url, key, response.text)
+        finally:
+            second.stop()
+    finally:
+        first.stop()
 
 
 REQUESTS = 6_000

@@ -37,6 +37,26 @@ def key_digest(api_key: str) -> bytes:
     return digest
 
 
+_DIGEST_MARK: Final = "\x00sha256:"
+"""What a key written as its digest starts with: no header carries a NUL, so no real key does."""
+
+
+def as_digest(key: str) -> str:
+    """Return a seed's key written as its digest, which ``seed_key_digest`` reads back.
+
+    For a seed shared with other processes through a store (replicas on
+    PostgreSQL): it then holds no key in clear.
+    """
+    return key if key.startswith(_DIGEST_MARK) else _DIGEST_MARK + key_digest(key).hex()
+
+
+def seed_key_digest(key: str) -> bytes:
+    """Return the digest of a seed's key, which may be written as its digest (``as_digest``)."""
+    if key.startswith(_DIGEST_MARK):
+        return bytes.fromhex(key.removeprefix(_DIGEST_MARK))
+    return key_digest(key)
+
+
 class KeyRing:
     """The API keys of every project, by digest.
 

@@ -11,7 +11,7 @@ from auxia.decision.server import seed_pb2
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, FieldViolation, violation
 from auxia_decision._validation import check_request
-from auxia_decision.server._domain.auth import key_digest
+from auxia_decision.server._domain.auth import as_digest, seed_key_digest
 from auxia_decision.server._domain.data_fields import DATA_FIELD_TYPES, data_field_type_of
 from auxia_decision.server._domain.treatments import new_treatment
 from auxia_decision.server._storage.seam import ProjectRecord, Repository
@@ -66,6 +66,20 @@ def checked_seed(given: seed_pb2.Seed) -> seed_pb2.Seed:
     check_request(seed)
     _check_unique(seed)
     return seed
+
+
+def digested(seed: seed_pb2.Seed) -> seed_pb2.Seed:
+    """Return a copy of a seed whose API and admin keys are written as their digests.
+
+    What a store shared by several processes keeps of the seed: it works as
+    the seed does (``apply_seed``, the admin keys' check) and holds no key.
+    """
+    copy = seed_pb2.Seed()
+    copy.CopyFrom(seed)
+    copy.admin_keys[:] = [as_digest(key) for key in seed.admin_keys]
+    for project in copy.projects:
+        project.api_keys[:] = [as_digest(key) for key in project.api_keys]
+    return copy
 
 
 def project_seed(seed: seed_pb2.Seed, project_id: str) -> seed_pb2.Seed | None:
@@ -138,7 +152,7 @@ def apply_seed(repository: Repository, seed: seed_pb2.Seed, now: int) -> None:
             project.numeric_project_id,
             frozenset(project.supported_language_codes),
         )
-        repository.put_project(record, [key_digest(key) for key in project.api_keys])
+        repository.put_project(record, [seed_key_digest(key) for key in project.api_keys])
         for treatment_type in project.treatment_types:
             repository.put_treatment_type(treatment_type)
         for attribute in project.user_attribute_types:

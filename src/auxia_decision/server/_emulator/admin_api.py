@@ -14,10 +14,10 @@ from auxia.decision.server import seed_pb2
 from auxia_decision._errors import ApiError, Code, invalid_field
 from auxia_decision._routes import services
 from auxia_decision._validation import check_request, clear_output_only
-from auxia_decision.server._domain.auth import key_digest
+from auxia_decision.server._domain.auth import key_digest, seed_key_digest
 from auxia_decision.server._domain.clock import ControlledClock
 from auxia_decision.server._domain.decisions import DecisionRequest, Verdict, decide
-from auxia_decision.server._domain.seed import apply_seed, project_seed
+from auxia_decision.server._domain.seed import apply_seed, digested, project_seed
 from auxia_decision.server._domain.servicer import ApiServicer
 from auxia_decision.server._domain.treatments import with_statuses
 from auxia_decision.server._emulator.faults import FaultPlan
@@ -122,6 +122,8 @@ class EmulatorServicer:
         self._reloads: set[asyncio.Future[None]] = set()
         self._store = store
         self._seed = seed
+        self._shared_seed = digested(seed).SerializeToString()
+        """The seed as processes sharing the store keep it: its keys as digests."""
         self._clock = clock
         self._faults = faults
         self._recent = recent
@@ -130,7 +132,7 @@ class EmulatorServicer:
         self._journal_view = JournalView(
             [*services(), SERVICE], SERVICE.full_name, [*keys, *seed.admin_keys], self._near_miss
         )
-        self._admin_digests = tuple(key_digest(key) for key in seed.admin_keys)
+        self._admin_digests = tuple(seed_key_digest(key) for key in seed.admin_keys)
         self._full_names = {
             method.full_name: method.name for service in services() for method in service.methods
         }
@@ -160,7 +162,7 @@ class EmulatorServicer:
         shared = self._shared
         if shared is None:
             return
-        seed = self._seed.SerializeToString()
+        seed = self._shared_seed  # no key in clear in the store
         await shared.change_state(SEED, lambda _: (seed, None))
         start = encode_clock(*self._clock.start_state())
         await shared.change_state(CLOCK, lambda found: (found or start, None))
@@ -176,9 +178,10 @@ class EmulatorServicer:
             if self._journal is not None:
                 self._journal.clock_changed()
         seed = state.get(SEED)
-        if seed is not None and seed != self._seed.SerializeToString():
+        if seed is not None and seed != self._shared_seed:
             self._seed = seed_pb2.Seed.FromString(seed)
-            self._admin_digests = tuple(key_digest(key) for key in self._seed.admin_keys)
+            self._shared_seed = seed
+            self._admin_digests = tuple(seed_key_digest(key) for key in self._seed.admin_keys)
         resets = count_of(state.get(RESETS))
         if resets != self._resets:
             # Another process reset the server: the API keys were written again.
