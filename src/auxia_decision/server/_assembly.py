@@ -130,12 +130,11 @@ async def start_server(config: ServerConfig) -> RunningServer:
         try:
             now = clock.now()
             await store.run(lambda repository: apply_seed(repository, seed, now))
-        except ApiError as error:
-            if error.code in _STORE_FAILURES:  # the store's, not the seed's (storage_error)
+        except (ApiError, ValueError) as error:
+            # The store's failures (storage_error) are the database's, not the seed's.
+            if isinstance(error, ApiError) and error.code in _STORE_FAILURES:
                 msg = f"the database {redacted(config.db)} cannot be used: {error.message}"
                 raise StartupError(msg) from None
-            raise StartupError(f"{seed_name(config.seed)} is invalid: {one_line(error)}") from None
-        except ValueError as error:
             raise StartupError(f"{seed_name(config.seed)} is invalid: {one_line(error)}") from None
         try:
             await store.start_helpers()

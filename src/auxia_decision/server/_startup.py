@@ -140,17 +140,30 @@ def open_store(path: str, activity_cache_users: int) -> SqliteStore | PostgresSt
 def redacted(url: str) -> str:
     """Return a database URL without its passwords, fit for messages and logs.
 
-    The userinfo's password (up to the URL's last ``@``, so that an unescaped
-    ``#``, ``/`` or ``@`` in it does not split it) and every ``password=``
+    The userinfo's password (``_password_of``) and every ``password=``
     parameter show as ``***``.
     """
+    split = _password_of(url)
+    if split is not None:
+        before, _, after = split
+        url = f"{before}***{after}"
+    return _PASSWORD_PARAMETER.sub(r"\1***", url)
+
+
+def _password_of(url: str) -> tuple[str, str, str] | None:
+    """Split a URL around its userinfo's password: (before it, it, after it); None if it has none.
+
+    The userinfo runs to the URL's last ``@``, so that an unescaped ``#``,
+    ``/`` or ``@`` in the password does not split it.
+    """
     scheme, separator, rest = url.partition("://")
-    if separator and "@" in rest:
-        userinfo, _, host = rest.rpartition("@")
-        user, colon, _ = userinfo.partition(":")
-        if colon:
-            rest = f"{user}:***@{host}"
-    return scheme + separator + _PASSWORD_PARAMETER.sub(r"\1***", rest)
+    if not separator or "@" not in rest:
+        return None
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not colon:
+        return None
+    return f"{scheme}{separator}{user}:", password, f"@{host}"
 
 
 def _passwords(url: str) -> list[str]:
@@ -159,13 +172,11 @@ def _passwords(url: str) -> list[str]:
     Passwords shorter than 3 characters are left out: scrubbing them would
     garble the text more than it hides.
     """
-    _, separator, rest = url.partition("://")
-    found = [match.group(2) for match in _PASSWORD_PARAMETER.finditer(rest)]
-    if separator and "@" in rest:
-        user_and_password = rest.rpartition("@")[0].partition(":")
-        if user_and_password[1]:
-            # libpq may split at the first @: each part of the password may be shown alone.
-            found += [user_and_password[2], *user_and_password[2].split("@")]
+    found = [match.group(2) for match in _PASSWORD_PARAMETER.finditer(url)]
+    split = _password_of(url)
+    if split is not None:
+        # libpq may split at the first @: each part of the password may be shown alone.
+        found += [split[1], *split[1].split("@")]
     return [text for password in found for text in {password, unquote(password)} if len(text) >= 3]
 
 

@@ -149,7 +149,7 @@ def refuse_unusable(path: str) -> None:
     """Raise UnusableFileError for a file the server must not change, before anything does.
 
     NewerSchemaError for a file of a newer schema; ForeignFileError for a
-    file of schema 0 with tables, none of them a store's (another
+    file of schema 0 with tables but without a store's (another
     application's database: migrating it would add ours to it).
     """
     if path == ":memory:" or not pathlib.Path(path).is_file():
