@@ -85,7 +85,7 @@ def fast_decoder(
     backend: JsonBackend, message_type: type[M], *, strict: bool
 ) -> Callable[[bytes | str], M]:
     """Return the fast decoder of a type on a backend (every type tested here has one)."""
-    decoder = _fastjson._decoder_on(backend, message_type, strict=strict)
+    decoder = _fastjson.decoder(message_type, strict=strict, backend=backend)
     assert decoder is not None
     return decoder
 
@@ -115,7 +115,7 @@ def fast_outcome(
     backend: JsonBackend, text: bytes | str, message_type: type[Message], *, strict: bool
 ) -> Outcome:
     """Return what the fast decoder on a backend decides: the message, or that it raised."""
-    decode = _fastjson._decoder_on(backend, message_type, strict=strict)
+    decode = _fastjson.decoder(message_type, strict=strict, backend=backend)
     if decode is None:
         return ("no fast decoder",)
     try:
@@ -126,7 +126,7 @@ def fast_outcome(
 
 def fields_outcome(backend: JsonBackend, text: bytes | str, message_type: type[Message]) -> Outcome:
     """Return what the fields decoder on a backend decides: the message its fields build, or not."""
-    decode = _fastjson._fields_decoder_on(backend, message_type)
+    decode = _fastjson.fields_decoder(message_type, backend=backend)
     if decode is None:
         return ("no fields decoder",)
     try:
@@ -176,7 +176,7 @@ def test_every_type_is_specialised(message_type: type[Message]) -> None:
 def test_every_type_has_a_decoder_on_each_backend(
     message_type: type[Message], backend: JsonBackend, strict: bool
 ) -> None:
-    assert _fastjson._decoder_on(backend, message_type, strict=strict) is not None
+    assert _fastjson.decoder(message_type, strict=strict, backend=backend) is not None
 
 
 def test_the_tests_run_orjson_and_the_stdlib_codec_parses_with_the_stdlib(

@@ -147,8 +147,7 @@ def _decoder_on(
 ) -> Decoder[M] | None:
     """Return the specialised decoder of a message type parsing with a given backend.
 
-    :func:`decoder` with the backend named rather than chosen, so that tests
-    can build decoders on each (``json_backend.ORJSON``, ``json_backend.STDLIB``).
+    What :func:`decoder` builds (once) once the backend is settled.
     """
     root = cast(type[Message], message_type)
     build = functools.partial(build_decoder, root, strict, backend, known_enums=known_enums)
@@ -173,6 +172,6 @@ def fields_decoder(
 def _fields_decoder_on(
     backend: json_backend.JsonBackend, message_type: type[Message]
 ) -> FieldsDecoder | None:
-    """Return the fields decoder of a request type parsing with a given backend (for tests)."""
+    """Return the fields decoder of a request type parsing with a given backend (built once)."""
     build = functools.partial(build_fields_decoder, message_type, backend)
     return _built_once(_built_fields_decoders, (message_type, backend), build)
