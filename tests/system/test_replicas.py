@@ -9,16 +9,19 @@ properties are checked again under the load, and nothing is lost.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pathlib
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
+import grpc
 import httpx
 import psycopg
 import pytest
 
+from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.server import seed_pb2
 from auxia_decision.server._domain.auth import key_digest, seed_key_digest
 from auxia_decision.server._domain.seed import default_seed_text
@@ -294,6 +297,34 @@ def test_the_seed_they_share_holds_no_key_in_clear(postgres_url: str) -> None:
     ]
 
 
+def _decide(server: Served, key: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.rest_url}/v1/GetTreatments",
+        json={"projectId": "PROJECT_ID", "userId": "u", "surfaces": [{"surface": "CART_SCREEN"}]},
+        headers={"x-api-key": key},
+        timeout=30,
+    )
+
+
+def _grpc_decide(server: Served, key: str) -> grpc.StatusCode:
+    request = decisions.GetTreatmentsRequest(
+        project_id="PROJECT_ID",
+        user_id="u",
+        surfaces=[decisions.SurfaceRequest(surface="CART_SCREEN")],
+    )
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        call = channel.unary_unary(
+            "/io.auxia.decision.model.TreatmentDecisionService/GetTreatments",
+            request_serializer=lambda message: message.SerializeToString(),
+            response_deserializer=decisions.GetTreatmentsResponse.FromString,
+        )
+        try:
+            call(request, metadata=(("x-api-key", key),), timeout=30)
+        except grpc.RpcError as error:
+            return cast(grpc.Call, error).code()
+    return grpc.StatusCode.OK
+
+
 def test_the_seed_of_the_last_started_is_every_replicas_keys_and_all(
     postgres_url: str, tmp_path: pathlib.Path
 ) -> None:
@@ -304,11 +335,25 @@ def test_the_seed_of_the_last_started_is_every_replicas_keys_and_all(
     path.write_text(json.dumps(seed))
     first = start(postgres_url)
     try:
+        assert _decide(first, KEY).status_code == 200  # the first has read the keys
         second = start(postgres_url, "--seed", str(path))
         try:
-            # The first replica takes the shared seed, whose keys it holds as digests only,
-            # at its next sync, which a call it lets in starts (replicas.md, "Limits").
-            _admin(first, "GetClock", {})
+            # The first's next calls, with nothing between, take the second's keys: a key
+            # it has not read is looked for in the database, an admin key checked after a sync.
+            assert _decide(first, "SECOND_API_KEY").status_code == 200
+            assert _grpc_decide(first, "SECOND_API_KEY") is grpc.StatusCode.OK
+            refused = _decide(first, "NO_SEED_HAS_THIS_KEY")
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["message"] == "the API key is not valid"
+            assert _grpc_decide(first, "NO_SEED_HAS_THIS_KEY") is grpc.StatusCode.UNAUTHENTICATED
+            for admin, status in (("SECOND_ADMIN_KEY", 200), (ADMIN, 401)):
+                answer = httpx.post(
+                    f"{first.rest_url}/emulator/v1/GetClock",
+                    json={},
+                    headers={"x-admin-key": admin},
+                    timeout=30,
+                )
+                assert answer.status_code == status, (admin, answer.text)
             answer = httpx.post(
                 f"{first.rest_url}/emulator/v1/Reset",
                 json={},
@@ -316,27 +361,50 @@ def test_the_seed_of_the_last_started_is_every_replicas_keys_and_all(
                 timeout=60,
             )
             assert answer.status_code == 200, answer.text
-            # The keys a Reset through the first wrote are the second's seed's alone.
+            # The keys a Reset through the first wrote are the second's seed's alone (the
+            # second reads them again after its next sync: replicas.md, "Limits").
             for replica, key, status in (
                 (first, KEY, 401),
                 (first, "SECOND_API_KEY", 200),
                 (second, "SECOND_API_KEY", 200),
             ):
-                response = httpx.post(
-                    f"{replica.rest_url}/v1/GetTreatments",
-                    json={
-                        "projectId": "PROJECT_ID",
-                        "userId": "u",
-                        "surfaces": [{"surface": "CART_SCREEN"}],
-                    },
-                    headers={"x-api-key": key},
-                    timeout=30,
-                )
+                response = _decide(replica, key)
                 assert response.status_code == status, (replica.rest_url, key, response.text)
         finally:
             second.stop()
     finally:
         first.stop()
+
+
+def test_unknown_keys_at_once_are_refused_by_a_reading_at_a_time(
+    replicas: tuple[Served, Served],
+) -> None:
+    first, _ = replicas
+
+    async def flood() -> list[int]:
+        async with httpx.AsyncClient(base_url=first.rest_url, timeout=30) as client:
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/GetTreatments",
+                        json={"projectId": "PROJECT_ID", "userId": "u", "surfaces": []},
+                        headers={"x-api-key": f"UNKNOWN_{index}"},
+                    )
+                    for index in range(200)
+                )
+            )
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(flood()) == [401] * 200
+    assert _decide(first, KEY).status_code == 200
+    # The key is still checked before the request is read.
+    malformed = httpx.post(
+        f"{first.rest_url}/v1/GetTreatments",
+        content=b"{not json",
+        headers={"content-type": "application/json", "x-api-key": "UNKNOWN"},
+        timeout=30,
+    )
+    assert malformed.status_code == 401, malformed.text
 
 
 REQUESTS = 6_000

@@ -9,8 +9,8 @@ calls) and a ``DecisionListener`` (told of each GetTreatments answered).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, Protocol, TypeVar, cast
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Final, Protocol, TypeVar, cast
 
 from google.protobuf.message import Message
 
@@ -156,6 +156,11 @@ class ApiServicer:
         self.faults = faults
         self._on_decision = on_decision
         self._keys: KeyRing | None = None
+        # Readings of the keys for a key not among those loaded (shared stores):
+        # how many started, and the number of the last one that ended well.
+        self._key_readings = 0
+        self._key_reading_done = 0
+        self._key_lock = asyncio.Lock()
         self._handlers: Mapping[str, Callable[[ProjectRecord, Message], Awaitable[Message]]] = {
             "InsertTreatment": self._insert_treatment,
             "UpdateTreatment": self._update_treatment,
@@ -186,13 +191,21 @@ class ApiServicer:
         """Return the project of an API key; raise UNAUTHENTICATED for a missing or unknown key."""
         if self._keys is None and api_key:
             await self.load_keys()
-        return self.admit(api_key)
+        found = self.admit(api_key)
+        if isinstance(found, Coroutine):
+            return await found
+        return found
 
-    def admit(self, api_key: str | None, admin_key: str | None = None) -> ProjectRecord:
+    def admit(
+        self, api_key: str | None, admin_key: str | None = None
+    ) -> ProjectRecord | Coroutine[Any, Any, ProjectRecord]:
         """Return the project of an API key from the keys loaded (see ``authenticate``).
 
-        Raises UNAUTHENTICATED for a missing or unknown key. ``admin_key`` is
-        not one of the API's credentials: it is ignored.
+        Raises UNAUTHENTICATED for a missing or unknown key; on a shared store,
+        a key not among those loaded gives a coroutine of its project that
+        looks for it again in the store's keys (another replica's start may
+        have added it), as the transports' ``Admit`` may.
+        ``admin_key`` is not one of the API's credentials: it is ignored.
         """
         del admin_key
         keys = self._keys
@@ -201,7 +214,29 @@ class ApiServicer:
                 return KeyRing({}).project_of(api_key)  # UNAUTHENTICATED: no key
             msg = "the API keys are not loaded: await load_keys() or authenticate() first"
             raise RuntimeError(msg)
-        return keys.project_of(api_key)
+        if not self._shared or not api_key:
+            return keys.project_of(api_key)
+        try:
+            return keys.project_of(api_key)
+        except ApiError:
+            return self._project_read_again(api_key)
+
+    async def _project_read_again(self, api_key: str) -> ProjectRecord:
+        """Return the project of a key not loaded, from the store's keys read after this call.
+
+        Raises UNAUTHENTICATED when the store has no such key either. Calls
+        that wait while a reading runs share the next one, so refused keys
+        cost the store one reading at a time.
+        """
+        asked = self._key_readings
+        async with self._key_lock:
+            if self._key_reading_done <= asked:  # no reading started since this call asked
+                self._key_readings += 1
+                number = self._key_readings
+                await self.load_keys()
+                self._key_reading_done = number
+        assert self._keys is not None
+        return self._keys.project_of(api_key)
 
     async def invoke(self, method: str, request: Message, api_key: str | None) -> Message:
         """Run an RPC by short name for the holder of ``api_key``.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -192,11 +193,14 @@ class EmulatorServicer:
             self._reloads.add(task)
             task.add_done_callback(self._reloads.discard)
 
-    def admit(self, api_key: str | None, admin_key: str | None) -> None:
+    def admit(self, api_key: str | None, admin_key: str | None) -> Coroutine[Any, Any, None] | None:
         """Raise UNAUTHENTICATED unless ``admin_key`` is an admin key of the seed.
 
         Keys are compared by digest, in constant time; no key is ever named in
-        an error. An API key is never accepted: the error says so.
+        an error. An API key is never accepted: the error says so. On a shared
+        store this returns a coroutine that checks the key after a sync: against
+        the seed of the last replica started, as of a sync after the call
+        arrived.
         """
         if not admin_key:
             if api_key is not None:
@@ -207,6 +211,20 @@ class EmulatorServicer:
             else:
                 msg = f"the emulator admin API needs an admin key of the seed in {ADMIN_KEY_HEADER}"
             raise ApiError(Code.UNAUTHENTICATED, msg)
+        shared = self._shared
+        if shared is not None:
+            key = admin_key
+
+            async def confirmed() -> None:
+                await shared.synchronize("")
+                self._check_admin_key(key)
+
+            return confirmed()
+        self._check_admin_key(admin_key)
+        return None
+
+    def _check_admin_key(self, admin_key: str) -> None:
+        """Raise UNAUTHENTICATED unless ``admin_key`` is an admin key of the seed known now."""
         if not self._admin_digests:
             raise ApiError(
                 Code.PERMISSION_DENIED,

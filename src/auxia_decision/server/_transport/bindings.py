@@ -51,7 +51,13 @@ class Admit(Protocol):
     """Admits a call from the keys it carries; raises ApiError (UNAUTHENTICATED...) otherwise."""
 
     def __call__(self, api_key: str | None, admin_key: str | None, /) -> Any:  # noqa: ANN401
-        """Return the caller, handed to ``Invoke`` as it is."""
+        """Return the caller, handed to ``Invoke`` as it is, or a coroutine of it.
+
+        A coroutine (``types.CoroutineType``) is for keys that cannot be told
+        at once: a server sharing its store with others learns their keys at
+        a sync. The transport awaits it before it reads the request, so that
+        the key is still checked first; it raises ApiError as this does.
+        """
         ...
 
 

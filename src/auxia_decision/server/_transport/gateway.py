@@ -8,6 +8,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from types import CoroutineType
 from typing import Any, Final
 
 from google.protobuf.message import Message
@@ -257,6 +258,8 @@ class RestGateway:
                     headers = self._cors.cors_headers(request_headers.origin, headers)
                 # The key is checked before the body is read, and once per request.
                 caller = endpoint.binding.admit(request_headers.api_key, request_headers.admin_key)
+                if type(caller) is CoroutineType:
+                    caller = await caller
                 content_length = request_headers.content_length
                 if (
                     request_headers.content_type != b"application/json"

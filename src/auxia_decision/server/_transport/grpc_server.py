@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from types import CoroutineType
 from typing import Any, NoReturn, TypeVar, cast
 
 import grpc
@@ -100,6 +101,8 @@ def _handler(  # noqa: PLR0917 - called once per method, where the service is re
             # parsed here, not by grpc: a payload that is not the request
             # message is the caller's error (INVALID_ARGUMENT), not UNKNOWN.
             caller = admit(*_keys(_metadata(context)))
+            if type(caller) is CoroutineType:
+                caller = await caller
             response = await invoke(caller, method, _parse(request_type, request))
         except Exception as error:  # every failure ends the call with a status
             return await _fail(context, method, _api_error(method, error), started)
@@ -117,6 +120,8 @@ def _handler(  # noqa: PLR0917 - called once per method, where the service is re
         metadata = _metadata(context)
         try:
             caller = admit(*_keys(metadata))
+            if type(caller) is CoroutineType:
+                caller = await caller
             response = await invoke(caller, method, _parse(request_type, request))
             answer = serialized(response)
         except Exception as error:  # every failure ends the call with a status
