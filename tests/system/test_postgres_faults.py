@@ -9,6 +9,7 @@ database and reconciled with what was acknowledged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -50,6 +51,10 @@ def _wait_for_rows(url: str, tag: str, minimum: int, timeout: float = 30.0) -> N
 
 
 def _log_once(server: Served, tag: str) -> httpx.Response:
+    return _log_once_with_key(server, "TEST_API_KEY", tag)
+
+
+def _log_once_with_key(server: Served, key: str, tag: str = "t") -> httpx.Response:
     return httpx.post(
         f"{server.rest_url}/v1/LogTreatmentInteraction",
         content=json.dumps(
@@ -60,7 +65,7 @@ def _log_once(server: Served, tag: str) -> httpx.Response:
                 "interactionTimeMicros": 1732312345123456,
             }
         ),
-        headers={"content-type": "application/json", "x-api-key": "TEST_API_KEY"},
+        headers={"content-type": "application/json", "x-api-key": key},
         timeout=30,
     )
 
@@ -258,3 +263,76 @@ def test_a_read_only_or_full_database_refuses_writes_with_503_and_loses_nothing(
     assert "before" in stored
     assert "during" not in stored
     assert "after" in stored
+
+
+def test_unknown_keys_while_postgresql_is_down_share_its_failure(own_postgres: Postgres) -> None:
+    url = own_postgres.create_database("keys_down")
+    server = start(url)
+    try:
+        own_postgres.stop("immediate")
+
+        async def flood() -> tuple[list[int], float]:
+            began = time.monotonic()
+            async with httpx.AsyncClient(base_url=server.rest_url, timeout=60) as client:
+                answers = await asyncio.gather(
+                    *(
+                        client.post(
+                            "/v1/LogTreatmentInteraction",
+                            json={"projectId": "PROJECT_ID"},
+                            headers={"x-api-key": f"UNKNOWN_{index}"},
+                        )
+                        for index in range(100)
+                    )
+                )
+            return [answer.status_code for answer in answers], time.monotonic() - began
+
+        # The replica cannot tell whether another's start added these keys: the database
+        # is down (503), and the calls waiting for one reading of the keys share its failure.
+        statuses, took = asyncio.run(flood())
+        assert statuses == [503] * 100
+        assert took < RESUMED_WITHIN_SECONDS
+        own_postgres.start()
+        restarted = time.monotonic()
+        while (after := _log_once(server, "after-outage")).status_code != 200:
+            assert time.monotonic() - restarted < RESUMED_WITHIN_SECONDS, after.text
+            time.sleep(0.05)
+        refused = _log_once_with_key(server, "UNKNOWN")
+        assert refused.status_code == 401, refused.text
+    finally:
+        code, output = server.stop()
+    assert code == 0, output
+
+
+_KEYS_READ = "FROM api_keys k JOIN projects p"
+"""What the statement that reads the API keys says (``projects_by_key_digest``)."""
+
+
+def test_a_flood_of_unknown_keys_reads_the_keys_a_few_times_not_once_each() -> None:
+    with running_postgres({**settings_for_tests(), "log_statement": "all"}) as logged:
+        url = logged.create_database("keys_flood")
+        server = start(url)
+        try:
+            before = logged.log.read_text().count(_KEYS_READ)
+
+            async def flood() -> list[int]:
+                async with httpx.AsyncClient(base_url=server.rest_url, timeout=60) as client:
+                    answers = await asyncio.gather(
+                        *(
+                            client.post(
+                                "/v1/LogTreatmentInteraction",
+                                json={"projectId": "PROJECT_ID"},
+                                headers={"x-api-key": f"UNKNOWN_{index}"},
+                            )
+                            for index in range(200)
+                        )
+                    )
+                return [answer.status_code for answer in answers]
+
+            assert asyncio.run(flood()) == [401] * 200
+            readings = logged.log.read_text().count(_KEYS_READ) - before
+        finally:
+            code, output = server.stop()
+        assert code == 0, output
+    # Each unknown key was looked for in a reading started after it arrived; the calls that
+    # waited while one ran shared the next.
+    assert 1 <= readings <= 20, readings

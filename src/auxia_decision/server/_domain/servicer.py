@@ -157,9 +157,9 @@ class ApiServicer:
         self._on_decision = on_decision
         self._keys: KeyRing | None = None
         # Readings of the keys for a key not among those loaded (shared stores):
-        # how many started, and the number of the last one that ended well.
+        # how many started, and the number and failure (None: none) of the last ended.
         self._key_readings = 0
-        self._key_reading_done = 0
+        self._key_reading_ended: tuple[int, ApiError | None] = (0, None)
         self._key_lock = asyncio.Lock()
         self._handlers: Mapping[str, Callable[[ProjectRecord, Message], Awaitable[Message]]] = {
             "InsertTreatment": self._insert_treatment,
@@ -224,17 +224,26 @@ class ApiServicer:
     async def _project_read_again(self, api_key: str) -> ProjectRecord:
         """Return the project of a key not loaded, from the store's keys read after this call.
 
-        Raises UNAUTHENTICATED when the store has no such key either. Calls
-        that wait while a reading runs share the next one, so refused keys
-        cost the store one reading at a time.
+        Raises UNAUTHENTICATED when the store has no such key either, and the
+        store's error when it cannot be read. Calls that wait while a reading
+        runs share the next one, its failure too, so refused keys cost the
+        store one reading at a time, even while it is down.
         """
         asked = self._key_readings
         async with self._key_lock:
-            if self._key_reading_done <= asked:  # no reading started since this call asked
+            number, failure = self._key_reading_ended
+            if number <= asked:  # no reading started since this call asked
                 self._key_readings += 1
                 number = self._key_readings
-                await self.load_keys()
-                self._key_reading_done = number
+                try:
+                    await self.load_keys()
+                except ApiError as error:
+                    failure = error
+                else:
+                    failure = None
+                self._key_reading_ended = (number, failure)
+        if failure is not None:
+            raise failure.with_traceback(None)
         assert self._keys is not None
         return self._keys.project_of(api_key)
 
