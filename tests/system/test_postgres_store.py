@@ -14,20 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import pathlib
 import random
+from urllib.parse import quote
 
 import psycopg
 import pytest
 
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision._errors import ApiError, Code
+from auxia_decision.server import LocalServer
 from auxia_decision.server._startup import StartupError, open_store
 from auxia_decision.server._storage.postgres_connections import Link, connect
 from auxia_decision.server._storage.postgres_store import PostgresStore
 from auxia_decision.server._storage.seam import SENT, Event, ServedTreatment, StaleKnowledgeError
 from auxia_decision.server._transport.runtime import run_event_loop
 from tests._activity_model import questions
-from tools.postgres import Postgres
+from tools.postgres import Postgres, settings_for_tests
+from tools.processes import process_tree
 
 PROJECT = "P"
 USERS = [f"u{n}" for n in range(5)]
@@ -400,3 +405,46 @@ def test_logging_without_a_sync_writes_only_while_the_shared_state_is_known(
     with psycopg.connect(postgres_url) as connection:
         rows = connection.execute("SELECT tracking_id FROM interactions").fetchall()
     assert sorted(row[0] for row in rows) == ["current", "synced"]
+
+
+_PASSWORD = "p@ss/w#rd"
+
+
+def test_a_local_server_process_gets_the_password_in_its_environment_not_its_command_line() -> None:
+    # A server that asks for a password over TCP (trusting its own superuser, who makes the
+    # role); the URL's password is escaped as a URL's userinfo must be.
+    server = Postgres({**settings_for_tests(), "hba_file": "PLACEHOLDER"})
+    try:
+        hba = server.folder / "pg_hba.conf"
+        hba.write_text(
+            "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        hba.chmod(0o644)
+        server.settings["hba_file"] = str(hba)
+        server.start()
+        server.psql(f"CREATE ROLE auxia LOGIN PASSWORD '{_PASSWORD}'")
+        server.psql("CREATE DATABASE local_server OWNER auxia")
+        address = f"127.0.0.1:{server.port}/local_server"
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(f"postgresql://auxia@{address}", connect_timeout=5).close()
+        url = f"postgresql://auxia:{quote(_PASSWORD, safe='')}@{address}"
+        with LocalServer(db=url, in_process=False) as local:
+            children = process_tree(os.getpid())[1:]
+            command_lines = [pathlib.Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children]
+            served = [line for line in command_lines if b"serve" in line]
+            assert len(served) == 1, command_lines
+            assert b"postgresql://auxia@" in served[0]
+            assert quote(_PASSWORD, safe="").encode() not in served[0]
+            assert _PASSWORD.encode() not in served[0]
+            with local.client() as client:
+                answer = client.log_treatment_interaction(
+                    interactions.LogTreatmentInteractionRequest(
+                        project_id="PROJECT_ID",
+                        treatment_tracking_id="password-apart",
+                        interaction_type=interactions.LogTreatmentInteractionRequest.CLICKED,
+                        interaction_time_micros=1_732_312_345_123_456,
+                    )
+                )
+            assert answer == interactions.LogTreatmentInteractionResponse()
+    finally:
+        server.close()

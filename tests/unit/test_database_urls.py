@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from auxia_decision.server._startup import StartupError, open_store, redacted
+from auxia_decision.server._startup import StartupError, open_store, password_apart, redacted
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,26 @@ from auxia_decision.server._startup import StartupError, open_store, redacted
 )
 def test_redacted_hides_every_password(url: str, shown: str) -> None:
     assert redacted(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "without", "password"),
+    [
+        ("postgresql://u:s3cret@db:5432/x", "postgresql://u@db:5432/x", "s3cret"),
+        ("postgresql://u:p%40ss%2Fw@db/x", "postgresql://u@db/x", "p@ss/w"),
+        ("postgresql://u:p@ss@db/x", "postgresql://u@db/x", "p@ss"),
+        ("postgresql://u:@db/x", "postgresql://u@db/x", ""),
+        ("postgresql://db/x?password=a%26b&sslmode=off", "postgresql://db/x?sslmode=off", "a&b"),
+        ("postgresql://db/x?sslmode=off&PASSWORD=c", "postgresql://db/x?sslmode=off", "c"),
+        ("postgresql://u:one@db/x?password=two", "postgresql://u@db/x", "two"),
+        ("postgresql://u@db/x?sslmode=off", "postgresql://u@db/x?sslmode=off", None),
+        ("postgresql://db/x", "postgresql://db/x", None),
+    ],
+)
+def test_password_apart_leaves_a_url_without_a_password(
+    url: str, without: str, password: str | None
+) -> None:
+    assert password_apart(url) == (without, password)
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from auxia_decision.server._assembly import ServerConfig, start_server
 from auxia_decision.server._emulator.client import ClockControl, EmulatorAdmin, FaultControl
 from auxia_decision.server._emulator.journal import DEFAULT_SIZE as DEFAULT_JOURNAL_SIZE
 from auxia_decision.server._ready import ReadyInfo, wait_for_ready_file
-from auxia_decision.server._startup import StartupError, seed_of
+from auxia_decision.server._startup import StartupError, is_postgres, password_apart, seed_of
 from auxia_decision.server._transport.runtime import GRACE_SECONDS, run_event_loop
 
 if TYPE_CHECKING:
@@ -53,7 +53,10 @@ class LocalServer:
         seed: the world it starts with: a ``Seed`` message, a seed file (proto
             JSON of ``io.auxia.decision.server.Seed``), or None for the default
             seed (the API documentation's world).
-        db: the SQLite file, or ``:memory:`` (the default).
+        db: the SQLite file, ``:memory:`` (the default), or a PostgreSQL URL
+            (``postgresql://...``, the ``[postgres]`` extra); run as a
+            subprocess, the server gets the URL's password in ``PGPASSWORD``,
+            not on its command line.
         in_process: True (the default): run in a thread of this process, on an
             event loop of its own; False: run ``auxia-decision serve`` as a
             subprocess of this interpreter.
@@ -380,6 +383,12 @@ class _InSubprocess:
         seed_file.write_text(json_format.MessageToJson(config.seed))
         log = pathlib.Path(folder.name) / "server.log"
         ready_file = pathlib.Path(folder.name) / "ready.json"
+        db, password = config.db, None
+        if is_postgres(db):
+            # The password goes in the environment, which other users cannot read, as ps shows
+            # them the command line.
+            db, password = password_apart(db)
+        environment = None if password is None else {**os.environ, "PGPASSWORD": password}
         command = [
             sys.executable,
             "-m",
@@ -392,7 +401,7 @@ class _InSubprocess:
             "--grpc-port",
             str(config.grpc_port),
             "--db",
-            config.db,
+            db,
             "--seed",
             str(seed_file),
             "--ready-file",
@@ -404,7 +413,7 @@ class _InSubprocess:
         command += ["--journal-size", str(config.journal_size)]
         with log.open("wb") as log_file:
             process = subprocess.Popen(  # noqa: S603 - our interpreter, our command line
-                command, stdin=subprocess.PIPE, stdout=log_file, stderr=log_file
+                command, stdin=subprocess.PIPE, stdout=log_file, stderr=log_file, env=environment
             )
         started = cls(process, folder)
         try:

@@ -166,6 +166,34 @@ def _password_of(url: str) -> tuple[str, str, str] | None:
     return f"{scheme}{separator}{user}:", password, f"@{host}"
 
 
+def password_apart(url: str) -> tuple[str, str | None]:
+    """Return a database URL without its password, and the password (unescaped; None: none).
+
+    What a process that starts a server gives it: the URL on its command
+    line, which other users of the machine can read (``ps``), and the
+    password in ``PGPASSWORD``, which they cannot. A password given both in
+    the userinfo and as a ``password=`` parameter is the parameter's, as
+    libpq reads them.
+    """
+    password = None
+    split = _password_of(url)
+    if split is not None:
+        before, password, after = split
+        url = before.removesuffix(":") + after
+        password = unquote(password)
+    base, question, query = url.partition("?")
+    if question:
+        kept = []
+        for parameter in query.split("&"):
+            name, _, value = parameter.partition("=")
+            if name.lower() == "password":
+                password = unquote(value)
+            else:
+                kept.append(parameter)
+        url = f"{base}?{'&'.join(kept)}" if kept else base
+    return url, password
+
+
 def _passwords(url: str) -> list[str]:
     """Return the passwords a database URL holds, as written and unescaped, to scrub from text.
 
