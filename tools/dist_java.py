@@ -50,6 +50,8 @@ PROTOS: Final = {
     ],
 }
 JAVA_SOURCES: Final = ROOT / "java" / "src" / "main" / "java"
+OPENAPI: Final = ("auxia/decision/model/openapi.json", "auxia/decision/emulator/v1/openapi.json")
+"""The OpenAPI documents under ``generated/``, resources of the jar at the same paths."""
 
 
 class BuildError(Exception):
@@ -139,6 +141,8 @@ def build(out: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
         lints = ["-Xlint:all", "-Xdoclint:all/protected", "-Werror"]
         _run([javac, *options, *lints, "-cp", f"{classpath}:{classes}", *written])
         _copy(protos, classes)
+        # The OpenAPI documents (their request schemas carry the rules), as the wheel has them.
+        _copy([(ROOT / "generated", pathlib.Path(name)) for name in OPENAPI], classes)
         _copy(protos, sources)
         shutil.copytree(generated, sources, dirs_exist_ok=True)
         shutil.copytree(JAVA_SOURCES, sources, dirs_exist_ok=True)

@@ -32,6 +32,7 @@ from tests._java import (
     require,
 )
 from tests._repo import ROOT, VENV_BIN
+from tools.dist_java import OPENAPI
 from tools.processes import gone_within, process_tree, running
 
 HERE: Final = pathlib.Path(__file__).parent / "java"
@@ -67,6 +68,8 @@ def test_the_jar_holds_the_classes_the_protos_and_the_version(java_dist: JavaDis
     with zipfile.ZipFile(java_dist.jar) as jar:
         names = set(jar.namelist())
         manifest = jar.read("META-INF/MANIFEST.MF").decode()
+        for document in OPENAPI:
+            assert jar.read(document) == (ROOT / "generated" / document).read_bytes(), document
     for name in (
         "io/auxia/decision/model/GetTreatmentsRequest.class",
         "io/auxia/decision/emulator/v1/Fault.class",
@@ -119,7 +122,7 @@ def test_the_jar_passes_its_junit_suite(
         ],
         tmp_path,
     )
-    assert "14 tests successful" in run.stdout, run.stdout
+    assert "17 tests successful" in run.stdout, run.stdout
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ import pathlib
 import shutil
 import subprocess
 import tarfile
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,7 @@ from auxia_decision._version import __version__
 from tests._docs import code_blocks
 from tests._node import checked, require
 from tests._repo import ROOT, VENV_BIN
+from tools.dist_java import OPENAPI
 
 TYPESCRIPT = ROOT / "typescript"
 EXAMPLE = ROOT / "examples" / "consumer-ts"
@@ -86,7 +88,7 @@ def test_the_package_suite_passes(tarball: pathlib.Path, suite: str) -> None:
     assert "\n# pass 0\n" not in output
 
 
-def _manifest(tarball: pathlib.Path) -> tuple[dict[str, object], list[str]]:
+def _manifest(tarball: pathlib.Path) -> tuple[dict[str, Any], list[str]]:
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
         member = archive.extractfile("package/package.json")
@@ -103,7 +105,18 @@ def test_the_tarball_is_the_built_package_at_the_python_version(tarball: pathlib
     assert manifest["dependencies"] == {"@bufbuild/protobuf": protobuf}
     assert "devDependencies" not in manifest
     assert "scripts" not in manifest
-    assert {name.split("/")[1] for name in names} == {"package.json", "README.md", "lib"}
+    assert {name.split("/")[1] for name in names} == {
+        "package.json",
+        "README.md",
+        "lib",
+        "openapi",
+    }
+    assert manifest["exports"]["./openapi/*"] == "./openapi/*"
+    with tarfile.open(tarball) as packed:
+        for document in OPENAPI:
+            shipped = packed.extractfile(f"package/openapi/{document}")
+            assert shipped is not None, document
+            assert shipped.read() == (ROOT / "generated" / document).read_bytes(), document
     for module in ("index", "client", "errors", "emulator", "testing", "rpc"):
         assert f"package/lib/{module}.js" in names
         assert f"package/lib/{module}.d.ts" in names

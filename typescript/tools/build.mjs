@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url";
 
 const HERE = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const ROOT = resolve(HERE, "..");
+const OPENAPI = ["auxia/decision/model/openapi.json", "auxia/decision/emulator/v1/openapi.json"];
 const TSC = join(HERE, "node_modules", "typescript", "bin", "tsc");
 
 /** Return the Python package's version, from the one place it is written. */
@@ -68,6 +69,11 @@ function main() {
   writeFileSync(join(stage, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
   cpSync(join(HERE, "README.md"), join(stage, "README.md"));
   cpSync(join(HERE, "lib"), join(stage, "lib"), { recursive: true });
+  // The OpenAPI documents, whose request schemas carry the rules (docs/rules.md), as the wheel
+  // and the jar ship them: "@auxia/decision-api/openapi/auxia/decision/model/openapi.json".
+  for (const api of OPENAPI) {
+    cpSync(join(ROOT, "generated", api), join(stage, "openapi", api));
+  }
 
   const out = resolve(ROOT, dist);
   mkdirSync(out, { recursive: true });

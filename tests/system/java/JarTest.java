@@ -18,10 +18,13 @@ import io.auxia.decision.model.GetAllTreatmentsRequest;
 import io.auxia.decision.model.GetDataFieldsByParamsRequest;
 import io.auxia.decision.model.GetTreatmentRequest;
 import io.auxia.decision.model.GetTreatmentsRequest;
+import io.auxia.decision.model.InsertTreatmentRequest;
 import io.auxia.decision.model.LogTreatmentInteractionRequest;
 import io.auxia.decision.model.SurfaceRequest;
 import io.auxia.decision.testing.AuxiaEmulator;
 import io.auxia.decision.testing.EmulatorAdmin;
+import com.sun.net.httpserver.HttpServer;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -29,6 +32,9 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -123,6 +129,79 @@ class JarTest {
     assertEquals(
         "the base URL carries credentials, and a key goes in its header (the URL is not shown)",
         url.getMessage());
+  }
+
+  @Test
+  void theAdminClientRefusesAKeyOrABaseUrlAsTheApiClientDoes() {
+    IllegalArgumentException key =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new EmulatorAdmin(auxia.baseUrl(), "S3CRET_ADMIN\n"));
+    assertTrue(key.getMessage().startsWith("the admin key holds a character a header cannot"));
+    assertFalse(key.getMessage().contains("S3CRET"));
+    IllegalArgumentException url =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new EmulatorAdmin("http://u:p@127.0.0.1:1?key=S3CRET", "ADMIN"));
+    assertFalse(url.getMessage().contains("S3CRET"), url.getMessage());
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> new EmulatorAdmin(auxia.baseUrl() + "?key=K", "ADMIN"));
+  }
+
+  @Test
+  void anAnswerThatStallsAfterItsHeadersEndsAtTheTimeout() throws Exception {
+    HttpServer stalling = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+    CountDownLatch released = new CountDownLatch(1);
+    stalling.createContext(
+        "/",
+        exchange -> {
+          exchange.getResponseHeaders().add("content-type", "application/json");
+          exchange.sendResponseHeaders(200, 0); // chunked: the body follows, or not
+          exchange.getResponseBody().write("{".getBytes(StandardCharsets.UTF_8));
+          exchange.getResponseBody().flush();
+          try {
+            released.await(30, TimeUnit.SECONDS);
+          } catch (InterruptedException error) {
+            Thread.currentThread().interrupt();
+          }
+          exchange.close();
+        });
+    stalling.setExecutor(Executors.newCachedThreadPool());
+    stalling.start();
+    try {
+      AuxiaClient client =
+          AuxiaClient.builder()
+              .baseUrl("http://127.0.0.1:" + stalling.getAddress().getPort())
+              .apiKey("K")
+              .timeout(Duration.ofMillis(500))
+              .retryPolicy(RetryPolicy.none())
+              .build();
+      long began = System.nanoTime();
+      ApiError error =
+          assertThrows(ApiError.class, () -> client.getTreatments(cartRequest("u").build()));
+      Duration took = Duration.ofNanos(System.nanoTime() - began);
+      assertEquals(Code.DEADLINE_EXCEEDED, error.code(), error.getMessage());
+      assertTrue(took.compareTo(Duration.ofSeconds(10)) < 0, took.toString());
+    } finally {
+      released.countDown();
+      stalling.stop(0);
+    }
+  }
+
+  @Test
+  void aRequestWithNoJsonFormIsAnApiErrorAndIsNotSent() {
+    InsertTreatmentRequest request =
+        InsertTreatmentRequest.newBuilder()
+            .setProjectId(auxia.projectId())
+            .setStartTimestamp(Timestamp.newBuilder().setSeconds(253_402_300_800L))
+            .build();
+    ApiError error = assertThrows(ApiError.class, () -> auxia.client().insertTreatment(request));
+    assertEquals(Code.INVALID_ARGUMENT, error.code());
+    assertTrue(error.httpStatus().isEmpty());
+    assertTrue(
+        error.getMessage().contains("InsertTreatment was not sent: it has no proto3 JSON form"),
+        error.getMessage());
   }
 
   @Test

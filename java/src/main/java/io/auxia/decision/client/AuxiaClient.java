@@ -26,7 +26,6 @@ import io.auxia.decision.model.UpdateTreatmentResponse;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.URI;
-import java.net.URISyntaxException;
 import java.net.http.HttpClient;
 import java.net.http.HttpConnectTimeoutException;
 import java.net.http.HttpResponse;
@@ -35,7 +34,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.regex.Pattern;
 
 /**
  * A client of the Auxia REST API: one method per RPC, proto3 JSON over {@code java.net.http}.
@@ -61,10 +59,6 @@ public final class AuxiaClient {
 
   private static final Map<String, Route> ROUTES = routes();
 
-  // Visible ASCII, with spaces inside but not at either end (a header's value is trimmed).
-  private static final Pattern SENDABLE_KEY =
-      Pattern.compile("[\\x21-\\x7e](?:[\\x20-\\x7e]*[\\x21-\\x7e])?");
-
   private final String baseUrl;
   private final Map<String, String> headers;
   private final RetryPolicy retry;
@@ -76,18 +70,13 @@ public final class AuxiaClient {
       throw new IllegalArgumentException(
           "no API key: call apiKey(...) or set the " + API_KEY_ENV + " environment variable");
     }
-    if (!SENDABLE_KEY.matcher(key).matches()) {
-      throw new IllegalArgumentException(
-          "the API key holds a character a header cannot carry (a space at either end, a line"
-              + " break or another control character, or a non-ASCII one); the key is not shown:"
-              + " check where it is read from");
-    }
+    Sendable.checkKey(key, "the API key");
     String url = builder.baseUrl;
     if (url == null || url.isEmpty()) {
       url = Optional.ofNullable(System.getenv(BASE_URL_ENV)).filter(s -> !s.isEmpty())
           .orElse(DEFAULT_BASE_URL);
     }
-    checkBaseUrl(url);
+    Sendable.checkBaseUrl(url);
     this.baseUrl = url.replaceAll("/+$", "");
     this.headers = Map.of("x-api-key", key);
     this.retry = builder.retry;
@@ -217,10 +206,11 @@ public final class AuxiaClient {
               + request.getDescriptorForType().getFullName());
     }
     URI uri = URI.create(baseUrl + route.path);
+    String body = ProtoJsonHttp.body(method, request);
     for (int attempt = 1; ; attempt++) {
       Optional<Duration> delay;
       try {
-        HttpResponse<byte[]> answer = transport.post(uri, headers, request);
+        HttpResponse<byte[]> answer = transport.post(uri, headers, body);
         delay = delayAfterStatus(answer, attempt);
         if (delay.isEmpty()) {
           return ProtoJsonHttp.decode(answer, prototype);
@@ -307,32 +297,6 @@ public final class AuxiaClient {
     Route(MethodDescriptor method, String path) {
       this.method = method;
       this.path = path;
-    }
-  }
-
-  /** Refuses a base URL that is no http(s) URL, or carries credentials, a query or a fragment. */
-  private static void checkBaseUrl(String url) {
-    URI uri;
-    try {
-      uri = new URI(url);
-    } catch (URISyntaxException e) {
-      uri = null;
-    }
-    if (uri != null && uri.getRawUserInfo() != null) {
-      throw new IllegalArgumentException(
-          "the base URL carries credentials, and a key goes in its header (the URL is not shown)");
-    }
-    if (uri == null
-        || uri.getHost() == null
-        || !("http".equals(uri.getScheme()) || "https".equals(uri.getScheme()))) {
-      throw new IllegalArgumentException(
-          url.contains("@")
-              ? "the base URL is not an http:// or https:// URL (it is not shown: it has an @)"
-              : "the base URL is not an http:// or https:// URL: " + url);
-    }
-    if (uri.getRawQuery() != null || uri.getRawFragment() != null) {
-      throw new IllegalArgumentException(
-          "the base URL must not carry a query or a fragment: " + url);
     }
   }
 

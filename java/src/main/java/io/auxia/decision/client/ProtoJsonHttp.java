@@ -10,8 +10,13 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.net.http.HttpTimeoutException;
 import java.time.Duration;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Proto3 JSON over HTTP: one POST of a message, and its answer read back as a message or an
@@ -52,10 +57,29 @@ public final class ProtoJsonHttp {
    * @param headers headers besides the content type, accept and user agent
    * @param request the message
    * @return the answer, its body read whole
-   * @throws IOException when no answer came (connection refused, reset, timed out)
+   * @throws ApiError ({@code INVALID_ARGUMENT}) when the message has no proto3 JSON form
+   * @throws IOException when no whole answer came (connection refused, reset, timed out)
    * @throws InterruptedException when the thread is interrupted while waiting
    */
   public HttpResponse<byte[]> post(URI uri, Map<String, String> headers, Message request)
+      throws IOException, InterruptedException {
+    return post(uri, headers, body(uri.getPath(), request));
+  }
+
+  /**
+   * Sends JSON text as the body of a POST; returns the answer, whatever its status.
+   *
+   * <p>The timeout covers the whole answer: an answer whose body stalls after its headers ends
+   * in an {@link HttpTimeoutException} too.
+   *
+   * @param uri where to send it
+   * @param headers headers besides the content type, accept and user agent
+   * @param json the body ({@link #body})
+   * @return the answer, its body read whole
+   * @throws IOException when no whole answer came (connection refused, reset, timed out)
+   * @throws InterruptedException when the thread is interrupted while waiting
+   */
+  public HttpResponse<byte[]> post(URI uri, Map<String, String> headers, String json)
       throws IOException, InterruptedException {
     HttpRequest.Builder builder =
         HttpRequest.newBuilder(uri)
@@ -63,9 +87,49 @@ public final class ProtoJsonHttp {
             .header("content-type", "application/json")
             .header("accept", "application/json")
             .header("user-agent", USER_AGENT)
-            .POST(HttpRequest.BodyPublishers.ofString(encode(request), StandardCharsets.UTF_8));
+            .POST(HttpRequest.BodyPublishers.ofString(json, StandardCharsets.UTF_8));
     headers.forEach(builder::header);
-    return http.send(builder.build(), HttpResponse.BodyHandlers.ofByteArray());
+    // HttpRequest's own timeout ends when the headers arrive; the wait below covers the body.
+    CompletableFuture<HttpResponse<byte[]>> answer =
+        http.sendAsync(builder.build(), HttpResponse.BodyHandlers.ofByteArray());
+    try {
+      return answer.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (TimeoutException error) {
+      answer.cancel(true);
+      throw new HttpTimeoutException("no whole answer within " + timeout.toMillis() + " ms");
+    } catch (InterruptedException error) {
+      answer.cancel(true);
+      throw error;
+    } catch (ExecutionException error) {
+      Throwable cause = error.getCause();
+      if (cause instanceof IOException) {
+        throw (IOException) cause;
+      }
+      if (cause instanceof RuntimeException) {
+        throw (RuntimeException) cause;
+      }
+      throw new IOException(cause);
+    }
+  }
+
+  /**
+   * Returns a request as the JSON text of its body, or throws why it cannot be sent.
+   *
+   * @param what the call, as the error names it ({@code InsertTreatment})
+   * @param request the message
+   * @return its proto3 JSON
+   * @throws ApiError ({@code INVALID_ARGUMENT}, without an HTTP status) when the message has no
+   *     proto3 JSON form (a Timestamp after the year 9999, say): nothing was sent
+   */
+  public static String body(String what, Message request) {
+    try {
+      return PRINTER.print(request);
+    } catch (InvalidProtocolBufferException | IllegalArgumentException error) {
+      throw ApiError.withoutAnswer(
+          Code.INVALID_ARGUMENT,
+          what + " was not sent: it has no proto3 JSON form: " + error.getMessage(),
+          error);
+    }
   }
 
   /**
@@ -111,9 +175,10 @@ public final class ProtoJsonHttp {
    */
   public <M extends Message> M call(
       URI uri, Map<String, String> headers, Message request, M prototype) {
+    String json = body(uri.getPath(), request);
     HttpResponse<byte[]> answer;
     try {
-      answer = post(uri, headers, request);
+      answer = post(uri, headers, json);
     } catch (IOException error) {
       throw ApiError.withoutAnswer(
           codeOf(error), uri.getPath() + " failed: " + describe(error), error);
@@ -122,16 +187,6 @@ public final class ProtoJsonHttp {
       throw ApiError.withoutAnswer(Code.CANCELLED, uri.getPath() + " was interrupted", error);
     }
     return decode(answer, prototype);
-  }
-
-  /** {@return proto3 JSON of a message: lowerCamelCase names, int64 as strings, one line} */
-  static String encode(Message message) {
-    try {
-      return PRINTER.print(message);
-    } catch (InvalidProtocolBufferException error) {
-      throw new IllegalArgumentException(
-          "cannot write " + message.getDescriptorForType().getFullName() + " as JSON", error);
-    }
   }
 
   /** {@return the code of a call that got no answer: DEADLINE_EXCEEDED on a timeout} */

@@ -5,6 +5,7 @@ import com.google.protobuf.Timestamp;
 import com.google.rpc.Code;
 import io.auxia.decision.client.ApiError;
 import io.auxia.decision.client.ProtoJsonHttp;
+import io.auxia.decision.client.Sendable;
 import io.auxia.decision.emulator.v1.ClearFaultsRequest;
 import io.auxia.decision.emulator.v1.ClearFaultsResponse;
 import io.auxia.decision.emulator.v1.Clock;
@@ -62,6 +63,8 @@ public final class EmulatorAdmin {
    *
    * @param baseUrl the server's REST base URL ({@code http://127.0.0.1:8080})
    * @param adminKey an admin key of the server's seed ({@code adminKeys})
+   * @throws IllegalArgumentException as {@link #EmulatorAdmin(String, String, HttpClient,
+   *     Duration)} does
    */
   public EmulatorAdmin(String baseUrl, String adminKey) {
     this(baseUrl, adminKey, HttpClient.newHttpClient(), Duration.ofSeconds(30));
@@ -73,9 +76,14 @@ public final class EmulatorAdmin {
    * @param baseUrl the server's REST base URL ({@code http://127.0.0.1:8080})
    * @param adminKey an admin key of the server's seed ({@code adminKeys})
    * @param http the HTTP client to send with
-   * @param timeout how long each call may take
+   * @param timeout how long each call may take, from sending to the end of the answer
+   * @throws IllegalArgumentException when the key holds a character a header cannot carry, or
+   *     the base URL is no http(s) URL or carries credentials, a query or a fragment (the key is
+   *     never shown)
    */
   public EmulatorAdmin(String baseUrl, String adminKey, HttpClient http, Duration timeout) {
+    Sendable.checkKey(adminKey, "the admin key");
+    Sendable.checkBaseUrl(baseUrl);
     this.baseUrl = baseUrl.replaceAll("/+$", "");
     this.headers = Map.of(ADMIN_KEY_HEADER, adminKey);
     this.transport = new ProtoJsonHttp(http, timeout);
