@@ -276,6 +276,27 @@ def test_a_reset_through_one_replica_resets_the_other(reset: tuple[Served, Serve
     assert _served(second, user, "CART_SCREEN") == ["CART_REMINDER"]
 
 
+def _journaled_methods(server: Served) -> list[str]:
+    """Return the methods of the calls a replica's journal holds, oldest first."""
+    entries = _admin(server, "ListJournal", {"pageSize": 200}).get("entries", [])
+    return [entry["method"] for entry in entries]
+
+
+def test_a_project_reset_leaves_each_replicas_journal_and_a_whole_one_empties_them(
+    reset: tuple[Served, Served],
+) -> None:
+    first, second = reset
+    _served(second, "journaled", "CART_SCREEN")
+    assert "GetTreatments" in _journaled_methods(second)
+    _admin(first, "Reset", {"projectId": "PROJECT_ID"})
+    # emulator.md: a project's reset leaves the journal, through whichever replica it went.
+    assert "GetTreatments" in _journaled_methods(second)
+    assert "GetTreatments" not in _journaled_methods(first)  # never had it
+    assert "Reset" in _journaled_methods(first)
+    _admin(first, "Reset", {})
+    assert "GetTreatments" not in _journaled_methods(second)
+
+
 def test_the_seed_they_share_holds_no_key_in_clear(postgres_url: str) -> None:
     server = start(postgres_url)
     try:

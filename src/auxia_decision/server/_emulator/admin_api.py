@@ -30,6 +30,7 @@ from auxia_decision.server._emulator.shared_state import (
     CLOCK,
     RESETS,
     SEED,
+    WHOLE_RESETS,
     SharedState,
     count_of,
     decode_clock,
@@ -120,6 +121,7 @@ class EmulatorServicer:
         self._api = api
         self._shared = shared
         self._resets = 0
+        self._whole_resets = 0
         self._reloads: set[asyncio.Future[None]] = set()
         self._store = store
         self._seed = seed
@@ -183,12 +185,16 @@ class EmulatorServicer:
             self._seed = seed_pb2.Seed.FromString(seed)
             self._shared_seed = seed
             self._admin_digests = tuple(seed_key_digest(key) for key in self._seed.admin_keys)
-        resets = count_of(state.get(RESETS))
-        if resets != self._resets:
-            # Another process reset the server: the API keys were written again.
-            self._resets = resets
+        whole_resets = count_of(state.get(WHOLE_RESETS))
+        if whole_resets != self._whole_resets:
+            # Another process reset the whole server: the journal starts again.
+            self._whole_resets = whole_resets
             if self._journal is not None:
                 self._journal.clear()
+        resets = count_of(state.get(RESETS))
+        if resets != self._resets:
+            # Another process reset the server or a project: the API keys were written again.
+            self._resets = resets
             task = asyncio.ensure_future(self._api.load_keys())
             self._reloads.add(task)
             task.add_done_callback(self._reloads.discard)
@@ -358,9 +364,9 @@ class EmulatorServicer:
 
         await self._store.replace(project_id or None, replace)
         if shared is not None:
-            self._resets = await shared.change_state(
-                RESETS, lambda found: (str(count_of(found) + 1).encode(), count_of(found) + 1)
-            )
+            if not project_id:
+                self._whole_resets = await shared.change_state(WHOLE_RESETS, _counted)
+            self._resets = await shared.change_state(RESETS, _counted)
         await self._api.load_keys()
         return emulator_pb2.ResetResponse(clock=self._clock_message())
 
@@ -428,6 +434,12 @@ class EmulatorServicer:
                 "the server keeps no journal: it was started with --journal-size 0",
             )
         return self._journal_view.page(self._journal, request)
+
+
+def _counted(found: bytes | None) -> tuple[bytes, int]:
+    """Count one more in a counting entry: its new value, and the count."""
+    count = count_of(found) + 1
+    return str(count).encode(), count
 
 
 def _set_clock(clock: ControlledClock, request: emulator_pb2.SetClockRequest) -> None:

@@ -24,7 +24,10 @@ FAULTS: Final = "faults"
 SEED: Final = "seed"
 """The entry of the seed the last started process gave (serialized ``Seed``)."""
 RESETS: Final = "resets"
-"""The entry that counts whole resets (as decimal text): each makes every process reload keys."""
+"""The entry that counts resets, whole or of a project (as decimal text): each makes every
+process read the API keys again."""
+WHOLE_RESETS: Final = "whole_resets"
+"""The entry that counts whole resets (as decimal text): each empties every process's journal."""
 
 StateListener = Callable[[dict[str, bytes]], None]
 """Told of every entry whenever the sync before a call finds one changed."""
