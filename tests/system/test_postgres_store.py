@@ -17,6 +17,8 @@ import gc
 import os
 import pathlib
 import random
+import threading
+import time
 from urllib.parse import quote
 
 import psycopg
@@ -26,9 +28,19 @@ from auxia.decision.model import treatment_interaction_service_pb2 as interactio
 from auxia_decision._errors import ApiError, Code
 from auxia_decision.server import LocalServer
 from auxia_decision.server._startup import StartupError, open_store
-from auxia_decision.server._storage.postgres_connections import Link, connect
+from auxia_decision.server._storage.postgres_connections import (
+    IDLE_IN_TRANSACTION_SECONDS,
+    Link,
+    connect,
+)
 from auxia_decision.server._storage.postgres_store import PostgresStore
-from auxia_decision.server._storage.seam import SENT, Event, ServedTreatment, StaleKnowledgeError
+from auxia_decision.server._storage.seam import (
+    SENT,
+    Event,
+    Repository,
+    ServedTreatment,
+    StaleKnowledgeError,
+)
 from auxia_decision.server._transport.runtime import run_event_loop
 from tests._activity_model import questions
 from tools.postgres import Postgres, settings_for_tests
@@ -237,6 +249,41 @@ def test_a_replaced_store_is_forgotten_by_the_other(postgres_url: str) -> None:
                 await store.aclose()
 
     run_event_loop(scenario())
+
+
+def test_a_replica_frozen_inside_a_unit_of_work_frees_the_lock_for_the_others(
+    postgres_url: str,
+) -> None:
+    thawed = threading.Event()
+
+    def frozen(repository: Repository) -> None:
+        # Inside the unit's transaction, the store's advisory lock held, no statement running:
+        # what a paused VM or a stopped process leaves behind.
+        repository.projects_by_key_digest()
+        thawed.wait(IDLE_IN_TRANSACTION_SECONDS * 4)
+
+    async def scenario() -> tuple[float, BaseException | None]:
+        stores = [PostgresStore(postgres_url) for _ in range(2)]
+        try:
+            stuck = asyncio.ensure_future(stores[0].run(frozen))
+            await asyncio.sleep(0.5)  # the first holds the lock
+            began = time.monotonic()
+            await stores[1].run(lambda repository: repository.projects_by_key_digest())
+            waited = time.monotonic() - began
+            thawed.set()
+            failure = (await asyncio.gather(stuck, return_exceptions=True))[0]
+            return waited, failure if isinstance(failure, BaseException) else None
+        finally:
+            thawed.set()
+            for store in stores:
+                await store.aclose()
+
+    waited, failure = run_event_loop(scenario())
+    # PostgreSQL ended the frozen session after IDLE_IN_TRANSACTION_SECONDS, and the other
+    # replica's unit ran then, not when the first thawed; the first's unit failed, unwritten.
+    assert IDLE_IN_TRANSACTION_SECONDS - 1 < waited < IDLE_IN_TRANSACTION_SECONDS * 2
+    assert isinstance(failure, ApiError), failure
+    assert failure.code is Code.UNAVAILABLE, failure
 
 
 def test_a_database_of_a_newer_schema_is_refused_in_one_line(postgres_url: str) -> None:

@@ -30,6 +30,17 @@ RETRY_AFTER: Final = duration_pb2.Duration(seconds=1)
 CONNECT_SECONDS: Final = 5
 IN_DOUBT_SECONDS: Final = 10.0
 """How long a batch whose commit lost its connection waits to learn whether it was stored."""
+IDLE_IN_TRANSACTION_SECONDS: Final = 10
+"""How long PostgreSQL lets a session of ours sit idle inside a transaction before ending it.
+
+A unit of work holds the store's advisory lock for its transaction, and none
+waits between its statements for anything but the database: a session idle
+that long belongs to a replica that is frozen (a paused VM, a stopped
+process) or cut off, and ending it frees the lock for the other replicas."""
+_SESSION: Final = (
+    b"SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+    (f"{IDLE_IN_TRANSACTION_SECONDS}s",),
+)
 
 _log = logging.getLogger("auxia_decision.store")
 
@@ -68,7 +79,10 @@ def storage_error(error: BaseException, *, writes: bool = True) -> ApiError:
         message = f"the database is full or out of resources ({reason}){nothing}: try again later"
     elif isinstance(
         error,
-        pg_errors.TransactionRollback | pg_errors.LockNotAvailable | pg_errors.QueryCanceled,
+        pg_errors.TransactionRollback
+        | pg_errors.LockNotAvailable
+        | pg_errors.QueryCanceled
+        | pg_errors.IdleInTransactionSessionTimeout,
     ):
         message = f"the database cancelled the transaction ({reason}){nothing}: try again"
     elif unreachable(error):
@@ -90,9 +104,21 @@ def in_doubt_error() -> ApiError:
 
 
 async def connect(url: str) -> psycopg.AsyncConnection[tuple[Any, ...]]:
-    return await psycopg.AsyncConnection.connect(
+    """Open a session of the store (autocommit; see ``IDLE_IN_TRANSACTION_SECONDS``)."""
+    connection = await psycopg.AsyncConnection.connect(
         url, autocommit=True, connect_timeout=CONNECT_SECONDS, application_name="auxia-decision"
     )
+    await connection.execute(*_SESSION)
+    return connection
+
+
+def connect_sync(url: str) -> Connection:
+    """Open a session of the store from a thread (autocommit; see ``connect``)."""
+    connection = psycopg.connect(
+        url, autocommit=True, connect_timeout=CONNECT_SECONDS, application_name="auxia-decision"
+    )
+    connection.execute(*_SESSION)
+    return connection
 
 
 def alive(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
@@ -125,12 +151,7 @@ class WorkThread:
         self._executor.submit(self._open_and_prepare).result()
 
     def _open_and_prepare(self) -> None:
-        connection = psycopg.connect(
-            self._url,
-            autocommit=True,
-            connect_timeout=CONNECT_SECONDS,
-            application_name="auxia-decision",
-        )
+        connection = connect_sync(self._url)
         try:
             prepare(connection)
         except BaseException:
@@ -144,12 +165,7 @@ class WorkThread:
             if connection is not None:
                 connection.close()
             self._connection = None
-            connection = psycopg.connect(
-                self._url,
-                autocommit=True,
-                connect_timeout=CONNECT_SECONDS,
-                application_name="auxia-decision",
-            )
+            connection = connect_sync(self._url)
             self._connection = connection
         return connection
 
