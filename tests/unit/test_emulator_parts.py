@@ -23,7 +23,7 @@ from auxia_decision.server._emulator.evolution import (
     EVOLVED_OBJECT,
     evolved_json,
 )
-from auxia_decision.server._emulator.faults import FaultPlan
+from auxia_decision.server._emulator.faults import FaultPlan, drawn
 from auxia_decision.server._emulator.journal import KEPT_BYTES, REST, Journal
 from auxia_decision.server._emulator.recent_decisions import (
     NEAR_MISS_SHARE,
@@ -120,6 +120,42 @@ def test_a_fraction_is_the_same_draw_for_the_same_seed() -> None:
     assert draws(3) == draws(3)
     assert draws(3) != draws(4)
     assert 60 <= draws(3).count(True) <= 140
+
+
+def test_a_fraction_goes_on_where_a_copy_of_the_plan_left_it() -> None:
+    # Processes sharing a store keep the plan as bytes: each call loads it, draws, stores it.
+    fault = emulator_pb2.Fault(
+        method="GetTreatments", fraction=0.5, random_seed=-9, code=code_pb2.INTERNAL
+    )
+    whole = _plan(fault)
+    once = [whole.select("GetTreatments") is not None for _ in range(200)]
+    copied = _plan(fault)
+    again = []
+    for _ in range(200):
+        plan = FaultPlan(METHODS)
+        plan.load(copied.encode())
+        again.append(plan.select("GetTreatments") is not None)
+        copied = plan
+    assert again == once
+    assert 60 <= once.count(True) <= 140
+
+
+def test_a_plan_that_took_many_draws_takes_the_next_without_the_others() -> None:
+    fault = emulator_pb2.Fault(method="*", fraction=0.5, random_seed=1, code=code_pb2.INTERNAL)
+    stored = json.loads(_plan(fault).encode())
+    stored["faults"][0]["draws"] = 2**62  # a replay of them would not end
+    plan = FaultPlan(METHODS)
+    plan.load(json.dumps(stored).encode())
+    selected = plan.select("GetTreatments") is not None
+    assert selected == (drawn(1, 2**62 + 1) < 0.5)
+    assert plan.faults()[0].draws == 2**62 + 1
+
+
+@pytest.mark.parametrize("index", [1, 2, 10**6, 2**63])
+def test_a_draw_is_of_its_seed_and_index_alone(index: int) -> None:
+    assert drawn(5, index) == drawn(5, index)
+    assert 0 <= drawn(5, index) < 1
+    assert drawn(5, index) != drawn(6, index)
 
 
 def test_reset_numbers_faults_from_1_again() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-import random
+import struct
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
@@ -33,7 +34,8 @@ class ArmedFault:
     remaining: int | None
     """How many more calls it selects; None: it selects a fraction of them."""
     fraction: float
-    draw: random.Random | None
+    random_seed: int | None
+    """The seed of a fraction's draws (``drawn``); None: it selects a count of calls."""
     code: Code | None
     """The code a selected call fails with; None: it is only delayed."""
     http_status: int | None
@@ -44,7 +46,7 @@ class ArmedFault:
     selected: int = 0
     definition: emulator_pb2.Fault = field(default_factory=emulator_pb2.Fault)
     draws: int = 0
-    """How many random draws it has taken (a fraction's), so a copy can take the next."""
+    """How many random draws it has taken (a fraction's): the next is ``drawn(seed, draws + 1)``."""
 
     def error(self) -> ApiError | None:
         """Return the error a selected call fails with, or None when it is only delayed."""
@@ -140,9 +142,6 @@ class FaultPlan:
             fault.remaining = entry["remaining"]
             fault.selected = entry["selected"]
             fault.draws = entry["draws"]
-            if fault.draw is not None:
-                for _ in range(fault.draws):
-                    fault.draw.random()
             faults.append(fault)
         self._faults = faults
         self._created = int(found["created"])
@@ -227,7 +226,8 @@ class FaultPlan:
                     self.armed = bool(self._faults)
             else:
                 fault.draws += 1
-                if fault.draw is None or fault.draw.random() >= fault.fraction:
+                seed = fault.random_seed
+                if seed is None or drawn(seed, fault.draws) >= fault.fraction:
                     continue
             fault.selected += 1
             return fault
@@ -250,6 +250,19 @@ class FaultPlan:
         self._created = 0
 
 
+_DRAW: Final = struct.Struct("<qQ")
+
+
+def drawn(seed: int, index: int) -> float:
+    """Return draw ``index`` (from 1) of the random sequence ``seed`` starts: in [0, 1).
+
+    Each draw is computed from the seed and its index alone, so a plan kept in
+    a shared store takes its next draw without replaying those before it.
+    """
+    digest = hashlib.blake2b(_DRAW.pack(seed, index), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64
+
+
 def _armed(fault: emulator_pb2.Fault, name: str, method: str) -> ArmedFault:
     """Return a checked fault definition as the servicer applies it."""
     code = Code(fault.code) if fault.code != code_pb2.OK else None
@@ -259,7 +272,7 @@ def _armed(fault: emulator_pb2.Fault, name: str, method: str) -> ArmedFault:
         method=method,
         remaining=fault.count if selection == "count" else None,
         fraction=fault.fraction,
-        draw=random.Random(fault.random_seed) if selection == "fraction" else None,  # noqa: S311 - a test's reproducible choice, not a secret
+        random_seed=fault.random_seed if selection == "fraction" else None,
         code=code,
         http_status=fault.http_status or None,
         message=fault.message
