@@ -1,5 +1,18 @@
 // The local server's emulator admin API over REST: its messages and a typed client.
 
+import type {
+  JournalEntry,
+  ListDecisionsRequest,
+  ListInteractionsRequest,
+  ListJournalRequest,
+  LoggedInteraction,
+  ServedDecision,
+} from "./gen/auxia/decision/emulator/v1/emulator_pb.js";
+import type {
+  ListDecisionsRequestInit,
+  ListInteractionsRequestInit,
+  ListJournalRequestInit,
+} from "./gen/auxia/decision/emulator/v1/emulator_init.js";
 import { services, type RequestInits } from "./gen/auxia/decision/emulator/v1/services.js";
 import { BASE_URL_ENV, DEFAULT_TIMEOUT_MS } from "./client.js";
 import { createServicesClient, environment, type ServicesClient } from "./rest.js";
@@ -26,12 +39,38 @@ export interface AdminClientOptions {
  * A client of the local server's emulator admin API (`/emulator/v1/...`):
  * one method per RPC of io.auxia.decision.emulator.v1.EmulatorService
  * (`reset`, `listInteractions`, `listDecisions`, `explainDecision`,
- * `getClock`, `setClock`, `createFault`, `listFaults`, `clearFaults`, ...).
+ * `getClock`, `setClock`, `createFault`, `listFaults`, `clearFaults`, ...);
+ * a list RPC answers one page, and `interactions`, `decisions` and
+ * `journal` follow every page of theirs, as the Python and Java clients do.
  */
 export type AdminClient = ServicesClient<typeof services, RequestInits> & {
   /** Where the client sends its calls. */
   readonly baseUrl: string;
+  /** The logged interactions matching the filters, oldest first: every page of listInteractions. */
+  interactions(request?: Filters<ListInteractionsRequestInit, ListInteractionsRequest>): Promise<LoggedInteraction[]>;
+  /** The decisions that served treatments matching the filters: every page of listDecisions. */
+  decisions(request?: Filters<ListDecisionsRequestInit, ListDecisionsRequest>): Promise<ServedDecision[]>;
+  /** The calls the server answered (its request journal): every page of listJournal. */
+  journal(request?: Filters<ListJournalRequestInit, ListJournalRequest>): Promise<JournalEntry[]>;
 };
+
+/** A list request's fields, as a plain object, without the page token the helper sets. */
+type Filters<Init, Message> = Omit<Exclude<Init, Message>, "pageToken">;
+
+/** Call a list RPC page after page, from the first; return the items of every page. */
+async function everyPage<Page extends { readonly nextPageToken: string }, Item>(
+  page: (pageToken: string) => Promise<Page>,
+  items: (page: Page) => readonly Item[],
+): Promise<Item[]> {
+  const found: Item[] = [];
+  let pageToken = "";
+  do {
+    const answered = await page(pageToken);
+    found.push(...items(answered));
+    pageToken = answered.nextPageToken;
+  } while (pageToken);
+  return found;
+}
 
 /**
  * Return a client of a local server's emulator admin API.
@@ -51,12 +90,29 @@ export function createAdminClient(options: AdminClientOptions = {}): AdminClient
   if (!where) {
     throw new Error(`no base URL: pass baseUrl or set ${BASE_URL_ENV} to the local server's`);
   }
-  return createServicesClient<typeof services, RequestInits>(services, {
+  const client = createServicesClient<typeof services, RequestInits>(services, {
     baseUrl: where,
     keyHeader: "x-admin-key",
     key: adminKey,
     fetch: options.fetch,
     retry: { ...DEFAULT_RETRY, safeToRepeat: [] },
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+  });
+  return Object.assign(client, {
+    interactions: (request: Filters<ListInteractionsRequestInit, ListInteractionsRequest> = {}) =>
+      everyPage(
+        (pageToken) => client.listInteractions({ ...request, pageToken }),
+        (page) => page.interactions,
+      ),
+    decisions: (request: Filters<ListDecisionsRequestInit, ListDecisionsRequest> = {}) =>
+      everyPage(
+        (pageToken) => client.listDecisions({ ...request, pageToken }),
+        (page) => page.decisions,
+      ),
+    journal: (request: Filters<ListJournalRequestInit, ListJournalRequest> = {}) =>
+      everyPage(
+        (pageToken) => client.listJournal({ ...request, pageToken }),
+        (page) => page.entries,
+      ),
   });
 }

@@ -15,7 +15,11 @@ import {
   startEmulator,
   type Emulator,
 } from "@auxia/decision-api/testing";
-import { ContentFieldDataType, DeliveryType } from "@auxia/decision-api";
+import {
+  ContentFieldDataType,
+  DeliveryType,
+  LogTreatmentInteractionRequest_InteractionType,
+} from "@auxia/decision-api";
 
 import { goneWithin, running } from "./support.js";
 
@@ -83,6 +87,41 @@ describe("startEmulator", { concurrency: true }, () => {
     assert.equal(running(emulator.pid), false);
     assert.equal(existsSync(folder), false);
     await emulator.stop(); // twice is fine
+  });
+
+  test("admin.interactions, decisions and journal follow every page; list calls answer one", async () => {
+    const emulator = await startEmulator();
+    try {
+      const client = emulator.client();
+      for (let index = 0; index < 5; index += 1) {
+        await client.logTreatmentInteraction({
+          projectId: emulator.projectId,
+          userId: "paged",
+          treatmentTrackingId: `paged-${index}`,
+          interactionType: LogTreatmentInteractionRequest_InteractionType.VIEWED,
+          interactionTimeMicros: 1_732_312_345_123_456n,
+        });
+        await client.getTreatments({
+          projectId: emulator.projectId,
+          userId: "paged",
+          surfaces: [{ surface: "CART_SCREEN" }],
+        });
+      }
+      const firstPage = await emulator.admin.listInteractions({ userId: "paged", pageSize: 2 });
+      assert.equal(firstPage.interactions.length, 2);
+      assert.notEqual(firstPage.nextPageToken, "");
+      const interactions = await emulator.admin.interactions({ userId: "paged", pageSize: 2 });
+      assert.deepEqual(
+        interactions.map((found) => found.interaction?.treatmentTrackingId),
+        ["paged-0", "paged-1", "paged-2", "paged-3", "paged-4"],
+      );
+      const decisions = await emulator.admin.decisions({ userId: "paged", pageSize: 2 });
+      assert.equal(decisions.length, 5);
+      const journal = await emulator.admin.journal({ pageSize: 3 });
+      assert.equal(journal.filter((entry) => entry.method === "GetTreatments").length, 5);
+    } finally {
+      await emulator.stop();
+    }
   });
 
   test("two emulators run side by side", async () => {
