@@ -189,6 +189,134 @@ class JarTest {
     }
   }
 
+  /** A server that answers every call with one JSON text: what a newer API might answer. */
+  private static HttpServer answering(String json) throws Exception {
+    HttpServer server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+    server.createContext(
+        "/",
+        exchange -> {
+          byte[] body = json.getBytes(StandardCharsets.UTF_8);
+          exchange.getResponseHeaders().add("content-type", "application/json");
+          exchange.sendResponseHeaders(200, body.length);
+          exchange.getResponseBody().write(body);
+          exchange.close();
+        });
+    server.start();
+    return server;
+  }
+
+  private static final String DRIFTED =
+      "{\"treatment\": {\"treatmentId\": \"T1\", \"status\": \"BRAND_NEW_STATUS\","
+          + " \"newField\": {\"a\": 1}, \"versions\": [{\"status\": \"LIVE\", \"weight\": 2},"
+          + " {\"weight\": 3}], \"name\": 7}}";
+
+  private static GetTreatmentRequest treatmentRequest() {
+    return GetTreatmentRequest.newBuilder().setProjectId("P").setTreatmentId("T1").build();
+  }
+
+  @Test
+  void anAnswerWithSchemaDriftIsReadAndReportedByPlace() throws Exception {
+    HttpServer server = answering(DRIFTED);
+    java.util.logging.Logger log = java.util.logging.Logger.getLogger("io.auxia.decision.client.drift");
+    List<String> warned = new java.util.concurrent.CopyOnWriteArrayList<>();
+    java.util.logging.Handler handler =
+        new java.util.logging.Handler() {
+          @Override
+          public void publish(java.util.logging.LogRecord record) {
+            warned.add(record.getLevel() + " " + record.getMessage());
+          }
+
+          @Override
+          public void flush() {}
+
+          @Override
+          public void close() {}
+        };
+    log.addHandler(handler);
+    try {
+      List<String> told = new java.util.ArrayList<>();
+      AuxiaClient client =
+          AuxiaClient.builder()
+              .baseUrl("http://127.0.0.1:" + server.getAddress().getPort())
+              .apiKey("K")
+              .onDrift((method, drift) -> told.add(method + " " + drift))
+              .build();
+      assertEquals("T1", client.getTreatment(treatmentRequest()).getTreatment().getTreatmentId());
+      client.getTreatment(treatmentRequest());
+      assertEquals(
+          List.of(
+              "GetTreatment treatment.status: unknown_enum_value: treatment.status=\"BRAND_NEW_STATUS\""
+                  + " is not a value of Status",
+              "GetTreatment treatment.newField: unknown_field: \"newField\" is not a field of"
+                  + " TreatmentPb",
+              "GetTreatment treatment.versions[0].weight: unknown_field: \"weight\" is not a field"
+                  + " of TreatmentVersionPb",
+              "GetTreatment treatment.versions[1].weight: unknown_field: \"weight\" is not a field"
+                  + " of TreatmentVersionPb",
+              "GetTreatment treatment.name: wrong_json_type: expected a string, got a number"),
+          told.subList(0, 5));
+      assertEquals(10, told.size());
+      assertEquals(
+          Map.of(
+              "GetTreatment",
+              Map.of(
+                  "treatment.status", 2L,
+                  "treatment.newField", 2L,
+                  "treatment.versions[*].weight", 2L,
+                  "treatment.name", 2L)),
+          client.drift());
+      // A warning once per RPC and place, whatever the number of answers or indexes.
+      assertEquals(4, warned.size(), warned.toString());
+      assertTrue(
+          warned.get(0).startsWith(
+              "WARNING GetTreatment answered what the schema does not know (unknown_enum_value at"
+                  + " treatment.status)"),
+          warned.get(0));
+    } finally {
+      log.removeHandler(handler);
+      server.stop(0);
+    }
+  }
+
+  @Test
+  void strictResponsesMakeDriftAnApiErrorNamingEachPath() throws Exception {
+    HttpServer server = answering(DRIFTED);
+    try {
+      AuxiaClient client =
+          AuxiaClient.builder()
+              .baseUrl("http://127.0.0.1:" + server.getAddress().getPort())
+              .apiKey("K")
+              .strictResponses(true)
+              .build();
+      ApiError error = assertThrows(ApiError.class, () -> client.getTreatment(treatmentRequest()));
+      assertEquals(Code.UNKNOWN, error.code());
+      assertEquals(200, error.httpStatus().getAsInt());
+      assertTrue(
+          error.getMessage().contains("unknown_enum_value at treatment.status")
+              && error.getMessage().contains("(and 4 more)"),
+          error.getMessage());
+      assertEquals(
+          List.of(
+              "treatment.status",
+              "treatment.newField",
+              "treatment.versions[0].weight",
+              "treatment.versions[1].weight",
+              "treatment.name"),
+          error.fieldViolations().stream()
+              .map(BadRequest.FieldViolation::getField)
+              .collect(Collectors.toList()));
+    } finally {
+      server.stop(0);
+    }
+  }
+
+  @Test
+  void anAnswerTheSchemaKnowsHasNoDrift() {
+    AuxiaClient client = auxia.client();
+    client.getTreatments(cartRequest("no-drift").build());
+    assertEquals(Map.of(), client.drift());
+  }
+
   @Test
   void aRequestWithNoJsonFormIsAnApiErrorAndIsNotSent() {
     InsertTreatmentRequest request =

@@ -141,6 +141,17 @@ public final class ApiError extends RuntimeException {
   }
 
   /**
+   * Returns an error of a status this library made about an answer (its details unpacked).
+   *
+   * @param status the status
+   * @param httpStatus the answer's HTTP status
+   * @return the error
+   */
+  static ApiError withStatus(Status status, int httpStatus) {
+    return new ApiError(status, httpStatus, null);
+  }
+
+  /**
    * Returns an error for an answer whose status said success but whose body cannot be read.
    *
    * @param httpStatus the answer's HTTP status

@@ -29,6 +29,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpConnectTimeoutException;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
@@ -63,6 +64,7 @@ public final class AuxiaClient {
   private final Map<String, String> headers;
   private final RetryPolicy retry;
   private final ProtoJsonHttp transport;
+  private final DriftReports drift;
 
   private AuxiaClient(Builder builder) {
     String key = builder.apiKey != null ? builder.apiKey : System.getenv(API_KEY_ENV);
@@ -85,6 +87,7 @@ public final class AuxiaClient {
             ? builder.http
             : HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     this.transport = new ProtoJsonHttp(http, builder.timeout);
+    this.drift = new DriftReports(builder.onDrift, builder.strictResponses);
   }
 
   /** {@return a builder; by default it reads {@code AUXIA_BASE_URL} and {@code AUXIA_API_KEY}} */
@@ -100,6 +103,14 @@ public final class AuxiaClient {
   /** {@return the retry policy} */
   public RetryPolicy retryPolicy() {
     return retry;
+  }
+
+  /**
+   * {@return how many answers held schema drift, by RPC name, then by place (the JSON path with
+   * {@code [*]} for indexes and map keys): a copy as of now}
+   */
+  public Map<String, Map<String, Long>> drift() {
+    return drift.counts();
   }
 
   /**
@@ -213,7 +224,7 @@ public final class AuxiaClient {
         HttpResponse<byte[]> answer = transport.post(uri, headers, body);
         delay = delayAfterStatus(answer, attempt);
         if (delay.isEmpty()) {
-          return ProtoJsonHttp.decode(answer, prototype);
+          return decoded(method, answer, prototype);
         }
       } catch (IOException error) {
         delay = delayAfterError(method, error, attempt);
@@ -231,6 +242,30 @@ public final class AuxiaClient {
       }
       sleep(method, delay.get());
     }
+  }
+
+  /** Reads a final answer: its message, with its schema drift reported, or its error. */
+  private <M extends Message> M decoded(String method, HttpResponse<byte[]> answer, M prototype) {
+    int status = answer.statusCode();
+    if (status < 200 || status >= 300) {
+      return ProtoJsonHttp.decode(answer, prototype); // throws the answer's ApiError
+    }
+    List<Drift> drifts =
+        Drift.find(new String(answer.body(), StandardCharsets.UTF_8), prototype.getDescriptorForType());
+    M message;
+    try {
+      message = ProtoJsonHttp.decode(answer, prototype);
+    } catch (ApiError unreadable) {
+      drift.report(method, drifts, false); // counted and passed on; the error says it
+      throw unreadable;
+    }
+    if (!drifts.isEmpty()) {
+      drift.report(method, drifts, true);
+      if (drift.strict()) {
+        throw DriftReports.error(method, drifts, status);
+      }
+    }
+    return message;
   }
 
   private Optional<Duration> delayAfterStatus(HttpResponse<byte[]> answer, int attempt) {
@@ -307,6 +342,8 @@ public final class AuxiaClient {
     private RetryPolicy retry = RetryPolicy.defaults();
     private Duration timeout = Duration.ofSeconds(10);
     private HttpClient http;
+    private DriftListener onDrift;
+    private boolean strictResponses;
 
     private Builder() {}
 
@@ -374,6 +411,33 @@ public final class AuxiaClient {
      */
     public AuxiaClient build() {
       return new AuxiaClient(this);
+    }
+
+    /**
+     * Sets who is told of every schema drift of every answer: a field, an enum value (a name, or a
+     * number its enum does not name) or a JSON type the schema does not know. Drift is also
+     * counted ({@link AuxiaClient#drift()}) and logged once per RPC and place, as a warning of the
+     * {@code io.auxia.decision.client.drift} {@link System.Logger}.
+     *
+     * @param listener the listener; by default none
+     * @return this builder
+     */
+    public Builder onDrift(DriftListener listener) {
+      this.onDrift = listener;
+      return this;
+    }
+
+    /**
+     * Makes an answer with schema drift an {@link ApiError} ({@code UNKNOWN}, a {@code
+     * BadRequest} naming each path) rather than a warning: for your own tests against the local
+     * server.
+     *
+     * @param strict whether drift fails the call; by default false
+     * @return this builder
+     */
+    public Builder strictResponses(boolean strict) {
+      this.strictResponses = strict;
+      return this;
     }
   }
 }

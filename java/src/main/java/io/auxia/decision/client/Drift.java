@@ -1,0 +1,283 @@
+package io.auxia.decision.client;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
+import com.google.gson.JsonSyntaxException;
+import com.google.protobuf.Descriptors.Descriptor;
+import com.google.protobuf.Descriptors.EnumDescriptor;
+import com.google.protobuf.Descriptors.FieldDescriptor;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.regex.Pattern;
+
+/**
+ * One place where an answer says what the schema does not know: a member its message type lacks,
+ * an enum value its enum lacks (a name, or a number it does not name), or a value of a JSON type
+ * its field cannot take. A newer API may answer so; read leniently, such values vanish.
+ */
+public final class Drift {
+  /** A member that names no field of its message type. */
+  public static final String UNKNOWN_FIELD = "unknown_field";
+
+  /** An enum value name its type lacks, or a number it does not name. */
+  public static final String UNKNOWN_ENUM_VALUE = "unknown_enum_value";
+
+  /** A value of a JSON type its field cannot take (a number for a string field). */
+  public static final String WRONG_JSON_TYPE = "wrong_json_type";
+
+  private static final Pattern PLAIN_NAME = Pattern.compile("[^\\s.\\[\\]\"]+");
+  private static final Pattern INDEX_OR_KEY = Pattern.compile("\\[(?:\\d+|\"(?:[^\"\\\\]|\\\\.)*\")\\]");
+  private static final Pattern INTEGER = Pattern.compile("-?\\d+");
+  private static final Map<Descriptor, Map<String, FieldDescriptor>> FIELDS =
+      new ConcurrentHashMap<>();
+
+  private final String path;
+  private final String kind;
+  private final String detail;
+
+  /**
+   * Makes a drift.
+   *
+   * @param path the JSON path of the value ({@code userTreatments[0].newField})
+   * @param kind {@link #UNKNOWN_FIELD}, {@link #UNKNOWN_ENUM_VALUE} or {@link #WRONG_JSON_TYPE}
+   * @param detail what is there, in words
+   */
+  public Drift(String path, String kind, String detail) {
+    this.path = Objects.requireNonNull(path);
+    this.kind = Objects.requireNonNull(kind);
+    this.detail = Objects.requireNonNull(detail);
+  }
+
+  /** {@return the JSON path of the value: {@code userTreatments[0].newField}} */
+  public String path() {
+    return path;
+  }
+
+  /** {@return {@link #UNKNOWN_FIELD}, {@link #UNKNOWN_ENUM_VALUE} or {@link #WRONG_JSON_TYPE}} */
+  public String kind() {
+    return kind;
+  }
+
+  /** {@return what is there, in words: {@code treatment.status="NEW" is not a value of Status}} */
+  public String detail() {
+    return detail;
+  }
+
+  /** {@return the path with {@code [*]} for every array index and map key: where drift counts} */
+  public String place() {
+    return INDEX_OR_KEY.matcher(path).replaceAll("[*]");
+  }
+
+  @Override
+  public boolean equals(Object other) {
+    return other instanceof Drift
+        && path.equals(((Drift) other).path)
+        && kind.equals(((Drift) other).kind)
+        && detail.equals(((Drift) other).detail);
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(path, kind, detail);
+  }
+
+  @Override
+  public String toString() {
+    return (path.isEmpty() ? "(the document)" : path) + ": " + kind + ": " + detail;
+  }
+
+  /**
+   * Returns every place a JSON text of a message type says what the schema does not know: members
+   * its type lacks (at any depth, in lists and maps too), enum values it lacks, and values of JSON
+   * types their fields cannot take. Well-known types (Timestamp, Struct, ...) are read as they are,
+   * not walked.
+   *
+   * @param json the JSON text
+   * @param type the descriptor of the message type it is a JSON form of
+   * @return the drifts in document order; empty when the schema knows everything in it, or when
+   *     the text is not JSON at all
+   */
+  public static List<Drift> find(String json, Descriptor type) {
+    JsonElement document;
+    try {
+      document = JsonParser.parseString(json);
+    } catch (JsonSyntaxException | IllegalStateException error) {
+      return List.of();
+    }
+    List<Drift> found = new ArrayList<>();
+    walkMessage(document, type, "", found);
+    return Collections.unmodifiableList(found);
+  }
+
+  private static void walkMessage(
+      JsonElement value, Descriptor type, String path, List<Drift> found) {
+    if (type.getFullName().startsWith("google.protobuf.")) {
+      return; // a well-known type: its JSON form is its own
+    }
+    if (!value.isJsonObject()) {
+      found.add(
+          new Drift(
+              path,
+              WRONG_JSON_TYPE,
+              "expected a JSON object (" + type.getName() + "), got " + kindOf(value)));
+      return;
+    }
+    Map<String, FieldDescriptor> fields = FIELDS.computeIfAbsent(type, Drift::fieldsOf);
+    for (Map.Entry<String, JsonElement> member : value.getAsJsonObject().entrySet()) {
+      String key = member.getKey();
+      FieldDescriptor field = fields.get(key);
+      if (field == null) {
+        found.add(
+            new Drift(
+                memberPath(path, key),
+                UNKNOWN_FIELD,
+                "\"" + key + "\" is not a field of " + type.getName()));
+      } else if (!member.getValue().isJsonNull()) {
+        walkField(member.getValue(), field, memberPath(path, field.getJsonName()), found);
+      }
+    }
+  }
+
+  private static Map<String, FieldDescriptor> fieldsOf(Descriptor type) {
+    Map<String, FieldDescriptor> fields = new HashMap<>();
+    for (FieldDescriptor field : type.getFields()) {
+      fields.put(field.getName(), field);
+      fields.put(field.getJsonName(), field);
+    }
+    return fields;
+  }
+
+  private static void walkField(
+      JsonElement value, FieldDescriptor field, String path, List<Drift> found) {
+    if (field.isMapField()) {
+      if (!value.isJsonObject()) {
+        wrongType(value, "a JSON object (a map)", path, found);
+        return;
+      }
+      FieldDescriptor item = field.getMessageType().findFieldByName("value");
+      for (Map.Entry<String, JsonElement> entry : value.getAsJsonObject().entrySet()) {
+        String key = new JsonPrimitive(entry.getKey()).toString();
+        walkValue(entry.getValue(), item, path + "[" + key + "]", found);
+      }
+    } else if (field.isRepeated()) {
+      if (!value.isJsonArray()) {
+        wrongType(value, "an array", path, found);
+        return;
+      }
+      JsonArray items = value.getAsJsonArray();
+      for (int index = 0; index < items.size(); index++) {
+        walkValue(items.get(index), field, path + "[" + index + "]", found);
+      }
+    } else {
+      walkValue(value, field, path, found);
+    }
+  }
+
+  private static void walkValue(
+      JsonElement value, FieldDescriptor field, String path, List<Drift> found) {
+    switch (field.getJavaType()) {
+      case MESSAGE:
+        walkMessage(value, field.getMessageType(), path, found);
+        return;
+      case ENUM:
+        walkEnum(value, field.getEnumType(), path, found);
+        return;
+      case STRING:
+      case BYTE_STRING:
+        if (!isString(value)) {
+          wrongType(value, "a string", path, found);
+        }
+        return;
+      case BOOLEAN:
+        if (!(value.isJsonPrimitive() && value.getAsJsonPrimitive().isBoolean())) {
+          wrongType(value, "true or false", path, found);
+        }
+        return;
+      default: // the numbers, written as JSON numbers or as strings
+        if (!(value.isJsonPrimitive()
+            && (value.getAsJsonPrimitive().isNumber() || value.getAsJsonPrimitive().isString()))) {
+          wrongType(value, "a number (or a string)", path, found);
+        }
+    }
+  }
+
+  private static void walkEnum(
+      JsonElement value, EnumDescriptor type, String path, List<Drift> found) {
+    if (type.getFullName().equals("google.protobuf.NullValue")) {
+      return;
+    }
+    Boolean known = null;
+    if (isString(value)) {
+      String text = value.getAsString();
+      known =
+          INTEGER.matcher(text).matches()
+              ? knownNumber(type, text)
+              : type.findValueByName(text) != null;
+    } else if (value.isJsonPrimitive() && value.getAsJsonPrimitive().isNumber()) {
+      known = knownNumber(type, value.getAsJsonPrimitive().getAsBigDecimal().toPlainString());
+    }
+    if (known == null) {
+      found.add(
+          new Drift(
+              path,
+              WRONG_JSON_TYPE,
+              "expected an enum value name or number, got " + kindOf(value)));
+    } else if (!known) {
+      found.add(
+          new Drift(
+              path, UNKNOWN_ENUM_VALUE, path + "=" + value + " is not a value of " + type.getName()));
+    }
+  }
+
+  private static boolean knownNumber(EnumDescriptor type, String number) {
+    try {
+      return type.findValueByNumber(Integer.parseInt(number)) != null;
+    } catch (NumberFormatException error) {
+      return false; // a fraction, or out of an enum's range
+    }
+  }
+
+  private static boolean isString(JsonElement value) {
+    return value.isJsonPrimitive() && value.getAsJsonPrimitive().isString();
+  }
+
+  private static void wrongType(
+      JsonElement value, String expected, String path, List<Drift> found) {
+    found.add(new Drift(path, WRONG_JSON_TYPE, "expected " + expected + ", got " + kindOf(value)));
+  }
+
+  /** What the Python client's JSON paths do: {@code a.b}, or {@code a["b c"]} for another name. */
+  private static String memberPath(String parent, String name) {
+    if (!PLAIN_NAME.matcher(name).matches()) {
+      return parent + "[" + new JsonPrimitive(name) + "]";
+    }
+    return parent.isEmpty() ? name : parent + "." + name;
+  }
+
+  private static String kindOf(JsonElement value) {
+    if (value.isJsonNull()) {
+      return "null";
+    }
+    if (value.isJsonArray()) {
+      return "an array";
+    }
+    if (value.isJsonObject()) {
+      return "an object";
+    }
+    JsonPrimitive primitive = value.getAsJsonPrimitive();
+    return primitive.isBoolean() ? "a boolean" : primitive.isNumber() ? "a number" : "a string";
+  }
+
+  static String describe(String method, Drift drift) {
+    return method + " answered what the schema does not know (" + drift.kind + " at "
+        + (drift.path.isEmpty() ? "the root" : drift.path) + "): " + drift.detail
+        + "; this package may be older than the API";
+  }
+}
