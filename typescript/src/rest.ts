@@ -241,7 +241,8 @@ async function call(
       continue;
     }
     const safe = outcome.notSent || retry.safeToRepeat.includes(route.name);
-    if (outcome.kind === "cancelled" || !safe || attempt >= retry.maxAttempts) {
+    const mismatch = protocolMismatch(outcome.error) !== undefined;
+    if (outcome.kind === "cancelled" || !safe || mismatch || attempt >= retry.maxAttempts) {
       throw failure(transport, route, outcome, attempt);
     }
     await sleep(backoffMs(retry, attempt), options.signal);
@@ -419,6 +420,23 @@ function errorCodes(error: unknown, depth = 0): string[] {
   ];
 }
 
+/**
+ * What a fetch error means when the other end speaks another protocol, else
+ * undefined: TLS failed (`https://` to a plain-HTTP port, a certificate
+ * refused), or what came back was not HTTP (`http://` to a TLS port). Such a
+ * call is not retried: the Python client's words and rule.
+ */
+function protocolMismatch(error: unknown): string | undefined {
+  const codes = errorCodes(error);
+  if (codes.some((code) => code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || code === "EPROTO")) {
+    return "TLS failed (is the server plain HTTP? then use an http:// URL)";
+  }
+  if (codes.some((code) => code.startsWith("HPE_"))) {
+    return "the answer is not HTTP (is the server TLS? then use an https:// URL)";
+  }
+  return undefined;
+}
+
 /** The innermost message of an error and its causes: what went wrong on the wire. */
 function describeError(error: unknown): string {
   let current: unknown = error;
@@ -452,6 +470,10 @@ function failure(
   if (outcome.response !== undefined) {
     const message = `${route.name} failed ${tries}: the answer was cut short: ${why}`;
     return ApiError.of(code, message, outcome.response.status);
+  }
+  const mismatch = protocolMismatch(outcome.error);
+  if (mismatch !== undefined) {
+    return ApiError.of(code, `${route.name} failed: ${mismatch}: ${why}`, undefined);
   }
   return ApiError.of(code, `${route.name} failed ${tries}: ${why}`, undefined);
 }

@@ -1,7 +1,7 @@
 // The client against a scripted HTTP server: retries, errors, garbage and cut-short answers, keys.
 
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { after, before, beforeEach, describe, test } from "node:test";
 
 import { create, createRegistry, toJson } from "@bufbuild/protobuf";
@@ -148,6 +148,39 @@ describe("retries", () => {
     assert.equal(error.code, Code.UNAVAILABLE);
     assert.equal(error.httpStatus, undefined);
     assert.match(error.message, /^UNAVAILABLE \(no HTTP answer\): LogTreatmentInteraction failed after 4 attempts: .*ECONNREFUSED/);
+  });
+
+  test("an answer that is not HTTP is not retried, and says to try https://", async () => {
+    // What a TLS server sends first, as a plain http:// client meets it.
+    const tls = Buffer.from([0x16, 0x03, 0x01, 0x00, 0x2a, 0x02, 0x00, 0x00, 0x26, 0x03, 0x03, ...new Array(40).fill(0)]);
+    server.script((_request, response) => response.socket?.end(tls));
+    const error = await rejection(client.getTreatment({ projectId: "P", treatmentId: "T" }));
+    assert.equal(server.received.length, 1);
+    assert.equal(error.code, Code.UNAVAILABLE);
+    assert.match(error.message, /GetTreatment failed: the answer is not HTTP \(is the server TLS\? then use an https:\/\/ URL\)/);
+  });
+
+  test("TLS to a plain-HTTP port is not retried, and says to try http://", async () => {
+    const sockets = new Set<Socket>();
+    const plain = createServer((socket) => {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+    });
+    await new Promise<void>((done) => plain.listen(0, "127.0.0.1", done));
+    const { port } = plain.address() as { port: number };
+    try {
+      const secure = createClient({ baseUrl: `https://127.0.0.1:${port}`, apiKey: KEY, retry: FAST });
+      const error = await rejection(secure.getTreatment({ projectId: "P", treatmentId: "T" }));
+      assert.equal(sockets.size, 1);
+      assert.equal(error.code, Code.UNAVAILABLE);
+      assert.match(error.message, /GetTreatment failed: TLS failed \(is the server plain HTTP\? then use an http:\/\/ URL\)/);
+    } finally {
+      for (const socket of sockets) {
+        socket.destroy(); // the client's end may stay half open after the failed handshake
+      }
+      await new Promise((done) => plain.close(done));
+    }
   });
 
   test("a connection reset after sending is not retried for GetTreatments (a repeat counts twice)", async () => {

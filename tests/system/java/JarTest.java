@@ -35,6 +35,7 @@ import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -315,6 +316,55 @@ class JarTest {
     AuxiaClient client = auxia.client();
     client.getTreatments(cartRequest("no-drift").build());
     assertEquals(Map.of(), client.drift());
+  }
+
+  /** A TCP server that answers every connection with the same bytes, counting connections. */
+  private static ServerSocket sayingOnly(byte[] reply, AtomicInteger connections) throws Exception {
+    ServerSocket server = new ServerSocket(0, 50, java.net.InetAddress.getByName("127.0.0.1"));
+    Thread accepting =
+        new Thread(
+            () -> {
+              while (!server.isClosed()) {
+                try (java.net.Socket socket = server.accept()) {
+                  connections.incrementAndGet();
+                  socket.getInputStream().read(new byte[65536]);
+                  socket.getOutputStream().write(reply);
+                } catch (java.io.IOException error) {
+                  // closed, or the client went away
+                }
+              }
+            });
+    accepting.setDaemon(true);
+    accepting.start();
+    return server;
+  }
+
+  @Test
+  void anAnswerThatIsNotHttpOrTlsToPlainHttpIsNotRetriedAndSaysWhy() throws Exception {
+    byte[] tls = new byte[51];
+    byte[] head = {0x16, 0x03, 0x01, 0x00, 0x2a, 0x02, 0x00, 0x00, 0x26, 0x03, 0x03};
+    System.arraycopy(head, 0, tls, 0, head.length);
+    byte[] plain = "HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n".getBytes(StandardCharsets.UTF_8);
+    Object[][] cases = {
+      {"http", tls, "GetTreatment failed: the answer is not HTTP (is the server TLS? then use an https:// URL)"},
+      {"https", plain, "GetTreatment failed: TLS failed (is the server plain HTTP? then use an http:// URL)"},
+    };
+    for (Object[] each : cases) {
+      AtomicInteger connections = new AtomicInteger();
+      try (ServerSocket server = sayingOnly((byte[]) each[1], connections)) {
+        AuxiaClient client =
+            AuxiaClient.builder()
+                .baseUrl(each[0] + "://127.0.0.1:" + server.getLocalPort())
+                .apiKey("K")
+                .retryPolicy(RetryPolicy.defaults().withBackoff(QUICK, QUICK))
+                .build();
+        ApiError error =
+            assertThrows(ApiError.class, () -> client.getTreatment(treatmentRequest()));
+        assertEquals(Code.UNAVAILABLE, error.code());
+        assertTrue(error.getMessage().contains((String) each[2]), error.getMessage());
+        assertEquals(1, connections.get(), (String) each[0]);
+      }
+    }
   }
 
   @Test

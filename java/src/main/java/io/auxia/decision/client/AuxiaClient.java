@@ -227,6 +227,13 @@ public final class AuxiaClient {
           return decoded(method, answer, prototype);
         }
       } catch (IOException error) {
+        String mismatch = ProtoJsonHttp.protocolMismatch(error);
+        if (mismatch != null) {
+          throw ApiError.withoutAnswer(
+              com.google.rpc.Code.UNAVAILABLE,
+              method + " failed: " + mismatch + ": " + ProtoJsonHttp.describe(error),
+              error);
+        }
         delay = delayAfterError(method, error, attempt);
         if (delay.isEmpty()) {
           String tries = attempt + (attempt == 1 ? " attempt" : " attempts");

@@ -196,6 +196,30 @@ public final class ProtoJsonHttp {
         : Code.UNAVAILABLE;
   }
 
+  /**
+   * Says what a failed call means when the other end speaks another protocol: TLS failed ({@code
+   * https://} to a plain-HTTP port, a certificate refused), or what came back was not HTTP
+   * ({@code http://} to a TLS port). Such a call is not retried, as in the Python client.
+   *
+   * @param error what the call failed with
+   * @return the words, or null when it is no such mismatch
+   */
+  static String protocolMismatch(IOException error) {
+    for (Throwable seen = error; seen != null; seen = seen.getCause()) {
+      if (seen instanceof javax.net.ssl.SSLException) {
+        return "TLS failed (is the server plain HTTP? then use an http:// URL)";
+      }
+      String message = seen.getMessage();
+      if (message != null && message.startsWith("parsing HTTP/1.1 status line")) {
+        return "the answer is not HTTP (is the server TLS? then use an https:// URL)";
+      }
+      if (seen.getCause() == seen) {
+        break;
+      }
+    }
+    return null;
+  }
+
   /** {@return an exception as one line: its class and message} */
   static String describe(Throwable error) {
     String message = error.getMessage();
