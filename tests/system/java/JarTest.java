@@ -10,6 +10,8 @@ import io.auxia.decision.client.ApiError;
 import io.auxia.decision.client.AuxiaClient;
 import io.auxia.decision.client.RetryPolicy;
 import io.auxia.decision.emulator.v1.Clock;
+import io.auxia.decision.emulator.v1.JournalEntry;
+import io.auxia.decision.emulator.v1.ListJournalRequest;
 import io.auxia.decision.emulator.v1.ListRecentDecisionsRequest;
 import io.auxia.decision.emulator.v1.ProjectView;
 import io.auxia.decision.emulator.v1.Verdict;
@@ -365,6 +367,51 @@ class JarTest {
         assertEquals(1, connections.get(), (String) each[0]);
       }
     }
+  }
+
+  @Test
+  void anEvolvedAnswerIsDriftAClientOfTheEmulatorCanBeStrictAbout() {
+    EmulatorAdmin admin = auxia.admin();
+    admin.evolve("GetTreatments", 2);
+    List<String> told = new java.util.ArrayList<>();
+    AuxiaClient lenient =
+        auxia.clientBuilder().onDrift((method, drift) -> told.add(drift.path())).build();
+    assertTrue(lenient.getTreatments(cartRequest("evolved").build()).getUserTreatmentsCount() > 0);
+    assertTrue(told.contains("evolvedObject"), told.toString());
+    AuxiaClient strict = auxia.clientBuilder().strictResponses(true).build();
+    ApiError error =
+        assertThrows(ApiError.class, () -> strict.getTreatments(cartRequest("evolved").build()));
+    assertEquals(Code.UNKNOWN, error.code());
+    assertTrue(
+        error.fieldViolations().stream().anyMatch(v -> v.getField().equals("evolvedObject")),
+        error.getMessage());
+    strict.getTreatments(cartRequest("evolved").build()); // the fault's two calls are over
+    assertEquals(0, admin.listFaults().size());
+  }
+
+  @Test
+  void aFractionFaultAndTheJournalThroughTheTypedCalls() {
+    EmulatorAdmin admin = auxia.admin();
+    admin.failFraction("GetTreatment", 1.0, Code.UNAVAILABLE, 7);
+    AuxiaClient client = client(RetryPolicy.none());
+    ApiError error =
+        assertThrows(
+            ApiError.class,
+            () ->
+                client.getTreatment(
+                    GetTreatmentRequest.newBuilder()
+                        .setProjectId(auxia.projectId())
+                        .setTreatmentId("CART_REMINDER")
+                        .build()));
+    assertEquals(Code.UNAVAILABLE, error.code());
+    assertEquals(1, admin.clearFaults());
+    List<String> methods =
+        admin
+            .listJournal(ListJournalRequest.newBuilder().setPageSize(1).setApiCallsOnly(true).build())
+            .stream()
+            .map(JournalEntry::getMethod)
+            .collect(Collectors.toList());
+    assertTrue(methods.contains("GetTreatment"), methods.toString());
   }
 
   @Test

@@ -161,6 +161,16 @@ public final class AuxiaEmulator implements AutoCloseable {
   }
 
   /**
+   * Returns a builder of a client of the emulator's Auxia API, its base URL and API key set: for a
+   * client of your own options ({@code strictResponses(true)}, {@code onDrift}, a retry policy).
+   *
+   * @return the builder
+   */
+  public AuxiaClient.Builder clientBuilder() {
+    return AuxiaClient.builder().baseUrl(baseUrl).apiKey(apiKey);
+  }
+
+  /**
    * Returns a client of the emulator admin API, with the seed's admin key.
    *
    * @return the client (one per emulator)

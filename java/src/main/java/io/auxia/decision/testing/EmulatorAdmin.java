@@ -15,12 +15,15 @@ import io.auxia.decision.emulator.v1.ExplainDecisionResponse;
 import io.auxia.decision.emulator.v1.Fault;
 import io.auxia.decision.emulator.v1.GetClockRequest;
 import io.auxia.decision.emulator.v1.GetClockResponse;
+import io.auxia.decision.emulator.v1.JournalEntry;
 import io.auxia.decision.emulator.v1.ListDecisionsRequest;
 import io.auxia.decision.emulator.v1.ListDecisionsResponse;
 import io.auxia.decision.emulator.v1.ListFaultsRequest;
 import io.auxia.decision.emulator.v1.ListFaultsResponse;
 import io.auxia.decision.emulator.v1.ListInteractionsRequest;
 import io.auxia.decision.emulator.v1.ListInteractionsResponse;
+import io.auxia.decision.emulator.v1.ListJournalRequest;
+import io.auxia.decision.emulator.v1.ListJournalResponse;
 import io.auxia.decision.emulator.v1.ListProjectsRequest;
 import io.auxia.decision.emulator.v1.ListProjectsResponse;
 import io.auxia.decision.emulator.v1.ListRecentDecisionsRequest;
@@ -313,6 +316,76 @@ public final class EmulatorAdmin {
             .setNanos(delay.getNano())
             .build();
     return createFault(Fault.newBuilder().setMethod(method).setCount(count).setDelay(wait).build());
+  }
+
+  /**
+   * Fails a fraction of the calls of a method, drawn from a seed: the same calls on every run.
+   *
+   * @param method an RPC's short name, or {@code *}
+   * @param fraction the share of calls, above 0 and at most 1
+   * @param code the code they fail with
+   * @param randomSeed the seed of the draws
+   * @return the fault, armed until cleared
+   */
+  public Fault failFraction(String method, double fraction, Code code, long randomSeed) {
+    return createFault(
+        Fault.newBuilder()
+            .setMethod(method)
+            .setFraction(fraction)
+            .setCode(code)
+            .setRandomSeed(randomSeed)
+            .build());
+  }
+
+  /**
+   * Answers every call of a method (over REST) as a newer version of the API could: with fields
+   * and enum values the schema lacks ({@code docs/emulator.md} has the rules), until cleared.
+   *
+   * @param method an RPC's short name, or {@code *}
+   * @return the fault
+   */
+  public Fault evolve(String method) {
+    return createFault(Fault.newBuilder().setMethod(method).setFraction(1.0).setEvolve(true).build());
+  }
+
+  /**
+   * Answers the next calls of a method (over REST) as a newer version of the API could.
+   *
+   * @param method an RPC's short name, or {@code *}
+   * @param count how many calls
+   * @return the fault
+   */
+  public Fault evolve(String method, int count) {
+    return createFault(Fault.newBuilder().setMethod(method).setCount(count).setEvolve(true).build());
+  }
+
+  /**
+   * Returns the calls the server answered, as its request journal keeps them, all pages.
+   *
+   * @return the entries, oldest first
+   */
+  public List<JournalEntry> listJournal() {
+    return listJournal(ListJournalRequest.getDefaultInstance());
+  }
+
+  /**
+   * Returns the journal's entries that match every filter, all pages.
+   *
+   * @param request the filters (its page token: where to start)
+   * @return the entries
+   */
+  public List<JournalEntry> listJournal(ListJournalRequest request) {
+    List<JournalEntry> found = new ArrayList<>();
+    ListJournalRequest page = request;
+    while (true) {
+      ListJournalResponse answer =
+          call("ListJournal", page, ListJournalResponse.getDefaultInstance());
+      found.addAll(answer.getEntriesList());
+      if (answer.getNextPageToken().isEmpty()) {
+        return found;
+      }
+      page = page.toBuilder().setPageToken(answer.getNextPageToken()).build();
+    }
   }
 
   /**
