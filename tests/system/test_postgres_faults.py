@@ -323,5 +323,6 @@ def test_a_flood_of_unknown_keys_reads_the_keys_a_few_times_not_once_each() -> N
             code, output = server.stop()
         assert code == 0, output
     # Each unknown key was looked for in a reading started after it arrived; the calls that
-    # waited while one ran shared the next.
-    assert 1 <= readings <= 20, readings
+    # waited while one ran shared the next: 10 readings on a quiet machine, about 25 beside
+    # other tests, 200 when each call reads.
+    assert 1 <= readings <= 100, readings

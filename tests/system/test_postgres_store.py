@@ -19,6 +19,7 @@ import pathlib
 import random
 import threading
 import time
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -284,6 +285,48 @@ def test_a_replica_frozen_inside_a_unit_of_work_frees_the_lock_for_the_others(
     assert IDLE_IN_TRANSACTION_SECONDS - 1 < waited < IDLE_IN_TRANSACTION_SECONDS * 2
     assert isinstance(failure, ApiError), failure
     assert failure.code is Code.UNAVAILABLE, failure
+
+
+def test_a_steady_stream_of_decisions_holds_back_neither_a_log_nor_a_drain(
+    postgres_url: str,
+) -> None:
+    async def scenario() -> tuple[bool, bool]:
+        store = PostgresStore(postgres_url)
+        try:
+            await store.synchronize("")  # the store knows the shared state
+            streaming = True
+
+            async def decisions() -> None:  # what GetTreatments appends, without a pause
+                while streaming:
+                    store.record_decision(1, "P", "u", b"", b"")
+                    await asyncio.sleep(0.0002)
+
+            stream = asyncio.ensure_future(decisions())
+            await asyncio.sleep(0.3)
+            logged = store.log_interaction_if_current(
+                interactions.LogTreatmentInteractionRequest(
+                    project_id="P",
+                    user_id="u",
+                    treatment_tracking_id="during-the-stream",
+                    interaction_type=interactions.LogTreatmentInteractionRequest.VIEWED,
+                    interaction_time_micros=1,
+                ),
+                "logged",
+            )
+            assert logged is not None
+            drained = asyncio.ensure_future(store.drain())
+            both: set[asyncio.Future[Any]] = {logged, drained}
+            done, _ = await asyncio.wait(both, timeout=10)
+            streaming = False
+            await stream
+            await asyncio.wait(both, timeout=10)
+            return logged in done, drained in done
+        finally:
+            await store.aclose()
+
+    # Both end while the stream goes on: the batches of either kind take turns, and a drain
+    # waits for what was appended before it, not for the sender to fall idle.
+    assert run_event_loop(scenario()) == (True, True)
 
 
 def test_a_database_of_a_newer_schema_is_refused_in_one_line(postgres_url: str) -> None:

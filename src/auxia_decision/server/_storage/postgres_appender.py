@@ -99,9 +99,15 @@ class Batch:
     results: list[object] = field(default_factory=list)
     known: Known | None = None
     """Write only if the shared state is still this (interactions only); None: write."""
+    settled: list[asyncio.Future[None]] = field(default_factory=list)
+    """Told once the batch is committed or has failed (``Appender.drained``)."""
 
     def resolve(self, error: BaseException | None) -> None:
         """Resolve each waiter to its result, or all of them to ``error``."""
+        for settled in self.settled:
+            if not settled.done():
+                settled.set_result(None)
+        self.settled.clear()
         for waiter, result in zip(self.waiters, self.results, strict=True):
             if waiter.done():
                 continue
@@ -138,6 +144,9 @@ class Appender:
         """Batches found not stored after their connection was lost, to send again (with the
         attempts they have left): the sender sends them, so one statement is in flight."""
         self._sending: asyncio.Future[Any] | None = None
+        self._in_flight: Batch | None = None
+        self._ordinary_last = False
+        """Whether the last batch sent was an ordinary one: a conditional one goes next."""
         self._idle: list[asyncio.Future[None]] = []
         self._settling: set[asyncio.Future[Any]] = set()
         self._sent = 0
@@ -177,7 +186,37 @@ class Appender:
         return waiter
 
     async def drained(self) -> None:
-        """Wait until every row appended so far is committed (or failed)."""
+        """Wait until every row appended so far is committed (or failed).
+
+        Rows appended meanwhile are not waited for: under a steady stream of
+        rows the sender is never idle, and a Reset waits for this.
+        """
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        waits: list[asyncio.Future[Any]] = list(self._settling)
+        batches = (
+            self._in_flight,
+            self._next,
+            self._next_if_current,
+            *self._ready,
+            *(batch for batch, _ in self._again),
+        )
+        for batch in batches:
+            if batch is not None:
+                settled: asyncio.Future[None] = loop.create_future()
+                batch.settled.append(settled)
+                waits.append(settled)
+        while waits:
+            await asyncio.wait(waits)
+            # A batch in doubt, once asked about, may be queued to be sent again.
+            waits = []
+            for batch, _ in self._again:
+                settled = loop.create_future()
+                batch.settled.append(settled)
+                waits.append(settled)
+
+    async def _idle_sender(self) -> None:
+        """Wait until the sender has nothing left to send and no batch is in doubt."""
         await asyncio.sleep(0)
         while self._sending is not None or self._settling:
             if self._sending is None:
@@ -191,18 +230,26 @@ class Appender:
         batch: Batch | None = None
         try:
             while True:
+                # Ordinary and conditional batches take turns: a steady stream of
+                # either does not hold the other back.
+                conditional = bool(self._ready) or self._next_if_current is not None
                 if self._again:
                     batch, attempts = self._again.pop(0)
-                elif self._next is not None:
+                elif self._next is not None and not (conditional and self._ordinary_last):
                     batch, attempts, self._next = self._next, _SEND_ATTEMPTS, None
+                    self._ordinary_last = True
                 elif self._ready:
                     batch, attempts = self._ready.pop(0), _SEND_ATTEMPTS
+                    self._ordinary_last = False
                 elif self._next_if_current is not None:
                     batch, attempts = self._next_if_current, _SEND_ATTEMPTS
                     self._next_if_current = None
+                    self._ordinary_last = False
                 else:
                     break
+                self._in_flight = batch
                 await self._send(batch, attempts)
+                self._in_flight = None
         except Exception as error:  # a bug: the callers waiting get it, none waits forever
             _log.exception("the appender failed")
             pending = [batch, self._next, self._next_if_current, *self._ready]
@@ -213,6 +260,7 @@ class Appender:
             raise
         finally:
             self._sending = None
+            self._in_flight = None
             idle, self._idle = self._idle, []
             for waiter in idle:
                 if not waiter.done():
@@ -301,5 +349,5 @@ class Appender:
 
     async def close(self) -> None:
         """Commit what was appended, then close the connection."""
-        await self.drained()
+        await self._idle_sender()
         await self.link.close()
