@@ -45,6 +45,8 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiFunction;
+import java.util.function.Function;
 
 /**
  * The emulator admin API of a running server ({@code /emulator/v1/}), as typed calls over
@@ -107,6 +109,27 @@ public final class EmulatorAdmin {
     return transport.call(uri, headers, request, prototype);
   }
 
+  /** Calls a list RPC page after page, from the request's page token; returns every item. */
+  private <Q extends Message, A extends Message, T> List<T> allPages(
+      String method,
+      Q request,
+      A prototype,
+      Function<A, List<T>> items,
+      Function<A, String> nextPageToken,
+      BiFunction<Q, String, Q> withPageToken) {
+    List<T> found = new ArrayList<>();
+    Q page = request;
+    while (true) {
+      A answer = call(method, page, prototype);
+      found.addAll(items.apply(answer));
+      String next = nextPageToken.apply(answer);
+      if (next.isEmpty()) {
+        return found;
+      }
+      page = withPageToken.apply(page, next);
+    }
+  }
+
   /**
    * Puts the whole server back as its seed made it: the calls' writes are forgotten, every fault
    * cleared, the clock set back as the server started.
@@ -145,17 +168,13 @@ public final class EmulatorAdmin {
    * @return the interactions with their sequence numbers
    */
   public List<LoggedInteraction> listInteractions(ListInteractionsRequest request) {
-    List<LoggedInteraction> found = new ArrayList<>();
-    ListInteractionsRequest page = request;
-    while (true) {
-      ListInteractionsResponse answer =
-          call("ListInteractions", page, ListInteractionsResponse.getDefaultInstance());
-      found.addAll(answer.getInteractionsList());
-      if (answer.getNextPageToken().isEmpty()) {
-        return found;
-      }
-      page = page.toBuilder().setPageToken(answer.getNextPageToken()).build();
-    }
+    return allPages(
+        "ListInteractions",
+        request,
+        ListInteractionsResponse.getDefaultInstance(),
+        ListInteractionsResponse::getInteractionsList,
+        ListInteractionsResponse::getNextPageToken,
+        (page, token) -> page.toBuilder().setPageToken(token).build());
   }
 
   /**
@@ -174,17 +193,13 @@ public final class EmulatorAdmin {
    * @return the decisions
    */
   public List<ServedDecision> listDecisions(ListDecisionsRequest request) {
-    List<ServedDecision> found = new ArrayList<>();
-    ListDecisionsRequest page = request;
-    while (true) {
-      ListDecisionsResponse answer =
-          call("ListDecisions", page, ListDecisionsResponse.getDefaultInstance());
-      found.addAll(answer.getDecisionsList());
-      if (answer.getNextPageToken().isEmpty()) {
-        return found;
-      }
-      page = page.toBuilder().setPageToken(answer.getNextPageToken()).build();
-    }
+    return allPages(
+        "ListDecisions",
+        request,
+        ListDecisionsResponse.getDefaultInstance(),
+        ListDecisionsResponse::getDecisionsList,
+        ListDecisionsResponse::getNextPageToken,
+        (page, token) -> page.toBuilder().setPageToken(token).build());
   }
 
   /**
@@ -375,17 +390,13 @@ public final class EmulatorAdmin {
    * @return the entries
    */
   public List<JournalEntry> listJournal(ListJournalRequest request) {
-    List<JournalEntry> found = new ArrayList<>();
-    ListJournalRequest page = request;
-    while (true) {
-      ListJournalResponse answer =
-          call("ListJournal", page, ListJournalResponse.getDefaultInstance());
-      found.addAll(answer.getEntriesList());
-      if (answer.getNextPageToken().isEmpty()) {
-        return found;
-      }
-      page = page.toBuilder().setPageToken(answer.getNextPageToken()).build();
-    }
+    return allPages(
+        "ListJournal",
+        request,
+        ListJournalResponse.getDefaultInstance(),
+        ListJournalResponse::getEntriesList,
+        ListJournalResponse::getNextPageToken,
+        (page, token) -> page.toBuilder().setPageToken(token).build());
   }
 
   /**
