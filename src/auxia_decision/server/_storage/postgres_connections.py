@@ -108,7 +108,11 @@ async def connect(url: str) -> psycopg.AsyncConnection[tuple[Any, ...]]:
     connection = await psycopg.AsyncConnection.connect(
         url, autocommit=True, connect_timeout=CONNECT_SECONDS, application_name="auxia-decision"
     )
-    await connection.execute(*_SESSION)
+    try:
+        await connection.execute(*_SESSION)
+    except BaseException:
+        await connection.close()
+        raise
     return connection
 
 
@@ -117,7 +121,11 @@ def connect_sync(url: str) -> Connection:
     connection = psycopg.connect(
         url, autocommit=True, connect_timeout=CONNECT_SECONDS, application_name="auxia-decision"
     )
-    connection.execute(*_SESSION)
+    try:
+        connection.execute(*_SESSION)
+    except BaseException:
+        connection.close()
+        raise
     return connection
 
 
