@@ -205,16 +205,14 @@ public final class ProtoJsonHttp {
    * @return the words, or null when it is no such mismatch
    */
   static String protocolMismatch(IOException error) {
-    for (Throwable seen = error; seen != null; seen = seen.getCause()) {
+    Throwable seen = error;
+    for (int depth = 0; seen != null && depth < 8; depth++, seen = seen.getCause()) {
       if (seen instanceof javax.net.ssl.SSLException) {
         return "TLS failed (is the server plain HTTP? then use an http:// URL)";
       }
       String message = seen.getMessage();
       if (message != null && message.startsWith("parsing HTTP/1.1 status line")) {
         return "the answer is not HTTP (is the server TLS? then use an https:// URL)";
-      }
-      if (seen.getCause() == seen) {
-        break;
       }
     }
     return null;
