@@ -426,9 +426,12 @@ function errorCodes(error: unknown, depth = 0): string[] {
  * refused), or what came back was not HTTP (`http://` to a TLS port). Such a
  * call is not retried: the Python client's words and rule.
  */
+// OpenSSL's and Node's codes of a failed handshake or a refused certificate.
+const TLS_FAILURE = /^(ERR_SSL_|ERR_TLS_|EPROTO$)|CERT|SELF_SIGNED|UNABLE_TO_(VERIFY|GET_ISSUER)/;
+
 function protocolMismatch(error: unknown): string | undefined {
   const codes = errorCodes(error);
-  if (codes.some((code) => code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || code === "EPROTO")) {
+  if (codes.some((code) => TLS_FAILURE.test(code))) {
     return "TLS failed (is the server plain HTTP? then use an http:// URL)";
   }
   if (codes.some((code) => code.startsWith("HPE_"))) {
