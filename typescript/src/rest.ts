@@ -420,15 +420,15 @@ function errorCodes(error: unknown, depth = 0): string[] {
   ];
 }
 
+// OpenSSL's and Node's codes of a failed handshake or a refused certificate.
+const TLS_FAILURE = /^(ERR_SSL_|ERR_TLS_|EPROTO$)|CERT|SELF_SIGNED|UNABLE_TO_(VERIFY|GET_ISSUER)/;
+
 /**
  * What a fetch error means when the other end speaks another protocol, else
  * undefined: TLS failed (`https://` to a plain-HTTP port, a certificate
  * refused), or what came back was not HTTP (`http://` to a TLS port). Such a
  * call is not retried: the Python client's words and rule.
  */
-// OpenSSL's and Node's codes of a failed handshake or a refused certificate.
-const TLS_FAILURE = /^(ERR_SSL_|ERR_TLS_|EPROTO$)|CERT|SELF_SIGNED|UNABLE_TO_(VERIFY|GET_ISSUER)/;
-
 function protocolMismatch(error: unknown): string | undefined {
   const codes = errorCodes(error);
   if (codes.some((code) => TLS_FAILURE.test(code))) {
