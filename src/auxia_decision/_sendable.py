@@ -37,7 +37,8 @@ def check_key(key: str, what: str) -> None:
 def check_base_url(url: str, what: str = "base_url", *, example: str | None = None) -> None:
     """Raise ValueError if ``url`` is no http(s) URL, or carries credentials, a query or a fragment.
 
-    The error shows the URL only when it carries no credentials.
+    The error shows the URL only without its query and fragment (a key may
+    be in them), and not at all when it carries credentials.
 
     Args:
         url: the URL requests' paths are appended to.
@@ -49,12 +50,16 @@ def check_base_url(url: str, what: str = "base_url", *, example: str | None = No
     if parts.username is not None or parts.password is not None:
         msg = f"{what}: carries credentials, and a key goes in its header (the URL is not shown)"
         raise ValueError(msg)
+    shown = urllib.parse.urlunsplit(parts._replace(query="", fragment=""))
     if parts.scheme not in ("http", "https") or not parts.hostname or not _port_readable(parts):
         such_as = f" such as {example}" if example else ""
-        msg = f"{what}: not an http:// or https:// URL{such_as}: {url!r}"
+        msg = f"{what}: not an http:// or https:// URL{such_as}: {shown!r}"
         raise ValueError(msg)
     if parts.query or parts.fragment:
-        msg = f"{what}: must not carry a query or a fragment: {url!r}"
+        msg = (
+            f"{what}: must not carry a query or a fragment "
+            f"(not shown: a key may be in it): {shown!r}"
+        )
         raise ValueError(msg)
 
 

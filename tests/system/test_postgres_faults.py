@@ -21,6 +21,7 @@ import httpx
 import psycopg
 import pytest
 
+from auxia_decision.server._storage.postgres_schema import lock_key
 from tests._served import Served, start
 from tests._stored import stored_tracking_ids
 from tools.loadgen import LoadResult, collect, reconcile, spawn
@@ -326,3 +327,46 @@ def test_a_flood_of_unknown_keys_reads_the_keys_a_few_times_not_once_each() -> N
     # waited while one ran shared the next: 10 readings on a quiet machine, about 25 beside
     # other tests, 200 when each call reads.
     assert 1 <= readings <= 100, readings
+
+
+def test_a_reset_reads_the_keys_once_on_the_replica_it_went_through() -> None:
+    with running_postgres({**settings_for_tests(), "log_statement": "all"}) as logged:
+        url = logged.create_database("keys_reset")
+        server = start(url)
+        try:
+            before = logged.log.read_text().count(_KEYS_READ)
+            answer = httpx.post(
+                f"{server.rest_url}/emulator/v1/Reset",
+                json={},
+                headers={"x-admin-key": "EMULATOR_ADMIN_KEY"},
+                timeout=60,
+            )
+            assert answer.status_code == 200, answer.text
+            assert _log_once(server, "after-reset").status_code == 200  # any reading is done
+            readings = logged.log.read_text().count(_KEYS_READ) - before
+        finally:
+            code, output = server.stop()
+        assert code == 0, output
+    # The Reset reads them; the counts it wrote to the shared state are its own, not
+    # another replica's reset, whose keys this one would have to read again.
+    assert readings == 1, readings
+
+
+def test_an_unknown_key_is_refused_while_another_replica_holds_the_stores_lock(
+    postgres: Postgres, postgres_url: str
+) -> None:
+    del postgres
+    server = start(postgres_url)
+    try:
+        with psycopg.connect(postgres_url, autocommit=True) as holder:
+            # A unit of work of another replica, long: a listing, a Reset.
+            holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(),))
+            began = time.monotonic()
+            refused = _log_once_with_key(server, "UNKNOWN")
+            waited = time.monotonic() - began
+            holder.execute("SELECT pg_advisory_unlock(%s)", (lock_key(),))
+        assert refused.status_code == 401, refused.text
+        assert waited < RESUMED_WITHIN_SECONDS, waited  # the keys are read without the lock
+    finally:
+        code, output = server.stop()
+    assert code == 0, output

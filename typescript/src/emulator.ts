@@ -50,7 +50,7 @@ export type AdminClient = ServicesClient<typeof services, RequestInits> & {
   interactions(request?: Filters<ListInteractionsRequestInit, ListInteractionsRequest>): Promise<LoggedInteraction[]>;
   /** The decisions that served treatments matching the filters: every page of listDecisions. */
   decisions(request?: Filters<ListDecisionsRequestInit, ListDecisionsRequest>): Promise<ServedDecision[]>;
-  /** The calls the server answered (its request journal): every page of listJournal. */
+  /** The calls the server answered (its request journal): every page of listJournal, 1,000 a page. */
   journal(request?: Filters<ListJournalRequestInit, ListJournalRequest>): Promise<JournalEntry[]>;
 };
 
@@ -109,9 +109,10 @@ export function createAdminClient(options: AdminClientOptions = {}): AdminClient
         (pageToken) => client.listDecisions({ ...request, pageToken }),
         (page) => page.decisions,
       ),
+    // Pages of 1,000: each ListJournal call is journaled too, so pages of one would never end.
     journal: (request: Filters<ListJournalRequestInit, ListJournalRequest> = {}) =>
       everyPage(
-        (pageToken) => client.listJournal({ ...request, pageToken }),
+        (pageToken) => client.listJournal({ ...request, pageSize: 1000, pageToken }),
         (page) => page.entries,
       ),
   });

@@ -117,7 +117,7 @@ describe("startEmulator", { concurrency: true }, () => {
       );
       const decisions = await emulator.admin.decisions({ userId: "paged", pageSize: 2 });
       assert.equal(decisions.length, 5);
-      const journal = await emulator.admin.journal({ pageSize: 3 });
+      const journal = await emulator.admin.journal({ pageSize: 1 }); // its own pages: 1,000
       assert.equal(journal.filter((entry) => entry.method === "GetTreatments").length, 5);
     } finally {
       await emulator.stop();

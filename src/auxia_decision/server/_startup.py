@@ -173,15 +173,16 @@ def password_apart(url: str) -> tuple[str, str | None]:
     line, which other users of the machine can read (``ps``), and the
     password in ``PGPASSWORD``, which they cannot. A password given both in
     the userinfo and as a ``password=`` parameter is the parameter's, as
-    libpq reads them.
+    libpq reads them. A URL that libpq would read otherwise once its password
+    is taken out (its shape is unusual) is returned whole, with None.
     """
-    password = None
-    split = _password_of(url)
+    base, question, query = url.partition("?")
+    without, password = base, None
+    split = _password_of(base)
     if split is not None:
         before, password, after = split
-        url = before.removesuffix(":") + after
+        without = before.removesuffix(":") + after
         password = unquote(password)
-    base, question, query = url.partition("?")
     if question:
         kept = []
         for parameter in query.split("&"):
@@ -190,8 +191,22 @@ def password_apart(url: str) -> tuple[str, str | None]:
                 password = unquote(value)
             else:
                 kept.append(parameter)
-        url = f"{base}?{'&'.join(kept)}" if kept else base
-    return url, password
+        if kept:
+            without = f"{without}?{'&'.join(kept)}"
+    if password is None or not _read_alike(url, without, password):
+        return url, None
+    return without, password
+
+
+def _read_alike(url: str, without: str, password: str) -> bool:
+    """Whether libpq reads ``without`` and ``password`` as the same connection as ``url``."""
+    psycopg = import_optional("postgres", "psycopg")
+    try:
+        whole = psycopg.conninfo.conninfo_to_dict(url)
+        apart = psycopg.conninfo.conninfo_to_dict(without)
+    except psycopg.ProgrammingError:
+        return False
+    return bool(whole.pop("password", None) == password and whole == apart)
 
 
 def _passwords(url: str) -> list[str]:

@@ -147,9 +147,16 @@ class JarTest {
             IllegalArgumentException.class,
             () -> new EmulatorAdmin("http://u:p@127.0.0.1:1?key=S3CRET", "ADMIN"));
     assertFalse(url.getMessage().contains("S3CRET"), url.getMessage());
-    assertThrows(
-        IllegalArgumentException.class,
-        () -> new EmulatorAdmin(auxia.baseUrl() + "?key=K", "ADMIN"));
+    IllegalArgumentException query =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new EmulatorAdmin(auxia.baseUrl() + "/?api-key=S3CRET", "ADMIN"));
+    assertFalse(query.getMessage().contains("S3CRET"), query.getMessage());
+    IllegalArgumentException scheme =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new EmulatorAdmin("ftp://127.0.0.1/?api-key=S3CRET", "ADMIN"));
+    assertFalse(scheme.getMessage().contains("S3CRET"), scheme.getMessage());
   }
 
   @Test
@@ -407,7 +414,7 @@ class JarTest {
     assertEquals(1, admin.clearFaults());
     List<String> methods =
         admin
-            .listJournal(ListJournalRequest.newBuilder().setPageSize(1).setApiCallsOnly(true).build())
+            .listJournal(ListJournalRequest.newBuilder().setPageSize(1).build()) // pages: 1,000
             .stream()
             .map(JournalEntry::getMethod)
             .collect(Collectors.toList());

@@ -185,7 +185,7 @@ class ApiServicer:
 
     async def load_keys(self) -> None:
         """(Re)load the API keys from the store; call after the store's keys change."""
-        self._keys = KeyRing(await self.store.run(lambda found: found.projects_by_key_digest()))
+        self._keys = KeyRing(await self.store.read(lambda found: found.projects_by_key_digest()))
 
     async def authenticate(self, api_key: str | None) -> ProjectRecord:
         """Return the project of an API key; raise UNAUTHENTICATED for a missing or unknown key."""

@@ -364,9 +364,20 @@ class EmulatorServicer:
 
         await self._store.replace(project_id or None, replace)
         if shared is not None:
+            # The counts are taken in as they are written, before this process's own
+            # ``_follow`` hears of them: a reset of its own is not another's.
+
+            def whole_reset(found: bytes | None) -> tuple[bytes, None]:
+                value, self._whole_resets = _counted(found)
+                return value, None
+
+            def reset(found: bytes | None) -> tuple[bytes, None]:
+                value, self._resets = _counted(found)
+                return value, None
+
             if not project_id:
-                self._whole_resets = await shared.change_state(WHOLE_RESETS, _counted)
-            self._resets = await shared.change_state(RESETS, _counted)
+                await shared.change_state(WHOLE_RESETS, whole_reset)
+            await shared.change_state(RESETS, reset)
         await self._api.load_keys()
         return emulator_pb2.ResetResponse(clock=self._clock_message())
 

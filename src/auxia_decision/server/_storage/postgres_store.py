@@ -198,6 +198,12 @@ class PostgresStore:
         """Run a unit of work in a transaction; return its result once committed."""
         return await self._work.run(lambda connection: _unit(connection, work))
 
+    async def read(self, work: Callable[[Repository], T]) -> T:
+        """Run a unit of work that only reads, outside a transaction and the store's lock."""
+        return await self._work.run(
+            lambda connection: work(PostgresRepository(connection, set())), writes=False
+        )
+
     def run_sync(self, work: Callable[[Repository], T]) -> T:
         """Run a unit of work from a thread that is not running an event loop."""
         return self._work.call(lambda connection: _unit(connection, work))

@@ -366,6 +366,15 @@ class Store(Protocol):
         """
         ...
 
+    async def read(self, work: Callable[[Repository], T]) -> T:
+        """Run ``work``, which only reads, without holding up other processes' units of work.
+
+        Each statement sees what was committed before it ran (a store shared by
+        processes takes no lock for it); work that must see one moment across
+        several statements uses ``run``.
+        """
+        ...
+
     async def replace(self, project_id: str | None, work: Callable[[Repository], T]) -> T:
         """Run ``work``, which replaces a project's data (None: everyone's).
 

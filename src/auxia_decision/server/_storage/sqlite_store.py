@@ -157,6 +157,10 @@ class SqliteStore:
         connection, self.migration = connect(self.path)
         return connection
 
+    async def read(self, work: Callable[[Repository], T]) -> T:
+        """Run a unit of work that only reads (one process writes this file: as ``run``)."""
+        return await self.run(work)
+
     async def run(self, work: Callable[[Repository], T]) -> T:
         """Run a unit of work in a transaction; return its result once committed."""
         touched: set[str] = set()

@@ -48,17 +48,20 @@ public final class Sendable {
       throw new IllegalArgumentException(
           "the base URL carries credentials, and a key goes in its header (the URL is not shown)");
     }
+    // Shown without its query and fragment, where a key may be.
+    String shown = url.split("[?#]", 2)[0];
     if (uri == null
         || uri.getHost() == null
         || !("http".equals(uri.getScheme()) || "https".equals(uri.getScheme()))) {
       throw new IllegalArgumentException(
-          url.contains("@")
+          shown.contains("@")
               ? "the base URL is not an http:// or https:// URL (it is not shown: it has an @)"
-              : "the base URL is not an http:// or https:// URL: " + url);
+              : "the base URL is not an http:// or https:// URL: " + shown);
     }
     if (uri.getRawQuery() != null || uri.getRawFragment() != null) {
       throw new IllegalArgumentException(
-          "the base URL must not carry a query or a fragment: " + url);
+          "the base URL must not carry a query or a fragment (not shown: a key may be in it): "
+              + shown);
     }
   }
 }

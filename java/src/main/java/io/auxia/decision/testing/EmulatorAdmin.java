@@ -386,13 +386,16 @@ public final class EmulatorAdmin {
   /**
    * Returns the journal's entries that match every filter, all pages.
    *
+   * <p>Pages of 1,000, whatever the request's page size: each ListJournal call is journaled too,
+   * so pages of one would never run out (as in the Python client).
+   *
    * @param request the filters (its page token: where to start)
    * @return the entries
    */
   public List<JournalEntry> listJournal(ListJournalRequest request) {
     return allPages(
         "ListJournal",
-        request,
+        request.toBuilder().setPageSize(1000).build(),
         ListJournalResponse.getDefaultInstance(),
         ListJournalResponse::getEntriesList,
         ListJournalResponse::getNextPageToken,
