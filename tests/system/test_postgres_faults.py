@@ -14,7 +14,7 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -312,17 +312,28 @@ _KEYS_READ = "FROM api_keys k JOIN projects p"
 """What the statement that reads the API keys says (``projects_by_key_digest``)."""
 
 
-def test_a_flood_of_unknown_keys_reads_the_keys_a_few_times_not_once_each() -> None:
+def _key_readings(database: str, calls: Callable[[Served], None]) -> int:
+    """Return how many times a server read the API keys while ``calls`` ran against it.
+
+    Counted in the statement log of a PostgreSQL server of its own.
+    """
     with running_postgres({**settings_for_tests(), "log_statement": "all"}) as logged:
-        url = logged.create_database("keys_flood")
-        server = start(url)
+        server = start(logged.create_database(database))
         try:
             before = logged.log.read_text().count(_KEYS_READ)
-            assert _statuses_of_unknown_keys(server, 200) == [401] * 200
+            calls(server)
             readings = logged.log.read_text().count(_KEYS_READ) - before
         finally:
             code, output = server.stop()
         assert code == 0, output
+    return readings
+
+
+def test_a_flood_of_unknown_keys_reads_the_keys_a_few_times_not_once_each() -> None:
+    def flood(server: Served) -> None:
+        assert _statuses_of_unknown_keys(server, 200) == [401] * 200
+
+    readings = _key_readings("keys_flood", flood)
     # Each unknown key was looked for in a reading started after it arrived; the calls that
     # waited while one ran shared the next: 10 readings on a quiet machine, about 25 beside
     # other tests, 200 when each call reads.
@@ -330,23 +341,17 @@ def test_a_flood_of_unknown_keys_reads_the_keys_a_few_times_not_once_each() -> N
 
 
 def test_a_reset_reads_the_keys_once_on_the_replica_it_went_through() -> None:
-    with running_postgres({**settings_for_tests(), "log_statement": "all"}) as logged:
-        url = logged.create_database("keys_reset")
-        server = start(url)
-        try:
-            before = logged.log.read_text().count(_KEYS_READ)
-            answer = httpx.post(
-                f"{server.rest_url}/emulator/v1/Reset",
-                json={},
-                headers={"x-admin-key": "EMULATOR_ADMIN_KEY"},
-                timeout=60,
-            )
-            assert answer.status_code == 200, answer.text
-            assert _log_once(server, "after-reset").status_code == 200  # any reading is done
-            readings = logged.log.read_text().count(_KEYS_READ) - before
-        finally:
-            code, output = server.stop()
-        assert code == 0, output
+    def reset(server: Served) -> None:
+        answer = httpx.post(
+            f"{server.rest_url}/emulator/v1/Reset",
+            json={},
+            headers={"x-admin-key": "EMULATOR_ADMIN_KEY"},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        assert _log_once(server, "after-reset").status_code == 200  # any reading is done
+
+    readings = _key_readings("keys_reset", reset)
     # The Reset reads them; the counts it wrote to the shared state are its own, not
     # another replica's reset, whose keys this one would have to read again.
     assert readings == 1, readings

@@ -73,11 +73,13 @@ def _post(server: Served, method: str, document: dict[str, Any]) -> httpx.Respon
     )
 
 
-def _admin(server: Served, method: str, document: dict[str, Any]) -> dict[str, Any]:
+def _admin(
+    server: Served, method: str, document: dict[str, Any], key: str = ADMIN
+) -> dict[str, Any]:
     response = httpx.post(
         f"{server.rest_url}/emulator/v1/{method}",
         json=document,
-        headers={"x-admin-key": ADMIN},
+        headers={"x-admin-key": key},
         timeout=60,
     )
     assert response.status_code == 200, response.text
@@ -375,13 +377,7 @@ def test_the_seed_of_the_last_started_is_every_replicas_keys_and_all(
                     timeout=30,
                 )
                 assert answer.status_code == status, (admin, answer.text)
-            answer = httpx.post(
-                f"{first.rest_url}/emulator/v1/Reset",
-                json={},
-                headers={"x-admin-key": "SECOND_ADMIN_KEY"},
-                timeout=60,
-            )
-            assert answer.status_code == 200, answer.text
+            _admin(first, "Reset", {}, "SECOND_ADMIN_KEY")
             # The keys a Reset through the first wrote are the second's seed's alone (the
             # second reads them again after its next sync: replicas.md, "Limits").
             for replica, key, status in (
