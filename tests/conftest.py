@@ -25,9 +25,21 @@ V0: Final = ROOT / "tests" / "fixtures" / "stores" / "v0.db"
 """A small store written by the server of schema version 0 (before the activity columns)."""
 
 
+V1: Final = ROOT / "tests" / "fixtures" / "stores" / "v1.db"
+"""A small store written by the server of schema version 1 (before the listings' indexes)."""
+
+
 @pytest.fixture
 def v0(tmp_path: pathlib.Path) -> pathlib.Path:
     """A copy of the schema-0 store, for a test to open (and migrate)."""
     copy = tmp_path / "v0.db"
     shutil.copy(V0, copy)
+    return copy
+
+
+@pytest.fixture
+def v1(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A copy of the schema-1 store, for a test to open (and migrate)."""
+    copy = tmp_path / "v1.db"
+    shutil.copy(V1, copy)
     return copy

@@ -13,9 +13,13 @@ from auxia_decision.server._storage.sqlite_store import SqliteStore
 from tools.processes import serve_command
 
 
-def test_the_server_says_it_migrated_and_how_long_it_took(v0: pathlib.Path) -> None:
+@pytest.mark.parametrize(("fixture", "version", "rows"), [("v0", 0, 40), ("v1", 1, 54)])
+def test_the_server_says_it_migrated_and_how_long_it_took(
+    request: pytest.FixtureRequest, fixture: str, version: int, rows: int
+) -> None:
+    old: pathlib.Path = request.getfixturevalue(fixture)
     finished = subprocess.run(
-        serve_command(v0, "--exit-with-parent"),
+        serve_command(old, "--exit-with-parent"),
         input="",
         capture_output=True,
         text=True,
@@ -26,7 +30,8 @@ def test_the_server_says_it_migrated_and_how_long_it_took(v0: pathlib.Path) -> N
     lines = [line for line in finished.stderr.splitlines() if "migrated" in line]
     assert len(lines) == 1
     assert lines[0].startswith(
-        f"auxia-decision: migrated the database {v0} from schema version 0 to 1 (40 rows) in "
+        f"auxia-decision: migrated the database {old} from schema version {version} to "
+        f"{SCHEMA_VERSION} ({rows} rows) in "
     )
     assert lines[0].endswith(" s")
 

@@ -29,7 +29,11 @@ def test_a_file_of_schema_0_is_migrated_and_everything_survives(v0: pathlib.Path
     try:
         migration = store.migration
         assert migration is not None
-        assert (migration.from_version, migration.to_version, migration.rows) == (0, 1, 40)
+        assert (migration.from_version, migration.to_version, migration.rows) == (
+            0,
+            SCHEMA_VERSION,
+            40,
+        )
         listed = store.run_sync(
             lambda repository: list(repository.logged_interactions("", 0, InteractionFilter()))
         )
@@ -59,6 +63,40 @@ def test_a_file_of_schema_0_is_migrated_and_everything_survives(v0: pathlib.Path
             request.interaction_time_micros,
             request.treatment_tracking_id,
         )
+
+
+def _indexes(path: pathlib.Path) -> list[tuple[object, ...]]:
+    return _read(
+        path, "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+    )
+
+
+def test_a_file_of_schema_1_gets_the_listings_indexes_and_everything_survives(
+    v1: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    tables = ("interactions", "served", "treatments", "projects", "api_keys")
+    before = {table: _read(v1, f"SELECT * FROM {table} ORDER BY 1, 2") for table in tables}
+    assert [len(before[table]) for table in ("interactions", "served", "treatments")] == [40, 14, 7]
+    store = SqliteStore(str(v1))
+    try:
+        migration = store.migration
+        listed = store.run_sync(
+            lambda repository: list(repository.logged_interactions("", 0, InteractionFilter()))
+        )
+    finally:
+        store.close()
+    assert migration is not None
+    assert (migration.from_version, migration.to_version, migration.rows) == (
+        1,
+        SCHEMA_VERSION,
+        54,
+    )
+    assert {table: _read(v1, f"SELECT * FROM {table} ORDER BY 1, 2") for table in tables} == before
+    assert [sequence for sequence, _ in listed] == [row[0] for row in before["interactions"]]
+    assert _read(v1, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    # The migrated file has every index a new file has.
+    SqliteStore(str(tmp_path / "new.db")).close()
+    assert _indexes(v1) == _indexes(tmp_path / "new.db")
 
 
 def test_a_migrated_file_answers_a_users_activity_from_both_tables(v0: pathlib.Path) -> None:

@@ -26,7 +26,7 @@ from auxia_decision.server._ready import (
     remove_ready_file,
     write_ready_file,
 )
-from auxia_decision.server._startup import StartupError
+from auxia_decision.server._startup import StartupError, redacted
 
 PARENT_POLL_SECONDS: Final = 0.25
 """How often the server looks for its parent with ``exit_with_parent``."""
@@ -95,7 +95,7 @@ async def serve(
     migration = running.store.migration
     if migration is not None:
         print(
-            f"auxia-decision: migrated the database {config.db} from schema version "
+            f"auxia-decision: migrated the database {redacted(config.db)} from schema version "
             f"{migration.from_version} to {migration.to_version} ({migration.rows:,} rows) "
             f"in {migration.seconds:.1f} s",
             file=sys.stderr,

@@ -13,7 +13,12 @@ from typing import Final
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision._errors import ApiError, FieldViolation, violation
-from auxia_decision.server._storage.seam import InteractionFilter, Repository, ServedRow
+from auxia_decision.server._storage.seam import (
+    InteractionFilter,
+    Repository,
+    ServedFilter,
+    ServedRow,
+)
 
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
@@ -127,32 +132,67 @@ def list_decisions(
     window = listing_window(request)
     response = emulator_pb2.ListDecisionsResponse()
     last_sequence = 0
-    # The rows of one decision share its user and its time: those filters are the
-    # query's; the others hold when any treatment of the decision matches.
-    rows = repository.served_rows(
-        request.project_id,
-        window.after,
-        user_id=request.user_id,
-        start_micros=window.start,
-        end_micros=window.end,
-    )
-    for sequence, decision in _decisions(rows):
-        served = decision.served_treatments
-        if not (
-            (
-                not request.treatment_tracking_id
-                or any(s.treatment_tracking_id == request.treatment_tracking_id for s in served)
-            )
-            and (
-                not request.treatment_id
-                or any(s.treatment_id == request.treatment_id for s in served)
-            )
-            and (not request.surface or any(s.surface == request.surface for s in served))
-        ):
-            continue
+    for sequence, decision in _matching_decisions(repository, request, window):
         if len(response.decisions) == window.size:
             response.next_page_token = str(last_sequence)
             break
         response.decisions.append(decision)
         last_sequence = sequence
     return response
+
+
+def _matching_decisions(
+    repository: Repository, request: emulator_pb2.ListDecisionsRequest, window: Window
+) -> Iterator[tuple[int, emulator_pb2.ServedDecision]]:
+    """Yield (sequence of its last row, decision) for the decisions a request matches, in order.
+
+    The rows of one decision share its user and its time: those filters hold
+    for each row. The others hold when any treatment of the decision matches:
+    the rows the most selective of them finds (by index) lead to their
+    decisions, each read whole and checked against all of them.
+    """
+    tracking, treatment, surface = (
+        request.treatment_tracking_id,
+        request.treatment_id,
+        request.surface,
+    )
+    if not (tracking or treatment or surface):
+        every = ServedFilter(
+            user_id=request.user_id, start_micros=window.start, end_micros=window.end
+        )
+        yield from _decisions(repository.served_rows(request.project_id, window.after, every))
+        return
+    # The most selective: a tracking id, then a treatment, then a surface.
+    by_treatment = ServedFilter(
+        user_id=request.user_id,
+        tracking_id=tracking,
+        treatment_id="" if tracking else treatment,
+        surface="" if tracking or treatment else surface,
+        start_micros=window.start,
+        end_micros=window.end,
+    )
+    listed = window.after
+    for row in repository.served_rows(request.project_id, window.after, by_treatment):
+        if row.sequence <= listed:
+            continue  # a row of a decision listed already
+        for sequence, decision in _decisions(repository.decision_rows(row.sequence)):
+            listed = sequence
+            if _serves_as_asked(decision, request):
+                yield sequence, decision
+
+
+def _serves_as_asked(
+    decision: emulator_pb2.ServedDecision, request: emulator_pb2.ListDecisionsRequest
+) -> bool:
+    """Whether, for each of a request's treatment filters, a treatment of the decision matches."""
+    served = decision.served_treatments
+    return (
+        (
+            not request.treatment_tracking_id
+            or any(s.treatment_tracking_id == request.treatment_tracking_id for s in served)
+        )
+        and (
+            not request.treatment_id or any(s.treatment_id == request.treatment_id for s in served)
+        )
+        and (not request.surface or any(s.surface == request.surface for s in served))
+    )

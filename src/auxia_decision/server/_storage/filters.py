@@ -1,63 +1,146 @@
-"""The conditions of the listings' queries, for either store's SQL (its placeholder given)."""
+"""The listings' queries, for either store's SQL: one project's records by index, in order.
+
+A listing reads one project at a time (a listing of every project merges
+theirs by sequence), so every filter it is given can be read by an index that
+leads with the project and keeps each key's rows in sequence order: no sort,
+and a page stops reading where it ends. Of the filters given, the most
+selective one picks the index (user, then tracking id, then treatment, then
+surface); the others are checked on the rows it yields. A time window, and an
+interaction's kind, narrow what is read but pick no index; a listing with none
+of those filters reads the rows in sequence order, stepping over other
+projects' rows.
+"""
 
 from __future__ import annotations
 
-from auxia_decision.server._storage.seam import InteractionFilter
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from auxia_decision.server._storage.seam import (
+    InteractionFilter,
+    ServedFilter,
+    ServedRow,
+    ServedTreatment,
+)
 
 
-def interaction_conditions(
-    project_id: str, after: int, matching: InteractionFilter, mark: str
-) -> tuple[list[str], list[object]]:
-    """Return the conditions and values that select logged interactions after ``after``.
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How a store's SQL writes what the queries need."""
 
-    ``mark`` is the SQL placeholder (``?`` or ``%s``); an empty project is any.
-    """
-    conditions = [f"interaction_id > {mark}"]
-    values: list[object] = [after]
-    for column, value in (
-        ("project_id", project_id),
+    mark: str
+    """The placeholder of a value: ``?`` or ``%s``."""
+    not_by_index: str
+    """What keeps a column's condition from choosing the index (SQLite's unary ``+``)."""
+
+
+SQLITE: Final = Dialect("?", "+")
+POSTGRES: Final = Dialect("%s", "")
+"""PostgreSQL's planner chooses by the statistics it keeps."""
+
+_Row = TypeVar("_Row", bound=tuple[Any, ...])
+
+# The columns with an index of their own (after the project), most selective first.
+_INDEXED: Final = ("user_id", "tracking_id", "treatment_id", "surface")
+
+
+SERVED_COLUMNS: Final = (
+    "served_id, project_id, user_id, response_id, treatment_id, surface, tracking_id, time_micros"
+)
+"""What a listing selects of a served row, in the order ``served_row`` reads it."""
+
+
+def served_row(row: tuple[Any, ...]) -> ServedRow:
+    """Return a served row selected as ``SERVED_COLUMNS`` lists them."""
+    sequence, project, user, response, treatment, surface, tracking, time = row
+    served = ServedTreatment(str(response), str(treatment), str(surface), str(tracking), int(time))
+    return ServedRow(int(sequence), str(project), str(user), served)
+
+
+def interactions_query(
+    select: str, project_id: str, after: int, matching: InteractionFilter, dialect: Dialect
+) -> tuple[str, list[object]]:
+    """Return the query (``SELECT select``) of a project's matching interactions after ``after``."""
+    equal: list[tuple[str, object]] = [
         ("user_id", matching.user_id),
         ("tracking_id", matching.tracking_id),
         ("treatment_id", matching.treatment_id),
-    ):
-        if value:
-            conditions.append(f"{column} = {mark}")
-            values.append(value)
+    ]
     if matching.interaction_type:
-        conditions.append(f"kind = {mark}")
-        values.append(matching.interaction_type + 1)
-    _window(conditions, values, matching.start_micros, matching.end_micros, mark)
-    return conditions, values
+        equal.append(("kind", matching.interaction_type + 1))
+    return _query(
+        select,
+        ("interactions", "interaction_id"),
+        (project_id, after, equal),
+        (matching.start_micros, matching.end_micros),
+        dialect,
+    )
 
 
-def served_conditions(
-    project_id: str,
-    after: int,
-    user_id: str,
-    window: tuple[int | None, int | None],
-    mark: str,
-) -> tuple[list[str], list[object]]:
-    """Return the conditions and values that select served treatments after ``after``.
+def served_query(
+    select: str, project_id: str, after: int, matching: ServedFilter, dialect: Dialect
+) -> tuple[str, list[object]]:
+    """Return the query (``SELECT select``) of a project's matching served rows after ``after``."""
+    equal: list[tuple[str, object]] = [
+        ("user_id", matching.user_id),
+        ("tracking_id", matching.tracking_id),
+        ("treatment_id", matching.treatment_id),
+        ("surface", matching.surface),
+    ]
+    return _query(
+        select,
+        ("served", "served_id"),
+        (project_id, after, equal),
+        (matching.start_micros, matching.end_micros),
+        dialect,
+    )
 
-    ``window`` is (start inclusive, end exclusive), None for unbounded.
+
+def next_project_query(table: str, dialect: Dialect) -> str:
+    """Return the query of the least project id above a given one with rows in ``table``.
+
+    One seek of the table's indexes by project, however many rows it holds.
     """
-    conditions = [f"served_id > {mark}"]
-    values: list[object] = [after]
-    for column, value in (("project_id", project_id), ("user_id", user_id)):
-        if value:
-            conditions.append(f"{column} = {mark}")
-            values.append(value)
-    _window(conditions, values, *window, mark)
-    return conditions, values
+    return f"SELECT MIN(project_id) FROM {table} WHERE project_id > {dialect.mark}"  # noqa: S608 - our own table names
 
 
-def _window(
-    conditions: list[str], values: list[object], start: int | None, end: int | None, mark: str
-) -> None:
-    """Add a time window's conditions (start inclusive, end exclusive) to a query's."""
+def _query(
+    select: str,
+    table: tuple[str, str],
+    selected: tuple[str, int, list[tuple[str, object]]],
+    window: tuple[int | None, int | None],
+    dialect: Dialect,
+) -> tuple[str, list[object]]:
+    name, sequence = table
+    project_id, after, equal = selected
+    mark = dialect.mark
+    given = [(column, value) for column, value in equal if value]
+    chosen = next((column for column, _ in given if column in _INDEXED), None)
+    # Without a column to choose an index by, the rows are read in sequence order
+    # (an index by project alone would hand them over by its other column).
+    project = "project_id" if chosen else f"{dialect.not_by_index}project_id"
+    conditions = [f"{project} = {mark}", f"{sequence} > {mark}"]
+    values: list[object] = [project_id, after]
+    for column, value in given:
+        prefix = "" if column == chosen else dialect.not_by_index
+        conditions.append(f"{prefix}{column} = {mark}")
+        values.append(value)
+    start, end = window
     if start is not None:
-        conditions.append(f"time_micros >= {mark}")
+        conditions.append(f"{dialect.not_by_index}time_micros >= {mark}")
         values.append(start)
     if end is not None:
-        conditions.append(f"time_micros < {mark}")
+        conditions.append(f"{dialect.not_by_index}time_micros < {mark}")
         values.append(end)
+    query = (
+        f"SELECT {select} FROM {name} WHERE {' AND '.join(conditions)} "  # noqa: S608 - our own columns
+        f"ORDER BY {sequence}"
+    )
+    return query, values
+
+
+def merged_by_sequence(streams: Iterable[Iterator[_Row]]) -> Iterator[_Row]:
+    """Merge streams of rows, each in sequence order (their first column), into one."""
+    return heapq.merge(*streams, key=lambda row: row[0])

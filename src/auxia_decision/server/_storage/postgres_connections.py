@@ -23,6 +23,7 @@ from psycopg import errors as pg_errors
 from auxia_decision._errors import ApiError, Code
 from auxia_decision.server._storage.postgres_repository import Connection
 from auxia_decision.server._storage.postgres_schema import prepare
+from auxia_decision.server._storage.seam import Migration
 
 T = TypeVar("T")
 
@@ -155,13 +156,15 @@ class WorkThread:
             1, thread_name_prefix="postgres-work"
         )
         self._connection: Connection | None = None
+        self.migration: Migration | None = None
+        """What bringing the database to today's schema took, if it was older."""
         # The first connection prepares the schema; its errors are the constructor's.
         self._executor.submit(self._open_and_prepare).result()
 
     def _open_and_prepare(self) -> None:
         connection = connect_sync(self._url)
         try:
-            prepare(connection)
+            self.migration = prepare(connection)
         except BaseException:
             connection.close()
             raise

@@ -13,7 +13,15 @@ from auxia.decision.model import (
     treatment_interaction_service_pb2,
     treatment_pb2,
 )
-from auxia_decision.server._storage.filters import interaction_conditions, served_conditions
+from auxia_decision.server._storage.filters import (
+    POSTGRES,
+    SERVED_COLUMNS,
+    interactions_query,
+    merged_by_sequence,
+    next_project_query,
+    served_query,
+    served_row,
+)
 from auxia_decision.server._storage.seam import (
     MICROS_PER_DAY,
     SENT,
@@ -21,8 +29,8 @@ from auxia_decision.server._storage.seam import (
     ExternalIdTakenError,
     InteractionFilter,
     ProjectRecord,
+    ServedFilter,
     ServedRow,
-    ServedTreatment,
     StoredTreatment,
 )
 
@@ -274,36 +282,55 @@ class PostgresRepository:
         self, project_id: str, after: int, matching: InteractionFilter
     ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
         """Yield (sequence, request) for the matching interactions stored after ``after``."""
-        conditions, values = interaction_conditions(project_id, after, matching, "%s")
+        streams = [
+            self._stream(
+                *interactions_query("interaction_id, body", project, after, matching, POSTGRES)
+            )
+            for project in self._listed_projects("interactions", project_id)
+        ]
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
-        for sequence, body in self._stream(
-            f"SELECT interaction_id, body FROM interactions WHERE {' AND '.join(conditions)} "  # noqa: S608 - our own columns
-            "ORDER BY interaction_id",
-            values,
-        ):
+        for sequence, body in merged_by_sequence(streams):
             yield int(sequence), parse(body)
 
     def served_rows(
-        self,
-        project_id: str,
-        after: int,
-        *,
-        user_id: str = "",
-        start_micros: int | None = None,
-        end_micros: int | None = None,
+        self, project_id: str, after: int, matching: ServedFilter
     ) -> Iterator[ServedRow]:
-        """Yield the served treatments stored after sequence ``after``, oldest first, by index."""
-        conditions, values = served_conditions(
-            project_id, after, user_id, (start_micros, end_micros), "%s"
-        )
-        for sequence, project, user, response, treatment, surface, tracking, time in self._stream(
-            "SELECT served_id, project_id, user_id, response_id, treatment_id, surface, "  # noqa: S608 - our own columns
-            f"tracking_id, time_micros FROM served WHERE {' AND '.join(conditions)} "
-            "ORDER BY served_id",
-            values,
-        ):
-            served = ServedTreatment(response, treatment, surface, tracking, int(time))
-            yield ServedRow(int(sequence), project, user, served)
+        """Yield the matching served treatments stored after sequence ``after``, by index."""
+        streams = [
+            self._stream(*served_query(SERVED_COLUMNS, project, after, matching, POSTGRES))
+            for project in self._listed_projects("served", project_id)
+        ]
+        for row in merged_by_sequence(streams):
+            yield served_row(row)
+
+    def decision_rows(self, sequence: int) -> list[ServedRow]:
+        """Return the rows of the decision that served row ``sequence`` belongs to, in order.
+
+        A decision's rows are stored in one transaction, by the index of its user.
+        """
+        selected = ", ".join(f"o.{column}" for column in SERVED_COLUMNS.split(", "))
+        return [
+            served_row(row)
+            for row in self._all(
+                f"SELECT {selected} FROM served s JOIN served o ON o.project_id = s.project_id "  # noqa: S608 - our own columns
+                "AND o.user_id = s.user_id AND o.txid = s.txid AND o.response_id = s.response_id "
+                "WHERE s.served_id = %s ORDER BY o.served_id",
+                (sequence,),
+            )
+        ]
+
+    def _listed_projects(self, table: str, project_id: str) -> list[str]:
+        """Return the project a listing asks for or, when it asks for none, each with rows."""
+        if project_id:
+            return [project_id]
+        found: list[str] = []
+        query = next_project_query(table, POSTGRES)
+        while True:
+            row = self._one(query, (found[-1] if found else "",))
+            least = None if row is None else row[0]
+            if least is None:
+                return found
+            found.append(str(least))
 
     def delete_project(self, project_id: str) -> None:
         """Delete a project and everything of it: keys, configuration, treatments, records."""

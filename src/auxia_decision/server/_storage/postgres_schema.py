@@ -16,12 +16,16 @@ shared state and of the projects' configuration.
 
 from __future__ import annotations
 
+import time
 from typing import Final
 
 import psycopg
 
-SCHEMA_VERSION: Final = 1
-"""The schema this code writes (1: the first PostgreSQL schema)."""
+from auxia_decision.server._storage.seam import Migration
+
+SCHEMA_VERSION: Final = 2
+"""The schema this code writes (1: the first PostgreSQL schema; 2: the indexes the listings'
+filters other than the user read)."""
 
 _LOCK: Final = 0x61757869  # "auxi": the advisory lock of schema changes and units of work
 """The key of the advisory lock that start-up and units of work take."""
@@ -129,6 +133,15 @@ CREATE INDEX interactions_by_user ON interactions (project_id, user_id, txid);
 CREATE INDEX served_by_user ON served (project_id, user_id, txid);
 CREATE INDEX write_batches_by_time ON write_batches (written_at);
 """
+_LISTING_INDEXES: Final = """
+CREATE INDEX interactions_by_tracking ON interactions (project_id, tracking_id, interaction_id);
+CREATE INDEX interactions_by_treatment ON interactions (project_id, treatment_id, interaction_id);
+CREATE INDEX served_by_tracking ON served (project_id, tracking_id, served_id);
+CREATE INDEX served_by_treatment ON served (project_id, treatment_id, served_id);
+CREATE INDEX served_by_surface ON served (project_id, surface, served_id);
+"""
+"""Schema 2: each filter of the listings but the user's (``filters``), its rows in sequence
+order."""
 """Today's schema, made in one transaction on an empty database. ``write_batches`` holds the
 id of each batch of appended rows, committed with them: after a connection is lost during a
 commit, it says whether the batch was stored."""
@@ -152,13 +165,14 @@ def _version(connection: psycopg.Connection[tuple[object, ...]]) -> int | None:
     return None if row is None else int(str(row[0]))
 
 
-def prepare(connection: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Bring a database to today's schema: create it in an empty database.
+def prepare(connection: psycopg.Connection[tuple[object, ...]]) -> Migration | None:
+    """Bring a database to today's schema; return the migration it took, if any.
 
-    Raises NewerSchemaError, changing nothing, for a database of a newer
-    schema. Version 1 is the first: the steps from an older version, when
-    there is one, go here, each in one transaction.
+    Creates the schema in an empty database; a database of an older schema
+    takes the steps from it, in one transaction. Raises NewerSchemaError,
+    changing nothing, for a database of a newer schema.
     """
+    started = time.monotonic()
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
         version = _version(connection)
@@ -169,8 +183,23 @@ def prepare(connection: psycopg.Connection[tuple[object, ...]]) -> None:
             )
             raise NewerSchemaError(msg)
         if version == SCHEMA_VERSION:
-            return
-        for statement in _TABLES.split(";\n"):
-            if statement.strip():
-                connection.execute(statement.encode())
-        connection.execute("INSERT INTO auxia_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+            return None
+        if version is None:
+            _execute_each(connection, _TABLES + _LISTING_INDEXES)
+            connection.execute("INSERT INTO auxia_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+            return None
+        if version < 2:  # the listings' indexes
+            _execute_each(connection, _LISTING_INDEXES)
+        connection.execute("UPDATE auxia_schema SET version = %s", (SCHEMA_VERSION,))
+        counted = connection.execute(
+            "SELECT (SELECT COUNT(*) FROM interactions) + (SELECT COUNT(*) FROM served)"
+        ).fetchone()
+    rows = 0 if counted is None else int(str(counted[0]))
+    return Migration(version, SCHEMA_VERSION, rows, time.monotonic() - started)
+
+
+def _execute_each(connection: psycopg.Connection[tuple[object, ...]], script: str) -> None:
+    """Run a script's statements, one after another, in the open transaction."""
+    for statement in script.split(";\n"):
+        if statement.strip():
+            connection.execute(statement.encode())

@@ -63,6 +63,7 @@ from auxia_decision.server._storage.seam import (
     SENT,
     DailyRow,
     LoggedRow,
+    Migration,
     Repository,
     ServedTreatment,
 )
@@ -174,10 +175,10 @@ class PostgresStore:
             msg = f"an activity cache holds 0 users or more, not {activity_cache_users}"
             raise ValueError(msg)
         self.url = url
-        self.migration: None = None
-        """Nothing is migrated yet: version 1 is the first PostgreSQL schema."""
         self.capacity = activity_cache_users
         self._work = WorkThread(url)
+        self.migration: Migration | None = self._work.migration
+        """What bringing the database to today's schema took at start, if it was older."""
         self._appender = Appender(url)
         self._entries: collections.OrderedDict[tuple[str, str], _Entry] = collections.OrderedDict()
         self._epoch = 0

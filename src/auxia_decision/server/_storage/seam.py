@@ -187,6 +187,31 @@ class InteractionFilter:
     """Exclusive; None: unbounded."""
 
 
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """A database brought to today's schema at start."""
+
+    from_version: int
+    to_version: int
+    rows: int
+    """How many rows the migration went through (filled in, indexed)."""
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServedFilter:
+    """Which served rows a listing wants: each field given narrows it (empty: any)."""
+
+    user_id: str = ""
+    tracking_id: str = ""
+    treatment_id: str = ""
+    surface: str = ""
+    start_micros: int | None = None
+    """Inclusive; None: unbounded."""
+    end_micros: int | None = None
+    """Exclusive; None: unbounded."""
+
+
 class StaleKnowledgeError(Exception):
     """What a process knew of the shared state was out of date: nothing was written."""
 
@@ -277,19 +302,19 @@ class Repository(Protocol):
         ...
 
     def served_rows(
-        self,
-        project_id: str,
-        after: int,
-        *,
-        user_id: str = "",
-        start_micros: int | None = None,
-        end_micros: int | None = None,
+        self, project_id: str, after: int, matching: ServedFilter
     ) -> Iterator[ServedRow]:
-        """Yield the served treatments stored after sequence ``after``, oldest first.
+        """Yield the matching served treatments stored after sequence ``after``, oldest first.
 
-        Read by index as they are taken, of one user when ``user_id`` is given,
-        within a time window when given (start inclusive, end exclusive); an
-        empty ``project_id`` yields every project's.
+        Read by index as they are taken; an empty ``project_id`` yields every
+        project's.
+        """
+        ...
+
+    def decision_rows(self, sequence: int) -> list[ServedRow]:
+        """Return the rows of the decision that served row ``sequence`` belongs to, in order.
+
+        Empty when there is no such row.
         """
         ...
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterator, Sequence
-from typing import Final
+from typing import Any, Final
 
 from auxia.decision.model import (
     data_field_pb2,
@@ -12,19 +13,28 @@ from auxia.decision.model import (
     treatment_pb2,
 )
 from auxia_decision.server._storage.daily import read_daily_rows, read_last_ids
-from auxia_decision.server._storage.filters import interaction_conditions, served_conditions
+from auxia_decision.server._storage.filters import (
+    SERVED_COLUMNS,
+    SQLITE,
+    interactions_query,
+    merged_by_sequence,
+    next_project_query,
+    served_query,
+    served_row,
+)
 from auxia_decision.server._storage.rows import open_database
 from auxia_decision.server._storage.seam import (
     SENT,
     DailyRow,
     ExternalIdTakenError,
     InteractionFilter,
+    Migration,
     ProjectRecord,
+    ServedFilter,
     ServedRow,
-    ServedTreatment,
     StoredTreatment,
 )
-from auxia_decision.server._storage.sqlite_schema import Migration, prepare, refuse_unusable
+from auxia_decision.server._storage.sqlite_schema import prepare, refuse_unusable
 
 # Every table with a project_id column, the projects table last (the others refer to it).
 _PROJECT_TABLES: Final = (
@@ -245,43 +255,75 @@ class SqliteRepository:
     ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
         """Yield (sequence, request) for the matching interactions stored after ``after``.
 
-        The filters are the query's own, so SQLite reads the rows by index (by
-        user, when one is given) and stops when the caller does.
+        Each project's rows are read by index (``filters``) and stop when the
+        caller does.
         """
-        conditions, values = interaction_conditions(project_id, after, matching, "?")
-        rows = self._connection.execute(
-            f"SELECT interaction_id, body FROM interactions WHERE {' AND '.join(conditions)} "  # noqa: S608 - our own columns
-            "ORDER BY interaction_id",
-            values,
-        )
+        streams = [
+            self._rows(interactions_query("interaction_id, body", project, after, matching, SQLITE))
+            for project in self._listed_projects("interactions", project_id)
+        ]
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
-        for sequence, body in rows:
+        for sequence, body in merged_by_sequence(streams):
             yield int(sequence), parse(body)
 
     def served_rows(
-        self,
-        project_id: str,
-        after: int,
-        *,
-        user_id: str = "",
-        start_micros: int | None = None,
-        end_micros: int | None = None,
+        self, project_id: str, after: int, matching: ServedFilter
     ) -> Iterator[ServedRow]:
-        """Yield the served treatments stored after sequence ``after``, oldest first, by index."""
-        conditions, values = served_conditions(
-            project_id, after, user_id, (start_micros, end_micros), "?"
+        """Yield the matching served treatments stored after sequence ``after``, by index."""
+        streams = [
+            self._rows(served_query(SERVED_COLUMNS, project, after, matching, SQLITE))
+            for project in self._listed_projects("served", project_id)
+        ]
+        for row in merged_by_sequence(streams):
+            yield served_row(row)
+
+    def decision_rows(self, sequence: int) -> list[ServedRow]:
+        """Return the rows of the decision that served row ``sequence`` belongs to, in order.
+
+        A decision's rows are stored together, one after another (one writer,
+        one statement), so they are the row's neighbours of its response.
+        """
+        found = self._connection.execute(
+            f"SELECT {SERVED_COLUMNS} FROM served WHERE served_id = ?",  # noqa: S608 - our own columns
+            (sequence,),
+        ).fetchone()
+        if found is None:
+            return []
+        project, response = found[1], found[3]
+
+        def neighbours(query: str) -> list[tuple[Any, ...]]:
+            cursor = self._connection.execute(query, (sequence,))
+            try:
+                return list(
+                    itertools.takewhile(lambda row: (row[1], row[3]) == (project, response), cursor)
+                )
+            finally:
+                cursor.close()
+
+        before = neighbours(
+            f"SELECT {SERVED_COLUMNS} FROM served WHERE served_id < ? ORDER BY served_id DESC"  # noqa: S608 - our own columns
         )
-        rows = self._connection.execute(
-            "SELECT served_id, project_id, user_id, response_id, treatment_id, surface, "  # noqa: S608 - our own columns
-            f"tracking_id, time_micros FROM served WHERE {' AND '.join(conditions)} "
-            "ORDER BY served_id",
-            values,
+        after = neighbours(
+            f"SELECT {SERVED_COLUMNS} FROM served WHERE served_id > ? ORDER BY served_id"  # noqa: S608 - our own columns
         )
-        for sequence, project, user, response, treatment, surface, tracking, time in rows:
-            served = ServedTreatment(
-                str(response), str(treatment), str(surface), str(tracking), int(time)
-            )
-            yield ServedRow(int(sequence), str(project), str(user), served)
+        return [served_row(row) for row in (*reversed(before), found, *after)]
+
+    def _rows(self, query: tuple[str, list[object]]) -> Iterator[tuple[Any, ...]]:
+        """Yield a query's rows as SQLite steps to them."""
+        text, values = query
+        yield from self._connection.execute(text, values)
+
+    def _listed_projects(self, table: str, project_id: str) -> list[str]:
+        """Return the project a listing asks for or, when it asks for none, each with rows."""
+        if project_id:
+            return [project_id]
+        found: list[str] = []
+        query = next_project_query(table, SQLITE)
+        while True:
+            (least,) = self._connection.execute(query, (found[-1] if found else "",)).fetchone()
+            if least is None:
+                return found
+            found.append(str(least))
 
     def delete_project(self, project_id: str) -> None:
         """Delete a project and everything of it: keys, configuration, treatments, records."""

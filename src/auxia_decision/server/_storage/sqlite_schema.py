@@ -11,17 +11,18 @@ from __future__ import annotations
 import pathlib
 import sqlite3
 import time
-from dataclasses import dataclass
 from typing import Final
 
 from google.protobuf.message import DecodeError
 
 from auxia.decision.model import treatment_interaction_service_pb2
 from auxia_decision.server._storage.rows import INTERACTION_COLUMNS, interaction_values
+from auxia_decision.server._storage.seam import Migration
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The schema this code writes: 1 added to the interactions the columns rules read
-(user, kind, treatment, surface, time, tracking id) and the indexes by user."""
+(user, kind, treatment, surface, time, tracking id) and the indexes by user; 2 the
+indexes the listings' other filters read (tracking id, treatment, and a served row's surface)."""
 
 _TABLES: Final = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -98,10 +99,16 @@ CREATE TABLE IF NOT EXISTS served (
 """
 
 
-# The reads by user: a user's activity, and listings of one user's records.
+# The reads by user (a user's activity, listings of one user's records) and the listings'
+# other filters (``filters``); every index also keeps each key's rows in rowid order.
 _INDEXES: Final = """
 CREATE INDEX IF NOT EXISTS interactions_by_user ON interactions (project_id, user_id);
 CREATE INDEX IF NOT EXISTS served_by_user ON served (project_id, user_id);
+CREATE INDEX IF NOT EXISTS interactions_by_tracking ON interactions (project_id, tracking_id);
+CREATE INDEX IF NOT EXISTS interactions_by_treatment ON interactions (project_id, treatment_id);
+CREATE INDEX IF NOT EXISTS served_by_tracking ON served (project_id, tracking_id);
+CREATE INDEX IF NOT EXISTS served_by_treatment ON served (project_id, treatment_id);
+CREATE INDEX IF NOT EXISTS served_by_surface ON served (project_id, surface);
 """
 _ADDED_COLUMNS: Final = (
     "user_id TEXT NOT NULL DEFAULT ''",
@@ -132,17 +139,6 @@ class NewerSchemaError(UnusableFileError):
 
 class ForeignFileError(UnusableFileError):
     """The database holds another application's tables, not a store's; the message says so."""
-
-
-@dataclass(frozen=True)
-class Migration:
-    """A database brought to today's schema at start."""
-
-    from_version: int
-    to_version: int
-    rows: int
-    """How many rows the migration rewrote."""
-    seconds: float
 
 
 def refuse_unusable(path: str) -> None:
@@ -195,8 +191,10 @@ def prepare(connection: sqlite3.Connection) -> Migration | None:
     older = _has_table(connection, "interactions")
     connection.execute("BEGIN IMMEDIATE")
     try:
-        rows = _from_version_0(connection) if older else 0
+        rows = _from_version_0(connection) if older and version == 0 else 0
         _execute_each(connection, _TABLES + _INDEXES)
+        if older and version > 0:
+            rows = _records(connection)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
     finally:
@@ -212,6 +210,14 @@ def _execute_each(connection: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";\n"):
         if statement.strip():
             connection.execute(statement)
+
+
+def _records(connection: sqlite3.Connection) -> int:
+    """Return how many interactions and served rows the file holds (what its indexes hold)."""
+    (count,) = connection.execute(
+        "SELECT (SELECT COUNT(*) FROM interactions) + (SELECT COUNT(*) FROM served)"
+    ).fetchone()
+    return int(count)
 
 
 def _has_table(connection: sqlite3.Connection, name: str) -> bool:

@@ -42,13 +42,13 @@ from auxia_decision.server._storage.seam import (
     SENT,
     Event,
     LoggedRow,
+    Migration,
     Repository,
     ServedTreatment,
     UserActivity,
 )
 from auxia_decision.server._storage.snapshot_reader import SnapshotReader
 from auxia_decision.server._storage.sqlite_repository import SqliteRepository, connect
-from auxia_decision.server._storage.sqlite_schema import Migration
 from auxia_decision.server._storage.writer_client import WriterClient, WriterStopped
 
 T = TypeVar("T")

@@ -1,0 +1,150 @@
+"""The emulator's listings on a SQLite store: what they return, page by page, and how they read.
+
+What ListDecisions and ListInteractions list, every page followed, is what a
+plain model of the stored records says, for each filter and page size; each
+query a listing runs reads by index, in sequence order (no sort, no scan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import sqlite3
+from typing import Any
+
+import pytest
+
+from auxia_decision.server._storage.filters import (
+    SERVED_COLUMNS,
+    SQLITE,
+    interactions_query,
+    next_project_query,
+    served_query,
+)
+from auxia_decision.server._storage.seam import InteractionFilter, ServedFilter
+from auxia_decision.server._storage.sqlite_store import SqliteStore
+from tests._listings import (
+    LISTED_DECISIONS,
+    LISTED_INTERACTIONS,
+    all_decisions,
+    all_interactions,
+    decisions_matching,
+    fill,
+    interactions_matching,
+)
+
+PAGE_SIZES = (1, 3, 100)
+
+
+@pytest.mark.parametrize("asked", LISTED_DECISIONS)
+def test_decisions_are_listed_as_stored_page_by_page(
+    tmp_path: pathlib.Path, asked: dict[str, Any]
+) -> None:
+    async def scenario() -> None:
+        store = SqliteStore(str(tmp_path / "store.db"))
+        try:
+            stored = await fill(store)
+            expected = decisions_matching(stored, asked)
+            for size in PAGE_SIZES:
+                assert await all_decisions(store, asked, size) == expected, size
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("asked", LISTED_INTERACTIONS)
+def test_interactions_are_listed_as_stored_page_by_page(
+    tmp_path: pathlib.Path, asked: dict[str, Any]
+) -> None:
+    async def scenario() -> None:
+        store = SqliteStore(str(tmp_path / "store.db"))
+        try:
+            stored = await fill(store)
+            expected = interactions_matching(stored, asked)
+            for size in PAGE_SIZES:
+                assert await all_interactions(store, asked, size) == expected, size
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_the_models_filters_leave_something_and_not_everything() -> None:
+    # The listings' tests above compare with the model: each filter must select.
+    async def stored() -> Any:
+        store = SqliteStore(":memory:")
+        try:
+            return await fill(store)
+        finally:
+            await store.aclose()
+
+    records = asyncio.run(stored())
+    for asked in LISTED_DECISIONS[1:]:
+        if asked != {"treatment_tracking_id": "nowhere"}:
+            assert 0 < len(decisions_matching(records, asked)) < len(records.decisions), asked
+    for asked in LISTED_INTERACTIONS[1:]:
+        assert 0 < len(interactions_matching(records, asked)) < len(records.interactions), asked
+
+
+def _plan(db: pathlib.Path, query: tuple[str, list[object]]) -> str:
+    text, values = query
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        rows = connection.execute(f"EXPLAIN QUERY PLAN {text}", values).fetchall()
+    return " | ".join(str(row[-1]) for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("matching", "index"),
+    [
+        (InteractionFilter(), "INTEGER PRIMARY KEY"),
+        (
+            InteractionFilter(user_id="u", treatment_id="t", interaction_type=1),
+            "interactions_by_user",
+        ),
+        (InteractionFilter(tracking_id="k", treatment_id="t"), "interactions_by_tracking"),
+        (
+            InteractionFilter(treatment_id="t", start_micros=1, end_micros=2),
+            "interactions_by_treatment",
+        ),
+        (InteractionFilter(interaction_type=2, start_micros=1), "INTEGER PRIMARY KEY"),
+    ],
+)
+def test_interaction_listings_read_by_index_in_sequence_order(
+    tmp_path: pathlib.Path, matching: InteractionFilter, index: str
+) -> None:
+    SqliteStore(str(tmp_path / "store.db")).close()
+    plan = _plan(tmp_path / "store.db", interactions_query("body", "P", 5, matching, SQLITE))
+    assert index in plan
+    assert "rowid>?" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+@pytest.mark.parametrize(
+    ("matching", "index"),
+    [
+        (ServedFilter(), "INTEGER PRIMARY KEY"),
+        (ServedFilter(user_id="u", surface="s"), "served_by_user"),
+        (ServedFilter(tracking_id="k", start_micros=1), "served_by_tracking"),
+        (ServedFilter(treatment_id="t", surface="s"), "served_by_treatment"),
+        (ServedFilter(surface="s", end_micros=9), "served_by_surface"),
+    ],
+)
+def test_served_listings_read_by_index_in_sequence_order(
+    tmp_path: pathlib.Path, matching: ServedFilter, index: str
+) -> None:
+    SqliteStore(str(tmp_path / "store.db")).close()
+    plan = _plan(tmp_path / "store.db", served_query(SERVED_COLUMNS, "P", 5, matching, SQLITE))
+    assert index in plan
+    assert "rowid>?" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+@pytest.mark.parametrize("table", ["interactions", "served"])
+def test_the_projects_of_a_listing_of_every_project_are_found_by_seeks(
+    tmp_path: pathlib.Path, table: str
+) -> None:
+    SqliteStore(str(tmp_path / "store.db")).close()
+    plan = _plan(tmp_path / "store.db", (next_project_query(table, SQLITE), [""]))
+    assert plan.startswith(f"SEARCH {table} USING COVERING INDEX")
+    assert "(project_id>?)" in plan
