@@ -9,6 +9,7 @@ DONATION_ASK (HOME_SCREEN and ARTICLE_PAGE, adults), all LIVE since 2024.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -19,6 +20,11 @@ from auxia.decision.model import treatment_interaction_service_pb2 as interactio
 from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia.decision.model import treatment_pb2
 from auxia_decision import ApiError, Code, RestCodec
+from auxia_decision.server._domain.decisions import (
+    response_id,
+    response_of_tracking_id,
+    tracking_id,
+)
 from auxia_decision.server._domain.servicer import as_message
 from tests._fixtures import REQUESTS
 from tests._world import World, micros
@@ -413,11 +419,24 @@ def test_get_all_treatments_pages_through_with_tokens(world: World) -> None:
             _all(world, **bad)
 
 
-def test_response_ids_are_version_4_uuids(world: World) -> None:
-    ids = {
+def test_response_ids_are_time_ordered_version_7_uuids(world: World) -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [
         get_treatments(world, surfaces=[{"surface": "HOME_SCREEN"}]).response_id for _ in range(50)
-    }
-    assert len(ids) == 50
+    ]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 50
     for found in ids:
         parsed = uuid.UUID(found)
-        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, found)
+        assert (parsed.version, parsed.variant, str(parsed)) == (7, uuid.RFC_4122, found)
+        assert before <= parsed.int >> 80 <= after
+    # By the millisecond: ids of one millisecond may come in any order.
+    assert [uuid.UUID(found).int >> 80 for found in ids] == sorted(
+        uuid.UUID(found).int >> 80 for found in ids
+    )
+
+
+def test_the_response_of_a_tracking_id_is_read_back() -> None:
+    response = response_id()
+    for treatment in ("WELCOME_BACK", "A", "with_under_scores", ""):
+        assert response_of_tracking_id(tracking_id(treatment, response)) == response

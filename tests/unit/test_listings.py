@@ -99,18 +99,15 @@ def _plan(db: pathlib.Path, query: tuple[str, list[object]]) -> str:
     [
         (InteractionFilter(), "INTEGER PRIMARY KEY"),
         (
-            InteractionFilter(user_id="u", treatment_id="t", interaction_type=1),
+            InteractionFilter(user_id="u", tracking_id="k", interaction_type=1),
             "interactions_by_user",
         ),
         (InteractionFilter(tracking_id="k", treatment_id="t"), "interactions_by_tracking"),
-        (
-            InteractionFilter(treatment_id="t", start_micros=1, end_micros=2),
-            "interactions_by_treatment",
-        ),
+        (InteractionFilter(treatment_id="t", start_micros=1, end_micros=2), "INTEGER PRIMARY KEY"),
         (InteractionFilter(interaction_type=2, start_micros=1), "INTEGER PRIMARY KEY"),
     ],
 )
-def test_interaction_listings_read_by_index_in_sequence_order(
+def test_interaction_listings_read_in_sequence_order_by_index_when_one_fits(
     tmp_path: pathlib.Path, matching: InteractionFilter, index: str
 ) -> None:
     SqliteStore(str(tmp_path / "store.db")).close()
@@ -124,13 +121,13 @@ def test_interaction_listings_read_by_index_in_sequence_order(
     ("matching", "index"),
     [
         (ServedFilter(), "INTEGER PRIMARY KEY"),
-        (ServedFilter(user_id="u", surface="s"), "served_by_user"),
-        (ServedFilter(tracking_id="k", start_micros=1), "served_by_tracking"),
-        (ServedFilter(treatment_id="t", surface="s"), "served_by_treatment"),
-        (ServedFilter(surface="s", end_micros=9), "served_by_surface"),
+        (ServedFilter(user_id="u", response_id="r", surface="s"), "served_by_user"),
+        (ServedFilter(response_id="r", tracking_id="k", start_micros=1), "served_by_response"),
+        (ServedFilter(treatment_id="t", surface="s"), "INTEGER PRIMARY KEY"),
+        (ServedFilter(tracking_id="k", end_micros=9), "INTEGER PRIMARY KEY"),
     ],
 )
-def test_served_listings_read_by_index_in_sequence_order(
+def test_served_listings_read_in_sequence_order_by_index_when_one_fits(
     tmp_path: pathlib.Path, matching: ServedFilter, index: str
 ) -> None:
     SqliteStore(str(tmp_path / "store.db")).close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -464,6 +465,14 @@ def tracking_id(treatment_id: str, response_id: str) -> str:
     return f"{treatment_id}_{response_id}"
 
 
+def response_of_tracking_id(tracking: str) -> str:
+    """Return the response id in a tracking id ``tracking_id`` made: what follows its last ``_``.
+
+    A response id has no ``_``; any other string gives a string no response has, or its own.
+    """
+    return tracking.rpartition("_")[2]
+
+
 def response_fields(decision: Decision, response_id: str, tracking_ids: list[str]) -> Fields:
     """Return the GetTreatments response of a decision, as its constructor's arguments.
 
@@ -491,11 +500,17 @@ def response_fields(decision: Decision, response_id: str, tracking_ids: list[str
 # system's randomness, once per process, draws them (faster than os.urandom
 # per id: bench/NOTES.md, "Response ids").
 _random_bits = random.Random(os.urandom(32)).getrandbits  # noqa: S311 - ids, not secrets
-_UUID4_CLEAR: Final = ~((0xF << 76) | (0x3 << 62))
-_UUID4_SET: Final = (0x4 << 76) | (0x2 << 62)  # version 4, RFC 4122 variant
+_UUID_CLEAR: Final = ~((0xF << 76) | (0x3 << 62))
+_UUID7_SET: Final = (0x7 << 76) | (0x2 << 62)  # version 7, RFC 9562 variant
 
 
 def response_id() -> str:
-    """Return a new response id: a random (version 4) UUID."""
-    digits = "%032x" % (_random_bits(128) & _UUID4_CLEAR | _UUID4_SET)
+    """Return a new response id: a time-ordered (version 7, RFC 9562) UUID.
+
+    Its first 48 bits are the system clock's milliseconds since the Unix epoch
+    (not the emulator's clock), the rest random: the ids, and the tracking ids
+    made of them, sort by time, so the store's indexes of them grow at one end.
+    """
+    bits = (time.time_ns() // 1_000_000) << 80 | _random_bits(80)
+    digits = "%032x" % (bits & _UUID_CLEAR | _UUID7_SET)
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"

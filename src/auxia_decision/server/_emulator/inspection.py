@@ -7,12 +7,14 @@ to callers, and checked on the way back.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision._errors import ApiError, FieldViolation, violation
+from auxia_decision.server._domain.decisions import response_of_tracking_id
 from auxia_decision.server._storage.seam import (
     InteractionFilter,
     Repository,
@@ -146,36 +148,39 @@ def _matching_decisions(
 ) -> Iterator[tuple[int, emulator_pb2.ServedDecision]]:
     """Yield (sequence of its last row, decision) for the decisions a request matches, in order.
 
-    The rows of one decision share its user and its time: those filters hold
-    for each row. The others hold when any treatment of the decision matches:
-    the rows the most selective of them finds (by index) lead to their
-    decisions, each read whole and checked against all of them.
+    The rows of one decision share its user, its time and its response: those
+    filters hold for each row, and a tracking id names its response
+    (``tracking_id``). The treatment filters hold when any treatment of the
+    decision matches: the rows the first of them finds lead to their
+    decisions, each read whole (by response) and checked against all of them.
     """
     tracking, treatment, surface = (
         request.treatment_tracking_id,
         request.treatment_id,
         request.surface,
     )
-    if not (tracking or treatment or surface):
-        every = ServedFilter(
-            user_id=request.user_id, start_micros=window.start, end_micros=window.end
-        )
-        yield from _decisions(repository.served_rows(request.project_id, window.after, every))
-        return
-    # The most selective: a tracking id, then a treatment, then a surface.
-    by_treatment = ServedFilter(
+    shared = ServedFilter(
         user_id=request.user_id,
-        tracking_id=tracking,
-        treatment_id="" if tracking else treatment,
-        surface="" if tracking or treatment else surface,
+        response_id=response_of_tracking_id(tracking) if tracking else "",
         start_micros=window.start,
         end_micros=window.end,
+    )
+    if tracking or not (treatment or surface):
+        for sequence, decision in _decisions(
+            repository.served_rows(request.project_id, window.after, shared)
+        ):
+            if _serves_as_asked(decision, request):
+                yield sequence, decision
+        return
+    by_treatment = dataclasses.replace(
+        shared, treatment_id=treatment, surface="" if treatment else surface
     )
     listed = window.after
     for row in repository.served_rows(request.project_id, window.after, by_treatment):
         if row.sequence <= listed:
             continue  # a row of a decision listed already
-        for sequence, decision in _decisions(repository.decision_rows(row.sequence)):
+        whole = ServedFilter(response_id=row.served.response_id)
+        for sequence, decision in _decisions(repository.served_rows(row.project_id, 0, whole)):
             listed = sequence
             if _serves_as_asked(decision, request):
                 yield sequence, decision

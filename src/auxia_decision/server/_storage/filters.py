@@ -1,14 +1,16 @@
-"""The listings' queries, for either store's SQL: one project's records by index, in order.
+"""The listings' queries, for either store's SQL: one project's records in sequence order.
 
 A listing reads one project at a time (a listing of every project merges
-theirs by sequence), so every filter it is given can be read by an index that
-leads with the project and keeps each key's rows in sequence order: no sort,
-and a page stops reading where it ends. Of the filters given, the most
-selective one picks the index (user, then tracking id, then treatment, then
-surface); the others are checked on the rows it yields. A time window, and an
-interaction's kind, narrow what is read but pick no index; a listing with none
-of those filters reads the rows in sequence order, stepping over other
-projects' rows.
+theirs by sequence). The filters that single out a few records read by an
+index that leads with the project and keeps each key's rows in sequence
+order (no sort; a page stops reading where it ends): an interaction's user or
+tracking id, a served row's user or response. Of those given, the first
+picks the index, and the other filters are checked on the rows it yields.
+Without one, the project's rows are read in sequence order, each checked,
+stepping over other projects' rows: a treatment, a surface, a kind or a time
+window shared by many records fills a page after a few pages' worth of rows,
+a rare one reads further. Each index costs every write (bench/NOTES.md,
+"Listing indexes").
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ POSTGRES: Final = Dialect("%s", "")
 
 _Row = TypeVar("_Row", bound=tuple[Any, ...])
 
-# The columns with an index of their own (after the project), most selective first.
-_INDEXED: Final = ("user_id", "tracking_id", "treatment_id", "surface")
+# Each table's columns with an index of their own (after the project), most selective first.
+_INTERACTIONS_INDEXED: Final = ("user_id", "tracking_id")
+_SERVED_INDEXED: Final = ("user_id", "response_id")
 
 
 SERVED_COLUMNS: Final = (
@@ -72,7 +75,7 @@ def interactions_query(
         equal.append(("kind", matching.interaction_type + 1))
     return _query(
         select,
-        ("interactions", "interaction_id"),
+        ("interactions", "interaction_id", _INTERACTIONS_INDEXED),
         (project_id, after, equal),
         (matching.start_micros, matching.end_micros),
         dialect,
@@ -85,13 +88,14 @@ def served_query(
     """Return the query (``SELECT select``) of a project's matching served rows after ``after``."""
     equal: list[tuple[str, object]] = [
         ("user_id", matching.user_id),
+        ("response_id", matching.response_id),
         ("tracking_id", matching.tracking_id),
         ("treatment_id", matching.treatment_id),
         ("surface", matching.surface),
     ]
     return _query(
         select,
-        ("served", "served_id"),
+        ("served", "served_id", _SERVED_INDEXED),
         (project_id, after, equal),
         (matching.start_micros, matching.end_micros),
         dialect,
@@ -108,16 +112,16 @@ def next_project_query(table: str, dialect: Dialect) -> str:
 
 def _query(
     select: str,
-    table: tuple[str, str],
+    table: tuple[str, str, tuple[str, ...]],
     selected: tuple[str, int, list[tuple[str, object]]],
     window: tuple[int | None, int | None],
     dialect: Dialect,
 ) -> tuple[str, list[object]]:
-    name, sequence = table
+    name, sequence, indexed = table
     project_id, after, equal = selected
     mark = dialect.mark
     given = [(column, value) for column, value in equal if value]
-    chosen = next((column for column, _ in given if column in _INDEXED), None)
+    chosen = next((column for column, _ in given if column in indexed), None)
     # Without a column to choose an index by, the rows are read in sequence order
     # (an index by project alone would hand them over by its other column).
     project = "project_id" if chosen else f"{dialect.not_by_index}project_id"

@@ -303,22 +303,6 @@ class PostgresRepository:
         for row in merged_by_sequence(streams):
             yield served_row(row)
 
-    def decision_rows(self, sequence: int) -> list[ServedRow]:
-        """Return the rows of the decision that served row ``sequence`` belongs to, in order.
-
-        A decision's rows are stored in one transaction, by the index of its user.
-        """
-        selected = ", ".join(f"o.{column}" for column in SERVED_COLUMNS.split(", "))
-        return [
-            served_row(row)
-            for row in self._all(
-                f"SELECT {selected} FROM served s JOIN served o ON o.project_id = s.project_id "  # noqa: S608 - our own columns
-                "AND o.user_id = s.user_id AND o.txid = s.txid AND o.response_id = s.response_id "
-                "WHERE s.served_id = %s ORDER BY o.served_id",
-                (sequence,),
-            )
-        ]
-
     def _listed_projects(self, table: str, project_id: str) -> list[str]:
         """Return the project a listing asks for or, when it asks for none, each with rows."""
         if project_id:

@@ -24,8 +24,8 @@ import psycopg
 from auxia_decision.server._storage.seam import Migration
 
 SCHEMA_VERSION: Final = 2
-"""The schema this code writes (1: the first PostgreSQL schema; 2: the indexes the listings'
-filters other than the user read)."""
+"""The schema this code writes (1: the first PostgreSQL schema; 2: the interactions' index by
+tracking id and the served rows' by response)."""
 
 _LOCK: Final = 0x61757869  # "auxi": the advisory lock of schema changes and units of work
 """The key of the advisory lock that start-up and units of work take."""
@@ -135,13 +135,10 @@ CREATE INDEX write_batches_by_time ON write_batches (written_at);
 """
 _LISTING_INDEXES: Final = """
 CREATE INDEX interactions_by_tracking ON interactions (project_id, tracking_id, interaction_id);
-CREATE INDEX interactions_by_treatment ON interactions (project_id, treatment_id, interaction_id);
-CREATE INDEX served_by_tracking ON served (project_id, tracking_id, served_id);
-CREATE INDEX served_by_treatment ON served (project_id, treatment_id, served_id);
-CREATE INDEX served_by_surface ON served (project_id, surface, served_id);
+CREATE INDEX served_by_response ON served (project_id, response_id, served_id);
 """
-"""Schema 2: each filter of the listings but the user's (``filters``), its rows in sequence
-order."""
+"""Schema 2: the listings' reads by tracking id and by response (``filters``), each key's rows
+in sequence order."""
 """Today's schema, made in one transaction on an empty database. ``write_batches`` holds the
 id of each batch of appended rows, committed with them: after a connection is lost during a
 commit, it says whether the batch was stored."""

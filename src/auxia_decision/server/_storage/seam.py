@@ -203,6 +203,7 @@ class ServedFilter:
     """Which served rows a listing wants: each field given narrows it (empty: any)."""
 
     user_id: str = ""
+    response_id: str = ""
     tracking_id: str = ""
     treatment_id: str = ""
     surface: str = ""
@@ -306,15 +307,8 @@ class Repository(Protocol):
     ) -> Iterator[ServedRow]:
         """Yield the matching served treatments stored after sequence ``after``, oldest first.
 
-        Read by index as they are taken; an empty ``project_id`` yields every
-        project's.
-        """
-        ...
-
-    def decision_rows(self, sequence: int) -> list[ServedRow]:
-        """Return the rows of the decision that served row ``sequence`` belongs to, in order.
-
-        Empty when there is no such row.
+        Read as they are taken, by index when the filters allow (``filters``);
+        an empty ``project_id`` yields every project's.
         """
         ...
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
@@ -276,37 +275,6 @@ class SqliteRepository:
         ]
         for row in merged_by_sequence(streams):
             yield served_row(row)
-
-    def decision_rows(self, sequence: int) -> list[ServedRow]:
-        """Return the rows of the decision that served row ``sequence`` belongs to, in order.
-
-        A decision's rows are stored together, one after another (one writer,
-        one statement), so they are the row's neighbours of its response.
-        """
-        found = self._connection.execute(
-            f"SELECT {SERVED_COLUMNS} FROM served WHERE served_id = ?",  # noqa: S608 - our own columns
-            (sequence,),
-        ).fetchone()
-        if found is None:
-            return []
-        project, response = found[1], found[3]
-
-        def neighbours(query: str) -> list[tuple[Any, ...]]:
-            cursor = self._connection.execute(query, (sequence,))
-            try:
-                return list(
-                    itertools.takewhile(lambda row: (row[1], row[3]) == (project, response), cursor)
-                )
-            finally:
-                cursor.close()
-
-        before = neighbours(
-            f"SELECT {SERVED_COLUMNS} FROM served WHERE served_id < ? ORDER BY served_id DESC"  # noqa: S608 - our own columns
-        )
-        after = neighbours(
-            f"SELECT {SERVED_COLUMNS} FROM served WHERE served_id > ? ORDER BY served_id"  # noqa: S608 - our own columns
-        )
-        return [served_row(row) for row in (*reversed(before), found, *after)]
 
     def _rows(self, query: tuple[str, list[object]]) -> Iterator[tuple[Any, ...]]:
         """Yield a query's rows as SQLite steps to them."""

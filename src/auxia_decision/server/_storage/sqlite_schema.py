@@ -22,7 +22,7 @@ from auxia_decision.server._storage.seam import Migration
 SCHEMA_VERSION: Final = 2
 """The schema this code writes: 1 added to the interactions the columns rules read
 (user, kind, treatment, surface, time, tracking id) and the indexes by user; 2 the
-indexes the listings' other filters read (tracking id, treatment, and a served row's surface)."""
+interactions' index by tracking id and the served rows' by response."""
 
 _TABLES: Final = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -99,16 +99,13 @@ CREATE TABLE IF NOT EXISTS served (
 """
 
 
-# The reads by user (a user's activity, listings of one user's records) and the listings'
-# other filters (``filters``); every index also keeps each key's rows in rowid order.
+# The reads by user (a user's activity, listings of one user's records), by tracking id and
+# by response (``filters``); every index also keeps each key's rows in rowid order.
 _INDEXES: Final = """
 CREATE INDEX IF NOT EXISTS interactions_by_user ON interactions (project_id, user_id);
 CREATE INDEX IF NOT EXISTS served_by_user ON served (project_id, user_id);
 CREATE INDEX IF NOT EXISTS interactions_by_tracking ON interactions (project_id, tracking_id);
-CREATE INDEX IF NOT EXISTS interactions_by_treatment ON interactions (project_id, treatment_id);
-CREATE INDEX IF NOT EXISTS served_by_tracking ON served (project_id, tracking_id);
-CREATE INDEX IF NOT EXISTS served_by_treatment ON served (project_id, treatment_id);
-CREATE INDEX IF NOT EXISTS served_by_surface ON served (project_id, surface);
+CREATE INDEX IF NOT EXISTS served_by_response ON served (project_id, response_id);
 """
 _ADDED_COLUMNS: Final = (
     "user_id TEXT NOT NULL DEFAULT ''",
