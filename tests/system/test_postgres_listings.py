@@ -9,18 +9,21 @@ schema 1 gets those indexes at start, and says so.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psycopg
 import pytest
 
+from auxia.decision.emulator.v1 import emulator_pb2
+from auxia_decision.server._emulator.inspection import list_decisions
 from auxia_decision.server._storage.filters import (
     POSTGRES,
     SERVED_COLUMNS,
     interactions_query,
     served_query,
 )
-from auxia_decision.server._storage.postgres_schema import SCHEMA_VERSION
+from auxia_decision.server._storage.postgres_schema import SCHEMA_VERSION, lock_key
 from auxia_decision.server._storage.postgres_store import PostgresStore
 from auxia_decision.server._storage.seam import InteractionFilter, ServedFilter
 from auxia_decision.server._transport.runtime import run_event_loop
@@ -127,3 +130,30 @@ def test_a_database_of_schema_1_gets_the_listings_indexes_at_start(postgres_url:
     again = PostgresStore(postgres_url)
     assert again.migration is None
     again.close()
+
+
+def test_a_listing_reads_while_another_replica_holds_the_stores_lock(postgres_url: str) -> None:
+    # A unit of work of another replica (a Reset, say) holds the lock; a listing
+    # reads a snapshot without it, where a unit of work of this one waits.
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url)
+        try:
+            stored = await fill(store)
+            asked = emulator_pb2.ListDecisionsRequest(treatment_id="C", page_size=1000)
+            with psycopg.connect(postgres_url, autocommit=True) as holder:
+                holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(),))
+                listed = await asyncio.wait_for(
+                    store.read(lambda repository: list_decisions(repository, asked)), 10
+                )
+                waiting = asyncio.ensure_future(
+                    store.run(lambda repository: list_decisions(repository, asked))
+                )
+                done, _ = await asyncio.wait([waiting], timeout=1)
+                assert not done  # the same listing as a unit of work waits for the lock
+                holder.execute("SELECT pg_advisory_unlock(%s)", (lock_key(),))
+            assert list(listed.decisions) == decisions_matching(stored, {"treatment_id": "C"})
+            assert await waiting == listed
+        finally:
+            await store.aclose()
+
+    run_event_loop(scenario())

@@ -459,7 +459,7 @@ class ApiServicer:
     ) -> management.GetTreatmentResponse:
         assert isinstance(request, management.GetTreatmentRequest)
         now = self.clock()
-        stored = await self.store.run(
+        stored = await self.store.read(
             lambda repository: _treatments.get_treatment(repository, project, request.treatment_id)
         )
         return management.GetTreatmentResponse(treatment=_treatments.with_statuses(stored, now))
@@ -469,7 +469,7 @@ class ApiServicer:
     ) -> management.GetAllTreatmentsResponse:
         assert isinstance(request, management.GetAllTreatmentsRequest)
         now = self.clock()
-        page, token = await self.store.run(
+        page, token = await self.store.read(
             lambda repository: _treatments.get_all_treatments(repository, project, request)
         )
         return management.GetAllTreatmentsResponse(

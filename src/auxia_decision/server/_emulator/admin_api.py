@@ -261,11 +261,11 @@ class EmulatorServicer:
 
     async def _list_interactions(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ListInteractionsRequest)
-        return await self._store.run(lambda repository: list_interactions(repository, request))
+        return await self._store.read(lambda repository: list_interactions(repository, request))
 
     async def _list_decisions(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ListDecisionsRequest)
-        return await self._store.run(lambda repository: list_decisions(repository, request))
+        return await self._store.read(lambda repository: list_decisions(repository, request))
 
     async def _list_recent_decisions(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ListRecentDecisionsRequest)

@@ -388,9 +388,8 @@ class Store(Protocol):
     async def read(self, work: Callable[[Repository], T]) -> T:
         """Run ``work``, which only reads, without holding up other processes' units of work.
 
-        Each statement sees what was committed before it ran (a store shared by
-        processes takes no lock for it); work that must see one moment across
-        several statements uses ``run``.
+        It sees one moment of the store across its statements (a store shared
+        by processes reads a snapshot and takes no lock for it).
         """
         ...
 
