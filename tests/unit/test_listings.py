@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -36,34 +37,29 @@ from tests._listings import (
 PAGE_SIZES = (1, 3, 100)
 
 
-@pytest.mark.parametrize("asked", LISTED_DECISIONS)
-def test_decisions_are_listed_as_stored_page_by_page(
-    tmp_path: pathlib.Path, asked: dict[str, Any]
+# Each listing: what every page followed returns, and what the model says it should.
+_LISTINGS: dict[str, tuple[Callable[..., Awaitable[list[Any]]], Callable[..., list[Any]]]] = {
+    "ListDecisions": (all_decisions, decisions_matching),
+    "ListInteractions": (all_interactions, interactions_matching),
+}
+
+
+@pytest.mark.parametrize(
+    ("listing", "asked"),
+    [("ListDecisions", asked) for asked in LISTED_DECISIONS]
+    + [("ListInteractions", asked) for asked in LISTED_INTERACTIONS],
+)
+def test_records_are_listed_as_stored_page_by_page(
+    tmp_path: pathlib.Path, listing: str, asked: dict[str, Any]
 ) -> None:
+    listed, matching = _LISTINGS[listing]
+
     async def scenario() -> None:
         store = SqliteStore(str(tmp_path / "store.db"))
         try:
-            stored = await fill(store)
-            expected = decisions_matching(stored, asked)
+            expected = matching(await fill(store), asked)
             for size in PAGE_SIZES:
-                assert await all_decisions(store, asked, size) == expected, size
-        finally:
-            await store.aclose()
-
-    asyncio.run(scenario())
-
-
-@pytest.mark.parametrize("asked", LISTED_INTERACTIONS)
-def test_interactions_are_listed_as_stored_page_by_page(
-    tmp_path: pathlib.Path, asked: dict[str, Any]
-) -> None:
-    async def scenario() -> None:
-        store = SqliteStore(str(tmp_path / "store.db"))
-        try:
-            stored = await fill(store)
-            expected = interactions_matching(stored, asked)
-            for size in PAGE_SIZES:
-                assert await all_interactions(store, asked, size) == expected, size
+                assert await listed(store, asked, size) == expected, size
         finally:
             await store.aclose()
 
