@@ -196,6 +196,32 @@ def interactions_matching(
     return [logged for logged in stored.interactions if holds(logged)]
 
 
+INTERLEAVED: Final = [
+    # (served_id, project, user, response, treatment, surface, tracking id, time)
+    (10, "P1", "u1", "D", "X", "S1", "X_D", START),
+    (11, "P1", "u2", "E", "X", "S1", "X_E", START),
+    (12, "P1", "u1", "D", "Y", "S2", "Y_D", START),
+    (13, "P1", "u2", "E", "Z", "S2", "Z_E", START),
+    (14, "P2", "u3", "D", "Y", "S1", "Y_D", START),
+    (15, "P2", "u3", "D", "X", "S2", "X_D", START),
+]
+"""Served rows two replicas could write at once: decisions D and E of P1 interleaved, and
+a decision of P2 with D's response id (response ids are unique per project only here)."""
+
+INTERLEAVED_LISTED: Final[list[tuple[dict[str, Any], list[tuple[str, str]]]]] = [
+    ({}, [("P1", "D"), ("P1", "E"), ("P2", "D")]),
+    ({"treatment_id": "X"}, [("P1", "D"), ("P1", "E"), ("P2", "D")]),
+    ({"treatment_id": "Y"}, [("P1", "D"), ("P2", "D")]),
+    ({"surface": "S2"}, [("P1", "D"), ("P1", "E"), ("P2", "D")]),
+    ({"project_id": "P1", "surface": "S2", "treatment_id": "Z"}, [("P1", "E")]),
+    ({"treatment_tracking_id": "Y_D"}, [("P1", "D"), ("P2", "D")]),
+    ({"treatment_tracking_id": "X_D", "project_id": "P2"}, [("P2", "D")]),
+    ({"treatment_tracking_id": "X_"}, []),
+    ({"user_id": "u2", "treatment_id": "Z"}, [("P1", "E")]),
+]
+"""ListDecisions filters over ``INTERLEAVED``, and the (project, response) each lists, in order."""
+
+
 async def all_decisions(
     store: Store, asked: dict[str, Any], page_size: int
 ) -> list[emulator_pb2.ServedDecision]:
@@ -238,7 +264,7 @@ async def _all_pages(
     found: list[Any] = []
     token = ""
     while True:
-        page = await store.run(functools.partial(_page, listing, request_of(token)))
+        page = await store.read(functools.partial(_page, listing, request_of(token)))
         found.extend(getattr(page, field))
         token = page.next_page_token
         if not token:

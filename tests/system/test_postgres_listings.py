@@ -19,7 +19,7 @@ from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision.server._emulator.inspection import list_decisions
 from auxia_decision.server._storage.filters import (
     POSTGRES,
-    SERVED_COLUMNS,
+    SERVED_SELECT,
     interactions_query,
     served_query,
 )
@@ -28,6 +28,8 @@ from auxia_decision.server._storage.postgres_store import PostgresStore
 from auxia_decision.server._storage.seam import InteractionFilter, ServedFilter
 from auxia_decision.server._transport.runtime import run_event_loop
 from tests._listings import (
+    INTERLEAVED,
+    INTERLEAVED_LISTED,
     LISTED_DECISIONS,
     LISTED_INTERACTIONS,
     all_decisions,
@@ -89,12 +91,13 @@ def test_listings_by_tracking_id_or_response_can_be_read_by_index_in_sequence_or
     query = (
         interactions_query("body", "P", 5, matching, POSTGRES)
         if interactions
-        else served_query(SERVED_COLUMNS, "P", 5, matching, POSTGRES)
+        else served_query(SERVED_SELECT, "P", 5, matching, POSTGRES)
     )
     plan = _plan(postgres_url, query)
     assert f"Index Scan using {index}" in plan, plan
     # The index holds the sequence after its keys: the page starts by a seek, unsorted.
-    assert ("interaction_id > " if interactions else "served_id > ") in plan, plan
+    (seek,) = [line for line in plan.splitlines() if "Index Cond:" in line]
+    assert ("interaction_id > " if interactions else "served_id > ") in seek, plan
     assert "Sort" not in plan, plan
     assert "Seq Scan" not in plan, plan
 
@@ -153,6 +156,33 @@ def test_a_listing_reads_while_another_replica_holds_the_stores_lock(postgres_ur
                 holder.execute("SELECT pg_advisory_unlock(%s)", (lock_key(),))
             assert list(listed.decisions) == decisions_matching(stored, {"treatment_id": "C"})
             assert await waiting == listed
+        finally:
+            await store.aclose()
+
+    run_event_loop(scenario())
+
+
+def test_decisions_interleaved_or_sharing_a_response_across_projects_are_listed_once(
+    postgres_url: str,
+) -> None:
+    # Two replicas appending at once can interleave the ids of their decisions' rows.
+    PostgresStore(postgres_url).close()
+    with psycopg.connect(postgres_url) as connection:
+        connection.cursor().executemany(
+            "INSERT INTO served (served_id, project_id, user_id, response_id, treatment_id, "
+            "surface, tracking_id, time_micros) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            INTERLEAVED,
+        )
+
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url)
+        try:
+            for asked, expected in INTERLEAVED_LISTED:
+                for size in PAGE_SIZES:
+                    listed = await all_decisions(store, asked, size)
+                    found = [(d.project_id, d.response_id) for d in listed]
+                    assert found == expected, (asked, size)
+                    assert all(len(d.served_treatments) == 2 for d in listed)
         finally:
             await store.aclose()
 

@@ -13,7 +13,7 @@ from auxia_decision.server._storage.sqlite_store import SqliteStore
 from tools.processes import serve_command
 
 
-@pytest.mark.parametrize(("fixture", "version", "rows"), [("v0", 0, 40), ("v1", 1, 54)])
+@pytest.mark.parametrize(("fixture", "version", "rows"), [("v0", 0, 58), ("v1", 1, 54)])
 def test_the_server_says_it_migrated_and_how_long_it_took(
     request: pytest.FixtureRequest, fixture: str, version: int, rows: int
 ) -> None:

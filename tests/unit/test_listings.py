@@ -16,15 +16,18 @@ from typing import Any
 import pytest
 
 from auxia_decision.server._storage.filters import (
-    SERVED_COLUMNS,
+    SERVED_SELECT,
     SQLITE,
     interactions_query,
     next_project_query,
+    reads_by_index,
     served_query,
 )
 from auxia_decision.server._storage.seam import InteractionFilter, ServedFilter
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from tests._listings import (
+    INTERLEAVED,
+    INTERLEAVED_LISTED,
     LISTED_DECISIONS,
     LISTED_INTERACTIONS,
     all_decisions,
@@ -96,8 +99,9 @@ def _plan(db: pathlib.Path, query: tuple[str, list[object]]) -> str:
         (InteractionFilter(), "INTEGER PRIMARY KEY"),
         (
             InteractionFilter(user_id="u", tracking_id="k", interaction_type=1),
-            "interactions_by_user",
+            "interactions_by_tracking",
         ),
+        (InteractionFilter(user_id="u", treatment_id="t"), "interactions_by_user"),
         (InteractionFilter(tracking_id="k", treatment_id="t"), "interactions_by_tracking"),
         (InteractionFilter(treatment_id="t", start_micros=1, end_micros=2), "INTEGER PRIMARY KEY"),
         (InteractionFilter(interaction_type=2, start_micros=1), "INTEGER PRIMARY KEY"),
@@ -117,7 +121,8 @@ def test_interaction_listings_read_in_sequence_order_by_index_when_one_fits(
     ("matching", "index"),
     [
         (ServedFilter(), "INTEGER PRIMARY KEY"),
-        (ServedFilter(user_id="u", response_id="r", surface="s"), "served_by_user"),
+        (ServedFilter(user_id="u", response_id="r", surface="s"), "served_by_response"),
+        (ServedFilter(user_id="u", tracking_id="k"), "served_by_user"),
         (ServedFilter(response_id="r", tracking_id="k", start_micros=1), "served_by_response"),
         (ServedFilter(treatment_id="t", surface="s"), "INTEGER PRIMARY KEY"),
         (ServedFilter(tracking_id="k", end_micros=9), "INTEGER PRIMARY KEY"),
@@ -127,7 +132,7 @@ def test_served_listings_read_in_sequence_order_by_index_when_one_fits(
     tmp_path: pathlib.Path, matching: ServedFilter, index: str
 ) -> None:
     SqliteStore(str(tmp_path / "store.db")).close()
-    plan = _plan(tmp_path / "store.db", served_query(SERVED_COLUMNS, "P", 5, matching, SQLITE))
+    plan = _plan(tmp_path / "store.db", served_query(SERVED_SELECT, "P", 5, matching, SQLITE))
     assert index in plan
     assert "rowid>?" in plan
     assert "TEMP B-TREE" not in plan
@@ -141,3 +146,51 @@ def test_the_projects_of_a_listing_of_every_project_are_found_by_seeks(
     plan = _plan(tmp_path / "store.db", (next_project_query(table, SQLITE), [""]))
     assert plan.startswith(f"SEARCH {table} USING COVERING INDEX")
     assert "(project_id>?)" in plan
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        interactions_query("body", "", 5, InteractionFilter(treatment_id="t"), SQLITE),
+        served_query(SERVED_SELECT, "", 5, ServedFilter(surface="s", start_micros=1), SQLITE),
+    ],
+)
+def test_a_listing_of_every_project_without_an_index_to_read_by_reads_once_in_order(
+    tmp_path: pathlib.Path, query: tuple[str, list[object]]
+) -> None:
+    # One read in sequence order, not one per project stepping over the others' rows.
+    SqliteStore(str(tmp_path / "store.db")).close()
+    assert _plan(tmp_path / "store.db", query).endswith("USING INTEGER PRIMARY KEY (rowid>?)")
+    assert "project_id =" not in query[0]
+    assert not reads_by_index(InteractionFilter(treatment_id="t", interaction_type=1))
+    assert reads_by_index(InteractionFilter(tracking_id="k"))
+    assert reads_by_index(ServedFilter(user_id="u"))
+
+
+def test_decisions_interleaved_or_sharing_a_response_across_projects_are_listed_once(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "store.db"
+    SqliteStore(str(path)).close()
+    with sqlite3.connect(path) as connection:
+        connection.executemany(
+            "INSERT INTO served (served_id, project_id, user_id, response_id, treatment_id, "
+            "surface, tracking_id, time_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            INTERLEAVED,
+        )
+
+    async def scenario() -> None:
+        store = SqliteStore(str(path))
+        try:
+            for asked, expected in INTERLEAVED_LISTED:
+                for size in PAGE_SIZES:
+                    listed = await all_decisions(store, asked, size)
+                    assert [(d.project_id, d.response_id) for d in listed] == expected, (
+                        asked,
+                        size,
+                    )
+                    assert all(len(d.served_treatments) == 2 for d in listed)
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())

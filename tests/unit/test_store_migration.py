@@ -32,7 +32,7 @@ def test_a_file_of_schema_0_is_migrated_and_everything_survives(v0: pathlib.Path
         assert (migration.from_version, migration.to_version, migration.rows) == (
             0,
             SCHEMA_VERSION,
-            40,
+            40 + 18,
         )
         listed = store.run_sync(
             lambda repository: list(repository.logged_interactions("", 0, InteractionFilter()))

@@ -1,14 +1,14 @@
 """What the emulator admin API lists: logged interactions and served decisions, paged.
 
-Each listing runs inside one unit of work of the store and writes nothing.
-Page tokens are the sequence number of the last record of the page: opaque
-to callers, and checked on the way back.
+Each listing reads one moment of the store (``Store.read``) and writes
+nothing. Page tokens are the sequence number of the last record of the page
+(of a decision: its first row the filters select): opaque to callers, and
+checked on the way back.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -99,32 +99,20 @@ def list_interactions(
     return response
 
 
-def _decisions(rows: Iterable[ServedRow]) -> Iterator[tuple[int, emulator_pb2.ServedDecision]]:
-    """Group served rows into decisions: (sequence of the decision's last row, decision).
-
-    The rows of one response are stored together, one after another.
-    """
-    current: emulator_pb2.ServedDecision | None = None
-    last = 0
+def _decision(rows: list[ServedRow]) -> emulator_pb2.ServedDecision:
+    """Return the decision whose served rows (all of one response) these are."""
+    first = rows[0]
+    decision = emulator_pb2.ServedDecision(
+        project_id=first.project_id, user_id=first.user_id, response_id=first.served.response_id
+    )
+    decision.decide_time.FromMicroseconds(first.served.time_micros)
     for row in rows:
-        served = row.served
-        if current is None or (
-            current.response_id != served.response_id or current.project_id != row.project_id
-        ):
-            if current is not None:
-                yield last, current
-            current = emulator_pb2.ServedDecision(
-                project_id=row.project_id, user_id=row.user_id, response_id=served.response_id
-            )
-            current.decide_time.FromMicroseconds(served.time_micros)
-        current.served_treatments.add(
-            treatment_id=served.treatment_id,
-            surface=served.surface,
-            treatment_tracking_id=served.tracking_id,
+        decision.served_treatments.add(
+            treatment_id=row.served.treatment_id,
+            surface=row.served.surface,
+            treatment_tracking_id=row.served.tracking_id,
         )
-        last = row.sequence
-    if current is not None:
-        yield last, current
+    return decision
 
 
 def list_decisions(
@@ -146,44 +134,56 @@ def list_decisions(
 def _matching_decisions(
     repository: Repository, request: emulator_pb2.ListDecisionsRequest, window: Window
 ) -> Iterator[tuple[int, emulator_pb2.ServedDecision]]:
-    """Yield (sequence of its last row, decision) for the decisions a request matches, in order.
+    """Yield (sequence, decision) for the decisions a request matches, in sequence order.
 
-    The rows of one decision share its user, its time and its response: those
-    filters hold for each row, and a tracking id names its response
-    (``tracking_id``). The treatment filters hold when any treatment of the
-    decision matches: the rows the first of them finds lead to their
-    decisions, each read whole (by response) and checked against all of them.
+    A decision's rows share its user, its time and its response, and a
+    tracking id names its response (``tracking_id``): those filters select
+    rows. A treatment or a surface holds when any row of the decision has it:
+    the first one given selects rows. Each row selected leads to its decision,
+    read whole (by response) and checked against every filter. A decision's
+    sequence is that of its first row selected, so a decision whose rows other
+    decisions' rows interleave (replicas writing at once) is listed once.
     """
     tracking, treatment, surface = (
         request.treatment_tracking_id,
         request.treatment_id,
         request.surface,
     )
-    shared = ServedFilter(
+    response_id = response_of_tracking_id(tracking) if tracking else ""
+    if tracking and not response_id:
+        return  # no tracking id the server made ends with "_"
+    selecting = ServedFilter(
         user_id=request.user_id,
-        response_id=response_of_tracking_id(tracking) if tracking else "",
+        response_id=response_id,
+        treatment_id="" if tracking else treatment,
+        surface="" if tracking or treatment else surface,
         start_micros=window.start,
         end_micros=window.end,
     )
-    if tracking or not (treatment or surface):
-        for sequence, decision in _decisions(
-            repository.served_rows(request.project_id, window.after, shared)
-        ):
+    read: set[tuple[str, str]] = set()
+    for row in repository.served_rows(request.project_id, window.after, selecting):
+        key = (row.project_id, row.served.response_id)
+        if key in read:
+            continue  # a decision read at an earlier row
+        read.add(key)
+        rows = repository.decision_rows(*key)
+        first = next(r for r in rows if _selects(selecting, r)).sequence
+        if first == row.sequence:  # else its first row selected is on an earlier page
+            decision = _decision(rows)
             if _serves_as_asked(decision, request):
-                yield sequence, decision
-        return
-    by_treatment = dataclasses.replace(
-        shared, treatment_id=treatment, surface="" if treatment else surface
+                yield row.sequence, decision
+
+
+def _selects(selecting: ServedFilter, row: ServedRow) -> bool:
+    """Whether a treatment or surface filter selects a row of a decision.
+
+    The other filters of ``selecting`` hold for every row of a decision it read.
+    """
+    served = row.served
+    return selecting.treatment_id in ("", served.treatment_id) and selecting.surface in (
+        "",
+        served.surface,
     )
-    listed = window.after
-    for row in repository.served_rows(request.project_id, window.after, by_treatment):
-        if row.sequence <= listed:
-            continue  # a row of a decision listed already
-        whole = ServedFilter(response_id=row.served.response_id)
-        for sequence, decision in _decisions(repository.served_rows(row.project_id, 0, whole)):
-            listed = sequence
-            if _serves_as_asked(decision, request):
-                yield sequence, decision
 
 
 def _serves_as_asked(

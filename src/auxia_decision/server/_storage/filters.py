@@ -1,16 +1,17 @@
-"""The listings' queries, for either store's SQL: one project's records in sequence order.
+"""The listings' queries, for either store's SQL: records in sequence order, by index if one fits.
 
-A listing reads one project at a time (a listing of every project merges
-theirs by sequence). The filters that single out a few records read by an
-index that leads with the project and keeps each key's rows in sequence
-order (no sort; a page stops reading where it ends): an interaction's user or
-tracking id, a served row's user or response. Of those given, the first
-picks the index, and the other filters are checked on the rows it yields.
-Without one, the project's rows are read in sequence order, each checked,
-stepping over other projects' rows: a treatment, a surface, a kind or a time
-window shared by many records fills a page after a few pages' worth of rows,
-a rare one reads further. Each index costs every write (bench/NOTES.md,
-"Listing indexes").
+The filters that single out a few records read by an index that leads with
+the project: an interaction's tracking id or user, a served row's response
+or user (the first of them given picks it); the other filters are checked on
+the rows it yields. Such a listing reads one project at a time (a listing of
+every project merges theirs by sequence). On SQLite each of those indexes
+keeps a key's rows in sequence order (no sort; a page stops reading where it
+ends); so do PostgreSQL's by tracking id and by response, while its indexes
+by user lead to a user's rows by transaction, sorted for each page. Without
+such a filter, the rows are read in sequence order, each checked: a
+treatment, a surface, a kind or a time window shared by many records fills a
+page after a few pages' worth of rows, a rare one reads further. Each index
+costs every write (bench/NOTES.md, "Listing indexes").
 """
 
 from __future__ import annotations
@@ -44,19 +45,14 @@ POSTGRES: Final = Dialect("%s", "")
 
 _Row = TypeVar("_Row", bound=tuple[Any, ...])
 
-# Each table's columns with an index of their own (after the project), most selective first.
-_INTERACTIONS_INDEXED: Final = ("user_id", "tracking_id")
-_SERVED_INDEXED: Final = ("user_id", "response_id")
-
-
-SERVED_COLUMNS: Final = (
+SERVED_SELECT: Final = (
     "served_id, project_id, user_id, response_id, treatment_id, surface, tracking_id, time_micros"
 )
 """What a listing selects of a served row, in the order ``served_row`` reads it."""
 
 
 def served_row(row: tuple[Any, ...]) -> ServedRow:
-    """Return a served row selected as ``SERVED_COLUMNS`` lists them."""
+    """Return a served row selected as ``SERVED_SELECT`` lists them."""
     sequence, project, user, response, treatment, surface, tracking, time = row
     served = ServedTreatment(str(response), str(treatment), str(surface), str(tracking), int(time))
     return ServedRow(int(sequence), str(project), str(user), served)
@@ -66,17 +62,13 @@ def interactions_query(
     select: str, project_id: str, after: int, matching: InteractionFilter, dialect: Dialect
 ) -> tuple[str, list[object]]:
     """Return the query (``SELECT select``) of a project's matching interactions after ``after``."""
-    equal: list[tuple[str, object]] = [
-        ("user_id", matching.user_id),
-        ("tracking_id", matching.tracking_id),
-        ("treatment_id", matching.treatment_id),
-    ]
+    others: list[tuple[str, object]] = [("treatment_id", matching.treatment_id)]
     if matching.interaction_type:
-        equal.append(("kind", matching.interaction_type + 1))
+        others.append(("kind", matching.interaction_type + 1))
     return _query(
         select,
-        ("interactions", "interaction_id", _INTERACTIONS_INDEXED),
-        (project_id, after, equal),
+        ("interactions", "interaction_id"),
+        (project_id, after, _by_index_first(matching), others),
         (matching.start_micros, matching.end_micros),
         dialect,
     )
@@ -86,20 +78,30 @@ def served_query(
     select: str, project_id: str, after: int, matching: ServedFilter, dialect: Dialect
 ) -> tuple[str, list[object]]:
     """Return the query (``SELECT select``) of a project's matching served rows after ``after``."""
-    equal: list[tuple[str, object]] = [
-        ("user_id", matching.user_id),
-        ("response_id", matching.response_id),
+    others: list[tuple[str, object]] = [
         ("tracking_id", matching.tracking_id),
         ("treatment_id", matching.treatment_id),
         ("surface", matching.surface),
     ]
     return _query(
         select,
-        ("served", "served_id", _SERVED_INDEXED),
-        (project_id, after, equal),
+        ("served", "served_id"),
+        (project_id, after, _by_index_first(matching), others),
         (matching.start_micros, matching.end_micros),
         dialect,
     )
+
+
+def reads_by_index(matching: InteractionFilter | ServedFilter) -> bool:
+    """Whether a listing of these filters reads by an index (one project at a time)."""
+    return any(value for _, value in _by_index_first(matching))
+
+
+def _by_index_first(matching: InteractionFilter | ServedFilter) -> list[tuple[str, object]]:
+    """Return the filters with an index of their own, most selective first, and their values."""
+    if isinstance(matching, InteractionFilter):
+        return [("tracking_id", matching.tracking_id), ("user_id", matching.user_id)]
+    return [("response_id", matching.response_id), ("user_id", matching.user_id)]
 
 
 def next_project_query(table: str, dialect: Dialect) -> str:
@@ -112,21 +114,25 @@ def next_project_query(table: str, dialect: Dialect) -> str:
 
 def _query(
     select: str,
-    table: tuple[str, str, tuple[str, ...]],
-    selected: tuple[str, int, list[tuple[str, object]]],
+    table: tuple[str, str],
+    selected: tuple[str, int, list[tuple[str, object]], list[tuple[str, object]]],
     window: tuple[int | None, int | None],
     dialect: Dialect,
 ) -> tuple[str, list[object]]:
-    name, sequence, indexed = table
-    project_id, after, equal = selected
+    """Return a listing's query: ``selected`` is (project, after, filters by index, others)."""
+    name, sequence = table
+    project_id, after, by_index, others = selected
     mark = dialect.mark
-    given = [(column, value) for column, value in equal if value]
-    chosen = next((column for column, _ in given if column in indexed), None)
-    # Without a column to choose an index by, the rows are read in sequence order
-    # (an index by project alone would hand them over by its other column).
-    project = "project_id" if chosen else f"{dialect.not_by_index}project_id"
-    conditions = [f"{project} = {mark}", f"{sequence} > {mark}"]
-    values: list[object] = [project_id, after]
+    given = [(column, value) for column, value in by_index + others if value]
+    chosen = next((column for column, value in by_index if value), None)
+    conditions = [f"{sequence} > {mark}"]
+    values: list[object] = [after]
+    if project_id:
+        # Without a column to choose an index by, the rows are read in sequence order
+        # (an index by project alone would hand them over by its other column).
+        project = "project_id" if chosen else f"{dialect.not_by_index}project_id"
+        conditions.append(f"{project} = {mark}")
+        values.append(project_id)
     for column, value in given:
         prefix = "" if column == chosen else dialect.not_by_index
         conditions.append(f"{prefix}{column} = {mark}")

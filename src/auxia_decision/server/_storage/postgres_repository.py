@@ -15,10 +15,11 @@ from auxia.decision.model import (
 )
 from auxia_decision.server._storage.filters import (
     POSTGRES,
-    SERVED_COLUMNS,
+    SERVED_SELECT,
     interactions_query,
     merged_by_sequence,
     next_project_query,
+    reads_by_index,
     served_query,
     served_row,
 )
@@ -286,7 +287,7 @@ class PostgresRepository:
             self._stream(
                 *interactions_query("interaction_id, body", project, after, matching, POSTGRES)
             )
-            for project in self._listed_projects("interactions", project_id)
+            for project in self._listed_projects("interactions", project_id, matching)
         ]
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
         for sequence, body in merged_by_sequence(streams):
@@ -297,15 +298,24 @@ class PostgresRepository:
     ) -> Iterator[ServedRow]:
         """Yield the matching served treatments stored after sequence ``after``, by index."""
         streams = [
-            self._stream(*served_query(SERVED_COLUMNS, project, after, matching, POSTGRES))
-            for project in self._listed_projects("served", project_id)
+            self._stream(*served_query(SERVED_SELECT, project, after, matching, POSTGRES))
+            for project in self._listed_projects("served", project_id, matching)
         ]
         for row in merged_by_sequence(streams):
             yield served_row(row)
 
-    def _listed_projects(self, table: str, project_id: str) -> list[str]:
-        """Return the project a listing asks for or, when it asks for none, each with rows."""
-        if project_id:
+    def decision_rows(self, project_id: str, response_id: str) -> list[ServedRow]:
+        """Return the served rows of a project's response, oldest first, by index."""
+        query, values = served_query(
+            SERVED_SELECT, project_id, 0, ServedFilter(response_id=response_id), POSTGRES
+        )
+        return [served_row(row) for row in self._all(query, values)]
+
+    def _listed_projects(
+        self, table: str, project_id: str, matching: InteractionFilter | ServedFilter
+    ) -> list[str]:
+        """Return the projects a listing reads one at a time (``""``: all at once)."""
+        if project_id or not reads_by_index(matching):
             return [project_id]
         found: list[str] = []
         query = next_project_query(table, POSTGRES)

@@ -133,15 +133,15 @@ CREATE INDEX interactions_by_user ON interactions (project_id, user_id, txid);
 CREATE INDEX served_by_user ON served (project_id, user_id, txid);
 CREATE INDEX write_batches_by_time ON write_batches (written_at);
 """
+"""Schema 1's tables and indexes, made in one transaction on an empty database with
+``_LISTING_INDEXES``. ``write_batches`` holds the id of each batch of appended rows, committed
+with them: after a connection is lost during a commit, it says whether the batch was stored."""
 _LISTING_INDEXES: Final = """
 CREATE INDEX interactions_by_tracking ON interactions (project_id, tracking_id, interaction_id);
 CREATE INDEX served_by_response ON served (project_id, response_id, served_id);
 """
 """Schema 2: the listings' reads by tracking id and by response (``filters``), each key's rows
 in sequence order."""
-"""Today's schema, made in one transaction on an empty database. ``write_batches`` holds the
-id of each batch of appended rows, committed with them: after a connection is lost during a
-commit, it says whether the batch was stored."""
 
 
 class NewerSchemaError(Exception):
@@ -188,8 +188,10 @@ def prepare(connection: psycopg.Connection[tuple[object, ...]]) -> Migration | N
         if version < 2:  # the listings' indexes
             _execute_each(connection, _LISTING_INDEXES)
         connection.execute("UPDATE auxia_schema SET version = %s", (SCHEMA_VERSION,))
+        # As CREATE INDEX counted them (no second scan of the tables).
         counted = connection.execute(
-            "SELECT (SELECT COUNT(*) FROM interactions) + (SELECT COUNT(*) FROM served)"
+            "SELECT SUM(GREATEST(reltuples, 0))::bigint FROM pg_class "
+            "WHERE oid IN ('interactions'::regclass, 'served'::regclass)"
         ).fetchone()
     rows = 0 if counted is None else int(str(counted[0]))
     return Migration(version, SCHEMA_VERSION, rows, time.monotonic() - started)

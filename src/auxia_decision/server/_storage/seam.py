@@ -194,7 +194,7 @@ class Migration:
     from_version: int
     to_version: int
     rows: int
-    """How many rows the migration went through (filled in, indexed)."""
+    """How many records (interactions and served treatments) the database holds."""
     seconds: float
 
 
@@ -310,6 +310,10 @@ class Repository(Protocol):
         Read as they are taken, by index when the filters allow (``filters``);
         an empty ``project_id`` yields every project's.
         """
+        ...
+
+    def decision_rows(self, project_id: str, response_id: str) -> list[ServedRow]:
+        """Return the served rows of a project's response (one decision), oldest first."""
         ...
 
     def delete_project(self, project_id: str) -> None:

@@ -13,11 +13,12 @@ from auxia.decision.model import (
 )
 from auxia_decision.server._storage.daily import read_daily_rows, read_last_ids
 from auxia_decision.server._storage.filters import (
-    SERVED_COLUMNS,
+    SERVED_SELECT,
     SQLITE,
     interactions_query,
     merged_by_sequence,
     next_project_query,
+    reads_by_index,
     served_query,
     served_row,
 )
@@ -254,12 +255,11 @@ class SqliteRepository:
     ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
         """Yield (sequence, request) for the matching interactions stored after ``after``.
 
-        Each project's rows are read by index (``filters``) and stop when the
-        caller does.
+        Read as ``filters`` says, as the caller takes them.
         """
         streams = [
             self._rows(interactions_query("interaction_id, body", project, after, matching, SQLITE))
-            for project in self._listed_projects("interactions", project_id)
+            for project in self._listed_projects("interactions", project_id, matching)
         ]
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
         for sequence, body in merged_by_sequence(streams):
@@ -268,22 +268,31 @@ class SqliteRepository:
     def served_rows(
         self, project_id: str, after: int, matching: ServedFilter
     ) -> Iterator[ServedRow]:
-        """Yield the matching served treatments stored after sequence ``after``, by index."""
+        """Yield the matching served treatments stored after sequence ``after``, oldest first."""
         streams = [
-            self._rows(served_query(SERVED_COLUMNS, project, after, matching, SQLITE))
-            for project in self._listed_projects("served", project_id)
+            self._rows(served_query(SERVED_SELECT, project, after, matching, SQLITE))
+            for project in self._listed_projects("served", project_id, matching)
         ]
         for row in merged_by_sequence(streams):
             yield served_row(row)
+
+    def decision_rows(self, project_id: str, response_id: str) -> list[ServedRow]:
+        """Return the served rows of a project's response, oldest first, by index."""
+        query = served_query(
+            SERVED_SELECT, project_id, 0, ServedFilter(response_id=response_id), SQLITE
+        )
+        return [served_row(row) for row in self._rows(query)]
 
     def _rows(self, query: tuple[str, list[object]]) -> Iterator[tuple[Any, ...]]:
         """Yield a query's rows as SQLite steps to them."""
         text, values = query
         yield from self._connection.execute(text, values)
 
-    def _listed_projects(self, table: str, project_id: str) -> list[str]:
-        """Return the project a listing asks for or, when it asks for none, each with rows."""
-        if project_id:
+    def _listed_projects(
+        self, table: str, project_id: str, matching: InteractionFilter | ServedFilter
+    ) -> list[str]:
+        """Return the projects a listing reads one at a time (``""``: all at once)."""
+        if project_id or not reads_by_index(matching):
             return [project_id]
         found: list[str] = []
         query = next_project_query(table, SQLITE)

@@ -188,10 +188,10 @@ def prepare(connection: sqlite3.Connection) -> Migration | None:
     older = _has_table(connection, "interactions")
     connection.execute("BEGIN IMMEDIATE")
     try:
-        rows = _from_version_0(connection) if older and version == 0 else 0
+        if older and version == 0:
+            _from_version_0(connection)
         _execute_each(connection, _TABLES + _INDEXES)
-        if older and version > 0:
-            rows = _records(connection)
+        rows = _records(connection) if older else 0
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
     finally:
