@@ -17,7 +17,7 @@ costs every write (bench/NOTES.md, "Listing indexes").
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -110,6 +110,23 @@ def next_project_query(table: str, dialect: Dialect) -> str:
     One seek of the table's indexes by project, however many rows it holds.
     """
     return f"SELECT MIN(project_id) FROM {table} WHERE project_id > {dialect.mark}"  # noqa: S608 - our own table names
+
+
+def listed_projects(
+    project_id: str,
+    matching: InteractionFilter | ServedFilter,
+    least_above: Callable[[str], object],
+) -> list[str]:
+    """Return the projects a listing reads one at a time (``[""]``: all at once).
+
+    ``least_above`` runs ``next_project_query`` (None when no project is left).
+    """
+    if project_id or not reads_by_index(matching):
+        return [project_id]
+    found: list[str] = []
+    while (least := least_above(found[-1] if found else "")) is not None:
+        found.append(str(least))
+    return found
 
 
 def _query(

@@ -17,9 +17,9 @@ from auxia_decision.server._storage.filters import (
     POSTGRES,
     SERVED_SELECT,
     interactions_query,
+    listed_projects,
     merged_by_sequence,
     next_project_query,
-    reads_by_index,
     served_query,
     served_row,
 )
@@ -315,16 +315,13 @@ class PostgresRepository:
         self, table: str, project_id: str, matching: InteractionFilter | ServedFilter
     ) -> list[str]:
         """Return the projects a listing reads one at a time (``""``: all at once)."""
-        if project_id or not reads_by_index(matching):
-            return [project_id]
-        found: list[str] = []
         query = next_project_query(table, POSTGRES)
-        while True:
-            row = self._one(query, (found[-1] if found else "",))
-            least = None if row is None else row[0]
-            if least is None:
-                return found
-            found.append(str(least))
+
+        def least_above(above: str) -> object:
+            row = self._one(query, (above,))
+            return None if row is None else row[0]
+
+        return listed_projects(project_id, matching, least_above)
 
     def delete_project(self, project_id: str) -> None:
         """Delete a project and everything of it: keys, configuration, treatments, records."""

@@ -16,9 +16,9 @@ from auxia_decision.server._storage.filters import (
     SERVED_SELECT,
     SQLITE,
     interactions_query,
+    listed_projects,
     merged_by_sequence,
     next_project_query,
-    reads_by_index,
     served_query,
     served_row,
 )
@@ -292,15 +292,12 @@ class SqliteRepository:
         self, table: str, project_id: str, matching: InteractionFilter | ServedFilter
     ) -> list[str]:
         """Return the projects a listing reads one at a time (``""``: all at once)."""
-        if project_id or not reads_by_index(matching):
-            return [project_id]
-        found: list[str] = []
         query = next_project_query(table, SQLITE)
-        while True:
-            (least,) = self._connection.execute(query, (found[-1] if found else "",)).fetchone()
-            if least is None:
-                return found
-            found.append(str(least))
+        return listed_projects(
+            project_id,
+            matching,
+            lambda above: self._connection.execute(query, (above,)).fetchone()[0],
+        )
 
     def delete_project(self, project_id: str) -> None:
         """Delete a project and everything of it: keys, configuration, treatments, records."""
