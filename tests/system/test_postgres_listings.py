@@ -80,7 +80,7 @@ def _plan(url: str, query: tuple[str, list[object]]) -> str:
             "interactions_by_",
         ),
         (ServedFilter(response_id="r"), "served_by_response"),
-        (ServedFilter(response_id="r", tracking_id="k", surface="s", end_micros=9), "served_by_"),
+        (ServedFilter(response_id="r", treatment_id="t", surface="s", end_micros=9), "served_by_"),
     ],
 )
 def test_listings_by_tracking_id_or_response_can_be_read_by_index_in_sequence_order(

@@ -122,10 +122,10 @@ def test_interaction_listings_read_in_sequence_order_by_index_when_one_fits(
     [
         (ServedFilter(), "INTEGER PRIMARY KEY"),
         (ServedFilter(user_id="u", response_id="r", surface="s"), "served_by_response"),
-        (ServedFilter(user_id="u", tracking_id="k"), "served_by_user"),
-        (ServedFilter(response_id="r", tracking_id="k", start_micros=1), "served_by_response"),
+        (ServedFilter(user_id="u", treatment_id="t"), "served_by_user"),
+        (ServedFilter(response_id="r", surface="s", start_micros=1), "served_by_response"),
         (ServedFilter(treatment_id="t", surface="s"), "INTEGER PRIMARY KEY"),
-        (ServedFilter(tracking_id="k", end_micros=9), "INTEGER PRIMARY KEY"),
+        (ServedFilter(surface="s", end_micros=9), "INTEGER PRIMARY KEY"),
     ],
 )
 def test_served_listings_read_in_sequence_order_by_index_when_one_fits(

@@ -79,7 +79,6 @@ def served_query(
 ) -> tuple[str, list[object]]:
     """Return the query (``SELECT select``) of a project's matching served rows after ``after``."""
     others: list[tuple[str, object]] = [
-        ("tracking_id", matching.tracking_id),
         ("treatment_id", matching.treatment_id),
         ("surface", matching.surface),
     ]

@@ -204,7 +204,7 @@ class ServedFilter:
 
     user_id: str = ""
     response_id: str = ""
-    tracking_id: str = ""
+    """A tracking id names its response (``<treatment>_<response>``): listings ask by response."""
     treatment_id: str = ""
     surface: str = ""
     start_micros: int | None = None

@@ -224,16 +224,15 @@ def _has_table(connection: sqlite3.Connection, name: str) -> bool:
     return found is not None
 
 
-def _from_version_0(connection: sqlite3.Connection) -> int:
+def _from_version_0(connection: sqlite3.Connection) -> None:
     """Add the columns rules read to the interactions, filled from each request as stored.
 
     A row whose body is not a request (a file some other program wrote) keeps
-    the defaults: no user. Returns how many rows were filled.
+    the defaults: no user.
     """
     for column in _ADDED_COLUMNS:
         connection.execute(f"ALTER TABLE interactions ADD COLUMN {column}")
     parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
-    filled = 0
     after = 0
     while True:
         rows = connection.execute(
@@ -242,7 +241,7 @@ def _from_version_0(connection: sqlite3.Connection) -> int:
             (after, _MIGRATION_CHUNK),
         ).fetchall()
         if not rows:
-            return filled
+            return
         updates = []
         for row_id, body in rows:
             try:
@@ -251,5 +250,4 @@ def _from_version_0(connection: sqlite3.Connection) -> int:
                 continue
             updates.append((*interaction_values(request)[_FILLED], row_id))
         connection.executemany(_FILL, updates)
-        filled += len(updates)
         after = rows[-1][0]
