@@ -20,6 +20,7 @@ from auxia_decision.server._emulator.inspection import list_decisions
 from auxia_decision.server._storage.filters import (
     POSTGRES,
     SERVED_SELECT,
+    decisions_query,
     interactions_query,
     served_query,
 )
@@ -99,6 +100,15 @@ def test_listings_by_tracking_id_or_response_can_be_read_by_index_in_sequence_or
     (seek,) = [line for line in plan.splitlines() if "Index Cond:" in line]
     assert ("interaction_id > " if interactions else "served_id > ") in seek, plan
     assert "Sort" not in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+def test_the_decisions_of_a_listings_rows_are_read_by_index(postgres_url: str) -> None:
+    PostgresStore(postgres_url).close()
+    plan = _plan(postgres_url, decisions_query("P", ["r1", "r2", "r3"], POSTGRES))
+    assert "Index Scan using served_by_response" in plan, plan
+    (seek,) = [line for line in plan.splitlines() if "Index Cond:" in line]
+    assert "response_id = ANY" in seek, plan
     assert "Seq Scan" not in plan, plan
 
 

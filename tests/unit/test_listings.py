@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
+from auxia_decision.server._emulator import inspection
 from auxia_decision.server._storage.filters import (
     SERVED_SELECT,
     SQLITE,
+    decisions_query,
     interactions_query,
     next_project_query,
     reads_by_index,
@@ -47,14 +49,31 @@ _LISTINGS: dict[str, tuple[Callable[..., Awaitable[list[Any]]], Callable[..., li
 }
 
 
+@pytest.fixture(params=[1, 2, inspection._ROWS_AT_ONCE], ids=lambda n: f"{n}-rows-at-once")
+def rows_at_once(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many selected rows ListDecisions takes at once (a decision's rows span takes)."""
+    monkeypatch.setattr(inspection, "_ROWS_AT_ONCE", request.param)
+    return int(request.param)
+
+
 @pytest.mark.parametrize(
-    ("listing", "asked"),
-    [("ListDecisions", asked) for asked in LISTED_DECISIONS]
-    + [("ListInteractions", asked) for asked in LISTED_INTERACTIONS],
+    ("listing", "asked", "rows_at_once"),
+    [
+        ("ListDecisions", asked, rows)
+        for asked in LISTED_DECISIONS
+        for rows in (1, 2, inspection._ROWS_AT_ONCE)
+    ]
+    + [("ListInteractions", asked, None) for asked in LISTED_INTERACTIONS],
 )
 def test_records_are_listed_as_stored_page_by_page(
-    tmp_path: pathlib.Path, listing: str, asked: dict[str, Any]
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    listing: str,
+    asked: dict[str, Any],
+    rows_at_once: int | None,
 ) -> None:
+    if rows_at_once is not None:  # ListDecisions: a decision's rows span its takes
+        monkeypatch.setattr(inspection, "_ROWS_AT_ONCE", rows_at_once)
     listed, matching = _LISTINGS[listing]
 
     async def scenario() -> None:
@@ -138,6 +157,15 @@ def test_served_listings_read_in_sequence_order_by_index_when_one_fits(
     assert "TEMP B-TREE" not in plan
 
 
+def test_the_decisions_of_a_listings_rows_are_read_by_a_seek_each(tmp_path: pathlib.Path) -> None:
+    SqliteStore(str(tmp_path / "store.db")).close()
+    plan = _plan(tmp_path / "store.db", decisions_query("P", ["r1", "r2", "r3"], SQLITE))
+    assert plan.startswith(
+        "SEARCH served USING INDEX served_by_response (project_id=? AND response_id=?)"
+    )
+    assert "SCAN" not in plan
+
+
 @pytest.mark.parametrize("table", ["interactions", "served"])
 def test_the_projects_of_a_listing_of_every_project_are_found_by_seeks(
     tmp_path: pathlib.Path, table: str
@@ -167,6 +195,7 @@ def test_a_listing_of_every_project_without_an_index_to_read_by_reads_once_in_or
     assert reads_by_index(ServedFilter(user_id="u"))
 
 
+@pytest.mark.usefixtures("rows_at_once")
 def test_decisions_interleaved_or_sharing_a_response_across_projects_are_listed_once(
     tmp_path: pathlib.Path,
 ) -> None:

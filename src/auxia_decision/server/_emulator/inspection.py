@@ -8,8 +8,10 @@ checked on the way back.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Final
 
 from auxia.decision.emulator.v1 import emulator_pb2
@@ -24,6 +26,8 @@ from auxia_decision.server._storage.seam import (
 
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
+_ROWS_AT_ONCE: Final = 100
+"""How many selected served rows a listing takes at once, their decisions read in one query."""
 
 
 _Listing = (
@@ -142,7 +146,8 @@ def _matching_decisions(
     the first one given selects rows. Each row selected leads to its decision,
     read whole (by response) and checked against every filter. A decision's
     sequence is that of its first row selected, so a decision whose rows other
-    decisions' rows interleave (replicas writing at once) is listed once.
+    decisions' rows interleave (replicas writing at once) is listed once. The
+    decisions of ``_ROWS_AT_ONCE`` rows are read in one query a project.
     """
     tracking, treatment, surface = (
         request.treatment_tracking_id,
@@ -160,18 +165,41 @@ def _matching_decisions(
         start_micros=window.start,
         end_micros=window.end,
     )
+    rows = repository.served_rows(request.project_id, window.after, selecting)
     read: set[tuple[str, str]] = set()
-    for row in repository.served_rows(request.project_id, window.after, selecting):
+    while chunk := list(itertools.islice(rows, _ROWS_AT_ONCE)):
+        decisions = _decisions_of(repository, chunk, read)
+        for row in chunk:
+            whole = decisions.pop((row.project_id, row.served.response_id), None)
+            if whole is None:
+                continue  # a decision read at an earlier row
+            first = next(r for r in whole if _selects(selecting, r)).sequence
+            if first == row.sequence:  # else its first row selected is on an earlier page
+                decision = _decision(whole)
+                if _serves_as_asked(decision, request):
+                    yield row.sequence, decision
+
+
+def _decisions_of(
+    repository: Repository, rows: list[ServedRow], read: set[tuple[str, str]]
+) -> dict[tuple[str, str], list[ServedRow]]:
+    """Return the whole decisions of some rows not ``read`` yet (then read), by (project, response).
+
+    One query for each project of the rows.
+    """
+    wanted: dict[str, list[str]] = {}
+    for row in rows:
         key = (row.project_id, row.served.response_id)
-        if key in read:
-            continue  # a decision read at an earlier row
-        read.add(key)
-        rows = repository.decision_rows(*key)
-        first = next(r for r in rows if _selects(selecting, r)).sequence
-        if first == row.sequence:  # else its first row selected is on an earlier page
-            decision = _decision(rows)
-            if _serves_as_asked(decision, request):
-                yield row.sequence, decision
+        if key not in read:
+            read.add(key)
+            wanted.setdefault(row.project_id, []).append(row.served.response_id)
+    decisions: dict[tuple[str, str], list[ServedRow]] = {}
+    for project_id, response_ids in wanted.items():
+        for row in repository.decisions_rows(project_id, response_ids):
+            decisions.setdefault((project_id, row.served.response_id), []).append(row)
+    for whole in decisions.values():
+        whole.sort(key=attrgetter("sequence"))
+    return decisions
 
 
 def _selects(selecting: ServedFilter, row: ServedRow) -> bool:

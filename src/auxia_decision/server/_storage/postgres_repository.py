@@ -16,6 +16,7 @@ from auxia.decision.model import (
 from auxia_decision.server._storage.filters import (
     POSTGRES,
     SERVED_SELECT,
+    decisions_query,
     interactions_query,
     listed_projects,
     merged_by_sequence,
@@ -304,12 +305,12 @@ class PostgresRepository:
         for row in merged_by_sequence(streams):
             yield served_row(row)
 
-    def decision_rows(self, project_id: str, response_id: str) -> list[ServedRow]:
-        """Return the served rows of a project's response, oldest first, by index."""
-        query, values = served_query(
-            SERVED_SELECT, project_id, 0, ServedFilter(response_id=response_id), POSTGRES
-        )
-        return [served_row(row) for row in self._all(query, values)]
+    def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:
+        """Return the served rows of some of a project's responses, in no order, by index."""
+        return [
+            served_row(row)
+            for row in self._all(*decisions_query(project_id, response_ids, POSTGRES))
+        ]
 
     def _listed_projects(
         self, table: str, project_id: str, matching: InteractionFilter | ServedFilter

@@ -312,8 +312,8 @@ class Repository(Protocol):
         """
         ...
 
-    def decision_rows(self, project_id: str, response_id: str) -> list[ServedRow]:
-        """Return the served rows of a project's response (one decision), oldest first."""
+    def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:
+        """Return the served rows of some of a project's responses (decisions), in no order."""
         ...
 
     def delete_project(self, project_id: str) -> None:

@@ -15,6 +15,7 @@ from auxia_decision.server._storage.daily import read_daily_rows, read_last_ids
 from auxia_decision.server._storage.filters import (
     SERVED_SELECT,
     SQLITE,
+    decisions_query,
     interactions_query,
     listed_projects,
     merged_by_sequence,
@@ -276,12 +277,11 @@ class SqliteRepository:
         for row in merged_by_sequence(streams):
             yield served_row(row)
 
-    def decision_rows(self, project_id: str, response_id: str) -> list[ServedRow]:
-        """Return the served rows of a project's response, oldest first, by index."""
-        query = served_query(
-            SERVED_SELECT, project_id, 0, ServedFilter(response_id=response_id), SQLITE
-        )
-        return [served_row(row) for row in self._rows(query)]
+    def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:
+        """Return the served rows of some of a project's responses, in no order, by index."""
+        return [
+            served_row(row) for row in self._rows(decisions_query(project_id, response_ids, SQLITE))
+        ]
 
     def _rows(self, query: tuple[str, list[object]]) -> Iterator[tuple[Any, ...]]:
         """Yield a query's rows as SQLite steps to them."""
