@@ -170,7 +170,8 @@ def decisions_matching(stored: Stored, asked: dict[str, Any]) -> list[emulator_p
             and (not request.surface or any(s.surface == request.surface for s in served))
         )
 
-    return [decision for decision in stored.decisions if holds(decision)]
+    listed = [decision for decision in stored.decisions if holds(decision)]
+    return listed[::-1] if request.newest_first else listed
 
 
 def interactions_matching(
@@ -193,7 +194,8 @@ def interactions_matching(
             and (not request.HasField("end_time") or time < request.end_time.ToMicroseconds())
         )
 
-    return [logged for logged in stored.interactions if holds(logged)]
+    listed = [logged for logged in stored.interactions if holds(logged)]
+    return listed[::-1] if request.newest_first else listed
 
 
 INTERLEAVED: Final = [

@@ -173,8 +173,23 @@ def test_a_developer_finds_why_a_user_is_not_served(
         assert not nothing.user_treatments
 
     # The feeds show both, and the verdict of that empty decision is "suppressed", with the rule.
+    # The interactions' feed asks for one page of the newest, however big the store.
+    listings: list[dict[str, Any]] = []
+    page.on(
+        "request",
+        lambda request: (
+            listings.append(json.loads(request.post_data or "{}"))
+            if request.url.endswith("/emulator/v1/ListInteractions")
+            else None
+        ),
+    )
     page.fill("#filter-user", "shopper-1")
     page.locator("#interaction-feed tbody tr", has_text="DISMISSED").wait_for()
+    assert "DISMISSED" in page.locator("#interaction-feed tbody tr").first.inner_text()
+    assert listings
+    assert all(
+        asked.get("newestFirst") is True and asked.get("pageSize") == 200 for asked in listings
+    )
     page.locator("#decision-feed tbody tr", has_text="nothing").click()
     page.locator("#verdicts .verdict-suppressed").wait_for()
     assert _verdict(page, "CART_REMINDER") == "suppressed"

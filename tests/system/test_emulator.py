@@ -584,16 +584,23 @@ def test_listings_filter_and_page(auxia_server: LocalServer, client: Client) -> 
         end_time=datetime.datetime.fromtimestamp(4, UTC),
     )
     assert [i.interaction_time_micros for i in window] == [2_000_000, 3_000_000]
+    newest = auxia_server.interactions(user_id="user-0", newest_first=True)
+    assert [i.interaction_time_micros for i in newest] == [5_000_000, 3_000_000, 1_000_000]
+    assert _pages_of_sequences(auxia_server, newest_first=False) == [[1, 2], [3, 4], [5]]
+    assert _pages_of_sequences(auxia_server, newest_first=True) == [[5, 4], [3, 2], [1]]
+
+
+def _pages_of_sequences(server: LocalServer, *, newest_first: bool) -> list[list[int]]:
+    """Return the sequence numbers of every page of ListInteractions, two a page."""
     pages = []
-    request = emulator_pb2.ListInteractionsRequest(page_size=2)
-    admin = auxia_server.admin
+    request = emulator_pb2.ListInteractionsRequest(page_size=2, newest_first=newest_first)
+    admin = server.admin
     while True:
         page = admin.call(admin.stub.ListInteractions, request)
         pages.append([logged.sequence for logged in page.interactions])
         if not page.next_page_token:
-            break
+            return pages
         request.page_token = page.next_page_token
-    assert pages == [[1, 2], [3, 4], [5]]
 
 
 @pytest.mark.parametrize(

@@ -48,11 +48,12 @@ def test_decisions_and_interactions_are_listed_as_stored_page_by_page(postgres_u
         store = PostgresStore(postgres_url)
         try:
             stored = await fill(store)
-            for asked in LISTED_DECISIONS:
+            orders: tuple[dict[str, bool], ...] = ({}, {"newest_first": True})
+            for asked in [{**filters, **order} for filters in LISTED_DECISIONS for order in orders]:
                 expected = decisions_matching(stored, asked)
                 for size in PAGE_SIZES:
                     assert await all_decisions(store, asked, size) == expected, (asked, size)
-            for asked in LISTED_INTERACTIONS:
+            for asked in [{**filters, **o} for filters in LISTED_INTERACTIONS for o in orders]:
                 expected_logged = interactions_matching(stored, asked)
                 for size in PAGE_SIZES:
                     listed = await all_interactions(store, asked, size)
@@ -84,21 +85,25 @@ def _plan(url: str, query: tuple[str, list[object]]) -> str:
         (ServedFilter(response_id="r", treatment_id="t", surface="s", end_micros=9), "served_by_"),
     ],
 )
+@pytest.mark.parametrize(
+    ("newest_first", "scan", "bound"), [(False, "", ">"), (True, "Backward ", "<")]
+)
 def test_listings_by_tracking_id_or_response_can_be_read_by_index_in_sequence_order(
-    postgres_url: str, matching: Any, index: str
+    postgres_url: str, matching: Any, index: str, *, newest_first: bool, scan: str, bound: str
 ) -> None:
     PostgresStore(postgres_url).close()
     interactions = isinstance(matching, InteractionFilter)
     query = (
-        interactions_query("body", "P", 5, matching, POSTGRES)
+        interactions_query("body", "P", 5, matching, POSTGRES, newest_first=newest_first)
         if interactions
-        else served_query(SERVED_SELECT, "P", 5, matching, POSTGRES)
+        else served_query(SERVED_SELECT, "P", 5, matching, POSTGRES, newest_first=newest_first)
     )
     plan = _plan(postgres_url, query)
-    assert f"Index Scan using {index}" in plan, plan
+    assert f"Index Scan {scan}using {index}" in plan, plan
     # The index holds the sequence after its keys: the page starts by a seek, unsorted.
     (seek,) = [line for line in plan.splitlines() if "Index Cond:" in line]
-    assert ("interaction_id > " if interactions else "served_id > ") in seek, plan
+    sequence = "interaction_id" if interactions else "served_id"
+    assert f"{sequence} {bound} " in seek, plan
     assert "Sort" not in plan, plan
     assert "Seq Scan" not in plan, plan
 
@@ -193,6 +198,8 @@ def test_decisions_interleaved_or_sharing_a_response_across_projects_are_listed_
                     found = [(d.project_id, d.response_id) for d in listed]
                     assert found == expected, (asked, size)
                     assert all(len(d.served_treatments) == 2 for d in listed)
+                    newest = await all_decisions(store, {**asked, "newest_first": True}, size)
+                    assert newest == listed[::-1], (asked, size)
         finally:
             await store.aclose()
 

@@ -56,6 +56,7 @@ def rows_at_once(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     return int(request.param)
 
 
+@pytest.mark.parametrize("newest_first", [False, True], ids=["oldest-first", "newest-first"])
 @pytest.mark.parametrize(
     ("listing", "asked", "rows_at_once"),
     [
@@ -68,12 +69,15 @@ def rows_at_once(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 def test_records_are_listed_as_stored_page_by_page(
     tmp_path: pathlib.Path,
     monkeypatch: pytest.MonkeyPatch,
+    *,
     listing: str,
     asked: dict[str, Any],
     rows_at_once: int | None,
+    newest_first: bool,
 ) -> None:
     if rows_at_once is not None:  # ListDecisions: a decision's rows span its takes
         monkeypatch.setattr(inspection, "_ROWS_AT_ONCE", rows_at_once)
+    asked = {**asked, "newest_first": newest_first}
     listed, matching = _LISTINGS[listing]
 
     async def scenario() -> None:
@@ -126,13 +130,15 @@ def _plan(db: pathlib.Path, query: tuple[str, list[object]]) -> str:
         (InteractionFilter(interaction_type=2, start_micros=1), "INTEGER PRIMARY KEY"),
     ],
 )
+@pytest.mark.parametrize(("newest_first", "bound"), [(False, "rowid>?"), (True, "rowid<?")])
 def test_interaction_listings_read_in_sequence_order_by_index_when_one_fits(
-    tmp_path: pathlib.Path, matching: InteractionFilter, index: str
+    tmp_path: pathlib.Path, matching: InteractionFilter, index: str, newest_first: bool, bound: str
 ) -> None:
     SqliteStore(str(tmp_path / "store.db")).close()
-    plan = _plan(tmp_path / "store.db", interactions_query("body", "P", 5, matching, SQLITE))
+    query = interactions_query("body", "P", 5, matching, SQLITE, newest_first=newest_first)
+    plan = _plan(tmp_path / "store.db", query)
     assert index in plan
-    assert "rowid>?" in plan
+    assert bound in plan
     assert "TEMP B-TREE" not in plan
 
 
@@ -147,13 +153,15 @@ def test_interaction_listings_read_in_sequence_order_by_index_when_one_fits(
         (ServedFilter(surface="s", end_micros=9), "INTEGER PRIMARY KEY"),
     ],
 )
+@pytest.mark.parametrize(("newest_first", "bound"), [(False, "rowid>?"), (True, "rowid<?")])
 def test_served_listings_read_in_sequence_order_by_index_when_one_fits(
-    tmp_path: pathlib.Path, matching: ServedFilter, index: str
+    tmp_path: pathlib.Path, matching: ServedFilter, index: str, newest_first: bool, bound: str
 ) -> None:
     SqliteStore(str(tmp_path / "store.db")).close()
-    plan = _plan(tmp_path / "store.db", served_query(SERVED_SELECT, "P", 5, matching, SQLITE))
+    query = served_query(SERVED_SELECT, "P", 5, matching, SQLITE, newest_first=newest_first)
+    plan = _plan(tmp_path / "store.db", query)
     assert index in plan
-    assert "rowid>?" in plan
+    assert bound in plan
     assert "TEMP B-TREE" not in plan
 
 
@@ -219,6 +227,8 @@ def test_decisions_interleaved_or_sharing_a_response_across_projects_are_listed_
                         size,
                     )
                     assert all(len(d.served_treatments) == 2 for d in listed)
+                    newest = await all_decisions(store, {**asked, "newest_first": True}, size)
+                    assert newest == listed[::-1], (asked, size)
         finally:
             await store.aclose()
 

@@ -46,9 +46,9 @@ export interface AdminClientOptions {
 export type AdminClient = ServicesClient<typeof services, RequestInits> & {
   /** Where the client sends its calls. */
   readonly baseUrl: string;
-  /** The logged interactions matching the filters, oldest first: every page of listInteractions. */
+  /** The logged interactions matching the filters, oldest first (or `newestFirst`): every page of listInteractions. */
   interactions(request?: Filters<ListInteractionsRequestInit, ListInteractionsRequest>): Promise<LoggedInteraction[]>;
-  /** The decisions that served treatments matching the filters: every page of listDecisions. */
+  /** The decisions that served treatments matching the filters, oldest first (or `newestFirst`): every page of listDecisions. */
   decisions(request?: Filters<ListDecisionsRequestInit, ListDecisionsRequest>): Promise<ServedDecision[]>;
   /** The calls the server answered (its request journal): every page of listJournal, 1,000 a page. */
   journal(request?: Filters<ListJournalRequestInit, ListJournalRequest>): Promise<JournalEntry[]>;

@@ -267,7 +267,7 @@ class LocalServer:
 
         The filters are ``EmulatorAdmin.interactions``' keywords: ``project_id``,
         ``user_id``, ``treatment_tracking_id``, ``treatment_id``,
-        ``interaction_type``, ``start_time``, ``end_time``.
+        ``interaction_type``, ``start_time``, ``end_time``; and ``newest_first``.
         """
         return self.admin.interactions(**filters)
 
@@ -295,7 +295,7 @@ class LocalServer:
 
         The filters are ``EmulatorAdmin.decisions``' keywords: ``project_id``,
         ``user_id``, ``treatment_tracking_id``, ``treatment_id``, ``surface``,
-        ``start_time``, ``end_time``.
+        ``start_time``, ``end_time``; and ``newest_first``.
         """
         return self.admin.decisions(**filters)
 

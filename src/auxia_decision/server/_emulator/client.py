@@ -119,13 +119,15 @@ class EmulatorAdmin:
         interaction_type: InteractionType.ValueType | str | None = None,
         start_time: datetime.datetime | None = None,
         end_time: datetime.datetime | None = None,
+        newest_first: bool = False,
     ) -> list[interactions.LogTreatmentInteractionRequest]:
-        """Return the logged interactions that match every filter given, oldest first."""
+        """Return the logged interactions that match every filter given, oldest or newest first."""
         request = emulator_pb2.ListInteractionsRequest(
             project_id=project_id,
             user_id=user_id,
             treatment_tracking_id=treatment_tracking_id,
             treatment_id=treatment_id,
+            newest_first=newest_first,
         )
         if interaction_type is not None:
             request.interaction_type = (
@@ -161,14 +163,19 @@ class EmulatorAdmin:
         surface: str = "",
         start_time: datetime.datetime | None = None,
         end_time: datetime.datetime | None = None,
+        newest_first: bool = False,
     ) -> list[emulator_pb2.ServedDecision]:
-        """Return the decisions of GetTreatments that served treatments and match every filter."""
+        """Return the decisions of GetTreatments that served treatments and match every filter.
+
+        Oldest first, or newest first.
+        """
         request = emulator_pb2.ListDecisionsRequest(
             project_id=project_id,
             user_id=user_id,
             treatment_tracking_id=treatment_tracking_id,
             treatment_id=treatment_id,
             surface=surface,
+            newest_first=newest_first,
         )
         _set_window(request, start_time, end_time)
         return [

@@ -9,7 +9,7 @@ checked on the way back.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Final
@@ -94,7 +94,7 @@ def list_interactions(
     )
     response = emulator_pb2.ListInteractionsResponse()
     for sequence, interaction in repository.logged_interactions(
-        request.project_id, window.after, matching
+        request.project_id, window.after, matching, newest_first=request.newest_first
     ):
         if len(response.interactions) == window.size:
             response.next_page_token = str(response.interactions[-1].sequence)
@@ -140,6 +140,8 @@ def _matching_decisions(
 ) -> Iterator[tuple[int, emulator_pb2.ServedDecision]]:
     """Yield (sequence, decision) for the decisions a request matches, in sequence order.
 
+    In the order the request asks: oldest or newest first.
+
     A decision's rows share its user, its time and its response, and a
     tracking id names its response (``tracking_id``): those filters select
     rows. A treatment or a surface holds when any row of the decision has it:
@@ -165,37 +167,40 @@ def _matching_decisions(
         start_micros=window.start,
         end_micros=window.end,
     )
-    rows = repository.served_rows(request.project_id, window.after, selecting)
-    read: set[tuple[str, str]] = set()
+    rows = repository.served_rows(
+        request.project_id, window.after, selecting, newest_first=request.newest_first
+    )
+    # Each decision read by (project, response): the sequence of its first row
+    # selected and its rows, until it is listed (then None).
+    known: dict[tuple[str, str], tuple[int, list[ServedRow]] | None] = {}
     while chunk := list(itertools.islice(rows, _ROWS_AT_ONCE)):
-        decisions = _decisions_of(repository, chunk, read)
+        for key, whole in _decisions_of(repository, chunk, known).items():
+            known[key] = (next(r for r in whole if _selects(selecting, r)).sequence, whole)
         for row in chunk:
-            whole = decisions.pop((row.project_id, row.served.response_id), None)
-            if whole is None:
-                continue  # a decision read at an earlier row
-            first = next(r for r in whole if _selects(selecting, r)).sequence
-            if first == row.sequence:  # else its first row selected is on an earlier page
-                decision = _decision(whole)
+            key = (row.project_id, row.served.response_id)
+            found = known[key]
+            # Listed at its first row selected; newest first, that row comes last.
+            if found is not None and found[0] == row.sequence:
+                known[key] = None
+                decision = _decision(found[1])
                 if _serves_as_asked(decision, request):
                     yield row.sequence, decision
 
 
 def _decisions_of(
-    repository: Repository, rows: list[ServedRow], read: set[tuple[str, str]]
+    repository: Repository, rows: list[ServedRow], known: Container[tuple[str, str]]
 ) -> dict[tuple[str, str], list[ServedRow]]:
-    """Return the whole decisions of some rows not ``read`` yet (then read), by (project, response).
+    """Return the whole decisions of some rows, those not ``known`` yet, by (project, response).
 
     One query for each project of the rows.
     """
-    wanted: dict[str, list[str]] = {}
+    wanted: dict[str, dict[str, None]] = {}  # the responses of each project, once each
     for row in rows:
-        key = (row.project_id, row.served.response_id)
-        if key not in read:
-            read.add(key)
-            wanted.setdefault(row.project_id, []).append(row.served.response_id)
+        if (row.project_id, row.served.response_id) not in known:
+            wanted.setdefault(row.project_id, {})[row.served.response_id] = None
     decisions: dict[tuple[str, str], list[ServedRow]] = {}
     for project_id, response_ids in wanted.items():
-        for row in repository.decisions_rows(project_id, response_ids):
+        for row in repository.decisions_rows(project_id, list(response_ids)):
             decisions.setdefault((project_id, row.served.response_id), []).append(row)
     for whole in decisions.values():
         whole.sort(key=attrgetter("sequence"))

@@ -59,9 +59,18 @@ def served_row(row: tuple[Any, ...]) -> ServedRow:
 
 
 def interactions_query(
-    select: str, project_id: str, after: int, matching: InteractionFilter, dialect: Dialect
+    select: str,
+    project_id: str,
+    after: int,
+    matching: InteractionFilter,
+    dialect: Dialect,
+    *,
+    newest_first: bool = False,
 ) -> tuple[str, list[object]]:
-    """Return the query (``SELECT select``) of a project's matching interactions after ``after``."""
+    """Return the query (``SELECT select``) of a project's matching interactions after ``after``.
+
+    Newest first, "after" is before: the rows below ``after`` (any row when 0).
+    """
     others: list[tuple[str, object]] = [("treatment_id", matching.treatment_id)]
     if matching.interaction_type:
         others.append(("kind", matching.interaction_type + 1))
@@ -71,13 +80,23 @@ def interactions_query(
         (project_id, after, _by_index_first(matching), others),
         (matching.start_micros, matching.end_micros),
         dialect,
+        newest_first=newest_first,
     )
 
 
 def served_query(
-    select: str, project_id: str, after: int, matching: ServedFilter, dialect: Dialect
+    select: str,
+    project_id: str,
+    after: int,
+    matching: ServedFilter,
+    dialect: Dialect,
+    *,
+    newest_first: bool = False,
 ) -> tuple[str, list[object]]:
-    """Return the query (``SELECT select``) of a project's matching served rows after ``after``."""
+    """Return the query (``SELECT select``) of a project's matching served rows after ``after``.
+
+    Newest first, "after" is before: the rows below ``after`` (any row when 0).
+    """
     others: list[tuple[str, object]] = [
         ("treatment_id", matching.treatment_id),
         ("surface", matching.surface),
@@ -88,6 +107,7 @@ def served_query(
         (project_id, after, _by_index_first(matching), others),
         (matching.start_micros, matching.end_micros),
         dialect,
+        newest_first=newest_first,
     )
 
 
@@ -150,6 +170,8 @@ def _query(
     selected: tuple[str, int, list[tuple[str, object]], list[tuple[str, object]]],
     window: tuple[int | None, int | None],
     dialect: Dialect,
+    *,
+    newest_first: bool,
 ) -> tuple[str, list[object]]:
     """Return a listing's query: ``selected`` is (project, after, filters by index, others)."""
     name, sequence = table
@@ -157,8 +179,14 @@ def _query(
     mark = dialect.mark
     given = [(column, value) for column, value in by_index + others if value]
     chosen = next((column for column, value in by_index if value), None)
-    conditions = [f"{sequence} > {mark}"]
-    values: list[object] = [after]
+    conditions: list[str] = []
+    values: list[object] = []
+    if not newest_first:
+        conditions.append(f"{sequence} > {mark}")
+        values.append(after)
+    elif after:
+        conditions.append(f"{sequence} < {mark}")
+        values.append(after)
     if project_id:
         # Without a column to choose an index by, the rows are read in sequence order
         # (an index by project alone would hand them over by its other column).
@@ -176,13 +204,14 @@ def _query(
     if end is not None:
         conditions.append(f"{dialect.not_by_index}time_micros < {mark}")
         values.append(end)
-    query = (
-        f"SELECT {select} FROM {name} WHERE {' AND '.join(conditions)} "  # noqa: S608 - our own columns
-        f"ORDER BY {sequence}"
-    )
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    order = "DESC" if newest_first else "ASC"
+    query = f"SELECT {select} FROM {name} {where}ORDER BY {sequence} {order}"  # noqa: S608 - our own columns
     return query, values
 
 
-def merged_by_sequence(streams: Iterable[Iterator[_Row]]) -> Iterator[_Row]:
-    """Merge streams of rows, each in sequence order (their first column), into one."""
-    return heapq.merge(*streams, key=lambda row: row[0])
+def merged_by_sequence(
+    streams: Iterable[Iterator[_Row]], *, newest_first: bool = False
+) -> Iterator[_Row]:
+    """Merge streams of rows, each in sequence order (their first column; or newest first)."""
+    return heapq.merge(*streams, key=lambda row: row[0], reverse=newest_first)

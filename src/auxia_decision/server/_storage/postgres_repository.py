@@ -281,28 +281,44 @@ class PostgresRepository:
             yield from cursor
 
     def logged_interactions(
-        self, project_id: str, after: int, matching: InteractionFilter
+        self,
+        project_id: str,
+        after: int,
+        matching: InteractionFilter,
+        *,
+        newest_first: bool = False,
     ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
         """Yield (sequence, request) for the matching interactions stored after ``after``."""
         streams = [
             self._stream(
-                *interactions_query("interaction_id, body", project, after, matching, POSTGRES)
+                *interactions_query(
+                    "interaction_id, body",
+                    project,
+                    after,
+                    matching,
+                    POSTGRES,
+                    newest_first=newest_first,
+                )
             )
             for project in self._listed_projects("interactions", project_id, matching)
         ]
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
-        for sequence, body in merged_by_sequence(streams):
+        for sequence, body in merged_by_sequence(streams, newest_first=newest_first):
             yield int(sequence), parse(body)
 
     def served_rows(
-        self, project_id: str, after: int, matching: ServedFilter
+        self, project_id: str, after: int, matching: ServedFilter, *, newest_first: bool = False
     ) -> Iterator[ServedRow]:
         """Yield the matching served treatments stored after sequence ``after``, by index."""
         streams = [
-            self._stream(*served_query(SERVED_SELECT, project, after, matching, POSTGRES))
+            self._stream(
+                *served_query(
+                    SERVED_SELECT, project, after, matching, POSTGRES, newest_first=newest_first
+                )
+            )
             for project in self._listed_projects("served", project_id, matching)
         ]
-        for row in merged_by_sequence(streams):
+        for row in merged_by_sequence(streams, newest_first=newest_first):
             yield served_row(row)
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:

@@ -293,22 +293,29 @@ class Repository(Protocol):
         ...
 
     def logged_interactions(
-        self, project_id: str, after: int, matching: InteractionFilter
+        self,
+        project_id: str,
+        after: int,
+        matching: InteractionFilter,
+        *,
+        newest_first: bool = False,
     ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
         """Yield (sequence, request) for the matching interactions stored after ``after``.
 
-        Oldest first, read by index as they are taken; an empty ``project_id``
-        yields every project's.
+        Oldest first (newest first: those stored before ``after``, any when
+        0), read by index as they are taken; an empty ``project_id`` yields
+        every project's.
         """
         ...
 
     def served_rows(
-        self, project_id: str, after: int, matching: ServedFilter
+        self, project_id: str, after: int, matching: ServedFilter, *, newest_first: bool = False
     ) -> Iterator[ServedRow]:
         """Yield the matching served treatments stored after sequence ``after``, oldest first.
 
-        Read as they are taken, by index when the filters allow (``filters``);
-        an empty ``project_id`` yields every project's.
+        Newest first: those stored before ``after`` (any when 0). Read as they
+        are taken, by index when the filters allow (``filters``); an empty
+        ``project_id`` yields every project's.
         """
         ...
 

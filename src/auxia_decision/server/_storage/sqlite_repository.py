@@ -252,29 +252,47 @@ class SqliteRepository:
         return [parse(row[0]) for row in rows]
 
     def logged_interactions(
-        self, project_id: str, after: int, matching: InteractionFilter
+        self,
+        project_id: str,
+        after: int,
+        matching: InteractionFilter,
+        *,
+        newest_first: bool = False,
     ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
         """Yield (sequence, request) for the matching interactions stored after ``after``.
 
         Read as ``filters`` says, as the caller takes them.
         """
         streams = [
-            self._rows(interactions_query("interaction_id, body", project, after, matching, SQLITE))
+            self._rows(
+                interactions_query(
+                    "interaction_id, body",
+                    project,
+                    after,
+                    matching,
+                    SQLITE,
+                    newest_first=newest_first,
+                )
+            )
             for project in self._listed_projects("interactions", project_id, matching)
         ]
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
-        for sequence, body in merged_by_sequence(streams):
+        for sequence, body in merged_by_sequence(streams, newest_first=newest_first):
             yield int(sequence), parse(body)
 
     def served_rows(
-        self, project_id: str, after: int, matching: ServedFilter
+        self, project_id: str, after: int, matching: ServedFilter, *, newest_first: bool = False
     ) -> Iterator[ServedRow]:
         """Yield the matching served treatments stored after sequence ``after``, oldest first."""
         streams = [
-            self._rows(served_query(SERVED_SELECT, project, after, matching, SQLITE))
+            self._rows(
+                served_query(
+                    SERVED_SELECT, project, after, matching, SQLITE, newest_first=newest_first
+                )
+            )
             for project in self._listed_projects("served", project_id, matching)
         ]
-        for row in merged_by_sequence(streams):
+        for row in merged_by_sequence(streams, newest_first=newest_first):
             yield served_row(row)
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:

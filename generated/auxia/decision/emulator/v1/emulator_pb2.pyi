@@ -87,6 +87,7 @@ class ListInteractionsRequest(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    NEWEST_FIRST_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
     """Optional. Only this project's interactions; empty: every project's."""
     user_id: _builtins.str
@@ -103,7 +104,11 @@ class ListInteractionsRequest(_message.Message):
     """
     page_token: _builtins.str
     """Optional. The `next_page_token` of the previous page, with the same
-    filters; empty for the first page.
+    filters and order; empty for the first page.
+    """
+    newest_first: _builtins.bool
+    """Optional. When true, the newest first: the first page holds the last
+    stored.
     """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
@@ -129,10 +134,11 @@ class ListInteractionsRequest(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        newest_first: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "interaction_type", b"interaction_type", "page_size", b"page_size", "page_token", b"page_token", "project_id", b"project_id", "start_time", b"start_time", "treatment_id", b"treatment_id", "treatment_tracking_id", b"treatment_tracking_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "interaction_type", b"interaction_type", "newest_first", b"newest_first", "page_size", b"page_size", "page_token", b"page_token", "project_id", b"project_id", "start_time", b"start_time", "treatment_id", b"treatment_id", "treatment_tracking_id", b"treatment_tracking_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -150,7 +156,7 @@ class ListInteractionsResponse(_message.Message):
     """Output only. The token of the next page; empty on the last page."""
     @_builtins.property
     def interactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoggedInteraction]:
-        """Output only. The interactions, oldest first."""
+        """Output only. The interactions, oldest first (newest first when asked)."""
 
     def __init__(
         self,
@@ -253,6 +259,7 @@ class ListDecisionsRequest(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    NEWEST_FIRST_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
     """Optional. Only this project's decisions; empty: every project's."""
     user_id: _builtins.str
@@ -269,7 +276,11 @@ class ListDecisionsRequest(_message.Message):
     """
     page_token: _builtins.str
     """Optional. The `next_page_token` of the previous page, with the same
-    filters; empty for the first page.
+    filters and order; empty for the first page.
+    """
+    newest_first: _builtins.bool
+    """Optional. When true, the newest first: the first page holds the last
+    stored.
     """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
@@ -291,10 +302,11 @@ class ListDecisionsRequest(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        newest_first: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "page_size", b"page_size", "page_token", b"page_token", "project_id", b"project_id", "start_time", b"start_time", "surface", b"surface", "treatment_id", b"treatment_id", "treatment_tracking_id", b"treatment_tracking_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "newest_first", b"newest_first", "page_size", b"page_size", "page_token", b"page_token", "project_id", b"project_id", "start_time", b"start_time", "surface", b"surface", "treatment_id", b"treatment_id", "treatment_tracking_id", b"treatment_tracking_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -312,7 +324,7 @@ class ListDecisionsResponse(_message.Message):
     """Output only. The token of the next page; empty on the last page."""
     @_builtins.property
     def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServedDecision]:
-        """Output only. The decisions, oldest first."""
+        """Output only. The decisions, oldest first (newest first when asked)."""
 
     def __init__(
         self,

@@ -118,8 +118,8 @@ class EmulatorServiceServicer:
     """
 
     def ListInteractions(self, request, context):
-        """Lists the interactions that LogTreatmentInteraction stored, oldest first,
-        as they were stored. Reading changes nothing.
+        """Lists the interactions that LogTreatmentInteraction stored, oldest first
+        (or newest first), as they were stored. Reading changes nothing.
 
         Returns INVALID_ARGUMENT for a page token this service did not issue, a
         negative page size or an end time before the start time.
@@ -130,7 +130,8 @@ class EmulatorServiceServicer:
 
     def ListDecisions(self, request, context):
         """Lists the decisions GetTreatments made that served at least one
-        treatment, oldest first: to whom, when, and what with which tracking id.
+        treatment, oldest first (or newest first): to whom, when, and what with
+        which tracking id.
         Reading changes nothing.
 
         Returns INVALID_ARGUMENT for a page token this service did not issue, a

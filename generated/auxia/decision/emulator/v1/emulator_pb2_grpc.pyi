@@ -56,15 +56,16 @@ class EmulatorServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> EmulatorServiceAsyncStub: ...
     ListInteractions: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ListInteractionsRequest, _emulator_pb2.ListInteractionsResponse]
-    """Lists the interactions that LogTreatmentInteraction stored, oldest first,
-    as they were stored. Reading changes nothing.
+    """Lists the interactions that LogTreatmentInteraction stored, oldest first
+    (or newest first), as they were stored. Reading changes nothing.
 
     Returns INVALID_ARGUMENT for a page token this service did not issue, a
     negative page size or an end time before the start time.
     """
     ListDecisions: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ListDecisionsRequest, _emulator_pb2.ListDecisionsResponse]
     """Lists the decisions GetTreatments made that served at least one
-    treatment, oldest first: to whom, when, and what with which tracking id.
+    treatment, oldest first (or newest first): to whom, when, and what with
+    which tracking id.
     Reading changes nothing.
 
     Returns INVALID_ARGUMENT for a page token this service did not issue, a
@@ -158,15 +159,16 @@ class EmulatorServiceAsyncStub(EmulatorServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListInteractions: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ListInteractionsRequest, _emulator_pb2.ListInteractionsResponse]  # type: ignore[assignment]
-    """Lists the interactions that LogTreatmentInteraction stored, oldest first,
-    as they were stored. Reading changes nothing.
+    """Lists the interactions that LogTreatmentInteraction stored, oldest first
+    (or newest first), as they were stored. Reading changes nothing.
 
     Returns INVALID_ARGUMENT for a page token this service did not issue, a
     negative page size or an end time before the start time.
     """
     ListDecisions: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ListDecisionsRequest, _emulator_pb2.ListDecisionsResponse]  # type: ignore[assignment]
     """Lists the decisions GetTreatments made that served at least one
-    treatment, oldest first: to whom, when, and what with which tracking id.
+    treatment, oldest first (or newest first): to whom, when, and what with
+    which tracking id.
     Reading changes nothing.
 
     Returns INVALID_ARGUMENT for a page token this service did not issue, a
@@ -263,8 +265,8 @@ class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _emulator_pb2.ListInteractionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_emulator_pb2.ListInteractionsResponse, _abc.Awaitable[_emulator_pb2.ListInteractionsResponse]]:
-        """Lists the interactions that LogTreatmentInteraction stored, oldest first,
-        as they were stored. Reading changes nothing.
+        """Lists the interactions that LogTreatmentInteraction stored, oldest first
+        (or newest first), as they were stored. Reading changes nothing.
 
         Returns INVALID_ARGUMENT for a page token this service did not issue, a
         negative page size or an end time before the start time.
@@ -277,7 +279,8 @@ class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_emulator_pb2.ListDecisionsResponse, _abc.Awaitable[_emulator_pb2.ListDecisionsResponse]]:
         """Lists the decisions GetTreatments made that served at least one
-        treatment, oldest first: to whom, when, and what with which tracking id.
+        treatment, oldest first (or newest first): to whom, when, and what with
+        which tracking id.
         Reading changes nothing.
 
         Returns INVALID_ARGUMENT for a page token this service did not issue, a

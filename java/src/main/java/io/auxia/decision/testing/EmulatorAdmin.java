@@ -161,10 +161,10 @@ public final class EmulatorAdmin {
   }
 
   /**
-   * Returns the stored interactions that match every filter of a request, oldest first, all
-   * pages.
+   * Returns the stored interactions that match every filter of a request, oldest first (newest
+   * first when it asks), all pages.
    *
-   * @param request the filters (its page token: where to start)
+   * @param request the filters and order (its page token: where to start)
    * @return the interactions with their sequence numbers
    */
   public List<LoggedInteraction> listInteractions(ListInteractionsRequest request) {
@@ -187,9 +187,10 @@ public final class EmulatorAdmin {
   }
 
   /**
-   * Returns the decisions that served treatments and match every filter, oldest first, all pages.
+   * Returns the decisions that served treatments and match every filter, oldest first (newest
+   * first when the request asks), all pages.
    *
-   * @param request the filters (its page token: where to start)
+   * @param request the filters and order (its page token: where to start)
    * @return the decisions
    */
   public List<ServedDecision> listDecisions(ListDecisionsRequest request) {
