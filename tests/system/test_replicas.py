@@ -1,9 +1,11 @@
 """Two ``auxia-decision serve`` processes on one PostgreSQL database decide as one.
 
 Whatever goes through one replica holds for the next call through the other:
-a dismissal, views counted by a frequency cap, a treatment updated, a frozen
-clock, a fault and how many calls it fails, a Reset; inspection through
-either lists what both stored. Then both are loaded at once, and the
+a dismissal, views counted by a frequency cap, a treatment inserted or
+updated, a data field's id, a frozen clock, a fault and how many calls it
+fails (a count, or a fraction's draws), a Reset and the clock it restores;
+inspection, explanations and the projects listed through either show what
+both stored. Then both are loaded at once, and the
 properties are checked again under the load, and nothing is lost.
 """
 
@@ -37,6 +39,17 @@ NOW_MICROS = 1_893_456_000_000_000
 HOUR = 3_600_000_000
 
 
+_HTTP = httpx.Client(timeout=60)
+"""The module's calls' client: ``httpx.post`` makes a client (its TLS context: ~50 ms) a call."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _http_closed() -> Iterator[None]:
+    """Close the module's client once its tests are done."""
+    yield
+    _HTTP.close()
+
+
 @pytest.fixture(scope="module")
 def replicas(postgres: Postgres) -> Iterator[tuple[Served, Served]]:
     """Two servers on one database of their own."""
@@ -65,7 +78,7 @@ def reset(replicas: tuple[Served, Served]) -> tuple[Served, Served]:
 
 
 def _post(server: Served, method: str, document: dict[str, Any]) -> httpx.Response:
-    return httpx.post(
+    return _HTTP.post(
         f"{server.rest_url}/v1/{method}",
         content=json.dumps(document),
         headers={"content-type": "application/json", "x-api-key": KEY},
@@ -76,11 +89,10 @@ def _post(server: Served, method: str, document: dict[str, Any]) -> httpx.Respon
 def _admin(
     server: Served, method: str, document: dict[str, Any], key: str = ADMIN
 ) -> dict[str, Any]:
-    response = httpx.post(
+    response = _HTTP.post(
         f"{server.rest_url}/emulator/v1/{method}",
         json=document,
         headers={"x-admin-key": key},
-        timeout=60,
     )
     assert response.status_code == 200, response.text
     found: dict[str, Any] = response.json()
@@ -189,6 +201,154 @@ def test_a_treatment_updated_through_one_replica_is_decided_by_the_other(
     assert _served(first, "reader", "CART_SCREEN") == []
 
 
+def _user_treatments(server: Served, user: str, surface: str) -> list[dict[str, Any]]:
+    """Return what one page view of a user is served on a surface, up to 5 treatments."""
+    response = _post(
+        server,
+        "GetTreatments",
+        {
+            "projectId": "PROJECT_ID",
+            "userId": user,
+            "surfaces": [{"surface": surface, "maximumTreatmentCount": 5}],
+        },
+    )
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json().get("userTreatments", [])
+    return found
+
+
+CLICKS_IN_2_DAYS = {
+    "treatmentDataFieldParams": {
+        "treatmentId": "CART_REMINDER",
+        "treatmentInteractionType": "CLICKED",
+        "dailyCountAggregation": {"windowName": "LAST_2D"},
+    }
+}
+"""Data field parameters the seed lacks (its fields are 1 to 9)."""
+
+DISMISSALS_IN_3_DAYS = {
+    "treatmentDataFieldParams": {
+        "treatmentId": "CART_REMINDER",
+        "treatmentInteractionType": "DISMISSED",
+        "dailyCountAggregation": {"windowName": "LAST_3D"},
+    }
+}
+"""Other data field parameters the seed lacks."""
+
+
+def _data_field_id(server: Served, params: dict[str, Any]) -> int:
+    """Return the id GetDataFields resolves one data field's parameters to."""
+    response = _post(
+        server, "GetDataFields", {"projectId": "PROJECT_ID", "dataFieldParams": [params]}
+    )
+    assert response.status_code == 200, response.text
+    (field,) = response.json()["dataFields"]
+    return int(field["dataFieldId"])
+
+
+def _insert(
+    server: Served, name: str, rules_on: list[int], *, start: str = "2024-01-01T00:00:00Z"
+) -> str:
+    """Insert and publish a treatment on CART_SCREEN alone, each rule "the field is below 1".
+
+    Return its id.
+    """
+    response = _post(
+        server,
+        "InsertTreatment",
+        {
+            "projectId": "PROJECT_ID",
+            "name": name,
+            "description": f"{name}, inserted through one replica",
+            "treatmentTypeName": "IN_APP_CONTENT",
+            "lastModifiedBy": "replica-test",
+            "startTimestamp": start,
+            "removedSurfaces": {
+                "surfaces": [
+                    {"name": surface} for surface in ("SURFACE", "HOME_SCREEN", "ARTICLE_PAGE")
+                ]
+            },
+            "content": {
+                "contentByLanguage": [
+                    {
+                        "languageCode": {"languageCode": "en"},
+                        "contentFields": [{"fieldName": "title", "stringValue": name}],
+                    }
+                ]
+            },
+            "eligibilityRules": {
+                "rules": [
+                    {"dataFieldId": str(field), "condition": "LESS_THAN", "rhsValue": "1"}
+                    for field in rules_on
+                ]
+            },
+            "shouldPublish": True,
+        },
+    )
+    assert response.status_code == 200, response.text
+    treatment_id: str = response.json()["treatment"]["treatmentId"]
+    return treatment_id
+
+
+def test_data_fields_and_a_treatment_made_through_one_replica_are_the_others(
+    reset: tuple[Served, Served],
+) -> None:
+    """Data field ids are numbered once for both replicas, and either decides what the other wrote.
+
+    GetDataFields through the second resolves the parameters the first created to the same
+    id, and new ones to the next; a treatment inserted through the first, with rules on
+    both fields, is served by the second (and its rules read there); one updated through
+    the second is served by the first as updated.
+    """
+    first, second = reset
+    clicks = _data_field_id(first, CLICKS_IN_2_DAYS)
+    assert clicks == 10  # the seed's are 1 to 9, and a whole Reset numbers them again
+    assert _data_field_id(second, CLICKS_IN_2_DAYS) == clicks
+    dismissals = _data_field_id(second, DISMISSALS_IN_3_DAYS)
+    assert dismissals == 11
+    assert _data_field_id(first, DISMISSALS_IN_3_DAYS) == dismissals
+    user = "shopper"
+    assert [found["treatmentId"] for found in _user_treatments(second, user, "CART_SCREEN")] == [
+        "CART_REMINDER"
+    ]
+    inserted = _insert(first, "Cart bonus", [clicks, dismissals])
+    served = _user_treatments(second, user, "CART_SCREEN")
+    assert sorted(found["treatmentId"] for found in served) == sorted([inserted, "CART_REMINDER"])
+    (bonus,) = [found for found in served if found["treatmentId"] == inserted]
+    assert json.loads(bonus["treatmentContent"])["title"] == "Cart bonus"
+    updated = _post(
+        second,
+        "UpdateTreatment",
+        {
+            "projectId": "PROJECT_ID",
+            "treatmentId": inserted,
+            "lastModifiedBy": "replica-test",
+            "content": {
+                "contentByLanguage": [
+                    {
+                        "languageCode": {"languageCode": "en"},
+                        "contentFields": [{"fieldName": "title", "stringValue": "Cart bonus 2"}],
+                    }
+                ]
+            },
+            "shouldPublish": True,
+        },
+    )
+    assert updated.status_code == 200, updated.text
+    (bonus,) = [
+        found
+        for found in _user_treatments(first, user, "CART_SCREEN")
+        if found["treatmentId"] == inserted
+    ]
+    assert json.loads(bonus["treatmentContent"])["title"] == "Cart bonus 2"
+    # A click logged through the first breaks the rule on the field it created: the second
+    # reads the field's value for this user as the first's call left it.
+    _log(first, user, "CART_REMINDER", "CART_SCREEN", "CLICKED", tag="clicked-1")
+    assert [found["treatmentId"] for found in _user_treatments(second, user, "CART_SCREEN")] == [
+        "CART_REMINDER"
+    ]
+
+
 def test_a_fault_armed_through_one_replica_fails_that_many_calls_of_both(
     reset: tuple[Served, Served],
 ) -> None:
@@ -241,6 +401,61 @@ def test_a_fault_on_logging_armed_through_one_replica_fails_the_others_next_call
     assert sorted(stored) == ["before-the-fault", "during-the-fault"]
 
 
+FRACTION_CALLS = 12
+
+
+def _call(server: Served, method: str, tag: str) -> int:
+    """Make one call of the Auxia API's ``method`` (tagged ``tag``); return its HTTP status."""
+    if method == "LogTreatmentInteraction":
+        document: dict[str, Any] = {
+            "projectId": "PROJECT_ID",
+            "userId": "drawn",
+            "treatmentTrackingId": tag,
+            "interactionType": "VIEWED",
+            "interactionTimeMicros": NOW_MICROS - HOUR,
+        }
+    else:
+        document = {
+            "projectId": "PROJECT_ID",
+            "userId": tag,
+            "surfaces": [{"surface": "CART_SCREEN", "maximumTreatmentCount": 1}],
+        }
+    return _post(server, method, document).status_code
+
+
+@pytest.mark.parametrize("method", ["GetTreatments", "LogTreatmentInteraction"])
+def test_a_fraction_fault_armed_through_one_replica_draws_once_for_both(
+    reset: tuple[Served, Served], method: str
+) -> None:
+    """A fault of a fraction selects the calls of both replicas from its one sequence of draws.
+
+    Calls taken by the replicas in turn fail exactly where the same calls through one
+    replica fail, with the same ``randomSeed`` after a Reset (emulator.md: "the same calls
+    are selected on every run"): each call takes the next draw of the shared plan, whichever
+    replica takes it. The seed is one whose draws, taken by each replica on its own, would
+    select other calls. A failed call stores nothing.
+    """
+    first, second = reset
+    fault = {"method": method, "fraction": 0.5, "randomSeed": 7, "code": 14}
+
+    def statuses(servers: list[Served], label: str) -> list[int]:
+        _admin(first, "CreateFault", {"fault": fault})
+        return [_call(server, method, f"{label}-{index}") for index, server in enumerate(servers)]
+
+    across = statuses([second, first] * (FRACTION_CALLS // 2), "across")
+    assert set(across) == {200, 503}
+    (listed,) = _admin(second, "ListFaults", {})["faults"]
+    assert int(listed["selectedCount"]) == across.count(503)
+    if method == "LogTreatmentInteraction":
+        stored = _admin(first, "ListInteractions", {"userId": "drawn"}).get("interactions", [])
+        assert [entry["interaction"]["treatmentTrackingId"] for entry in stored] == [
+            f"across-{index}" for index, status in enumerate(across) if status == 200
+        ]
+    _admin(second, "Reset", {})
+    alone = statuses([first] * FRACTION_CALLS, "alone")
+    assert across == alone
+
+
 def test_inspection_through_either_replica_lists_what_both_stored(
     reset: tuple[Served, Served],
 ) -> None:
@@ -261,6 +476,66 @@ def test_inspection_through_either_replica_lists_what_both_stored(
         assert [entry["response"]["responseId"] for entry in recent] == [
             entry["responseId"] for entry in reversed(decided)
         ]
+
+
+def test_a_decision_of_one_replica_is_explained_by_the_other(
+    reset: tuple[Served, Served],
+) -> None:
+    """ExplainDecision through the replica that did not decide explains what the other did.
+
+    The decision the first made is listed by the second (ListRecentDecisions), which
+    explains it at its time as served; after a dismissal logged through the first, the
+    second explains it as suppressed (the user's activity read as it is now), having read
+    the user's activity once already.
+    """
+    first, second = reset
+    user = "explained"
+    assert _served(first, user, "CART_SCREEN") == ["CART_REMINDER"]
+    (recent,) = _admin(second, "ListRecentDecisions", {"userId": user})["decisions"]
+    asked = {"request": recent["request"], "decideTime": recent["decideTime"]}
+
+    def outcome() -> tuple[str, str]:
+        explained = _admin(second, "ExplainDecision", asked)
+        assert explained["decideTime"] == recent["decideTime"] == NOW
+        (verdict,) = [
+            found for found in explained["verdicts"] if found["treatmentId"] == "CART_REMINDER"
+        ]
+        return verdict["outcome"], verdict.get("detail", "")
+
+    assert outcome()[0] == "SERVED"
+    _log(first, user, "CART_REMINDER", "CART_SCREEN", "DISMISSED", tag="dismissed-after")
+    found, detail = outcome()
+    assert found == "SUPPRESSED"
+    assert detail.startswith("rule failed: DISMISSED count of CART_REMINDER"), detail
+
+
+def test_the_projects_listed_by_one_replica_hold_what_the_other_wrote(
+    reset: tuple[Served, Served],
+) -> None:
+    """ListProjects through the second lists the data field and treatment made through the first.
+
+    The treatment starts a day after the frozen clock: SCHEDULED, until the clock is
+    advanced through the first; then the second lists it LIVE.
+    """
+    first, second = reset
+    clicks = _data_field_id(first, CLICKS_IN_2_DAYS)
+    inserted = _insert(first, "Tomorrow", [clicks], start="2030-01-02T00:00:00Z")
+
+    def listed() -> tuple[list[int], dict[str, str]]:
+        (project,) = [
+            found
+            for found in _admin(second, "ListProjects", {})["projects"]
+            if found["projectId"] == "PROJECT_ID"
+        ]
+        fields = [int(field["dataFieldId"]) for field in project["dataFields"]]
+        statuses = {found["treatmentId"]: found["status"] for found in project["treatments"]}
+        return fields, statuses
+
+    fields, statuses = listed()
+    assert fields == list(range(1, clicks + 1))
+    assert statuses[inserted] == "SCHEDULED"
+    _admin(first, "SetClock", {"advance": f"{2 * 86400}s"})
+    assert listed()[1][inserted] == "LIVE"
 
 
 def test_a_reset_through_one_replica_resets_the_other(reset: tuple[Served, Served]) -> None:
@@ -318,6 +593,45 @@ def test_the_seed_they_share_holds_no_key_in_clear(postgres_url: str) -> None:
         key_digest(KEY),
         key_digest("API_KEY"),
     ]
+
+
+def _clock(server: Served) -> dict[str, Any]:
+    """Return a replica's clock as GetClock answers it."""
+    clock: dict[str, Any] = _admin(server, "GetClock", {})["clock"]
+    return clock
+
+
+def test_a_whole_reset_restores_the_clock_start_of_the_replica_it_went_through(
+    postgres_url: str,
+) -> None:
+    """The first replica on an empty database sets the clock; a whole Reset, its own replica's.
+
+    A replica started later takes the clock as it is (a day on from the first's start),
+    not its own ``--clock``; a whole Reset through it puts the clock back to its own
+    ``--clock`` for both, and one through the first to the first's (replicas.md, the
+    ``--clock`` row; a Reset through a replica without ``--clock`` gives real time:
+    ``test_a_reset_through_one_replica_resets_the_other``).
+    """
+    first = start(postgres_url, "--clock", "2030-01-01T00:00:00Z")
+    try:
+        _admin(first, "SetClock", {"advance": "86400s"})
+        second = start(postgres_url, "--clock", "2035-06-01T00:00:00Z")
+        try:
+            assert _clock(second) == {"now": "2030-01-02T00:00:00Z", "frozen": True}
+            assert _admin(second, "Reset", {})["clock"] == {
+                "now": "2035-06-01T00:00:00Z",
+                "frozen": True,
+            }
+            assert _clock(first) == {"now": "2035-06-01T00:00:00Z", "frozen": True}
+            assert _admin(first, "Reset", {})["clock"] == {
+                "now": "2030-01-01T00:00:00Z",
+                "frozen": True,
+            }
+            assert _clock(second) == {"now": "2030-01-01T00:00:00Z", "frozen": True}
+        finally:
+            second.stop()
+    finally:
+        first.stop()
 
 
 def _decide(server: Served, key: str) -> httpx.Response:
