@@ -11,8 +11,9 @@ on, as the SQLite store's ``synchronous=FULL``), then for each setup
 
 on a fresh store holding the world of ``bench/decision_world.py`` (24 LIVE
 treatments, 1,000 users with 20 interactions each), it loads
-LogTreatmentInteraction and then GetTreatments over REST (``tools.loadgen``,
-other processes), and records requests/s, p99, the CPU time per request of
+LogTreatmentInteraction, then GetTreatments, then GetTreatments under a fault
+that fails a fraction of them (``FAULT``, armed through the admin API) over
+REST (``tools.loadgen``, other processes), and records requests/s, p99, the CPU time per request of
 the servers (their process trees) and of PostgreSQL (its whole process tree:
 backends, WAL writer, checkpointer), and checks the store against the
 answers: every acknowledged interaction stored once, every treatment served
@@ -39,11 +40,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+import httpx
 import psycopg
 
 from auxia_decision.server._ready import wait_for_ready_file
 from bench._report import publish
-from bench.decision_world import write_history, write_seed
+from bench.decision_world import ADMIN_KEY, write_history, write_seed
 from tests._stored import stored_tracking_ids
 from tools.loadgen import LoadResult, collect, is_server_error, reconcile, spawn
 from tools.postgres import Postgres, postgres_bin, running_postgres
@@ -52,13 +54,24 @@ from tools.processes import serve_command, tree_cpu_seconds
 ROOT: Final = pathlib.Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "bench" / "results" / "replicas.md"
 SETUPS: Final = ("sqlite", "postgres-1", "postgres-2")
-WORKLOADS: Final = ("log", "decide")
+WORKLOADS: Final = ("log", "decide", "decide-fault")
 _TITLES: Final = {
     "sqlite": "1 replica, SQLite",
     "postgres-1": "1 replica, PostgreSQL",
     "postgres-2": "2 replicas, PostgreSQL",
 }
-_METHODS: Final = {"log": "LogTreatmentInteraction", "decide": "GetTreatments"}
+_METHODS: Final = {
+    "log": "LogTreatmentInteraction",
+    "decide": "GetTreatments",
+    "decide-fault": "GetTreatments, 1% failed by a fault",
+}
+FAULT: Final = {
+    "method": "GetTreatments",
+    "fraction": 0.01,
+    "randomSeed": 26,
+    "code": "RESOURCE_EXHAUSTED",
+}
+"""The fault of ``decide-fault``: 1% of the calls answered 429, as a rate limit would."""
 USERS: Final = 1_000
 """The users of the world, as `make bench-server`'s."""
 _READY_TIMEOUT: Final = 60.0
@@ -178,6 +191,9 @@ def _load(
 ) -> list[LoadResult]:
     """Load every replica at once, splitting requests and connections evenly."""
     count = len(replicas.urls)
+    faulted = workload == "decide-fault"
+    if faulted:
+        _admin(replicas.urls[0], "CreateFault", {"fault": FAULT})
     generators = [
         spawn(
             "rest",
@@ -186,11 +202,22 @@ def _load(
             connections=max(1, connections // count),
             time_limit=time_limit,
             tag=f"{workload}-{number}",
-            workload=workload,
+            workload="decide" if faulted else workload,
         )
         for number, url in enumerate(replicas.urls)
     ]
-    return [collect(generator, timeout=time_limit + 120) for generator in generators]
+    loads = [collect(generator, timeout=time_limit + 120) for generator in generators]
+    if faulted:
+        _admin(replicas.urls[-1], "ClearFaults", {})
+    return loads
+
+
+def _admin(url: str, method: str, document: dict[str, object]) -> None:
+    """Call the emulator admin API of a replica; raise unless it answers 200."""
+    answer = httpx.post(
+        f"{url}/emulator/v1/{method}", json=document, headers={"x-admin-key": ADMIN_KEY}
+    )
+    answer.raise_for_status()
 
 
 def measure(
@@ -203,7 +230,7 @@ def measure(
     database = postgres.postmaster_pid()
     measured = []
     try:
-        for workload in WORKLOADS:
+        for workload in args.workloads.split(","):
             served_before = _served_rows(db)
             server_before = replicas.cpu_seconds()
             database_before = tree_cpu_seconds(database) if setup != "sqlite" and database else 0
@@ -215,7 +242,7 @@ def measure(
                 else 0.0
             )
             measured.append(Measurement(setup, workload, loads, server_cpu, database_cpu))
-            if workload == "decide":
+            if workload != "log":
                 answered = sum(load.served for load in loads)
                 measured[-1].served_missing = answered - (_served_rows(db) - served_before)
     finally:
@@ -345,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--time-limit", type=float, default=300.0, help="seconds per load")
     parser.add_argument("--setups", default=",".join(SETUPS))
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
     args = parser.parse_args(argv)
     chosen = [setup for setup in SETUPS if setup in args.setups.split(",")]

@@ -24,6 +24,8 @@ from auxia_decision.server._storage.activity import DEFAULT_CAPACITY
 from tools.loadgen import DECISION_SURFACES, PROJECT_ID, user_id
 
 TREATMENTS: Final = 24
+ADMIN_KEY: Final = "BENCH_ADMIN_KEY"
+"""The admin key of the world's seed (a bench arms faults with it)."""
 HISTORY_PER_USER: Final = 20
 _DAY_MICROS: Final = 86_400_000_000
 _FIRST_VIEW_FIELD: Final = 6
@@ -59,6 +61,7 @@ def seed() -> dict[str, Any]:
         for index in range(TREATMENTS)
     ]
     return {
+        "adminKeys": [ADMIN_KEY],
         "projects": [
             {
                 "projectId": PROJECT_ID,
@@ -76,7 +79,7 @@ def seed() -> dict[str, Any]:
                 "dataFields": data_fields,
                 "treatments": [_treatment(index) for index in range(TREATMENTS)],
             }
-        ]
+        ],
     }
 
 

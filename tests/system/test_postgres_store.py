@@ -497,6 +497,55 @@ def test_logging_without_a_sync_writes_only_while_the_shared_state_is_known(
     assert sorted(row[0] for row in rows) == ["current", "synced"]
 
 
+def test_changes_of_the_shared_state_asked_at_once_are_made_in_groups_in_order(
+    postgres_url: str,
+) -> None:
+    # Each change counts in the entry; two stores (replicas) ask 30 each at once, and one
+    # change raises: it fails alone. Atomic across both: every count seen once.
+    per_store = 30
+
+    def counted(value: bytes | None) -> tuple[bytes, int]:
+        seen = int(value or b"0")
+        return str(seen + 1).encode(), seen
+
+    def refused(value: bytes | None) -> tuple[bytes, int]:
+        msg = "a change that raises"
+        raise ValueError(msg)
+
+    def state_version() -> int:
+        with psycopg.connect(postgres_url) as connection:
+            row = connection.execute("SELECT state_version FROM replica_state").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        first, second = PostgresStore(postgres_url), PostgresStore(postgres_url)
+        try:
+            await first.change_state("count", lambda _: (b"0", None))
+            before = state_version()
+            changes = [
+                store.change_state("count", counted)
+                for _ in range(per_store)
+                for store in (first, second)
+            ]
+            failing = first.change_state("count", refused)
+            found = await asyncio.gather(*changes)
+            with pytest.raises(ValueError, match="a change that raises"):
+                await failing
+            await first.synchronize(PROJECT)
+            assert first.state()["count"] == str(2 * per_store).encode()
+            assert state_version() - before < per_store  # grouped: fewer transactions
+            return found[::2], found[1::2]
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    through_first, through_second = run_event_loop(scenario())
+    assert sorted(through_first + through_second) == list(range(2 * per_store))
+    assert through_first == sorted(through_first)  # in the order each store asked
+    assert through_second == sorted(through_second)
+
+
 _PASSWORD = "p@ss/w#rd"
 
 

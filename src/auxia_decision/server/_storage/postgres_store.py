@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -191,6 +192,8 @@ class PostgresStore:
         self._reader = Link(url)
         self._next_round: _Round | None = None
         self._syncing = False
+        self._changes: list[_Change] = []
+        self._changing = False
         self._closed = threading.Event()
 
     # Units of work.
@@ -501,31 +504,43 @@ class PostgresStore:
         """Change one entry of the shared state, atomically across replicas; return the result.
 
         ``change`` gets the entry's value (None: none yet) and returns the new
-        value and a result; it runs while every other change waits.
+        value and a result; it runs while every other change waits. The
+        changes asked for while a transaction of changes is under way are made
+        together in the next, in the order asked (a fault selecting each call
+        costs a transaction per group of calls, not per call); one that raises
+        fails its caller alone and leaves the entry as it found it.
         """
-
-        def apply(connection: Connection) -> tuple[T, int, dict[str, bytes]]:
-            with connection.transaction():
-                row = connection.execute(
-                    b"UPDATE replica_state SET state_version = nextval('state_versions') "
-                    b"RETURNING state_version"
-                ).fetchone()
-                assert row is not None
-                found = connection.execute(
-                    b"SELECT value FROM emulator_state WHERE key = %s", (key,)
-                ).fetchone()
-                value, result = change(None if found is None else bytes(found[0]))
-                connection.execute(
-                    b"INSERT INTO emulator_state VALUES (%s, %s) "
-                    b"ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
-                rows = connection.execute(b"SELECT key, value FROM emulator_state").fetchall()
-            return result, int(row[0]), {str(k): bytes(v) for k, v in rows}
-
-        result, version, state = await self._work.run(apply)
-        self._take_state(version, state)
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._changes.append(_Change(key, change, waiter))
+        if not self._changing:
+            self._changing = True
+            spawn(self._change_all())
+        result: T = await waiter
         return result
+
+    async def _change_all(self) -> None:
+        try:
+            while self._changes:
+                group, self._changes = self._changes, []
+                try:
+                    outcomes, version, state = await self._work.run(
+                        functools.partial(_changed, group=group)
+                    )
+                except Exception as error:  # the transaction failed: so did every change of it
+                    for change in group:
+                        if not change.waiter.done():
+                            change.waiter.set_exception(error)
+                    continue
+                self._take_state(version, state)
+                for change, (result, failure) in zip(group, outcomes, strict=True):
+                    if change.waiter.done():
+                        continue
+                    if failure is not None:
+                        change.waiter.set_exception(failure)
+                    else:
+                        change.waiter.set_result(result)
+        finally:
+            self._changing = False
 
     def close(self) -> None:
         """Close the connections, from outside the event loop (after a failed start).
@@ -541,6 +556,54 @@ class PostgresStore:
         await self._appender.close()
         await self._reader.close()
         self._work.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """A change of one entry of the shared state asked for, and who waits for its result."""
+
+    key: str
+    change: Callable[[bytes | None], tuple[bytes, Any]]
+    waiter: asyncio.Future[Any]
+
+
+def _changed(
+    connection: Connection, *, group: list[_Change]
+) -> tuple[list[tuple[Any, Exception | None]], int, dict[str, bytes]]:
+    """Make a group of changes in one transaction, in order.
+
+    Return each one's (result, failure), the new state version and the state.
+    """
+    outcomes: list[tuple[Any, Exception | None]] = []
+    with connection.transaction():
+        row = connection.execute(
+            b"UPDATE replica_state SET state_version = nextval('state_versions') "
+            b"RETURNING state_version"
+        ).fetchone()
+        assert row is not None
+        values: dict[str, bytes | None] = {}
+        for asked in group:
+            if asked.key not in values:
+                found = connection.execute(
+                    b"SELECT value FROM emulator_state WHERE key = %s", (asked.key,)
+                ).fetchone()
+                values[asked.key] = None if found is None else bytes(found[0])
+            try:
+                value, result = asked.change(values[asked.key])
+            except Exception as error:  # the caller's to see, not the group's
+                outcomes.append((None, error))
+                continue
+            values[asked.key] = value
+            outcomes.append((result, None))
+        for key, kept in values.items():
+            if kept is not None:
+                connection.execute(
+                    b"INSERT INTO emulator_state VALUES (%s, %s) "
+                    b"ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, kept),
+                )
+        rows = connection.execute(b"SELECT key, value FROM emulator_state").fetchall()
+    return outcomes, int(row[0]), {str(k): bytes(v) for k, v in rows}
 
 
 def _snapshot(connection: Connection, work: Callable[[Repository], T]) -> T:
