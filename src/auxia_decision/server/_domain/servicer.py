@@ -9,6 +9,7 @@ calls) and a ``DecisionListener`` (told of each GetTreatments answered).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final, Protocol, TypeVar, cast
 
@@ -290,10 +291,7 @@ class ApiServicer:
         if faults.armed:
             fault = faults.select(method)
             if fault is not None:
-                error = fault.error()
-                if error is not None and not fault.delay_seconds:
-                    raise error
-                return _delayed(fault, lambda: handler(project, request))
+                return self._faulted(fault, project, method, request)
         return handler(project, request)
 
     def takes_fields(self, method: str) -> bool:
@@ -313,21 +311,36 @@ class ApiServicer:
         ``fields`` are what the REST codec's fields decoding returns (every
         value checked), from the JSON text ``source`` if given. An RPC that
         ``takes_fields`` reads them as plain values when they are certainly
-        valid and no fault is armed, and answers its response's constructor
-        arguments; otherwise the request message is built from them and
-        ``invoke_for`` runs it. An RPC that keeps its requests (GetTreatments,
-        for the console) keeps the text rather than the fields: dicts held
-        long cost the garbage collector more than bytes.
+        valid and no armed fault selects the call, and answers its response's
+        constructor arguments; otherwise the request message is built from
+        them and run as ``invoke_for`` runs it. An RPC that keeps its requests
+        (GetTreatments, for the console) keeps the text rather than the
+        fields: dicts held long cost the garbage collector more than bytes.
         """
         handler = self._fields_handlers.get(method)
-        if handler is None or self.faults.armed or not fields_check(request_type)(fields):
+        if handler is None or not fields_check(request_type)(fields):
             return self.invoke_for(project, method, request_type(**fields))
         _authorize(project, fields.get("project_id"))
         if self._shared:
             return self._fields_after_sync(
                 project, method, request_type, fields, source, handler=handler
             )
+        faults = self.faults
+        if faults.armed:
+            fault = faults.select(method)
+            if fault is not None:
+                return self._faulted(fault, project, method, request_type(**fields))
         return handler(project, fields, source)
+
+    def _faulted(
+        self, fault: Fault, project: ProjectRecord, method: str, request: Message
+    ) -> Awaitable[Message | bytes]:
+        """Run a call a fault selected: fail it (now, or once delayed), or answer as it says."""
+        error = fault.error()
+        if error is not None and not fault.delay_seconds:
+            raise error
+        handler = self._handlers[method]
+        return _delayed(fault, lambda: handler(project, request))
 
     def _log_unless_stale(
         self,
@@ -402,12 +415,18 @@ class ApiServicer:
     ) -> Message | Fields | bytes:
         """Run a call from plain values on a shared store, once synced.
 
-        A fault armed by another replica, seen by the sync, sends the call the
-        way of the message, where faults apply.
+        A fault armed (here or through another replica: the sync shows it)
+        that selects the call sends it the way of the message.
         """
         await self.store.synchronize(project.project_id, fields.get("user_id", ""))
-        if self.faults.armed:
-            return await self.invoke_for(project, method, request_type(**fields))
+        faults = self.faults
+        if faults.armed:
+            fault = await faults.select_shared(method)
+            if fault is not None:
+                return await _delayed(
+                    fault,
+                    functools.partial(self._handlers[method], project, request_type(**fields)),
+                )
         return await handler(project, fields, source)
 
     async def _insert_treatment(
