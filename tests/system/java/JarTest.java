@@ -552,6 +552,11 @@ class JarTest {
     ApiError cut = ApiError.fromHttpResponse(400, "application/json", truncated);
     assertEquals(Code.INVALID_ARGUMENT, cut.code());
     assertEquals(400, cut.httpStatus().getAsInt());
+    byte[] newer = "{\"code\": 42, \"message\": \"a code of a newer API\"}".getBytes(
+        StandardCharsets.UTF_8);
+    ApiError unknown = ApiError.fromHttpResponse(500, "application/json", newer);
+    assertEquals(Code.UNKNOWN, unknown.code());
+    assertEquals(42, unknown.status().getCode());
   }
 
   @Test

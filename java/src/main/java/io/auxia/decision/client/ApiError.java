@@ -165,10 +165,13 @@ public final class ApiError extends RuntimeException {
         null);
   }
 
-  /** {@return the status code ({@code UNRECOGNIZED} for a number outside google.rpc.Code)} */
+  /**
+   * {@return the status code ({@code UNKNOWN} for a number outside google.rpc.Code, as the Python
+   * and TypeScript clients read it; {@link #status()} keeps the number)}
+   */
   public Code code() {
     Code code = Code.forNumber(status.getCode());
-    return code == null ? Code.UNRECOGNIZED : code;
+    return code == null ? Code.UNKNOWN : code;
   }
 
   /** {@return the HTTP status of the answer that carried the error; empty when none came} */
