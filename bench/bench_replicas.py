@@ -206,10 +206,11 @@ def _load(
         )
         for number, url in enumerate(replicas.urls)
     ]
-    loads = [collect(generator, timeout=time_limit + 120) for generator in generators]
-    if faulted:
-        _admin(replicas.urls[-1], "ClearFaults", {})
-    return loads
+    try:
+        return [collect(generator, timeout=time_limit + 120) for generator in generators]
+    finally:
+        if faulted:
+            _admin(replicas.urls[-1], "ClearFaults", {})
 
 
 def _admin(url: str, method: str, document: dict[str, object]) -> None:
@@ -375,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
     args = parser.parse_args(argv)
+    unknown = set(args.workloads.split(",")) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"--workloads: {', '.join(sorted(unknown))} not among {', '.join(WORKLOADS)}")
     chosen = [setup for setup in SETUPS if setup in args.setups.split(",")]
     runs: dict[tuple[str, str], list[Measurement]] = {}
     with (

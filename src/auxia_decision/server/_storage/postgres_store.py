@@ -519,28 +519,45 @@ class PostgresStore:
         return result
 
     async def _change_all(self) -> None:
+        """Make the changes asked for, a group at a time, until none is left."""
         try:
             while self._changes:
-                group, self._changes = self._changes, []
-                try:
-                    outcomes, version, state = await self._work.run(
-                        functools.partial(_changed, group=group)
-                    )
-                except Exception as error:  # the transaction failed: so did every change of it
-                    for change in group:
-                        if not change.waiter.done():
-                            change.waiter.set_exception(error)
-                    continue
-                self._take_state(version, state)
-                for change, (result, failure) in zip(group, outcomes, strict=True):
-                    if change.waiter.done():
-                        continue
-                    if failure is not None:
-                        change.waiter.set_exception(failure)
-                    else:
-                        change.waiter.set_result(result)
+                group = [change for change in self._changes if not change.waiter.done()]
+                self._changes = []
+                if group:
+                    await self._change_group(group)
         finally:
             self._changing = False
+            # Stopped by its cancellation (the event loop closing): nobody is left waiting.
+            left, self._changes = self._changes, []
+            for change in left:
+                change.waiter.cancel()
+
+    async def _change_group(self, group: list[_Change]) -> None:
+        """Make a group of changes in one transaction; settle every caller's waiter."""
+        try:
+            outcomes, version, state = await self._work.run(
+                functools.partial(_changed, group=group)
+            )
+            self._take_state(version, state)
+        except (
+            Exception
+        ) as error:  # the transaction (or taking its state) failed: each caller sees it
+            for change in group:
+                if not change.waiter.done():
+                    change.waiter.set_exception(error)
+            return
+        except BaseException:
+            for change in group:
+                change.waiter.cancel()
+            raise
+        for change, (result, failure) in zip(group, outcomes, strict=True):
+            if change.waiter.done():
+                continue
+            if failure is not None:
+                change.waiter.set_exception(failure)
+            else:
+                change.waiter.set_result(result)
 
     def close(self) -> None:
         """Close the connections, from outside the event loop (after a failed start).
@@ -569,12 +586,13 @@ class _Change:
 
 def _changed(
     connection: Connection, *, group: list[_Change]
-) -> tuple[list[tuple[Any, Exception | None]], int, dict[str, bytes]]:
+) -> tuple[list[tuple[Any, BaseException | None]], int, dict[str, bytes]]:
     """Make a group of changes in one transaction, in order.
 
     Return each one's (result, failure), the new state version and the state.
     """
-    outcomes: list[tuple[Any, Exception | None]] = []
+    outcomes: list[tuple[Any, BaseException | None]] = []
+    gone = asyncio.CancelledError("its caller gave up before it was made")
     with connection.transaction():
         row = connection.execute(
             b"UPDATE replica_state SET state_version = nextval('state_versions') "
@@ -583,6 +601,11 @@ def _changed(
         assert row is not None
         values: dict[str, bytes | None] = {}
         for asked in group:
+            # A caller gone (cancelled) before its change is made: not made, as a
+            # call that never came. Read across threads: a flag the loop only sets.
+            if asked.waiter.done():
+                outcomes.append((None, gone))
+                continue
             if asked.key not in values:
                 found = connection.execute(
                     b"SELECT value FROM emulator_state WHERE key = %s", (asked.key,)
