@@ -99,19 +99,27 @@ def _admin(
     return found
 
 
-def _served(server: Served, user: str, surface: str) -> list[str]:
-    """Return the treatments one page view of a user is served on a surface."""
+def _user_treatments(
+    server: Served, user: str, surface: str, *, up_to: int = 5
+) -> list[dict[str, Any]]:
+    """Return what one page view of a user is served on a surface, up to ``up_to`` treatments."""
     response = _post(
         server,
         "GetTreatments",
         {
             "projectId": "PROJECT_ID",
             "userId": user,
-            "surfaces": [{"surface": surface, "maximumTreatmentCount": 1}],
+            "surfaces": [{"surface": surface, "maximumTreatmentCount": up_to}],
         },
     )
     assert response.status_code == 200, response.text
-    return [treatment["treatmentId"] for treatment in response.json().get("userTreatments", [])]
+    found: list[dict[str, Any]] = response.json().get("userTreatments", [])
+    return found
+
+
+def _served(server: Served, user: str, surface: str) -> list[str]:
+    """Return the treatment one page view of a user is served on a surface (if any)."""
+    return [found["treatmentId"] for found in _user_treatments(server, user, surface, up_to=1)]
 
 
 def _log(server: Served, user: str, treatment: str, surface: str, kind: str, *, tag: str) -> None:
@@ -199,22 +207,6 @@ def test_a_treatment_updated_through_one_replica_is_decided_by_the_other(
     assert moved.status_code == 200, moved.text
     assert _served(second, "reader", "CART_SCREEN") == []
     assert _served(first, "reader", "CART_SCREEN") == []
-
-
-def _user_treatments(server: Served, user: str, surface: str) -> list[dict[str, Any]]:
-    """Return what one page view of a user is served on a surface, up to 5 treatments."""
-    response = _post(
-        server,
-        "GetTreatments",
-        {
-            "projectId": "PROJECT_ID",
-            "userId": user,
-            "surfaces": [{"surface": surface, "maximumTreatmentCount": 5}],
-        },
-    )
-    assert response.status_code == 200, response.text
-    found: list[dict[str, Any]] = response.json().get("userTreatments", [])
-    return found
 
 
 CLICKS_IN_2_DAYS = {
