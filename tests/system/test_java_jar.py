@@ -122,7 +122,7 @@ def test_the_jar_passes_its_junit_suite(
         ],
         tmp_path,
     )
-    assert "23 tests successful" in run.stdout, run.stdout
+    assert "24 tests successful" in run.stdout, run.stdout
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import { ScalarType, type DescEnum, type DescField, type DescMessage } from "@bu
 export interface Drift {
   /** The JSON path of the value: `userTreatments[0].newField`, `treatment.status`. */
   readonly path: string;
-  /** `unknown_field`, `unknown_enum_value` or `wrong_json_type`. */
-  readonly kind: "unknown_field" | "unknown_enum_value" | "wrong_json_type";
+  /** `unknown_field`, `unknown_enum_value`, `wrong_json_type` or `invalid_value`. */
+  readonly kind: "unknown_field" | "unknown_enum_value" | "wrong_json_type" | "invalid_value";
   /** What is there, in words: `treatment.status="BRAND_NEW_STATUS" is not a value of Status`. */
   readonly detail: string;
 }
@@ -19,8 +19,11 @@ export type DriftCallback = (method: string, drift: Drift) => void;
  * Every place a parsed JSON document of a message type says what the schema
  * does not know: members its type lacks (at any depth, in lists and maps
  * too), enum values it lacks (a name, or a number the enum does not name),
- * and values of JSON types their fields cannot take. Well-known types
- * (Timestamp, Struct, ...) are read as they are, not walked.
+ * values of JSON types their fields cannot take, and values of the right
+ * JSON type their fields still cannot take (`invalid_value`: an integer out
+ * of its type's range or with a fraction, a double's string that is no
+ * number, a Timestamp that is not RFC 3339). Other well-known types
+ * (Duration, Struct, ...) are read as they are, not walked.
  */
 export function findDrift(document: unknown, schema: DescMessage): Drift[] {
   const found: Drift[] = [];
@@ -78,6 +81,10 @@ function fieldsOf(schema: DescMessage): Map<string, DescField> {
 }
 
 function walkMessage(value: unknown, schema: DescMessage, path: string, found: Drift[]): void {
+  if (schema.typeName === "google.protobuf.Timestamp") {
+    walkTimestamp(value, path, found);
+    return;
+  }
   if (schema.typeName.startsWith("google.protobuf.")) {
     return; // a well-known type: its JSON form is its own
   }
@@ -170,6 +177,79 @@ function walkScalar(value: unknown, scalar: ScalarType, path: string, found: Dri
   }
   if (expected !== undefined) {
     found.push({ path, kind: "wrong_json_type", detail: `expected ${expected}, got ${kindOf(value)}` });
+    return;
+  }
+  const range = INTEGER_RANGES.get(scalar);
+  if (range !== undefined) {
+    walkInteger(value as number | string, scalar, range, path, found);
+  } else if (scalar === ScalarType.DOUBLE || scalar === ScalarType.FLOAT) {
+    if (typeof value === "string" && !SPECIAL_FLOATS.has(value) && !NUMBER_TEXT.test(value)) {
+      const detail = `expected a number or "NaN", "Infinity", got ${JSON.stringify(value)}`;
+      found.push({ path, kind: "invalid_value", detail });
+    }
+  }
+}
+
+// The JSON number's text, an integer's, and a timestamp's as proto3 JSON reads one
+// (the Python package's _json_text.py).
+const NUMBER_TEXT = /^-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
+const INTEGER_TEXT = /^-?[0-9]+$/;
+const RFC3339_TEXT =
+  /^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$/;
+const SPECIAL_FLOATS = new Set(["NaN", "Infinity", "-Infinity"]);
+
+const INT32: readonly [bigint, bigint] = [-(2n ** 31n), 2n ** 31n - 1n];
+const UINT32: readonly [bigint, bigint] = [0n, 2n ** 32n - 1n];
+const INT64: readonly [bigint, bigint] = [-(2n ** 63n), 2n ** 63n - 1n];
+const UINT64: readonly [bigint, bigint] = [0n, 2n ** 64n - 1n];
+const INTEGER_RANGES = new Map<ScalarType, readonly [bigint, bigint]>([
+  [ScalarType.INT32, INT32],
+  [ScalarType.SINT32, INT32],
+  [ScalarType.SFIXED32, INT32],
+  [ScalarType.UINT32, UINT32],
+  [ScalarType.FIXED32, UINT32],
+  [ScalarType.INT64, INT64],
+  [ScalarType.SINT64, INT64],
+  [ScalarType.SFIXED64, INT64],
+  [ScalarType.UINT64, UINT64],
+  [ScalarType.FIXED64, UINT64],
+]);
+
+/** The integer a number or a string gives, as proto3 JSON reads it; undefined: none. */
+function integerOf(value: number | string): bigint | undefined {
+  if (typeof value === "string" && INTEGER_TEXT.test(value)) {
+    return BigInt(value);
+  }
+  if (typeof value === "string" && !NUMBER_TEXT.test(value)) {
+    return undefined;
+  }
+  const number = Number(value);
+  return Number.isInteger(number) ? BigInt(number) : undefined;
+}
+
+function walkInteger(
+  value: number | string,
+  scalar: ScalarType,
+  [low, high]: readonly [bigint, bigint],
+  path: string,
+  found: Drift[],
+): void {
+  const number = integerOf(value);
+  if (number === undefined) {
+    found.push({ path, kind: "invalid_value", detail: `expected an integer, got ${JSON.stringify(value)}` });
+  } else if (number < low || number > high) {
+    const type = ScalarType[scalar].toLowerCase();
+    found.push({ path, kind: "invalid_value", detail: `${number} is out of the ${type} range [${low}, ${high}]` });
+  }
+}
+
+function walkTimestamp(value: unknown, path: string, found: Drift[]): void {
+  if (typeof value !== "string") {
+    const detail = `expected an RFC 3339 timestamp string such as "2025-01-01T00:00:00Z", got ${kindOf(value)}`;
+    found.push({ path, kind: "wrong_json_type", detail });
+  } else if (!RFC3339_TEXT.test(value)) {
+    const detail = `"${value}" is not an RFC 3339 timestamp such as "2024-05-30T11:32:44.279Z"`;
+    found.push({ path, kind: "invalid_value", detail });
   }
 }
 

@@ -8,6 +8,7 @@ import com.google.rpc.BadRequest;
 import com.google.rpc.Code;
 import io.auxia.decision.client.ApiError;
 import io.auxia.decision.client.AuxiaClient;
+import io.auxia.decision.client.Drift;
 import io.auxia.decision.client.RetryPolicy;
 import io.auxia.decision.emulator.v1.Clock;
 import io.auxia.decision.emulator.v1.JournalEntry;
@@ -318,6 +319,43 @@ class JarTest {
     } finally {
       server.stop(0);
     }
+  }
+
+  @Test
+  void valuesOfTheRightJsonTypeTheirFieldsCannotTakeAreInvalidValuesAsInPython() {
+    String document =
+        "{\"eventDataFieldParams\": {\"eventSchemaName\": \"purchase\","
+            + " \"propertyValueByPropertyName\": {"
+            + "\"a\": {\"longValue\": \"1.5\"},"
+            + " \"b\": {\"longValue\": \"9223372036854775808\"},"
+            + " \"c\": {\"doubleValue\": \"many\"},"
+            + " \"d\": {\"timestampValue\": \"yesterday\"},"
+            + " \"e\": {\"longValue\": \"1e3\"},"
+            + " \"f\": {\"timestampValue\": \"2025-01-01T00:00:00Z\","
+            + " \"doubleValue\": \"-Infinity\"},"
+            + " \"g\": {\"longValue\": 2.5}}}}";
+    String at = "eventDataFieldParams.propertyValueByPropertyName";
+    // The Python package's find_drift gives these same paths, kinds and words.
+    assertEquals(
+        List.of(
+            new Drift(
+                at + "[\"a\"].longValue", Drift.INVALID_VALUE, "expected an integer, got \"1.5\""),
+            new Drift(
+                at + "[\"b\"].longValue",
+                Drift.INVALID_VALUE,
+                "9223372036854775808 is out of the int64 range"
+                    + " [-9223372036854775808, 9223372036854775807]"),
+            new Drift(
+                at + "[\"c\"].doubleValue",
+                Drift.INVALID_VALUE,
+                "expected a number or \"NaN\", \"Infinity\", got \"many\""),
+            new Drift(
+                at + "[\"d\"].timestampValue",
+                Drift.INVALID_VALUE,
+                "\"yesterday\" is not an RFC 3339 timestamp such as \"2024-05-30T11:32:44.279Z\""),
+            new Drift(
+                at + "[\"g\"].longValue", Drift.INVALID_VALUE, "expected an integer, got 2.5")),
+        Drift.find(document, DataFieldParams.getDescriptor()));
   }
 
   @Test

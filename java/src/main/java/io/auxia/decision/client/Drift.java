@@ -8,10 +8,13 @@ import com.google.gson.JsonSyntaxException;
 import com.google.protobuf.Descriptors.Descriptor;
 import com.google.protobuf.Descriptors.EnumDescriptor;
 import com.google.protobuf.Descriptors.FieldDescriptor;
+import java.math.BigDecimal;
+import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
@@ -19,8 +22,9 @@ import java.util.regex.Pattern;
 
 /**
  * One place where an answer says what the schema does not know: a member its message type lacks,
- * an enum value its enum lacks (a name, or a number it does not name), or a value of a JSON type
- * its field cannot take. A newer API may answer so; read leniently, such values vanish.
+ * an enum value its enum lacks (a name, or a number it does not name), a value of a JSON type its
+ * field cannot take, or a value of the right JSON type its field still cannot take. A newer API
+ * may answer so; read leniently, such values vanish.
  */
 public final class Drift {
   /** A member that names no field of its message type. */
@@ -32,9 +36,33 @@ public final class Drift {
   /** A value of a JSON type its field cannot take (a number for a string field). */
   public static final String WRONG_JSON_TYPE = "wrong_json_type";
 
+  /**
+   * A value of the right JSON type its field still cannot take: an integer out of its type's range
+   * or with a fraction, a double's string that is no number, a Timestamp that is not RFC 3339.
+   */
+  public static final String INVALID_VALUE = "invalid_value";
+
   private static final Pattern PLAIN_NAME = Pattern.compile("[^\\s.\\[\\]\"]+");
   private static final Pattern INDEX_OR_KEY = Pattern.compile("\\[(?:\\d+|\"(?:[^\"\\\\]|\\\\.)*\")\\]");
   private static final Pattern INTEGER = Pattern.compile("-?\\d+");
+  // A JSON number's text and a timestamp's, as proto3 JSON reads them (Python's _json_text.py).
+  private static final Pattern NUMBER_TEXT =
+      Pattern.compile("-?[0-9]+(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?");
+  private static final Pattern RFC3339_TEXT =
+      Pattern.compile(
+          "(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
+              + "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?"
+              + "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])");
+  private static final BigInteger INT32_MIN = BigInteger.valueOf(Integer.MIN_VALUE);
+  private static final BigInteger INT32_MAX = BigInteger.valueOf(Integer.MAX_VALUE);
+  private static final BigInteger UINT32_MAX =
+      BigInteger.ONE.shiftLeft(32).subtract(BigInteger.ONE);
+  private static final BigInteger INT64_MIN = BigInteger.valueOf(Long.MIN_VALUE);
+  private static final BigInteger INT64_MAX = BigInteger.valueOf(Long.MAX_VALUE);
+  private static final BigInteger UINT64_MAX =
+      BigInteger.ONE.shiftLeft(64).subtract(BigInteger.ONE);
+  /** Integer digits past which a number is beyond every integer type's range. */
+  private static final int MAX_INTEGER_DIGITS = 40;
   private static final Map<Descriptor, Map<String, FieldDescriptor>> FIELDS =
       new ConcurrentHashMap<>();
 
@@ -46,7 +74,8 @@ public final class Drift {
    * Makes a drift.
    *
    * @param path the JSON path of the value ({@code userTreatments[0].newField})
-   * @param kind {@link #UNKNOWN_FIELD}, {@link #UNKNOWN_ENUM_VALUE} or {@link #WRONG_JSON_TYPE}
+   * @param kind {@link #UNKNOWN_FIELD}, {@link #UNKNOWN_ENUM_VALUE}, {@link #WRONG_JSON_TYPE} or
+   *     {@link #INVALID_VALUE}
    * @param detail what is there, in words
    */
   public Drift(String path, String kind, String detail) {
@@ -60,7 +89,10 @@ public final class Drift {
     return path;
   }
 
-  /** {@return {@link #UNKNOWN_FIELD}, {@link #UNKNOWN_ENUM_VALUE} or {@link #WRONG_JSON_TYPE}} */
+  /**
+   * {@return {@link #UNKNOWN_FIELD}, {@link #UNKNOWN_ENUM_VALUE}, {@link #WRONG_JSON_TYPE} or
+   * {@link #INVALID_VALUE}}
+   */
   public String kind() {
     return kind;
   }
@@ -95,9 +127,10 @@ public final class Drift {
 
   /**
    * Returns every place a JSON text of a message type says what the schema does not know: members
-   * its type lacks (at any depth, in lists and maps too), enum values it lacks, and values of JSON
-   * types their fields cannot take. Well-known types (Timestamp, Struct, ...) are read as they are,
-   * not walked.
+   * its type lacks (at any depth, in lists and maps too), enum values it lacks, values of JSON
+   * types their fields cannot take, and values of the right JSON type their fields still cannot
+   * take.
+   * Well-known types other than Timestamp (Duration, Struct, ...) are read as they are, not walked.
    *
    * @param json the JSON text
    * @param type the descriptor of the message type it is a JSON form of
@@ -118,6 +151,10 @@ public final class Drift {
 
   private static void walkMessage(
       JsonElement value, Descriptor type, String path, List<Drift> found) {
+    if (type.getFullName().equals("google.protobuf.Timestamp")) {
+      walkTimestamp(value, path, found);
+      return;
+    }
     if (type.getFullName().startsWith("google.protobuf.")) {
       return; // a well-known type: its JSON form is its own
     }
@@ -204,7 +241,92 @@ public final class Drift {
         if (!(value.isJsonPrimitive()
             && (value.getAsJsonPrimitive().isNumber() || value.getAsJsonPrimitive().isString()))) {
           wrongType(value, "a number (or a string)", path, found);
+        } else if (field.getJavaType() == FieldDescriptor.JavaType.DOUBLE
+            || field.getJavaType() == FieldDescriptor.JavaType.FLOAT) {
+          walkFloating(value.getAsJsonPrimitive(), path, found);
+        } else {
+          walkInteger(value.getAsJsonPrimitive(), field.getType(), path, found);
         }
+    }
+  }
+
+  private static void walkFloating(JsonPrimitive value, String path, List<Drift> found) {
+    if (!value.isString()) {
+      return;
+    }
+    String text = value.getAsString();
+    if (!(text.equals("NaN") || text.equals("Infinity") || text.equals("-Infinity")
+        || NUMBER_TEXT.matcher(text).matches())) {
+      found.add(
+          new Drift(
+              path, INVALID_VALUE, "expected a number or \"NaN\", \"Infinity\", got " + value));
+    }
+  }
+
+  private static void walkInteger(
+      JsonPrimitive value, FieldDescriptor.Type type, String path, List<Drift> found) {
+    BigDecimal number;
+    if (value.isNumber()) {
+      number = value.getAsBigDecimal();
+    } else if (NUMBER_TEXT.matcher(value.getAsString()).matches()) {
+      number = new BigDecimal(value.getAsString());
+    } else {
+      found.add(new Drift(path, INVALID_VALUE, "expected an integer, got " + value));
+      return;
+    }
+    BigInteger[] range = rangeOf(type);
+    if (number.precision() - number.scale() > MAX_INTEGER_DIGITS) {
+      found.add(new Drift(path, INVALID_VALUE, outOfRange(value.getAsString(), type, range)));
+      return;
+    }
+    BigInteger integer;
+    try {
+      integer = number.toBigIntegerExact();
+    } catch (ArithmeticException fraction) {
+      found.add(new Drift(path, INVALID_VALUE, "expected an integer, got " + value));
+      return;
+    }
+    if (integer.compareTo(range[0]) < 0 || integer.compareTo(range[1]) > 0) {
+      found.add(new Drift(path, INVALID_VALUE, outOfRange(integer.toString(), type, range)));
+    }
+  }
+
+  private static BigInteger[] rangeOf(FieldDescriptor.Type type) {
+    switch (type) {
+      case INT32:
+      case SINT32:
+      case SFIXED32:
+        return new BigInteger[] {INT32_MIN, INT32_MAX};
+      case UINT32:
+      case FIXED32:
+        return new BigInteger[] {BigInteger.ZERO, UINT32_MAX};
+      case UINT64:
+      case FIXED64:
+        return new BigInteger[] {BigInteger.ZERO, UINT64_MAX};
+      default:
+        return new BigInteger[] {INT64_MIN, INT64_MAX};
+    }
+  }
+
+  private static String outOfRange(String shown, FieldDescriptor.Type type, BigInteger[] range) {
+    return shown + " is out of the " + type.name().toLowerCase(Locale.ROOT) + " range ["
+        + range[0] + ", " + range[1] + "]";
+  }
+
+  private static void walkTimestamp(JsonElement value, String path, List<Drift> found) {
+    if (!isString(value)) {
+      wrongType(
+          value,
+          "an RFC 3339 timestamp string such as \"2025-01-01T00:00:00Z\"",
+          path,
+          found);
+    } else if (!RFC3339_TEXT.matcher(value.getAsString()).matches()) {
+      found.add(
+          new Drift(
+              path,
+              INVALID_VALUE,
+              "\"" + value.getAsString()
+                  + "\" is not an RFC 3339 timestamp such as \"2024-05-30T11:32:44.279Z\""));
     }
   }
 
