@@ -3,8 +3,9 @@
 Each subcommand is one or a few calls of ``io.auxia.decision.emulator.v1`` over
 REST (``POST <base URL>/emulator/v1/<Method>``), with the admin key in the
 ``x-admin-key`` header (never in the URL): ``reset``, ``clock``, ``faults``,
-``explain`` and ``journal``. Responses are printed as proto3 JSON, the journal
-and the verdicts as lines for people (``--json`` for JSON).
+``explain``, ``journal``, ``interactions`` and ``decisions``. Responses are
+printed as proto3 JSON; the journal, the verdicts and the stored records as
+lines for people (``--json`` for JSON).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
 from auxia_decision._extras import import_optional
 from auxia_decision._journal_text import journal_text, verdict_lines
+from auxia_decision._records_text import decision_lines, interaction_lines
 from auxia_decision._routes import service_routes
 from auxia_decision._sendable import check_base_url, check_key
 
@@ -184,6 +186,47 @@ def _journal(admin: _Admin, args: argparse.Namespace) -> None:
     print(journal_text(entries))
 
 
+def _interactions(admin: _Admin, args: argparse.Namespace) -> None:
+    request = emulator_pb2.ListInteractionsRequest(
+        project_id=args.project_id,
+        user_id=args.user,
+        treatment_id=args.treatment,
+        treatment_tracking_id=args.tracking_id,
+        page_size=args.limit,
+        newest_first=True,
+    )
+    page = admin.call("ListInteractions", request, emulator_pb2.ListInteractionsResponse)
+    newest = list(reversed(page.interactions))  # the newest `limit`, oldest first
+    if args.json:
+        _print_json(emulator_pb2.ListInteractionsResponse(interactions=newest))
+        return
+    _print_lines(interaction_lines(newest), "interactions", args.limit, bool(page.next_page_token))
+
+
+def _decisions(admin: _Admin, args: argparse.Namespace) -> None:
+    request = emulator_pb2.ListDecisionsRequest(
+        project_id=args.project_id,
+        user_id=args.user,
+        treatment_id=args.treatment,
+        treatment_tracking_id=args.tracking_id,
+        surface=args.surface,
+        page_size=args.limit,
+        newest_first=True,
+    )
+    page = admin.call("ListDecisions", request, emulator_pb2.ListDecisionsResponse)
+    newest = list(reversed(page.decisions))  # the newest `limit`, oldest first
+    if args.json:
+        _print_json(emulator_pb2.ListDecisionsResponse(decisions=newest))
+        return
+    _print_lines(decision_lines(newest), "decisions", args.limit, bool(page.next_page_token))
+
+
+def _print_lines(lines: list[str], records: str, limit: int, more: bool) -> None:
+    if more:
+        print(f"(older {records} not shown: --limit {limit} shows the newest {limit})")
+    print("\n".join(lines) if lines else f"(no {records})")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run an admin subcommand; print what it answered."""
     admin = _Admin(args)
@@ -250,7 +293,8 @@ def add_admin(commands: _Commands[argparse.ArgumentParser], decode: Decode) -> N
     )
     admin = commands.add_parser(
         "admin",
-        help="drive a local server's emulator admin API: reset, clock, faults, explain, journal",
+        help="drive a local server's emulator admin API: reset, clock, faults, explain, journal, "
+        "interactions, decisions",
         description="Call the emulator admin API of a running local server over REST.",
     )
     admin.set_defaults(run=run, decode=decode)
@@ -274,6 +318,7 @@ def add_admin(commands: _Commands[argparse.ArgumentParser], decode: Decode) -> N
     explain.add_argument("--json", action="store_true", help="print the response as JSON")
     explain.set_defaults(admin_run=_explain)
     _add_journal(actions, common)
+    _add_records(actions, common)
 
 
 def _add_clock(
@@ -338,3 +383,25 @@ def _add_journal(
     journal.add_argument("--limit", type=int, default=50, help="the newest N calls (default: 50)")
     journal.add_argument("--json", action="store_true", help="print the calls as JSON")
     journal.set_defaults(admin_run=_journal)
+
+
+def _add_records(
+    actions: _Commands[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    listed = {
+        "interactions": ("the last interactions LogTreatmentInteraction stored", _interactions),
+        "decisions": ("the last decisions of GetTreatments that served something", _decisions),
+    }
+    for name, (about, listing) in listed.items():
+        records = actions.add_parser(name, parents=[common], help=about)
+        records.add_argument("--user", default="", help="only this userId's")
+        records.add_argument("--project-id", default="", help="only this projectId's")
+        records.add_argument("--treatment", default="", help="only those of this treatmentId")
+        records.add_argument("--tracking-id", default="", help="only this treatmentTrackingId's")
+        if name == "decisions":
+            records.add_argument("--surface", default="", help="only those serving this surface")
+        records.add_argument(
+            "--limit", type=int, default=50, help=f"the newest N {name} (default: 50, at most 1000)"
+        )
+        records.add_argument("--json", action="store_true", help=f"print the {name} as JSON")
+        records.set_defaults(admin_run=listing)

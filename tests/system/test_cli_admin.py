@@ -11,6 +11,7 @@ from typing import Final
 import pytest
 
 from auxia.decision.model import treatment_decision_service_pb2 as decisions
+from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision import ApiError, Code
 from auxia_decision.server import LocalServer
 from tests._repo import VENV_BIN
@@ -125,6 +126,54 @@ def test_the_journal_shows_what_failed_and_why(server: LocalServer) -> None:
     entries = json.loads(admin(server, "journal", "--json").stdout)["entries"]
     assert {e["method"] for e in entries} >= {"Reset", "ListJournal", "CreateFault"}
     assert not [e for e in entries if ADMIN_KEY in json.dumps(e)]
+
+
+def test_the_last_interactions_and_decisions_one_a_line_oldest_of_them_first(
+    server: LocalServer,
+) -> None:
+    interaction = interactions.LogTreatmentInteractionRequest
+    with server.client() as client:
+        served = [
+            client.get_treatments(
+                decisions.GetTreatmentsRequest(
+                    project_id="PROJECT_ID",
+                    user_id=user,
+                    surfaces=[decisions.SurfaceRequest(surface="CART_SCREEN")],
+                )
+            )
+            for user in ("u1", "u2", "u3")
+        ]
+        for number, answer in enumerate(served, start=1):
+            client.log_treatment_interaction(
+                interaction(
+                    project_id="PROJECT_ID",
+                    user_id=f"u{number}",
+                    treatment_id="CART_REMINDER",
+                    surface="CART_SCREEN",
+                    treatment_tracking_id=answer.user_treatments[0].treatment_tracking_id,
+                    interaction_type=interaction.VIEWED,
+                    interaction_time_micros=1_893_456_000_000_000 + number,
+                )
+            )
+    result = admin(server, "interactions", "--limit", "2")
+    assert result.returncode == 0, result.stderr
+    tracking = served[2].user_treatments[0].treatment_tracking_id
+    viewed = "VIEWED  CART_REMINDER on CART_SCREEN"
+    assert result.stdout.splitlines() == [
+        "(older interactions not shown: --limit 2 shows the newest 2)",
+        f"       2  2030-01-01T00:00:00.000002Z  PROJECT_ID/u2  {viewed}  "
+        f"{served[1].user_treatments[0].treatment_tracking_id}",
+        f"       3  2030-01-01T00:00:00.000003Z  PROJECT_ID/u3  {viewed}  {tracking}",
+    ]
+    listed = json.loads(admin(server, "interactions", "--user", "u1", "--json").stdout)
+    assert [found["sequence"] for found in listed["interactions"]] == ["1"]
+    result = admin(server, "decisions", "--tracking-id", tracking)
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.endswith(f"  PROJECT_ID/u3  {served[2].response_id}  CART_REMINDER on CART_SCREEN")
+    newest = json.loads(admin(server, "decisions", "--limit", "3", "--json").stdout)["decisions"]
+    assert [found["userId"] for found in newest] == ["u1", "u2", "u3"]
+    assert admin(server, "decisions", "--user", "nobody").stdout == "(no decisions)\n"
 
 
 def test_without_an_admin_key_it_says_how_to_give_one(server: LocalServer) -> None:
