@@ -35,6 +35,8 @@ ADMIN_KEY_ENV: Final = "AUXIA_EMULATOR_ADMIN_KEY"
 BASE_URL_ENV: Final = "AUXIA_BASE_URL"
 DEFAULT_LOCAL_URL: Final = "http://127.0.0.1:8080"
 SERVICE: Final = emulator_pb2.DESCRIPTOR.services_by_name["EmulatorService"]
+MAX_LIMIT: Final = 1000
+"""The most records a listing's page holds (the admin API's largest page size)."""
 M = TypeVar("M", bound=Message)
 
 
@@ -252,6 +254,18 @@ def _time(text: str) -> datetime.datetime:
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def _limit(text: str) -> int:
+    """Parse how many records to show: 1 to ``MAX_LIMIT`` (one page of the listing)."""
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        msg = f"not a number from 1 to {MAX_LIMIT}: {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return limit
+
+
 def _duration(text: str) -> duration_pb2.Duration:
     """Parse a duration: a number and a unit (``90s``, ``15m``, ``2h``, ``1d``)."""
     number, unit = text[:-1], text[-1:]
@@ -380,7 +394,12 @@ def _add_journal(
     journal.add_argument("--user", default="", help="only calls naming this userId")
     journal.add_argument("--project-id", default="", help="only calls naming this projectId")
     journal.add_argument("--api-only", action="store_true", help="leave out the admin API's calls")
-    journal.add_argument("--limit", type=int, default=50, help="the newest N calls (default: 50)")
+    journal.add_argument(
+        "--limit",
+        type=_limit,
+        default=50,
+        help=f"the newest N calls (default: 50, at most {MAX_LIMIT})",
+    )
     journal.add_argument("--json", action="store_true", help="print the calls as JSON")
     journal.set_defaults(admin_run=_journal)
 
@@ -401,7 +420,10 @@ def _add_records(
         if name == "decisions":
             records.add_argument("--surface", default="", help="only those serving this surface")
         records.add_argument(
-            "--limit", type=int, default=50, help=f"the newest N {name} (default: 50, at most 1000)"
+            "--limit",
+            type=_limit,
+            default=50,
+            help=f"the newest N {name} (default: 50, at most {MAX_LIMIT})",
         )
         records.add_argument("--json", action="store_true", help=f"print the {name} as JSON")
         records.set_defaults(admin_run=listing)

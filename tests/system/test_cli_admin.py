@@ -176,6 +176,16 @@ def test_the_last_interactions_and_decisions_one_a_line_oldest_of_them_first(
     assert admin(server, "decisions", "--user", "nobody").stdout == "(no decisions)\n"
 
 
+@pytest.mark.parametrize("command", ["interactions", "decisions", "journal"])
+@pytest.mark.parametrize("limit", ["0", "1001", "-5", "many"])
+def test_a_limit_past_one_page_is_refused_naming_it(
+    server: LocalServer, command: str, limit: str
+) -> None:
+    result = admin(server, command, "--limit", limit)
+    assert result.returncode == 2
+    assert f"argument --limit: not a number from 1 to 1000: '{limit}'" in result.stderr
+
+
 def test_without_an_admin_key_it_says_how_to_give_one(server: LocalServer) -> None:
     result = admin(server, "journal", AUXIA_EMULATOR_ADMIN_KEY="")
     assert result.returncode == 2
