@@ -178,7 +178,11 @@ def _journal(admin: _Admin, args: argparse.Namespace) -> None:
     entries = list(reversed(page.entries))  # the newest `limit` calls, oldest first
     if args.json:
         _print_json(
-            emulator_pb2.ListJournalResponse(entries=entries, dropped_count=page.dropped_count)
+            emulator_pb2.ListJournalResponse(
+                entries=entries,
+                dropped_count=page.dropped_count,
+                next_page_token=page.next_page_token,
+            )
         )
         return
     if page.next_page_token:
@@ -200,7 +204,11 @@ def _interactions(admin: _Admin, args: argparse.Namespace) -> None:
     page = admin.call("ListInteractions", request, emulator_pb2.ListInteractionsResponse)
     newest = list(reversed(page.interactions))  # the newest `limit`, oldest first
     if args.json:
-        _print_json(emulator_pb2.ListInteractionsResponse(interactions=newest))
+        _print_json(
+            emulator_pb2.ListInteractionsResponse(
+                interactions=newest, next_page_token=page.next_page_token
+            )
+        )
         return
     _print_lines(interaction_lines(newest), "interactions", args.limit, bool(page.next_page_token))
 
@@ -218,7 +226,11 @@ def _decisions(admin: _Admin, args: argparse.Namespace) -> None:
     page = admin.call("ListDecisions", request, emulator_pb2.ListDecisionsResponse)
     newest = list(reversed(page.decisions))  # the newest `limit`, oldest first
     if args.json:
-        _print_json(emulator_pb2.ListDecisionsResponse(decisions=newest))
+        _print_json(
+            emulator_pb2.ListDecisionsResponse(
+                decisions=newest, next_page_token=page.next_page_token
+            )
+        )
         return
     _print_lines(decision_lines(newest), "decisions", args.limit, bool(page.next_page_token))
 

@@ -18,10 +18,17 @@ _Type = interactions.LogTreatmentInteractionRequest.InteractionType
 
 
 def _time(micros: int) -> str:
-    """Return a time in microseconds since the Unix epoch as RFC 3339 (UTC)."""
+    """Return a time in microseconds since the Unix epoch as RFC 3339 (UTC), if it has one.
+
+    A client may log any int64 (nanoseconds by mistake: past the year 9999): such a time
+    shows as its number of microseconds.
+    """
     stamp = timestamp_pb2.Timestamp()
-    stamp.FromMicroseconds(micros)
-    return stamp.ToJsonString()
+    try:
+        stamp.FromMicroseconds(micros)
+        return stamp.ToJsonString()
+    except ValueError:
+        return f"{micros}µs"
 
 
 def interaction_lines(logged: Iterable[emulator_pb2.LoggedInteraction]) -> list[str]:

@@ -167,6 +167,10 @@ def test_the_last_interactions_and_decisions_one_a_line_oldest_of_them_first(
     ]
     listed = json.loads(admin(server, "interactions", "--user", "u1", "--json").stdout)
     assert [found["sequence"] for found in listed["interactions"]] == ["1"]
+    assert "nextPageToken" not in listed
+    assert json.loads(admin(server, "interactions", "--limit", "1", "--json").stdout)[
+        "nextPageToken"
+    ]
     result = admin(server, "decisions", "--tracking-id", tracking)
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()

@@ -110,6 +110,7 @@ def test_the_jar_passes_its_junit_suite(
             *QUICK_RUN,
             f"-Dauxia.command={COMMAND}",
             f"-Dauxia.classpath={joined(classes)}",
+            f"-Dauxia.fixtures={ROOT / 'tests' / 'fixtures'}",
             "-jar",
             str(JUNIT),
             "--disable-banner",
@@ -122,7 +123,7 @@ def test_the_jar_passes_its_junit_suite(
         ],
         tmp_path,
     )
-    assert "24 tests successful" in run.stdout, run.stdout
+    assert "25 tests successful" in run.stdout, run.stdout
 
 
 @pytest.fixture

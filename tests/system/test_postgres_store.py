@@ -549,22 +549,31 @@ def test_changes_of_the_shared_state_asked_at_once_are_made_in_groups_in_order(
     assert through_second == sorted(through_second)
 
 
-def test_a_listener_that_cannot_read_the_state_fails_the_callers_and_leaves_none_waiting(
-    postgres_url: str,
+def test_a_listener_that_cannot_read_the_state_is_logged_and_the_callers_get_their_results(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A replica of another version could write state this one cannot read.
-    def listener(state: dict[str, bytes]) -> None:
+    # A replica of another version could write state this one cannot read. The changes
+    # are committed: their callers are told so (a retry would make them twice), the other
+    # listeners take the state, and the log says what could not.
+    taken: list[dict[str, bytes]] = []
+
+    def unreadable(state: dict[str, bytes]) -> None:
         if state.get("n") == b"unreadable":
             msg = "cannot read this state"
             raise ValueError(msg)
 
+    def stopping(_: bytes | None) -> tuple[bytes, str]:
+        raise StopIteration
+
     async def scenario() -> tuple[object, ...]:
         store = PostgresStore(postgres_url)
-        store.watch_state(listener)
+        store.watch_state(unreadable)
+        store.watch_state(taken.append)
         try:
             return await asyncio.wait_for(
                 asyncio.gather(
                     store.change_state("n", lambda _: (b"unreadable", "made")),
+                    store.change_state("s", stopping),
                     store.change_state("m", lambda _: (b"1", "after")),
                     return_exceptions=True,
                 ),
@@ -573,8 +582,12 @@ def test_a_listener_that_cannot_read_the_state_fails_the_callers_and_leaves_none
         finally:
             await store.aclose()
 
-    # Made, but the state they leave cannot be read here: each caller is told so.
-    assert [type(outcome) for outcome in run_event_loop(scenario())] == [ValueError, ValueError]
+    made, stopped, after = run_event_loop(scenario())
+    assert (made, after) == ("made", "after")
+    assert isinstance(stopped, RuntimeError), stopped  # not a StopIteration, which stops
+    assert taken[-1]["n"] == b"unreadable"
+    assert taken[-1]["m"] == b"1"
+    assert "a listener could not take the emulator's shared state" in caplog.text
 
 
 def test_a_change_of_the_shared_state_whose_caller_gave_up_before_it_was_made_is_not_made(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import typing
 
@@ -25,6 +26,7 @@ from auxia_decision._drift import (
     find_drift,
 )
 from tests._fixtures import PARSEABLE, Sample
+from tests._repo import ROOT
 
 GET_TREATMENTS = decisions.GetTreatmentsResponse.DESCRIPTOR
 GET_TREATMENT = management.GetTreatmentResponse.DESCRIPTOR
@@ -287,3 +289,14 @@ def test_the_fast_decoder_with_known_enums_refuses_a_value_the_enum_lacks(
     else:
         with pytest.raises(Exception):  # noqa: B017, PT011 - any: the generic path decides
             decode(text)
+
+
+def test_the_shared_fixture_of_invalid_values_is_what_python_finds() -> None:
+    # The TypeScript and Java drift tests compare their own finds with the same file.
+    fixture = json.loads(
+        (ROOT / "tests" / "fixtures" / "drift" / "invalid_values.json").read_text()
+    )
+    assert fixture["type"] == PARAMS.full_name
+    found = [dataclasses.asdict(drift) for drift in find_drift(fixture["document"], PARAMS)]
+    assert found == fixture["drifts"]
+    assert {drift["kind"] for drift in found} == {INVALID_VALUE}

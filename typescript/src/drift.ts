@@ -215,17 +215,39 @@ const INTEGER_RANGES = new Map<ScalarType, readonly [bigint, bigint]>([
   [ScalarType.FIXED64, UINT64],
 ]);
 
-/** The integer a number or a string gives, as proto3 JSON reads it; undefined: none. */
-function integerOf(value: number | string): bigint | undefined {
-  if (typeof value === "string" && INTEGER_TEXT.test(value)) {
-    return BigInt(value);
+/** Integer digits past which a number is beyond every integer type's range. */
+const MAX_INTEGER_DIGITS = 40;
+/** What `integerOf` gives for a number past every integer type's range. */
+const BEYOND = Symbol("beyond every range");
+
+/**
+ * The integer a number or a string gives, as proto3 JSON reads it: undefined for none (a
+ * fraction, or no number), BEYOND past every range. A string is read exactly, its exponent
+ * applied to its digits (never a double's rounding, never 10 to a huge power); a JSON number
+ * is what `JSON.parse` made of it, a double (`walkInteger` reads one past 2^53 as such).
+ */
+function integerOf(value: number | string): bigint | typeof BEYOND | undefined {
+  if (typeof value === "number") {
+    return Number.isInteger(value) ? BigInt(value) : undefined;
   }
-  if (typeof value === "string" && !NUMBER_TEXT.test(value)) {
-    return undefined;
+  if (INTEGER_TEXT.test(value)) {
+    return value.replace(/^-?0*/, "").length > MAX_INTEGER_DIGITS ? BEYOND : BigInt(value);
   }
-  const number = Number(value);
-  return Number.isInteger(number) ? BigInt(number) : undefined;
+  const parts = NUMBER_PARTS.exec(value);
+  if (parts === null) return undefined;
+  const [, sign = "", whole = "", fraction = "", exponent = "0"] = parts;
+  let digits = (whole + fraction).replace(/^0+/, "");
+  let scale = Number(exponent) - fraction.length; // the value is digits × 10^scale
+  const trailing = digits.length - digits.replace(/0+$/, "").length;
+  digits = digits.slice(0, digits.length - trailing);
+  scale += trailing;
+  if (digits === "") return 0n;
+  if (scale < 0) return undefined; // a fraction
+  if (digits.length + scale > MAX_INTEGER_DIGITS) return BEYOND;
+  return BigInt(`${sign}${digits}`) * 10n ** BigInt(scale);
 }
+
+const NUMBER_PARTS = /^(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$/;
 
 function walkInteger(
   value: number | string,
@@ -234,12 +256,23 @@ function walkInteger(
   path: string,
   found: Drift[],
 ): void {
+  if (typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    // JSON.parse rounded it to a double: compared as doubles, out of range only past rounding.
+    if (value < Number(low) || value > Number(high)) {
+      const type = ScalarType[scalar].toLowerCase();
+      found.push({ path, kind: "invalid_value", detail: `${value} is out of the ${type} range [${low}, ${high}]` });
+    }
+    return;
+  }
   const number = integerOf(value);
   if (number === undefined) {
-    found.push({ path, kind: "invalid_value", detail: `expected an integer, got ${JSON.stringify(value)}` });
-  } else if (number < low || number > high) {
+    const shown = typeof value === "string" ? JSON.stringify(value) : String(value); // Infinity too
+    found.push({ path, kind: "invalid_value", detail: `expected an integer, got ${shown}` });
+  } else if (number === BEYOND || number < low || number > high) {
+    // Python shows the value as given when it is past every range, else the integer.
+    const shown = number === BEYOND || number < INT64[0] || number > UINT64[1] ? String(value) : number;
     const type = ScalarType[scalar].toLowerCase();
-    found.push({ path, kind: "invalid_value", detail: `${number} is out of the ${type} range [${low}, ${high}]` });
+    found.push({ path, kind: "invalid_value", detail: `${shown} is out of the ${type} range [${low}, ${high}]` });
   }
 }
 

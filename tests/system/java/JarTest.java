@@ -1,8 +1,12 @@
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import com.google.protobuf.Timestamp;
 import com.google.rpc.BadRequest;
 import com.google.rpc.Code;
@@ -30,9 +34,11 @@ import com.sun.net.httpserver.HttpServer;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
@@ -322,40 +328,42 @@ class JarTest {
   }
 
   @Test
-  void valuesOfTheRightJsonTypeTheirFieldsCannotTakeAreInvalidValuesAsInPython() {
-    String document =
-        "{\"eventDataFieldParams\": {\"eventSchemaName\": \"purchase\","
-            + " \"propertyValueByPropertyName\": {"
-            + "\"a\": {\"longValue\": \"1.5\"},"
-            + " \"b\": {\"longValue\": \"9223372036854775808\"},"
-            + " \"c\": {\"doubleValue\": \"many\"},"
-            + " \"d\": {\"timestampValue\": \"yesterday\"},"
-            + " \"e\": {\"longValue\": \"1e3\"},"
-            + " \"f\": {\"timestampValue\": \"2025-01-01T00:00:00Z\","
-            + " \"doubleValue\": \"-Infinity\"},"
-            + " \"g\": {\"longValue\": 2.5}}}}";
-    String at = "eventDataFieldParams.propertyValueByPropertyName";
-    // The Python package's find_drift gives these same paths, kinds and words.
+  void valuesOfTheRightJsonTypeTheirFieldsCannotTakeAreInvalidValuesAsInPython() throws Exception {
+    // The Python package's find_drift finds these very drifts (tests/unit/test_drift.py).
+    Path file = Path.of(System.getProperty("auxia.fixtures"), "drift", "invalid_values.json");
+    JsonObject fixture =
+        JsonParser.parseString(Files.readString(file, StandardCharsets.UTF_8)).getAsJsonObject();
+    assertEquals(DataFieldParams.getDescriptor().getFullName(), fixture.get("type").getAsString());
+    List<Drift> expected = new ArrayList<>();
+    for (JsonElement drift : fixture.getAsJsonArray("drifts")) {
+      JsonObject one = drift.getAsJsonObject();
+      expected.add(
+          new Drift(
+              one.get("path").getAsString(),
+              one.get("kind").getAsString(),
+              one.get("detail").getAsString()));
+    }
+    assertTrue(expected.size() > 5);
     assertEquals(
-        List.of(
-            new Drift(
-                at + "[\"a\"].longValue", Drift.INVALID_VALUE, "expected an integer, got \"1.5\""),
-            new Drift(
-                at + "[\"b\"].longValue",
-                Drift.INVALID_VALUE,
-                "9223372036854775808 is out of the int64 range"
-                    + " [-9223372036854775808, 9223372036854775807]"),
-            new Drift(
-                at + "[\"c\"].doubleValue",
-                Drift.INVALID_VALUE,
-                "expected a number or \"NaN\", \"Infinity\", got \"many\""),
-            new Drift(
-                at + "[\"d\"].timestampValue",
-                Drift.INVALID_VALUE,
-                "\"yesterday\" is not an RFC 3339 timestamp such as \"2024-05-30T11:32:44.279Z\""),
-            new Drift(
-                at + "[\"g\"].longValue", Drift.INVALID_VALUE, "expected an integer, got 2.5")),
-        Drift.find(document, DataFieldParams.getDescriptor()));
+        expected,
+        assertTimeoutPreemptively(
+            Duration.ofSeconds(10),
+            () ->
+                Drift.find(fixture.get("document").toString(), DataFieldParams.getDescriptor())));
+  }
+
+  @Test
+  void numbersOfHugeExponentsAreReadAtOnce() {
+    // Digits are never made of them: 10^999999999 would take minutes, or all the memory.
+    String document =
+        "{\"treatmentDataFieldParams\": {\"treatmentInteractionType\": 1e999999999,"
+            + " \"treatmentId\": \"t\"}}";
+    List<Drift> found =
+        assertTimeoutPreemptively(
+            Duration.ofSeconds(10), () -> Drift.find(document, DataFieldParams.getDescriptor()));
+    assertEquals(1, found.size(), found.toString());
+    assertEquals("treatmentDataFieldParams.treatmentInteractionType", found.get(0).path());
+    assertEquals(Drift.UNKNOWN_ENUM_VALUE, found.get(0).kind());
   }
 
   @Test

@@ -400,7 +400,12 @@ class PostgresStore:
         self._state_version = version
         self._state = state
         for listener in self._state_listeners:
-            listener(state)
+            # Each is told, whatever another makes of it: the state is committed. One
+            # that cannot read it (another version wrote it) is a bug to see in the log.
+            try:
+                listener(state)
+            except Exception:
+                _log.exception("a listener could not take the emulator's shared state")
 
     def _forget_all(self) -> None:
         self._entries.clear()
@@ -614,7 +619,10 @@ def _changed(
             try:
                 value, result = asked.change(values[asked.key])
             except Exception as error:  # the caller's to see, not the group's
-                outcomes.append((None, error))
+                # A StopIteration cannot be a future's exception: set as it is, it would
+                # stop the settling of the whole group.
+                failure = RuntimeError(error) if isinstance(error, StopIteration) else error
+                outcomes.append((None, failure))
                 continue
             values[asked.key] = value
             outcomes.append((result, None))

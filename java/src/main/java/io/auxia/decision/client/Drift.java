@@ -265,29 +265,43 @@ public final class Drift {
 
   private static void walkInteger(
       JsonPrimitive value, FieldDescriptor.Type type, String path, List<Drift> found) {
-    BigDecimal number;
-    if (value.isNumber()) {
-      number = value.getAsBigDecimal();
-    } else if (NUMBER_TEXT.matcher(value.getAsString()).matches()) {
-      number = new BigDecimal(value.getAsString());
-    } else {
+    if (!value.isNumber() && !NUMBER_TEXT.matcher(value.getAsString()).matches()) {
       found.add(new Drift(path, INVALID_VALUE, "expected an integer, got " + value));
       return;
     }
     BigInteger[] range = rangeOf(type);
-    if (number.precision() - number.scale() > MAX_INTEGER_DIGITS) {
+    BigDecimal number = decimalOf(value);
+    if (number == null || number.precision() - number.scale() > MAX_INTEGER_DIGITS) {
       found.add(new Drift(path, INVALID_VALUE, outOfRange(value.getAsString(), type, range)));
       return;
     }
-    BigInteger integer;
-    try {
-      integer = number.toBigIntegerExact();
-    } catch (ArithmeticException fraction) {
+    if (number.scale() > 0) {
       found.add(new Drift(path, INVALID_VALUE, "expected an integer, got " + value));
       return;
     }
+    // At most MAX_INTEGER_DIGITS digits and no fraction: made exactly, at once.
+    BigInteger integer = number.toBigIntegerExact();
     if (integer.compareTo(range[0]) < 0 || integer.compareTo(range[1]) > 0) {
-      found.add(new Drift(path, INVALID_VALUE, outOfRange(integer.toString(), type, range)));
+      // As Python: the value as given when it is past every integer type's range.
+      boolean beyond = integer.compareTo(INT64_MIN) < 0 || integer.compareTo(UINT64_MAX) > 0;
+      String shown = beyond ? value.getAsString() : integer.toString();
+      found.add(new Drift(path, INVALID_VALUE, outOfRange(shown, type, range)));
+    }
+  }
+
+  /**
+   * Returns the number a JSON number, or a number's text, holds, without trailing zeros: its scale
+   * says whether it has a fraction, and its precision less its scale how many integer digits it
+   * has, neither computing the number's digits (1e-99999999 or 1e999999999 stay small). Null when
+   * its exponent is past what a {@code BigDecimal} holds.
+   */
+  private static BigDecimal decimalOf(JsonPrimitive value) {
+    try {
+      BigDecimal number =
+          value.isNumber() ? value.getAsBigDecimal() : new BigDecimal(value.getAsString());
+      return number.stripTrailingZeros();
+    } catch (NumberFormatException | ArithmeticException beyond) {
+      return null;
     }
   }
 
@@ -343,7 +357,12 @@ public final class Drift {
               ? knownNumber(type, text)
               : type.findValueByName(text) != null;
     } else if (value.isJsonPrimitive() && value.getAsJsonPrimitive().isNumber()) {
-      known = knownNumber(type, value.getAsJsonPrimitive().getAsBigDecimal().toPlainString());
+      BigDecimal number = decimalOf(value.getAsJsonPrimitive());
+      known =
+          number != null
+              && number.scale() <= 0
+              && number.precision() - number.scale() <= MAX_INTEGER_DIGITS
+              && knownNumber(type, number.toBigIntegerExact().toString());
     }
     if (known == null) {
       found.add(
