@@ -15,7 +15,8 @@ import datetime
 import os
 import sys
 from collections.abc import Callable
-from typing import Final, TypeVar
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
 
 from google.protobuf import duration_pb2, json_format
 from google.protobuf.message import Message
@@ -192,47 +193,53 @@ def _journal(admin: _Admin, args: argparse.Namespace) -> None:
     print(journal_text(entries))
 
 
-def _interactions(admin: _Admin, args: argparse.Namespace) -> None:
-    request = emulator_pb2.ListInteractionsRequest(
-        project_id=args.project_id,
-        user_id=args.user,
-        treatment_id=args.treatment,
-        treatment_tracking_id=args.tracking_id,
-        page_size=args.limit,
-        newest_first=True,
-    )
-    page = admin.call("ListInteractions", request, emulator_pb2.ListInteractionsResponse)
-    newest = list(reversed(page.interactions))  # the newest `limit`, oldest first
-    if args.json:
-        _print_json(
-            emulator_pb2.ListInteractionsResponse(
-                interactions=newest, next_page_token=page.next_page_token
-            )
-        )
-        return
-    _print_lines(interaction_lines(newest), "interactions", args.limit, bool(page.next_page_token))
+@dataclass(frozen=True)
+class _Records:
+    """A listing of stored records that ``admin interactions`` or ``admin decisions`` prints."""
+
+    method: str
+    request_type: type[Message]
+    response_type: type[Message]
+    field: str
+    """The response's repeated field of records, and the records' name in words."""
+    lines: Callable[[Any], list[str]]
+
+    def run(self, admin: _Admin, args: argparse.Namespace) -> None:
+        """Print the newest ``--limit`` records matching the filters, oldest of them first."""
+        filters = {
+            "project_id": args.project_id,
+            "user_id": args.user,
+            "treatment_id": args.treatment,
+            "treatment_tracking_id": args.tracking_id,
+        }
+        if "surface" in self.request_type.DESCRIPTOR.fields_by_name:
+            filters["surface"] = args.surface
+        request = self.request_type(**filters, page_size=args.limit, newest_first=True)
+        page: Any = admin.call(self.method, request, self.response_type)
+        newest = list(reversed(getattr(page, self.field)))  # the newest `limit`, oldest first
+        if args.json:
+            answer = {self.field: newest, "next_page_token": page.next_page_token}
+            _print_json(self.response_type(**answer))
+            return
+        _print_lines(self.lines(newest), self.field, args.limit, bool(page.next_page_token))
 
 
-def _decisions(admin: _Admin, args: argparse.Namespace) -> None:
-    request = emulator_pb2.ListDecisionsRequest(
-        project_id=args.project_id,
-        user_id=args.user,
-        treatment_id=args.treatment,
-        treatment_tracking_id=args.tracking_id,
-        surface=args.surface,
-        page_size=args.limit,
-        newest_first=True,
-    )
-    page = admin.call("ListDecisions", request, emulator_pb2.ListDecisionsResponse)
-    newest = list(reversed(page.decisions))  # the newest `limit`, oldest first
-    if args.json:
-        _print_json(
-            emulator_pb2.ListDecisionsResponse(
-                decisions=newest, next_page_token=page.next_page_token
-            )
-        )
-        return
-    _print_lines(decision_lines(newest), "decisions", args.limit, bool(page.next_page_token))
+_RECORDS: Final = {
+    "interactions": _Records(
+        "ListInteractions",
+        emulator_pb2.ListInteractionsRequest,
+        emulator_pb2.ListInteractionsResponse,
+        "interactions",
+        interaction_lines,
+    ),
+    "decisions": _Records(
+        "ListDecisions",
+        emulator_pb2.ListDecisionsRequest,
+        emulator_pb2.ListDecisionsResponse,
+        "decisions",
+        decision_lines,
+    ),
+}
 
 
 def _print_lines(lines: list[str], records: str, limit: int, more: bool) -> None:
@@ -406,36 +413,35 @@ def _add_journal(
     journal.add_argument("--user", default="", help="only calls naming this userId")
     journal.add_argument("--project-id", default="", help="only calls naming this projectId")
     journal.add_argument("--api-only", action="store_true", help="leave out the admin API's calls")
-    journal.add_argument(
+    _add_page_arguments(journal, "calls")
+    journal.set_defaults(admin_run=_journal)
+
+
+def _add_page_arguments(listing: argparse.ArgumentParser, records: str) -> None:
+    """Add ``--limit`` (one page of the newest) and ``--json`` to a listing's command."""
+    listing.add_argument(
         "--limit",
         type=_limit,
         default=50,
-        help=f"the newest N calls (default: 50, at most {MAX_LIMIT})",
+        help=f"the newest N {records} (default: 50, at most {MAX_LIMIT})",
     )
-    journal.add_argument("--json", action="store_true", help="print the calls as JSON")
-    journal.set_defaults(admin_run=_journal)
+    listing.add_argument("--json", action="store_true", help=f"print the {records} as JSON")
 
 
 def _add_records(
     actions: _Commands[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    listed = {
-        "interactions": ("the last interactions LogTreatmentInteraction stored", _interactions),
-        "decisions": ("the last decisions of GetTreatments that served something", _decisions),
+    about = {
+        "interactions": "the last interactions LogTreatmentInteraction stored",
+        "decisions": "the last decisions of GetTreatments that served something",
     }
-    for name, (about, listing) in listed.items():
-        records = actions.add_parser(name, parents=[common], help=about)
+    for name, listing in _RECORDS.items():
+        records = actions.add_parser(name, parents=[common], help=about[name])
         records.add_argument("--user", default="", help="only this userId's")
         records.add_argument("--project-id", default="", help="only this projectId's")
         records.add_argument("--treatment", default="", help="only those of this treatmentId")
         records.add_argument("--tracking-id", default="", help="only this treatmentTrackingId's")
         if name == "decisions":
             records.add_argument("--surface", default="", help="only those serving this surface")
-        records.add_argument(
-            "--limit",
-            type=_limit,
-            default=50,
-            help=f"the newest N {name} (default: 50, at most {MAX_LIMIT})",
-        )
-        records.add_argument("--json", action="store_true", help=f"print the {name} as JSON")
-        records.set_defaults(admin_run=listing)
+        _add_page_arguments(records, name)
+        records.set_defaults(admin_run=listing.run)
