@@ -9,7 +9,6 @@ calls) and a ``DecisionListener`` (told of each GetTreatments answered).
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final, Protocol, TypeVar, cast
 
@@ -423,10 +422,7 @@ class ApiServicer:
         if faults.armed:
             fault = await faults.select_shared(method)
             if fault is not None:
-                return await _delayed(
-                    fault,
-                    functools.partial(self._handlers[method], project, request_type(**fields)),
-                )
+                return await self._faulted(fault, project, method, request_type(**fields))
         return await handler(project, fields, source)
 
     async def _insert_treatment(

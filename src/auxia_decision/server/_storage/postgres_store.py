@@ -545,9 +545,8 @@ class PostgresStore:
                 functools.partial(_changed, group=group)
             )
             self._take_state(version, state)
-        except (
-            Exception
-        ) as error:  # the transaction (or taking its state) failed: each caller sees it
+        except Exception as error:
+            # The transaction (or taking its state) failed: each caller sees it.
             for change in group:
                 if not change.waiter.done():
                     change.waiter.set_exception(error)
