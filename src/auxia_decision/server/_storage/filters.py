@@ -1,5 +1,8 @@
 """The listings' queries, for either store's SQL: records in sequence order, by index if one fits.
 
+Each repository lists by ``listed_interactions`` and ``listed_served_rows``,
+giving them how it runs a query (``Read``).
+
 The filters that single out a few records read by an index that leads with
 the project: an interaction's tracking id or user, a served row's response
 or user (the first of them given picks it); the other filters are checked on
@@ -21,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from auxia.decision.model.treatment_interaction_service_pb2 import LogTreatmentInteractionRequest
 from auxia_decision.server._storage.seam import (
     InteractionFilter,
     ServedFilter,
@@ -210,8 +214,61 @@ def _query(
     return query, values
 
 
-def merged_by_sequence(
-    streams: Iterable[Iterator[_Row]], *, newest_first: bool = False
-) -> Iterator[_Row]:
+Query = tuple[str, list[object]]
+"""A query's text, in a dialect's placeholders, and its values."""
+Read = Callable[[Query], Iterator[tuple[Any, ...]]]
+"""How a store runs a query: its rows, as they are taken."""
+
+
+def listed_interactions(
+    read: Read,
+    projects: Iterable[str],
+    after: int,
+    matching: InteractionFilter,
+    dialect: Dialect,
+    *,
+    newest_first: bool,
+) -> Iterator[tuple[int, LogTreatmentInteractionRequest]]:
+    """Yield (sequence, request) for the matching interactions of the projects listed.
+
+    ``projects`` are what ``listed_projects`` returns; each is read with
+    ``read``, and their rows are merged by sequence.
+    """
+    streams = [
+        read(
+            interactions_query(
+                "interaction_id, body", project, after, matching, dialect, newest_first=newest_first
+            )
+        )
+        for project in projects
+    ]
+    parse = LogTreatmentInteractionRequest.FromString
+    for sequence, body in _merged_by_sequence(streams, newest_first=newest_first):
+        yield int(sequence), parse(body)
+
+
+def listed_served_rows(
+    read: Read,
+    projects: Iterable[str],
+    after: int,
+    matching: ServedFilter,
+    dialect: Dialect,
+    *,
+    newest_first: bool,
+) -> Iterator[ServedRow]:
+    """Yield the matching served rows of the projects listed, as ``listed_interactions`` does."""
+    streams = [
+        read(
+            served_query(
+                SERVED_SELECT, project, after, matching, dialect, newest_first=newest_first
+            )
+        )
+        for project in projects
+    ]
+    for row in _merged_by_sequence(streams, newest_first=newest_first):
+        yield served_row(row)
+
+
+def _merged_by_sequence(streams: Iterable[Iterator[_Row]], *, newest_first: bool) -> Iterator[_Row]:
     """Merge streams of rows, each in sequence order (their first column; or newest first)."""
     return heapq.merge(*streams, key=lambda row: row[0], reverse=newest_first)

@@ -15,13 +15,12 @@ from auxia.decision.model import (
 )
 from auxia_decision.server._storage.filters import (
     POSTGRES,
-    SERVED_SELECT,
+    Query,
     decisions_query,
-    interactions_query,
+    listed_interactions,
     listed_projects,
-    merged_by_sequence,
+    listed_served_rows,
     next_project_query,
-    served_query,
     served_row,
 )
 from auxia_decision.server._storage.seam import (
@@ -273,11 +272,12 @@ class PostgresRepository:
             )
         ]
 
-    def _stream(self, query: str, values: Sequence[object]) -> Iterator[tuple[Any, ...]]:
+    def _stream(self, query: Query) -> Iterator[tuple[Any, ...]]:
         """Yield a query's rows as they are taken (a server-side cursor), not all at once."""
+        text, values = query
         with self._connection.cursor(name=f"listing_{next(_cursors)}") as cursor:
             cursor.itersize = _LISTED_PER_FETCH
-            cursor.execute(query.encode(), values)
+            cursor.execute(text.encode(), values)
             yield from cursor
 
     def logged_interactions(
@@ -289,37 +289,19 @@ class PostgresRepository:
         newest_first: bool = False,
     ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
         """Yield (sequence, request) for the matching interactions stored after ``after``."""
-        streams = [
-            self._stream(
-                *interactions_query(
-                    "interaction_id, body",
-                    project,
-                    after,
-                    matching,
-                    POSTGRES,
-                    newest_first=newest_first,
-                )
-            )
-            for project in self._listed_projects("interactions", project_id, matching)
-        ]
-        parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
-        for sequence, body in merged_by_sequence(streams, newest_first=newest_first):
-            yield int(sequence), parse(body)
+        projects = self._listed_projects("interactions", project_id, matching)
+        return listed_interactions(
+            self._stream, projects, after, matching, POSTGRES, newest_first=newest_first
+        )
 
     def served_rows(
         self, project_id: str, after: int, matching: ServedFilter, *, newest_first: bool = False
     ) -> Iterator[ServedRow]:
         """Yield the matching served treatments stored after sequence ``after``, by index."""
-        streams = [
-            self._stream(
-                *served_query(
-                    SERVED_SELECT, project, after, matching, POSTGRES, newest_first=newest_first
-                )
-            )
-            for project in self._listed_projects("served", project_id, matching)
-        ]
-        for row in merged_by_sequence(streams, newest_first=newest_first):
-            yield served_row(row)
+        projects = self._listed_projects("served", project_id, matching)
+        return listed_served_rows(
+            self._stream, projects, after, matching, POSTGRES, newest_first=newest_first
+        )
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:
         """Return the served rows of some of a project's responses, in no order, by index."""

@@ -13,14 +13,13 @@ from auxia.decision.model import (
 )
 from auxia_decision.server._storage.daily import read_daily_rows, read_last_ids
 from auxia_decision.server._storage.filters import (
-    SERVED_SELECT,
     SQLITE,
+    Query,
     decisions_query,
-    interactions_query,
+    listed_interactions,
     listed_projects,
-    merged_by_sequence,
+    listed_served_rows,
     next_project_query,
-    served_query,
     served_row,
 )
 from auxia_decision.server._storage.rows import open_database
@@ -263,37 +262,19 @@ class SqliteRepository:
 
         Read as ``filters`` says, as the caller takes them.
         """
-        streams = [
-            self._rows(
-                interactions_query(
-                    "interaction_id, body",
-                    project,
-                    after,
-                    matching,
-                    SQLITE,
-                    newest_first=newest_first,
-                )
-            )
-            for project in self._listed_projects("interactions", project_id, matching)
-        ]
-        parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
-        for sequence, body in merged_by_sequence(streams, newest_first=newest_first):
-            yield int(sequence), parse(body)
+        projects = self._listed_projects("interactions", project_id, matching)
+        return listed_interactions(
+            self._rows, projects, after, matching, SQLITE, newest_first=newest_first
+        )
 
     def served_rows(
         self, project_id: str, after: int, matching: ServedFilter, *, newest_first: bool = False
     ) -> Iterator[ServedRow]:
         """Yield the matching served treatments stored after sequence ``after``, oldest first."""
-        streams = [
-            self._rows(
-                served_query(
-                    SERVED_SELECT, project, after, matching, SQLITE, newest_first=newest_first
-                )
-            )
-            for project in self._listed_projects("served", project_id, matching)
-        ]
-        for row in merged_by_sequence(streams, newest_first=newest_first):
-            yield served_row(row)
+        projects = self._listed_projects("served", project_id, matching)
+        return listed_served_rows(
+            self._rows, projects, after, matching, SQLITE, newest_first=newest_first
+        )
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:
         """Return the served rows of some of a project's responses, in no order, by index."""
@@ -301,7 +282,7 @@ class SqliteRepository:
             served_row(row) for row in self._rows(decisions_query(project_id, response_ids, SQLITE))
         ]
 
-    def _rows(self, query: tuple[str, list[object]]) -> Iterator[tuple[Any, ...]]:
+    def _rows(self, query: Query) -> Iterator[tuple[Any, ...]]:
         """Yield a query's rows as SQLite steps to them."""
         text, values = query
         yield from self._connection.execute(text, values)
