@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import pathlib
 import shutil
@@ -14,6 +15,11 @@ from dataclasses import dataclass
 
 from auxia_decision.server._ready import wait_for_ready_file
 from tools.processes import serve_command
+
+_FOLDERS = pathlib.Path(tempfile.mkdtemp(prefix="served-"))
+"""Where each server's folder is: removed with what is in it when this process exits, so that
+a server a test killed, or that stopped by itself, leaves nothing behind."""
+atexit.register(shutil.rmtree, _FOLDERS, ignore_errors=True)
 
 
 @dataclass
@@ -62,7 +68,7 @@ def start(
     ``output`` is what it printed up to then: the banner. The ready file is
     ``ready_file``, or one in a folder of its own.
     """
-    folder = pathlib.Path(tempfile.mkdtemp(prefix="served-"))
+    folder = pathlib.Path(tempfile.mkdtemp(dir=_FOLDERS))
     ready_file = ready_file or folder / "ready.json"
     process = subprocess.Popen(
         serve_command(db, "--ready-file", str(ready_file), *extra),

@@ -193,9 +193,17 @@ def test_the_example_and_the_docs_typescript_pass_with_the_tarball(consumer: pat
 
 def test_the_shell_start_of_the_docs_runs(tmp_path: pathlib.Path) -> None:
     (script,) = code_blocks(ROOT / "docs" / "other-languages.md", "sh", under="The start contract")
-    output = _run(["bash", "-euo", "pipefail", "-c", script], tmp_path, timeout=120)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    # mktemp's folder goes under $TMPDIR: the script leaves nothing there.
+    output = _run(
+        ["env", f"TMPDIR={temporary}", "bash", "-euo", "pipefail", "-c", script],
+        tmp_path,
+        timeout=120,
+    )
     answer = json.loads(output)
     assert answer["userTreatments"][0]["treatmentId"] == "CART_REMINDER"
+    assert list(temporary.iterdir()) == []
 
 
 def test_the_typescript_client_has_the_python_clients_policy(tarball: pathlib.Path) -> None:

@@ -1,7 +1,7 @@
 // startEmulator: the local Auxia server for any Node test runner, by the start contract.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -23,6 +23,16 @@ const POLL_MS = 10;
 const STOP_GRACE_MS = 5000;
 /** How much of the server's standard error is kept to say why it failed. */
 const MAX_STDERR = 64 * 1024;
+
+/** The folders of emulators not stopped yet: removed when this process exits. */
+const unstopped = new Set<string>();
+
+function removeUnstopped(): void {
+  for (const folder of unstopped) {
+    rmSync(folder, { recursive: true, force: true });
+  }
+  unstopped.clear();
+}
 
 /** What startEmulator takes. */
 export interface EmulatorOptions {
@@ -105,7 +115,8 @@ export class EmulatorStartError extends Error {
  *
  * It runs with `--ready-file` (in a temporary folder) and `--exit-with-parent`
  * (its standard input a pipe), so it stops when `stop()` is called, and also
- * when this process ends, however it ends. Rejects with an EmulatorStartError
+ * when this process ends, however it ends; its folder is removed by `stop()`
+ * or when this process exits. Rejects with an EmulatorStartError
  * when the command is missing (saying how to install it) or the server
  * cannot start (with its one-line reason); no process is then left running.
  */
@@ -244,6 +255,11 @@ function emulator(child: ChildProcess, ready: ReadyFile, folder: string): Emulat
   (child.stdin as Socket | null)?.unref();
   (child.stderr as Socket | null)?.unref();
   child.stderr?.resume();
+  // Its server stops by itself then; its folder is removed here.
+  if (unstopped.size === 0) {
+    process.once("exit", removeUnstopped);
+  }
+  unstopped.add(folder);
   let stopping: Promise<void> | undefined;
   let admin: AdminClient | undefined;
   const env: Record<string, string> = {
@@ -273,7 +289,11 @@ function emulator(child: ChildProcess, ready: ReadyFile, folder: string): Emulat
       return createClient({ ...options, baseUrl: ready.restUrl, apiKey: ready.apiKey });
     },
     stop() {
-      stopping ??= kill(child).then(() => rm(folder, { recursive: true, force: true }));
+      stopping ??= kill(child)
+        .then(() => rm(folder, { recursive: true, force: true }))
+        .then(() => {
+          unstopped.delete(folder);
+        });
       return stopping;
     },
   };

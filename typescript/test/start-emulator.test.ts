@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -196,7 +196,7 @@ describe("startEmulator", { concurrency: true }, () => {
     const folder = await mkdtemp(join(tmpdir(), "bad-seed-"));
     const seed = join(folder, "seed.json");
     await writeFile(seed, '{"projects": [{"projectId": 42}]}');
-    const error = await startFailure({ seed });
+    const error = await startFailure({ seed }).finally(() => rm(folder, { recursive: true, force: true }));
     assert.match(error.message, /^auxia-decision serve could not start \(exit 2\): error: the seed .*seed\.json/);
     assert.equal(error.exitCode, 2);
     assert.match(error.reason, /^error: the seed /);
@@ -236,7 +236,7 @@ describe("startEmulator", { concurrency: true }, () => {
 });
 
 /** Start the runner script; resolve to it and the pid of the server it started. */
-async function runner(mode: "wait" | "leave"): Promise<{ child: ChildProcess; pid: number }> {
+async function runner(mode: "wait" | "leave"): Promise<{ child: ChildProcess; pid: number; folder: string }> {
   const child = spawn(process.execPath, [join(HERE, "emulator-parent.js"), mode], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -244,22 +244,26 @@ async function runner(mode: "wait" | "leave"): Promise<{ child: ChildProcess; pi
     createInterface({ input: child.stdout! }).once("line", resolve);
     child.once("exit", (code) => reject(new Error(`the runner exited (${code}) before the server was ready`)));
   });
-  return { child, pid: (JSON.parse(line) as { pid: number }).pid };
+  const said = JSON.parse(line) as { pid: number; folder?: string };
+  assert.ok(said.folder, "the runner found no folder of its emulator");
+  return { child, pid: said.pid, folder: said.folder };
 }
 
 test("a runner killed with SIGKILL leaves no server 2 s later", async () => {
-  const { child, pid } = await runner("wait");
+  const { child, pid, folder } = await runner("wait");
   try {
     assert.ok(running(pid));
     child.kill("SIGKILL");
     assert.ok(await goneWithin(pid, 2000), `server ${pid} still runs 2 s after its runner was killed`);
   } finally {
     child.kill("SIGKILL");
+    // Nothing of the runner ran to remove it.
+    await rm(folder, { recursive: true, force: true });
   }
 });
 
-test("a runner that ends without stop() ends at once, and its server with it", async () => {
-  const { child, pid } = await runner("leave");
+test("a runner that ends without stop() ends at once, its server with it, its folder removed", async () => {
+  const { child, pid, folder } = await runner("leave");
   const code = await new Promise((resolve) => {
     if (child.exitCode !== null) {
       resolve(child.exitCode);
@@ -268,4 +272,5 @@ test("a runner that ends without stop() ends at once, and its server with it", a
   });
   assert.equal(code, 0);
   assert.ok(await goneWithin(pid, 2000), `server ${pid} still runs 2 s after its runner ended`);
+  assert.equal(existsSync(folder), false, `${folder} is left after its runner ended`);
 });
