@@ -611,6 +611,43 @@ def test_a_change_of_the_shared_state_whose_caller_gave_up_before_it_was_made_is
     assert run_event_loop(scenario()) == b"0"
 
 
+def test_closing_makes_the_changes_asked_for_and_refuses_later_ones_saying_why(
+    postgres_url: str,
+) -> None:
+    # A server stopping with calls in flight: the changes they asked for are made (a group
+    # under way, and the one queued behind it); a change asked for once closing has begun
+    # is UNAVAILABLE, saying why (it was a bare RuntimeError, as was the queued group's).
+    def counted(value: bytes | None) -> tuple[bytes, int]:
+        seen = int(value or b"0")
+        return str(seen + 1).encode(), seen
+
+    async def scenario() -> tuple[list[int], ApiError]:
+        store = PostgresStore(postgres_url)
+        closing = None
+        try:
+            await store.change_state("n", lambda _: (b"0", None))
+            first = asyncio.ensure_future(store.change_state("n", counted))
+            await asyncio.sleep(0.01)  # its group's transaction is under way
+            queued = [asyncio.ensure_future(store.change_state("n", counted)) for _ in range(4)]
+            await asyncio.sleep(0)
+            closing = asyncio.ensure_future(store.aclose())
+            await asyncio.sleep(0)
+            with pytest.raises(ApiError) as late:
+                await store.change_state("n", counted)
+            return list(await asyncio.gather(first, *queued)), late.value
+        finally:
+            await (closing or store.aclose())
+
+    made, late = run_event_loop(scenario())
+    assert made == [0, 1, 2, 3, 4]
+    assert late.code == Code.UNAVAILABLE
+    assert late.message == "the server is stopping; nothing was written: try again"
+    with psycopg.connect(postgres_url) as connection:
+        row = connection.execute("SELECT value FROM emulator_state WHERE key = 'n'").fetchone()
+    assert row is not None
+    assert bytes(row[0]) == b"5"
+
+
 _PASSWORD = "p@ss/w#rd"
 
 

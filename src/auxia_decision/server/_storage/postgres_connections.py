@@ -104,6 +104,15 @@ def in_doubt_error() -> ApiError:
     )
 
 
+def closed_error() -> ApiError:
+    """Return the error of work that reaches the store once it is closing (the server stops)."""
+    return ApiError(
+        Code.UNAVAILABLE,
+        "the server is stopping; nothing was written: try again",
+        details=[error_details_pb2.RetryInfo(retry_delay=RETRY_AFTER)],
+    )
+
+
 async def connect(url: str) -> psycopg.AsyncConnection[tuple[Any, ...]]:
     """Open a session of the store (autocommit; see ``IDLE_IN_TRANSACTION_SECONDS``)."""
     connection = await psycopg.AsyncConnection.connect(
@@ -156,6 +165,7 @@ class WorkThread:
             1, thread_name_prefix="postgres-work"
         )
         self._connection: Connection | None = None
+        self._closed = False
         self.migration: Migration | None = None
         """What bringing the database to today's schema took, if it was older."""
         # The first connection prepares the schema; its errors are the constructor's.
@@ -191,15 +201,23 @@ class WorkThread:
             raise storage_error(error, writes=writes) from None
 
     async def run(self, operation: Callable[[Connection], T], *, writes: bool = True) -> T:
-        """Run ``operation`` with the connection in the thread; return its result."""
+        """Run ``operation`` with the connection in the thread; return its result.
+
+        Once ``close`` has begun, fail as ``closed_error`` says.
+        """
+        if self._closed:
+            raise closed_error()
         return await asyncio.wrap_future(self._executor.submit(self._call, operation, writes))
 
     def call(self, operation: Callable[[Connection], T]) -> T:
         """Run ``operation`` with the connection, from a thread that runs no event loop."""
+        if self._closed:
+            raise closed_error()
         return self._executor.submit(self._call, operation, True).result()
 
     def close(self) -> None:
         """Finish the queued work and close the connection."""
+        self._closed = True
 
         def close_connection() -> None:
             if self._connection is not None:

@@ -37,7 +37,6 @@ import asyncio
 import collections
 import functools
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -50,6 +49,7 @@ from auxia_decision.server._storage.postgres_appender import Appender
 from auxia_decision.server._storage.postgres_connections import (
     Link,
     WorkThread,
+    closed_error,
     spawn,
     storage_error,
 )
@@ -193,8 +193,8 @@ class PostgresStore:
         self._next_round: _Round | None = None
         self._syncing = False
         self._changes: list[_Change] = []
-        self._changing = False
-        self._closed = threading.Event()
+        self._changing: asyncio.Future[None] | None = None
+        self._closing = False
 
     # Units of work.
 
@@ -515,11 +515,12 @@ class PostgresStore:
         costs a transaction per group of calls, not per call); one that raises
         fails its caller alone and leaves the entry as it found it.
         """
+        if self._closing:
+            raise closed_error()
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._changes.append(_Change(key, change, waiter))
-        if not self._changing:
-            self._changing = True
-            spawn(self._change_all())
+        if self._changing is None:
+            self._changing = spawn(self._change_all())
         result: T = await waiter
         return result
 
@@ -532,7 +533,7 @@ class PostgresStore:
                 if group:
                     await self._change_group(group)
         finally:
-            self._changing = False
+            self._changing = None
             # Stopped by its cancellation (the event loop closing): nobody is left waiting.
             left, self._changes = self._changes, []
             for change in left:
@@ -573,7 +574,15 @@ class PostgresStore:
         self._appender.link.finish()
 
     async def aclose(self) -> None:
-        """Commit what was appended, then close the connections (from the event loop)."""
+        """Commit what was appended and make the changes asked for; then close the connections.
+
+        From the event loop. A change of the shared state asked for once this
+        has begun fails as ``closed_error`` says.
+        """
+        self._closing = True
+        if self._changing is not None:
+            # It settles its callers' waiters, whatever becomes of it.
+            await asyncio.wait([self._changing])
         await self._appender.close()
         await self._reader.close()
         self._work.close()
