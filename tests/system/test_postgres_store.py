@@ -24,10 +24,13 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from google.rpc import code_pb2
 
+from auxia.decision.emulator.v1 import emulator_pb2
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision._errors import ApiError, Code
 from auxia_decision.server import LocalServer
+from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._startup import StartupError, open_store
 from auxia_decision.server._storage.postgres_connections import (
     IDLE_IN_TRANSACTION_SECONDS,
@@ -547,6 +550,100 @@ def test_changes_of_the_shared_state_asked_at_once_are_made_in_groups_in_order(
     assert sorted(through_first + through_second) == list(range(2 * per_store))
     assert through_first == sorted(through_first)  # in the order each store asked
     assert through_second == sorted(through_second)
+
+
+def test_counted_changes_are_atomic_and_told_to_the_replicas_only_when_they_say_so(
+    postgres_url: str,
+) -> None:
+    # A fault's draws: every replica counts in one sequence, yet no replica's sync reads
+    # the state again for each (the version stays), until a change says to tell them.
+    per_store = 20
+
+    def counted(value: bytes | None) -> tuple[bytes, int, bool]:
+        seen = int(value or b"0")
+        return str(seen + 1).encode(), seen, False
+
+    def told(value: bytes | None) -> tuple[bytes, str, bool]:
+        return b"told", "made", True
+
+    def state_version() -> int:
+        with psycopg.connect(postgres_url) as connection:
+            row = connection.execute("SELECT state_version FROM replica_state").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def scenario() -> list[int]:
+        first, second = PostgresStore(postgres_url), PostgresStore(postgres_url)
+        try:
+            await first.change_state("count", lambda _: (b"0", None))
+            await second.synchronize(PROJECT)
+            before = state_version()
+            found = await asyncio.gather(
+                *[
+                    store.count_state("count", counted)
+                    for _ in range(per_store)
+                    for store in (first, second)
+                ]
+            )
+            assert state_version() == before
+            await second.synchronize(PROJECT)
+            assert first.state()["count"] == second.state()["count"] == b"0"  # as last told
+            assert await second.current_state("count") == str(2 * per_store).encode()
+            assert await first.count_state("count", told) == "made"
+            assert state_version() > before
+            await second.synchronize(PROJECT)
+            assert second.state()["count"] == b"told"
+            return list(found)
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    assert sorted(run_event_loop(scenario())) == list(range(2 * per_store))
+
+
+def test_a_fault_plan_tells_every_replica_of_a_fault_used_up_and_of_no_draw(
+    postgres_url: str,
+) -> None:
+    # Selections through one replica count in the shared plan; the other's plan, as of its
+    # syncs, changes only when a fault is used up, and then it is disarmed there too.
+    def state_version() -> int:
+        with psycopg.connect(postgres_url) as connection:
+            row = connection.execute("SELECT state_version FROM replica_state").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def scenario() -> None:
+        first, second = PostgresStore(postgres_url), PostgresStore(postgres_url)
+        plans = FaultPlan(), FaultPlan()
+        try:
+            for plan, store in zip(plans, (first, second), strict=True):
+                plan.share(store)
+            fraction = emulator_pb2.Fault(
+                method="GetTreatments", fraction=0.5, random_seed=7, code=code_pb2.UNAVAILABLE
+            )
+            await plans[0].arm_shared(fraction, {})
+            count = emulator_pb2.Fault(
+                method="LogTreatmentInteraction", count=2, code=code_pb2.UNAVAILABLE
+            )
+            await plans[0].arm_shared(count, {})
+            await second.synchronize(PROJECT)
+            before = state_version()
+            drawn = [await plans[1].select_shared("GetTreatments") for _ in range(10)]
+            assert state_version() == before  # draws: nobody told
+            (listed, _) = await plans[0].current_faults()
+            assert listed.draws == 10
+            assert listed.selected == sum(fault is not None for fault in drawn)
+            assert await plans[1].select_shared("LogTreatmentInteraction") is not None
+            assert state_version() == before
+            assert await plans[1].select_shared("LogTreatmentInteraction") is not None
+            assert state_version() > before  # used up: told
+            await first.synchronize(PROJECT)
+            assert [fault.method for fault in plans[0].faults()] == ["GetTreatments"]
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    run_event_loop(scenario())
 
 
 def test_a_listener_that_cannot_read_the_state_is_logged_and_the_callers_get_their_results(

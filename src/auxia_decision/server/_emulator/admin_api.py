@@ -426,7 +426,7 @@ class EmulatorServicer:
     async def _list_faults(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ListFaultsRequest)
         return emulator_pb2.ListFaultsResponse(
-            faults=[fault.as_message() for fault in self._faults.faults()]
+            faults=[fault.as_message() for fault in await self._faults.current_faults()]
         )
 
     async def _clear_faults(self, request: Message) -> Message:

@@ -174,12 +174,22 @@ class FaultPlan:
         if not any(fault.method in (method, ANY_METHOD) for fault in self._faults):
             return None
 
-        def change(value: bytes | None) -> tuple[bytes, ArmedFault | None]:
+        def change(value: bytes | None) -> tuple[bytes, ArmedFault | None, bool]:
             plan = self._copy(value)
+            armed = len(plan._faults)
             selected = plan.select(method)
-            return plan.encode(), selected
+            # Counts and draws are read afresh by each selection: every process is told
+            # only of a fault used up, which it then stops sending its calls here for.
+            return plan.encode(), selected, len(plan._faults) != armed
 
-        return await shared.change_state(FAULTS, change)
+        return await shared.count_state(FAULTS, change)
+
+    async def current_faults(self) -> list[ArmedFault]:
+        """Return the armed faults as ``faults`` does; of the shared plan as committed now."""
+        shared = self._shared
+        if shared is None:
+            return self.faults()
+        return self._copy(await shared.current_state(FAULTS)).faults()
 
     async def clear_shared(self, *, reset: bool = False) -> int:
         """Disarm every fault of the shared plan (numbering from 1 again when ``reset``)."""

@@ -6,7 +6,10 @@ seed and its admin keys in memory. Processes that share a store
 instead, through ``SharedState``, which such a store implements: named
 entries changed atomically across processes (``change_state``), which every
 process takes in whenever the sync before a call finds them changed
-(``watch_state``), and the decisions answered, committed with the call.
+(``watch_state``), and the decisions answered, committed with the call. A
+change that moves counters only (a fault's draws) is made without telling
+the processes (``count_state``), so that their syncs do not read the state
+again for each call a fault counts.
 """
 
 from __future__ import annotations
@@ -50,6 +53,22 @@ class SharedState(Protocol):
         ``change`` gets the entry's value (None: none yet) and returns its new
         value and a result; other changes wait meanwhile.
         """
+        ...
+
+    async def count_state(
+        self, key: str, change: Callable[[bytes | None], tuple[bytes, T, bool]]
+    ) -> T:
+        """Change one entry as ``change_state`` does; return what ``change`` returns second.
+
+        ``change`` also says (third) whether the processes must take the new
+        value in. When not (counters, which every change reads afresh), no
+        process's sync reads the state again for it, and no process's view
+        of the entry changes, this one's included: ``current_state`` reads it.
+        """
+        ...
+
+    async def current_state(self, key: str) -> bytes | None:
+        """Return an entry as committed now (None: none yet), not as of the last sync."""
         ...
 
     def record_decision(

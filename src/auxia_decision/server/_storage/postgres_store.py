@@ -39,7 +39,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import psycopg
 
@@ -192,7 +192,7 @@ class PostgresStore:
         self._reader = Link(url)
         self._next_round: _Round | None = None
         self._syncing = False
-        self._changes: list[_Change] = []
+        self._changes: list[_Change[Any]] = []
         self._changing: asyncio.Future[None] | None = None
         self._closing = False
 
@@ -515,14 +515,36 @@ class PostgresStore:
         costs a transaction per group of calls, not per call); one that raises
         fails its caller alone and leaves the entry as it found it.
         """
+        return await self._queue_change(_Change(key, change, self._waiter()))
+
+    async def count_state(
+        self, key: str, change: Callable[[bytes | None], tuple[bytes, T, bool]]
+    ) -> T:
+        """Change one entry as ``change_state`` does, telling the replicas only if ``change`` says.
+
+        A group of changes none of which tells (a fault's draws) leaves the
+        state version as it was: no replica's sync reads the state again, and
+        no replica's writes in flight are made stale by it.
+        """
+        return await self._queue_change(_Change(key, change, self._waiter(), counted=True))
+
+    async def current_state(self, key: str) -> bytes | None:
+        """Return an entry as committed now (None: none yet), not as of the last sync."""
         if self._closing:
             raise closed_error()
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._changes.append(_Change(key, change, waiter))
+        return await self._work.run(functools.partial(_entry, key=key), writes=False)
+
+    def _waiter(self) -> asyncio.Future[T]:
+        if self._closing:
+            raise closed_error()
+        return asyncio.get_running_loop().create_future()
+
+    async def _queue_change(self, change: _Change[T]) -> T:
+        """Ask for a change in the next group; return its result once made."""
+        self._changes.append(change)
         if self._changing is None:
             self._changing = spawn(self._change_all())
-        result: T = await waiter
-        return result
+        return await change.waiter
 
     async def _change_all(self) -> None:
         """Make the changes asked for, a group at a time, until none is left."""
@@ -539,13 +561,12 @@ class PostgresStore:
             for change in left:
                 change.waiter.cancel()
 
-    async def _change_group(self, group: list[_Change]) -> None:
+    async def _change_group(self, group: list[_Change[Any]]) -> None:
         """Make a group of changes in one transaction; settle every caller's waiter."""
         try:
-            outcomes, version, state = await self._work.run(
-                functools.partial(_changed, group=group)
-            )
-            self._take_state(version, state)
+            outcomes, told = await self._work.run(functools.partial(_changed, group=group))
+            if told is not None:
+                self._take_state(*told)
         except Exception as error:
             # The transaction (or taking its state) failed: each caller sees it.
             for change in group:
@@ -589,29 +610,30 @@ class PostgresStore:
 
 
 @dataclass(frozen=True, slots=True)
-class _Change:
+class _Change(Generic[T]):
     """A change of one entry of the shared state asked for, and who waits for its result."""
 
     key: str
-    change: Callable[[bytes | None], tuple[bytes, Any]]
-    waiter: asyncio.Future[Any]
+    change: Callable[[bytes | None], tuple[Any, ...]]
+    """Returns the new value, the result and, when ``counted``, whether to tell the replicas."""
+    waiter: asyncio.Future[T]
+    counted: bool = False
 
 
 def _changed(
-    connection: Connection, *, group: list[_Change]
-) -> tuple[list[tuple[Any, BaseException | None]], int, dict[str, bytes]]:
+    connection: Connection, *, group: list[_Change[Any]]
+) -> tuple[list[tuple[Any, BaseException | None]], tuple[int, dict[str, bytes]] | None]:
     """Make a group of changes in one transaction, in order.
 
-    Return each one's (result, failure), the new state version and the state.
+    Return each one's (result, failure) and, if a change made is to be told
+    to the replicas, the new state version and the state (else None).
     """
     outcomes: list[tuple[Any, BaseException | None]] = []
     gone = asyncio.CancelledError("its caller gave up before it was made")
+    tells = False
     with connection.transaction():
-        row = connection.execute(
-            b"UPDATE replica_state SET state_version = nextval('state_versions') "
-            b"RETURNING state_version"
-        ).fetchone()
-        assert row is not None
+        # Each group of changes, of any replica, holds this row until it commits.
+        connection.execute(b"SELECT 1 FROM replica_state FOR UPDATE")
         values: dict[str, bytes | None] = {}
         for asked in group:
             # A caller gone (cancelled) before its change is made: not made, as a
@@ -625,15 +647,16 @@ def _changed(
                 ).fetchone()
                 values[asked.key] = None if found is None else bytes(found[0])
             try:
-                value, result = asked.change(values[asked.key])
+                made = asked.change(values[asked.key])
             except Exception as error:  # the caller's to see, not the group's
                 # A StopIteration cannot be a future's exception: set as it is, it would
                 # stop the settling of the whole group.
                 failure = RuntimeError(error) if isinstance(error, StopIteration) else error
                 outcomes.append((None, failure))
                 continue
-            values[asked.key] = value
-            outcomes.append((result, None))
+            values[asked.key] = made[0]
+            outcomes.append((made[1], None))
+            tells = tells or not asked.counted or bool(made[2])
         for key, kept in values.items():
             if kept is not None:
                 connection.execute(
@@ -641,8 +664,23 @@ def _changed(
                     b"ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (key, kept),
                 )
+        if not tells:
+            return outcomes, None
+        row = connection.execute(
+            b"UPDATE replica_state SET state_version = nextval('state_versions') "
+            b"RETURNING state_version"
+        ).fetchone()
+        assert row is not None
         rows = connection.execute(b"SELECT key, value FROM emulator_state").fetchall()
-    return outcomes, int(row[0]), {str(k): bytes(v) for k, v in rows}
+    return outcomes, (int(row[0]), {str(k): bytes(v) for k, v in rows})
+
+
+def _entry(connection: Connection, *, key: str) -> bytes | None:
+    """Return an entry of the shared state as committed now."""
+    found = connection.execute(
+        b"SELECT value FROM emulator_state WHERE key = %s", (key,)
+    ).fetchone()
+    return None if found is None else bytes(found[0])
 
 
 def _snapshot(connection: Connection, work: Callable[[Repository], T]) -> T:
