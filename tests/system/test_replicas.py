@@ -27,6 +27,7 @@ from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.server import seed_pb2
 from auxia_decision.server._domain.auth import key_digest, seed_key_digest
 from auxia_decision.server._domain.seed import default_seed_text
+from auxia_decision.server._storage.postgres_schema import lock_key
 from tests._served import Served, start
 from tests._stored import stored_tracking_ids
 from tools.loadgen import collect, is_server_error, reconcile, spawn
@@ -339,6 +340,36 @@ def test_data_fields_and_a_treatment_made_through_one_replica_are_the_others(
     assert [found["treatmentId"] for found in _user_treatments(second, user, "CART_SCREEN")] == [
         "CART_REMINDER"
     ]
+
+
+def test_what_reads_the_treatments_waits_for_no_replicas_unit_of_work(
+    reset: tuple[Served, Served],
+) -> None:
+    """A decision that compiles the treatments again, ExplainDecision and ListProjects read a
+    snapshot: a unit of work of another replica holding the store's lock holds none of them up.
+    """
+    first, second = reset
+    inserted = _insert(first, "Read without the lock", [])  # the second's catalog is stale
+    with psycopg.connect(str(first.db), autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(),))
+        try:
+            began = time.monotonic()
+            served = _served(second, "shopper", "CART_SCREEN")
+            asked = {
+                "projectId": "PROJECT_ID",
+                "userId": "shopper",
+                "surfaces": [{"surface": "CART_SCREEN"}],
+            }
+            explained = _admin(second, "ExplainDecision", {"request": asked})
+            listed = _admin(second, "ListProjects", {})
+            waited = time.monotonic() - began
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(%s)", (lock_key(),))
+    assert inserted in served
+    assert any(verdict["treatmentId"] == inserted for verdict in explained["verdicts"])
+    (project,) = [found for found in listed["projects"] if found["projectId"] == "PROJECT_ID"]
+    assert inserted in [treatment["treatmentId"] for treatment in project["treatments"]]
+    assert waited < 5, waited
 
 
 def test_a_fault_armed_through_one_replica_fails_that_many_calls_of_both(

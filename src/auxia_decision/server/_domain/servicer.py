@@ -541,7 +541,7 @@ class ApiServicer:
         cached = self._catalogs.get(project_id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        catalog = await self.store.run(
+        catalog = await self.store.read(
             lambda repository: compile_catalog(
                 project_id,
                 repository.treatment_types(project_id),

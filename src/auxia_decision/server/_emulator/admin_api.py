@@ -288,7 +288,7 @@ class EmulatorServicer:
         assert isinstance(request, emulator_pb2.ExplainDecisionRequest)
         asked = request.request
         project_id = asked.project_id
-        known = await self._store.run(lambda repository: repository.project_ids())
+        known = await self._store.read(lambda repository: repository.project_ids())
         if project_id not in known:
             raise ApiError(Code.NOT_FOUND, f'request.projectId: there is no project "{project_id}"')
         catalog = await self._api.catalog(project_id)
@@ -308,7 +308,7 @@ class EmulatorServicer:
     async def _list_projects(self, request: Message) -> Message:
         assert isinstance(request, emulator_pb2.ListProjectsRequest)
         now = self._clock.now()
-        found = await self._store.run(_projects)
+        found = await self._store.read(_projects)
         return emulator_pb2.ListProjectsResponse(
             projects=[
                 emulator_pb2.ProjectView(
