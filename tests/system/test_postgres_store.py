@@ -32,6 +32,7 @@ from auxia_decision._errors import ApiError, Code
 from auxia_decision.server import LocalServer
 from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._startup import StartupError, open_store
+from auxia_decision.server._storage import postgres_store
 from auxia_decision.server._storage.postgres_connections import (
     IDLE_IN_TRANSACTION_SECONDS,
     Link,
@@ -41,6 +42,7 @@ from auxia_decision.server._storage.postgres_store import PostgresStore
 from auxia_decision.server._storage.seam import (
     SENT,
     Event,
+    ProjectRecord,
     Repository,
     ServedTreatment,
     StaleKnowledgeError,
@@ -644,6 +646,36 @@ def test_a_fault_plan_tells_every_replica_of_a_fault_used_up_and_of_no_draw(
             await second.aclose()
 
     run_event_loop(scenario())
+
+
+def test_a_reset_kept_waiting_by_a_read_past_its_time_is_unavailable_and_changes_nothing(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres_store, "REPLACE_SECONDS", 0.5)
+
+    async def scenario() -> tuple[ApiError, float, list[str]]:
+        store = PostgresStore(postgres_url)
+        try:
+            project = ProjectRecord(PROJECT, 1, frozenset())
+            await store.run(lambda repository: repository.put_project(project, []))
+            with psycopg.connect(postgres_url) as holder:
+                holder.execute("SELECT count(*) FROM projects").fetchone()  # a read, open
+                began = time.monotonic()
+                with pytest.raises(ApiError) as refused:
+                    await store.replace(None, lambda repository: repository.delete_everything())
+                took = time.monotonic() - began
+                assert await store.read(lambda repository: repository.project_ids()) == [PROJECT]
+            await store.replace(None, lambda repository: repository.delete_everything())
+            return refused.value, took, await store.read(lambda r: r.project_ids())
+        finally:
+            await store.aclose()
+
+    refused, took, left = run_event_loop(scenario())
+    assert refused.code == Code.UNAVAILABLE
+    assert "lock timeout" in refused.message
+    assert refused.message.endswith("nothing was written: try again")
+    assert 0.5 <= took < 5, took
+    assert left == []
 
 
 def test_a_listener_that_cannot_read_the_state_is_logged_and_the_callers_get_their_results(

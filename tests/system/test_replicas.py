@@ -16,6 +16,7 @@ import json
 import pathlib
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import grpc
@@ -370,6 +371,38 @@ def test_what_reads_the_treatments_waits_for_no_replicas_unit_of_work(
     (project,) = [found for found in listed["projects"] if found["projectId"] == "PROJECT_ID"]
     assert inserted in [treatment["treatmentId"] for treatment in project["treatments"]]
     assert waited < 5, waited
+
+
+def test_a_reset_waiting_for_a_long_read_holds_up_no_replicas_calls(
+    reset: tuple[Served, Served],
+) -> None:
+    """A Reset empties the tables, so it waits for the reads of them in progress; meanwhile
+    the other replica logs and decides, and once the read ends the Reset is made.
+    """
+    first, second = reset
+    with psycopg.connect(str(first.db)) as holder, ThreadPoolExecutor(1) as pool:
+        holder.execute("SELECT count(*) FROM interactions").fetchone()  # a read, still open
+        resetting = pool.submit(
+            httpx.post,
+            f"{first.rest_url}/emulator/v1/Reset",
+            json={},
+            headers={"x-admin-key": ADMIN},
+            timeout=60,
+        )
+        try:
+            time.sleep(0.5)
+            assert not resetting.done()  # it waits for the read
+            began = time.monotonic()
+            for index in range(5):
+                _log(second, "reader", "CART_REMINDER", "CART_SCREEN", "VIEWED", tag=f"d-{index}")
+                _served(second, "reader", "CART_SCREEN")
+            waited = time.monotonic() - began
+        finally:
+            holder.rollback()  # the read ends
+        answer = resetting.result(timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert waited < 5, waited
+    assert _admin(second, "ListInteractions", {}) == {}
 
 
 def test_a_fault_armed_through_one_replica_fails_that_many_calls_of_both(

@@ -50,6 +50,9 @@ PROJECT_TABLES: Final = (
     "recent_decisions",
     "projects",
 )
+TRUNCATE_WAIT_MS: Final = 100
+"""How long a Reset's TRUNCATE waits for the tables' reads in progress before it gives way:
+the longest it holds up the other sessions' statements on them at a time."""
 _LISTED_PER_FETCH: Final = 500
 _cursors = itertools.count(1)
 
@@ -332,11 +335,20 @@ class PostgresRepository:
             )
 
     def delete_everything(self) -> None:
-        """Delete every project and everything of them; numbering starts again."""
+        """Delete every project and everything of them; numbering starts again.
+
+        Raises ``LockNotAvailable`` when reads of the tables in progress keep it
+        waiting longer than ``TRUNCATE_WAIT_MS``: meanwhile every other session's
+        statements on them queue behind it, so it gives way (to be run again).
+        """
         self._touched.update(self.project_ids())
+        self._connection.execute(
+            b"SELECT set_config('lock_timeout', %s, true)", (f"{TRUNCATE_WAIT_MS}ms",)
+        )
         self._connection.execute(
             f"TRUNCATE {', '.join(PROJECT_TABLES)}, write_batches RESTART IDENTITY".encode()
         )
+        self._connection.execute(b"SET LOCAL lock_timeout TO DEFAULT")
 
     def project_ids(self) -> list[str]:
         """Return the identifiers of every project, sorted."""

@@ -37,6 +37,7 @@ import asyncio
 import collections
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
@@ -75,6 +76,10 @@ R = TypeVar("R")
 _log = logging.getLogger("auxia_decision.store")
 _SYNC_ATTEMPTS: Final = 3
 """How many times a sync is tried on new connections when the last one was lost."""
+REPLACE_SECONDS: Final = 30.0
+"""How long a Reset goes on trying its TRUNCATE while reads keep it waiting (then 503)."""
+_REPLACE_PAUSE_SECONDS: Final = 0.05
+"""The pause between its tries, in which the others' statements go on."""
 _EVERYTHING_NEW: Final = "1:1:"
 """A snapshot in which no transaction is visible: reading "since" it reads everything."""
 
@@ -227,7 +232,19 @@ class PostgresStore:
                 _bump_versions(connection, touched)
             return result
 
-        result = await self._work.run(replace)
+        def replace_in_turn(connection: Connection) -> T:
+            # A TRUNCATE that gave way to reads in progress (``delete_everything``) is
+            # tried again, the whole unit, until the reads let it through or time is up.
+            deadline = time.monotonic() + REPLACE_SECONDS
+            while True:
+                try:
+                    return replace(connection)
+                except psycopg.errors.LockNotAvailable:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(_REPLACE_PAUSE_SECONDS)
+
+        result = await self._work.run(replace_in_turn)
         self._forget_all()
         return result
 
