@@ -6,6 +6,7 @@ import itertools
 import pathlib
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests._java import JavaDist, require
@@ -24,6 +25,13 @@ def server(
     name = request.module.__name__.rpartition(".")[2]
     with served(tmp_path_factory.mktemp(name) / "server.db") as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    """One HTTP client for the session's calls (``httpx.post`` makes a client, ~50 ms, a call)."""
+    with httpx.Client(timeout=60) as client:
+        yield client
 
 
 @pytest.fixture

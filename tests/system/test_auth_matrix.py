@@ -64,9 +64,15 @@ REST_CASES: Final = [
     ids=[case[0] for case in REST_CASES],
 )
 def test_rest_auth(
-    server: Served, route: Route, headers: dict[str, str], query: str, status: int
+    server: Served,
+    http: httpx.Client,
+    route: Route,
+    *,
+    headers: dict[str, str],
+    query: str,
+    status: int,
 ) -> None:
-    response = httpx.post(
+    response = http.post(
         server.rest_url + route.path + query,
         content=_body(route),
         headers={"content-type": "application/json", **headers},
@@ -80,16 +86,18 @@ def test_rest_auth(
 
 @pytest.mark.parametrize("route", ROUTES, ids=[route.name for route in ROUTES])
 @pytest.mark.parametrize("body", [b"", b"not json", b"{}"], ids=["empty", "garbage", "{}"])
-def test_rest_checks_the_key_before_the_body(server: Served, route: Route, body: bytes) -> None:
+def test_rest_checks_the_key_before_the_body(
+    server: Served, http: httpx.Client, route: Route, body: bytes
+) -> None:
     for headers, status in (({}, 401), ({"x-api-key": "WRONG_KEY"}, 401)):
-        response = httpx.post(
+        response = http.post(
             server.rest_url + route.path,
             content=body,
             headers={"content-type": "application/json", **headers},
         )
         assert response.status_code == status, response.text
     # A key of another project is refused once the body names the project.
-    response = httpx.post(
+    response = http.post(
         server.rest_url + route.path,
         content=_body(route),
         headers={"content-type": "text/plain", "x-api-key": "OTHER_API_KEY"},
