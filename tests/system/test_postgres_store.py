@@ -767,7 +767,22 @@ def test_closing_makes_the_changes_asked_for_and_refuses_later_ones_saying_why(
         finally:
             await (closing or store.aclose())
 
+    async def sync_after_closing() -> ApiError:
+        store = PostgresStore(postgres_url)
+        await store.synchronize(PROJECT)
+        await store.aclose()
+        with pytest.raises(ApiError) as refused:
+            await store.synchronize(PROJECT)
+        return refused.value
+
     made, late = run_event_loop(scenario())
+    assert run_event_loop(sync_after_closing()).message == late.message
+    with psycopg.connect(postgres_url) as connection:
+        opened = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'auxia-decision' AND datname = current_database()"
+        ).fetchone()
+    assert opened == (0,)  # nothing opened again after closing
     assert made == [0, 1, 2, 3, 4]
     assert late.code == Code.UNAVAILABLE
     assert late.message == "the server is stopping; nothing was written: try again"

@@ -309,6 +309,9 @@ class PostgresStore:
             self._syncing = False
 
     async def _sync(self, round_: _Round) -> None:
+        if self._closing:  # its connection is closed, or about to be: not opened again
+            _settle_round(round_, closed_error())
+            return
         try:
             activities = await self._read_round_again_if_lost(list(round_.users))
         except psycopg.Error as error:
