@@ -14,12 +14,13 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from auxia_decision import ApiError, Code
-from auxia_decision.server._storage.seam import ProjectRecord
+from auxia_decision.server._storage.seam import ProjectRecord, Repository
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from tests._processes import exists
 from tests._stored import log_row, stored_interactions
@@ -234,3 +235,49 @@ def test_replacing_everything_starts_a_new_file_with_a_new_writer(
     assert writer is not None
     assert not exists(writer)
     assert stored_interactions(path) == [("P", b"after %d" % n) for n in range(3)]
+
+
+def test_a_long_read_holds_up_no_write_and_reads_the_file_of_its_time(path: str) -> None:
+    # A listing a rare filter makes read the whole table: it took the write lock on the
+    # database thread, and every write waited for it (past the busy timeout, 503).
+    async def scenario() -> tuple[float, list[str], list[str], list[str]]:
+        store = SqliteStore(path)
+        try:
+            await store.start_writer()
+            project = ProjectRecord("P", 1, frozenset())
+            await store.run(lambda repository: repository.put_project(project, []))
+            begun = threading.Event()
+
+            def long_read(repository: Repository) -> list[str]:
+                first = repository.project_ids()  # its snapshot begins
+                begun.set()
+                time.sleep(1.5)
+                assert repository.project_ids() == first
+                return first
+
+            reading = asyncio.ensure_future(store.read(long_read))
+            await asyncio.to_thread(begun.wait, 10)
+            started = time.monotonic()
+            await log_row(store, "P", b"while it reads")
+            other = ProjectRecord("Q", 2, frozenset())
+            await store.run(lambda repository: repository.put_project(other, []))
+            wrote = time.monotonic() - started
+            assert not reading.done()
+            during = await reading
+            # A Reset while a read is under way: the read keeps its file, later reads the new one.
+            begun.clear()
+            reading = asyncio.ensure_future(store.read(long_read))
+            await asyncio.to_thread(begun.wait, 10)
+            await store.replace(None, lambda repository: repository.delete_everything())
+            before_reset = await reading
+            after_reset = await store.read(lambda repository: repository.project_ids())
+            return wrote, during, before_reset, after_reset
+        finally:
+            store.close()
+
+    wrote, during, before_reset, after_reset = asyncio.run(scenario())
+    assert wrote < 1.0, wrote
+    assert during == ["P"]  # one snapshot throughout
+    assert before_reset == ["P", "Q"]
+    assert after_reset == []
+    assert stored_interactions(path) == []

@@ -30,6 +30,7 @@ from auxia_decision.server._storage.activity import (
 from auxia_decision.server._storage.daily import PackedActivity, Watermark, packed
 from auxia_decision.server._storage.database_thread import DatabaseThread
 from auxia_decision.server._storage.old_files import OldFiles
+from auxia_decision.server._storage.read_threads import ReadThreads
 from auxia_decision.server._storage.reader_client import Read, ReaderClient
 from auxia_decision.server._storage.rows import (
     INTERACTION_COLUMNS,
@@ -133,8 +134,10 @@ class SqliteStore:
         self._cache = ActivityCache(activity_cache_users)
         self.executor = DatabaseThread(self._connect, error_for=storage_error)
         """The database thread, which also takes operations on the raw connection."""
-        # Reads of a file need not wait for the writers (WAL): a thread of their own.
+        # Reads of a file need not wait for the writers (WAL): connections of their own,
+        # a decision's at once on the event loop's thread, others on threads of their own.
         self._reader = None if path == ":memory:" else SnapshotReader(path, storage_error)
+        self._reads = None if path == ":memory:" else ReadThreads(path, storage_error)
         self._old_files = None if path == ":memory:" else OldFiles(path)
         if self._old_files is not None:
             self._old_files.delete_leftovers()
@@ -158,8 +161,15 @@ class SqliteStore:
         return connection
 
     async def read(self, work: Callable[[Repository], T]) -> T:
-        """Run a unit of work that only reads (one process writes this file: as ``run``)."""
-        return await self.run(work)
+        """Run a unit of work that only reads, in a snapshot of the last commit.
+
+        On a file, beside the writers (``ReadThreads``): a long listing holds
+        up no write. In memory, as ``run``.
+        """
+        reads = self._reads
+        if reads is None:
+            return await self.run(work)
+        return await reads.run(lambda connection: work(SqliteRepository(connection)))
 
     async def run(self, work: Callable[[Repository], T]) -> T:
         """Run a unit of work in a transaction; return its result once committed."""
@@ -262,6 +272,8 @@ class SqliteStore:
         self.executor = DatabaseThread(self._connect, error_for=storage_error)
         if self._reader is not None:
             self._reader.reopen()
+        if self._reads is not None:
+            self._reads.reopen()
         await self._start(writer=writer is not None, reader=activity_reader is not None)
 
     async def drain(self) -> None:
@@ -467,6 +479,8 @@ class SqliteStore:
             activity_reader.close()
         if self._reader is not None:
             self._reader.close()
+        if self._reads is not None:
+            self._reads.close()
         self.executor.close()
         if self._old_files is not None:
             self._old_files.wait()

@@ -1,0 +1,94 @@
+"""Units of work that only read a store's file, on threads and connections of their own.
+
+A file in WAL mode lets a reader see the last commit without the write lock.
+The database thread runs each group of work in a transaction that takes it
+(``BEGIN IMMEDIATE``), so a long read there (a listing that a rare filter
+makes read the whole table) held up every write, and past the busy timeout
+the writer process's commits failed. Here such reads go on beside the
+writers, the decisions and each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+from auxia_decision.server._storage.rows import open_database
+
+T = TypeVar("T")
+
+THREADS: Final = 2
+"""How many reads run at once; more wait for one of them to end."""
+
+
+class ReadThreads:
+    """Runs read-only units of work on a few threads, each in a snapshot of the last commit.
+
+    Args:
+        path: the store's SQLite file.
+        error_for: what callers get for a SQLite error.
+
+    """
+
+    def __init__(self, path: str, error_for: Callable[[sqlite3.Error], BaseException]) -> None:
+        self._path = path
+        self._error_for = error_for
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            THREADS, thread_name_prefix="sqlite-read"
+        )
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._generation = 0
+        """Which file of the path the idle connections read: one more at each ``reopen``."""
+
+    async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only operation on a thread of its own; return its result."""
+        return await asyncio.wrap_future(self._executor.submit(self._call, operation))
+
+    def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            connection, generation = self._taken()
+            try:
+                connection.execute("BEGIN")
+                try:
+                    return operation(connection)
+                finally:
+                    connection.execute("COMMIT")
+            finally:
+                self._given_back(connection, generation)
+        except sqlite3.Error as error:
+            raise self._error_for(error) from None
+
+    def _taken(self) -> tuple[sqlite3.Connection, int]:
+        """Return an idle connection to the path's file of now (or a new one) and its number."""
+        with self._lock:
+            generation = self._generation
+            if self._idle:
+                return self._idle.pop(), generation
+        connection = open_database(self._path)
+        connection.execute("PRAGMA query_only = ON")
+        return connection, generation
+
+    def _given_back(self, connection: sqlite3.Connection, generation: int) -> None:
+        with self._lock:
+            if generation == self._generation:
+                self._idle.append(connection)
+                return
+        connection.close()  # of a file set aside since
+
+    def reopen(self) -> None:
+        """Read a new file of the same path from the next read on; let go of the old one."""
+        with self._lock:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    def close(self) -> None:
+        """Wait for the reads under way, then close every connection."""
+        self._executor.shutdown(wait=True)
+        self.reopen()
