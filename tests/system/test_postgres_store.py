@@ -678,6 +678,37 @@ def test_a_reset_kept_waiting_by_a_read_past_its_time_is_unavailable_and_changes
     assert left == []
 
 
+def test_a_long_read_holds_up_none_of_its_replicas_writes(postgres_url: str) -> None:
+    # A listing a rare filter makes read a whole table, through one replica: its units of
+    # work and changes of the shared state (a fault's count) go on meanwhile.
+    async def scenario() -> tuple[float, list[str]]:
+        store = PostgresStore(postgres_url)
+        try:
+            begun = threading.Event()
+
+            def long_read(repository: Repository) -> list[str]:
+                found = repository.project_ids()
+                begun.set()
+                time.sleep(1.5)
+                return found
+
+            reading = asyncio.ensure_future(store.read(long_read))
+            await asyncio.to_thread(begun.wait, 10)
+            started = time.monotonic()
+            project = ProjectRecord(PROJECT, 1, frozenset())
+            await store.run(lambda repository: repository.put_project(project, []))
+            await store.change_state("n", lambda _: (b"1", None))
+            wrote = time.monotonic() - started
+            assert not reading.done()
+            return wrote, await reading
+        finally:
+            await store.aclose()
+
+    wrote, during = run_event_loop(scenario())
+    assert wrote < 1.0, wrote
+    assert during == []  # its snapshot, from before
+
+
 def test_a_listener_that_cannot_read_the_state_is_logged_and_the_callers_get_their_results(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -727,7 +758,7 @@ def test_a_change_of_the_shared_state_whose_caller_gave_up_before_it_was_made_is
         store = PostgresStore(postgres_url)
         try:
             await store.change_state("n", lambda _: (b"0", None))
-            busy = asyncio.ensure_future(store.read(lambda _: time.sleep(0.5)))
+            busy = asyncio.ensure_future(store.run(lambda _: time.sleep(0.5)))
             await asyncio.sleep(0.05)  # the store's connection is busy for a while
             given_up = asyncio.ensure_future(store.change_state("n", lambda _: (b"1", None)))
             await asyncio.sleep(0.05)

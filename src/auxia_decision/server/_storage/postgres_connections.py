@@ -157,19 +157,27 @@ def alive(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) ->
 
 
 class WorkThread:
-    """Runs units of work one at a time on a connection of its own, in a thread of its own."""
+    """Runs units of work one at a time on a connection of its own, in a thread of its own.
 
-    def __init__(self, url: str) -> None:
+    Args:
+        url: the database's URL.
+        prepares: whether its first connection brings the database to today's
+            schema (its errors are then the constructor's); else it connects
+            when first used.
+
+    """
+
+    def __init__(self, url: str, *, prepares: bool = True) -> None:
         self._url = url
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="postgres-work"
+            1, thread_name_prefix="postgres-work" if prepares else "postgres-read"
         )
         self._connection: Connection | None = None
         self._closed = False
         self.migration: Migration | None = None
         """What bringing the database to today's schema took, if it was older."""
-        # The first connection prepares the schema; its errors are the constructor's.
-        self._executor.submit(self._open_and_prepare).result()
+        if prepares:
+            self._executor.submit(self._open_and_prepare).result()
 
     def _open_and_prepare(self) -> None:
         connection = connect_sync(self._url)

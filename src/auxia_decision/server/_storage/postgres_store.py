@@ -184,6 +184,9 @@ class PostgresStore:
         self.capacity = activity_cache_users
         self._work = WorkThread(url)
         self.migration: Migration | None = self._work.migration
+        # Reads that take no lock, on a connection of their own: a long listing holds up
+        # none of this replica's units of work and changes of the shared state.
+        self._reads = WorkThread(url, prepares=False)
         """What bringing the database to today's schema took at start, if it was older."""
         self._appender = Appender(url)
         self._entries: collections.OrderedDict[tuple[str, str], _Entry] = collections.OrderedDict()
@@ -209,7 +212,7 @@ class PostgresStore:
 
     async def read(self, work: Callable[[Repository], T]) -> T:
         """Run a unit of work that only reads: in one snapshot, without the store's lock."""
-        return await self._work.run(lambda connection: _snapshot(connection, work), writes=False)
+        return await self._reads.run(lambda connection: _snapshot(connection, work), writes=False)
 
     def run_sync(self, work: Callable[[Repository], T]) -> T:
         """Run a unit of work from a thread that is not running an event loop."""
@@ -500,7 +503,7 @@ class PostgresStore:
             rows = connection.execute(query.encode(), values).fetchall()
             return [(int(t), str(p), bytes(q), bytes(a)) for t, p, q, a in rows]
 
-        return await self._work.run(read, writes=False)
+        return await self._reads.run(read, writes=False)
 
     async def drain(self) -> None:
         """Wait until the rows appended so far are committed (or failed)."""
@@ -552,7 +555,7 @@ class PostgresStore:
         """Return an entry as committed now (None: none yet), not as of the last sync."""
         if self._closing:
             raise closed_error()
-        return await self._work.run(functools.partial(_entry, key=key), writes=False)
+        return await self._reads.run(functools.partial(_entry, key=key), writes=False)
 
     def _waiter(self) -> asyncio.Future[T]:
         if self._closing:
@@ -611,6 +614,7 @@ class PostgresStore:
         What was appended and not committed fails with its connection.
         """
         self._work.close()
+        self._reads.close()
         self._reader.finish()
         self._appender.link.finish()
 
@@ -627,6 +631,7 @@ class PostgresStore:
         await self._appender.close()
         await self._reader.close()
         self._work.close()
+        self._reads.close()
 
 
 @dataclass(frozen=True, slots=True)
