@@ -590,6 +590,37 @@ def test_listings_filter_and_page(auxia_server: LocalServer, client: Client) -> 
     assert _pages_of_sequences(auxia_server, newest_first=True) == [[5, 4], [3, 2], [1]]
 
 
+@pytest.mark.parametrize(
+    "changed",
+    [{"userId": "user-1"}, {"newestFirst": True}, {"treatmentId": "CART_REMINDER"}],
+    ids=["filter", "order", "filter-added"],
+)
+def test_a_page_token_holds_for_the_filters_and_order_it_came_with(
+    auxia_server: LocalServer, client: Client, changed: dict[str, object]
+) -> None:
+    for index in range(4):
+        _log(client, f"user-{index % 2}", Interaction.VIEWED, time_micros=1_000_000 * (index + 1))
+    asked: dict[str, object] = {"userId": "user-0", "pageSize": 1}
+
+    def listed(body: dict[str, object]) -> httpx.Response:
+        return httpx.post(
+            f"{auxia_server.rest_url}/emulator/v1/ListInteractions",
+            json=body,
+            headers={"x-admin-key": auxia_server.admin_key},
+        )
+
+    token = listed(asked).json()["nextPageToken"]
+    # Another page size is the same listing, in pages of another size.
+    again = listed({**asked, "pageSize": 5, "pageToken": token})
+    assert again.status_code == 200, again.text
+    assert len(again.json()["interactions"]) == 1
+    refused = listed({**asked, **changed, "pageToken": token})
+    assert refused.status_code == 400
+    (found,) = refused.json()["details"][0]["fieldViolations"]
+    assert found["field"] == "pageToken"
+    assert "other filters or another order" in found["description"]
+
+
 def _pages_of_sequences(server: LocalServer, *, newest_first: bool) -> list[list[int]]:
     """Return the sequence numbers of every page of ListInteractions, two a page."""
     pages = []
@@ -608,10 +639,11 @@ def _pages_of_sequences(server: LocalServer, *, newest_first: bool) -> list[list
     [
         ({"pageSize": -1}, "pageSize"),
         ({"pageToken": "abc"}, "pageToken"),
+        ({"pageToken": str(2**63)}, "pageToken"),  # past any sequence: was a 500
         ({"startTime": "2030-01-02T00:00:00Z", "endTime": "2030-01-01T00:00:00Z"}, "endTime"),
         ({"interactionType": "LOOKED"}, "interactionType"),
     ],
-    ids=["page-size", "page-token", "window", "type"],
+    ids=["page-size", "page-token", "page-token-too-big", "window", "type"],
 )
 def test_a_bad_listing_names_the_field(
     auxia_server: LocalServer, body: dict[str, object], field: str

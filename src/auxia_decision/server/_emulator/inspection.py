@@ -2,12 +2,15 @@
 
 Each listing reads one moment of the store (``Store.read``) and writes
 nothing. Page tokens are the sequence number of the last record of the page
-(of a decision: its first row the filters select): opaque to callers, and
-checked on the way back.
+(of a decision: its first row the filters select) and a digest of the
+request's filters and order: opaque to callers, and checked on the way back,
+so that a token given with other filters is refused rather than listing
+other records from where it points.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
@@ -26,6 +29,8 @@ from auxia_decision.server._storage.seam import (
 
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
+_MAX_SEQUENCE: Final = 2**63 - 1
+"""The greatest sequence number a store holds (SQLite's and PostgreSQL's 64-bit integers)."""
 _ROWS_AT_ONCE: Final = 100
 """How many selected served rows a listing takes at once, their decisions read in one query."""
 
@@ -57,18 +62,45 @@ class Window:
         )
 
 
+def page_token(request: _Listing, sequence: int) -> str:
+    """Return the token of the page after record ``sequence``, for this request's filters."""
+    return f"{sequence}.{_filters_digest(request)}"
+
+
+def _filters_digest(request: _Listing) -> str:
+    """Return a digest of what a listing asks for but its page: its type, filters and order."""
+    asked = type(request).FromString(request.SerializeToString())
+    asked.ClearField("page_token")
+    asked.ClearField("page_size")
+    named = asked.DESCRIPTOR.full_name.encode() + b"\0"
+    return hashlib.blake2b(
+        named + asked.SerializeToString(deterministic=True), digest_size=6
+    ).hexdigest()
+
+
 def listing_window(request: _Listing) -> Window:
     """Check a listing's paging and time fields; raise INVALID_ARGUMENT naming each bad one."""
     violations: list[FieldViolation] = []
     after = 0
     if request.page_token:
-        token = request.page_token
-        if not (token.isascii() and token.isdigit()) or int(token) <= 0:
+        sequence, _, digest = request.page_token.partition(".")
+        if (
+            not (sequence.isascii() and sequence.isdigit())
+            or not 0 < int(sequence) <= _MAX_SEQUENCE
+        ):
             violations.append(
                 violation("pageToken", "is not a page token of this listing: pass next_page_token")
             )
+        elif digest != _filters_digest(request):
+            violations.append(
+                violation(
+                    "pageToken",
+                    "was given for other filters or another order: pass next_page_token "
+                    "with the filters and order of the request it came with",
+                )
+            )
         else:
-            after = int(token)
+            after = int(sequence)
     start = request.start_time.ToMicroseconds() if request.HasField("start_time") else None
     end = request.end_time.ToMicroseconds() if request.HasField("end_time") else None
     if start is not None and end is not None and end < start:
@@ -97,7 +129,7 @@ def list_interactions(
         request.project_id, window.after, matching, newest_first=request.newest_first
     ):
         if len(response.interactions) == window.size:
-            response.next_page_token = str(response.interactions[-1].sequence)
+            response.next_page_token = page_token(request, response.interactions[-1].sequence)
             break
         response.interactions.add(sequence=sequence, interaction=interaction)
     return response
@@ -128,7 +160,7 @@ def list_decisions(
     last_sequence = 0
     for sequence, decision in _matching_decisions(repository, request, window):
         if len(response.decisions) == window.size:
-            response.next_page_token = str(last_sequence)
+            response.next_page_token = page_token(request, last_sequence)
             break
         response.decisions.append(decision)
         last_sequence = sequence

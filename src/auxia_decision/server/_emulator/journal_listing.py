@@ -26,7 +26,7 @@ from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError
 from auxia_decision._redaction import KEY_HEADERS, KEY_PARAMETERS, REDACTED
 from auxia_decision._routes import Route, service_routes
-from auxia_decision.server._emulator.inspection import Window, listing_window
+from auxia_decision.server._emulator.inspection import Window, listing_window, page_token
 from auxia_decision.server._emulator.journal import KEPT_BYTES, REST, Journal, Record
 
 _GET_TREATMENTS: Final = "GetTreatments"
@@ -80,7 +80,7 @@ class JournalView:
             if not self._matches(entry, request):
                 continue
             if len(response.entries) == window.size:
-                response.next_page_token = str(response.entries[-1].sequence)
+                response.next_page_token = page_token(request, response.entries[-1].sequence)
                 break
             response.entries.append(entry)
         return response

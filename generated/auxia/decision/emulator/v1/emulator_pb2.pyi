@@ -104,7 +104,8 @@ class ListInteractionsRequest(_message.Message):
     """
     page_token: _builtins.str
     """Optional. The `next_page_token` of the previous page, with the same
-    filters and order; empty for the first page.
+    filters and order (a token given with others is INVALID_ARGUMENT); empty
+    for the first page.
     """
     newest_first: _builtins.bool
     """Optional. When true, the newest first: the first page holds the last
@@ -276,7 +277,8 @@ class ListDecisionsRequest(_message.Message):
     """
     page_token: _builtins.str
     """Optional. The `next_page_token` of the previous page, with the same
-    filters and order; empty for the first page.
+    filters and order (a token given with others is INVALID_ARGUMENT); empty
+    for the first page.
     """
     newest_first: _builtins.bool
     """Optional. When true, the newest first: the first page holds the last
@@ -1120,7 +1122,8 @@ class ListJournalRequest(_message.Message):
     """
     page_token: _builtins.str
     """Optional. The `next_page_token` of the previous page, with the same
-    filters and order; empty for the first page.
+    filters and order (a token given with others is INVALID_ARGUMENT); empty
+    for the first page.
     """
     newest_first: _builtins.bool
     """Optional. When true, the newest calls first."""

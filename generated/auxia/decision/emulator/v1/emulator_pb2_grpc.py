@@ -121,8 +121,9 @@ class EmulatorServiceServicer:
         """Lists the interactions that LogTreatmentInteraction stored, oldest first
         (or newest first), as they were stored. Reading changes nothing.
 
-        Returns INVALID_ARGUMENT for a page token this service did not issue, a
-        negative page size or an end time before the start time.
+        Returns INVALID_ARGUMENT for a page token this service did not issue for
+        the same filters and order, a negative page size or an end time before
+        the start time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,8 +135,9 @@ class EmulatorServiceServicer:
         which tracking id.
         Reading changes nothing.
 
-        Returns INVALID_ARGUMENT for a page token this service did not issue, a
-        negative page size or an end time before the start time.
+        Returns INVALID_ARGUMENT for a page token this service did not issue for
+        the same filters and order, a negative page size or an end time before
+        the start time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -247,8 +249,8 @@ class EmulatorServiceServicer:
 
         Returns FAILED_PRECONDITION when the server keeps no journal
         (`--journal-size 0`), and INVALID_ARGUMENT for a page token this service
-        did not issue, a negative page size or an end time before the start
-        time.
+        did not issue for the same filters and order, a negative page size or an
+        end time before the start time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

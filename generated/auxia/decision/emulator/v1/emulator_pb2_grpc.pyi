@@ -59,8 +59,9 @@ class EmulatorServiceStub:
     """Lists the interactions that LogTreatmentInteraction stored, oldest first
     (or newest first), as they were stored. Reading changes nothing.
 
-    Returns INVALID_ARGUMENT for a page token this service did not issue, a
-    negative page size or an end time before the start time.
+    Returns INVALID_ARGUMENT for a page token this service did not issue for
+    the same filters and order, a negative page size or an end time before
+    the start time.
     """
     ListDecisions: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ListDecisionsRequest, _emulator_pb2.ListDecisionsResponse]
     """Lists the decisions GetTreatments made that served at least one
@@ -68,8 +69,9 @@ class EmulatorServiceStub:
     which tracking id.
     Reading changes nothing.
 
-    Returns INVALID_ARGUMENT for a page token this service did not issue, a
-    negative page size or an end time before the start time.
+    Returns INVALID_ARGUMENT for a page token this service did not issue for
+    the same filters and order, a negative page size or an end time before
+    the start time.
     """
     ListRecentDecisions: _grpc.UnaryUnaryMultiCallable[_emulator_pb2.ListRecentDecisionsRequest, _emulator_pb2.ListRecentDecisionsResponse]
     """Lists the last GetTreatments calls the server answered (at most 200,
@@ -140,8 +142,8 @@ class EmulatorServiceStub:
 
     Returns FAILED_PRECONDITION when the server keeps no journal
     (`--journal-size 0`), and INVALID_ARGUMENT for a page token this service
-    did not issue, a negative page size or an end time before the start
-    time.
+    did not issue for the same filters and order, a negative page size or an
+    end time before the start time.
     """
 
 @_typing.type_check_only
@@ -162,8 +164,9 @@ class EmulatorServiceAsyncStub(EmulatorServiceStub):
     """Lists the interactions that LogTreatmentInteraction stored, oldest first
     (or newest first), as they were stored. Reading changes nothing.
 
-    Returns INVALID_ARGUMENT for a page token this service did not issue, a
-    negative page size or an end time before the start time.
+    Returns INVALID_ARGUMENT for a page token this service did not issue for
+    the same filters and order, a negative page size or an end time before
+    the start time.
     """
     ListDecisions: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ListDecisionsRequest, _emulator_pb2.ListDecisionsResponse]  # type: ignore[assignment]
     """Lists the decisions GetTreatments made that served at least one
@@ -171,8 +174,9 @@ class EmulatorServiceAsyncStub(EmulatorServiceStub):
     which tracking id.
     Reading changes nothing.
 
-    Returns INVALID_ARGUMENT for a page token this service did not issue, a
-    negative page size or an end time before the start time.
+    Returns INVALID_ARGUMENT for a page token this service did not issue for
+    the same filters and order, a negative page size or an end time before
+    the start time.
     """
     ListRecentDecisions: _aio.UnaryUnaryMultiCallable[_emulator_pb2.ListRecentDecisionsRequest, _emulator_pb2.ListRecentDecisionsResponse]  # type: ignore[assignment]
     """Lists the last GetTreatments calls the server answered (at most 200,
@@ -243,8 +247,8 @@ class EmulatorServiceAsyncStub(EmulatorServiceStub):
 
     Returns FAILED_PRECONDITION when the server keeps no journal
     (`--journal-size 0`), and INVALID_ARGUMENT for a page token this service
-    did not issue, a negative page size or an end time before the start
-    time.
+    did not issue for the same filters and order, a negative page size or an
+    end time before the start time.
     """
 
 class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -268,8 +272,9 @@ class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Lists the interactions that LogTreatmentInteraction stored, oldest first
         (or newest first), as they were stored. Reading changes nothing.
 
-        Returns INVALID_ARGUMENT for a page token this service did not issue, a
-        negative page size or an end time before the start time.
+        Returns INVALID_ARGUMENT for a page token this service did not issue for
+        the same filters and order, a negative page size or an end time before
+        the start time.
         """
 
     @_abc_1.abstractmethod
@@ -283,8 +288,9 @@ class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         which tracking id.
         Reading changes nothing.
 
-        Returns INVALID_ARGUMENT for a page token this service did not issue, a
-        negative page size or an end time before the start time.
+        Returns INVALID_ARGUMENT for a page token this service did not issue for
+        the same filters and order, a negative page size or an end time before
+        the start time.
         """
 
     @_abc_1.abstractmethod
@@ -415,8 +421,8 @@ class EmulatorServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Returns FAILED_PRECONDITION when the server keeps no journal
         (`--journal-size 0`), and INVALID_ARGUMENT for a page token this service
-        did not issue, a negative page size or an end time before the start
-        time.
+        did not issue for the same filters and order, a negative page size or an
+        end time before the start time.
         """
 
 def add_EmulatorServiceServicer_to_server(servicer: EmulatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
