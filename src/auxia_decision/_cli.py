@@ -26,6 +26,9 @@ from auxia_decision._sendable import check_key
 from auxia_decision._validation import validate
 from auxia_decision._version import __version__
 
+_STOPPED_BY_A_CLOSED_PIPE = 141
+"""The exit status when the output's reader went away: a shell's for a process SIGPIPE ended."""
+
 
 def _read(source: str) -> bytes:
     """Read ``FILE`` or ``@FILE``, or standard input for ``-`` or ``@-``."""
@@ -419,6 +422,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         status: int = args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # What reads the output has gone (`| head`): stop, quietly, as on SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _STOPPED_BY_A_CLOSED_PIPE
     except KeyError as error:  # unknown method
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 2

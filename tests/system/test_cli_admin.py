@@ -226,3 +226,34 @@ def test_the_flags_come_before_the_environment(server: LocalServer) -> None:
         AUXIA_EMULATOR_ADMIN_KEY="wrong",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_output_cut_short_by_its_reader_stops_it_quietly(server: LocalServer) -> None:
+    # `auxia-decision admin journal | head -1`: the reader goes before the output is written.
+    with server.client() as client:
+        for number in range(3):
+            client.get_treatments(
+                decisions.GetTreatmentsRequest(
+                    project_id="PROJECT_ID",
+                    user_id=f"u{number}",
+                    surfaces=[decisions.SurfaceRequest(surface="CART_SCREEN")],
+                )
+            )
+    environment = {**os.environ, "AUXIA_BASE_URL": server.rest_url}
+    environment["AUXIA_EMULATOR_ADMIN_KEY"] = ADMIN_KEY
+    reading, writing = os.pipe()
+    os.close(reading)  # before it writes anything
+    try:
+        ended = subprocess.run(
+            [CLI, "admin", "journal"],
+            stdout=writing,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            env=environment,
+            timeout=60,
+        )
+    finally:
+        os.close(writing)
+    assert ended.stderr == ""
+    assert ended.returncode == 141
