@@ -459,3 +459,42 @@ def test_faults_are_armed_listed_and_cleared_from_the_console(
     page.click("#faults-clear")
     page.wait_for_function("() => !document.querySelector('#fault-list tbody tr')")
     assert server.faults.list() == []
+
+
+def test_a_slow_listing_is_asked_for_once_and_a_filter_once_typed(
+    server: LocalServer, browser_page: tuple[Any, list[str]]
+) -> None:
+    # On a big store a listing with a rare filter reads for seconds: the console asked for
+    # one each refresh (every 2 s) and each keystroke, all at once, until the server choked.
+    page, _ = browser_page
+    server.reset()
+    _open(page, server)
+    listed: list[str] = []
+
+    def asked(request: Any) -> None:
+        if request.url.endswith("/emulator/v1/ListInteractions"):
+            listed.append(json.loads(request.post_data or "{}").get("treatmentId", ""))
+
+    page.on("request", asked)
+    held: list[Any] = []  # the listings asked for, none answered yet
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    page.route("**/emulator/v1/ListInteractions", hold)
+    try:
+        page.type("#filter-treatment", "T99", delay=60)
+        page.wait_for_timeout(5_000)  # two refreshes' time, and more
+        # The refresh under way waits for its listing; the filter asks for one after it.
+        assert len(held) == 1, [route.request.post_data for route in held]
+    finally:
+        for route in held:
+            route.continue_()
+        page.unroute("**/emulator/v1/ListInteractions")
+    page.wait_for_function("() => document.querySelector('#interaction-feed tbody tr') === null")
+    page.wait_for_timeout(500)
+    page.remove_listener("request", asked)
+    page.fill("#filter-treatment", "")
+    # Each listing had the filter as it was before typing or as typed, never a part of it.
+    assert "T99" in listed
+    assert set(listed) <= {"", "T99"}, listed

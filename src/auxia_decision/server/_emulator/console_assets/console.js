@@ -4,6 +4,8 @@
 
 const KEY_STORE = "auxia-console-admin-key";
 const REFRESH_MS = 2000;
+/** How long a filter's text stays unchanged before it is listed by (one listing, not a keystroke's). */
+const SETTLE_MS = 300;
 const state = { key: "", projects: [], timer: null, explained: null };
 
 const $ = (selector) => document.querySelector(selector);
@@ -350,12 +352,55 @@ async function refreshDecisions() {
   });
 }
 
-async function refreshInteractions() {
-  const body = {
-    projectId: $("#project").value,
+// One at a time: a call while `work` runs makes it run once more when it ends, not
+// beside it (on a big store a listing with a rare filter reads for seconds).
+// `busy()` says whether it runs.
+function oneAtATime(work) {
+  let running = null;
+  let again = false;
+  const run = () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          await work();
+        } while (again);
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  };
+  run.busy = () => running !== null;
+  return run;
+}
+
+// Calls `work` once the events stop coming for SETTLE_MS.
+function settled(work) {
+  let timer = null;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(work, SETTLE_MS);
+  };
+}
+
+// The filters the feeds list by: the fields' text once it has settled.
+const filters = { interactions: { userId: "", treatmentId: "" }, journalUserId: "" };
+
+function settleFilters() {
+  filters.interactions = {
     userId: $("#filter-user").value.trim(),
     treatmentId: $("#filter-treatment").value.trim(),
   };
+  filters.journalUserId = $("#journal-user").value.trim();
+}
+
+const refreshInteractions = oneAtATime(async () => {
+  const body = { projectId: $("#project").value, ...filters.interactions };
   // The last 200 stored, newest first: one page, however big the store.
   const page = await admin("ListInteractions", { ...body, newestFirst: true, pageSize: 200 });
   fill($("#interaction-feed"), page.interactions || [], (row, logged) => {
@@ -368,7 +413,7 @@ async function refreshInteractions() {
     cell(row, interaction.surface);
     cell(row, interaction.treatmentTrackingId);
   });
-}
+});
 
 // The journal.
 
@@ -481,10 +526,10 @@ function detail(entry) {
   return lines.join("\n");
 }
 
-async function refreshJournal() {
+const refreshJournal = oneAtATime(async () => {
   const body = {
     method: $("#journal-method").value,
-    userId: $("#journal-user").value.trim(),
+    userId: filters.journalUserId,
     failedOnly: $("#journal-failed").checked,
     apiCallsOnly: !$("#journal-admin").checked,
     newestFirst: true,
@@ -518,9 +563,10 @@ async function refreshJournal() {
       shown.hidden = false;
     });
   });
-}
+});
 
-async function refresh() {
+// The whole page, one refresh at a time: a tick while one runs is skipped.
+const refresh = oneAtATime(async () => {
   try {
     await refreshClock();
     await refreshProjects();
@@ -533,7 +579,7 @@ async function refresh() {
   } catch (error) {
     showError(error);
   }
-}
+});
 
 async function open(key) {
   state.key = key;
@@ -545,10 +591,11 @@ async function open(key) {
   }
   sessionStorage.setItem(KEY_STORE, key);
   $("#views").hidden = false;
+  settleFilters();
   await refresh();
   clearInterval(state.timer);
   state.timer = setInterval(() => {
-    if (document.visibilityState === "visible") {
+    if (document.visibilityState === "visible" && !refresh.busy()) {
       refresh();
     }
   }, REFRESH_MS);
@@ -566,10 +613,15 @@ function wire() {
       .then(() => showError(null))
       .catch(showError);
   });
-  $("#journal-filter").addEventListener("input", () => refreshJournal().catch(showError));
+  const filtered = (refreshFeed) =>
+    settled(() => {
+      settleFilters();
+      refreshFeed().catch(showError);
+    });
+  $("#journal-filter").addEventListener("input", filtered(refreshJournal));
   $("#journal-filter").addEventListener("submit", (event) => event.preventDefault());
   journalMethods().catch(showError);
-  $("#interaction-filter").addEventListener("input", () => refreshInteractions().catch(showError));
+  $("#interaction-filter").addEventListener("input", filtered(refreshInteractions));
   $("#interaction-filter").addEventListener("submit", (event) => event.preventDefault());
   $("#project").addEventListener("change", () => refresh());
   $("#fault-form").addEventListener("submit", (event) => {
