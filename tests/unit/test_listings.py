@@ -21,6 +21,7 @@ from auxia_decision.server._storage.filters import (
     SQLITE,
     decisions_query,
     interactions_query,
+    listed_projects,
     next_project_query,
     reads_by_index,
     served_query,
@@ -174,14 +175,45 @@ def test_the_decisions_of_a_listings_rows_are_read_by_a_seek_each(tmp_path: path
     assert "SCAN" not in plan
 
 
+@pytest.mark.parametrize("inclusive", [False, True], ids=["above", "at-or-above"])
 @pytest.mark.parametrize("table", ["interactions", "served"])
 def test_the_projects_of_a_listing_of_every_project_are_found_by_seeks(
-    tmp_path: pathlib.Path, table: str
+    tmp_path: pathlib.Path, table: str, *, inclusive: bool
 ) -> None:
     SqliteStore(str(tmp_path / "store.db")).close()
-    plan = _plan(tmp_path / "store.db", (next_project_query(table, SQLITE), [""]))
+    query = next_project_query(table, SQLITE, inclusive=inclusive)
+    plan = _plan(tmp_path / "store.db", (query, [""]))
     assert plan.startswith(f"SEARCH {table} USING COVERING INDEX")
-    assert "(project_id>?)" in plan
+    assert "(project_id>?)" in plan  # as SQLite shows a lower bound, either way
+
+
+@pytest.mark.parametrize("table", ["interactions", "served"])
+def test_a_listing_of_a_project_with_no_rows_reads_none(tmp_path: pathlib.Path, table: str) -> None:
+    # Read in sequence order for a rare filter, it would step over every other project's rows.
+    async def stored() -> None:
+        store = SqliteStore(str(tmp_path / "store.db"))
+        try:
+            await fill(store)
+        finally:
+            await store.aclose()
+
+    asyncio.run(stored())
+    rare = (
+        InteractionFilter(treatment_id="t")
+        if table == "interactions"
+        else ServedFilter(surface="s")
+    )
+    with sqlite3.connect(f"file:{tmp_path / 'store.db'}?mode=ro", uri=True) as connection:
+
+        def least(value: str, inclusive: bool) -> object:
+            query = next_project_query(table, SQLITE, inclusive=inclusive)
+            return connection.execute(query, (value,)).fetchone()[0]
+
+        assert listed_projects("P", rare, least) == []  # no rows: sorts before them all
+        assert listed_projects("P1x", rare, least) == []
+        assert listed_projects("P2", rare, least) == ["P2"]
+        assert listed_projects("", rare, least) == [""]  # all at once, in order
+        assert listed_projects("", InteractionFilter(user_id="u"), least) == ["P1", "P2"]
 
 
 @pytest.mark.parametrize(

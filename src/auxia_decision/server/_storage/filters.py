@@ -143,28 +143,35 @@ def _by_index_first(matching: InteractionFilter | ServedFilter) -> list[tuple[st
     return [("response_id", matching.response_id), ("user_id", matching.user_id)]
 
 
-def next_project_query(table: str, dialect: Dialect) -> str:
+def next_project_query(table: str, dialect: Dialect, *, inclusive: bool = False) -> str:
     """Return the query of the least project id above a given one with rows in ``table``.
 
-    One seek of the table's indexes by project, however many rows it holds.
+    ``inclusive``: at or above it. One seek of the table's indexes by
+    project, however many rows it holds.
     """
-    return f"SELECT MIN(project_id) FROM {table} WHERE project_id > {dialect.mark}"  # noqa: S608 - our own table names
+    above = ">=" if inclusive else ">"
+    return f"SELECT MIN(project_id) FROM {table} WHERE project_id {above} {dialect.mark}"  # noqa: S608 - our own table names
 
 
 def listed_projects(
     project_id: str,
     matching: InteractionFilter | ServedFilter,
-    least_above: Callable[[str], object],
+    least: Callable[[str, bool], object],
 ) -> list[str]:
-    """Return the projects a listing reads one at a time (``[""]``: all at once).
+    """Return the projects a listing reads one at a time (``[""]``: all at once; none: ``[]``).
 
-    ``least_above`` runs ``next_project_query`` (None when no project is left).
+    ``least(value, inclusive)`` runs ``next_project_query`` (None when no
+    project is left). A project with no rows is not read: read in sequence
+    order, its listing would step over every other project's rows to find
+    none.
     """
-    if project_id or not reads_by_index(matching):
+    if project_id:
+        return [project_id] if least(project_id, True) == project_id else []
+    if not reads_by_index(matching):
         return [project_id]
     found: list[str] = []
-    while (least := least_above(found[-1] if found else "")) is not None:
-        found.append(str(least))
+    while (next_one := least(found[-1] if found else "", False)) is not None:
+        found.append(str(next_one))
     return found
 
 

@@ -317,13 +317,12 @@ class PostgresRepository:
         self, table: str, project_id: str, matching: InteractionFilter | ServedFilter
     ) -> list[str]:
         """Return the projects a listing reads one at a time (``""``: all at once)."""
-        query = next_project_query(table, POSTGRES)
 
-        def least_above(above: str) -> object:
-            row = self._one(query, (above,))
+        def least(value: str, inclusive: bool) -> object:
+            row = self._one(next_project_query(table, POSTGRES, inclusive=inclusive), (value,))
             return None if row is None else row[0]
 
-        return listed_projects(project_id, matching, least_above)
+        return listed_projects(project_id, matching, least)
 
     def delete_project(self, project_id: str) -> None:
         """Delete a project and everything of it: keys, configuration, treatments, records."""

@@ -291,12 +291,12 @@ class SqliteRepository:
         self, table: str, project_id: str, matching: InteractionFilter | ServedFilter
     ) -> list[str]:
         """Return the projects a listing reads one at a time (``""``: all at once)."""
-        query = next_project_query(table, SQLITE)
-        return listed_projects(
-            project_id,
-            matching,
-            lambda above: self._connection.execute(query, (above,)).fetchone()[0],
-        )
+
+        def least(value: str, inclusive: bool) -> object:
+            query = next_project_query(table, SQLITE, inclusive=inclusive)
+            return self._connection.execute(query, (value,)).fetchone()[0]
+
+        return listed_projects(project_id, matching, least)
 
     def delete_project(self, project_id: str) -> None:
         """Delete a project and everything of it: keys, configuration, treatments, records."""
