@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from google.protobuf import duration_pb2, json_format
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia.decision.model import treatment_decision_service_pb2 as decisions
+from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision._codec import RestCodec
 from auxia_decision._errors import ApiError, Code
 from auxia_decision._extras import import_optional
@@ -164,6 +165,7 @@ def _explain(admin: _Admin, args: argparse.Namespace) -> None:
 
 
 def _journal(admin: _Admin, args: argparse.Namespace) -> None:
+    start, end = _window(args)
     request = emulator_pb2.ListJournalRequest(
         method=args.method,
         failed_only=args.failed,
@@ -172,6 +174,8 @@ def _journal(admin: _Admin, args: argparse.Namespace) -> None:
         api_calls_only=args.api_only,
         page_size=args.limit,
         newest_first=True,
+        start_time=start,
+        end_time=end,
     )
     if args.code is not None:
         request.code = code_pb2.Code.Value(args.code)
@@ -214,7 +218,12 @@ class _Records:
         }
         if "surface" in self.request_type.DESCRIPTOR.fields_by_name:
             filters["surface"] = args.surface
-        request = self.request_type(**filters, page_size=args.limit, newest_first=True)
+        if "interaction_type" in self.request_type.DESCRIPTOR.fields_by_name:
+            filters["interaction_type"] = args.type
+        start, end = _window(args)
+        request = self.request_type(
+            **filters, start_time=start, end_time=end, page_size=args.limit, newest_first=True
+        )
         page: Any = admin.call(self.method, request, self.response_type)
         newest = list(reversed(getattr(page, self.field)))  # the newest `limit`, oldest first
         if args.json:
@@ -240,6 +249,20 @@ _RECORDS: Final = {
         decision_lines,
     ),
 }
+
+
+def _window(
+    args: argparse.Namespace,
+) -> tuple[timestamp_pb2.Timestamp | None, timestamp_pb2.Timestamp | None]:
+    """Return a listing's ``start_time`` and ``end_time``: ``--since`` and ``--until``, if given."""
+    times = []
+    for moment in (args.since, args.until):
+        time = None
+        if moment is not None:
+            time = timestamp_pb2.Timestamp()
+            time.FromDatetime(moment)
+        times.append(time)
+    return times[0], times[1]
 
 
 def _print_lines(lines: list[str], records: str, limit: int, more: bool) -> None:
@@ -271,6 +294,22 @@ def _time(text: str) -> datetime.datetime:
 
 
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+_INTERACTION_TYPES: Final = [
+    value.name
+    for value in interactions.LogTreatmentInteractionRequest.InteractionType.DESCRIPTOR.values
+    if value.number
+]
+
+
+def _interaction_type(text: str) -> int:
+    """Parse an interaction type by its name, in any case."""
+    name = text.upper()
+    if name not in _INTERACTION_TYPES:
+        msg = f"not an interactionType: {text!r} (one of {', '.join(_INTERACTION_TYPES)})"
+        raise argparse.ArgumentTypeError(msg)
+    return int(interactions.LogTreatmentInteractionRequest.InteractionType.Value(name))
 
 
 def _limit(text: str) -> int:
@@ -426,6 +465,13 @@ def _add_page_arguments(listing: argparse.ArgumentParser, records: str) -> None:
         help=f"the newest N {records} (default: 50, at most {MAX_LIMIT})",
     )
     listing.add_argument("--json", action="store_true", help=f"print the {records} as JSON")
+    times = {"calls": "that arrived", "interactions": "of an interactionTime", "decisions": "made"}
+    listing.add_argument(
+        "--since", type=_time, metavar="TIME", help=f"only those {times[records]} at TIME or after"
+    )
+    listing.add_argument(
+        "--until", type=_time, metavar="TIME", help=f"only those {times[records]} before TIME"
+    )
 
 
 def _add_records(
@@ -443,5 +489,13 @@ def _add_records(
         records.add_argument("--tracking-id", default="", help="only this treatmentTrackingId's")
         if name == "decisions":
             records.add_argument("--surface", default="", help="only those serving this surface")
+        else:
+            records.add_argument(
+                "--type",
+                type=_interaction_type,
+                default=0,
+                metavar="TYPE",
+                help=f"only those of this interactionType ({', '.join(_INTERACTION_TYPES)})",
+            )
         _add_page_arguments(records, name)
         records.set_defaults(admin_run=listing.run)

@@ -180,6 +180,43 @@ def test_the_last_interactions_and_decisions_one_a_line_oldest_of_them_first(
     assert admin(server, "decisions", "--user", "nobody").stdout == "(no decisions)\n"
 
 
+def test_listings_by_interaction_type_and_time_window(server: LocalServer) -> None:
+    interaction = interactions.LogTreatmentInteractionRequest
+    kinds = [interaction.VIEWED, interaction.CLICKED, interaction.VIEWED, interaction.DISMISSED]
+    with server.client() as client:
+        for number, kind in enumerate(kinds):
+            client.log_treatment_interaction(
+                interaction(
+                    project_id="PROJECT_ID",
+                    user_id="u1",
+                    treatment_id="CART_REMINDER",
+                    surface="CART_SCREEN",
+                    treatment_tracking_id=f"t{number}",
+                    interaction_type=kind,
+                    interaction_time_micros=1_893_456_000_000_000 + number * 3_600_000_000,
+                )
+            )
+
+    def tracking_ids(*args: str) -> list[str]:
+        result = admin(server, "interactions", "--json", *args)
+        assert result.returncode == 0, result.stderr
+        listed = json.loads(result.stdout).get("interactions", [])
+        return [found["interaction"]["treatmentTrackingId"] for found in listed]
+
+    assert tracking_ids("--type", "clicked") == ["t1"]
+    assert tracking_ids("--type", "VIEWED") == ["t0", "t2"]
+    window = ("--since", "2030-01-01T01:00:00Z", "--until", "2030-01-01T03:00:00+00:00")
+    assert tracking_ids(*window) == ["t1", "t2"]
+    assert tracking_ids(*window, "--type", "VIEWED") == ["t2"]
+    assert admin(server, "journal", "--since", "2999-01-01T00:00:00Z").stdout == "(no call)\n"
+    refused = admin(server, "interactions", "--type", "LIKED")
+    assert refused.returncode == 2
+    assert "argument --type: not an interactionType: 'LIKED' (one of VIEWED, " in refused.stderr
+    refused = admin(server, "decisions", "--until", "tomorrow")
+    assert refused.returncode == 2
+    assert "argument --until: not an RFC 3339 time" in refused.stderr
+
+
 @pytest.mark.parametrize("command", ["interactions", "decisions", "journal"])
 @pytest.mark.parametrize("limit", ["0", "1001", "-5", "many"])
 def test_a_limit_past_one_page_is_refused_naming_it(
