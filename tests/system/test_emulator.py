@@ -640,10 +640,11 @@ def _pages_of_sequences(server: LocalServer, *, newest_first: bool) -> list[list
         ({"pageSize": -1}, "pageSize"),
         ({"pageToken": "abc"}, "pageToken"),
         ({"pageToken": str(2**63)}, "pageToken"),  # past any sequence: was a 500
+        ({"pageToken": "9" * 5000}, "pageToken"),  # past Python's int() of a string
         ({"startTime": "2030-01-02T00:00:00Z", "endTime": "2030-01-01T00:00:00Z"}, "endTime"),
         ({"interactionType": "LOOKED"}, "interactionType"),
     ],
-    ids=["page-size", "page-token", "page-token-too-big", "window", "type"],
+    ids=["page-size", "page-token", "page-token-too-big", "page-token-too-long", "window", "type"],
 )
 def test_a_bad_listing_names_the_field(
     auxia_server: LocalServer, body: dict[str, object], field: str

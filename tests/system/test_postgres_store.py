@@ -32,7 +32,7 @@ from auxia_decision._errors import ApiError, Code
 from auxia_decision.server import LocalServer
 from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._startup import StartupError, open_store
-from auxia_decision.server._storage import postgres_store
+from auxia_decision.server._storage import postgres_connections, postgres_store
 from auxia_decision.server._storage.postgres_connections import (
     IDLE_IN_TRANSACTION_SECONDS,
     Link,
@@ -707,6 +707,55 @@ def test_a_long_read_holds_up_none_of_its_replicas_writes(postgres_url: str) -> 
     wrote, during = run_event_loop(scenario())
     assert wrote < 1.0, wrote
     assert during == []  # its snapshot, from before
+
+
+def test_a_reset_past_its_time_leaves_the_faults_armed(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Reset that is UNAVAILABLE ("try again") had already disarmed the faults.
+    monkeypatch.setattr(postgres_store, "REPLACE_SECONDS", 0.5)
+    with LocalServer(db=postgres_url) as server:
+        server.faults.fail_next("GetTreatments", Code.UNAVAILABLE, count=2)
+        with psycopg.connect(postgres_url) as holder:
+            holder.execute("SELECT count(*) FROM interactions").fetchone()  # a read, open
+            with pytest.raises(ApiError) as refused:
+                server.reset()
+        assert refused.value.code == Code.UNAVAILABLE
+        (fault,) = server.faults.list()
+        assert fault.remaining_count == 2
+        server.reset()
+        assert server.faults.list() == []
+
+
+def test_a_sync_under_way_as_the_store_closes_leaves_no_connection(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its connection was being opened as aclose() closed the others: it was kept, open.
+    opened = postgres_connections.connect
+
+    async def slowly(url: str) -> Any:
+        await asyncio.sleep(0.3)
+        return await opened(url)
+
+    monkeypatch.setattr(postgres_connections, "connect", slowly)
+
+    async def scenario() -> BaseException | None:
+        store = PostgresStore(postgres_url)
+        syncing: asyncio.Future[object] = asyncio.ensure_future(store.synchronize(PROJECT))
+        await asyncio.sleep(0.05)
+        await store.aclose()
+        await asyncio.wait([syncing])
+        return syncing.exception()
+
+    failure = run_event_loop(scenario())
+    assert isinstance(failure, ApiError), failure
+    assert failure.code == Code.UNAVAILABLE
+    with psycopg.connect(postgres_url) as connection:
+        left = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'auxia-decision' AND datname = current_database()"
+        ).fetchone()
+    assert left == (0,)
 
 
 def test_a_listener_that_cannot_read_the_state_is_logged_and_the_callers_get_their_results(

@@ -281,3 +281,43 @@ def test_a_long_read_holds_up_no_write_and_reads_the_file_of_its_time(path: str)
     assert before_reset == ["P", "Q"]
     assert after_reset == []
     assert stored_interactions(path) == []
+
+
+def test_a_read_begun_as_a_reset_sets_the_file_aside_reads_the_new_file(path: str) -> None:
+    # A read opening its connection just after the old file is renamed, before the new one
+    # has its tables, found an empty file ("no such table": a 500).
+    found: list[object] = []
+    readers: list[threading.Thread] = []
+
+    async def scenario() -> None:
+        store = SqliteStore(path)
+        try:
+            await store.run(
+                lambda repository: repository.put_project(ProjectRecord("P", 1, frozenset()), [])
+            )
+            old_files = store._old_files
+            assert old_files is not None
+            set_aside = old_files.set_aside
+
+            def read() -> None:
+                try:
+                    found.append(asyncio.run(store.read(lambda r: r.project_ids())))
+                except Exception as error:
+                    found.append(error)
+
+            def set_aside_then_read() -> None:
+                set_aside()
+                reading = threading.Thread(target=read)
+                readers.append(reading)
+                reading.start()
+                reading.join(0.5)  # it waits for the new file (it read the empty one before)
+
+            old_files.set_aside = set_aside_then_read  # type: ignore[method-assign]
+            await store.replace(None, lambda repository: repository.delete_everything())
+        finally:
+            store.close()
+
+    asyncio.run(scenario())
+    (reading,) = readers
+    reading.join(10)
+    assert found == [[]]

@@ -26,6 +26,7 @@ const MAX_STDERR = 64 * 1024;
 
 /** The folders of emulators not stopped yet: removed when this process exits. */
 const unstopped = new Set<string>();
+let removingAtExit = false;
 
 function removeUnstopped(): void {
   for (const folder of unstopped) {
@@ -256,7 +257,8 @@ function emulator(child: ChildProcess, ready: ReadyFile, folder: string): Emulat
   (child.stderr as Socket | null)?.unref();
   child.stderr?.resume();
   // Its server stops by itself then; its folder is removed here.
-  if (unstopped.size === 0) {
+  if (!removingAtExit) {
+    removingAtExit = true; // one listener, however many emulators start
     process.once("exit", removeUnstopped);
   }
   unstopped.add(folder);

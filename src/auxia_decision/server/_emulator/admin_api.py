@@ -340,12 +340,11 @@ class EmulatorServicer:
                 raise ApiError(Code.NOT_FOUND, f'projectId: the seed has no project "{project_id}"')
             self._recent.forget(project_id)
         elif shared is not None:
+            # The clock first: the seed is written as of its start. The faults and the
+            # journal once the data is replaced, which may fail (UNAVAILABLE: try again).
             seed = self._seed
-            await self._faults.clear_shared(reset=True)
             start = encode_clock(*self._clock.start_state())
             await shared.change_state(CLOCK, lambda _: (start, None))
-            if self._journal is not None:
-                self._journal.clear()  # which notes the clock as restored
         else:
             seed = self._seed
             self._faults.reset()
@@ -363,6 +362,10 @@ class EmulatorServicer:
             apply_seed(repository, seed, now)
 
         await self._store.replace(project_id or None, replace)
+        if shared is not None and not project_id:
+            await self._faults.clear_shared(reset=True)
+            if self._journal is not None:
+                self._journal.clear()  # which notes the clock as restored
         if shared is not None:
             # The counts are taken in as they are written, before this process's own
             # ``_follow`` hears of them: a reset of its own is not another's.

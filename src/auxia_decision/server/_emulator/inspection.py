@@ -86,6 +86,7 @@ def listing_window(request: _Listing) -> Window:
         sequence, _, digest = request.page_token.partition(".")
         if (
             not (sequence.isascii() and sequence.isdigit())
+            or len(sequence) > len(str(_MAX_SEQUENCE))  # no int() of thousands of digits
             or not 0 < int(sequence) <= _MAX_SEQUENCE
         ):
             violations.append(

@@ -294,6 +294,13 @@ class Appender:
         connection = None
         try:
             connection = await self.link.connected()
+        except ApiError as error:  # the store is closing
+            batch.resolve(error)
+            return
+        except psycopg.Error as error:  # not connected: nothing was sent
+            batch.resolve(storage_error(error))
+            return
+        try:
             statement, parameters = self._statement(batch, batch_id)
             cursor = await connection.execute(statement, parameters, prepare=True)
             written = batch.known is None or (await cursor.fetchone()) == (1,)

@@ -259,13 +259,24 @@ class Link:
     def __init__(self, url: str) -> None:
         self._url = url
         self.connection: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+        self._closed = False
 
     async def connected(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
-        """Return the connection, opening a new one if it is gone."""
+        """Return the connection, opening a new one if it is gone.
+
+        Once ``close`` or ``finish`` has begun, raise ``closed_error`` instead
+        (a connection opened meanwhile is closed).
+        """
         connection = self.connection
         if connection is None or not alive(connection):
+            if self._closed:
+                raise closed_error()
             self.drop()
-            connection = self.connection = await connect(self._url)
+            connection = await connect(self._url)
+            if self._closed:
+                await _close_quietly(connection)
+                raise closed_error()
+            self.connection = connection
         return connection
 
     @property
@@ -288,13 +299,15 @@ class Link:
             spawn(_close_quietly(connection))
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connection, for good."""
+        self._closed = True
         connection, self.connection = self.connection, None
         if connection is not None:
             await _close_quietly(connection)
 
     def finish(self) -> None:
-        """Close the connection at once, from outside the event loop."""
+        """Close the connection at once, for good, from outside the event loop."""
+        self._closed = True
         connection, self.connection = self.connection, None
         if connection is not None and not connection.closed:
             with contextlib.suppress(Exception):

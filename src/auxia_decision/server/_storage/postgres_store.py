@@ -1,6 +1,6 @@
 """The PostgreSQL store (a ``Store``): any number of server processes on one database, as one.
 
-Three connections per server process:
+Four connections per server process:
 
 - units of work (``run``, ``replace``) run one at a time on a thread of
   their own, each in a transaction that takes the store's advisory lock, so
@@ -15,7 +15,11 @@ Three connections per server process:
   (the reset generation, the emulator's shared state, the projects'
   configuration versions) and, for the users about to be decided for, the
   events committed since their cached activity was read. The calls that
-  arrive meanwhile share the next sync.
+  arrive meanwhile share the next sync;
+- reads that take no lock (listings, GetTreatment, GetAllTreatments, the
+  treatments compiled for decisions, ListFaults' plan) run one at a time on
+  a thread and connection of their own, each in a snapshot, so that a long
+  listing holds up none of the units of work.
 
 Why a sync per call, and why snapshots: row ids come from a sequence, and
 with concurrent writers a smaller id can commit after a larger one, so a
@@ -44,6 +48,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import psycopg
 
+from auxia_decision._errors import ApiError
 from auxia_decision.server._storage.activity import DEFAULT_CAPACITY, DailyActivity
 from auxia_decision.server._storage.daily import PackedActivity
 from auxia_decision.server._storage.postgres_appender import Appender
@@ -76,8 +81,9 @@ R = TypeVar("R")
 _log = logging.getLogger("auxia_decision.store")
 _SYNC_ATTEMPTS: Final = 3
 """How many times a sync is tried on new connections when the last one was lost."""
-REPLACE_SECONDS: Final = 30.0
-"""How long a Reset goes on trying its TRUNCATE while reads keep it waiting (then 503)."""
+REPLACE_SECONDS: Final = 20.0
+"""How long a Reset goes on trying its TRUNCATE while reads keep it waiting (then 503):
+less than the clients' default deadline of an admin call (30 s), so that they see why."""
 _REPLACE_PAUSE_SECONDS: Final = 0.05
 """The pause between its tries, in which the others' statements go on."""
 _EVERYTHING_NEW: Final = "1:1:"
@@ -184,10 +190,10 @@ class PostgresStore:
         self.capacity = activity_cache_users
         self._work = WorkThread(url)
         self.migration: Migration | None = self._work.migration
+        """What bringing the database to today's schema took at start, if it was older."""
         # Reads that take no lock, on a connection of their own: a long listing holds up
         # none of this replica's units of work and changes of the shared state.
         self._reads = WorkThread(url, prepares=False)
-        """What bringing the database to today's schema took at start, if it was older."""
         self._appender = Appender(url)
         self._entries: collections.OrderedDict[tuple[str, str], _Entry] = collections.OrderedDict()
         self._epoch = 0
@@ -321,6 +327,8 @@ class PostgresStore:
             if self._reader.lost:
                 self._reader.drop()
             _settle_round(round_, storage_error(error))
+        except ApiError as error:  # closed meanwhile
+            _settle_round(round_, error)
         except Exception as error:  # a bug: each caller gets it
             _log.exception("the sync failed")
             _settle_round(round_, error)

@@ -44,6 +44,9 @@ class ReadThreads:
         self._idle: list[sqlite3.Connection] = []
         self._generation = 0
         """Which file of the path the idle connections read: one more at each ``reopen``."""
+        self._open = threading.Event()
+        """Clear while the path's file is being replaced (``hold``): no connection is opened."""
+        self._open.set()
 
     async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only operation on a thread of its own; return its result."""
@@ -65,13 +68,22 @@ class ReadThreads:
 
     def _taken(self) -> tuple[sqlite3.Connection, int]:
         """Return an idle connection to the path's file of now (or a new one) and its number."""
-        with self._lock:
-            generation = self._generation
-            if self._idle:
-                return self._idle.pop(), generation
-        connection = open_database(self._path)
-        connection.execute("PRAGMA query_only = ON")
-        return connection, generation
+        while True:
+            self._open.wait()
+            with self._lock:
+                generation = self._generation
+                if self._idle:
+                    return self._idle.pop(), generation
+            connection = open_database(self._path)
+            connection.execute("PRAGMA query_only = ON")
+            with self._lock:
+                if generation == self._generation and self._open.is_set():
+                    return connection, generation
+            connection.close()  # opened as the file was replaced: maybe not the new one
+
+    def hold(self) -> None:
+        """Open no connection until ``reopen``: the path's file is being replaced."""
+        self._open.clear()
 
     def _given_back(self, connection: sqlite3.Connection, generation: int) -> None:
         with self._lock:
@@ -85,6 +97,7 @@ class ReadThreads:
         with self._lock:
             self._generation += 1
             idle, self._idle = self._idle, []
+            self._open.set()
         for connection in idle:
             connection.close()
 

@@ -268,12 +268,17 @@ class SqliteStore:
             activity_reader.close()
         self.executor.close()
         assert self._old_files is not None, "a store in memory has no file to start afresh"
-        self._old_files.set_aside()  # deleted meanwhile, by a thread
-        self.executor = DatabaseThread(self._connect, error_for=storage_error)
+        reads = self._reads
+        if reads is not None:
+            reads.hold()  # until the new file has its tables
+        try:
+            self._old_files.set_aside()  # deleted meanwhile, by a thread
+            self.executor = DatabaseThread(self._connect, error_for=storage_error)
+        finally:
+            if reads is not None:
+                reads.reopen()
         if self._reader is not None:
             self._reader.reopen()
-        if self._reads is not None:
-            self._reads.reopen()
         await self._start(writer=writer is not None, reader=activity_reader is not None)
 
     async def drain(self) -> None:

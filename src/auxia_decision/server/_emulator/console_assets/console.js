@@ -6,6 +6,8 @@ const KEY_STORE = "auxia-console-admin-key";
 const REFRESH_MS = 2000;
 /** How long a filter's text stays unchanged before it is listed by (one listing, not a keystroke's). */
 const SETTLE_MS = 300;
+/** How long an admin call may take before the console gives up on it (and refreshes again). */
+const CALL_TIMEOUT_MS = 60_000;
 const state = { key: "", projects: [], timer: null, explained: null };
 
 const $ = (selector) => document.querySelector(selector);
@@ -15,6 +17,7 @@ async function admin(method, body = {}) {
     method: "POST",
     headers: { "content-type": "application/json", "x-admin-key": state.key },
     body: JSON.stringify(body),
+    signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
   });
   const text = await answer.text();
   const json = text ? JSON.parse(text) : {};
@@ -367,7 +370,13 @@ function oneAtATime(work) {
       try {
         do {
           again = false;
-          await work();
+          try {
+            await work();
+          } catch (error) {
+            if (!again) {
+              throw error;
+            } // else asked for again meanwhile: that run says how it went
+          }
         } while (again);
       } finally {
         running = null;
