@@ -235,6 +235,17 @@ describe("startEmulator", { concurrency: true }, () => {
   });
 });
 
+// Not beside the others: each of them holds an emulator while it runs.
+test("emulators started and stopped one after another add one exit listener in all", async () => {
+  const before = process.listenerCount("exit");
+  for (let round = 0; round < 3; round++) {
+    const emulator = await startEmulator();
+    await emulator.stop();
+  }
+  const after = process.listenerCount("exit");
+  assert.ok(after <= before + 1, `${after} exit listeners, ${before} before`);
+});
+
 /** Start the runner script; resolve to it and the pid of the server it started. */
 async function runner(mode: "wait" | "leave"): Promise<{ child: ChildProcess; pid: number; folder: string }> {
   const child = spawn(process.execPath, [join(HERE, "emulator-parent.js"), mode], {
