@@ -1,11 +1,16 @@
-"""Units of work that only read a store's file, on threads and connections of their own.
+"""Units of work that only read a store's file, on connections of their own, beside the writers.
 
 A file in WAL mode lets a reader see the last commit without the write lock.
 The database thread runs each group of work in a transaction that takes it
 (``BEGIN IMMEDIATE``), so a long read there (a listing that a rare filter
 makes read the whole table) held up every write, and past the busy timeout
-the writer process's commits failed. Here such reads go on beside the
-writers, the decisions and each other.
+the writer process's commits failed. Here such reads run on threads of their
+own (``run``), beside the writers, the decisions and each other.
+
+What a decision must read (a user's activity, by index, when no reader
+process does) is read at once on the event loop's thread (``submit``): a
+read is one index lookup, and a thread's hand-offs and contention for the
+GIL cost more (measured: bench/NOTES.md, "Cold reads").
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ THREADS: Final = 2
 
 
 class ReadThreads:
-    """Runs read-only units of work on a few threads, each in a snapshot of the last commit.
+    """Runs read-only units of work, each in a snapshot of the last commit, on pooled connections.
 
     Args:
         path: the store's SQLite file.
@@ -51,6 +56,15 @@ class ReadThreads:
     async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only operation on a thread of its own; return its result."""
         return await asyncio.wrap_future(self._executor.submit(self._call, operation))
+
+    def submit(self, operation: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Run a read-only operation now, on this thread; the future holds its result or error."""
+        waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        try:
+            waiter.set_result(self._call(operation))
+        except Exception as error:  # handed to its caller
+            waiter.set_exception(error)
+        return waiter
 
     def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         try:

@@ -48,7 +48,6 @@ from auxia_decision.server._storage.seam import (
     ServedTreatment,
     UserActivity,
 )
-from auxia_decision.server._storage.snapshot_reader import SnapshotReader
 from auxia_decision.server._storage.sqlite_repository import SqliteRepository, connect
 from auxia_decision.server._storage.writer_client import WriterClient, WriterStopped
 
@@ -136,7 +135,6 @@ class SqliteStore:
         """The database thread, which also takes operations on the raw connection."""
         # Reads of a file need not wait for the writers (WAL): connections of their own,
         # a decision's at once on the event loop's thread, others on threads of their own.
-        self._reader = None if path == ":memory:" else SnapshotReader(path, storage_error)
         self._reads = None if path == ":memory:" else ReadThreads(path, storage_error)
         self._old_files = None if path == ":memory:" else OldFiles(path)
         if self._old_files is not None:
@@ -227,10 +225,10 @@ class SqliteStore:
 
     def _read(self, work: Callable[[Repository], T]) -> asyncio.Future[T]:
         """Start a unit of work that only reads, beside the writers when the store is a file."""
-        reader = self._reader
-        if reader is None:
+        reads = self._reads
+        if reads is None:
             return asyncio.ensure_future(self.run(work))
-        return reader.submit(lambda connection: work(SqliteRepository(connection)))
+        return reads.submit(lambda connection: work(SqliteRepository(connection)))
 
     @property
     def cached_users(self) -> int:
@@ -277,8 +275,6 @@ class SqliteStore:
         finally:
             if reads is not None:
                 reads.reopen()
-        if self._reader is not None:
-            self._reader.reopen()
         await self._start(writer=writer is not None, reader=activity_reader is not None)
 
     async def drain(self) -> None:
@@ -482,8 +478,6 @@ class SqliteStore:
         activity_reader, self._activity_reader = self._activity_reader, None
         if activity_reader is not None:
             activity_reader.close()
-        if self._reader is not None:
-            self._reader.close()
         if self._reads is not None:
             self._reads.close()
         self.executor.close()
