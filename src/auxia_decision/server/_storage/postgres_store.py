@@ -561,8 +561,6 @@ class PostgresStore:
 
     async def current_state(self, key: str) -> bytes | None:
         """Return an entry as committed now (None: none yet), not as of the last sync."""
-        if self._closing:
-            raise closed_error()
         return await self._reads.run(functools.partial(_entry, key=key), writes=False)
 
     def _waiter(self) -> asyncio.Future[T]:
