@@ -355,7 +355,9 @@ def test_what_reads_the_treatments_waits_for_no_replicas_unit_of_work(
         holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(),))
         try:
             began = time.monotonic()
-            served = _served(second, "shopper", "CART_SCREEN")
+            served = [
+                found["treatmentId"] for found in _user_treatments(second, "shopper", "CART_SCREEN")
+            ]
             asked = {
                 "projectId": "PROJECT_ID",
                 "userId": "shopper",
