@@ -73,13 +73,22 @@ class _Admin:
         self._headers = {"content-type": "application/json", "x-admin-key": key}
         self._codec = RestCodec()
         self._paths = {route.name: route.path for route in service_routes(SERVICE)}
+        self._http: Any = None
+        """An ``httpx.Client`` once a call is made: one connection for a listing's pages."""
+
+    def close(self) -> None:
+        """Close the connection, if a call opened one."""
+        if self._http is not None:
+            self._http.close()
 
     def call(self, method: str, request: Message, response_type: type[M]) -> M:
         httpx = import_optional("client", "httpx")
         url = self._url + self._paths[method]
+        if self._http is None:
+            self._http = httpx.Client(timeout=30)
         try:
-            answer = httpx.post(
-                url, content=self._codec.encode(request), headers=self._headers, timeout=30
+            answer = self._http.post(
+                url, content=self._codec.encode(request), headers=self._headers
             )
         except httpx.TransportError as error:
             message = f"{method} at {self._url} failed: {type(error).__name__}: {error}"
@@ -221,16 +230,29 @@ class _Records:
         if "interaction_type" in self.request_type.DESCRIPTOR.fields_by_name:
             filters["interaction_type"] = args.type
         start, end = _window(args)
-        request = self.request_type(
-            **filters, start_time=start, end_time=end, page_size=args.limit, newest_first=True
-        )
-        page: Any = admin.call(self.method, request, self.response_type)
-        newest = list(reversed(getattr(page, self.field)))  # the newest `limit`, oldest first
+        found: list[Any] = []
+        token = ""
+        # A page may come back short (a filter no index serves reads a stretch of the
+        # store a call): the pages are followed until `limit` are found or none are left.
+        while True:
+            request = self.request_type(
+                **filters,
+                start_time=start,
+                end_time=end,
+                page_size=args.limit - len(found),
+                page_token=token,
+                newest_first=True,
+            )
+            page: Any = admin.call(self.method, request, self.response_type)
+            found.extend(getattr(page, self.field))
+            token = page.next_page_token
+            if not token or len(found) == args.limit:
+                break
+        newest = found[::-1]  # the newest `limit`, oldest first
         if args.json:
-            answer = {self.field: newest, "next_page_token": page.next_page_token}
-            _print_json(self.response_type(**answer))
+            _print_json(self.response_type(**{self.field: newest, "next_page_token": token}))
             return
-        _print_lines(self.lines(newest), self.field, args.limit, bool(page.next_page_token))
+        _print_lines(self.lines(newest), self.field, args.limit, bool(token))
 
 
 _RECORDS: Final = {
@@ -279,6 +301,8 @@ def run(args: argparse.Namespace) -> int:
     except ApiError as error:
         print(error, file=sys.stderr)
         return 1
+    finally:
+        admin.close()
     return 0
 
 

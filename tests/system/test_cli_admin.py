@@ -14,6 +14,7 @@ from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision import ApiError, Code
 from auxia_decision.server import LocalServer
+from auxia_decision.server._storage import filters
 from tests._repo import VENV_BIN
 
 CLI: Final = str(VENV_BIN / "auxia-decision")
@@ -178,6 +179,39 @@ def test_the_last_interactions_and_decisions_one_a_line_oldest_of_them_first(
     newest = json.loads(admin(server, "decisions", "--limit", "3", "--json").stdout)["decisions"]
     assert [found["userId"] for found in newest] == ["u1", "u2", "u3"]
     assert admin(server, "decisions", "--user", "nobody").stdout == "(no decisions)\n"
+
+
+@pytest.mark.parametrize("limit", [3, 5])
+def test_short_pages_of_a_filter_no_index_serves_are_followed_to_the_limit(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    # The server (in this process) reads 3 records a call for a treatment filter: its pages
+    # come back short or empty, with a token, and the command follows them.
+    monkeypatch.setattr(filters, "SCAN_ROWS", 3)
+    interaction = interactions.LogTreatmentInteractionRequest
+    rare = (1, 6, 13, 19)
+    with server.client() as client:
+        for number in range(20):
+            client.log_treatment_interaction(
+                interaction(
+                    project_id="PROJECT_ID",
+                    user_id=f"u{number}",
+                    treatment_id="RARE_ONE" if number in rare else "CART_REMINDER",
+                    treatment_tracking_id=f"tracking-{number}",
+                    interaction_type=interaction.VIEWED,
+                    interaction_time_micros=1_893_456_000_000_000 + number,
+                )
+            )
+    result = admin(server, "interactions", "--treatment", "RARE_ONE", "--limit", str(limit))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    shown = rare[-limit:]
+    if limit < len(rare):
+        assert (
+            lines.pop(0)
+            == f"(older interactions not shown: --limit {limit} shows the newest {limit})"
+        )
+    assert [line.split()[2] for line in lines] == [f"PROJECT_ID/u{n}" for n in shown]
 
 
 def test_listings_by_interaction_type_and_time_window(server: LocalServer) -> None:

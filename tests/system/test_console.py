@@ -30,6 +30,7 @@ from auxia.decision.model import treatment_interaction_service_pb2 as interactio
 from auxia_decision import ApiError
 from auxia_decision._routes import routes
 from auxia_decision.server import LocalServer
+from auxia_decision.server._storage import filters
 from tests._repo import ROOT
 
 ARTIFACTS: Final = (
@@ -265,6 +266,44 @@ def _fresh_console(page: Any, server: LocalServer) -> None:
     page.goto(f"{server.rest_url}/healthz")
     page.evaluate("sessionStorage.clear()")
     page.goto(f"{server.rest_url}/console/")
+
+
+def test_the_feed_follows_short_pages_to_the_newest_and_says_what_it_left_unsearched(
+    server: LocalServer, browser_page: tuple[Any, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A filter no index serves reads a stretch of the store a call (5 records here, the
+    # server in this process): pages come back short, and the feed follows them, 10 at most.
+    page, _ = browser_page
+    server.reset()
+    monkeypatch.setattr(filters, "SCAN_ROWS", 5)
+    rare = {0: "shopper-old", 30: "shopper-1", 58: "shopper-1"}  # of 70, oldest first
+    with server.client() as client:
+        for number in range(70):
+            client.log_treatment_interaction(
+                Interaction(
+                    project_id=server.project_id,
+                    user_id=rare.get(number, "shopper-2"),
+                    treatment_id="RARE_ONE" if number in rare else "CART_REMINDER",
+                    treatment_tracking_id=f"tracking-{number}",
+                    interaction_type=Interaction.VIEWED,
+                    interaction_time_micros=time.time_ns() // 1000,
+                )
+            )
+    _open(page, server)
+    page.fill("#filter-treatment", "RARE_ONE")
+    # The newest 50 are searched: two found, each on a page of its own, the oldest not.
+    page.wait_for_function(
+        "() => document.querySelectorAll('#interaction-feed tbody tr').length === 2"
+    )
+    shown = page.locator("#interaction-feed tbody tr").all_inner_texts()
+    assert all("shopper-1" in row for row in shown), shown
+    assert "older records not searched" in page.locator("#interactions-unread").inner_text()
+    # By user, the index reads them all: nothing is left unsearched.
+    page.fill("#filter-user", "shopper-old")
+    page.locator("#interaction-feed tbody tr", has_text="shopper-old").wait_for()
+    page.wait_for_function("() => !document.querySelector('#interactions-unread').textContent")
+    page.fill("#filter-user", "")
+    page.fill("#filter-treatment", "")
 
 
 def _open(page: Any, server: LocalServer) -> None:

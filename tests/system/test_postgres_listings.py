@@ -1,7 +1,8 @@
 """The emulator's listings on a real PostgreSQL: what they return, and how they read.
 
 The same model as on SQLite (``tests/_listings.py``): every page of
-ListDecisions and ListInteractions, followed, is what was stored and matches.
+ListDecisions and ListInteractions, followed, is what was stored and matches,
+with reads in sequence order cut short or not.
 A listing by tracking id or response can be read by an index in sequence
 order (asked with sequential scans and sorts priced out); a database of
 schema 1 gets those indexes at start, and says so.
@@ -17,6 +18,7 @@ import pytest
 
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision.server._emulator.inspection import list_decisions
+from auxia_decision.server._storage import filters
 from auxia_decision.server._storage.filters import (
     POSTGRES,
     SERVED_SELECT,
@@ -41,19 +43,26 @@ from tests._listings import (
 )
 
 PAGE_SIZES = (1, 3, 100)
+SCAN_BOUNDS = (3, filters.SCAN_ROWS)
+"""Sequence numbers a call steps over in sequence order: a page cut short by each, or none."""
 
 
-def test_decisions_and_interactions_are_listed_as_stored_page_by_page(postgres_url: str) -> None:
+@pytest.mark.parametrize("scan", SCAN_BOUNDS)
+def test_decisions_and_interactions_are_listed_as_stored_page_by_page(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, scan: int
+) -> None:
+    monkeypatch.setattr(filters, "SCAN_ROWS", scan)
+
     async def scenario() -> None:
         store = PostgresStore(postgres_url)
         try:
             stored = await fill(store)
             orders: tuple[dict[str, bool], ...] = ({}, {"newest_first": True})
-            for asked in [{**filters, **order} for filters in LISTED_DECISIONS for order in orders]:
+            for asked in [{**given, **order} for given in LISTED_DECISIONS for order in orders]:
                 expected = decisions_matching(stored, asked)
                 for size in PAGE_SIZES:
                     assert await all_decisions(store, asked, size) == expected, (asked, size)
-            for asked in [{**filters, **o} for filters in LISTED_INTERACTIONS for o in orders]:
+            for asked in [{**given, **o} for given in LISTED_INTERACTIONS for o in orders]:
                 expected_logged = interactions_matching(stored, asked)
                 for size in PAGE_SIZES:
                     listed = await all_interactions(store, asked, size)
@@ -177,10 +186,12 @@ def test_a_listing_reads_while_another_replica_holds_the_stores_lock(postgres_ur
     run_event_loop(scenario())
 
 
+@pytest.mark.parametrize("scan", [1, 2, filters.SCAN_ROWS])
 def test_decisions_interleaved_or_sharing_a_response_across_projects_are_listed_once(
-    postgres_url: str,
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, scan: int
 ) -> None:
     # Two replicas appending at once can interleave the ids of their decisions' rows.
+    monkeypatch.setattr(filters, "SCAN_ROWS", scan)
     PostgresStore(postgres_url).close()
     with psycopg.connect(postgres_url) as connection:
         connection.cursor().executemany(

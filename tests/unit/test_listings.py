@@ -1,13 +1,15 @@
 """The emulator's listings on a SQLite store: what they return, page by page, and how they read.
 
 What ListDecisions and ListInteractions list, every page followed, is what a
-plain model of the stored records says, for each filter and page size; each
-query a listing runs reads by index, in sequence order (no sort, no scan).
+plain model of the stored records says, for each filter, page size and bound
+on what a call reads in sequence order; each query a listing runs reads by
+index, in sequence order (no sort, no scan).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import pathlib
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -15,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from auxia.decision.emulator.v1 import emulator_pb2
 from auxia_decision.server._emulator import inspection
+from auxia_decision.server._storage import filters
 from auxia_decision.server._storage.filters import (
     SERVED_SELECT,
     SQLITE,
@@ -39,8 +43,11 @@ from tests._listings import (
     fill,
     interactions_matching,
 )
+from tests._repo import ROOT
 
 PAGE_SIZES = (1, 3, 100)
+SCAN_BOUNDS = (1, 7, filters.SCAN_ROWS)
+"""Sequence numbers a call steps over in sequence order: a page cut short by each, or none."""
 
 
 # Each listing: what every page followed returns, and what the model says it should.
@@ -85,8 +92,10 @@ def test_records_are_listed_as_stored_page_by_page(
         store = SqliteStore(str(tmp_path / "store.db"))
         try:
             expected = matching(await fill(store), asked)
-            for size in PAGE_SIZES:
-                assert await listed(store, asked, size) == expected, size
+            for scan in SCAN_BOUNDS:
+                monkeypatch.setattr(filters, "SCAN_ROWS", scan)
+                for size in PAGE_SIZES:
+                    assert await listed(store, asked, size) == expected, (scan, size)
         finally:
             await store.aclose()
 
@@ -236,9 +245,11 @@ def test_a_listing_of_every_project_without_an_index_to_read_by_reads_once_in_or
 
 
 @pytest.mark.usefixtures("rows_at_once")
+@pytest.mark.parametrize("scan", [1, 2, filters.SCAN_ROWS])
 def test_decisions_interleaved_or_sharing_a_response_across_projects_are_listed_once(
-    tmp_path: pathlib.Path,
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, scan: int
 ) -> None:
+    monkeypatch.setattr(filters, "SCAN_ROWS", scan)
     path = tmp_path / "store.db"
     SqliteStore(str(path)).close()
     with sqlite3.connect(path) as connection:
@@ -265,3 +276,110 @@ def test_decisions_interleaved_or_sharing_a_response_across_projects_are_listed_
             await store.aclose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("newest_first", [False, True], ids=["oldest-first", "newest-first"])
+@pytest.mark.parametrize(
+    ("request_type", "rare"),
+    [
+        (emulator_pb2.ListInteractionsRequest, {"treatment_id": "nowhere"}),
+        (emulator_pb2.ListDecisionsRequest, {"surface": "nowhere"}),
+    ],
+    ids=["ListInteractions", "ListDecisions"],
+)
+def test_a_rare_filter_is_read_a_bounded_stretch_a_call_and_ends_with_the_table(
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request_type: type[Any],
+    rare: dict[str, Any],
+    *,
+    newest_first: bool,
+) -> None:
+    # No index serves the filter: each call steps over at most SCAN_ROWS records and
+    # answers an empty page with a token, until the last stretch, which has none.
+    monkeypatch.setattr(filters, "SCAN_ROWS", 7)
+    listing: Callable[..., Any] = (
+        inspection.list_interactions
+        if request_type is emulator_pb2.ListInteractionsRequest
+        else inspection.list_decisions
+    )
+    table = "interactions" if request_type is emulator_pb2.ListInteractionsRequest else "served"
+
+    async def pages() -> list[Any]:
+        store = SqliteStore(str(tmp_path / "store.db"))
+        try:
+            await fill(store)
+            answered: list[Any] = []
+            token = ""
+            while token or not answered:
+                request = request_type(**rare, newest_first=newest_first, page_token=token)
+                answered.append(await store.read(functools.partial(listing, request=request)))
+                token = answered[-1].next_page_token
+            return answered
+        finally:
+            await store.aclose()
+
+    answered = asyncio.run(pages())
+    with sqlite3.connect(tmp_path / "store.db") as connection:
+        (rows,) = connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+    assert rows > 7 * 5
+    assert len(answered) == -(-rows // 7)  # ids 1..rows, 7 a call; no empty page after the last
+    field = "interactions" if table == "interactions" else "decisions"
+    assert not any(getattr(page, field) for page in answered)
+    assert all(page.next_page_token for page in answered[:-1])
+    assert not answered[-1].next_page_token
+
+
+def test_filters_served_by_an_index_are_not_cut_short(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A user's or a tracking id's rows are few and read by index: one page holds them all.
+    monkeypatch.setattr(filters, "SCAN_ROWS", 1)
+
+    async def scenario() -> None:
+        store = SqliteStore(str(tmp_path / "store.db"))
+        try:
+            stored = await fill(store)
+            by_user: list[dict[str, Any]] = [
+                {"user_id": "u1"},
+                {"project_id": "P1", "user_id": "u2"},
+            ]
+            for asked in by_user:
+                request = emulator_pb2.ListInteractionsRequest(**asked, page_size=1000)
+                page = await store.read(
+                    functools.partial(inspection.list_interactions, request=request)
+                )
+                assert not page.next_page_token
+                listed = [found.interaction for found in page.interactions]
+                assert listed == interactions_matching(stored, asked)
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("newest_first", "bounds"), [(False, "(rowid>? AND rowid<?)"), (True, "(rowid>? AND rowid<?)")]
+)
+def test_a_bounded_read_in_sequence_order_is_one_range_of_the_primary_key(
+    tmp_path: pathlib.Path, *, newest_first: bool, bounds: str
+) -> None:
+    SqliteStore(str(tmp_path / "store.db")).close()
+    rare = InteractionFilter(treatment_id="t", start_micros=1)
+    query = interactions_query(
+        "body",
+        "P",
+        5,
+        rare,
+        SQLITE,
+        newest_first=newest_first,
+        through=9 if not newest_first else 2,
+    )
+    assert _plan(tmp_path / "store.db", query).endswith(f"USING INTEGER PRIMARY KEY {bounds}")
+
+
+def test_the_docs_give_the_bound_of_a_call_the_code_has() -> None:
+    bound = f"{filters.SCAN_ROWS:,}"
+    for doc in ("emulator.md", "server.md"):
+        text = " ".join((ROOT / "docs" / doc).read_text().split())
+        assert f"at most {bound}" in text, doc

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Final
@@ -126,13 +126,16 @@ def list_interactions(
         end_micros=window.end,
     )
     response = emulator_pb2.ListInteractionsResponse()
-    for sequence, interaction in repository.logged_interactions(
+    listing = repository.logged_interactions(
         request.project_id, window.after, matching, newest_first=request.newest_first
-    ):
+    )
+    for sequence, interaction in listing:
         if len(response.interactions) == window.size:
             response.next_page_token = page_token(request, response.interactions[-1].sequence)
-            break
+            return response
         response.interactions.add(sequence=sequence, interaction=interaction)
+    if listing.resume_after:  # a page cut short: the rest is further on
+        response.next_page_token = page_token(request, listing.resume_after)
     return response
 
 
@@ -158,22 +161,26 @@ def list_decisions(
     """Return one page of the served decisions that match a request's filters."""
     window = listing_window(request)
     response = emulator_pb2.ListDecisionsResponse()
+    selecting = _selecting(request, window)
+    if selecting is None:
+        return response
+    rows = repository.served_rows(
+        request.project_id, window.after, selecting, newest_first=request.newest_first
+    )
     last_sequence = 0
-    for sequence, decision in _matching_decisions(repository, request, window):
+    for sequence, decision in _matching_decisions(repository, request, selecting, rows):
         if len(response.decisions) == window.size:
             response.next_page_token = page_token(request, last_sequence)
-            break
+            return response
         response.decisions.append(decision)
         last_sequence = sequence
+    if rows.resume_after:  # a page cut short: the rest is further on
+        response.next_page_token = page_token(request, rows.resume_after)
     return response
 
 
-def _matching_decisions(
-    repository: Repository, request: emulator_pb2.ListDecisionsRequest, window: Window
-) -> Iterator[tuple[int, emulator_pb2.ServedDecision]]:
-    """Yield (sequence, decision) for the decisions a request matches, in sequence order.
-
-    In the order the request asks: oldest or newest first.
+def _selecting(request: emulator_pb2.ListDecisionsRequest, window: Window) -> ServedFilter | None:
+    """Return the filter of the served rows that lead to a request's decisions; None: no row.
 
     A decision's rows share its user, its time and its response, and a
     tracking id names its response (``tracking_id``): those filters select
@@ -181,8 +188,7 @@ def _matching_decisions(
     the first one given selects rows. Each row selected leads to its decision,
     read whole (by response) and checked against every filter. A decision's
     sequence is that of its first row selected, so a decision whose rows other
-    decisions' rows interleave (replicas writing at once) is listed once. The
-    decisions of ``_ROWS_AT_ONCE`` rows are read in one query a project.
+    decisions' rows interleave (replicas writing at once) is listed once.
     """
     tracking, treatment, surface = (
         request.treatment_tracking_id,
@@ -191,8 +197,8 @@ def _matching_decisions(
     )
     response_id = response_of_tracking_id(tracking) if tracking else ""
     if tracking and not response_id:
-        return  # no tracking id the server made ends with "_"
-    selecting = ServedFilter(
+        return None  # no tracking id the server made ends with "_"
+    return ServedFilter(
         user_id=request.user_id,
         response_id=response_id,
         treatment_id="" if tracking else treatment,
@@ -200,9 +206,21 @@ def _matching_decisions(
         start_micros=window.start,
         end_micros=window.end,
     )
-    rows = repository.served_rows(
-        request.project_id, window.after, selecting, newest_first=request.newest_first
-    )
+
+
+def _matching_decisions(
+    repository: Repository,
+    request: emulator_pb2.ListDecisionsRequest,
+    selecting: ServedFilter,
+    rows: Iterable[ServedRow],
+) -> Iterator[tuple[int, emulator_pb2.ServedDecision]]:
+    """Yield (sequence, decision) for the decisions whose selected rows are ``rows``.
+
+    In the rows' order (oldest or newest first); each decision is read whole
+    and checked against every filter of the request. The decisions of
+    ``_ROWS_AT_ONCE`` rows are read in one query a project.
+    """
+    rows = iter(rows)
     # Each decision read by (project, response): the sequence of its first row
     # selected and its rows, until it is listed (then None).
     known: dict[tuple[str, str], tuple[int, list[ServedRow]] | None] = {}

@@ -13,8 +13,11 @@ ends); so do PostgreSQL's by tracking id and by response, while its indexes
 by user lead to a user's rows by transaction, sorted for each page. Without
 such a filter, the rows are read in sequence order, each checked: a
 treatment, a surface, a kind or a time window shared by many records fills a
-page after a few pages' worth of rows, a rare one reads further. Each index
-costs every write (bench/NOTES.md, "Listing indexes").
+page after a few pages' worth of rows, a rare one would read further: such a
+read steps over at most ``SCAN_ROWS`` sequence numbers a call, and says where
+it stopped (``Listing.resume_after``), so that a page may come back short, or
+empty, with a token to go on from (as AIP-158 allows). Each index costs every
+write (bench/NOTES.md, "Listing indexes").
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, Final, TypeVar
 from auxia.decision.model.treatment_interaction_service_pb2 import LogTreatmentInteractionRequest
 from auxia_decision.server._storage.seam import (
     InteractionFilter,
+    Listing,
     ServedFilter,
     ServedRow,
     ServedTreatment,
@@ -48,6 +52,15 @@ POSTGRES: Final = Dialect("%s", "")
 """PostgreSQL's planner chooses by the statistics it keeps."""
 
 _Row = TypeVar("_Row", bound=tuple[Any, ...])
+_Listed = TypeVar("_Listed")
+
+SCAN_ROWS = 100_000
+"""The most sequence numbers a listing read in sequence order steps over in one call.
+
+What a call costs is in bench/NOTES.md, "Listing indexes". Read when a listing
+starts, so that tests can make it small.
+"""
+
 
 SERVED_SELECT: Final = (
     "served_id, project_id, user_id, response_id, treatment_id, surface, tracking_id, time_micros"
@@ -70,10 +83,12 @@ def interactions_query(
     dialect: Dialect,
     *,
     newest_first: bool = False,
+    through: int | None = None,
 ) -> tuple[str, list[object]]:
     """Return the query (``SELECT select``) of a project's matching interactions after ``after``.
 
     Newest first, "after" is before: the rows below ``after`` (any row when 0).
+    ``through``: the last sequence number read (the least, newest first).
     """
     others: list[tuple[str, object]] = [("treatment_id", matching.treatment_id)]
     if matching.interaction_type:
@@ -85,6 +100,7 @@ def interactions_query(
         (matching.start_micros, matching.end_micros),
         dialect,
         newest_first=newest_first,
+        through=through,
     )
 
 
@@ -96,10 +112,12 @@ def served_query(
     dialect: Dialect,
     *,
     newest_first: bool = False,
+    through: int | None = None,
 ) -> tuple[str, list[object]]:
     """Return the query (``SELECT select``) of a project's matching served rows after ``after``.
 
     Newest first, "after" is before: the rows below ``after`` (any row when 0).
+    ``through``: the last sequence number read (the least, newest first).
     """
     others: list[tuple[str, object]] = [
         ("treatment_id", matching.treatment_id),
@@ -112,6 +130,7 @@ def served_query(
         (matching.start_micros, matching.end_micros),
         dialect,
         newest_first=newest_first,
+        through=through,
     )
 
 
@@ -183,8 +202,12 @@ def _query(
     dialect: Dialect,
     *,
     newest_first: bool,
+    through: int | None,
 ) -> tuple[str, list[object]]:
-    """Return a listing's query: ``selected`` is (project, after, filters by index, others)."""
+    """Return a listing's query: ``selected`` is (project, after, filters by index, others).
+
+    ``through``: the last sequence number read (the least, newest first); None: no bound.
+    """
     name, sequence = table
     project_id, after, by_index, others = selected
     mark = dialect.mark
@@ -198,6 +221,9 @@ def _query(
     elif after:
         conditions.append(f"{sequence} < {mark}")
         values.append(after)
+    if through is not None:
+        conditions.append(f"{sequence} {'>=' if newest_first else '<='} {mark}")
+        values.append(through)
     if project_id:
         # Without a column to choose an index by, the rows are read in sequence order
         # (an index by project alone would hand them over by its other column).
@@ -229,51 +255,127 @@ Read = Callable[[Query], Iterator[tuple[Any, ...]]]
 
 def listed_interactions(
     read: Read,
-    projects: Iterable[str],
+    projects: Sequence[str],
     after: int,
     matching: InteractionFilter,
     dialect: Dialect,
     *,
     newest_first: bool,
-) -> Iterator[tuple[int, LogTreatmentInteractionRequest]]:
-    """Yield (sequence, request) for the matching interactions of the projects listed.
+) -> Listing[tuple[int, LogTreatmentInteractionRequest]]:
+    """Return (sequence, request) for the matching interactions of the projects listed.
 
     ``projects`` are what ``listed_projects`` returns; each is read with
-    ``read``, and their rows are merged by sequence.
+    ``read``, and their rows are merged by sequence. Read in sequence order,
+    the listing stops after ``SCAN_ROWS`` sequence numbers.
     """
-    streams = [
-        read(
-            interactions_query(
-                "interaction_id, body", project, after, matching, dialect, newest_first=newest_first
-            )
-        )
-        for project in projects
-    ]
     parse = LogTreatmentInteractionRequest.FromString
-    for sequence, body in _merged_by_sequence(streams, newest_first=newest_first):
-        yield int(sequence), parse(body)
+
+    def query(project: str, through: int | None) -> Query:
+        return interactions_query(
+            "interaction_id, body",
+            project,
+            after,
+            matching,
+            dialect,
+            newest_first=newest_first,
+            through=through,
+        )
+
+    return _listing(
+        read,
+        ("interactions", "interaction_id", dialect.mark),
+        (projects, query, reads_by_index(matching)),
+        (after, newest_first),
+        lambda row: (int(row[0]), parse(row[1])),
+    )
 
 
 def listed_served_rows(
     read: Read,
-    projects: Iterable[str],
+    projects: Sequence[str],
     after: int,
     matching: ServedFilter,
     dialect: Dialect,
     *,
     newest_first: bool,
-) -> Iterator[ServedRow]:
-    """Yield the matching served rows of the projects listed, as ``listed_interactions`` does."""
-    streams = [
-        read(
-            served_query(
-                SERVED_SELECT, project, after, matching, dialect, newest_first=newest_first
-            )
+) -> Listing[ServedRow]:
+    """Return the matching served rows of the projects listed, as ``listed_interactions`` does."""
+
+    def query(project: str, through: int | None) -> Query:
+        return served_query(
+            SERVED_SELECT,
+            project,
+            after,
+            matching,
+            dialect,
+            newest_first=newest_first,
+            through=through,
         )
-        for project in projects
-    ]
-    for row in _merged_by_sequence(streams, newest_first=newest_first):
-        yield served_row(row)
+
+    return _listing(
+        read,
+        ("served", "served_id", dialect.mark),
+        (projects, query, reads_by_index(matching)),
+        (after, newest_first),
+        served_row,
+    )
+
+
+def _listing(
+    read: Read,
+    table: tuple[str, str, str],
+    queries: tuple[Sequence[str], Callable[[str, int | None], Query], bool],
+    start: tuple[int, bool],
+    convert: Callable[[tuple[Any, ...]], _Listed],
+) -> Listing[_Listed]:
+    """Return a listing of a table's rows (``table``: its name, sequence column and mark).
+
+    ``queries``: the projects, the query of a project's rows (through a
+    sequence number, or all), and whether those are read by an index;
+    ``start``: the sequence the listing starts after, and whether newest first.
+    """
+    projects, query, by_index = queries
+    after, newest_first = start
+    if len(projects) != 1 or by_index:
+        streams = [read(query(project, None)) for project in projects]
+        rows = _merged_by_sequence(streams, newest_first=newest_first)
+        return Listing(map(convert, rows))
+    stopped: list[int] = []
+
+    def bounded(project: str) -> Iterator[_Listed]:
+        first = _next_sequence(read, table, after, newest_first=newest_first)
+        if first is None:
+            return
+        scan = SCAN_ROWS
+        through = first - scan + 1 if newest_first else first + scan - 1
+        for row in read(query(project, through)):
+            yield convert(row)
+        if newest_first and through <= 1:
+            return  # sequence numbers start at 1
+        if _next_sequence(read, table, through, newest_first=newest_first) is not None:
+            stopped.append(through)
+
+    return Listing(bounded(projects[0]), stopped)
+
+
+def _next_sequence(
+    read: Read, table: tuple[str, str, str], after: int, *, newest_first: bool
+) -> int | None:
+    """Return the first sequence number of a table past ``after``, in reading order; or None.
+
+    Newest first, the greatest below ``after`` (the greatest of all when 0).
+    One seek of the table's primary key.
+    """
+    name, sequence, mark = table
+    values: list[object] = [after]
+    if newest_first and not after:
+        text, values = f"SELECT MAX({sequence}) FROM {name}", []  # noqa: S608 - our own columns
+    elif newest_first:
+        text = f"SELECT MAX({sequence}) FROM {name} WHERE {sequence} < {mark}"  # noqa: S608
+    else:
+        text = f"SELECT MIN({sequence}) FROM {name} WHERE {sequence} > {mark}"  # noqa: S608
+    found = next(read((text, values)))[0]
+    return None if found is None else int(found)
 
 
 def _merged_by_sequence(streams: Iterable[Iterator[_Row]], *, newest_first: bool) -> Iterator[_Row]:

@@ -29,6 +29,7 @@ from auxia_decision.server._storage.seam import (
     DailyRow,
     ExternalIdTakenError,
     InteractionFilter,
+    Listing,
     ProjectRecord,
     ServedFilter,
     ServedRow,
@@ -290,8 +291,8 @@ class PostgresRepository:
         matching: InteractionFilter,
         *,
         newest_first: bool = False,
-    ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
-        """Yield (sequence, request) for the matching interactions stored after ``after``."""
+    ) -> Listing[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
+        """Return (sequence, request) for the matching interactions stored after ``after``."""
         projects = self._listed_projects("interactions", project_id, matching)
         return listed_interactions(
             self._stream, projects, after, matching, POSTGRES, newest_first=newest_first
@@ -299,8 +300,8 @@ class PostgresRepository:
 
     def served_rows(
         self, project_id: str, after: int, matching: ServedFilter, *, newest_first: bool = False
-    ) -> Iterator[ServedRow]:
-        """Yield the matching served treatments stored after sequence ``after``, by index."""
+    ) -> Listing[ServedRow]:
+        """Return the matching served treatments stored after sequence ``after``, by index."""
         projects = self._listed_projects("served", project_id, matching)
         return listed_served_rows(
             self._stream, projects, after, matching, POSTGRES, newest_first=newest_first

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 from auxia.decision.model import (
     data_field_pb2,
@@ -213,6 +213,38 @@ class ServedFilter:
     """Exclusive; None: unbounded."""
 
 
+class Listing(Generic[T]):
+    """A listing's records, read as they are taken, and where the read stopped short."""
+
+    __slots__ = ("_stopped", "rows")
+
+    def __init__(self, rows: Iterator[T], stopped: list[int] | None = None) -> None:
+        """Make a listing.
+
+        Args:
+            rows: the records, in the listing's order.
+            stopped: set by ``rows`` before it ends: ``[sequence]`` when a
+                bounded read stopped at that sequence number with records
+                left beyond it. A list, so that ``rows`` need not hold the
+                listing (a cycle would outlive the read's connection).
+
+        """
+        self.rows = rows
+        self._stopped = stopped if stopped is not None else []
+
+    @property
+    def resume_after(self) -> int:
+        """Once ``rows`` is spent: where the next page starts, 0 when every record was read.
+
+        The next page goes on after it (newest first, before it).
+        """
+        return self._stopped[0] if self._stopped else 0
+
+    def __iter__(self) -> Iterator[T]:
+        """Return the records."""
+        return self.rows
+
+
 class StaleKnowledgeError(Exception):
     """What a process knew of the shared state was out of date: nothing was written."""
 
@@ -299,23 +331,25 @@ class Repository(Protocol):
         matching: InteractionFilter,
         *,
         newest_first: bool = False,
-    ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
-        """Yield (sequence, request) for the matching interactions stored after ``after``.
+    ) -> Listing[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
+        """Return (sequence, request) for the matching interactions stored after ``after``.
 
         Oldest first (newest first: those stored before ``after``, any when
-        0), read by index as they are taken; an empty ``project_id`` yields
-        every project's.
+        0), read by index as they are taken; an empty ``project_id`` lists
+        every project's. A read in sequence order may stop short
+        (``Listing.resume_after``; ``filters.SCAN_ROWS``).
         """
         ...
 
     def served_rows(
         self, project_id: str, after: int, matching: ServedFilter, *, newest_first: bool = False
-    ) -> Iterator[ServedRow]:
-        """Yield the matching served treatments stored after sequence ``after``, oldest first.
+    ) -> Listing[ServedRow]:
+        """Return the matching served treatments stored after sequence ``after``, oldest first.
 
         Newest first: those stored before ``after`` (any when 0). Read as they
         are taken, by index when the filters allow (``filters``); an empty
-        ``project_id`` yields every project's.
+        ``project_id`` lists every project's. A read in sequence order may
+        stop short, as ``logged_interactions``'s.
         """
         ...
 

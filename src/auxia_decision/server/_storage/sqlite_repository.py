@@ -28,6 +28,7 @@ from auxia_decision.server._storage.seam import (
     DailyRow,
     ExternalIdTakenError,
     InteractionFilter,
+    Listing,
     Migration,
     ProjectRecord,
     ServedFilter,
@@ -257,8 +258,8 @@ class SqliteRepository:
         matching: InteractionFilter,
         *,
         newest_first: bool = False,
-    ) -> Iterator[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
-        """Yield (sequence, request) for the matching interactions stored after ``after``.
+    ) -> Listing[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
+        """Return (sequence, request) for the matching interactions stored after ``after``.
 
         Read as ``filters`` says, as the caller takes them.
         """
@@ -269,8 +270,8 @@ class SqliteRepository:
 
     def served_rows(
         self, project_id: str, after: int, matching: ServedFilter, *, newest_first: bool = False
-    ) -> Iterator[ServedRow]:
-        """Yield the matching served treatments stored after sequence ``after``, oldest first."""
+    ) -> Listing[ServedRow]:
+        """Return the matching served treatments stored after sequence ``after``, oldest first."""
         projects = self._listed_projects("served", project_id, matching)
         return listed_served_rows(
             self._rows, projects, after, matching, SQLITE, newest_first=newest_first

@@ -157,7 +157,12 @@ class ListInteractionsResponse(_message.Message):
     """Output only. The token of the next page; empty on the last page."""
     @_builtins.property
     def interactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoggedInteraction]:
-        """Output only. The interactions, oldest first (newest first when asked)."""
+        """Output only. The interactions, oldest first (newest first when asked). A
+        page may hold fewer than `page_size`, or none, and still have a
+        `next_page_token`: a listing whose filters give no user or tracking id
+        reads a bounded stretch of the store a call. Follow the token until it is
+        empty.
+        """
 
     def __init__(
         self,
@@ -326,7 +331,12 @@ class ListDecisionsResponse(_message.Message):
     """Output only. The token of the next page; empty on the last page."""
     @_builtins.property
     def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServedDecision]:
-        """Output only. The decisions, oldest first (newest first when asked)."""
+        """Output only. The decisions, oldest first (newest first when asked). A
+        page may hold fewer than `page_size`, or none, and still have a
+        `next_page_token`: a listing whose filters give no user or tracking id
+        reads a bounded stretch of the store a call. Follow the token until it is
+        empty.
+        """
 
     def __init__(
         self,

@@ -8,6 +8,10 @@ const REFRESH_MS = 2000;
 const SETTLE_MS = 300;
 /** How long an admin call may take before the console gives up on it (and refreshes again). */
 const CALL_TIMEOUT_MS = 60_000;
+/** How many interactions the feed shows: the newest. */
+const FEED_SIZE = 200;
+/** How many calls a refresh of the feed makes at most, following short pages. */
+const FEED_CALLS = 10;
 const state = { key: "", projects: [], timer: null, explained: null };
 
 const $ = (selector) => document.querySelector(selector);
@@ -409,10 +413,28 @@ function settleFilters() {
 }
 
 const refreshInteractions = oneAtATime(async () => {
-  const body = { projectId: $("#project").value, ...filters.interactions };
-  // The last 200 stored, newest first: one page, however big the store.
-  const page = await admin("ListInteractions", { ...body, newestFirst: true, pageSize: 200 });
-  fill($("#interaction-feed"), page.interactions || [], (row, logged) => {
+  const body = { projectId: $("#project").value, ...filters.interactions, newestFirst: true };
+  // The newest FEED_SIZE stored, however big the store. A filter no index serves reads a
+  // stretch of the store a call, so a page can come back short with a token: the pages are
+  // followed, FEED_CALLS at most a refresh.
+  const found = [];
+  let pageToken = "";
+  let calls = 0;
+  do {
+    const page = await admin("ListInteractions", {
+      ...body,
+      pageSize: FEED_SIZE - found.length,
+      pageToken,
+    });
+    found.push(...(page.interactions || []));
+    pageToken = page.nextPageToken || "";
+    calls += 1;
+  } while (pageToken && found.length < FEED_SIZE && calls < FEED_CALLS);
+  $("#interactions-unread").textContent =
+    pageToken && found.length < FEED_SIZE
+      ? "(older records not searched: add a user to the filter to search them all)"
+      : "";
+  fill($("#interaction-feed"), found, (row, logged) => {
     const interaction = logged.interaction || {};
     cell(row, logged.sequence);
     cell(row, micros(interaction.interactionTimeMicros));
