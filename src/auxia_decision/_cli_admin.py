@@ -289,7 +289,8 @@ def _window(
 
 def _print_lines(lines: list[str], records: str, limit: int, more: bool) -> None:
     if more:
-        print(f"(older {records} not shown: --limit {limit} shows the newest {limit})")
+        # A token left says the store was not read to its end, not that an older one matches.
+        print(f"(older {records} may be left out: --limit {limit} shows the newest {limit})")
     print("\n".join(lines) if lines else f"(no {records})")
 
 

@@ -161,7 +161,7 @@ def test_the_last_interactions_and_decisions_one_a_line_oldest_of_them_first(
     tracking = served[2].user_treatments[0].treatment_tracking_id
     viewed = "VIEWED  CART_REMINDER on CART_SCREEN"
     assert result.stdout.splitlines() == [
-        "(older interactions not shown: --limit 2 shows the newest 2)",
+        "(older interactions may be left out: --limit 2 shows the newest 2)",
         f"       2  2030-01-01T00:00:00.000002Z  PROJECT_ID/u2  {viewed}  "
         f"{served[1].user_treatments[0].treatment_tracking_id}",
         f"       3  2030-01-01T00:00:00.000003Z  PROJECT_ID/u3  {viewed}  {tracking}",
@@ -209,7 +209,7 @@ def test_short_pages_of_a_filter_no_index_serves_are_followed_to_the_limit(
     if limit < len(rare):
         assert (
             lines.pop(0)
-            == f"(older interactions not shown: --limit {limit} shows the newest {limit})"
+            == f"(older interactions may be left out: --limit {limit} shows the newest {limit})"
         )
     assert [line.split()[2] for line in lines] == [f"PROJECT_ID/u{n}" for n in shown]
 
