@@ -261,12 +261,15 @@ def listed_interactions(
     dialect: Dialect,
     *,
     newest_first: bool,
+    seek: Read | None = None,
 ) -> Listing[tuple[int, LogTreatmentInteractionRequest]]:
     """Return (sequence, request) for the matching interactions of the projects listed.
 
     ``projects`` are what ``listed_projects`` returns; each is read with
     ``read``, and their rows are merged by sequence. Read in sequence order,
-    the listing stops after ``SCAN_ROWS`` sequence numbers.
+    the listing stops after ``SCAN_ROWS`` sequence numbers; ``seek`` runs its
+    one-row queries of where to start and whether rows are left (``read`` when
+    None).
     """
     parse = LogTreatmentInteractionRequest.FromString
 
@@ -282,7 +285,7 @@ def listed_interactions(
         )
 
     return _listing(
-        read,
+        (read, seek or read),
         ("interactions", "interaction_id", dialect.mark),
         (projects, query, reads_by_index(matching)),
         (after, newest_first),
@@ -298,6 +301,7 @@ def listed_served_rows(
     dialect: Dialect,
     *,
     newest_first: bool,
+    seek: Read | None = None,
 ) -> Listing[ServedRow]:
     """Return the matching served rows of the projects listed, as ``listed_interactions`` does."""
 
@@ -313,7 +317,7 @@ def listed_served_rows(
         )
 
     return _listing(
-        read,
+        (read, seek or read),
         ("served", "served_id", dialect.mark),
         (projects, query, reads_by_index(matching)),
         (after, newest_first),
@@ -322,7 +326,7 @@ def listed_served_rows(
 
 
 def _listing(
-    read: Read,
+    reads: tuple[Read, Read],
     table: tuple[str, str, str],
     queries: tuple[Sequence[str], Callable[[str, int | None], Query], bool],
     start: tuple[int, bool],
@@ -330,10 +334,12 @@ def _listing(
 ) -> Listing[_Listed]:
     """Return a listing of a table's rows (``table``: its name, sequence column and mark).
 
+    ``reads``: how rows are read, and how one-row queries are run (``seek``);
     ``queries``: the projects, the query of a project's rows (through a
     sequence number, or all), and whether those are read by an index;
     ``start``: the sequence the listing starts after, and whether newest first.
     """
+    read, seek = reads
     projects, query, by_index = queries
     after, newest_first = start
     if len(projects) != 1 or by_index:
@@ -343,7 +349,7 @@ def _listing(
     stopped: list[int] = []
 
     def bounded(project: str) -> Iterator[_Listed]:
-        first = _next_sequence(read, table, after, newest_first=newest_first)
+        first = _next_sequence(seek, table, after, newest_first=newest_first)
         if first is None:
             return
         scan = SCAN_ROWS
@@ -352,7 +358,7 @@ def _listing(
             yield convert(row)
         if newest_first and through <= 1:
             return  # sequence numbers start at 1
-        if _next_sequence(read, table, through, newest_first=newest_first) is not None:
+        if _next_sequence(seek, table, through, newest_first=newest_first) is not None:
             stopped.append(through)
 
     return Listing(bounded(projects[0]), stopped)

@@ -276,6 +276,10 @@ class PostgresRepository:
             )
         ]
 
+    def _fetched(self, query: Query) -> Iterator[tuple[Any, ...]]:
+        """Return a query's rows fetched at once: one round trip (a seek's one row)."""
+        return iter(self._all(*query))
+
     def _stream(self, query: Query) -> Iterator[tuple[Any, ...]]:
         """Yield a query's rows as they are taken (a server-side cursor), not all at once."""
         text, values = query
@@ -295,7 +299,13 @@ class PostgresRepository:
         """Return (sequence, request) for the matching interactions stored after ``after``."""
         projects = self._listed_projects("interactions", project_id, matching)
         return listed_interactions(
-            self._stream, projects, after, matching, POSTGRES, newest_first=newest_first
+            self._stream,
+            projects,
+            after,
+            matching,
+            POSTGRES,
+            newest_first=newest_first,
+            seek=self._fetched,
         )
 
     def served_rows(
@@ -304,7 +314,13 @@ class PostgresRepository:
         """Return the matching served treatments stored after sequence ``after``, by index."""
         projects = self._listed_projects("served", project_id, matching)
         return listed_served_rows(
-            self._stream, projects, after, matching, POSTGRES, newest_first=newest_first
+            self._stream,
+            projects,
+            after,
+            matching,
+            POSTGRES,
+            newest_first=newest_first,
+            seek=self._fetched,
         )
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:
