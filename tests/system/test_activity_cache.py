@@ -4,9 +4,11 @@ Random runs against a real store (in memory through the database thread; on a
 file through the writer process, with users read on the event loop's thread or
 by the reader process) with a cache of two users among five:
 events are logged and served, users are read cold, read again warm, evicted
-between an event and the next decision, and read while their events are being
-committed. After every acknowledgement, what the store answers for a user is
-what a plain reading of every acknowledged event gives.
+between an event and the next decision, read while their events are being
+committed, and the kinds compiled catalogs count change (``fold_kinds``: at
+first every kind, then those told so far). After every acknowledgement, what
+the store answers for a user is what a plain reading of every acknowledged
+event gives, for every kind it was told of.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import asyncio
 import pathlib
 import random
 import sqlite3
+from typing import Any
 
+import httpx
 import pytest
 
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision import ApiError
+from auxia_decision.server import LocalServer
 from auxia_decision.server._storage.seam import SENT, Event, ServedTreatment
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.runtime import run_event_loop
@@ -65,6 +70,8 @@ class _Run:
         self.acknowledged: dict[str, list[Event]] = {user: [] for user in USERS}
         self.number = 0
         self.checked = 0
+        self.counted: set[int] | None = None
+        """The kinds catalogs count, as told the store (None: not told yet, every kind)."""
 
     def log(self, user: str) -> asyncio.Future[None]:
         self.number += 1
@@ -94,6 +101,8 @@ class _Run:
     async def check(self, user: str) -> None:
         activity = await self.store.activity(PROJECT, user)
         for question in QUESTIONS:
+            if self.counted is not None and question.kind not in self.counted:
+                continue  # behind, by design: no catalog counts it
             expected = question.answered_by(self.acknowledged[user])
             assert question.asked_of(activity) == expected, (user, question)
         self.checked += 1
@@ -101,7 +110,7 @@ class _Run:
     async def step(self) -> None:
         rng = self.rng
         user = rng.choice(USERS)
-        what = rng.choice(["log", "serve", "check", "race", "evict"])
+        what = rng.choice(["log", "serve", "check", "race", "evict", "fold"])
         if what == "log":
             await asyncio.gather(*(self.log(rng.choice(USERS)) for _ in range(rng.randint(1, 4))))
         elif what == "serve":
@@ -118,6 +127,12 @@ class _Run:
                 writes.append(self.serve(user))
             await asyncio.gather(reading, *writes)
             await self.check(user)
+        elif what == "fold":
+            # A catalog compiled: the kinds its rules count (a kind no catalog counted
+            # until now, say SENT, must be exact from this moment on).
+            kinds = set(rng.sample(KINDS, rng.randint(0, 2)))
+            self.store.fold_kinds(frozenset(kinds))
+            self.counted = kinds if self.counted is None else self.counted | kinds
         else:
             for other in rng.sample(USERS, 3):
                 await self.store.activity(PROJECT, other)
@@ -230,3 +245,64 @@ def test_a_failed_read_fails_its_callers_and_the_next_read_tries_again(
             store.close()
 
     run_event_loop(scenario())
+
+
+def test_a_rule_on_a_kind_no_rule_counted_sees_every_one_already_served(http: httpx.Client) -> None:
+    # The seed's rules count views and dismissals, so the cache passes over treatments served
+    # (SENT); a treatment inserted with a rule on SENT must see the two served just before.
+    with LocalServer() as server:
+        key = {"x-api-key": server.api_key}
+
+        def post(method: str, body: dict[str, Any]) -> Any:
+            answer = http.post(f"{server.rest_url}/v1/{method}", json=body, headers=key)
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        def served(user: str) -> list[str]:
+            asked: dict[str, Any] = {"projectId": "PROJECT_ID", "userId": user}
+            asked["surfaces"] = [{"surface": "CART_SCREEN", "maximumTreatmentCount": 5}]
+            found = post("GetTreatments", asked).get("userTreatments", [])
+            return [treatment["treatmentId"] for treatment in found]
+
+        assert served("frequent") == ["CART_REMINDER"]
+        assert served("frequent") == ["CART_REMINDER"]  # cached now, with its SENT passed over
+        sent_today = {
+            "treatmentDataFieldParams": {
+                "treatmentId": "CART_REMINDER",
+                "treatmentInteractionType": "SENT",
+                "dailyCountAggregation": {"windowName": "LAST_1D"},
+            }
+        }
+        fields = post("GetDataFields", {"projectId": "PROJECT_ID", "dataFieldParams": [sent_today]})
+        (field,) = fields["dataFields"]
+        inserted = post(
+            "InsertTreatment",
+            {
+                "projectId": "PROJECT_ID",
+                "name": "Cart, for who saw the reminder at most once today",
+                "description": "a rule on SENT",
+                "treatmentTypeName": "IN_APP_CONTENT",
+                "lastModifiedBy": "activity-cache-test",
+                "startTimestamp": "2024-01-01T00:00:00Z",
+                "content": {
+                    "contentByLanguage": [
+                        {
+                            "languageCode": {"languageCode": "en"},
+                            "contentFields": [{"fieldName": "title", "stringValue": "Hi"}],
+                        }
+                    ]
+                },
+                "eligibilityRules": {
+                    "rules": [
+                        {
+                            "dataFieldId": field["dataFieldId"],
+                            "condition": "LESS_THAN",
+                            "rhsValue": "2",
+                        }
+                    ]
+                },
+                "shouldPublish": True,
+            },
+        )["treatment"]["treatmentId"]
+        assert inserted not in served("frequent")  # served CART_REMINDER twice today
+        assert inserted in served("newcomer")

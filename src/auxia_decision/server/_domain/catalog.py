@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import json
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -119,6 +119,8 @@ class Catalog:
     """The declared type of each user attribute (``INTEGER``, ``STRING``, ...)."""
     boundaries: tuple[int, ...] = ()
     """Every start and end time of every version, sorted: what is LIVE changes only there."""
+    kinds_read: frozenset[int] = frozenset()
+    """The interaction kinds (``TreatmentInteractionType``, SENT included) its rules count."""
     _candidates: dict[tuple[str, str], tuple[int, int, Candidates]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -212,6 +214,18 @@ def compile_catalog(
         surfaces,
         dict(attribute_types),
         tuple(boundaries),
+        _kinds_read(
+            data_fields[field_id][0] for field_id, _, _ in rules if field_id in data_fields
+        ),
+    )
+
+
+def _kinds_read(fields: Iterable[data_field_pb2.DataFieldParams]) -> frozenset[int]:
+    """Return the interaction kinds the activity data fields among ``fields`` count."""
+    return frozenset(
+        int(params.treatment_data_field_params.treatment_interaction_type)
+        for params in fields
+        if params.WhichOneof("params") == "treatment_data_field_params"
     )
 
 

@@ -18,6 +18,11 @@ one writer at a time), and an entry remembers the highest ids its read saw
 above the entry's watermark; one committed while the user's read is in flight
 waits for the read and is applied if the read did not see it. A user not
 cached is read again from the store, where every acknowledged event is.
+Only the kinds some compiled catalog's rules count are kept up to date
+(``fold``): a treatment served, a SENT event, costs a decision nothing in a
+project whose rules never count SENT (bench/NOTES.md, "Where GetTreatments'
+CPU went since 37%"); a catalog that counts a kind not kept makes the cache
+forget every user, who are read again with it.
 Another process writing to the same store is caught up the same way: read the
 rows above an entry's watermark.
 """
@@ -242,6 +247,8 @@ class ActivityCache:
         self._entries: collections.OrderedDict[tuple[str, str], _Entry] = collections.OrderedDict()
         self._loads: dict[tuple[str, str], _Load] = {}
         self._epoch = 0
+        self._folded: frozenset[int] | None = None
+        """The kinds kept up to date as events are committed; None: every kind."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -317,15 +324,31 @@ class ActivityCache:
             if not waiter.done():
                 waiter.set_result(activity)
 
+    def fold(self, kinds: frozenset[int]) -> None:
+        """Keep the counts of these kinds up to date too, from now on (a catalog counts them).
+
+        Until the first call, every kind is kept; from then on, the kinds of
+        every call so far. A kind not kept until now makes the cache forget
+        every user (its counts of that kind are behind).
+        """
+        if self._folded is None:
+            self._folded = kinds  # every kind was kept: nothing is behind
+        elif not kinds <= self._folded:
+            self._folded |= kinds
+            self.forget_all()
+
     def committed(
         self, table: int, first_id: int, events: Sequence[tuple[int, str, str, Event]]
     ) -> None:
         """Apply events just committed: (position of its row in its batch, project, user, event).
 
         A row's id is ``first_id`` (the batch's first row) plus its position.
+        Events of a kind not kept (``fold``) are passed over.
         """
-        entries, loads = self._entries, self._loads
+        entries, loads, folded = self._entries, self._loads, self._folded
         for position, project_id, user_id, event in events:
+            if folded is not None and event[0] not in folded:
+                continue
             key = (project_id, user_id)
             row_id = first_id + position
             entry = entries.get(key)

@@ -482,6 +482,16 @@ class Store(Protocol):
         """Return what a user did (interactions, treatments served), as far as committed."""
         ...
 
+    def fold_kinds(self, kinds: frozenset[int]) -> None:
+        """Say that a compiled catalog counts these interaction kinds (SENT included).
+
+        From then on, what the store gives of a user (``activity``,
+        ``cached_activity``) is exact for them and for those of every call
+        before; other kinds may be behind. Until the first call, every kind
+        is exact.
+        """
+        ...
+
     def version(self, project_id: str) -> int:
         """Return a number that changes whenever the project's configuration or treatments do."""
         ...

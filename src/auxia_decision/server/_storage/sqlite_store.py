@@ -201,6 +201,10 @@ class SqliteStore:
         """Return what a user did, as far as it is committed, if it is cached."""
         return self._cache.get(project_id, user_id)
 
+    def fold_kinds(self, kinds: frozenset[int]) -> None:
+        """Keep cached users' counts of these kinds exact (``ActivityCache.fold``)."""
+        self._cache.fold(kinds)
+
     def activity(self, project_id: str, user_id: str) -> Awaitable[UserActivity]:
         """Return what a user did, as far as it is committed: cached, or read by index."""
         return self._cache.load(
