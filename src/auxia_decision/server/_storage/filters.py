@@ -251,99 +251,89 @@ Query = tuple[str, list[object]]
 """A query's text, in a dialect's placeholders, and its values."""
 Read = Callable[[Query], Iterator[tuple[Any, ...]]]
 """How a store runs a query: its rows, as they are taken."""
+Reads = tuple[Read, Read]
+"""How a store runs a listing's queries, and its seeks of one row (at once, if that is cheaper)."""
 
 
 def listed_interactions(
-    read: Read,
+    reads: Reads,
     projects: Sequence[str],
     after: int,
     matching: InteractionFilter,
     dialect: Dialect,
     *,
     newest_first: bool,
-    seek: Read | None = None,
 ) -> Listing[tuple[int, LogTreatmentInteractionRequest]]:
     """Return (sequence, request) for the matching interactions of the projects listed.
 
     ``projects`` are what ``listed_projects`` returns; each is read with
-    ``read``, and their rows are merged by sequence. Read in sequence order,
-    the listing stops after ``SCAN_ROWS`` sequence numbers; ``seek`` runs its
-    one-row queries of where to start and whether rows are left (``read`` when
-    None).
+    ``reads``, and their rows are merged by sequence. Read in sequence order,
+    the listing stops after ``SCAN_ROWS`` sequence numbers.
     """
     parse = LogTreatmentInteractionRequest.FromString
-
-    def query(project: str, through: int | None) -> Query:
-        return interactions_query(
-            "interaction_id, body",
-            project,
-            after,
-            matching,
-            dialect,
-            newest_first=newest_first,
-            through=through,
-        )
-
     return _listing(
-        (read, seek or read),
+        reads,
         ("interactions", "interaction_id", dialect.mark),
-        (projects, query, reads_by_index(matching)),
-        (after, newest_first),
+        (projects, reads_by_index(matching), (after, newest_first)),
+        _query_of(interactions_query, ("interaction_id, body", after, matching, dialect)),
         lambda row: (int(row[0]), parse(row[1])),
     )
 
 
 def listed_served_rows(
-    read: Read,
+    reads: Reads,
     projects: Sequence[str],
     after: int,
     matching: ServedFilter,
     dialect: Dialect,
     *,
     newest_first: bool,
-    seek: Read | None = None,
 ) -> Listing[ServedRow]:
     """Return the matching served rows of the projects listed, as ``listed_interactions`` does."""
-
-    def query(project: str, through: int | None) -> Query:
-        return served_query(
-            SERVED_SELECT,
-            project,
-            after,
-            matching,
-            dialect,
-            newest_first=newest_first,
-            through=through,
-        )
-
     return _listing(
-        (read, seek or read),
+        reads,
         ("served", "served_id", dialect.mark),
-        (projects, query, reads_by_index(matching)),
-        (after, newest_first),
+        (projects, reads_by_index(matching), (after, newest_first)),
+        _query_of(served_query, (SERVED_SELECT, after, matching, dialect)),
         served_row,
     )
 
 
+def _query_of(
+    builder: Callable[..., Query], given: tuple[str, int, InteractionFilter | ServedFilter, Dialect]
+) -> Callable[[str, int | None, bool], Query]:
+    """Return the query of a project's rows (through a sequence number, or all; which order).
+
+    ``builder`` is ``interactions_query`` or ``served_query``; ``given``: its
+    select, the sequence the listing starts after, the filters, the dialect.
+    """
+    select, after, matching, dialect = given
+
+    def query(project: str, through: int | None, newest_first: bool) -> Query:
+        return builder(
+            select, project, after, matching, dialect, newest_first=newest_first, through=through
+        )
+
+    return query
+
+
 def _listing(
-    reads: tuple[Read, Read],
+    reads: Reads,
     table: tuple[str, str, str],
-    queries: tuple[Sequence[str], Callable[[str, int | None], Query], bool],
-    start: tuple[int, bool],
+    listed: tuple[Sequence[str], bool, tuple[int, bool]],
+    query: Callable[[str, int | None, bool], Query],
     convert: Callable[[tuple[Any, ...]], _Listed],
 ) -> Listing[_Listed]:
     """Return a listing of a table's rows (``table``: its name, sequence column and mark).
 
-    ``reads``: how rows are read, and how one-row queries are run (``seek``);
-    ``queries``: the projects, the query of a project's rows (through a
-    sequence number, or all), and whether those are read by an index;
-    ``start``: the sequence the listing starts after, and whether newest first.
+    ``listed``: the projects, whether their rows are read by an index, the
+    sequence the listing starts after and whether newest first; ``query``:
+    the query of a project's rows (``_query_of``).
     """
     read, seek = reads
-    projects, query, by_index = queries
-    after, newest_first = start
+    projects, by_index, (after, newest_first) = listed
     if len(projects) != 1 or by_index:
-        streams = [read(query(project, None)) for project in projects]
+        streams = [read(query(project, None, newest_first)) for project in projects]
         rows = _merged_by_sequence(streams, newest_first=newest_first)
         return Listing(map(convert, rows))
     stopped: list[int] = []
@@ -354,7 +344,7 @@ def _listing(
             return
         scan = SCAN_ROWS
         through = first - scan + 1 if newest_first else first + scan - 1
-        for row in read(query(project, through)):
+        for row in read(query(project, through, newest_first)):
             yield convert(row)
         if newest_first and through <= 1:
             return  # sequence numbers start at 1

@@ -16,6 +16,7 @@ from auxia.decision.model import (
 from auxia_decision.server._storage.filters import (
     POSTGRES,
     Query,
+    Reads,
     decisions_query,
     listed_interactions,
     listed_projects,
@@ -276,6 +277,11 @@ class PostgresRepository:
             )
         ]
 
+    @property
+    def _reads(self) -> Reads:
+        """How listings read: rows as they are taken, and a seek's one row at once."""
+        return self._stream, self._fetched
+
     def _fetched(self, query: Query) -> Iterator[tuple[Any, ...]]:
         """Return a query's rows fetched at once: one round trip (a seek's one row)."""
         return iter(self._all(*query))
@@ -299,13 +305,7 @@ class PostgresRepository:
         """Return (sequence, request) for the matching interactions stored after ``after``."""
         projects = self._listed_projects("interactions", project_id, matching)
         return listed_interactions(
-            self._stream,
-            projects,
-            after,
-            matching,
-            POSTGRES,
-            newest_first=newest_first,
-            seek=self._fetched,
+            self._reads, projects, after, matching, POSTGRES, newest_first=newest_first
         )
 
     def served_rows(
@@ -314,13 +314,7 @@ class PostgresRepository:
         """Return the matching served treatments stored after sequence ``after``, by index."""
         projects = self._listed_projects("served", project_id, matching)
         return listed_served_rows(
-            self._stream,
-            projects,
-            after,
-            matching,
-            POSTGRES,
-            newest_first=newest_first,
-            seek=self._fetched,
+            self._reads, projects, after, matching, POSTGRES, newest_first=newest_first
         )
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:

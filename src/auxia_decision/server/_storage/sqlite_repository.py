@@ -265,7 +265,7 @@ class SqliteRepository:
         """
         projects = self._listed_projects("interactions", project_id, matching)
         return listed_interactions(
-            self._rows, projects, after, matching, SQLITE, newest_first=newest_first
+            (self._rows, self._rows), projects, after, matching, SQLITE, newest_first=newest_first
         )
 
     def served_rows(
@@ -274,7 +274,7 @@ class SqliteRepository:
         """Return the matching served treatments stored after sequence ``after``, oldest first."""
         projects = self._listed_projects("served", project_id, matching)
         return listed_served_rows(
-            self._rows, projects, after, matching, SQLITE, newest_first=newest_first
+            (self._rows, self._rows), projects, after, matching, SQLITE, newest_first=newest_first
         )
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:
