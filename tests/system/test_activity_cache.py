@@ -14,6 +14,8 @@ event gives, for every kind it was told of.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import json
 import pathlib
 import random
 import sqlite3
@@ -29,6 +31,7 @@ from auxia_decision.server._storage.seam import SENT, Event, ServedTreatment
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from auxia_decision.server._transport.runtime import run_event_loop
 from tests._activity_model import questions
+from tests._repo import ROOT
 
 PROJECT = "P"
 USERS = [f"u{n}" for n in range(5)]
@@ -39,6 +42,7 @@ TODAY = 20_000
 KINDS = [SENT, 2, 5]  # SENT, VIEWED, DISMISSED
 QUESTIONS = questions(KINDS, TREATMENTS, SURFACES, TODAY)
 STEPS = 120
+DEFAULT_SEED = ROOT / "src" / "auxia_decision" / "server" / "_domain" / "default_seed.json"
 
 
 def _interaction(
@@ -107,6 +111,15 @@ class _Run:
             assert question.asked_of(activity) == expected, (user, question)
         self.checked += 1
 
+    def fold(self) -> None:
+        """Tell the store a catalog was compiled: the kinds its rules count, at random.
+
+        A kind no catalog counted until now (say SENT) is exact from this moment on.
+        """
+        kinds = set(self.rng.sample(KINDS, self.rng.randint(0, 2)))
+        self.store.fold_kinds(frozenset(kinds))
+        self.counted = kinds if self.counted is None else self.counted | kinds
+
     async def step(self) -> None:
         rng = self.rng
         user = rng.choice(USERS)
@@ -121,18 +134,17 @@ class _Run:
             # A read of the user and their events in one pass of the loop: which
             # the read sees depends on the committer; the answer after both must
             # hold them all.
+            # A catalog may be compiled meanwhile, with the read and the rows in flight.
             reading = asyncio.ensure_future(self.store.activity(PROJECT, user))
             writes = [self.log(user) for _ in range(rng.randint(1, 3))]
             if rng.random() < 0.5:
                 writes.append(self.serve(user))
+            if rng.random() < 0.5:
+                self.fold()
             await asyncio.gather(reading, *writes)
             await self.check(user)
         elif what == "fold":
-            # A catalog compiled: the kinds its rules count (a kind no catalog counted
-            # until now, say SENT, must be exact from this moment on).
-            kinds = set(rng.sample(KINDS, rng.randint(0, 2)))
-            self.store.fold_kinds(frozenset(kinds))
-            self.counted = kinds if self.counted is None else self.counted | kinds
+            self.fold()
         else:
             for other in rng.sample(USERS, 3):
                 await self.store.activity(PROJECT, other)
@@ -250,7 +262,11 @@ def test_a_failed_read_fails_its_callers_and_the_next_read_tries_again(
 def test_a_rule_on_a_kind_no_rule_counted_sees_every_one_already_served(http: httpx.Client) -> None:
     # The seed's rules count views and dismissals, so the cache passes over treatments served
     # (SENT); a treatment inserted with a rule on SENT must see the two served just before.
-    with LocalServer() as server:
+    # The clock is frozen at noon: "today" is one day however long the test takes.
+    seeded = json.loads(DEFAULT_SEED.read_text())
+    assert '"SENT"' not in json.dumps(seeded["projects"][0]["dataFields"])  # what this tests
+    noon = datetime.datetime(2030, 1, 1, 12, tzinfo=datetime.UTC)
+    with LocalServer(frozen_at=noon) as server:
         key = {"x-api-key": server.api_key}
 
         def post(method: str, body: dict[str, Any]) -> Any:
@@ -306,3 +322,31 @@ def test_a_rule_on_a_kind_no_rule_counted_sees_every_one_already_served(http: ht
         )["treatment"]["treatmentId"]
         assert inserted not in served("frequent")  # served CART_REMINDER twice today
         assert inserted in served("newcomer")
+
+
+def test_treatments_served_as_a_kind_is_first_counted_are_all_counted(
+    tmp_path: pathlib.Path,
+) -> None:
+    # A user cached while SENT was passed over, a treatment served then, one whose rows are
+    # being written as a catalog starts counting SENT, and a read of the user at that moment
+    # (at once, on the event loop's thread, before the rows commit): both count.
+    def served(number: int) -> list[ServedTreatment]:
+        return [ServedTreatment(f"r{number}", "A", "S1", f"A_r{number}", TODAY * DAY + number)]
+
+    async def scenario() -> int:
+        store = SqliteStore(str(tmp_path / "store.db"))
+        try:
+            await store.start_writer()
+            store.fold_kinds(frozenset({2}))  # views
+            await store.activity(PROJECT, "u")
+            await store.record_served(PROJECT, "u", served(1), None)
+            in_flight = store.record_served(PROJECT, "u", served(2), None)
+            store.fold_kinds(frozenset({SENT}))
+            reading = store.activity(PROJECT, "u")
+            await asyncio.gather(in_flight, reading)
+            activity = await store.activity(PROJECT, "u")
+            return activity.count_of(SENT, "A", TODAY, TODAY)
+        finally:
+            store.close()
+
+    assert run_event_loop(scenario()) == 2

@@ -109,3 +109,59 @@ def test_cached_users_add_no_objects_the_garbage_collector_tracks() -> None:
     assert len(cache) == users
     # Five times as many (a list per field, an entry) before they were packed.
     assert len(gc.get_objects()) - before < users / 10
+
+
+SENT, VIEWED = 1, 2  # the TreatmentInteractionType numbers
+
+
+async def _cache_with(user_rows: list[Event]) -> ActivityCache:
+    """Return a cache holding user "u" of project "P", read as ``user_rows`` (row ids up to 1)."""
+    cache = ActivityCache(10)
+    found: asyncio.Future[tuple[PackedActivity, Watermark]] = (
+        asyncio.get_running_loop().create_future()
+    )
+    found.set_result((packed(_rows(user_rows)), (1, 1)))
+    await cache.load("P", "u", lambda: found)
+    return cache
+
+
+def _sent(cache: ActivityCache) -> int | None:
+    activity = cache.get("P", "u")
+    return None if activity is None else activity.count_of(SENT, "A", TODAY, TODAY)
+
+
+def test_kinds_not_counted_are_passed_over_and_counting_one_forgets_every_user() -> None:
+    async def scenario() -> None:
+        cache = await _cache_with([(SENT, "A", "S1", TODAY * MICROS_PER_DAY)])
+        served = [(0, "P", "u", (SENT, "A", "S1", TODAY * MICROS_PER_DAY + 1))]
+        cache.committed(1, 2, served)
+        assert _sent(cache) == 2  # every kind is kept until a catalog says which
+        cache.fold(frozenset({VIEWED}))
+        assert _sent(cache) == 2  # the first call forgets nothing: every kind was kept
+        cache.committed(1, 3, served)
+        assert _sent(cache) == 2  # SENT passed over: no catalog counts it
+        cache.fold(frozenset({VIEWED}))
+        assert _sent(cache) == 2  # nothing new: kept
+        cache.fold(frozenset({SENT}))
+        assert _sent(cache) is None  # behind in SENT: forgotten, read again when asked
+
+    asyncio.run(scenario())
+
+
+def test_a_read_in_flight_when_a_kind_is_first_counted_is_not_kept() -> None:
+    # Its read may have missed a row of that kind committed meanwhile, passed over then.
+    async def scenario() -> None:
+        cache = await _cache_with([])
+        cache.fold(frozenset({VIEWED}))
+        cache.forget_all()
+        pending: asyncio.Future[tuple[PackedActivity, Watermark]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        waiting = cache.load("P", "u", lambda: pending)
+        cache.committed(1, 5, [(0, "P", "u", (SENT, "A", "S1", TODAY * MICROS_PER_DAY))])
+        cache.fold(frozenset({SENT}))
+        pending.set_result((packed([]), (0, 0)))  # read before the row
+        await waiting
+        assert cache.get("P", "u") is None
+
+    asyncio.run(scenario())

@@ -15,17 +15,19 @@ from typing import Any
 
 import pytest
 
+from auxia.decision.model import data_field_pb2, treatment_pb2
 from auxia.decision.model import treatment_decision_service_pb2 as decisions
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia.decision.model import treatment_management_service_pb2 as management
-from auxia.decision.model import treatment_pb2
 from auxia_decision import ApiError, Code, RestCodec
+from auxia_decision.server._domain.catalog import compile_catalog
 from auxia_decision.server._domain.decisions import (
     response_id,
     response_of_tracking_id,
     tracking_id,
 )
 from auxia_decision.server._domain.servicer import as_message
+from auxia_decision.server._storage.seam import StoredTreatment
 from tests._fixtures import REQUESTS
 from tests._world import World, micros
 
@@ -440,3 +442,81 @@ def test_the_response_of_a_tracking_id_is_read_back() -> None:
     response = response_id()
     for treatment in ("WELCOME_BACK", "A", "with_under_scores", ""):
         assert response_of_tracking_id(tracking_id(treatment, response)) == response
+
+
+_Params = data_field_pb2.DataFieldParams
+_Activity = _Params.TreatmentDataFieldParams
+
+
+def _activity_field(
+    kind: _Activity.TreatmentInteractionType.ValueType, **given: Any
+) -> tuple[data_field_pb2.DataFieldParams, str]:
+    return _Params(
+        treatment_data_field_params=_Activity(treatment_interaction_type=kind, **given)
+    ), "INTEGER"
+
+
+def test_a_catalog_counts_the_kinds_of_every_activity_field_its_rules_name() -> None:
+    # What the store keeps exact for the decisions (Store.fold_kinds): every aggregation.
+    fields = {
+        1: _activity_field(
+            _Activity.SENT,
+            treatment_id="X",
+            daily_count_aggregation=data_field_pb2.DailyCountAggregation(window_name="LAST_7D"),
+        ),
+        2: _activity_field(
+            _Activity.CLICKED,
+            surface_id="S",
+            first_timestamp_aggregation=data_field_pb2.FirstTimestampAggregation(),
+        ),
+        3: _activity_field(
+            _Activity.DISMISSED,
+            latest_timestamp_aggregation=data_field_pb2.LatestTimestampAggregation(),
+        ),
+        4: _activity_field(
+            _Activity.SNOOZED,
+            days_since_first_timestamp_aggregation=data_field_pb2.DaysSinceFirstTimestampAggregation(),
+        ),
+        5: _activity_field(
+            _Activity.SWIPE,
+            days_since_last_timestamp_aggregation=data_field_pb2.DaysSinceLastTimestampAggregation(),
+        ),
+        6: (
+            _Params(
+                user_attribute_data_field_params=_Params.UserAttributeDataFieldParams(
+                    property_name="age"
+                )
+            ),
+            "INTEGER",
+        ),
+        7: _activity_field(
+            _Activity.VIEWED,
+            daily_count_aggregation=data_field_pb2.DailyCountAggregation(window_name="LAST_1D"),
+        ),
+    }
+    rules = [
+        treatment_pb2.EligibilityRulePb(
+            data_field_id=field, condition=treatment_pb2.Condition.LESS_THAN, rhs_value="1"
+        )
+        for field in (1, 2, 3, 4, 5, 6, 99)  # 7 named by no rule; 99 no field at all
+    ]
+    treatment = treatment_pb2.TreatmentPb(
+        treatment_id="T",
+        treatment_type=treatment_pb2.TreatmentTypePb(name="TYPE"),
+        versions=[
+            treatment_pb2.TreatmentVersionPb(
+                eligibility_rules=treatment_pb2.EligibilityRulesListPb(rules=rules[:3])
+            ),
+            treatment_pb2.TreatmentVersionPb(
+                eligibility_rules=treatment_pb2.EligibilityRulesListPb(rules=rules[3:])
+            ),
+        ],
+    )
+    catalog = compile_catalog("P", [], {}, fields, [StoredTreatment(treatment, [True, False])])
+    assert catalog.kinds_read == {
+        _Activity.SENT,
+        _Activity.CLICKED,
+        _Activity.DISMISSED,
+        _Activity.SNOOZED,
+        _Activity.SWIPE,
+    }

@@ -117,10 +117,11 @@ class Catalog:
     """Every surface of the project's treatment types."""
     attribute_types: Mapping[str, str]
     """The declared type of each user attribute (``INTEGER``, ``STRING``, ...)."""
+    kinds_read: frozenset[int]
+    """The interaction kinds (``TreatmentInteractionType``, SENT included) its rules count:
+    what the store must keep exact for its decisions (``Store.fold_kinds``)."""
     boundaries: tuple[int, ...] = ()
     """Every start and end time of every version, sorted: what is LIVE changes only there."""
-    kinds_read: frozenset[int] = frozenset()
-    """The interaction kinds (``TreatmentInteractionType``, SENT included) its rules count."""
     _candidates: dict[tuple[str, str], tuple[int, int, Candidates]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -213,10 +214,10 @@ def compile_catalog(
         tuple(sorted(compiled, key=lambda t: t.treatment_id)),
         surfaces,
         dict(attribute_types),
-        tuple(boundaries),
         _kinds_read(
             data_fields[field_id][0] for field_id, _, _ in rules if field_id in data_fields
         ),
+        tuple(boundaries),
     )
 
 

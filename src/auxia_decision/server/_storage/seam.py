@@ -485,10 +485,11 @@ class Store(Protocol):
     def fold_kinds(self, kinds: frozenset[int]) -> None:
         """Say that a compiled catalog counts these interaction kinds (SENT included).
 
-        From then on, what the store gives of a user (``activity``,
-        ``cached_activity``) is exact for them and for those of every call
-        before; other kinds may be behind. Until the first call, every kind
-        is exact.
+        What the store gives of a user when asked after the call
+        (``activity``, ``cached_activity``) is exact for them and for those of
+        every call before; other kinds may be behind (an ``activity`` asked
+        for before the call may be behind in these too). Until the first
+        call, every kind is exact.
         """
         ...
 
