@@ -21,7 +21,7 @@ cached is read again from the store, where every acknowledged event is.
 Only the kinds some compiled catalog's rules count are kept up to date
 (``fold``): a treatment served, a SENT event, costs a decision nothing in a
 project whose rules never count SENT (bench/NOTES.md, "Where GetTreatments'
-CPU went since 37%"); a catalog that counts a kind not kept makes the cache
+CPU went since November"); a catalog that counts a kind not kept makes the cache
 forget every user, who are read again with it.
 Another process writing to the same store is caught up the same way: read the
 rows above an entry's watermark.
