@@ -277,14 +277,15 @@ def _window(
     args: argparse.Namespace,
 ) -> tuple[timestamp_pb2.Timestamp | None, timestamp_pb2.Timestamp | None]:
     """Return a listing's ``start_time`` and ``end_time``: ``--since`` and ``--until``, if given."""
-    times = []
-    for moment in (args.since, args.until):
-        time = None
-        if moment is not None:
-            time = timestamp_pb2.Timestamp()
-            time.FromDatetime(moment)
-        times.append(time)
-    return times[0], times[1]
+    return _timestamp(args.since), _timestamp(args.until)
+
+
+def _timestamp(moment: datetime.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if moment is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
 
 
 def _print_lines(lines: list[str], records: str, limit: int, more: bool) -> None:

@@ -358,12 +358,11 @@ def test_filters_served_by_an_index_are_not_cut_short(
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize(
-    ("newest_first", "bounds"), [(False, "(rowid>? AND rowid<?)"), (True, "(rowid>? AND rowid<?)")]
-)
+@pytest.mark.parametrize("newest_first", [False, True], ids=["oldest-first", "newest-first"])
 def test_a_bounded_read_in_sequence_order_is_one_range_of_the_primary_key(
-    tmp_path: pathlib.Path, *, newest_first: bool, bounds: str
+    tmp_path: pathlib.Path, *, newest_first: bool
 ) -> None:
+    # Either way, SQLite shows the range as a lower and an upper bound of the rowid.
     SqliteStore(str(tmp_path / "store.db")).close()
     rare = InteractionFilter(treatment_id="t", start_micros=1)
     query = interactions_query(
@@ -375,7 +374,9 @@ def test_a_bounded_read_in_sequence_order_is_one_range_of_the_primary_key(
         newest_first=newest_first,
         through=9 if not newest_first else 2,
     )
-    assert _plan(tmp_path / "store.db", query).endswith(f"USING INTEGER PRIMARY KEY {bounds}")
+    assert _plan(tmp_path / "store.db", query).endswith(
+        "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"
+    )
 
 
 def test_the_docs_give_the_bound_of_a_call_the_code_has() -> None:
