@@ -2,13 +2,14 @@
 
 Random runs against a real store (in memory through the database thread; on a
 file through the writer process, with users read on the event loop's thread or
-by the reader process) with a cache of two users among five:
-events are logged and served, users are read cold, read again warm, evicted
-between an event and the next decision, read while their events are being
-committed, and the kinds compiled catalogs count change (``fold_kinds``: at
-first every kind, then those told so far). After every acknowledgement, what
-the store answers for a user is what a plain reading of every acknowledged
-event gives, for every kind it was told of.
+by the reader process) with a cache of two users among six (three in each of two
+projects): events are logged and served, users are read cold, read again warm,
+evicted between an event and the next decision, read while their events are
+being committed, and the kinds each project's compiled catalogs count change
+(``fold_kinds``: at first every kind, then those told so far for the project).
+After every acknowledgement, what the store answers for a user is what a plain
+reading of every acknowledged event gives, for every kind told of for the
+user's project.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from tests._activity_model import questions
 from tests._repo import ROOT
 
 PROJECT = "P"
-USERS = [f"u{n}" for n in range(5)]
+PROJECTS = [PROJECT, "Q"]  # each told its own kinds
+USERS = [f"u{n}" for n in range(3)]
 TREATMENTS = ["A", "B"]
 SURFACES = ["S1", "S2"]
 DAY = 86_400_000_000
@@ -46,7 +48,7 @@ DEFAULT_SEED = ROOT / "src" / "auxia_decision" / "server" / "_domain" / "default
 
 
 def _interaction(
-    rng: random.Random, user: str, number: int
+    rng: random.Random, project: str, user: str, number: int
 ) -> interactions.LogTreatmentInteractionRequest:
     kind = rng.choice(
         [
@@ -55,7 +57,7 @@ def _interaction(
         ]
     )
     return interactions.LogTreatmentInteractionRequest(
-        project_id=PROJECT,
+        project_id=project,
         user_id=user,
         treatment_tracking_id=f"t{number}",
         treatment_id=rng.choice(TREATMENTS),
@@ -66,20 +68,22 @@ def _interaction(
 
 
 class _Run:
-    """One random run: the store, what was acknowledged per user, and the checks."""
+    """One random run: the store, what was acknowledged per project and user, and the checks."""
 
     def __init__(self, store: SqliteStore, seed: int) -> None:
         self.store = store
         self.rng = random.Random(seed)
-        self.acknowledged: dict[str, list[Event]] = {user: [] for user in USERS}
+        self.acknowledged: dict[tuple[str, str], list[Event]] = {
+            (project, user): [] for project in PROJECTS for user in USERS
+        }
         self.number = 0
         self.checked = 0
-        self.counted: set[int] | None = None
-        """The kinds catalogs count, as told the store (None: not told yet, every kind)."""
+        self.counted: dict[str, set[int]] = {}
+        """The kinds each project's catalogs count, as told the store (absent: every kind)."""
 
-    def log(self, user: str) -> asyncio.Future[None]:
+    def log(self, user: str, project: str = PROJECT) -> asyncio.Future[None]:
         self.number += 1
-        request = _interaction(self.rng, user, self.number)
+        request = _interaction(self.rng, project, user, self.number)
         event = (
             request.interaction_type + 1,
             request.treatment_id,
@@ -87,67 +91,74 @@ class _Run:
             request.interaction_time_micros,
         )
         waiter = self.store.log_interaction(request, None)
-        waiter.add_done_callback(lambda _: self.acknowledged[user].append(event))
+        waiter.add_done_callback(lambda _: self.acknowledged[project, user].append(event))
         return waiter
 
-    def serve(self, user: str) -> asyncio.Future[None]:
+    def serve(self, user: str, project: str = PROJECT) -> asyncio.Future[None]:
         self.number += 1
         time = (TODAY - self.rng.randrange(40)) * DAY
         served = [
             ServedTreatment(f"r{self.number}", treatment, self.rng.choice(SURFACES), "x", time)
             for treatment in self.rng.sample(TREATMENTS, self.rng.randint(1, 2))
         ]
-        waiter = self.store.record_served(PROJECT, user, served, None)
+        waiter = self.store.record_served(project, user, served, None)
         events = [(SENT, s.treatment_id, s.surface, s.time_micros) for s in served]
-        waiter.add_done_callback(lambda _: self.acknowledged[user].extend(events))
+        waiter.add_done_callback(lambda _: self.acknowledged[project, user].extend(events))
         return waiter
 
-    async def check(self, user: str) -> None:
-        activity = await self.store.activity(PROJECT, user)
+    async def check(self, user: str, project: str = PROJECT) -> None:
+        activity = await self.store.activity(project, user)
+        counted = self.counted.get(project)
         for question in QUESTIONS:
-            if self.counted is not None and question.kind not in self.counted:
-                continue  # behind, by design: no catalog counts it
-            expected = question.answered_by(self.acknowledged[user])
-            assert question.asked_of(activity) == expected, (user, question)
+            if counted is not None and question.kind not in counted:
+                continue  # behind, by design: none of the project's catalogs counts it
+            expected = question.answered_by(self.acknowledged[project, user])
+            assert question.asked_of(activity) == expected, (project, user, question)
         self.checked += 1
 
-    def fold(self) -> None:
-        """Tell the store a catalog was compiled: the kinds its rules count, at random.
+    def fold(self, project: str) -> None:
+        """Tell the store a catalog of a project was compiled: the kinds its rules count, at random.
 
-        A kind no catalog counted until now (say SENT) is exact from this moment on.
+        A kind none of the project's catalogs counted until now (say SENT) is
+        exact from this moment on; the other project's kinds are its own.
         """
         kinds = set(self.rng.sample(KINDS, self.rng.randint(0, 2)))
-        self.store.fold_kinds(frozenset(kinds))
-        self.counted = kinds if self.counted is None else self.counted | kinds
+        self.store.fold_kinds(project, frozenset(kinds))
+        self.counted[project] = self.counted.get(project, set()) | kinds
 
     async def step(self) -> None:
         rng = self.rng
-        user = rng.choice(USERS)
+        project, user = rng.choice(PROJECTS), rng.choice(USERS)
         what = rng.choice(["log", "serve", "check", "race", "evict", "fold"])
         if what == "log":
-            await asyncio.gather(*(self.log(rng.choice(USERS)) for _ in range(rng.randint(1, 4))))
+            await asyncio.gather(
+                *(
+                    self.log(rng.choice(USERS), rng.choice(PROJECTS))
+                    for _ in range(rng.randint(1, 4))
+                )
+            )
         elif what == "serve":
-            await self.serve(user)
+            await self.serve(user, project)
         elif what == "check":
-            await self.check(user)
+            await self.check(user, project)
         elif what == "race":
             # A read of the user and their events in one pass of the loop: which
             # the read sees depends on the committer; the answer after both must
             # hold them all.
             # A catalog may be compiled meanwhile, with the read and the rows in flight.
-            reading = asyncio.ensure_future(self.store.activity(PROJECT, user))
-            writes = [self.log(user) for _ in range(rng.randint(1, 3))]
+            reading = asyncio.ensure_future(self.store.activity(project, user))
+            writes = [self.log(user, project) for _ in range(rng.randint(1, 3))]
             if rng.random() < 0.5:
-                writes.append(self.serve(user))
+                writes.append(self.serve(user, project))
             if rng.random() < 0.5:
-                self.fold()
+                self.fold(rng.choice(PROJECTS))
             await asyncio.gather(reading, *writes)
-            await self.check(user)
+            await self.check(user, project)
         elif what == "fold":
-            self.fold()
+            self.fold(project)
         else:
-            for other in rng.sample(USERS, 3):
-                await self.store.activity(PROJECT, other)
+            for other in rng.sample(list(self.acknowledged), 3):
+                await self.store.activity(*other)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -172,13 +183,13 @@ def test_every_acknowledged_event_is_seen_by_the_next_read(
             for _ in range(STEPS):
                 await run.step()
                 assert store.cached_users <= 2
-            for user in USERS:
-                await run.check(user)
+            for project, user in run.acknowledged:
+                await run.check(user, project)
             return run.checked
         finally:
             store.close()
 
-    assert run_event_loop(scenario()) >= len(USERS)
+    assert run_event_loop(scenario()) >= len(PROJECTS) * len(USERS)
 
 
 def test_a_store_without_a_cache_reads_every_time(tmp_path: pathlib.Path) -> None:
@@ -207,7 +218,7 @@ def test_a_replaced_store_forgets_what_it_had_cached() -> None:
             assert store.cached_users == 1
             await store.replace(None, lambda repository: repository.delete_everything())
             assert store.cached_users == 0
-            run.acknowledged["u0"].clear()
+            run.acknowledged[PROJECT, "u0"].clear()
             await run.check("u0")
         finally:
             store.close()
@@ -337,11 +348,11 @@ def test_treatments_served_as_a_kind_is_first_counted_are_all_counted(
         store = SqliteStore(str(tmp_path / "store.db"))
         try:
             await store.start_writer()
-            store.fold_kinds(frozenset({2}))  # views
+            store.fold_kinds(PROJECT, frozenset({2}))  # views
             await store.activity(PROJECT, "u")
             await store.record_served(PROJECT, "u", served(1), None)
             in_flight = store.record_served(PROJECT, "u", served(2), None)
-            store.fold_kinds(frozenset({SENT}))
+            store.fold_kinds(PROJECT, frozenset({SENT}))
             reading = store.activity(PROJECT, "u")
             await asyncio.gather(in_flight, reading)
             activity = await store.activity(PROJECT, "u")

@@ -114,54 +114,94 @@ def test_cached_users_add_no_objects_the_garbage_collector_tracks() -> None:
 SENT, VIEWED = 1, 2  # the TreatmentInteractionType numbers
 
 
-async def _cache_with(user_rows: list[Event]) -> ActivityCache:
-    """Return a cache holding user "u" of project "P", read as ``user_rows`` (row ids up to 1)."""
-    cache = ActivityCache(10)
+async def _load(cache: ActivityCache, project_id: str, user_rows: list[Event]) -> None:
+    """Make user "u" of a project cached, read as ``user_rows`` (row ids up to 1)."""
     found: asyncio.Future[tuple[PackedActivity, Watermark]] = (
         asyncio.get_running_loop().create_future()
     )
     found.set_result((packed(_rows(user_rows)), (1, 1)))
-    await cache.load("P", "u", lambda: found)
+    await cache.load(project_id, "u", lambda: found)
+
+
+async def _cache_with(user_rows: list[Event], projects: tuple[str, ...] = ("P",)) -> ActivityCache:
+    """Return a cache holding user "u" of each project, read as ``user_rows``."""
+    cache = ActivityCache(10)
+    for project_id in projects:
+        await _load(cache, project_id, user_rows)
     return cache
 
 
-def _sent(cache: ActivityCache) -> int | None:
-    activity = cache.get("P", "u")
+def _sent(cache: ActivityCache, project_id: str = "P") -> int | None:
+    activity = cache.get(project_id, "u")
     return None if activity is None else activity.count_of(SENT, "A", TODAY, TODAY)
 
 
-def test_kinds_not_counted_are_passed_over_and_counting_one_forgets_every_user() -> None:
+def _served(project_id: str, micros: int) -> list[tuple[int, str, str, Event]]:
+    return [(0, project_id, "u", (SENT, "A", "S1", TODAY * MICROS_PER_DAY + micros))]
+
+
+def test_kinds_not_counted_are_passed_over_and_counting_one_forgets_the_projects_users() -> None:
     async def scenario() -> None:
         cache = await _cache_with([(SENT, "A", "S1", TODAY * MICROS_PER_DAY)])
-        served = [(0, "P", "u", (SENT, "A", "S1", TODAY * MICROS_PER_DAY + 1))]
-        cache.committed(1, 2, served)
+        cache.committed(1, 2, _served("P", 1))
         assert _sent(cache) == 2  # every kind is kept until a catalog says which
-        cache.fold(frozenset({VIEWED}))
+        cache.fold("P", frozenset({VIEWED}))
         assert _sent(cache) == 2  # the first call forgets nothing: every kind was kept
-        cache.committed(1, 3, served)
+        cache.committed(1, 3, _served("P", 2))
         assert _sent(cache) == 2  # SENT passed over: no catalog counts it
-        cache.fold(frozenset({VIEWED}))
+        cache.fold("P", frozenset({VIEWED}))
         assert _sent(cache) == 2  # nothing new: kept
-        cache.fold(frozenset({SENT}))
+        cache.fold("P", frozenset({SENT}))
         assert _sent(cache) is None  # behind in SENT: forgotten, read again when asked
 
     asyncio.run(scenario())
 
 
-def test_a_read_in_flight_when_a_kind_is_first_counted_is_not_kept() -> None:
+def test_each_project_keeps_the_kinds_its_own_catalogs_count() -> None:
+    async def scenario() -> None:
+        cache = await _cache_with([], projects=("P", "Q", "R"))
+        cache.fold("P", frozenset({VIEWED}))
+        cache.fold("Q", frozenset({SENT}))
+        for project_id in ("P", "Q", "R"):
+            cache.committed(1, 2, _served(project_id, 1))
+        assert _sent(cache, "P") == 0  # P's rules count views only: passed over
+        assert _sent(cache, "Q") == 1  # Q's count SENT
+        assert _sent(cache, "R") == 1  # R has no catalog yet: every kind
+        cache.fold("Q", frozenset({VIEWED}))  # a kind new to Q: Q's users only
+        assert _sent(cache, "Q") is None
+        assert (_sent(cache, "P"), _sent(cache, "R")) == (0, 1)
+        cache.fold("P", frozenset({SENT}))
+        assert (_sent(cache, "P"), _sent(cache, "R")) == (None, 1)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("forget", ["every user", "a kind new to the project"])
+def test_a_read_in_flight_when_its_project_is_forgotten_is_not_kept(forget: str) -> None:
     # Its read may have missed a row of that kind committed meanwhile, passed over then.
     async def scenario() -> None:
-        cache = await _cache_with([])
-        cache.fold(frozenset({VIEWED}))
-        cache.forget_all()
-        pending: asyncio.Future[tuple[PackedActivity, Watermark]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        waiting = cache.load("P", "u", lambda: pending)
-        cache.committed(1, 5, [(0, "P", "u", (SENT, "A", "S1", TODAY * MICROS_PER_DAY))])
-        cache.fold(frozenset({SENT}))
-        pending.set_result((packed([]), (0, 0)))  # read before the row
-        await waiting
+        cache = ActivityCache(10)
+        cache.fold("P", frozenset({VIEWED}))
+        cache.fold("Q", frozenset({VIEWED}))
+        pending = {
+            project_id: asyncio.get_running_loop().create_future() for project_id in ("P", "Q")
+        }
+        waiting = [
+            cache.load(project_id, "u", lambda read=read: read)  # type: ignore[misc]
+            for project_id, read in pending.items()
+        ]
+        cache.committed(1, 5, _served("P", 0))
+        if forget == "every user":
+            cache.forget_all()
+        else:
+            cache.fold("P", frozenset({SENT}))
+        for read in pending.values():
+            read.set_result((packed([]), (0, 0)))  # read before the row
+        await asyncio.gather(*waiting)
         assert cache.get("P", "u") is None
+        # Another project's read is kept, unless every user was forgotten.
+        kept = forget != "every user"
+        assert (cache.get("Q", "u") is not None) is kept
+        assert len(cache) == (1 if kept else 0)
 
     asyncio.run(scenario())

@@ -550,7 +550,7 @@ class ApiServicer:
                 repository.treatments(project_id),
             )
         )
-        self.store.fold_kinds(catalog.kinds_read)  # before any decision reads with it
+        self.store.fold_kinds(project_id, catalog.kinds_read)  # before any decision reads with it
         self._catalogs[project_id] = (version, catalog)
         return catalog
 

@@ -18,11 +18,12 @@ one writer at a time), and an entry remembers the highest ids its read saw
 above the entry's watermark; one committed while the user's read is in flight
 waits for the read and is applied if the read did not see it. A user not
 cached is read again from the store, where every acknowledged event is.
-Only the kinds some compiled catalog's rules count are kept up to date
-(``fold``): a treatment served, a SENT event, costs a decision nothing in a
-project whose rules never count SENT (bench/NOTES.md, "Where GetTreatments'
-CPU went since November"); a catalog that counts a kind not kept makes the cache
-forget every user, who are read again with it.
+Only the kinds a project's compiled catalogs count are kept up to date
+(``fold``, project by project): a treatment served, a SENT event, costs a
+decision nothing in a project whose rules never count SENT (bench/NOTES.md,
+"Where GetTreatments' CPU went since November"); a catalog that counts a kind
+not kept makes the cache forget the project's users, who are read again with
+it. Other projects keep theirs.
 Another process writing to the same store is caught up the same way: read the
 rows above an entry's watermark.
 """
@@ -222,9 +223,12 @@ CommittedEvent = tuple[str, str, int, Event]
 
 @dataclass(slots=True)
 class _Load:
-    """A read of one user's activity in flight, and the events committed meanwhile."""
+    """A read of one user's activity in flight, and the events committed meanwhile.
 
-    epoch: int
+    The cache keeps what it reads only while the load is the user's in ``_loads``:
+    one forgotten meanwhile (``forget_all``, ``fold``) answers its callers only.
+    """
+
     committed: list[tuple[int, int, Event]]
     """(table, row id, event) of each event of the user committed during the read."""
     waiters: list[asyncio.Future[DailyActivity]]
@@ -246,9 +250,8 @@ class ActivityCache:
         self.capacity = capacity
         self._entries: collections.OrderedDict[tuple[str, str], _Entry] = collections.OrderedDict()
         self._loads: dict[tuple[str, str], _Load] = {}
-        self._epoch = 0
-        self._folded: frozenset[int] | None = None
-        """The kinds kept up to date as events are committed; None: every kind."""
+        self._folded: dict[str, frozenset[int]] = {}
+        """The kinds kept up to date as events are committed, by project; absent: every kind."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -283,7 +286,7 @@ class ActivityCache:
             return waiter
         loading = self._loads.get(key)
         if loading is None:
-            loading = self._loads[key] = _Load(self._epoch, [], [waiter])
+            loading = self._loads[key] = _Load([], [waiter])
             read().add_done_callback(lambda found: self._finish(key, loading, found))
         else:
             loading.waiters.append(waiter)
@@ -296,7 +299,8 @@ class ActivityCache:
         found: asyncio.Future[tuple[PackedActivity, Watermark]],
     ) -> None:
         """Make a user's activity of a finished read and the events committed meanwhile."""
-        if self._loads.get(key) is loading:
+        kept = self._loads.get(key) is loading
+        if kept:
             del self._loads[key]
         if found.cancelled():
             for waiter in loading.waiters:
@@ -316,7 +320,7 @@ class ActivityCache:
             if row_id > marks[table]:
                 activity.add(*event)
                 marks[table] = row_id
-        if loading.epoch == self._epoch and self.capacity:
+        if kept and self.capacity:
             self._entries[key] = (activity.packed(), (marks[0], marks[1]))
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
@@ -324,18 +328,20 @@ class ActivityCache:
             if not waiter.done():
                 waiter.set_result(activity)
 
-    def fold(self, kinds: frozenset[int]) -> None:
-        """Keep the counts of these kinds up to date too, from now on (a catalog counts them).
+    def fold(self, project_id: str, kinds: frozenset[int]) -> None:
+        """Keep a project's counts of these kinds up to date from now on (a catalog counts them).
 
-        Until the first call, every kind is kept; from then on, the kinds of
-        every call so far. A kind not kept until now makes the cache forget
-        every user (its counts of that kind are behind).
+        Until a project's first call, every kind of it is kept; from then on,
+        the kinds of every call for it so far. A kind not kept until now makes
+        the cache forget the project's users (their counts of that kind are
+        behind), reads in flight included.
         """
-        if self._folded is None:
-            self._folded = kinds  # every kind was kept: nothing is behind
-        elif not kinds <= self._folded:
-            self._folded |= kinds
-            self.forget_all()
+        kept = self._folded.get(project_id)
+        if kept is None:
+            self._folded[project_id] = kinds  # every kind was kept: nothing is behind
+        elif not kinds <= kept:
+            self._folded[project_id] = kept | kinds
+            self._forget_project(project_id)
 
     def committed(
         self, table: int, first_id: int, events: Sequence[tuple[int, str, str, Event]]
@@ -343,11 +349,12 @@ class ActivityCache:
         """Apply events just committed: (position of its row in its batch, project, user, event).
 
         A row's id is ``first_id`` (the batch's first row) plus its position.
-        Events of a kind not kept (``fold``) are passed over.
+        Events of a kind their project does not keep (``fold``) are passed over.
         """
         entries, loads, folded = self._entries, self._loads, self._folded
         for position, project_id, user_id, event in events:
-            if folded is not None and event[0] not in folded:
+            kept = folded.get(project_id)
+            if kept is not None and event[0] not in kept:
                 continue
             key = (project_id, user_id)
             row_id = first_id + position
@@ -368,7 +375,14 @@ class ActivityCache:
         """Forget every user (the store's data was replaced); reads in flight are not kept."""
         self._entries.clear()
         self._loads.clear()
-        self._epoch += 1
+
+    def _forget_project(self, project_id: str) -> None:
+        """Forget a project's users; their reads in flight are not kept."""
+        entries, loads = self._entries, self._loads
+        for key in [key for key in entries if key[0] == project_id]:
+            del entries[key]
+        for key in [key for key in loads if key[0] == project_id]:
+            del loads[key]
 
 
 def _fail(waiters: Iterable[asyncio.Future[DailyActivity]], error: BaseException) -> None:

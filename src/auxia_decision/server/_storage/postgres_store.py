@@ -288,9 +288,9 @@ class PostgresStore:
         self._entries.move_to_end(key)
         return DailyActivity.unpacked(entry[0])
 
-    def fold_kinds(self, kinds: frozenset[int]) -> None:
+    def fold_kinds(self, project_id: str, kinds: frozenset[int]) -> None:
         """Do nothing: a sync brings cached users every kind of row committed, from the database."""
-        del kinds
+        del project_id, kinds
 
     def activity(self, project_id: str, user_id: str) -> Awaitable[DailyActivity]:
         """Return a user's activity, brought up to date by a sync started after this call."""

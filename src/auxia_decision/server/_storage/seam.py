@@ -482,14 +482,14 @@ class Store(Protocol):
         """Return what a user did (interactions, treatments served), as far as committed."""
         ...
 
-    def fold_kinds(self, kinds: frozenset[int]) -> None:
-        """Say that a compiled catalog counts these interaction kinds (SENT included).
+    def fold_kinds(self, project_id: str, kinds: frozenset[int]) -> None:
+        """Say that a project's compiled catalog counts these interaction kinds (SENT included).
 
-        What the store gives of a user when asked after the call
+        What the store gives of the project's users when asked after the call
         (``activity``, ``cached_activity``) is exact for them and for those of
-        every call before; other kinds may be behind (an ``activity`` asked
-        for before the call may be behind in these too). Until the first
-        call, every kind is exact.
+        every call before for the project; other kinds may be behind (an
+        ``activity`` asked for before the call may be behind in these too).
+        Until a project's first call, every kind of it is exact.
         """
         ...
 

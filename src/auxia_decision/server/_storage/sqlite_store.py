@@ -201,9 +201,9 @@ class SqliteStore:
         """Return what a user did, as far as it is committed, if it is cached."""
         return self._cache.get(project_id, user_id)
 
-    def fold_kinds(self, kinds: frozenset[int]) -> None:
-        """Keep cached users' counts of these kinds exact (``ActivityCache.fold``)."""
-        self._cache.fold(kinds)
+    def fold_kinds(self, project_id: str, kinds: frozenset[int]) -> None:
+        """Keep a project's cached users' counts of these kinds exact (``ActivityCache.fold``)."""
+        self._cache.fold(project_id, kinds)
 
     def activity(self, project_id: str, user_id: str) -> Awaitable[UserActivity]:
         """Return what a user did, as far as it is committed: cached, or read by index."""
