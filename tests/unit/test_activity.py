@@ -176,6 +176,36 @@ def test_each_project_keeps_the_kinds_its_own_catalogs_count() -> None:
     asyncio.run(scenario())
 
 
+def test_a_first_catalog_that_counts_nothing_still_says_which_kinds_are_kept() -> None:
+    async def scenario() -> None:
+        cache = await _cache_with([])
+        cache.fold("P", frozenset())  # rules on attributes only
+        cache.committed(1, 2, _served("P", 1))  # passed over
+        cache.fold("P", frozenset({SENT}))
+        assert _sent(cache) is None  # behind in SENT: forgotten
+
+    asyncio.run(scenario())
+
+
+def test_a_forgotten_read_that_ends_after_the_next_one_began_is_not_kept() -> None:
+    async def scenario() -> None:
+        cache = ActivityCache(10)
+        cache.fold("P", frozenset({VIEWED}))
+        loop = asyncio.get_running_loop()
+        old, new = loop.create_future(), loop.create_future()
+        first = cache.load("P", "u", lambda: old)
+        cache.committed(1, 5, _served("P", 0))  # passed over: no catalog counts SENT
+        cache.fold("P", frozenset({SENT}))
+        second = cache.load("P", "u", lambda: new)  # a read of its own, after the fold
+        old.set_result((packed([]), (0, 0)))  # read before the row
+        await first
+        new.set_result((packed(_rows([(SENT, "A", "S1", TODAY * MICROS_PER_DAY)])), (0, 5)))
+        await second
+        assert _sent(cache) == 1
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("forget", ["every user", "a kind new to the project"])
 def test_a_read_in_flight_when_its_project_is_forgotten_is_not_kept(forget: str) -> None:
     # Its read may have missed a row of that kind committed meanwhile, passed over then.
