@@ -360,7 +360,7 @@ async function refreshDecisions() {
 }
 
 // One at a time: a call while `work` runs makes it run once more when it ends, not
-// beside it (on a big store a listing with a rare filter reads for seconds).
+// beside it (on a big store a listing with a rare filter makes up to FEED_CALLS calls).
 // `busy()` says whether it runs.
 function oneAtATime(work) {
   let running = null;
