@@ -232,28 +232,40 @@ class _Records:
         start, end = _window(args)
         found: list[Any] = []
         token = ""
+        told = False
         # A page may come back short (a filter no index serves reads a stretch of the
         # store a call): the pages are followed until `limit` are found or none are left.
         while True:
+            asked = args.limit - len(found)
             request = self.request_type(
                 **filters,
                 start_time=start,
                 end_time=end,
-                page_size=args.limit - len(found),
+                page_size=asked,
                 page_token=token,
                 newest_first=True,
             )
             page: Any = admin.call(self.method, request, self.response_type)
-            found.extend(getattr(page, self.field))
+            records = getattr(page, self.field)
+            found.extend(records)
             token = page.next_page_token
             if not token or len(found) == args.limit:
                 break
+            if len(records) < asked and not told:
+                # On a big store this may take many calls: say why it is quiet.
+                print(_SEARCHING.format(records=self.field), file=sys.stderr, flush=True)
+                told = True
         newest = found[::-1]  # the newest `limit`, oldest first
         if args.json:
             _print_json(self.response_type(**{self.field: newest, "next_page_token": token}))
             return
         _print_lines(self.lines(newest), self.field, args.limit, bool(token))
 
+
+_SEARCHING: Final = (
+    "(searching older {records}: the filters leave pages short, so each call reads a stretch "
+    "of the store; Ctrl-C stops)"
+)
 
 _RECORDS: Final = {
     "interactions": _Records(
