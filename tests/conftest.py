@@ -29,6 +29,10 @@ V1: Final = ROOT / "tests" / "fixtures" / "stores" / "v1.db"
 """A small store written by the server of schema version 1 (before the listings' indexes)."""
 
 
+V2: Final = ROOT / "tests" / "fixtures" / "stores" / "v2.db"
+"""A small store written by the server of schema version 2 (before the indexes by project)."""
+
+
 @pytest.fixture
 def v0(tmp_path: pathlib.Path) -> pathlib.Path:
     """A copy of the schema-0 store, for a test to open (and migrate)."""
@@ -42,4 +46,12 @@ def v1(tmp_path: pathlib.Path) -> pathlib.Path:
     """A copy of the schema-1 store, for a test to open (and migrate)."""
     copy = tmp_path / "v1.db"
     shutil.copy(V1, copy)
+    return copy
+
+
+@pytest.fixture
+def v2(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A copy of the schema-2 store, for a test to open (and migrate)."""
+    copy = tmp_path / "v2.db"
+    shutil.copy(V2, copy)
     return copy

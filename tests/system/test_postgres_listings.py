@@ -101,6 +101,10 @@ def test_listings_by_tracking_id_or_response_can_be_read_by_index_in_sequence_or
     postgres_url: str, matching: Any, index: str, *, newest_first: bool, scan: str, bound: str
 ) -> None:
     PostgresStore(postgres_url).close()
+    # P's rows, each of its own tracking id and response, and the statistics that say so:
+    # by them, the planner reads by tracking id or response, not by project.
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        _two_projects(connection, every=1)
     interactions = isinstance(matching, InteractionFilter)
     query = (
         interactions_query("body", "P", 5, matching, POSTGRES, newest_first=newest_first)
@@ -117,6 +121,44 @@ def test_listings_by_tracking_id_or_response_can_be_read_by_index_in_sequence_or
     assert "Seq Scan" not in plan, plan
 
 
+@pytest.mark.parametrize("table", ["interactions", "served"])
+# Past `after` in the order asked lie many of P's rows: a plan that reads them all would show.
+@pytest.mark.parametrize(("newest_first", "after"), [(False, 5), (True, 1900), (True, 0)])
+def test_a_projects_next_record_is_found_by_its_index(
+    postgres_url: str, table: str, *, newest_first: bool, after: int
+) -> None:
+    PostgresStore(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        _two_projects(connection, every=100)  # a project of few rows among another's
+    sequence = "interaction_id" if table == "interactions" else "served_id"
+    asked: list[tuple[str, list[object]]] = []
+
+    def read(query: tuple[str, list[object]]) -> Any:
+        asked.append(query)
+        return iter([(None,)])
+
+    filters._next_sequence(read, (table, sequence, "%s"), ("P", after), newest_first=newest_first)
+    plan = _plan(postgres_url, asked[0])
+    # One seek: the first row the index gives, in the order asked.
+    assert "Limit" in plan, plan
+    assert f"Index Only Scan{' Backward' if newest_first else ''} using {table}_by_project" in plan
+
+
+def _two_projects(connection: psycopg.Connection[tuple[Any, ...]], every: int) -> None:
+    """Store 2,000 rows a table, P's one in ``every`` and Q's the rest, and their statistics."""
+    project = f"CASE WHEN n % {every} = 0 THEN 'P' ELSE 'Q' END"
+    connection.execute(
+        f"INSERT INTO interactions (project_id, body, tracking_id) "
+        f"SELECT {project}, '', 'k' || n FROM generate_series(1, 2000) AS n".encode()
+    )
+    connection.execute(
+        f"INSERT INTO served (project_id, user_id, response_id, treatment_id, surface, "
+        f"tracking_id, time_micros) SELECT {project}, 'u', 'r' || n, 't', 's', 'x', n "
+        f"FROM generate_series(1, 2000) AS n".encode()
+    )
+    connection.execute("ANALYZE interactions, served")
+
+
 def test_the_decisions_of_a_listings_rows_are_read_by_index(postgres_url: str) -> None:
     PostgresStore(postgres_url).close()
     plan = _plan(postgres_url, decisions_query("P", ["r1", "r2", "r3"], POSTGRES))
@@ -126,30 +168,51 @@ def test_the_decisions_of_a_listings_rows_are_read_by_index(postgres_url: str) -
     assert "Seq Scan" not in plan, plan
 
 
-def test_a_database_of_schema_1_gets_the_listings_indexes_at_start(postgres_url: str) -> None:
+@pytest.mark.parametrize(
+    ("version", "added"),
+    [
+        (
+            1,
+            (
+                "interactions_by_project",
+                "interactions_by_tracking",
+                "served_by_project",
+                "served_by_response",
+            ),
+        ),
+        (2, ("interactions_by_project", "served_by_project")),
+    ],
+)
+def test_a_database_of_an_earlier_schema_gets_todays_indexes_at_start(
+    postgres_url: str, version: int, added: tuple[str, ...]
+) -> None:
     PostgresStore(postgres_url).close()
     listing_indexes = (
         "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' "
-        "AND indexname IN ('interactions_by_tracking', 'served_by_response') ORDER BY 1"
+        f"AND indexname IN {added!r} ORDER BY 1"
     )
     with psycopg.connect(postgres_url, autocommit=True) as connection:
-        made = [row[0] for row in connection.execute(listing_indexes).fetchall()]
-        # Schema 1 was schema 2 without those indexes.
+        made = [row[0] for row in connection.execute(listing_indexes.encode()).fetchall()]
+        # Each schema was the next one without the indexes it added.
         for name in made:
             connection.execute(f"DROP INDEX {name}".encode())
-        connection.execute("UPDATE auxia_schema SET version = 1")
+        connection.execute(f"UPDATE auxia_schema SET version = {version}".encode())
         connection.execute(
             "INSERT INTO served (project_id, user_id, response_id, treatment_id, surface, "
             "tracking_id, time_micros) VALUES ('P', 'u', 'r', 'A', 'S', 'A_r', 1)"
         )
-    assert len(made) == 2
+    assert tuple(made) == added
     store = PostgresStore(postgres_url)
     migration = store.migration
     store.close()
     assert migration is not None
-    assert (migration.from_version, migration.to_version, migration.rows) == (1, SCHEMA_VERSION, 1)
+    assert (migration.from_version, migration.to_version, migration.rows) == (
+        version,
+        SCHEMA_VERSION,
+        1,
+    )
     with psycopg.connect(postgres_url) as connection:
-        assert [row[0] for row in connection.execute(listing_indexes).fetchall()] == made
+        assert [row[0] for row in connection.execute(listing_indexes.encode()).fetchall()] == made
         assert connection.execute("SELECT version FROM auxia_schema").fetchone() == (
             SCHEMA_VERSION,
         )

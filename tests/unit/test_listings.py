@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from auxia.decision.emulator.v1 import emulator_pb2
+from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision.server._emulator import inspection
 from auxia_decision.server._storage import filters
 from auxia_decision.server._storage.filters import (
@@ -30,7 +31,7 @@ from auxia_decision.server._storage.filters import (
     reads_by_index,
     served_query,
 )
-from auxia_decision.server._storage.seam import InteractionFilter, ServedFilter
+from auxia_decision.server._storage.seam import InteractionFilter, ServedFilter, ServedTreatment
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from tests._listings import (
     INTERLEAVED,
@@ -328,6 +329,71 @@ def test_a_rare_filter_is_read_a_bounded_stretch_a_call_and_ends_with_the_table(
     assert not any(getattr(page, field) for page in answered)
     assert all(page.next_page_token for page in answered[:-1])
     assert not answered[-1].next_page_token
+
+
+@pytest.mark.parametrize("newest_first", [False, True], ids=["oldest-first", "newest-first"])
+@pytest.mark.parametrize(
+    "request_type",
+    [emulator_pb2.ListInteractionsRequest, emulator_pb2.ListDecisionsRequest],
+    ids=["ListInteractions", "ListDecisions"],
+)
+def test_a_projects_listing_steps_over_no_other_projects_records_past_its_own(
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request_type: type[Any],
+    *,
+    newest_first: bool,
+) -> None:
+    # P's 3 records stored where the listing ends (40 of Q's are read first in its order):
+    # the first call seeks P's first record by the index by project and holds all three.
+    monkeypatch.setattr(filters, "SCAN_ROWS", 7)
+    logged = request_type is emulator_pb2.ListInteractionsRequest
+
+    async def store_one(store: SqliteStore, project: str, number: int) -> None:
+        if logged:
+            interaction = interactions.LogTreatmentInteractionRequest(
+                project_id=project, user_id="u", treatment_tracking_id=f"k{number}"
+            )
+            await store.log_interaction(interaction, None)
+        else:
+            served = [ServedTreatment(f"r{number}", "t", "s", f"t_r{number}", number)]
+            await store.record_served(project, "u", served, None)
+
+    async def pages() -> list[Any]:
+        store = SqliteStore(str(tmp_path / "store.db"))
+        try:
+            projects = ["P"] * 3 + ["Q"] * 40
+            for number, project in enumerate(projects if newest_first else projects[::-1]):
+                await store_one(store, project, number)
+            listing: Callable[..., Any] = (
+                inspection.list_interactions if logged else inspection.list_decisions
+            )
+            request = request_type(project_id="P", newest_first=newest_first)
+            return [await store.read(functools.partial(listing, request=request))]
+        finally:
+            await store.aclose()
+
+    (page,) = asyncio.run(pages())
+    assert len(page.interactions if logged else page.decisions) == 3
+    assert not page.next_page_token
+
+
+@pytest.mark.parametrize("table", ["interactions", "served"])
+@pytest.mark.parametrize(("newest_first", "after"), [(False, 5), (True, 5), (True, 0)])
+def test_a_projects_next_record_is_found_by_one_seek_of_its_index(
+    tmp_path: pathlib.Path, table: str, *, newest_first: bool, after: int
+) -> None:
+    SqliteStore(str(tmp_path / "store.db")).close()
+    sequence = "interaction_id" if table == "interactions" else "served_id"
+    asked: list[tuple[str, list[object]]] = []
+
+    def read(query: tuple[str, list[object]]) -> Any:
+        asked.append(query)
+        return iter([(None,)])
+
+    filters._next_sequence(read, (table, sequence, "?"), ("P", after), newest_first=newest_first)
+    plan = _plan(tmp_path / "store.db", asked[0])
+    assert plan.startswith(f"SEARCH {table} USING COVERING INDEX {table}_by_project (project_id=?")
 
 
 def test_filters_served_by_an_index_are_not_cut_short(

@@ -71,13 +71,15 @@ def _indexes(path: pathlib.Path) -> list[tuple[object, ...]]:
     )
 
 
-def test_a_file_of_schema_1_gets_the_listings_indexes_and_everything_survives(
-    v1: pathlib.Path, tmp_path: pathlib.Path
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_file_of_schema_1_or_2_gets_todays_indexes_and_everything_survives(
+    version: int, request: pytest.FixtureRequest, tmp_path: pathlib.Path
 ) -> None:
+    stored: pathlib.Path = request.getfixturevalue(f"v{version}")
     tables = ("interactions", "served", "treatments", "projects", "api_keys")
-    before = {table: _read(v1, f"SELECT * FROM {table} ORDER BY 1, 2") for table in tables}
+    before = {table: _read(stored, f"SELECT * FROM {table} ORDER BY 1, 2") for table in tables}
     assert [len(before[table]) for table in ("interactions", "served", "treatments")] == [40, 14, 7]
-    store = SqliteStore(str(v1))
+    store = SqliteStore(str(stored))
     try:
         migration = store.migration
         listed = store.run_sync(
@@ -87,16 +89,18 @@ def test_a_file_of_schema_1_gets_the_listings_indexes_and_everything_survives(
         store.close()
     assert migration is not None
     assert (migration.from_version, migration.to_version, migration.rows) == (
-        1,
+        version,
         SCHEMA_VERSION,
         54,
     )
-    assert {table: _read(v1, f"SELECT * FROM {table} ORDER BY 1, 2") for table in tables} == before
+    assert {
+        table: _read(stored, f"SELECT * FROM {table} ORDER BY 1, 2") for table in tables
+    } == before
     assert [sequence for sequence, _ in listed] == [row[0] for row in before["interactions"]]
-    assert _read(v1, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert _read(stored, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     # The migrated file has every index a new file has.
     SqliteStore(str(tmp_path / "new.db")).close()
-    assert _indexes(v1) == _indexes(tmp_path / "new.db")
+    assert _indexes(stored) == _indexes(tmp_path / "new.db")
 
 
 def test_a_migrated_file_answers_a_users_activity_from_both_tables(v0: pathlib.Path) -> None:

@@ -14,7 +14,9 @@ by user lead to a user's rows by transaction, sorted for each page. Without
 such a filter, the rows are read in sequence order, each checked: a
 treatment, a surface, a kind or a time window shared by many records fills a
 page after a few pages' worth of rows, a rare one would read further: such a
-read steps over at most ``SCAN_ROWS`` sequence numbers a call, and says where
+read steps over at most ``SCAN_ROWS`` sequence numbers a call, from the
+project's next record (one seek of the index by project: another project's
+records after the last of this one's are not stepped over), and says where
 it stopped (``Listing.resume_after``), so that a page may come back short, or
 empty, with a token to go on from (as AIP-158 allows). Each index costs every
 write (bench/NOTES.md, "Listing indexes").
@@ -225,8 +227,9 @@ def _query(
         conditions.append(f"{sequence} {'>=' if newest_first else '<='} {mark}")
         values.append(through)
     if project_id:
-        # Without a column to choose an index by, the rows are read in sequence order
-        # (an index by project alone would hand them over by its other column).
+        # Without a column to choose an index by, the rows are read in sequence order, by
+        # the primary key: a stretch of them, each checked (the index by project serves the
+        # seeks of where a stretch starts).
         project = "project_id" if chosen else f"{dialect.not_by_index}project_id"
         conditions.append(f"{project} = {mark}")
         values.append(project_id)
@@ -339,7 +342,7 @@ def _listing(
     stopped: list[int] = []
 
     def bounded(project: str) -> Iterator[_Listed]:
-        first = _next_sequence(seek, table, after, newest_first=newest_first)
+        first = _next_sequence(seek, table, (project, after), newest_first=newest_first)
         if first is None:
             return
         scan = SCAN_ROWS
@@ -348,28 +351,34 @@ def _listing(
             yield convert(row)
         if newest_first and through <= 1:
             return  # sequence numbers start at 1
-        if _next_sequence(seek, table, through, newest_first=newest_first) is not None:
+        if _next_sequence(seek, table, (project, through), newest_first=newest_first) is not None:
             stopped.append(through)
 
     return Listing(bounded(projects[0]), stopped)
 
 
 def _next_sequence(
-    read: Read, table: tuple[str, str, str], after: int, *, newest_first: bool
+    read: Read, table: tuple[str, str, str], past: tuple[str, int], *, newest_first: bool
 ) -> int | None:
-    """Return the first sequence number of a table past ``after``, in reading order; or None.
+    """Return the first sequence number past ``past`` (project, sequence) in reading order, or None.
 
-    Newest first, the greatest below ``after`` (the greatest of all when 0).
-    One seek of the table's primary key.
+    Newest first, the greatest below the sequence (the greatest of all when 0).
+    Of a project's rows when one is given (one seek of the table's index by
+    project: other projects' rows are not stepped over), else of every row
+    (one seek of its primary key).
     """
     name, sequence, mark = table
-    values: list[object] = [after]
-    if newest_first and not after:
-        text, values = f"SELECT MAX({sequence}) FROM {name}", []  # noqa: S608 - our own columns
-    elif newest_first:
-        text = f"SELECT MAX({sequence}) FROM {name} WHERE {sequence} < {mark}"  # noqa: S608
-    else:
-        text = f"SELECT MIN({sequence}) FROM {name} WHERE {sequence} > {mark}"  # noqa: S608
+    project, after = past
+    conditions: list[str] = []
+    values: list[object] = []
+    if project:
+        conditions.append(f"project_id = {mark}")
+        values.append(project)
+    if after or not newest_first:
+        conditions.append(f"{sequence} {'<' if newest_first else '>'} {mark}")
+        values.append(after)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    text = f"SELECT {'MAX' if newest_first else 'MIN'}({sequence}) FROM {name}{where}"  # noqa: S608 - our own columns
     found = next(read((text, values)))[0]
     return None if found is None else int(found)
 

@@ -23,9 +23,9 @@ import psycopg
 
 from auxia_decision.server._storage.seam import Migration
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The schema this code writes (1: the first PostgreSQL schema; 2: the interactions' index by
-tracking id and the served rows' by response)."""
+tracking id and the served rows' by response; 3: each table's index by project)."""
 
 _LOCK: Final = 0x61757869  # "auxi": the advisory lock of schema changes and units of work
 """The key of the advisory lock that start-up and units of work take."""
@@ -142,6 +142,11 @@ CREATE INDEX served_by_response ON served (project_id, response_id, served_id);
 """
 """Schema 2: the listings' reads by tracking id and by response (``filters``), each key's rows
 in sequence order."""
+_PROJECT_INDEXES: Final = """
+CREATE INDEX interactions_by_project ON interactions (project_id, interaction_id);
+CREATE INDEX served_by_project ON served (project_id, served_id);
+"""
+"""Schema 3: a listing's seeks of a project's next record in sequence order (``filters``)."""
 
 
 class NewerSchemaError(Exception):
@@ -182,11 +187,13 @@ def prepare(connection: psycopg.Connection[tuple[object, ...]]) -> Migration | N
         if version == SCHEMA_VERSION:
             return None
         if version is None:
-            _execute_each(connection, _TABLES + _LISTING_INDEXES)
+            _execute_each(connection, _TABLES + _LISTING_INDEXES + _PROJECT_INDEXES)
             connection.execute("INSERT INTO auxia_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
             return None
         if version < 2:  # the listings' indexes
             _execute_each(connection, _LISTING_INDEXES)
+        if version < 3:  # the projects' indexes
+            _execute_each(connection, _PROJECT_INDEXES)
         connection.execute("UPDATE auxia_schema SET version = %s", (SCHEMA_VERSION,))
         # As CREATE INDEX counted them (no second scan of the tables).
         counted = connection.execute(

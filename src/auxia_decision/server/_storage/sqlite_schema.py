@@ -19,10 +19,11 @@ from auxia.decision.model import treatment_interaction_service_pb2
 from auxia_decision.server._storage.rows import INTERACTION_COLUMNS, interaction_values
 from auxia_decision.server._storage.seam import Migration
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The schema this code writes: 1 added to the interactions the columns rules read
 (user, kind, treatment, surface, time, tracking id) and the indexes by user; 2 the
-interactions' index by tracking id and the served rows' by response."""
+interactions' index by tracking id and the served rows' by response; 3 each table's index
+by project."""
 
 _TABLES: Final = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -100,12 +101,15 @@ CREATE TABLE IF NOT EXISTS served (
 
 
 # The reads by user (a user's activity, listings of one user's records), by tracking id and
-# by response (``filters``); every index also keeps each key's rows in rowid order.
+# by response, and a listing's seeks of a project's next record (``filters``); every index
+# also keeps each key's rows in rowid order.
 _INDEXES: Final = """
 CREATE INDEX IF NOT EXISTS interactions_by_user ON interactions (project_id, user_id);
 CREATE INDEX IF NOT EXISTS served_by_user ON served (project_id, user_id);
 CREATE INDEX IF NOT EXISTS interactions_by_tracking ON interactions (project_id, tracking_id);
 CREATE INDEX IF NOT EXISTS served_by_response ON served (project_id, response_id);
+CREATE INDEX IF NOT EXISTS interactions_by_project ON interactions (project_id);
+CREATE INDEX IF NOT EXISTS served_by_project ON served (project_id);
 """
 _ADDED_COLUMNS: Final = (
     "user_id TEXT NOT NULL DEFAULT ''",
