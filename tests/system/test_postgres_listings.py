@@ -4,8 +4,9 @@ The same model as on SQLite (``tests/_listings.py``): every page of
 ListDecisions and ListInteractions, followed, is what was stored and matches,
 with reads in sequence order cut short or not.
 A listing by tracking id or response can be read by an index in sequence
-order (asked with sequential scans and sorts priced out); a database of
-schema 1 gets those indexes at start, and says so.
+order (asked with sequential scans and sorts priced out), and a project's
+next record by its index by project; a database of schema 1 or 2 gets the
+indexes it lacks at start, and says so.
 """
 
 from __future__ import annotations

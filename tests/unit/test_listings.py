@@ -337,17 +337,26 @@ def test_a_rare_filter_is_read_a_bounded_stretch_a_call_and_ends_with_the_table(
     [emulator_pb2.ListInteractionsRequest, emulator_pb2.ListDecisionsRequest],
     ids=["ListInteractions", "ListDecisions"],
 )
+@pytest.mark.parametrize(
+    ("own", "where"),
+    [(3, "read last"), (3, "read first"), (10, "read last"), (10, "read first")],
+)
 def test_a_projects_listing_steps_over_no_other_projects_records_past_its_own(
     tmp_path: pathlib.Path,
     monkeypatch: pytest.MonkeyPatch,
     request_type: type[Any],
     *,
     newest_first: bool,
+    own: int,
+    where: str,
 ) -> None:
-    # P's 3 records stored where the listing ends (40 of Q's are read first in its order):
-    # the first call seeks P's first record by the index by project and holds all three.
+    # P's records stored together, where the listing reads them last (40 of Q's before them
+    # in its order) or first (Q's after them): each call starts at P's next record by the
+    # index by project, and a token is given only while P has records left, so every page
+    # holds some (7 at most, the bound) and the last has no token.
     monkeypatch.setattr(filters, "SCAN_ROWS", 7)
     logged = request_type is emulator_pb2.ListInteractionsRequest
+    field = "interactions" if logged else "decisions"
 
     async def store_one(store: SqliteStore, project: str, number: int) -> None:
         if logged:
@@ -362,20 +371,28 @@ def test_a_projects_listing_steps_over_no_other_projects_records_past_its_own(
     async def pages() -> list[Any]:
         store = SqliteStore(str(tmp_path / "store.db"))
         try:
-            projects = ["P"] * 3 + ["Q"] * 40
-            for number, project in enumerate(projects if newest_first else projects[::-1]):
+            in_reading_order = ["Q"] * 40 + ["P"] * own
+            if where == "read first":
+                in_reading_order.reverse()
+            stored = in_reading_order[::-1] if newest_first else in_reading_order
+            for number, project in enumerate(stored):
                 await store_one(store, project, number)
             listing: Callable[..., Any] = (
                 inspection.list_interactions if logged else inspection.list_decisions
             )
-            request = request_type(project_id="P", newest_first=newest_first)
-            return [await store.read(functools.partial(listing, request=request))]
+            answered: list[Any] = []
+            token = ""
+            while token or not answered:
+                request = request_type(project_id="P", newest_first=newest_first, page_token=token)
+                answered.append(await store.read(functools.partial(listing, request=request)))
+                token = answered[-1].next_page_token
+            return answered
         finally:
             await store.aclose()
 
-    (page,) = asyncio.run(pages())
-    assert len(page.interactions if logged else page.decisions) == 3
-    assert not page.next_page_token
+    answered = asyncio.run(pages())
+    assert [len(getattr(page, field)) for page in answered] == [7] * (own // 7) + [own % 7]
+    assert not answered[-1].next_page_token
 
 
 @pytest.mark.parametrize("table", ["interactions", "served"])

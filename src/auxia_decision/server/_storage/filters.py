@@ -15,8 +15,9 @@ such a filter, the rows are read in sequence order, each checked: a
 treatment, a surface, a kind or a time window shared by many records fills a
 page after a few pages' worth of rows, a rare one would read further: such a
 read steps over at most ``SCAN_ROWS`` sequence numbers a call, from the
-project's next record (one seek of the index by project: another project's
-records after the last of this one's are not stepped over), and says where
+next record (of the listing's project: one seek of the index by project, so
+another project's records after the last of this one's are not stepped over;
+of every project: one seek of the primary key), and says where
 it stopped (``Listing.resume_after``), so that a page may come back short, or
 empty, with a token to go on from (as AIP-158 allows). Each index costs every
 write (bench/NOTES.md, "Listing indexes").
