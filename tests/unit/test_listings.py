@@ -279,6 +279,22 @@ def test_decisions_interleaved_or_sharing_a_response_across_projects_are_listed_
     asyncio.run(scenario())
 
 
+async def _every_page(
+    store: SqliteStore,
+    listing: Callable[..., Any],
+    request_type: type[Any],
+    asked: dict[str, Any],
+) -> list[Any]:
+    """Return every page of a listing, each token followed until one comes back empty."""
+    answered: list[Any] = []
+    token = ""
+    while token or not answered:
+        request = request_type(**asked, page_token=token)
+        answered.append(await store.read(functools.partial(listing, request=request)))
+        token = answered[-1].next_page_token
+    return answered
+
+
 @pytest.mark.parametrize("newest_first", [False, True], ids=["oldest-first", "newest-first"])
 @pytest.mark.parametrize(
     ("request_type", "rare"),
@@ -310,13 +326,9 @@ def test_a_rare_filter_is_read_a_bounded_stretch_a_call_and_ends_with_the_table(
         store = SqliteStore(str(tmp_path / "store.db"))
         try:
             await fill(store)
-            answered: list[Any] = []
-            token = ""
-            while token or not answered:
-                request = request_type(**rare, newest_first=newest_first, page_token=token)
-                answered.append(await store.read(functools.partial(listing, request=request)))
-                token = answered[-1].next_page_token
-            return answered
+            return await _every_page(
+                store, listing, request_type, {**rare, "newest_first": newest_first}
+            )
         finally:
             await store.aclose()
 
@@ -380,13 +392,8 @@ def test_a_projects_listing_steps_over_no_other_projects_records_past_its_own(
             listing: Callable[..., Any] = (
                 inspection.list_interactions if logged else inspection.list_decisions
             )
-            answered: list[Any] = []
-            token = ""
-            while token or not answered:
-                request = request_type(project_id="P", newest_first=newest_first, page_token=token)
-                answered.append(await store.read(functools.partial(listing, request=request)))
-                token = answered[-1].next_page_token
-            return answered
+            asked = {"project_id": "P", "newest_first": newest_first}
+            return await _every_page(store, listing, request_type, asked)
         finally:
             await store.aclose()
 
