@@ -22,6 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from auxia.decision.emulator.v1 import emulator_pb2
 from auxia.decision.model import treatment_interaction_service_pb2 as interactions
 from auxia_decision.server._emulator.inspection import list_decisions, list_interactions
+from auxia_decision.server._storage import filters
 from auxia_decision.server._storage.seam import Repository, ServedTreatment, Store
 
 PROJECTS: Final = ("P1", "P2")
@@ -271,3 +272,21 @@ async def _all_pages(
         token = page.next_page_token
         if not token:
             return found
+
+
+def seek_of_next(
+    table: str, dialect: filters.Dialect, after: int, *, newest_first: bool
+) -> filters.Query:
+    """Return the query a listing of project P runs to find its next record past ``after``."""
+    sequence = "interaction_id" if table == "interactions" else "served_id"
+    asked: list[filters.Query] = []
+
+    def read(query: filters.Query) -> Any:
+        asked.append(query)
+        return iter([(None,)])
+
+    filters._next_sequence(
+        read, (table, sequence, dialect.mark), ("P", after), newest_first=newest_first
+    )
+    (query,) = asked
+    return query

@@ -41,6 +41,7 @@ from tests._listings import (
     decisions_matching,
     fill,
     interactions_matching,
+    seek_of_next,
 )
 
 PAGE_SIZES = (1, 3, 100)
@@ -131,15 +132,7 @@ def test_a_projects_next_record_is_found_by_its_index(
     PostgresStore(postgres_url).close()
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         _two_projects(connection, every=100)  # a project of few rows among another's
-    sequence = "interaction_id" if table == "interactions" else "served_id"
-    asked: list[tuple[str, list[object]]] = []
-
-    def read(query: tuple[str, list[object]]) -> Any:
-        asked.append(query)
-        return iter([(None,)])
-
-    filters._next_sequence(read, (table, sequence, "%s"), ("P", after), newest_first=newest_first)
-    plan = _plan(postgres_url, asked[0])
+    plan = _plan(postgres_url, seek_of_next(table, POSTGRES, after, newest_first=newest_first))
     # One seek: the first row the index gives, in the order asked.
     assert "Limit" in plan, plan
     assert f"Index Only Scan{' Backward' if newest_first else ''} using {table}_by_project" in plan

@@ -43,6 +43,7 @@ from tests._listings import (
     decisions_matching,
     fill,
     interactions_matching,
+    seek_of_next,
 )
 from tests._repo import ROOT
 
@@ -408,15 +409,8 @@ def test_a_projects_next_record_is_found_by_one_seek_of_its_index(
     tmp_path: pathlib.Path, table: str, *, newest_first: bool, after: int
 ) -> None:
     SqliteStore(str(tmp_path / "store.db")).close()
-    sequence = "interaction_id" if table == "interactions" else "served_id"
-    asked: list[tuple[str, list[object]]] = []
-
-    def read(query: tuple[str, list[object]]) -> Any:
-        asked.append(query)
-        return iter([(None,)])
-
-    filters._next_sequence(read, (table, sequence, "?"), ("P", after), newest_first=newest_first)
-    plan = _plan(tmp_path / "store.db", asked[0])
+    seek = seek_of_next(table, SQLITE, after, newest_first=newest_first)
+    plan = _plan(tmp_path / "store.db", seek)
     assert plan.startswith(f"SEARCH {table} USING COVERING INDEX {table}_by_project (project_id=?")
 
 
