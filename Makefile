@@ -138,9 +138,14 @@ dist-java: $(STAMP) system-packages ## Build the Java jar and its -sources.jar i
 .PHONY: dist
 dist: dist-ts dist-java ## Build every language's artifact into dist/ (the npm tarball, the Java jars)
 
+# pytest-xdist workers: most system tests wait on processes they started (servers, javac, npm,
+# pip), so two workers on two cores take about 60% of one's time. A module's tests stay on one
+# worker (its module-scoped server); PYTEST_WORKERS=0 runs them all in this process.
+PYTEST_WORKERS ?= 2
+
 .PHONY: test
 test: lint checkgenerate breaking release-check system-packages ## Run every check: lint, drift, breaking, the changelog, and the test suite
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 .PHONY: unit
 unit: $(STAMP) ## Run the fast unit tests alone (tests/unit: in-process, no server process)

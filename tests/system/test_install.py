@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests._fixtures import FIXTURES
+from tests._processes import own_pytest_environment
 from tests._repo import ROOT
 from tools.installs import (
     FLAVOURS,
@@ -82,6 +83,7 @@ def _pytest(installed: Install, project: pathlib.Path) -> subprocess.CompletedPr
     return subprocess.run(
         [str(installed.python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=project,
+        env=own_pytest_environment(),
         capture_output=True,
         text=True,
         check=False,

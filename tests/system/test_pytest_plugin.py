@@ -18,6 +18,7 @@ from typing import Final
 
 import pytest
 
+from tests._processes import own_pytest_environment
 from tests._repo import ROOT, VENV_BIN
 
 EXAMPLE: Final = ROOT / "examples" / "consumer"
@@ -38,6 +39,7 @@ def run_pytest(folder: pathlib.Path, *args: str) -> subprocess.CompletedProcess[
     return subprocess.run(
         [str(VENV_BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
         cwd=folder,
+        env=own_pytest_environment(),
         capture_output=True,
         text=True,
         check=False,

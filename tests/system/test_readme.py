@@ -27,6 +27,7 @@ from typing import Any, Final
 import pytest
 
 from tests._docs import code_blocks
+from tests._processes import own_pytest_environment
 from tests._repo import ROOT, VENV_BIN, copy_tree
 from tools.installs import build_wheel, locked_constraints
 
@@ -57,7 +58,7 @@ class NewUser:
     def environment(self) -> dict[str, str]:
         """Return the environment of a shell in which the venv is activated."""
         return {
-            **os.environ,
+            **own_pytest_environment(),
             "PATH": f"{self.venv / 'bin'}:{os.environ['PATH']}",
             "VIRTUAL_ENV": str(self.venv),
         }
