@@ -36,14 +36,16 @@ Interaction = interactions.LogTreatmentInteractionRequest
 AdminCall = Callable[[str, Message], Message]
 
 
-def _rest_admin(server: LocalServer, key: str | None, **headers: str) -> AdminCall:
+def _rest_admin(
+    http: httpx.Client, server: LocalServer, key: str | None, **headers: str
+) -> AdminCall:
     codec = RestCodec()
 
     def call(method: str, request: Message) -> Message:
         sent = {"content-type": "application/json", **headers}
         if key is not None:
             sent["x-admin-key"] = key
-        answer = httpx.post(
+        answer = http.post(
             f"{server.rest_url}/emulator/v1/{method}", content=codec.encode(request), headers=sent
         )
         if answer.status_code != 200:
@@ -83,10 +85,12 @@ def channel(auxia_server: LocalServer) -> Iterator[grpc.Channel]:
 
 
 @pytest.fixture(params=TRANSPORTS)
-def admin(request: pytest.FixtureRequest, auxia_server: LocalServer) -> AdminCall:
+def admin(
+    request: pytest.FixtureRequest, auxia_server: LocalServer, http: httpx.Client
+) -> AdminCall:
     """An admin call over one transport, with the server's admin key."""
     if request.param == "rest":
-        return _rest_admin(auxia_server, auxia_server.admin_key)
+        return _rest_admin(http, auxia_server, auxia_server.admin_key)
     channel: grpc.Channel = request.getfixturevalue("channel")
     return _grpc_admin(channel, auxia_server.admin_key)
 
@@ -237,9 +241,9 @@ def test_reset_of_a_project_the_seed_lacks_is_not_found(admin: AdminCall) -> Non
     ids=["x-api-key", "api-key", "query", "api-key-as-admin-key", "both", "none"],
 )
 def test_an_api_key_never_reaches_the_admin_api_over_rest(
-    auxia_server: LocalServer, headers: dict[str, str], query: str
+    auxia_server: LocalServer, http: httpx.Client, headers: dict[str, str], query: str
 ) -> None:
-    answer = httpx.post(
+    answer = http.post(
         f"{auxia_server.rest_url}/emulator/v1/Reset{query}",
         json={},
         headers=headers,
@@ -547,9 +551,9 @@ def test_a_delay_holds_the_call_then_runs_it(auxia_server: LocalServer, client: 
     ids=["no-effect", "http-status", "fraction", "delay", "admin-method", "no-selection"],
 )
 def test_a_fault_that_cannot_apply_is_refused(
-    auxia_server: LocalServer, fault: dict[str, object], field: str
+    auxia_server: LocalServer, http: httpx.Client, fault: dict[str, object], field: str
 ) -> None:
-    answer = httpx.post(
+    answer = http.post(
         f"{auxia_server.rest_url}/emulator/v1/CreateFault",
         json={"fault": fault},
         headers={"x-admin-key": auxia_server.admin_key},
@@ -596,14 +600,14 @@ def test_listings_filter_and_page(auxia_server: LocalServer, client: Client) -> 
     ids=["filter", "order", "filter-added"],
 )
 def test_a_page_token_holds_for_the_filters_and_order_it_came_with(
-    auxia_server: LocalServer, client: Client, changed: dict[str, object]
+    auxia_server: LocalServer, http: httpx.Client, client: Client, changed: dict[str, object]
 ) -> None:
     for index in range(4):
         _log(client, f"user-{index % 2}", Interaction.VIEWED, time_micros=1_000_000 * (index + 1))
     asked: dict[str, object] = {"userId": "user-0", "pageSize": 1}
 
     def listed(body: dict[str, object]) -> httpx.Response:
-        return httpx.post(
+        return http.post(
             f"{auxia_server.rest_url}/emulator/v1/ListInteractions",
             json=body,
             headers={"x-admin-key": auxia_server.admin_key},
@@ -647,9 +651,9 @@ def _pages_of_sequences(server: LocalServer, *, newest_first: bool) -> list[list
     ids=["page-size", "page-token", "page-token-too-big", "page-token-too-long", "window", "type"],
 )
 def test_a_bad_listing_names_the_field(
-    auxia_server: LocalServer, body: dict[str, object], field: str
+    auxia_server: LocalServer, http: httpx.Client, body: dict[str, object], field: str
 ) -> None:
-    answer = httpx.post(
+    answer = http.post(
         f"{auxia_server.rest_url}/emulator/v1/ListInteractions",
         json=body,
         headers={"x-admin-key": auxia_server.admin_key},
@@ -661,11 +665,11 @@ def test_a_bad_listing_names_the_field(
 # Health and documents.
 
 
-def test_health_and_the_documents(auxia_server: LocalServer) -> None:
-    health = httpx.get(f"{auxia_server.rest_url}/healthz")
+def test_health_and_the_documents(auxia_server: LocalServer, http: httpx.Client) -> None:
+    health = http.get(f"{auxia_server.rest_url}/healthz")
     assert (health.status_code, health.json()) == (200, {"status": "SERVING"})
-    api = httpx.get(f"{auxia_server.rest_url}/openapi.json").json()
-    emulator = httpx.get(f"{auxia_server.rest_url}/emulator/v1/openapi.json").json()
+    api = http.get(f"{auxia_server.rest_url}/openapi.json").json()
+    emulator = http.get(f"{auxia_server.rest_url}/emulator/v1/openapi.json").json()
     assert not [path for path in api["paths"] if "emulator" in path]
     assert "/emulator/v1/ListInteractions" in emulator["paths"]
     assert json.dumps(api).count("x-admin-key") == 0

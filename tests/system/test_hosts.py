@@ -32,9 +32,9 @@ def opened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def _post(
-    server: Served, host: str, path: str = "/v1/GetTreatments", **headers: str
+    http: httpx.Client, server: Served, host: str, path: str = "/v1/GetTreatments", **headers: str
 ) -> httpx.Response:
-    return httpx.post(
+    return http.post(
         server.rest_url + path, content=BODY, headers={**HEADERS, "host": host, **headers}
     )
 
@@ -43,8 +43,10 @@ def _post(
     "host",
     ["127.0.0.1", "localhost", "LOCALHOST.", "app.localhost", "[::1]", "10.1.2.3", "127.0.0.1:9"],
 )
-def test_loopback_names_and_addresses_are_answered(server: Served, host: str) -> None:
-    assert _post(server, host).status_code == 200
+def test_loopback_names_and_addresses_are_answered(
+    http: httpx.Client, server: Served, host: str
+) -> None:
+    assert _post(http, server, host).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -69,17 +71,17 @@ def test_a_rebound_name_gets_403_saying_which_flag_admits_it(
 
 
 @pytest.mark.parametrize("host", ["devbox", "devbox:80", "test.example", "a.b.test.example"])
-def test_allowed_hosts_are_answered(opened: Served, host: str) -> None:
-    assert _post(opened, host).status_code == 200
+def test_allowed_hosts_are_answered(http: httpx.Client, opened: Served, host: str) -> None:
+    assert _post(http, opened, host).status_code == 200
 
 
 @pytest.mark.parametrize("host", ["devbox.evil", "nottest.example", "evil.example"])
-def test_other_hosts_are_still_refused(opened: Served, host: str) -> None:
-    assert _post(opened, host).status_code == 403
+def test_other_hosts_are_still_refused(http: httpx.Client, opened: Served, host: str) -> None:
+    assert _post(http, opened, host).status_code == 403
 
 
-def test_no_cors_headers_by_default(server: Served) -> None:
-    answer = _post(server, "localhost", origin="http://localhost:3000")
+def test_no_cors_headers_by_default(http: httpx.Client, server: Served) -> None:
+    answer = _post(http, server, "localhost", origin="http://localhost:3000")
     assert not [name for name in answer.headers if name.startswith("access-control")]
     preflight = httpx.options(
         server.rest_url + "/v1/GetTreatments",
@@ -89,14 +91,16 @@ def test_no_cors_headers_by_default(server: Served) -> None:
     assert "access-control-allow-origin" not in preflight.headers
 
 
-def test_cors_for_the_origins_given(opened: Served) -> None:
-    answer = _post(opened, "localhost", origin="http://localhost:3000")
+def test_cors_for_the_origins_given(http: httpx.Client, opened: Served) -> None:
+    answer = _post(http, opened, "localhost", origin="http://localhost:3000")
     assert answer.headers["access-control-allow-origin"] == "http://localhost:3000"
     assert answer.headers["vary"] == "origin"
-    refused = _post(opened, "localhost", origin="http://localhost:3000", **{"x-api-key": "NO"})
+    refused = _post(
+        http, opened, "localhost", origin="http://localhost:3000", **{"x-api-key": "NO"}
+    )
     assert refused.status_code == 401
     assert refused.headers["access-control-allow-origin"] == "http://localhost:3000"
-    other = _post(opened, "localhost", origin="http://elsewhere.example")
+    other = _post(http, opened, "localhost", origin="http://elsewhere.example")
     assert "access-control-allow-origin" not in other.headers
     preflight = httpx.options(
         opened.rest_url + "/v1/GetTreatments",

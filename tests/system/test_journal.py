@@ -30,10 +30,12 @@ Interaction = interactions.LogTreatmentInteractionRequest
 DECISIONS: Final = "io.auxia.decision.model.TreatmentDecisionService"
 
 
-def _post(server: LocalServer, path: str, body: object, **headers: str) -> httpx.Response:
+def _post(
+    http: httpx.Client, server: LocalServer, path: str, body: object, **headers: str
+) -> httpx.Response:
     sent = {"content-type": "application/json", "x-api-key": server.api_key, **headers}
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(f"{server.rest_url}{path}", content=content, headers=sent)
+    return http.post(f"{server.rest_url}{path}", content=content, headers=sent)
 
 
 def _cart(user_id: str, **fields: object) -> dict[str, object]:
@@ -49,8 +51,10 @@ def _api_calls(server: LocalServer, **filters: object) -> list[Entry]:
     return server.journal(api_calls_only=True, **filters)
 
 
-def test_a_rest_call_is_kept_as_received_with_its_answer(auxia_server: LocalServer) -> None:
-    answer = _post(auxia_server, "/v1/GetTreatments", _cart("shopper-1"))
+def test_a_rest_call_is_kept_as_received_with_its_answer(
+    http: httpx.Client, auxia_server: LocalServer
+) -> None:
+    answer = _post(http, auxia_server, "/v1/GetTreatments", _cart("shopper-1"))
     assert answer.status_code == 200
     (entry,) = _api_calls(auxia_server)
     assert (entry.transport, entry.method, entry.service) == (
@@ -73,8 +77,10 @@ def test_a_rest_call_is_kept_as_received_with_its_answer(auxia_server: LocalServ
     ]
 
 
-def test_a_rejected_call_says_why_in_the_words_of_its_error(auxia_server: LocalServer) -> None:
-    answer = _post(auxia_server, "/v1/GetTreatments", _cart("shopper-1", languageCode=7))
+def test_a_rejected_call_says_why_in_the_words_of_its_error(
+    http: httpx.Client, auxia_server: LocalServer
+) -> None:
+    answer = _post(http, auxia_server, "/v1/GetTreatments", _cart("shopper-1", languageCode=7))
     assert answer.status_code == 400
     (entry,) = auxia_server.journal(failed_only=True)
     assert entry.code == code_pb2.INVALID_ARGUMENT
@@ -96,6 +102,7 @@ def test_a_rejected_call_says_why_in_the_words_of_its_error(auxia_server: LocalS
     ids=["no-key", "other-project", "malformed", "unknown-path", "content-type"],
 )
 def test_every_refusal_is_kept(  # noqa: PLR0917 - the parameters of the cases
+    http: httpx.Client,
     auxia_server: LocalServer,
     path: str,
     body: object,
@@ -103,7 +110,7 @@ def test_every_refusal_is_kept(  # noqa: PLR0917 - the parameters of the cases
     status: int,
     words: str,
 ) -> None:
-    answer = _post(auxia_server, path, body, **headers)
+    answer = _post(http, auxia_server, path, body, **headers)
     assert answer.status_code == status
     (entry,) = _api_calls(auxia_server)
     assert (entry.http_status, entry.error.message) == (status, answer.json()["message"])
@@ -138,8 +145,9 @@ def test_a_grpc_call_and_a_fault_are_kept(auxia_server: LocalServer) -> None:
     assert [e.method for e in auxia_server.journal()][:2] == ["Reset", "CreateFault"]
 
 
-def test_keys_are_redacted_wherever_they_are(auxia_server: LocalServer) -> None:
+def test_keys_are_redacted_wherever_they_are(http: httpx.Client, auxia_server: LocalServer) -> None:
     _post(
+        http,
         auxia_server,
         f"/v1/GetTreatments?api-key={auxia_server.api_key}&x=1",
         _cart(auxia_server.api_key),
@@ -153,11 +161,12 @@ def test_keys_are_redacted_wherever_they_are(auxia_server: LocalServer) -> None:
 
 
 def test_a_key_is_redacted_in_the_target_headers_and_errors_too(
+    http: httpx.Client,
     auxia_server: LocalServer,
 ) -> None:
     key = auxia_server.api_key
-    _post(auxia_server, f"/v1/GetTreatments?apikey={key}", _cart("shopper-9"), referer=key)
-    _post(auxia_server, f"/v1/{key}", _cart("shopper-9"))
+    _post(http, auxia_server, f"/v1/GetTreatments?apikey={key}", _cart("shopper-9"), referer=key)
+    _post(http, auxia_server, f"/v1/{key}", _cart("shopper-9"))
     entries = _api_calls(auxia_server)
     assert len(entries) == 2
     assert not [entry for entry in entries if key.encode() in entry.SerializeToString()]
@@ -167,18 +176,22 @@ def test_a_key_is_redacted_in_the_target_headers_and_errors_too(
     assert "<redacted>" in entries[1].error.message
 
 
-def test_a_key_cut_short_by_the_kept_bytes_is_redacted(auxia_server: LocalServer) -> None:
+def test_a_key_cut_short_by_the_kept_bytes_is_redacted(
+    http: httpx.Client, auxia_server: LocalServer
+) -> None:
     key = auxia_server.api_key
     filler = "x" * (16 * 1024 - len('{"projectId": "PROJECT_ID", "userId": "') - 3)
     body = f'{{"projectId": "PROJECT_ID", "userId": "{filler}{key}"}}'.encode()
-    _post(auxia_server, "/v1/GetTreatments", body)
+    _post(http, auxia_server, "/v1/GetTreatments", body)
     (entry,) = _api_calls(auxia_server)
     assert entry.request_truncated
     assert entry.request.endswith(f"{filler[-5:]}<redacted>")
     assert key[:3] not in entry.request[-20:]
 
 
-def test_a_decision_that_served_nothing_keeps_its_near_miss(auxia_server: LocalServer) -> None:
+def test_a_decision_that_served_nothing_keeps_its_near_miss(
+    http: httpx.Client, auxia_server: LocalServer
+) -> None:
     auxia_server.clock.freeze(datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC))
     # CART_REMINDER is suppressed once the user dismissed it.
     with auxia_server.client() as client:
@@ -192,7 +205,7 @@ def test_a_decision_that_served_nothing_keeps_its_near_miss(auxia_server: LocalS
                 interaction_time_micros=1_893_456_000_000_000,
             )
         )
-    answer = _post(auxia_server, "/v1/GetTreatments", _cart("shopper-3"))
+    answer = _post(http, auxia_server, "/v1/GetTreatments", _cart("shopper-3"))
     assert "userTreatments" not in answer.json()
     (entry,) = auxia_server.journal(method="GetTreatments")
     verdicts = {v.treatment_id: v for v in entry.verdicts}
@@ -204,17 +217,17 @@ def test_a_decision_that_served_nothing_keeps_its_near_miss(auxia_server: LocalS
     )
     assert list(recent.decisions[0].verdicts) == list(entry.verdicts)
     # A decision that served something has none.
-    _post(auxia_server, "/v1/GetTreatments", _cart("shopper-4"))
+    _post(http, auxia_server, "/v1/GetTreatments", _cart("shopper-4"))
     assert not auxia_server.journal(user_id="shopper-4")[0].verdicts
 
 
-def test_the_filters_and_the_pages(auxia_server: LocalServer) -> None:
+def test_the_filters_and_the_pages(http: httpx.Client, auxia_server: LocalServer) -> None:
     start = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
     auxia_server.clock.freeze(start)
     for user in ("a", "b", "c"):
-        _post(auxia_server, "/v1/GetTreatments", _cart(user))
+        _post(http, auxia_server, "/v1/GetTreatments", _cart(user))
         auxia_server.clock.advance(datetime.timedelta(hours=1))
-    _post(auxia_server, "/v1/GetTreatments", _cart("a", languageCode=1))
+    _post(http, auxia_server, "/v1/GetTreatments", _cart("a", languageCode=1))
     assert [e.user_id for e in _api_calls(auxia_server, user_id="a")] == ["a", "a"]
     assert [e.user_id for e in _api_calls(auxia_server, code=Code.OK)] == ["a", "b", "c"]
     assert [e.http_status for e in _api_calls(auxia_server, http_status=400)] == [400]
@@ -240,40 +253,44 @@ def test_the_filters_and_the_pages(auxia_server: LocalServer) -> None:
         auxia_server.admin.call(auxia_server.admin.stub.ListJournal, request)
 
 
-def test_a_reset_empties_it_and_documents_are_not_calls(auxia_server: LocalServer) -> None:
-    _post(auxia_server, "/v1/GetTreatments", _cart("x"))
-    assert httpx.get(f"{auxia_server.rest_url}/console/").status_code == 200
-    assert httpx.get(f"{auxia_server.rest_url}/healthz").status_code == 200
+def test_a_reset_empties_it_and_documents_are_not_calls(
+    http: httpx.Client, auxia_server: LocalServer
+) -> None:
+    _post(http, auxia_server, "/v1/GetTreatments", _cart("x"))
+    assert http.get(f"{auxia_server.rest_url}/console/").status_code == 200
+    assert http.get(f"{auxia_server.rest_url}/healthz").status_code == 200
     auxia_server.reset()
     assert [(e.sequence, e.method) for e in auxia_server.journal()] == [(1, "Reset")]
 
 
-def test_it_keeps_the_last_calls_and_counts_the_dropped() -> None:
+def test_it_keeps_the_last_calls_and_counts_the_dropped(http: httpx.Client) -> None:
     with LocalServer(journal_size=2) as server:
         for user in ("a", "b", "c", "d"):
-            _post(server, "/v1/GetTreatments", _cart(user))
+            _post(http, server, "/v1/GetTreatments", _cart(user))
         page = server.admin.call(server.admin.stub.ListJournal, emulator_pb2.ListJournalRequest())
         assert [e.user_id for e in page.entries] == ["c", "d"]
         assert [e.sequence for e in page.entries] == [3, 4]
         assert (page.dropped_count, page.capacity) == (2, 2)
 
 
-def test_a_server_without_a_journal_says_so() -> None:
+def test_a_server_without_a_journal_says_so(http: httpx.Client) -> None:
     with LocalServer(journal_size=0) as server:
-        assert _post(server, "/v1/GetTreatments", _cart("a")).status_code == 200
+        assert _post(http, server, "/v1/GetTreatments", _cart("a")).status_code == 200
         with pytest.raises(ApiError, match="--journal-size 0") as raised:
             server.journal()
         assert raised.value.code == Code.FAILED_PRECONDITION
 
 
-def test_calls_are_timed_by_the_servers_clock_as_it_ran(auxia_server: LocalServer) -> None:
+def test_calls_are_timed_by_the_servers_clock_as_it_ran(
+    http: httpx.Client, auxia_server: LocalServer
+) -> None:
     day = datetime.timedelta(days=1)
     auxia_server.clock.advance(day)  # running, a day ahead
-    _post(auxia_server, "/v1/GetTreatments", _cart("ahead"))
+    _post(http, auxia_server, "/v1/GetTreatments", _cart("ahead"))
     auxia_server.clock.freeze(datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC))
-    _post(auxia_server, "/v1/GetTreatments", _cart("frozen"))
+    _post(http, auxia_server, "/v1/GetTreatments", _cart("frozen"))
     auxia_server.clock.use_real_time()
-    _post(auxia_server, "/v1/GetTreatments", _cart("real"))
+    _post(http, auxia_server, "/v1/GetTreatments", _cart("real"))
     ahead, frozen, real = (
         e.receive_time.ToDatetime(datetime.UTC) for e in _api_calls(auxia_server)
     )
@@ -285,10 +302,10 @@ def test_calls_are_timed_by_the_servers_clock_as_it_ran(auxia_server: LocalServe
 
 @pytest.mark.parametrize(("flags", "capacity"), [((), DEFAULT_SIZE), (("--journal-size", "3"), 3)])
 def test_serve_keeps_its_default_number_of_calls_unless_told(
-    flags: tuple[str, ...], capacity: int
+    http: httpx.Client, flags: tuple[str, ...], capacity: int
 ) -> None:
     with served(":memory:", *flags) as running:
-        answer = httpx.post(
+        answer = http.post(
             f"{running.rest_url}/emulator/v1/ListJournal",
             headers={"x-admin-key": "EMULATOR_ADMIN_KEY"},
             json={},

@@ -114,9 +114,11 @@ def test_docs_curl_samples_succeed_on_a_fresh_server(tmp_path: pathlib.Path) -> 
         assert (status, json.loads(text)) == (200, {})
 
 
-def _post(server: Served, path: str, body: str | bytes, **headers: str) -> httpx.Response:
+def _post(
+    http: httpx.Client, server: Served, path: str, body: str | bytes, **headers: str
+) -> httpx.Response:
     all_headers = {"content-type": "application/json", "x-api-key": KEY, **headers}
-    return httpx.post(server.rest_url + path, content=body, headers=all_headers)
+    return http.post(server.rest_url + path, content=body, headers=all_headers)
 
 
 def _grpc_call(server: Served, method: str, request: Message, key: str = KEY) -> Message:
@@ -130,9 +132,11 @@ def _grpc_call(server: Served, method: str, request: Message, key: str = KEY) ->
         return response
 
 
-def test_the_same_request_gets_the_same_answer_over_rest_and_grpc(server: Served) -> None:
+def test_the_same_request_gets_the_same_answer_over_rest_and_grpc(
+    http: httpx.Client, server: Served
+) -> None:
     text = (FIXTURES / "docs/get_data_fields_request.corrected.json").read_text()
-    rest = _post(server, "/v1/GetDataFields", text)
+    rest = _post(http, server, "/v1/GetDataFields", text)
     assert rest.status_code == 200
     request = CODEC.decode_request(text, management.GetDataFieldsByParamsRequest)
     assert _grpc_call(server, "GetDataFields", request) == CODEC.decode_response(
@@ -143,7 +147,7 @@ def test_the_same_request_gets_the_same_answer_over_rest_and_grpc(server: Served
         project_id="PROJECT_ID", treatment_id="TREATMENT_ID", last_modified_by="me", name="Both"
     )
     via_rest = CODEC.decode_response(
-        _post(server, "/v1/UpdateTreatment", CODEC.encode(update)).content,
+        _post(http, server, "/v1/UpdateTreatment", CODEC.encode(update)).content,
         management.UpdateTreatmentResponse,
     )
     via_grpc = _grpc_call(server, "UpdateTreatment", update)
@@ -255,20 +259,22 @@ def _status_of(response: httpx.Response) -> tuple[int, int, str]:
     return response.status_code, document["code"], document["message"]
 
 
-def test_rest_errors_are_google_rpc_status_json(server: Served) -> None:
-    assert _status_of(_post(server, "/v1/Nothing", "{}"))[:2] == (404, 5)
-    get = httpx.get(server.rest_url + "/v1/LogTreatmentInteraction")
+def test_rest_errors_are_google_rpc_status_json(http: httpx.Client, server: Served) -> None:
+    assert _status_of(_post(http, server, "/v1/Nothing", "{}"))[:2] == (404, 5)
+    get = http.get(server.rest_url + "/v1/LogTreatmentInteraction")
     assert _status_of(get) == (
         405,
         12,
         "/v1/LogTreatmentInteraction accepts POST, not GET",
     )
     assert get.headers["allow"] == "POST"
-    text = _post(server, "/v1/LogTreatmentInteraction", LOG_BODY, **{"content-type": "text/plain"})
+    text = _post(
+        http, server, "/v1/LogTreatmentInteraction", LOG_BODY, **{"content-type": "text/plain"}
+    )
     assert _status_of(text) == (415, 3, "the body must be application/json, not text/plain")
-    huge = _post(server, "/v1/LogTreatmentInteraction", b" " * (4 * 1024 * 1024 + 1))
+    huge = _post(http, server, "/v1/LogTreatmentInteraction", b" " * (4 * 1024 * 1024 + 1))
     assert _status_of(huge) == (413, 3, "the body is larger than 4194304 bytes")
-    unknown = _post(server, "/v1/LogTreatmentInteraction", LOG_BODY[:-2] + ', "colour": 1}')
+    unknown = _post(http, server, "/v1/LogTreatmentInteraction", LOG_BODY[:-2] + ', "colour": 1}')
     assert unknown.status_code == 400
     violations = unknown.json()["details"][0]["fieldViolations"]
     assert violations == [
@@ -290,9 +296,11 @@ def test_rest_errors_are_google_rpc_status_json(server: Served) -> None:
         ({}, "?api-key=WRONG", 401),
     ],
 )
-def test_rest_auth(server: Served, headers: dict[str, str], query: str, status: int) -> None:
+def test_rest_auth(
+    http: httpx.Client, server: Served, headers: dict[str, str], query: str, status: int
+) -> None:
     all_headers = {"content-type": "application/json", **headers}
-    response = httpx.post(
+    response = http.post(
         server.rest_url + "/v1/LogTreatmentInteraction" + query,
         content=LOG_BODY,
         headers=all_headers,
@@ -302,7 +310,7 @@ def test_rest_auth(server: Served, headers: dict[str, str], query: str, status: 
         assert secret not in response.text
 
 
-def test_restart_keeps_the_data(tmp_path: pathlib.Path) -> None:
+def test_restart_keeps_the_data(http: httpx.Client, tmp_path: pathlib.Path) -> None:
     db = tmp_path / "kept.db"
     insert = management.InsertTreatmentRequest()
     insert.CopyFrom(
@@ -313,13 +321,13 @@ def test_restart_keeps_the_data(tmp_path: pathlib.Path) -> None:
     )
     insert.external_treatment_id = "KEPT"
     with served(db) as first:
-        created = _post(first, "/v1/InsertTreatment", CODEC.encode(insert))
+        created = _post(http, first, "/v1/InsertTreatment", CODEC.encode(insert))
         assert created.status_code == 200, created.text
     with served(db) as second:
         update = management.UpdateTreatmentRequest(
             project_id="PROJECT_ID", external_treatment_id="KEPT", last_modified_by="me"
         )
-        response = _post(second, "/v1/UpdateTreatment", CODEC.encode(update))
+        response = _post(http, second, "/v1/UpdateTreatment", CODEC.encode(update))
         assert response.status_code == 200, response.text
         treatment = CODEC.decode_response(response.content, management.UpdateTreatmentResponse)
         assert (
@@ -393,8 +401,10 @@ def test_serve_prints_a_ready_to_paste_curl_line(server: Served) -> None:
     assert command, server.output
 
 
-def test_server_serves_the_generated_openapi_description(server: Served) -> None:
-    response = httpx.get(server.rest_url + "/openapi.json")
+def test_server_serves_the_generated_openapi_description(
+    http: httpx.Client, server: Served
+) -> None:
+    response = http.get(server.rest_url + "/openapi.json")
     assert response.status_code == 200
     spec = ROOT / "generated/auxia/decision/model/openapi.json"
     assert response.content == spec.read_bytes()
