@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sqlite3
@@ -20,7 +21,8 @@ from collections.abc import Iterator
 import pytest
 
 from auxia_decision import ApiError, Code
-from auxia_decision.server._storage.seam import ProjectRecord, Repository
+from auxia_decision.server._storage import sqlite_store
+from auxia_decision.server._storage.seam import ProjectRecord, Repository, ServedTreatment
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from tests._processes import exists
 from tests._stored import log_row, stored_interactions
@@ -235,6 +237,56 @@ def test_replacing_everything_starts_a_new_file_with_a_new_writer(
     assert writer is not None
     assert not exists(writer)
     assert stored_interactions(path) == [("P", b"after %d" % n) for n in range(3)]
+
+
+def _put_project(record: ProjectRecord, repository: Repository) -> None:
+    repository.put_project(record, [])
+
+
+def test_a_project_reset_beside_others_deletes_in_turns_and_their_writes_go_on(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1,200 interactions and 100 served treatments of A: 26 turns of 50 rows.
+    monkeypatch.setattr(sqlite_store, "RESET_TURN_ROWS", 50)
+
+    async def scenario() -> tuple[int, int]:
+        store = SqliteStore(path)
+        try:
+            await store.start_writer()
+            for number, project in enumerate("AB"):
+                await store.run(
+                    functools.partial(_put_project, ProjectRecord(project, number, frozenset()))
+                )
+            await asyncio.gather(*[log_row(store, "A", b"a%d" % n) for n in range(2 * MANY)])
+            served = [ServedTreatment(f"r{n}", "T", "S", f"t{n}", n) for n in range(100)]
+            await store.record_served("A", "u", served, None)
+            resetting, during, written = True, 0, 0
+
+            async def log_b() -> None:
+                nonlocal during, written
+                while resetting:
+                    await log_row(store, "B", b"b%d" % written)
+                    written += 1
+                    during += resetting
+
+            others = asyncio.create_task(log_b())
+            await asyncio.sleep(0)  # its first row is on its way
+            await store.replace("A", lambda repository: repository.delete_project("A"))
+            resetting = False
+            await others
+            return during, written
+        finally:
+            store.close()
+
+    during, written = asyncio.run(scenario())
+    # In one transaction, B's rows waited for the whole delete (or, on a big
+    # store, failed past the busy timeout); in turns, B's rows logged so far
+    # are committed after each turn (without waiting for them, 3 to 9 went in).
+    assert during >= 26, during
+    assert stored_interactions(path) == [("B", b"b%d" % n) for n in range(written)]
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("SELECT count(*) FROM served").fetchone() == (0,)
+        assert connection.execute("SELECT project_id FROM projects").fetchall() == [("B",)]
 
 
 def test_a_long_read_holds_up_no_write_and_reads_the_file_of_its_time(path: str) -> None:

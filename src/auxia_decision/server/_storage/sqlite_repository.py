@@ -49,6 +49,8 @@ _PROJECT_TABLES: Final = (
     "served",
     "projects",
 )
+_RECORD_TABLES: Final = (("interactions", "interaction_id"), ("served", "served_id"))
+"""The tables of a project's records, and their keys: what grows with its traffic."""
 
 
 def connect(path: str) -> tuple[sqlite3.Connection, Migration | None]:
@@ -304,6 +306,23 @@ class SqliteRepository:
         self._touched.add(project_id)
         for table in _PROJECT_TABLES:
             self._connection.execute(f"DELETE FROM {table} WHERE project_id = ?", (project_id,))  # noqa: S608 - our own table names
+
+    def delete_records(self, project_id: str, limit: int) -> int:
+        """Delete up to ``limit`` of a project's records (interactions first); return how many.
+
+        Its configuration is left as it is. A caller deleting every record of
+        a big project in turns of a few thousand, each its own transaction,
+        keeps the writers of other projects waiting for one turn only.
+        """
+        for table, key in _RECORD_TABLES:
+            deleted: int = self._connection.execute(
+                f"DELETE FROM {table} WHERE {key} IN "  # noqa: S608 - our own table names
+                f"(SELECT {key} FROM {table} WHERE project_id = ? LIMIT ?)",
+                (project_id, limit),
+            ).rowcount
+            if deleted:
+                return deleted
+        return 0
 
     def delete_everything(self) -> None:
         """Delete every project and everything of them; numbering starts again."""

@@ -59,6 +59,8 @@ _INTERACTION_WIDTH: Final = len(INTERACTION_COLUMNS)
 _USER: Final = INTERACTION_COLUMNS.index("user_id")
 _SERVED_WIDTH: Final = len(SERVED_COLUMNS)
 _RETRY_AFTER: Final = duration_pb2.Duration(seconds=1)
+RESET_TURN_ROWS: Final = 10_000
+"""How many of a project's records a Reset deletes a transaction, on a store of several."""
 # SQLite's primary result codes (the low byte of an extended code).
 _BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
@@ -250,13 +252,29 @@ class SqliteStore:
         however big it had grown.
         """
         await self.drain()
-        if self.path != ":memory:":
-            projects = await self.run(lambda repository: repository.project_ids())
-            if project_id is None or projects == [project_id]:
-                await self._start_afresh()
+        projects = await self.run(lambda repository: repository.project_ids())
+        if project_id is not None and projects != [project_id]:
+            await self._delete_records_in_turns(project_id)
+        elif self.path != ":memory:":
+            await self._start_afresh()
         result = await self.run(work)
         self._cache.forget_all()
         return result
+
+    async def _delete_records_in_turns(self, project_id: str) -> None:
+        """Delete a project's records, ``RESET_TURN_ROWS`` a transaction, until none is left.
+
+        Others' writes and the database thread's other work go on between the
+        turns (one transaction for millions of rows held the writer process
+        past its busy timeout: every other project's writes failed meanwhile).
+        Records written meanwhile are deleted by the replacing work.
+        """
+        while await self.executor.run(
+            lambda connection: SqliteRepository(connection, set()).delete_records(
+                project_id, RESET_TURN_ROWS
+            )
+        ):
+            await self.drain()
 
     async def _start_afresh(self) -> None:
         """Replace the store's file by a new, empty one, with the same writers."""
