@@ -16,13 +16,15 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from auxia_decision import ApiError, Code
 from auxia_decision.server._storage import sqlite_store
 from auxia_decision.server._storage.seam import ProjectRecord, Repository, ServedTreatment
+from auxia_decision.server._storage.sqlite_repository import SqliteRepository
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from tests._processes import exists
 from tests._stored import log_row, stored_interactions
@@ -246,10 +248,29 @@ def _put_project(record: ProjectRecord, repository: Repository) -> None:
 def test_a_project_reset_beside_others_deletes_in_turns_and_their_writes_go_on(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 1,200 interactions and 100 served treatments of A: 26 turns of 50 rows.
+    # 1,200 interactions and 100 served treatments of A: 26 turns of 50 rows, while both
+    # projects keep logging (the turns of tests/unit/test_reset_turns.py, on a file).
     monkeypatch.setattr(sqlite_store, "RESET_TURN_ROWS", 50)
+    turns: list[int] = []
+    delete_records = SqliteRepository.delete_records
 
-    async def scenario() -> tuple[int, int]:
+    def turn(repository: SqliteRepository, *args: Any) -> int:
+        turns.append(delete_records(repository, *args))
+        return turns[-1]
+
+    monkeypatch.setattr(SqliteRepository, "delete_records", turn)
+    logged = {"A": 0, "B": 0}
+    resetting, during = True, 0
+
+    async def log(store: SqliteStore, project: str) -> None:
+        nonlocal during
+        while resetting:
+            await log_row(store, project, b"%s%d" % (project.encode(), logged[project]))
+            logged[project] += 1
+            during += resetting and project == "B"
+
+    async def scenario() -> None:
+        nonlocal resetting
         store = SqliteStore(path)
         try:
             await store.start_writer()
@@ -257,36 +278,93 @@ def test_a_project_reset_beside_others_deletes_in_turns_and_their_writes_go_on(
                 await store.run(
                     functools.partial(_put_project, ProjectRecord(project, number, frozenset()))
                 )
-            await asyncio.gather(*[log_row(store, "A", b"a%d" % n) for n in range(2 * MANY)])
+            await log_row(store, "B", b"B-before")
+            await asyncio.gather(*[log_row(store, "A", b"A-before") for _ in range(2 * MANY)])
             served = [ServedTreatment(f"r{n}", "T", "S", f"t{n}", n) for n in range(100)]
             await store.record_served("A", "u", served, None)
-            resetting, during, written = True, 0, 0
-
-            async def log_b() -> None:
-                nonlocal during, written
-                while resetting:
-                    await log_row(store, "B", b"b%d" % written)
-                    written += 1
-                    during += resetting
-
-            others = asyncio.create_task(log_b())
-            await asyncio.sleep(0)  # its first row is on its way
-            await store.replace("A", lambda repository: repository.delete_project("A"))
+            loggers = [asyncio.create_task(log(store, project)) for project in "AB"]
+            await asyncio.sleep(0)  # their first rows are on their way
+            await asyncio.wait_for(
+                store.replace("A", lambda repository: repository.delete_project("A")), 30
+            )
             resetting = False
-            await others
-            return during, written
+            await asyncio.gather(*loggers)
         finally:
             store.close()
 
-    during, written = asyncio.run(scenario())
+    asyncio.run(scenario())
+    # Whole turns of 50 but the last of each table: A's rows logged meanwhile are left
+    # to the replacing work. Without that bound, a turn took the rows A logged since
+    # the one before, one or two at a time, as long as A was logging (1,308 turns).
+    assert turns[-1] == 0
+    assert len([deleted for deleted in turns[:-1] if deleted < 50]) <= 2, turns
     # In one transaction, B's rows waited for the whole delete (or, on a big
     # store, failed past the busy timeout); in turns, B's rows logged so far
-    # are committed after each turn (without waiting for them, 3 to 9 went in).
+    # are committed after each turn.
     assert during >= 26, during
-    assert stored_interactions(path) == [("B", b"b%d" % n) for n in range(written)]
+    rows = stored_interactions(path)
+    assert [body for project, body in rows if project == "B"] == [b"B-before"] + [
+        b"B%d" % n for n in range(logged["B"])
+    ]
+    # A's rows committed after the replacing work are kept: the last ones it logged.
+    kept = [body for project, body in rows if project == "A"]
+    assert kept == [b"A%d" % n for n in range(logged["A"] - len(kept), logged["A"])]
     with contextlib.closing(sqlite3.connect(path)) as connection:
         assert connection.execute("SELECT count(*) FROM served").fetchone() == (0,)
         assert connection.execute("SELECT project_id FROM projects").fetchall() == [("B",)]
+
+
+def test_a_reset_its_caller_gave_up_on_goes_on_to_the_end_and_forgets_the_cache(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "RESET_TURN_ROWS", 50)
+    turns: list[int] = []
+    delete_records = SqliteRepository.delete_records
+    give_up: list[Callable[[], object]] = []
+
+    def turn(repository: SqliteRepository, *args: Any) -> int:
+        if not turns:
+            give_up.pop()()  # the caller gives up during the first turn
+        turns.append(delete_records(repository, *args))
+        return turns[-1]
+
+    monkeypatch.setattr(SqliteRepository, "delete_records", turn)
+
+    async def scenario() -> tuple[int, bool, int]:
+        store = SqliteStore(path)
+        try:
+            await store.start_writer()
+            for number, project in enumerate("AB"):
+                await store.run(
+                    functools.partial(_put_project, ProjectRecord(project, number, frozenset()))
+                )
+            await asyncio.gather(*[log_row(store, "A", b"A") for _ in range(2 * MANY)])
+            await log_row(store, "B", b"B")
+            await store.activity("A", "u")
+            cached = store.cached_users
+            reset = asyncio.create_task(
+                store.replace("A", lambda repository: repository.delete_project("A"))
+            )
+            loop = asyncio.get_running_loop()
+            give_up.append(lambda: loop.call_soon_threadsafe(reset.cancel))
+            with contextlib.suppress(asyncio.CancelledError):
+                await reset
+            cancelled_early = len(turns) < 24
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (
+                store.cached_users or stored_interactions(path) != [("B", b"B")]
+            ):
+                await asyncio.sleep(0.01)
+            return cached, cancelled_early, store.cached_users
+        finally:
+            store.close()
+
+    cached, cancelled_early, after = asyncio.run(scenario())
+    assert cancelled_early  # the caller was gone before the turns were done
+    # Every turn, the replacing work and the forgetting went on without the caller.
+    assert turns[-1] == 0
+    assert stored_interactions(path) == [("B", b"B")]
+    assert (cached, after) == (1, 0)
 
 
 def test_a_long_read_holds_up_no_write_and_reads_the_file_of_its_time(path: str) -> None:

@@ -307,18 +307,24 @@ class SqliteRepository:
         for table in _PROJECT_TABLES:
             self._connection.execute(f"DELETE FROM {table} WHERE project_id = ?", (project_id,))  # noqa: S608 - our own table names
 
-    def delete_records(self, project_id: str, limit: int) -> int:
-        """Delete up to ``limit`` of a project's records (interactions first); return how many.
+    def record_ends(self) -> tuple[int, ...]:
+        """Return the key of each record table's last row (0: empty), for ``delete_records``."""
+        return tuple(
+            self._connection.execute(f"SELECT coalesce(max({key}), 0) FROM {table}").fetchone()[0]  # noqa: S608 - our own table names
+            for table, key in _RECORD_TABLES
+        )
 
-        Its configuration is left as it is. A caller deleting every record of
-        a big project in turns of a few thousand, each its own transaction,
-        keeps the writers of other projects waiting for one turn only.
+    def delete_records(self, project_id: str, ends: Sequence[int], limit: int) -> int:
+        """Delete up to ``limit`` of a project's records below ``ends``; return how many.
+
+        ``ends`` are the keys of ``record_ends``: rows at and above them stay.
+        Interactions go first; the project's configuration stays.
         """
-        for table, key in _RECORD_TABLES:
+        for (table, key), end in zip(_RECORD_TABLES, ends, strict=True):
             deleted: int = self._connection.execute(
                 f"DELETE FROM {table} WHERE {key} IN "  # noqa: S608 - our own table names
-                f"(SELECT {key} FROM {table} WHERE project_id = ? LIMIT ?)",
-                (project_id, limit),
+                f"(SELECT {key} FROM {table} WHERE project_id = ? AND {key} < ? LIMIT ?)",
+                (project_id, end, limit),
             ).rowcount
             if deleted:
                 return deleted

@@ -249,29 +249,45 @@ class SqliteStore:
         work replaces everything in a file (every project, or the only one), it
         runs on a new file instead of deleting row by row, and the old file is
         deleted meanwhile (``old_files``): quicker than deleting the file,
-        however big it had grown.
+        however big it had grown. A project's records in a file of several are
+        deleted in turns first (``_delete_records_in_turns``). A caller that
+        stops waiting (cancelled) does not stop the replacement.
         """
-        await self.drain()
-        projects = await self.run(lambda repository: repository.project_ids())
-        if project_id is not None and projects != [project_id]:
-            await self._delete_records_in_turns(project_id)
-        elif self.path != ":memory:":
-            await self._start_afresh()
-        result = await self.run(work)
-        self._cache.forget_all()
-        return result
+        return await asyncio.shield(self._replace(project_id, work))
+
+    async def _replace(self, project_id: str | None, work: Callable[[Repository], T]) -> T:
+        """Replace a project's data (``replace``); the cache is forgotten however it ends."""
+        try:
+            await self.drain()
+            if self.path != ":memory:":
+                projects = await self.run(lambda repository: repository.project_ids())
+                if project_id is None or projects == [project_id]:
+                    await self._start_afresh()
+                else:
+                    await self._delete_records_in_turns(project_id)
+            return await self.run(work)
+        finally:
+            self._cache.forget_all()
 
     async def _delete_records_in_turns(self, project_id: str) -> None:
-        """Delete a project's records, ``RESET_TURN_ROWS`` a transaction, until none is left.
+        """Delete a project's records below each table's last row, ``RESET_TURN_ROWS`` a turn.
 
-        Others' writes and the database thread's other work go on between the
-        turns (one transaction for millions of rows held the writer process
-        past its busy timeout: every other project's writes failed meanwhile).
-        Records written meanwhile are deleted by the replacing work.
+        Each turn is a transaction of its own, and what this event loop logged
+        meanwhile is committed before the next: the writer and the other
+        projects' calls go on between them (one transaction of millions of
+        rows held the writer past its busy timeout: the other projects'
+        writes failed). The rows at and above each table's last row when the
+        turns begin, and the project's rows logged meanwhile, are left to the
+        replacing work: the turns end however busy the project is, and a
+        table's last row is never deleted while others write (a new row would
+        take its number, which cached users already count).
         """
+        ends = await self.executor.run(
+            lambda connection: SqliteRepository(connection, set()).record_ends()
+        )
         while await self.executor.run(
             lambda connection: SqliteRepository(connection, set()).delete_records(
-                project_id, RESET_TURN_ROWS
+                project_id, ends, RESET_TURN_ROWS
             )
         ):
             await self.drain()
