@@ -245,20 +245,40 @@ def _put_project(record: ProjectRecord, repository: Repository) -> None:
     repository.put_project(record, [])
 
 
+async def _put_projects(store: SqliteStore, names: str) -> None:
+    """Put a project of each of these one-letter names, numbered in their order."""
+    for number, project in enumerate(names):
+        await store.run(
+            functools.partial(_put_project, ProjectRecord(project, number, frozenset()))
+        )
+
+
+def _spy_turns(
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[int, str], None] = lambda _n, _p: None
+) -> list[tuple[str, int]]:
+    """Return the list to which each turn of a Reset adds its project and how many it deleted.
+
+    ``before`` is called with the turn's number and project before it runs.
+    """
+    turns: list[tuple[str, int]] = []
+    delete_records = SqliteRepository.delete_records
+
+    def turn(repository: SqliteRepository, project_id: str, *args: Any) -> int:
+        before(len(turns), project_id)
+        turns.append((project_id, delete_records(repository, project_id, *args)))
+        return turns[-1][1]
+
+    monkeypatch.setattr(sqlite_store, "RESET_TURN_ROWS", 50)
+    monkeypatch.setattr(SqliteRepository, "delete_records", turn)
+    return turns
+
+
 def test_a_project_reset_beside_others_deletes_in_turns_and_their_writes_go_on(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 1,200 interactions and 100 served treatments of A: 26 turns of 50 rows, while both
-    # projects keep logging (the turns of tests/unit/test_reset_turns.py, on a file).
-    monkeypatch.setattr(sqlite_store, "RESET_TURN_ROWS", 50)
-    turns: list[int] = []
-    delete_records = SqliteRepository.delete_records
-
-    def turn(repository: SqliteRepository, *args: Any) -> int:
-        turns.append(delete_records(repository, *args))
-        return turns[-1]
-
-    monkeypatch.setattr(SqliteRepository, "delete_records", turn)
+    # 1,200 interactions and 100 served treatments of A: about 26 turns of 50 rows, while
+    # both projects keep logging (the turns of tests/unit/test_reset_turns.py, on a file).
+    spied = _spy_turns(monkeypatch)
     logged = {"A": 0, "B": 0}
     resetting, during = True, 0
 
@@ -274,10 +294,7 @@ def test_a_project_reset_beside_others_deletes_in_turns_and_their_writes_go_on(
         store = SqliteStore(path)
         try:
             await store.start_writer()
-            for number, project in enumerate("AB"):
-                await store.run(
-                    functools.partial(_put_project, ProjectRecord(project, number, frozenset()))
-                )
+            await _put_projects(store, "AB")
             await log_row(store, "B", b"B-before")
             await asyncio.gather(*[log_row(store, "A", b"A-before") for _ in range(2 * MANY)])
             served = [ServedTreatment(f"r{n}", "T", "S", f"t{n}", n) for n in range(100)]
@@ -293,6 +310,7 @@ def test_a_project_reset_beside_others_deletes_in_turns_and_their_writes_go_on(
             store.close()
 
     asyncio.run(scenario())
+    turns = [deleted for _, deleted in spied]
     # Whole turns of 50 but the last of each table: A's rows logged meanwhile are left
     # to the replacing work. Without that bound, a turn took the rows A logged since
     # the one before, one or two at a time, as long as A was logging (1,308 turns).
@@ -314,30 +332,25 @@ def test_a_project_reset_beside_others_deletes_in_turns_and_their_writes_go_on(
         assert connection.execute("SELECT project_id FROM projects").fetchall() == [("B",)]
 
 
-def test_a_reset_its_caller_gave_up_on_goes_on_to_the_end_and_forgets_the_cache(
-    path: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("fails", [False, True], ids=["succeeds", "fails"])
+def test_a_reset_its_caller_gave_up_on_goes_on_and_forgets_the_cache(
+    path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fails: bool
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "RESET_TURN_ROWS", 50)
-    turns: list[int] = []
-    delete_records = SqliteRepository.delete_records
     give_up: list[Callable[[], object]] = []
 
-    def turn(repository: SqliteRepository, *args: Any) -> int:
-        if not turns:
+    def before(turn: int, _project: str) -> None:
+        if turn == 0:
             give_up.pop()()  # the caller gives up during the first turn
-        turns.append(delete_records(repository, *args))
-        return turns[-1]
+        if fails and turn == 3:
+            raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(SqliteRepository, "delete_records", turn)
+    turns = _spy_turns(monkeypatch, before)
 
-    async def scenario() -> tuple[int, bool, int]:
+    async def scenario() -> tuple[int, int]:
         store = SqliteStore(path)
         try:
             await store.start_writer()
-            for number, project in enumerate("AB"):
-                await store.run(
-                    functools.partial(_put_project, ProjectRecord(project, number, frozenset()))
-                )
+            await _put_projects(store, "AB")
             await asyncio.gather(*[log_row(store, "A", b"A") for _ in range(2 * MANY)])
             await log_row(store, "B", b"B")
             await store.activity("A", "u")
@@ -347,24 +360,63 @@ def test_a_reset_its_caller_gave_up_on_goes_on_to_the_end_and_forgets_the_cache(
             )
             loop = asyncio.get_running_loop()
             give_up.append(lambda: loop.call_soon_threadsafe(reset.cancel))
-            with contextlib.suppress(asyncio.CancelledError):
+            with pytest.raises(asyncio.CancelledError):
                 await reset
-            cancelled_early = len(turns) < 24
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and (
-                store.cached_users or stored_interactions(path) != [("B", b"B")]
+                store.cached_users or (not fails and len(stored_interactions(path)) > 1)
             ):
                 await asyncio.sleep(0.01)
-            return cached, cancelled_early, store.cached_users
+            return cached, store.cached_users
         finally:
             store.close()
 
-    cached, cancelled_early, after = asyncio.run(scenario())
-    assert cancelled_early  # the caller was gone before the turns were done
-    # Every turn, the replacing work and the forgetting went on without the caller.
-    assert turns[-1] == 0
-    assert stored_interactions(path) == [("B", b"B")]
-    assert (cached, after) == (1, 0)
+    cached, after = asyncio.run(scenario())
+    assert (cached, after) == (1, 0)  # forgotten however the Reset ended
+    logged = [r.getMessage() for r in caplog.records if "caller stopped waiting" in r.message]
+    if fails:
+        # Three turns of 50 went, and the failure, which no caller hears of, is logged.
+        assert len(stored_interactions(path)) == 2 * MANY + 1 - 150
+        assert logged == [
+            'a Reset of project "A" whose caller stopped waiting failed (INTERNAL: the store '
+            "failed; nothing was written): part of its records may be deleted: reset it again"
+        ]
+    else:
+        # Every turn and the replacing work went on without the caller.
+        assert turns[-1] == ("A", 0)
+        assert stored_interactions(path) == [("B", b"B")]
+        assert not logged
+
+
+def test_a_reset_waits_for_the_one_before(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Turns of two Resets interleaved: the one that ended first deleted the tables' last
+    # rows below the other's bound, whose turns could then delete the rows after them.
+    turns = _spy_turns(monkeypatch)
+
+    async def scenario() -> None:
+        store = SqliteStore(path)
+        try:
+            await store.start_writer()
+            await _put_projects(store, "ABC")
+            for project in "AB":
+                await asyncio.gather(*[log_row(store, project, b"x") for _ in range(200)])
+            await log_row(store, "C", b"C")
+            await asyncio.gather(
+                *[
+                    store.replace(project, functools.partial(_delete_project, project))
+                    for project in "AB"
+                ]
+            )
+        finally:
+            store.close()
+
+    asyncio.run(scenario())
+    assert [project for project, _ in turns] == ["A"] * 5 + ["B"] * 5
+    assert stored_interactions(path) == [("C", b"C")]
+
+
+def _delete_project(project_id: str, repository: Repository) -> None:
+    repository.delete_project(project_id)
 
 
 def test_a_long_read_holds_up_no_write_and_reads_the_file_of_its_time(path: str) -> None:

@@ -10,6 +10,7 @@ the API's (``storage_error``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 import threading
@@ -102,6 +103,17 @@ class _OpenBatch:
     that names a user, its position in the batch, its project, user and event."""
 
 
+def _log_abandoned_failure(project_id: str | None, replacing: asyncio.Future[Any]) -> None:
+    """Log how a replacement its caller stopped waiting for failed, if it did."""
+    if not replacing.cancelled() and (failure := replacing.exception()) is not None:
+        _log.error(
+            "a Reset of %s whose caller stopped waiting failed (%s): part of its records may "
+            "be deleted: reset it again",
+            "every project" if project_id is None else f'project "{project_id}"',
+            failure,
+        )
+
+
 class SqliteStore:
     """The server's state in one SQLite database, file-backed (WAL) or in memory.
 
@@ -148,6 +160,7 @@ class SqliteStore:
         self._writer: WriterClient | None = None
         self._activity_reader: ReaderClient | None = None
         self._versions: dict[str, int] = {}
+        self._replacing = asyncio.Lock()  # one replacement at a time (``replace``)
 
     shared: Final = False
     """One process writes the store: it is always up to date, nothing to synchronize."""
@@ -250,24 +263,31 @@ class SqliteStore:
         runs on a new file instead of deleting row by row, and the old file is
         deleted meanwhile (``old_files``): quicker than deleting the file,
         however big it had grown. A project's records in a file of several are
-        deleted in turns first (``_delete_records_in_turns``). A caller that
-        stops waiting (cancelled) does not stop the replacement.
+        deleted in turns first (``_delete_records_in_turns``). Replacements run
+        one at a time. A caller that stops waiting (cancelled) does not stop
+        the replacement; if it then fails, the failure is logged.
         """
-        return await asyncio.shield(self._replace(project_id, work))
+        replacing = asyncio.ensure_future(self._replace(project_id, work))
+        try:
+            return await asyncio.shield(replacing)
+        except asyncio.CancelledError:
+            replacing.add_done_callback(functools.partial(_log_abandoned_failure, project_id))
+            raise
 
     async def _replace(self, project_id: str | None, work: Callable[[Repository], T]) -> T:
         """Replace a project's data (``replace``); the cache is forgotten however it ends."""
-        try:
-            await self.drain()
-            if self.path != ":memory:":
-                projects = await self.run(lambda repository: repository.project_ids())
-                if project_id is None or projects == [project_id]:
-                    await self._start_afresh()
-                else:
-                    await self._delete_records_in_turns(project_id)
-            return await self.run(work)
-        finally:
-            self._cache.forget_all()
+        async with self._replacing:
+            try:
+                await self.drain()
+                if self.path != ":memory:":
+                    projects = await self.run(lambda repository: repository.project_ids())
+                    if project_id is None or projects == [project_id]:
+                        await self._start_afresh()
+                    else:
+                        await self._delete_records_in_turns(project_id)
+                return await self.run(work)
+            finally:
+                self._cache.forget_all()
 
     async def _delete_records_in_turns(self, project_id: str) -> None:
         """Delete a project's records below each table's last row, ``RESET_TURN_ROWS`` a turn.
