@@ -245,6 +245,10 @@ def _put_project(record: ProjectRecord, repository: Repository) -> None:
     repository.put_project(record, [])
 
 
+def _delete_project(project_id: str, repository: Repository) -> None:
+    repository.delete_project(project_id)
+
+
 async def _put_projects(store: SqliteStore, names: str) -> None:
     """Put a project of each of these one-letter names, numbered in their order."""
     for number, project in enumerate(names):
@@ -301,9 +305,7 @@ def test_a_project_reset_beside_others_deletes_in_turns_and_their_writes_go_on(
             await store.record_served("A", "u", served, None)
             loggers = [asyncio.create_task(log(store, project)) for project in "AB"]
             await asyncio.sleep(0)  # their first rows are on their way
-            await asyncio.wait_for(
-                store.replace("A", lambda repository: repository.delete_project("A")), 30
-            )
+            await asyncio.wait_for(store.replace("A", functools.partial(_delete_project, "A")), 30)
             resetting = False
             await asyncio.gather(*loggers)
         finally:
@@ -355,9 +357,7 @@ def test_a_reset_its_caller_gave_up_on_goes_on_and_forgets_the_cache(
             await log_row(store, "B", b"B")
             await store.activity("A", "u")
             cached = store.cached_users
-            reset = asyncio.create_task(
-                store.replace("A", lambda repository: repository.delete_project("A"))
-            )
+            reset = asyncio.create_task(store.replace("A", functools.partial(_delete_project, "A")))
             loop = asyncio.get_running_loop()
             give_up.append(lambda: loop.call_soon_threadsafe(reset.cancel))
             with pytest.raises(asyncio.CancelledError):
@@ -413,10 +413,6 @@ def test_a_reset_waits_for_the_one_before(path: str, monkeypatch: pytest.MonkeyP
     asyncio.run(scenario())
     assert [project for project, _ in turns] == ["A"] * 5 + ["B"] * 5
     assert stored_interactions(path) == [("C", b"C")]
-
-
-def _delete_project(project_id: str, repository: Repository) -> None:
-    repository.delete_project(project_id)
 
 
 def test_a_long_read_holds_up_no_write_and_reads_the_file_of_its_time(path: str) -> None:
