@@ -33,6 +33,10 @@ V2: Final = ROOT / "tests" / "fixtures" / "stores" / "v2.db"
 """A small store written by the server of schema version 2 (before the indexes by project)."""
 
 
+V3: Final = ROOT / "tests" / "fixtures" / "stores" / "v3.db"
+"""A small store written by the server of schema version 3 (before the records' floors)."""
+
+
 @pytest.fixture
 def v0(tmp_path: pathlib.Path) -> pathlib.Path:
     """A copy of the schema-0 store, for a test to open (and migrate)."""
@@ -54,4 +58,12 @@ def v2(tmp_path: pathlib.Path) -> pathlib.Path:
     """A copy of the schema-2 store, for a test to open (and migrate)."""
     copy = tmp_path / "v2.db"
     shutil.copy(V2, copy)
+    return copy
+
+
+@pytest.fixture
+def v3(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A copy of the schema-3 store, for a test to open (and migrate)."""
+    copy = tmp_path / "v3.db"
+    shutil.copy(V3, copy)
     return copy

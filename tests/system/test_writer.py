@@ -17,13 +17,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
 from auxia_decision import ApiError, Code
 from auxia_decision.server._storage import sqlite_store
-from auxia_decision.server._storage.seam import ProjectRecord, Repository, ServedTreatment
+from auxia_decision.server._storage.seam import SENT, ProjectRecord, Repository, ServedTreatment
 from auxia_decision.server._storage.sqlite_repository import SqliteRepository
 from auxia_decision.server._storage.sqlite_store import SqliteStore
 from tests._processes import exists
@@ -258,139 +257,160 @@ async def _put_projects(store: SqliteStore, names: str) -> None:
 
 
 def _spy_turns(
-    monkeypatch: pytest.MonkeyPatch, before: Callable[[int, str], None] = lambda _n, _p: None
-) -> list[tuple[str, int]]:
-    """Return the list to which each turn of a Reset adds its project and how many it deleted.
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[int], None] = lambda _n: None
+) -> list[bool]:
+    """Return the list to which each turn of deleting hidden records adds whether it deleted any.
 
-    ``before`` is called with the turn's number and project before it runs.
+    ``before`` is called with the turn's number before it runs; turns are of 50 records.
     """
-    turns: list[tuple[str, int]] = []
-    delete_records = SqliteRepository.delete_records
+    turns: list[bool] = []
+    purge_hidden = SqliteRepository.purge_hidden
 
-    def turn(repository: SqliteRepository, project_id: str, *args: Any) -> int:
-        before(len(turns), project_id)
-        turns.append((project_id, delete_records(repository, project_id, *args)))
-        return turns[-1][1]
+    def turn(repository: SqliteRepository, limit: int) -> bool:
+        before(len(turns))
+        turns.append(purge_hidden(repository, limit))
+        return turns[-1]
 
     monkeypatch.setattr(sqlite_store, "RESET_TURN_ROWS", 50)
-    monkeypatch.setattr(SqliteRepository, "delete_records", turn)
+    monkeypatch.setattr(SqliteRepository, "purge_hidden", turn)
     return turns
 
 
-def test_a_project_reset_beside_others_deletes_in_turns_and_their_writes_go_on(
+async def _fill(store: SqliteStore, project: str, served: int = 100) -> None:
+    """Log ``2 * MANY`` interactions of a project and serve ``served`` treatments to its user u.
+
+    Then one interaction (body ``B``) and one served row of project B: no table ends
+    with the project's rows (a table's last row stays, ``purge_hidden``).
+    """
+    rows = [log_row(store, project, b"%s-before" % project.encode()) for _ in range(2 * MANY)]
+    await asyncio.gather(*rows)
+    treatments = [ServedTreatment(f"r{n}", "T", "S", f"t{n}", n) for n in range(served)]
+    await store.record_served(project, "u", treatments, None)
+    await log_row(store, "B", b"B")
+    await store.record_served("B", "u", treatments[:1], None)
+
+
+def _floors(path: str) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        return connection.execute("SELECT * FROM record_floors").fetchall()
+
+
+def test_a_project_reset_beside_others_hides_at_once_and_deletes_in_turns_as_writes_go_on(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 1,200 interactions and 100 served treatments of A: about 26 turns of 50 rows, while
-    # both projects keep logging (the turns of tests/unit/test_reset_turns.py, on a file).
-    spied = _spy_turns(monkeypatch)
+    # 1,200 interactions and 100 served treatments of A: turns of 50 rows after the
+    # Reset, while both projects keep logging.
+    turns = _spy_turns(monkeypatch)
     logged = {"A": 0, "B": 0}
-    resetting, during = True, 0
+    logging, during = True, 0
 
     async def log(store: SqliteStore, project: str) -> None:
         nonlocal during
-        while resetting:
+        while logging:
             await log_row(store, project, b"%s%d" % (project.encode(), logged[project]))
             logged[project] += 1
-            during += resetting and project == "B"
+            during += project == "B" and len(turns) > 0
 
-    async def scenario() -> None:
-        nonlocal resetting
+    async def scenario() -> tuple[int | None, int, int]:
+        nonlocal logging
         store = SqliteStore(path)
         try:
             await store.start_writer()
             await _put_projects(store, "AB")
             await log_row(store, "B", b"B-before")
-            await asyncio.gather(*[log_row(store, "A", b"A-before") for _ in range(2 * MANY)])
-            served = [ServedTreatment(f"r{n}", "T", "S", f"t{n}", n) for n in range(100)]
-            await store.record_served("A", "u", served, None)
+            await _fill(store, "A")
+            await store.activity("B", "u")
             loggers = [asyncio.create_task(log(store, project)) for project in "AB"]
             await asyncio.sleep(0)  # their first rows are on their way
             await asyncio.wait_for(store.replace("A", functools.partial(_delete_project, "A")), 30)
-            resetting = False
+            # The Reset's transaction hid A's records: read as gone, deleted afterwards.
+            served_to_u = (await store.activity("A", "u")).latest(SENT)
+            left = len([row for row in stored_interactions(path) if row[1] == b"A-before"])
+            await asyncio.wait_for(store.purged(), 30)
+            logging = False
             await asyncio.gather(*loggers)
+            return served_to_u, left, store.cached_users
         finally:
             store.close()
 
-    asyncio.run(scenario())
-    turns = [deleted for _, deleted in spied]
-    # Whole turns of 50 but the last of each table: A's rows logged meanwhile are left
-    # to the replacing work. Without that bound, a turn took the rows A logged since
-    # the one before, one or two at a time, as long as A was logging (1,308 turns).
-    assert turns[-1] == 0
-    assert len([deleted for deleted in turns[:-1] if deleted < 50]) <= 2, turns
-    # In one transaction, B's rows waited for the whole delete (or, on a big
-    # store, failed past the busy timeout); in turns, B's rows logged so far
-    # are committed after each turn.
+    served_to_u, left, cached = asyncio.run(scenario())
+    assert served_to_u is None
+    assert left > 2 * MANY - 100, left  # at most two turns went before the first read
+    assert cached == 1  # every user was forgotten; A's u read again
+    # 24 turns of 50 interactions (and one more for each 50 that A logged before the Reset's
+    # transaction), 2 of 50 served rows, one dropping the floor, a last one finding nothing.
+    assert 28 <= len(turns) <= 32, turns
+    assert turns.count(False) == 1
+    assert turns[-1] is False
+    # B's rows logged so far are committed after each turn: its writes go on.
     assert during >= 26, during
     rows = stored_interactions(path)
-    assert [body for project, body in rows if project == "B"] == [b"B-before"] + [
+    assert [body for project, body in rows if project == "B"] == [b"B-before", b"B"] + [
         b"B%d" % n for n in range(logged["B"])
     ]
-    # A's rows committed after the replacing work are kept: the last ones it logged.
+    # A's rows logged after the Reset's transaction are kept: the last ones it logged.
     kept = [body for project, body in rows if project == "A"]
     assert kept == [b"A%d" % n for n in range(logged["A"] - len(kept), logged["A"])]
     with contextlib.closing(sqlite3.connect(path)) as connection:
-        assert connection.execute("SELECT count(*) FROM served").fetchone() == (0,)
+        assert connection.execute("SELECT project_id FROM served").fetchall() == [("B",)]
         assert connection.execute("SELECT project_id FROM projects").fetchall() == [("B",)]
+    assert _floors(path) == []
 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["succeeds", "fails"])
 def test_a_reset_its_caller_gave_up_on_goes_on_and_forgets_the_cache(
-    path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fails: bool
+    path: str, caplog: pytest.LogCaptureFixture, fails: bool
 ) -> None:
     give_up: list[Callable[[], object]] = []
 
-    def before(turn: int, _project: str) -> None:
-        if turn == 0:
-            give_up.pop()()  # the caller gives up during the first turn
-        if fails and turn == 3:
+    def reset_a(repository: Repository) -> None:
+        repository.delete_project("A")
+        give_up.pop()()  # the caller gives up during the Reset's transaction
+        time.sleep(0.1)
+        if fails:
             raise sqlite3.OperationalError("disk I/O error")
 
-    turns = _spy_turns(monkeypatch, before)
-
-    async def scenario() -> tuple[int, int]:
+    async def scenario() -> tuple[int, int, list[tuple[object, ...]]]:
         store = SqliteStore(path)
         try:
             await store.start_writer()
             await _put_projects(store, "AB")
-            await asyncio.gather(*[log_row(store, "A", b"A") for _ in range(2 * MANY)])
-            await log_row(store, "B", b"B")
+            await _fill(store, "A")
             await store.activity("A", "u")
             cached = store.cached_users
-            reset = asyncio.create_task(store.replace("A", functools.partial(_delete_project, "A")))
+            reset = asyncio.create_task(store.replace("A", reset_a))
             loop = asyncio.get_running_loop()
             give_up.append(lambda: loop.call_soon_threadsafe(reset.cancel))
             with pytest.raises(asyncio.CancelledError):
                 await reset
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and (
-                store.cached_users or (not fails and len(stored_interactions(path)) > 1)
-            ):
+            while time.monotonic() < deadline and store.cached_users:
                 await asyncio.sleep(0.01)
-            return cached, store.cached_users
+            await asyncio.wait_for(store.purged(), 30)
+            return cached, store.cached_users, _floors(path)
         finally:
             store.close()
 
-    cached, after = asyncio.run(scenario())
+    cached, after, floors = asyncio.run(scenario())
     assert (cached, after) == (1, 0)  # forgotten however the Reset ended
+    assert floors == []
     logged = [r.getMessage() for r in caplog.records if "caller stopped waiting" in r.message]
     if fails:
-        # Three turns of 50 went, and the failure, which no caller hears of, is logged.
-        assert len(stored_interactions(path)) == 2 * MANY + 1 - 150
+        # The Reset's transaction is undone whole; the failure, which no caller hears of,
+        # is logged.
+        assert len(stored_interactions(path)) == 2 * MANY + 1
         assert logged == [
             'a Reset of project "A" whose caller stopped waiting failed (INTERNAL: the store '
-            "failed; nothing was written): part of its records may be deleted: reset it again"
+            "failed; nothing was written): reset it again"
         ]
     else:
-        # Every turn and the replacing work went on without the caller.
-        assert turns[-1] == ("A", 0)
         assert stored_interactions(path) == [("B", b"B")]
         assert not logged
 
 
-def test_a_reset_waits_for_the_one_before(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Turns of two Resets interleaved: the one that ended first deleted the tables' last
-    # rows below the other's bound, whose turns could then delete the rows after them.
+def test_two_resets_at_once_hide_and_delete_both(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     turns = _spy_turns(monkeypatch)
 
     async def scenario() -> None:
@@ -407,12 +427,68 @@ def test_a_reset_waits_for_the_one_before(path: str, monkeypatch: pytest.MonkeyP
                     for project in "AB"
                 ]
             )
+            await asyncio.wait_for(store.purged(), 30)
         finally:
             store.close()
 
     asyncio.run(scenario())
-    assert [project for project, _ in turns] == ["A"] * 5 + ["B"] * 5
+    # Four turns of 50 rows each project, and a turn dropping each floor; one purge.
+    assert turns.count(True) == 10, turns
     assert stored_interactions(path) == [("C", b"C")]
+    assert _floors(path) == []
+
+
+@pytest.mark.parametrize("stop", ["fails", "closed"])
+def test_hidden_records_left_by_a_stopped_purge_stay_hidden_and_go_at_the_next_start(
+    path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, stop: str
+) -> None:
+    def before(turn: int) -> None:
+        if stop == "fails" and turn == 3:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    spied = _spy_turns(monkeypatch, before)
+
+    async def first_run() -> int:
+        store = SqliteStore(path)
+        try:
+            await store.start_writer()
+            await _put_projects(store, "AB")
+            await _fill(store, "A")
+            await store.replace("A", functools.partial(_delete_project, "A"))
+            if stop == "fails":
+                await asyncio.wait_for(store.purged(), 30)
+            return len(spied)
+        finally:
+            store.close()  # closed, a purge under way stops after its turn
+
+    async def second_run() -> tuple[int | None, int, list[tuple[str, bytes]]]:
+        store = SqliteStore(path)
+        try:
+            served_to_u = (await store.activity("A", "u")).latest(SENT)
+            await store.start_helpers()
+            await asyncio.wait_for(store.purged(), 30)
+            return served_to_u, store.cached_users, stored_interactions(path)
+        finally:
+            store.close()
+
+    turns_then = asyncio.run(first_run())
+    left = stored_interactions(path)
+    monkeypatch.undo()  # turns of the next start as they are
+    served_to_u, _, rows = asyncio.run(second_run())
+    failures = [r.getMessage() for r in caplog.records if "a Reset hid failed" in r.message]
+    if stop == "fails":
+        assert turns_then == 3
+        assert len(left) == 2 * MANY + 1 - 150
+        assert failures == [
+            "deleting the records a Reset hid failed (INTERNAL: the store failed; nothing was "
+            "written): they stay hidden"
+        ]
+    else:
+        assert not failures
+        assert len([row for row in left if row[0] == "A"]) > 100  # hidden, not yet deleted
+    assert served_to_u is None
+    assert rows == [("B", b"B")]
+    assert _floors(path) == []
 
 
 def test_a_long_read_holds_up_no_write_and_reads_the_file_of_its_time(path: str) -> None:

@@ -66,13 +66,16 @@ def test_a_file_of_schema_0_is_migrated_and_everything_survives(v0: pathlib.Path
 
 
 def _indexes(path: pathlib.Path) -> list[tuple[object, ...]]:
+    """Return a file's tables by name, and its indexes as created."""
     return _read(
-        path, "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+        path,
+        "SELECT type, name, tbl_name, CASE type WHEN 'index' THEN sql END FROM sqlite_master "
+        "WHERE type IN ('index', 'table') ORDER BY type, name",
     )
 
 
-@pytest.mark.parametrize("version", [1, 2])
-def test_a_file_of_schema_1_or_2_gets_todays_indexes_and_everything_survives(
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_a_file_of_schema_1_to_3_gets_todays_tables_and_indexes_and_everything_survives(
     version: int, request: pytest.FixtureRequest, tmp_path: pathlib.Path
 ) -> None:
     stored: pathlib.Path = request.getfixturevalue(f"v{version}")
@@ -98,7 +101,7 @@ def test_a_file_of_schema_1_or_2_gets_todays_indexes_and_everything_survives(
     } == before
     assert [sequence for sequence, _ in listed] == [row[0] for row in before["interactions"]]
     assert _read(stored, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    # The migrated file has every index a new file has.
+    # The migrated file has every table and index a new file has.
     SqliteStore(str(tmp_path / "new.db")).close()
     assert _indexes(stored) == _indexes(tmp_path / "new.db")
 

@@ -64,14 +64,17 @@ def packed(rows: Iterable[DailyRow]) -> PackedActivity:
 
 
 # A user's events: the logged interactions that name the user, then the
-# treatments served (kind SENT). Counted by day in Python (``daily_rows``), which
-# was quicker than SQL's GROUP BY, which sorts them in a temporary B-tree first
-# (bench/NOTES.md, "Cold reads").
+# treatments served (kind SENT), above the floors a Reset of the project left
+# (``sqlite_schema``). Counted by day in Python (``daily_rows``), which was
+# quicker than SQL's GROUP BY, which sorts them in a temporary B-tree first
+# (bench/NOTES.md, "Cold reads"). ?1 is the project, ?2 the user, ?3 SENT.
 _USER_EVENTS: Final = (
     "SELECT kind, treatment_id, surface, time_micros FROM interactions "
-    "WHERE project_id = ? AND user_id = ? "
-    "UNION ALL SELECT ?, treatment_id, surface, time_micros FROM served "
-    "WHERE project_id = ? AND user_id = ?"
+    "WHERE project_id = ?1 AND user_id = ?2 AND interaction_id > "
+    "coalesce((SELECT interactions FROM record_floors WHERE project_id = ?1), 0) "
+    "UNION ALL SELECT ?3, treatment_id, surface, time_micros FROM served "
+    "WHERE project_id = ?1 AND user_id = ?2 AND served_id > "
+    "coalesce((SELECT served FROM record_floors WHERE project_id = ?1), 0)"
 )
 _LAST_IDS: Final = (
     "SELECT (SELECT COALESCE(MAX(interaction_id), 0) FROM interactions), "
@@ -83,8 +86,7 @@ def read_daily_rows(
     connection: sqlite3.Connection, project_id: str, user_id: str, sent: int
 ) -> list[DailyRow]:
     """Return a user's events counted by day, read by index; ``sent`` is the kind of SENT."""
-    key = (project_id, user_id)
-    return daily_rows(connection.execute(_USER_EVENTS, (*key, sent, *key)))
+    return daily_rows(connection.execute(_USER_EVENTS, (project_id, user_id, sent)))
 
 
 def read_last_ids(connection: sqlite3.Connection) -> Watermark:

@@ -37,7 +37,7 @@ from auxia_decision.server._storage.seam import (
 )
 from auxia_decision.server._storage.sqlite_schema import prepare, refuse_unusable
 
-# Every table with a project_id column, the projects table last (the others refer to it).
+# The tables of a project's configuration, the projects table last (the others refer to it).
 _PROJECT_TABLES: Final = (
     "api_keys",
     "treatment_types",
@@ -45,12 +45,11 @@ _PROJECT_TABLES: Final = (
     "data_fields",
     "mutual_exclusion_groups",
     "treatments",
-    "interactions",
-    "served",
     "projects",
 )
 _RECORD_TABLES: Final = (("interactions", "interaction_id"), ("served", "served_id"))
 """The tables of a project's records, and their keys: what grows with its traffic."""
+_FLOORS: Final = "SELECT project_id, interactions, served FROM record_floors"
 
 
 def connect(path: str) -> tuple[sqlite3.Connection, Migration | None]:
@@ -247,8 +246,9 @@ class SqliteRepository:
     ) -> list[treatment_interaction_service_pb2.LogTreatmentInteractionRequest]:
         """Return the project's recorded interactions, oldest first."""
         rows = self._connection.execute(
-            "SELECT body FROM interactions WHERE project_id = ? ORDER BY interaction_id",
-            (project_id,),
+            "SELECT body FROM interactions WHERE project_id = ? AND interaction_id > ? "
+            "ORDER BY interaction_id",
+            (project_id, self._floors().get(project_id, _NO_FLOORS)[0]),
         ).fetchall()
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
         return [parse(row[0]) for row in rows]
@@ -266,24 +266,51 @@ class SqliteRepository:
         Read as ``filters`` says, as the caller takes them.
         """
         projects = self._listed_projects("interactions", project_id, matching)
-        return listed_interactions(
-            (self._rows, self._rows), projects, after, matching, SQLITE, newest_first=newest_first
+        floors = self._floors()
+        listing = listed_interactions(
+            (self._rows, self._rows),
+            projects,
+            _above_floor(after, project_id, floors, 0, newest_first=newest_first),
+            matching,
+            SQLITE,
+            newest_first=newest_first,
         )
+        if floors:
+            listing.rows = (
+                row for row in listing.rows if row[0] > floors.get(row[1].project_id, _NO_FLOORS)[0]
+            )
+        return listing
 
     def served_rows(
         self, project_id: str, after: int, matching: ServedFilter, *, newest_first: bool = False
     ) -> Listing[ServedRow]:
         """Return the matching served treatments stored after sequence ``after``, oldest first."""
         projects = self._listed_projects("served", project_id, matching)
-        return listed_served_rows(
-            (self._rows, self._rows), projects, after, matching, SQLITE, newest_first=newest_first
+        floors = self._floors()
+        listing = listed_served_rows(
+            (self._rows, self._rows),
+            projects,
+            _above_floor(after, project_id, floors, 1, newest_first=newest_first),
+            matching,
+            SQLITE,
+            newest_first=newest_first,
         )
+        if floors:
+            listing.rows = (row for row in listing.rows if _visible(row, floors))
+        return listing
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:
         """Return the served rows of some of a project's responses, in no order, by index."""
-        return [
-            served_row(row) for row in self._rows(decisions_query(project_id, response_ids, SQLITE))
-        ]
+        floors = self._floors()
+        rows = self._rows(decisions_query(project_id, response_ids, SQLITE))
+        return [row for row in map(served_row, rows) if _visible(row, floors)]
+
+    def _floors(self) -> dict[str, tuple[int, int]]:
+        """Return the projects whose Reset hid records, with the row ids at and below which."""
+        return {
+            str(project): (int(interactions), int(served))
+            for project, interactions, served in self._connection.execute(_FLOORS)
+        }
 
     def _rows(self, query: Query) -> Iterator[tuple[Any, ...]]:
         """Yield a query's rows as SQLite steps to them."""
@@ -302,38 +329,68 @@ class SqliteRepository:
         return listed_projects(project_id, matching, least)
 
     def delete_project(self, project_id: str) -> None:
-        """Delete a project and everything of it: keys, configuration, treatments, records."""
+        """Delete a project and everything of it: keys, configuration, treatments, records.
+
+        Its records are hidden at once (``record_floors``): ``purge_hidden``
+        deletes them afterwards, in transactions of their own.
+        """
         self._touched.add(project_id)
         for table in _PROJECT_TABLES:
             self._connection.execute(f"DELETE FROM {table} WHERE project_id = ?", (project_id,))  # noqa: S608 - our own table names
-
-    def record_ends(self) -> tuple[int, ...]:
-        """Return the key of each record table's last row (0: empty), for ``delete_records``."""
-        return tuple(
-            self._connection.execute(f"SELECT coalesce(max({key}), 0) FROM {table}").fetchone()[0]  # noqa: S608 - our own table names
+        ends = [
+            self._connection.execute(
+                f"SELECT coalesce(max({key}), 0) FROM {table} WHERE project_id = ?",  # noqa: S608 - our own table names
+                (project_id,),
+            ).fetchone()[0]
             for table, key in _RECORD_TABLES
-        )
+        ]
+        if any(ends):
+            # Above any floor of an earlier Reset: its rows may be deleted already.
+            self._connection.execute(
+                "INSERT INTO record_floors VALUES (?, ?, ?) ON CONFLICT (project_id) DO UPDATE "
+                "SET interactions = max(interactions, excluded.interactions), "
+                "served = max(served, excluded.served)",
+                (project_id, *ends),
+            )
 
-    def delete_records(self, project_id: str, ends: Sequence[int], limit: int) -> int:
-        """Delete up to ``limit`` of a project's records below ``ends``; return how many.
+    def purge_hidden(self, limit: int) -> bool:
+        """Delete up to ``limit`` of the records a Reset hid; return whether it deleted any.
 
-        ``ends`` are the keys of ``record_ends``: rows at and above them stay.
-        Interactions go first; the project's configuration stays.
+        A table's last row is never deleted (a new row would take its number,
+        which cached users count already): a project's floor is dropped once
+        none of its records at or below it is left, so a hidden last row
+        keeps it until rows come after it.
         """
-        for (table, key), end in zip(_RECORD_TABLES, ends, strict=True):
-            deleted: int = self._connection.execute(
-                f"DELETE FROM {table} WHERE {key} IN "  # noqa: S608 - our own table names
-                f"(SELECT {key} FROM {table} WHERE project_id = ? AND {key} < ? LIMIT ?)",
-                (project_id, end, limit),
-            ).rowcount
-            if deleted:
-                return deleted
-        return 0
+        for project_id, *floors in self._connection.execute(_FLOORS).fetchall():
+            left = False
+            for (table, key), floor in zip(_RECORD_TABLES, floors, strict=True):
+                deleted: int = self._connection.execute(
+                    f"DELETE FROM {table} WHERE {key} IN "  # noqa: S608 - our own table names
+                    f"(SELECT {key} FROM {table} WHERE project_id = ? AND {key} <= ? "
+                    f"AND {key} < (SELECT max({key}) FROM {table}) LIMIT ?)",
+                    (project_id, floor, limit),
+                ).rowcount
+                if deleted:
+                    return True
+                left = (
+                    left
+                    or self._connection.execute(
+                        f"SELECT 1 FROM {table} WHERE project_id = ? AND {key} <= ?",  # noqa: S608 - our own table names
+                        (project_id, floor),
+                    ).fetchone()
+                    is not None
+                )
+            if not left:
+                self._connection.execute(
+                    "DELETE FROM record_floors WHERE project_id = ?", (project_id,)
+                )
+                return True
+        return False
 
     def delete_everything(self) -> None:
         """Delete every project and everything of them; numbering starts again."""
         self._touched.update(self.project_ids())
-        for table in _PROJECT_TABLES:
+        for table in (*_PROJECT_TABLES, *(table for table, _ in _RECORD_TABLES), "record_floors"):
             self._connection.execute(f"DELETE FROM {table}")  # noqa: S608 - our own table names
         self._connection.execute(
             "DELETE FROM sqlite_sequence WHERE name = 'mutual_exclusion_groups'"
@@ -402,3 +459,25 @@ class SqliteRepository:
         """
         rows = read_daily_rows(self._connection, project_id, user_id, SENT)
         return rows, read_last_ids(self._connection)
+
+
+_NO_FLOORS: Final = (0, 0)
+
+
+def _above_floor(
+    after: int,
+    project_id: str,
+    floors: dict[str, tuple[int, int]],
+    table: int,
+    *,
+    newest_first: bool,
+) -> int:
+    """Return where a listing of one project starts: past its hidden records, oldest first."""
+    if newest_first or not project_id:
+        return after
+    return max(after, floors.get(project_id, _NO_FLOORS)[table])
+
+
+def _visible(row: ServedRow, floors: dict[str, tuple[int, int]]) -> bool:
+    """Whether a served row is above its project's floor (not hidden by a Reset)."""
+    return row.sequence > floors.get(row.project_id, _NO_FLOORS)[1]

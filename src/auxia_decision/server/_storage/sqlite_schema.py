@@ -19,11 +19,12 @@ from auxia.decision.model import treatment_interaction_service_pb2
 from auxia_decision.server._storage.rows import INTERACTION_COLUMNS, interaction_values
 from auxia_decision.server._storage.seam import Migration
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """The schema this code writes: 1 added to the interactions the columns rules read
 (user, kind, treatment, surface, time, tracking id) and the indexes by user; 2 the
 interactions' index by tracking id and the served rows' by response; 3 each table's index
-by project."""
+by project; 4 the records a project's Reset hid (``record_floors``), which older
+versions would show."""
 
 _TABLES: Final = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -96,6 +97,13 @@ CREATE TABLE IF NOT EXISTS served (
   surface TEXT NOT NULL,
   tracking_id TEXT NOT NULL,
   time_micros INTEGER NOT NULL
+);
+-- A project's records at and below these row ids are gone: a Reset hid them at once
+-- and deletes them in turns after it (``sqlite_store``). A row while any is left.
+CREATE TABLE IF NOT EXISTS record_floors (
+  project_id TEXT PRIMARY KEY,
+  interactions INTEGER NOT NULL,
+  served INTEGER NOT NULL
 );
 """
 

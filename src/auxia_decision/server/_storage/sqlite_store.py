@@ -10,6 +10,7 @@ the API's (``storage_error``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import sqlite3
@@ -61,7 +62,7 @@ _USER: Final = INTERACTION_COLUMNS.index("user_id")
 _SERVED_WIDTH: Final = len(SERVED_COLUMNS)
 _RETRY_AFTER: Final = duration_pb2.Duration(seconds=1)
 RESET_TURN_ROWS: Final = 10_000
-"""How many of a project's records a Reset deletes a transaction, on a store of several."""
+"""How many of the records a project's Reset hid are deleted a transaction, after it."""
 # SQLite's primary result codes (the low byte of an extended code).
 _BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
@@ -107,8 +108,7 @@ def _log_abandoned_failure(project_id: str | None, replacing: asyncio.Future[Any
     """Log how a replacement its caller stopped waiting for failed, if it did."""
     if not replacing.cancelled() and (failure := replacing.exception()) is not None:
         _log.error(
-            "a Reset of %s whose caller stopped waiting failed (%s): part of its records may "
-            "be deleted: reset it again",
+            "a Reset of %s whose caller stopped waiting failed (%s): reset it again",
             "every project" if project_id is None else f'project "{project_id}"',
             failure,
         )
@@ -161,6 +161,8 @@ class SqliteStore:
         self._activity_reader: ReaderClient | None = None
         self._versions: dict[str, int] = {}
         self._replacing = asyncio.Lock()  # one replacement at a time (``replace``)
+        self._purging: asyncio.Future[None] | None = None  # ``purge_hidden``
+        self._purge_again = False
 
     shared: Final = False
     """One process writes the store: it is always up to date, nothing to synchronize."""
@@ -263,9 +265,9 @@ class SqliteStore:
         runs on a new file instead of deleting row by row, and the old file is
         deleted meanwhile (``old_files``): quicker than deleting the file,
         however big it had grown. A project's records in a file of several are
-        deleted in turns first (``_delete_records_in_turns``). Replacements run
-        one at a time. A caller that stops waiting (cancelled) does not stop
-        the replacement; if it then fails, the failure is logged.
+        hidden at once and deleted in turns afterwards (``purge_hidden``).
+        Replacements run one at a time. A caller that stops waiting (cancelled)
+        does not stop the replacement; if it then fails, the failure is logged.
         """
         replacing = asyncio.ensure_future(self._replace(project_id, work))
         try:
@@ -282,35 +284,51 @@ class SqliteStore:
                 if self.path != ":memory:":
                     projects = await self.run(lambda repository: repository.project_ids())
                     if project_id is None or projects == [project_id]:
+                        await self._stop_purging()
                         await self._start_afresh()
-                    else:
-                        await self._delete_records_in_turns(project_id)
                 return await self.run(work)
             finally:
                 self._cache.forget_all()
+                self.purge_hidden()
 
-    async def _delete_records_in_turns(self, project_id: str) -> None:
-        """Delete a project's records below each table's last row, ``RESET_TURN_ROWS`` a turn.
+    def purge_hidden(self) -> None:
+        """Delete the records a project's Reset hid, in turns, unless that is under way.
 
-        Each turn is a transaction of its own, and what this event loop logged
-        meanwhile is committed before the next: the writer and the other
-        projects' calls go on between them (one transaction of millions of
-        rows held the writer past its busy timeout: the other projects'
-        writes failed). The rows at and above each table's last row when the
-        turns begin, and the project's rows logged meanwhile, are left to the
-        replacing work: the turns end however busy the project is, and a
-        table's last row is never deleted while others write (a new row would
-        take its number, which cached users already count).
+        Each turn (``RESET_TURN_ROWS`` records) is a transaction of its own,
+        and what this event loop logged meanwhile is committed before the
+        next: the writer and the other projects' calls go on between them
+        (one transaction of millions of rows held the writer past its busy
+        timeout: the other projects' writes failed). The records stay hidden
+        until they are gone, and a server stopped meanwhile goes on at its
+        next start (``start_helpers``). Call it from the store's event loop.
         """
-        ends = await self.executor.run(
-            lambda connection: SqliteRepository(connection, set()).record_ends()
-        )
-        while await self.executor.run(
-            lambda connection: SqliteRepository(connection, set()).delete_records(
-                project_id, ends, RESET_TURN_ROWS
-            )
-        ):
-            await self.drain()
+        self._purge_again = True  # a purge whose last turn found nothing looks again
+        if self._purging is None or self._purging.done():
+            self._purging = asyncio.ensure_future(self._purge_hidden())
+
+    async def _purge_hidden(self) -> None:
+        try:
+            while self._purge_again:
+                self._purge_again = False
+                while await self.executor.run(
+                    lambda connection: SqliteRepository(connection).purge_hidden(RESET_TURN_ROWS)
+                ):
+                    await self.drain()
+        except ApiError as error:
+            _log.error("deleting the records a Reset hid failed (%s): they stay hidden", error)
+
+    async def purged(self) -> None:
+        """Wait until the records hidden so far are deleted (``purge_hidden``), or that failed."""
+        while self._purging is not None and not self._purging.done():
+            await asyncio.wait({self._purging})
+
+    async def _stop_purging(self) -> None:
+        """Stop deleting hidden records (a turn under way ends first; they stay hidden)."""
+        purging, self._purging = self._purging, None
+        if purging is not None and not purging.done():
+            purging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purging
 
     async def _start_afresh(self) -> None:
         """Replace the store's file by a new, empty one, with the same writers."""
@@ -448,6 +466,7 @@ class SqliteStore:
         a failure is raised once both have started or failed.
         """
         await self._start(writer=True, reader=True)
+        self.purge_hidden()  # what a Reset before a stop left
 
     async def _start(self, *, writer: bool, reader: bool) -> None:
         """Start the helper processes asked for, side by side; raise the first failure."""
@@ -530,6 +549,9 @@ class SqliteStore:
         the loop has stopped: the rows handed to the process are committed and
         answered for before it stops.
         """
+        purging, self._purging = self._purging, None
+        if purging is not None and not purging.get_loop().is_closed():
+            purging.cancel()  # the records stay hidden; deleted after the next start
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
