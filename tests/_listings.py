@@ -275,9 +275,12 @@ async def _all_pages(
 
 
 def seek_of_next(
-    table: str, dialect: filters.Dialect, after: int, *, newest_first: bool
+    table: str, dialect: filters.Dialect, after: int, *, newest_first: bool, floor: int = 0
 ) -> filters.Query:
-    """Return the query a listing of project P runs to find its next record past ``after``."""
+    """Return the query a listing of project P runs to find its next record past ``after``.
+
+    ``floor``: P's records at and below it are hidden (a Reset's).
+    """
     sequence = "interaction_id" if table == "interactions" else "served_id"
     asked: list[filters.Query] = []
 
@@ -286,7 +289,7 @@ def seek_of_next(
         return iter([(None,)])
 
     filters._next_sequence(
-        read, (table, sequence, dialect.mark), ("P", after), newest_first=newest_first
+        read, (table, sequence, dialect.mark), ("P", after, floor), newest_first=newest_first
     )
     (query,) = asked
     return query

@@ -10,6 +10,7 @@ from typing import TypeVar
 import pytest
 
 from auxia.decision.model.treatment_interaction_service_pb2 import LogTreatmentInteractionRequest
+from auxia_decision.server._storage import filters
 from auxia_decision.server._storage.seam import (
     SENT,
     InteractionFilter,
@@ -228,3 +229,37 @@ def test_a_project_without_records_leaves_no_floor() -> None:
     finally:
         store.close()
     assert floors == []
+
+
+@pytest.mark.parametrize("newest_first", [False, True], ids=["oldest-first", "newest-first"])
+def test_a_listing_of_the_project_reads_no_hidden_record(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, *, newest_first: bool
+) -> None:
+    # One sequence number a call: a listing that stepped over hidden records would come
+    # back short with a token to go on from, once for each.
+    monkeypatch.setattr(filters, "SCAN_ROWS", 1)
+
+    def listed(repository: SqliteRepository) -> tuple[list[int], int, list[int], int]:
+        interactions = repository.logged_interactions(
+            "A", 0, InteractionFilter(), newest_first=newest_first
+        )
+        served = repository.served_rows("A", 0, ServedFilter(), newest_first=newest_first)
+        return (
+            [row[0] for row in interactions.rows],
+            interactions.resume_after,
+            [row.sequence for row in served.rows],
+            served.resume_after,
+        )
+
+    try:
+        _at_once(store, lambda repository: repository.delete_project("A"))
+
+        async def log_again() -> None:
+            await _log(store, "A", 1)
+            await _serve(store, "A", 1, "ra")
+
+        asyncio.run(log_again())
+        found = _at_once(store, listed)
+    finally:
+        store.close()
+    assert found == ([8], 0, [6], 0)

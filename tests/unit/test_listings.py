@@ -404,12 +404,15 @@ def test_a_projects_listing_steps_over_no_other_projects_records_past_its_own(
 
 
 @pytest.mark.parametrize("table", ["interactions", "served"])
-@pytest.mark.parametrize(("newest_first", "after"), [(False, 5), (True, 5), (True, 0)])
+@pytest.mark.parametrize(
+    ("newest_first", "after", "floor"),
+    [(False, 5, 0), (True, 5, 0), (True, 0, 0), (False, 5, 9), (True, 0, 3), (True, 9, 3)],
+)
 def test_a_projects_next_record_is_found_by_one_seek_of_its_index(
-    tmp_path: pathlib.Path, table: str, *, newest_first: bool, after: int
+    tmp_path: pathlib.Path, table: str, *, newest_first: bool, after: int, floor: int
 ) -> None:
     SqliteStore(str(tmp_path / "store.db")).close()
-    seek = seek_of_next(table, SQLITE, after, newest_first=newest_first)
+    seek = seek_of_next(table, SQLITE, after, newest_first=newest_first, floor=floor)
     plan = _plan(tmp_path / "store.db", seek)
     assert plan.startswith(f"SEARCH {table} USING COVERING INDEX {table}_by_project (project_id=?")
 

@@ -26,7 +26,7 @@ write (bench/NOTES.md, "Listing indexes").
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -56,6 +56,8 @@ POSTGRES: Final = Dialect("%s", "")
 
 _Row = TypeVar("_Row", bound=tuple[Any, ...])
 _Listed = TypeVar("_Listed")
+
+_NO_FLOORS: Final[Mapping[str, int]] = {}
 
 SCAN_ROWS = 100_000
 """The most sequence numbers a listing read in sequence order steps over in one call.
@@ -87,11 +89,13 @@ def interactions_query(
     *,
     newest_first: bool = False,
     through: int | None = None,
+    floor: int = 0,
 ) -> tuple[str, list[object]]:
     """Return the query (``SELECT select``) of a project's matching interactions after ``after``.
 
     Newest first, "after" is before: the rows below ``after`` (any row when 0).
     ``through``: the last sequence number read (the least, newest first).
+    ``floor``: the project's rows at and below it are hidden (``record_floors``).
     """
     others: list[tuple[str, object]] = [("treatment_id", matching.treatment_id)]
     if matching.interaction_type:
@@ -104,6 +108,7 @@ def interactions_query(
         dialect,
         newest_first=newest_first,
         through=through,
+        floor=floor,
     )
 
 
@@ -116,11 +121,13 @@ def served_query(
     *,
     newest_first: bool = False,
     through: int | None = None,
+    floor: int = 0,
 ) -> tuple[str, list[object]]:
     """Return the query (``SELECT select``) of a project's matching served rows after ``after``.
 
     Newest first, "after" is before: the rows below ``after`` (any row when 0).
     ``through``: the last sequence number read (the least, newest first).
+    ``floor``: the project's rows at and below it are hidden (``record_floors``).
     """
     others: list[tuple[str, object]] = [
         ("treatment_id", matching.treatment_id),
@@ -134,6 +141,7 @@ def served_query(
         dialect,
         newest_first=newest_first,
         through=through,
+        floor=floor,
     )
 
 
@@ -206,24 +214,19 @@ def _query(
     *,
     newest_first: bool,
     through: int | None,
+    floor: int = 0,
 ) -> tuple[str, list[object]]:
     """Return a listing's query: ``selected`` is (project, after, filters by index, others).
 
     ``through``: the last sequence number read (the least, newest first); None: no bound.
+    ``floor``: the rows at and below it are not read.
     """
     name, sequence = table
     project_id, after, by_index, others = selected
     mark = dialect.mark
     given = [(column, value) for column, value in by_index + others if value]
     chosen = next((column for column, value in by_index if value), None)
-    conditions: list[str] = []
-    values: list[object] = []
-    if not newest_first:
-        conditions.append(f"{sequence} > {mark}")
-        values.append(after)
-    elif after:
-        conditions.append(f"{sequence} < {mark}")
-        values.append(after)
+    conditions, values = _past(sequence, mark, (after, floor), newest_first=newest_first)
     if through is not None:
         conditions.append(f"{sequence} {'>=' if newest_first else '<='} {mark}")
         values.append(through)
@@ -251,6 +254,26 @@ def _query(
     return query, values
 
 
+def _past(
+    sequence: str, mark: str, bounds: tuple[int, int], *, newest_first: bool
+) -> tuple[list[str], list[object]]:
+    """Return the conditions (and values) of the rows past ``after`` and above ``floor``.
+
+    ``bounds``: (after, floor). Newest first, "past" is below ``after``
+    (any row when 0).
+    """
+    after, floor = bounds
+    if not newest_first:
+        return [f"{sequence} > {mark}"], [max(after, floor)]
+    conditions: list[str] = []
+    values: list[object] = []
+    for column_bound, value in ((f"{sequence} < {mark}", after), (f"{sequence} > {mark}", floor)):
+        if value:
+            conditions.append(column_bound)
+            values.append(value)
+    return conditions, values
+
+
 Query = tuple[str, list[object]]
 """A query's text, in a dialect's placeholders, and its values."""
 Read = Callable[[Query], Iterator[tuple[Any, ...]]]
@@ -267,19 +290,22 @@ def listed_interactions(
     dialect: Dialect,
     *,
     newest_first: bool,
+    floors: Mapping[str, int] = _NO_FLOORS,
 ) -> Listing[tuple[int, LogTreatmentInteractionRequest]]:
     """Return (sequence, request) for the matching interactions of the projects listed.
 
     ``projects`` are what ``listed_projects`` returns; each is read with
     ``reads``, and their rows are merged by sequence. Read in sequence order,
-    the listing stops after ``SCAN_ROWS`` sequence numbers.
+    the listing stops after ``SCAN_ROWS`` sequence numbers. ``floors``: each
+    project's hidden rows are those at and below its floor (not read; the
+    caller drops them from a listing of every project read at once).
     """
     parse = LogTreatmentInteractionRequest.FromString
     return _listing(
         reads,
         ("interactions", "interaction_id", dialect.mark),
-        (projects, reads_by_index(matching), (after, newest_first)),
-        _query_of(interactions_query, ("interaction_id, body", after, matching, dialect)),
+        (projects, reads_by_index(matching), (after, newest_first), floors),
+        _query_of(interactions_query, ("interaction_id, body", after, matching, dialect), floors),
         lambda row: (int(row[0]), parse(row[1])),
     )
 
@@ -292,30 +318,41 @@ def listed_served_rows(
     dialect: Dialect,
     *,
     newest_first: bool,
+    floors: Mapping[str, int] = _NO_FLOORS,
 ) -> Listing[ServedRow]:
     """Return the matching served rows of the projects listed, as ``listed_interactions`` does."""
     return _listing(
         reads,
         ("served", "served_id", dialect.mark),
-        (projects, reads_by_index(matching), (after, newest_first)),
-        _query_of(served_query, (SERVED_SELECT, after, matching, dialect)),
+        (projects, reads_by_index(matching), (after, newest_first), floors),
+        _query_of(served_query, (SERVED_SELECT, after, matching, dialect), floors),
         served_row,
     )
 
 
 def _query_of(
-    builder: Callable[..., Query], given: tuple[str, int, InteractionFilter | ServedFilter, Dialect]
+    builder: Callable[..., Query],
+    given: tuple[str, int, InteractionFilter | ServedFilter, Dialect],
+    floors: Mapping[str, int],
 ) -> Callable[[str, int | None, bool], Query]:
     """Return the query of a project's rows (through a sequence number, or all; which order).
 
     ``builder`` is ``interactions_query`` or ``served_query``; ``given``: its
-    select, the sequence the listing starts after, the filters, the dialect.
+    select, the sequence the listing starts after, the filters, the dialect;
+    ``floors``: each project's floor.
     """
     select, after, matching, dialect = given
 
     def query(project: str, through: int | None, newest_first: bool) -> Query:
         return builder(
-            select, project, after, matching, dialect, newest_first=newest_first, through=through
+            select,
+            project,
+            after,
+            matching,
+            dialect,
+            newest_first=newest_first,
+            through=through,
+            floor=floors.get(project, 0),
         )
 
     return query
@@ -324,18 +361,18 @@ def _query_of(
 def _listing(
     reads: Reads,
     table: tuple[str, str, str],
-    listed: tuple[Sequence[str], bool, tuple[int, bool]],
+    listed: tuple[Sequence[str], bool, tuple[int, bool], Mapping[str, int]],
     query: Callable[[str, int | None, bool], Query],
     convert: Callable[[tuple[Any, ...]], _Listed],
 ) -> Listing[_Listed]:
     """Return a listing of a table's rows (``table``: its name, sequence column and mark).
 
     ``listed``: the projects, whether their rows are read by an index, the
-    sequence the listing starts after and whether newest first; ``query``:
-    the query of a project's rows (``_query_of``).
+    sequence the listing starts after and whether newest first, each
+    project's floor; ``query``: the query of a project's rows (``_query_of``).
     """
     read, seek = reads
-    projects, by_index, (after, newest_first) = listed
+    projects, by_index, (after, newest_first), floors = listed
     if len(projects) != 1 or by_index:
         streams = [read(query(project, None, newest_first)) for project in projects]
         rows = _merged_by_sequence(streams, newest_first=newest_first)
@@ -343,7 +380,8 @@ def _listing(
     stopped: list[int] = []
 
     def bounded(project: str) -> Iterator[_Listed]:
-        first = _next_sequence(seek, table, (project, after), newest_first=newest_first)
+        floor = floors.get(project, 0)
+        first = _next_sequence(seek, table, (project, after, floor), newest_first=newest_first)
         if first is None:
             return
         scan = SCAN_ROWS
@@ -352,32 +390,32 @@ def _listing(
             yield convert(row)
         if newest_first and through <= 1:
             return  # sequence numbers start at 1
-        if _next_sequence(seek, table, (project, through), newest_first=newest_first) is not None:
+        if (
+            _next_sequence(seek, table, (project, through, floor), newest_first=newest_first)
+            is not None
+        ):
             stopped.append(through)
 
     return Listing(bounded(projects[0]), stopped)
 
 
 def _next_sequence(
-    read: Read, table: tuple[str, str, str], past: tuple[str, int], *, newest_first: bool
+    read: Read, table: tuple[str, str, str], past: tuple[str, int, int], *, newest_first: bool
 ) -> int | None:
-    """Return the first sequence number past ``past`` (project, sequence) in reading order, or None.
+    """Return the first sequence number past ``past`` in reading order, or None.
 
-    Newest first, the greatest below the sequence (the greatest of all when 0).
-    Of a project's rows when one is given (one seek of the table's index by
-    project: other projects' rows are not stepped over), else of every row
-    (one seek of its primary key).
+    ``past``: (project, sequence, the project's floor). Newest first, the
+    greatest below the sequence (the greatest of all when 0) and above the
+    floor. Of a project's rows when one is given (one seek of the table's
+    index by project: other projects' rows are not stepped over), else of
+    every row (one seek of its primary key).
     """
     name, sequence, mark = table
-    project, after = past
-    conditions: list[str] = []
-    values: list[object] = []
+    project, after, floor = past
+    conditions, values = _past(sequence, mark, (after, floor), newest_first=newest_first)
     if project:
         conditions.append(f"project_id = {mark}")
         values.append(project)
-    if after or not newest_first:
-        conditions.append(f"{sequence} {'<' if newest_first else '>'} {mark}")
-        values.append(after)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     text = f"SELECT {'MAX' if newest_first else 'MIN'}({sequence}) FROM {name}{where}"  # noqa: S608 - our own columns
     found = next(read((text, values)))[0]

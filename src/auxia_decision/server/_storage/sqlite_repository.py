@@ -270,12 +270,13 @@ class SqliteRepository:
         listing = listed_interactions(
             (self._rows, self._rows),
             projects,
-            _above_floor(after, project_id, floors, 0, newest_first=newest_first),
+            after,
             matching,
             SQLITE,
             newest_first=newest_first,
+            floors={project: floor for project, (floor, _) in floors.items()},
         )
-        if floors:
+        if floors and projects == [""]:  # every project at once: their floors row by row
             listing.rows = (
                 row for row in listing.rows if row[0] > floors.get(row[1].project_id, _NO_FLOORS)[0]
             )
@@ -290,12 +291,13 @@ class SqliteRepository:
         listing = listed_served_rows(
             (self._rows, self._rows),
             projects,
-            _above_floor(after, project_id, floors, 1, newest_first=newest_first),
+            after,
             matching,
             SQLITE,
             newest_first=newest_first,
+            floors={project: floor for project, (_, floor) in floors.items()},
         )
-        if floors:
+        if floors and projects == [""]:
             listing.rows = (row for row in listing.rows if _visible(row, floors))
         return listing
 
@@ -462,20 +464,6 @@ class SqliteRepository:
 
 
 _NO_FLOORS: Final = (0, 0)
-
-
-def _above_floor(
-    after: int,
-    project_id: str,
-    floors: dict[str, tuple[int, int]],
-    table: int,
-    *,
-    newest_first: bool,
-) -> int:
-    """Return where a listing of one project starts: past its hidden records, oldest first."""
-    if newest_first or not project_id:
-        return after
-    return max(after, floors.get(project_id, _NO_FLOORS)[table])
 
 
 def _visible(row: ServedRow, floors: dict[str, tuple[int, int]]) -> bool:
