@@ -226,7 +226,7 @@ class _Load:
     """A read of one user's activity in flight, and the events committed meanwhile.
 
     The cache keeps what it reads only while the load is the user's in ``_loads``:
-    one forgotten meanwhile (``forget_all``, ``fold``) answers its callers only.
+    one forgotten meanwhile (``forget_all``, ``forget_project``, ``fold``) answers its callers only.
     """
 
     committed: list[tuple[int, int, Event]]
@@ -341,7 +341,7 @@ class ActivityCache:
             self._folded[project_id] = kinds  # every kind was kept: nothing is behind
         elif not kinds <= kept:
             self._folded[project_id] = kept | kinds
-            self._forget_project(project_id)
+            self.forget_project(project_id)
 
     def committed(
         self, table: int, first_id: int, events: Sequence[tuple[int, str, str, Event]]
@@ -376,8 +376,8 @@ class ActivityCache:
         self._entries.clear()
         self._loads.clear()
 
-    def _forget_project(self, project_id: str) -> None:
-        """Forget a project's users; their reads in flight are not kept."""
+    def forget_project(self, project_id: str) -> None:
+        """Forget a project's users (its data was replaced); their reads in flight are not kept."""
         entries, loads = self._entries, self._loads
         for key in [key for key in entries if key[0] == project_id]:
             del entries[key]

@@ -259,8 +259,9 @@ class SqliteStore:
     async def replace(self, project_id: str | None, work: Callable[[Repository], T]) -> T:
         """Run a unit of work that replaces a project's data (None: everyone's); return its result.
 
-        What this event loop appended before is committed first; the users'
-        activity is read again from the database when next needed. When the
+        What this event loop appended before is committed first; the
+        project's users' activity (everyone's, for a new file) is read again
+        from the database when next needed. When the
         work replaces everything in a file (every project, or the only one), it
         runs on a new file instead of deleting row by row, and the old file is
         deleted meanwhile (``old_files``): quicker than deleting the file,
@@ -279,16 +280,22 @@ class SqliteStore:
     async def _replace(self, project_id: str | None, work: Callable[[Repository], T]) -> T:
         """Replace a project's data (``replace``); the cache is forgotten however it ends."""
         async with self._replacing:
+            afresh = project_id is None
             try:
                 await self.drain()
                 if self.path != ":memory:":
                     projects = await self.run(lambda repository: repository.project_ids())
-                    if project_id is None or projects == [project_id]:
+                    afresh = afresh or projects == [project_id]
+                    if afresh:
                         await self._stop_purging()
                         await self._start_afresh()
                 return await self.run(work)
             finally:
-                self._cache.forget_all()
+                # The other projects' records are as they were: their users stay cached.
+                if project_id is None or afresh:
+                    self._cache.forget_all()
+                else:
+                    self._cache.forget_project(project_id)
                 self.purge_hidden()
 
     def purge_hidden(self) -> None:
