@@ -106,17 +106,25 @@ def _everything_read(repository: SqliteRepository, project: str) -> dict[str, li
             for row in repository.logged_interactions("", 0, InteractionFilter()).rows
             if row[1].project_id == project
         ),
+        "every project, newest first": (
+            row
+            for row in repository.logged_interactions(
+                "", 0, InteractionFilter(), newest_first=True
+            ).rows
+            if row[1].project_id == project
+        ),
     }
     read = {name: sorted(row[0] for row in listed) for name, listed in reads.items()}
     read["interactions"] = [len(repository.interactions(project))]
     read["served"] = sorted(
         row.sequence for row in repository.served_rows(project, 0, ServedFilter()).rows
     )
-    read["served, every project"] = sorted(
-        row.sequence
-        for row in repository.served_rows("", 0, ServedFilter()).rows
-        if row.project_id == project
-    )
+    for newest_first in (False, True):
+        read[f"served, every project{', newest first' * newest_first}"] = sorted(
+            row.sequence
+            for row in repository.served_rows("", 0, ServedFilter(), newest_first=newest_first).rows
+            if row.project_id == project
+        )
     read["decisions"] = sorted(
         row.sequence for row in repository.decisions_rows(project, ["ra", "rb"])
     )
@@ -151,11 +159,19 @@ def test_a_deleted_project_s_records_are_hidden_from_every_read_at_once(
     assert others == {
         **{
             name: [4, 5]
-            for name in ("listing", "newest first", "by user", "by tracking id", "every project")
+            for name in (
+                "listing",
+                "newest first",
+                "by user",
+                "by tracking id",
+                "every project",
+                "every project, newest first",
+            )
         },
         "interactions": [2],
         "served": [1, 2],
         "served, every project": [1, 2],
+        "served, every project, newest first": [1, 2],
         "decisions": [1, 2],
         "activity": [2, 2],
     }
@@ -168,11 +184,19 @@ def test_a_deleted_project_s_records_are_hidden_from_every_read_at_once(
     assert again == {
         **{
             name: [8]
-            for name in ("listing", "newest first", "by user", "by tracking id", "every project")
+            for name in (
+                "listing",
+                "newest first",
+                "by user",
+                "by tracking id",
+                "every project",
+                "every project, newest first",
+            )
         },
         "interactions": [1],
         "served": [6],
         "served, every project": [6],
+        "served, every project, newest first": [6],
         "decisions": [6],
         "activity": [1, 1],
     }
@@ -263,3 +287,42 @@ def test_a_listing_of_the_project_reads_no_hidden_record(
     finally:
         store.close()
     assert found == ([8], 0, [6], 0)
+
+
+def test_a_hidden_last_row_of_either_table_keeps_the_floor() -> None:
+    # The interactions end with A's row, the served rows with B's: A's served row goes,
+    # its last interaction stays hidden, and so does the floor.
+    store = SqliteStore(":memory:")
+    try:
+
+        async def fill() -> None:
+            await _log(store, "A", 3)
+            await _serve(store, "A", 1, "ra")
+            await _serve(store, "B", 1, "rb")
+
+        asyncio.run(fill())
+        _at_once(store, lambda repository: repository.delete_project("A"))
+        while _at_once(store, lambda repository: repository.purge_hidden(100)):
+            pass
+        rows, floors = _rows(store), _floors(store)
+        read = _at_once(store, lambda repository: _everything_read(repository, "A"))
+    finally:
+        store.close()
+    assert rows == [[(3, "A")], [(2, "B")]]
+    assert floors == [("A", 3, 1)]
+    assert read == {
+        name: [0] if name == "interactions" else [0, 0] if name == "activity" else []
+        for name in read
+    }
+
+
+def test_a_closed_store_starts_no_purge() -> None:
+    # A Reset shielded from its caller may end after the server closed the store: a purge
+    # then would wait for ever on the closed database thread.
+    async def scenario() -> set[asyncio.Task[object]]:
+        store = SqliteStore(":memory:")
+        store.close()
+        store.purge_hidden()
+        return asyncio.all_tasks() - {asyncio.current_task()}
+
+    assert asyncio.run(scenario()) == set()

@@ -163,6 +163,7 @@ class SqliteStore:
         self._replacing = asyncio.Lock()  # one replacement at a time (``replace``)
         self._purging: asyncio.Future[None] | None = None  # ``purge_hidden``
         self._purge_again = False
+        self._closed = False
 
     shared: Final = False
     """One process writes the store: it is always up to date, nothing to synchronize."""
@@ -307,8 +308,12 @@ class SqliteStore:
         (one transaction of millions of rows held the writer past its busy
         timeout: the other projects' writes failed). The records stay hidden
         until they are gone, and a server stopped meanwhile goes on at its
-        next start (``start_helpers``). Call it from the store's event loop.
+        next start (``start_helpers``), as do a failed turn's and a hidden
+        table's last row (``SqliteRepository.purge_hidden``): the next Reset
+        or start deletes them. Call it from the store's event loop.
         """
+        if self._closed:  # a Reset that ended after its store was closed
+            return
         self._purge_again = True  # a purge whose last turn found nothing looks again
         if self._purging is None or self._purging.done():
             self._purging = asyncio.ensure_future(self._purge_hidden())
@@ -325,7 +330,11 @@ class SqliteStore:
             _log.error("deleting the records a Reset hid failed (%s): they stay hidden", error)
 
     async def purged(self) -> None:
-        """Wait until the records hidden so far are deleted (``purge_hidden``), or that failed."""
+        """Wait until the deleting of hidden records under way ends (``purge_hidden``).
+
+        What it leaves (a hidden last row of a table, what a failed turn
+        left) waits for the next Reset or start.
+        """
         while self._purging is not None and not self._purging.done():
             await asyncio.wait({self._purging})
 
@@ -556,6 +565,7 @@ class SqliteStore:
         the loop has stopped: the rows handed to the process are committed and
         answered for before it stops.
         """
+        self._closed = True
         purging, self._purging = self._purging, None
         if purging is not None and not purging.get_loop().is_closed():
             purging.cancel()  # the records stay hidden; deleted after the next start
