@@ -58,6 +58,19 @@ _Row = TypeVar("_Row", bound=tuple[Any, ...])
 _Listed = TypeVar("_Listed")
 
 _NO_FLOORS: Final[Mapping[str, int]] = {}
+FLOORS: Final = "SELECT project_id, interactions, served FROM record_floors"
+"""The query of the projects whose Reset hid records, and the row id of each table it hid
+through: the rows of both tables (``record_floors``), for ``floors_of``."""
+
+
+def floors_of(rows: Iterable[tuple[Any, ...]], table: str) -> dict[str, int]:
+    """Return each project's floor in a record table (``interactions``, ``served``).
+
+    ``rows``: those of ``FLOORS``.
+    """
+    column = 1 if table == "interactions" else 2
+    return {str(row[0]): int(row[column]) for row in rows}
+
 
 SCAN_ROWS = 100_000
 """The most sequence numbers a listing read in sequence order steps over in one call.
@@ -296,17 +309,21 @@ def listed_interactions(
 
     ``projects`` are what ``listed_projects`` returns; each is read with
     ``reads``, and their rows are merged by sequence. Read in sequence order,
-    the listing stops after ``SCAN_ROWS`` sequence numbers. ``floors``: each
-    project's hidden rows are those at and below its floor (not read; the
-    caller drops them from a listing of every project read at once).
+    the listing stops after ``SCAN_ROWS`` sequence numbers. ``floors``: the
+    rows of a project at and below its floor are hidden by its Reset
+    (``FLOORS``): not listed.
     """
     parse = LogTreatmentInteractionRequest.FromString
     return _listing(
         reads,
         ("interactions", "interaction_id", dialect.mark),
         (projects, reads_by_index(matching), (after, newest_first), floors),
-        _query_of(interactions_query, ("interaction_id, body", after, matching, dialect), floors),
-        lambda row: (int(row[0]), parse(row[1])),
+        _query_of(
+            interactions_query,
+            ("interaction_id, project_id, body", after, matching, dialect),
+            floors,
+        ),
+        lambda row: (int(row[0]), parse(row[2])),
     )
 
 
@@ -387,7 +404,9 @@ def _listing(
         scan = SCAN_ROWS
         through = first - scan + 1 if newest_first else first + scan - 1
         for row in read(query(project, through, newest_first)):
-            yield convert(row)
+            # Every project at once: each row against its own project's floor.
+            if project or row[0] > floors.get(row[1], 0):
+                yield convert(row)
         if newest_first and through <= 1:
             return  # sequence numbers start at 1
         if (

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
 
 from auxia.decision.model import (
     data_field_pb2,
@@ -13,9 +13,11 @@ from auxia.decision.model import (
 )
 from auxia_decision.server._storage.daily import read_daily_rows, read_last_ids
 from auxia_decision.server._storage.filters import (
+    FLOORS,
     SQLITE,
     Query,
     decisions_query,
+    floors_of,
     listed_interactions,
     listed_projects,
     listed_served_rows,
@@ -49,7 +51,6 @@ _PROJECT_TABLES: Final = (
 )
 _RECORD_TABLES: Final = (("interactions", "interaction_id"), ("served", "served_id"))
 """The tables of a project's records, and their keys: what grows with its traffic."""
-_FLOORS: Final = "SELECT project_id, interactions, served FROM record_floors"
 
 
 def connect(path: str) -> tuple[sqlite3.Connection, Migration | None]:
@@ -248,7 +249,7 @@ class SqliteRepository:
         rows = self._connection.execute(
             "SELECT body FROM interactions WHERE project_id = ? AND interaction_id > ? "
             "ORDER BY interaction_id",
-            (project_id, self._floors(0).get(project_id, 0)),
+            (project_id, self._floors("interactions").get(project_id, 0)),
         ).fetchall()
         parse = treatment_interaction_service_pb2.LogTreatmentInteractionRequest.FromString
         return [parse(row[0]) for row in rows]
@@ -265,39 +266,9 @@ class SqliteRepository:
 
         Read as ``filters`` says, as the caller takes them.
         """
-        return self._listed(
-            (0, listed_interactions, _interaction_key),
-            project_id,
-            after,
-            matching,
-            newest_first=newest_first,
-        )
-
-    def served_rows(
-        self, project_id: str, after: int, matching: ServedFilter, *, newest_first: bool = False
-    ) -> Listing[ServedRow]:
-        """Return the matching served treatments stored after sequence ``after``, oldest first."""
-        how = (1, listed_served_rows, _served_key)
-        return self._listed(how, project_id, after, matching, newest_first=newest_first)
-
-    def _listed(
-        self,
-        how: tuple[int, Callable[..., Listing[_Row]], Callable[[_Row], tuple[int, str]]],
-        project_id: str,
-        after: int,
-        matching: InteractionFilter | ServedFilter,
-        *,
-        newest_first: bool,
-    ) -> Listing[_Row]:
-        """Return a listing of a record table, its projects' hidden records left out.
-
-        ``how``: the table (0: interactions, 1: served), its ``filters``
-        listing and a row's (sequence, project).
-        """
-        table, listed, key = how
-        projects = self._listed_projects(_RECORD_TABLES[table][0], project_id, matching)
-        floors = self._floors(table)
-        listing = listed(
+        projects = self._listed_projects("interactions", project_id, matching)
+        floors = self._floors("interactions")
+        return listed_interactions(
             (self._rows, self._rows),
             projects,
             after,
@@ -306,21 +277,32 @@ class SqliteRepository:
             newest_first=newest_first,
             floors=floors,
         )
-        # Read one project at a time, each above its floor; every project at once, row by row.
-        return _visible_only(listing, floors if projects == [""] else {}, key)
+
+    def served_rows(
+        self, project_id: str, after: int, matching: ServedFilter, *, newest_first: bool = False
+    ) -> Listing[ServedRow]:
+        """Return the matching served treatments stored after sequence ``after``, oldest first."""
+        projects = self._listed_projects("served", project_id, matching)
+        floors = self._floors("served")
+        return listed_served_rows(
+            (self._rows, self._rows),
+            projects,
+            after,
+            matching,
+            SQLITE,
+            newest_first=newest_first,
+            floors=floors,
+        )
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:
         """Return the served rows of some of a project's responses, in no order, by index."""
-        floor = self._floors(1).get(project_id, 0)
+        floor = self._floors("served").get(project_id, 0)
         rows = self._rows(decisions_query(project_id, response_ids, SQLITE))
         return [row for row in map(served_row, rows) if row.sequence > floor]
 
-    def _floors(self, table: int) -> dict[str, int]:
-        """Return each project whose Reset hid records of a table, and the row id it hid through.
-
-        ``table``: 0 for interactions, 1 for served treatments.
-        """
-        return {str(row[0]): int(row[1 + table]) for row in self._connection.execute(_FLOORS)}
+    def _floors(self, table: str) -> dict[str, int]:
+        """Return each project whose Reset hid records of a table, and the row id it hid through."""
+        return floors_of(self._connection.execute(FLOORS), table)
 
     def _rows(self, query: Query) -> Iterator[tuple[Any, ...]]:
         """Yield a query's rows as SQLite steps to them."""
@@ -371,7 +353,7 @@ class SqliteRepository:
         none of its records at or below it is left, so a hidden last row
         keeps it until a purge after rows came after it.
         """
-        for project_id, *floors in self._connection.execute(_FLOORS).fetchall():
+        for project_id, *floors in self._connection.execute(FLOORS).fetchall():
             left = False
             for (table, key), floor in zip(_RECORD_TABLES, floors, strict=True):
                 deleted: int = self._connection.execute(
@@ -469,30 +451,3 @@ class SqliteRepository:
         """
         rows = read_daily_rows(self._connection, project_id, user_id, SENT)
         return rows, read_last_ids(self._connection)
-
-
-_Row = TypeVar("_Row")
-
-
-def _visible_only(
-    listing: Listing[_Row], floors: dict[str, int], key: Callable[[_Row], tuple[int, str]]
-) -> Listing[_Row]:
-    """Return a listing without its rows at or below their project's floor.
-
-    ``key`` gives a row's sequence and project; with no floors, the listing
-    as it is.
-    """
-    if floors:
-        rows = listing.rows
-        listing.rows = (row for row in rows if key(row)[0] > floors.get(key(row)[1], 0))
-    return listing
-
-
-def _interaction_key(
-    row: tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest],
-) -> tuple[int, str]:
-    return row[0], row[1].project_id
-
-
-def _served_key(row: ServedRow) -> tuple[int, str]:
-    return row.sequence, row.project_id
