@@ -175,21 +175,26 @@ def test_the_decisions_of_a_listings_rows_are_read_by_index(postgres_url: str) -
             ),
         ),
         (2, ("interactions_by_project", "served_by_project")),
+        (3, ()),
     ],
 )
-def test_a_database_of_an_earlier_schema_gets_todays_indexes_at_start(
+def test_a_database_of_an_earlier_schema_gets_todays_indexes_and_tables_at_start(
     postgres_url: str, version: int, added: tuple[str, ...]
 ) -> None:
     PostgresStore(postgres_url).close()
     listing_indexes = (
         "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' "
-        f"AND indexname IN {added!r} ORDER BY 1"
+        "AND indexname = ANY(%s) ORDER BY 1"
     )
     with psycopg.connect(postgres_url, autocommit=True) as connection:
-        made = [row[0] for row in connection.execute(listing_indexes.encode()).fetchall()]
+        made = [
+            row[0]
+            for row in connection.execute(listing_indexes.encode(), (list(added),)).fetchall()
+        ]
         # Each schema was the next one without the indexes it added.
         for name in made:
             connection.execute(f"DROP INDEX {name}".encode())
+        connection.execute(b"DROP TABLE record_floors")  # schema 4's
         connection.execute(f"UPDATE auxia_schema SET version = {version}".encode())
         connection.execute(
             "INSERT INTO served (project_id, user_id, response_id, treatment_id, surface, "
@@ -206,7 +211,9 @@ def test_a_database_of_an_earlier_schema_gets_todays_indexes_at_start(
         1,
     )
     with psycopg.connect(postgres_url) as connection:
-        assert [row[0] for row in connection.execute(listing_indexes.encode()).fetchall()] == made
+        again_made = connection.execute(listing_indexes.encode(), (list(added),)).fetchall()
+        assert [row[0] for row in again_made] == made
+        assert connection.execute("SELECT count(*) FROM record_floors").fetchone() == (0,)
         assert connection.execute("SELECT version FROM auxia_schema").fetchone() == (
             SCHEMA_VERSION,
         )

@@ -42,8 +42,10 @@ from auxia_decision.server._storage.postgres_store import PostgresStore
 from auxia_decision.server._storage.seam import (
     SENT,
     Event,
+    InteractionFilter,
     ProjectRecord,
     Repository,
+    ServedFilter,
     ServedTreatment,
     StaleKnowledgeError,
 )
@@ -130,7 +132,7 @@ class _Run:
     async def step(self) -> None:
         rng = self.rng
         user = rng.choice(USERS)
-        what = rng.choice(["log", "serve", "check", "race", "evict"])
+        what = rng.choice(["log", "serve", "check", "race", "evict", "log", "serve", "reset"])
         if what == "log":
             await asyncio.gather(*(self.log(rng.choice(USERS)) for _ in range(rng.randint(1, 4))))
         elif what == "serve":
@@ -147,10 +149,20 @@ class _Run:
                 writes.append(self.serve(user))
             await asyncio.gather(reading, *writes)
             await self.check(user, reader)
+        elif what == "reset":
+            # The project's records hidden at once and deleted in turns after, while the
+            # next steps go on through either store.
+            await self.store().replace(PROJECT, _delete_project)
+            for events in self.acknowledged.values():
+                events.clear()
         else:
             store = self.store()
             for other in rng.sample(USERS, 3):
                 await store.activity(PROJECT, other)
+
+
+def _delete_project(repository: Repository) -> None:
+    repository.delete_project(PROJECT)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -234,6 +246,79 @@ def test_cached_users_add_no_objects_the_garbage_collector_tracks(postgres_url: 
             await store.aclose()
 
     run_event_loop(scenario())
+
+
+def _count(url: str, query: str) -> tuple[Any, ...] | None:
+    with psycopg.connect(url) as connection:
+        return connection.execute(query.encode()).fetchone()
+
+
+@pytest.mark.parametrize("stop", [False, True], ids=["purged", "stopped, then started"])
+def test_a_project_reset_hides_its_records_from_every_replica_and_deletes_them_after(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, *, stop: bool
+) -> None:
+    monkeypatch.setattr(postgres_store, "RESET_TURN_ROWS", 50)
+    turns = threading.Event()
+    purge_turn = postgres_store._purge_turn
+
+    def held_turn(connection: Any) -> bool:
+        turns.wait(30)
+        return purge_turn(connection)
+
+    monkeypatch.setattr(postgres_store, "_purge_turn", held_turn)
+    counts = "SELECT count(*) FILTER (WHERE project_id = 'P'), count(*) FROM {}"
+
+    async def scenario() -> list[object]:
+        stores = [PostgresStore(postgres_url) for _ in range(2)]
+        seen: list[object] = []
+        try:
+            run = _Run(stores, 11)
+            await asyncio.gather(*(run.log(user) for user in USERS for _ in range(40)))
+            await asyncio.gather(*(run.serve(user) for user in USERS for _ in range(6)))
+            other = ServedTreatment("other", "A", "S1", "x", TODAY * DAY)
+            await stores[1].record_served("OTHER", "u0", [other], None)
+            await run.check("u0", stores[1])  # cached by the other replica
+            await stores[0].replace(PROJECT, _delete_project)
+            # Nothing deleted yet, yet every replica reads nothing of the project.
+            seen.append(_count(postgres_url, counts.format("interactions")))
+            for events in run.acknowledged.values():
+                events.clear()
+            for store in stores:
+                await run.check("u0", store)
+                listed = await store.read(
+                    lambda repository: (
+                        list(repository.logged_interactions(PROJECT, 0, InteractionFilter()).rows),
+                        list(repository.logged_interactions("", 0, InteractionFilter()).rows),
+                        [
+                            row.project_id
+                            for row in repository.served_rows("", 0, ServedFilter()).rows
+                        ],
+                        repository.decisions_rows(PROJECT, ["r201"]),
+                    )
+                )
+                seen.append(listed)
+            await run.log("u0")  # logged after the Reset: read as ever
+            await run.check("u0", stores[1])
+            if stop:
+                await stores[0].aclose()  # a purge under way stops; the next start goes on
+                stores[0] = PostgresStore(postgres_url)
+                turns.set()
+                await stores[0].start_helpers()
+            else:
+                turns.set()
+            await asyncio.wait_for(stores[0].purged(), 30)
+            await run.check("u0", stores[1])
+        finally:
+            for store in stores:
+                await store.aclose()
+        return seen
+
+    seen = run_event_loop(scenario())
+    assert seen == [(200, 200), *[([], [], ["OTHER"], [])] * 2]
+    assert _count(postgres_url, counts.format("interactions")) == (1, 1)
+    assert _count(postgres_url, counts.format("served")) == (0, 1)
+    # The floor stays: a row numbered below it might still commit.
+    assert _count(postgres_url, "SELECT project_id, interactions FROM record_floors") == ("P", 200)
 
 
 def test_a_replaced_store_is_forgotten_by_the_other(postgres_url: str) -> None:

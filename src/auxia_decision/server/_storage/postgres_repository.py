@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import psycopg
@@ -14,10 +14,12 @@ from auxia.decision.model import (
     treatment_pb2,
 )
 from auxia_decision.server._storage.filters import (
+    FLOORS,
     POSTGRES,
     Query,
     Reads,
     decisions_query,
+    floors_of,
     listed_interactions,
     listed_projects,
     listed_served_rows,
@@ -39,7 +41,8 @@ from auxia_decision.server._storage.seam import (
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
-# Every table with a project_id column, the projects table last (the others refer to it).
+# The tables a project's Reset deletes its rows of, the projects table last (the others
+# refer to it); its records it hides (``record_floors``).
 PROJECT_TABLES: Final = (
     "api_keys",
     "treatment_types",
@@ -47,11 +50,11 @@ PROJECT_TABLES: Final = (
     "data_fields",
     "mutual_exclusion_groups",
     "treatments",
-    "interactions",
-    "served",
     "recent_decisions",
     "projects",
 )
+_RECORD_TABLES: Final = (("interactions", "interaction_id"), ("served", "served_id"))
+"""The tables of a project's records, and their keys: what grows with its traffic."""
 TRUNCATE_WAIT_MS: Final = 100
 """How long a Reset's TRUNCATE waits for the tables' reads in progress before it gives way:
 the longest it holds up the other sessions' statements on them at a time."""
@@ -66,10 +69,15 @@ DAY_SQL: Final = (
 )
 _USER_ACTIVITY: Final = (
     f"SELECT kind, treatment_id, surface, {DAY_SQL} AS day, COUNT(*), MIN(time_micros), "  # noqa: S608 - our own constants
-    "MAX(time_micros) FROM interactions WHERE project_id = %s AND user_id = %s "
+    "MAX(time_micros) FROM interactions WHERE project_id = %(project)s AND user_id = %(user)s "
+    "AND interaction_id > coalesce((SELECT interactions FROM record_floors "
+    "WHERE project_id = %(project)s), 0) "
     "GROUP BY kind, treatment_id, surface, day "
-    f"UNION ALL SELECT %s, treatment_id, surface, {DAY_SQL} AS day, COUNT(*), MIN(time_micros), "
-    "MAX(time_micros) FROM served WHERE project_id = %s AND user_id = %s "
+    f"UNION ALL SELECT %(sent)s, treatment_id, surface, {DAY_SQL} AS day, COUNT(*), "
+    "MIN(time_micros), MAX(time_micros) FROM served "
+    "WHERE project_id = %(project)s AND user_id = %(user)s "
+    "AND served_id > coalesce((SELECT served FROM record_floors "
+    "WHERE project_id = %(project)s), 0) "
     "GROUP BY treatment_id, surface, day"
 )
 
@@ -99,7 +107,9 @@ class PostgresRepository:
     def _one(self, query: str, values: Sequence[object] = ()) -> tuple[Any, ...] | None:
         return self._connection.execute(query.encode(), values).fetchone()
 
-    def _all(self, query: str, values: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    def _all(
+        self, query: str, values: Sequence[object] | Mapping[str, object] = ()
+    ) -> list[tuple[Any, ...]]:
         return self._connection.execute(query.encode(), values).fetchall()
 
     def projects_by_key_digest(self) -> dict[bytes, ProjectRecord]:
@@ -272,8 +282,9 @@ class PostgresRepository:
         return [
             parse(row[0])
             for row in self._all(
-                "SELECT body FROM interactions WHERE project_id = %s ORDER BY interaction_id",
-                (project_id,),
+                "SELECT body FROM interactions WHERE project_id = %s AND interaction_id > %s "
+                "ORDER BY interaction_id",
+                (project_id, self._floors("interactions").get(project_id, 0)),
             )
         ]
 
@@ -304,8 +315,15 @@ class PostgresRepository:
     ) -> Listing[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
         """Return (sequence, request) for the matching interactions stored after ``after``."""
         projects = self._listed_projects("interactions", project_id, matching)
+        floors = self._floors("interactions")
         return listed_interactions(
-            self._reads, projects, after, matching, POSTGRES, newest_first=newest_first
+            self._reads,
+            projects,
+            after,
+            matching,
+            POSTGRES,
+            newest_first=newest_first,
+            floors=floors,
         )
 
     def served_rows(
@@ -313,16 +331,26 @@ class PostgresRepository:
     ) -> Listing[ServedRow]:
         """Return the matching served treatments stored after sequence ``after``, by index."""
         projects = self._listed_projects("served", project_id, matching)
+        floors = self._floors("served")
         return listed_served_rows(
-            self._reads, projects, after, matching, POSTGRES, newest_first=newest_first
+            self._reads,
+            projects,
+            after,
+            matching,
+            POSTGRES,
+            newest_first=newest_first,
+            floors=floors,
         )
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:
         """Return the served rows of some of a project's responses, in no order, by index."""
-        return [
-            served_row(row)
-            for row in self._all(*decisions_query(project_id, response_ids, POSTGRES))
-        ]
+        floor = self._floors("served").get(project_id, 0)
+        rows = self._all(*decisions_query(project_id, response_ids, POSTGRES))
+        return [row for row in map(served_row, rows) if row.sequence > floor]
+
+    def _floors(self, table: str) -> dict[str, int]:
+        """Return each project whose Reset hid records of a table, and the row id it hid through."""
+        return floors_of(self._all(FLOORS), table)
 
     def _listed_projects(
         self, table: str, project_id: str, matching: InteractionFilter | ServedFilter
@@ -336,13 +364,51 @@ class PostgresRepository:
         return listed_projects(project_id, matching, least)
 
     def delete_project(self, project_id: str) -> None:
-        """Delete a project and everything of it: keys, configuration, treatments, records."""
+        """Delete a project and everything of it: keys, configuration, treatments, records.
+
+        Its records are hidden at once (``record_floors``): ``purge_hidden``
+        deletes them afterwards, in transactions of their own.
+        """
         self._touched.add(project_id)
         for table in PROJECT_TABLES:
             self._connection.execute(
                 f"DELETE FROM {table} WHERE project_id = %s".encode(),  # noqa: S608 - our own table names
                 (project_id,),
             )
+        ends = []
+        for table, key in _RECORD_TABLES:
+            found = self._one(
+                f"SELECT coalesce(max({key}), 0) FROM {table} WHERE project_id = %s",  # noqa: S608 - our own table names
+                (project_id,),
+            )
+            ends.append(0 if found is None else int(found[0]))
+        if any(ends):
+            # Above any floor of an earlier Reset: its rows may be deleted already. A row
+            # numbered below it and committed after this transaction is hidden too: it
+            # was logged while the Reset ran.
+            self._connection.execute(
+                b"INSERT INTO record_floors VALUES (%s, %s, %s) ON CONFLICT (project_id) DO "
+                b"UPDATE SET interactions = greatest(record_floors.interactions, "
+                b"excluded.interactions), served = greatest(record_floors.served, excluded.served)",
+                (project_id, *ends),
+            )
+
+    def purge_hidden(self, limit: int) -> bool:
+        """Delete up to ``limit`` of the records a Reset hid; return whether it deleted any.
+
+        The floors stay: a row numbered below one may still commit (its id
+        was taken before the Reset), and it must stay hidden.
+        """
+        for project_id, *floors in self._all(FLOORS):
+            for (table, key), floor in zip(_RECORD_TABLES, floors, strict=True):
+                deleted = self._connection.execute(
+                    f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} "  # noqa: S608 - our own table names
+                    f"WHERE project_id = %s AND {key} <= %s LIMIT %s)".encode(),
+                    (project_id, floor, limit),
+                ).rowcount
+                if deleted:
+                    return True
+        return False
 
     def delete_everything(self) -> None:
         """Delete every project and everything of them; numbering starts again.
@@ -356,7 +422,8 @@ class PostgresRepository:
             b"SELECT set_config('lock_timeout', %s, true)", (f"{TRUNCATE_WAIT_MS}ms",)
         )
         self._connection.execute(
-            f"TRUNCATE {', '.join(PROJECT_TABLES)}, write_batches RESTART IDENTITY".encode()
+            f"TRUNCATE {', '.join(PROJECT_TABLES)}, interactions, served, record_floors, "
+            "write_batches RESTART IDENTITY".encode()
         )
         self._connection.execute(b"SET LOCAL lock_timeout TO DEFAULT")
 
@@ -426,11 +493,10 @@ class PostgresRepository:
         PostgreSQL store itself follows a user's activity by snapshot:
         ``postgres_store``.)
         """
-        key = (project_id, user_id)
         rows: list[DailyRow] = [
             (int(kind), str(treatment), str(surface), int(day), int(count), int(first), int(last))
             for kind, treatment, surface, day, count, first, last in self._all(
-                _USER_ACTIVITY, (*key, SENT, *key)
+                _USER_ACTIVITY, {"project": project_id, "user": user_id, "sent": SENT}
             )
         ]
         found = self._one(

@@ -23,9 +23,10 @@ import psycopg
 
 from auxia_decision.server._storage.seam import Migration
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """The schema this code writes (1: the first PostgreSQL schema; 2: the interactions' index by
-tracking id and the served rows' by response; 3: each table's index by project)."""
+tracking id and the served rows' by response; 3: each table's index by project; 4: the records
+a project's Reset hid, ``record_floors``, which older versions would show)."""
 
 _LOCK: Final = 0x61757869  # "auxi": the advisory lock of schema changes and units of work
 """The key of the advisory lock that start-up and units of work take."""
@@ -147,6 +148,16 @@ CREATE INDEX interactions_by_project ON interactions (project_id, interaction_id
 CREATE INDEX served_by_project ON served (project_id, served_id);
 """
 """Schema 3: a listing's seeks of a project's next record in sequence order (``filters``)."""
+_RECORD_FLOORS: Final = """
+CREATE TABLE record_floors (
+  project_id text PRIMARY KEY,
+  interactions bigint NOT NULL,
+  served bigint NOT NULL
+);
+"""
+"""Schema 4: a project's records at and below these row ids are gone: its Reset hid them at once,
+and they are deleted in turns after it (``postgres_store``). The rows stay (one a project that
+was reset): a record numbered below its floor may commit after the Reset."""
 
 
 class NewerSchemaError(Exception):
@@ -187,15 +198,21 @@ def prepare(connection: psycopg.Connection[tuple[object, ...]]) -> Migration | N
         if version == SCHEMA_VERSION:
             return None
         if version is None:
-            _execute_each(connection, _TABLES + _LISTING_INDEXES + _PROJECT_INDEXES)
+            _execute_each(
+                connection, _TABLES + _LISTING_INDEXES + _PROJECT_INDEXES + _RECORD_FLOORS
+            )
             connection.execute("INSERT INTO auxia_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
             return None
         if version < 2:  # the listings' indexes
             _execute_each(connection, _LISTING_INDEXES)
         if version < 3:  # the projects' indexes
             _execute_each(connection, _PROJECT_INDEXES)
+        if version < 4:  # the records' floors
+            _execute_each(connection, _RECORD_FLOORS)
         connection.execute("UPDATE auxia_schema SET version = %s", (SCHEMA_VERSION,))
-        # As CREATE INDEX counted them (no second scan of the tables).
+        if version >= 3:  # no index built, which would have counted the rows: a sample
+            connection.execute("ANALYZE interactions, served")
+        # As CREATE INDEX counted them (no second scan of the tables), or ANALYZE guessed.
         counted = connection.execute(
             "SELECT SUM(GREATEST(reltuples, 0))::bigint FROM pg_class "
             "WHERE oid IN ('interactions'::regclass, 'served'::regclass)"

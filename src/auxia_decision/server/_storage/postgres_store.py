@@ -86,15 +86,21 @@ REPLACE_SECONDS: Final = 20.0
 less than the clients' default deadline of an admin call (30 s), so that they see why."""
 _REPLACE_PAUSE_SECONDS: Final = 0.05
 """The pause between its tries, in which the others' statements go on."""
+RESET_TURN_ROWS: Final = 10_000
+"""How many of the records a project's Reset hid are deleted a transaction, after it."""
 _EVERYTHING_NEW: Final = "1:1:"
 """A snapshot in which no transaction is visible: reading "since" it reads everything."""
 
 # One statement, one snapshot: the replicas' shared row, then each wanted user's
-# events committed since the snapshot given for them, counted by kind, treatment,
-# surface and day. The first row (n = 0) is the shared row.
+# events committed since the snapshot given for them, above the floors their project's
+# Reset left (``record_floors``), counted by kind, treatment, surface and day. The first
+# row (n = 0) is the shared row.
 _SYNC: Final = (
-    "WITH want AS (SELECT * FROM unnest(%(projects)s::text[], %(users)s::text[], "  # noqa: S608 - our own constants
-    "%(seen)s::text[]::pg_snapshot[]) WITH ORDINALITY AS w (project_id, user_id, seen, n)) "
+    "WITH want AS (SELECT w.*, coalesce(f.interactions, 0) AS hidden_interactions, "  # noqa: S608 - our own constants
+    "coalesce(f.served, 0) AS hidden_served FROM unnest(%(projects)s::text[], "
+    "%(users)s::text[], %(seen)s::text[]::pg_snapshot[]) WITH ORDINALITY "
+    "AS w (project_id, user_id, seen, n) "
+    "LEFT JOIN record_floors f ON f.project_id = w.project_id) "
     "SELECT 0::int8, r.generation, r.state_version, r.config_version, "
     "pg_current_snapshot()::text, "
     "CASE WHEN r.state_version <> %(state)s::int8 THEN "
@@ -112,14 +118,14 @@ _SYNC: Final = (
     f"i.kind, i.treatment_id, i.surface, {DAY_SQL} AS day, count(*), min(time_micros), "
     "max(time_micros) FROM want w JOIN interactions i ON i.project_id = w.project_id "
     "AND i.user_id = w.user_id AND i.txid >= pg_snapshot_xmin(w.seen) "
-    "AND NOT pg_visible_in_snapshot(i.txid, w.seen) "
+    "AND NOT pg_visible_in_snapshot(i.txid, w.seen) AND i.interaction_id > w.hidden_interactions "
     "GROUP BY w.n, i.kind, i.treatment_id, i.surface, day "
     "UNION ALL "
     "SELECT w.n, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
     f"{SENT}, s.treatment_id, s.surface, {DAY_SQL} AS day, count(*), min(time_micros), "
     "max(time_micros) FROM want w JOIN served s ON s.project_id = w.project_id "
     "AND s.user_id = w.user_id AND s.txid >= pg_snapshot_xmin(w.seen) "
-    "AND NOT pg_visible_in_snapshot(s.txid, w.seen) "
+    "AND NOT pg_visible_in_snapshot(s.txid, w.seen) AND s.served_id > w.hidden_served "
     "GROUP BY w.n, s.treatment_id, s.surface, day"
 ).encode()
 
@@ -209,6 +215,8 @@ class PostgresStore:
         self._changes: list[_Change[Any]] = []
         self._changing: asyncio.Future[None] | None = None
         self._closing = False
+        self._purging: asyncio.Future[Any] | None = None  # ``purge_hidden``
+        self._purge_again = False
 
     # Units of work.
 
@@ -255,7 +263,39 @@ class PostgresStore:
 
         result = await self._work.run(replace_in_turn)
         self._forget_all()
+        if project_id is not None:
+            self.purge_hidden()
         return result
+
+    def purge_hidden(self) -> None:
+        """Delete the records a project's Reset hid, in turns, unless that is under way.
+
+        Each turn (``RESET_TURN_ROWS`` records) is a transaction of its own,
+        taking no lock: the other replicas' units of work go on between them,
+        and the appends beside them. The records stay hidden until they are
+        gone; a server stopped meanwhile goes on at its next start
+        (``start_helpers``), as does any replica started later. Call it from
+        the store's event loop.
+        """
+        if self._closing:
+            return
+        self._purge_again = True  # a purge whose last turn found nothing looks again
+        if self._purging is None or self._purging.done():
+            self._purging = spawn(self._purge_hidden())
+
+    async def _purge_hidden(self) -> None:
+        try:
+            while self._purge_again:
+                self._purge_again = False
+                while await self._work.run(_purge_turn):
+                    pass
+        except ApiError as error:
+            _log.error("deleting the records a Reset hid failed (%s): they stay hidden", error)
+
+    async def purged(self) -> None:
+        """Wait until the deleting of hidden records under way ends (``purge_hidden``)."""
+        while self._purging is not None and not self._purging.done():
+            await asyncio.wait({self._purging})
 
     def version(self, project_id: str) -> int:
         """Return the project's configuration version, as of the last sync."""
@@ -522,7 +562,8 @@ class PostgresStore:
         await self._appender.drained()
 
     async def start_helpers(self) -> None:
-        """Nothing to start: no writer or reader process (``start_writer``, ``start_reader``)."""
+        """Go on deleting what Resets hid (``purge_hidden``); no writer or reader process."""
+        self.purge_hidden()
 
     async def start_writer(self) -> None:
         """Nothing to start: rows are committed on a connection of the event loop."""
@@ -635,6 +676,10 @@ class PostgresStore:
         has begun fails as ``closed_error`` says.
         """
         self._closing = True
+        purging, self._purging = self._purging, None
+        if purging is not None and not purging.done():
+            purging.cancel()  # the records stay hidden: the next start goes on
+            await asyncio.wait([purging])
         if self._changing is not None:
             # It settles its callers' waiters, whatever becomes of it.
             await asyncio.wait([self._changing])
@@ -726,6 +771,12 @@ def _snapshot(connection: Connection, work: Callable[[Repository], T]) -> T:
     with connection.transaction():
         connection.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         return work(PostgresRepository(connection, set()))
+
+
+def _purge_turn(connection: Connection) -> bool:
+    """Delete some of the records Resets hid, in a transaction; return whether it deleted any."""
+    with connection.transaction():
+        return PostgresRepository(connection, set()).purge_hidden(RESET_TURN_ROWS)
 
 
 def _unit(connection: Connection, work: Callable[[Repository], T]) -> T:
