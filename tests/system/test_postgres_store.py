@@ -255,15 +255,19 @@ def _count(url: str, query: str) -> tuple[Any, ...] | None:
 
 @pytest.mark.parametrize("stop", [False, True], ids=["purged", "stopped, then started"])
 def test_a_project_reset_hides_its_records_from_every_replica_and_deletes_them_after(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch, *, stop: bool
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    stop: bool,
 ) -> None:
     monkeypatch.setattr(postgres_store, "RESET_TURN_ROWS", 50)
     turns = threading.Event()
     purge_turn = postgres_store._purge_turn
 
-    def held_turn(connection: Any) -> bool:
-        turns.wait(30)
-        return purge_turn(connection)
+    def held_turn(connection: Any, **given: Any) -> bool:
+        turns.wait(30)  # the first turn waits for the test
+        return purge_turn(connection, **given)
 
     monkeypatch.setattr(postgres_store, "_purge_turn", held_turn)
     counts = "SELECT count(*) FILTER (WHERE project_id = 'P'), count(*) FROM {}"
@@ -284,7 +288,8 @@ def test_a_project_reset_hides_its_records_from_every_replica_and_deletes_them_a
             for events in run.acknowledged.values():
                 events.clear()
             for store in stores:
-                await run.check("u0", store)
+                for user in USERS:
+                    await run.check(user, store)
                 listed = await store.read(
                     lambda repository: (
                         list(repository.logged_interactions(PROJECT, 0, InteractionFilter()).rows),
@@ -300,25 +305,101 @@ def test_a_project_reset_hides_its_records_from_every_replica_and_deletes_them_a
             await run.log("u0")  # logged after the Reset: read as ever
             await run.check("u0", stores[1])
             if stop:
-                await stores[0].aclose()  # a purge under way stops; the next start goes on
+                # Closed during the first turn: it ends, no other begins; the next start goes on.
+                threading.Timer(0.5, turns.set).start()
+                await stores[0].aclose()
+                seen.append(_count(postgres_url, counts.format("interactions")))
                 stores[0] = PostgresStore(postgres_url)
-                turns.set()
                 await stores[0].start_helpers()
             else:
                 turns.set()
             await asyncio.wait_for(stores[0].purged(), 30)
-            await run.check("u0", stores[1])
+            for user in USERS:
+                await run.check(user, stores[1])
         finally:
             for store in stores:
                 await store.aclose()
         return seen
 
     seen = run_event_loop(scenario())
-    assert seen == [(200, 200), *[([], [], ["OTHER"], [])] * 2]
+    hidden = [(200, 200), *[([], [], ["OTHER"], [])] * 2]
+    assert seen == ([*hidden, (151, 151)] if stop else hidden)
+    assert not [
+        r for r in caplog.records if "a Reset hid failed" in r.message
+    ]  # stopped, not failed
     assert _count(postgres_url, counts.format("interactions")) == (1, 1)
     assert _count(postgres_url, counts.format("served")) == (0, 1)
     # The floor stays: a row numbered below it might still commit.
     assert _count(postgres_url, "SELECT project_id, interactions FROM record_floors") == ("P", 200)
+
+
+def test_a_row_numbered_below_the_floor_and_committed_after_the_reset_stays_hidden(
+    postgres_url: str,
+) -> None:
+    # Its id taken before the Reset read the project's last one: hidden on every replica,
+    # cached or listed, and deleted by a purge after a start.
+    async def scenario() -> list[object]:
+        stores = [PostgresStore(postgres_url) for _ in range(2)]
+        seen: list[object] = []
+        try:
+            run = _Run(stores, 5)
+            await run.log("u0")
+            with psycopg.connect(postgres_url) as late:
+                late.execute(
+                    "INSERT INTO interactions (project_id, body, user_id, kind, treatment_id, "
+                    "surface, time_micros) VALUES ('P', '', 'u0', 2, 'A', 'S1', %s)",
+                    (TODAY * DAY,),
+                )
+                await run.log("u0")  # numbered after the late row, committed before it
+                await stores[0].replace(PROJECT, _delete_project)
+                await stores[0].purged()
+                for events in run.acknowledged.values():
+                    events.clear()
+                for store in stores:
+                    await run.check("u0", store)  # cached before the late row commits
+            await run.log("u0")
+            for store in stores:
+                await run.check("u0", store)
+                listed = await store.read(
+                    lambda repository: len(
+                        list(repository.logged_interactions(PROJECT, 0, InteractionFilter()).rows)
+                    )
+                )
+                seen.append(listed)
+            seen.append(_count(postgres_url, "SELECT count(*) FROM interactions"))
+            restarted = PostgresStore(postgres_url)
+            await restarted.start_helpers()
+            await restarted.purged()
+            await restarted.aclose()
+            seen.append(_count(postgres_url, "SELECT count(*) FROM interactions"))
+        finally:
+            for store in stores:
+                await store.aclose()
+        return seen
+
+    assert run_event_loop(scenario()) == [1, 1, (2,), (1,)]
+
+
+def test_a_whole_reset_after_a_project_s_leaves_no_floor(postgres_url: str) -> None:
+    # Numbering starts again after a whole Reset: a floor left would hide the new records.
+    async def scenario() -> int:
+        store = PostgresStore(postgres_url)
+        try:
+            run = _Run([store], 3)
+            await asyncio.gather(*(run.log("u0") for _ in range(5)))
+            await store.replace(PROJECT, _delete_project)
+            await store.purged()
+            await store.replace(None, lambda repository: repository.delete_everything())
+            await asyncio.gather(*(run.log("u0") for _ in range(3)))
+            return await store.read(
+                lambda repository: len(
+                    list(repository.logged_interactions(PROJECT, 0, InteractionFilter()).rows)
+                )
+            )
+        finally:
+            await store.aclose()
+
+    assert run_event_loop(scenario()) == 3
 
 
 def test_a_replaced_store_is_forgotten_by_the_other(postgres_url: str) -> None:

@@ -22,6 +22,15 @@ from auxia_decision.server._storage.sqlite_store import SqliteStore
 
 T = TypeVar("T")
 TABLES = (("interactions", "interaction_id"), ("served", "served_id"))
+LISTINGS = (
+    "listing",
+    "newest first",
+    "by user",
+    "by tracking id",
+    "every project",
+    "every project, newest first",
+)
+"""The interactions' listings ``_everything_read`` reads, by name."""
 
 
 def _interaction(project: str, user: str, tracking: str) -> LogTreatmentInteractionRequest:
@@ -157,17 +166,7 @@ def test_a_deleted_project_s_records_are_hidden_from_every_read_at_once(
         for name in hidden
     }
     assert others == {
-        **{
-            name: [4, 5]
-            for name in (
-                "listing",
-                "newest first",
-                "by user",
-                "by tracking id",
-                "every project",
-                "every project, newest first",
-            )
-        },
+        **{name: [4, 5] for name in LISTINGS},
         "interactions": [2],
         "served": [1, 2],
         "served, every project": [1, 2],
@@ -182,17 +181,7 @@ def test_a_deleted_project_s_records_are_hidden_from_every_read_at_once(
     ]
     # What the project logs after its Reset is read as ever.
     assert again == {
-        **{
-            name: [8]
-            for name in (
-                "listing",
-                "newest first",
-                "by user",
-                "by tracking id",
-                "every project",
-                "every project, newest first",
-            )
-        },
+        **{name: [8] for name in LISTINGS},
         "interactions": [1],
         "served": [6],
         "served, every project": [6],

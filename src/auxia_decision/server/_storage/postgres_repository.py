@@ -315,15 +315,9 @@ class PostgresRepository:
     ) -> Listing[tuple[int, treatment_interaction_service_pb2.LogTreatmentInteractionRequest]]:
         """Return (sequence, request) for the matching interactions stored after ``after``."""
         projects = self._listed_projects("interactions", project_id, matching)
-        floors = self._floors("interactions")
+        reads, floors = self._reads, self._floors("interactions")
         return listed_interactions(
-            self._reads,
-            projects,
-            after,
-            matching,
-            POSTGRES,
-            newest_first=newest_first,
-            floors=floors,
+            reads, projects, after, matching, POSTGRES, newest_first=newest_first, floors=floors
         )
 
     def served_rows(
@@ -331,15 +325,9 @@ class PostgresRepository:
     ) -> Listing[ServedRow]:
         """Return the matching served treatments stored after sequence ``after``, by index."""
         projects = self._listed_projects("served", project_id, matching)
-        floors = self._floors("served")
+        reads, floors = self._reads, self._floors("served")
         return listed_served_rows(
-            self._reads,
-            projects,
-            after,
-            matching,
-            POSTGRES,
-            newest_first=newest_first,
-            floors=floors,
+            reads, projects, after, matching, POSTGRES, newest_first=newest_first, floors=floors
         )
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:
@@ -393,20 +381,28 @@ class PostgresRepository:
                 (project_id, *ends),
             )
 
-    def purge_hidden(self, limit: int) -> bool:
+    def purge_hidden(self, limit: int, progress: dict[tuple[str, str], int]) -> bool:
         """Delete up to ``limit`` of the records a Reset hid; return whether it deleted any.
 
-        The floors stay: a row numbered below one may still commit (its id
-        was taken before the Reset), and it must stay hidden.
+        ``progress``: the last row deleted of each project and table, kept by
+        the caller from one turn to the next, so that each turn starts past
+        the index entries of the rows deleted before it. The floors stay: a
+        row numbered below one may still commit (its id was taken before the
+        Reset), and it must stay hidden (a purge after the next start deletes
+        such a row).
         """
         for project_id, *floors in self._all(FLOORS):
             for (table, key), floor in zip(_RECORD_TABLES, floors, strict=True):
-                deleted = self._connection.execute(
-                    f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} "  # noqa: S608 - our own table names
-                    f"WHERE project_id = %s AND {key} <= %s LIMIT %s)".encode(),
-                    (project_id, floor, limit),
-                ).rowcount
-                if deleted:
+                # = ANY(ARRAY(...)): with IN (...), the planner read the whole table.
+                found = self._one(
+                    f"WITH gone AS (DELETE FROM {table} WHERE {key} = ANY(ARRAY("  # noqa: S608 - our own table names
+                    f"SELECT {key} FROM {table} WHERE project_id = %s AND {key} > %s "
+                    f"AND {key} <= %s ORDER BY {key} LIMIT %s)) RETURNING {key}) "
+                    f"SELECT max({key}) FROM gone",
+                    (project_id, progress.get((project_id, table), 0), floor, limit),
+                )
+                if found is not None and found[0] is not None:
+                    progress[project_id, table] = int(found[0])
                     return True
         return False
 

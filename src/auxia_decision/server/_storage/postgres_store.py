@@ -1,6 +1,7 @@
 """The PostgreSQL store (a ``Store``): any number of server processes on one database, as one.
 
-Four connections per server process:
+Four connections per server process (a fifth once it deletes what a Reset hid:
+``purge_hidden``):
 
 - units of work (``run``, ``replace``) run one at a time on a thread of
   their own, each in a transaction that takes the store's advisory lock, so
@@ -73,6 +74,7 @@ from auxia_decision.server._storage.seam import (
     Migration,
     Repository,
     ServedTreatment,
+    log_abandoned_failure,
 )
 
 T = TypeVar("T")
@@ -217,6 +219,7 @@ class PostgresStore:
         self._closing = False
         self._purging: asyncio.Future[Any] | None = None  # ``purge_hidden``
         self._purge_again = False
+        self._purger: WorkThread | None = None  # its connection, once a purge has begun
 
     # Units of work.
 
@@ -261,21 +264,33 @@ class PostgresStore:
                         raise
                     time.sleep(_REPLACE_PAUSE_SECONDS)
 
-        result = await self._work.run(replace_in_turn)
+        # Shielded: a caller that stops waiting (a deadline) leaves the transaction to
+        # commit, and what follows it is done all the same.
+        replacing = asyncio.ensure_future(self._work.run(replace_in_turn))
+        replacing.add_done_callback(functools.partial(self._replaced, project_id))
+        try:
+            return await asyncio.shield(replacing)
+        except asyncio.CancelledError:
+            replacing.add_done_callback(functools.partial(log_abandoned_failure, project_id))
+            raise
+
+    def _replaced(self, project_id: str | None, replacing: asyncio.Future[Any]) -> None:
+        """Forget what was cached once data was replaced; then delete what a project's Reset hid."""
+        if replacing.cancelled() or replacing.exception() is not None:
+            return  # the caller, or ``log_abandoned_failure``, hears of it
         self._forget_all()
         if project_id is not None:
             self.purge_hidden()
-        return result
 
     def purge_hidden(self) -> None:
         """Delete the records a project's Reset hid, in turns, unless that is under way.
 
         Each turn (``RESET_TURN_ROWS`` records) is a transaction of its own,
-        taking no lock: the other replicas' units of work go on between them,
-        and the appends beside them. The records stay hidden until they are
-        gone; a server stopped meanwhile goes on at its next start
-        (``start_helpers``), as does any replica started later. Call it from
-        the store's event loop.
+        taking no lock, on a connection of its own (opened for it): this and
+        the other replicas' units of work go on between them, and the appends
+        beside them. The records stay hidden until they are gone; a server
+        stopped meanwhile goes on at its next start (``start_helpers``), as
+        does any replica started later. Call it from the store's event loop.
         """
         if self._closing:
             return
@@ -284,10 +299,14 @@ class PostgresStore:
             self._purging = spawn(self._purge_hidden())
 
     async def _purge_hidden(self) -> None:
+        if self._purger is None:
+            self._purger = WorkThread(self.url, prepares=False)
+        purger = self._purger
+        progress: dict[tuple[str, str], int] = {}
         try:
             while self._purge_again:
                 self._purge_again = False
-                while await self._work.run(_purge_turn):
+                while await purger.run(functools.partial(_purge_turn, progress=progress)):
                     pass
         except ApiError as error:
             _log.error("deleting the records a Reset hid failed (%s): they stay hidden", error)
@@ -664,6 +683,12 @@ class PostgresStore:
 
         What was appended and not committed fails with its connection.
         """
+        self._closing = True
+        purging, self._purging = self._purging, None
+        if purging is not None and not purging.get_loop().is_closed():
+            purging.cancel()  # the records stay hidden: the next start goes on
+        if self._purger is not None:
+            self._purger.close()
         self._work.close()
         self._reads.close()
         self._reader.finish()
@@ -680,6 +705,8 @@ class PostgresStore:
         if purging is not None and not purging.done():
             purging.cancel()  # the records stay hidden: the next start goes on
             await asyncio.wait([purging])
+        if self._purger is not None:
+            self._purger.close()  # after the turn under way, if any
         if self._changing is not None:
             # It settles its callers' waiters, whatever becomes of it.
             await asyncio.wait([self._changing])
@@ -773,10 +800,10 @@ def _snapshot(connection: Connection, work: Callable[[Repository], T]) -> T:
         return work(PostgresRepository(connection, set()))
 
 
-def _purge_turn(connection: Connection) -> bool:
+def _purge_turn(connection: Connection, *, progress: dict[tuple[str, str], int]) -> bool:
     """Delete some of the records Resets hid, in a transaction; return whether it deleted any."""
     with connection.transaction():
-        return PostgresRepository(connection, set()).purge_hidden(RESET_TURN_ROWS)
+        return PostgresRepository(connection, set()).purge_hidden(RESET_TURN_ROWS, progress)
 
 
 def _unit(connection: Connection, work: Callable[[Repository], T]) -> T:

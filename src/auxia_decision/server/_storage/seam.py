@@ -11,9 +11,11 @@ is one implementation, and another could stand behind the same protocols.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from auxia.decision.model import (
     data_field_pb2,
@@ -496,3 +498,13 @@ class Store(Protocol):
     def version(self, project_id: str) -> int:
         """Return a number that changes whenever the project's configuration or treatments do."""
         ...
+
+
+def log_abandoned_failure(project_id: str | None, replacing: asyncio.Future[Any]) -> None:
+    """Log how a replacement its caller stopped waiting for failed, if it did."""
+    if not replacing.cancelled() and (failure := replacing.exception()) is not None:
+        logging.getLogger("auxia_decision.store").error(
+            "a Reset of %s whose caller stopped waiting failed (%s): reset it again",
+            "every project" if project_id is None else f'project "{project_id}"',
+            failure,
+        )

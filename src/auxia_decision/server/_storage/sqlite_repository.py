@@ -267,15 +267,9 @@ class SqliteRepository:
         Read as ``filters`` says, as the caller takes them.
         """
         projects = self._listed_projects("interactions", project_id, matching)
-        floors = self._floors("interactions")
+        reads, floors = (self._rows, self._rows), self._floors("interactions")
         return listed_interactions(
-            (self._rows, self._rows),
-            projects,
-            after,
-            matching,
-            SQLITE,
-            newest_first=newest_first,
-            floors=floors,
+            reads, projects, after, matching, SQLITE, newest_first=newest_first, floors=floors
         )
 
     def served_rows(
@@ -283,15 +277,9 @@ class SqliteRepository:
     ) -> Listing[ServedRow]:
         """Return the matching served treatments stored after sequence ``after``, oldest first."""
         projects = self._listed_projects("served", project_id, matching)
-        floors = self._floors("served")
+        reads, floors = (self._rows, self._rows), self._floors("served")
         return listed_served_rows(
-            (self._rows, self._rows),
-            projects,
-            after,
-            matching,
-            SQLITE,
-            newest_first=newest_first,
-            floors=floors,
+            reads, projects, after, matching, SQLITE, newest_first=newest_first, floors=floors
         )
 
     def decisions_rows(self, project_id: str, response_ids: Sequence[str]) -> list[ServedRow]:

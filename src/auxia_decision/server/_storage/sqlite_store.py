@@ -49,6 +49,7 @@ from auxia_decision.server._storage.seam import (
     Repository,
     ServedTreatment,
     UserActivity,
+    log_abandoned_failure,
 )
 from auxia_decision.server._storage.sqlite_repository import SqliteRepository, connect
 from auxia_decision.server._storage.writer_client import WriterClient, WriterStopped
@@ -102,16 +103,6 @@ class _OpenBatch:
     events: list[tuple[int, str, str, Event]]
     """The activity the rows add, applied once they are committed: for each row
     that names a user, its position in the batch, its project, user and event."""
-
-
-def _log_abandoned_failure(project_id: str | None, replacing: asyncio.Future[Any]) -> None:
-    """Log how a replacement its caller stopped waiting for failed, if it did."""
-    if not replacing.cancelled() and (failure := replacing.exception()) is not None:
-        _log.error(
-            "a Reset of %s whose caller stopped waiting failed (%s): reset it again",
-            "every project" if project_id is None else f'project "{project_id}"',
-            failure,
-        )
 
 
 class SqliteStore:
@@ -275,7 +266,7 @@ class SqliteStore:
         try:
             return await asyncio.shield(replacing)
         except asyncio.CancelledError:
-            replacing.add_done_callback(functools.partial(_log_abandoned_failure, project_id))
+            replacing.add_done_callback(functools.partial(log_abandoned_failure, project_id))
             raise
 
     async def _replace(self, project_id: str | None, work: Callable[[Repository], T]) -> T:
