@@ -380,6 +380,36 @@ def test_a_row_numbered_below_the_floor_and_committed_after_the_reset_stays_hidd
     assert run_event_loop(scenario()) == [1, 1, (2,), (1,)]
 
 
+def test_a_project_reset_its_caller_gave_up_on_goes_on_and_deletes_what_it_hid(
+    postgres_url: str,
+) -> None:
+    def slow_reset(repository: Repository) -> None:
+        repository.delete_project(PROJECT)
+        time.sleep(0.3)  # the caller gives up meanwhile
+
+    async def scenario() -> tuple[int, tuple[Any, ...] | None]:
+        store = PostgresStore(postgres_url)
+        try:
+            run = _Run([store], 9)
+            await asyncio.gather(*(run.log("u0") for _ in range(5)))
+            await run.check("u0", store)
+            cached = store.cached_users
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(store.replace(PROJECT, slow_reset), 0.1)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and _count(
+                postgres_url, "SELECT count(*) FROM interactions"
+            ) != (0,):
+                await asyncio.sleep(0.05)
+            return cached - store.cached_users, _count(
+                postgres_url, "SELECT count(*) FROM interactions"
+            )
+        finally:
+            await store.aclose()
+
+    assert run_event_loop(scenario()) == (1, (0,))
+
+
 def test_a_whole_reset_after_a_project_s_leaves_no_floor(postgres_url: str) -> None:
     # Numbering starts again after a whole Reset: a floor left would hide the new records.
     async def scenario() -> int:
