@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from auxia_decision import ApiError, Code
-from auxia_decision.server._storage import sqlite_store
+from auxia_decision.server._storage import purging, rows, sqlite_store
 from auxia_decision.server._storage.seam import SENT, ProjectRecord, Repository, ServedTreatment
 from auxia_decision.server._storage.sqlite_repository import SqliteRepository
 from auxia_decision.server._storage.sqlite_store import SqliteStore
@@ -495,6 +495,37 @@ def test_hidden_records_left_by_a_stopped_purge_stay_hidden_and_go_at_the_next_s
     assert served_to_u is None
     assert rows == [("B", b"B")]
     assert _floors(path) == []
+
+
+def test_a_purge_kept_out_by_another_connection_s_lock_waits_and_goes_on(
+    path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another program holds the file's write lock past the busy timeout: the turn fails
+    # with UNAVAILABLE, and the purge tries again until the lock is let go.
+    monkeypatch.setattr(rows, "BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr(purging, "RETRY_SECONDS", (0.05, 0.2))
+    turns = _spy_turns(monkeypatch)
+
+    async def scenario() -> list[tuple[str, bytes]]:
+        store = SqliteStore(path)
+        try:
+            await _put_projects(store, "AB")
+            await _fill(store, "A", served=0)
+            await store.replace("A", functools.partial(_delete_project, "A"))
+            with _write_lock(path):  # between two turns
+                await asyncio.sleep(0.5)  # turns tried meanwhile, and kept out
+                kept_out = len(turns)
+            assert kept_out < 24  # 1,200 rows, 50 a turn: the lock came before the last
+            await asyncio.wait_for(store.purged(), 30)
+            return stored_interactions(path)
+        finally:
+            store.close()
+
+    assert asyncio.run(scenario()) == [("B", b"B")]
+    waits = [r.getMessage() for r in caplog.records if "a Reset hid waits" in r.getMessage()]
+    assert len(waits) >= 2, waits
+    assert all("locked by another connection" in wait for wait in waits)
+    assert not [r for r in caplog.records if "a Reset hid failed" in r.getMessage()]
 
 
 def test_a_long_read_holds_up_no_write_and_reads_the_file_of_its_time(path: str) -> None:

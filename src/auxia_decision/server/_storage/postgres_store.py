@@ -66,6 +66,7 @@ from auxia_decision.server._storage.postgres_repository import (
     PostgresRepository,
 )
 from auxia_decision.server._storage.postgres_schema import lock_key
+from auxia_decision.server._storage.purging import Purge
 from auxia_decision.server._storage.rows import interaction_values
 from auxia_decision.server._storage.seam import (
     SENT,
@@ -217,9 +218,9 @@ class PostgresStore:
         self._changes: list[_Change[Any]] = []
         self._changing: asyncio.Future[None] | None = None
         self._closing = False
-        self._purging: asyncio.Future[Any] | None = None  # ``purge_hidden``
-        self._purge_again = False
+        self._purge = Purge(self._delete_hidden_turn)  # ``purge_hidden``
         self._purger: WorkThread | None = None  # its connection, once a purge has begun
+        self._purge_progress: dict[tuple[str, str], int] = {}
 
     # Units of work.
 
@@ -290,31 +291,21 @@ class PostgresStore:
         the other replicas' units of work go on between them, and the appends
         beside them. The records stay hidden until they are gone; a server
         stopped meanwhile goes on at its next start (``start_helpers``), as
-        does any replica started later. Call it from the store's event loop.
+        does any replica started later. A turn the database cannot make for
+        now (a lost connection) is tried again (``purging``). Call it from
+        the store's event loop.
         """
-        if self._closing:
-            return
-        self._purge_again = True  # a purge whose last turn found nothing looks again
-        if self._purging is None or self._purging.done():
-            self._purging = spawn(self._purge_hidden())
+        self._purge.start()
 
-    async def _purge_hidden(self) -> None:
+    async def _delete_hidden_turn(self) -> bool:
         if self._purger is None:
             self._purger = WorkThread(self.url, prepares=False)
-        purger = self._purger
-        progress: dict[tuple[str, str], int] = {}
-        try:
-            while self._purge_again:
-                self._purge_again = False
-                while await purger.run(functools.partial(_purge_turn, progress=progress)):
-                    pass
-        except ApiError as error:
-            _log.error("deleting the records a Reset hid failed (%s): they stay hidden", error)
+        progress = self._purge_progress
+        return await self._purger.run(functools.partial(_purge_turn, progress=progress))
 
     async def purged(self) -> None:
         """Wait until the deleting of hidden records under way ends (``purge_hidden``)."""
-        while self._purging is not None and not self._purging.done():
-            await asyncio.wait({self._purging})
+        await self._purge.done()
 
     def version(self, project_id: str) -> int:
         """Return the project's configuration version, as of the last sync."""
@@ -684,9 +675,7 @@ class PostgresStore:
         What was appended and not committed fails with its connection.
         """
         self._closing = True
-        purging, self._purging = self._purging, None
-        if purging is not None and not purging.get_loop().is_closed():
-            purging.cancel()  # the records stay hidden: the next start goes on
+        self._purge.stop(closing=True)  # the records stay hidden: the next start goes on
         if self._purger is not None:
             self._purger.close()
         self._work.close()
@@ -701,10 +690,9 @@ class PostgresStore:
         has begun fails as ``closed_error`` says.
         """
         self._closing = True
-        purging, self._purging = self._purging, None
-        if purging is not None and not purging.done():
-            purging.cancel()  # the records stay hidden: the next start goes on
-            await asyncio.wait([purging])
+        stopping = self._purge.stop(closing=True)  # the records stay hidden: the next start goes on
+        if stopping is not None:
+            await asyncio.wait({stopping})
         if self._purger is not None:
             self._purger.close()  # after the turn under way, if any
         if self._changing is not None:

@@ -10,7 +10,6 @@ the API's (``storage_error``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import sqlite3
@@ -32,6 +31,7 @@ from auxia_decision.server._storage.activity import (
 from auxia_decision.server._storage.daily import PackedActivity, Watermark, packed
 from auxia_decision.server._storage.database_thread import DatabaseThread
 from auxia_decision.server._storage.old_files import OldFiles
+from auxia_decision.server._storage.purging import Purge
 from auxia_decision.server._storage.read_threads import ReadThreads
 from auxia_decision.server._storage.reader_client import Read, ReaderClient
 from auxia_decision.server._storage.rows import (
@@ -152,9 +152,7 @@ class SqliteStore:
         self._activity_reader: ReaderClient | None = None
         self._versions: dict[str, int] = {}
         self._replacing = asyncio.Lock()  # one replacement at a time (``replace``)
-        self._purging: asyncio.Future[None] | None = None  # ``purge_hidden``
-        self._purge_again = False
-        self._closed = False
+        self._purge = Purge(self._delete_hidden_turn, self.drain)  # ``purge_hidden``
 
     shared: Final = False
     """One process writes the store: it is always up to date, nothing to synchronize."""
@@ -279,7 +277,9 @@ class SqliteStore:
                     projects = await self.run(lambda repository: repository.project_ids())
                     afresh = afresh or projects == [project_id]
                     if afresh:
-                        await self._stop_purging()
+                        stopping = self._purge.stop()  # a turn under way ends first
+                        if stopping is not None:
+                            await asyncio.wait({stopping})
                         await self._start_afresh()
                 return await self.run(work)
             finally:
@@ -301,24 +301,16 @@ class SqliteStore:
         until they are gone, and a server stopped meanwhile goes on at its
         next start (``start_helpers``), as do a failed turn's and a hidden
         table's last row (``SqliteRepository.purge_hidden``): the next Reset
-        or start deletes them. Call it from the store's event loop.
+        or start deletes them. A turn the store cannot make for now (the
+        file locked by another program) is tried again (``purging``). Call
+        it from the store's event loop.
         """
-        if self._closed:  # a Reset that ended after its store was closed
-            return
-        self._purge_again = True  # a purge whose last turn found nothing looks again
-        if self._purging is None or self._purging.done():
-            self._purging = asyncio.ensure_future(self._purge_hidden())
+        self._purge.start()
 
-    async def _purge_hidden(self) -> None:
-        try:
-            while self._purge_again:
-                self._purge_again = False
-                while await self.executor.run(
-                    lambda connection: SqliteRepository(connection).purge_hidden(RESET_TURN_ROWS)
-                ):
-                    await self.drain()
-        except ApiError as error:
-            _log.error("deleting the records a Reset hid failed (%s): they stay hidden", error)
+    async def _delete_hidden_turn(self) -> bool:
+        return await self.executor.run(
+            lambda connection: SqliteRepository(connection).purge_hidden(RESET_TURN_ROWS)
+        )
 
     async def purged(self) -> None:
         """Wait until the deleting of hidden records under way ends (``purge_hidden``).
@@ -326,16 +318,7 @@ class SqliteStore:
         What it leaves (a hidden last row of a table, what a failed turn
         left) waits for the next Reset or start.
         """
-        while self._purging is not None and not self._purging.done():
-            await asyncio.wait({self._purging})
-
-    async def _stop_purging(self) -> None:
-        """Stop deleting hidden records (a turn under way ends first; they stay hidden)."""
-        purging, self._purging = self._purging, None
-        if purging is not None and not purging.done():
-            purging.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purging
+        await self._purge.done()
 
     async def _start_afresh(self) -> None:
         """Replace the store's file by a new, empty one, with the same writers."""
@@ -556,10 +539,7 @@ class SqliteStore:
         the loop has stopped: the rows handed to the process are committed and
         answered for before it stops.
         """
-        self._closed = True
-        purging, self._purging = self._purging, None
-        if purging is not None and not purging.get_loop().is_closed():
-            purging.cancel()  # the records stay hidden; deleted after the next start
+        self._purge.stop(closing=True)  # the records stay hidden; deleted after the next start
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
