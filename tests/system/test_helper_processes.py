@@ -52,3 +52,29 @@ def test_helpers_that_cannot_open_the_file_fail_the_start_and_leave_no_process(
     with pytest.raises(sqlite3.OperationalError, match="unable to open database file"):
         asyncio.run(scenario())
     assert process_tree(os.getpid()) == before
+
+
+@pytest.mark.parametrize("starting", ["start", "whole Reset"])
+def test_helpers_still_starting_when_the_store_closes_leave_no_process(
+    path: str, starting: str
+) -> None:
+    # A shutdown during a start, or during a whole Reset's new file: the loop ends, and
+    # what was still starting is cancelled with it, as a server's shutdown does.
+    before = process_tree(os.getpid())
+
+    async def scenario() -> None:
+        store = SqliteStore(path)
+        if starting == "whole Reset":
+            await store.start_helpers()
+        work = (
+            store.start_helpers()
+            if starting == "start"
+            else store.replace(None, lambda repository: repository.delete_everything())
+        )
+        under_way = asyncio.ensure_future(work)
+        await asyncio.sleep(0.01)  # processes spawned, their handshakes under way
+        store.close()
+        assert not under_way.done()  # left to the loop's end, which cancels it
+
+    asyncio.run(scenario())
+    assert process_tree(os.getpid()) == before
