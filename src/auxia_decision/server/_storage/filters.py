@@ -404,7 +404,8 @@ def _listing(
         scan = SCAN_ROWS
         through = first - scan + 1 if newest_first else first + scan - 1
         for row in read(query(project, through, newest_first)):
-            # Every project at once: each row against its own project's floor.
+            # Every project at once: each row against its own project's floor (both
+            # tables' selects put the project second).
             if project or row[0] > floors.get(row[1], 0):
                 yield convert(row)
         if newest_first and through <= 1:

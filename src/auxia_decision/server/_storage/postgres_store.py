@@ -75,7 +75,7 @@ from auxia_decision.server._storage.seam import (
     Migration,
     Repository,
     ServedTreatment,
-    log_abandoned_failure,
+    replaced_to_its_end,
 )
 
 T = TypeVar("T")
@@ -269,16 +269,12 @@ class PostgresStore:
         # commit, and what follows it is done all the same.
         replacing = asyncio.ensure_future(self._work.run(replace_in_turn))
         replacing.add_done_callback(functools.partial(self._replaced, project_id))
-        try:
-            return await asyncio.shield(replacing)
-        except asyncio.CancelledError:
-            replacing.add_done_callback(functools.partial(log_abandoned_failure, project_id))
-            raise
+        return await replaced_to_its_end(project_id, replacing)
 
     def _replaced(self, project_id: str | None, replacing: asyncio.Future[Any]) -> None:
         """Forget what was cached once data was replaced; then delete what a project's Reset hid."""
         if replacing.cancelled() or replacing.exception() is not None:
-            return  # the caller, or ``log_abandoned_failure``, hears of it
+            return  # the caller, or the log (``replaced_to_its_end``), hears of it
         self._forget_all()
         if project_id is not None:
             self.purge_hidden()

@@ -12,6 +12,7 @@ is one implementation, and another could stand behind the same protocols.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -500,7 +501,20 @@ class Store(Protocol):
         ...
 
 
-def log_abandoned_failure(project_id: str | None, replacing: asyncio.Future[Any]) -> None:
+async def replaced_to_its_end(project_id: str | None, replacing: asyncio.Future[T]) -> T:
+    """Return what a replacement returns; a caller that stops waiting does not stop it.
+
+    If the caller stops waiting (cancelled) and the replacement then fails,
+    the failure is logged: no one else hears of it.
+    """
+    try:
+        return await asyncio.shield(replacing)
+    except asyncio.CancelledError:
+        replacing.add_done_callback(functools.partial(_log_abandoned_failure, project_id))
+        raise
+
+
+def _log_abandoned_failure(project_id: str | None, replacing: asyncio.Future[Any]) -> None:
     """Log how a replacement its caller stopped waiting for failed, if it did."""
     if not replacing.cancelled() and (failure := replacing.exception()) is not None:
         logging.getLogger("auxia_decision.store").error(

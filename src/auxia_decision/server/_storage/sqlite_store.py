@@ -10,7 +10,6 @@ the API's (``storage_error``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import sqlite3
 import threading
@@ -49,7 +48,7 @@ from auxia_decision.server._storage.seam import (
     Repository,
     ServedTreatment,
     UserActivity,
-    log_abandoned_failure,
+    replaced_to_its_end,
 )
 from auxia_decision.server._storage.sqlite_repository import SqliteRepository, connect
 from auxia_decision.server._storage.writer_client import WriterClient, WriterStopped
@@ -261,11 +260,7 @@ class SqliteStore:
         does not stop the replacement; if it then fails, the failure is logged.
         """
         replacing = asyncio.ensure_future(self._replace(project_id, work))
-        try:
-            return await asyncio.shield(replacing)
-        except asyncio.CancelledError:
-            replacing.add_done_callback(functools.partial(log_abandoned_failure, project_id))
-            raise
+        return await replaced_to_its_end(project_id, replacing)
 
     async def _replace(self, project_id: str | None, work: Callable[[Repository], T]) -> T:
         """Replace a project's data (``replace``); the cache is forgotten however it ends."""
