@@ -19,6 +19,7 @@ import pathlib
 import random
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ from auxia_decision.server import LocalServer
 from auxia_decision.server._emulator.faults import FaultPlan
 from auxia_decision.server._startup import StartupError, open_store
 from auxia_decision.server._storage import postgres_connections, postgres_store
+from auxia_decision.server._storage.activity import DailyActivity
 from auxia_decision.server._storage.postgres_connections import (
     IDLE_IN_TRANSACTION_SECONDS,
     Link,
@@ -410,6 +412,53 @@ def test_a_project_reset_its_caller_gave_up_on_goes_on_and_deletes_what_it_hid(
     assert run_event_loop(scenario()) == (1, (0,))
 
 
+def test_a_project_reset_forgets_that_project_s_cached_users_on_every_replica(
+    postgres_url: str,
+) -> None:
+    def logged(project: str, tracking_id: str) -> interactions.LogTreatmentInteractionRequest:
+        return interactions.LogTreatmentInteractionRequest(
+            project_id=project,
+            user_id="u",
+            treatment_tracking_id=tracking_id,
+            treatment_id="A",
+            surface="S1",
+            interaction_type=interactions.LogTreatmentInteractionRequest.VIEWED,
+            interaction_time_micros=TODAY * DAY,
+        )
+
+    viewed = interactions.LogTreatmentInteractionRequest.VIEWED + 1  # its kind (``_Run.log``)
+
+    def views(activity: DailyActivity | None) -> int | None:
+        return None if activity is None else activity.count(viewed, first_day=0, last_day=TODAY)
+
+    async def scenario() -> list[tuple[int | None, ...]]:
+        stores = [PostgresStore(postgres_url) for _ in range(2)]
+        try:
+            for number, project in enumerate([PROJECT, "Q", PROJECT]):
+                await stores[number % 2].log_interaction(logged(project, f"t{number}"), None)
+            for store in stores:
+                for project in (PROJECT, "Q"):
+                    await store.activity(project, "u")
+            await stores[0].replace(PROJECT, _delete_project)
+            seen: list[tuple[int | None, ...]] = []
+            for store in stores:
+                await store.synchronize("Q")  # no user: it reads none again
+                seen.append(
+                    (
+                        views(store.cached_activity(PROJECT, "u")),
+                        views(store.cached_activity("Q", "u")),
+                        views(await store.activity(PROJECT, "u")),
+                    )
+                )
+            return seen
+        finally:
+            for store in stores:
+                await store.aclose()
+
+    # P's user forgotten and read again (nothing left), Q's still cached, on both.
+    assert run_event_loop(scenario()) == [(None, 1, 0), (None, 1, 0)]
+
+
 def test_a_whole_reset_after_a_project_s_leaves_no_floor(postgres_url: str) -> None:
     # Numbering starts again after a whole Reset: a floor left would hide the new records.
     async def scenario() -> int:
@@ -663,8 +712,22 @@ def test_a_batch_lost_mid_commit_and_not_stored_is_stored_once_with_those_after(
     assert dict(rows) == {"before": 1, "lost": 1, **{f"after-{n}": 1 for n in range(5)}}
 
 
+async def _arm_a_fault(store: PostgresStore) -> None:
+    await store.change_state("faults", lambda _: (b"armed", None))
+
+
+async def _reset_the_project(store: PostgresStore) -> None:
+    # The keys that let a call in may be gone with it.
+    await store.replace(PROJECT, _delete_project)
+
+
+async def _reset_everything(store: PostgresStore) -> None:
+    await store.replace(None, lambda repository: repository.delete_everything())
+
+
+@pytest.mark.parametrize("change", [_arm_a_fault, _reset_the_project, _reset_everything])
 def test_logging_without_a_sync_writes_only_while_the_shared_state_is_known(
-    postgres_url: str,
+    postgres_url: str, change: Callable[[PostgresStore], Awaitable[None]]
 ) -> None:
     def request(tracking_id: str) -> interactions.LogTreatmentInteractionRequest:
         return interactions.LogTreatmentInteractionRequest(
@@ -679,7 +742,7 @@ def test_logging_without_a_sync_writes_only_while_the_shared_state_is_known(
             written = second.log_interaction_if_current(request("current"), "done")
             assert written is not None
             assert await written == "done"
-            await first.change_state("faults", lambda _: (b"armed", None))
+            await change(first)
             stale = second.log_interaction_if_current(request("stale"), "done")
             assert stale is not None
             with pytest.raises(StaleKnowledgeError):
@@ -694,8 +757,14 @@ def test_logging_without_a_sync_writes_only_while_the_shared_state_is_known(
 
     run_event_loop(scenario())
     with psycopg.connect(postgres_url) as connection:
-        rows = connection.execute("SELECT tracking_id FROM interactions").fetchall()
-    assert sorted(row[0] for row in rows) == ["current", "synced"]
+        rows = connection.execute(
+            "SELECT tracking_id FROM interactions i WHERE interaction_id > coalesce("
+            "(SELECT interactions FROM record_floors f WHERE f.project_id = i.project_id), 0)"
+        ).fetchall()
+    # A Reset took "current" with it (hidden, or gone).
+    assert sorted(row[0] for row in rows) == (
+        ["current", "synced"] if change is _arm_a_fault else ["synced"]
+    )
 
 
 def test_changes_of_the_shared_state_asked_at_once_are_made_in_groups_in_order(

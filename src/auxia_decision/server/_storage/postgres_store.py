@@ -97,7 +97,8 @@ _EVERYTHING_NEW: Final = "1:1:"
 # One statement, one snapshot: the replicas' shared row, then each wanted user's
 # events committed since the snapshot given for them, above the floors their project's
 # Reset left (``record_floors``), counted by kind, treatment, surface and day. The first
-# row (n = 0) is the shared row.
+# row (n = 0) is the shared row; when the configuration changed (a project's Reset
+# changes it), it holds the projects' versions and every project's floors too.
 _SYNC: Final = (
     "WITH want AS (SELECT w.*, coalesce(f.interactions, 0) AS hidden_interactions, "  # noqa: S608 - our own constants
     "coalesce(f.served, 0) AS hidden_served FROM unnest(%(projects)s::text[], "
@@ -111,22 +112,29 @@ _SYNC: Final = (
     "CASE WHEN r.state_version <> %(state)s::int8 THEN "
     "(SELECT coalesce(array_agg(value ORDER BY key), '{}') FROM emulator_state) END, "
     "CASE WHEN r.config_version <> %(config)s::int8 THEN "
-    "(SELECT coalesce(array_agg(project_id), '{}') FROM projects) END, "
+    "(SELECT coalesce(array_agg(project_id ORDER BY project_id), '{}') FROM projects) END, "
     "CASE WHEN r.config_version <> %(config)s::int8 THEN "
-    "(SELECT coalesce(array_agg(version), '{}') FROM projects) END, "
-    "NULL::int4, NULL::text, NULL::text, NULL::int8, NULL::int8, NULL::int8, NULL::int8 "
+    "(SELECT coalesce(array_agg(version ORDER BY project_id), '{}') FROM projects) END, "
+    "NULL::int4, NULL::text, NULL::text, NULL::int8, NULL::int8, NULL::int8, NULL::int8, "
+    "CASE WHEN r.config_version <> %(config)s::int8 THEN "
+    "(SELECT coalesce(array_agg(project_id ORDER BY project_id), '{}') FROM record_floors) END, "
+    "CASE WHEN r.config_version <> %(config)s::int8 THEN "
+    "(SELECT coalesce(array_agg(interactions ORDER BY project_id), '{}') FROM record_floors) END, "
+    "CASE WHEN r.config_version <> %(config)s::int8 THEN "
+    "(SELECT coalesce(array_agg(served ORDER BY project_id), '{}') FROM record_floors) END "
     "FROM replica_state r "
     "UNION ALL "
     "SELECT w.n, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
     f"i.kind, i.treatment_id, i.surface, {DAY_SQL} AS day, count(*), min(time_micros), "
-    "max(time_micros) FROM want w JOIN interactions i ON i.project_id = w.project_id "
+    "max(time_micros), NULL, NULL, NULL "
+    "FROM want w JOIN interactions i ON i.project_id = w.project_id "
     "AND i.user_id = w.user_id AND i.txid >= pg_snapshot_xmin(w.seen) "
     "AND NOT pg_visible_in_snapshot(i.txid, w.seen) AND i.interaction_id > w.hidden_interactions "
     "GROUP BY w.n, i.kind, i.treatment_id, i.surface, day "
     "UNION ALL "
     "SELECT w.n, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
     f"{SENT}, s.treatment_id, s.surface, {DAY_SQL} AS day, count(*), min(time_micros), "
-    "max(time_micros) FROM want w JOIN served s ON s.project_id = w.project_id "
+    "max(time_micros), NULL, NULL, NULL FROM want w JOIN served s ON s.project_id = w.project_id "
     "AND s.user_id = w.user_id AND s.txid >= pg_snapshot_xmin(w.seen) "
     "AND NOT pg_visible_in_snapshot(s.txid, w.seen) AND s.served_id > w.hidden_served "
     "GROUP BY w.n, s.treatment_id, s.surface, day"
@@ -207,6 +215,8 @@ class PostgresStore:
         self._entries: collections.OrderedDict[tuple[str, str], _Entry] = collections.OrderedDict()
         self._epoch = 0
         self._versions: dict[str, int] = {}
+        self._floors: dict[str, tuple[int, int]] = {}
+        """Each project's floors (``record_floors``), as of the last sync that read them."""
         self._generation: int | None = None
         self._state_version = -1
         self._config_version = -1
@@ -239,15 +249,19 @@ class PostgresStore:
     async def replace(self, project_id: str | None, work: Callable[[Repository], T]) -> T:
         """Run a unit of work that replaces a project's data (None: everyone's); return its result.
 
-        What this server appended before is committed first. The reset
-        generation changes with it: every replica forgets what it had cached.
+        What this server appended before is committed first. A whole Reset
+        changes the reset generation: every replica forgets every cached user.
+        A project's Reset raises the project's floors (``delete_project``) and
+        the configuration version: every replica's next sync reads the
+        floors and forgets that project's cached users only.
         """
         await self._appender.drained()
 
         def replace(connection: Connection) -> T:
             with connection.transaction():
                 connection.execute(b"SELECT pg_advisory_xact_lock(%s)", (lock_key(),))
-                connection.execute(b"UPDATE replica_state SET generation = generation + 1")
+                if project_id is None:
+                    connection.execute(b"UPDATE replica_state SET generation = generation + 1")
                 touched: set[str] = set()
                 result = work(PostgresRepository(connection, touched))
                 _bump_versions(connection, touched)
@@ -275,8 +289,10 @@ class PostgresStore:
         """Forget what was cached once data was replaced; then delete what a project's Reset hid."""
         if replacing.cancelled() or replacing.exception() is not None:
             return  # the caller, or the log (``replaced_to_its_end``), hears of it
-        self._forget_all()
-        if project_id is not None:
+        if project_id is None:
+            self._forget_all()
+        else:
+            self._forget_project(project_id)
             self.purge_hidden()
 
     def purge_hidden(self) -> None:
@@ -427,12 +443,20 @@ class PostgresStore:
         head = rows[0]
         generation, snapshot = int(head[1]), str(head[4])
         if self._generation is not None and generation != self._generation:
-            # A reset, by any replica: what was cached is gone; read these users afresh.
+            # A whole Reset, by any replica: what was cached is gone; read these users
+            # afresh, and the configuration and floors with them.
             self._forget_all()
             self._generation = generation
+            self._config_version = -1
             return await self._read_round(users)
         self._generation = generation
         self._apply_head(head)
+        if head[16] is not None:
+            reset = self._take_floors(head)
+            if any(key[0] in reset and entry is not None for key, entry in entries.items()):
+                # A user read before a Reset of their project, which hid what they did:
+                # read these users afresh.
+                return await self._read_round(users)
         counted: dict[int, list[DailyRow]] = {}
         for row in rows[1:]:
             counted.setdefault(int(row[0]), []).append(
@@ -475,6 +499,27 @@ class PostgresStore:
             state = {str(key): bytes(value) for key, value in zip(head[5], head[6], strict=True)}
             self._take_state(state_version, state)
 
+    def _take_floors(self, head: Sequence[Any]) -> set[str]:
+        """Take in the projects' floors of a sync; forget the users of projects reset since.
+
+        Return those projects. A project's Reset raises its floors unless it
+        had no record above them, and then no cached user of it holds any.
+        """
+        floors = {
+            str(project): (int(interactions), int(served))
+            for project, interactions, served in zip(head[16], head[17], head[18], strict=True)
+        }
+        reset = {
+            project
+            for project in floors.keys() | self._floors.keys()
+            if floors.get(project) != self._floors.get(project)
+        }
+        self._floors = floors
+        if reset:
+            for key in [key for key in self._entries if key[0] in reset]:
+                del self._entries[key]
+        return reset
+
     def _take_state(self, version: int, state: dict[str, bytes]) -> None:
         if version <= self._state_version:
             return
@@ -492,6 +537,12 @@ class PostgresStore:
         self._entries.clear()
         self._epoch += 1
 
+    def _forget_project(self, project_id: str) -> None:
+        """Forget a project's cached users, and the users of reads in flight (a Reset)."""
+        for key in [key for key in self._entries if key[0] == project_id]:
+            del self._entries[key]
+        self._epoch += 1
+
     # Appending rows.
 
     def log_interaction(self, request: LoggedRow, result: R) -> asyncio.Future[R]:
@@ -505,14 +556,17 @@ class PostgresStore:
 
         The interaction is written, and the future resolves to ``result``,
         only if no replica has changed the shared state (the faults, the
-        clock) or reset the store since the last sync: then the call saw what
+        clock), the configuration (a project's Reset among others) or reset
+        the store since the last sync: then the call saw what
         a sync would have shown it, without waiting for one. Otherwise the
         future fails with ``StaleKnowledgeError`` and nothing is written.
         None: nothing is known yet (no sync has run).
         """
         if self._generation is None:
             return None
-        batch = self._appender.batch_if_current((self._generation, self._state_version))
+        batch = self._appender.batch_if_current(
+            (self._generation, self._state_version, self._config_version)
+        )
         batch.interactions += interaction_values(request)
         return self._appender.wait(batch, result)
 
