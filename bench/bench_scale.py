@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import itertools
 import json
 import os
 import pathlib
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,6 +37,7 @@ import httpx
 
 from auxia_decision.server import EmulatorAdmin
 from auxia_decision.server._ready import ReadyInfo, wait_for_ready_file
+from auxia_decision.server._storage.activity import DEFAULT_CAPACITY
 from bench._report import publish
 from bench.decision_world import HISTORY_PER_USER, write_history
 from bench.decision_world import seed as world_seed
@@ -200,6 +202,8 @@ def report(scales: list[Scale], args: argparse.Namespace) -> str:
             f"| {_rate(scale.warm)} | {_p99(scale.warm)} | {_rate(scale.writes)} "
             f"| {scale.reset_seconds:.2f} | {scale.delete_seconds:.2f} |"
         )
+    lines += ["", "## How each figure grows, and why", ""]
+    lines += _growth(scales, args.decisions)
     lines += ["", "## Targets", ""]
     lines += _targets(scales)
     errors = sum(
@@ -210,6 +214,73 @@ def report(scales: list[Scale], args: argparse.Namespace) -> str:
     )
     lines += ["", f"Server errors and unanswered requests over every run: {errors}."]
     return "\n".join(lines) + "\n"
+
+
+def _each(scales: list[Scale], figure: Callable[[Scale], str]) -> str:
+    """Return a figure of every world, in order of size: "a, b and c"."""
+    return _each_figure([figure(scale) for scale in scales])
+
+
+def _each_figure(figures: list[str]) -> str:
+    return figures[0] if len(figures) == 1 else f"{', '.join(figures[:-1])} and {figures[-1]}"
+
+
+def _growth(scales: list[Scale], decisions: int) -> list[str]:
+    """Return how each figure of the table moves from world to world, and why, in this run."""
+    measured = [s for s in scales if s.cold and s.warm and s.writes]
+    if not measured:
+        return ["No world was measured to the end."]
+    users = _each(measured, lambda s: f"{s.users:,}")
+    cached = min(decisions, max(s.users for s in measured))
+    return [
+        f"For {users} users, in this run: **the database** grows with what it holds, "
+        f"{_bytes_an_interaction(measured)}: the request as stored, the columns rules and "
+        "listings read, and an entry in each index (the table's own, by user, by tracking id, "
+        "by project). "
+        f"**Start** does not grow ({_each(measured, lambda s: f'{s.start_seconds:.2f}')} s): "
+        "start-up reads the configuration and not one interaction. "
+        f"**RSS once ready** does not either ({_each(measured, lambda s: f'{s.rss_ready:.0f}')} "
+        "MiB); after the passes it has grown by the users they cached "
+        f"({_each(measured, lambda s: f'+{s.rss_warm - s.rss_ready:.0f}')} MiB), at most "
+        f'{cached:,} here, a few tuples and bytes each (bench/NOTES.md, "Cold reads"), and '
+        f"never more than the cache's {DEFAULT_CAPACITY:,} (`--activity-cache-users`), "
+        "whatever the store holds. "
+        "**GetTreatments warm** barely moves "
+        f"({_each(measured, lambda s: f'{s.warm.throughput if s.warm else 0:,.0f}')}/s): a "
+        "cached user costs a decision the same in any store. **Cold** falls as the store grows "
+        f"({_each(measured, lambda s: _share(s.cold, s.warm))} of the warm pass): each cold "
+        "request waits for the reader process to read the user's rows by index and for the "
+        "event loop to take them in, and a bigger file has more of its pages to find; the "
+        "1,000-user world's cold pass is cold for its first 1,000 requests only. **p99** "
+        f"follows the throughput: {CONNECTIONS} requests in flight at N/s wait "
+        f'{CONNECTIONS}/N s on average (Little\'s law; bench/NOTES.md, "Cold reads"). '
+        "**LogTreatmentInteraction** barely moves "
+        f"({_each(measured, lambda s: f'{s.writes.throughput if s.writes else 0:,.0f}')}/s): "
+        "a row goes at the end of its table, and into indexes one level deeper at most. "
+        f"**A Reset** does not grow ({_each(measured, lambda s: f'{s.reset_seconds:.2f}')} s): "
+        "it starts a new file and deletes the old one in the background, while deleting the "
+        f"file grows with its size ({_each(measured, lambda s: f'{s.delete_seconds:.2f}')} s)."
+    ]
+
+
+def _bytes_an_interaction(scales: list[Scale]) -> str:
+    """Return what the database grew by an interaction, from each world to the next."""
+    if len(scales) == 1:
+        (only,) = scales
+        return f"{only.database_mib * 2**20 / only.interactions:,.0f} bytes an interaction"
+    grown = [
+        (big.database_mib - small.database_mib) * 2**20 / (big.interactions - small.interactions)
+        for small, big in itertools.pairwise(scales)
+    ]
+    steps = [f"{step:,.0f}" for step in grown]
+    return f"{_each_figure(steps)} bytes an interaction from each world to the next"
+
+
+def _share(part: LoadResult | None, whole: LoadResult | None) -> str:
+    """Return one pass's throughput as a share of another's."""
+    if part is None or whole is None or not whole.throughput:
+        return "-"
+    return f"{part.throughput / whole.throughput:.0%}"
 
 
 def _targets(scales: list[Scale]) -> list[str]:
