@@ -175,8 +175,10 @@ class ApiServicer:
             str,
             Callable[[ProjectRecord, Fields, bytes | str | None], Awaitable[Message | Fields]],
         ] = {"GetTreatments": self._get_treatments_from_fields}
-        # The compiled catalog of each project, with the store's version it was read at.
+        # The compiled catalog of each project, with the store's version it was read at,
+        # and the compile under way of each, which every call that needs it waits for.
         self._catalogs: dict[str, tuple[int, Catalog]] = {}
+        self._compiling: dict[str, tuple[int, asyncio.Future[Catalog]]] = {}
 
     @property
     def methods(self) -> frozenset[str]:
@@ -536,22 +538,43 @@ class ApiServicer:
         return await self._answer_decision(catalog, project, asked, request, activity)
 
     async def catalog(self, project_id: str) -> Catalog:
-        """Return the project's compiled catalog, read again when the project has changed."""
+        """Return the project's compiled catalog, read again when the project has changed.
+
+        The calls that need a project's catalog of one version while it is
+        being compiled wait for that compile (one a version, not one a call:
+        after a change, every call in flight needs it at once).
+        """
         version = self.store.version(project_id)
         cached = self._catalogs.get(project_id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        catalog = await self.store.read(
-            lambda repository: compile_catalog(
-                project_id,
-                repository.treatment_types(project_id),
-                repository.user_attribute_types(project_id),
-                repository.data_fields(project_id),
-                repository.treatments(project_id),
+        compiling = self._compiling.get(project_id)
+        if compiling is None or compiling[0] != version:
+            compiling = (version, asyncio.ensure_future(self._compile(project_id, version)))
+            # Its failure is its callers' to hear, and none may be left.
+            compiling[1].add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._compiling[project_id] = compiling
+        # Shielded: a caller that gives up leaves the compile to the others.
+        return await asyncio.shield(compiling[1])
+
+    async def _compile(self, project_id: str, version: int) -> Catalog:
+        """Compile a project's catalog as of (at least) ``version``, and keep it."""
+        try:
+            catalog = await self.store.read(
+                lambda repository: compile_catalog(
+                    project_id,
+                    repository.treatment_types(project_id),
+                    repository.user_attribute_types(project_id),
+                    repository.data_fields(project_id),
+                    repository.treatments(project_id),
+                )
             )
-        )
+        finally:
+            if (compiling := self._compiling.get(project_id)) and compiling[0] == version:
+                del self._compiling[project_id]
         self.store.fold_kinds(project_id, catalog.kinds_read)  # before any decision reads with it
-        self._catalogs[project_id] = (version, catalog)
+        if self.store.version(project_id) == version:  # else one of a later version is kept
+            self._catalogs[project_id] = (version, catalog)
         return catalog
 
     def verdicts_then(self, answered: AnsweredDecision) -> list[Verdict] | None:
