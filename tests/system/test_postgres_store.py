@@ -459,6 +459,56 @@ def test_a_project_reset_forgets_that_project_s_cached_users_on_every_replica(
     assert run_event_loop(scenario()) == [(None, 1, 0), (None, 1, 0)]
 
 
+@pytest.mark.parametrize("through", ["itself", "another"])
+def test_a_purge_after_a_whole_reset_deletes_the_rows_numbered_again(
+    postgres_url: str, through: str
+) -> None:
+    # A whole Reset starts the row ids again: what the purge before it reached (row 5)
+    # must not make the next one pass over rows 1 to 3.
+    async def scenario() -> tuple[int, ...] | None:
+        store, other = PostgresStore(postgres_url), PostgresStore(postgres_url)
+        try:
+            run = _Run([store], 1)
+            await asyncio.gather(*(run.log("u0") for _ in range(5)))
+            await store.replace(PROJECT, _delete_project)
+            await store.purged()
+            resetting = store if through == "itself" else other
+            await resetting.replace(None, lambda repository: repository.delete_everything())
+            await asyncio.gather(*(run.log("u0") for _ in range(3)))
+            await store.replace(PROJECT, _delete_project)
+            await store.purged()
+            return _count(postgres_url, "SELECT count(*) FROM interactions")
+        finally:
+            await store.aclose()
+            await other.aclose()
+
+    assert run_event_loop(scenario()) == (0,)
+
+
+def test_a_project_reset_that_hid_nothing_leaves_the_other_replica_s_cache(
+    postgres_url: str,
+) -> None:
+    async def scenario() -> tuple[bool, bool]:
+        stores = [PostgresStore(postgres_url) for _ in range(2)]
+        try:
+            await stores[1].activity(PROJECT, "u")  # a user of no record
+            await stores[0].replace(PROJECT, _delete_project)  # no record: no floor
+            await stores[1].synchronize(PROJECT)
+            kept = stores[1].cached_activity(PROJECT, "u") is not None
+            await stores[0].log_interaction(
+                interactions.LogTreatmentInteractionRequest(project_id=PROJECT, user_id="u"),
+                None,
+            )
+            await stores[0].replace(PROJECT, _delete_project)  # a floor now
+            await stores[1].synchronize(PROJECT)
+            return kept, stores[1].cached_activity(PROJECT, "u") is not None
+        finally:
+            for store in stores:
+                await store.aclose()
+
+    assert run_event_loop(scenario()) == (True, False)
+
+
 def test_a_whole_reset_after_a_project_s_leaves_no_floor(postgres_url: str) -> None:
     # Numbering starts again after a whole Reset: a floor left would hide the new records.
     async def scenario() -> int:
@@ -717,7 +767,7 @@ async def _arm_a_fault(store: PostgresStore) -> None:
 
 
 async def _reset_the_project(store: PostgresStore) -> None:
-    # The keys that let a call in may be gone with it.
+    # Nothing a logged interaction reads: written without a sync, after the Reset.
     await store.replace(PROJECT, _delete_project)
 
 
@@ -745,8 +795,11 @@ def test_logging_without_a_sync_writes_only_while_the_shared_state_is_known(
             await change(first)
             stale = second.log_interaction_if_current(request("stale"), "done")
             assert stale is not None
-            with pytest.raises(StaleKnowledgeError):
-                await stale
+            if change is _reset_the_project:
+                assert await stale == "done"
+            else:
+                with pytest.raises(StaleKnowledgeError):
+                    await stale
             await second.synchronize(PROJECT)
             again = second.log_interaction_if_current(request("synced"), "done")
             assert again is not None
@@ -762,9 +815,12 @@ def test_logging_without_a_sync_writes_only_while_the_shared_state_is_known(
             "(SELECT interactions FROM record_floors f WHERE f.project_id = i.project_id), 0)"
         ).fetchall()
     # A Reset took "current" with it (hidden, or gone).
-    assert sorted(row[0] for row in rows) == (
-        ["current", "synced"] if change is _arm_a_fault else ["synced"]
-    )
+    expected: dict[Callable[[PostgresStore], Awaitable[None]], list[str]] = {
+        _arm_a_fault: ["current", "synced"],
+        _reset_the_project: ["stale", "synced"],
+        _reset_everything: ["synced"],
+    }
+    assert sorted(row[0] for row in rows) == expected[change]
 
 
 def test_changes_of_the_shared_state_asked_at_once_are_made_in_groups_in_order(

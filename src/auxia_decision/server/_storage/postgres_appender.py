@@ -74,7 +74,7 @@ _APPEND: Final = (
 
 _APPEND_IF_CURRENT: Final = (
     "WITH current AS (SELECT 1 FROM replica_state "  # noqa: S608 - our own columns
-    "WHERE generation = %b::int8 AND state_version = %b::int8 AND config_version = %b::int8), "
+    "WHERE generation = %b::int8 AND state_version = %b::int8), "
     "batch AS (INSERT INTO write_batches (batch_id) SELECT %b::int8 FROM current), "
     f"i AS (INSERT INTO interactions ({', '.join(INTERACTION_COLUMNS)}) "
     "SELECT u.* FROM unnest(%b::text[], %b::bytea[], %b::text[], %b::int4[], %b::text[], "
@@ -83,10 +83,9 @@ _APPEND_IF_CURRENT: Final = (
 ).encode()
 """Appends logged interactions only if the replicas' shared state is still what is known."""
 
-Known = tuple[int, int, int]
+Known = tuple[int, int]
 """What a process knows of the replicas' shared state: the reset generation, the state
-version (of the faults and the clock), the configuration version (a project's Reset
-changes it, and the keys a call was let in by)."""
+version (of the faults and the clock)."""
 
 
 @dataclass(slots=True)

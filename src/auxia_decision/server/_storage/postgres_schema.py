@@ -10,8 +10,9 @@ Beside the tables of the SQLite store, each appended row (interactions,
 served treatments) keeps the transaction that wrote it (``txid``, a
 ``xid8``): replicas follow each other's writes by snapshot, not by row id
 (``postgres_store``). ``replica_state`` is the one row every replica reads
-before each call: the reset generation, and the versions of the emulator's
-shared state and of the projects' configuration.
+before each call: the reset generation (a whole Reset changes it), and the
+versions of the emulator's shared state and of the projects' configuration
+(with which it reads ``record_floors``: a project's Reset raises its floors).
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ Four connections per server process (a fifth once it deletes what a Reset hid:
 - every call first waits for a **sync** (``synchronize``): one statement,
   sent after the call arrived, that reads what the other replicas changed
   (the reset generation, the emulator's shared state, the projects'
-  configuration versions) and, for the users about to be decided for, the
-  events committed since their cached activity was read. The calls that
-  arrive meanwhile share the next sync;
+  configuration versions and floors: a whole Reset forgets every cached
+  user, a project's Reset the project's) and, for the users about to be
+  decided for, the events committed since their cached activity was read.
+  The calls that arrive meanwhile share the next sync;
 - reads that take no lock (listings, GetTreatment, GetAllTreatments, the
   treatments compiled for decisions, ListFaults' plan) run one at a time on
   a thread and connection of their own, each in a snapshot, so that a long
@@ -230,7 +231,7 @@ class PostgresStore:
         self._closing = False
         self._purge = Purge(self._delete_hidden_turn)  # ``purge_hidden``
         self._purger: WorkThread | None = None  # its connection, once a purge has begun
-        self._purge_progress: dict[tuple[str, str], int] = {}
+        self._purge_progress = _PurgeProgress()
 
     # Units of work.
 
@@ -503,7 +504,8 @@ class PostgresStore:
         """Take in the projects' floors of a sync; forget the users of projects reset since.
 
         Return those projects. A project's Reset raises its floors unless it
-        had no record above them, and then no cached user of it holds any.
+        saw no record of the project above them: unchanged floors hide what
+        they hid before, so no cached user counts a record newly hidden.
         """
         floors = {
             str(project): (int(interactions), int(served))
@@ -556,17 +558,15 @@ class PostgresStore:
 
         The interaction is written, and the future resolves to ``result``,
         only if no replica has changed the shared state (the faults, the
-        clock), the configuration (a project's Reset among others) or reset
-        the store since the last sync: then the call saw what
+        clock) or reset the whole store since the last sync (a project's
+        Reset changes nothing a logged interaction reads): then the call saw what
         a sync would have shown it, without waiting for one. Otherwise the
         future fails with ``StaleKnowledgeError`` and nothing is written.
         None: nothing is known yet (no sync has run).
         """
         if self._generation is None:
             return None
-        batch = self._appender.batch_if_current(
-            (self._generation, self._state_version, self._config_version)
-        )
+        batch = self._appender.batch_if_current((self._generation, self._state_version))
         batch.interactions += interaction_values(request)
         return self._appender.wait(batch, result)
 
@@ -838,10 +838,28 @@ def _snapshot(connection: Connection, work: Callable[[Repository], T]) -> T:
         return work(PostgresRepository(connection, set()))
 
 
-def _purge_turn(connection: Connection, *, progress: dict[tuple[str, str], int]) -> bool:
-    """Delete some of the records Resets hid, in a transaction; return whether it deleted any."""
+@dataclass(slots=True)
+class _PurgeProgress:
+    """How far deleting hidden records went, in the row ids of one reset generation."""
+
+    generation: int = -1
+    last: dict[tuple[str, str], int] = field(default_factory=dict)
+    """The last row deleted of each project and table (``purge_hidden``)."""
+
+
+def _purge_turn(connection: Connection, *, progress: _PurgeProgress) -> bool:
+    """Delete some of the records Resets hid, in a transaction; return whether it deleted any.
+
+    A whole Reset (any replica's) starts the row ids again: the progress made
+    before it is dropped, else the rows numbered below it would be passed over.
+    """
     with connection.transaction():
-        return PostgresRepository(connection, set()).purge_hidden(RESET_TURN_ROWS, progress)
+        row = connection.execute(b"SELECT generation FROM replica_state").fetchone()
+        generation = -1 if row is None else int(row[0])
+        if generation != progress.generation:
+            progress.generation = generation
+            progress.last.clear()
+        return PostgresRepository(connection, set()).purge_hidden(RESET_TURN_ROWS, progress.last)
 
 
 def _unit(connection: Connection, work: Callable[[Repository], T]) -> T:

@@ -465,10 +465,9 @@ class Store(Protocol):
         """Record one interaction without a sync, if nothing shared changed since the last one.
 
         A ``shared`` store writes it only if no process has changed the
-        shared state (faults, clock) or the configuration, or reset the
-        store, since this process last synced; else the awaitable fails with
-        ``StaleKnowledgeError`` and nothing is written. None: not possible
-        now (or not shared).
+        shared state (faults, clock) or reset the store since this process
+        last synced; else the awaitable fails with ``StaleKnowledgeError``
+        and nothing is written. None: not possible now (or not shared).
         """
         ...
 
