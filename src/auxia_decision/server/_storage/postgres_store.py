@@ -558,9 +558,9 @@ class PostgresStore:
 
         The interaction is written, and the future resolves to ``result``,
         only if no replica has changed the shared state (the faults, the
-        clock) or reset the whole store since the last sync (a project's
-        Reset changes nothing a logged interaction reads): then the call saw what
-        a sync would have shown it, without waiting for one. Otherwise the
+        clock, the count of Resets the admin API keeps for the keys they
+        write) or reset the whole store since the last sync: then the call
+        saw what a sync would have shown it, without waiting for one. Otherwise the
         future fails with ``StaleKnowledgeError`` and nothing is written.
         None: nothing is known yet (no sync has run).
         """
