@@ -112,14 +112,21 @@ def test_a_compile_that_ends_after_a_later_version_s_is_not_kept(
 ) -> None:
     # The compile of version 1 is held up until the compile of version 2 is kept:
     # it must not put the older catalog back.
-    let_go = threading.Event()
-    compiled = _spy_compiles(monkeypatch, lambda number: number or let_go.wait(30))
+    started, let_go = threading.Event(), threading.Event()
+
+    def hold_the_first(number: int) -> None:
+        if number == 0:
+            started.set()
+            let_go.wait(30)
+
+    compiled = _spy_compiles(monkeypatch, hold_the_first)
     versions = _versions(file_world, monkeypatch)
     servicer = file_world.servicer
 
     async def older_ends_last() -> tuple[Catalog, Catalog]:
         older = asyncio.ensure_future(servicer.catalog(PROJECT))
-        await asyncio.sleep(0.05)  # its compile has started
+        while not started.is_set():  # its compile has started
+            await asyncio.sleep(0.01)
         versions[PROJECT] = 2
         newer = await servicer.catalog(PROJECT)
         let_go.set()
