@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 
+from auxia.decision.model import treatment_decision_service_pb2 as decisions
+from auxia.decision.model import treatment_management_service_pb2 as management
 from auxia_decision import ApiError, Code
 from auxia_decision.server._domain import servicer as servicer_module
 from auxia_decision.server._domain.catalog import Catalog, compile_catalog
+from auxia_decision.server._domain.servicer import AnsweredDecision, ApiServicer
 from auxia_decision.server._storage.sqlite_store import SqliteStore
-from tests._world import World
+from tests._world import KEY, World
+from tests.unit.test_servicer import _insert_request
 
 PROJECT = "PROJECT_ID"
 
@@ -107,32 +111,111 @@ def test_a_failed_compile_fails_its_callers_and_the_next_call_compiles_again(
     assert world.run(world.servicer.catalog(PROJECT)) is compiled[0]
 
 
+def test_a_compile_cancelled_before_it_started_leaves_the_next_call_its_own(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiled = _spy_compiles(monkeypatch)
+    _versions(world, monkeypatch)
+
+    async def cancelled_at_once() -> Catalog:
+        caller = asyncio.ensure_future(world.servicer.catalog(PROJECT))
+        await asyncio.sleep(0)  # the caller made the compile's task, which has not run yet
+        world.servicer._compiling[PROJECT][1].cancel()  # as a loop shutting down does
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        return await world.servicer.catalog(PROJECT)
+
+    assert world.run(cancelled_at_once()) is compiled[0]
+    assert len(compiled) == 1
+
+
 def test_a_compile_that_ends_after_a_later_version_s_is_not_kept(
     file_world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The compile of version 1 is held up until the compile of version 2 is kept:
     # it must not put the older catalog back.
-    started, let_go = threading.Event(), threading.Event()
-
-    def hold_the_first(number: int) -> None:
-        if number == 0:
-            started.set()
-            let_go.wait(30)
-
-    compiled = _spy_compiles(monkeypatch, hold_the_first)
+    held = _Held()
+    compiled = _spy_compiles(monkeypatch, held.the_first)
     versions = _versions(file_world, monkeypatch)
     servicer = file_world.servicer
 
     async def older_ends_last() -> tuple[Catalog, Catalog]:
         older = asyncio.ensure_future(servicer.catalog(PROJECT))
-        while not started.is_set():  # its compile has started
-            await asyncio.sleep(0.01)
-        versions[PROJECT] = 2
-        newer = await servicer.catalog(PROJECT)
-        let_go.set()
+        with held:
+            await held.started()
+            versions[PROJECT] = 2
+            newer = await servicer.catalog(PROJECT)
         return await older, newer
 
     older, newer = file_world.run(older_ends_last())
     assert compiled == [newer, older]
     assert file_world.run(servicer.catalog(PROJECT)) is newer
     assert len(compiled) == 2
+
+
+def test_a_call_is_explained_with_the_catalog_it_was_decided_with(
+    file_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # X's catalog is compiled before a treatment is inserted and kept back until Y's,
+    # compiled after, is kept: X was decided without the new treatment, and its
+    # verdicts (a near miss's) must not name it.
+    held = _Held()
+    _spy_compiles(monkeypatch, held.the_first)
+    store = file_world.store
+    explained: list[set[str]] = []
+
+    def listener(answered: AnsweredDecision) -> None:
+        verdicts = servicer.verdicts_then(answered)
+        assert verdicts is not None
+        explained.append({verdict.treatment_id for verdict in verdicts})
+
+    servicer = ApiServicer(store, clock=lambda: file_world.now, on_decision=listener)
+    request = decisions.GetTreatmentsRequest(
+        project_id=PROJECT,
+        user_id="u",
+        surfaces=[decisions.SurfaceRequest(surface="ARTICLE_PAGE")],
+    )
+
+    async def scenario() -> str:
+        await servicer.load_keys()
+        x = asyncio.ensure_future(servicer.invoke("GetTreatments", request, KEY))
+        with held:
+            await held.started()
+            inserted = await servicer.invoke("InsertTreatment", _insert_request(), KEY)
+            await servicer.invoke("GetTreatments", request, KEY)  # Y
+        await x
+        assert isinstance(inserted, management.InsertTreatmentResponse)
+        return inserted.treatment.treatment_id
+
+    new = file_world.run(scenario())
+    y, x = explained
+    assert new in y
+    assert new not in x
+    assert x == y - {new}
+
+
+class _Held:
+    """Holds the first compile (``the_first``) until its ``with`` block ends."""
+
+    def __init__(self) -> None:
+        self._started, self._let_go = threading.Event(), threading.Event()
+
+    def the_first(self, number: int) -> None:
+        if number == 0:
+            self._started.set()
+            self._let_go.wait(30)
+
+    async def started(self) -> None:
+        """Wait until the first compile has started (and is held)."""
+        for _ in range(3_000):
+            if self._started.is_set():
+                return
+            await asyncio.sleep(0.01)
+        msg = "no compile started in 30 s"
+        raise AssertionError(msg)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        self._let_go.set()  # whatever the block did: no thread is left waiting

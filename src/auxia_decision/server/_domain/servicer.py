@@ -179,6 +179,8 @@ class ApiServicer:
         # and the compile under way of each, which every call that needs it waits for.
         self._catalogs: dict[str, tuple[int, Catalog]] = {}
         self._compiling: dict[str, tuple[int, asyncio.Future[Catalog]]] = {}
+        # The catalog of the decision whose listener is being told of it (verdicts_then).
+        self._deciding_with: Catalog | None = None
 
     @property
     def methods(self) -> frozenset[str]:
@@ -550,15 +552,18 @@ class ApiServicer:
             return cached[1]
         compiling = self._compiling.get(project_id)
         if compiling is None or compiling[0] != version:
-            compiling = (version, asyncio.ensure_future(self._compile(project_id, version)))
-            # Its failure is its callers' to hear, and none may be left.
-            compiling[1].add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._compiling[project_id] = compiling
+            task = asyncio.ensure_future(self._compile(project_id, version))
+            compiling = self._compiling[project_id] = (version, task)
+            task.add_done_callback(lambda _: self._compiled(project_id, task))
         # Shielded: a caller that gives up leaves the compile to the others.
         return await asyncio.shield(compiling[1])
 
     async def _compile(self, project_id: str, version: int) -> Catalog:
-        """Compile a project's catalog as of (at least) ``version``, and keep it."""
+        """Compile a project's catalog as of (at least) ``version``.
+
+        It is kept unless the project changed meanwhile (then a later call
+        compiles it again).
+        """
         try:
             catalog = await self.store.read(
                 lambda repository: compile_catalog(
@@ -570,31 +575,46 @@ class ApiServicer:
                 )
             )
         finally:
-            if (compiling := self._compiling.get(project_id)) and compiling[0] == version:
-                del self._compiling[project_id]
+            self._compiled(project_id, asyncio.current_task())
         self.store.fold_kinds(project_id, catalog.kinds_read)  # before any decision reads with it
         if self.store.version(project_id) == version:  # else one of a later version is kept
             self._catalogs[project_id] = (version, catalog)
         return catalog
 
+    def _compiled(self, project_id: str, task: asyncio.Future[Catalog] | None) -> None:
+        """Let later calls start a compile of their own once ``task`` ends, however it ends.
+
+        Done as the compile ends (its callers waiting on it), and again once
+        the task is done (a task cancelled before it started ends no other
+        way), when its failure is retrieved: it is its callers' to hear.
+        """
+        compiling = self._compiling.get(project_id)
+        if compiling is not None and compiling[1] is task:
+            del self._compiling[project_id]
+        if task is not None and task.done() and not task.cancelled():
+            task.exception()
+
     def verdicts_then(self, answered: AnsweredDecision) -> list[Verdict] | None:
         """Return the verdicts of a GetTreatments call just answered, as ExplainDecision gives them.
 
-        Made with the project's catalog and the user's activity as they are
-        now and the clock's time of the call: called as the call is answered
-        (a ``DecisionListener`` does), they are the verdicts of that moment.
-        None when the project's catalog changed since, or the user's activity
-        is no longer at hand.
+        Made with the user's activity as it is now, the clock's time of the
+        call and, called as the call is answered (a ``DecisionListener``
+        does), the catalog it was decided with: the verdicts of that moment.
+        Called later, the project's catalog as it is now; None when it changed
+        since, or the user's activity is no longer at hand.
         """
         now, project_id, request, _ = answered
-        cached = self._catalogs.get(project_id)
-        if cached is None or cached[0] != self.store.version(project_id):
-            return None
+        catalog = self._deciding_with
+        if catalog is None:
+            cached = self._catalogs.get(project_id)
+            if cached is None or cached[0] != self.store.version(project_id):
+                return None
+            catalog = cached[1]
         asked = DecisionRequest.from_message(as_message(decisions.GetTreatmentsRequest, request))
         activity = self.store.cached_activity(project_id, asked.user_id)
         if activity is None:
             return None
-        return decide(cached[1], asked, activity, now, explain=True).verdicts
+        return decide(catalog, asked, activity, now, explain=True).verdicts
 
     def _answer_decision(
         self,
@@ -620,7 +640,11 @@ class ApiServicer:
         on_decision = self._on_decision
         kept = None
         if on_decision is not None:
-            kept = on_decision((now, project.project_id, request, answer))
+            self._deciding_with = catalog  # what verdicts_then explains it with
+            try:
+                kept = on_decision((now, project.project_id, request, answer))
+            finally:
+                self._deciding_with = None
         if not trackings:
             return _resolved(answer) if kept is None else _after(kept, _resolved(answer))
         served = [
