@@ -60,11 +60,16 @@ def _versions(world: World, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return versions
 
 
-def test_calls_that_need_a_changed_catalog_at_once_wait_for_one_compile(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    compiled = _spy_compiles(monkeypatch)
+@pytest.fixture
+def compiled(world: World, monkeypatch: pytest.MonkeyPatch) -> list[Catalog]:
+    """The compiles of the world's catalogs (``_spy_compiles``), its project at version 1."""
     _versions(world, monkeypatch)
+    return _spy_compiles(monkeypatch)
+
+
+def test_calls_that_need_a_changed_catalog_at_once_wait_for_one_compile(
+    world: World, compiled: list[Catalog]
+) -> None:
 
     async def at_once() -> list[Catalog]:
         return await asyncio.gather(*(world.servicer.catalog(PROJECT) for _ in range(20)))
@@ -76,10 +81,8 @@ def test_calls_that_need_a_changed_catalog_at_once_wait_for_one_compile(
 
 
 def test_a_caller_that_gives_up_leaves_the_compile_to_the_others(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, compiled: list[Catalog]
 ) -> None:
-    compiled = _spy_compiles(monkeypatch)
-    _versions(world, monkeypatch)
 
     async def one_gives_up() -> Catalog:
         first = asyncio.ensure_future(world.servicer.catalog(PROJECT))
@@ -112,10 +115,8 @@ def test_a_failed_compile_fails_its_callers_and_the_next_call_compiles_again(
 
 
 def test_a_compile_cancelled_before_it_started_leaves_the_next_call_its_own(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, compiled: list[Catalog]
 ) -> None:
-    compiled = _spy_compiles(monkeypatch)
-    _versions(world, monkeypatch)
 
     async def cancelled_at_once() -> Catalog:
         caller = asyncio.ensure_future(world.servicer.catalog(PROJECT))
