@@ -555,22 +555,24 @@ def test_a_replaced_store_is_forgotten_by_the_other(postgres_url: str) -> None:
 def test_a_replica_frozen_inside_a_unit_of_work_frees_the_lock_for_the_others(
     postgres_url: str,
 ) -> None:
-    thawed = threading.Event()
+    idle, thawed = threading.Event(), threading.Event()
+    idle_since: list[float] = []
 
     def frozen(repository: Repository) -> None:
         # Inside the unit's transaction, the store's advisory lock held, no statement running:
         # what a paused VM or a stopped process leaves behind.
         repository.projects_by_key_digest()
+        idle_since.append(time.monotonic())
+        idle.set()
         thawed.wait(IDLE_IN_TRANSACTION_SECONDS * 4)
 
     async def scenario() -> tuple[float, BaseException | None]:
         stores = [PostgresStore(postgres_url) for _ in range(2)]
         try:
             stuck = asyncio.ensure_future(stores[0].run(frozen))
-            await asyncio.sleep(0.5)  # the first holds the lock
-            began = time.monotonic()
+            assert await asyncio.to_thread(idle.wait, 30)  # the first holds the lock
             await stores[1].run(lambda repository: repository.projects_by_key_digest())
-            waited = time.monotonic() - began
+            waited = time.monotonic() - idle_since[0]
             thawed.set()
             failure = (await asyncio.gather(stuck, return_exceptions=True))[0]
             return waited, failure if isinstance(failure, BaseException) else None
@@ -580,9 +582,10 @@ def test_a_replica_frozen_inside_a_unit_of_work_frees_the_lock_for_the_others(
                 await store.aclose()
 
     waited, failure = run_event_loop(scenario())
-    # PostgreSQL ended the frozen session after IDLE_IN_TRANSACTION_SECONDS, and the other
-    # replica's unit ran then, not when the first thawed; the first's unit failed, unwritten.
-    assert IDLE_IN_TRANSACTION_SECONDS - 1 < waited < IDLE_IN_TRANSACTION_SECONDS * 2
+    # PostgreSQL ended the frozen session IDLE_IN_TRANSACTION_SECONDS after it went idle, and
+    # the other replica's unit ran then, not when the first thawed; the first's unit failed,
+    # unwritten.
+    assert IDLE_IN_TRANSACTION_SECONDS - 0.5 < waited < IDLE_IN_TRANSACTION_SECONDS * 2
     assert isinstance(failure, ApiError), failure
     assert failure.code is Code.UNAVAILABLE, failure
 
@@ -666,7 +669,8 @@ def test_a_read_only_database_refuses_writes_saying_nothing_was_written(
             await log(store)
             postgres.psql(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
             postgres.psql(
-                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                f"WHERE datname = '{name}'"  # each gone before it answers
             )
             with pytest.raises(ApiError) as raised:
                 await log(store)
@@ -675,7 +679,8 @@ def test_a_read_only_database_refuses_writes_saying_nothing_was_written(
             assert "nothing was written" in raised.value.message
             postgres.psql(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
             postgres.psql(
-                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                f"WHERE datname = '{name}'"  # each gone before it answers
             )
             await log(store)
         finally:

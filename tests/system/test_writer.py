@@ -501,6 +501,11 @@ def test_hidden_records_left_by_a_stopped_purge_stay_hidden_and_go_at_the_next_s
     assert _floors(path) == []
 
 
+def _waits(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Return what the purge logged of the turns it could not make for now."""
+    return [r.getMessage() for r in caplog.records if "a Reset hid waits" in r.getMessage()]
+
+
 def test_a_purge_kept_out_by_another_connection_s_lock_waits_and_goes_on(
     path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -517,7 +522,10 @@ def test_a_purge_kept_out_by_another_connection_s_lock_waits_and_goes_on(
             await _fill(store, "A", served=0)
             await store.replace("A", functools.partial(_delete_project, "A"))
             with _write_lock(path):  # between two turns
-                await asyncio.sleep(0.5)  # turns tried meanwhile, and kept out
+                for _ in range(3_000):  # until turns were kept out twice (30 s at most)
+                    if len(_waits(caplog)) >= 2:
+                        break
+                    await asyncio.sleep(0.01)
                 kept_out = len(turns)
             assert kept_out < 24  # 1,200 rows, 50 a turn: the lock came before the last
             await asyncio.wait_for(store.purged(), 30)
@@ -526,7 +534,7 @@ def test_a_purge_kept_out_by_another_connection_s_lock_waits_and_goes_on(
             store.close()
 
     assert asyncio.run(scenario()) == [("B", b"B")]
-    waits = [r.getMessage() for r in caplog.records if "a Reset hid waits" in r.getMessage()]
+    waits = _waits(caplog)
     assert len(waits) >= 2, waits
     assert all("locked by another connection" in wait for wait in waits)
     assert not [r for r in caplog.records if "a Reset hid failed" in r.getMessage()]

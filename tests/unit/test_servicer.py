@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -439,3 +440,38 @@ def test_keys_belong_to_a_project(world: World, api_key: str | None, code: Code)
         assert api_key not in str(caught.value)
     stored = world.store.run_sync(lambda repository: repository.interactions("PROJECT_ID"))
     assert stored == []
+
+
+def test_unknown_keys_on_a_shared_store_share_the_readings_of_the_keys(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a shared store a key not loaded is looked for again (another replica's start may
+    # have added it), in a reading started after the call: the calls that arrive while one
+    # runs share the next. 200 at once: the first reading, then one for all the others.
+    servicer = world.servicer
+    monkeypatch.setattr(servicer, "_shared", True)
+    world.run(servicer.load_keys())
+    load_keys = servicer.load_keys
+    readings: list[int] = []
+    release = asyncio.Event()
+
+    async def counted() -> None:
+        readings.append(len(readings))
+        if len(readings) == 1:
+            await release.wait()  # the others arrive meanwhile
+        await load_keys()
+
+    monkeypatch.setattr(servicer, "load_keys", counted)
+
+    async def flood() -> list[object]:
+        calls = [asyncio.ensure_future(servicer.authenticate(f"UNKNOWN_{n}")) for n in range(200)]
+        await asyncio.sleep(0)  # every call has asked
+        release.set()
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    refused = world.run(flood())
+    assert {error.code for error in refused if isinstance(error, ApiError)} == {
+        Code.UNAUTHENTICATED
+    }
+    assert len(refused) == 200
+    assert len(readings) == 2
