@@ -1007,32 +1007,34 @@ def test_a_reset_kept_waiting_by_a_read_past_its_time_is_unavailable_and_changes
 def test_a_long_read_holds_up_none_of_its_replicas_writes(postgres_url: str) -> None:
     # A listing a rare filter makes read a whole table, through one replica: its units of
     # work and changes of the shared state (a fault's count) go on meanwhile.
-    async def scenario() -> tuple[float, list[str]]:
+    async def scenario() -> list[str]:
         store = PostgresStore(postgres_url)
         try:
-            begun = threading.Event()
+            begun, release = threading.Event(), threading.Event()
 
             def long_read(repository: Repository) -> list[str]:
                 found = repository.project_ids()
                 begun.set()
-                time.sleep(1.5)
+                release.wait(30)  # until the writes meanwhile are done
                 return found
 
+            async def write() -> None:
+                project = ProjectRecord(PROJECT, 1, frozenset())
+                await store.run(lambda repository: repository.put_project(project, []))
+                await store.change_state("n", lambda _: (b"1", None))
+
             reading = asyncio.ensure_future(store.read(long_read))
-            await asyncio.to_thread(begun.wait, 10)
-            started = time.monotonic()
-            project = ProjectRecord(PROJECT, 1, frozenset())
-            await store.run(lambda repository: repository.put_project(project, []))
-            await store.change_state("n", lambda _: (b"1", None))
-            wrote = time.monotonic() - started
-            assert not reading.done()
-            return wrote, await reading
+            try:
+                assert await asyncio.to_thread(begun.wait, 10)
+                await asyncio.wait_for(write(), 10)  # a write the read held up fails here
+                assert not reading.done()
+            finally:
+                release.set()
+            return await reading
         finally:
             await store.aclose()
 
-    wrote, during = run_event_loop(scenario())
-    assert wrote < 1.0, wrote
-    assert during == []  # its snapshot, from before
+    assert run_event_loop(scenario()) == []  # its snapshot, from before
 
 
 def test_a_reset_past_its_time_leaves_the_faults_armed(
@@ -1128,11 +1130,20 @@ def test_a_change_of_the_shared_state_whose_caller_gave_up_before_it_was_made_is
         store = PostgresStore(postgres_url)
         try:
             await store.change_state("n", lambda _: (b"0", None))
-            busy = asyncio.ensure_future(store.run(lambda _: time.sleep(0.5)))
-            await asyncio.sleep(0.05)  # the store's connection is busy for a while
-            given_up = asyncio.ensure_future(store.change_state("n", lambda _: (b"1", None)))
-            await asyncio.sleep(0.05)
-            given_up.cancel()
+            started, release = threading.Event(), threading.Event()
+
+            def busy_unit(_: Repository) -> None:
+                started.set()
+                release.wait(30)
+
+            busy = asyncio.ensure_future(store.run(busy_unit))
+            try:
+                assert await asyncio.to_thread(started.wait, 10)  # the connection is busy
+                given_up = asyncio.ensure_future(store.change_state("n", lambda _: (b"1", None)))
+                await asyncio.sleep(0.05)  # it waits for the connection
+                given_up.cancel()
+            finally:
+                release.set()
             await busy
             return await store.change_state("n", lambda value: (value or b"", value or b""))
         finally:

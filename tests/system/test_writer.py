@@ -16,7 +16,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -543,43 +543,50 @@ def test_a_purge_kept_out_by_another_connection_s_lock_waits_and_goes_on(
 def test_a_long_read_holds_up_no_write_and_reads_the_file_of_its_time(path: str) -> None:
     # A listing a rare filter makes read the whole table: it took the write lock on the
     # database thread, and every write waited for it (past the busy timeout, 503).
-    async def scenario() -> tuple[float, list[str], list[str], list[str]]:
+    async def scenario() -> tuple[list[str], list[str], list[str]]:
         store = SqliteStore(path)
         try:
             await store.start_writer()
             project = ProjectRecord("P", 1, frozenset())
             await store.run(lambda repository: repository.put_project(project, []))
-            begun = threading.Event()
+            begun, release = threading.Event(), threading.Event()
 
             def long_read(repository: Repository) -> list[str]:
                 first = repository.project_ids()  # its snapshot begins
                 begun.set()
-                time.sleep(1.5)
+                release.wait(30)  # until the writes meanwhile are done
                 assert repository.project_ids() == first
                 return first
 
-            reading = asyncio.ensure_future(store.read(long_read))
-            await asyncio.to_thread(begun.wait, 10)
-            started = time.monotonic()
-            await log_row(store, "P", b"while it reads")
-            other = ProjectRecord("Q", 2, frozenset())
-            await store.run(lambda repository: repository.put_project(other, []))
-            wrote = time.monotonic() - started
-            assert not reading.done()
-            during = await reading
+            async def write() -> None:
+                await log_row(store, "P", b"while it reads")
+                other = ProjectRecord("Q", 2, frozenset())
+                await store.run(lambda repository: repository.put_project(other, []))
+
+            async def while_it_reads(work: Awaitable[object]) -> list[str]:
+                """Run ``work`` while a long read is under way (it fails if the read holds it)."""
+                reading = asyncio.ensure_future(store.read(long_read))
+                try:
+                    assert await asyncio.to_thread(begun.wait, 10)
+                    await asyncio.wait_for(work, 10)
+                    assert not reading.done()
+                finally:
+                    release.set()
+                return await reading
+
+            during = await while_it_reads(write())
             # A Reset while a read is under way: the read keeps its file, later reads the new one.
             begun.clear()
-            reading = asyncio.ensure_future(store.read(long_read))
-            await asyncio.to_thread(begun.wait, 10)
-            await store.replace(None, lambda repository: repository.delete_everything())
-            before_reset = await reading
+            release.clear()
+            before_reset = await while_it_reads(
+                store.replace(None, lambda repository: repository.delete_everything())
+            )
             after_reset = await store.read(lambda repository: repository.project_ids())
-            return wrote, during, before_reset, after_reset
+            return during, before_reset, after_reset
         finally:
             store.close()
 
-    wrote, during, before_reset, after_reset = asyncio.run(scenario())
-    assert wrote < 1.0, wrote
+    during, before_reset, after_reset = asyncio.run(scenario())
     assert during == ["P"]  # one snapshot throughout
     assert before_reset == ["P", "Q"]
     assert after_reset == []
