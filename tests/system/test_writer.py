@@ -605,9 +605,17 @@ def test_a_read_begun_as_a_reset_sets_the_file_aside_reads_the_new_file(path: st
             await store.run(
                 lambda repository: repository.put_project(ProjectRecord("P", 1, frozenset()), [])
             )
-            old_files = store._old_files
+            old_files, reads = store._old_files, store._reads
             assert old_files is not None
-            set_aside = old_files.set_aside
+            assert reads is not None
+            set_aside, taken = old_files.set_aside, reads._taken
+            asked = threading.Event()
+
+            def taken_noted() -> tuple[sqlite3.Connection, int]:
+                asked.set()
+                return taken()
+
+            reads._taken = taken_noted  # type: ignore[method-assign]
 
             def read() -> None:
                 try:
@@ -620,6 +628,7 @@ def test_a_read_begun_as_a_reset_sets_the_file_aside_reads_the_new_file(path: st
                 reading = threading.Thread(target=read)
                 readers.append(reading)
                 reading.start()
+                assert asked.wait(10)  # it asks for a connection while the file is set aside
                 reading.join(0.5)  # it waits for the new file (it read the empty one before)
 
             old_files.set_aside = set_aside_then_read  # type: ignore[method-assign]
