@@ -72,7 +72,7 @@ def install_prism() -> list[str]:
 
 
 class LineScript:
-    """A running Node.js script that answers each JSON line with one JSON line.
+    """A running script (Node.js, or a JVM) that answers each JSON line with one JSON line.
 
     Args:
         args: the command (``node``, the script, its arguments).

@@ -15,9 +15,11 @@ import shutil
 import signal
 import subprocess
 import zipfile
+from collections.abc import Iterator
 from typing import Final
 
 import pytest
+from google.protobuf.message import Message
 
 from auxia_decision._version import __version__
 from tests._docs import code_blocks
@@ -31,7 +33,15 @@ from tests._java import (
     joined,
     require,
 )
+from tests._node import LineScript
 from tests._repo import ROOT, VENV_BIN
+from tests._rule_draws import (
+    EDGE_CASES,
+    REQUEST_TYPES,
+    assert_same_verdict,
+    assert_same_verdicts_on_drawn,
+    edge_case,
+)
 from tools.dist_java import OPENAPI
 from tools.processes import gone_within, process_tree, running
 
@@ -47,6 +57,33 @@ def classes(java_dist: JavaDist, tmp_path_factory: pytest.TempPathFactory) -> li
         sorted(HERE.glob("*.java")), tmp_path_factory.mktemp("java-tests"), [*java_dist.classpath]
     )
     return [out, *java_dist.classpath]
+
+
+@pytest.fixture(scope="module")
+def validation_lines(
+    classes: list[pathlib.Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LineScript]:
+    """The jar's ``Validation.validate``, asked one message a line (``java/ValidationLines``)."""
+    stderr = tmp_path_factory.mktemp("validation") / "stderr"
+    script = LineScript(
+        [require("java"), *QUICK_RUN, "-cp", joined(classes), "ValidationLines"], stderr
+    )
+    yield script
+    script.close()
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_validate_gives_pythons_verdict_at_the_rules_edges(
+    validation_lines: LineScript, case: str
+) -> None:
+    assert_same_verdict(validation_lines.ask, edge_case(case))
+
+
+@pytest.mark.parametrize("request_type", REQUEST_TYPES, ids=lambda t: t.DESCRIPTOR.name)
+def test_validate_gives_pythons_verdict_on_drawn_requests(
+    validation_lines: LineScript, request_type: type[Message]
+) -> None:
+    assert_same_verdicts_on_drawn(validation_lines.ask, request_type, examples=60)
 
 
 def _processes_naming(text: str) -> list[int]:
@@ -123,7 +160,7 @@ def test_the_jar_passes_its_junit_suite(
         ],
         tmp_path,
     )
-    assert "25 tests successful" in run.stdout, run.stdout
+    assert "26 tests successful" in run.stdout, run.stdout
 
 
 @pytest.fixture

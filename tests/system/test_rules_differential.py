@@ -25,13 +25,13 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auxia.decision.model import field_rules_pb2
 from auxia_decision import RestCodec
 from auxia_decision._routes import routes
 from tests._fixtures import PARSEABLE, REQUESTS, Sample
 from tests._node import TS, LineScript, install_ts
 from tests._repo import ROOT
 from tests._request_forms import respelled
+from tests._rule_draws import near_the_rules
 from tests._strategies import messages
 from tests._verdicts import descriptor, disagreement, request_variants, server_verdict
 
@@ -116,32 +116,6 @@ def test_every_form_of_every_request_gets_one_verdict(ajv: LineScript, method: s
     assert 0 < accepted < len(found)
 
 
-def _near_the_rules(message: Message, data: st.DataObject) -> None:
-    """Set the values that have ``field_rules`` to values at the edge of their rules.
-
-    Random strings almost never match a pattern, and random integers are
-    seldom near a minimum: values drawn from the pattern, and around the
-    minimum, put both verdicts to the test.
-    """
-    for field in message.DESCRIPTOR.fields:
-        rules = field.GetOptions().Extensions[field_rules_pb2.field_rules]
-        if rules.pattern and not field.is_repeated:
-            near = st.from_regex(rules.pattern.rstrip("$") + r"\Z", fullmatch=True)
-            # A final newline: Python's $ would take it, ECMAScript's does not.
-            after = near.map(lambda value: value + "\n")
-            setattr(message, field.name, data.draw(st.one_of(near, after, st.text(max_size=8))))
-        elif rules.HasField("minimum") and not field.is_repeated:
-            edge = st.integers(rules.minimum - 2, rules.minimum + 2)
-            setattr(message, field.name, data.draw(edge))
-        if field.message_type is None or field.message_type.GetOptions().map_entry:
-            continue
-        if field.is_repeated:
-            for child in getattr(message, field.name):
-                _near_the_rules(child, data)
-        elif message.HasField(field.name):
-            _near_the_rules(getattr(message, field.name), data)
-
-
 @pytest.mark.parametrize("method", sorted(REQUEST_TYPES))
 def test_drawn_requests_get_one_verdict(ajv: LineScript, method: str) -> None:
     request_type = REQUEST_TYPES[method]
@@ -159,7 +133,7 @@ def test_drawn_requests_get_one_verdict(ajv: LineScript, method: str) -> None:
         data=st.data(),
     )
     def check(message: Message, project: str, data: st.DataObject) -> None:
-        _near_the_rules(message, data)
+        near_the_rules(message, data)
         body = json.loads(_CODEC.encode(message))
         if project:
             body["projectId"] = project

@@ -28,21 +28,37 @@ import pathlib
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from google.protobuf.message import Message
 
 from auxia_decision._errors import _CODE_BY_HTTP_STATUS
 from auxia_decision._retry import RetryPolicy
 from auxia_decision._version import __version__
 from tests._docs import code_blocks
-from tests._node import checked, require
+from tests._node import LineScript, checked, require
 from tests._repo import ROOT, VENV_BIN
+from tests._rule_draws import (
+    EDGE_CASES,
+    REQUEST_TYPES,
+    assert_same_verdict,
+    assert_same_verdicts_on_drawn,
+    edge_case,
+)
 from tools.dist_java import OPENAPI
 
 TYPESCRIPT = ROOT / "typescript"
 EXAMPLE = ROOT / "examples" / "consumer-ts"
-SUITES = ["client-wire", "client-server", "client-drift", "start-emulator", "required-fields"]
+SUITES = [
+    "client-wire",
+    "client-server",
+    "client-drift",
+    "start-emulator",
+    "required-fields",
+    "validation",
+]
 NPM_QUIET = ["--no-audit", "--no-fund", "--loglevel=error"]
 
 
@@ -86,6 +102,34 @@ def test_the_package_suite_passes(tarball: pathlib.Path, suite: str) -> None:
     output = _run([require("node"), "--test", str(compiled)], TYPESCRIPT)
     assert "\n# fail 0\n" in output, output[-3000:]
     assert "\n# pass 0\n" not in output
+
+
+@pytest.fixture(scope="module")
+def validation_lines(
+    tarball: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LineScript]:
+    """The package's ``validate``, asked one message a line (``test/validation-lines.ts``)."""
+    del tarball  # built with the package
+    stderr = tmp_path_factory.mktemp("validation") / "stderr"
+    script = LineScript(
+        [require("node"), str(TYPESCRIPT / "build" / "test" / "validation-lines.js")], stderr
+    )
+    yield script
+    script.close()
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_validate_gives_pythons_verdict_at_the_rules_edges(
+    validation_lines: LineScript, case: str
+) -> None:
+    assert_same_verdict(validation_lines.ask, edge_case(case))
+
+
+@pytest.mark.parametrize("request_type", REQUEST_TYPES, ids=lambda t: t.DESCRIPTOR.name)
+def test_validate_gives_pythons_verdict_on_drawn_requests(
+    validation_lines: LineScript, request_type: type[Message]
+) -> None:
+    assert_same_verdicts_on_drawn(validation_lines.ask, request_type, examples=60)
 
 
 def _manifest(tarball: pathlib.Path) -> tuple[dict[str, Any], list[str]]:

@@ -37,7 +37,7 @@ export function placeOf(path: string): string {
 }
 
 /** What the Python client's JSON paths do: `a.b`, or `a["b c"]` for a name that is not plain. */
-function memberPath(parent: string, name: string): string {
+export function memberPath(parent: string, name: string): string {
   if (name === "" || /[\s.[\]"]/.test(name)) {
     return `${parent}[${JSON.stringify(name)}]`;
   }

@@ -19,3 +19,4 @@ export { ApiError, Code, codeName, type ApiErrorInit } from "./errors.js";
 export type { CallOptions } from "./rest.js";
 export { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 export { VERSION } from "./version.js";
+export { checkRequest, validate, type ValidationResult } from "./validation.js";

@@ -14,6 +14,7 @@ import io.auxia.decision.client.ApiError;
 import io.auxia.decision.client.AuxiaClient;
 import io.auxia.decision.client.Drift;
 import io.auxia.decision.client.RetryPolicy;
+import io.auxia.decision.client.Validation;
 import io.auxia.decision.emulator.v1.Clock;
 import io.auxia.decision.emulator.v1.JournalEntry;
 import io.auxia.decision.emulator.v1.ListJournalRequest;
@@ -529,6 +530,21 @@ class JarTest {
     assertTrue(error.status().getDetails(0).is(BadRequest.class));
     assertTrue(error.getMessage().startsWith("INVALID_ARGUMENT (HTTP 400): userId"),
         error.getMessage());
+  }
+
+  @Test
+  void checkRequestFindsWhatTheServerRefusesWithoutSendingIt() {
+    GetTreatmentsRequest bad = cartRequest("").build();
+    ApiError local = assertThrows(ApiError.class, () -> Validation.checkRequest(bad));
+    ApiError served = assertThrows(ApiError.class, () -> auxia.client().getTreatments(bad));
+    assertEquals(Code.INVALID_ARGUMENT, local.code());
+    assertFalse(local.httpStatus().isPresent());
+    assertEquals(served.fieldViolations(), local.fieldViolations());
+    assertTrue(local.getMessage().startsWith("INVALID_ARGUMENT (no HTTP answer): userId: required"),
+        local.getMessage());
+    Validation.Result good = Validation.checkRequest(cartRequest("u").build());
+    assertTrue(good.ok());
+    assertTrue(good.errors().isEmpty() && good.warnings().isEmpty());
   }
 
   @Test

@@ -395,7 +395,7 @@ public final class Drift {
   }
 
   /** What the Python client's JSON paths do: {@code a.b}, or {@code a["b c"]} for another name. */
-  private static String memberPath(String parent, String name) {
+  static String memberPath(String parent, String name) {
     if (!PLAIN_NAME.matcher(name).matches()) {
       return parent + "[" + new JsonPrimitive(name) + "]";
     }
