@@ -485,6 +485,73 @@ def test_a_purge_after_a_whole_reset_deletes_the_rows_numbered_again(
     assert run_event_loop(scenario()) == (0,)
 
 
+class _PausedAfterFirstStatement:
+    """A connection whose first ``execute`` returns only once the test has done its part."""
+
+    def __init__(self, connection: Any, paused: threading.Event, resume: threading.Event) -> None:
+        self._connection = connection
+        self._paused, self._resume = paused, resume
+        self._first = True
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        result = self._connection.execute(*args, **kwargs)
+        if self._first:
+            self._first = False
+            self._paused.set()
+            assert self._resume.wait(30), "the test did not let the turn go on"
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+def test_a_whole_reset_during_a_purge_turn_makes_the_next_turn_start_over(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A turn reads the reset generation, then deletes from where the last turn of that
+    # generation stopped (row 5). A whole Reset and a project's Reset committed between the
+    # two number the rows again and hide rows 1 to 3: the turn must not be the last.
+    paused, resume, others = threading.Event(), threading.Event(), threading.Event()
+    purge_turn = postgres_store._purge_turn
+    purging: list[PostgresStore] = []
+    armed: list[bool] = []
+
+    def turn(connection: Any, *, progress: Any) -> bool:
+        if progress is not purging[0]._purge_progress:
+            assert others.wait(30)  # the other replica's purge waits: it would hide the bug
+        elif armed:
+            armed.clear()
+            connection = _PausedAfterFirstStatement(connection, paused, resume)
+        return bool(purge_turn(connection, progress=progress))
+
+    monkeypatch.setattr(postgres_store, "_purge_turn", turn)
+
+    async def scenario() -> tuple[int, ...] | None:
+        store, other = PostgresStore(postgres_url), PostgresStore(postgres_url)
+        purging.append(store)
+        try:
+            run = _Run([store], 1)
+            await asyncio.gather(*(run.log("u0") for _ in range(5)))
+            await store.replace(PROJECT, _delete_project)
+            await store.purged()  # progress: row 5 of this generation
+            armed.append(True)
+            await store.replace(PROJECT, _delete_project)  # hides nothing; a turn begins
+            assert await asyncio.to_thread(paused.wait, 30)
+            await other.replace(None, lambda repository: repository.delete_everything())
+            await asyncio.gather(*(_Run([other], 1).log("u0") for _ in range(3)))
+            await other.replace(PROJECT, _delete_project)
+            resume.set()
+            await asyncio.wait_for(store.purged(), 30)
+            return _count(postgres_url, "SELECT count(*) FROM interactions")
+        finally:
+            resume.set()
+            others.set()
+            await store.aclose()
+            await other.aclose()
+
+    assert run_event_loop(scenario()) == (0,)
+
+
 def test_a_project_reset_that_hid_nothing_leaves_the_other_replica_s_cache(
     postgres_url: str,
 ) -> None:

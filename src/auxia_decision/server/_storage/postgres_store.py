@@ -848,18 +848,31 @@ class _PurgeProgress:
 
 
 def _purge_turn(connection: Connection, *, progress: _PurgeProgress) -> bool:
-    """Delete some of the records Resets hid, in a transaction; return whether it deleted any.
+    """Delete some of the records Resets hid, in a transaction; return whether to go on.
 
     A whole Reset (any replica's) starts the row ids again: the progress made
     before it is dropped, else the rows numbered below it would be passed over.
+    Each statement sees what was committed before it, so the generation is read
+    before the deletes and again after them: a whole Reset committed between
+    the two makes the next turn start over.
     """
     with connection.transaction():
-        row = connection.execute(b"SELECT generation FROM replica_state").fetchone()
-        generation = -1 if row is None else int(row[0])
+        generation = _generation(connection)
         if generation != progress.generation:
             progress.generation = generation
             progress.last.clear()
-        return PostgresRepository(connection, set()).purge_hidden(RESET_TURN_ROWS, progress.last)
+        deleted = PostgresRepository(connection, set()).purge_hidden(RESET_TURN_ROWS, progress.last)
+        if _generation(connection) != generation:
+            progress.generation = -1
+            progress.last.clear()
+            return True
+        return deleted
+
+
+def _generation(connection: Connection) -> int:
+    """Return the reset generation as last committed (-1 before the first replica set it)."""
+    row = connection.execute(b"SELECT generation FROM replica_state").fetchone()
+    return -1 if row is None else int(row[0])
 
 
 def _unit(connection: Connection, work: Callable[[Repository], T]) -> T:
