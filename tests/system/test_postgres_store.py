@@ -552,6 +552,82 @@ def test_a_whole_reset_during_a_purge_turn_makes_the_next_turn_start_over(
     assert run_event_loop(scenario()) == (0,)
 
 
+def _every_event(activity: DailyActivity) -> int:
+    """Return how many events of the runs' kinds a user's activity counts."""
+    return sum(activity.count(kind, first_day=0, last_day=TODAY) for kind in KINDS)
+
+
+class _HeldAfterStatement:
+    """An async connection whose statements answer only once the test lets them."""
+
+    def __init__(self, connection: Any, ran: asyncio.Event, go_on: asyncio.Event) -> None:
+        self._connection = connection
+        self._ran, self._go_on = ran, go_on
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        cursor = await self._connection.execute(*args, **kwargs)
+        rows = await cursor.fetchall()  # the statement's snapshot: taken, and read
+        self._ran.set()
+        await self._go_on.wait()
+        return _Fetched(rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+class _Fetched:
+    """What a cursor gives that has been read already."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    async def fetchall(self) -> list[Any]:
+        return self._rows
+
+
+def test_a_sync_in_flight_across_another_replica_s_project_reset_is_not_what_later_calls_see(
+    postgres_url: str,
+) -> None:
+    # The other replica's sync reads the user's rows before the Reset commits, and takes them
+    # in after it: the call it serves started before the Reset and may count them; a call
+    # started after the Reset's answer must not (nor may the cache keep them).
+    async def scenario() -> tuple[int | None, ...]:
+        resetting, syncing = PostgresStore(postgres_url), PostgresStore(postgres_url)
+        try:
+            run = _Run([resetting], 3)
+            await asyncio.gather(*(run.log("u0") for _ in range(6)))
+            await syncing.activity(PROJECT, "u0")  # cached, with its connection open
+            ran, go_on = asyncio.Event(), asyncio.Event()
+            reader = syncing._reader
+            connected = reader.connected
+
+            async def held() -> Any:
+                return _HeldAfterStatement(await connected(), ran, go_on)
+
+            reader.connected = held  # type: ignore[method-assign]
+            await asyncio.gather(*(run.log("u0") for _ in range(2)))
+            before = asyncio.ensure_future(syncing.activity(PROJECT, "u0"))
+            await asyncio.wait_for(ran.wait(), 10)
+            reader.connected = connected  # type: ignore[method-assign]
+            await resetting.replace(PROJECT, _delete_project)
+            after = asyncio.ensure_future(syncing.activity(PROJECT, "u0"))
+            go_on.set()
+            counts = [_every_event(await asyncio.wait_for(call, 10)) for call in (before, after)]
+            cached = syncing.cached_activity(PROJECT, "u0")
+            return (
+                *counts,
+                None if cached is None else _every_event(cached),
+                _every_event(await resetting.activity(PROJECT, "u0")),
+            )
+        finally:
+            await resetting.aclose()
+            await syncing.aclose()
+
+    before, after, cached, through_the_other = run_event_loop(scenario())
+    assert before == 8  # read before the Reset committed
+    assert (after, cached, through_the_other) == (0, 0, 0)
+
+
 def test_a_project_reset_that_hid_nothing_leaves_the_other_replica_s_cache(
     postgres_url: str,
 ) -> None:
