@@ -10,15 +10,17 @@ violation by violation (``verdict``).
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Callable
 from typing import Any, Final
 
-from google.protobuf import json_format
+from google.api import field_behavior_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auxia.decision.model import data_field_pb2, field_rules_pb2
+from auxia.decision.model import data_field_pb2, field_rules_pb2, oneof_behavior_pb2
 from auxia_decision import validate
 from auxia_decision._routes import routes
 from tests._strategies import messages, tweak_to_edges
@@ -152,9 +154,13 @@ def edge_case(name: str) -> Message:
 
 
 def assert_same_verdict(ask: Callable[[dict[str, str]], dict[str, Any]], message: Message) -> bool:
-    """Assert another validator's verdict on a message is Python's; return whether it is valid."""
+    """Assert another validator's verdict on a message is Python's; return whether it is valid.
+
+    A message of ``EDGES_FILE`` is sent with its file.
+    """
     expected = verdict(message)
-    found = ask(question(message))
+    synthetic = message.DESCRIPTOR.file.name == EDGES_FILE.name
+    found = ask(synthetic_question(message) if synthetic else question(message))
     assert found == expected, (
         f"{message.DESCRIPTOR.name} {json_format.MessageToJson(message, indent=None)[:600]}\n"
         f"python: {expected}\nother:  {found}"
@@ -185,3 +191,145 @@ def assert_same_verdicts_on_drawn(
 
     check()
     assert False in valid
+
+
+def _edges_file() -> descriptor_pb2.FileDescriptorProto:
+    """Return a file of our own whose fields have what no API field has yet.
+
+    A REQUIRED and an OUTPUT_ONLY double (-0.0 is their default), minimums on
+    unsigned integers (past 2^31 and 2^63) and on a double (NaN, -0.5), a
+    pattern with ``.`` and ``\\d`` (``\\r``, U+2028, U+0085 and other
+    digits), maps of messages by string, bool, uint32 and uint64 keys, a
+    required oneof of a message and a string.
+    """
+    types = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(
+        name="tests/validation_edges.proto",
+        package="tests.validation",
+        syntax="proto3",
+        dependency=[
+            "google/api/field_behavior.proto",
+            "auxia/decision/model/field_rules.proto",
+            "auxia/decision/model/oneof_behavior.proto",
+        ],
+    )
+    named = file.message_type.add(name="Named")
+    name = named.field.add(name="name", number=1, type=types.TYPE_STRING, json_name="name")
+    name.options.Extensions[field_behavior_pb2.field_behavior].append(field_behavior_pb2.REQUIRED)
+    edges = file.message_type.add(name="Edges")
+    edges.oneof_decl.add(name="choice").options.Extensions[oneof_behavior_pb2.oneof_required] = True
+
+    def add(field_name: str, kind: int, **given: Any) -> descriptor_pb2.FieldDescriptorProto:
+        json_name = "".join(
+            part if i == 0 else part.title() for i, part in enumerate(field_name.split("_"))
+        )
+        number = len(edges.field) + 1
+        return edges.field.add(
+            name=field_name, number=number, type=kind, json_name=json_name, **given
+        )
+
+    behaviors = field_behavior_pb2
+    add("required_double", types.TYPE_DOUBLE).options.Extensions[behaviors.field_behavior].append(
+        behaviors.REQUIRED
+    )
+    add("output_double", types.TYPE_DOUBLE).options.Extensions[behaviors.field_behavior].append(
+        behaviors.OUTPUT_ONLY
+    )
+    for field_name, kind, minimum in (
+        ("small_count", types.TYPE_UINT32, 5),
+        ("big_count", types.TYPE_UINT64, 5),
+        ("ratio", types.TYPE_DOUBLE, 0),
+    ):
+        add(field_name, kind).options.Extensions[field_rules_pb2.field_rules].minimum = minimum
+    rules = add("code", types.TYPE_STRING).options.Extensions[field_rules_pb2.field_rules]
+    rules.pattern = "^a.\\d$"
+    for field_name, key in (
+        ("by_name", types.TYPE_STRING),
+        ("by_flag", types.TYPE_BOOL),
+        ("by_small", types.TYPE_UINT32),
+        ("by_big", types.TYPE_UINT64),
+    ):
+        entry_name = "".join(part.title() for part in field_name.split("_")) + "Entry"
+        entry = edges.nested_type.add(name=entry_name)
+        entry.options.map_entry = True
+        entry.field.add(name="key", number=1, type=key, json_name="key")
+        entry.field.add(
+            name="value",
+            number=2,
+            type=types.TYPE_MESSAGE,
+            type_name=".tests.validation.Named",
+            json_name="value",
+        )
+        add(
+            field_name,
+            types.TYPE_MESSAGE,
+            label=types.LABEL_REPEATED,
+            type_name=f".tests.validation.Edges.{entry_name}",
+        )
+    add("first", types.TYPE_MESSAGE, type_name=".tests.validation.Named", oneof_index=0)
+    add("second", types.TYPE_STRING, oneof_index=0)
+    return file
+
+
+EDGES_FILE: Final = _edges_file()
+"""A file of messages whose fields have what no API field has yet (``_edges_file``)."""
+
+
+def _edges_types() -> tuple[type[Message], type[Message]]:
+    """Return the classes of ``EDGES_FILE``'s Edges and Named, in a pool of their own."""
+    pool = descriptor_pool.DescriptorPool()
+    for dependency in (
+        descriptor_pb2.DESCRIPTOR,
+        field_behavior_pb2.DESCRIPTOR,
+        field_rules_pb2.DESCRIPTOR,
+        oneof_behavior_pb2.DESCRIPTOR,
+    ):
+        proto = descriptor_pb2.FileDescriptorProto()
+        dependency.CopyToProto(proto)
+        pool.Add(proto)
+    pool.Add(EDGES_FILE)
+    return (
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("tests.validation.Edges")),
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("tests.validation.Named")),
+    )
+
+
+def _synthetic_cases() -> dict[str, Message]:
+    edges, named = _edges_types()
+    cases: dict[str, Message] = {
+        "negative-zero-required": edges(required_double=-0.0, second="x"),
+        "negative-zero-output-only": edges(required_double=1, output_double=-0.0, second="x"),
+        "output-only-set": edges(required_double=1, output_double=2.5, second="x"),
+        "unsigned-past-the-sign-bit": edges(
+            required_double=1, small_count=2**31 + 1, big_count=2**63 + 1, second="x"
+        ),
+        "unsigned-below-the-minimum": edges(required_double=1, small_count=4, big_count=3),
+        "a-fraction-below-the-minimum": edges(required_double=1, ratio=-0.5, second="x"),
+        "nan-against-the-minimum": edges(required_double=1, ratio=math.nan, second="x"),
+        "required-oneof-of-a-message": edges(required_double=1, first=named()),
+    }
+    for index, code in enumerate(["a\r1", "a\u20281", "a\u00851", "ab\u0661", "ab1\n", "ab1"]):
+        cases[f"pattern-{index}"] = edges(required_double=1, code=code, second="x")
+    maps: Any = edges(required_double=1, second="x")  # its map fields: of a class made here
+    for key in ["b", "a", "\U0001f600", "\uffff", "", 'q"uote d']:
+        maps.by_name[key].SetInParent()
+    for flag in (True, False):
+        maps.by_flag[flag].SetInParent()
+    for small in (2, 2**31 + 1, 1):
+        maps.by_small[small].SetInParent()
+    for big in (2**63 + 1, 5):
+        maps.by_big[big].SetInParent()
+    cases["maps-of-messages"] = maps
+    return cases
+
+
+SYNTHETIC_CASES: Final = _synthetic_cases()
+"""Named messages of ``EDGES_FILE``'s Edges, for every validator to judge."""
+
+
+def synthetic_question(message: Message) -> dict[str, str]:
+    """Return ``question`` for a message of ``EDGES_FILE``, with the file."""
+    return {
+        **question(message),
+        "file": base64.b64encode(EDGES_FILE.SerializeToString()).decode(),
+    }

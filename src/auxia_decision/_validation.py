@@ -229,7 +229,9 @@ def _children(message: Message, field: FieldDescriptor, path: str) -> Iterator[t
         value_field = field.message_type.fields_by_name["value"]
         if value_field.message_type is not None:
             for key in sorted(value):
-                yield value[key], f'{path}["{key}"]'
+                # As JSON names the key: true, not Python's True.
+                text = ("true" if key else "false") if isinstance(key, bool) else key
+                yield value[key], f'{path}["{text}"]'
     elif field.is_repeated:
         for index, item in enumerate(value):
             yield item, f"{path}[{index}]"

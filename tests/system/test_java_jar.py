@@ -38,6 +38,7 @@ from tests._repo import ROOT, VENV_BIN
 from tests._rule_draws import (
     EDGE_CASES,
     REQUEST_TYPES,
+    SYNTHETIC_CASES,
     assert_same_verdict,
     assert_same_verdicts_on_drawn,
     edge_case,
@@ -77,6 +78,14 @@ def test_validate_gives_pythons_verdict_at_the_rules_edges(
     validation_lines: LineScript, case: str
 ) -> None:
     assert_same_verdict(validation_lines.ask, edge_case(case))
+
+
+@pytest.mark.parametrize("case", sorted(SYNTHETIC_CASES))
+def test_validate_gives_pythons_verdict_on_what_no_api_field_has_yet(
+    validation_lines: LineScript, case: str
+) -> None:
+    # Maps by every kind of key, -0.0, unsigned past the sign bit, NaN, . and \d in patterns.
+    assert_same_verdict(validation_lines.ask, SYNTHETIC_CASES[case])
 
 
 @pytest.mark.parametrize("request_type", REQUEST_TYPES, ids=lambda t: t.DESCRIPTOR.name)

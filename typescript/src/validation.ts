@@ -15,7 +15,7 @@ import {
   type DescOneof,
   type MessageInitShape,
 } from "@bufbuild/protobuf";
-import { anyPack } from "@bufbuild/protobuf/wkt";
+import { FeatureSet_FieldPresence, anyPack } from "@bufbuild/protobuf/wkt";
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 
 import { memberPath } from "./drift.js";
@@ -51,8 +51,9 @@ const REQUIRED = "required";
  * missing), oneofs marked `oneof_required`, the `field_rules` of values
  * (patterns, minimums), enum values the schema defines, and the
  * `message_rules` across fields, at any depth; OUTPUT_ONLY fields that are
- * set are warnings. What the local server answers INVALID_ARGUMENT for,
- * before anything is sent.
+ * set are warnings: the rules written in the protos, before anything is sent.
+ * The server checks more (a minimum count above the maximum, surfaces and
+ * attributes its project does not have).
  */
 export function validate<Desc extends DescMessage>(
   schema: Desc,
@@ -168,8 +169,7 @@ function valueCheckOf(field: DescField): ((value: unknown) => string | undefined
   const rules = getOption(field, field_rules);
   const checks: ((value: unknown) => string | undefined)[] = [];
   if (rules.pattern) {
-    // The pattern's syntax is common to ECMAScript and Python; a final $ ends the string in both.
-    const pattern = new RegExp(rules.pattern, "u");
+    const pattern = pythonic(rules.pattern);
     const wanted = rules.patternDescription || `a match of ${rules.pattern}`;
     checks.push((value) =>
       pattern.test(String(value)) ? undefined : `"${String(value)}" is not ${wanted}`,
@@ -178,7 +178,12 @@ function valueCheckOf(field: DescField): ((value: unknown) => string | undefined
   if (rules.minimum !== undefined) {
     const minimum = rules.minimum;
     const wording = minimum === 0n ? "must not be negative" : `must be at least ${minimum}`;
-    checks.push((value) => (BigInt(value as bigint | number) >= minimum ? undefined : wording));
+    // A 64-bit integer is a bigint; other numbers (a fraction, NaN too) compare as numbers.
+    checks.push((value) =>
+      (typeof value === "bigint" ? value >= minimum : (value as number) >= Number(minimum))
+        ? undefined
+        : wording,
+    );
   }
   const values = enumOf(field);
   if (values !== undefined) {
@@ -204,6 +209,43 @@ function valueCheckOf(field: DescField): ((value: unknown) => string | undefined
   };
 }
 
+/**
+ * A pattern as Python's `re` reads it: by code point (Unicode mode), `.` any
+ * character but a newline (ECMAScript's also leaves out \r, U+2028 and
+ * U+2029), `\d` any decimal digit (ECMAScript's only 0-9). A final `$` ends
+ * the string in ECMAScript as `\Z` does in Python (whose `$` would also match
+ * before a final newline: the Python validator writes it `\Z`).
+ */
+function pythonic(source: string): RegExp {
+  let translated = "";
+  let inClass = false;
+  for (let index = 0; index < source.length; index += 1) {
+    const character = source[index] as string;
+    if (character === "\\") {
+      const escaped = source[index + 1] ?? "";
+      index += 1;
+      translated += escaped === "d" ? "\\p{Nd}" : escaped === "D" ? "\\P{Nd}" : `\\${escaped}`;
+    } else if (inClass) {
+      inClass = character !== "]";
+      translated += character;
+    } else if (character === "[") {
+      inClass = true;
+      translated += character;
+      if (source[index + 1] === "^") {
+        index += 1;
+        translated += "^";
+      }
+      if (source[index + 1] === "]") {
+        index += 1; // a ] first in a class is one of its characters
+        translated += "\\]";
+      }
+    } else {
+      translated += character === "." ? "[^\\n]" : character;
+    }
+  }
+  return new RegExp(translated, "u");
+}
+
 function violation(field: string, description: string): BadRequest_FieldViolation {
   return create(BadRequest_FieldViolationSchema, { field, description });
 }
@@ -218,7 +260,7 @@ function walk(
   for (const rule of rules.fields) {
     const field = rule.field;
     const fieldPath = memberPath(path, field.jsonName);
-    const present = message.isSet(field);
+    const present = isPresent(message, field);
     if (rule.outputOnly && present) {
       warnings.push(violation(fieldPath, "output only: the value was ignored"));
       continue;
@@ -252,6 +294,18 @@ function walk(
   }
 }
 
+/** Whether a field is set: items in a list or map, presence, or a value not the default. */
+function isPresent(message: ReflectMessage, field: DescField): boolean {
+  if (
+    (field.fieldKind === "scalar" || field.fieldKind === "enum") &&
+    field.oneof === undefined &&
+    field.presence === FeatureSet_FieldPresence.IMPLICIT
+  ) {
+    return !isDefault(message.get(field)); // -0 too, which protobuf-es counts as set
+  }
+  return message.isSet(field);
+}
+
 /** Whether a field holds something other than its default (an empty `optional` does not). */
 function hasValue(message: ReflectMessage, field: DescField): boolean {
   if (field.fieldKind !== "scalar" && field.fieldKind !== "enum") {
@@ -264,7 +318,7 @@ function isDefault(value: unknown): boolean {
   if (value instanceof Uint8Array) {
     return value.length === 0;
   }
-  // 0, -0, 0n, "", false: what proto3 leaves out.
+  // 0 (and -0), 0n, "", false: Python's default values (== compares -0 equal to 0).
   return value === false || value === "" || value === 0 || value === 0n;
 }
 
@@ -305,7 +359,7 @@ function* children(
     const map = message.get(field);
     const keys = [...map.keys()].sort(byCodePoint);
     for (const key of keys) {
-      yield [map.get(key) as ReflectMessage, `${fieldPath}["${String(key)}"]`];
+      yield [map.get(key) as ReflectMessage, `${fieldPath}["${String(key)}"]`]; // true, 42, "a"
     }
   } else if (field.fieldKind === "list") {
     let index = 0;

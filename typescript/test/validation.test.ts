@@ -10,6 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   ApiError,
   Code,
+  GetAllTreatmentsRequestSchema,
   GetTreatmentsRequestSchema,
   UpdateTreatmentRequestSchema,
   checkRequest,
@@ -61,4 +62,14 @@ test("checkRequest throws an INVALID_ARGUMENT ApiError with a BadRequest and no 
       return true;
     },
   );
+});
+
+test("a number no integer field can hold is judged, not thrown at: NaN and -0.5 are below 0", () => {
+  const words = (pageSize: number): string[] =>
+    validate(GetAllTreatmentsRequestSchema, { projectId: "P", pageSize }).errors.map(
+      (violation) => `${violation.field}: ${violation.description}`,
+    );
+  assert.deepEqual(words(Number.NaN), ["pageSize: must not be negative"]);
+  assert.deepEqual(words(-0.5), ["pageSize: must not be negative"]);
+  assert.deepEqual(words(1.5), []);
 });

@@ -1,9 +1,17 @@
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import com.google.api.FieldBehaviorProto;
+import com.google.protobuf.DescriptorProtos.FileDescriptorProto;
+import com.google.protobuf.Descriptors.Descriptor;
+import com.google.protobuf.Descriptors.FileDescriptor;
+import com.google.protobuf.DynamicMessage;
+import com.google.protobuf.ExtensionRegistry;
 import com.google.protobuf.Message;
 import com.google.rpc.BadRequest;
 import io.auxia.decision.client.Validation;
+import io.auxia.decision.model.FieldRulesProto;
+import io.auxia.decision.model.OneofBehaviorProto;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
@@ -16,7 +24,9 @@ import java.util.List;
  * be Python's.
  *
  * <p>Each line of stdin is {@code {"type": "<full message name>", "binary": "<base64>"}}: a
- * message of the API's protos, as Python serialized it. Each is answered by one line, in order:
+ * message of the API's protos, as Python serialized it; with {@code "file"} (a base64
+ * FileDescriptorProto importing the jar's files), a message of that file. Each is answered by one
+ * line, in order:
  * {@code {"errors": [[path, words], ...], "warnings": [...]}}, or {@code {"error": "..."}} when
  * the line cannot be read.
  */
@@ -43,15 +53,42 @@ public final class ValidationLines {
   }
 
   private static JsonObject answer(JsonObject question) throws Exception {
-    // java_multiple_files: each top-level message of io.auxia.decision.model is a class of that name.
-    Class<?> type = Class.forName(question.get("type").getAsString());
-    Message prototype = (Message) type.getMethod("getDefaultInstance").invoke(null);
+    String type = question.get("type").getAsString();
     byte[] binary = Base64.getDecoder().decode(question.get("binary").getAsString());
-    Validation.Result result = Validation.validate(prototype.getParserForType().parseFrom(binary));
+    Message message;
+    if (question.has("file")) {
+      message = DynamicMessage.parseFrom(ofFile(question.get("file").getAsString(), type), binary);
+    } else {
+      // java_multiple_files: each top-level message of io.auxia.decision.model is a class.
+      Class<?> generated = Class.forName(type);
+      Message prototype = (Message) generated.getMethod("getDefaultInstance").invoke(null);
+      message = prototype.getParserForType().parseFrom(binary);
+    }
+    Validation.Result result = Validation.validate(message);
     JsonObject answer = new JsonObject();
     answer.add("errors", pairs(result.errors()));
     answer.add("warnings", pairs(result.warnings()));
     return answer;
+  }
+
+  /** A message type of a file of the test's own, whose imports are the jar's files. */
+  private static Descriptor ofFile(String file, String type) throws Exception {
+    ExtensionRegistry extensions = ExtensionRegistry.newInstance();
+    extensions.add(FieldBehaviorProto.fieldBehavior);
+    extensions.add(FieldRulesProto.fieldRules);
+    extensions.add(FieldRulesProto.messageRules);
+    extensions.add(OneofBehaviorProto.oneofRequired);
+    FileDescriptorProto proto =
+        FileDescriptorProto.parseFrom(Base64.getDecoder().decode(file), extensions);
+    FileDescriptor built =
+        FileDescriptor.buildFrom(
+            proto,
+            new FileDescriptor[] {
+              FieldBehaviorProto.getDescriptor(),
+              FieldRulesProto.getDescriptor(),
+              OneofBehaviorProto.getDescriptor()
+            });
+    return built.findMessageTypeByName(type.substring(type.lastIndexOf('.') + 1));
   }
 
   private static JsonArray pairs(List<BadRequest.FieldViolation> violations) {

@@ -89,8 +89,9 @@ public final class Validation {
    * <p>Checks REQUIRED fields (a proto3 scalar holding its default value counts as missing), oneofs
    * marked {@code oneof_required}, the {@code field_rules} of values (patterns, minimums), enum
    * values the schema defines, and the {@code message_rules} across fields, at any depth;
-   * OUTPUT_ONLY fields that are set are warnings. What the local server answers {@code
-   * INVALID_ARGUMENT} for, before anything is sent.
+   * OUTPUT_ONLY fields that are set are warnings: the rules written in the protos, before anything
+   * is sent. The server checks more (a minimum count above the maximum, surfaces and attributes its
+   * project does not have).
    *
    * @param message the request
    * @return its errors and warnings
@@ -192,12 +193,14 @@ public final class Validation {
     FieldRules rules = field.getOptions().getExtension(FieldRulesProto.fieldRules);
     List<Function<Object, String>> checks = new ArrayList<>();
     if (!rules.getPattern().isEmpty()) {
-      // A final $ in Java would also match before a final line terminator: \z is the end.
+      // As Python's re reads it: a final $ the end (Java's would also match before a final
+      // line terminator), . any character but a newline, \d any decimal digit.
       String source = rules.getPattern();
       if (source.endsWith("$") && !source.endsWith("\\$")) {
         source = source.substring(0, source.length() - 1) + "\\z";
       }
-      Pattern pattern = Pattern.compile(source);
+      Pattern pattern =
+          Pattern.compile(source, Pattern.UNIX_LINES | Pattern.UNICODE_CHARACTER_CLASS);
       String wanted =
           rules.getPatternDescription().isEmpty()
               ? "a match of " + rules.getPattern()
@@ -211,7 +214,7 @@ public final class Validation {
     if (rules.hasMinimum()) {
       long minimum = rules.getMinimum();
       String wording = minimum == 0 ? "must not be negative" : "must be at least " + minimum;
-      checks.add(value -> ((Number) value).longValue() >= minimum ? null : wording);
+      checks.add(value -> atLeast(field, (Number) value, minimum) ? null : wording);
     }
     if (field.getJavaType() == FieldDescriptor.JavaType.ENUM) {
       EnumDescriptor values = field.getEnumType();
@@ -237,6 +240,23 @@ public final class Validation {
       }
       return null;
     };
+  }
+
+  /** Whether a number is at least the minimum: unsigned integers as such, NaN never. */
+  private static boolean atLeast(FieldDescriptor field, Number value, long minimum) {
+    switch (field.getType()) {
+      case DOUBLE:
+      case FLOAT:
+        return value.doubleValue() >= minimum;
+      case UINT32:
+      case FIXED32:
+        return Integer.toUnsignedLong(value.intValue()) >= minimum;
+      case UINT64:
+      case FIXED64:
+        return minimum < 0 || Long.compareUnsigned(value.longValue(), minimum) >= 0;
+      default:
+        return value.longValue() >= minimum;
+    }
   }
 
   private static BadRequest.FieldViolation violation(String field, String description) {
@@ -375,9 +395,10 @@ public final class Validation {
       for (int index = 0; index < message.getRepeatedFieldCount(field); index++) {
         entries.add((Message) message.getRepeatedField(field, index));
       }
-      entries.sort(Comparator.comparing(entry -> entry.getField(keyField), Validation::byKey));
+      Comparator<Object> order = keyOrder(keyField);
+      entries.sort(Comparator.comparing(entry -> entry.getField(keyField), order));
       for (Message entry : entries) {
-        Object key = entry.getField(keyField);
+        String key = keyText(keyField, entry.getField(keyField));
         walk((Message) entry.getField(valueField), fieldPath + "[\"" + key + "\"]", errors, warnings);
       }
     } else if (field.isRepeated()) {
@@ -394,13 +415,38 @@ public final class Validation {
   }
 
   /** Python's order of map keys: strings by code point (not by UTF-16 unit), numbers by value. */
-  private static int byKey(Object left, Object right) {
-    if (left instanceof String) {
-      return Arrays.compare(
-          ((String) left).codePoints().toArray(), ((String) right).codePoints().toArray());
+  private static Comparator<Object> keyOrder(FieldDescriptor key) {
+    switch (key.getType()) {
+      case STRING:
+        return (left, right) ->
+            Arrays.compare(
+                ((String) left).codePoints().toArray(), ((String) right).codePoints().toArray());
+      case UINT32:
+      case FIXED32:
+        return (left, right) -> Integer.compareUnsigned((Integer) left, (Integer) right);
+      case UINT64:
+      case FIXED64:
+        return (left, right) -> Long.compareUnsigned((Long) left, (Long) right);
+      default: // signed integers, booleans (false first)
+        return (left, right) -> {
+          @SuppressWarnings("unchecked")
+          Comparable<Object> comparable = (Comparable<Object>) left;
+          return comparable.compareTo(right);
+        };
     }
-    @SuppressWarnings("unchecked")
-    Comparable<Object> comparable = (Comparable<Object>) left;
-    return comparable.compareTo(right);
+  }
+
+  /** A map key as its JSON member name is written: {@code true}, {@code 42}, unsigned as such. */
+  private static String keyText(FieldDescriptor key, Object value) {
+    switch (key.getType()) {
+      case UINT32:
+      case FIXED32:
+        return Integer.toUnsignedString((Integer) value);
+      case UINT64:
+      case FIXED64:
+        return Long.toUnsignedString((Long) value);
+      default:
+        return String.valueOf(value);
+    }
   }
 }
