@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Final
 
+import pytest
 from google.api import field_behavior_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from auxia.decision.model import data_field_pb2, field_rules_pb2, oneof_behavior_pb2
 from auxia_decision import validate
 from auxia_decision._routes import routes
+from tests._node import LineScript
 from tests._strategies import messages, tweak_to_edges
 
 REQUEST_TYPES: Final[list[type[Message]]] = sorted(
@@ -333,3 +335,30 @@ def synthetic_question(message: Message) -> dict[str, str]:
         **question(message),
         "file": base64.b64encode(EDGES_FILE.SerializeToString()).decode(),
     }
+
+
+class ValidatorVerdicts:
+    """Tests of another language's validator: a module's class inherits them.
+
+    The module gives a ``validation_lines`` fixture: a ``LineScript`` that
+    answers each ``question`` with that validator's verdict.
+    """
+
+    @pytest.mark.parametrize("case", sorted(EDGE_CASES))
+    def test_validate_gives_pythons_verdict_at_the_rules_edges(
+        self, validation_lines: LineScript, case: str
+    ) -> None:
+        assert_same_verdict(validation_lines.ask, edge_case(case))
+
+    @pytest.mark.parametrize("case", sorted(SYNTHETIC_CASES))
+    def test_validate_gives_pythons_verdict_on_what_no_api_field_has_yet(
+        self, validation_lines: LineScript, case: str
+    ) -> None:
+        # Maps by every kind of key, -0.0, unsigned past the sign bit, NaN, . and \d in patterns.
+        assert_same_verdict(validation_lines.ask, SYNTHETIC_CASES[case])
+
+    @pytest.mark.parametrize("request_type", REQUEST_TYPES, ids=lambda t: t.DESCRIPTOR.name)
+    def test_validate_gives_pythons_verdict_on_drawn_requests(
+        self, validation_lines: LineScript, request_type: type[Message]
+    ) -> None:
+        assert_same_verdicts_on_drawn(validation_lines.ask, request_type, examples=60)

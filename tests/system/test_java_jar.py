@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from typing import Final
 
 import pytest
-from google.protobuf.message import Message
 
 from auxia_decision._version import __version__
 from tests._docs import code_blocks
@@ -35,14 +34,7 @@ from tests._java import (
 )
 from tests._node import LineScript
 from tests._repo import ROOT, VENV_BIN
-from tests._rule_draws import (
-    EDGE_CASES,
-    REQUEST_TYPES,
-    SYNTHETIC_CASES,
-    assert_same_verdict,
-    assert_same_verdicts_on_drawn,
-    edge_case,
-)
+from tests._rule_draws import ValidatorVerdicts
 from tools.dist_java import OPENAPI
 from tools.processes import gone_within, process_tree, running
 
@@ -73,26 +65,8 @@ def validation_lines(
     script.close()
 
 
-@pytest.mark.parametrize("case", sorted(EDGE_CASES))
-def test_validate_gives_pythons_verdict_at_the_rules_edges(
-    validation_lines: LineScript, case: str
-) -> None:
-    assert_same_verdict(validation_lines.ask, edge_case(case))
-
-
-@pytest.mark.parametrize("case", sorted(SYNTHETIC_CASES))
-def test_validate_gives_pythons_verdict_on_what_no_api_field_has_yet(
-    validation_lines: LineScript, case: str
-) -> None:
-    # Maps by every kind of key, -0.0, unsigned past the sign bit, NaN, . and \d in patterns.
-    assert_same_verdict(validation_lines.ask, SYNTHETIC_CASES[case])
-
-
-@pytest.mark.parametrize("request_type", REQUEST_TYPES, ids=lambda t: t.DESCRIPTOR.name)
-def test_validate_gives_pythons_verdict_on_drawn_requests(
-    validation_lines: LineScript, request_type: type[Message]
-) -> None:
-    assert_same_verdicts_on_drawn(validation_lines.ask, request_type, examples=60)
+class TestValidationJava(ValidatorVerdicts):
+    """The package's validate, held to Python's verdicts (``validation_lines``)."""
 
 
 def _processes_naming(text: str) -> list[int]:

@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from google.protobuf.message import Message
 
 from auxia_decision._errors import _CODE_BY_HTTP_STATUS
 from auxia_decision._retry import RetryPolicy
@@ -40,14 +39,7 @@ from auxia_decision._version import __version__
 from tests._docs import code_blocks
 from tests._node import LineScript, checked, require
 from tests._repo import ROOT, VENV_BIN
-from tests._rule_draws import (
-    EDGE_CASES,
-    REQUEST_TYPES,
-    SYNTHETIC_CASES,
-    assert_same_verdict,
-    assert_same_verdicts_on_drawn,
-    edge_case,
-)
+from tests._rule_draws import ValidatorVerdicts
 from tools.dist_java import OPENAPI
 
 TYPESCRIPT = ROOT / "typescript"
@@ -119,26 +111,8 @@ def validation_lines(
     script.close()
 
 
-@pytest.mark.parametrize("case", sorted(EDGE_CASES))
-def test_validate_gives_pythons_verdict_at_the_rules_edges(
-    validation_lines: LineScript, case: str
-) -> None:
-    assert_same_verdict(validation_lines.ask, edge_case(case))
-
-
-@pytest.mark.parametrize("case", sorted(SYNTHETIC_CASES))
-def test_validate_gives_pythons_verdict_on_what_no_api_field_has_yet(
-    validation_lines: LineScript, case: str
-) -> None:
-    # Maps by every kind of key, -0.0, unsigned past the sign bit, NaN, . and \d in patterns.
-    assert_same_verdict(validation_lines.ask, SYNTHETIC_CASES[case])
-
-
-@pytest.mark.parametrize("request_type", REQUEST_TYPES, ids=lambda t: t.DESCRIPTOR.name)
-def test_validate_gives_pythons_verdict_on_drawn_requests(
-    validation_lines: LineScript, request_type: type[Message]
-) -> None:
-    assert_same_verdicts_on_drawn(validation_lines.ask, request_type, examples=60)
+class TestValidateTypescript(ValidatorVerdicts):
+    """The package's validate, held to Python's verdicts (``validation_lines``)."""
 
 
 def _manifest(tarball: pathlib.Path) -> tuple[dict[str, Any], list[str]]:
