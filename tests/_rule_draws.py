@@ -199,9 +199,10 @@ def _edges_file() -> descriptor_pb2.FileDescriptorProto:
     """Return a file of our own whose fields have what no API field has yet.
 
     A REQUIRED and an OUTPUT_ONLY double (-0.0 is their default), minimums on
-    unsigned integers (past 2^31 and 2^63) and on a double (NaN, -0.5), a
-    pattern with ``.`` and ``\\d`` (``\\r``, U+2028, U+0085 and other
-    digits), maps of messages by string, bool, uint32 and uint64 keys, a
+    unsigned integers (past 2^31 and 2^63) and on a double (NaN, -0.5),
+    patterns with ``.`` and ``\\d`` (``\\r``, U+2028, U+0085 and other
+    digits), with both and ``]`` in classes, with a ``$`` not the last; maps of
+    messages by string, bool, uint32, uint64, sint64 and fixed32 keys, a
     required oneof of a message and a string.
     """
     types = descriptor_pb2.FieldDescriptorProto
@@ -243,13 +244,20 @@ def _edges_file() -> descriptor_pb2.FileDescriptorProto:
         ("ratio", types.TYPE_DOUBLE, 0),
     ):
         add(field_name, kind).options.Extensions[field_rules_pb2.field_rules].minimum = minimum
-    rules = add("code", types.TYPE_STRING).options.Extensions[field_rules_pb2.field_rules]
-    rules.pattern = "^a.\\d$"
+    for field_name, pattern in (
+        ("code", "^a.\\d$"),
+        ("escaped", "^[.\\]]\\.[^\\d]$"),  # . ] and \d in classes, an escaped .
+        ("either", "^x$|^y"),  # a $ not the last: Python's takes a final newline
+    ):
+        rules = add(field_name, types.TYPE_STRING).options.Extensions[field_rules_pb2.field_rules]
+        rules.pattern = pattern
     for field_name, key in (
         ("by_name", types.TYPE_STRING),
         ("by_flag", types.TYPE_BOOL),
         ("by_small", types.TYPE_UINT32),
         ("by_big", types.TYPE_UINT64),
+        ("by_signed", types.TYPE_SINT64),
+        ("by_fixed", types.TYPE_FIXED32),
     ):
         entry_name = "".join(part.title() for part in field_name.split("_")) + "Entry"
         entry = edges.nested_type.add(name=entry_name)
@@ -312,6 +320,12 @@ def _synthetic_cases() -> dict[str, Message]:
     }
     for index, code in enumerate(["a\r1", "a\u20281", "a\u00851", "ab\u0661", "ab1\n", "ab1"]):
         cases[f"pattern-{index}"] = edges(required_double=1, code=code, second="x")
+    for index, escaped in enumerate(["].x", "..a", "a.x", "]x1", "..\u0661", "\\.x"]):
+        cases[f"pattern-in-classes-{index}"] = edges(required_double=1, escaped=escaped, second="x")
+    for index, either in enumerate(["x\n", "x", "yz", "z", "x\n\n"]):
+        cases[f"pattern-with-a-dollar-{index}"] = edges(
+            required_double=1, either=either, second="x"
+        )
     maps: Any = edges(required_double=1, second="x")  # its map fields: of a class made here
     for key in ["b", "a", "\U0001f600", "\uffff", "", 'q"uote d']:
         maps.by_name[key].SetInParent()
@@ -321,6 +335,10 @@ def _synthetic_cases() -> dict[str, Message]:
         maps.by_small[small].SetInParent()
     for big in (2**63 + 1, 5):
         maps.by_big[big].SetInParent()
+    for signed in (3, -(2**63), -1, 2**63 - 1):
+        maps.by_signed[signed].SetInParent()
+    for fixed in (2**32 - 1, 0, 7):
+        maps.by_fixed[fixed].SetInParent()
     cases["maps-of-messages"] = maps
     return cases
 
@@ -337,28 +355,28 @@ def synthetic_question(message: Message) -> dict[str, str]:
     }
 
 
-class ValidatorVerdicts:
-    """Tests of another language's validator: a module's class inherits them.
+# The tests of another language's validator: a test module imports them by name, and gives
+# a ``validation_lines`` fixture (a ``LineScript`` answering each ``question`` with that
+# validator's verdict). Functions, not a class: xdist's loadscope keeps a module's tests, so
+# its fixtures (the npm package's build), on one worker; a class would be a unit of its own.
 
-    The module gives a ``validation_lines`` fixture: a ``LineScript`` that
-    answers each ``question`` with that validator's verdict.
-    """
 
-    @pytest.mark.parametrize("case", sorted(EDGE_CASES))
-    def test_validate_gives_pythons_verdict_at_the_rules_edges(
-        self, validation_lines: LineScript, case: str
-    ) -> None:
-        assert_same_verdict(validation_lines.ask, edge_case(case))
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_validate_gives_pythons_verdict_at_the_rules_edges(
+    validation_lines: LineScript, case: str
+) -> None:
+    assert_same_verdict(validation_lines.ask, edge_case(case))
 
-    @pytest.mark.parametrize("case", sorted(SYNTHETIC_CASES))
-    def test_validate_gives_pythons_verdict_on_what_no_api_field_has_yet(
-        self, validation_lines: LineScript, case: str
-    ) -> None:
-        # Maps by every kind of key, -0.0, unsigned past the sign bit, NaN, . and \d in patterns.
-        assert_same_verdict(validation_lines.ask, SYNTHETIC_CASES[case])
 
-    @pytest.mark.parametrize("request_type", REQUEST_TYPES, ids=lambda t: t.DESCRIPTOR.name)
-    def test_validate_gives_pythons_verdict_on_drawn_requests(
-        self, validation_lines: LineScript, request_type: type[Message]
-    ) -> None:
-        assert_same_verdicts_on_drawn(validation_lines.ask, request_type, examples=60)
+@pytest.mark.parametrize("case", sorted(SYNTHETIC_CASES))
+def test_validate_gives_pythons_verdict_on_what_no_api_field_has_yet(
+    validation_lines: LineScript, case: str
+) -> None:
+    assert_same_verdict(validation_lines.ask, SYNTHETIC_CASES[case])
+
+
+@pytest.mark.parametrize("request_type", REQUEST_TYPES, ids=lambda t: t.DESCRIPTOR.name)
+def test_validate_gives_pythons_verdict_on_drawn_requests(
+    validation_lines: LineScript, request_type: type[Message]
+) -> None:
+    assert_same_verdicts_on_drawn(validation_lines.ask, request_type, examples=60)

@@ -14,7 +14,7 @@ from auxia_decision import _fastjson
 from auxia_decision._drift import Drift, find_drift
 from auxia_decision._errors import ApiError, FieldViolation, violation
 from auxia_decision._fastjson.json_backend import JsonBackend
-from auxia_decision._json import json_path, load_json
+from auxia_decision._json import json_path, load_json, map_member_path
 from auxia_decision._json_checker import JsonChecker
 
 M = TypeVar("M", bound=Message)
@@ -339,7 +339,7 @@ def _unwritable_value(
         if field.message_type.GetOptions().map_entry:
             if field.message_type.fields_by_name["value"].message_type is None:
                 continue
-            items = [(f'{field_path}["{key}"]', value[key]) for key in value]
+            items = [(map_member_path(field_path, key), value[key]) for key in value]
         elif field.is_repeated:
             items = [(f"{field_path}[{index}]", item) for index, item in enumerate(value)]
         else:

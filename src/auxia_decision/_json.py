@@ -67,6 +67,15 @@ def json_path(parent: str, name: str) -> str:
     return f"{parent}.{name}" if parent else name
 
 
+def map_member_path(parent: str, key: object) -> str:
+    """Return the JSON path of a map's value by its key: ``parent["key"]``, as JSON writes keys.
+
+    A bool key is ``true`` or ``false`` (not Python's ``True``), a number its digits.
+    """
+    text = ("true" if key else "false") if isinstance(key, bool) else key
+    return f'{parent}["{text}"]'
+
+
 def kind_of(value: object) -> str:
     """Return what a JSON value is, as error messages say it (``a string``, ``null``)."""
     if value is None:

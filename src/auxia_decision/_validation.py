@@ -17,7 +17,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, OneofDescrip
 from google.protobuf.message import Message
 
 from auxia_decision._errors import ApiError, FieldViolation
-from auxia_decision._json import json_path
+from auxia_decision._json import json_path, map_member_path
 from auxia_decision._validation_quick import quick_check
 from auxia_decision._validation_rules import MessageRules, rules_of
 
@@ -229,9 +229,7 @@ def _children(message: Message, field: FieldDescriptor, path: str) -> Iterator[t
         value_field = field.message_type.fields_by_name["value"]
         if value_field.message_type is not None:
             for key in sorted(value):
-                # As JSON names the key: true, not Python's True.
-                text = ("true" if key else "false") if isinstance(key, bool) else key
-                yield value[key], f'{path}["{text}"]'
+                yield value[key], map_member_path(path, key)
     elif field.is_repeated:
         for index, item in enumerate(value):
             yield item, f"{path}[{index}]"

@@ -34,7 +34,11 @@ from tests._java import (
 )
 from tests._node import LineScript
 from tests._repo import ROOT, VENV_BIN
-from tests._rule_draws import ValidatorVerdicts
+from tests._rule_draws import (  # noqa: F401 - tests of this module's validation_lines
+    test_validate_gives_pythons_verdict_at_the_rules_edges,
+    test_validate_gives_pythons_verdict_on_drawn_requests,
+    test_validate_gives_pythons_verdict_on_what_no_api_field_has_yet,
+)
 from tools.dist_java import OPENAPI
 from tools.processes import gone_within, process_tree, running
 
@@ -63,10 +67,6 @@ def validation_lines(
     )
     yield script
     script.close()
-
-
-class TestValidationJava(ValidatorVerdicts):
-    """The package's validate, held to Python's verdicts (``validation_lines``)."""
 
 
 def _processes_naming(text: str) -> list[int]:

@@ -39,7 +39,11 @@ from auxia_decision._version import __version__
 from tests._docs import code_blocks
 from tests._node import LineScript, checked, require
 from tests._repo import ROOT, VENV_BIN
-from tests._rule_draws import ValidatorVerdicts
+from tests._rule_draws import (  # noqa: F401 - tests of this module's validation_lines
+    test_validate_gives_pythons_verdict_at_the_rules_edges,
+    test_validate_gives_pythons_verdict_on_drawn_requests,
+    test_validate_gives_pythons_verdict_on_what_no_api_field_has_yet,
+)
 from tools.dist_java import OPENAPI
 
 TYPESCRIPT = ROOT / "typescript"
@@ -109,10 +113,6 @@ def validation_lines(
     )
     yield script
     script.close()
-
-
-class TestValidateTypescript(ValidatorVerdicts):
-    """The package's validate, held to Python's verdicts (``validation_lines``)."""
 
 
 def _manifest(tarball: pathlib.Path) -> tuple[dict[str, Any], list[str]]:

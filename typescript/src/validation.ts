@@ -52,8 +52,8 @@ const REQUIRED = "required";
  * (patterns, minimums), enum values the schema defines, and the
  * `message_rules` across fields, at any depth; OUTPUT_ONLY fields that are
  * set are warnings: the rules written in the protos, before anything is sent.
- * The server checks more (a minimum count above the maximum, surfaces and
- * attributes its project does not have).
+ * The server checks more (a minimum count above the maximum, a surface or a
+ * data field its project lacks, an attribute given twice or of another type).
  */
 export function validate<Desc extends DescMessage>(
   schema: Desc,
@@ -212,9 +212,9 @@ function valueCheckOf(field: DescField): ((value: unknown) => string | undefined
 /**
  * A pattern as Python's `re` reads it: by code point (Unicode mode), `.` any
  * character but a newline (ECMAScript's also leaves out \r, U+2028 and
- * U+2029), `\d` any decimal digit (ECMAScript's only 0-9). A final `$` ends
- * the string in ECMAScript as `\Z` does in Python (whose `$` would also match
- * before a final newline: the Python validator writes it `\Z`).
+ * U+2029), `\d` any decimal digit (ECMAScript's only 0-9), a `$` the end or
+ * before a final newline. The final `$` ends the string, as the Python
+ * validator's `\Z` does.
  */
 function pythonic(source: string): RegExp {
   let translated = "";
@@ -239,8 +239,12 @@ function pythonic(source: string): RegExp {
         index += 1; // a ] first in a class is one of its characters
         translated += "\\]";
       }
+    } else if (character === ".") {
+      translated += "[^\\n]";
+    } else if (character === "$" && index < source.length - 1) {
+      translated += "(?=\\n?$)"; // Python's $ (but the final one, its validator's \Z)
     } else {
-      translated += character === "." ? "[^\\n]" : character;
+      translated += character;
     }
   }
   return new RegExp(translated, "u");

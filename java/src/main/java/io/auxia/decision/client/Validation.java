@@ -90,8 +90,8 @@ public final class Validation {
    * marked {@code oneof_required}, the {@code field_rules} of values (patterns, minimums), enum
    * values the schema defines, and the {@code message_rules} across fields, at any depth;
    * OUTPUT_ONLY fields that are set are warnings: the rules written in the protos, before anything
-   * is sent. The server checks more (a minimum count above the maximum, surfaces and attributes its
-   * project does not have).
+   * is sent. The server checks more (a minimum count above the maximum, a surface or a data field
+   * its project lacks, an attribute given twice or of another type).
    *
    * @param message the request
    * @return its errors and warnings
