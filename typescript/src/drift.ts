@@ -94,14 +94,52 @@ function walkMessage(value: unknown, schema: DescMessage, path: string, found: D
     return;
   }
   const fields = fieldsOf(schema);
+  const setBy = new Map<number, string>(); // the key each field was given by
+  const setIn = new Map<string, string>(); // the key each oneof was given by
   for (const [key, item] of Object.entries(value)) {
-    const here = memberPath(path, key);
     const field = fields.get(key);
     if (field === undefined) {
-      found.push({ path: here, kind: "unknown_field", detail: `"${key}" is not a field of ${schema.name}` });
-    } else if (item !== null) {
-      walkField(item, field, memberPath(path, field.jsonName), found);
+      unknownMember(key, schema, memberPath(path, key), found);
+      continue;
     }
+    const fieldPath = memberPath(path, field.jsonName);
+    const other = setBy.get(field.number);
+    if (other !== undefined) {
+      const detail = `set twice, as "${other}" and as "${key}"`;
+      found.push({ path: fieldPath, kind: "invalid_value", detail });
+      continue;
+    }
+    setBy.set(field.number, key);
+    if (item === null) {
+      continue; // unset
+    }
+    if (field.oneof !== undefined) {
+      const first = setIn.get(field.oneof.name);
+      if (first !== undefined) {
+        const detail =
+          `"${first}" and "${key}" are both set, but at most one field of oneof ` +
+          `"${field.oneof.name}" may be`;
+        found.push({ path: fieldPath, kind: "invalid_value", detail });
+      }
+      setIn.set(field.oneof.name, key);
+    }
+    walkField(item, field, fieldPath, found);
+  }
+}
+
+/** A key as json_format reads an extension's: `[full.name]`. */
+const EXTENSION_NAME = /^\[[a-zA-Z0-9._]*\]\n?$/;
+/** A UTF-16 surrogate without its other half: no Unicode text (Python's JSON reader keeps it). */
+const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function unknownMember(key: string, schema: DescMessage, path: string, found: Drift[]): void {
+  if (EXTENSION_NAME.test(key) && schema.proto.extensionRange.length === 0) {
+    const detail = `"${key}" names an extension, and ${schema.name} has none`;
+    found.push({ path, kind: "invalid_value", detail });
+  } else if (UNPAIRED_SURROGATE.test(key)) {
+    found.push({ path, kind: "invalid_value", detail: "the key has an unpaired surrogate" });
+  } else {
+    found.push({ path, kind: "unknown_field", detail: `"${key}" is not a field of ${schema.name}` });
   }
 }
 
@@ -126,7 +164,10 @@ function walkField(value: unknown, field: DescField, path: string, found: Drift[
       }
       value.forEach((item: unknown, index) => {
         const itemPath = `${path}[${index}]`;
-        if (field.listKind === "message") walkMessage(item, field.message, itemPath, found);
+        if (item === null && !holdsNull(field)) {
+          const detail = "null is not allowed in an array";
+          found.push({ path: itemPath, kind: "invalid_value", detail });
+        } else if (field.listKind === "message") walkMessage(item, field.message, itemPath, found);
         else if (field.listKind === "enum") walkEnum(item, field.enum, itemPath, found);
         else walkScalar(item, field.scalar, itemPath, found);
       });
@@ -138,7 +179,14 @@ function walkField(value: unknown, field: DescField, path: string, found: Drift[
       }
       for (const [key, item] of Object.entries(value)) {
         const itemPath = `${path}["${key}"]`;
-        if (field.mapKind === "message") walkMessage(item, field.message, itemPath, found);
+        if (field.mapKey === ScalarType.STRING && UNPAIRED_SURROGATE.test(key)) {
+          const detail = "the map key has an unpaired surrogate";
+          found.push({ path: itemPath, kind: "invalid_value", detail });
+        }
+        if (item === null && !holdsNull(field)) {
+          const detail = "null is not allowed as a map value";
+          found.push({ path: itemPath, kind: "invalid_value", detail });
+        } else if (field.mapKind === "message") walkMessage(item, field.message, itemPath, found);
         else if (field.mapKind === "enum") walkEnum(item, field.enum, itemPath, found);
         else walkScalar(item, field.scalar, itemPath, found);
       }
@@ -146,34 +194,97 @@ function walkField(value: unknown, field: DescField, path: string, found: Drift[
   }
 }
 
+/** Whether a list's items or a map's values may be null: google.protobuf.Value, NullValue. */
+function holdsNull(field: DescField): boolean {
+  const value = "google.protobuf.Value";
+  const nullValue = "google.protobuf.NullValue";
+  if (field.fieldKind === "list") {
+    if (field.listKind === "message") return field.message.typeName === value;
+    if (field.listKind === "enum") return field.enum.typeName === nullValue;
+  } else if (field.fieldKind === "map") {
+    if (field.mapKind === "message") return field.message.typeName === value;
+    if (field.mapKind === "enum") return field.enum.typeName === nullValue;
+  }
+  return false;
+}
+
 function walkEnum(value: unknown, schema: DescEnum, path: string, found: Drift[]): void {
   if (schema.typeName === "google.protobuf.NullValue") {
     return;
   }
-  const number = typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value;
-  const known =
-    typeof number === "string"
-      ? schema.values.some((item) => item.name === number)
-      : typeof number === "number"
-        ? schema.values.some((item) => item.number === number)
-        : undefined;
-  if (known === undefined) {
+  const invalid = (detail: string): void => {
+    found.push({ path, kind: "invalid_value", detail });
+  };
+  let number: bigint;
+  if (typeof value === "string") {
+    if (UNPAIRED_SURROGATE.test(value)) {
+      invalid("the string has an unpaired surrogate");
+      return;
+    }
+    if (schema.values.some((item) => item.name === value)) {
+      return;
+    }
+    if (!INTEGER_TEXT.test(value)) {
+      if (PYTHON_INTEGER_TEXT.test(value)) {
+        invalid(`expected an enum value name or an integer, got ${JSON.stringify(value)}`);
+      } else {
+        found.push({ path, kind: "unknown_enum_value", detail: unknownEnumValue(path, value, schema) });
+      }
+      return;
+    }
+    number = BigInt(value);
+  } else if (typeof value === "number") {
+    if (!Number.isInteger(value)) {
+      invalid(`expected an enum value name or an integer, got ${pythonRepr(value)}`);
+      return;
+    }
+    number = BigInt(value);
+  } else {
     const detail = `expected an enum value name or number, got ${kindOf(value)}`;
     found.push({ path, kind: "wrong_json_type", detail });
-  } else if (!known) {
-    const detail = `${path}=${JSON.stringify(value)} is not a value of ${schema.name}`;
-    found.push({ path, kind: "unknown_enum_value", detail });
+    return;
   }
+  if (number < INT32[0] || number > INT32[1]) {
+    invalid(`enum number ${number} is out of the int32 range`);
+  } else if (!schema.values.some((item) => BigInt(item.number) === number)) {
+    found.push({ path, kind: "unknown_enum_value", detail: unknownEnumValue(path, value, schema) });
+  }
+}
+
+function unknownEnumValue(path: string, value: unknown, schema: DescEnum): string {
+  return `${path}=${JSON.stringify(value)} is not a value of ${schema.name}`;
+}
+
+/** What Python's `int()` reads besides a JSON integer's text: spaces, a +, underscores. */
+const PYTHON_INTEGER_TEXT = /^\s*[+-]?[0-9]+(?:_[0-9]+)*\s*$/;
+
+/** A string as Python's `json.dumps` writes it: every character past ASCII escaped. */
+function asciiJson(value: string): string {
+  return JSON.stringify(value).replace(
+    /[\u0080-\uffff]/g,
+    (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** A double as Python's `repr` writes it: an exponent of two digits or more below 1e-4. */
+function pythonRepr(value: number): string {
+  if (value !== 0 && Math.abs(value) < 1e-4) {
+    return value.toExponential().replace(/e([+-])(\d)$/, "e$10$2");
+  }
+  return String(value);
 }
 
 function walkScalar(value: unknown, scalar: ScalarType, path: string, found: Drift[]): void {
   let expected: string | undefined;
-  if (scalar === ScalarType.STRING || scalar === ScalarType.BYTES) {
+  if (scalar === ScalarType.STRING) {
     expected = typeof value === "string" ? undefined : "a string";
+  } else if (scalar === ScalarType.BYTES) {
+    expected = typeof value === "string" ? undefined : "a base64 string";
   } else if (scalar === ScalarType.BOOL) {
     expected = typeof value === "boolean" ? undefined : "true or false";
   } else if (typeof value !== "number" && typeof value !== "string") {
-    expected = "a number (or a string)";
+    const integer = INTEGER_RANGES.has(scalar);
+    expected = integer ? "an integer (a number or a string)" : "a number";
   }
   if (expected !== undefined) {
     found.push({ path, kind: "wrong_json_type", detail: `expected ${expected}, got ${kindOf(value)}` });
@@ -183,10 +294,37 @@ function walkScalar(value: unknown, scalar: ScalarType, path: string, found: Dri
   if (range !== undefined) {
     walkInteger(value as number | string, scalar, range, path, found);
   } else if (scalar === ScalarType.DOUBLE || scalar === ScalarType.FLOAT) {
-    if (typeof value === "string" && !SPECIAL_FLOATS.has(value) && !NUMBER_TEXT.test(value)) {
-      const detail = `expected a number or "NaN", "Infinity", got ${JSON.stringify(value)}`;
-      found.push({ path, kind: "invalid_value", detail });
+    walkFloat(value as number | string, scalar, path, found);
+  } else if (scalar === ScalarType.STRING && UNPAIRED_SURROGATE.test(value as string)) {
+    found.push({ path, kind: "invalid_value", detail: "the string has an unpaired surrogate" });
+  }
+}
+
+/** The largest float: a double past it is out of a float field's range. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+function walkFloat(value: number | string, scalar: ScalarType, path: string, found: Drift[]): void {
+  const invalid = (detail: string): void => {
+    found.push({ path, kind: "invalid_value", detail });
+  };
+  let number: number;
+  if (typeof value === "string") {
+    if (SPECIAL_FLOATS.has(value)) {
+      return;
     }
+    if (!NUMBER_TEXT.test(value)) {
+      invalid(`expected a number or "NaN", "Infinity", got ${JSON.stringify(value)}`);
+      return;
+    }
+    number = Number(value);
+  } else {
+    number = value; // JSON.parse made a number past the doubles Infinity
+  }
+  if (!Number.isFinite(number)) {
+    const shown = typeof value === "string" ? value : "the number";
+    invalid(`${shown} is out of the double range: use "Infinity" or "-Infinity"`);
+  } else if (scalar === ScalarType.FLOAT && Math.abs(number) > FLOAT32_MAX) {
+    invalid(`${typeof value === "string" ? value : pythonRepr(value)} is out of the float range`);
   }
 }
 
@@ -266,15 +404,24 @@ function walkInteger(
   }
   const number = integerOf(value);
   if (number === undefined) {
-    const shown = typeof value === "string" ? JSON.stringify(value) : String(value); // Infinity too
+    // As Python's json.dumps: ASCII, a double as its repr (Infinity too).
+    const shown = typeof value === "string" ? asciiJson(value) : pythonRepr(value);
     found.push({ path, kind: "invalid_value", detail: `expected an integer, got ${shown}` });
   } else if (number === BEYOND || number < low || number > high) {
     // Python shows the value as given when it is past every range, else the integer.
     const shown = number === BEYOND || number < INT64[0] || number > UINT64[1] ? String(value) : number;
     const type = ScalarType[scalar].toLowerCase();
     found.push({ path, kind: "invalid_value", detail: `${shown} is out of the ${type} range [${low}, ${high}]` });
+  } else if (typeof value === "string" && !INTEGER_TEXT.test(value) && (number > EXACT || number < -EXACT)) {
+    const detail =
+      `"${value}" has a fraction or an exponent and is beyond 2^53, where it cannot be read ` +
+      "exactly: write the integer's decimal digits alone";
+    found.push({ path, kind: "invalid_value", detail });
   }
 }
+
+/** Past 2^53, a double holds no longer every integer. */
+const EXACT = 2n ** 53n;
 
 function walkTimestamp(value: unknown, path: string, found: Drift[]): void {
   if (typeof value !== "string") {
@@ -283,7 +430,53 @@ function walkTimestamp(value: unknown, path: string, found: Drift[]): void {
   } else if (!RFC3339_TEXT.test(value)) {
     const detail = `"${value}" is not an RFC 3339 timestamp such as "2024-05-30T11:32:44.279Z"`;
     found.push({ path, kind: "invalid_value", detail });
+  } else {
+    const problem = impossibleTime(value);
+    if (problem !== undefined) {
+      const form = 'an RFC 3339 timestamp string such as "2025-01-01T00:00:00Z"';
+      found.push({ path, kind: "invalid_value", detail: `"${value}" is not ${form}: ${problem}` });
+    }
   }
+}
+
+/** Seconds of the first and the last second a Timestamp may hold (0001-01-01, 9999-12-31). */
+const TIMESTAMP_SECONDS: readonly [number, number] = [-62135596800, 253402300799];
+
+/**
+ * What is wrong with a timestamp of RFC 3339's form, in the words of Python's
+ * reader (protobuf's `FromJsonString`): a month or day no date has, a day its
+ * month lacks, or an instant outside the years 1 to 9999. Undefined if none.
+ */
+function impossibleTime(value: string): string | undefined {
+  const part = (start: number, end: number): number => Number(value.slice(start, end));
+  const [year, month, day] = [part(0, 4), part(5, 7), part(8, 10)];
+  if (month < 1 || month > 12 || day < 1 || day > 31) {
+    return `time data '${value.slice(0, 19)}' does not match format '%Y-%m-%dT%H:%M:%S'`;
+  }
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 31;
+  if (day > monthDays) {
+    return "day is out of range for month";
+  }
+  const zone = /([+-])(\d\d):(\d\d)$/.exec(value);
+  const offset = zone ? (zone[1] === "-" ? -1 : 1) * (Number(zone[2]) * 3600 + Number(zone[3]) * 60) : 0;
+  const seconds =
+    civilDays(year, month, day) * 86400 + part(11, 13) * 3600 + part(14, 16) * 60 + part(17, 19) - offset;
+  if (seconds < TIMESTAMP_SECONDS[0] || seconds > TIMESTAMP_SECONDS[1]) {
+    const [low, high] = TIMESTAMP_SECONDS;
+    return `Timestamp is not valid: Seconds ${seconds} must be in range [${low}, ${high}].`;
+  }
+  return undefined;
+}
+
+/** Days from 1970-01-01 to a date of the proleptic Gregorian calendar. */
+function civilDays(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146097 + dayOfEra - 719468;
 }
 
 /** Where the warnings of schema drift go: Node's process warnings, else the console. */
