@@ -22,6 +22,9 @@ import pytest
 
 from auxia_decision._version import __version__
 from tests._docs import code_blocks
+from tests._drift_draws import (  # noqa: F401 - a test of this module's drift_lines
+    test_find_drift_finds_pythons_drifts_in_drawn_answers,
+)
 from tests._java import (
     JUNIT,
     QUICK_ENV,
@@ -54,6 +57,23 @@ def classes(java_dist: JavaDist, tmp_path_factory: pytest.TempPathFactory) -> li
         sorted(HERE.glob("*.java")), tmp_path_factory.mktemp("java-tests"), [*java_dist.classpath]
     )
     return [out, *java_dist.classpath]
+
+
+@pytest.fixture(scope="module")
+def drift_lines(
+    classes: list[pathlib.Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LineScript]:
+    """The jar's ``Drift.find``, asked one document a line (``java/DriftLines``)."""
+    stderr = tmp_path_factory.mktemp("drift") / "stderr"
+    script = LineScript([require("java"), *QUICK_RUN, "-cp", joined(classes), "DriftLines"], stderr)
+    yield script
+    script.close()
+
+
+@pytest.fixture
+def drift_reader_is_javascript() -> bool:
+    """Whether Drift.find reads JavaScript values: no, Gson keeps every number as written."""
+    return False
 
 
 @pytest.fixture(scope="module")

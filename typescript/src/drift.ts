@@ -266,8 +266,11 @@ function asciiJson(value: string): string {
   );
 }
 
-/** A double as Python's `repr` writes it: an exponent of two digits or more below 1e-4. */
+/** A double as Python's `repr` writes it: an exponent of two digits or more below 1e-4, inf. */
 function pythonRepr(value: number): string {
+  if (!Number.isFinite(value)) {
+    return Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
+  }
   if (value !== 0 && Math.abs(value) < 1e-4) {
     return value.toExponential().replace(/e([+-])(\d)$/, "e$10$2");
   }
@@ -405,7 +408,8 @@ function walkInteger(
   const number = integerOf(value);
   if (number === undefined) {
     // As Python's json.dumps: ASCII, a double as its repr (Infinity too).
-    const shown = typeof value === "string" ? asciiJson(value) : pythonRepr(value);
+    const shown =
+      typeof value === "string" ? asciiJson(value) : Number.isFinite(value) ? pythonRepr(value) : String(value);
     found.push({ path, kind: "invalid_value", detail: `expected an integer, got ${shown}` });
   } else if (number === BEYOND || number < low || number > high) {
     // Python shows the value as given when it is past every range, else the integer.

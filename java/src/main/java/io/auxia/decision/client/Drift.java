@@ -8,8 +8,11 @@ import com.google.gson.JsonSyntaxException;
 import com.google.protobuf.Descriptors.Descriptor;
 import com.google.protobuf.Descriptors.EnumDescriptor;
 import com.google.protobuf.Descriptors.FieldDescriptor;
+import com.google.protobuf.Descriptors.OneofDescriptor;
 import java.math.BigDecimal;
 import java.math.BigInteger;
+import java.time.LocalDate;
+import java.time.YearMonth;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -61,6 +64,18 @@ public final class Drift {
   private static final BigInteger INT64_MAX = BigInteger.valueOf(Long.MAX_VALUE);
   private static final BigInteger UINT64_MAX =
       BigInteger.ONE.shiftLeft(64).subtract(BigInteger.ONE);
+  /** What Python's {@code int()} reads besides a JSON integer's text: spaces, a +, underscores. */
+  private static final Pattern PYTHON_INTEGER_TEXT =
+      Pattern.compile("\\s*[+-]?[0-9]+(?:_[0-9]+)*\\s*");
+  /** The first and the last second a Timestamp may hold: 0001-01-01 and 9999-12-31. */
+  private static final long MIN_TIMESTAMP_SECONDS = -62135596800L;
+  private static final long MAX_TIMESTAMP_SECONDS = 253402300799L;
+  /** Past 2^53, a double holds no longer every integer. */
+  private static final BigInteger EXACT = BigInteger.ONE.shiftLeft(53);
+  /** A key as json_format reads an extension's: {@code [full.name]}. */
+  private static final Pattern EXTENSION_NAME = Pattern.compile("\\[[a-zA-Z0-9._]*\\]\n?");
+  /** A UTF-16 surrogate without its other half (a pair is one code point to a Java pattern). */
+  private static final Pattern UNPAIRED_SURROGATE = Pattern.compile("[\\x{D800}-\\x{DFFF}]");
   /** Integer digits past which a number is beyond every integer type's range. */
   private static final int MAX_INTEGER_DIGITS = 40;
   private static final Map<Descriptor, Map<String, FieldDescriptor>> FIELDS =
@@ -167,18 +182,54 @@ public final class Drift {
       return;
     }
     Map<String, FieldDescriptor> fields = FIELDS.computeIfAbsent(type, Drift::fieldsOf);
+    Map<Integer, String> setBy = new HashMap<>(); // the key each field was given by
+    Map<String, String> setIn = new HashMap<>(); // the key each oneof was given by
     for (Map.Entry<String, JsonElement> member : value.getAsJsonObject().entrySet()) {
       String key = member.getKey();
       FieldDescriptor field = fields.get(key);
       if (field == null) {
+        unknownMember(key, type, memberPath(path, key), found);
+        continue;
+      }
+      String fieldPath = memberPath(path, field.getJsonName());
+      String other = setBy.putIfAbsent(field.getNumber(), key);
+      if (other != null) {
         found.add(
             new Drift(
-                memberPath(path, key),
-                UNKNOWN_FIELD,
-                "\"" + key + "\" is not a field of " + type.getName()));
-      } else if (!member.getValue().isJsonNull()) {
-        walkField(member.getValue(), field, memberPath(path, field.getJsonName()), found);
+                fieldPath, INVALID_VALUE, "set twice, as \"" + other + "\" and as \"" + key + "\""));
+        continue;
       }
+      if (member.getValue().isJsonNull()) {
+        continue; // unset
+      }
+      OneofDescriptor oneof = field.getRealContainingOneof();
+      if (oneof != null) {
+        String first = setIn.putIfAbsent(oneof.getName(), key);
+        if (first != null) {
+          found.add(
+              new Drift(
+                  fieldPath,
+                  INVALID_VALUE,
+                  "\"" + first + "\" and \"" + key + "\" are both set, but at most one field of oneof \""
+                      + oneof.getName() + "\" may be"));
+        }
+      }
+      walkField(member.getValue(), field, fieldPath, found);
+    }
+  }
+
+  private static void unknownMember(String key, Descriptor type, String path, List<Drift> found) {
+    if (EXTENSION_NAME.matcher(key).matches() && type.toProto().getExtensionRangeCount() == 0) {
+      found.add(
+          new Drift(
+              path,
+              INVALID_VALUE,
+              "\"" + key + "\" names an extension, and " + type.getName() + " has none"));
+    } else if (UNPAIRED_SURROGATE.matcher(key).find()) {
+      found.add(new Drift(path, INVALID_VALUE, "the key has an unpaired surrogate"));
+    } else {
+      found.add(
+          new Drift(path, UNKNOWN_FIELD, "\"" + key + "\" is not a field of " + type.getName()));
     }
   }
 
@@ -198,10 +249,19 @@ public final class Drift {
         wrongType(value, "a JSON object (a map)", path, found);
         return;
       }
+      FieldDescriptor keyField = field.getMessageType().findFieldByName("key");
       FieldDescriptor item = field.getMessageType().findFieldByName("value");
       for (Map.Entry<String, JsonElement> entry : value.getAsJsonObject().entrySet()) {
-        String key = new JsonPrimitive(entry.getKey()).toString();
-        walkValue(entry.getValue(), item, path + "[" + key + "]", found);
+        String itemPath = path + "[\"" + entry.getKey() + "\"]";
+        if (keyField.getJavaType() == FieldDescriptor.JavaType.STRING
+            && UNPAIRED_SURROGATE.matcher(entry.getKey()).find()) {
+          found.add(new Drift(itemPath, INVALID_VALUE, "the map key has an unpaired surrogate"));
+        }
+        if (entry.getValue().isJsonNull() && !holdsNull(item)) {
+          found.add(new Drift(itemPath, INVALID_VALUE, "null is not allowed as a map value"));
+        } else {
+          walkValue(entry.getValue(), item, itemPath, found);
+        }
       }
     } else if (field.isRepeated()) {
       if (!value.isJsonArray()) {
@@ -210,7 +270,12 @@ public final class Drift {
       }
       JsonArray items = value.getAsJsonArray();
       for (int index = 0; index < items.size(); index++) {
-        walkValue(items.get(index), field, path + "[" + index + "]", found);
+        String itemPath = path + "[" + index + "]";
+        if (items.get(index).isJsonNull() && !holdsNull(field)) {
+          found.add(new Drift(itemPath, INVALID_VALUE, "null is not allowed in an array"));
+        } else {
+          walkValue(items.get(index), field, itemPath, found);
+        }
       }
     } else {
       walkValue(value, field, path, found);
@@ -227,9 +292,15 @@ public final class Drift {
         walkEnum(value, field.getEnumType(), path, found);
         return;
       case STRING:
-      case BYTE_STRING:
         if (!isString(value)) {
           wrongType(value, "a string", path, found);
+        } else if (UNPAIRED_SURROGATE.matcher(value.getAsString()).find()) {
+          found.add(new Drift(path, INVALID_VALUE, "the string has an unpaired surrogate"));
+        }
+        return;
+      case BYTE_STRING:
+        if (!isString(value)) {
+          wrongType(value, "a base64 string", path, found);
         }
         return;
       case BOOLEAN:
@@ -238,35 +309,56 @@ public final class Drift {
         }
         return;
       default: // the numbers, written as JSON numbers or as strings
+        boolean floating =
+            field.getJavaType() == FieldDescriptor.JavaType.DOUBLE
+                || field.getJavaType() == FieldDescriptor.JavaType.FLOAT;
         if (!(value.isJsonPrimitive()
             && (value.getAsJsonPrimitive().isNumber() || value.getAsJsonPrimitive().isString()))) {
-          wrongType(value, "a number (or a string)", path, found);
-        } else if (field.getJavaType() == FieldDescriptor.JavaType.DOUBLE
-            || field.getJavaType() == FieldDescriptor.JavaType.FLOAT) {
-          walkFloating(value.getAsJsonPrimitive(), path, found);
+          wrongType(value, floating ? "a number" : "an integer (a number or a string)", path, found);
+        } else if (floating) {
+          walkFloating(value.getAsJsonPrimitive(), field, path, found);
         } else {
           walkInteger(value.getAsJsonPrimitive(), field.getType(), path, found);
         }
     }
   }
 
-  private static void walkFloating(JsonPrimitive value, String path, List<Drift> found) {
-    if (!value.isString()) {
+  private static void walkFloating(
+      JsonPrimitive value, FieldDescriptor field, String path, List<Drift> found) {
+    String text = value.getAsString();
+    if (value.isString()
+        && (text.equals("NaN") || text.equals("Infinity") || text.equals("-Infinity"))) {
       return;
     }
-    String text = value.getAsString();
-    if (!(text.equals("NaN") || text.equals("Infinity") || text.equals("-Infinity")
-        || NUMBER_TEXT.matcher(text).matches())) {
+    if (value.isString() && !NUMBER_TEXT.matcher(text).matches()) {
       found.add(
           new Drift(
-              path, INVALID_VALUE, "expected a number or \"NaN\", \"Infinity\", got " + value));
+              path,
+              INVALID_VALUE,
+              "expected a number or \"NaN\", \"Infinity\", got \"" + text + "\""));
+      return;
+    }
+    double number = Double.parseDouble(text);
+    if (Double.isInfinite(number)) {
+      String shown = value.isString() ? text : "the number"; // not 400 digits
+      found.add(
+          new Drift(
+              path,
+              INVALID_VALUE,
+              shown + " is out of the double range: use \"Infinity\" or \"-Infinity\""));
+    } else if (field.getJavaType() == FieldDescriptor.JavaType.FLOAT
+        && Math.abs(number) > Float.MAX_VALUE) {
+      String shown = value.isString() ? text : PythonText.json(value, true);
+      found.add(new Drift(path, INVALID_VALUE, shown + " is out of the float range"));
     }
   }
 
   private static void walkInteger(
       JsonPrimitive value, FieldDescriptor.Type type, String path, List<Drift> found) {
     if (!value.isNumber() && !NUMBER_TEXT.matcher(value.getAsString()).matches()) {
-      found.add(new Drift(path, INVALID_VALUE, "expected an integer, got " + value));
+      found.add(
+          new Drift(
+              path, INVALID_VALUE, "expected an integer, got " + PythonText.json(value, true)));
       return;
     }
     BigInteger[] range = rangeOf(type);
@@ -276,7 +368,9 @@ public final class Drift {
       return;
     }
     if (number.scale() > 0) {
-      found.add(new Drift(path, INVALID_VALUE, "expected an integer, got " + value));
+      found.add(
+          new Drift(
+              path, INVALID_VALUE, "expected an integer, got " + PythonText.json(value, true)));
       return;
     }
     // At most MAX_INTEGER_DIGITS digits and no fraction: made exactly, at once.
@@ -286,6 +380,15 @@ public final class Drift {
       boolean beyond = integer.compareTo(INT64_MIN) < 0 || integer.compareTo(UINT64_MAX) > 0;
       String shown = beyond ? value.getAsString() : integer.toString();
       found.add(new Drift(path, INVALID_VALUE, outOfRange(shown, type, range)));
+    } else if (value.isString()
+        && !INTEGER.matcher(value.getAsString()).matches()
+        && integer.abs().compareTo(EXACT) > 0) {
+      found.add(
+          new Drift(
+              path,
+              INVALID_VALUE,
+              "\"" + value.getAsString() + "\" has a fraction or an exponent and is beyond 2^53,"
+                  + " where it cannot be read exactly: write the integer's decimal digits alone"));
     }
   }
 
@@ -341,7 +444,53 @@ public final class Drift {
               INVALID_VALUE,
               "\"" + value.getAsString()
                   + "\" is not an RFC 3339 timestamp such as \"2024-05-30T11:32:44.279Z\""));
+    } else {
+      String problem = impossibleTime(value.getAsString());
+      if (problem != null) {
+        found.add(
+            new Drift(
+                path,
+                INVALID_VALUE,
+                "\"" + value.getAsString() + "\" is not an RFC 3339 timestamp string such as"
+                    + " \"2025-01-01T00:00:00Z\": " + problem));
+      }
     }
+  }
+
+  /**
+   * Returns what is wrong with a timestamp of RFC 3339's form, in the words of Python's reader
+   * (protobuf's {@code FromJsonString}): a month or day no date has, a day its month lacks, or an
+   * instant outside the years 1 to 9999; null if nothing is.
+   */
+  private static String impossibleTime(String text) {
+    int year = Integer.parseInt(text.substring(0, 4));
+    int month = Integer.parseInt(text.substring(5, 7));
+    int day = Integer.parseInt(text.substring(8, 10));
+    if (month < 1 || month > 12 || day < 1 || day > 31) {
+      return "time data '" + text.substring(0, 19)
+          + "' does not match format '%Y-%m-%dT%H:%M:%S'";
+    }
+    if (day > YearMonth.of(year, month).lengthOfMonth()) {
+      return "day is out of range for month";
+    }
+    int offset = 0;
+    if (!text.endsWith("Z")) {
+      String zone = text.substring(text.length() - 6);
+      int minutes =
+          Integer.parseInt(zone.substring(1, 3)) * 60 + Integer.parseInt(zone.substring(4, 6));
+      offset = (zone.charAt(0) == '-' ? -1 : 1) * minutes * 60;
+    }
+    long seconds =
+        LocalDate.of(year, month, day).toEpochDay() * 86400
+            + Integer.parseInt(text.substring(11, 13)) * 3600L
+            + Integer.parseInt(text.substring(14, 16)) * 60L
+            + Integer.parseInt(text.substring(17, 19))
+            - offset;
+    if (seconds < MIN_TIMESTAMP_SECONDS || seconds > MAX_TIMESTAMP_SECONDS) {
+      return "Timestamp is not valid: Seconds " + seconds + " must be in range ["
+          + MIN_TIMESTAMP_SECONDS + ", " + MAX_TIMESTAMP_SECONDS + "].";
+    }
+    return null;
   }
 
   private static void walkEnum(
@@ -349,40 +498,75 @@ public final class Drift {
     if (type.getFullName().equals("google.protobuf.NullValue")) {
       return;
     }
-    Boolean known = null;
+    BigInteger number;
     if (isString(value)) {
       String text = value.getAsString();
-      known =
-          INTEGER.matcher(text).matches()
-              ? knownNumber(type, text)
-              : type.findValueByName(text) != null;
+      if (UNPAIRED_SURROGATE.matcher(text).find()) {
+        found.add(new Drift(path, INVALID_VALUE, "the string has an unpaired surrogate"));
+        return;
+      }
+      if (type.findValueByName(text) != null) {
+        return;
+      }
+      if (!INTEGER.matcher(text).matches()) {
+        if (PYTHON_INTEGER_TEXT.matcher(text).matches()) {
+          found.add(
+              new Drift(
+                  path,
+                  INVALID_VALUE,
+                  "expected an enum value name or an integer, got \"" + text + "\""));
+        } else {
+          found.add(unknownEnumValue(path, value.getAsJsonPrimitive(), type));
+        }
+        return;
+      }
+      number = new BigInteger(text);
     } else if (value.isJsonPrimitive() && value.getAsJsonPrimitive().isNumber()) {
-      BigDecimal number = decimalOf(value.getAsJsonPrimitive());
-      known =
-          number != null
-              && number.scale() <= 0
-              && number.precision() - number.scale() <= MAX_INTEGER_DIGITS
-              && knownNumber(type, number.toBigIntegerExact().toString());
-    }
-    if (known == null) {
+      String text = value.getAsString();
+      if (PythonText.isFloat(text)) { // a double to Python's json: 1.0 is 1, 0.5 no integer
+        double floating = Double.parseDouble(text);
+        if (Double.isInfinite(floating) || floating != Math.rint(floating)) {
+          found.add(
+              new Drift(
+                  path,
+                  INVALID_VALUE,
+                  "expected an enum value name or an integer, got " + PythonText.repr(floating)));
+          return;
+        }
+        number = new BigDecimal(floating).toBigInteger();
+      } else {
+        number = new BigInteger(text);
+      }
+    } else {
       found.add(
           new Drift(
               path,
               WRONG_JSON_TYPE,
               "expected an enum value name or number, got " + kindOf(value)));
-    } else if (!known) {
+      return;
+    }
+    if (number.compareTo(INT32_MIN) < 0 || number.compareTo(INT32_MAX) > 0) {
       found.add(
-          new Drift(
-              path, UNKNOWN_ENUM_VALUE, path + "=" + value + " is not a value of " + type.getName()));
+          new Drift(path, INVALID_VALUE, "enum number " + number + " is out of the int32 range"));
+    } else if (type.findValueByNumber(number.intValue()) == null) {
+      found.add(unknownEnumValue(path, value.getAsJsonPrimitive(), type));
     }
   }
 
-  private static boolean knownNumber(EnumDescriptor type, String number) {
-    try {
-      return type.findValueByNumber(Integer.parseInt(number)) != null;
-    } catch (NumberFormatException error) {
-      return false; // a fraction, or out of an enum's range
+  private static Drift unknownEnumValue(String path, JsonPrimitive value, EnumDescriptor type) {
+    return new Drift(
+        path,
+        UNKNOWN_ENUM_VALUE,
+        path + "=" + PythonText.json(value, false) + " is not a value of " + type.getName());
+  }
+
+  /** Whether a list's items or a map's values may be null: google.protobuf.Value, NullValue. */
+  private static boolean holdsNull(FieldDescriptor field) {
+    if (field.getJavaType() == FieldDescriptor.JavaType.MESSAGE) {
+      return field.getMessageType().getFullName().equals("google.protobuf.Value");
     }
+    return field.getJavaType() == FieldDescriptor.JavaType.ENUM
+        && field.getEnumType().getFullName().equals("google.protobuf.NullValue");
   }
 
   private static boolean isString(JsonElement value) {
