@@ -155,13 +155,14 @@ def assert_same_drifts_on_drawn(
     assert False in drifted
 
 
-# Imported by name by each test module with a ``drift_lines`` fixture (a ``LineScript``).
+# Imported by name by each test module with an ``answer_lines`` fixture (a ``LineScript``)
+# and a ``drift_reader_is_javascript`` one.
 
 
 @pytest.mark.parametrize("answer_type", ANSWER_TYPES, ids=lambda t: t.DESCRIPTOR.name)
 def test_find_drift_finds_pythons_drifts_in_drawn_answers(
-    drift_lines: LineScript, answer_type: type[Message], drift_reader_is_javascript: bool
+    answer_lines: LineScript, answer_type: type[Message], drift_reader_is_javascript: bool
 ) -> None:
     assert_same_drifts_on_drawn(
-        drift_lines.ask, answer_type, 80, javascript=drift_reader_is_javascript
+        answer_lines.ask, answer_type, 80, javascript=drift_reader_is_javascript
     )

@@ -356,27 +356,27 @@ def synthetic_question(message: Message) -> dict[str, str]:
 
 
 # The tests of another language's validator: a test module imports them by name, and gives
-# a ``validation_lines`` fixture (a ``LineScript`` answering each ``question`` with that
+# an ``answer_lines`` fixture (a ``LineScript`` answering each ``question`` with that
 # validator's verdict). Functions, not a class: xdist's loadscope keeps a module's tests, so
 # its fixtures (the npm package's build), on one worker; a class would be a unit of its own.
 
 
 @pytest.mark.parametrize("case", sorted(EDGE_CASES))
 def test_validate_gives_pythons_verdict_at_the_rules_edges(
-    validation_lines: LineScript, case: str
+    answer_lines: LineScript, case: str
 ) -> None:
-    assert_same_verdict(validation_lines.ask, edge_case(case))
+    assert_same_verdict(answer_lines.ask, edge_case(case))
 
 
 @pytest.mark.parametrize("case", sorted(SYNTHETIC_CASES))
 def test_validate_gives_pythons_verdict_on_what_no_api_field_has_yet(
-    validation_lines: LineScript, case: str
+    answer_lines: LineScript, case: str
 ) -> None:
-    assert_same_verdict(validation_lines.ask, SYNTHETIC_CASES[case])
+    assert_same_verdict(answer_lines.ask, SYNTHETIC_CASES[case])
 
 
 @pytest.mark.parametrize("request_type", REQUEST_TYPES, ids=lambda t: t.DESCRIPTOR.name)
 def test_validate_gives_pythons_verdict_on_drawn_requests(
-    validation_lines: LineScript, request_type: type[Message]
+    answer_lines: LineScript, request_type: type[Message]
 ) -> None:
-    assert_same_verdicts_on_drawn(validation_lines.ask, request_type, examples=60)
+    assert_same_verdicts_on_drawn(answer_lines.ask, request_type, examples=60)

@@ -22,7 +22,7 @@ import pytest
 
 from auxia_decision._version import __version__
 from tests._docs import code_blocks
-from tests._drift_draws import (  # noqa: F401 - a test of this module's drift_lines
+from tests._drift_draws import (  # noqa: F401 - a test of this module's answer_lines
     test_find_drift_finds_pythons_drifts_in_drawn_answers,
 )
 from tests._java import (
@@ -37,7 +37,7 @@ from tests._java import (
 )
 from tests._node import LineScript
 from tests._repo import ROOT, VENV_BIN
-from tests._rule_draws import (  # noqa: F401 - tests of this module's validation_lines
+from tests._rule_draws import (  # noqa: F401 - tests of this module's answer_lines
     test_validate_gives_pythons_verdict_at_the_rules_edges,
     test_validate_gives_pythons_verdict_on_drawn_requests,
     test_validate_gives_pythons_verdict_on_what_no_api_field_has_yet,
@@ -59,17 +59,6 @@ def classes(java_dist: JavaDist, tmp_path_factory: pytest.TempPathFactory) -> li
     return [out, *java_dist.classpath]
 
 
-@pytest.fixture(scope="module")
-def drift_lines(
-    classes: list[pathlib.Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LineScript]:
-    """The jar's ``Drift.find``, asked one document a line (``java/DriftLines``)."""
-    stderr = tmp_path_factory.mktemp("drift") / "stderr"
-    script = LineScript([require("java"), *QUICK_RUN, "-cp", joined(classes), "DriftLines"], stderr)
-    yield script
-    script.close()
-
-
 @pytest.fixture
 def drift_reader_is_javascript() -> bool:
     """Whether Drift.find reads JavaScript values: no, Gson keeps every number as written."""
@@ -77,13 +66,13 @@ def drift_reader_is_javascript() -> bool:
 
 
 @pytest.fixture(scope="module")
-def validation_lines(
+def answer_lines(
     classes: list[pathlib.Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LineScript]:
-    """The jar's ``Validation.validate``, asked one message a line (``java/ValidationLines``)."""
-    stderr = tmp_path_factory.mktemp("validation") / "stderr"
+    """The jar's ``Validation.validate`` and ``Drift.find``, asked a line each (``AnswerLines``)."""
+    stderr = tmp_path_factory.mktemp("answers") / "stderr"
     script = LineScript(
-        [require("java"), *QUICK_RUN, "-cp", joined(classes), "ValidationLines"], stderr
+        [require("java"), *QUICK_RUN, "-cp", joined(classes), "AnswerLines"], stderr
     )
     yield script
     script.close()

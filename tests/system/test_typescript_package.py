@@ -37,12 +37,12 @@ from auxia_decision._errors import _CODE_BY_HTTP_STATUS
 from auxia_decision._retry import RetryPolicy
 from auxia_decision._version import __version__
 from tests._docs import code_blocks
-from tests._drift_draws import (  # noqa: F401 - a test of this module's drift_lines
+from tests._drift_draws import (  # noqa: F401 - a test of this module's answer_lines
     test_find_drift_finds_pythons_drifts_in_drawn_answers,
 )
 from tests._node import LineScript, checked, require
 from tests._repo import ROOT, VENV_BIN
-from tests._rule_draws import (  # noqa: F401 - tests of this module's validation_lines
+from tests._rule_draws import (  # noqa: F401 - tests of this module's answer_lines
     test_validate_gives_pythons_verdict_at_the_rules_edges,
     test_validate_gives_pythons_verdict_on_drawn_requests,
     test_validate_gives_pythons_verdict_on_what_no_api_field_has_yet,
@@ -104,20 +104,6 @@ def test_the_package_suite_passes(tarball: pathlib.Path, suite: str) -> None:
     assert "\n# pass 0\n" not in output
 
 
-@pytest.fixture(scope="module")
-def drift_lines(
-    tarball: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LineScript]:
-    """The package's ``findDrift``, asked one document a line (``test/drift-lines.ts``)."""
-    del tarball  # built with the package
-    stderr = tmp_path_factory.mktemp("drift") / "stderr"
-    script = LineScript(
-        [require("node"), str(TYPESCRIPT / "build" / "test" / "drift-lines.js")], stderr
-    )
-    yield script
-    script.close()
-
-
 @pytest.fixture
 def drift_reader_is_javascript() -> bool:
     """Whether findDrift reads JavaScript values (an integer past 2^53 rounded, 100.0 as 100)."""
@@ -125,14 +111,14 @@ def drift_reader_is_javascript() -> bool:
 
 
 @pytest.fixture(scope="module")
-def validation_lines(
+def answer_lines(
     tarball: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LineScript]:
-    """The package's ``validate``, asked one message a line (``test/validation-lines.ts``)."""
+    """The package's ``validate`` and ``findDrift``, asked a line each (``answer-lines.ts``)."""
     del tarball  # built with the package
-    stderr = tmp_path_factory.mktemp("validation") / "stderr"
+    stderr = tmp_path_factory.mktemp("answers") / "stderr"
     script = LineScript(
-        [require("node"), str(TYPESCRIPT / "build" / "test" / "validation-lines.js")], stderr
+        [require("node"), str(TYPESCRIPT / "build" / "test" / "answer-lines.js")], stderr
     )
     yield script
     script.close()

@@ -1,7 +1,7 @@
 // validate and checkRequest: the rules of the protos, checked before anything is sent.
 //
 // The same verdicts as Python's on drawn requests of every type are the
-// Python tests' business (validation-lines.ts); here, the shape of the API.
+// Python tests' business (answer-lines.ts); here, the shape of the API.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";

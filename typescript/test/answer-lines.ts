@@ -1,12 +1,17 @@
-// validate() driven by the Python tests, one request a line: their verdicts must be Python's.
+// validate() and findDrift driven by the Python tests, one question a line: their answers
+// must be Python's (tests/_rule_draws.py, tests/_drift_draws.py).
 //
-//   node typescript/build/test/validation-lines.js < questions.jsonl > verdicts.jsonl
+//   node typescript/build/test/answer-lines.js < questions.jsonl > answers.jsonl
 //
-// Each line of stdin is `{"type": "<full message name>", "binary": "<base64>"}`: a
-// message of the API's protos, as Python serialized it; with `"file"` (a base64
-// FileDescriptorProto importing the package's files), a message of that file.
-// Each is answered by one line, in order: `{"errors": [[path, words], ...],
-// "warnings": [...]}`, or `{"error": "<message>"}` when the line cannot be read.
+// Each line of stdin is a JSON object, answered by one line, in order (or by
+// `{"error": "<message>"}` when the line cannot be read):
+//
+// - `{"type": "<full message name>", "binary": "<base64>"}`: a message of the API's
+//   protos, as Python serialized it; with `"file"` (a base64 FileDescriptorProto
+//   importing the package's files), a message of that file. Answered by validate's
+//   verdict: `{"errors": [[path, words], ...], "warnings": [...]}`.
+// - `{"type": "<full message name>", "text": "<a JSON document>"}`: answered by the
+//   drifts of `findDrift(JSON.parse(text))`, `[{"path", "kind", "detail"}, ...]`.
 
 import { createInterface } from "node:readline";
 
@@ -42,14 +47,21 @@ function registryOf(file: string): ReturnType<typeof createRegistry> {
 }
 
 function answer(line: string): unknown {
-  const { type, binary, file } = JSON.parse(line) as {
+  const { type, binary, file, text } = JSON.parse(line) as {
     type: string;
-    binary: string;
+    binary?: string;
     file?: string;
+    text?: string;
   };
   const schema: DescMessage | undefined = (file ? registryOf(file) : registry).getMessage(type);
   if (schema === undefined) {
     return { error: `no message type ${type}` };
+  }
+  if (text !== undefined) {
+    return api.findDrift(JSON.parse(text), schema);
+  }
+  if (binary === undefined) {
+    return { error: "neither binary nor text" };
   }
   const result = api.validate(schema, fromBinary(schema, Buffer.from(binary, "base64")));
   return {
