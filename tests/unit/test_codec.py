@@ -169,6 +169,19 @@ def test_an_enum_is_not_read_from_other_numbers(value: object) -> None:
         )
 
 
+@pytest.mark.parametrize("digits", [22, 5_000])
+def test_an_enum_number_of_many_digits_is_refused_as_given(digits: int) -> None:
+    # Python's int() refuses 4,300 digits: such a number was a ValueError, not a refusal.
+    number = "9" * digits
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_request(
+            _log(interactionType=number), interactions.LogTreatmentInteractionRequest
+        )
+    assert ("interactionType", f"enum number {number} is out of the int32 range") in (
+        _violations(caught.value)
+    )
+
+
 # The REQUIRED fields a LogTreatmentInteraction body of a projectId alone lacks:
 # reported with the errors that keep the body from being read.
 MISSING = [
