@@ -10,7 +10,9 @@ What the other readers cannot see is left out: a key given twice (their
 JSON parsers keep the last); for TypeScript, what a JavaScript value does
 not keep: an integer past 2^53 (``JSON.parse`` rounds it), a number written
 100.0 (100), the order of keys such as "0" (listed first). Java's Gson keeps
-all three.
+an integer's digits and the order of keys. ``EDGE_DOCUMENTS`` holds answers
+at the edges the draws seldom reach (integers and doubles past their
+ranges, impossible dates, enum numbers of every form, keys and paths).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from auxia.decision.model import (
     treatment_management_service_pb2,
 )
 from auxia_decision import RestCodec
-from auxia_decision._drift import find_drift
+from auxia_decision._drift import find_drift, find_drift_in_text
 from tests._json_mutations import mutated
 from tests._node import LineScript
 from tests._strategies import messages
@@ -155,6 +157,129 @@ def assert_same_drifts_on_drawn(
     assert False in drifted
 
 
+def _values(**by_key: object) -> str:
+    """Return a DataFieldParams document of event properties, one a key."""
+    return json.dumps({"eventDataFieldParams": {"propertyValueByPropertyName": by_key}})
+
+
+_LONG = "longValue"
+_DOUBLE = "doubleValue"
+_TIME = "timestampValue"
+
+# Answers at the edges the draws seldom reach, as JSON texts of DataFieldParams (its int64,
+# double, Timestamp, enum, map and oneofs), by name. Those JavaScript cannot read as Python
+# does (an integer past 2^53 as a number, 100.0, a key like "0") are for Java alone.
+EDGE_DOCUMENTS: Final[dict[str, tuple[str, bool]]] = {
+    "integers": (
+        '{"eventDataFieldParams": {"propertyValueByPropertyName": {'
+        '"a": {"longValue": "1e20"}, "b": {"longValue": "1.5e20"}, '
+        '"c": {"longValue": "100000000000000000000.0"}, "d": {"longValue": "1e17"}, '
+        '"e": {"longValue": "-0"}, "f": {"longValue": "0x10"}, "g": {"longValue": "1e-400"}, '
+        '"h": {"longValue": "1e400"}, "i": {"longValue": "' + "9" * 30 + '"}, '
+        '"j": {"longValue": 1e400}, "k": {"longValue": 1.5}, "l": {"longValue": 1e-7}, '
+        '"m": {"longValue": "\u00e9\u007f"}, "n": {"longValue": true}, '
+        '"o": {"longValue": 1e20}, "p": {"longValue": "1e-9999999999"}}}}',
+        True,
+    ),
+    "integers-javascript-rounds": (
+        _values(
+            a={_LONG: 12345678901234567.5},
+            b={_LONG: 1e-400},
+            c={_LONG: 100000000000000000000},
+            d={_LONG: 18446744073709551616.0},
+        ),
+        False,
+    ),
+    "doubles": (
+        _values(
+            a={_DOUBLE: "1e400"},
+            c={_DOUBLE: 'a"b'},
+            d={_DOUBLE: "x\ny"},
+            e={_DOUBLE: "NaN"},
+            f={_DOUBLE: [1]},
+            g={_DOUBLE: 5e-324},
+        ).replace('"a": {', '"z": {"doubleValue": 1e400}, "a": {'),
+        True,
+    ),
+    "timestamps": (
+        _values(
+            a={_TIME: "2023-02-29T00:00:00Z"},
+            b={_TIME: "2024-02-29T00:00:00Z"},
+            c={_TIME: "1900-02-29T00:00:00Z"},
+            d={_TIME: "2000-02-29T00:00:00Z"},
+            e={_TIME: "2023-13-01T00:00:00Z"},
+            f={_TIME: "2023-00-10T00:00:00Z"},
+            g={_TIME: "0001-01-01T00:00:00+01:00"},
+            h={_TIME: "9999-12-31T23:59:59-00:01"},
+            i={_TIME: "2023-04-31T00:00:00.5+05:30"},
+            j={_TIME: "yesterday"},
+        ),
+        True,
+    ),
+    "enums": (
+        '{"treatmentDataFieldParams": {"treatmentInteractionType": 0.5}}',
+        True,
+    ),
+    "enum-past-the-doubles": (
+        '{"treatmentDataFieldParams": {"treatmentInteractionType": 1e400}}',
+        True,
+    ),
+    "enum-texts": ("[]", True),  # filled in below, one document a value
+    "members": (
+        json.dumps(
+            {
+                "userAttributeDataFieldParams": None,
+                "user_attribute_data_field_params": {},
+                "eventDataFieldParams": {
+                    "eventSchemaName": "e\ud800",
+                    "propertyValueByPropertyName": {"\udc00k": {}, "n": None, "a b": {_LONG: 1}},
+                },
+                "[x.y]": 1,
+                "a\u001cb": 2,
+                "a\u0085b": 3,
+                "a\ufeffb": 4,
+                "\u2028": 5,
+            }
+        ),
+        True,
+    ),
+    "key-order": ('{"b": 1, "0": 2, "eventDataFieldParams": {"x": 1}}', False),
+}
+"""Named JSON texts of DataFieldParams, each with whether JavaScript reads it as Python does."""
+
+for _index, _value in enumerate(
+    [
+        " 1\n",
+        "+1",
+        "1_000",
+        "\u0661",
+        "\uff11",
+        "\u0085 1",
+        "\u00a01",
+        "1\u2003",
+        "\ufeff1",
+        "9" * 30,
+        "2147483648",
+        "-2147483649",
+        1e20,
+        100.0,
+    ]
+):
+    EDGE_DOCUMENTS[f"enum-{_index}"] = (
+        json.dumps({"treatmentDataFieldParams": {"treatmentInteractionType": _value}}),
+        not (isinstance(_value, float) and (_value.is_integer() or _value > 2**53)),
+    )
+del EDGE_DOCUMENTS["enum-texts"]
+
+
+def assert_same_drifts(ask: Callable[[dict[str, Any]], Any], text: str) -> None:
+    """Assert another reader finds Python's drifts in a JSON text of DataFieldParams."""
+    descriptor = data_field_pb2.DataFieldParams.DESCRIPTOR
+    expected = [dataclasses.asdict(d) for d in find_drift_in_text(text, descriptor)]
+    found = ask({"type": descriptor.full_name, "text": text})
+    assert found == expected, f"{text[:800]!r}\npython: {expected}\nother:  {found}"
+
+
 # Imported by name by each test module with an ``answer_lines`` fixture (a ``LineScript``)
 # and a ``drift_reader_is_javascript`` one.
 
@@ -166,3 +291,16 @@ def test_find_drift_finds_pythons_drifts_in_drawn_answers(
     assert_same_drifts_on_drawn(
         answer_lines.ask, answer_type, 80, javascript=drift_reader_is_javascript
     )
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, js) in EDGE_DOCUMENTS.items() if js))
+def test_find_drift_finds_pythons_drifts_at_the_edges(answer_lines: LineScript, name: str) -> None:
+    assert_same_drifts(answer_lines.ask, EDGE_DOCUMENTS[name][0])
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, js) in EDGE_DOCUMENTS.items() if not js))
+def test_find_drift_reads_numbers_and_key_order_as_written(
+    answer_lines: LineScript, name: str
+) -> None:
+    # Not TypeScript's: a JavaScript value has lost what these documents hold.
+    assert_same_drifts(answer_lines.ask, EDGE_DOCUMENTS[name][0])

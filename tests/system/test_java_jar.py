@@ -22,8 +22,10 @@ import pytest
 
 from auxia_decision._version import __version__
 from tests._docs import code_blocks
-from tests._drift_draws import (  # noqa: F401 - a test of this module's answer_lines
+from tests._drift_draws import (  # noqa: F401 - tests of this module's answer_lines
+    test_find_drift_finds_pythons_drifts_at_the_edges,
     test_find_drift_finds_pythons_drifts_in_drawn_answers,
+    test_find_drift_reads_numbers_and_key_order_as_written,
 )
 from tests._java import (
     JUNIT,

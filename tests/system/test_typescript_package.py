@@ -37,7 +37,8 @@ from auxia_decision._errors import _CODE_BY_HTTP_STATUS
 from auxia_decision._retry import RetryPolicy
 from auxia_decision._version import __version__
 from tests._docs import code_blocks
-from tests._drift_draws import (  # noqa: F401 - a test of this module's answer_lines
+from tests._drift_draws import (  # noqa: F401 - tests of this module's answer_lines
+    test_find_drift_finds_pythons_drifts_at_the_edges,
     test_find_drift_finds_pythons_drifts_in_drawn_answers,
 )
 from tests._node import LineScript, checked, require

@@ -36,10 +36,33 @@ export function placeOf(path: string): string {
   return path.replace(/\[(?:\d+|"(?:[^"\\]|\\.)*")\]/g, "[*]");
 }
 
+/** Python's whitespace (`str.isspace`, its `re`'s `\s`): JavaScript's `\s` differs. */
+const PYTHON_SPACE = "[\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+const NOT_PLAIN = new RegExp(`${PYTHON_SPACE}|[.[\\]"]`, "u");
+
+/** A string as Python's `json.dumps(..., ensure_ascii=False)` writes it (lone surrogates raw). */
+function pythonJson(value: string): string {
+  const escaped = value.replace(/["\\\u0000-\u001f]/g, (character) => {
+    const short = JSON_ESCAPES.get(character);
+    return short ?? `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  });
+  return `"${escaped}"`;
+}
+
+const JSON_ESCAPES = new Map([
+  ['"', '\\"'],
+  ["\\", "\\\\"],
+  ["\n", "\\n"],
+  ["\r", "\\r"],
+  ["\t", "\\t"],
+  ["\b", "\\b"],
+  ["\f", "\\f"],
+]);
+
 /** What the Python client's JSON paths do: `a.b`, or `a["b c"]` for a name that is not plain. */
 export function memberPath(parent: string, name: string): string {
-  if (name === "" || /[\s.[\]"]/.test(name)) {
-    return `${parent}[${JSON.stringify(name)}]`;
+  if (name === "" || NOT_PLAIN.test(name)) {
+    return `${parent}[${pythonJson(name)}]`;
   }
   return parent ? `${parent}.${name}` : name;
 }
@@ -226,7 +249,7 @@ function walkEnum(value: unknown, schema: DescEnum, path: string, found: Drift[]
     }
     if (!INTEGER_TEXT.test(value)) {
       if (PYTHON_INTEGER_TEXT.test(value)) {
-        invalid(`expected an enum value name or an integer, got ${JSON.stringify(value)}`);
+        invalid(`expected an enum value name or an integer, got "${value}"`);
       } else {
         found.push({ path, kind: "unknown_enum_value", detail: unknownEnumValue(path, value, schema) });
       }
@@ -252,16 +275,20 @@ function walkEnum(value: unknown, schema: DescEnum, path: string, found: Drift[]
 }
 
 function unknownEnumValue(path: string, value: unknown, schema: DescEnum): string {
-  return `${path}=${JSON.stringify(value)} is not a value of ${schema.name}`;
+  const shown = typeof value === "string" ? pythonJson(value) : String(value);
+  return `${path}=${shown} is not a value of ${schema.name}`;
 }
 
 /** What Python's `int()` reads besides a JSON integer's text: spaces, a +, underscores. */
-const PYTHON_INTEGER_TEXT = /^\s*[+-]?[0-9]+(?:_[0-9]+)*\s*$/;
+const PYTHON_INTEGER_TEXT = new RegExp(
+  `^${PYTHON_SPACE}*[+-]?\\p{Nd}+(?:_\\p{Nd}+)*${PYTHON_SPACE}*$`,
+  "u",
+);
 
 /** A string as Python's `json.dumps` writes it: every character past ASCII escaped. */
 function asciiJson(value: string): string {
-  return JSON.stringify(value).replace(
-    /[\u0080-\uffff]/g,
+  return pythonJson(value).replace(
+    /[\u007f-\uffff]/g,
     (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
 }
@@ -316,7 +343,7 @@ function walkFloat(value: number | string, scalar: ScalarType, path: string, fou
       return;
     }
     if (!NUMBER_TEXT.test(value)) {
-      invalid(`expected a number or "NaN", "Infinity", got ${JSON.stringify(value)}`);
+      invalid(`expected a number or "NaN", "Infinity", got "${value}"`);
       return;
     }
     number = Number(value);
@@ -357,7 +384,7 @@ const INTEGER_RANGES = new Map<ScalarType, readonly [bigint, bigint]>([
 ]);
 
 /** Integer digits past which a number is beyond every integer type's range. */
-const MAX_INTEGER_DIGITS = 40;
+const MAX_INTEGER_DIGITS = 21;
 /** What `integerOf` gives for a number past every integer type's range. */
 const BEYOND = Symbol("beyond every range");
 
@@ -413,7 +440,7 @@ function walkInteger(
     found.push({ path, kind: "invalid_value", detail: `expected an integer, got ${shown}` });
   } else if (number === BEYOND || number < low || number > high) {
     // Python shows the value as given when it is past every range, else the integer.
-    const shown = number === BEYOND || number < INT64[0] || number > UINT64[1] ? String(value) : number;
+    const shown = number === BEYOND ? String(value) : number;
     const type = ScalarType[scalar].toLowerCase();
     found.push({ path, kind: "invalid_value", detail: `${shown} is out of the ${type} range [${low}, ${high}]` });
   } else if (typeof value === "string" && !INTEGER_TEXT.test(value) && (number > EXACT || number < -EXACT)) {

@@ -2,9 +2,9 @@ package io.auxia.decision.client;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
-import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
-import com.google.gson.JsonSyntaxException;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
 import com.google.protobuf.Descriptors.Descriptor;
 import com.google.protobuf.Descriptors.EnumDescriptor;
 import com.google.protobuf.Descriptors.FieldDescriptor;
@@ -45,7 +45,10 @@ public final class Drift {
    */
   public static final String INVALID_VALUE = "invalid_value";
 
-  private static final Pattern PLAIN_NAME = Pattern.compile("[^\\s.\\[\\]\"]+");
+  /** Python's whitespace ({@code str.isspace}, its re's {@code \\s}): Java's {@code \\s} is ASCII. */
+  private static final String PYTHON_SPACE =
+      "[\\t\\n\\x0B\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+  private static final Pattern NOT_PLAIN = Pattern.compile(PYTHON_SPACE + "|[.\\[\\]\"]");
   private static final Pattern INDEX_OR_KEY = Pattern.compile("\\[(?:\\d+|\"(?:[^\"\\\\]|\\\\.)*\")\\]");
   private static final Pattern INTEGER = Pattern.compile("-?\\d+");
   // A JSON number's text and a timestamp's, as proto3 JSON reads them (Python's _json_text.py).
@@ -66,7 +69,7 @@ public final class Drift {
       BigInteger.ONE.shiftLeft(64).subtract(BigInteger.ONE);
   /** What Python's {@code int()} reads besides a JSON integer's text: spaces, a +, underscores. */
   private static final Pattern PYTHON_INTEGER_TEXT =
-      Pattern.compile("\\s*[+-]?[0-9]+(?:_[0-9]+)*\\s*");
+      Pattern.compile(PYTHON_SPACE + "*[+-]?\\p{Nd}+(?:_\\p{Nd}+)*" + PYTHON_SPACE + "*");
   /** The first and the last second a Timestamp may hold: 0001-01-01 and 9999-12-31. */
   private static final long MIN_TIMESTAMP_SECONDS = -62135596800L;
   private static final long MAX_TIMESTAMP_SECONDS = 253402300799L;
@@ -77,7 +80,7 @@ public final class Drift {
   /** A UTF-16 surrogate without its other half (a pair is one code point to a Java pattern). */
   private static final Pattern UNPAIRED_SURROGATE = Pattern.compile("[\\x{D800}-\\x{DFFF}]");
   /** Integer digits past which a number is beyond every integer type's range. */
-  private static final int MAX_INTEGER_DIGITS = 40;
+  private static final int MAX_INTEGER_DIGITS = 21;
   private static final Map<Descriptor, Map<String, FieldDescriptor>> FIELDS =
       new ConcurrentHashMap<>();
 
@@ -155,8 +158,9 @@ public final class Drift {
   public static List<Drift> find(String json, Descriptor type) {
     JsonElement document;
     try {
+      // Lenient, as JsonFormat reads answers (Gson's strict reader refuses long numbers too).
       document = JsonParser.parseString(json);
-    } catch (JsonSyntaxException | IllegalStateException error) {
+    } catch (JsonParseException | IllegalStateException error) {
       return List.of();
     }
     List<Drift> found = new ArrayList<>();
@@ -355,41 +359,55 @@ public final class Drift {
 
   private static void walkInteger(
       JsonPrimitive value, FieldDescriptor.Type type, String path, List<Drift> found) {
-    if (!value.isNumber() && !NUMBER_TEXT.matcher(value.getAsString()).matches()) {
-      found.add(
-          new Drift(
-              path, INVALID_VALUE, "expected an integer, got " + PythonText.json(value, true)));
+    String text = value.getAsString();
+    if (!value.isNumber() && !NUMBER_TEXT.matcher(text).matches()) {
+      found.add(notAnInteger(path, value));
       return;
     }
     BigInteger[] range = rangeOf(type);
-    BigDecimal number = decimalOf(value);
-    if (number == null || number.precision() - number.scale() > MAX_INTEGER_DIGITS) {
-      found.add(new Drift(path, INVALID_VALUE, outOfRange(value.getAsString(), type, range)));
-      return;
+    BigInteger integer;
+    if (value.isNumber() && PythonText.isFloat(text)) {
+      // Python's json reads it as a double: the double's integer, if it is one.
+      double number = Double.parseDouble(text);
+      if (Double.isInfinite(number) || number != Math.rint(number)) {
+        found.add(notAnInteger(path, value));
+        return;
+      }
+      integer = new BigDecimal(number).toBigIntegerExact();
+    } else {
+      BigDecimal number = decimalOf(value);
+      if (number == null && text.matches(".*[eE]-.*")) {
+        found.add(notAnInteger(path, value)); // 1e-9999999999: a fraction
+        return;
+      }
+      if (number == null || number.precision() - number.scale() > MAX_INTEGER_DIGITS) {
+        // Past every range: as Python, shown as given, its digits never made.
+        found.add(new Drift(path, INVALID_VALUE, outOfRange(text, type, range)));
+        return;
+      }
+      if (number.scale() > 0) {
+        found.add(notAnInteger(path, value));
+        return;
+      }
+      // At most MAX_INTEGER_DIGITS digits and no fraction: made exactly, at once.
+      integer = number.toBigIntegerExact();
     }
-    if (number.scale() > 0) {
-      found.add(
-          new Drift(
-              path, INVALID_VALUE, "expected an integer, got " + PythonText.json(value, true)));
-      return;
-    }
-    // At most MAX_INTEGER_DIGITS digits and no fraction: made exactly, at once.
-    BigInteger integer = number.toBigIntegerExact();
     if (integer.compareTo(range[0]) < 0 || integer.compareTo(range[1]) > 0) {
-      // As Python: the value as given when it is past every integer type's range.
-      boolean beyond = integer.compareTo(INT64_MIN) < 0 || integer.compareTo(UINT64_MAX) > 0;
-      String shown = beyond ? value.getAsString() : integer.toString();
-      found.add(new Drift(path, INVALID_VALUE, outOfRange(shown, type, range)));
+      found.add(new Drift(path, INVALID_VALUE, outOfRange(integer.toString(), type, range)));
     } else if (value.isString()
-        && !INTEGER.matcher(value.getAsString()).matches()
+        && !INTEGER.matcher(text).matches()
         && integer.abs().compareTo(EXACT) > 0) {
       found.add(
           new Drift(
               path,
               INVALID_VALUE,
-              "\"" + value.getAsString() + "\" has a fraction or an exponent and is beyond 2^53,"
+              "\"" + text + "\" has a fraction or an exponent and is beyond 2^53,"
                   + " where it cannot be read exactly: write the integer's decimal digits alone"));
     }
+  }
+
+  private static Drift notAnInteger(String path, JsonPrimitive value) {
+    return new Drift(path, INVALID_VALUE, "expected an integer, got " + PythonText.json(value, true));
   }
 
   /**
@@ -580,8 +598,8 @@ public final class Drift {
 
   /** What the Python client's JSON paths do: {@code a.b}, or {@code a["b c"]} for another name. */
   static String memberPath(String parent, String name) {
-    if (!PLAIN_NAME.matcher(name).matches()) {
-      return parent + "[" + new JsonPrimitive(name) + "]";
+    if (name.isEmpty() || NOT_PLAIN.matcher(name).find()) {
+      return parent + "[" + PythonText.json(new JsonPrimitive(name), false) + "]";
     }
     return parent.isEmpty() ? name : parent + "." + name;
   }

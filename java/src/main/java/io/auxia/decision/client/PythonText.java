@@ -3,6 +3,8 @@ package io.auxia.decision.client;
 import com.google.gson.JsonPrimitive;
 import java.math.BigDecimal;
 import java.math.BigInteger;
+import java.math.MathContext;
+import java.math.RoundingMode;
 
 /**
  * Values written as the Python package writes them in its messages, so that the drift of every
@@ -30,7 +32,7 @@ final class PythonText {
     if (value == 0) {
       return sign + "0.0";
     }
-    BigDecimal digits = new BigDecimal(Double.toString(Math.abs(value))).stripTrailingZeros();
+    BigDecimal digits = shortest(Math.abs(value));
     String unscaled = digits.unscaledValue().toString();
     int exponent = unscaled.length() - 1 - digits.scale(); // of the first digit
     if (exponent >= -4 && exponent < 16) {
@@ -41,6 +43,21 @@ final class PythonText {
         unscaled.length() == 1 ? unscaled : unscaled.charAt(0) + "." + unscaled.substring(1);
     String power = String.format("%02d", Math.abs(exponent));
     return sign + mantissa + "e" + (exponent < 0 ? "-" : "+") + power;
+  }
+
+  /**
+   * The fewest decimal digits that read back as the double, the nearest of them (as Python's
+   * {@code repr}; JDK 17's {@code Double.toString} sometimes gives one more).
+   */
+  private static BigDecimal shortest(double value) {
+    BigDecimal exact = new BigDecimal(value);
+    for (int precision = 1; precision < 17; precision++) {
+      BigDecimal rounded = exact.round(new MathContext(precision, RoundingMode.HALF_EVEN));
+      if (rounded.doubleValue() == value) {
+        return rounded.stripTrailingZeros();
+      }
+    }
+    return exact.round(new MathContext(17, RoundingMode.HALF_EVEN)).stripTrailingZeros();
   }
 
   /** Python's {@code json.dumps} of a JSON string or number, ASCII alone if {@code ascii}. */
@@ -86,7 +103,7 @@ final class PythonText {
           written.append("\\f");
           break;
         default:
-          if (character < 0x20 || (ascii && character > 0x7f)) {
+          if (character < 0x20 || (ascii && character > 0x7e)) {
             written.append(String.format("\\u%04x", (int) character));
           } else {
             written.append(character);
