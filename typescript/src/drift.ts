@@ -2,6 +2,8 @@
 
 import { ScalarType, type DescEnum, type DescField, type DescMessage } from "@bufbuild/protobuf";
 
+import { PYTHON_SPACE, asciiJson, pythonJson, pythonRepr } from "./python-text.js";
+
 /** One place where an answer says what the schema does not know. */
 export interface Drift {
   /** The JSON path of the value: `userTreatments[0].newField`, `treatment.status`. */
@@ -19,11 +21,12 @@ export type DriftCallback = (method: string, drift: Drift) => void;
  * Every place a parsed JSON document of a message type says what the schema
  * does not know: members its type lacks (at any depth, in lists and maps
  * too), enum values it lacks (a name, or a number the enum does not name),
- * values of JSON types their fields cannot take, and values of the right
- * JSON type their fields still cannot take (`invalid_value`: an integer out
- * of its type's range or with a fraction, a double's string that is no
- * number, a Timestamp that is not RFC 3339). Other well-known types
- * (Duration, Struct, ...) are read as they are, not walked.
+ * values of JSON types their fields cannot take, and what else its values
+ * cannot be (`invalid_value`: an integer out of range or with a fraction, a
+ * field given under both its names, two members of a oneof, a null in an
+ * array, an impossible date, ...): Python's `find_drift`'s drifts, in its
+ * words. Other well-known types (Duration, Struct, ...) are read as they
+ * are, not walked.
  */
 export function findDrift(document: unknown, schema: DescMessage): Drift[] {
   const found: Drift[] = [];
@@ -36,28 +39,12 @@ export function placeOf(path: string): string {
   return path.replace(/\[(?:\d+|"(?:[^"\\]|\\.)*")\]/g, "[*]");
 }
 
-/** Python's whitespace (`str.isspace`, its `re`'s `\s`): JavaScript's `\s` differs. */
-const PYTHON_SPACE = "[\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
 const NOT_PLAIN = new RegExp(`${PYTHON_SPACE}|[.[\\]"]`, "u");
-
-/** A string as Python's `json.dumps(..., ensure_ascii=False)` writes it (lone surrogates raw). */
-function pythonJson(value: string): string {
-  const escaped = value.replace(/["\\\u0000-\u001f]/g, (character) => {
-    const short = JSON_ESCAPES.get(character);
-    return short ?? `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`;
-  });
-  return `"${escaped}"`;
-}
-
-const JSON_ESCAPES = new Map([
-  ['"', '\\"'],
-  ["\\", "\\\\"],
-  ["\n", "\\n"],
-  ["\r", "\\r"],
-  ["\t", "\\t"],
-  ["\b", "\\b"],
-  ["\f", "\\f"],
-]);
+/** What Python's `int()` reads besides a JSON integer's text: spaces, a +, underscores. */
+const PYTHON_INTEGER_TEXT = new RegExp(
+  `^${PYTHON_SPACE}*[+-]?\\p{Nd}+(?:_\\p{Nd}+)*${PYTHON_SPACE}*$`,
+  "u",
+);
 
 /** What the Python client's JSON paths do: `a.b`, or `a["b c"]` for a name that is not plain. */
 export function memberPath(parent: string, name: string): string {
@@ -277,31 +264,6 @@ function walkEnum(value: unknown, schema: DescEnum, path: string, found: Drift[]
 function unknownEnumValue(path: string, value: unknown, schema: DescEnum): string {
   const shown = typeof value === "string" ? pythonJson(value) : String(value);
   return `${path}=${shown} is not a value of ${schema.name}`;
-}
-
-/** What Python's `int()` reads besides a JSON integer's text: spaces, a +, underscores. */
-const PYTHON_INTEGER_TEXT = new RegExp(
-  `^${PYTHON_SPACE}*[+-]?\\p{Nd}+(?:_\\p{Nd}+)*${PYTHON_SPACE}*$`,
-  "u",
-);
-
-/** A string as Python's `json.dumps` writes it: every character past ASCII escaped. */
-function asciiJson(value: string): string {
-  return pythonJson(value).replace(
-    /[\u007f-\uffff]/g,
-    (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-}
-
-/** A double as Python's `repr` writes it: an exponent of two digits or more below 1e-4, inf. */
-function pythonRepr(value: number): string {
-  if (!Number.isFinite(value)) {
-    return Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
-  }
-  if (value !== 0 && Math.abs(value) < 1e-4) {
-    return value.toExponential().replace(/e([+-])(\d)$/, "e$10$2");
-  }
-  return String(value);
 }
 
 function walkScalar(value: unknown, scalar: ScalarType, path: string, found: Drift[]): void {

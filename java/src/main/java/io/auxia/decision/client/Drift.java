@@ -40,8 +40,9 @@ public final class Drift {
   public static final String WRONG_JSON_TYPE = "wrong_json_type";
 
   /**
-   * A value of the right JSON type its field still cannot take: an integer out of its type's range
-   * or with a fraction, a double's string that is no number, a Timestamp that is not RFC 3339.
+   * What else a value cannot be: an integer out of range or with a fraction, a field given under
+   * both its names, two members of a oneof, a null in an array, an impossible date, ... (as
+   * Python's {@code find_drift} says it).
    */
   public static final String INVALID_VALUE = "invalid_value";
 
@@ -352,7 +353,7 @@ public final class Drift {
               shown + " is out of the double range: use \"Infinity\" or \"-Infinity\""));
     } else if (field.getJavaType() == FieldDescriptor.JavaType.FLOAT
         && Math.abs(number) > Float.MAX_VALUE) {
-      String shown = value.isString() ? text : PythonText.json(value, true);
+      String shown = value.isString() ? text : PythonText.asciiJson(value);
       found.add(new Drift(path, INVALID_VALUE, shown + " is out of the float range"));
     }
   }
@@ -407,7 +408,7 @@ public final class Drift {
   }
 
   private static Drift notAnInteger(String path, JsonPrimitive value) {
-    return new Drift(path, INVALID_VALUE, "expected an integer, got " + PythonText.json(value, true));
+    return new Drift(path, INVALID_VALUE, "expected an integer, got " + PythonText.asciiJson(value));
   }
 
   /**
@@ -575,7 +576,7 @@ public final class Drift {
     return new Drift(
         path,
         UNKNOWN_ENUM_VALUE,
-        path + "=" + PythonText.json(value, false) + " is not a value of " + type.getName());
+        path + "=" + PythonText.json(value) + " is not a value of " + type.getName());
   }
 
   /** Whether a list's items or a map's values may be null: google.protobuf.Value, NullValue. */
@@ -599,7 +600,7 @@ public final class Drift {
   /** What the Python client's JSON paths do: {@code a.b}, or {@code a["b c"]} for another name. */
   static String memberPath(String parent, String name) {
     if (name.isEmpty() || NOT_PLAIN.matcher(name).find()) {
-      return parent + "[" + PythonText.json(new JsonPrimitive(name), false) + "]";
+      return parent + "[" + PythonText.json(new JsonPrimitive(name)) + "]";
     }
     return parent.isEmpty() ? name : parent + "." + name;
   }

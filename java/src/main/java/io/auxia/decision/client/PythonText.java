@@ -60,8 +60,17 @@ final class PythonText {
     return exact.round(new MathContext(17, RoundingMode.HALF_EVEN)).stripTrailingZeros();
   }
 
-  /** Python's {@code json.dumps} of a JSON string or number, ASCII alone if {@code ascii}. */
-  static String json(JsonPrimitive value, boolean ascii) {
+  /** Python's {@code json.dumps} of a JSON string or number: every character past {@code ~} escaped. */
+  static String asciiJson(JsonPrimitive value) {
+    return written(value, true);
+  }
+
+  /** Python's {@code json.dumps(..., ensure_ascii=False)} of a JSON string or number. */
+  static String json(JsonPrimitive value) {
+    return written(value, false);
+  }
+
+  private static String written(JsonPrimitive value, boolean ascii) {
     if (value.isNumber()) {
       String text = value.getAsString();
       if (!isFloat(text)) {
