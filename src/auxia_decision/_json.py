@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Final
 
 from auxia_decision._errors import ApiError, FieldViolation
 
@@ -50,10 +50,21 @@ def load_json(data: bytes | str) -> object:
     except json.JSONDecodeError as error:
         description = f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}"
     except ValueError as error:
-        description = f"malformed JSON: {error}"
+        description = f"malformed JSON: {_without_python(error)}"
     except RecursionError:
         description = "malformed JSON: nested too deeply"
     raise ApiError.invalid_argument([FieldViolation(description=description)])
+
+
+_TOO_MANY_DIGITS: Final = re.compile(r"\((\d+) digits\).*value has (\d+) digits")
+
+
+def _without_python(error: ValueError) -> str:
+    """Return what a ValueError of ``json.loads`` says, in our words where Python's are its own."""
+    found = _TOO_MANY_DIGITS.search(str(error))  # int()'s limit: "use sys.set_int_max_str_digits"
+    if found is not None:
+        return f"an integer of {found[2]} digits: at most {found[1]} are read"
+    return str(error)
 
 
 def json_path(parent: str, name: str) -> str:

@@ -182,6 +182,15 @@ def test_an_enum_number_of_many_digits_is_refused_as_given(digits: int) -> None:
     )
 
 
+def test_an_integer_literal_past_what_python_reads_is_refused_in_our_words() -> None:
+    body = '{"projectId": "P", "interactionTimeMicros": ' + "9" * 5_000 + "}"
+    with pytest.raises(ApiError) as caught:
+        CODEC.decode_request(body, interactions.LogTreatmentInteractionRequest)
+    assert _violations(caught.value) == [
+        ("", "malformed JSON: an integer of 5000 digits: at most 4300 are read")
+    ]
+
+
 # The REQUIRED fields a LogTreatmentInteraction body of a projectId alone lacks:
 # reported with the errors that keep the body from being read.
 MISSING = [
