@@ -1,7 +1,8 @@
 // createClient: the Auxia API's client, one method per RPC of its services.
 
 import { services, type RequestInits } from "./gen/auxia/decision/model/services.js";
-import { DriftReports, type DriftCallback } from "./drift.js";
+import type { DriftCallback } from "./drift.js";
+import { DriftReports } from "./drift-reports.js";
 import { createServicesClient, environment, type ServicesClient } from "./rest.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 

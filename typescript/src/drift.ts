@@ -1,4 +1,4 @@
-// Schema drift: what an answer holds that the schema does not know, and what a client does with it.
+// Schema drift: what an answer holds that the schema does not know, found as Python finds it.
 
 import { ScalarType, type DescEnum, type DescField, type DescMessage } from "@bufbuild/protobuf";
 
@@ -34,10 +34,6 @@ export function findDrift(document: unknown, schema: DescMessage): Drift[] {
   return found;
 }
 
-/** A JSON path with `[*]` for every array index and map key: where drift is counted and warned of. */
-export function placeOf(path: string): string {
-  return path.replace(/\[(?:\d+|"(?:[^"\\]|\\.)*")\]/g, "[*]");
-}
 
 const NOT_PLAIN = new RegExp(`${PYTHON_SPACE}|[.[\\]"]`, "u");
 /** What Python's `int()` reads besides a JSON integer's text: spaces, a +, underscores. */
@@ -470,62 +466,4 @@ function civilDays(year: number, month: number, day: number): number {
   const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
   const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
   return era * 146097 + dayOfEra - 719468;
-}
-
-/** Where the warnings of schema drift go: Node's process warnings, else the console. */
-function emitWarning(message: string): void {
-  const process = (globalThis as { process?: { emitWarning?: (w: string, o: object) => void } })
-    .process;
-  if (typeof process?.emitWarning === "function") {
-    process.emitWarning(message, { type: "SchemaDriftWarning", code: "AUXIA_SCHEMA_DRIFT" });
-  } else {
-    console.warn(`SchemaDriftWarning: ${message}`);
-  }
-}
-
-/** A client's record of schema drift: counts, a warning once per method and place, a callback. */
-export class DriftReports {
-  /** How many answers of each method held drift at each place (`[*]` for indexes and keys). */
-  readonly counts = new Map<string, Map<string, number>>();
-
-  constructor(
-    readonly onDrift: DriftCallback | undefined,
-    readonly strict: boolean,
-  ) {}
-
-  /** Count the drifts of one answer, pass each to the callback, and warn of places new to it. */
-  report(method: string, drifts: readonly Drift[], warn = true): void {
-    let byPlace = this.counts.get(method);
-    if (byPlace === undefined) {
-      byPlace = new Map<string, number>();
-      this.counts.set(method, byPlace);
-    }
-    const firsts = new Map<string, Drift>();
-    for (const drift of drifts) {
-      const place = placeOf(drift.path);
-      if (!firsts.has(place)) firsts.set(place, drift);
-    }
-    const fresh: Drift[] = [];
-    for (const [place, drift] of firsts) {
-      const count = byPlace.get(place) ?? 0;
-      if (count === 0) fresh.push(drift);
-      byPlace.set(place, count + 1);
-    }
-    for (const drift of drifts) {
-      this.onDrift?.(method, drift);
-    }
-    if (warn && !this.strict) {
-      for (const drift of fresh) {
-        emitWarning(describe(method, drift));
-      }
-    }
-  }
-}
-
-/** The words of a drift warning (the Python client's SchemaDriftWarning's). */
-export function describe(method: string, drift: Drift): string {
-  return (
-    `${method} answered what the schema does not know (${drift.kind} at ` +
-    `${drift.path || "the root"}): ${drift.detail}; this package may be older than the API`
-  );
 }

@@ -17,7 +17,8 @@ import {
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 
-import { findDrift, type Drift, type DriftReports } from "./drift.js";
+import { findDrift, type Drift } from "./drift.js";
+import type { DriftReports } from "./drift-reports.js";
 import { ApiError, Code, errorFromHttpAnswer, redact } from "./errors.js";
 import { BadRequestSchema } from "./gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "./gen/google/rpc/status_pb.js";
