@@ -271,7 +271,7 @@ public final class Validation {
     Rules rules = RULES.computeIfAbsent(message.getDescriptorForType(), Rules::new);
     for (FieldRule rule : rules.fields) {
       FieldDescriptor field = rule.field;
-      String fieldPath = Drift.memberPath(path, field.getJsonName());
+      String fieldPath = DriftFinder.memberPath(path, field.getJsonName());
       boolean present = isSet(message, field);
       if (rule.outputOnly && present) {
         warnings.add(violation(fieldPath, "output only: the value was ignored"));
@@ -296,7 +296,7 @@ public final class Validation {
                 .collect(Collectors.joining(", "));
         errors.add(
             violation(
-                Drift.memberPath(path, oneof.getField(0).getJsonName()),
+                DriftFinder.memberPath(path, oneof.getField(0).getJsonName()),
                 REQUIRED + ": set exactly one of " + names));
       }
     }
@@ -306,7 +306,7 @@ public final class Validation {
             group.stream().map(FieldDescriptor::getJsonName).collect(Collectors.joining(" or "));
         errors.add(
             violation(
-                Drift.memberPath(path, group.get(0).getJsonName()), REQUIRED + ": set " + names));
+                DriftFinder.memberPath(path, group.get(0).getJsonName()), REQUIRED + ": set " + names));
       }
     }
   }
