@@ -23,7 +23,6 @@ import json
 import math
 import re
 from collections.abc import Callable
-from typing import Final
 
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
@@ -34,6 +33,7 @@ from auxia_decision._json import json_path
 from auxia_decision._json import kind_of as _kind
 from auxia_decision._json_text import (
     BEYOND_EVERY_RANGE,
+    DIGITS_BEYOND_EVERY_RANGE,
     EXACT_LIMIT,
     INTEGER_TEXT,
     NUMBER_TEXT,
@@ -57,8 +57,6 @@ _UNPAIRED_SURROGATE = re.compile(
 # What json_format reads as the name of an extension (its own pattern, matched as it does).
 _EXTENSION_NAME = re.compile(r"\[[a-zA-Z0-9\._]*\]$")
 _NULL_VALUE = "NULL_VALUE"
-_ENUM_NUMBER_DIGITS: Final = 21
-"""Digits past which an enum number's text is shown as given, never read (as integers')."""
 # json_format refuses messages nested deeper than this (its max_recursion_depth).
 MAX_MESSAGE_DEPTH = 100
 _WRAPPERS_FILE = "google/protobuf/wrappers.proto"
@@ -388,7 +386,7 @@ class JsonChecker:
         if value in enum_type.values_by_name:
             return None
         if INTEGER_TEXT.fullmatch(value):
-            if len(value.lstrip("-").lstrip("0")) > _ENUM_NUMBER_DIGITS:
+            if len(value.lstrip("-").lstrip("0")) > DIGITS_BEYOND_EVERY_RANGE:
                 # Past every range: never made a number (int() refuses 4,300 digits).
                 self.error(path, f"enum number {value} is out of the int32 range")
                 return None

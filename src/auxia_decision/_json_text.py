@@ -38,6 +38,8 @@ def integer_of(value: int | float | str) -> int | None:
 
 
 BEYOND_EVERY_RANGE: Final = 2**65
+DIGITS_BEYOND_EVERY_RANGE: Final = 21
+"""An integer of more digits than this is beyond every integer type's range: never computed."""
 
 
 def _integer_of_text(
@@ -61,7 +63,8 @@ def _integer_of_text(
         if digits[shift:].strip("0"):
             return None  # a fraction that is not zero
         digits, shift = digits[:shift] or "0", 0
-    magnitude = BEYOND_EVERY_RANGE if len(digits) + shift > 21 else int(digits) * 10**shift
+    beyond = len(digits) + shift > DIGITS_BEYOND_EVERY_RANGE
+    magnitude = BEYOND_EVERY_RANGE if beyond else int(digits) * 10**shift
     return -magnitude if sign else magnitude
 
 
