@@ -442,28 +442,18 @@ function impossibleTime(value: string): string | undefined {
   if (month < 1 || month > 12 || day < 1 || day > 31) {
     return `time data '${value.slice(0, 19)}' does not match format '%Y-%m-%dT%H:%M:%S'`;
   }
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  const monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 31;
-  if (day > monthDays) {
-    return "day is out of range for month";
+  const midnight = new Date(0); // the proleptic Gregorian calendar, years 1 to 9999 included
+  midnight.setUTCFullYear(year, month - 1, day);
+  if (midnight.getUTCDate() !== day) {
+    return "day is out of range for month"; // the date rolled over into the next month
   }
   const zone = /([+-])(\d\d):(\d\d)$/.exec(value);
   const offset = zone ? (zone[1] === "-" ? -1 : 1) * (Number(zone[2]) * 3600 + Number(zone[3]) * 60) : 0;
   const seconds =
-    civilDays(year, month, day) * 86400 + part(11, 13) * 3600 + part(14, 16) * 60 + part(17, 19) - offset;
+    midnight.getTime() / 1000 + part(11, 13) * 3600 + part(14, 16) * 60 + part(17, 19) - offset;
   if (seconds < TIMESTAMP_SECONDS[0] || seconds > TIMESTAMP_SECONDS[1]) {
     const [low, high] = TIMESTAMP_SECONDS;
     return `Timestamp is not valid: Seconds ${seconds} must be in range [${low}, ${high}].`;
   }
   return undefined;
-}
-
-/** Days from 1970-01-01 to a date of the proleptic Gregorian calendar. */
-function civilDays(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yearOfEra = y - era * 400;
-  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
-  return era * 146097 + dayOfEra - 719468;
 }
